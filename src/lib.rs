@@ -1,0 +1,13 @@
+//! hycod: an Azure Relay Hybrid Connections listener daemon and self-hostable relay.
+//!
+//! The protocol is described in `shared/docs/hybrid-connections-protocol.md` ("the spec" below);
+//! section numbers in doc comments refer to it.
+
+pub mod auth;
+pub mod config;
+pub mod metrics;
+pub mod proto;
+pub mod secret;
+
+/// The crate version, as reported by `--version` and the `build_info` metric.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
