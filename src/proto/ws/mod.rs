@@ -1,0 +1,3 @@
+//! WebSocket (RFC 6455), sans-I/O.
+
+pub mod handshake;
