@@ -8,6 +8,7 @@ pub mod config;
 pub mod metrics;
 pub mod proto;
 pub mod secret;
+pub mod tls;
 
 /// The crate version, as reported by `--version` and the `build_info` metric.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
