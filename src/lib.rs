@@ -5,8 +5,10 @@
 
 pub mod auth;
 pub mod config;
+pub mod io;
 pub mod metrics;
 pub mod proto;
+pub mod runtime;
 pub mod secret;
 pub mod tls;
 

@@ -1,0 +1,3 @@
+//! The thin I/O layer: sockets, TLS streams and buffers that drive the sans-I/O protocol code.
+
+pub mod stream;
