@@ -8,6 +8,7 @@ pub mod config;
 pub mod io;
 pub mod metrics;
 pub mod proto;
+pub mod relay;
 pub mod runtime;
 pub mod secret;
 pub mod tls;
