@@ -1,3 +1,4 @@
 //! The thin I/O layer: sockets, TLS streams and buffers that drive the sans-I/O protocol code.
 
+pub mod read_buf;
 pub mod stream;
