@@ -14,8 +14,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-pub use monoio_rustls::{ClientTlsStream, ServerTlsStream, TlsConnector as Connector};
 pub use monoio_rustls::TlsAcceptor as Acceptor;
+pub use monoio_rustls::{ClientTlsStream, ServerTlsStream, TlsConnector as Connector};
 pub use rustls::pki_types::ServerName as TlsServerName;
 
 /// Where a client takes the certificates it trusts.
@@ -47,7 +47,9 @@ impl fmt::Display for TlsSetupError {
             Self::NoCertificates { path } => {
                 write!(f, "{}: no PEM certificate found", path.display())
             }
-            Self::NoPrivateKey { path } => write!(f, "{}: no PEM private key found", path.display()),
+            Self::NoPrivateKey { path } => {
+                write!(f, "{}: no PEM private key found", path.display())
+            }
             Self::Rustls(e) => write!(f, "TLS configuration rejected: {e}"),
         }
     }
@@ -95,7 +97,10 @@ pub fn client_config(roots: &TrustRoots) -> Result<Arc<ClientConfig>, TlsSetupEr
 }
 
 /// A server configuration from a PEM certificate chain and a PEM private key.
-pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConfig>, TlsSetupError> {
+pub fn server_config(
+    cert_file: &Path,
+    key_file: &Path,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
     let certs = read_certs(cert_file)?;
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => TlsSetupError::NoPrivateKey {
@@ -115,5 +120,6 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
 
 /// The TLS server name (SNI and certificate check) for `host`, which may be a DNS name or an IP.
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
-    ServerName::try_from(host.to_owned()).map_err(|e| format!("invalid TLS server name {host:?}: {e}"))
+    ServerName::try_from(host.to_owned())
+        .map_err(|e| format!("invalid TLS server name {host:?}: {e}"))
 }

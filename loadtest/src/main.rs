@@ -13,5 +13,9 @@ struct Args {}
 
 fn main() {
     Args::parse();
-    println!("hycod-load {} (hycod {})", env!("CARGO_PKG_VERSION"), hycod::VERSION);
+    println!(
+        "hycod-load {} (hycod {})",
+        env!("CARGO_PKG_VERSION"),
+        hycod::VERSION
+    );
 }

@@ -244,7 +244,8 @@ mod tests {
     #[test]
     fn paths_match_case_insensitively() {
         let mut r: Registry<u8> = Registry::new(["Hyco"], 25);
-        r.add_listener("HYCO", "L1", 0, at(1), 7).expect("registered");
+        r.add_listener("HYCO", "L1", 0, at(1), 7)
+            .expect("registered");
         assert_eq!(r.pick("hyco", Work::Stream, |_| 0).map(|(_, h)| h), Ok(7));
     }
 
@@ -252,7 +253,8 @@ mod tests {
     fn the_26th_listener_exceeds_the_quota() {
         let mut r: Registry<u8> = Registry::new(["hyco"], DEFAULT_MAX_LISTENERS);
         for i in 0..25 {
-            r.add_listener("hyco", "L", 0, at(1), i).expect("within quota");
+            r.add_listener("hyco", "L", 0, at(1), i)
+                .expect("within quota");
         }
         assert_eq!(
             r.add_listener("hyco", "L", 0, at(1), 99),
@@ -266,14 +268,17 @@ mod tests {
     #[test]
     fn removing_frees_a_slot_and_no_listener_is_reported() {
         let mut r: Registry<u8> = Registry::new(["hyco"], 1);
-        let id = r.add_listener("hyco", "L1", 0, at(1), 1).expect("registered");
+        let id = r
+            .add_listener("hyco", "L1", 0, at(1), 1)
+            .expect("registered");
         r.remove_listener("hyco", id);
         r.remove_listener("hyco", id);
         assert_eq!(
             r.pick("hyco", Work::Request, |_| 0).unwrap_err(),
             RegistryError::NoListener
         );
-        r.add_listener("hyco", "L2", 1, at(2), 2).expect("slot free again");
+        r.add_listener("hyco", "L2", 1, at(2), 2)
+            .expect("slot free again");
     }
 
     #[test]
@@ -281,15 +286,30 @@ mod tests {
         let mut r: Registry<&str> = Registry::new(["hyco"], 25);
         r.add_listener("hyco", "A", 0, at(10), "a").expect("a");
         r.add_listener("hyco", "B", 1, at(20), "b").expect("b");
-        assert_eq!(r.pick("hyco", Work::Stream, |n| n - 1).map(|(_, h)| h), Ok("b"));
-        assert_eq!(r.pick("hyco", Work::Request, |_| 0).map(|(_, h)| h), Ok("a"));
-        assert_eq!(r.pick("hyco", Work::Request, |_| 7).map(|(_, h)| h), Ok("b"));
+        assert_eq!(
+            r.pick("hyco", Work::Stream, |n| n - 1).map(|(_, h)| h),
+            Ok("b")
+        );
+        assert_eq!(
+            r.pick("hyco", Work::Request, |_| 0).map(|(_, h)| h),
+            Ok("a")
+        );
+        assert_eq!(
+            r.pick("hyco", Work::Request, |_| 7).map(|(_, h)| h),
+            Ok("b")
+        );
         let status = r.status();
         assert_eq!(status.len(), 1);
         assert_eq!(status[0].listener_count, 2);
         let b = &status[0].listeners[1];
         assert_eq!(
-            (b.tracking_id.as_str(), b.worker, b.connected_at, b.streams, b.requests),
+            (
+                b.tracking_id.as_str(),
+                b.worker,
+                b.connected_at,
+                b.streams,
+                b.requests
+            ),
             ("B", 1, 20, 1, 1)
         );
     }

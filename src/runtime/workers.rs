@@ -12,9 +12,8 @@ const URING_ENTRIES: u32 = 1024;
 
 /// How many workers to run: `configured`, or one per available core when it is 0.
 pub fn worker_count(configured: usize) -> NonZeroUsize {
-    NonZeroUsize::new(configured).unwrap_or_else(|| {
-        thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
-    })
+    NonZeroUsize::new(configured)
+        .unwrap_or_else(|| thread::available_parallelism().unwrap_or(NonZeroUsize::MIN))
 }
 
 /// Runs `make_task(index)` to completion on a fresh monoio runtime in the current thread.
@@ -31,7 +30,11 @@ pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
 
 /// Starts `count` worker threads named `{name}-{index}`; worker `k` is pinned to core
 /// `k % cores` when pinning is possible (a failed pin is logged and the worker runs unpinned).
-pub fn spawn<F, Fut>(name: &str, count: NonZeroUsize, make_task: F) -> io::Result<Vec<JoinHandle<()>>>
+pub fn spawn<F, Fut>(
+    name: &str,
+    count: NonZeroUsize,
+    make_task: F,
+) -> io::Result<Vec<JoinHandle<()>>>
 where
     F: Fn(usize) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -72,7 +75,8 @@ mod tests {
             let tx = tx.clone();
             async move {
                 // A timeout only works when the worker's runtime has its timer driver.
-                let timed = monoio::time::timeout(std::time::Duration::from_secs(5), async {}).await;
+                let timed =
+                    monoio::time::timeout(std::time::Duration::from_secs(5), async {}).await;
                 assert!(timed.is_ok());
                 tx.send((index, thread::current().name().map(str::to_owned)))
                     .expect("receiver alive");
