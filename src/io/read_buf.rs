@@ -47,6 +47,32 @@ impl ReadBuf {
         (&mut self.buf[..], self.start)
     }
 
+    /// All bytes from the start of the headroom to the end of the unread bytes.
+    pub fn whole(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// All bytes from the start of the headroom to the end of the unread bytes, writable.
+    pub fn whole_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    /// Appends bytes read elsewhere (e.g. past an HTTP head). Grows the buffer if needed.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Lends the storage to an owned-buffer write (monoio takes buffers by value); give it back
+    /// with [`ReadBuf::restore_vec`] before any other call.
+    pub fn take_vec(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Takes back the storage lent by [`ReadBuf::take_vec`].
+    pub fn restore_vec(&mut self, vec: Vec<u8>) {
+        self.buf = vec;
+    }
+
     /// How many unread bytes there are.
     pub fn len(&self) -> usize {
         self.buf.len() - self.start
