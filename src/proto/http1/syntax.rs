@@ -1,0 +1,130 @@
+//! Byte classes and list syntax of HTTP/1.1 fields (RFC 9110 §5.5, §5.6.1, §5.6.2).
+
+/// Whether `b` is a `tchar` (RFC 9110 §5.6.2): the bytes a token (method, field name,
+/// transfer coding, subprotocol) is made of.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    matches!(b,
+        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
+        | b'^' | b'_' | b'`' | b'|' | b'~'
+        | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+}
+
+/// Whether `s` is a token (RFC 9110 §5.6.2): one or more `tchar`.
+pub fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+}
+
+/// Whether `b` may appear inside a field value or a reason phrase (RFC 9110 §5.5, RFC 9112
+/// §4): HTAB, SP, visible ASCII and obs-text. Every other control byte, and DEL, may not.
+pub(crate) fn is_field_value_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+/// Whether `b` could end a line or a string early on a receiver: CR, LF or NUL. These are the
+/// bytes of a header injection.
+pub(crate) fn is_injection_byte(b: u8) -> bool {
+    matches!(b, b'\r' | b'\n' | 0)
+}
+
+/// Optional whitespace (RFC 9110 §5.6.3).
+fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Trims optional whitespace on both ends.
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if !is_ows(*first) {
+            break;
+        }
+        s = rest;
+    }
+    while let [rest @ .., last] = s {
+        if !is_ows(*last) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+/// The elements of a comma-separated field value (RFC 9110 §5.6.1), whitespace-trimmed, with
+/// empty elements skipped as the RFC requires of recipients. Quoted strings are not special:
+/// every list this crate reads (`Connection`, `Upgrade`, `Transfer-Encoding`,
+/// `Content-Length`, `Sec-WebSocket-Protocol`) holds tokens only.
+pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"GET", true),
+            (b"Sec-WebSocket-Key", true),
+            (b"0", true),
+            (b"x!#$%&'*+-.^_`|~9", true),
+            (b"", false),
+            (b"a b", false),
+            (b"a:b", false),
+            (b"a\r", false),
+            (b"caf\xc3\xa9", false),
+            (b"(comment)", false),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                is_token(input),
+                *expected,
+                "{:?}",
+                input.escape_ascii().to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn field_value_bytes() {
+        for b in [b'\t', b' ', b'a', b'~', 0x80, 0xff] {
+            assert!(is_field_value_byte(b), "{b:#x}");
+        }
+        for b in [0u8, 0x01, b'\r', b'\n', 0x1f, 0x7f] {
+            assert!(!is_field_value_byte(b), "{b:#x}");
+        }
+    }
+
+    #[test]
+    fn injection_bytes() {
+        for b in [b'\r', b'\n', 0] {
+            assert!(is_injection_byte(b));
+        }
+        for b in [b'\t', b' ', b'a', 0x7f, 0x01] {
+            assert!(!is_injection_byte(b));
+        }
+    }
+
+    #[test]
+    fn trims_optional_whitespace() {
+        assert_eq!(trim_ows(b" \t a b \t"), b"a b");
+        assert_eq!(trim_ows(b"   "), b"");
+        assert_eq!(trim_ows(b""), b"");
+    }
+
+    #[test]
+    fn splits_lists_and_skips_empty_elements() {
+        let cases: &[(&[u8], &[&[u8]])] = &[
+            (b"keep-alive, Upgrade", &[b"keep-alive", b"Upgrade"]),
+            (b" , ,a,,\tb ,", &[b"a", b"b"]),
+            (b"", &[]),
+            (b"single", &[b"single"]),
+        ];
+        for (input, expected) in cases {
+            let got: Vec<&[u8]> = list_elements(input).collect();
+            assert_eq!(&got, expected);
+        }
+    }
+}
