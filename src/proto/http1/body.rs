@@ -63,6 +63,17 @@ impl From<ChunkedError> for BodyError {
     }
 }
 
+/// Splits `available` input bytes against a body (or chunk) with `remaining` bytes to go:
+/// how many to take, and how many remain after them.
+pub(crate) fn take_remaining(remaining: u64, available: usize) -> (usize, u64) {
+    // usize is at most 64 bits on every target, so the fallback is never used; were usize
+    // wider, `u64::MAX` would still compare correctly.
+    let available_u64 = u64::try_from(available).unwrap_or(u64::MAX);
+    let take = remaining.min(available_u64);
+    // `take <= available`, so it fits in usize and the fallback is never used either.
+    (usize::try_from(take).unwrap_or(available), remaining - take)
+}
+
 /// Reads a body of known length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContentLengthReader {
@@ -87,12 +98,11 @@ impl ContentLengthReader {
 
     /// Takes the body bytes at the start of `input`; bytes after the body are not consumed.
     pub fn decode<'a>(&mut self, input: &'a [u8]) -> Decoded<'a> {
-        let take = usize::try_from(self.remaining).map_or(input.len(), |r| r.min(input.len()));
+        let (take, left) = take_remaining(self.remaining, input.len());
         if take == 0 {
             return Decoded::NOTHING;
         }
-        // Invariant: `take <= remaining`, so the conversion is lossless and cannot underflow.
-        self.remaining -= u64::try_from(take).unwrap_or(self.remaining);
+        self.remaining = left;
         Decoded {
             consumed: take,
             payload: Some(&input[..take]),
@@ -171,6 +181,14 @@ impl BodyDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_remaining_splits() {
+        assert_eq!(take_remaining(10, 4), (4, 6));
+        assert_eq!(take_remaining(4, 10), (4, 0));
+        assert_eq!(take_remaining(0, 10), (0, 0));
+        assert_eq!(take_remaining(u64::MAX, 3), (3, u64::MAX - 3));
+    }
 
     #[test]
     fn content_length_reader_stops_at_the_length() {

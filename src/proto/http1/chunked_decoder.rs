@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::body::Decoded;
+use super::body::{take_remaining, Decoded};
 use super::syntax::{is_field_value_byte, is_tchar};
 
 /// Cap on the chunk extensions of one chunk-size line.
@@ -152,9 +152,7 @@ impl ChunkedDecoder {
                 State::Done => break,
                 State::Data { remaining } => {
                     let rest = &input[pos..];
-                    let take = usize::try_from(remaining).map_or(rest.len(), |r| r.min(rest.len()));
-                    // `take <= remaining`, so it fits in u64 and the subtraction cannot wrap.
-                    let left = remaining - u64::try_from(take).unwrap_or(remaining);
+                    let (take, left) = take_remaining(remaining, rest.len());
                     self.state = if left == 0 {
                         State::DataCr
                     } else {

@@ -199,8 +199,9 @@ fn map_httparse(e: httparse::Error, limits: &Limits, method_parsed: bool) -> Hea
 
 /// Turns `httparse`'s borrowed fields into an owned list.
 fn owned_headers(parsed: &[httparse::Header<'_>]) -> Headers {
-    let bytes = parsed.iter().map(|h| h.name.len() + h.value.len()).sum();
-    let mut headers = Headers::with_capacity(parsed.len(), bytes);
+    let name_bytes = parsed.iter().map(|h| h.name.len()).sum();
+    let value_bytes = parsed.iter().map(|h| h.value.len()).sum();
+    let mut headers = Headers::with_capacity(parsed.len(), name_bytes, value_bytes);
     for h in parsed {
         headers.push(h.name, h.value);
     }

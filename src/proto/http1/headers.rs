@@ -38,11 +38,12 @@ impl Headers {
         Self::default()
     }
 
-    /// An empty list with room for `fields` fields totalling `bytes` bytes of names and values.
-    pub fn with_capacity(fields: usize, bytes: usize) -> Self {
+    /// An empty list with room for `fields` fields whose names total `name_bytes` and whose
+    /// values total `value_bytes`.
+    pub fn with_capacity(fields: usize, name_bytes: usize, value_bytes: usize) -> Self {
         Self {
-            names: String::with_capacity(bytes / 4),
-            values: Vec::with_capacity(bytes),
+            names: String::with_capacity(name_bytes),
+            values: Vec::with_capacity(value_bytes),
             spans: Vec::with_capacity(fields),
         }
     }
@@ -240,7 +241,7 @@ mod tests {
 
     #[test]
     fn empty_list_is_empty() {
-        let h = Headers::with_capacity(4, 64);
+        let h = Headers::with_capacity(4, 16, 64);
         assert!(h.is_empty());
         assert_eq!(h.iter().next(), None);
         assert_eq!(h, Headers::new());

@@ -10,7 +10,7 @@
 //! - [`headers`]: the ordered, duplicate-keeping [`Headers`] list.
 //! - [`framing`]: [`BodyKind`] from a head (RFC 9112 §6).
 //! - [`body`], [`chunked_decoder`], [`chunked_encoder`]: body readers and chunk writing.
-//! - [`write`]: head writers that refuse header injection (values come from untrusted JSON).
+//! - [`writer`]: head writers that refuse header injection (values come from untrusted JSON).
 //! - [`status`]: standard reason phrases.
 
 pub mod body;
@@ -21,11 +21,11 @@ pub mod head;
 pub mod headers;
 pub mod status;
 mod syntax;
-pub mod write;
+pub mod writer;
 
 pub use body::{BodyDecoder, BodyError, ContentLengthReader, Decoded};
 pub use chunked_decoder::{ChunkedDecoder, ChunkedError};
-pub use chunked_encoder::{write_chunk, write_last_chunk, ChunkHeader, LAST_CHUNK};
+pub use chunked_encoder::{write_chunk, write_last_chunk, ChunkHeader, CHUNK_DATA_END, LAST_CHUNK};
 pub use framing::{request_body_kind, response_body_kind, BodyKind, FramingError};
 pub use head::{
     parse_request_head, parse_response_head, HeadError, Limits, RequestHead, ResponseHead, Version,
@@ -33,4 +33,4 @@ pub use head::{
 pub use headers::Headers;
 pub use status::reason_phrase;
 pub use syntax::{is_token, list_elements};
-pub use write::{write_request_head, write_response_head, WriteError};
+pub use writer::{write_request_head, write_response_head, WriteError};
