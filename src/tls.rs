@@ -12,11 +12,12 @@ use std::sync::Arc;
 use rustls::crypto::ring::default_provider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::RootCertStore;
 
 pub use monoio_rustls::TlsAcceptor as Acceptor;
 pub use monoio_rustls::{ClientTlsStream, ServerTlsStream, TlsConnector as Connector};
 pub use rustls::pki_types::ServerName as TlsServerName;
+pub use rustls::{ClientConfig, ServerConfig};
 
 /// Where a client takes the certificates it trusts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,10 +39,15 @@ impl Stream {
     /// A plain TCP stream (`TCP_NODELAY` set).
     pub fn plain(tcp: TcpStream) -> io::Result<Self> {
         let peer_addr = Self::prepare(&tcp)?;
-        Ok(Self {
+        Ok(Self::from_prepared(tcp, peer_addr))
+    }
+
+    /// A plain TCP stream whose socket was set up by [`Stream::prepare`].
+    pub fn from_prepared(tcp: TcpStream, peer_addr: SocketAddr) -> Self {
+        Self {
             inner: Inner::Plain(tcp),
             peer_addr,
-        })
+        }
     }
 
     /// A client TLS stream whose TCP socket was set up by [`Stream::prepare`].

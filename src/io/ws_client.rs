@@ -1,0 +1,290 @@
+//! Opening a client WebSocket: TCP (directly or through an HTTP CONNECT proxy), TLS for `wss`
+//! with SNI and certificate checks against the URL's host, then the RFC 6455 handshake.
+//! Used for control channels (spec §4.1), rendezvous sockets (§5.1, §6.3) and senders (§7.1).
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+use url::Url;
+
+use super::read_buf::ReadBuf;
+use super::stream::Stream;
+use crate::proto::http1::{parse_response_head, write_request_head, Limits as HeadLimits};
+use crate::proto::ws::handshake::{ClientHandshake, HandshakeOutcome, HandshakeResponse};
+use crate::tls::{server_name, ClientConfig, Connector};
+
+/// The largest handshake answer read (head; a refusal's body is read up to this much too).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// How to reach WebSocket servers: TLS trust and an optional HTTP CONNECT proxy.
+#[derive(Clone)]
+pub struct Dialer {
+    pub tls: Arc<ClientConfig>,
+    pub proxy: Option<(String, u16)>,
+    pub connect_timeout: Duration,
+}
+
+/// A connected client WebSocket after `101`.
+pub struct ClientConn {
+    pub stream: Stream,
+    /// Bytes received after the 101 head (the first frames, if any).
+    pub leftover: Vec<u8>,
+    pub response: HandshakeResponse,
+}
+
+/// Why a client WebSocket could not be opened.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The URL is not `ws://` or `wss://` with a host.
+    Url(String),
+    /// DNS, TCP or socket failure.
+    Io(io::Error),
+    /// Nothing within the connect timeout.
+    Timeout,
+    /// The proxy refused the CONNECT with this status.
+    Proxy { status: u16 },
+    /// TLS handshake or certificate failure.
+    Tls(io::Error),
+    /// The server's answer broke the handshake rules.
+    Handshake(String),
+    /// The server answered with a status other than 101 (e.g. 401/403/404 on listen, 410 for
+    /// a delivered rejection). `description` is the reason phrase.
+    Rejected { status: u16, description: String },
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Url(why) => write!(f, "invalid WebSocket URL: {why}"),
+            Self::Io(e) => write!(f, "connection failed: {e}"),
+            Self::Timeout => f.write_str("connection timed out"),
+            Self::Proxy { status } => write!(f, "proxy refused CONNECT with status {status}"),
+            Self::Tls(e) => write!(f, "TLS failed: {e}"),
+            Self::Handshake(why) => write!(f, "WebSocket handshake failed: {why}"),
+            Self::Rejected {
+                status,
+                description,
+            } => write!(f, "server answered {status} {description}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The parts of a `ws`/`wss` URL a connection needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// `host` or `host:port` when the port is not the scheme's default (for `Host`).
+    pub host_header: String,
+    pub path_and_query: String,
+}
+
+impl Endpoint {
+    /// Parses `ws://` / `wss://` URLs; the path and query are kept verbatim (spec §2.1).
+    pub fn parse(url: &str) -> Result<Self, ConnectError> {
+        let parsed = Url::parse(url).map_err(|e| ConnectError::Url(e.to_string()))?;
+        let tls = match parsed.scheme() {
+            "wss" => true,
+            "ws" => false,
+            other => return Err(ConnectError::Url(format!("scheme {other:?} is not ws or wss"))),
+        };
+        let host = match parsed.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(h) => h.to_string(),
+            None => return Err(ConnectError::Url("no host".to_owned())),
+        };
+        let default_port = if tls { 443 } else { 80 };
+        let port = parsed.port().unwrap_or(default_port);
+        let host_in_header = match parsed.host() {
+            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+            _ => host.clone(),
+        };
+        let host_header = if port == default_port {
+            host_in_header
+        } else {
+            format!("{host_in_header}:{port}")
+        };
+        // The raw path and query as written: everything after the authority.
+        let after_scheme = &url[url.find("://").map_or(0, |i| i + 3)..];
+        let path_and_query = match after_scheme.find(['/', '?']) {
+            Some(i) if after_scheme[i..].starts_with('?') => format!("/{}", &after_scheme[i..]),
+            Some(i) => after_scheme[i..].to_owned(),
+            None => "/".to_owned(),
+        };
+        let path_and_query = path_and_query
+            .split_once('#')
+            .map_or(path_and_query.clone(), |(p, _)| p.to_owned());
+        Ok(Self {
+            tls,
+            host,
+            port,
+            host_header,
+            path_and_query,
+        })
+    }
+}
+
+impl Dialer {
+    /// Opens `url` with `extra_headers` (e.g. `ServiceBusAuthorization`) and an optional
+    /// subprotocol offer.
+    pub async fn connect(
+        &self,
+        url: &str,
+        extra_headers: &[(&str, &str)],
+        subprotocol: Option<&str>,
+    ) -> Result<ClientConn, ConnectError> {
+        let endpoint = Endpoint::parse(url)?;
+        let stream = monoio::time::timeout(self.connect_timeout, self.open(&endpoint))
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
+        let mut stream = stream;
+        let mut request = Vec::with_capacity(512);
+        let key: [u8; 16] = std::array::from_fn(|_| fastrand::u8(..));
+        let handshake = ClientHandshake::new(
+            &mut request,
+            &endpoint.host_header,
+            &endpoint.path_and_query,
+            key,
+            extra_headers,
+            subprotocol,
+        )
+        .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+        stream.write_all(request).await.0.map_err(ConnectError::Io)?;
+        let mut buf = ReadBuf::new(MAX_ANSWER_BYTES, 0);
+        loop {
+            match handshake.parse_response(buf.data()) {
+                Ok(Some((HandshakeOutcome::Accepted(response), used))) => {
+                    buf.consume(used);
+                    return Ok(ClientConn {
+                        stream,
+                        leftover: buf.data().to_vec(),
+                        response,
+                    });
+                }
+                Ok(Some((HandshakeOutcome::Rejected(rejection), _))) => {
+                    return Err(ConnectError::Rejected {
+                        status: rejection.status(),
+                        description: rejection.reason().to_owned(),
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => return Err(ConnectError::Handshake(e.to_string())),
+            }
+            match buf.fill(&mut stream).await {
+                Ok(0) => {
+                    return Err(ConnectError::Handshake(
+                        "connection closed before the handshake answer".to_owned(),
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(ConnectError::Io(e)),
+            }
+        }
+    }
+
+    /// TCP (maybe through the proxy) and TLS when the endpoint asks for it.
+    async fn open(&self, endpoint: &Endpoint) -> Result<Stream, ConnectError> {
+        let tcp = match &self.proxy {
+            None => TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+                .await
+                .map_err(ConnectError::Io)?,
+            Some((host, port)) => {
+                let mut tcp = TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map_err(ConnectError::Io)?;
+                proxy_connect(&mut tcp, endpoint).await?;
+                tcp
+            }
+        };
+        let peer = Stream::prepare(&tcp).map_err(ConnectError::Io)?;
+        if !endpoint.tls {
+            return Ok(Stream::from_prepared(tcp, peer));
+        }
+        let name = server_name(&endpoint.host).map_err(ConnectError::Url)?;
+        let tls = Connector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ConnectError::Tls(io::Error::other(e.to_string())))?;
+        Ok(Stream::client_tls(tls, peer))
+    }
+}
+
+/// `CONNECT host:port` through an HTTP proxy (RFC 9110 §9.3.6); anything but 2xx fails.
+async fn proxy_connect(tcp: &mut TcpStream, endpoint: &Endpoint) -> Result<(), ConnectError> {
+    let authority = if endpoint.host.contains(':') {
+        format!("[{}]:{}", endpoint.host, endpoint.port)
+    } else {
+        format!("{}:{}", endpoint.host, endpoint.port)
+    };
+    let mut request = Vec::new();
+    write_request_head(&mut request, "CONNECT", &authority, [("Host", authority.as_str())])
+        .map_err(|e| ConnectError::Url(e.to_string()))?;
+    tcp.write_all(request).await.0.map_err(ConnectError::Io)?;
+    let mut buf = ReadBuf::new(16 * 1024, 0);
+    loop {
+        if let Some((head, used)) =
+            parse_response_head(buf.data(), &HeadLimits::default()).map_err(|e| ConnectError::Handshake(e.to_string()))?
+        {
+            if !(200..300).contains(&head.status) {
+                return Err(ConnectError::Proxy {
+                    status: head.status,
+                });
+            }
+            if used != buf.len() {
+                return Err(ConnectError::Handshake(
+                    "proxy sent bytes after its CONNECT answer".to_owned(),
+                ));
+            }
+            return Ok(());
+        }
+        if buf.fill(tcp).await.map_err(ConnectError::Io)? == 0 {
+            return Err(ConnectError::Handshake("proxy closed the connection".to_owned()));
+        }
+    }
+}
+
+/// Resolves a host and port to the first socket address (for targets).
+pub fn first_addr(host: &str, port: u16) -> io::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_keep_path_and_query_verbatim() {
+        let e = Endpoint::parse("wss://ns.servicebus.windows.net:443/$hc/hyco?sb-hc-action=listen&sb-hc-id=a%2Fb")
+            .expect("valid");
+        assert!(e.tls);
+        assert_eq!(e.port, 443);
+        assert_eq!(e.host_header, "ns.servicebus.windows.net");
+        assert_eq!(e.path_and_query, "/$hc/hyco?sb-hc-action=listen&sb-hc-id=a%2Fb");
+        let e = Endpoint::parse("ws://127.0.0.1:9000/$hc/a/b").expect("valid");
+        assert!(!e.tls);
+        assert_eq!(e.host_header, "127.0.0.1:9000");
+        assert_eq!(e.path_and_query, "/$hc/a/b");
+        let e = Endpoint::parse("ws://[::1]:81?x=1").expect("valid");
+        assert_eq!((e.host.as_str(), e.host_header.as_str(), e.path_and_query.as_str()), ("::1", "[::1]:81", "/?x=1"));
+    }
+
+    #[test]
+    fn endpoints_refuse_other_schemes() {
+        match Endpoint::parse("http://x/") {
+            Err(ConnectError::Url(why)) => assert!(why.contains("not ws or wss")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! `hycod relay` options: command-line flags converted once into a typed [`RelayConfig`].
+//! The flags and every default are documented in docs/relay.md.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::auth::verify::{Right, Rights, Rule};
+use crate::config::parse_duration;
+use crate::relay::registry::DEFAULT_MAX_LISTENERS;
+use crate::runtime::workers::worker_count;
+use crate::secret::Secret;
+
+/// The body size up to which a relayed HTTP request travels on the control channel (spec §6.1).
+pub const CONTROL_CHANNEL_BODY_LIMIT: usize = 64 * 1024;
+
+/// Flags of `hycod relay`.
+#[derive(Debug, Clone, Args)]
+pub struct RelayArgs {
+    /// Address for listeners, senders and HTTP requests (port 0 picks a free port).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// A hybrid connection to serve (repeatable).
+    #[arg(long = "hybrid-connection", value_name = "PATH")]
+    pub hybrid_connections: Vec<String>,
+    /// A namespace-level SAS rule NAME=KEY[:RIGHTS] (repeatable; RIGHTS: listen,send,manage;
+    /// default manage). Split at the first `=`.
+    #[arg(long = "rule", value_name = "NAME=KEY[:RIGHTS]")]
+    pub rules: Vec<String>,
+    /// The namespace host name tokens must name (localhost and 127.0.0.1 are always accepted).
+    #[arg(long, default_value = "localhost")]
+    pub namespace: String,
+    /// PEM certificate chain: serve wss:// and https:// (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve the read-only admin view (GET /$status) on this address.
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
+    /// How long a listener has to answer a relayed HTTP request before the sender gets 504.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub http_deadline: Duration,
+    /// How long a sender waits for a listener to accept before it gets 504 (spec §11 item 2).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub accept_timeout: Duration,
+}
+
+/// TLS material for the relay's listening socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// One namespace-level shared access rule.
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    pub name: String,
+    pub key: Secret,
+    pub rights: Rights,
+}
+
+impl RuleSpec {
+    /// The verifier's form of this rule.
+    pub fn to_rule(&self) -> Rule {
+        Rule::new(self.name.clone(), &self.key, self.rights)
+    }
+}
+
+/// The relay's validated configuration.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub listen: SocketAddr,
+    pub hybrid_connections: Vec<String>,
+    pub rules: Vec<RuleSpec>,
+    pub namespace: String,
+    pub tls: Option<TlsFiles>,
+    pub admin: Option<SocketAddr>,
+    pub workers: NonZeroUsize,
+    pub http_deadline: Duration,
+    pub accept_timeout: Duration,
+    pub max_listeners: usize,
+    pub control_channel_body_limit: usize,
+}
+
+/// A flag that cannot be used; names the flag and the reason, never a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfigError {
+    pub flag: &'static str,
+    pub reason: String,
+}
+
+impl fmt::Display for RelayConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.flag, self.reason)
+    }
+}
+
+impl std::error::Error for RelayConfigError {}
+
+fn error(flag: &'static str, reason: impl Into<String>) -> RelayConfigError {
+    RelayConfigError {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// Parses `NAME=KEY[:RIGHTS]`. Base64 keys contain no `:`, so the last `:` starts the rights.
+pub fn parse_rule(text: &str) -> Result<RuleSpec, RelayConfigError> {
+    let Some((name, rest)) = text.split_once('=') else {
+        return Err(error("--rule", "expected NAME=KEY[:RIGHTS], found no '='"));
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(error("--rule", "the rule name before '=' is empty"));
+    }
+    let (key, rights) = match rest.rsplit_once(':') {
+        Some((key, list)) => {
+            let mut rights = Rights::NONE;
+            for part in list.split(',') {
+                let right: Right = part
+                    .trim()
+                    .parse()
+                    .map_err(|e| error("--rule", format!("rule {name:?}: {e}")))?;
+                rights = rights.with(right);
+            }
+            (key, rights)
+        }
+        None => (rest, Rights::of(&[Right::Manage])),
+    };
+    if key.is_empty() {
+        return Err(error("--rule", format!("rule {name:?} has an empty key")));
+    }
+    Ok(RuleSpec {
+        name: name.to_owned(),
+        key: Secret::new(key),
+        rights,
+    })
+}
+
+impl RelayArgs {
+    /// Validates the flags into a [`RelayConfig`].
+    pub fn into_config(self) -> Result<RelayConfig, RelayConfigError> {
+        if self.hybrid_connections.is_empty() {
+            return Err(error(
+                "--hybrid-connection",
+                "at least one hybrid connection is required",
+            ));
+        }
+        for path in &self.hybrid_connections {
+            if path.is_empty() || path.starts_with('/') || path.ends_with('/') {
+                return Err(error(
+                    "--hybrid-connection",
+                    format!("{path:?}: a path must be non-empty and not begin or end with '/'"),
+                ));
+            }
+        }
+        if self.rules.is_empty() {
+            return Err(error("--rule", "at least one shared access rule is required"));
+        }
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| parse_rule(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        };
+        Ok(RelayConfig {
+            listen: self.listen,
+            hybrid_connections: self.hybrid_connections,
+            rules,
+            namespace: self.namespace.to_ascii_lowercase(),
+            tls,
+            admin: self.admin,
+            workers: worker_count(self.workers),
+            http_deadline: self.http_deadline,
+            accept_timeout: self.accept_timeout,
+            max_listeners: DEFAULT_MAX_LISTENERS,
+            control_channel_body_limit: CONTROL_CHANNEL_BODY_LIMIT,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_splits_at_the_first_equals_and_keeps_base64_padding() {
+        let r = parse_rule("RootManageSharedAccessKey=abc+/def==").expect("valid");
+        assert_eq!(r.name, "RootManageSharedAccessKey");
+        assert_eq!(r.key.expose(), "abc+/def==");
+        assert!(r.rights.grants(Right::Listen) && r.rights.grants(Right::Send));
+    }
+
+    #[test]
+    fn rule_rights_suffix_limits_the_rule() {
+        let r = parse_rule("SendOnly=k3y==:send").expect("valid");
+        assert_eq!(r.key.expose(), "k3y==");
+        assert!(r.rights.grants(Right::Send));
+        assert!(!r.rights.grants(Right::Listen));
+        let both = parse_rule("Both=k:Listen, Send").expect("valid");
+        assert!(both.rights.grants(Right::Listen) && both.rights.grants(Right::Send));
+    }
+
+    #[test]
+    fn rule_errors_name_the_flag_and_never_the_key() {
+        let e = parse_rule("no-equals-secretkey").expect_err("invalid");
+        assert_eq!(e.flag, "--rule");
+        assert!(!e.to_string().contains("secretkey"));
+        assert!(parse_rule("=key").expect_err("empty name").reason.contains("empty"));
+        assert!(parse_rule("n=").expect_err("empty key").reason.contains("empty key"));
+        let bad = parse_rule("n=secretkey:admin").expect_err("bad right");
+        assert!(bad.reason.contains("unknown right"), "{bad}");
+        assert!(!bad.to_string().contains("secretkey"));
+    }
+}

@@ -1,0 +1,459 @@
+//! Relayed HTTP on the service side (spec §6, §7.2, Appendix A "HTTP"): a sender's request
+//! becomes a `request` message — on the control channel when its body is known and at most
+//! 64 KiB, otherwise through a request rendezvous where the body streams as one fragmented
+//! binary message (§6.1, §6.4). The listener's `response` streams back to the sender with
+//! chunked coding as its frames arrive, whether it comes on the control channel or on a
+//! rendezvous the listener opened (§6.5). No answer within the deadline gives 504 (§6.8).
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+
+use super::auth::{check, error_code, token_of};
+use super::respond::{described, http_error, Tracking};
+use super::server::{read_head, Incoming};
+use super::shared::{lock, ControlCommand, PendingRequest, Rendezvous, ResponseEvent, WorkerCtx};
+use super::rendezvous;
+use crate::auth::verify::Right;
+use crate::io::read_buf::ReadBuf;
+use crate::io::stream::Stream;
+use crate::io::ws_frames::{push_close, push_frame};
+use crate::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::proto::hc::headers::{request_headers_to_json, response_headers_from_json};
+use crate::proto::hc::messages::{RemoteEndpoint, Request, Response};
+use crate::proto::hc::query::strip_sb_hc_params;
+use crate::proto::http1::{
+    reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
+    RequestHead, LAST_CHUNK,
+};
+use crate::proto::ws::handshake::{accept_key, write_switching_protocols};
+use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
+use crate::relay::registry::{RegistryError, Work};
+
+/// Serves relayed HTTP requests on one sender connection until it closes.
+pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
+    let Incoming {
+        mut stream,
+        mut buf,
+        mut head,
+    } = incoming;
+    loop {
+        match serve_one(&ctx, &mut stream, &mut buf, &head, peer).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "relayed HTTP connection ended");
+                return;
+            }
+        }
+        head = match read_head(&mut stream, &mut buf).await {
+            Ok(Some(head)) => head,
+            _ => return,
+        };
+    }
+}
+
+/// An error answer from the relay itself; the connection closes after it.
+async fn fail(stream: &mut Stream, status: u16, code: &str, message: &str) -> io::Result<bool> {
+    stream
+        .write_all(http_error(status, code, message, false))
+        .await
+        .0?;
+    Ok(false)
+}
+
+/// Handles one request; returns whether the connection may carry another.
+async fn serve_one(
+    ctx: &Rc<WorkerCtx>,
+    stream: &mut Stream,
+    buf: &mut ReadBuf,
+    head: &RequestHead,
+    peer: SocketAddr,
+) -> io::Result<bool> {
+    let shared = ctx.shared.clone();
+    let now = SystemTime::now();
+    let id = shared.tracking_id(ctx.worker);
+    let Some(entity) = super::resolve_http_entity(&shared, head.path()) else {
+        let tracking = Tracking { id: &id, namespace: &shared.config.namespace, path: head.path().trim_start_matches('/') };
+        let text = described("Endpoint does not exist.", &tracking, now);
+        return fail(stream, 404, "EndpointNotFound", &text).await;
+    };
+    let tracking = Tracking { id: &id, namespace: &shared.config.namespace, path: &entity };
+    let query = head.query().unwrap_or("");
+    let token = token_of(&head.headers, query, true);
+    if let Err(e) = check(&shared, &token, &entity, head.path(), Right::Send, now) {
+        tracing::info!(%peer, hybrid_connection = %entity, reason = e.as_str(), "request refused");
+        let text = described(&e.to_string(), &tracking, now);
+        return fail(stream, e.http_status(), error_code(&e), &text).await;
+    }
+    let kind = match request_body_kind(head) {
+        Ok(kind) => kind,
+        Err(e) => return fail(stream, 400, "BadRequest", &e.to_string()).await,
+    };
+    let picked = lock(&shared.registry).pick(&entity, Work::Request, fastrand::usize);
+    let (listener_id, handle) = match picked {
+        Ok(p) => p,
+        Err(RegistryError::NoListener) => {
+            let text = described("There are no listeners connected for the endpoint.", &tracking, now);
+            return fail(stream, 502, "NoListener", &text).await;
+        }
+        Err(e) => return fail(stream, 404, "EndpointNotFound", &described(&e.to_string(), &tracking, now)).await,
+    };
+    if head.headers.has_token("expect", "100-continue") {
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await.0?;
+    }
+
+    let address = format!(
+        "{}/$hc/{}?sb-hc-action=request&sb-hc-id={}",
+        shared.rendezvous_base(ctx.worker),
+        entity,
+        crate::auth::sas::encode_uri_component(&id)
+    );
+    let mut request_target = head.path().to_owned();
+    if let Some(q) = head.query().and_then(strip_sb_hc_params) {
+        request_target.push('?');
+        request_target.push_str(&q);
+    }
+    let mut request_headers = request_headers_to_json(&head.headers, !token_came_from_authorization(head, query));
+    request_headers.push("Host", shared.config.namespace.clone());
+    let full = Request {
+        address: Some(address.clone()),
+        id: Some(id.clone()),
+        request_target: Some(request_target),
+        method: Some(head.method.clone()),
+        remote_endpoint: Some(RemoteEndpoint { address: peer.ip().to_string(), port: peer.port() }),
+        request_headers: Some(request_headers),
+        body: Some(kind != BodyKind::Empty),
+    };
+
+    let (events_tx, events) = flume::unbounded();
+    lock(&shared.pending_requests).insert(
+        id.clone(),
+        PendingRequest { events: events_tx, listener: listener_id },
+    );
+    let _pending = PendingGuard { ctx: ctx.clone(), id: id.clone() };
+    let (waiting, _wait_guard) = rendezvous::expect(ctx, &id);
+    let deadline = shared.config.http_deadline;
+    let small = match kind {
+        BodyKind::Empty => Some(0),
+        BodyKind::ContentLength(n) => usize::try_from(n).ok().filter(|n| *n <= shared.config.control_channel_body_limit),
+        _ => None,
+    };
+    let is_head = head.method.eq_ignore_ascii_case("HEAD");
+    let keep_alive = head.keep_alive();
+
+    let outcome = if let Some(len) = small {
+        let body = read_whole_body(stream, buf, len).await?;
+        let mut frames = Vec::new();
+        push_json(&mut frames, &full.to_json());
+        if !body.is_empty() {
+            let _ = push_frame(&mut frames, true, OpCode::Binary, &body, None);
+        }
+        if handle.commands.send(ControlCommand::Send(frames)).is_err() {
+            return fail(stream, 502, "NoListener", "The listener went away.").await;
+        }
+        await_response(&events, &waiting, deadline).await
+    } else {
+        let notice = Request { address: Some(address), id: Some(id.clone()), ..Request::default() };
+        let mut frames = Vec::new();
+        push_json(&mut frames, &notice.to_json());
+        if handle.commands.send(ControlCommand::Send(frames)).is_err() {
+            return fail(stream, 502, "NoListener", "The listener went away.").await;
+        }
+        match rendezvous::wait(&waiting, deadline).await {
+            None => Outcome::TimedOut,
+            Some(rdv) => {
+                let mut rdv = open_rendezvous(rdv).await?;
+                stream_request(&mut rdv.0, stream, buf, kind, &full).await?;
+                Outcome::Rendezvous(rdv)
+            }
+        }
+    };
+
+    match outcome {
+        Outcome::TimedOut => {
+            let text = described("The request was routed to the listener but the listener did not respond in the required time.", &tracking, now);
+            fail(stream, 504, "GatewayTimeout", &text).await
+        }
+        Outcome::ListenerGone => fail(stream, 502, "ListenerGone", &described("The listener disconnected before it responded.", &tracking, now)).await,
+        Outcome::Control(response) => {
+            write_head(stream, &response, &shared.config.namespace, keep_alive).await?;
+            let mut ok = true;
+            if response.body {
+                ok = relay_control_body(stream, &events, deadline, is_head).await?;
+            }
+            Ok(ok && keep_alive)
+        }
+        Outcome::Rendezvous((stream_out, reader)) => {
+            let ok = relay_rendezvous_response(stream, stream_out, reader, &shared.config.namespace, deadline, is_head, keep_alive).await?;
+            Ok(ok && keep_alive)
+        }
+    }
+}
+
+/// Whether the token was taken from `Authorization`, which then is not forwarded (spec §2.5).
+fn token_came_from_authorization(head: &RequestHead, query: &str) -> bool {
+    !head.headers.contains("servicebusauthorization")
+        && crate::proto::hc::query::get_query_param(query, "sb-hc-token").is_none()
+        && head.headers.contains("authorization")
+}
+
+fn push_json(dst: &mut Vec<u8>, json: &str) {
+    let _ = push_frame(dst, true, OpCode::Text, json.as_bytes(), None);
+}
+
+/// Removes the pending entry when the request ends, however it ends.
+struct PendingGuard {
+    ctx: Rc<WorkerCtx>,
+    id: String,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        lock(&self.ctx.shared.pending_requests).remove(&self.id);
+    }
+}
+
+type RendezvousIo = (
+    monoio::io::OwnedWriteHalf<Stream>,
+    WsReader<monoio::io::OwnedReadHalf<Stream>>,
+);
+
+enum Outcome {
+    TimedOut,
+    ListenerGone,
+    Control(Response),
+    Rendezvous(RendezvousIo),
+}
+
+/// Completes the listener's rendezvous handshake and splits it for reading and writing.
+async fn open_rendezvous(rdv: Rendezvous) -> io::Result<RendezvousIo> {
+    use monoio::io::Splitable;
+    let Rendezvous { mut stream, leftover, upgrade, .. } = rdv;
+    let mut out = Vec::new();
+    write_switching_protocols(&mut out, &accept_key(&upgrade.key), None)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    stream.write_all(out).await.0?;
+    let (read, write) = stream.into_split();
+    let limits = Limits { max_message_size: u64::MAX, ..Limits::default() };
+    Ok((write, WsReader::new(read, Role::Server, limits, &leftover, DEFAULT_READ_BUFFER)))
+}
+
+/// Waits for the listener's answer on the control channel or on a rendezvous it opens.
+async fn await_response(
+    events: &flume::Receiver<ResponseEvent>,
+    waiting: &flume::Receiver<Rendezvous>,
+    deadline: Duration,
+) -> Outcome {
+    let first = monoio::time::timeout(deadline, async {
+        monoio::select! {
+            e = events.recv_async() => Ok(e),
+            r = waiting.recv_async() => Err(r),
+        }
+    })
+    .await;
+    match first {
+        Err(_) => Outcome::TimedOut,
+        Ok(Ok(Ok(ResponseEvent::Head(response)))) => Outcome::Control(response),
+        Ok(Ok(_)) => Outcome::ListenerGone,
+        Ok(Err(Ok(rdv))) => match open_rendezvous(rdv).await {
+            Ok(io) => Outcome::Rendezvous(io),
+            Err(_) => Outcome::ListenerGone,
+        },
+        Ok(Err(Err(_))) => Outcome::ListenerGone,
+    }
+}
+
+/// Reads a body of exactly `len` bytes (at most the control-channel limit) into memory.
+async fn read_whole_body(stream: &mut Stream, buf: &mut ReadBuf, len: usize) -> io::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(len);
+    while body.len() < len {
+        if buf.is_empty() && buf.fill(stream).await? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "request body truncated"));
+        }
+        let take = (len - body.len()).min(buf.len());
+        body.extend_from_slice(&buf.data()[..take]);
+        buf.consume(take);
+    }
+    Ok(body)
+}
+
+/// Sends the full request on the rendezvous, streaming the sender's body as one binary message
+/// fragmented as it arrives (spec §6.3, §6.4).
+async fn stream_request(
+    rdv: &mut monoio::io::OwnedWriteHalf<Stream>,
+    stream: &mut Stream,
+    buf: &mut ReadBuf,
+    kind: BodyKind,
+    request: &Request,
+) -> io::Result<()> {
+    let mut out = Vec::new();
+    push_json(&mut out, &request.to_json());
+    rdv.write_all(out).await.0?;
+    if kind == BodyKind::Empty {
+        return Ok(());
+    }
+    let mut decoder = BodyDecoder::new(kind);
+    let mut opcode = OpCode::Binary;
+    loop {
+        while !buf.is_empty() && !decoder.is_done() {
+            let decoded = decoder
+                .decode(buf.data())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let mut frame = Vec::new();
+            if let Some(payload) = decoded.payload {
+                let _ = push_frame(&mut frame, false, opcode, payload, None);
+                opcode = OpCode::Continuation;
+            }
+            buf.consume(decoded.consumed);
+            if !frame.is_empty() {
+                rdv.write_all(frame).await.0?;
+            }
+            if decoded.consumed == 0 {
+                break;
+            }
+        }
+        if decoder.is_done() {
+            break;
+        }
+        if buf.fill(stream).await? == 0 {
+            decoder
+                .finish()
+                .map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()))?;
+            break;
+        }
+    }
+    let mut last = Vec::new();
+    let _ = push_frame(&mut last, true, opcode, &[], None);
+    rdv.write_all(last).await.0?;
+    Ok(())
+}
+
+/// Writes the sender's response head: the listener's status, description and headers, `Via`
+/// (spec §6.6), and chunked framing when a body follows.
+async fn write_head(stream: &mut Stream, response: &Response, namespace: &str, keep_alive: bool) -> io::Result<()> {
+    let reason = response
+        .status_description
+        .as_deref()
+        .unwrap_or_else(|| reason_phrase(response.status_code));
+    let mut fields: Vec<(String, String)> = match &response.response_headers {
+        Some(json) => response_headers_from_json(json)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?,
+        None => Vec::new(),
+    };
+    fields.push(("Via".to_owned(), format!("1.1 {namespace}")));
+    if response.body {
+        fields.push(("Transfer-Encoding".to_owned(), "chunked".to_owned()));
+    } else {
+        fields.push(("Content-Length".to_owned(), "0".to_owned()));
+    }
+    if !keep_alive {
+        fields.push(("Connection".to_owned(), "close".to_owned()));
+    }
+    let mut out = Vec::new();
+    write_response_head(&mut out, response.status_code, reason, fields.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
+        .or_else(|_| write_response_head(&mut out, response.status_code, "", fields.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    stream.write_all(out).await.0?;
+    Ok(())
+}
+
+/// Relays a control-channel response body as chunks; false when it broke off.
+async fn relay_control_body(
+    stream: &mut Stream,
+    events: &flume::Receiver<ResponseEvent>,
+    idle: Duration,
+    is_head: bool,
+) -> io::Result<bool> {
+    loop {
+        match monoio::time::timeout(idle, events.recv_async()).await {
+            Ok(Ok(ResponseEvent::Body(bytes))) => {
+                if !is_head {
+                    let mut out = Vec::with_capacity(bytes.len() + 16);
+                    write_chunk(&mut out, &bytes);
+                    stream.write_all(out).await.0?;
+                }
+            }
+            Ok(Ok(ResponseEvent::End)) => {
+                if !is_head {
+                    stream.write_all(LAST_CHUNK).await.0?;
+                }
+                return Ok(true);
+            }
+            _ => return Ok(false),
+        }
+    }
+}
+
+/// Reads `response` + body from a rendezvous and relays them; closes the rendezvous after
+/// (one request per rendezvous, docs/relay.md).
+async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
+    stream: &mut Stream,
+    mut rdv_write: W,
+    mut reader: WsReader<R>,
+    namespace: &str,
+    idle: Duration,
+    is_head: bool,
+    keep_alive: bool,
+) -> io::Result<bool> {
+    let mut text = Vec::new();
+    let mut response: Option<Response> = None;
+    let mut complete = false;
+    loop {
+        let event = match monoio::time::timeout(idle, reader.next_event()).await {
+            Ok(Ok(event)) => event,
+            _ => break,
+        };
+        match event {
+            WsEvent::Data { kind: DataKind::Text, payload, message_end, .. } if response.is_none() => {
+                text.extend_from_slice(reader.bytes(payload));
+                if !message_end {
+                    continue;
+                }
+                let parsed = crate::proto::hc::control_message::parse_control_message(&text);
+                let Ok(crate::proto::hc::control_message::ControlMessage::Response(r)) = parsed else {
+                    break;
+                };
+                write_head(stream, &r, namespace, keep_alive).await?;
+                complete = !r.body;
+                let body = r.body;
+                response = Some(r);
+                if !body {
+                    break;
+                }
+            }
+            WsEvent::Data { kind: DataKind::Binary, payload, message_end, .. } if response.is_some() => {
+                let chunk = reader.bytes(payload);
+                if !chunk.is_empty() && !is_head {
+                    let mut out = Vec::with_capacity(chunk.len() + 16);
+                    write_chunk(&mut out, chunk);
+                    stream.write_all(out).await.0?;
+                }
+                if message_end {
+                    if !is_head {
+                        stream.write_all(LAST_CHUNK).await.0?;
+                    }
+                    complete = true;
+                    break;
+                }
+            }
+            WsEvent::Close { .. } => break,
+            _ => {}
+        }
+    }
+    let mut close = Vec::new();
+    if push_close(&mut close, CloseCode::NORMAL, "", None).is_ok() {
+        let _ = rdv_write.write_all(close).await;
+    }
+    if response.is_none() {
+        stream
+            .write_all(http_error(502, "ListenerFailed", "The listener closed the rendezvous without a response.", false))
+            .await
+            .0?;
+        return Ok(false);
+    }
+    Ok(complete)
+}

@@ -1,0 +1,334 @@
+//! Starting the relay and dispatching each accepted connection by what its first request asks
+//! for (spec Appendix A): a listener control channel, a sender connect, a rendezvous, or a
+//! relayed HTTP request.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::{TcpListener, TcpStream};
+
+use super::shared::{Shared, WorkerCtx, WorkerState};
+use super::{admin, control, http, rendezvous, respond, stream};
+use crate::auth::verify::Verifier;
+use crate::io::read_buf::ReadBuf;
+use crate::io::stream::Stream;
+use crate::proto::hc::query::{action_of, Action};
+use crate::proto::http1::{parse_request_head, HeadError, Limits as HeadLimits, RequestHead};
+use crate::proto::ws::handshake::{status_for, write_error_response, UpgradeRequest};
+use crate::relay::config::RelayConfig;
+use crate::runtime::workers;
+
+/// The largest request head the relay reads (spec §6.1: 32 KB of header metadata).
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// A running relay.
+pub struct RelayHandle {
+    /// The main address: listeners, senders and HTTP requests connect here.
+    pub local_addr: SocketAddr,
+    /// The admin view's address, when enabled.
+    pub admin_addr: Option<SocketAddr>,
+    /// `ws://ADDR` or `wss://ADDR`.
+    pub url: String,
+    pub workers: Vec<JoinHandle<()>>,
+}
+
+/// Why the relay could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Bind { addr: SocketAddr, source: io::Error },
+    Tls(crate::tls::TlsSetupError),
+    Rule(crate::auth::verify::RuleError),
+    Spawn(io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Self::Tls(e) => write!(f, "TLS: {e}"),
+            Self::Rule(e) => write!(f, "--rule: {e}"),
+            Self::Spawn(e) => write!(f, "cannot start worker threads: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+fn bind(addr: SocketAddr) -> Result<StdListener, StartError> {
+    let listener = StdListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok(listener)
+}
+
+fn local_addr(l: &StdListener, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    l.local_addr()
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Binds every socket, starts the workers and returns once each of them is accepting.
+///
+/// All workers accept on the main socket (cloned descriptors); each also has a rendezvous
+/// socket of its own whose port goes into the rendezvous URLs it hands out, so a listener's
+/// rendezvous lands on the worker that holds the waiting sender.
+pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
+    let mut verifier = Verifier::new(&config.namespace);
+    verifier.add_host_alias("localhost");
+    verifier.add_host_alias("127.0.0.1");
+    for rule in &config.rules {
+        verifier
+            .add_namespace_rule(rule.to_rule())
+            .map_err(StartError::Rule)?;
+    }
+    let tls = match &config.tls {
+        Some(files) => Some(crate::tls::server_config(&files.cert, &files.key).map_err(StartError::Tls)?),
+        None => None,
+    };
+    let main = bind(config.listen)?;
+    let main_addr = local_addr(&main, config.listen)?;
+    let rendezvous_addr = SocketAddr::new(main_addr.ip(), 0);
+    let mut rendezvous = Vec::new();
+    let mut ports = Vec::new();
+    for _ in 0..config.workers.get() {
+        let l = bind(rendezvous_addr)?;
+        ports.push(local_addr(&l, rendezvous_addr)?.port());
+        rendezvous.push(l);
+    }
+    let admin = match config.admin {
+        Some(addr) => {
+            let l = bind(addr)?;
+            let bound = local_addr(&l, addr)?;
+            Some((l, bound))
+        }
+        None => None,
+    };
+    let admin_addr = admin.as_ref().map(|(_, a)| *a);
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let workers_n = config.workers;
+    let shared = Arc::new(Shared::new(config, verifier, scheme, main_addr, ports));
+
+    let (ready_tx, ready_rx) = mpsc::channel::<usize>();
+    let mut sockets: Vec<_> = rendezvous
+        .into_iter()
+        .map(|r| main.try_clone().map(|m| (m, r)))
+        .collect::<io::Result<_>>()
+        .map_err(StartError::Spawn)?;
+    sockets.reverse();
+    let sockets = Arc::new(std::sync::Mutex::new(sockets));
+    let admin = Arc::new(std::sync::Mutex::new(admin.map(|(l, _)| l)));
+    let handles = workers::spawn("relay", workers_n, {
+        let shared = shared.clone();
+        move |worker| {
+            let shared = shared.clone();
+            let ready = ready_tx.clone();
+            let taken = super::shared::lock(&sockets).pop();
+            let admin = if worker == 0 {
+                super::shared::lock(&admin).take()
+            } else {
+                None
+            };
+            let tls = tls.clone().map(crate::tls::Acceptor::from);
+            async move {
+                let Some((main, rendezvous)) = taken else {
+                    return;
+                };
+                let ctx = Rc::new(WorkerCtx {
+                    shared,
+                    worker,
+                    state: Rc::new(WorkerState::default()),
+                    tls,
+                });
+                run_worker(ctx, main, rendezvous, admin, ready).await;
+            }
+        }
+    })
+    .map_err(StartError::Spawn)?;
+    for _ in 0..workers_n.get() {
+        if ready_rx.recv().is_err() {
+            return Err(StartError::Spawn(io::Error::other(
+                "a relay worker stopped before it was ready",
+            )));
+        }
+    }
+    Ok(RelayHandle {
+        local_addr: main_addr,
+        admin_addr,
+        url: format!("{scheme}://{main_addr}"),
+        workers: handles,
+    })
+}
+
+async fn run_worker(
+    ctx: Rc<WorkerCtx>,
+    main: StdListener,
+    rendezvous: StdListener,
+    admin: Option<StdListener>,
+    ready: mpsc::Sender<usize>,
+) {
+    let listeners = [main, rendezvous]
+        .into_iter()
+        .map(TcpListener::from_std)
+        .collect::<io::Result<Vec<_>>>();
+    let listeners = match listeners {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(worker = ctx.worker, error = %e, "cannot register listening sockets");
+            return;
+        }
+    };
+    if let Some(admin) = admin {
+        match TcpListener::from_std(admin) {
+            Ok(l) => {
+                monoio::spawn(admin::serve(ctx.shared.clone(), l));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot register the admin socket"),
+        }
+    }
+    let _ = ready.send(ctx.worker);
+    let mut loops = Vec::new();
+    for listener in listeners {
+        let ctx = ctx.clone();
+        loops.push(monoio::spawn(accept_loop(ctx, listener)));
+    }
+    for l in loops {
+        l.await;
+    }
+}
+
+async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => {
+                monoio::spawn(serve_connection(ctx.clone(), tcp));
+            }
+            Err(e) => {
+                // EMFILE and friends: log and keep accepting; the connection is refused.
+                tracing::warn!(worker = ctx.worker, error = %e, "accept failed");
+            }
+        }
+    }
+}
+
+/// A connection with its first request head read.
+pub struct Incoming {
+    pub stream: Stream,
+    pub buf: ReadBuf,
+    pub head: RequestHead,
+}
+
+/// Reads one request head into `buf`; `Ok(None)` on a clean EOF before any byte.
+pub async fn read_head(stream: &mut Stream, buf: &mut ReadBuf) -> Result<Option<RequestHead>, HeadReadError> {
+    let limits = HeadLimits {
+        max_head_bytes: MAX_HEAD_BYTES,
+        ..HeadLimits::default()
+    };
+    loop {
+        match parse_request_head(buf.data(), &limits) {
+            Ok(Some((head, len))) => {
+                buf.consume(len);
+                return Ok(Some(head));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(HeadReadError::Head(e)),
+        }
+        match buf.fill(stream).await {
+            Ok(0) if buf.is_empty() => return Ok(None),
+            Ok(0) => return Err(HeadReadError::Truncated),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+                return Err(HeadReadError::Head(HeadError::HeadTooLarge {
+                    max: MAX_HEAD_BYTES,
+                }))
+            }
+            Err(e) => return Err(HeadReadError::Io(e)),
+        }
+    }
+}
+
+/// Why no request head could be read.
+#[derive(Debug)]
+pub enum HeadReadError {
+    Io(io::Error),
+    Head(HeadError),
+    Truncated,
+}
+
+async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
+    let peer = match Stream::prepare(&tcp) {
+        Ok(peer) => peer,
+        Err(e) => {
+            tracing::debug!(error = %e, "connection vanished before it was served");
+            return;
+        }
+    };
+    let mut stream = match &ctx.tls {
+        Some(acceptor) => match acceptor.accept(tcp).await {
+            Ok(tls) => Stream::server_tls(tls, peer),
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+        None => Stream::from_prepared(tcp, peer),
+    };
+    let mut buf = ReadBuf::new(MAX_HEAD_BYTES, 0);
+    let head = match read_head(&mut stream, &mut buf).await {
+        Ok(Some(head)) => head,
+        Ok(None) => return,
+        Err(HeadReadError::Head(e)) => {
+            tracing::info!(%peer, error = %e, "malformed request head");
+            let status = e.status();
+            let _ = stream
+                .write_all(respond::http_error(status, "BadRequest", &e.to_string(), false))
+                .await;
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(%peer, error = ?e, "request head not read");
+            return;
+        }
+    };
+    let incoming = Incoming { stream, buf, head };
+    if incoming.head.path().starts_with("/$hc/") {
+        serve_websocket(ctx, incoming, peer).await;
+    } else {
+        http::serve(ctx, incoming, peer).await;
+    }
+}
+
+async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
+    let Incoming {
+        mut stream,
+        buf,
+        head,
+    } = incoming;
+    let query = head.query().unwrap_or("").to_owned();
+    let upgrade = match UpgradeRequest::from_head(head) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "refused a malformed WebSocket upgrade");
+            let mut out = Vec::new();
+            write_error_response(&mut out, status_for(&e), &e.to_string());
+            let _ = stream.write_all(out).await;
+            return;
+        }
+    };
+    let leftover = buf.data().to_vec();
+    match action_of(&query) {
+        Ok(Action::Listen) => control::serve(ctx, stream, upgrade, leftover, peer).await,
+        Ok(Action::Connect) => stream::serve_sender(ctx, stream, upgrade, leftover, peer).await,
+        Ok(Action::Accept) | Ok(Action::Request) => {
+            rendezvous::deliver(ctx, stream, upgrade, leftover, peer).await
+        }
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "refused an upgrade without a valid sb-hc-action");
+            let out = respond::handshake_refusal(400, "BadRequest", &e.to_string());
+            let _ = stream.write_all(out).await;
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! State the relay's workers share (control plane only) and state each worker keeps to itself.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+use crate::auth::verify::Verifier;
+use crate::io::stream::Stream;
+use crate::proto::hc::messages::Response;
+use crate::proto::ws::handshake::UpgradeRequest;
+use crate::proto::ws::CloseCode;
+use crate::relay::config::RelayConfig;
+use crate::relay::registry::Registry;
+
+/// What another task asks a listener's control channel to do.
+#[derive(Debug)]
+pub enum ControlCommand {
+    /// Write these pre-encoded frames as one uninterrupted unit (spec §4.2).
+    Send(Vec<u8>),
+    /// Close the channel with this code and reason (spec §8.2).
+    Close(CloseCode, String),
+}
+
+/// How other tasks reach a listener's control channel (any worker).
+#[derive(Debug, Clone)]
+pub struct ControlHandle {
+    pub commands: flume::Sender<ControlCommand>,
+}
+
+/// What a listener sends back for one relayed HTTP request on its control channel.
+#[derive(Debug)]
+pub enum ResponseEvent {
+    /// The `response` message.
+    Head(Response),
+    /// A piece of the body message.
+    Body(Bytes),
+    /// The body message ended.
+    End,
+    /// The listener's control channel closed before the response was complete.
+    ListenerGone,
+}
+
+/// A relayed HTTP request waiting for its answer: where to deliver it, and which listener.
+#[derive(Debug, Clone)]
+pub struct PendingRequest {
+    pub events: flume::Sender<ResponseEvent>,
+    pub listener: u64,
+}
+
+/// Everything the workers share. Only the control plane touches the mutexes: once per
+/// control channel, sender connect and HTTP request, never per frame.
+pub struct Shared {
+    pub config: RelayConfig,
+    pub verifier: Verifier,
+    pub registry: Mutex<Registry<ControlHandle>>,
+    pub pending_requests: Mutex<HashMap<String, PendingRequest>>,
+    /// `ws` or `wss`.
+    pub scheme: &'static str,
+    /// The address of the main port.
+    pub local_addr: SocketAddr,
+    /// Each worker's rendezvous port, by worker index.
+    pub rendezvous_ports: Vec<u16>,
+    next_id: AtomicU64,
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: the registry and the
+/// pending map stay consistent per operation, so their content is still valid.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    pub fn new(
+        config: RelayConfig,
+        verifier: Verifier,
+        scheme: &'static str,
+        local_addr: SocketAddr,
+        rendezvous_ports: Vec<u16>,
+    ) -> Self {
+        let registry = Registry::new(
+            config.hybrid_connections.iter().map(String::as_str),
+            config.max_listeners,
+        );
+        Self {
+            config,
+            verifier,
+            registry: Mutex::new(registry),
+            pending_requests: Mutex::new(HashMap::new()),
+            scheme,
+            local_addr,
+            rendezvous_ports,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh GUID-shaped tracking id with the `_G{worker}` role suffix the service adds
+    /// (spec §7.3).
+    pub fn tracking_id(&self, worker: usize) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}_G{worker}",
+            fastrand::u32(..),
+            fastrand::u16(..),
+            fastrand::u16(..0x1000),
+            fastrand::u16(..0x1000),
+            n
+        )
+    }
+
+    /// The base of rendezvous URLs handed out by `worker`: its own port, so the listener's
+    /// rendezvous connection lands on the worker that holds the sender (design.md §1).
+    pub fn rendezvous_base(&self, worker: usize) -> String {
+        let port = self.rendezvous_ports.get(worker).copied().unwrap_or(0);
+        let host = match self.local_addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+        };
+        format!("{}://{host}:{port}", self.scheme)
+    }
+}
+
+/// A listener's rendezvous connection, handed to the task that waits for it on this worker.
+pub struct Rendezvous {
+    pub stream: Stream,
+    /// Bytes read past the handshake head.
+    pub leftover: Vec<u8>,
+    pub upgrade: UpgradeRequest,
+    /// Present when the listener rejected the connection (spec §5.2).
+    pub rejection: Option<(u16, String)>,
+}
+
+/// What one worker keeps to itself: rendezvous ids it handed out and who waits for them.
+#[derive(Default)]
+pub struct WorkerState {
+    pub waiting: RefCell<HashMap<String, flume::Sender<Rendezvous>>>,
+}
+
+/// Removes a waiting entry when the waiter ends, however it ends.
+pub struct WaitGuard {
+    pub state: Rc<WorkerState>,
+    pub id: String,
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.state.waiting.borrow_mut().remove(&self.id);
+    }
+}
+
+/// Shared state plus this worker's own.
+pub struct WorkerCtx {
+    pub shared: Arc<Shared>,
+    pub worker: usize,
+    pub state: Rc<WorkerState>,
+    pub tls: Option<crate::tls::Acceptor>,
+}

@@ -1,0 +1,135 @@
+//! A sender's WebSocket connect (spec §7.1, Appendix A "connect"): authenticate, pick a
+//! listener, send it `accept` (§4.3), wait for its rendezvous (§5.1) or rejection (§5.2), then
+//! join the two sockets (§5.3).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::SystemTime;
+
+use monoio::io::AsyncWriteRentExt;
+
+use super::auth::{check, error_code, token_of};
+use super::respond::{described, handshake_refusal, Tracking};
+use super::shared::{lock, ControlCommand, WorkerCtx};
+use super::{pump, rendezvous};
+use crate::auth::verify::Right;
+use crate::io::stream::Stream;
+use crate::io::ws_frames::push_frame;
+use crate::proto::hc::headers::connect_headers;
+use crate::proto::hc::messages::{Accept, RemoteEndpoint};
+use crate::proto::hc::query::{get_query_param, strip_sb_hc_params};
+use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
+use crate::proto::ws::OpCode;
+use crate::relay::registry::{RegistryError, Work};
+
+/// Serves one sender connect until its stream ends.
+pub async fn serve_sender(
+    ctx: Rc<WorkerCtx>,
+    mut stream: Stream,
+    upgrade: UpgradeRequest,
+    leftover: Vec<u8>,
+    peer: SocketAddr,
+) {
+    let shared = ctx.shared.clone();
+    let now = SystemTime::now();
+    let request_path = upgrade.head.path().to_owned();
+    let query = upgrade.head.query().unwrap_or("").to_owned();
+    let id = get_query_param(&query, "sb-hc-id")
+        .map(|id| format!("{id}_G{}", ctx.worker))
+        .unwrap_or_else(|| shared.tracking_id(ctx.worker));
+    let entity = super::resolve_entity(&shared, &request_path);
+    let tracking = Tracking {
+        id: &id,
+        namespace: &shared.config.namespace,
+        path: entity.as_deref().unwrap_or(request_path.trim_start_matches("/$hc/")),
+    };
+    let refuse = |status: u16, code: &str, text: &str| {
+        handshake_refusal(status, code, &described(text, &tracking, now))
+    };
+    let Some(entity) = entity else {
+        let _ = stream.write_all(refuse(404, "EndpointNotFound", "Endpoint does not exist.")).await;
+        return;
+    };
+    let token = token_of(&upgrade.head.headers, &query, false);
+    if let Err(e) = check(&shared, &token, &entity, &request_path, Right::Send, now) {
+        tracing::info!(%peer, hybrid_connection = %entity, reason = e.as_str(), "connect refused");
+        let _ = stream
+            .write_all(refuse(e.http_status(), error_code(&e), &e.to_string()))
+            .await;
+        return;
+    }
+    let picked = lock(&shared.registry).pick(&entity, Work::Stream, fastrand::usize);
+    let handle = match picked {
+        Ok((_, handle)) => handle,
+        Err(e) => {
+            let code = match e {
+                RegistryError::NoListener => "NoListener",
+                _ => "EndpointNotFound",
+            };
+            tracing::info!(%peer, hybrid_connection = %entity, error = %e, "connect refused");
+            let _ = stream.write_all(refuse(404, code, &e.to_string())).await;
+            return;
+        }
+    };
+
+    let (waiting, _guard) = rendezvous::expect(&ctx, &id);
+    let mut address = format!("{}{}?", shared.rendezvous_base(ctx.worker), request_path);
+    if let Some(app_query) = strip_sb_hc_params(&query) {
+        address.push_str(&app_query);
+        address.push('&');
+    }
+    address.push_str("sb-hc-action=accept&sb-hc-id=");
+    address.push_str(&crate::auth::sas::encode_uri_component(&id));
+    let accept = Accept {
+        address,
+        id: id.clone(),
+        connect_headers: connect_headers(&upgrade.head.headers),
+        remote_endpoint: Some(RemoteEndpoint {
+            address: peer.ip().to_string(),
+            port: peer.port(),
+        }),
+    };
+    let mut frame = Vec::new();
+    if push_frame(&mut frame, true, OpCode::Text, accept.to_json().as_bytes(), None).is_err()
+        || handle.commands.send(ControlCommand::Send(frame)).is_err()
+    {
+        let _ = stream
+            .write_all(refuse(404, "NoListener", "There are no listeners connected for the endpoint."))
+            .await;
+        return;
+    }
+    let Some(mut listener) = rendezvous::wait(&waiting, shared.config.accept_timeout).await else {
+        tracing::info!(%peer, hybrid_connection = %entity, id = %id, "no listener accepted in time");
+        let text = "None of the connected listeners accepted the connection within the allowed timeout.";
+        let _ = stream.write_all(refuse(504, "GatewayTimeout", text)).await;
+        return;
+    };
+    if let Some((status, description)) = listener.rejection.take() {
+        tracing::info!(%peer, hybrid_connection = %entity, id = %id, status, "listener rejected the connection");
+        let ack = handshake_refusal(410, "Gone", "The rejection was delivered to the sender.");
+        let _ = listener.stream.write_all(ack).await;
+        let _ = stream
+            .write_all(handshake_refusal(status, "Rejected", &description))
+            .await;
+        return;
+    }
+    // The listener answers with one of the offered subprotocols (spec §5.1, §10.6 item 4).
+    let subprotocol = listener
+        .upgrade
+        .subprotocols
+        .first()
+        .filter(|p| upgrade.subprotocols.iter().any(|o| o == *p))
+        .cloned();
+    let mut to_listener = Vec::new();
+    write_switching_protocols(&mut to_listener, &listener.upgrade.key, subprotocol.as_deref());
+    let mut to_sender = Vec::new();
+    write_switching_protocols(&mut to_sender, &upgrade.key, subprotocol.as_deref());
+    if listener.stream.write_all(to_listener).await.0.is_err()
+        || stream.write_all(to_sender).await.0.is_err()
+    {
+        return;
+    }
+    tracing::info!(%peer, hybrid_connection = %entity, id = %id, "stream joined");
+    let (a_to_b, b_to_a) = pump::join(stream, &leftover, listener.stream, &listener.leftover).await;
+    tracing::info!(hybrid_connection = %entity, id = %id, sender_bytes = a_to_b, listener_bytes = b_to_a, "stream closed");
+}
