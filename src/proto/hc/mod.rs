@@ -1,1 +1,12 @@
-//! (filled in by its own change)
+//! Hybrid Connections protocol pieces shared by the relay and the listener daemon, sans-I/O:
+//! the control-channel JSON messages (spec §4), `sb-hc-*` query handling (spec §2.3, §2.4),
+//! relay paths and reject URLs (spec §2.2, §5.2, §6.7, Appendix A) and header filtering
+//! (spec §6.6, §10.6).
+
+pub mod control_message;
+pub mod headers;
+pub mod json_headers;
+pub mod messages;
+pub mod path;
+pub mod query;
+pub mod reject;
