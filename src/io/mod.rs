@@ -2,3 +2,6 @@
 
 pub mod read_buf;
 pub mod stream;
+pub mod ws_client;
+pub mod ws_frames;
+pub mod ws_reader;

@@ -22,7 +22,7 @@ pub fn token_of(headers: &Headers, query: &str, allow_authorization: bool) -> St
         return String::from_utf8_lossy(v).into_owned();
     }
     if let Some(v) = get_query_param(query, "sb-hc-token") {
-        return decode_query_token(&v).map_or(v.clone(), |t| t.into_owned());
+        return decode_query_token(&v).map_or_else(|_| v.clone().into_owned(), |t| t.into_owned());
     }
     if allow_authorization {
         if let Some(v) = headers.get("authorization") {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::auth::verify::{Right, Rights, Rule};
-use crate::config::parse_duration;
+use crate::config::duration::parse as parse_duration;
 use crate::relay::registry::DEFAULT_MAX_LISTENERS;
 use crate::runtime::workers::worker_count;
 use crate::secret::Secret;

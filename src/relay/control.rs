@@ -41,10 +41,13 @@ pub async fn serve(
         .map(|id| format!("{id}_G{}", ctx.worker))
         .unwrap_or_else(|| shared.tracking_id(ctx.worker));
     let entity = super::resolve_entity(&shared, &request_path);
+    let tracking_path = entity
+        .clone()
+        .unwrap_or_else(|| request_path.trim_start_matches("/$hc/").to_owned());
     let tracking = Tracking {
         id: &tracking_id,
         namespace: &shared.config.namespace,
-        path: entity.as_deref().unwrap_or(request_path.trim_start_matches("/$hc/")),
+        path: &tracking_path,
     };
     let refuse = |status: u16, code: &str, text: &str| {
         handshake_refusal(status, code, &described(text, &tracking, now))
@@ -82,8 +85,11 @@ pub async fn serve(
         }
     };
     let mut out = Vec::new();
-    write_switching_protocols(&mut out, &upgrade.key, None);
-    if stream.write_all(out).await.0.is_err() {
+    let written = match write_switching_protocols(&mut out, &upgrade.accept_key(), None) {
+        Ok(()) => stream.write_all(out).await.0.is_ok(),
+        Err(_) => false,
+    };
+    if !written {
         lock(&shared.registry).remove_listener(&entity, listener_id);
         return;
     }

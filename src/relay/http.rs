@@ -22,14 +22,14 @@ use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
-use crate::proto::hc::headers::{request_headers_to_json, response_headers_from_json};
+use crate::proto::hc::headers::{request_headers_to_json, response_headers_for_sender, AuthorizationHeader};
 use crate::proto::hc::messages::{RemoteEndpoint, Request, Response};
 use crate::proto::hc::query::strip_sb_hc_params;
 use crate::proto::http1::{
     reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
     RequestHead, LAST_CHUNK,
 };
-use crate::proto::ws::handshake::{accept_key, write_switching_protocols};
+use crate::proto::ws::handshake::write_switching_protocols;
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::relay::registry::{RegistryError, Work};
 
@@ -93,7 +93,7 @@ async fn serve_one(
         Ok(kind) => kind,
         Err(e) => return fail(stream, 400, "BadRequest", &e.to_string()).await,
     };
-    let picked = lock(&shared.registry).pick(&entity, Work::Request, fastrand::usize);
+    let picked = lock(&shared.registry).pick(&entity, Work::Request, |n| fastrand::usize(..n));
     let (listener_id, handle) = match picked {
         Ok(p) => p,
         Err(RegistryError::NoListener) => {
@@ -117,7 +117,12 @@ async fn serve_one(
         request_target.push('?');
         request_target.push_str(&q);
     }
-    let mut request_headers = request_headers_to_json(&head.headers, !token_came_from_authorization(head, query));
+    let authorization = if token_came_from_authorization(head, query) {
+        AuthorizationHeader::Strip
+    } else {
+        AuthorizationHeader::Forward
+    };
+    let mut request_headers = request_headers_to_json(&head.headers, authorization);
     request_headers.push("Host", shared.config.namespace.clone());
     let full = Request {
         address: Some(address.clone()),
@@ -234,7 +239,7 @@ async fn open_rendezvous(rdv: Rendezvous) -> io::Result<RendezvousIo> {
     use monoio::io::Splitable;
     let Rendezvous { mut stream, leftover, upgrade, .. } = rdv;
     let mut out = Vec::new();
-    write_switching_protocols(&mut out, &accept_key(&upgrade.key), None)
+    write_switching_protocols(&mut out, &upgrade.accept_key(), None)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     stream.write_all(out).await.0?;
     let (read, write) = stream.into_split();
@@ -303,16 +308,17 @@ async fn stream_request(
             let decoded = decoder
                 .decode(buf.data())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let consumed = decoded.consumed;
             let mut frame = Vec::new();
             if let Some(payload) = decoded.payload {
                 let _ = push_frame(&mut frame, false, opcode, payload, None);
                 opcode = OpCode::Continuation;
             }
-            buf.consume(decoded.consumed);
+            buf.consume(consumed);
             if !frame.is_empty() {
                 rdv.write_all(frame).await.0?;
             }
-            if decoded.consumed == 0 {
+            if consumed == 0 {
                 break;
             }
         }
@@ -340,8 +346,11 @@ async fn write_head(stream: &mut Stream, response: &Response, namespace: &str, k
         .as_deref()
         .unwrap_or_else(|| reason_phrase(response.status_code));
     let mut fields: Vec<(String, String)> = match &response.response_headers {
-        Some(json) => response_headers_from_json(json)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?,
+        Some(json) => response_headers_for_sender(json)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
         None => Vec::new(),
     };
     fields.push(("Via".to_owned(), format!("1.1 {namespace}")));

@@ -22,7 +22,7 @@ pub async fn deliver(
     peer: SocketAddr,
 ) {
     let query = upgrade.head.query().unwrap_or("").to_owned();
-    let id = get_query_param(&query, "sb-hc-id").unwrap_or_default();
+    let id = get_query_param(&query, "sb-hc-id").unwrap_or_default().into_owned();
     let waiter = ctx.state.waiting.borrow_mut().remove(&id);
     let Some(waiter) = waiter else {
         tracing::info!(%peer, "rendezvous refused: unknown, expired or used address");
@@ -41,7 +41,9 @@ pub async fn deliver(
             .ok()
             .filter(|s| (100..=999).contains(s))
             .unwrap_or(400);
-        let description = get_query_param(&query, "sb-hc-statusDescription").unwrap_or_default();
+        let description = get_query_param(&query, "sb-hc-statusDescription")
+            .unwrap_or_default()
+            .into_owned();
         (status, description)
     });
     let _ = waiter.send(Rendezvous {

@@ -16,7 +16,7 @@ use super::{admin, control, http, rendezvous, respond, stream};
 use crate::auth::verify::Verifier;
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
-use crate::proto::hc::query::{action_of, Action};
+use crate::proto::hc::query::{parse_action, Action};
 use crate::proto::http1::{parse_request_head, HeadError, Limits as HeadLimits, RequestHead};
 use crate::proto::ws::handshake::{status_for, write_error_response, UpgradeRequest};
 use crate::relay::config::RelayConfig;
@@ -113,12 +113,11 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     let shared = Arc::new(Shared::new(config, verifier, scheme, main_addr, ports));
 
     let (ready_tx, ready_rx) = mpsc::channel::<usize>();
-    let mut sockets: Vec<_> = rendezvous
+    let sockets: Vec<_> = rendezvous
         .into_iter()
-        .map(|r| main.try_clone().map(|m| (m, r)))
+        .map(|r| main.try_clone().map(|m| Some((m, r))))
         .collect::<io::Result<_>>()
         .map_err(StartError::Spawn)?;
-    sockets.reverse();
     let sockets = Arc::new(std::sync::Mutex::new(sockets));
     let admin = Arc::new(std::sync::Mutex::new(admin.map(|(l, _)| l)));
     let handles = workers::spawn("relay", workers_n, {
@@ -126,7 +125,7 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         move |worker| {
             let shared = shared.clone();
             let ready = ready_tx.clone();
-            let taken = super::shared::lock(&sockets).pop();
+            let taken = super::shared::lock(&sockets).get_mut(worker).and_then(Option::take);
             let admin = if worker == 0 {
                 super::shared::lock(&admin).take()
             } else {
@@ -282,7 +281,10 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
         Ok(None) => return,
         Err(HeadReadError::Head(e)) => {
             tracing::info!(%peer, error = %e, "malformed request head");
-            let status = e.status();
+            let status = match e {
+                HeadError::HeadTooLarge { .. } | HeadError::TooManyHeaders { .. } => 431,
+                _ => 400,
+            };
             let _ = stream
                 .write_all(respond::http_error(status, "BadRequest", &e.to_string(), false))
                 .await;
@@ -313,13 +315,15 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
         Err(e) => {
             tracing::info!(%peer, error = %e, "refused a malformed WebSocket upgrade");
             let mut out = Vec::new();
-            write_error_response(&mut out, status_for(&e), &e.to_string());
-            let _ = stream.write_all(out).await;
+            let body = e.to_string();
+            if write_error_response(&mut out, status_for(&e), "", body.as_bytes()).is_ok() {
+                let _ = stream.write_all(out).await;
+            }
             return;
         }
     };
     let leftover = buf.data().to_vec();
-    match action_of(&query) {
+    match parse_action(&query) {
         Ok(Action::Listen) => control::serve(ctx, stream, upgrade, leftover, peer).await,
         Ok(Action::Connect) => stream::serve_sender(ctx, stream, upgrade, leftover, peer).await,
         Ok(Action::Accept) | Ok(Action::Request) => {

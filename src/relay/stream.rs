@@ -38,10 +38,13 @@ pub async fn serve_sender(
         .map(|id| format!("{id}_G{}", ctx.worker))
         .unwrap_or_else(|| shared.tracking_id(ctx.worker));
     let entity = super::resolve_entity(&shared, &request_path);
+    let tracking_path = entity
+        .clone()
+        .unwrap_or_else(|| request_path.trim_start_matches("/$hc/").to_owned());
     let tracking = Tracking {
         id: &id,
         namespace: &shared.config.namespace,
-        path: entity.as_deref().unwrap_or(request_path.trim_start_matches("/$hc/")),
+        path: &tracking_path,
     };
     let refuse = |status: u16, code: &str, text: &str| {
         handshake_refusal(status, code, &described(text, &tracking, now))
@@ -58,7 +61,7 @@ pub async fn serve_sender(
             .await;
         return;
     }
-    let picked = lock(&shared.registry).pick(&entity, Work::Stream, fastrand::usize);
+    let picked = lock(&shared.registry).pick(&entity, Work::Stream, |n| fastrand::usize(..n));
     let handle = match picked {
         Ok((_, handle)) => handle,
         Err(e) => {
@@ -121,9 +124,12 @@ pub async fn serve_sender(
         .filter(|p| upgrade.subprotocols.iter().any(|o| o == *p))
         .cloned();
     let mut to_listener = Vec::new();
-    write_switching_protocols(&mut to_listener, &listener.upgrade.key, subprotocol.as_deref());
     let mut to_sender = Vec::new();
-    write_switching_protocols(&mut to_sender, &upgrade.key, subprotocol.as_deref());
+    let written = write_switching_protocols(&mut to_listener, &listener.upgrade.accept_key(), subprotocol.as_deref())
+        .and_then(|()| write_switching_protocols(&mut to_sender, &upgrade.accept_key(), subprotocol.as_deref()));
+    if written.is_err() {
+        return;
+    }
     if listener.stream.write_all(to_listener).await.0.is_err()
         || stream.write_all(to_sender).await.0.is_err()
     {
