@@ -4,6 +4,7 @@
 //! section numbers in doc comments refer to it.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod io;
 pub mod metrics;

@@ -1,0 +1,122 @@
+//! The `hycod` command line (clap derive): one subcommand per job. Subcommands of features that
+//! have not landed yet are absent, not stubs.
+//!
+//! Exit codes: 0 on success, 2 on any error (an invalid configuration, an unusable connection
+//! string, or a usage error reported by clap). Errors go to stderr and never contain a secret.
+
+mod check;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::duration;
+
+pub use check::check;
+pub use token::{mint_token, TokenCommandError};
+
+/// The exit code of every failure.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Azure Relay Hybrid Connections listener daemon for on-prem SAP, HTTP and TCP services.
+#[derive(Debug, Parser)]
+#[command(name = "hycod", version = crate::VERSION, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a configuration file and print it with defaults filled in and secrets redacted
+    Check {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print a SAS token for a hybrid connection, signed with a connection string's key
+    Token {
+        /// A file holding the connection string (Endpoint, SharedAccessKeyName, SharedAccessKey).
+        #[arg(long, value_name = "FILE")]
+        connection_string_file: PathBuf,
+        /// The hybrid connection path; defaults to the connection string's EntityPath.
+        #[arg(long, value_name = "PATH")]
+        entity: Option<String>,
+        /// How long the token is valid, e.g. 30m or 1h.
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = token_ttl)]
+        ttl: Duration,
+    },
+}
+
+/// Parses the command line and runs the command; the process exit code.
+pub fn main() -> ExitCode {
+    run(Cli::parse())
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Token {
+            connection_string_file,
+            entity,
+            ttl,
+        } => token::run(&connection_string_file, entity.as_deref(), ttl),
+    }
+}
+
+/// `--ttl`: a duration of at least one second.
+fn token_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = duration::parse(text).map_err(|error| error.to_string())?;
+    if ttl < Duration::from_secs(1) {
+        return Err("the token lifetime must be at least 1s".to_owned());
+    }
+    Ok(ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn token_ttl_parses_durations_of_at_least_a_second() {
+        assert_eq!(token_ttl("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(token_ttl("1s"), Ok(Duration::from_secs(1)));
+        assert!(token_ttl("500ms").is_err_and(|e| e.contains("at least 1s")));
+        assert!(token_ttl("1 hour").is_err_and(|e| e.contains("unknown unit")));
+    }
+
+    #[test]
+    fn token_defaults_to_one_hour() {
+        let cli = Cli::try_parse_from(["hycod", "token", "--connection-string-file", "f"])
+            .expect("valid command line");
+        match cli.command {
+            Command::Token { ttl, entity, .. } => {
+                assert_eq!(ttl, Duration::from_secs(3600));
+                assert_eq!(entity, None);
+            }
+            Command::Check { .. } => panic!("parsed as check"),
+        }
+    }
+
+    #[test]
+    fn check_requires_a_config() {
+        let error = Cli::try_parse_from(["hycod", "check"]).expect_err("missing --config");
+        assert_eq!(
+            error.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+    }
+}

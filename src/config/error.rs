@@ -1,0 +1,380 @@
+//! Configuration errors and warnings: the key path and one reason per rule (design.md §5).
+//!
+//! Every error displays as `{path}: {reason}`, e.g.
+//! `hybrid_connection[1].target: expected tcp://host:port, got "db01" (not an absolute URL)`.
+//! No reason carries a secret: connection-string problems are described by
+//! [`ConnectionStringError`], which never holds a key, and URL texts are echoed only after
+//! [`without_credentials`] has removed any `user:password@` part.
+
+use std::fmt;
+use std::net::AddrParseError;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::auth::connection_string::{ConnectionStringError, EntityPathProblem};
+
+use super::duration::{self, DurationError};
+
+/// A rejected configuration: where (`path`, a key path such as `hybrid_connection[1].target`, or
+/// the configuration file for errors about the file itself) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key path the error is about.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: Reason,
+}
+
+impl ConfigError {
+    /// An error at `path`.
+    pub fn new(path: impl Into<String>, reason: Reason) -> Self {
+        Self {
+            path: path.into(),
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Why a configuration was rejected, one variant per rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The configuration file could not be read.
+    ReadFile { io: String },
+    /// The text is not valid TOML.
+    TomlSyntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A key the configuration does not know (`deny_unknown_fields`); `section` is the table it
+    /// appeared in (empty for the top level) and `expected` lists the keys that table accepts.
+    UnknownKey {
+        key: String,
+        section: String,
+        expected: String,
+    },
+    /// A value of the wrong TOML type or an unknown enum word, as the TOML reader describes it.
+    InvalidValue {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A required key is absent.
+    MissingKey,
+    /// No `[[hybrid_connection]]` is configured.
+    NoHybridConnection,
+    /// `name` is empty.
+    EmptyName,
+    /// `name` contains a character outside `[A-Za-z0-9_.-]` (it is a metric label).
+    NameCharacter { character: char },
+    /// Two hybrid connections share a `name`; `first_index` is the earlier one.
+    DuplicateName { name: String, first_index: usize },
+    /// None of `connection_string`, `connection_string_file`, `connection_string_env` is given.
+    NoConnectionString,
+    /// More than one connection string source is given.
+    ConflictingConnectionStrings { keys: Vec<&'static str> },
+    /// `connection_string_file` could not be read.
+    ConnectionStringFileUnreadable { file: PathBuf, io: String },
+    /// The variable named by `connection_string_env` is not set.
+    ConnectionStringEnvMissing { variable: String },
+    /// The variable named by `connection_string_env` is not valid Unicode.
+    ConnectionStringEnvNotUnicode { variable: String },
+    /// The connection string is malformed (spec §3.5).
+    InvalidConnectionString(ConnectionStringError),
+    /// Neither `entity_path` nor the connection string's `EntityPath` names the hybrid connection.
+    MissingEntityPath,
+    /// `entity_path` and the connection string's `EntityPath` differ.
+    EntityPathMismatch {
+        configured: String,
+        in_connection_string: String,
+    },
+    /// `entity_path` is not a usable hybrid connection path.
+    InvalidEntityPath { problem: EntityPathProblem },
+    /// Neither `target` nor `http_target` is given.
+    NoTarget,
+    /// A URL-valued key does not have the expected shape.
+    InvalidUrl {
+        expected: &'static str,
+        got: String,
+        problem: UrlProblem,
+    },
+    /// `relay_ca_file` is given without a `wss://` `relay_url`.
+    CaFileWithoutTlsRelay,
+    /// `relay_ca_file` could not be read.
+    CaFileUnreadable { file: PathBuf, io: String },
+    /// `listeners` is outside `1..=max`.
+    ListenersOutOfRange { got: usize, max: usize },
+    /// A duration text is malformed.
+    InvalidDuration { got: String, error: DurationError },
+    /// A duration is below its minimum.
+    DurationTooShort { got: Duration, min: Duration },
+    /// A socket address is not `ip:port`.
+    InvalidSocketAddr { got: String, error: AddrParseError },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ReadFile { io } => write!(f, "cannot read the configuration file: {io}"),
+            Self::TomlSyntax {
+                line,
+                column,
+                message,
+            } => write!(f, "invalid TOML at line {line}, column {column}: {message}"),
+            Self::UnknownKey {
+                key,
+                section,
+                expected,
+            } => {
+                if section.is_empty() {
+                    write!(f, "unknown key {key:?} at the top level")?;
+                } else {
+                    write!(f, "unknown key {key:?} in {section}")?;
+                }
+                write!(f, "; expected {expected}")
+            }
+            Self::InvalidValue {
+                line,
+                column,
+                message,
+            } => write!(f, "{message} (line {line}, column {column})"),
+            Self::MissingKey => f.write_str("this key is required"),
+            Self::NoHybridConnection => {
+                f.write_str("at least one [[hybrid_connection]] is required")
+            }
+            Self::EmptyName => f.write_str("the name must not be empty"),
+            Self::NameCharacter { character } => write!(
+                f,
+                "the name may contain only A-Z, a-z, 0-9, '_', '.' and '-', found {character:?}"
+            ),
+            Self::DuplicateName { name, first_index } => write!(
+                f,
+                "the name {name:?} is already used by hybrid_connection[{first_index}]"
+            ),
+            Self::NoConnectionString => f.write_str(
+                "one of connection_string, connection_string_file or connection_string_env is required",
+            ),
+            Self::ConflictingConnectionStrings { keys } => write!(
+                f,
+                "give only one of connection_string, connection_string_file or connection_string_env, found {}",
+                keys.join(" and ")
+            ),
+            Self::ConnectionStringFileUnreadable { file, io } => {
+                write!(f, "cannot read {}: {io}", file.display())
+            }
+            Self::ConnectionStringEnvMissing { variable } => {
+                write!(f, "the environment variable {variable} is not set")
+            }
+            Self::ConnectionStringEnvNotUnicode { variable } => {
+                write!(f, "the environment variable {variable} is not valid Unicode")
+            }
+            Self::InvalidConnectionString(error) => error.fmt(f),
+            Self::MissingEntityPath => f.write_str(
+                "required because the connection string has no EntityPath",
+            ),
+            Self::EntityPathMismatch {
+                configured,
+                in_connection_string,
+            } => write!(
+                f,
+                "{configured:?} disagrees with the connection string's EntityPath {in_connection_string:?}"
+            ),
+            Self::InvalidEntityPath { problem } => {
+                write!(f, "not a usable hybrid connection path: {problem}")
+            }
+            Self::NoTarget => f.write_str("at least one of target or http_target is required"),
+            Self::InvalidUrl {
+                expected,
+                got,
+                problem,
+            } => write!(f, "expected {expected}, got {got:?} ({problem})"),
+            Self::CaFileWithoutTlsRelay => {
+                f.write_str("relay_ca_file needs a wss:// relay_url")
+            }
+            Self::CaFileUnreadable { file, io } => {
+                write!(f, "cannot read {}: {io}", file.display())
+            }
+            Self::ListenersOutOfRange { got, max } => {
+                write!(f, "must be between 1 and {max}, got {got}")
+            }
+            Self::InvalidDuration { got, error } => {
+                write!(f, "expected a duration such as \"30s\", got {got:?}: {error}")
+            }
+            Self::DurationTooShort { got, min } => write!(
+                f,
+                "must be at least {}, got {}",
+                duration::format(*min),
+                duration::format(*got)
+            ),
+            Self::InvalidSocketAddr { got, error } => {
+                write!(f, "expected ip:port, got {got:?}: {error}")
+            }
+        }
+    }
+}
+
+/// What is wrong with a URL-valued key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlProblem {
+    /// The text is not an absolute URL.
+    NotAUrl(url::ParseError),
+    /// The scheme is not one the key accepts.
+    WrongScheme,
+    /// The URL has no host.
+    NoHost,
+    /// The URL has no port and the key requires one.
+    NoPort,
+    /// The URL carries `user:password@`; credentials in URLs are not supported.
+    Credentials,
+    /// The URL has a path where none is allowed.
+    Path,
+    /// The URL has a `?query`.
+    Query,
+    /// The URL has a `#fragment`.
+    Fragment,
+}
+
+impl fmt::Display for UrlProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAUrl(error) => write!(f, "not an absolute URL: {error}"),
+            Self::WrongScheme => f.write_str("wrong scheme"),
+            Self::NoHost => f.write_str("no host"),
+            Self::NoPort => f.write_str("no port"),
+            Self::Credentials => f.write_str("credentials in URLs are not supported"),
+            Self::Path => f.write_str("no path allowed"),
+            Self::Query => f.write_str("no query allowed"),
+            Self::Fragment => f.write_str("no fragment allowed"),
+        }
+    }
+}
+
+/// `text` with any `user:password@` in its authority replaced by `<redacted>@`, so a URL can be
+/// echoed in an error message without leaking a credential.
+pub fn without_credentials(text: &str) -> String {
+    let authority_start = text.find("://").map_or(0, |i| i + 3);
+    let rest = &text[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_len].rfind('@') {
+        Some(at) => format!(
+            "{}{}{}",
+            &text[..authority_start],
+            crate::secret::REDACTED,
+            &rest[at..]
+        ),
+        None => text.to_owned(),
+    }
+}
+
+/// A configuration that loads but deserves attention (printed by `hycod check`, logged by the
+/// daemon).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The key path the warning is about.
+    pub path: String,
+    /// What deserves attention.
+    pub kind: Warning,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.kind)
+    }
+}
+
+/// The kinds of [`ConfigWarning`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// The connection string has a key the parser does not know; it is ignored (spec §3.5).
+    UnknownConnectionStringKey { key: String },
+    /// The connection string carries a ready-made `SharedAccessSignature`, which cannot be
+    /// renewed: the hybrid connection goes offline when it expires (spec §3.5).
+    FixedSignature,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownConnectionStringKey { key } => {
+                write!(f, "unknown connection string key {key:?} is ignored")
+            }
+            Self::FixedSignature => f.write_str(
+                "the connection string carries a fixed SharedAccessSignature, which cannot be renewed; \
+                 the listeners go offline when it expires",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_path_then_reason() {
+        let error = ConfigError::new(
+            "hybrid_connection[1].target",
+            Reason::InvalidUrl {
+                expected: "tcp://host:port",
+                got: "db01".into(),
+                problem: UrlProblem::NotAUrl(url::ParseError::RelativeUrlWithoutBase),
+            },
+        );
+        assert!(error
+            .to_string()
+            .starts_with("hybrid_connection[1].target: expected tcp://host:port, got \"db01\""));
+    }
+
+    #[test]
+    fn unknown_key_names_section_and_key() {
+        let error = ConfigError::new(
+            "runtime.workerz",
+            Reason::UnknownKey {
+                key: "workerz".into(),
+                section: "runtime".into(),
+                expected: "`workers`".into(),
+            },
+        );
+        assert_eq!(
+            error.to_string(),
+            "runtime.workerz: unknown key \"workerz\" in runtime; expected `workers`"
+        );
+        let top = Reason::UnknownKey {
+            key: "bogus".into(),
+            section: String::new(),
+            expected: "one of `runtime`".into(),
+        };
+        assert!(top.to_string().contains("at the top level"));
+    }
+
+    #[test]
+    fn credentials_are_removed_from_echoed_urls() {
+        assert_eq!(
+            without_credentials("http://user:hunter2@proxy:8080/x"),
+            "http://<redacted>@proxy:8080/x"
+        );
+        assert_eq!(without_credentials("user:pw@host:1"), "<redacted>@host:1");
+        assert_eq!(without_credentials("tcp://db01:3300"), "tcp://db01:3300");
+        assert_eq!(without_credentials("http://h/a@b"), "http://h/a@b");
+    }
+
+    #[test]
+    fn warnings_display_path_and_kind() {
+        let warning = ConfigWarning {
+            path: "hybrid_connection[0].connection_string".into(),
+            kind: Warning::UnknownConnectionStringKey { key: "Foo".into() },
+        };
+        assert_eq!(
+            warning.to_string(),
+            "hybrid_connection[0].connection_string: unknown connection string key \"Foo\" is ignored"
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! hycod's configuration (design.md §5): a TOML file read into serde structs that reject
+//! unknown keys ([`raw`]), converted once into the typed [`Config`] ([`typed`]).
+//!
+//! Every error is a [`ConfigError`] naming the key path and the reason, e.g.
+//! `hybrid_connection[1].target: expected tcp://host:port, got "db01" (...)`. Connection strings
+//! (spec §3.5) come from `connection_string`, `connection_string_file` or
+//! `connection_string_env` and are held as [`crate::secret::Secret`]s throughout; the effective
+//! configuration [`render`]s them with the key redacted.
+
+mod connection_source;
+pub mod duration;
+mod error;
+mod hybrid_connection;
+mod raw;
+pub mod render;
+mod toml_errors;
+mod typed;
+mod urls;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::Path;
+
+pub use connection_source::EnvLookup;
+pub use error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProblem, Warning};
+pub use hybrid_connection::entity_path_problem;
+pub use typed::{
+    Admin, Config, ConnectionStringSource, HttpTarget, HybridConnection, Log, LogFormat, LogLevel,
+    ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_TOKEN_TTL, MAX_LISTENERS, MIN_TOKEN_TTL,
+};
+pub use urls::{HTTP_TARGET_FORM, PROXY_FORM, RELAY_URL_FORM, TCP_TARGET_FORM};
+
+use raw::RawConfig;
+
+impl Config {
+    /// Reads and validates the configuration file at `path`. Relative file names inside it
+    /// (`connection_string_file`, `relay_ca_file`) are resolved against the file's directory;
+    /// `connection_string_env` reads the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            ConfigError::new(
+                path.display().to_string(),
+                Reason::ReadFile {
+                    io: error.to_string(),
+                },
+            )
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml_str(&text, base_dir)
+    }
+
+    /// Validates configuration text; relative file names are resolved against `base_dir`.
+    pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        Self::from_toml_str_with_env(text, base_dir, &|name| std::env::var(name))
+    }
+
+    /// [`Config::from_toml_str`] with `env` standing in for the process environment.
+    pub fn from_toml_str_with_env(
+        text: &str,
+        base_dir: &Path,
+        env: EnvLookup<'_>,
+    ) -> Result<Config, ConfigError> {
+        // Parsing as a plain table first separates syntax errors from unknown keys and wrong
+        // types, which the typed pass reports with their spans.
+        text.parse::<toml::Table>()
+            .map_err(|error| toml_errors::syntax_error(text, &error))?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|error| toml_errors::value_error(text, &error))?;
+        convert(&raw, base_dir, env)
+    }
+}
+
+/// Raw → typed, section by section.
+fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+    let workers = match raw.runtime.workers.and_then(NonZeroUsize::new) {
+        None => Workers::PerCore,
+        Some(count) => Workers::Fixed(count),
+    };
+    let listen = raw
+        .admin
+        .listen
+        .as_deref()
+        .map(|text| {
+            text.trim().parse::<SocketAddr>().map_err(|error| {
+                ConfigError::new(
+                    "admin.listen",
+                    Reason::InvalidSocketAddr {
+                        got: text.to_owned(),
+                        error,
+                    },
+                )
+            })
+        })
+        .transpose()?;
+    let grace = match raw.shutdown.grace.as_deref() {
+        None => DEFAULT_SHUTDOWN_GRACE,
+        Some(text) => duration::parse(text).map_err(|error| {
+            ConfigError::new(
+                "shutdown.grace",
+                Reason::InvalidDuration {
+                    got: text.to_owned(),
+                    error,
+                },
+            )
+        })?,
+    };
+    if raw.hybrid_connection.is_empty() {
+        return Err(ConfigError::new(
+            "hybrid_connection",
+            Reason::NoHybridConnection,
+        ));
+    }
+    let mut hybrid_connections = Vec::with_capacity(raw.hybrid_connection.len());
+    let mut warnings = Vec::new();
+    let mut first_index_of_name: HashMap<String, usize> = HashMap::new();
+    for (index, raw_hc) in raw.hybrid_connection.iter().enumerate() {
+        let (hc, hc_warnings) = hybrid_connection::convert(raw_hc, index, base_dir, env)?;
+        if let Some(&first_index) = first_index_of_name.get(&hc.name) {
+            return Err(ConfigError::new(
+                format!("hybrid_connection[{index}].name"),
+                Reason::DuplicateName {
+                    name: hc.name,
+                    first_index,
+                },
+            ));
+        }
+        first_index_of_name.insert(hc.name.clone(), index);
+        warnings.extend(hc_warnings);
+        hybrid_connections.push(hc);
+    }
+    Ok(Config {
+        runtime: Runtime { workers },
+        admin: Admin { listen },
+        log: Log {
+            format: raw.log.format.unwrap_or_default(),
+            level: raw.log.level.unwrap_or_default(),
+        },
+        shutdown: Shutdown { grace },
+        hybrid_connections,
+        warnings,
+    })
+}

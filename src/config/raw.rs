@@ -1,0 +1,85 @@
+//! The configuration file exactly as written: serde structs that reject unknown keys
+//! (design.md §5). Values stay as text here; [`super::convert`] turns them into typed values once.
+//!
+//! Every key is optional at this level so that a missing required key is reported by the
+//! conversion, with its full key path, rather than by serde.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::secret::Secret;
+
+use super::typed::{LogFormat, LogLevel};
+
+/// The whole file.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub runtime: RawRuntime,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub shutdown: RawShutdown,
+    #[serde(default)]
+    pub hybrid_connection: Vec<RawHybridConnection>,
+}
+
+/// `[runtime]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRuntime {
+    pub workers: Option<usize>,
+}
+
+/// `[admin]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub listen: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub format: Option<LogFormat>,
+    pub level: Option<LogLevel>,
+}
+
+/// `[shutdown]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShutdown {
+    pub grace: Option<String>,
+}
+
+/// One `[[hybrid_connection]]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHybridConnection {
+    pub name: Option<String>,
+    pub connection_string: Option<SecretText>,
+    pub connection_string_file: Option<PathBuf>,
+    pub connection_string_env: Option<String>,
+    pub entity_path: Option<String>,
+    pub target: Option<String>,
+    pub http_target: Option<String>,
+    pub listeners: Option<usize>,
+    pub relay_url: Option<String>,
+    pub relay_ca_file: Option<PathBuf>,
+    pub proxy: Option<String>,
+    pub token_ttl: Option<String>,
+}
+
+/// A string value that is a secret from the moment it is read.
+pub(super) struct SecretText(pub Secret);
+
+impl<'de> Deserialize<'de> for SecretText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|text| Self(Secret::new(text)))
+    }
+}

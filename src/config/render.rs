@@ -1,0 +1,257 @@
+//! The effective configuration as `hycod check` prints it: TOML-shaped text with every default
+//! filled in and every secret shown as `<redacted>` (design.md §5).
+//!
+//! A connection string is shown by its endpoint, key name and entity path; its key or
+//! signature is always `<redacted>`.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+
+use crate::auth::connection_string::{ConnectionString, Credential};
+use crate::secret::REDACTED;
+
+use super::duration;
+use super::typed::{
+    Config, ConnectionStringSource, HybridConnection, Relay, Workers, MAX_LISTENERS,
+};
+
+/// `config` as effective-configuration text; `workers` is the worker count on this machine
+/// (it resolves `workers = 0` and the default `listeners`).
+pub fn effective(config: &Config, workers: NonZeroUsize) -> Effective<'_> {
+    Effective { config, workers }
+}
+
+/// The [`fmt::Display`] of the effective configuration.
+pub struct Effective<'a> {
+    config: &'a Config,
+    workers: NonZeroUsize,
+}
+
+impl fmt::Display for Effective<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = self.config;
+        writeln!(
+            f,
+            "# effective configuration: defaults filled in, secrets redacted"
+        )?;
+        writeln!(f)?;
+        writeln!(f, "[runtime]")?;
+        match config.runtime.workers {
+            Workers::PerCore => writeln!(
+                f,
+                "workers = 0  # one per core: {} on this machine",
+                self.workers
+            )?,
+            Workers::Fixed(count) => writeln!(f, "workers = {count}")?,
+        }
+        writeln!(f)?;
+        writeln!(f, "[admin]")?;
+        match config.admin.listen {
+            Some(listen) => writeln!(f, "listen = {}", quote(&listen.to_string()))?,
+            None => writeln!(f, "# listen is not set: no admin endpoint")?,
+        }
+        writeln!(f)?;
+        writeln!(f, "[log]")?;
+        writeln!(f, "format = {}", quote(config.log.format.as_str()))?;
+        writeln!(f, "level = {}", quote(config.log.level.as_str()))?;
+        writeln!(f)?;
+        writeln!(f, "[shutdown]")?;
+        writeln!(
+            f,
+            "grace = {}",
+            quote(&duration::format(config.shutdown.grace))
+        )?;
+        for hc in &config.hybrid_connections {
+            writeln!(f)?;
+            self.hybrid_connection(f, hc)?;
+        }
+        Ok(())
+    }
+}
+
+impl Effective<'_> {
+    fn hybrid_connection(&self, f: &mut fmt::Formatter<'_>, hc: &HybridConnection) -> fmt::Result {
+        writeln!(f, "[[hybrid_connection]]")?;
+        writeln!(f, "name = {}", quote(&hc.name))?;
+        let shown = redacted_connection_string(&hc.connection_string);
+        match &hc.connection_string_source {
+            ConnectionStringSource::Inline => writeln!(f, "connection_string = {}", quote(&shown))?,
+            ConnectionStringSource::File(file) => {
+                writeln!(
+                    f,
+                    "connection_string_file = {}",
+                    quote(&file.display().to_string())
+                )?;
+                writeln!(f, "# connection string: {shown}")?;
+            }
+            ConnectionStringSource::Env(variable) => {
+                writeln!(f, "connection_string_env = {}", quote(variable))?;
+                writeln!(f, "# connection string: {shown}")?;
+            }
+        }
+        writeln!(f, "entity_path = {}", quote(&hc.entity_path))?;
+        if let Some(target) = &hc.target {
+            writeln!(f, "target = {}", quote(&target.to_string()))?;
+        }
+        if let Some(http_target) = &hc.http_target {
+            writeln!(f, "http_target = {}", quote(&http_target.to_string()))?;
+        }
+        let listeners = hc.listener_count(self.workers);
+        match hc.listeners {
+            Some(_) => writeln!(f, "listeners = {listeners}")?,
+            None => writeln!(
+                f,
+                "listeners = {listeners}  # default: one per worker, at most {MAX_LISTENERS}"
+            )?,
+        }
+        match &hc.relay {
+            Relay::Azure => writeln!(
+                f,
+                "# relay: Azure Relay at wss://{}:443",
+                hc.connection_string.namespace_host()
+            )?,
+            Relay::SelfHosted { url, ca_file } => {
+                writeln!(f, "relay_url = {}", quote(url.as_str()))?;
+                if let Some(ca_file) = ca_file {
+                    writeln!(
+                        f,
+                        "relay_ca_file = {}",
+                        quote(&ca_file.display().to_string())
+                    )?;
+                }
+            }
+        }
+        if let Some(proxy) = &hc.proxy {
+            writeln!(f, "proxy = {}", quote(&proxy.to_string()))?;
+        }
+        writeln!(f, "token_ttl = {}", quote(&duration::format(hc.token_ttl)))
+    }
+}
+
+/// The connection string with its key or signature replaced by `<redacted>`.
+pub fn redacted_connection_string(connection_string: &ConnectionString) -> String {
+    let mut shown = format!("Endpoint={}", connection_string.endpoint());
+    match connection_string.credential() {
+        Credential::KeyPair { key_name, .. } => {
+            shown.push_str(&format!(
+                ";SharedAccessKeyName={key_name};SharedAccessKey={REDACTED}"
+            ));
+        }
+        Credential::Signature(_) => {
+            shown.push_str(&format!(";SharedAccessSignature={REDACTED}"));
+        }
+    }
+    if let Some(entity_path) = connection_string.entity_path() {
+        shown.push_str(&format!(";EntityPath={entity_path}"));
+    }
+    shown
+}
+
+/// A TOML basic string.
+fn quote(text: &str) -> String {
+    toml::Value::String(text.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+
+    fn render(text: &str, workers: usize) -> String {
+        let config = Config::from_toml_str(text, Path::new("/etc/hycod")).expect("valid");
+        let workers = NonZeroUsize::new(workers).expect("non-zero");
+        effective(&config, workers).to_string()
+    }
+
+    fn inline(extra: &str) -> String {
+        format!(
+            "[[hybrid_connection]]\nname = \"sap\"\nconnection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={KEY};EntityPath=sap-gateway\"\ntarget = \"tcp://10.1.2.3:3300\"\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let text = render(&inline(""), 6);
+        for line in [
+            "workers = 0  # one per core: 6 on this machine",
+            "# listen is not set: no admin endpoint",
+            "format = \"text\"",
+            "level = \"info\"",
+            "grace = \"30s\"",
+            "entity_path = \"sap-gateway\"",
+            "target = \"tcp://10.1.2.3:3300\"",
+            "listeners = 6  # default: one per worker, at most 25",
+            "# relay: Azure Relay at wss://contoso.servicebus.windows.net:443",
+            "token_ttl = \"1h\"",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_key_is_redacted_but_endpoint_and_key_name_are_shown() {
+        let text = render(&inline(""), 2);
+        assert!(!text.contains(KEY));
+        assert!(text.contains(
+            "connection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=<redacted>;EntityPath=sap-gateway\""
+        ));
+    }
+
+    #[test]
+    fn explicit_values_are_shown_as_given() {
+        let text = render(
+            &format!(
+                "[runtime]\nworkers = 3\n[admin]\nlisten = \"127.0.0.1:9464\"\n{}",
+                inline("listeners = 2\nhttp_target = \"http://127.0.0.1:8065/ws\"\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy:3128\"\ntoken_ttl = \"90m\"")
+            ),
+            3,
+        );
+        for line in [
+            "workers = 3",
+            "listen = \"127.0.0.1:9464\"",
+            "listeners = 2",
+            "http_target = \"http://127.0.0.1:8065/ws\"",
+            "relay_url = \"ws://127.0.0.1:9000/\"",
+            "proxy = \"http://proxy:3128\"",
+            "token_ttl = \"90m\"",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_signature_is_redacted() {
+        let text = render(
+            "[[hybrid_connection]]\nname = \"a\"\nentity_path = \"hc\"\ntarget = \"tcp://h:1\"\nconnection_string = \"Endpoint=sb://ns.example/;SharedAccessSignature=SharedAccessSignature sr=x&sig=SECRETSIG&se=1&skn=k\"\n",
+            1,
+        );
+        assert!(!text.contains("SECRETSIG"));
+        assert!(text.contains("SharedAccessSignature=<redacted>"));
+    }
+
+    #[test]
+    fn the_source_is_named_for_env_connection_strings() {
+        let config = Config::from_toml_str_with_env(
+            "[[hybrid_connection]]\nname = \"a\"\nconnection_string_env = \"CS\"\ntarget = \"tcp://h:1\"\n",
+            Path::new("/"),
+            &|_| {
+                Ok(format!(
+                    "Endpoint=sb://ns.example/;SharedAccessKeyName=k;SharedAccessKey={KEY};EntityPath=hc"
+                ))
+            },
+        )
+        .expect("valid");
+        let text = effective(&config, NonZeroUsize::MIN).to_string();
+        assert!(text.contains("connection_string_env = \"CS\"\n# connection string: Endpoint=sb://ns.example/;SharedAccessKeyName=k;SharedAccessKey=<redacted>;EntityPath=hc\n"));
+        assert!(!text.contains(KEY));
+    }
+}

@@ -1,0 +1,884 @@
+//! One test per configuration rule: each asserts the key path, the [`Reason`] variant and a
+//! distinctive part of the message, and that no key text leaks into it.
+
+use std::env::VarError;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::auth::connection_string::{ConnectionStringError, Credential, EntityPathProblem};
+
+use super::duration::DurationError;
+use super::*;
+
+/// The made-up key of spec §3.6.
+const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+
+fn connection_string(entity_path: Option<&str>) -> String {
+    let mut text = format!(
+        "Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={KEY}"
+    );
+    if let Some(entity_path) = entity_path {
+        text.push_str(&format!(";EntityPath={entity_path}"));
+    }
+    text
+}
+
+/// One hybrid connection named `name` with an inline connection string and a TCP target,
+/// followed by `extra` lines.
+fn hc(name: &str, extra: &str) -> String {
+    format!(
+        "[[hybrid_connection]]\nname = \"{name}\"\nconnection_string = \"{}\"\ntarget = \"tcp://10.1.2.3:3300\"\n{extra}\n",
+        connection_string(Some("sap-gateway"))
+    )
+}
+
+/// The environment the tests see: only `HYCOD_TEST_CS` (and `HYCOD_TEST_BINARY`, not Unicode).
+fn test_env(name: &str) -> Result<String, VarError> {
+    match name {
+        "HYCOD_TEST_CS" => Ok(format!("{}\n", connection_string(Some("from-env")))),
+        "HYCOD_TEST_BINARY" => Err(VarError::NotUnicode(std::ffi::OsString::from("x"))),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+fn load_in(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    Config::from_toml_str_with_env(text, base_dir, &test_env)
+}
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    load_in(text, Path::new("/nonexistent-base"))
+}
+
+/// Loads `text`, expects an error at `path` whose message contains `part` and not the key.
+fn error(text: &str, path: &str, part: &str) -> Reason {
+    let error = match load(text) {
+        Ok(_) => panic!("expected an error at {path}"),
+        Err(error) => error,
+    };
+    let shown = error.to_string();
+    assert_eq!(error.path, path, "{shown}");
+    assert!(shown.contains(part), "{shown:?} lacks {part:?}");
+    assert!(!shown.contains(KEY), "{shown:?} leaks the key");
+    assert!(!format!("{error:?}").contains(KEY), "Debug leaks the key");
+    error.reason
+}
+
+#[test]
+fn minimal_config_gets_every_default() {
+    let config = load(&hc("sap", "")).expect("valid");
+    assert_eq!(config.runtime.workers, Workers::PerCore);
+    assert_eq!(config.admin.listen, None);
+    assert_eq!(config.log.format, LogFormat::Text);
+    assert_eq!(config.log.level, LogLevel::Info);
+    assert_eq!(config.shutdown.grace, Duration::from_secs(30));
+    assert!(config.warnings.is_empty());
+    let hc = &config.hybrid_connections[0];
+    assert_eq!(hc.name, "sap");
+    assert_eq!(hc.entity_path, "sap-gateway");
+    assert_eq!(hc.connection_string_source, ConnectionStringSource::Inline);
+    assert_eq!(
+        hc.connection_string.namespace_host(),
+        "contoso.servicebus.windows.net"
+    );
+    assert_eq!(
+        hc.target,
+        Some(TcpTarget {
+            host: "10.1.2.3".into(),
+            port: 3300
+        })
+    );
+    assert_eq!(hc.http_target, None);
+    assert_eq!(hc.listeners, None);
+    assert_eq!(hc.relay, Relay::Azure);
+    assert_eq!(hc.proxy, None);
+    assert_eq!(hc.token_ttl, Duration::from_secs(3600));
+}
+
+#[test]
+fn default_listeners_follow_workers_up_to_25() {
+    let config = load(&hc("sap", "")).expect("valid");
+    let hc = &config.hybrid_connections[0];
+    let n = |count| NonZeroUsize::new(count).expect("non-zero");
+    assert_eq!(hc.listener_count(n(4)), n(4));
+    assert_eq!(hc.listener_count(n(64)), n(25));
+    let fixed = load(&hc_with_listeners(3)).expect("valid");
+    assert_eq!(fixed.hybrid_connections[0].listener_count(n(64)), n(3));
+}
+
+fn hc_with_listeners(listeners: usize) -> String {
+    hc("sap", &format!("listeners = {listeners}"))
+}
+
+#[test]
+fn every_key_is_read() {
+    let text = format!(
+        "[runtime]\nworkers = 4\n[admin]\nlisten = \"127.0.0.1:9464\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[shutdown]\ngrace = \"250ms\"\n{}",
+        hc(
+            "sap",
+            "http_target = \"https://ecs.corp.local:8443/sap/bc\"\nlisteners = 25\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy.corp:3128\"\ntoken_ttl = \"5m\"\nentity_path = \"sap-gateway\""
+        )
+    );
+    let config = load(&text).expect("valid");
+    assert_eq!(
+        config.runtime.workers,
+        Workers::Fixed(NonZeroUsize::new(4).expect("non-zero"))
+    );
+    assert_eq!(config.runtime.workers.count().get(), 4);
+    assert_eq!(
+        config.admin.listen,
+        Some("127.0.0.1:9464".parse().expect("addr"))
+    );
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.log.level, LogLevel::Debug);
+    assert_eq!(config.shutdown.grace, Duration::from_millis(250));
+    let hc = &config.hybrid_connections[0];
+    let http = hc.http_target.as_ref().expect("http_target");
+    assert_eq!(
+        (http.host(), http.port(), http.base_path()),
+        ("ecs.corp.local", 8443, "/sap/bc")
+    );
+    assert_eq!(hc.listeners, NonZeroUsize::new(25));
+    assert!(
+        matches!(&hc.relay, Relay::SelfHosted { url, ca_file: None } if url.as_str() == "ws://127.0.0.1:9000/")
+    );
+    assert_eq!(
+        hc.proxy,
+        Some(ProxyAddress {
+            host: "proxy.corp".into(),
+            port: 3128
+        })
+    );
+    assert_eq!(hc.token_ttl, Duration::from_secs(300));
+}
+
+#[test]
+fn workers_zero_means_one_per_core() {
+    let config = load(&format!("[runtime]\nworkers = 0\n{}", hc("sap", ""))).expect("valid");
+    assert_eq!(config.runtime.workers, Workers::PerCore);
+    assert!(config.runtime.workers.count().get() >= 1);
+}
+
+#[test]
+fn secrets_are_not_in_debug_output() {
+    let config = load(&hc("sap", "")).expect("valid");
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(KEY));
+    assert!(debug.contains("<redacted>"));
+    match config.hybrid_connections[0].connection_string.credential() {
+        Credential::KeyPair { key, .. } => assert_eq!(key.expose(), KEY),
+        Credential::Signature(_) => panic!("expected a key pair"),
+    }
+}
+
+// ---- the file and TOML itself ----
+
+#[test]
+fn unreadable_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("missing.toml");
+    let error = Config::load(&path).expect_err("missing file");
+    assert_eq!(error.path, path.display().to_string());
+    assert!(matches!(error.reason, Reason::ReadFile { .. }));
+    assert!(error
+        .to_string()
+        .contains("cannot read the configuration file"));
+}
+
+#[test]
+fn load_resolves_files_next_to_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("sap.conn"), connection_string(Some("x"))).expect("write");
+    let text = "[[hybrid_connection]]\nname = \"a\"\nconnection_string_file = \"sap.conn\"\ntarget = \"tcp://h:1\"\n";
+    let config_path = dir.path().join("hycod.toml");
+    std::fs::write(&config_path, text).expect("write");
+    let config = Config::load(&config_path).expect("valid");
+    assert_eq!(
+        config.hybrid_connections[0].connection_string_source,
+        ConnectionStringSource::File(dir.path().join("sap.conn"))
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_key_and_position() {
+    let text = "[[hybrid_connection]]\nname = \"a\"\ntarget = tcp://db01:1\n";
+    let reason = error(
+        text,
+        "hybrid_connection[0].target",
+        "invalid TOML at line 3, column 10",
+    );
+    assert!(matches!(
+        reason,
+        Reason::TomlSyntax {
+            line: 3,
+            column: 10,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn toml_syntax_error_in_a_header() {
+    let reason = error(
+        "[runtime\nworkers = 1\n",
+        "(top level)",
+        "invalid TOML at line 1",
+    );
+    assert!(matches!(reason, Reason::TomlSyntax { line: 1, .. }));
+}
+
+#[test]
+fn toml_duplicate_key_is_a_syntax_error() {
+    let text = format!("{}name = \"again\"\n", hc("a", ""));
+    let reason = error(&text, "hybrid_connection[0].name", "duplicate key");
+    assert!(matches!(reason, Reason::TomlSyntax { .. }));
+}
+
+#[test]
+fn unknown_key_in_a_hybrid_connection() {
+    let text = format!("{}{}", hc("a", ""), hc("b", "tagret = \"tcp://x:1\""));
+    let reason = error(
+        &text,
+        "hybrid_connection[1].tagret",
+        "unknown key \"tagret\" in hybrid_connection[1]; expected one of `name`",
+    );
+    assert!(
+        matches!(reason, Reason::UnknownKey { key, section, .. } if key == "tagret" && section == "hybrid_connection[1]")
+    );
+}
+
+#[test]
+fn unknown_key_in_a_section() {
+    let text = format!("[runtime]\nworkerz = 4\n{}", hc("a", ""));
+    let reason = error(
+        &text,
+        "runtime.workerz",
+        "unknown key \"workerz\" in runtime; expected `workers`",
+    );
+    assert!(matches!(reason, Reason::UnknownKey { .. }));
+}
+
+#[test]
+fn unknown_key_in_an_inline_table() {
+    let text = format!("runtime = {{ workerz = 4 }}\n{}", hc("a", ""));
+    let reason = error(
+        &text,
+        "runtime.workerz",
+        "unknown key \"workerz\" in runtime",
+    );
+    assert!(matches!(reason, Reason::UnknownKey { .. }));
+}
+
+#[test]
+fn unknown_top_level_key_and_section() {
+    let reason = error(
+        "bogus = 1\n",
+        "bogus",
+        "unknown key \"bogus\" at the top level",
+    );
+    assert!(matches!(reason, Reason::UnknownKey { .. }));
+    let reason = error(
+        "[runtim]\nworkers = 1\n",
+        "runtim",
+        "unknown key \"runtim\" at the top level",
+    );
+    assert!(matches!(reason, Reason::UnknownKey { .. }));
+}
+
+#[test]
+fn unknown_subtable_of_a_hybrid_connection() {
+    let text = format!("{}[hybrid_connection.extra]\nx = 1\n", hc("a", ""));
+    let reason = error(
+        &text,
+        "hybrid_connection[0].extra",
+        "unknown key \"extra\" in hybrid_connection[0]",
+    );
+    assert!(matches!(reason, Reason::UnknownKey { .. }));
+}
+
+#[test]
+fn wrong_type_names_key_and_position() {
+    let text = format!("[runtime]\nworkers = \"4\"\n{}", hc("a", ""));
+    let reason = error(&text, "runtime.workers", "invalid type: string");
+    assert!(matches!(
+        reason,
+        Reason::InvalidValue {
+            line: 2,
+            column: 11,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_secret_given_to_a_number_key_is_not_echoed() {
+    let text = format!("[runtime]\nworkers = \"{KEY}\"\n{}", hc("a", ""));
+    let reason = error(
+        &text,
+        "runtime.workers",
+        "invalid type: string, expected usize",
+    );
+    assert!(matches!(reason, Reason::InvalidValue { .. }));
+}
+
+#[test]
+fn negative_count_is_an_invalid_value() {
+    let reason = error(
+        &hc("a", "listeners = -1"),
+        "hybrid_connection[0].listeners",
+        "invalid value",
+    );
+    assert!(matches!(reason, Reason::InvalidValue { .. }));
+}
+
+#[test]
+fn unknown_log_format_and_level() {
+    let text = format!("[log]\nformat = \"xml\"\n{}", hc("a", ""));
+    let reason = error(&text, "log.format", "expected `text` or `json`");
+    assert!(matches!(reason, Reason::InvalidValue { .. }));
+    let text = format!("[log]\nlevel = \"verbose\"\n{}", hc("a", ""));
+    let reason = error(&text, "log.level", "unknown variant `verbose`");
+    assert!(matches!(reason, Reason::InvalidValue { .. }));
+}
+
+// ---- top-level sections ----
+
+#[test]
+fn no_hybrid_connection() {
+    let reason = error(
+        "[runtime]\nworkers = 1\n",
+        "hybrid_connection",
+        "at least one [[hybrid_connection]]",
+    );
+    assert_eq!(reason, Reason::NoHybridConnection);
+    assert_eq!(
+        error("", "hybrid_connection", "required"),
+        Reason::NoHybridConnection
+    );
+}
+
+#[test]
+fn admin_listen_must_be_ip_and_port() {
+    let text = format!("[admin]\nlisten = \"localhost:9464\"\n{}", hc("a", ""));
+    let reason = error(
+        &text,
+        "admin.listen",
+        "expected ip:port, got \"localhost:9464\"",
+    );
+    assert!(matches!(reason, Reason::InvalidSocketAddr { .. }));
+}
+
+#[test]
+fn shutdown_grace_must_be_a_duration() {
+    let text = format!("[shutdown]\ngrace = \"30\"\n{}", hc("a", ""));
+    let reason = error(&text, "shutdown.grace", "no unit");
+    assert_eq!(
+        reason,
+        Reason::InvalidDuration {
+            got: "30".into(),
+            error: DurationError::NoUnit
+        }
+    );
+}
+
+// ---- name ----
+
+#[test]
+fn missing_name() {
+    let text = format!(
+        "[[hybrid_connection]]\nconnection_string = \"{}\"\ntarget = \"tcp://h:1\"\n",
+        connection_string(Some("x"))
+    );
+    assert_eq!(
+        error(&text, "hybrid_connection[0].name", "required"),
+        Reason::MissingKey
+    );
+}
+
+#[test]
+fn empty_name() {
+    assert_eq!(
+        error(
+            &hc("", ""),
+            "hybrid_connection[0].name",
+            "must not be empty"
+        ),
+        Reason::EmptyName
+    );
+}
+
+#[test]
+fn name_with_a_character_unfit_for_a_metric_label() {
+    let reason = error(&hc("sap gw", ""), "hybrid_connection[0].name", "found ' '");
+    assert_eq!(reason, Reason::NameCharacter { character: ' ' });
+    let reason = error(
+        &hc("sap\\\"gw", ""),
+        "hybrid_connection[0].name",
+        "may contain only",
+    );
+    assert_eq!(reason, Reason::NameCharacter { character: '"' });
+    assert!(load(&hc("SAP_gw-01.prod", "")).is_ok());
+}
+
+#[test]
+fn duplicate_name() {
+    let text = format!("{}{}{}", hc("a", ""), hc("b", ""), hc("a", ""));
+    let reason = error(
+        &text,
+        "hybrid_connection[2].name",
+        "already used by hybrid_connection[0]",
+    );
+    assert_eq!(
+        reason,
+        Reason::DuplicateName {
+            name: "a".into(),
+            first_index: 0
+        }
+    );
+}
+
+// ---- connection string sources ----
+
+fn hc_without_secret(extra: &str) -> String {
+    format!("[[hybrid_connection]]\nname = \"a\"\nentity_path = \"hc\"\ntarget = \"tcp://h:1\"\n{extra}\n")
+}
+
+#[test]
+fn no_connection_string() {
+    let reason = error(
+        &hc_without_secret(""),
+        "hybrid_connection[0]",
+        "one of connection_string, connection_string_file or connection_string_env is required",
+    );
+    assert_eq!(reason, Reason::NoConnectionString);
+}
+
+#[test]
+fn more_than_one_connection_string_source() {
+    let text = hc("a", "connection_string_env = \"HYCOD_TEST_CS\"");
+    let reason = error(
+        &text,
+        "hybrid_connection[0]",
+        "found connection_string and connection_string_env",
+    );
+    assert_eq!(
+        reason,
+        Reason::ConflictingConnectionStrings {
+            keys: vec!["connection_string", "connection_string_env"]
+        }
+    );
+}
+
+#[test]
+fn unreadable_connection_string_file() {
+    let text = hc_without_secret("connection_string_file = \"/nonexistent/sap.conn\"");
+    let reason = error(
+        &text,
+        "hybrid_connection[0].connection_string_file",
+        "cannot read /nonexistent/sap.conn",
+    );
+    assert!(matches!(
+        reason,
+        Reason::ConnectionStringFileUnreadable { .. }
+    ));
+}
+
+#[test]
+fn connection_string_file_is_trimmed_and_relative_to_base_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("sap.conn"),
+        format!("{}\n\n", connection_string(None)),
+    )
+    .expect("write");
+    let text = hc_without_secret("connection_string_file = \"sap.conn\"");
+    let config = load_in(&text, dir.path()).expect("valid");
+    let hc = &config.hybrid_connections[0];
+    assert_eq!(
+        hc.connection_string_source,
+        ConnectionStringSource::File(dir.path().join("sap.conn"))
+    );
+    match hc.connection_string.credential() {
+        Credential::KeyPair { key, .. } => assert_eq!(key.expose(), KEY),
+        Credential::Signature(_) => panic!("expected a key pair"),
+    }
+}
+
+#[test]
+fn malformed_connection_string_in_a_file_names_the_file_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("bad.conn"),
+        format!("SharedAccessKeyName=x;SharedAccessKey={KEY}"),
+    )
+    .expect("write");
+    let text = hc_without_secret("connection_string_file = \"bad.conn\"");
+    let error = load_in(&text, dir.path()).expect_err("malformed");
+    assert_eq!(error.path, "hybrid_connection[0].connection_string_file");
+    assert_eq!(
+        error.reason,
+        Reason::InvalidConnectionString(ConnectionStringError::MissingEndpoint)
+    );
+    assert!(!error.to_string().contains(KEY));
+}
+
+#[test]
+fn connection_string_from_the_environment() {
+    let config = load(
+        &hc_without_secret("connection_string_env = \"HYCOD_TEST_CS\"\n")
+            .replace("entity_path = \"hc\"\n", ""),
+    )
+    .expect("valid");
+    let hc = &config.hybrid_connections[0];
+    assert_eq!(
+        hc.connection_string_source,
+        ConnectionStringSource::Env("HYCOD_TEST_CS".into())
+    );
+    assert_eq!(hc.entity_path, "from-env");
+}
+
+#[test]
+fn missing_environment_variable() {
+    let text = hc_without_secret("connection_string_env = \"HYCOD_NOT_SET\"");
+    let reason = error(
+        &text,
+        "hybrid_connection[0].connection_string_env",
+        "HYCOD_NOT_SET is not set",
+    );
+    assert_eq!(
+        reason,
+        Reason::ConnectionStringEnvMissing {
+            variable: "HYCOD_NOT_SET".into()
+        }
+    );
+}
+
+#[test]
+fn environment_variable_not_unicode() {
+    let text = hc_without_secret("connection_string_env = \"HYCOD_TEST_BINARY\"");
+    let reason = error(
+        &text,
+        "hybrid_connection[0].connection_string_env",
+        "not valid Unicode",
+    );
+    assert!(matches!(
+        reason,
+        Reason::ConnectionStringEnvNotUnicode { .. }
+    ));
+}
+
+#[test]
+fn malformed_inline_connection_string() {
+    let text = hc_without_secret(&format!(
+        "connection_string = \"Endpoint=https://contoso.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey={KEY}\""
+    ));
+    let reason = error(
+        &text,
+        "hybrid_connection[0].connection_string",
+        "must use the sb:// scheme",
+    );
+    assert!(matches!(
+        reason,
+        Reason::InvalidConnectionString(ConnectionStringError::EndpointSchemeNotSb { .. })
+    ));
+}
+
+#[test]
+fn connection_string_without_key_name() {
+    let text = hc_without_secret(&format!(
+        "connection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKey={KEY}\""
+    ));
+    let reason = error(
+        &text,
+        "hybrid_connection[0].connection_string",
+        "no SharedAccessKeyName",
+    );
+    assert_eq!(
+        reason,
+        Reason::InvalidConnectionString(ConnectionStringError::KeyWithoutKeyName)
+    );
+}
+
+#[test]
+fn unknown_connection_string_keys_are_warnings() {
+    let text = hc_without_secret(&format!(
+        "connection_string = \"{};Foo=bar\"",
+        connection_string(None)
+    ));
+    let config = load(&text).expect("valid");
+    assert_eq!(
+        config.warnings,
+        vec![ConfigWarning {
+            path: "hybrid_connection[0].connection_string".into(),
+            kind: Warning::UnknownConnectionStringKey { key: "Foo".into() }
+        }]
+    );
+}
+
+#[test]
+fn fixed_signature_is_a_warning() {
+    let text = hc_without_secret(
+        "connection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessSignature=SharedAccessSignature sr=x&sig=y&se=1&skn=k\"",
+    );
+    let config = load(&text).expect("valid");
+    assert_eq!(config.warnings.len(), 1);
+    assert_eq!(config.warnings[0].kind, Warning::FixedSignature);
+    assert!(!config.warnings[0].to_string().contains("sig=y"));
+}
+
+// ---- entity path ----
+
+#[test]
+fn entity_path_required_without_entity_path_in_connection_string() {
+    let text = format!(
+        "[[hybrid_connection]]\nname = \"a\"\nconnection_string = \"{}\"\ntarget = \"tcp://h:1\"\n",
+        connection_string(None)
+    );
+    let reason = error(
+        &text,
+        "hybrid_connection[0].entity_path",
+        "connection string has no EntityPath",
+    );
+    assert_eq!(reason, Reason::MissingEntityPath);
+}
+
+#[test]
+fn entity_path_must_agree_with_the_connection_string() {
+    let reason = error(
+        &hc("a", "entity_path = \"other\""),
+        "hybrid_connection[0].entity_path",
+        "disagrees",
+    );
+    assert_eq!(
+        reason,
+        Reason::EntityPathMismatch {
+            configured: "other".into(),
+            in_connection_string: "sap-gateway".into()
+        }
+    );
+    assert!(load(&hc("a", "entity_path = \"sap-gateway\"")).is_ok());
+}
+
+#[test]
+fn entity_path_must_be_a_usable_path() {
+    let cases = [
+        ("", EntityPathProblem::Empty),
+        ("/hc", EntityPathProblem::LeadingSlash),
+        ("hc/", EntityPathProblem::TrailingSlash),
+        ("a//b", EntityPathProblem::EmptySegment),
+    ];
+    for (path, problem) in cases {
+        let text = hc_without_secret(&format!(
+            "connection_string = \"{}\"",
+            connection_string(None)
+        ))
+        .replace("entity_path = \"hc\"", &format!("entity_path = \"{path}\""));
+        let reason = error(
+            &text,
+            "hybrid_connection[0].entity_path",
+            "not a usable hybrid connection path",
+        );
+        assert_eq!(reason, Reason::InvalidEntityPath { problem });
+    }
+}
+
+// ---- targets ----
+
+#[test]
+fn at_least_one_target() {
+    let text = format!(
+        "[[hybrid_connection]]\nname = \"a\"\nconnection_string = \"{}\"\n",
+        connection_string(Some("x"))
+    );
+    assert_eq!(
+        error(
+            &text,
+            "hybrid_connection[0]",
+            "at least one of target or http_target"
+        ),
+        Reason::NoTarget
+    );
+}
+
+#[test]
+fn http_target_alone_is_enough() {
+    let text = format!(
+        "[[hybrid_connection]]\nname = \"a\"\nconnection_string = \"{}\"\nhttp_target = \"http://127.0.0.1:8065\"\n",
+        connection_string(Some("x"))
+    );
+    let config = load(&text).expect("valid");
+    assert_eq!(config.hybrid_connections[0].target, None);
+}
+
+#[test]
+fn bad_tcp_target() {
+    let text = format!(
+        "{}{}",
+        hc("a", ""),
+        hc("b", "").replace("tcp://10.1.2.3:3300", "db01")
+    );
+    let reason = error(
+        &text,
+        "hybrid_connection[1].target",
+        "expected tcp://host:port, got \"db01\"",
+    );
+    assert!(matches!(
+        reason,
+        Reason::InvalidUrl {
+            problem: UrlProblem::NotAUrl(_),
+            ..
+        }
+    ));
+    let text = hc("a", "").replace("tcp://10.1.2.3:3300", "tcp://db01");
+    let reason = error(&text, "hybrid_connection[0].target", "no port");
+    assert!(matches!(
+        reason,
+        Reason::InvalidUrl {
+            problem: UrlProblem::NoPort,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn bad_http_target() {
+    let reason = error(
+        &hc("a", "http_target = \"ftp://files/\""),
+        "hybrid_connection[0].http_target",
+        "expected http(s)://host[:port][/base]",
+    );
+    assert!(matches!(
+        reason,
+        Reason::InvalidUrl {
+            problem: UrlProblem::WrongScheme,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn bad_relay_url() {
+    let reason = error(
+        &hc("a", "relay_url = \"https://relay:443\""),
+        "hybrid_connection[0].relay_url",
+        "expected ws(s)://host[:port]",
+    );
+    assert!(matches!(
+        reason,
+        Reason::InvalidUrl {
+            problem: UrlProblem::WrongScheme,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn proxy_credentials_are_rejected_without_echoing_them() {
+    let reason = error(
+        &hc("a", "proxy = \"http://user:hunter2@proxy:3128\""),
+        "hybrid_connection[0].proxy",
+        "credentials in URLs are not supported",
+    );
+    assert!(
+        matches!(&reason, Reason::InvalidUrl { problem: UrlProblem::Credentials, got, .. } if !got.contains("hunter2"))
+    );
+    assert!(!reason.to_string().contains("hunter2"));
+}
+
+// ---- relay CA file ----
+
+#[test]
+fn ca_file_needs_a_wss_relay() {
+    let reason = error(
+        &hc("a", "relay_ca_file = \"ca.pem\""),
+        "hybrid_connection[0].relay_ca_file",
+        "needs a wss:// relay_url",
+    );
+    assert_eq!(reason, Reason::CaFileWithoutTlsRelay);
+    let text = hc(
+        "a",
+        "relay_url = \"ws://relay:80\"\nrelay_ca_file = \"ca.pem\"",
+    );
+    assert_eq!(
+        error(&text, "hybrid_connection[0].relay_ca_file", "wss://"),
+        Reason::CaFileWithoutTlsRelay
+    );
+}
+
+#[test]
+fn unreadable_ca_file() {
+    let text = hc(
+        "a",
+        "relay_url = \"wss://relay:8443\"\nrelay_ca_file = \"ca.pem\"",
+    );
+    let reason = error(
+        &text,
+        "hybrid_connection[0].relay_ca_file",
+        "cannot read /nonexistent-base/ca.pem",
+    );
+    assert!(matches!(reason, Reason::CaFileUnreadable { .. }));
+}
+
+#[test]
+fn readable_ca_file_is_resolved_against_base_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ca.pem"), "not checked here").expect("write");
+    let text = hc(
+        "a",
+        "relay_url = \"wss://relay:8443\"\nrelay_ca_file = \"ca.pem\"",
+    );
+    let config = load_in(&text, dir.path()).expect("valid");
+    assert!(matches!(
+        &config.hybrid_connections[0].relay,
+        Relay::SelfHosted { ca_file: Some(file), .. } if *file == dir.path().join("ca.pem")
+    ));
+}
+
+// ---- counts and durations ----
+
+#[test]
+fn listeners_between_1_and_25() {
+    for got in [0, 26] {
+        let reason = error(
+            &hc_with_listeners(got),
+            "hybrid_connection[0].listeners",
+            "must be between 1 and 25",
+        );
+        assert_eq!(reason, Reason::ListenersOutOfRange { got, max: 25 });
+    }
+    assert!(load(&hc_with_listeners(1)).is_ok());
+    assert!(load(&hc_with_listeners(25)).is_ok());
+}
+
+#[test]
+fn token_ttl_must_parse() {
+    let reason = error(
+        &hc("a", "token_ttl = \"1 hour\""),
+        "hybrid_connection[0].token_ttl",
+        "expected a duration such as \"30s\"",
+    );
+    assert!(matches!(
+        reason,
+        Reason::InvalidDuration {
+            error: DurationError::UnknownUnit { .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn token_ttl_at_least_one_minute() {
+    let reason = error(
+        &hc("a", "token_ttl = \"30s\""),
+        "hybrid_connection[0].token_ttl",
+        "must be at least 1m, got 30s",
+    );
+    assert_eq!(
+        reason,
+        Reason::DurationTooShort {
+            got: Duration::from_secs(30),
+            min: Duration::from_secs(60)
+        }
+    );
+    assert!(load(&hc("a", "token_ttl = \"1m\"")).is_ok());
+}

@@ -1,0 +1,370 @@
+//! Turning the TOML reader's errors into [`ConfigError`]s that name the key path.
+//!
+//! The reader reports a byte span and a message. [`locate`] maps the span's start to the table
+//! header in effect there (`[runtime]`, the n-th `[[hybrid_connection]]`) and the key whose line
+//! the span falls on, so `tagret = "x"` in the second hybrid connection becomes
+//! `hybrid_connection[1].tagret`. The scan understands headers, bare/quoted/dotted keys, comments
+//! and multi-line strings, which is all a hycod configuration uses; line and column are exact
+//! regardless. Only the reader's `message()` is used, never its `Display`, which quotes the
+//! offending source line (and could quote a secret).
+
+use std::collections::HashMap;
+
+use super::error::{ConfigError, Reason};
+
+/// A syntax error from parsing the document as plain TOML.
+pub(super) fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let place = locate(text, span_start(error));
+    let reason = Reason::TomlSyntax {
+        line: place.line,
+        column: place.column,
+        message: one_line(error.message()),
+    };
+    ConfigError::new(place.path_or_document(), reason)
+}
+
+/// An error from deserializing a syntactically valid document into the raw structs: an unknown
+/// key (`deny_unknown_fields`) or a value of the wrong type.
+pub(super) fn value_error(text: &str, error: &toml::de::Error) -> ConfigError {
+    let place = locate(text, span_start(error));
+    let message = without_string_values(&one_line(error.message()));
+    if let Some((key, expected)) = unknown_field(&message) {
+        // The span points at the unknown key, or at the header of an unknown table. In an
+        // inline table (`runtime = { x = 1 }`) the line's key is the table, so the unknown key
+        // is appended.
+        let located = place.path();
+        let path = if last_component_is(&located, key) {
+            located
+        } else {
+            join(&located, key)
+        };
+        let section = path
+            .rsplit_once('.')
+            .map(|(parent, _)| parent.to_owned())
+            .unwrap_or_default();
+        let reason = Reason::UnknownKey {
+            key: key.to_owned(),
+            section,
+            expected: expected.to_owned(),
+        };
+        return ConfigError::new(path, reason);
+    }
+    let reason = Reason::InvalidValue {
+        line: place.line,
+        column: place.column,
+        message,
+    };
+    ConfigError::new(place.path_or_document(), reason)
+}
+
+fn span_start(error: &toml::de::Error) -> usize {
+    error.span().map_or(0, |span| span.start)
+}
+
+/// The reader's messages may span lines ("invalid table header\nexpected `.`, `]`").
+fn one_line(message: &str) -> String {
+    message.trim().replace('\n', "; ")
+}
+
+/// serde's `invalid type: string "…", expected …` with the string left out: a value given to
+/// the wrong key may be a secret.
+fn without_string_values(message: &str) -> String {
+    const MARKER: &str = "string \"";
+    let Some(start) = message.find(MARKER) else {
+        return message.to_owned();
+    };
+    let value_start = start + MARKER.len();
+    let mut escaped = false;
+    let value_len = message[value_start..].find(|c: char| {
+        let closes = c == '"' && !escaped;
+        escaped = c == '\\' && !escaped;
+        closes
+    });
+    match value_len {
+        Some(len) => format!(
+            "{}string{}",
+            &message[..start],
+            &message[value_start + len + 1..]
+        ),
+        None => format!("{}string", &message[..start]),
+    }
+}
+
+/// Splits serde's "unknown field `x`, expected one of `a`, `b`" into (`x`, "one of `a`, `b`").
+fn unknown_field(message: &str) -> Option<(&str, &str)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected = rest.strip_prefix(", expected ").unwrap_or("no keys here");
+    Some((key, expected))
+}
+
+/// Whether the last dotted component of `path`, without an `[index]`, is `key`.
+fn last_component_is(path: &str, key: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let last = match last.strip_suffix(']').and_then(|l| l.rsplit_once('[')) {
+        Some((name, index)) if index.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => last,
+    };
+    last == key
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Where a byte offset lies in a TOML document.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Place {
+    /// 1-based line number.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// The table in effect, e.g. `hybrid_connection[1]`; empty at the top level.
+    pub table: String,
+    /// The key whose line (or multi-line value) holds the offset, if any.
+    pub key: Option<String>,
+}
+
+impl Place {
+    fn path(&self) -> String {
+        match &self.key {
+            Some(key) => join(&self.table, key),
+            None => self.table.clone(),
+        }
+    }
+
+    /// The key path, or a description of the position when it is outside every key and table.
+    fn path_or_document(&self) -> String {
+        let path = self.path();
+        if path.is_empty() {
+            "(top level)".to_owned()
+        } else {
+            path
+        }
+    }
+}
+
+/// Finds the table header and key in effect at `offset` (clamped to the text).
+pub(super) fn locate(text: &str, offset: usize) -> Place {
+    let offset = offset.min(text.len());
+    let mut table = String::new();
+    let mut key = None;
+    let mut open_multiline: Option<&'static str> = None;
+    let mut array_counts: HashMap<String, usize> = HashMap::new();
+    let mut line_start = 0;
+    let mut line_number = 1;
+    for line in text.split_inclusive('\n') {
+        let line_end = line_start + line.len();
+        if let Some(delimiter) = open_multiline {
+            if line.matches(delimiter).count() % 2 == 1 {
+                open_multiline = None;
+            }
+        } else {
+            let trimmed = line.trim_start();
+            if let Some(parts) = header(trimmed, "[[", "]]") {
+                if let Some((last, parents)) = parts.split_last() {
+                    let parent = in_arrays(parents, &array_counts);
+                    let index = array_counts.entry(parts.join(".")).or_insert(0);
+                    table = join(&parent, &format!("{last}[{index}]"));
+                    *index += 1;
+                }
+                key = None;
+            } else if let Some(parts) = header(trimmed, "[", "]") {
+                table = in_arrays(&parts, &array_counts);
+                key = None;
+            } else if let Some((found, value)) = leading_key(trimmed) {
+                key = Some(found);
+                open_multiline = opens_multiline(value);
+            }
+        }
+        if offset < line_end || line_end == text.len() {
+            let column = text
+                .get(line_start..offset)
+                .map_or(0, |before| before.chars().count())
+                + 1;
+            return Place {
+                line: line_number,
+                column,
+                table,
+                key,
+            };
+        }
+        line_start = line_end;
+        line_number += 1;
+    }
+    Place {
+        line: line_number,
+        column: 1,
+        table,
+        key,
+    }
+}
+
+/// The dotted parts of a `[name]` / `[[name]]` header line.
+fn header<'a>(line: &'a str, open: &str, close: &str) -> Option<Vec<&'a str>> {
+    let inner = line.strip_prefix(open)?;
+    let (parts, rest) = key_parts(inner)?;
+    rest.trim_start().strip_prefix(close)?;
+    Some(parts)
+}
+
+/// Joins header parts into a path, giving each prefix that names an array of tables the index
+/// of its latest element: `[hybrid_connection.x]` after two `[[hybrid_connection]]` is
+/// `hybrid_connection[1].x`.
+fn in_arrays(parts: &[&str], array_counts: &HashMap<String, usize>) -> String {
+    let mut path = String::new();
+    for (i, part) in parts.iter().enumerate() {
+        path = join(&path, part);
+        if let Some(count) = array_counts.get(&parts[..=i].join(".")) {
+            path.push_str(&format!("[{}]", count.saturating_sub(1)));
+        }
+    }
+    path
+}
+
+/// `key = value` at the start of a line: the (dotted) key and the text after `=`.
+fn leading_key(line: &str) -> Option<(String, &str)> {
+    let (parts, rest) = key_parts(line)?;
+    let value = rest.trim_start().strip_prefix('=')?;
+    Some((parts.join("."), value))
+}
+
+/// Parses `part(.part)*` where a part is a bare key or a quoted key; returns the parts (quoted
+/// ones with their quotes) and the text after the key.
+fn key_parts(mut text: &str) -> Option<(Vec<&str>, &str)> {
+    let mut parts = Vec::new();
+    loop {
+        text = text.trim_start();
+        let len = match text.chars().next()? {
+            quote @ ('"' | '\'') => text[1..].find(quote)? + 2,
+            _ => text
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .unwrap_or(text.len()),
+        };
+        if len == 0 {
+            return None;
+        }
+        parts.push(&text[..len]);
+        text = text[len..].trim_start();
+        match text.strip_prefix('.') {
+            Some(rest) => text = rest,
+            None => return Some((parts, text)),
+        }
+    }
+}
+
+/// The closing delimiter when a value opens a multi-line string it does not close on this line.
+fn opens_multiline(value: &str) -> Option<&'static str> {
+    ["\"\"\"", "'''"]
+        .into_iter()
+        .find(|delimiter| value.trim_start().starts_with(delimiter))
+        .filter(|delimiter| value.matches(delimiter).count() % 2 == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place_of(text: &str, needle: &str) -> Place {
+        let offset = text.find(needle).expect("needle in text");
+        locate(text, offset)
+    }
+
+    #[test]
+    fn top_level_key() {
+        let text = "bogus = 1\n";
+        let place = place_of(text, "1");
+        assert_eq!(place.table, "");
+        assert_eq!(place.key.as_deref(), Some("bogus"));
+        assert_eq!((place.line, place.column), (1, 9));
+    }
+
+    #[test]
+    fn key_in_a_table() {
+        let text = "[runtime]\nworkers = \"4\"\n";
+        let place = place_of(text, "\"4\"");
+        assert_eq!(place.path(), "runtime.workers");
+        assert_eq!((place.line, place.column), (2, 11));
+    }
+
+    #[test]
+    fn arrays_of_tables_are_counted() {
+        let text = "[[hybrid_connection]]\nname = \"a\"\n\n[[hybrid_connection]]\nname = \"b\"\ntarget = 5\n";
+        assert_eq!(place_of(text, "5").path(), "hybrid_connection[1].target");
+        assert_eq!(place_of(text, "\"a\"").path(), "hybrid_connection[0].name");
+    }
+
+    #[test]
+    fn a_header_line_has_no_key() {
+        let text = "[runtime]\nworkers = 1\n[[hybrid_connection]]\n";
+        let place = place_of(text, "[[hybrid");
+        assert_eq!(place.path(), "hybrid_connection[0]");
+    }
+
+    #[test]
+    fn headers_with_spaces_and_quotes() {
+        let text = "[ log ]\nlevel = 1\n[[ \"hybrid_connection\" ]]\nx = 2\n";
+        assert_eq!(place_of(text, "1").path(), "log.level");
+        assert_eq!(place_of(text, "2").path(), "\"hybrid_connection\"[0].x");
+    }
+
+    #[test]
+    fn dotted_and_quoted_keys() {
+        let text = "runtime.workers = 1\n\"quoted key\" = 2\n";
+        assert_eq!(place_of(text, "1").path(), "runtime.workers");
+        assert_eq!(place_of(text, "2").path(), "\"quoted key\"");
+    }
+
+    #[test]
+    fn multiline_strings_are_skipped() {
+        let text = "[a]\ns = \"\"\"\n[not_a_header]\nx = 1\n\"\"\"\ny = 2\n";
+        assert_eq!(place_of(text, "x = 1").path(), "a.s");
+        assert_eq!(place_of(text, "2").path(), "a.y");
+    }
+
+    #[test]
+    fn multiline_array_continuation_belongs_to_its_key() {
+        let text = "[a]\nlist = [\n  1,\n  \"two\",\n]\n";
+        assert_eq!(place_of(text, "\"two\"").path(), "a.list");
+    }
+
+    #[test]
+    fn comments_are_not_keys() {
+        let text = "# workers = 1\n[runtime]\n# comment\n";
+        assert_eq!(place_of(text, "workers").path(), "");
+        assert_eq!(place_of(text, "# comment").path(), "runtime");
+    }
+
+    #[test]
+    fn offset_at_end_of_text() {
+        let text = "[runtime]\nworkers = ";
+        let place = locate(text, text.len());
+        assert_eq!(place.path(), "runtime.workers");
+        assert_eq!((place.line, place.column), (2, 11));
+    }
+
+    #[test]
+    fn string_values_are_left_out_of_messages() {
+        assert_eq!(
+            without_string_values("invalid type: string \"s3cr\\\"et\", expected usize"),
+            "invalid type: string, expected usize"
+        );
+        assert_eq!(
+            without_string_values("invalid type: integer `3`, expected a string"),
+            "invalid type: integer `3`, expected a string"
+        );
+    }
+
+    #[test]
+    fn unknown_field_message_is_split() {
+        assert_eq!(
+            unknown_field("unknown field `tagret`, expected `name` or `target`"),
+            Some(("tagret", "`name` or `target`"))
+        );
+        assert_eq!(unknown_field("invalid type: integer `3`"), None);
+    }
+}

@@ -1,0 +1,286 @@
+//! The validated configuration the daemon runs from (design.md §5): durations, socket
+//! addresses, parsed URLs and non-zero counts instead of text. Built only by
+//! [`super::Config::load`] / [`super::Config::from_toml_str`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::auth::connection_string::ConnectionString;
+
+use super::error::ConfigWarning;
+
+/// Default `[shutdown] grace`.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Default `token_ttl` (the .NET SDK's token lifetime, spec §3.3).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// Smallest accepted `token_ttl`: renewal happens well before expiry, so shorter makes no sense.
+pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
+/// Azure Relay allows at most 25 listeners per hybrid connection (spec §9).
+pub const MAX_LISTENERS: usize = 25;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `[runtime]`.
+    pub runtime: Runtime,
+    /// `[admin]`.
+    pub admin: Admin,
+    /// `[log]`.
+    pub log: Log,
+    /// `[shutdown]`.
+    pub shutdown: Shutdown,
+    /// `[[hybrid_connection]]`, at least one, names unique.
+    pub hybrid_connections: Vec<HybridConnection>,
+    /// Things that load but deserve attention (e.g. unknown connection-string keys).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runtime {
+    /// `workers`: 0 in the file means one per core.
+    pub workers: Workers,
+}
+
+/// How many worker threads to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One per available core (`workers = 0`, the default).
+    PerCore,
+    /// Exactly this many.
+    Fixed(NonZeroUsize),
+}
+
+impl Workers {
+    /// The number of workers on this machine.
+    pub fn count(self) -> NonZeroUsize {
+        match self {
+            Self::PerCore => crate::runtime::workers::worker_count(0),
+            Self::Fixed(count) => count,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin {
+    /// `listen`: where `/metrics`, `/healthz` and `/readyz` are served; `None` = no admin endpoint.
+    pub listen: Option<SocketAddr>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Log {
+    /// `format`, default text.
+    pub format: LogFormat,
+    /// `level`, default info (`RUST_LOG` overrides it).
+    pub level: LogLevel,
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The spelling used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        }
+    }
+}
+
+/// `[log] level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Diagnostics.
+    Debug,
+    /// Lifecycle events (the default).
+    #[default]
+    Info,
+    /// Problems that were handled.
+    Warn,
+    /// Problems that were not.
+    Error,
+}
+
+impl LogLevel {
+    /// The spelling used in the file (and understood by `tracing` filters).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shutdown {
+    /// `grace`: how long in-flight streams and requests may take after SIGTERM.
+    pub grace: Duration,
+}
+
+/// One `[[hybrid_connection]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HybridConnection {
+    /// `name`: unique, `[A-Za-z0-9_.-]+`, used as a metric label.
+    pub name: String,
+    /// Where the connection string came from (re-read on reload).
+    pub connection_string_source: ConnectionStringSource,
+    /// The parsed connection string (its key stays a `Secret`).
+    pub connection_string: ConnectionString,
+    /// The hybrid connection path: `entity_path` or the connection string's `EntityPath`.
+    pub entity_path: String,
+    /// `target`: where relayed WebSocket streams go. At least one of `target` and `http_target`
+    /// is set.
+    pub target: Option<TcpTarget>,
+    /// `http_target`: where relayed HTTP requests go.
+    pub http_target: Option<HttpTarget>,
+    /// `listeners`; `None` = one per worker (see [`HybridConnection::listener_count`]).
+    pub listeners: Option<NonZeroUsize>,
+    /// Azure, or a self-hosted relay (`relay_url`, `relay_ca_file`).
+    pub relay: Relay,
+    /// `proxy`: an HTTP CONNECT proxy for outbound connections.
+    pub proxy: Option<ProxyAddress>,
+    /// `token_ttl`: lifetime of the SAS tokens the daemon mints.
+    pub token_ttl: Duration,
+}
+
+impl HybridConnection {
+    /// Control channels to open: `listeners`, or one per worker capped at [`MAX_LISTENERS`].
+    pub fn listener_count(&self, workers: NonZeroUsize) -> NonZeroUsize {
+        self.listeners.unwrap_or_else(|| {
+            NonZeroUsize::new(workers.get().min(MAX_LISTENERS)).unwrap_or(NonZeroUsize::MIN)
+        })
+    }
+}
+
+/// Where a hybrid connection's connection string came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionStringSource {
+    /// `connection_string`, inline in the file.
+    Inline,
+    /// `connection_string_file`, resolved against the configuration file's directory.
+    File(PathBuf),
+    /// `connection_string_env`: the variable's name.
+    Env(String),
+}
+
+/// `target = "tcp://host:port"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpTarget {
+    /// Host name or IP address (IPv6 in brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl TcpTarget {
+    /// `host:port`, as `std::net::ToSocketAddrs` takes it.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+impl fmt::Display for TcpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tcp://{}:{}", self.host, self.port)
+    }
+}
+
+/// `http_target = "http(s)://host[:port][/base]"`: no credentials, query or fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    url: Url,
+}
+
+impl HttpTarget {
+    /// Wraps a URL already checked by the conversion (http or https, with a host).
+    pub(super) fn new(url: Url) -> Self {
+        Self { url }
+    }
+
+    /// The whole URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Whether the target speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.url.scheme() == "https"
+    }
+
+    /// The host (IPv6 in brackets).
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or_default()
+    }
+
+    /// The port, 80 or 443 when not given.
+    pub fn port(&self) -> u16 {
+        self.url
+            .port_or_known_default()
+            .unwrap_or(if self.is_tls() { 443 } else { 80 })
+    }
+
+    /// The path prefix put in front of every relayed request path, without a trailing `/`
+    /// (empty for none).
+    pub fn base_path(&self) -> &str {
+        self.url.path().trim_end_matches('/')
+    }
+}
+
+impl fmt::Display for HttpTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.url.as_str())
+    }
+}
+
+/// Which relay the listeners connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relay {
+    /// Azure Relay: `wss://{namespace host}:443`, trusted via the webpki roots.
+    Azure,
+    /// `relay_url`: a self-hosted relay (`ws://` or `wss://`, no path).
+    SelfHosted {
+        /// The relay's base URL.
+        url: Url,
+        /// `relay_ca_file`: the CA certificates to trust instead of the webpki roots (wss only).
+        ca_file: Option<PathBuf>,
+    },
+}
+
+/// `proxy = "http://host:port"`: an HTTP CONNECT proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyAddress {
+    /// Host name or IP address (IPv6 in brackets).
+    pub host: String,
+    /// Port (80 when not given).
+    pub port: u16,
+}
+
+impl fmt::Display for ProxyAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "http://{}:{}", self.host, self.port)
+    }
+}
