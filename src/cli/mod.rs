@@ -5,6 +5,7 @@
 //! string, or a usage error reported by clap). Errors go to stderr and never contain a secret.
 
 mod check;
+mod relay;
 mod token;
 
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = token_ttl)]
         ttl: Duration,
     },
+    /// Run a self-hosted Hybrid Connections relay (the service side) for tests or Azure-free use
+    Relay(crate::relay::config::RelayArgs),
 }
 
 /// Parses the command line and runs the command; the process exit code.
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> ExitCode {
             entity,
             ttl,
         } => token::run(&connection_string_file, entity.as_deref(), ttl),
+        Command::Relay(args) => relay::run(args),
     }
 }
 

@@ -1,0 +1,37 @@
+//! `hycod relay`: run the self-hostable relay until the process is stopped (docs/relay.md).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::EXIT_ERROR;
+use crate::relay::config::RelayArgs;
+
+/// Starts the relay, prints `listening ws://ADDR` (or `wss://`) once every worker accepts, and
+/// serves until the process is killed.
+pub fn run(args: RelayArgs) -> ExitCode {
+    let config = match args.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let handle = match crate::relay::start(config) {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "listening {}", handle.url);
+    if let Some(admin) = handle.admin_addr {
+        let _ = writeln!(stdout, "admin http://{admin}/$status");
+    }
+    let _ = stdout.flush();
+    drop(stdout);
+    for worker in handle.workers {
+        let _ = worker.join();
+    }
+    ExitCode::SUCCESS
+}
