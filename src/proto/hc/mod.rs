@@ -1,1 +1,4 @@
 //! (filled in by its own change)
+
+pub mod backoff;
+pub mod listener;
