@@ -3,9 +3,11 @@
 //! relay paths and reject URLs (spec §2.2, §5.2, §6.7, Appendix A) and header filtering
 //! (spec §6.6, §10.6).
 
+pub mod backoff;
 pub mod control_message;
 pub mod headers;
 pub mod json_headers;
+pub mod listener;
 pub mod messages;
 pub mod path;
 pub mod query;
