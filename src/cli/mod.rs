@@ -111,7 +111,34 @@ mod tests {
                 assert_eq!(ttl, Duration::from_secs(3600));
                 assert_eq!(entity, None);
             }
-            Command::Check { .. } => panic!("parsed as check"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn relay_rule_and_hybrid_connection_repeat() {
+        let cli = Cli::try_parse_from([
+            "hycod",
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--rule",
+            "a=k1==",
+            "--rule",
+            "b=k2==:send",
+            "--hybrid-connection",
+            "one",
+            "--hybrid-connection",
+            "two",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Relay(args) => {
+                assert_eq!(args.rules, ["a=k1==", "b=k2==:send"]);
+                assert_eq!(args.hybrid_connections, ["one", "two"]);
+                assert_eq!(args.namespace, "localhost");
+            }
+            other => panic!("parsed as {other:?}"),
         }
     }
 

@@ -212,7 +212,7 @@ impl Dialer {
         let tls = Connector::from(self.tls.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| ConnectError::Tls(io::Error::other(e.to_string())))?;
+            .map_err(|e| ConnectError::Tls(io::Error::from(e)))?;
         Ok(Stream::client_tls(tls, peer))
     }
 }

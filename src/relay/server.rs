@@ -269,7 +269,7 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
         Some(acceptor) => match acceptor.accept(tcp).await {
             Ok(tls) => Stream::server_tls(tls, peer),
             Err(e) => {
-                tracing::info!(%peer, error = %e, "TLS handshake failed");
+                tracing::info!(%peer, error = %std::io::Error::from(e), "TLS handshake failed");
                 return;
             }
         },
