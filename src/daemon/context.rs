@@ -1,0 +1,114 @@
+//! What the tasks serving one hybrid connection on one worker share (design.md §1: every
+//! accept and request that arrives on a worker's control channel is served on that worker).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::metrics::SharedShard;
+use crate::config::{HttpTarget, TcpTarget};
+use crate::io::stream::Stream;
+use crate::io::ws_client::Dialer;
+use crate::metrics::{CounterId, GaugeId, HistogramId, MetricDesc, RegisterError};
+use crate::tls::ClientConfig;
+
+/// How long a target may take to accept a TCP connection before the stream is rejected.
+pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One hybrid connection as seen by one worker.
+pub struct HcContext {
+    /// The configured `name` (metric and log label).
+    pub name: String,
+    /// The hybrid connection path.
+    pub entity_path: String,
+    /// Where relayed WebSocket streams go.
+    pub target: Option<TcpTarget>,
+    /// Where relayed HTTP requests go.
+    pub http_target: Option<HttpTarget>,
+    /// Opens rendezvous sockets to the relay (same TLS trust and proxy as the control channel).
+    pub dialer: Dialer,
+    /// TLS trust for an `https` `http_target` (webpki roots).
+    pub upstream_tls: Arc<ClientConfig>,
+    /// Idle keep-alive connections to `http_target`, most recently used last.
+    pub upstream_pool: RefCell<Vec<Stream>>,
+    /// Deadline for the whole upstream exchange; the relay gives up at 60 s (spec §6.8), so a
+    /// slower target is answered with 504 by the daemon itself before that.
+    pub upstream_deadline: Duration,
+    /// This worker's metrics.
+    pub metrics: SharedShard,
+}
+
+impl HcContext {
+    /// A counter of this hybrid connection with the remaining label values.
+    pub fn counter(&self, desc: &'static MetricDesc, rest: &[&str]) -> Result<CounterId, RegisterError> {
+        let labels = self.labels(rest);
+        self.metrics.borrow_mut().counter(desc, &labels)
+    }
+
+    /// A gauge of this hybrid connection.
+    pub fn gauge(&self, desc: &'static MetricDesc) -> Result<GaugeId, RegisterError> {
+        self.metrics.borrow_mut().gauge(desc, &[self.name.as_str()])
+    }
+
+    /// A histogram of this hybrid connection.
+    pub fn histogram(&self, desc: &'static MetricDesc) -> Result<HistogramId, RegisterError> {
+        self.metrics.borrow_mut().histogram(desc, &[self.name.as_str()])
+    }
+
+    /// Adds `n` to a counter (registering it on first use).
+    pub fn count(&self, desc: &'static MetricDesc, rest: &[&str], n: u64) {
+        if let Ok(id) = self.counter(desc, rest) {
+            self.metrics.borrow_mut().inc_by(id, n);
+        }
+    }
+
+    /// Records a duration into a histogram (registering it on first use).
+    pub fn observe(&self, desc: &'static MetricDesc, elapsed: Duration) {
+        if let Ok(id) = self.histogram(desc) {
+            self.metrics.borrow_mut().observe(id, elapsed);
+        }
+    }
+
+    /// Adds `delta` to a gauge (registering it on first use).
+    pub fn gauge_add(&self, desc: &'static MetricDesc, delta: i64) {
+        if let Ok(id) = self.gauge(desc) {
+            self.metrics.borrow_mut().gauge_add(id, delta);
+        }
+    }
+
+    fn labels<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut labels = Vec::with_capacity(1 + rest.len());
+        labels.push(self.name.as_str());
+        labels.extend_from_slice(rest);
+        labels
+    }
+}
+
+/// Queues units of pre-encoded (masked) frames for one control channel's writer task. Each
+/// unit is written uninterrupted: a `response` and its body can never be split (spec §4.2).
+#[derive(Clone)]
+pub struct ControlWriter {
+    units: flume::Sender<Vec<u8>>,
+}
+
+impl ControlWriter {
+    /// A writer and the queue its writer task drains.
+    pub fn new() -> (Self, flume::Receiver<Vec<u8>>) {
+        let (units, queue) = flume::unbounded();
+        (Self { units }, queue)
+    }
+
+    /// Queues one unit; false when the channel is gone.
+    pub fn send_unit(&self, frames: Vec<u8>) -> bool {
+        self.units.send(frames).is_ok()
+    }
+}
+
+/// A fresh client masking key (RFC 6455 §5.3: unpredictable per frame).
+pub fn mask_key() -> Option<[u8; 4]> {
+    Some(fastrand::u32(..).to_ne_bytes())
+}
+
+/// Shared handle to a hybrid connection's per-worker context.
+pub type Hc = Rc<HcContext>;
