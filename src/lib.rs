@@ -6,7 +6,9 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod io;
+pub mod logging;
 pub mod metrics;
 pub mod proto;
 pub mod relay;

@@ -6,6 +6,7 @@
 
 mod check;
 mod relay;
+mod run;
 mod token;
 
 use std::path::PathBuf;
@@ -34,6 +35,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the listener daemon: keep listeners online and forward relayed streams and requests
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Validate a configuration file and print it with defaults filled in and secrets redacted
     Check {
         /// The configuration file (TOML).
@@ -64,6 +71,7 @@ pub fn main() -> ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Run { config } => run::run(&config),
         Command::Check { config } => check(&config),
         Command::Token {
             connection_string_file,

@@ -165,7 +165,10 @@ impl RelayArgs {
             }
         }
         if self.rules.is_empty() {
-            return Err(error("--rule", "at least one shared access rule is required"));
+            return Err(error(
+                "--rule",
+                "at least one shared access rule is required",
+            ));
         }
         let rules = self
             .rules
@@ -219,8 +222,14 @@ mod tests {
         let e = parse_rule("no-equals-secretkey").expect_err("invalid");
         assert_eq!(e.flag, "--rule");
         assert!(!e.to_string().contains("secretkey"));
-        assert!(parse_rule("=key").expect_err("empty name").reason.contains("empty"));
-        assert!(parse_rule("n=").expect_err("empty key").reason.contains("empty key"));
+        assert!(parse_rule("=key")
+            .expect_err("empty name")
+            .reason
+            .contains("empty"));
+        assert!(parse_rule("n=")
+            .expect_err("empty key")
+            .reason
+            .contains("empty key"));
         let bad = parse_rule("n=secretkey:admin").expect_err("bad right");
         assert!(bad.reason.contains("unknown right"), "{bad}");
         assert!(!bad.to_string().contains("secretkey"));

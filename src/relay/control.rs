@@ -54,7 +54,9 @@ pub async fn serve(
     };
     let Some(entity) = entity else {
         tracing::info!(%peer, path = %request_path, "listen refused: no such hybrid connection");
-        let _ = stream.write_all(refuse(404, "EndpointNotFound", "Endpoint does not exist.")).await;
+        let _ = stream
+            .write_all(refuse(404, "EndpointNotFound", "Endpoint does not exist."))
+            .await;
         return;
     };
     let token = token_of(&upgrade.head.headers, &query, false);
@@ -93,6 +95,7 @@ pub async fn serve(
         lock(&shared.registry).remove_listener(&entity, listener_id);
         return;
     }
+    lock(&shared.registry).set_token_expiry(&entity, listener_id, verified.expires_at, false);
     tracing::info!(%peer, hybrid_connection = %entity, listener = listener_id, tracking_id = %tracking_id, "listener online");
 
     let (read, write) = stream.into_split();
@@ -100,7 +103,13 @@ pub async fn serve(
     let expiry = Rc::new(Cell::new(verified.expires_at));
     monoio::spawn(write_loop(write, queue, close_sent.clone()));
     monoio::spawn(expire_unrenewed(commands.downgrade(), expiry.clone()));
-    let reader = WsReader::new(read, Role::Server, Limits::default(), &leftover, DEFAULT_READ_BUFFER);
+    let reader = WsReader::new(
+        read,
+        Role::Server,
+        Limits::default(),
+        &leftover,
+        DEFAULT_READ_BUFFER,
+    );
     let mut channel = Channel {
         ctx: ctx.clone(),
         entity: entity.clone(),
@@ -108,6 +117,7 @@ pub async fn serve(
         commands,
         expiry,
         close_sent,
+        listener_id,
         text: Vec::new(),
         body_target: None,
     };
@@ -135,6 +145,7 @@ struct Channel {
     commands: flume::Sender<ControlCommand>,
     expiry: Rc<Cell<u64>>,
     close_sent: Rc<Cell<bool>>,
+    listener_id: u64,
     /// The text message being assembled (control messages are at most 64 KiB, spec §4.2).
     text: Vec<u8>,
     /// Where the body message after a `response` with `"body": true` goes.
@@ -233,10 +244,19 @@ impl Channel {
                     Ok(v) => {
                         tracing::info!(hybrid_connection = %self.entity, expires_at = v.expires_at, "token renewed");
                         self.expiry.set(v.expires_at);
+                        lock(&self.ctx.shared.registry).set_token_expiry(
+                            &self.entity,
+                            self.listener_id,
+                            v.expires_at,
+                            true,
+                        );
                     }
                     Err(e) => {
                         tracing::info!(hybrid_connection = %self.entity, reason = e.as_str(), "token renewal rejected");
-                        self.close(CloseCode::POLICY_VIOLATION, &format!("renewToken rejected: {e}"));
+                        self.close(
+                            CloseCode::POLICY_VIOLATION,
+                            &format!("renewToken rejected: {e}"),
+                        );
                     }
                 }
             }
@@ -263,7 +283,10 @@ impl Channel {
             // hyco-https sends an empty binary message even after `"body": false`
             // (spec §6.2, §10.6 item 10): drop it silently; log anything else.
             None if chunk.is_empty() => {}
-            None => tracing::debug!(len = chunk.len(), "dropped a binary message no response announced"),
+            None => tracing::debug!(
+                len = chunk.len(),
+                "dropped a binary message no response announced"
+            ),
         }
     }
 }

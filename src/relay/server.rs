@@ -86,7 +86,9 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
             .map_err(StartError::Rule)?;
     }
     let tls = match &config.tls {
-        Some(files) => Some(crate::tls::server_config(&files.cert, &files.key).map_err(StartError::Tls)?),
+        Some(files) => {
+            Some(crate::tls::server_config(&files.cert, &files.key).map_err(StartError::Tls)?)
+        }
         None => None,
     };
     let main = bind(config.listen)?;
@@ -125,7 +127,9 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         move |worker| {
             let shared = shared.clone();
             let ready = ready_tx.clone();
-            let taken = super::shared::lock(&sockets).get_mut(worker).and_then(Option::take);
+            let taken = super::shared::lock(&sockets)
+                .get_mut(worker)
+                .and_then(Option::take);
             let admin = if worker == 0 {
                 super::shared::lock(&admin).take()
             } else {
@@ -221,7 +225,10 @@ pub struct Incoming {
 }
 
 /// Reads one request head into `buf`; `Ok(None)` on a clean EOF before any byte.
-pub async fn read_head(stream: &mut Stream, buf: &mut ReadBuf) -> Result<Option<RequestHead>, HeadReadError> {
+pub async fn read_head(
+    stream: &mut Stream,
+    buf: &mut ReadBuf,
+) -> Result<Option<RequestHead>, HeadReadError> {
     let limits = HeadLimits {
         max_head_bytes: MAX_HEAD_BYTES,
         ..HeadLimits::default()
@@ -286,7 +293,12 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
                 _ => 400,
             };
             let _ = stream
-                .write_all(respond::http_error(status, "BadRequest", &e.to_string(), false))
+                .write_all(respond::http_error(
+                    status,
+                    "BadRequest",
+                    &e.to_string(),
+                    false,
+                ))
                 .await;
             return;
         }

@@ -50,7 +50,9 @@ pub async fn serve_sender(
         handshake_refusal(status, code, &described(text, &tracking, now))
     };
     let Some(entity) = entity else {
-        let _ = stream.write_all(refuse(404, "EndpointNotFound", "Endpoint does not exist.")).await;
+        let _ = stream
+            .write_all(refuse(404, "EndpointNotFound", "Endpoint does not exist."))
+            .await;
         return;
     };
     let token = token_of(&upgrade.head.headers, &query, false);
@@ -93,17 +95,29 @@ pub async fn serve_sender(
         }),
     };
     let mut frame = Vec::new();
-    if push_frame(&mut frame, true, OpCode::Text, accept.to_json().as_bytes(), None).is_err()
+    if push_frame(
+        &mut frame,
+        true,
+        OpCode::Text,
+        accept.to_json().as_bytes(),
+        None,
+    )
+    .is_err()
         || handle.commands.send(ControlCommand::Send(frame)).is_err()
     {
         let _ = stream
-            .write_all(refuse(404, "NoListener", "There are no listeners connected for the endpoint."))
+            .write_all(refuse(
+                404,
+                "NoListener",
+                "There are no listeners connected for the endpoint.",
+            ))
             .await;
         return;
     }
     let Some(mut listener) = rendezvous::wait(&waiting, shared.config.accept_timeout).await else {
         tracing::info!(%peer, hybrid_connection = %entity, id = %id, "no listener accepted in time");
-        let text = "None of the connected listeners accepted the connection within the allowed timeout.";
+        let text =
+            "None of the connected listeners accepted the connection within the allowed timeout.";
         let _ = stream.write_all(refuse(504, "GatewayTimeout", text)).await;
         return;
     };
@@ -125,8 +139,18 @@ pub async fn serve_sender(
         .cloned();
     let mut to_listener = Vec::new();
     let mut to_sender = Vec::new();
-    let written = write_switching_protocols(&mut to_listener, &listener.upgrade.accept_key(), subprotocol.as_deref())
-        .and_then(|()| write_switching_protocols(&mut to_sender, &upgrade.accept_key(), subprotocol.as_deref()));
+    let written = write_switching_protocols(
+        &mut to_listener,
+        &listener.upgrade.accept_key(),
+        subprotocol.as_deref(),
+    )
+    .and_then(|()| {
+        write_switching_protocols(
+            &mut to_sender,
+            &upgrade.accept_key(),
+            subprotocol.as_deref(),
+        )
+    });
     if written.is_err() {
         return;
     }

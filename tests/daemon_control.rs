@@ -1,0 +1,246 @@
+//! The daemon's control plane against `hycod relay` over real sockets: listeners come online on
+//! every worker, short-lived tokens are renewed on the live channel, and a relay that dies and
+//! comes back gets every listener back without a daemon restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hycod::config::Config;
+use hycod::daemon::{self, DaemonOptions};
+use hycod::proto::hc::backoff::BackoffPolicy;
+use hycod::proto::hc::listener::ListenerConfig;
+
+const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+
+/// A `hycod relay` child process, killed on drop.
+struct RelayProcess {
+    child: Child,
+    url: String,
+    admin: String,
+}
+
+impl RelayProcess {
+    fn start(listen: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hycod"))
+            .args([
+                "relay",
+                "--listen",
+                listen,
+                "--workers",
+                "2",
+                "--admin",
+                "127.0.0.1:0",
+                "--rule",
+                &format!("root={KEY}"),
+                "--hybrid-connection",
+                "hyco",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("relay binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("listening line")
+            .strip_prefix("listening ")
+            .expect("listening prefix")
+            .to_owned();
+        let admin = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("admin line")
+            .strip_prefix("admin ")
+            .expect("admin prefix")
+            .to_owned();
+        Self { child, url, admin }
+    }
+
+    fn addr(&self) -> String {
+        self.url.trim_start_matches("ws://").to_owned()
+    }
+
+    /// The relay's `/$status` document.
+    fn status(&self) -> serde_json::Value {
+        let addr = self
+            .admin
+            .trim_start_matches("http://")
+            .trim_end_matches("/$status")
+            .to_owned();
+        let body = http_get(&addr, "/$status").1;
+        serde_json::from_str(&body).expect("status json")
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking GET returning status and body (admin endpoints close after one answer).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).expect("read");
+    let status = text[9..12].parse().expect("status");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::park_timeout(Duration::from_millis(25));
+    }
+    condition()
+}
+
+fn config(relay_url: &str, extra: &str) -> Config {
+    let text = format!(
+        r#"
+[runtime]
+workers = 2
+[admin]
+listen = "127.0.0.1:0"
+[[hybrid_connection]]
+name = "hyco"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
+relay_url = "{relay_url}"
+target = "tcp://127.0.0.1:9"
+listeners = 3
+{extra}
+"#
+    );
+    Config::from_toml_str(&text, Path::new(".")).expect("config")
+}
+
+fn fast_options() -> DaemonOptions {
+    DaemonOptions {
+        listener: ListenerConfig {
+            backoff: BackoffPolicy {
+                base: Duration::from_millis(50),
+                cap: Duration::from_millis(300),
+                long_base: Duration::from_millis(300),
+                long_cap: Duration::from_millis(600),
+                ..BackoffPolicy::default()
+            },
+            ..ListenerConfig::default()
+        },
+        ..DaemonOptions::default()
+    }
+}
+
+fn listener_count(relay: &RelayProcess) -> u64 {
+    relay.status()["hybrid_connections"][0]["listener_count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn listeners_come_online_and_report_ready_and_metrics() {
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let handle = daemon::start(&config(&relay.url, ""), fast_options()).expect("daemon");
+    assert!(
+        handle.status.wait_all_online(Duration::from_secs(20)),
+        "listeners online"
+    );
+    assert_eq!(listener_count(&relay), 3);
+    let admin = handle.admin_addr.expect("admin").to_string();
+    let (status, body) = http_get(&admin, "/readyz");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hyco 3/3 listeners online\n")
+    );
+    assert_eq!(http_get(&admin, "/healthz").0, 200);
+    let (status, metrics) = http_get(&admin, "/metrics");
+    assert_eq!(status, 200);
+    let lines: Vec<String> = metrics.lines().map(str::to_owned).collect();
+    let scrape =
+        prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).expect("prometheus text");
+    let online: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "hycod_listener_online")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(online, 3.0);
+}
+
+#[test]
+fn short_lived_tokens_are_renewed_on_the_live_channel() {
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let mut config = config(&relay.url, "");
+    config.hybrid_connections[0].token_ttl = Duration::from_secs(3);
+    let handle = daemon::start(&config, fast_options()).expect("daemon");
+    assert!(handle.status.wait_all_online(Duration::from_secs(20)));
+    let first = relay.status();
+    let first_ids: Vec<u64> = first["hybrid_connections"][0]["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .map(|l| l["id"].as_u64().expect("id"))
+        .collect();
+    // Past the first tokens' expiry every original channel is still registered and renewed.
+    let renewed = eventually(Duration::from_secs(15), || {
+        let doc = relay.status();
+        let listeners = doc["hybrid_connections"][0]["listeners"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        listeners.len() == 3
+            && listeners.iter().all(|l| {
+                first_ids.contains(&l["id"].as_u64().unwrap_or(0))
+                    && l["renewals"].as_u64().unwrap_or(0) >= 2
+            })
+    });
+    assert!(
+        renewed,
+        "renewals observed at the relay: {}",
+        relay.status()
+    );
+}
+
+#[test]
+fn a_restarted_relay_gets_every_listener_back() {
+    let mut relay = RelayProcess::start("127.0.0.1:0");
+    let addr = relay.addr();
+    let handle = daemon::start(&config(&relay.url, ""), fast_options()).expect("daemon");
+    assert!(handle.status.wait_all_online(Duration::from_secs(20)));
+    drop(relay);
+    assert!(
+        eventually(Duration::from_secs(20), || !handle.status.is_ready()),
+        "listeners noticed the relay went away"
+    );
+    relay = RelayProcess::start(&addr);
+    assert!(
+        handle.status.wait_all_online(Duration::from_secs(30)),
+        "listeners back online"
+    );
+    assert!(eventually(Duration::from_secs(10), || listener_count(
+        &relay
+    ) == 3));
+}
