@@ -60,7 +60,7 @@ pub enum Command {
         ttl: Duration,
     },
     /// Run a self-hosted Hybrid Connections relay (the service side) for tests or Azure-free use
-    Relay(crate::relay::config::RelayArgs),
+    Relay(Box<crate::relay::config::RelayArgs>),
 }
 
 /// Parses the command line and runs the command; the process exit code.
@@ -78,7 +78,7 @@ pub fn run(cli: Cli) -> ExitCode {
             entity,
             ttl,
         } => token::run(&connection_string_file, entity.as_deref(), ttl),
-        Command::Relay(args) => relay::run(args),
+        Command::Relay(args) => relay::run(*args),
     }
 }
 
