@@ -1,8 +1,14 @@
 //! The driver of one listener control channel (design.md §3, spec §4, Appendix B): it executes
 //! what the sans-I/O [`ListenerMachine`] decides — connect, ping, renew, reconnect — and
 //! dispatches `accept` and `request` messages to tasks on this worker.
+//!
+//! Stopping a channel (drain, or its hybrid connection removed or replaced by a reload) closes
+//! it at once unless requests that arrived on it are still being answered: their responses
+//! travel on this channel (spec §4.5), so it stays open, refusing new work ([`super::drain`]),
+//! until they are done.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,7 +17,8 @@ use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHal
 use super::context::{mask_key, ControlWriter, Hc};
 use super::metrics::{CONTROL_CONNECT_SECONDS, LISTENER_ONLINE, RECONNECTS, TOKEN_RENEWALS};
 use super::status::ChannelStatus;
-use super::{http, stream};
+use super::tracker::Tracker;
+use super::{drain, http, stream};
 use crate::auth::connection_string::Credential;
 use crate::auth::sas::{dotnet_resource_uri, parse_token, sign_token};
 use crate::io::stream::Stream;
@@ -37,7 +44,12 @@ pub struct ChannelSpec {
     /// This channel's tracking id (`sb-hc-id`), kept across reconnects (spec §4.9).
     pub tracking_id: String,
     pub listener: ListenerConfig,
+    /// The worker's streams and requests in flight (a drain waits for them).
+    pub work: Tracker,
 }
+
+/// How long a stopping channel waits for its close frame to be written.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Seconds since the Unix epoch.
 fn unix_now() -> u64 {
@@ -74,7 +86,34 @@ struct ReaderEnd(u64, Option<u16>);
 /// One live connection: its writer queue and the signal that stops its tasks.
 struct Live {
     writer: ControlWriter,
-    _stop: flume::Sender<()>,
+    stop: flume::Sender<()>,
+    written: monoio::task::JoinHandle<()>,
+}
+
+impl Live {
+    /// Stops the reader, lets the writer flush what is queued and send its close frame.
+    async fn close(self) {
+        drop(self.stop);
+        let _ = monoio::time::timeout(CLOSE_TIMEOUT, self.written).await;
+    }
+}
+
+/// What the reader needs to hand out work: where to count it, and whether to refuse it.
+#[derive(Clone)]
+struct Dispatch {
+    /// The worker's streams and requests.
+    work: Tracker,
+    /// Requests that arrived on this channel (their responses go out on it).
+    requests: Tracker,
+    /// Set when the channel is stopping: new work is refused.
+    refusing: Rc<Cell<bool>>,
+}
+
+impl Dispatch {
+    /// Spawns a request's task, counted as work and as a request of this channel.
+    fn spawn_request(&self, future: impl Future<Output = ()> + 'static) {
+        monoio::spawn(self.work.track(self.requests.track(future)));
+    }
 }
 
 /// Keeps one control channel online until `shutdown` fires (never gives up, spec §4.9).
@@ -85,6 +124,11 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
         return;
     };
     let last_inbound = Rc::new(Cell::new(Instant::now()));
+    let dispatch = Dispatch {
+        work: spec.work.clone(),
+        requests: Tracker::default(),
+        refusing: Rc::new(Cell::new(false)),
+    };
     let (ended_tx, ended) = flume::unbounded::<ReaderEnd>();
     let mut live: Option<Live> = None;
     let mut generation = 0u64;
@@ -97,7 +141,8 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                     live = None;
                     generation += 1;
                     let started = Instant::now();
-                    match connect(&hc, &spec, &last_inbound, &ended_tx, generation).await {
+                    let reader = (&last_inbound, &ended_tx, generation, &dispatch);
+                    match connect(&hc, &spec, reader).await {
                         Ok((new_live, validity)) => {
                             hc.observe(&CONTROL_CONNECT_SECONDS, started.elapsed());
                             machine.on_connected(Instant::now(), validity);
@@ -176,23 +221,55 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
             }
             _ = shutdown.recv_async() => {
                 machine.shutdown();
-                if live.take().is_some() {
-                    hc.gauge_add(&LISTENER_ONLINE, -1);
-                }
                 status.set_online(false);
+                if let Some(live) = live.take() {
+                    hc.gauge_add(&LISTENER_ONLINE, -1);
+                    stop(&hc, &spec, live, &dispatch, &ended).await;
+                }
                 return;
             }
         }
     }
 }
 
+/// Closes a live channel that was told to stop. While requests that arrived on it are being
+/// answered it stays open and refuses new work; a relay that closes it meanwhile ends the wait.
+async fn stop(
+    hc: &Hc,
+    spec: &ChannelSpec,
+    live: Live,
+    dispatch: &Dispatch,
+    ended: &flume::Receiver<ReaderEnd>,
+) {
+    dispatch.refusing.set(true);
+    let pending = dispatch.requests.count();
+    if pending > 0 {
+        tracing::info!(hybrid_connection = %hc.name, tracking_id = %spec.tracking_id, requests = pending,
+            "listener stopping: answering the requests in flight on it first, refusing new work");
+        monoio::select! {
+            _ = dispatch.requests.idle() => {}
+            _ = ended.recv_async() => {}
+        }
+    }
+    live.close().await;
+    tracing::info!(hybrid_connection = %hc.name, tracking_id = %spec.tracking_id,
+        reason = "stopped", "listener offline");
+}
+
+/// The reader's share of the driver: its activity clock, where it reports its end (with its
+/// connection number), and how it hands out work.
+type ReaderLinks<'a> = (
+    &'a Rc<Cell<Instant>>,
+    &'a flume::Sender<ReaderEnd>,
+    u64,
+    &'a Dispatch,
+);
+
 /// Opens the control channel and starts its reader and writer tasks.
 async fn connect(
     hc: &Hc,
     spec: &ChannelSpec,
-    last_inbound: &Rc<Cell<Instant>>,
-    ended: &flume::Sender<ReaderEnd>,
-    generation: u64,
+    (last_inbound, ended, generation, dispatch): ReaderLinks<'_>,
 ) -> Result<(Live, TokenValidity), ConnectError> {
     let (token, validity) = token(spec, &hc.entity_path, Instant::now());
     let url = format!(
@@ -206,7 +283,7 @@ async fn connect(
     let (read, write) = conn.stream.into_split();
     let (writer, queue) = ControlWriter::new();
     let (stop_tx, stop) = flume::bounded::<()>(0);
-    monoio::spawn(write_loop(write, queue, stop.clone()));
+    let written = monoio::spawn(write_loop(write, queue, stop.clone()));
     let reader = WsReader::new(
         read,
         Role::Client,
@@ -220,18 +297,21 @@ async fn connect(
         writer.clone(),
         last_inbound.clone(),
         (ended.clone(), generation),
+        dispatch.clone(),
         stop,
     ));
     Ok((
         Live {
             writer,
-            _stop: stop_tx,
+            stop: stop_tx,
+            written,
         },
         validity,
     ))
 }
 
-/// Writes queued units until the channel is replaced; then closes it (1000).
+/// Writes queued units until the channel is replaced or stopped; then writes what is still
+/// queued (answers of finished requests) and closes it (1000).
 async fn write_loop(
     mut write: OwnedWriteHalf<Stream>,
     queue: flume::Receiver<Vec<u8>>,
@@ -243,6 +323,11 @@ async fn write_loop(
             _ = stop.recv_async() => break,
         };
         let Ok(unit) = unit else { break };
+        if write.write_all(unit).await.0.is_err() {
+            return;
+        }
+    }
+    while let Ok(unit) = queue.try_recv() {
         if write.write_all(unit).await.0.is_err() {
             return;
         }
@@ -261,6 +346,7 @@ async fn read_loop(
     writer: ControlWriter,
     last_inbound: Rc<Cell<Instant>>,
     (ended, generation): (flume::Sender<ReaderEnd>, u64),
+    work: Dispatch,
     stop: flume::Receiver<()>,
 ) {
     let mut text = Vec::new();
@@ -293,7 +379,13 @@ async fn read_loop(
                 }
                 text.extend_from_slice(reader.bytes(payload));
                 if message_end {
-                    dispatch(&hc, &std::mem::take(&mut text), &writer, &mut pending);
+                    dispatch(
+                        &hc,
+                        &std::mem::take(&mut text),
+                        &writer,
+                        &mut pending,
+                        &work,
+                    );
                 }
             }
             WsEvent::Data {
@@ -309,12 +401,7 @@ async fn read_loop(
                 body.extend_from_slice(reader.bytes(payload));
                 if message_end {
                     if let Some((request, body)) = pending.take() {
-                        monoio::spawn(http::serve_request(
-                            hc.clone(),
-                            request,
-                            Some(body),
-                            writer.clone(),
-                        ));
+                        serve_request(&hc, request, Some(body), &writer, &work);
                     }
                 }
             }
@@ -340,26 +427,46 @@ fn dispatch(
     text: &[u8],
     writer: &ControlWriter,
     pending: &mut Option<(crate::proto::hc::messages::Request, Vec<u8>)>,
+    work: &Dispatch,
 ) {
     match parse_control_message(text) {
         Ok(ControlMessage::Accept(accept)) => {
-            monoio::spawn(stream::serve_accept(hc.clone(), accept));
+            if work.refusing.get() {
+                monoio::spawn(work.work.track(drain::refuse_accept(hc.clone(), accept)));
+            } else {
+                monoio::spawn(work.work.track(stream::serve_accept(hc.clone(), accept)));
+            }
         }
         Ok(ControlMessage::Request(request)) => {
             if request.has_body() {
                 *pending = Some((request, Vec::new()));
             } else {
-                monoio::spawn(http::serve_request(
-                    hc.clone(),
-                    request,
-                    None,
-                    writer.clone(),
-                ));
+                serve_request(hc, request, None, writer, work);
             }
         }
         Ok(other) => tracing::debug!(command = other.command(), "ignored a control message"),
         Err(e) => {
             tracing::warn!(hybrid_connection = %hc.name, error = %e, "ignored a malformed control message")
         }
+    }
+}
+
+/// Serves a complete request (with its body, if it had one), or refuses it while stopping.
+fn serve_request(
+    hc: &Hc,
+    request: crate::proto::hc::messages::Request,
+    body: Option<Vec<u8>>,
+    writer: &ControlWriter,
+    work: &Dispatch,
+) {
+    if work.refusing.get() {
+        drain::refuse_request(hc, &request, writer);
+    } else {
+        work.spawn_request(http::serve_request(
+            hc.clone(),
+            request,
+            body,
+            writer.clone(),
+        ));
     }
 }

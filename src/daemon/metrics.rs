@@ -79,9 +79,19 @@ pub static REQUEST_SECONDS: MetricDesc = MetricDesc::histogram(
     "Whole relayed HTTP request, from the request message to the last response byte.",
     &["hybrid_connection"],
 );
+pub static RELOADS: MetricDesc = MetricDesc::counter(
+    "hycod_reloads_total",
+    "Configuration reloads (SIGHUP) applied.",
+    &[],
+);
+pub static RELOAD_FAILURES: MetricDesc = MetricDesc::counter(
+    "hycod_reload_failures_total",
+    "Configuration reloads rejected; the running configuration stayed in effect.",
+    &[],
+);
 
 /// Every descriptor, for documentation tests.
-pub static ALL: [&MetricDesc; 14] = [
+pub static ALL: [&MetricDesc; 16] = [
     &LISTENER_ONLINE,
     &RECONNECTS,
     &TOKEN_RENEWALS,
@@ -96,6 +106,8 @@ pub static ALL: [&MetricDesc; 14] = [
     &TARGET_CONNECT_SECONDS,
     &TARGET_FIRST_BYTE_SECONDS,
     &REQUEST_SECONDS,
+    &RELOADS,
+    &RELOAD_FAILURES,
 ];
 
 #[cfg(test)]

@@ -1,33 +1,91 @@
-//! Which control channels are online, readable from any thread: `/readyz`, systemd's
-//! `STATUS=` line and tests wait on it (design.md §3 "Lifecycle"). Changed only when a channel
-//! goes online or offline, never on the data path.
+//! The daemon's observable state, readable from any thread: the lifecycle [`Phase`] and which
+//! control channels are online. `/readyz`, systemd's `READY=1`/`STATUS=` lines and tests wait
+//! on it (design.md §3 "Lifecycle"). Changed only when a channel goes online or offline, a
+//! hybrid connection is added or removed, or the phase moves — never on the data path.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The online flags of every channel, by hybrid connection.
-#[derive(Default)]
+/// The daemon's lifecycle phase (design.md §3); it only moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    /// Started; not every hybrid connection has had a listener online yet.
+    Starting,
+    /// Every hybrid connection has had a listener online (readiness may still flap later).
+    Listening,
+    /// Stopping: no new work is taken; in-flight streams and requests finish.
+    Draining,
+    /// Every worker has ended.
+    Stopped,
+}
+
+impl Phase {
+    /// The lower-case name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Listening => "listening",
+            Self::Draining => "draining",
+            Self::Stopped => "stopped",
+        }
+    }
+}
+
+/// A callback run (outside the lock) after every change.
+type Watcher = Arc<dyn Fn() + Send + Sync>;
+
+/// The phase and the online flags of every channel, by hybrid connection.
 pub struct DaemonStatus {
-    channels: Mutex<Vec<(String, bool)>>,
+    state: Mutex<State>,
     changed: Condvar,
+    watchers: Mutex<Vec<Watcher>>,
+}
+
+struct State {
+    phase: Phase,
+    channels: Vec<Slot>,
+    next_slot: u64,
+    workers_running: usize,
+}
+
+struct Slot {
+    id: u64,
+    name: String,
+    online: bool,
+}
+
+impl Default for DaemonStatus {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                phase: Phase::Starting,
+                channels: Vec::new(),
+                next_slot: 0,
+                workers_running: 0,
+            }),
+            changed: Condvar::new(),
+            watchers: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 /// One channel's slot in [`DaemonStatus`].
 #[derive(Clone)]
 pub struct ChannelStatus {
     all: Arc<DaemonStatus>,
-    index: usize,
+    id: u64,
 }
 
 impl ChannelStatus {
-    /// Records whether the channel is online and wakes waiters.
+    /// Records whether the channel is online and wakes waiters. A removed slot ignores it.
     pub fn set_online(&self, online: bool) {
-        let mut channels = self.all.lock();
-        if let Some(slot) = channels.get_mut(self.index) {
-            slot.1 = online;
-        }
-        drop(channels);
-        self.all.changed.notify_all();
+        self.all.update(|state| {
+            match state.channels.iter_mut().find(|slot| slot.id == self.id) {
+                Some(slot) if slot.online != online => slot.online = online,
+                _ => return false,
+            }
+            true
+        });
     }
 }
 
@@ -39,71 +97,204 @@ pub struct HcReadiness {
     pub total: usize,
 }
 
+/// Keeps a worker counted in [`DaemonStatus`] while it lives; the last one to drop moves the
+/// phase to [`Phase::Stopped`].
+pub struct WorkerAlive {
+    all: Arc<DaemonStatus>,
+}
+
+impl Drop for WorkerAlive {
+    fn drop(&mut self) {
+        self.all.update(|state| {
+            state.workers_running = state.workers_running.saturating_sub(1);
+            if state.workers_running == 0 {
+                state.phase = Phase::Stopped;
+            }
+            true
+        });
+    }
+}
+
 impl DaemonStatus {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, bool)>> {
-        self.channels
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds a channel of hybrid connection `name`, offline.
-    pub fn add_channel(self: &Arc<Self>, name: &str) -> ChannelStatus {
-        let mut channels = self.lock();
-        channels.push((name.to_owned(), false));
-        ChannelStatus {
-            all: self.clone(),
-            index: channels.len() - 1,
+    /// Applies `change`; when it reports a change, moves Starting → Listening once ready,
+    /// wakes waiters and runs the watchers.
+    fn update(&self, change: impl FnOnce(&mut State) -> bool) {
+        let mut state = self.lock();
+        if !change(&mut state) {
+            return;
+        }
+        if state.phase == Phase::Starting && ready(&state.channels) {
+            state.phase = Phase::Listening;
+        }
+        drop(state);
+        self.changed.notify_all();
+        let watchers = self
+            .watchers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        for watcher in watchers {
+            watcher();
         }
     }
 
-    /// Per hybrid connection, in configuration order.
-    pub fn readiness(&self) -> Vec<HcReadiness> {
-        let mut out: Vec<HcReadiness> = Vec::new();
-        for (name, online) in self.lock().iter() {
-            match out.iter_mut().find(|r| &r.name == name) {
-                Some(r) => {
-                    r.total += 1;
-                    r.online += usize::from(*online);
-                }
-                None => out.push(HcReadiness {
-                    name: name.clone(),
-                    online: usize::from(*online),
-                    total: 1,
-                }),
-            }
+    /// Runs `watcher` after every change (from whichever thread made it).
+    pub fn on_change(&self, watcher: impl Fn() + Send + Sync + 'static) {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Arc::new(watcher));
+    }
+
+    /// Adds a channel of hybrid connection `name`, offline.
+    pub fn add_channel(self: &Arc<Self>, name: &str) -> ChannelStatus {
+        let mut id = 0;
+        self.update(|state| {
+            id = state.next_slot;
+            state.next_slot += 1;
+            state.channels.push(Slot {
+                id,
+                name: name.to_owned(),
+                online: false,
+            });
+            true
+        });
+        ChannelStatus {
+            all: self.clone(),
+            id,
         }
-        out
+    }
+
+    /// Forgets these channels (their hybrid connection was removed or replaced); later
+    /// `set_online` calls on them are ignored.
+    pub fn remove_channels(&self, channels: &[ChannelStatus]) {
+        self.update(|state| {
+            let before = state.channels.len();
+            state
+                .channels
+                .retain(|slot| !channels.iter().any(|c| c.id == slot.id));
+            state.channels.len() != before
+        });
+    }
+
+    /// Counts one more running worker ([`WorkerAlive`] uncounts it).
+    pub fn worker_alive(self: &Arc<Self>) -> WorkerAlive {
+        self.update(|state| {
+            state.workers_running += 1;
+            false
+        });
+        WorkerAlive { all: self.clone() }
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.lock().phase
+    }
+
+    /// Moves the phase forward to `phase` (never backwards).
+    pub fn advance_phase(&self, phase: Phase) {
+        self.update(|state| {
+            if phase <= state.phase {
+                return false;
+            }
+            state.phase = phase;
+            true
+        });
+    }
+
+    /// Per hybrid connection, in the order they were added.
+    pub fn readiness(&self) -> Vec<HcReadiness> {
+        readiness(&self.lock().channels)
+    }
+
+    /// Channels online and channels configured, over every hybrid connection.
+    pub fn online_count(&self) -> (usize, usize) {
+        let state = self.lock();
+        let online = state.channels.iter().filter(|slot| slot.online).count();
+        (online, state.channels.len())
     }
 
     /// Ready: every hybrid connection has at least one channel online.
     pub fn is_ready(&self) -> bool {
-        let readiness = self.readiness();
-        !readiness.is_empty() && readiness.iter().all(|r| r.online > 0)
+        ready(&self.lock().channels)
     }
 
     /// Waits until every channel is online; false on timeout.
     pub fn wait_all_online(&self, timeout: Duration) -> bool {
+        self.wait(timeout, |state| {
+            !state.channels.is_empty() && state.channels.iter().all(|slot| slot.online)
+        })
+    }
+
+    /// Waits until each of `channels` is online (or was removed); false on timeout.
+    pub fn wait_channels_online(&self, channels: &[ChannelStatus], timeout: Duration) -> bool {
+        self.wait(timeout, |state| {
+            state
+                .channels
+                .iter()
+                .filter(|slot| channels.iter().any(|c| c.id == slot.id))
+                .all(|slot| slot.online)
+        })
+    }
+
+    /// Waits until the phase is `phase` or later; false on timeout.
+    pub fn wait_phase(&self, phase: Phase, timeout: Duration) -> bool {
+        self.wait(timeout, |state| state.phase >= phase)
+    }
+
+    fn wait(&self, timeout: Duration, done: impl Fn(&State) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut channels = self.lock();
+        let mut state = self.lock();
         loop {
-            if !channels.is_empty() && channels.iter().all(|(_, online)| *online) {
+            if done(&state) {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            channels = self
+            state = self
                 .changed
-                .wait_timeout(channels, left)
+                .wait_timeout(state, left)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         }
     }
 }
 
+fn readiness(channels: &[Slot]) -> Vec<HcReadiness> {
+    let mut out: Vec<HcReadiness> = Vec::new();
+    for slot in channels {
+        match out.iter_mut().find(|r| r.name == slot.name) {
+            Some(r) => {
+                r.total += 1;
+                r.online += usize::from(slot.online);
+            }
+            None => out.push(HcReadiness {
+                name: slot.name.clone(),
+                online: usize::from(slot.online),
+                total: 1,
+            }),
+        }
+    }
+    out
+}
+
+fn ready(channels: &[Slot]) -> bool {
+    let readiness = readiness(channels);
+    !readiness.is_empty() && readiness.iter().all(|r| r.online > 0)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[test]
@@ -132,6 +323,7 @@ mod tests {
                 },
             ]
         );
+        assert_eq!(status.online_count(), (2, 3));
         assert!(!status.wait_all_online(Duration::ZERO));
     }
 
@@ -145,5 +337,78 @@ mod tests {
         };
         c.set_online(true);
         assert!(waiter.join().expect("thread"));
+    }
+
+    #[test]
+    fn the_phase_becomes_listening_when_first_ready_and_stays() {
+        let status = Arc::new(DaemonStatus::default());
+        let a = status.add_channel("a");
+        assert_eq!(status.phase(), Phase::Starting);
+        a.set_online(true);
+        assert_eq!(status.phase(), Phase::Listening);
+        a.set_online(false);
+        assert_eq!(status.phase(), Phase::Listening);
+    }
+
+    #[test]
+    fn the_phase_never_moves_backwards() {
+        let status = Arc::new(DaemonStatus::default());
+        status.advance_phase(Phase::Draining);
+        status.advance_phase(Phase::Listening);
+        assert_eq!(status.phase(), Phase::Draining);
+        let a = status.add_channel("a");
+        a.set_online(true);
+        assert_eq!(status.phase(), Phase::Draining);
+    }
+
+    #[test]
+    fn the_last_worker_to_end_stops_the_daemon() {
+        let status = Arc::new(DaemonStatus::default());
+        let first = status.worker_alive();
+        let second = status.worker_alive();
+        drop(first);
+        assert_eq!(status.phase(), Phase::Starting);
+        let waiter = {
+            let status = status.clone();
+            std::thread::spawn(move || status.wait_phase(Phase::Stopped, Duration::from_secs(10)))
+        };
+        drop(second);
+        assert!(waiter.join().expect("thread"));
+        assert_eq!(status.phase(), Phase::Stopped);
+    }
+
+    #[test]
+    fn removed_channels_leave_readiness_and_ignore_updates() {
+        let status = Arc::new(DaemonStatus::default());
+        let old = status.add_channel("a");
+        let new = status.add_channel("a");
+        old.set_online(true);
+        assert!(!status.wait_channels_online(std::slice::from_ref(&new), Duration::ZERO));
+        status.remove_channels(std::slice::from_ref(&old));
+        old.set_online(true);
+        assert_eq!(status.online_count(), (0, 1));
+        assert!(!status.is_ready());
+        new.set_online(true);
+        assert!(status.wait_channels_online(&[new, old], Duration::ZERO));
+    }
+
+    #[test]
+    fn watchers_run_on_every_change_but_not_on_repeats() {
+        let status = Arc::new(DaemonStatus::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        {
+            let calls = calls.clone();
+            status.on_change(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let a = status.add_channel("a");
+        a.set_online(true);
+        a.set_online(true);
+        a.set_online(false);
+        status.advance_phase(Phase::Draining);
+        status.advance_phase(Phase::Draining);
+        // add, online, offline, the move to Listening rode on "online", draining.
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 }

@@ -114,6 +114,8 @@ pub enum Refusal {
     Refused(io::Error),
     /// The target did not accept within [`TARGET_CONNECT_TIMEOUT`].
     Timeout,
+    /// The listener is stopping (drain, or its hybrid connection was removed by a reload).
+    ShuttingDown,
 }
 
 impl Refusal {
@@ -123,6 +125,7 @@ impl Refusal {
             Self::NoTarget => 501,
             Self::Unresolvable(_) | Self::Refused(_) => 502,
             Self::Timeout => 504,
+            Self::ShuttingDown => 503,
         }
     }
 
@@ -134,6 +137,7 @@ impl Refusal {
             Self::Unresolvable(_) => "TCP target address could not be resolved",
             Self::Refused(_) => "TCP target refused the connection",
             Self::Timeout => "TCP target did not answer in time",
+            Self::ShuttingDown => "Listener is shutting down",
         }
     }
 
@@ -144,6 +148,7 @@ impl Refusal {
             Self::Unresolvable(_) => "target_unresolvable",
             Self::Refused(_) => "target_refused",
             Self::Timeout => "target_timeout",
+            Self::ShuttingDown => "shutting_down",
         }
     }
 }
@@ -159,6 +164,7 @@ impl fmt::Display for Refusal {
                 "the TCP target did not accept within {} s",
                 TARGET_CONNECT_TIMEOUT.as_secs()
             ),
+            Self::ShuttingDown => f.write_str("the listener is shutting down"),
         }
     }
 }
@@ -191,7 +197,7 @@ fn resolve(target: &TcpTarget) -> io::Result<SocketAddr> {
 
 /// Delivers a rejection through the reject URL (spec §5.2): the relay answers 410 and fails
 /// the sender's upgrade with `refusal`'s status and description.
-async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
+pub(crate) async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
     hc.count(&STREAMS_REJECTED, &[refusal.reason()], 1);
     let status = refusal.status();
     tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
@@ -276,6 +282,7 @@ mod tests {
             (Refusal::Unresolvable(io()), 502, "target_unresolvable"),
             (Refusal::Refused(io()), 502, "target_refused"),
             (Refusal::Timeout, 504, "target_timeout"),
+            (Refusal::ShuttingDown, 503, "shutting_down"),
         ];
         for (refusal, status, reason) in cases {
             assert_eq!(

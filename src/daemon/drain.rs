@@ -1,0 +1,88 @@
+//! What a stopping control channel does with work that still reaches it (design.md §3
+//! "Lifecycle"). A channel that is stopped while requests that came on it are being answered
+//! stays open until they are (their responses travel on it, spec §4.5); the relay may send it
+//! more work meanwhile, which is refused at once instead of being started:
+//!
+//! - an `accept` is rejected with 503 through the reject URL (spec §5.2);
+//! - a `request` is answered 503 on the control channel (spec §4.5).
+
+use super::context::{mask_key, ControlWriter, Hc};
+use super::metrics::REQUESTS;
+use super::stream::{reject, Refusal};
+use crate::io::ws_frames::push_frame;
+use crate::proto::hc::messages::{Accept, Request, Response};
+use crate::proto::ws::OpCode;
+
+/// The status of refused work.
+const SHUTTING_DOWN: u16 = 503;
+
+/// The reason phrase of refused requests.
+const SHUTTING_DOWN_PHRASE: &str = "Listener is shutting down";
+
+/// Rejects a stream that arrived on a stopping channel (503, spec §5.2).
+pub async fn refuse_accept(hc: Hc, accept: Accept) {
+    reject(&hc, &accept, &Refusal::ShuttingDown).await;
+}
+
+/// Answers a request that arrived on a stopping channel with 503, on the channel itself.
+pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter) {
+    let Some(id) = request.id.clone() else {
+        tracing::warn!(hybrid_connection = %hc.name, "request without an id on a stopping listener dropped");
+        return;
+    };
+    let frame = refusal_frame(id.clone(), mask_key());
+    let sent = frame.is_some_and(|frame| writer.send_unit(frame));
+    hc.count(&REQUESTS, &["5xx"], 1);
+    tracing::info!(hybrid_connection = %hc.name, id = %id, status = SHUTTING_DOWN, sent,
+        "request refused: the listener is shutting down");
+}
+
+/// The masked text frame carrying the 503 `response` for request `id`.
+fn refusal_frame(id: String, mask: Option<[u8; 4]>) -> Option<Vec<u8>> {
+    let json = Response {
+        request_id: id,
+        status_code: SHUTTING_DOWN,
+        status_description: Some(SHUTTING_DOWN_PHRASE.to_owned()),
+        response_headers: None,
+        body: false,
+    }
+    .to_json();
+    let mut frame = Vec::new();
+    push_frame(&mut frame, true, OpCode::Text, json.as_bytes(), mask).ok()?;
+    Some(frame)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The payload of an unmasked single frame with a 7- or 16-bit length.
+    fn payload(frame: &[u8]) -> &[u8] {
+        match frame[1] & 0x7f {
+            126 => &frame[4..],
+            _ => &frame[2..],
+        }
+    }
+
+    #[test]
+    fn the_refusal_is_a_final_text_frame_with_a_503_response_without_body() {
+        let frame = refusal_frame("req-1_G1".to_owned(), None).expect("frame");
+        assert_eq!(frame[0], 0x81, "FIN + text");
+        let response: serde_json::Value = serde_json::from_slice(payload(&frame)).expect("json");
+        assert_eq!(
+            response,
+            serde_json::json!({"response": {
+                "requestId": "req-1_G1",
+                "statusCode": 503,
+                "statusDescription": "Listener is shutting down",
+                "body": false
+            }})
+        );
+    }
+
+    #[test]
+    fn the_refusal_is_masked_when_a_key_is_given() {
+        let frame = refusal_frame("r".to_owned(), Some([1, 2, 3, 4])).expect("frame");
+        assert_eq!(frame[1] & 0x80, 0x80, "mask bit");
+    }
+}

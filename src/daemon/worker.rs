@@ -1,0 +1,255 @@
+//! One daemon worker (design.md §1, §3): a monoio runtime that runs the control channels the
+//! main thread assigns to it and serves the streams and requests arriving on them. The main
+//! thread steers it with [`WorkerCommand`]s: start or stop the channels of one hybrid
+//! connection (start-up and reload), answer liveness and in-flight questions, and drain.
+//!
+//! A worker's future ends once it is draining and both its control channels and its in-flight
+//! streams and requests are done, or the drain deadline passes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::TcpListener as StdListener;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::admin::{self, SnapshotRequest};
+use super::context::HcContext;
+use super::control::{self, ChannelSpec};
+use super::metrics::{RELOADS, RELOAD_FAILURES};
+use super::plan::HcPlan;
+use super::status::{ChannelStatus, DaemonStatus, WorkerAlive};
+use super::tracker::Tracker;
+use super::DaemonOptions;
+use crate::metrics::Shard;
+use crate::tls::{client_config, TrustRoots};
+
+/// Identifies one start of a hybrid connection's channels; a replaced hybrid connection gets a
+/// new one, so its old and new channels can be told apart.
+pub type Incarnation = u64;
+
+/// What the main thread asks of a worker.
+pub enum WorkerCommand {
+    /// Open these control channels of `plan` on this worker.
+    Start {
+        incarnation: Incarnation,
+        plan: Arc<HcPlan>,
+        channels: Vec<(ChannelStatus, String)>,
+    },
+    /// Close the control channels of this incarnation; its streams and requests run on.
+    Stop(Incarnation),
+    /// Answer at once (the watchdog's liveness check).
+    Ping(flume::Sender<()>),
+    /// Answer with the streams and requests in flight on this worker.
+    InFlight(flume::Sender<usize>),
+    /// Count a configuration reload (worker 0 holds the daemon-wide counters).
+    RecordReload { applied: bool },
+    /// Close every control channel and end once in-flight work is done or at `deadline`.
+    Drain { deadline: Instant },
+}
+
+/// What a worker is given when it starts.
+pub struct WorkerSetup {
+    pub index: usize,
+    /// Counts this worker as running until the worker ends.
+    pub alive: WorkerAlive,
+    pub commands: flume::Receiver<WorkerCommand>,
+    pub options: DaemonOptions,
+    pub status: Arc<DaemonStatus>,
+    /// This worker's metrics requests (None when the admin endpoint is off).
+    pub snapshots: Option<flume::Receiver<SnapshotRequest>>,
+    /// The admin endpoint's socket, on the worker that serves it.
+    pub admin: Option<StdListener>,
+    /// Every worker's metrics queue, for the admin endpoint.
+    pub all_workers: Arc<Vec<flume::Sender<SnapshotRequest>>>,
+}
+
+/// A worker's state between commands.
+struct Worker {
+    index: usize,
+    options: DaemonOptions,
+    shard: Rc<RefCell<Shard>>,
+    upstream_tls: Arc<crate::tls::ClientConfig>,
+    /// The stop signal of each running incarnation's channels (dropping it stops them).
+    running: HashMap<Incarnation, flume::Sender<()>>,
+    /// Control channel tasks, including stopped ones still finishing their requests.
+    channels: Tracker,
+    /// Streams and requests in flight.
+    work: Tracker,
+}
+
+/// Runs one worker until it has drained (or its handle is gone and it has drained).
+pub async fn run(setup: WorkerSetup) {
+    let _alive = setup.alive;
+    let upstream_tls = match client_config(&TrustRoots::WebPki) {
+        Ok(tls) => tls,
+        Err(e) => {
+            tracing::error!(worker = setup.index, error = %e, "no TLS configuration for upstream targets");
+            return;
+        }
+    };
+    let shard = Rc::new(RefCell::new(Shard::new()));
+    if setup.index == 0 {
+        // Registered up front so that both counters are scraped as 0 before the first reload.
+        let mut shard = shard.borrow_mut();
+        let _ = shard.counter(&RELOADS, &[]);
+        let _ = shard.counter(&RELOAD_FAILURES, &[]);
+    }
+    if let Some(snapshots) = setup.snapshots {
+        let shard = shard.clone();
+        monoio::spawn(async move {
+            while let Ok(reply) = snapshots.recv_async().await {
+                let _ = reply.send(shard.borrow().snapshot());
+            }
+        });
+    }
+    if let Some(admin) = setup.admin {
+        match monoio::net::TcpListener::from_std(admin) {
+            Ok(listener) => {
+                monoio::spawn(admin::serve(listener, setup.all_workers, setup.status));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot serve the admin endpoint"),
+        }
+    }
+    let mut worker = Worker {
+        index: setup.index,
+        options: setup.options,
+        shard,
+        upstream_tls,
+        running: HashMap::new(),
+        channels: Tracker::default(),
+        work: Tracker::default(),
+    };
+    worker.serve(setup.commands).await;
+}
+
+impl Worker {
+    async fn serve(&mut self, commands: flume::Receiver<WorkerCommand>) {
+        let mut draining: Option<Instant> = None;
+        let mut commands_open = true;
+        loop {
+            let command = match draining {
+                None => commands.recv_async().await.ok(),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    monoio::select! {
+                        _ = self.drained() => {
+                            tracing::info!(worker = self.index, "worker drained");
+                            return;
+                        }
+                        _ = monoio::time::sleep(left) => {
+                            tracing::warn!(worker = self.index, abandoned = self.work.count(),
+                                "drain deadline reached; ending with work in flight");
+                            return;
+                        }
+                        command = next_command(&commands, commands_open) => command,
+                    }
+                }
+            };
+            match command {
+                Some(command) => self.handle(command, &mut draining),
+                None => {
+                    // The handle is gone: nobody can steer this worker any more.
+                    commands_open = false;
+                    self.drain(Instant::now(), &mut draining);
+                }
+            }
+        }
+    }
+
+    /// Completes when no control channel task and no stream or request is left.
+    async fn drained(&self) {
+        self.channels.idle().await;
+        self.work.idle().await;
+    }
+
+    fn handle(&mut self, command: WorkerCommand, draining: &mut Option<Instant>) {
+        match command {
+            WorkerCommand::Start {
+                incarnation,
+                plan,
+                channels,
+            } => {
+                if draining.is_none() {
+                    self.start(incarnation, &plan, channels);
+                }
+            }
+            WorkerCommand::Stop(incarnation) => {
+                self.running.remove(&incarnation);
+            }
+            WorkerCommand::Ping(reply) => {
+                let _ = reply.send(());
+            }
+            WorkerCommand::InFlight(reply) => {
+                let _ = reply.send(self.work.count());
+            }
+            WorkerCommand::RecordReload { applied } => {
+                let desc = if applied { &RELOADS } else { &RELOAD_FAILURES };
+                let mut shard = self.shard.borrow_mut();
+                if let Ok(id) = shard.counter(desc, &[]) {
+                    shard.inc(id);
+                }
+            }
+            WorkerCommand::Drain { deadline } => self.drain(deadline, draining),
+        }
+    }
+
+    /// Stops every channel (dropping their stop senders) and starts the drain clock.
+    fn drain(&mut self, deadline: Instant, draining: &mut Option<Instant>) {
+        self.running.clear();
+        let deadline = match *draining {
+            Some(earlier) => earlier.min(deadline),
+            None => deadline,
+        };
+        *draining = Some(deadline);
+    }
+
+    fn start(
+        &mut self,
+        incarnation: Incarnation,
+        plan: &HcPlan,
+        channels: Vec<(ChannelStatus, String)>,
+    ) {
+        let context = Rc::new(HcContext {
+            name: plan.config.name.clone(),
+            entity_path: plan.config.entity_path.clone(),
+            target: plan.config.target.clone(),
+            http_target: plan.config.http_target.clone(),
+            dialer: plan.dialer.clone(),
+            upstream_tls: self.upstream_tls.clone(),
+            upstream_pool: RefCell::new(Vec::new()),
+            upstream_deadline: self.options.upstream_deadline,
+            metrics: self.shard.clone(),
+        });
+        let (stop, stopped) = flume::bounded::<()>(0);
+        for (slot, tracking_id) in channels {
+            let spec = ChannelSpec {
+                relay_base: plan.relay_base.clone(),
+                namespace_host: plan.config.connection_string.namespace_host().to_owned(),
+                credential: plan.config.connection_string.credential().clone(),
+                token_ttl: plan.config.token_ttl,
+                tracking_id,
+                listener: self.options.listener,
+                work: self.work.clone(),
+            };
+            monoio::spawn(self.channels.track(control::run(
+                context.clone(),
+                spec,
+                slot,
+                stopped.clone(),
+            )));
+        }
+        self.running.insert(incarnation, stop);
+    }
+}
+
+/// The next command, or `None` once the handle is gone; never completes after that.
+async fn next_command(
+    commands: &flume::Receiver<WorkerCommand>,
+    open: bool,
+) -> Option<WorkerCommand> {
+    if !open {
+        std::future::pending::<()>().await;
+    }
+    commands.recv_async().await.ok()
+}
