@@ -19,6 +19,9 @@ use super::DaemonOptions;
 use crate::config::{Config, ConfigError};
 use crate::tls::{ClientConfig, TlsSetupError};
 
+/// How long a reload waits for worker 0 to count it.
+const COUNT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A running daemon.
 pub struct DaemonHandle {
     pub status: Arc<DaemonStatus>,
@@ -231,9 +234,17 @@ impl DaemonHandle {
         Ok(report)
     }
 
+    /// Counts a reload on worker 0 and waits (briefly) until it is counted, so that a scrape
+    /// after the reload's log line sees it.
     fn record_reload(&self, applied: bool) {
-        if let Some(first) = self.commands.first() {
-            let _ = first.send(WorkerCommand::RecordReload { applied });
+        let (counted, done) = flume::bounded(1);
+        let sent = self.commands.first().is_some_and(|first| {
+            first
+                .send(WorkerCommand::RecordReload { applied, counted })
+                .is_ok()
+        });
+        if sent {
+            let _ = done.recv_timeout(COUNT_TIMEOUT);
         }
     }
 

@@ -154,9 +154,14 @@ fn log_reload(report: &ReloadReport, took: Duration) {
 
 fn start_drain(handle: &mut DaemonHandle) {
     let grace = handle.config().shutdown.grace;
-    let in_flight = handle.in_flight(WORKER_ANSWER_TIMEOUT);
-    tracing::info!(grace_ms = millis(grace), in_flight = ?in_flight,
-        "draining: listeners stop taking work; streams and requests in flight may finish");
+    let in_flight = handle
+        .in_flight(WORKER_ANSWER_TIMEOUT)
+        .and_then(|n| u64::try_from(n).ok());
+    tracing::info!(
+        grace_ms = millis(grace),
+        in_flight,
+        "draining: listeners stop taking work; streams and requests in flight may finish"
+    );
     handle.drain(grace);
 }
 

@@ -42,8 +42,12 @@ pub enum WorkerCommand {
     Ping(flume::Sender<()>),
     /// Answer with the streams and requests in flight on this worker.
     InFlight(flume::Sender<usize>),
-    /// Count a configuration reload (worker 0 holds the daemon-wide counters).
-    RecordReload { applied: bool },
+    /// Count a configuration reload (worker 0 holds the daemon-wide counters); answers on
+    /// `counted` once the counter moved.
+    RecordReload {
+        applied: bool,
+        counted: flume::Sender<()>,
+    },
     /// Close every control channel and end once in-flight work is done or at `deadline`.
     Drain { deadline: Instant },
 }
@@ -183,12 +187,13 @@ impl Worker {
             WorkerCommand::InFlight(reply) => {
                 let _ = reply.send(self.work.count());
             }
-            WorkerCommand::RecordReload { applied } => {
+            WorkerCommand::RecordReload { applied, counted } => {
                 let desc = if applied { &RELOADS } else { &RELOAD_FAILURES };
                 let mut shard = self.shard.borrow_mut();
                 if let Ok(id) = shard.counter(desc, &[]) {
                     shard.inc(id);
                 }
+                let _ = counted.send(());
             }
             WorkerCommand::Drain { deadline } => self.drain(deadline, draining),
         }

@@ -1,0 +1,596 @@
+//! Processes and sockets for the lifecycle tests: a `hycod relay` child, a `hycod run` child
+//! with JSON logs read line by line, a `NOTIFY_SOCKET` the test binds, a TCP echo target, and a
+//! sender that streams checked data through the relay without pause.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use hycod::io::ws_client::Dialer;
+use hycod::io::ws_frames::{push_close, push_frame};
+use hycod::io::ws_reader::{WsEvent, WsReader};
+use hycod::proto::ws::{CloseCode, Limits, OpCode, Role};
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
+use serde_json::Value;
+
+pub const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+/// A second rule's key, for key rotation.
+pub const KEY2: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=";
+
+/// How long any single expected event may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A `hycod relay` child process serving `paths`, killed on drop.
+pub struct RelayProcess {
+    child: Child,
+    pub url: String,
+    admin: String,
+}
+
+impl RelayProcess {
+    pub fn start(paths: &[&str]) -> Self {
+        Self::start_with_rules(paths, &[])
+    }
+
+    /// With more namespace rules (`NAME=KEY`) besides `root`.
+    pub fn start_with_rules(paths: &[&str], rules: &[&str]) -> Self {
+        let mut args = vec![
+            "relay".to_owned(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--workers".to_owned(),
+            "2".to_owned(),
+            "--admin".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--rule".to_owned(),
+            format!("root={KEY}"),
+        ];
+        for rule in rules {
+            args.push("--rule".to_owned());
+            args.push((*rule).to_owned());
+        }
+        for path in paths {
+            args.push("--hybrid-connection".to_owned());
+            args.push((*path).to_owned());
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hycod"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("relay binary starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut next = |prefix: &str| {
+            lines
+                .next()
+                .expect("a line")
+                .expect("text")
+                .strip_prefix(prefix)
+                .expect("prefix")
+                .to_owned()
+        };
+        let url = next("listening ");
+        let admin = next("admin ");
+        Self { child, url, admin }
+    }
+
+    /// Listeners registered on `path` now, according to the relay's `/$status`.
+    pub fn listener_count(&self, path: &str) -> u64 {
+        let addr = self
+            .admin
+            .trim_start_matches("http://")
+            .trim_end_matches("/$status");
+        let (_, body) = http_get(addr, "/$status");
+        let doc: Value = serde_json::from_str(&body).expect("status json");
+        doc["hybrid_connections"]
+            .as_array()
+            .and_then(|hcs| hcs.iter().find(|hc| hc["path"] == path))
+            .and_then(|hc| hc["listener_count"].as_u64())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking GET returning status and body (admin endpoints close after one answer).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).expect("read");
+    let status = text[9..12].parse().expect("status");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `condition` until it holds or `timeout` passes (for state only the relay knows).
+pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    condition()
+}
+
+/// A TCP echo server, a thread per connection; returns its port.
+pub fn tcp_echo() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// One `[[hybrid_connection]]` on the test relay.
+pub fn hybrid_connection(name: &str, path: &str, relay_url: &str, echo_port: u16) -> String {
+    format!(
+        r#"
+[[hybrid_connection]]
+name = "{name}"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={path}"
+relay_url = "{relay_url}"
+target = "tcp://127.0.0.1:{echo_port}"
+listeners = 2
+"#
+    )
+}
+
+/// The configuration file text: two workers, JSON logs, an admin endpoint, `grace`.
+pub fn config_text(grace: &str, hybrid_connections: &[String]) -> String {
+    format!(
+        "[runtime]\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nlevel = \"info\"\n[shutdown]\ngrace = \"{grace}\"\n{}",
+        hybrid_connections.concat()
+    )
+}
+
+/// The `NOTIFY_SOCKET` a test provides: every datagram the daemon sends, in order.
+pub struct NotifySocket {
+    socket: UnixDatagram,
+    pub path: PathBuf,
+    pub seen: Vec<String>,
+}
+
+impl NotifySocket {
+    pub fn bind(dir: &Path) -> Self {
+        let path = dir.join("notify.sock");
+        let socket = UnixDatagram::bind(&path).expect("bind notify socket");
+        Self {
+            socket,
+            path,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Receives datagrams until one satisfies `wanted`; returns it.
+    pub fn wait_for(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {what} notification; seen: {:?}",
+                self.seen
+            );
+            self.socket.set_read_timeout(Some(left)).expect("timeout");
+            let Ok(n) = self.socket.recv(&mut buf) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            self.seen.push(text.clone());
+            if wanted(&text) {
+                return text;
+            }
+        }
+    }
+
+    /// Waits for a datagram carrying the line `line`.
+    pub fn wait_line(&mut self, line: &str) -> String {
+        self.wait_for(line, |text| text.lines().any(|l| l == line))
+    }
+}
+
+/// A `hycod run` child: its JSON log lines arrive on a channel; killed on drop if still alive.
+pub struct DaemonProcess {
+    pid: u32,
+    pub config: PathBuf,
+    logs: mpsc::Receiver<Value>,
+    unclaimed: Vec<Value>,
+    pub all_logs: Arc<Mutex<Vec<String>>>,
+    exited: mpsc::Receiver<ExitStatus>,
+    exit: Option<ExitStatus>,
+    pub admin: String,
+}
+
+impl DaemonProcess {
+    /// Writes `config_text` to `dir/hycod.toml` and starts `hycod run` on it.
+    pub fn start(
+        dir: &Path,
+        config_text: &str,
+        notify: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let config = dir.join("hycod.toml");
+        std::fs::write(&config, config_text).expect("config written");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hycod"));
+        command
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(path) = notify {
+            command.env("NOTIFY_SOCKET", path);
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("daemon binary starts");
+        let pid = child.id();
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, logs) = mpsc::channel();
+        let all_logs = Arc::new(Mutex::new(Vec::new()));
+        {
+            let all_logs = all_logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    all_logs.lock().expect("logs").push(line.clone());
+                    if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                        let _ = tx.send(value);
+                    }
+                }
+            });
+        }
+        let (exit_tx, exited) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                let _ = exit_tx.send(status);
+            }
+        });
+        let mut daemon = Self {
+            pid,
+            config,
+            logs,
+            unclaimed: Vec::new(),
+            all_logs,
+            exited,
+            exit: None,
+            admin: String::new(),
+        };
+        let line = daemon.wait_log("the admin endpoint", |l| {
+            l["message"] == "admin endpoint listening"
+        });
+        daemon.admin = line["metrics"]
+            .as_str()
+            .expect("metrics url")
+            .trim_start_matches("http://")
+            .trim_end_matches("/metrics")
+            .to_owned();
+        daemon
+    }
+
+    /// Waits for a log line satisfying `wanted` that no earlier wait took; returns it. Lines
+    /// that match nothing yet stay available for later waits, in order.
+    pub fn wait_log(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        if let Some(index) = self.unclaimed.iter().position(&wanted) {
+            return self.unclaimed.remove(index);
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return line,
+                Ok(line) => self.unclaimed.push(line),
+                Err(_) => panic!("no log line for {what}; logs:\n{}", self.logs_text()),
+            }
+        }
+    }
+
+    /// Waits for the `listener online` line of hybrid connection `name`.
+    pub fn wait_listener_online(&mut self, name: &str) -> Value {
+        self.wait_log(&format!("{name} online"), |l| {
+            l["message"] == "listener online" && l["hybrid_connection"] == name
+        })
+    }
+
+    pub fn logs_text(&self) -> String {
+        self.all_logs.lock().expect("logs").join("\n")
+    }
+
+    /// Sends `signal` (TERM, HUP, INT) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -s {signal} failed");
+    }
+
+    /// Rewrites the configuration file.
+    pub fn rewrite_config(&self, text: &str) {
+        std::fs::write(&self.config, text).expect("config rewritten");
+    }
+
+    /// Waits for the process to exit; its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.exit {
+            return status;
+        }
+        let status = self
+            .exited
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| panic!("daemon still running; logs:\n{}", self.logs_text()));
+        self.exit = Some(status);
+        status
+    }
+
+    /// The admin endpoint's `/metrics`, parsed: the value of the sample named `name`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (status, text) = http_get(&self.admin, "/metrics");
+        assert_eq!(status, 200);
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("prometheus text");
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        if self.exit.is_none() && self.exited.try_recv().is_err() {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// What a [`Streamer`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// This many bytes went out and came back identical so far.
+    Verified(u64),
+    /// The stream ended: bytes sent, bytes verified, and whether the close was clean.
+    Finished {
+        sent: u64,
+        verified: u64,
+        clean: bool,
+    },
+}
+
+/// A sender streaming deterministic data through the relay to the echo target without pause,
+/// checking every echoed byte, on its own thread and monoio runtime.
+pub struct Streamer {
+    stop: Arc<AtomicBool>,
+    pub progress: mpsc::Receiver<Progress>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Bytes per write; each is echoed back before the next one goes out.
+const CHUNK: u64 = 16 * 1024;
+
+/// The pause between round trips (keeps the 2-core test machine breathing; the stream never
+/// goes idle long enough for any timeout).
+const PACE: Duration = Duration::from_millis(2);
+
+/// The byte at stream offset `i` (not periodic in the chunk size, so a lost or repeated chunk
+/// shows up as a mismatch).
+fn pattern(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 7).to_le_bytes()[0] ^ (i / 7919).to_le_bytes()[0]
+}
+
+impl Streamer {
+    /// Connects to `path` on the relay and starts streaming; returns once the first echo has
+    /// been verified.
+    pub fn start(relay_url: &str, path: &str) -> Self {
+        let url = format!("{relay_url}/$hc/{path}?sb-hc-action=connect");
+        let resource = hycod::auth::sas::dotnet_resource_uri("localhost", path);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, progress) = mpsc::channel();
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                hycod::runtime::workers::block_on(stream(url, resource, stop, tx))
+                    .expect("runtime");
+            })
+        };
+        let streamer = Self {
+            stop,
+            progress,
+            thread: Some(thread),
+        };
+        match streamer.next() {
+            Progress::Verified(_) => streamer,
+            other => panic!("stream did not start: {other:?}"),
+        }
+    }
+
+    /// The next report.
+    pub fn next(&self) -> Progress {
+        self.progress
+            .recv_timeout(PATIENCE)
+            .expect("the streamer reports")
+    }
+
+    /// Waits until `rounds` more echoes were verified from now on (the stream keeps flowing).
+    pub fn keeps_flowing(&self, rounds: usize) -> u64 {
+        let mut last = 0;
+        for earlier in self.progress.try_iter() {
+            match earlier {
+                Progress::Verified(n) => last = n,
+                other => panic!("the stream stopped: {other:?}"),
+            }
+        }
+        for _ in 0..rounds {
+            match self.next() {
+                Progress::Verified(n) => last = n,
+                other => panic!("the stream stopped: {other:?}"),
+            }
+        }
+        last
+    }
+
+    /// Closes the stream; the final report.
+    pub fn finish(mut self) -> Progress {
+        self.stop.store(true, Ordering::SeqCst);
+        let last = loop {
+            match self.next() {
+                Progress::Verified(_) => {}
+                finished => break finished,
+            }
+        };
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("streamer thread");
+        }
+        last
+    }
+
+    /// Waits for the stream to end without being asked to; the final report.
+    pub fn wait_end(&self, timeout: Duration) -> Progress {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .progress
+                .recv_timeout(left)
+                .expect("the streamer reports")
+            {
+                Progress::Verified(_) => {}
+                finished => return finished,
+            }
+        }
+    }
+}
+
+fn token(resource: &str) -> hycod::secret::Secret {
+    let expiry = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3600;
+    hycod::auth::sas::sign_token(resource, "root", &hycod::secret::Secret::new(KEY), expiry)
+}
+
+async fn stream(
+    url: String,
+    resource: String,
+    stop: Arc<AtomicBool>,
+    report: mpsc::Sender<Progress>,
+) {
+    let dialer = Dialer {
+        tls: hycod::tls::client_config(&hycod::tls::TrustRoots::WebPki).expect("tls"),
+        proxy: None,
+        connect_timeout: Duration::from_secs(5),
+    };
+    let token = token(&resource);
+    let conn = dialer
+        .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
+        .await
+        .expect("stream joined");
+    let (read, mut write) = conn.stream.into_split();
+    let mut reader = WsReader::new(
+        read,
+        Role::Client,
+        Limits::default(),
+        &conn.leftover,
+        64 * 1024,
+    );
+    let (mut sent, mut verified) = (0u64, 0u64);
+    let mut clean = true;
+    while !stop.load(Ordering::SeqCst) {
+        let chunk: Vec<u8> = (sent..sent + CHUNK).map(pattern).collect();
+        let mut frame = Vec::new();
+        push_frame(
+            &mut frame,
+            true,
+            OpCode::Binary,
+            &chunk,
+            Some(fastrand::u32(..).to_ne_bytes()),
+        )
+        .expect("frame");
+        if write.write_all(frame).await.0.is_err() {
+            clean = false;
+            break;
+        }
+        sent += CHUNK;
+        while verified < sent {
+            match reader.next_event().await {
+                Ok(WsEvent::Data { payload, .. }) => {
+                    for &byte in reader.bytes(payload) {
+                        assert_eq!(byte, pattern(verified), "echo differs at byte {verified}");
+                        verified += 1;
+                    }
+                }
+                Ok(WsEvent::Ping(_)) | Ok(WsEvent::Pong(_)) => {}
+                Ok(WsEvent::Close { .. }) | Err(_) => {
+                    clean = false;
+                    break;
+                }
+            }
+        }
+        if !clean {
+            break;
+        }
+        let _ = report.send(Progress::Verified(verified));
+        monoio::time::sleep(PACE).await;
+    }
+    if clean {
+        // Close and wait for the daemon's close: the target saw the end and the stream is done.
+        let mut close = Vec::new();
+        push_close(&mut close, CloseCode::NORMAL, "", Some([9, 8, 7, 6])).expect("close frame");
+        clean = write.write_all(close).await.0.is_ok();
+        clean = clean
+            && loop {
+                match monoio::time::timeout(PATIENCE, reader.next_event()).await {
+                    Ok(Ok(WsEvent::Close { .. })) => break true,
+                    Ok(Ok(_)) => {}
+                    _ => break false,
+                }
+            };
+        let _ = write.shutdown().await;
+    }
+    let _ = report.send(Progress::Finished {
+        sent,
+        verified,
+        clean,
+    });
+}
