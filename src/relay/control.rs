@@ -37,20 +37,11 @@ pub async fn serve(
     else {
         return;
     };
-    let front::Admitted {
-        tracking_id,
-        entity,
-        request_path,
-        token: verified,
-        now,
-        ..
-    } = &admitted;
-    let (tracking_id, entity, request_path, now) = (
-        tracking_id.clone(),
-        entity.clone(),
-        request_path.clone(),
-        *now,
-    );
+    let entity = admitted.entity.clone();
+    let tracking_id = admitted.tracking_id.clone();
+    let request_path = admitted.request_path.clone();
+    let now = admitted.now;
+    let verified = &admitted.token;
     let (commands, queue) = flume::unbounded();
     let handle = ControlHandle {
         commands: commands.clone(),
