@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod io;
 pub mod metrics;
 pub mod proto;

@@ -41,7 +41,11 @@ pub struct HcContext {
 
 impl HcContext {
     /// A counter of this hybrid connection with the remaining label values.
-    pub fn counter(&self, desc: &'static MetricDesc, rest: &[&str]) -> Result<CounterId, RegisterError> {
+    pub fn counter(
+        &self,
+        desc: &'static MetricDesc,
+        rest: &[&str],
+    ) -> Result<CounterId, RegisterError> {
         let labels = self.labels(rest);
         self.metrics.borrow_mut().counter(desc, &labels)
     }
@@ -53,7 +57,9 @@ impl HcContext {
 
     /// A histogram of this hybrid connection.
     pub fn histogram(&self, desc: &'static MetricDesc) -> Result<HistogramId, RegisterError> {
-        self.metrics.borrow_mut().histogram(desc, &[self.name.as_str()])
+        self.metrics
+            .borrow_mut()
+            .histogram(desc, &[self.name.as_str()])
     }
 
     /// Adds `n` to a counter (registering it on first use).

@@ -105,7 +105,8 @@ mod tests {
     #[test]
     fn every_descriptor_is_valid() {
         for desc in ALL {
-            desc.validate().unwrap_or_else(|e| panic!("{}: {e}", desc.name));
+            desc.validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", desc.name));
         }
     }
 }
