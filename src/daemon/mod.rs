@@ -16,6 +16,7 @@ pub mod status;
 pub mod stream;
 pub mod supervisor;
 mod tracker;
+pub mod upstream;
 mod worker;
 
 use std::io;
@@ -174,4 +175,39 @@ fn take_slot<T>(slots: &std::sync::Mutex<Vec<Option<T>>>, index: usize) -> Optio
         .unwrap_or_else(|p| p.into_inner())
         .get_mut(index)
         .and_then(Option::take)
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Values the daemon's unit tests share.
+
+    use monoio::io::AsyncReadRent;
+    use monoio::net::UnixStream;
+
+    use crate::config::{Config, HttpTarget};
+
+    /// Everything the peer of `stream` wrote until it closed.
+    pub async fn read_to_end(mut stream: UnixStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let (result, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+            match result.expect("read") {
+                0 => return out,
+                _ => out.extend_from_slice(&chunk),
+            }
+        }
+    }
+
+    /// An `http_target` parsed as the configuration parses it.
+    pub fn http_target(url: &str) -> HttpTarget {
+        let text = format!(
+            "[[hybrid_connection]]\nname = \"t\"\nconnection_string = \"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5;EntityPath=hyco\"\nhttp_target = \"{url}\"\n"
+        );
+        let config = Config::from_toml_str(&text, std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        config.hybrid_connections[0]
+            .http_target
+            .clone()
+            .expect("http_target set")
+    }
 }

@@ -16,7 +16,7 @@ use std::time::Instant;
 use super::admin::{self, SnapshotRequest};
 use super::context::HcContext;
 use super::control::{self, ChannelSpec};
-use super::metrics::{RELOADS, RELOAD_FAILURES};
+use super::metrics::{LISTENER_ONLINE, RELOADS, RELOAD_FAILURES};
 use super::plan::HcPlan;
 use super::status::{ChannelStatus, DaemonStatus, WorkerAlive};
 use super::tracker::Tracker;
@@ -226,6 +226,8 @@ impl Worker {
             upstream_deadline: self.options.upstream_deadline,
             metrics: self.shard.clone(),
         });
+        // The online gauge exists from the start, at 0 until a channel is up.
+        context.gauge_add(&LISTENER_ONLINE, 0);
         let (stop, stopped) = flume::bounded::<()>(0);
         for (slot, tracking_id) in channels {
             let spec = ChannelSpec {
