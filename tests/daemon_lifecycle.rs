@@ -8,8 +8,8 @@ mod lifecycle_support;
 use std::time::{Duration, Instant};
 
 use lifecycle_support::{
-    config_text, eventually, http_get, hybrid_connection, tcp_echo, DaemonProcess, NotifySocket,
-    Progress, RelayProcess, Streamer, KEY, KEY2, PATIENCE,
+    config_text, eventually, http_get, hybrid_connection, relayed_get, tcp_echo, DaemonProcess,
+    GatedUpstream, NotifySocket, Progress, RelayProcess, Streamer, KEY, KEY2, PATIENCE,
 };
 
 fn millis(d: Duration) -> u128 {
@@ -376,4 +376,72 @@ fn a_rotated_key_file_replaces_the_listeners_without_touching_the_stream() {
     );
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
+}
+
+#[test]
+fn sigterm_answers_the_request_in_flight_and_refuses_new_ones_meanwhile() {
+    let relay = RelayProcess::start(&["hyco"]);
+    let upstream = GatedUpstream::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hc = format!(
+        "[[hybrid_connection]]\nname = \"web\"\nconnection_string = \"Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco\"\nrelay_url = \"{}\"\nhttp_target = \"http://127.0.0.1:{}/\"\nlisteners = 2\n",
+        relay.url, upstream.port
+    );
+    let mut notify = NotifySocket::bind(dir.path());
+    let mut daemon = DaemonProcess::start(
+        dir.path(),
+        &config_text("20s", &[hc]),
+        Some(&notify.path),
+        &[],
+    );
+    notify.wait_line("READY=1");
+    let held = relayed_get(&relay.url, "hyco", "slow");
+    let first_line = upstream
+        .arrived
+        .recv_timeout(PATIENCE)
+        .expect("the request arrived");
+    assert_eq!(first_line, "GET /slow HTTP/1.1");
+
+    let sigterm = Instant::now();
+    daemon.signal("TERM");
+    notify.wait_line("STOPPING=1");
+    let stopping = daemon.wait_log("the busy listener", |l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("listener stopping"))
+    });
+    assert_eq!(stopping["requests"], 1);
+    assert!(
+        eventually(PATIENCE, || relay.listener_count("hyco") == 1),
+        "the idle listener left at once; the busy one stays until its request is answered"
+    );
+    // The relay's only listener is the busy one: new work is refused, not started.
+    let refused = relayed_get(&relay.url, "hyco", "late")
+        .recv_timeout(PATIENCE)
+        .expect("an answer");
+    assert!(
+        refused.starts_with("HTTP/1.1 503 Listener is shutting down"),
+        "{refused}"
+    );
+    assert!(
+        upstream.arrived.try_recv().is_err(),
+        "the late request never went upstream"
+    );
+
+    upstream.release_one();
+    let answer = held
+        .recv_timeout(PATIENCE)
+        .expect("the held request's answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("done"), "{answer}");
+    let status = daemon.wait_exit(PATIENCE);
+    assert_eq!(status.code(), Some(0), "logs:\n{}", daemon.logs_text());
+    assert!(
+        sigterm.elapsed() < Duration::from_secs(20),
+        "within the grace"
+    );
+    assert!(
+        eventually(PATIENCE, || relay.listener_count("hyco") == 0),
+        "the busy listener closed after its answer"
+    );
 }

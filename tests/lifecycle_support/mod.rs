@@ -501,7 +501,8 @@ impl Streamer {
     }
 }
 
-fn token(resource: &str) -> hycod::secret::Secret {
+/// A send token for `resource`, valid for an hour.
+pub fn token(resource: &str) -> hycod::secret::Secret {
     let expiry = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("clock")
@@ -593,4 +594,77 @@ async fn stream(
         verified,
         clean,
     });
+}
+
+/// An HTTP target that answers each request only when the test releases it: every request's
+/// arrival is reported on `arrived`; each `release` lets one answer `200 done` go out.
+pub struct GatedUpstream {
+    pub port: u16,
+    pub arrived: mpsc::Receiver<String>,
+    release: mpsc::Sender<()>,
+}
+
+impl GatedUpstream {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (arrived_tx, arrived) = mpsc::channel();
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let arrived = arrived_tx.clone();
+                let gate = gate.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match conn.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let _ = arrived.send(text.lines().next().unwrap_or_default().to_owned());
+                    if gate.lock().expect("gate").recv().is_err() {
+                        return;
+                    }
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\ndone",
+                    );
+                });
+            }
+        });
+        Self {
+            port,
+            arrived,
+            release,
+        }
+    }
+
+    /// Lets one held request be answered.
+    pub fn release_one(&self) {
+        self.release.send(()).expect("upstream alive");
+    }
+}
+
+/// Sends `GET /{path}/{rest}` through the relay (`Connection: close`) on a thread; the raw
+/// answer arrives on the returned channel.
+pub fn relayed_get(relay_url: &str, path: &str, rest: &str) -> mpsc::Receiver<String> {
+    let addr = relay_url.trim_start_matches("ws://").to_owned();
+    let token = token(&hycod::auth::sas::dotnet_resource_uri("localhost", path));
+    let request = format!(
+        "GET /{path}/{rest} HTTP/1.1\r\nHost: localhost\r\nServiceBusAuthorization: {}\r\nConnection: close\r\n\r\n",
+        token.expose()
+    );
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tcp = std::net::TcpStream::connect(addr).expect("connect to the relay");
+        tcp.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        let _ = tcp.read_to_string(&mut answer);
+        let _ = tx.send(answer);
+    });
+    rx
 }
