@@ -239,7 +239,7 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                 status.set_online(false);
                 if let Some(live) = live.take() {
                     hc.gauge_add(&LISTENER_ONLINE, -1);
-                    stop(&hc, &spec, live, &dispatch, &ended).await;
+                    stop(&hc, &spec, live, &dispatch, (&ended, generation)).await;
                 }
                 return;
             }
@@ -254,16 +254,23 @@ async fn stop(
     spec: &ChannelSpec,
     live: Live,
     dispatch: &Dispatch,
-    ended: &flume::Receiver<ReaderEnd>,
+    (ended, generation): (&flume::Receiver<ReaderEnd>, u64),
 ) {
     dispatch.refusing.set(true);
     let pending = dispatch.requests.count();
     if pending > 0 {
         tracing::info!(hybrid_connection = %hc.name, tracking_id = %spec.tracking_id, requests = pending,
             "listener stopping: answering the requests in flight on it first, refusing new work");
+        let reader_ended = async {
+            while let Ok(ReaderEnd(ended_generation, _)) = ended.recv_async().await {
+                if ended_generation == generation {
+                    break;
+                }
+            }
+        };
         monoio::select! {
             _ = dispatch.requests.idle() => {}
-            _ = ended.recv_async() => {}
+            _ = reader_ended => {}
         }
     }
     live.close().await;

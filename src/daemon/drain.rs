@@ -7,6 +7,7 @@
 //! - a `request` is answered 503 on the control channel (spec §4.5).
 
 use super::context::{mask_key, ControlWriter, Hc};
+use super::http::policy::status_class;
 use super::metrics::REQUESTS;
 use super::stream::{reject, Refusal};
 use crate::io::ws_frames::push_frame;
@@ -32,7 +33,7 @@ pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter) {
     };
     let frame = refusal_frame(id.clone(), mask_key());
     let sent = frame.is_some_and(|frame| writer.send_unit(frame));
-    hc.count(&REQUESTS, &["5xx"], 1);
+    hc.count(&REQUESTS, &[status_class(SHUTTING_DOWN)], 1);
     tracing::info!(hybrid_connection = %hc.name, id = %id, status = SHUTTING_DOWN, sent,
         "request refused: the listener is shutting down");
 }
