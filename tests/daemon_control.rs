@@ -116,6 +116,27 @@ fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     condition()
 }
 
+/// A TCP echo server on a thread per connection; returns its port.
+fn tcp_echo() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
 fn config(relay_url: &str, extra: &str) -> Config {
     let text = format!(
         r#"
@@ -127,7 +148,6 @@ listen = "127.0.0.1:0"
 name = "hyco"
 connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
 relay_url = "{relay_url}"
-target = "tcp://127.0.0.1:9"
 listeners = 3
 {extra}
 "#
@@ -160,7 +180,11 @@ fn listener_count(relay: &RelayProcess) -> u64 {
 #[test]
 fn listeners_come_online_and_report_ready_and_metrics() {
     let relay = RelayProcess::start("127.0.0.1:0");
-    let handle = daemon::start(&config(&relay.url, ""), fast_options()).expect("daemon");
+    let handle = daemon::start(
+        &config(&relay.url, "target = \"tcp://127.0.0.1:9\""),
+        fast_options(),
+    )
+    .expect("daemon");
     assert!(
         handle.status.wait_all_online(Duration::from_secs(20)),
         "listeners online"
@@ -193,7 +217,7 @@ fn listeners_come_online_and_report_ready_and_metrics() {
 #[test]
 fn short_lived_tokens_are_renewed_on_the_live_channel() {
     let relay = RelayProcess::start("127.0.0.1:0");
-    let mut config = config(&relay.url, "");
+    let mut config = config(&relay.url, "target = \"tcp://127.0.0.1:9\"");
     config.hybrid_connections[0].token_ttl = Duration::from_secs(3);
     let handle = daemon::start(&config, fast_options()).expect("daemon");
     assert!(handle.status.wait_all_online(Duration::from_secs(20)));
@@ -228,7 +252,11 @@ fn short_lived_tokens_are_renewed_on_the_live_channel() {
 fn a_restarted_relay_gets_every_listener_back() {
     let mut relay = RelayProcess::start("127.0.0.1:0");
     let addr = relay.addr();
-    let handle = daemon::start(&config(&relay.url, ""), fast_options()).expect("daemon");
+    let handle = daemon::start(
+        &config(&relay.url, "target = \"tcp://127.0.0.1:9\""),
+        fast_options(),
+    )
+    .expect("daemon");
     assert!(handle.status.wait_all_online(Duration::from_secs(20)));
     drop(relay);
     assert!(
@@ -243,4 +271,74 @@ fn a_restarted_relay_gets_every_listener_back() {
     assert!(eventually(Duration::from_secs(10), || listener_count(
         &relay
     ) == 3));
+}
+
+#[test]
+fn streams_reach_the_tcp_target_through_the_running_daemon() {
+    use hycod::io::ws_client::Dialer;
+    use hycod::io::ws_frames::push_frame;
+    use hycod::io::ws_reader::{WsEvent, WsReader};
+    use hycod::proto::ws::{Limits, OpCode, Role};
+    use monoio::io::{AsyncWriteRentExt, Splitable};
+
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let echo = tcp_echo();
+    let target = format!("target = \"tcp://127.0.0.1:{echo}\"");
+    let handle = daemon::start(&config(&relay.url, &target), fast_options()).expect("daemon");
+    assert!(handle.status.wait_all_online(Duration::from_secs(20)));
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    let token = hycod::auth::sas::sign_token(
+        &hycod::auth::sas::dotnet_resource_uri("localhost", "hyco"),
+        "root",
+        &hycod::secret::Secret::new(KEY),
+        expiry,
+    );
+    let url = format!("{}/$hc/hyco?sb-hc-action=connect", relay.url);
+    hycod::runtime::workers::block_on(async move {
+        let dialer = Dialer {
+            tls: hycod::tls::client_config(&hycod::tls::TrustRoots::WebPki).expect("tls"),
+            proxy: None,
+            connect_timeout: Duration::from_secs(5),
+        };
+        for round in 0..4u8 {
+            let conn = dialer
+                .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
+                .await
+                .expect("stream joined");
+            let (read, mut write) = conn.stream.into_split();
+            let mut reader = WsReader::new(
+                read,
+                Role::Client,
+                Limits::default(),
+                &conn.leftover,
+                64 * 1024,
+            );
+            let sent: Vec<u8> = (0..200_000u32).map(|i| (i as u8) ^ round).collect();
+            let mut frames = Vec::new();
+            for part in sent.chunks(70_000) {
+                push_frame(
+                    &mut frames,
+                    true,
+                    OpCode::Binary,
+                    part,
+                    Some([1, 2, 3, round]),
+                )
+                .expect("frame");
+            }
+            write.write_all(frames).await.0.expect("send");
+            let mut got = Vec::new();
+            while got.len() < sent.len() {
+                match reader.next_event().await.expect("echo") {
+                    WsEvent::Data { payload, .. } => got.extend_from_slice(reader.bytes(payload)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert!(got == sent, "round {round}: echo differs");
+        }
+    })
+    .expect("runtime");
 }

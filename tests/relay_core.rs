@@ -684,3 +684,54 @@ fn admin_status_lists_online_listeners() {
         );
     });
 }
+
+#[test]
+fn entity_rules_and_host_aliases_authorise_listeners() {
+    let relay = relay(&[
+        "--entity-rule",
+        "hyco:hcrule=aGNydWxl:listen",
+        "--alias",
+        "relay.test",
+    ]);
+    run(async move {
+        let url = format!("{}/$hc/hyco?sb-hc-action=listen", relay.url);
+        let entity_token = token("hcrule", "aGNydWxl", "hyco");
+        dialer()
+            .connect(&url, &[("ServiceBusAuthorization", &entity_token)], None)
+            .await
+            .expect("an entity-level Listen rule admits a listener");
+        let expiry = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            + 600;
+        let alias_token = sign_token("http://relay.test/hyco/", "root", &Secret::new(KEY), expiry);
+        dialer()
+            .connect(
+                &url,
+                &[("ServiceBusAuthorization", alias_token.expose())],
+                None,
+            )
+            .await
+            .expect("a token for an alias host is accepted");
+        let foreign = sign_token(
+            "http://elsewhere.test/hyco/",
+            "root",
+            &Secret::new(KEY),
+            expiry,
+        );
+        match dialer()
+            .connect(&url, &[("ServiceBusAuthorization", foreign.expose())], None)
+            .await
+        {
+            Err(ConnectError::Rejected {
+                status,
+                description,
+            }) => {
+                assert_eq!(status, 401);
+                assert!(description.contains("InvalidAudience"), "{description}");
+            }
+            other => panic!("unexpected {:?}", other.map(|_| ())),
+        }
+    });
+}

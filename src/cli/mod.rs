@@ -62,7 +62,7 @@ pub enum Command {
         ttl: Duration,
     },
     /// Run a self-hosted Hybrid Connections relay (the service side) for tests or Azure-free use
-    Relay(crate::relay::config::RelayArgs),
+    Relay(Box<crate::relay::config::RelayArgs>),
     /// See it work: relay, daemon and sample services on loopback, traffic through them, a report
     Demo(DemoArgs),
 }
@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> ExitCode {
             entity,
             ttl,
         } => token::run(&connection_string_file, entity.as_deref(), ttl),
-        Command::Relay(args) => relay::run(args),
+        Command::Relay(args) => relay::run(*args),
         Command::Demo(args) => demo::run(args),
     }
 }

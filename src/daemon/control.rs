@@ -156,7 +156,7 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                     }
                     status.set_online(false);
                     hc.count(&RECONNECTS, &[reason.as_str()], 1);
-                    tracing::warn!(hybrid_connection = %hc.name, reason = reason.as_str(), retry_in_ms = retry_in.as_millis() as u64, "listener offline, reconnecting");
+                    tracing::warn!(hybrid_connection = %hc.name, reason = reason.as_str(), retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX), "listener offline, reconnecting");
                 }
             }
         }

@@ -3,6 +3,7 @@
 pub mod admin_http;
 pub mod read_buf;
 pub mod stream;
+pub mod tcp_pump;
 pub mod ws_client;
 pub mod ws_frames;
 pub mod ws_reader;

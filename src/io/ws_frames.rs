@@ -18,7 +18,7 @@ pub fn push_frame(
         fin,
         opcode,
         mask,
-        payload_len: payload.len() as u64,
+        payload_len: crate::proto::ws::encode::len_u64(payload.len()),
     };
     let mut bytes = [0u8; MAX_HEADER_LEN];
     let len = header.encode(&mut bytes)?;

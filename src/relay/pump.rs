@@ -116,14 +116,14 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
                         kind.opcode()
                     },
                     mask: None,
-                    payload_len: payload.len() as u64,
+                    payload_len: crate::proto::ws::encode::len_u64(payload.len()),
                 };
                 in_message = !message_end;
                 let mut bytes = [0u8; MAX_HEADER_LEN];
                 let Ok(len) = header.encode(&mut bytes) else {
                     return (End::Abandoned, relayed);
                 };
-                relayed += payload.len() as u64;
+                relayed += crate::proto::ws::encode::len_u64(payload.len());
                 if reader
                     .write_payload(&mut writer, &bytes[..len], payload)
                     .await

@@ -80,9 +80,17 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     let mut verifier = Verifier::new(&config.namespace);
     verifier.add_host_alias("localhost");
     verifier.add_host_alias("127.0.0.1");
+    for alias in &config.aliases {
+        verifier.add_host_alias(alias);
+    }
     for rule in &config.rules {
         verifier
             .add_namespace_rule(rule.to_rule())
+            .map_err(StartError::Rule)?;
+    }
+    for entity in &config.entity_rules {
+        verifier
+            .add_entity_rule(&entity.entity_path, entity.rule.to_rule())
             .map_err(StartError::Rule)?;
     }
     let tls = match &config.tls {
