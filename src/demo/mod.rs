@@ -119,13 +119,17 @@ impl Stack {
         Some(metrics_probe::fetch(admin).map(|text| metrics_probe::counts(&text)))
     }
 
-    /// How to poke the running stack by hand, with a token valid for a day.
+    /// How to poke the running stack by hand, with tokens valid for a day.
     pub fn poke(&self) -> String {
-        let token =
-            credentials::sender_token(&self.key, setup::HTTP_HC, SystemTime::now(), POKE_TOKEN_TTL);
+        let now = SystemTime::now();
+        let tokens = report::PokeTokens {
+            http: credentials::sender_token(&self.key, setup::HTTP_HC, now, POKE_TOKEN_TTL),
+            stream: credentials::sender_token(&self.key, setup::STREAM_HC, now, POKE_TOKEN_TTL),
+            valid_for: POKE_TOKEN_TTL,
+        };
         report::poke(
             self.relay.local_addr,
-            &token,
+            &tokens,
             self.started.metrics_url().as_deref(),
         )
     }

@@ -220,22 +220,37 @@ pub fn histogram(q: &Quantiles) -> String {
     )
 }
 
+/// Ready-made tokens for poking the running demo by hand.
+pub struct PokeTokens {
+    /// For `/{HTTP_HC}/...` requests.
+    pub http: Secret,
+    /// For `/$hc/{STREAM_HC}` connects.
+    pub stream: Secret,
+    /// How long they stay valid.
+    pub valid_for: Duration,
+}
+
 /// How to poke the system by hand while it keeps running.
-pub fn poke(relay: SocketAddr, token: &Secret, metrics_url: Option<&str>) -> String {
+pub fn poke(relay: SocketAddr, tokens: &PokeTokens, metrics_url: Option<&str>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\nEverything keeps running; press Ctrl-C to stop. Try (the token is valid for 24 h):"
+        "\nEverything keeps running; press Ctrl-C to stop. Try (tokens valid for {} h):",
+        tokens.valid_for.as_secs() / 3600
+    );
+    let http = tokens.http.expose();
+    let _ = writeln!(
+        out,
+        "  curl -sS -X POST 'http://{relay}/{HTTP_HC}/api/bapi' \\\n    -H 'ServiceBusAuthorization: {http}' \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"function\":\"BAPI_MATERIAL_AVAILABILITY\",\"material\":\"M-000042\",\"plant\":\"1000\",\"quantity\":3}}'"
     );
     let _ = writeln!(
         out,
-        "  curl -sS -X POST 'http://{relay}/{HTTP_HC}/api/bapi' \\\n    -H 'ServiceBusAuthorization: {}' \\\n    -H 'Content-Type: application/json' \\\n    -d '{{\"function\":\"BAPI_MATERIAL_AVAILABILITY\",\"material\":\"M-000042\",\"plant\":\"1000\",\"quantity\":3}}'",
-        token.expose()
+        "  curl -sS 'http://{relay}/{HTTP_HC}/api/materials/M-000042?plant=2000' \\\n    -H 'ServiceBusAuthorization: {http}'"
     );
     let _ = writeln!(
         out,
-        "  curl -sS 'http://{relay}/{HTTP_HC}/api/materials/M-000042?plant=2000' \\\n    -H 'ServiceBusAuthorization: {}'",
-        token.expose()
+        "  websocat -b -H 'ServiceBusAuthorization: {}' \\\n    'ws://{relay}/$hc/{STREAM_HC}?sb-hc-action=connect'   # what you type comes back",
+        tokens.stream.expose()
     );
     if let Some(url) = metrics_url {
         let _ = writeln!(out, "  curl -sS {url}");
@@ -386,16 +401,23 @@ mod tests {
     }
 
     #[test]
-    fn poke_lines_carry_the_token_and_the_metrics_url() {
-        let token = Secret::new("SharedAccessSignature sr=a&sig=b&se=1&skn=root");
+    fn poke_lines_carry_the_tokens_and_the_metrics_url() {
+        let tokens = PokeTokens {
+            http: Secret::new("SharedAccessSignature sr=a&sig=b&se=1&skn=root"),
+            stream: Secret::new("SharedAccessSignature sr=c&sig=d&se=1&skn=root"),
+            valid_for: Duration::from_secs(24 * 3600),
+        };
         let text = poke(
             "127.0.0.1:1000".parse().expect("addr"),
-            &token,
+            &tokens,
             Some("http://127.0.0.1:1002/metrics"),
         );
+        assert!(text.contains("tokens valid for 24 h"), "{text}");
         assert!(text
             .contains("'ServiceBusAuthorization: SharedAccessSignature sr=a&sig=b&se=1&skn=root'"));
         assert!(text.contains("curl -sS -X POST 'http://127.0.0.1:1000/erp-api/api/bapi'"));
+        assert!(text.contains("'ServiceBusAuthorization: SharedAccessSignature sr=c&sig=d"));
+        assert!(text.contains("'ws://127.0.0.1:1000/$hc/tcp-echo?sb-hc-action=connect'"));
         assert!(text.contains("curl -sS http://127.0.0.1:1002/metrics"));
     }
 
