@@ -735,3 +735,29 @@ fn entity_rules_and_host_aliases_authorise_listeners() {
         }
     });
 }
+
+#[test]
+fn a_listener_response_header_with_crlf_gives_the_sender_502() {
+    let relay = relay(&[]);
+    run(async move {
+        let t = token("root", KEY, "hyco");
+        let (mut control, mut write) = listen(&relay.url, &t).await;
+        let get =
+            format!("GET /hyco/x HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: {t}\r\n\r\n");
+        let sender = monoio::spawn(http(relay.local_addr, get));
+        let (_, text) = read_message(&mut control).await;
+        let ControlMessage::Request(request) = parse_control_message(&text).expect("json") else {
+            panic!("expected request");
+        };
+        let response = format!(
+            "{{\"response\":{{\"requestId\":\"{}\",\"statusCode\":200,\"responseHeaders\":{{\"X-Bad\":\"a\\r\\nInjected: 1\"}},\"body\":false}}}}",
+            request.id.expect("id")
+        );
+        let mut frame = Vec::new();
+        push_frame(&mut frame, true, OpCode::Text, response.as_bytes(), mask()).expect("frame");
+        write.write_all(frame).await.0.expect("respond");
+        let (status, head, _) = sender.await;
+        assert_eq!(status, 502);
+        assert!(!head.contains("Injected"), "{head}");
+    });
+}

@@ -26,6 +26,9 @@ use crate::proto::hc::messages::{RenewToken, MAX_CONTROL_MESSAGE_LEN};
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::secret::Secret;
 
+/// The largest request body the control channel may carry (spec §6.1, §9).
+const CONTROL_BODY_LIMIT: usize = 64 * 1024;
+
 /// What one control channel needs besides its hybrid connection's context.
 pub struct ChannelSpec {
     /// `wss://{namespace}` or the self-hosted `relay_url`, without a trailing `/`.
@@ -97,7 +100,19 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                     live = None;
                     generation += 1;
                     let started = Instant::now();
-                    match connect(&hc, &spec, &last_inbound, &ended_tx, generation).await {
+                    let attempt = connect(&hc, &spec, &last_inbound, &ended_tx, generation);
+                    let outcome = monoio::select! {
+                        outcome = monoio::time::timeout(spec.listener.connect_timeout, attempt) => outcome,
+                        _ = shutdown.recv_async() => {
+                            machine.shutdown();
+                            status.set_online(false);
+                            return;
+                        }
+                    };
+                    // A connect that outlives the timeout is abandoned; the machine reports it
+                    // as `connect_timeout` on the next poll.
+                    let Ok(outcome) = outcome else { break };
+                    match outcome {
                         Ok((new_live, validity)) => {
                             hc.observe(&CONTROL_CONNECT_SECONDS, started.elapsed());
                             machine.on_connected(Instant::now(), validity);
@@ -264,6 +279,8 @@ async fn read_loop(
     stop: flume::Receiver<()>,
 ) {
     let mut text = Vec::new();
+    // Set while the rest of an oversized text message is skipped.
+    let mut discarding = false;
     let mut pending: Option<(crate::proto::hc::messages::Request, Vec<u8>)> = None;
     let code = loop {
         let event = monoio::select! {
@@ -286,9 +303,13 @@ async fn read_loop(
                 message_end,
                 ..
             } => {
-                if text.len() + payload.len() > MAX_CONTROL_MESSAGE_LEN {
+                if !discarding && text.len() + payload.len() > MAX_CONTROL_MESSAGE_LEN {
                     tracing::warn!(hybrid_connection = %hc.name, "control message over 64 KiB dropped");
                     text.clear();
+                    discarding = true;
+                }
+                if discarding {
+                    discarding = !message_end;
                     continue;
                 }
                 text.extend_from_slice(reader.bytes(payload));
@@ -302,10 +323,16 @@ async fn read_loop(
                 message_end,
                 ..
             } => {
-                // The body of the preceding `request` (spec §4.2).
+                // The body of the preceding `request` (spec §4.2); the control channel carries
+                // at most 64 KiB of body (§6.1), a larger one is dropped with its request.
                 let Some((_, body)) = pending.as_mut() else {
                     continue;
                 };
+                if body.len() + payload.len() > CONTROL_BODY_LIMIT {
+                    tracing::warn!(hybrid_connection = %hc.name, "request body over 64 KiB on the control channel dropped");
+                    pending = None;
+                    continue;
+                }
                 body.extend_from_slice(reader.bytes(payload));
                 if message_end {
                     if let Some((request, body)) = pending.take() {

@@ -273,6 +273,10 @@ async fn run_worker(
             })
         })
         .collect();
+    // Every hybrid connection's online gauge exists from the start, at 0 until a channel is up.
+    for hc in &contexts {
+        hc.gauge_add(&self::metrics::LISTENER_ONLINE, 0);
+    }
     if let Some(snapshots) = snapshots {
         let shard = shard.clone();
         monoio::spawn(async move {

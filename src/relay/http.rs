@@ -25,7 +25,7 @@ use crate::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::proto::hc::headers::{
     request_headers_to_json, response_headers_for_sender, AuthorizationHeader,
 };
-use crate::proto::hc::messages::{RemoteEndpoint, Request, Response};
+use crate::proto::hc::messages::{RemoteEndpoint, Request, Response, MAX_CONTROL_MESSAGE_LEN};
 use crate::proto::hc::query::strip_sb_hc_params;
 use crate::proto::http1::{
     reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
@@ -430,11 +430,22 @@ async fn write_head(
         .as_deref()
         .unwrap_or_else(|| reason_phrase(response.status_code));
     let mut fields: Vec<(String, String)> = match &response.response_headers {
-        Some(json) => response_headers_for_sender(json)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
-            .into_iter()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect(),
+        Some(json) => match response_headers_for_sender(json) {
+            Ok(fields) => fields
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+            Err(e) => {
+                // CR/LF or an invalid name from the listener never reaches the sender.
+                tracing::warn!(error = %e, "listener response headers refused");
+                let message = "The listener's response headers are invalid.";
+                stream
+                    .write_all(http_error(502, "ListenerFailed", message, false))
+                    .await
+                    .0?;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
+            }
+        },
         None => Vec::new(),
     };
     fields.push(("Via".to_owned(), format!("1.1 {namespace}")));
@@ -519,6 +530,9 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
                 message_end,
                 ..
             } if response.is_none() => {
+                if text.len() + payload.len() > MAX_CONTROL_MESSAGE_LEN {
+                    break;
+                }
                 text.extend_from_slice(reader.bytes(payload));
                 if !message_end {
                     continue;
