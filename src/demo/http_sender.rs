@@ -180,12 +180,13 @@ pub struct Outcome {
     pub reusable: bool,
 }
 
-/// Sends `request` on `connection` (opening one if there is none) within `timeout`; drops the
-/// connection when it cannot carry another request.
+/// Sends `request` on `connection` (opening one if there is none) within `timeout` and checks
+/// the answer against `expected`; drops the connection when it cannot carry another request.
 pub async fn send(
     connection: &mut Option<Connection>,
     relay: SocketAddr,
     request: &PlannedRequest,
+    expected: &erp::Answer,
     hc: &str,
     token: &Secret,
     timeout: Duration,
@@ -208,7 +209,7 @@ pub async fn send(
             latency,
             status: Some(exchange.status),
             reusable: exchange.keep_alive,
-            result: check(&exchange, &request.expected()),
+            result: check(&exchange, expected),
         },
         Err(failure) => Outcome {
             latency,
@@ -328,6 +329,7 @@ mod tests {
                 &mut connection,
                 addr,
                 &workload::request(1),
+                &workload::request(1).expected(),
                 "erp-api",
                 &Secret::new("t"),
                 Duration::from_millis(50),

@@ -16,7 +16,7 @@ use super::error::DemoError;
 use super::http_sender::{self, RequestFailure};
 use super::setup::{HTTP_HC, STREAM_HC};
 use super::stream_sender::{self, StreamFailure};
-use super::workload::{self, STREAM_MESSAGE_SIZES};
+use super::workload::{self, Planned, Workload, STREAM_MESSAGE_SIZES};
 use crate::io::ws_client::Dialer;
 use crate::metrics::LatencyHistogram;
 use crate::secret::Secret;
@@ -202,11 +202,18 @@ pub fn run(plan: &TrafficPlan) -> Result<TrafficResults, DemoError> {
 async fn run_http(plan: &TrafficPlan, stop: Rc<Cell<bool>>) -> HttpResults {
     let lanes = HTTP_CONNECTIONS.min(plan.requests);
     let token = Rc::new(sender_token(&plan.key, HTTP_HC, plan.now, TOKEN_TTL));
+    let workload = Rc::new(Workload::new());
     let started = Instant::now();
     let tasks: Vec<_> = (0..lanes)
         .map(|lane| {
             let indices = (lane..plan.requests).step_by(lanes);
-            monoio::spawn(http_lane(indices, plan.relay, token.clone(), stop.clone()))
+            monoio::spawn(http_lane(
+                indices,
+                workload.clone(),
+                plan.relay,
+                token.clone(),
+                stop.clone(),
+            ))
         })
         .collect();
     let mut results = HttpResults {
@@ -223,6 +230,7 @@ async fn run_http(plan: &TrafficPlan, stop: Rc<Cell<bool>>) -> HttpResults {
 
 async fn http_lane(
     indices: impl Iterator<Item = usize>,
+    workload: Rc<Workload>,
     relay: SocketAddr,
     token: Rc<Secret>,
     stop: Rc<Cell<bool>>,
@@ -233,11 +241,12 @@ async fn http_lane(
         if stop.get() {
             break;
         }
-        let request = workload::request(index);
+        let Planned { request, expected } = workload.planned(index);
         let outcome = http_sender::send(
             &mut connection,
             relay,
             &request,
+            &expected,
             HTTP_HC,
             &token,
             SENDER_TIMEOUT,

@@ -1,11 +1,16 @@
 //! What the demo's senders send: request `i` of the HTTP run and the payload of stream `i`,
 //! both derived from the index alone, with the answer the sample ERP service must give.
 //!
-//! The request mix, by index: every 25th request (24, 49, ...) is a `BAPI_MATERIAL_SAVEREPLICA`
-//! call whose request and answer bodies are both over 64 KiB, so they travel through a
-//! rendezvous socket instead of the control channel (spec §6.1, §6.3); of the others every
-//! third reads a material (`GET`, with a query string, §6.7) and the rest check availability
-//! (`POST`, a small JSON body on the control channel, §6.2).
+//! The request mix, by index: every 25th request (24, 49, ...) replicates the same batch of
+//! materials (`BAPI_MATERIAL_SAVEREPLICA`) with request and answer bodies both over 64 KiB, so
+//! they travel through a rendezvous socket instead of the control channel (spec §6.1, §6.3); of
+//! the others every third reads a material (`GET`, with a query string, §6.7) and the rest
+//! check availability (`POST`, a small JSON body on the control channel, §6.2).
+//!
+//! [`Workload`] builds the batch and its answer once: the senders share one thread, and JSON
+//! work for 100 KiB bodies between requests would show up as latency of the requests in flight.
+
+use std::borrow::Cow;
 
 use serde_json::json;
 
@@ -53,21 +58,17 @@ impl PlannedRequest {
     }
 }
 
+/// Whether request `index` is the large replication batch.
+pub fn is_large(index: usize) -> bool {
+    index % LARGE_EVERY == LARGE_EVERY - 1
+}
+
 /// Request `index` of the run.
 pub fn request(index: usize) -> PlannedRequest {
-    let material = format!("M-{index:06}");
-    if index % LARGE_EVERY == LARGE_EVERY - 1 {
-        let materials: Vec<_> = (0..LARGE_ITEMS)
-            .map(|item| {
-                json!({
-                    "material": format!("{material}-{item:04}"),
-                    "description": format!("Demo material {item} of {LARGE_ITEMS}, replicated by request {index}"),
-                })
-            })
-            .collect();
-        let body = json!({ "function": "BAPI_MATERIAL_SAVEREPLICA", "materials": materials });
-        return post(body);
+    if is_large(index) {
+        return replication_batch();
     }
+    let material = format!("M-{index:06}");
     if index % 3 == 0 {
         let plant = 1000 + index % 4 * 1000;
         return PlannedRequest {
@@ -82,6 +83,67 @@ pub fn request(index: usize) -> PlannedRequest {
         "plant": "1000",
         "quantity": index % 50 + 1,
     }))
+}
+
+/// The large call: a batch of [`LARGE_ITEMS`] materials to replicate.
+fn replication_batch() -> PlannedRequest {
+    let materials: Vec<_> = (0..LARGE_ITEMS)
+        .map(|item| {
+            json!({
+                "material": format!("R-{item:06}"),
+                "description": format!("Demo material {item} of {LARGE_ITEMS}, replicated from the sample ERP system"),
+            })
+        })
+        .collect();
+    post(json!({ "function": "BAPI_MATERIAL_SAVEREPLICA", "materials": materials }))
+}
+
+/// A request of the run with the answer the sample service gives to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned<'a> {
+    pub request: Cow<'a, PlannedRequest>,
+    pub expected: Cow<'a, erp::Answer>,
+}
+
+/// The run's requests, with the large batch and its answer built once.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    batch: PlannedRequest,
+    batch_answer: erp::Answer,
+}
+
+impl Workload {
+    /// Builds the large batch and its answer.
+    pub fn new() -> Self {
+        let batch = replication_batch();
+        let batch_answer = batch.expected();
+        Self {
+            batch,
+            batch_answer,
+        }
+    }
+
+    /// Request `index` and its answer.
+    pub fn planned(&self, index: usize) -> Planned<'_> {
+        if is_large(index) {
+            return Planned {
+                request: Cow::Borrowed(&self.batch),
+                expected: Cow::Borrowed(&self.batch_answer),
+            };
+        }
+        let request = request(index);
+        let expected = request.expected();
+        Planned {
+            request: Cow::Owned(request),
+            expected: Cow::Owned(expected),
+        }
+    }
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn post(body: serde_json::Value) -> PlannedRequest {
@@ -106,9 +168,7 @@ pub struct Mix {
 /// The mix of the first `count` requests.
 pub fn mix(count: usize) -> Mix {
     let large = count / LARGE_EVERY;
-    let gets = (0..count)
-        .filter(|i| i % LARGE_EVERY != LARGE_EVERY - 1 && i % 3 == 0)
-        .count();
+    let gets = (0..count).filter(|&i| !is_large(i) && i % 3 == 0).count();
     Mix {
         gets,
         posts: count - gets,
@@ -164,6 +224,24 @@ mod tests {
         assert_eq!(counted.large, 12);
         assert_eq!(mix(24).large, 0);
         assert_eq!(mix(25).large, 1);
+    }
+
+    #[test]
+    fn the_workload_hands_out_each_request_with_its_answer() {
+        let workload = Workload::new();
+        for index in [0, 1, LARGE_EVERY - 1, 2 * LARGE_EVERY - 1] {
+            let planned = workload.planned(index);
+            assert_eq!(*planned.request, request(index), "request {index}");
+            assert_eq!(
+                *planned.expected,
+                request(index).expected(),
+                "request {index}"
+            );
+        }
+        assert!(matches!(
+            workload.planned(LARGE_EVERY - 1).request,
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
