@@ -1,7 +1,272 @@
+//! The daemon's relayed-HTTP mode (spec §4.4, §4.5, §6, §8.5, Appendix B; design.md §2
+//! "Relayed HTTP mode"): each `request` becomes an HTTP/1.1 request to the hybrid
+//! connection's `http_target`, and the target's response goes back to the relay.
+//!
+//! - Shape (a), the request on the control channel with its body (≤ 64 KB): the answer goes on
+//!   the control channel as one unit (`response` + one binary message) when the whole response
+//!   fits — no body, or a body of at most [`policy::CONTROL_BODY_LIMIT`] bytes complete within
+//!   [`policy::GATHER_WINDOW`] — and otherwise through the request's `address` as one
+//!   fragmented binary message streamed as the target's body arrives (spec §6.5).
+//! - Shape (b), a rendezvous notice: the daemon connects the `address`, reads the full request
+//!   there, streams its body into the upstream request as it arrives (spec §6.4), answers on
+//!   the same rendezvous, and serves further requests there until the relay closes it
+//!   (spec §6.3, §11 item 19). A rendezvous opened to upgrade an answer is held the same way.
+//! - The daemon answers itself when it must: 400 for a request that cannot be forwarded safely
+//!   (e.g. CR/LF in a header value), 501 without an `http_target`, 502 when the target is
+//!   unreachable or sends no valid response, 504 when its head does not come within
+//!   `upstream_deadline` (spec §6.8). A body that breaks off after the head went out leaves the
+//!   body message unfinished and closes the rendezvous, so the relay ends the sender's
+//!   response as broken rather than short.
+//!
+//! Every request is counted once in `hycod_requests_total` by the class of the status sent, or
+//! as `aborted` when its answer did not reach the relay whole.
+
+pub mod deliver;
+pub mod exchange;
+pub mod frames;
+pub mod policy;
+pub mod prepare;
+pub mod rendezvous;
+pub mod reply;
+
+use std::time::Instant;
+
+use exchange::{answer_locally, exchange, Body, BodyState, Served};
+use policy::{status_class, LocalAnswer, ABORTED};
+use prepare::prepare;
+use rendezvous::{Incoming, RendezvousReader, RendezvousWriter, RELAY_IDLE_TIMEOUT};
+use reply::{ControlReply, Reply};
+
+use super::context::{ControlWriter, Hc, HcContext};
+use super::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_SECONDS};
+use super::upstream::Framing;
+use crate::proto::hc::messages::Request;
+use crate::proto::ws::CloseCode;
+
+/// Serves one `request` from the control channel. `body` is its binary body message when
+/// `request.has_body()` (the control reader reads it, spec §4.2); `control` queues units for
+/// the control channel.
 pub async fn serve_request(
-    _hc: super::context::Hc,
-    _r: crate::proto::hc::messages::Request,
-    _b: Option<Vec<u8>>,
-    _w: super::context::ControlWriter,
+    hc: Hc,
+    request: Request,
+    body: Option<Vec<u8>>,
+    control: ControlWriter,
 ) {
+    let started = Instant::now();
+    if request.is_rendezvous_notice() {
+        serve_notice(&hc, &request, started).await;
+    } else {
+        serve_on_control(
+            &hc,
+            &request,
+            body.as_deref().unwrap_or_default(),
+            &control,
+            started,
+        )
+        .await;
+    }
+}
+
+/// Shape (a): the request and its body came on the control channel.
+async fn serve_on_control(
+    hc: &HcContext,
+    request: &Request,
+    body: &[u8],
+    control: &ControlWriter,
+    started: Instant,
+) {
+    let body = if request.has_body() { body } else { &[] };
+    let mut reply = Reply::Control(ControlReply::new(
+        control,
+        request.address.as_deref(),
+        started,
+    ));
+    let served = serve_one(hc, request, Body::Known(body), &mut reply, started).await;
+    let Reply::Control(control_reply) = reply else {
+        return;
+    };
+    if let Some((reader, mut writer)) = control_reply.into_upgraded() {
+        if served.complete {
+            hold(hc, reader, writer, None).await;
+        } else {
+            let _ = writer
+                .close(CloseCode::INTERNAL_ERROR, "response broke off")
+                .await;
+        }
+    }
+}
+
+/// Shape (b): the request waits on a rendezvous.
+async fn serve_notice(hc: &HcContext, notice: &Request, started: Instant) {
+    let Some(address) = notice.address.as_deref() else {
+        tracing::warn!(hybrid_connection = %hc.name, "request notice without an address ignored");
+        hc.count(&REQUESTS, &[ABORTED], 1);
+        return;
+    };
+    match rendezvous::open(hc, address, started).await {
+        Ok((reader, writer)) => hold(hc, reader, writer, Some(started)).await,
+        Err(e) => {
+            tracing::warn!(hybrid_connection = %hc.name, error = %e, "request rendezvous failed");
+            hc.count(&REQUESTS, &[ABORTED], 1);
+        }
+    }
+}
+
+/// Serves the requests the relay sends on a rendezvous until it closes it or it stays idle
+/// for [`RELAY_IDLE_TIMEOUT`]. `announced` is when the notice that opened it arrived: one
+/// request is owed, and counted as aborted if it never comes.
+async fn hold(
+    hc: &HcContext,
+    mut reader: RendezvousReader,
+    mut writer: RendezvousWriter,
+    mut announced: Option<Instant>,
+) {
+    loop {
+        let request = match reader.next(RELAY_IDLE_TIMEOUT).await {
+            Ok(Incoming::Request(request)) => request,
+            Ok(Incoming::Ping(payload)) => {
+                if writer.pong(&payload).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(Incoming::Closed) => {
+                if announced.is_some() {
+                    hc.count(&REQUESTS, &[ABORTED], 1);
+                }
+                let _ = writer.close(CloseCode::NORMAL, "").await;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(hybrid_connection = %hc.name, error = %e, "rendezvous ended");
+                if announced.is_some() {
+                    hc.count(&REQUESTS, &[ABORTED], 1);
+                }
+                let _ = writer.close(CloseCode::PROTOCOL_ERROR, "").await;
+                return;
+            }
+        };
+        let started = announced.take().unwrap_or_else(Instant::now);
+        let body = if request.has_body() {
+            Body::Streamed(&mut reader)
+        } else {
+            Body::Known(&[])
+        };
+        let served = serve_one(
+            hc,
+            &request,
+            body,
+            &mut Reply::Rendezvous(&mut writer),
+            started,
+        )
+        .await;
+        let reusable = served.complete
+            && match served.body {
+                BodyState::Consumed => true,
+                BodyState::Unread => reader.drain_body(RELAY_IDLE_TIMEOUT).await.is_ok(),
+                BodyState::Broken => false,
+            };
+        if !reusable {
+            let _ = writer
+                .close(CloseCode::INTERNAL_ERROR, "request failed")
+                .await;
+            return;
+        }
+    }
+}
+
+/// Serves one full request (from the control channel or a rendezvous) and records it.
+async fn serve_one(
+    hc: &HcContext,
+    request: &Request,
+    body: Body<'_>,
+    reply: &mut Reply<'_>,
+    started: Instant,
+) -> Served {
+    let _in_flight = InFlight::enter(hc);
+    let untouched = match body {
+        Body::Known(_) => BodyState::Consumed,
+        Body::Streamed(_) => BodyState::Unread,
+    };
+    let Some(request_id) = request.id.as_deref() else {
+        tracing::warn!(hybrid_connection = %hc.name, "request without an id cannot be answered");
+        let served = Served::aborted(untouched);
+        record(hc, &served, started);
+        return served;
+    };
+    let served = match hc.http_target.as_ref() {
+        None => {
+            let detail = "no http_target is configured for this hybrid connection";
+            answer_locally(
+                reply,
+                request_id,
+                LocalAnswer::NotImplemented,
+                detail,
+                untouched,
+            )
+            .await
+        }
+        Some(target) => {
+            let framing = match &body {
+                Body::Known(bytes) => Framing::for_known_body(
+                    request.method.as_deref().unwrap_or_default(),
+                    bytes.len(),
+                ),
+                Body::Streamed(_) => Framing::Chunked,
+            };
+            match prepare(request, &hc.entity_path, target, framing) {
+                Ok(prepared) => {
+                    exchange(hc, target, request_id, &prepared, body, reply, started).await
+                }
+                Err(e) => {
+                    tracing::info!(hybrid_connection = %hc.name, request_id, error = %e, "request refused");
+                    let detail = format!("the request cannot be forwarded: {e}");
+                    answer_locally(
+                        reply,
+                        request_id,
+                        LocalAnswer::BadRequest,
+                        &detail,
+                        untouched,
+                    )
+                    .await
+                }
+            }
+        }
+    };
+    record(hc, &served, started);
+    served
+}
+
+/// Counts a finished request: its status class (or `aborted`), its duration and its bytes.
+fn record(hc: &HcContext, served: &Served, started: Instant) {
+    let label = match served.status {
+        Some(status) if served.complete => status_class(status),
+        _ => ABORTED,
+    };
+    hc.count(&REQUESTS, &[label], 1);
+    hc.observe(&REQUEST_SECONDS, started.elapsed());
+    if served.to_target > 0 {
+        hc.count(&BYTES, &["to_target"], served.to_target);
+    }
+    if served.to_relay > 0 {
+        hc.count(&BYTES, &["to_relay"], served.to_relay);
+    }
+}
+
+/// Holds one unit of `hycod_requests_in_flight` while a request is served.
+struct InFlight<'a> {
+    hc: &'a HcContext,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(hc: &'a HcContext) -> Self {
+        hc.gauge_add(&REQUESTS_IN_FLIGHT, 1);
+        Self { hc }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.hc.gauge_add(&REQUESTS_IN_FLIGHT, -1);
+    }
 }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod metrics;
 pub mod status;
 pub mod stream;
+pub mod upstream;
 
 use std::cell::RefCell;
 use std::io;
@@ -313,5 +314,40 @@ async fn run_worker(
     }
     for task in tasks {
         task.await;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Values the daemon's unit tests share.
+
+    use monoio::io::AsyncReadRent;
+    use monoio::net::UnixStream;
+
+    use crate::config::{Config, HttpTarget};
+
+    /// Everything the peer of `stream` wrote until it closed.
+    pub async fn read_to_end(mut stream: UnixStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let (result, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+            match result.expect("read") {
+                0 => return out,
+                _ => out.extend_from_slice(&chunk),
+            }
+        }
+    }
+
+    /// An `http_target` parsed as the configuration parses it.
+    pub fn http_target(url: &str) -> HttpTarget {
+        let text = format!(
+            "[[hybrid_connection]]\nname = \"t\"\nconnection_string = \"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5;EntityPath=hyco\"\nhttp_target = \"{url}\"\n"
+        );
+        let config = Config::from_toml_str(&text, std::path::Path::new("."))
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        config.hybrid_connections[0]
+            .http_target
+            .clone()
+            .expect("http_target set")
     }
 }

@@ -1,0 +1,316 @@
+//! Taking the target's response back to the relay (spec §4.5, §6.2, §6.4, §6.5): the
+//! `response` from the target's head, then its body — gathered and sent whole on the control
+//! channel when it fits, otherwise streamed through a rendezvous as one fragmented binary
+//! message, each piece framed in place where it was read.
+
+use std::fmt;
+use std::pin::pin;
+use std::time::Duration;
+
+use monoio::io::AsyncReadRent;
+
+use super::policy::{fits_control_channel, route, Route, GATHER_WINDOW};
+use super::rendezvous::RendezvousWriter;
+use super::reply::{Reply, ReplyError};
+use crate::daemon::context::HcContext;
+use crate::daemon::upstream::{ResponseError, ResponseReader};
+use crate::proto::hc::headers::response_headers_to_json;
+use crate::proto::hc::messages::Response;
+use crate::proto::http1::{BodyKind, ResponseHead};
+
+/// Why a response did not reach the relay whole.
+#[derive(Debug)]
+pub enum DeliveryFailure {
+    /// The target's body is malformed, or the connection failed or ended early.
+    Upstream(ResponseError),
+    /// The target sent no body byte for this long.
+    UpstreamIdle(Duration),
+    /// The answer could not be sent.
+    Reply(ReplyError),
+}
+
+impl fmt::Display for DeliveryFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Upstream(e) => e.fmt(f),
+            Self::UpstreamIdle(after) => {
+                write!(f, "the target's response body stalled for {after:?}")
+            }
+            Self::Reply(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DeliveryFailure {}
+
+/// How delivering a response ended.
+#[derive(Debug)]
+pub enum Delivery {
+    /// The whole response reached the relay.
+    Complete { status: u16, body_bytes: u64 },
+    /// The `response` went out but its body did not finish; the body message was left
+    /// unfinished so the relay ends the sender's response as broken.
+    Broken {
+        status: u16,
+        body_bytes: u64,
+        failure: DeliveryFailure,
+    },
+    /// Nothing went out: the daemon may still answer the request itself.
+    NotSent(DeliveryFailure),
+}
+
+/// The `response` for the target's `head` (spec §4.5, §6.6): its status and reason phrase,
+/// its headers without hop-by-hop ones and with repeated fields joined.
+pub fn response_for(request_id: &str, head: &ResponseHead, body: bool) -> Response {
+    Response {
+        request_id: request_id.to_owned(),
+        status_code: head.status,
+        status_description: (!head.reason.is_empty()).then(|| head.reason.clone()),
+        response_headers: Some(response_headers_to_json(&head.headers)),
+        body,
+    }
+}
+
+fn len_u64(len: usize) -> u64 {
+    u64::try_from(len).unwrap_or(u64::MAX)
+}
+
+/// Delivers the response whose `head` (body framed as `kind`) was read from `reader`. Body
+/// reads may stall for at most the hybrid connection's `upstream_deadline` each.
+pub async fn deliver<R: AsyncReadRent>(
+    hc: &HcContext,
+    request_id: &str,
+    head: &ResponseHead,
+    kind: BodyKind,
+    reader: &mut ResponseReader<R>,
+    reply: &mut Reply<'_>,
+) -> Delivery {
+    let mut response = response_for(request_id, head, kind != BodyKind::Empty);
+    let status = response.status_code;
+    let json_len = response.to_json().len();
+    match route(reply.control_allowed(), kind, json_len) {
+        Route::ControlNow => match reply.answer(&response, &[]).await {
+            Ok(()) => Delivery::Complete {
+                status,
+                body_bytes: 0,
+            },
+            Err(e) => Delivery::NotSent(DeliveryFailure::Reply(e)),
+        },
+        Route::Stream => {
+            let writer = match reply.open_stream(hc, &response).await {
+                Ok(writer) => writer,
+                Err(e) => return Delivery::NotSent(DeliveryFailure::Reply(e)),
+            };
+            if !response.body {
+                return Delivery::Complete {
+                    status,
+                    body_bytes: 0,
+                };
+            }
+            stream_rest(writer, reader, hc.upstream_deadline, status, 0).await
+        }
+        Route::Gather => {
+            response.body = true;
+            gather(hc, response, reader, reply).await
+        }
+    }
+}
+
+/// Gathers the body for the control channel; streams it instead once it outgrows
+/// [`super::policy::CONTROL_BODY_LIMIT`] or is not complete within [`GATHER_WINDOW`]. A read
+/// still pending when the window closes is not abandoned: the rendezvous is opened meanwhile
+/// and the read's piece becomes its next frame.
+async fn gather<R: AsyncReadRent>(
+    hc: &HcContext,
+    mut response: Response,
+    reader: &mut ResponseReader<R>,
+    reply: &mut Reply<'_>,
+) -> Delivery {
+    let idle = hc.upstream_deadline;
+    let status = response.status_code;
+    let window_end = monoio::time::Instant::now() + GATHER_WINDOW;
+    let mut gathered = Vec::new();
+    loop {
+        let (piece, late) = {
+            let mut next = pin!(monoio::time::timeout(idle, reader.next_piece()));
+            monoio::select! {
+                piece = &mut next => (piece, false),
+                _ = monoio::time::sleep_until(window_end) => {
+                    if let Err(failure) = upgrade(hc, &response, &gathered, reply).await {
+                        return failure;
+                    }
+                    (next.await, true)
+                }
+            }
+        };
+        let piece = match piece {
+            Err(_) => Err(DeliveryFailure::UpstreamIdle(idle)),
+            Ok(result) => result.map_err(DeliveryFailure::Upstream),
+        };
+        let sent = len_u64(gathered.len());
+        if late {
+            let Some(writer) = upgraded_writer(reply) else {
+                return Delivery::NotSent(DeliveryFailure::Reply(ReplyError::NoAddress));
+            };
+            return continue_stream(writer, reader, piece, idle, status, sent).await;
+        }
+        match piece {
+            Err(failure) => return Delivery::NotSent(failure),
+            Ok(None) => {
+                response.body = !gathered.is_empty();
+                return match reply.answer(&response, &gathered).await {
+                    Ok(()) => Delivery::Complete {
+                        status,
+                        body_bytes: sent,
+                    },
+                    Err(e) => Delivery::NotSent(DeliveryFailure::Reply(e)),
+                };
+            }
+            Ok(Some(range)) if fits_control_channel(gathered.len() + range.len()) => {
+                gathered.extend_from_slice(reader.bytes(range));
+            }
+            Ok(Some(range)) => {
+                if let Err(failure) = upgrade(hc, &response, &gathered, reply).await {
+                    return failure;
+                }
+                let Some(writer) = upgraded_writer(reply) else {
+                    return Delivery::NotSent(DeliveryFailure::Reply(ReplyError::NoAddress));
+                };
+                return continue_stream(writer, reader, Ok(Some(range)), idle, status, sent).await;
+            }
+        }
+    }
+}
+
+/// Opens the rendezvous for a response that will not fit the control channel and sends what
+/// was gathered so far as its first body frame.
+async fn upgrade(
+    hc: &HcContext,
+    response: &Response,
+    gathered: &[u8],
+    reply: &mut Reply<'_>,
+) -> Result<(), Delivery> {
+    let writer = reply
+        .open_stream(hc, response)
+        .await
+        .map_err(|e| Delivery::NotSent(DeliveryFailure::Reply(e)))?;
+    writer
+        .send_body_copy(gathered)
+        .await
+        .map_err(|e| Delivery::Broken {
+            status: response.status_code,
+            body_bytes: 0,
+            failure: DeliveryFailure::Reply(ReplyError::Write(e)),
+        })
+}
+
+/// The writer of the rendezvous an upgrade opened.
+fn upgraded_writer<'r>(reply: &'r mut Reply<'_>) -> Option<&'r mut RendezvousWriter> {
+    match reply {
+        Reply::Control(c) => c.upgraded_writer(),
+        Reply::Rendezvous(w) => Some(w),
+    }
+}
+
+/// Sends `piece` (the result of the read in flight when streaming began), then the rest.
+async fn continue_stream<R: AsyncReadRent>(
+    writer: &mut RendezvousWriter,
+    reader: &mut ResponseReader<R>,
+    piece: Result<Option<std::ops::Range<usize>>, DeliveryFailure>,
+    idle: Duration,
+    status: u16,
+    sent: u64,
+) -> Delivery {
+    let broken = |body_bytes, failure| Delivery::Broken {
+        status,
+        body_bytes,
+        failure,
+    };
+    match piece {
+        Err(failure) => broken(sent, failure),
+        Ok(None) => match writer.end_body().await {
+            Ok(()) => Delivery::Complete {
+                status,
+                body_bytes: sent,
+            },
+            Err(e) => broken(sent, DeliveryFailure::Reply(ReplyError::Write(e))),
+        },
+        Ok(Some(range)) => {
+            let sent = sent + len_u64(range.len());
+            if let Err(e) = writer.send_body_in_place(reader, range).await {
+                return broken(sent, DeliveryFailure::Reply(ReplyError::Write(e)));
+            }
+            stream_rest(writer, reader, idle, status, sent).await
+        }
+    }
+}
+
+/// Streams the remaining body pieces as frames of the body message, then ends it.
+async fn stream_rest<R: AsyncReadRent>(
+    writer: &mut RendezvousWriter,
+    reader: &mut ResponseReader<R>,
+    idle: Duration,
+    status: u16,
+    mut sent: u64,
+) -> Delivery {
+    let broken = |body_bytes, failure| Delivery::Broken {
+        status,
+        body_bytes,
+        failure,
+    };
+    loop {
+        let piece = match monoio::time::timeout(idle, reader.next_piece()).await {
+            Err(_) => return broken(sent, DeliveryFailure::UpstreamIdle(idle)),
+            Ok(Err(e)) => return broken(sent, DeliveryFailure::Upstream(e)),
+            Ok(Ok(piece)) => piece,
+        };
+        let Some(range) = piece else {
+            return match writer.end_body().await {
+                Ok(()) => Delivery::Complete {
+                    status,
+                    body_bytes: sent,
+                },
+                Err(e) => broken(sent, DeliveryFailure::Reply(ReplyError::Write(e))),
+            };
+        };
+        sent += len_u64(range.len());
+        if let Err(e) = writer.send_body_in_place(reader, range).await {
+            return broken(sent, DeliveryFailure::Reply(ReplyError::Write(e)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::http1::{parse_response_head, Limits};
+
+    fn head(text: &str) -> ResponseHead {
+        parse_response_head(text.as_bytes(), &Limits::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn the_response_carries_status_reason_and_filtered_joined_headers() {
+        let head = head("HTTP/1.1 418 Short And Stout\r\nX-A: 1\r\nConnection: close, X-Hop\r\nX-Hop: h\r\nX-A: 2\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n");
+        let response = response_for("r1", &head, true);
+        assert_eq!(response.request_id, "r1");
+        assert_eq!(response.status_code, 418);
+        assert_eq!(
+            response.status_description.as_deref(),
+            Some("Short And Stout")
+        );
+        assert!(response.body);
+        let headers = response.response_headers.expect("headers");
+        assert_eq!(headers.iter().collect::<Vec<_>>(), vec![("X-A", "1, 2")]);
+    }
+
+    #[test]
+    fn an_empty_reason_is_left_to_the_relay() {
+        let response = response_for("r1", &head("HTTP/1.1 299 \r\n\r\n"), false);
+        assert_eq!(response.status_description, None);
+        assert!(!response.body);
+    }
+}

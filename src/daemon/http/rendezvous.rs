@@ -1,0 +1,58 @@
+//! Request rendezvous sockets (spec §6.3, §6.5): WebSocket connections the daemon opens to a
+//! request's `address`, either because the relay delivers the request there (shape (b) of
+//! spec §4.4) or because the daemon upgrades its answer to stream a large response. The daemon
+//! is the WebSocket client, so everything it writes is masked.
+//!
+//! - [`reader`]: the requests and request bodies the relay sends on it;
+//! - [`writer`]: the `response` and its body message going back.
+
+pub mod reader;
+pub mod writer;
+
+use std::time::{Duration, Instant};
+
+use monoio::io::Splitable;
+
+pub use reader::{Incoming, PumpError, RendezvousError, RendezvousReader};
+pub use writer::RendezvousWriter;
+
+use crate::daemon::context::HcContext;
+use crate::daemon::metrics::RENDEZVOUS_SECONDS;
+use crate::io::ws_client::ConnectError;
+
+/// How long the daemon waits on the relay: for a body frame, for a write to drain, or for the
+/// next request on a rendezvous it holds. The service ends a response body idle for longer than
+/// 60 s (spec §6.8), so waiting longer would be pointless.
+pub const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connects `address` verbatim (spec §6.3 step 2, §11 item 17) and records the time from
+/// `since` (the request message) to the open socket.
+pub async fn open(
+    hc: &HcContext,
+    address: &str,
+    since: Instant,
+) -> Result<(RendezvousReader, RendezvousWriter), ConnectError> {
+    let conn = hc.dialer.connect(address, &[], None).await?;
+    hc.observe(&RENDEZVOUS_SECONDS, since.elapsed());
+    let (read, write) = conn.stream.into_split();
+    Ok((
+        RendezvousReader::new(read, &conn.leftover),
+        RendezvousWriter::new(write, RELAY_IDLE_TIMEOUT),
+    ))
+}
+
+/// Runs a write, failing it with `TimedOut` when it has not finished within `idle`. A write
+/// that timed out leaves its connection unusable.
+pub(crate) async fn write_within(
+    idle: Duration,
+    write: impl std::future::Future<Output = std::io::Result<()>>,
+) -> std::io::Result<()> {
+    monoio::time::timeout(idle, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("write stalled for {idle:?}"),
+            ))
+        })
+}

@@ -1,0 +1,465 @@
+//! The read side of a request rendezvous (spec §6.3, §6.4): `request` text messages, and each
+//! request's body as one binary message of any size, streamed to the target frame by frame as
+//! it arrives instead of being collected.
+
+use std::fmt;
+use std::io;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf};
+
+use super::write_within;
+use crate::daemon::upstream::{chunked_end, ChunkPrefix};
+use crate::io::stream::Stream;
+use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::proto::hc::control_message::{parse_control_message, ControlMessage, MessageError};
+use crate::proto::hc::messages::{Request, MAX_CONTROL_MESSAGE_LEN};
+use crate::proto::ws::{DataKind, Limits, Role};
+
+/// What arrived on a rendezvous between requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A full `request`; when it has a body, the body message comes next.
+    Request(Request),
+    /// A ping to answer with a pong carrying these bytes (RFC 6455 §5.5.2).
+    Ping(Vec<u8>),
+    /// The relay closed the rendezvous.
+    Closed,
+}
+
+/// Why a rendezvous cannot be read any further.
+#[derive(Debug)]
+pub enum RendezvousError {
+    /// The socket failed, the relay broke the WebSocket rules, or the connection ended.
+    Read(ReadError),
+    /// Nothing arrived for this long.
+    Idle { after: Duration },
+    /// A text message is not a valid control message (or is larger than 64 KiB).
+    Message(MessageError),
+    /// A control message other than `request` arrived.
+    NotARequest { command: String },
+    /// A binary message arrived where a `request` was expected.
+    UnexpectedBinary,
+    /// A text message arrived inside a request body.
+    UnexpectedText,
+    /// The relay closed the rendezvous in the middle of a request body.
+    ClosedInBody,
+}
+
+impl fmt::Display for RendezvousError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read(e) => write!(f, "rendezvous read failed: {e}"),
+            Self::Idle { after } => write!(f, "rendezvous idle for {after:?}"),
+            Self::Message(e) => write!(f, "rendezvous message invalid: {e}"),
+            Self::NotARequest { command } => {
+                write!(
+                    f,
+                    "rendezvous carried a {command:?} message instead of a request"
+                )
+            }
+            Self::UnexpectedBinary => {
+                f.write_str("rendezvous carried a binary message where a request was expected")
+            }
+            Self::UnexpectedText => {
+                f.write_str("rendezvous carried a text message inside a request body")
+            }
+            Self::ClosedInBody => f.write_str("rendezvous closed in the middle of a request body"),
+        }
+    }
+}
+
+impl std::error::Error for RendezvousError {}
+
+/// Why streaming a request body to the target stopped.
+#[derive(Debug)]
+pub enum PumpError {
+    /// The relay side failed: the request cannot be completed or answered.
+    Relay(RendezvousError),
+    /// Writing to the target failed or stalled; its response may still come.
+    Upstream(io::Error),
+}
+
+impl fmt::Display for PumpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Relay(e) => e.fmt(f),
+            Self::Upstream(e) => write!(f, "writing the request body to the target failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PumpError {}
+
+/// The read half of a request rendezvous.
+pub struct RendezvousReader<R = OwnedReadHalf<Stream>> {
+    reader: WsReader<R>,
+    /// A text message being assembled (control frames may come between its fragments).
+    text: Vec<u8>,
+}
+
+impl<R: AsyncReadRent> RendezvousReader<R> {
+    /// A reader over `read`; `leftover` holds bytes read past the handshake. A body message may
+    /// be of any size (spec §6.4): the reader never collects one.
+    pub fn new(read: R, leftover: &[u8]) -> Self {
+        let limits = Limits {
+            max_message_size: u64::MAX,
+            ..Limits::default()
+        };
+        Self {
+            reader: WsReader::new(read, Role::Client, limits, leftover, DEFAULT_READ_BUFFER),
+            text: Vec::new(),
+        }
+    }
+
+    async fn event(&mut self, idle: Duration) -> Result<WsEvent, RendezvousError> {
+        match monoio::time::timeout(idle, self.reader.next_event()).await {
+            Ok(event) => event.map_err(RendezvousError::Read),
+            Err(_) => Err(RendezvousError::Idle { after: idle }),
+        }
+    }
+
+    /// The next request, ping or close, waiting at most `idle` for each frame.
+    pub async fn next(&mut self, idle: Duration) -> Result<Incoming, RendezvousError> {
+        loop {
+            match self.event(idle).await? {
+                WsEvent::Data {
+                    kind: DataKind::Text,
+                    payload,
+                    message_end,
+                    ..
+                } => {
+                    let len = self.text.len() + payload.len();
+                    if len > MAX_CONTROL_MESSAGE_LEN {
+                        return Err(RendezvousError::Message(MessageError::TooLarge {
+                            len,
+                            max: MAX_CONTROL_MESSAGE_LEN,
+                        }));
+                    }
+                    self.text.extend_from_slice(self.reader.bytes(payload));
+                    if message_end {
+                        let parsed = parse_control_message(&self.text);
+                        self.text.clear();
+                        return match parsed.map_err(RendezvousError::Message)? {
+                            ControlMessage::Request(request) => Ok(Incoming::Request(request)),
+                            other => Err(RendezvousError::NotARequest {
+                                command: other.command().to_owned(),
+                            }),
+                        };
+                    }
+                }
+                WsEvent::Data { .. } => return Err(RendezvousError::UnexpectedBinary),
+                WsEvent::Ping(payload) => {
+                    return Ok(Incoming::Ping(self.reader.bytes(payload).to_vec()))
+                }
+                WsEvent::Pong(_) => {}
+                WsEvent::Close { .. } => return Ok(Incoming::Closed),
+            }
+        }
+    }
+
+    /// Streams the body message that follows a `request` with `"body": true` to `out` with
+    /// the chunked transfer coding, each frame's payload written from where it was read with
+    /// its chunk prefix in front (no copy). Returns the body's length. The request head must
+    /// already have been written. Reads from the relay may stall for `relay_idle`, writes to
+    /// the target for `target_idle`. Pings in the body are not answered (the write half is
+    /// busy with the response).
+    pub async fn pump_body<W: AsyncWriteRent>(
+        &mut self,
+        out: &mut W,
+        relay_idle: Duration,
+        target_idle: Duration,
+    ) -> Result<u64, PumpError> {
+        let mut sent: u64 = 0;
+        let mut any_chunk = false;
+        loop {
+            match self.event(relay_idle).await.map_err(PumpError::Relay)? {
+                WsEvent::Data {
+                    kind: DataKind::Binary,
+                    payload,
+                    message_end,
+                    ..
+                } => {
+                    if let Some(size) = NonZeroUsize::new(payload.len()) {
+                        let prefix = ChunkPrefix::new(!any_chunk, size);
+                        let write = self.reader.write_payload(out, prefix.as_bytes(), payload);
+                        write_within(target_idle, write)
+                            .await
+                            .map_err(PumpError::Upstream)?;
+                        any_chunk = true;
+                        sent = sent.saturating_add(u64::try_from(size.get()).unwrap_or(u64::MAX));
+                    }
+                    if message_end {
+                        let end = out.write_all(chunked_end(any_chunk));
+                        write_within(target_idle, async { end.await.0.map(|_| ()) })
+                            .await
+                            .map_err(PumpError::Upstream)?;
+                        return Ok(sent);
+                    }
+                }
+                WsEvent::Data { .. } => {
+                    return Err(PumpError::Relay(RendezvousError::UnexpectedText))
+                }
+                WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+                WsEvent::Close { .. } => {
+                    return Err(PumpError::Relay(RendezvousError::ClosedInBody))
+                }
+            }
+        }
+    }
+
+    /// Reads and discards the body message that follows a `request` with `"body": true`, so
+    /// the rendezvous can carry the next request after an answer the daemon gave itself.
+    pub async fn drain_body(&mut self, idle: Duration) -> Result<(), RendezvousError> {
+        loop {
+            match self.event(idle).await? {
+                WsEvent::Data {
+                    kind: DataKind::Binary,
+                    message_end,
+                    ..
+                } => {
+                    if message_end {
+                        return Ok(());
+                    }
+                }
+                WsEvent::Data { .. } => return Err(RendezvousError::UnexpectedText),
+                WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+                WsEvent::Close { .. } => return Err(RendezvousError::ClosedInBody),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::test_support::read_to_end;
+    use crate::io::ws_frames::{push_close, push_frame};
+    use crate::proto::http1::{BodyDecoder, BodyKind};
+    use crate::proto::ws::{CloseCode, OpCode};
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        crate::runtime::workers::block_on(f).expect("runtime")
+    }
+
+    const IDLE: Duration = Duration::from_secs(5);
+
+    /// Frames as the relay sends them (unmasked).
+    fn wire(frames: &[(bool, OpCode, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (fin, opcode, payload) in frames {
+            push_frame(&mut out, *fin, *opcode, payload, None).unwrap();
+        }
+        out
+    }
+
+    const REQUEST: &[u8] = br#"{"request":{"address":"ws://r/$hc/hyco?sb-hc-action=request","id":"r1","requestTarget":"/hyco/x","method":"POST","requestHeaders":{},"body":true}}"#;
+
+    #[test]
+    fn a_fragmented_request_with_a_ping_in_between_is_read_whole() {
+        let (a, b) = REQUEST.split_at(40);
+        let bytes = wire(&[
+            (false, OpCode::Text, a),
+            (true, OpCode::Ping, b"p"),
+            (true, OpCode::Pong, b"q"),
+            (true, OpCode::Continuation, b),
+        ]);
+        run(async {
+            let mut reader = RendezvousReader::new(&bytes[..], &[]);
+            assert_eq!(
+                reader.next(IDLE).await.unwrap(),
+                Incoming::Ping(b"p".to_vec())
+            );
+            match reader.next(IDLE).await.unwrap() {
+                Incoming::Request(request) => {
+                    assert_eq!(request.id.as_deref(), Some("r1"));
+                    assert!(request.has_body());
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        });
+    }
+
+    #[test]
+    fn bytes_read_past_the_handshake_come_first() {
+        let bytes = wire(&[(true, OpCode::Text, REQUEST)]);
+        let (leftover, rest) = bytes.split_at(10);
+        run(async {
+            let mut reader = RendezvousReader::new(rest, leftover);
+            assert!(matches!(
+                reader.next(IDLE).await.unwrap(),
+                Incoming::Request(_)
+            ));
+        });
+    }
+
+    #[test]
+    fn a_close_ends_the_rendezvous() {
+        let mut bytes = Vec::new();
+        push_close(&mut bytes, CloseCode::NORMAL, "", None).unwrap();
+        run(async {
+            let mut reader = RendezvousReader::new(&bytes[..], &[]);
+            assert_eq!(reader.next(IDLE).await.unwrap(), Incoming::Closed);
+        });
+    }
+
+    #[test]
+    fn anything_but_a_request_is_refused() {
+        run(async {
+            let binary = wire(&[(true, OpCode::Binary, b"x")]);
+            let err = RendezvousReader::new(&binary[..], &[])
+                .next(IDLE)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, RendezvousError::UnexpectedBinary), "{err}");
+
+            let accept = wire(&[(
+                true,
+                OpCode::Text,
+                br#"{"accept":{"address":"a","id":"i"}}"#,
+            )]);
+            let err = RendezvousReader::new(&accept[..], &[])
+                .next(IDLE)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, RendezvousError::NotARequest { command } if command == "accept"),
+                "{err}"
+            );
+
+            let junk = wire(&[(true, OpCode::Text, b"{not json")]);
+            let err = RendezvousReader::new(&junk[..], &[])
+                .next(IDLE)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, RendezvousError::Message(MessageError::NotJson { .. })),
+                "{err}"
+            );
+
+            let eof = RendezvousReader::new(&[][..], &[])
+                .next(IDLE)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(eof, RendezvousError::Read(ReadError::Eof)),
+                "{eof}"
+            );
+        });
+    }
+
+    #[test]
+    fn a_request_larger_than_64_kib_is_refused_before_it_is_collected() {
+        let big = vec![b' '; MAX_CONTROL_MESSAGE_LEN];
+        let bytes = wire(&[
+            (false, OpCode::Text, &big),
+            (true, OpCode::Continuation, b"{}"),
+        ]);
+        run(async {
+            let err = RendezvousReader::new(&bytes[..], &[])
+                .next(IDLE)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    RendezvousError::Message(MessageError::TooLarge {
+                        max: MAX_CONTROL_MESSAGE_LEN,
+                        ..
+                    })
+                ),
+                "{err}"
+            );
+        });
+    }
+
+    /// Pumps the body message in `bytes` and returns what the target received, decoded.
+    async fn pump(bytes: &[u8]) -> (Result<u64, PumpError>, Vec<u8>, Vec<u8>) {
+        let (mut near, far) = monoio::net::UnixStream::pair().unwrap();
+        let mut reader = RendezvousReader::new(bytes, &[]);
+        let result = reader.pump_body(&mut near, IDLE, IDLE).await;
+        drop(near);
+        let raw = read_to_end(far).await;
+        let mut decoder = BodyDecoder::new(BodyKind::Chunked);
+        let mut body = Vec::new();
+        let mut input = &raw[..];
+        while !decoder.is_done() && !input.is_empty() {
+            let step = decoder.decode(input).unwrap();
+            body.extend_from_slice(step.payload.unwrap_or_default());
+            input = &input[step.consumed..];
+        }
+        (result, raw, body)
+    }
+
+    #[test]
+    fn a_fragmented_body_is_streamed_as_chunks() {
+        let bytes = wire(&[
+            (false, OpCode::Binary, b"hello "),
+            (false, OpCode::Continuation, b""),
+            (true, OpCode::Ping, b"ignored"),
+            (false, OpCode::Continuation, &[b'x'; 70_000]),
+            (true, OpCode::Continuation, b"!"),
+        ]);
+        run(async {
+            let (result, raw, body) = pump(&bytes).await;
+            assert_eq!(result.unwrap(), 6 + 70_000 + 1);
+            assert!(raw.ends_with(b"\r\n0\r\n\r\n"));
+            assert_eq!(body, [&b"hello "[..], &[b'x'; 70_000], b"!"].concat());
+        });
+    }
+
+    #[test]
+    fn an_empty_body_message_is_an_empty_chunked_body() {
+        let bytes = wire(&[(true, OpCode::Binary, b"")]);
+        run(async {
+            let (result, raw, _) = pump(&bytes).await;
+            assert_eq!(result.unwrap(), 0);
+            assert_eq!(raw, b"0\r\n\r\n");
+        });
+    }
+
+    #[test]
+    fn a_body_that_the_relay_breaks_off_is_a_relay_error() {
+        run(async {
+            let mut closed = wire(&[(false, OpCode::Binary, b"part")]);
+            push_close(&mut closed, CloseCode::GOING_AWAY, "", None).unwrap();
+            let (result, _, _) = pump(&closed).await;
+            assert!(matches!(
+                result,
+                Err(PumpError::Relay(RendezvousError::ClosedInBody))
+            ));
+
+            let text = wire(&[(true, OpCode::Text, b"{}")]);
+            let (result, _, _) = pump(&text).await;
+            assert!(matches!(
+                result,
+                Err(PumpError::Relay(RendezvousError::UnexpectedText))
+            ));
+
+            let cut = wire(&[(false, OpCode::Binary, b"part")]);
+            let (result, _, _) = pump(&cut).await;
+            assert!(matches!(
+                result,
+                Err(PumpError::Relay(RendezvousError::Read(ReadError::Eof)))
+            ));
+        });
+    }
+
+    #[test]
+    fn a_body_can_be_drained_to_reach_the_next_request() {
+        let mut bytes = wire(&[
+            (false, OpCode::Binary, b"skip"),
+            (true, OpCode::Continuation, b"me"),
+        ]);
+        bytes.extend(wire(&[(true, OpCode::Text, REQUEST)]));
+        run(async {
+            let mut reader = RendezvousReader::new(&bytes[..], &[]);
+            reader.drain_body(IDLE).await.unwrap();
+            assert!(matches!(
+                reader.next(IDLE).await.unwrap(),
+                Incoming::Request(_)
+            ));
+        });
+    }
+}

@@ -1,0 +1,89 @@
+//! The daemon's HTTP/1.1 client towards a hybrid connection's `http_target` (spec §6.6, §6.7,
+//! Appendix B; RFC 9112).
+//!
+//! - [`connect`]: TCP (`TCP_NODELAY`) and TLS (SNI = target host) connections, and the
+//!   worker's keep-alive pool of idle ones;
+//! - [`request`]: the request head and the chunk framing of a streamed body (sans-I/O);
+//! - [`response`]: the response head and body, read in place with frame-header headroom.
+//!
+//! A [`Connection`] is split into its read and write halves so a request body can stream to
+//! the target while its response is already coming back.
+
+pub mod connect;
+pub mod request;
+pub mod response;
+
+use std::time::{Duration, Instant};
+
+use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
+
+pub use connect::{host_header, ConnectError, MAX_IDLE_CONNECTIONS};
+pub use request::{chunked_end, is_idempotent, ChunkPrefix, Framing};
+pub use response::{ResponseError, ResponseReader};
+
+use super::context::HcContext;
+use super::metrics::TARGET_CONNECT_SECONDS;
+use crate::config::HttpTarget;
+use crate::io::stream::Stream;
+
+/// The read half of a connection to the target.
+pub type UpstreamRead = OwnedReadHalf<Stream>;
+/// The write half of a connection to the target.
+pub type UpstreamWrite = OwnedWriteHalf<Stream>;
+
+/// A connection to the target, in use by one exchange.
+pub struct Connection {
+    /// Reads the response.
+    pub reader: ResponseReader<UpstreamRead>,
+    /// Carries the request.
+    pub writer: UpstreamWrite,
+    /// Whether it came from the pool (it may have been closed by the target meanwhile).
+    pub reused: bool,
+}
+
+impl Connection {
+    fn new(stream: Stream, reused: bool) -> Self {
+        let (read, writer) = stream.into_split();
+        Self {
+            reader: ResponseReader::new(read),
+            writer,
+            reused,
+        }
+    }
+
+    /// After a complete exchange (the whole request sent, the whole response read), returns
+    /// the connection to the pool when the response allows keep-alive; otherwise closes it.
+    /// Returns whether it was pooled. Call only when the exchange completed: after a failed or
+    /// abandoned read or write the connection's state is unknown.
+    pub fn release(self, hc: &HcContext) -> bool {
+        if !self.reader.is_reusable() {
+            return false;
+        }
+        match self.reader.into_inner().reunite(self.writer) {
+            Ok(stream) => {
+                connect::put_idle(hc, stream);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// A connection to `target`: the most recently used idle one when `allow_idle`, otherwise (or
+/// when none is idle) a new one opened within `timeout`, its set-up time recorded.
+pub async fn acquire(
+    hc: &HcContext,
+    target: &HttpTarget,
+    allow_idle: bool,
+    timeout: Duration,
+) -> Result<Connection, ConnectError> {
+    if allow_idle {
+        if let Some(stream) = connect::take_idle(hc) {
+            return Ok(Connection::new(stream, true));
+        }
+    }
+    let started = Instant::now();
+    let stream = connect::connect(target, &hc.upstream_tls, timeout).await?;
+    hc.observe(&TARGET_CONNECT_SECONDS, started.elapsed());
+    Ok(Connection::new(stream, false))
+}

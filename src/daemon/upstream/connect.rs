@@ -1,0 +1,136 @@
+//! Connections to the HTTP target: TCP with `TCP_NODELAY`, TLS for `https` with SNI and
+//! certificate checks against the target's host, and the worker's keep-alive pool of idle
+//! connections (design.md §1: everything a worker uses is owned by that worker).
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+
+use crate::config::HttpTarget;
+use crate::daemon::context::HcContext;
+use crate::io::stream::Stream;
+use crate::io::ws_client::first_addr;
+use crate::tls::{server_name, ClientConfig, Connector};
+
+/// Idle connections kept per hybrid connection and worker; the oldest goes when it is full.
+pub const MAX_IDLE_CONNECTIONS: usize = 32;
+
+/// Why no connection to the target could be opened.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The target's host name did not resolve.
+    Resolve { host: String, source: io::Error },
+    /// The TCP connection failed (refused, unreachable, reset).
+    Tcp { address: String, source: io::Error },
+    /// The TCP and TLS handshakes did not finish within the time allowed.
+    Timeout { address: String, after: Duration },
+    /// The target's host is not a valid TLS server name.
+    ServerName { reason: String },
+    /// The TLS handshake failed (certificate, protocol).
+    Tls { address: String, source: io::Error },
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Resolve { host, source } => {
+                write!(f, "target host {host} did not resolve: {source}")
+            }
+            Self::Tcp { address, source } => {
+                write!(f, "target {address} refused or is unreachable: {source}")
+            }
+            Self::Timeout { address, after } => {
+                write!(
+                    f,
+                    "target {address} did not accept a connection within {after:?}"
+                )
+            }
+            Self::ServerName { reason } => f.write_str(reason),
+            Self::Tls { address, source } => {
+                write!(f, "TLS with target {address} failed: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The host to connect to: the URL's host without the brackets of an IPv6 literal.
+fn connect_host(target: &HttpTarget) -> String {
+    match target.url().host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(host) => host.to_string(),
+        None => String::new(),
+    }
+}
+
+/// The `Host` header for the target: its host and, when the URL names one, its port
+/// (RFC 9110 §7.2).
+pub fn host_header(target: &HttpTarget) -> String {
+    let url = target.url();
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// Opens a new connection to `target` within `timeout`: TCP (`TCP_NODELAY`), then TLS for
+/// `https`, trusting `tls` and naming the target's host for SNI and the certificate check.
+pub async fn connect(
+    target: &HttpTarget,
+    tls: &Arc<ClientConfig>,
+    timeout: Duration,
+) -> Result<Stream, ConnectError> {
+    let host = connect_host(target);
+    let port = target.port();
+    let address = format!("{}:{port}", target.host());
+    let opened = monoio::time::timeout(timeout, async {
+        let socket = first_addr(&host, port).map_err(|source| ConnectError::Resolve {
+            host: host.clone(),
+            source,
+        })?;
+        let tcp_error = |source| ConnectError::Tcp {
+            address: address.clone(),
+            source,
+        };
+        let tcp = TcpStream::connect_addr(socket).await.map_err(tcp_error)?;
+        let peer = Stream::prepare(&tcp).map_err(tcp_error)?;
+        if !target.is_tls() {
+            return Ok(Stream::from_prepared(tcp, peer));
+        }
+        let name = server_name(&host).map_err(|reason| ConnectError::ServerName { reason })?;
+        let stream = Connector::from(tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ConnectError::Tls {
+                address: address.clone(),
+                source: io::Error::from(e),
+            })?;
+        Ok(Stream::client_tls(stream, peer))
+    })
+    .await;
+    opened.unwrap_or_else(|_| {
+        Err(ConnectError::Timeout {
+            address: address.clone(),
+            after: timeout,
+        })
+    })
+}
+
+/// The most recently used idle connection, if any.
+pub fn take_idle(hc: &HcContext) -> Option<Stream> {
+    hc.upstream_pool.borrow_mut().pop()
+}
+
+/// Keeps a connection whose last exchange ended cleanly for the next request.
+pub fn put_idle(hc: &HcContext, stream: Stream) {
+    let mut pool = hc.upstream_pool.borrow_mut();
+    if pool.len() >= MAX_IDLE_CONNECTIONS {
+        pool.remove(0);
+    }
+    pool.push(stream);
+}
