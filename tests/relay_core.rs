@@ -48,9 +48,14 @@ fn token(rule: &str, key: &str, path: &str) -> String {
         .expect("clock")
         .as_secs()
         + 3600;
-    sign_token(&dotnet_resource_uri("localhost", path), rule, &Secret::new(key), expiry)
-        .expose()
-        .to_owned()
+    sign_token(
+        &dotnet_resource_uri("localhost", path),
+        rule,
+        &Secret::new(key),
+        expiry,
+    )
+    .expose()
+    .to_owned()
 }
 
 fn dialer() -> Dialer {
@@ -109,7 +114,13 @@ async fn listen(
         .expect("listener registered");
     let (read, write) = conn.stream.into_split();
     (
-        WsReader::new(read, Role::Client, Limits::default(), &conn.leftover, 64 * 1024),
+        WsReader::new(
+            read,
+            Role::Client,
+            Limits::default(),
+            &conn.leftover,
+            64 * 1024,
+        ),
         write,
     )
 }
@@ -118,16 +129,28 @@ async fn listen(
 /// chunked) of the answer.
 async fn http(addr: std::net::SocketAddr, request: impl AsRef<[u8]>) -> (u16, String, Vec<u8>) {
     use hycod::io::read_buf::ReadBuf;
-    use hycod::proto::http1::{parse_response_head, response_body_kind, BodyDecoder, Limits as HeadLimits};
-    let mut tcp = monoio::net::TcpStream::connect(addr).await.expect("connect");
-    tcp.write_all(request.as_ref().to_vec()).await.0.expect("send");
+    use hycod::proto::http1::{
+        parse_response_head, response_body_kind, BodyDecoder, Limits as HeadLimits,
+    };
+    let mut tcp = monoio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect");
+    tcp.write_all(request.as_ref().to_vec())
+        .await
+        .0
+        .expect("send");
     let mut buf = ReadBuf::new(1 << 20, 0);
     let head = loop {
-        if let Some((head, used)) = parse_response_head(buf.data(), &HeadLimits::default()).expect("head") {
+        if let Some((head, used)) =
+            parse_response_head(buf.data(), &HeadLimits::default()).expect("head")
+        {
             buf.consume(used);
             break head;
         }
-        assert!(buf.fill(&mut tcp).await.expect("read") > 0, "closed before the head");
+        assert!(
+            buf.fill(&mut tcp).await.expect("read") > 0,
+            "closed before the head"
+        );
     };
     let mut decoder = BodyDecoder::new(response_body_kind("GET", &head).expect("framing"));
     let mut body = Vec::new();
@@ -156,15 +179,24 @@ fn listen_with_a_wrong_key_is_refused_with_401() {
     run(async move {
         let url = format!("{}/$hc/hyco?sb-hc-action=listen", relay.url);
         let bad = token("root", "d3Jvbmc=", "hyco");
-        match dialer().connect(&url, &[("ServiceBusAuthorization", &bad)], None).await {
-            Err(ConnectError::Rejected { status, description }) => {
+        match dialer()
+            .connect(&url, &[("ServiceBusAuthorization", &bad)], None)
+            .await
+        {
+            Err(ConnectError::Rejected {
+                status,
+                description,
+            }) => {
                 assert_eq!(status, 401);
                 assert!(description.contains("invalid signature"), "{description}");
             }
             other => panic!("unexpected {:?}", other.map(|_| ())),
         }
         let send_only = token("sendonly", "c2VuZG9ubHk=", "hyco");
-        match dialer().connect(&url, &[("ServiceBusAuthorization", &send_only)], None).await {
+        match dialer()
+            .connect(&url, &[("ServiceBusAuthorization", &send_only)], None)
+            .await
+        {
             Err(ConnectError::Rejected { status, .. }) => assert_eq!(status, 403),
             other => panic!("unexpected {:?}", other.map(|_| ())),
         }
@@ -177,10 +209,19 @@ fn connect_without_a_listener_is_404() {
     run(async move {
         let url = format!("{}/$hc/hyco?sb-hc-action=connect", relay.url);
         let t = token("root", KEY, "hyco");
-        match dialer().connect(&url, &[("ServiceBusAuthorization", &t)], None).await {
-            Err(ConnectError::Rejected { status, description }) => {
+        match dialer()
+            .connect(&url, &[("ServiceBusAuthorization", &t)], None)
+            .await
+        {
+            Err(ConnectError::Rejected {
+                status,
+                description,
+            }) => {
                 assert_eq!(status, 404);
-                assert!(description.starts_with("There are no listeners connected"), "{description}");
+                assert!(
+                    description.starts_with("There are no listeners connected"),
+                    "{description}"
+                );
             }
             other => panic!("unexpected {:?}", other.map(|_| ())),
         }
@@ -198,14 +239,26 @@ fn a_sender_stream_is_accepted_and_echoed_through_the_rendezvous() {
             .await
             .expect("listener registered");
         let (read, _write) = control.stream.into_split();
-        let mut control_reader =
-            WsReader::new(read, Role::Client, Limits::default(), &control.leftover, 64 * 1024);
+        let mut control_reader = WsReader::new(
+            read,
+            Role::Client,
+            Limits::default(),
+            &control.leftover,
+            64 * 1024,
+        );
 
-        let connect = format!("{}/$hc/hyco/sap?client=42&sb-hc-action=connect&sb-hc-id=S1", relay.url);
+        let connect = format!(
+            "{}/$hc/hyco/sap?client=42&sb-hc-action=connect&sb-hc-id=S1",
+            relay.url
+        );
         let t2 = t.clone();
         let sender = monoio::spawn(async move {
             dialer()
-                .connect(&connect, &[("ServiceBusAuthorization", &t2), ("X-Tenant", "blue")], Some("proto1"))
+                .connect(
+                    &connect,
+                    &[("ServiceBusAuthorization", &t2), ("X-Tenant", "blue")],
+                    Some("proto1"),
+                )
                 .await
         });
         let (kind, text) = read_message(&mut control_reader).await;
@@ -214,9 +267,18 @@ fn a_sender_stream_is_accepted_and_echoed_through_the_rendezvous() {
             panic!("expected accept");
         };
         assert!(accept.id.starts_with("S1_G"), "{}", accept.id);
-        assert!(accept.address.contains("/$hc/hyco/sap?client=42&sb-hc-action=accept"), "{}", accept.address);
+        assert!(
+            accept
+                .address
+                .contains("/$hc/hyco/sap?client=42&sb-hc-action=accept"),
+            "{}",
+            accept.address
+        );
         assert_eq!(accept.connect_headers.get("X-Tenant"), Some("blue"));
-        assert!(accept.connect_headers.get("ServiceBusAuthorization").is_none());
+        assert!(accept
+            .connect_headers
+            .get("ServiceBusAuthorization")
+            .is_none());
         assert!(accept.connect_headers.get("Sec-WebSocket-Key").is_some());
 
         let rendezvous = dialer()
@@ -228,9 +290,21 @@ fn a_sender_stream_is_accepted_and_echoed_through_the_rendezvous() {
         assert_eq!(sender.response.subprotocol.as_deref(), Some("proto1"));
 
         let (s_read, mut s_write) = sender.stream.into_split();
-        let mut s_reader = WsReader::new(s_read, Role::Client, Limits::default(), &sender.leftover, 64 * 1024);
+        let mut s_reader = WsReader::new(
+            s_read,
+            Role::Client,
+            Limits::default(),
+            &sender.leftover,
+            64 * 1024,
+        );
         let (l_read, mut l_write) = rendezvous.stream.into_split();
-        let mut l_reader = WsReader::new(l_read, Role::Client, Limits::default(), &rendezvous.leftover, 64 * 1024);
+        let mut l_reader = WsReader::new(
+            l_read,
+            Role::Client,
+            Limits::default(),
+            &rendezvous.leftover,
+            64 * 1024,
+        );
 
         for size in [0usize, 1, 125, 126, 65_535, 65_536, 1 << 20] {
             let payload: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
@@ -279,7 +353,9 @@ fn a_rejecting_listener_gets_410_and_the_sender_its_status() {
         let connect = format!("{}/$hc/hyco?sb-hc-action=connect", relay.url);
         let t2 = t.clone();
         let sender = monoio::spawn(async move {
-            dialer().connect(&connect, &[("ServiceBusAuthorization", &t2)], None).await
+            dialer()
+                .connect(&connect, &[("ServiceBusAuthorization", &t2)], None)
+                .await
         });
         let (_, text) = read_message(&mut control).await;
         let ControlMessage::Accept(accept) = parse_control_message(&text).expect("json") else {
@@ -292,7 +368,10 @@ fn a_rejecting_listener_gets_410_and_the_sender_its_status() {
             other => panic!("unexpected {:?}", other.map(|_| ())),
         }
         match sender.await {
-            Err(ConnectError::Rejected { status, description }) => {
+            Err(ConnectError::Rejected {
+                status,
+                description,
+            }) => {
                 assert_eq!((status, description.as_str()), (401, "Nope, not you"));
             }
             other => panic!("unexpected {:?}", other.map(|_| ())),
@@ -315,10 +394,19 @@ fn the_26th_listener_exceeds_the_quota() {
             held.push(listen(&relay.url, &t).await);
         }
         let url = format!("{}/$hc/hyco?sb-hc-action=listen", relay.url);
-        match dialer().connect(&url, &[("ServiceBusAuthorization", &t)], None).await {
-            Err(ConnectError::Rejected { status, description }) => {
+        match dialer()
+            .connect(&url, &[("ServiceBusAuthorization", &t)], None)
+            .await
+        {
+            Err(ConnectError::Rejected {
+                status,
+                description,
+            }) => {
                 assert_eq!(status, 403);
-                assert!(description.contains("MaximumListenersPerEndpoint"), "{description}");
+                assert!(
+                    description.contains("MaximumListenersPerEndpoint"),
+                    "{description}"
+                );
             }
             other => panic!("unexpected {:?}", other.map(|_| ())),
         }
@@ -329,7 +417,10 @@ fn the_26th_listener_exceeds_the_quota() {
 fn an_unrenewed_token_closes_the_channel_with_1008_and_a_renewed_one_does_not() {
     let relay = relay(&[]);
     run(async move {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("clock").as_secs();
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
         let resource = dotnet_resource_uri("localhost", "hyco");
         let short = sign_token(&resource, "root", &Secret::new(KEY), now + 2);
         let (mut expiring, _w1) = listen(&relay.url, short.expose()).await;
@@ -342,7 +433,9 @@ fn an_unrenewed_token_closes_the_channel_with_1008_and_a_renewed_one_does_not() 
 
         let closed = monoio::time::timeout(Duration::from_secs(10), expiring.next_event()).await;
         match closed {
-            Ok(Ok(WsEvent::Close { code, .. })) => assert_eq!(code, Some(CloseCode::POLICY_VIOLATION)),
+            Ok(Ok(WsEvent::Close { code, .. })) => {
+                assert_eq!(code, Some(CloseCode::POLICY_VIOLATION))
+            }
             other => panic!("expected close 1008, got {other:?}"),
         }
         // Past the first token's expiry the renewed channel still answers pings.
@@ -364,7 +457,14 @@ fn garbage_json_from_a_listener_is_ignored_and_the_channel_stays_up() {
         let (mut reader, mut write) = listen(&relay.url, &t).await;
         let mut out = Vec::new();
         push_frame(&mut out, true, OpCode::Text, b"{not json", mask()).expect("frame");
-        push_frame(&mut out, true, OpCode::Text, b"{\"injectFault\":{}}", mask()).expect("frame");
+        push_frame(
+            &mut out,
+            true,
+            OpCode::Text,
+            b"{\"injectFault\":{}}",
+            mask(),
+        )
+        .expect("frame");
         push_frame(&mut out, true, OpCode::Ping, b"p", mask()).expect("ping");
         write.write_all(out).await.0.expect("send");
         match reader.next_event().await.expect("pong") {
@@ -398,7 +498,8 @@ fn relayed_http_without_listener_unknown_path_and_deadline() {
     run(async move {
         let t = token("root", KEY, "hyco");
         let get = |path: &str| {
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: {t}\r\n\r\n").into_bytes()
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: {t}\r\n\r\n")
+                .into_bytes()
         };
         let (status, _, body) = http(relay.local_addr, &get("/hyco/x")).await;
         assert_eq!(status, 502);
@@ -437,7 +538,8 @@ fn relayed_http_small_on_the_control_channel_and_large_through_a_rendezvous() {
             request.extend_from_slice(&body[..size]);
             let sender = monoio::spawn(http(relay.local_addr, request));
             let (_, text) = read_message(&mut control).await;
-            let ControlMessage::Request(notice) = parse_control_message(&text).expect("json") else {
+            let ControlMessage::Request(notice) = parse_control_message(&text).expect("json")
+            else {
                 panic!("expected request");
             };
             let (request, received, mut reply) = if size <= 64 * 1024 {
@@ -446,46 +548,84 @@ fn relayed_http_small_on_the_control_channel_and_large_through_a_rendezvous() {
             } else {
                 assert!(notice.is_rendezvous_notice());
                 let address = notice.address.clone().expect("address");
-                let rdv = dialer().connect(&address, &[], None).await.expect("rendezvous");
+                let rdv = dialer()
+                    .connect(&address, &[], None)
+                    .await
+                    .expect("rendezvous");
                 let (read, write) = rdv.stream.into_split();
-                let mut reader = WsReader::new(read, Role::Client, Limits::default(), &rdv.leftover, 64 * 1024);
+                let mut reader = WsReader::new(
+                    read,
+                    Role::Client,
+                    Limits::default(),
+                    &rdv.leftover,
+                    64 * 1024,
+                );
                 let (_, text) = read_message(&mut reader).await;
-                let ControlMessage::Request(full) = parse_control_message(&text).expect("json") else {
+                let ControlMessage::Request(full) = parse_control_message(&text).expect("json")
+                else {
                     panic!("expected request");
                 };
                 let (_, received) = read_message(&mut reader).await;
                 (full, received, Some(write))
             };
-            assert_eq!(request.request_target.as_deref(), Some("/hyco/orders?top=5"));
+            assert_eq!(
+                request.request_target.as_deref(),
+                Some("/hyco/orders?top=5")
+            );
             let headers = request.request_headers.clone().expect("headers");
             assert_eq!(headers.get("X-Multi"), Some("a, b"));
             assert!(headers.get("ServiceBusAuthorization").is_none());
-            assert!(received == body[..size], "request body of {size} bytes corrupted");
+            assert!(
+                received == body[..size],
+                "request body of {size} bytes corrupted"
+            );
             let response = format!(
                 "{{\"response\":{{\"requestId\":\"{}\",\"statusCode\":\"201\",\"statusDescription\":\"Made it\",\"responseHeaders\":{{\"X-Echo\":\"yes\"}},\"body\":true}}}}",
                 request.id.expect("id")
             );
             let mut frames = Vec::new();
-            push_frame(&mut frames, true, OpCode::Text, response.as_bytes(), mask()).expect("frame");
+            push_frame(&mut frames, true, OpCode::Text, response.as_bytes(), mask())
+                .expect("frame");
             let half = received.len() / 2;
-            push_frame(&mut frames, false, OpCode::Binary, &received[..half], mask()).expect("frame");
-            push_frame(&mut frames, true, OpCode::Continuation, &received[half..], mask()).expect("frame");
+            push_frame(
+                &mut frames,
+                false,
+                OpCode::Binary,
+                &received[..half],
+                mask(),
+            )
+            .expect("frame");
+            push_frame(
+                &mut frames,
+                true,
+                OpCode::Continuation,
+                &received[half..],
+                mask(),
+            )
+            .expect("frame");
             match reply.as_mut() {
                 Some(w) => w.write_all(frames).await.0.expect("respond"),
                 None => control_write.write_all(frames).await.0.expect("respond"),
             };
             let (status, head, echoed) = sender.await;
             assert_eq!(status, 201);
-            assert!(head.contains("Made it") && head.contains("X-Echo") && head.contains("Via"), "{head}");
-            assert!(echoed == body[..size], "response body of {size} bytes corrupted");
+            assert!(
+                head.contains("Made it") && head.contains("X-Echo") && head.contains("Via"),
+                "{head}"
+            );
+            assert!(
+                echoed == body[..size],
+                "response body of {size} bytes corrupted"
+            );
         }
     });
 }
 
 #[test]
 fn tls_relay_is_reachable_with_its_ca_and_refused_without() {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("certificate");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("certificate");
     let dir = tempfile::tempdir().expect("tempdir");
     let cert_path = dir.path().join("cert.pem");
     let key_path = dir.path().join("key.pem");
@@ -501,9 +641,15 @@ fn tls_relay_is_reachable_with_its_ca_and_refused_without() {
     run(async move {
         let t = token("root", KEY, "hyco");
         let url = format!("{}/$hc/hyco?sb-hc-action=listen", relay.url);
-        match dialer().connect(&url, &[("ServiceBusAuthorization", &t)], None).await {
+        match dialer()
+            .connect(&url, &[("ServiceBusAuthorization", &t)], None)
+            .await
+        {
             Err(ConnectError::Tls(e)) => assert!(e.to_string().contains("certificate"), "{e}"),
-            other => panic!("expected a certificate error, got {:?}", other.map(|_| ()).map_err(|e| e.to_string())),
+            other => panic!(
+                "expected a certificate error, got {:?}",
+                other.map(|_| ()).map_err(|e| e.to_string())
+            ),
         }
         let trusting = Dialer {
             tls: client_config(&TrustRoots::CaFile(cert_path.clone())).expect("ca"),
@@ -530,6 +676,88 @@ fn admin_status_lists_online_listeners() {
         assert_eq!(hc["path"], "hyco");
         assert_eq!(hc["listener_count"], 1);
         assert!(hc["listeners"][0]["connected_at"].as_u64().expect("time") > 1_700_000_000);
-        assert_eq!(http(admin, b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n").await.0, 404);
+        assert_eq!(
+            http(admin, b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .0,
+            404
+        );
+    });
+}
+
+#[test]
+fn entity_rules_and_host_aliases_authorise_listeners() {
+    let relay = relay(&[
+        "--entity-rule",
+        "hyco:hcrule=aGNydWxl:listen",
+        "--alias",
+        "relay.test",
+    ]);
+    run(async move {
+        let url = format!("{}/$hc/hyco?sb-hc-action=listen", relay.url);
+        let entity_token = token("hcrule", "aGNydWxl", "hyco");
+        dialer()
+            .connect(&url, &[("ServiceBusAuthorization", &entity_token)], None)
+            .await
+            .expect("an entity-level Listen rule admits a listener");
+        let expiry = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs()
+            + 600;
+        let alias_token = sign_token("http://relay.test/hyco/", "root", &Secret::new(KEY), expiry);
+        dialer()
+            .connect(
+                &url,
+                &[("ServiceBusAuthorization", alias_token.expose())],
+                None,
+            )
+            .await
+            .expect("a token for an alias host is accepted");
+        let foreign = sign_token(
+            "http://elsewhere.test/hyco/",
+            "root",
+            &Secret::new(KEY),
+            expiry,
+        );
+        match dialer()
+            .connect(&url, &[("ServiceBusAuthorization", foreign.expose())], None)
+            .await
+        {
+            Err(ConnectError::Rejected {
+                status,
+                description,
+            }) => {
+                assert_eq!(status, 401);
+                assert!(description.contains("InvalidAudience"), "{description}");
+            }
+            other => panic!("unexpected {:?}", other.map(|_| ())),
+        }
+    });
+}
+
+#[test]
+fn a_listener_response_header_with_crlf_gives_the_sender_502() {
+    let relay = relay(&[]);
+    run(async move {
+        let t = token("root", KEY, "hyco");
+        let (mut control, mut write) = listen(&relay.url, &t).await;
+        let get =
+            format!("GET /hyco/x HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: {t}\r\n\r\n");
+        let sender = monoio::spawn(http(relay.local_addr, get));
+        let (_, text) = read_message(&mut control).await;
+        let ControlMessage::Request(request) = parse_control_message(&text).expect("json") else {
+            panic!("expected request");
+        };
+        let response = format!(
+            "{{\"response\":{{\"requestId\":\"{}\",\"statusCode\":200,\"responseHeaders\":{{\"X-Bad\":\"a\\r\\nInjected: 1\"}},\"body\":false}}}}",
+            request.id.expect("id")
+        );
+        let mut frame = Vec::new();
+        push_frame(&mut frame, true, OpCode::Text, response.as_bytes(), mask()).expect("frame");
+        write.write_all(frame).await.0.expect("respond");
+        let (status, head, _) = sender.await;
+        assert_eq!(status, 502);
+        assert!(!head.contains("Injected"), "{head}");
     });
 }

@@ -298,10 +298,10 @@ fn parse_endpoint(value: Option<&str>) -> Result<Url, ConnectionStringError> {
     }
 }
 
-/// An entity path must be non-empty, without a leading or trailing `/` (spec §2.2) and without
-/// empty segments.
-fn validate_entity_path(path: &str) -> Result<String, ConnectionStringError> {
-    let problem = if path.is_empty() {
+/// What makes `path` unusable as a hybrid connection path, if anything: it must be non-empty,
+/// without a leading or trailing `/` (spec §2.2) and without empty segments.
+pub fn entity_path_problem(path: &str) -> Option<EntityPathProblem> {
+    if path.is_empty() {
         Some(EntityPathProblem::Empty)
     } else if path.starts_with('/') {
         Some(EntityPathProblem::LeadingSlash)
@@ -311,8 +311,11 @@ fn validate_entity_path(path: &str) -> Result<String, ConnectionStringError> {
         Some(EntityPathProblem::EmptySegment)
     } else {
         None
-    };
-    match problem {
+    }
+}
+
+fn validate_entity_path(path: &str) -> Result<String, ConnectionStringError> {
+    match entity_path_problem(path) {
         Some(problem) => Err(ConnectionStringError::EntityPathInvalid { problem }),
         None => Ok(path.to_owned()),
     }

@@ -4,7 +4,7 @@
 use std::num::NonZeroUsize;
 use std::path::Path;
 
-use crate::auth::connection_string::EntityPathProblem;
+use crate::auth::connection_string::entity_path_problem;
 
 use super::connection_source::{self, EnvLookup};
 use super::duration;
@@ -159,22 +159,6 @@ fn entity_path(
                 _ => Ok(configured.to_owned()),
             }
         }
-    }
-}
-
-/// What makes `path` unusable as a hybrid connection path, if anything: the rules the
-/// connection-string parser applies to `EntityPath` (spec §2.2).
-pub fn entity_path_problem(path: &str) -> Option<EntityPathProblem> {
-    if path.is_empty() {
-        Some(EntityPathProblem::Empty)
-    } else if path.starts_with('/') {
-        Some(EntityPathProblem::LeadingSlash)
-    } else if path.ends_with('/') {
-        Some(EntityPathProblem::TrailingSlash)
-    } else if path.contains("//") {
-        Some(EntityPathProblem::EmptySegment)
-    } else {
-        None
     }
 }
 

@@ -25,9 +25,9 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::Path;
 
+pub use crate::auth::connection_string::entity_path_problem;
 pub use connection_source::EnvLookup;
 pub use error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProblem, Warning};
-pub use hybrid_connection::entity_path_problem;
 pub use typed::{
     Admin, Config, ConnectionStringSource, HttpTarget, HybridConnection, Log, LogFormat, LogLevel,
     ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers, DEFAULT_SHUTDOWN_GRACE,

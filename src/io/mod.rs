@@ -1,7 +1,9 @@
 //! The thin I/O layer: sockets, TLS streams and buffers that drive the sans-I/O protocol code.
 
+pub mod admin_http;
 pub mod read_buf;
 pub mod stream;
+pub mod tcp_pump;
 pub mod ws_client;
 pub mod ws_frames;
 pub mod ws_reader;

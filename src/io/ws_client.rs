@@ -94,7 +94,11 @@ impl Endpoint {
         let tls = match parsed.scheme() {
             "wss" => true,
             "ws" => false,
-            other => return Err(ConnectError::Url(format!("scheme {other:?} is not ws or wss"))),
+            other => {
+                return Err(ConnectError::Url(format!(
+                    "scheme {other:?} is not ws or wss"
+                )))
+            }
         };
         let host = match parsed.host() {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
@@ -157,7 +161,11 @@ impl Dialer {
             subprotocol,
         )
         .map_err(|e| ConnectError::Handshake(e.to_string()))?;
-        stream.write_all(request).await.0.map_err(ConnectError::Io)?;
+        stream
+            .write_all(request)
+            .await
+            .0
+            .map_err(ConnectError::Io)?;
         let mut buf = ReadBuf::new(MAX_ANSWER_BYTES, 0);
         loop {
             match handshake.parse_response(buf.data()) {
@@ -225,13 +233,18 @@ async fn proxy_connect(tcp: &mut TcpStream, endpoint: &Endpoint) -> Result<(), C
         format!("{}:{}", endpoint.host, endpoint.port)
     };
     let mut request = Vec::new();
-    write_request_head(&mut request, "CONNECT", &authority, [("Host", authority.as_str())])
-        .map_err(|e| ConnectError::Url(e.to_string()))?;
+    write_request_head(
+        &mut request,
+        "CONNECT",
+        &authority,
+        [("Host", authority.as_str())],
+    )
+    .map_err(|e| ConnectError::Url(e.to_string()))?;
     tcp.write_all(request).await.0.map_err(ConnectError::Io)?;
     let mut buf = ReadBuf::new(16 * 1024, 0);
     loop {
-        if let Some((head, used)) =
-            parse_response_head(buf.data(), &HeadLimits::default()).map_err(|e| ConnectError::Handshake(e.to_string()))?
+        if let Some((head, used)) = parse_response_head(buf.data(), &HeadLimits::default())
+            .map_err(|e| ConnectError::Handshake(e.to_string()))?
         {
             if !(200..300).contains(&head.status) {
                 return Err(ConnectError::Proxy {
@@ -246,7 +259,9 @@ async fn proxy_connect(tcp: &mut TcpStream, endpoint: &Endpoint) -> Result<(), C
             return Ok(());
         }
         if buf.fill(tcp).await.map_err(ConnectError::Io)? == 0 {
-            return Err(ConnectError::Handshake("proxy closed the connection".to_owned()));
+            return Err(ConnectError::Handshake(
+                "proxy closed the connection".to_owned(),
+            ));
         }
     }
 }
@@ -266,18 +281,30 @@ mod tests {
 
     #[test]
     fn endpoints_keep_path_and_query_verbatim() {
-        let e = Endpoint::parse("wss://ns.servicebus.windows.net:443/$hc/hyco?sb-hc-action=listen&sb-hc-id=a%2Fb")
-            .expect("valid");
+        let e = Endpoint::parse(
+            "wss://ns.servicebus.windows.net:443/$hc/hyco?sb-hc-action=listen&sb-hc-id=a%2Fb",
+        )
+        .expect("valid");
         assert!(e.tls);
         assert_eq!(e.port, 443);
         assert_eq!(e.host_header, "ns.servicebus.windows.net");
-        assert_eq!(e.path_and_query, "/$hc/hyco?sb-hc-action=listen&sb-hc-id=a%2Fb");
+        assert_eq!(
+            e.path_and_query,
+            "/$hc/hyco?sb-hc-action=listen&sb-hc-id=a%2Fb"
+        );
         let e = Endpoint::parse("ws://127.0.0.1:9000/$hc/a/b").expect("valid");
         assert!(!e.tls);
         assert_eq!(e.host_header, "127.0.0.1:9000");
         assert_eq!(e.path_and_query, "/$hc/a/b");
         let e = Endpoint::parse("ws://[::1]:81?x=1").expect("valid");
-        assert_eq!((e.host.as_str(), e.host_header.as_str(), e.path_and_query.as_str()), ("::1", "[::1]:81", "/?x=1"));
+        assert_eq!(
+            (
+                e.host.as_str(),
+                e.host_header.as_str(),
+                e.path_and_query.as_str()
+            ),
+            ("::1", "[::1]:81", "/?x=1")
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub fn push_frame(
         fin,
         opcode,
         mask,
-        payload_len: payload.len() as u64,
+        payload_len: crate::proto::ws::encode::len_u64(payload.len()),
     };
     let mut bytes = [0u8; MAX_HEADER_LEN];
     let len = header.encode(&mut bytes)?;
@@ -38,7 +38,9 @@ pub fn push_close(
     reason: &str,
     mask: Option<[u8; 4]>,
 ) -> Result<(), EncodeError> {
-    let mut end = reason.len().min(crate::proto::ws::close::MAX_CLOSE_REASON_LEN);
+    let mut end = reason
+        .len()
+        .min(crate::proto::ws::close::MAX_CLOSE_REASON_LEN);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
@@ -53,13 +55,29 @@ mod tests {
     #[test]
     fn frames_decode_back_in_the_peer_role() {
         let mut wire = Vec::new();
-        push_frame(&mut wire, true, OpCode::Text, b"{\"a\":1}", Some([1, 2, 3, 4])).expect("text");
-        push_close(&mut wire, CloseCode::POLICY_VIOLATION, &"x".repeat(300), Some([9, 9, 9, 9]))
-            .expect("close");
+        push_frame(
+            &mut wire,
+            true,
+            OpCode::Text,
+            b"{\"a\":1}",
+            Some([1, 2, 3, 4]),
+        )
+        .expect("text");
+        push_close(
+            &mut wire,
+            CloseCode::POLICY_VIOLATION,
+            &"x".repeat(300),
+            Some([9, 9, 9, 9]),
+        )
+        .expect("close");
         let mut decoder = Decoder::new(Role::Server, Limits::default());
         let (used, event) = decoder.decode(&mut wire).expect("decode");
         match event {
-            Some(Event::Data { payload, message_end: true, .. }) => {
+            Some(Event::Data {
+                payload,
+                message_end: true,
+                ..
+            }) => {
                 assert_eq!(payload, b"{\"a\":1}")
             }
             other => panic!("unexpected {other:?}"),

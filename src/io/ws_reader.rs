@@ -12,7 +12,9 @@ use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::read_buf::ReadBuf;
-use crate::proto::ws::{CloseCode, DataKind, Decoder, Event, Limits, Role, WsError, MAX_HEADER_LEN};
+use crate::proto::ws::{
+    CloseCode, DataKind, Decoder, Event, Limits, Role, WsError, MAX_HEADER_LEN,
+};
 
 /// One decoded event; payload positions are ranges into the reader's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +148,10 @@ impl<R: AsyncReadRent> WsReader<R> {
         range: Range<usize>,
     ) -> io::Result<()> {
         let start = range.start.checked_sub(header.len()).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no headroom in front of the payload")
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no headroom in front of the payload",
+            )
         })?;
         self.buf.whole_mut()[start..range.start].copy_from_slice(header);
         let vec = self.buf.take_vec();

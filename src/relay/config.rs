@@ -31,9 +31,16 @@ pub struct RelayArgs {
     /// default manage). Split at the first `=`.
     #[arg(long = "rule", value_name = "NAME=KEY[:RIGHTS]")]
     pub rules: Vec<String>,
+    /// A SAS rule on one hybrid connection and the paths below it: PATH:NAME=KEY[:RIGHTS]
+    /// (repeatable).
+    #[arg(long = "entity-rule", value_name = "PATH:NAME=KEY[:RIGHTS]")]
+    pub entity_rules: Vec<String>,
     /// The namespace host name tokens must name (localhost and 127.0.0.1 are always accepted).
     #[arg(long, default_value = "localhost")]
     pub namespace: String,
+    /// Another host name tokens may name (repeatable), e.g. the relay's DNS name.
+    #[arg(long = "alias", value_name = "HOST")]
+    pub aliases: Vec<String>,
     /// PEM certificate chain: serve wss:// and https:// (needs --tls-key).
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -76,13 +83,22 @@ impl RuleSpec {
     }
 }
 
+/// A rule defined on one hybrid connection (and the paths below it).
+#[derive(Debug, Clone)]
+pub struct EntityRuleSpec {
+    pub entity_path: String,
+    pub rule: RuleSpec,
+}
+
 /// The relay's validated configuration.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub listen: SocketAddr,
     pub hybrid_connections: Vec<String>,
     pub rules: Vec<RuleSpec>,
+    pub entity_rules: Vec<EntityRuleSpec>,
     pub namespace: String,
+    pub aliases: Vec<String>,
     pub tls: Option<TlsFiles>,
     pub admin: Option<SocketAddr>,
     pub workers: NonZeroUsize,
@@ -147,6 +163,27 @@ pub fn parse_rule(text: &str) -> Result<RuleSpec, RelayConfigError> {
     })
 }
 
+/// Parses `PATH:NAME=KEY[:RIGHTS]`: the path ends at the first `:`.
+pub fn parse_entity_rule(text: &str) -> Result<EntityRuleSpec, RelayConfigError> {
+    let Some((path, rule)) = text.split_once(':') else {
+        return Err(error(
+            "--entity-rule",
+            "expected PATH:NAME=KEY[:RIGHTS], found no ':'",
+        ));
+    };
+    if path.is_empty() || path.starts_with('/') || path.ends_with('/') {
+        return Err(error(
+            "--entity-rule",
+            format!("{path:?}: a path must be non-empty and not begin or end with '/'"),
+        ));
+    }
+    let rule = parse_rule(rule).map_err(|e| error("--entity-rule", e.reason))?;
+    Ok(EntityRuleSpec {
+        entity_path: path.to_owned(),
+        rule,
+    })
+}
+
 impl RelayArgs {
     /// Validates the flags into a [`RelayConfig`].
     pub fn into_config(self) -> Result<RelayConfig, RelayConfigError> {
@@ -164,9 +201,17 @@ impl RelayArgs {
                 ));
             }
         }
-        if self.rules.is_empty() {
-            return Err(error("--rule", "at least one shared access rule is required"));
+        if self.rules.is_empty() && self.entity_rules.is_empty() {
+            return Err(error(
+                "--rule",
+                "at least one shared access rule is required",
+            ));
         }
+        let entity_rules = self
+            .entity_rules
+            .iter()
+            .map(|r| parse_entity_rule(r))
+            .collect::<Result<Vec<_>, _>>()?;
         let rules = self
             .rules
             .iter()
@@ -180,7 +225,9 @@ impl RelayArgs {
             listen: self.listen,
             hybrid_connections: self.hybrid_connections,
             rules,
+            entity_rules,
             namespace: self.namespace.to_ascii_lowercase(),
+            aliases: self.aliases,
             tls,
             admin: self.admin,
             workers: worker_count(self.workers),
@@ -215,12 +262,35 @@ mod tests {
     }
 
     #[test]
+    fn entity_rule_takes_the_path_before_the_first_colon() {
+        let r = parse_entity_rule("sap/gw:Listener=a2V5:listen").expect("valid");
+        assert_eq!(r.entity_path, "sap/gw");
+        assert_eq!(
+            (r.rule.name.as_str(), r.rule.key.expose()),
+            ("Listener", "a2V5")
+        );
+        assert!(r.rule.rights.grants(Right::Listen) && !r.rule.rights.grants(Right::Send));
+        let e = parse_entity_rule("Listener=a2V5").expect_err("no path");
+        assert_eq!(e.flag, "--entity-rule");
+        assert!(parse_entity_rule("/x:n=k")
+            .expect_err("slash")
+            .reason
+            .contains("begin or end"));
+    }
+
+    #[test]
     fn rule_errors_name_the_flag_and_never_the_key() {
         let e = parse_rule("no-equals-secretkey").expect_err("invalid");
         assert_eq!(e.flag, "--rule");
         assert!(!e.to_string().contains("secretkey"));
-        assert!(parse_rule("=key").expect_err("empty name").reason.contains("empty"));
-        assert!(parse_rule("n=").expect_err("empty key").reason.contains("empty key"));
+        assert!(parse_rule("=key")
+            .expect_err("empty name")
+            .reason
+            .contains("empty"));
+        assert!(parse_rule("n=")
+            .expect_err("empty key")
+            .reason
+            .contains("empty key"));
         let bad = parse_rule("n=secretkey:admin").expect_err("bad right");
         assert!(bad.reason.contains("unknown right"), "{bad}");
         assert!(!bad.to_string().contains("secretkey"));

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedWriteHalf, Splitable};
 
-use super::auth::{check, error_code, token_of, unix_now};
-use super::respond::{described, handshake_refusal, Tracking};
+use super::auth::{check, unix_now};
+use super::front;
 use super::shared::{lock, ControlCommand, ControlHandle, ResponseEvent, WorkerCtx};
 use crate::auth::verify::Right;
 use crate::io::stream::Stream;
@@ -20,7 +20,6 @@ use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
 use crate::proto::hc::messages::MAX_CONTROL_MESSAGE_LEN;
-use crate::proto::hc::query::get_query_param;
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::relay::registry::RegistryError;
@@ -34,39 +33,15 @@ pub async fn serve(
     peer: SocketAddr,
 ) {
     let shared = ctx.shared.clone();
-    let now = SystemTime::now();
-    let request_path = upgrade.head.path().to_owned();
-    let query = upgrade.head.query().unwrap_or("").to_owned();
-    let tracking_id = get_query_param(&query, "sb-hc-id")
-        .map(|id| format!("{id}_G{}", ctx.worker))
-        .unwrap_or_else(|| shared.tracking_id(ctx.worker));
-    let entity = super::resolve_entity(&shared, &request_path);
-    let tracking_path = entity
-        .clone()
-        .unwrap_or_else(|| request_path.trim_start_matches("/$hc/").to_owned());
-    let tracking = Tracking {
-        id: &tracking_id,
-        namespace: &shared.config.namespace,
-        path: &tracking_path,
-    };
-    let refuse = |status: u16, code: &str, text: &str| {
-        handshake_refusal(status, code, &described(text, &tracking, now))
-    };
-    let Some(entity) = entity else {
-        tracing::info!(%peer, path = %request_path, "listen refused: no such hybrid connection");
-        let _ = stream.write_all(refuse(404, "EndpointNotFound", "Endpoint does not exist.")).await;
+    let Some(admitted) = front::admit(&ctx, &mut stream, &upgrade, Right::Listen, peer).await
+    else {
         return;
     };
-    let token = token_of(&upgrade.head.headers, &query, false);
-    let verified = match check(&shared, &token, &entity, &request_path, Right::Listen, now) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::info!(%peer, hybrid_connection = %entity, reason = e.as_str(), "listen refused");
-            let out = refuse(e.http_status(), error_code(&e), &e.to_string());
-            let _ = stream.write_all(out).await;
-            return;
-        }
-    };
+    let entity = admitted.entity.clone();
+    let tracking_id = admitted.tracking_id.clone();
+    let request_path = admitted.request_path.clone();
+    let now = admitted.now;
+    let verified = &admitted.token;
     let (commands, queue) = flume::unbounded();
     let handle = ControlHandle {
         commands: commands.clone(),
@@ -80,7 +55,9 @@ pub async fn serve(
                 _ => (404, "EndpointNotFound"),
             };
             tracing::info!(%peer, hybrid_connection = %entity, error = %e, "listen refused");
-            let _ = stream.write_all(refuse(status, code, &e.to_string())).await;
+            let _ = stream
+                .write_all(admitted.refusal(&ctx, status, code, &e.to_string()))
+                .await;
             return;
         }
     };
@@ -93,6 +70,7 @@ pub async fn serve(
         lock(&shared.registry).remove_listener(&entity, listener_id);
         return;
     }
+    lock(&shared.registry).set_token_expiry(&entity, listener_id, verified.expires_at, false);
     tracing::info!(%peer, hybrid_connection = %entity, listener = listener_id, tracking_id = %tracking_id, "listener online");
 
     let (read, write) = stream.into_split();
@@ -100,7 +78,13 @@ pub async fn serve(
     let expiry = Rc::new(Cell::new(verified.expires_at));
     monoio::spawn(write_loop(write, queue, close_sent.clone()));
     monoio::spawn(expire_unrenewed(commands.downgrade(), expiry.clone()));
-    let reader = WsReader::new(read, Role::Server, Limits::default(), &leftover, DEFAULT_READ_BUFFER);
+    let reader = WsReader::new(
+        read,
+        Role::Server,
+        Limits::default(),
+        &leftover,
+        DEFAULT_READ_BUFFER,
+    );
     let mut channel = Channel {
         ctx: ctx.clone(),
         entity: entity.clone(),
@@ -108,6 +92,7 @@ pub async fn serve(
         commands,
         expiry,
         close_sent,
+        listener_id,
         text: Vec::new(),
         body_target: None,
     };
@@ -135,6 +120,7 @@ struct Channel {
     commands: flume::Sender<ControlCommand>,
     expiry: Rc<Cell<u64>>,
     close_sent: Rc<Cell<bool>>,
+    listener_id: u64,
     /// The text message being assembled (control messages are at most 64 KiB, spec §4.2).
     text: Vec<u8>,
     /// Where the body message after a `response` with `"body": true` goes.
@@ -233,10 +219,19 @@ impl Channel {
                     Ok(v) => {
                         tracing::info!(hybrid_connection = %self.entity, expires_at = v.expires_at, "token renewed");
                         self.expiry.set(v.expires_at);
+                        lock(&self.ctx.shared.registry).set_token_expiry(
+                            &self.entity,
+                            self.listener_id,
+                            v.expires_at,
+                            true,
+                        );
                     }
                     Err(e) => {
                         tracing::info!(hybrid_connection = %self.entity, reason = e.as_str(), "token renewal rejected");
-                        self.close(CloseCode::POLICY_VIOLATION, &format!("renewToken rejected: {e}"));
+                        self.close(
+                            CloseCode::POLICY_VIOLATION,
+                            &format!("renewToken rejected: {e}"),
+                        );
                     }
                 }
             }
@@ -263,7 +258,10 @@ impl Channel {
             // hyco-https sends an empty binary message even after `"body": false`
             // (spec §6.2, §10.6 item 10): drop it silently; log anything else.
             None if chunk.is_empty() => {}
-            None => tracing::debug!(len = chunk.len(), "dropped a binary message no response announced"),
+            None => tracing::debug!(
+                len = chunk.len(),
+                "dropped a binary message no response announced"
+            ),
         }
     }
 }

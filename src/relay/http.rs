@@ -13,17 +13,19 @@ use std::time::{Duration, SystemTime};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::auth::{check, error_code, token_of};
+use super::rendezvous;
 use super::respond::{described, http_error, Tracking};
 use super::server::{read_head, Incoming};
 use super::shared::{lock, ControlCommand, PendingRequest, Rendezvous, ResponseEvent, WorkerCtx};
-use super::rendezvous;
 use crate::auth::verify::Right;
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
-use crate::proto::hc::headers::{request_headers_to_json, response_headers_for_sender, AuthorizationHeader};
-use crate::proto::hc::messages::{RemoteEndpoint, Request, Response};
+use crate::proto::hc::headers::{
+    request_headers_to_json, response_headers_for_sender, AuthorizationHeader,
+};
+use crate::proto::hc::messages::{RemoteEndpoint, Request, Response, MAX_CONTROL_MESSAGE_LEN};
 use crate::proto::hc::query::strip_sb_hc_params;
 use crate::proto::http1::{
     reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
@@ -77,11 +79,19 @@ async fn serve_one(
     let now = SystemTime::now();
     let id = shared.tracking_id(ctx.worker);
     let Some(entity) = super::resolve_http_entity(&shared, head.path()) else {
-        let tracking = Tracking { id: &id, namespace: &shared.config.namespace, path: head.path().trim_start_matches('/') };
+        let tracking = Tracking {
+            id: &id,
+            namespace: &shared.config.namespace,
+            path: head.path().trim_start_matches('/'),
+        };
         let text = described("Endpoint does not exist.", &tracking, now);
         return fail(stream, 404, "EndpointNotFound", &text).await;
     };
-    let tracking = Tracking { id: &id, namespace: &shared.config.namespace, path: &entity };
+    let tracking = Tracking {
+        id: &id,
+        namespace: &shared.config.namespace,
+        path: &entity,
+    };
     let query = head.query().unwrap_or("");
     let token = token_of(&head.headers, query, true);
     if let Err(e) = check(&shared, &token, &entity, head.path(), Right::Send, now) {
@@ -97,13 +107,28 @@ async fn serve_one(
     let (listener_id, handle) = match picked {
         Ok(p) => p,
         Err(RegistryError::NoListener) => {
-            let text = described("There are no listeners connected for the endpoint.", &tracking, now);
+            let text = described(
+                "There are no listeners connected for the endpoint.",
+                &tracking,
+                now,
+            );
             return fail(stream, 502, "NoListener", &text).await;
         }
-        Err(e) => return fail(stream, 404, "EndpointNotFound", &described(&e.to_string(), &tracking, now)).await,
+        Err(e) => {
+            return fail(
+                stream,
+                404,
+                "EndpointNotFound",
+                &described(&e.to_string(), &tracking, now),
+            )
+            .await
+        }
     };
     if head.headers.has_token("expect", "100-continue") {
-        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()).await.0?;
+        stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec())
+            .await
+            .0?;
     }
 
     let address = format!(
@@ -129,7 +154,10 @@ async fn serve_one(
         id: Some(id.clone()),
         request_target: Some(request_target),
         method: Some(head.method.clone()),
-        remote_endpoint: Some(RemoteEndpoint { address: peer.ip().to_string(), port: peer.port() }),
+        remote_endpoint: Some(RemoteEndpoint {
+            address: peer.ip().to_string(),
+            port: peer.port(),
+        }),
         request_headers: Some(request_headers),
         body: Some(kind != BodyKind::Empty),
     };
@@ -137,14 +165,22 @@ async fn serve_one(
     let (events_tx, events) = flume::unbounded();
     lock(&shared.pending_requests).insert(
         id.clone(),
-        PendingRequest { events: events_tx, listener: listener_id },
+        PendingRequest {
+            events: events_tx,
+            listener: listener_id,
+        },
     );
-    let _pending = PendingGuard { ctx: ctx.clone(), id: id.clone() };
+    let _pending = PendingGuard {
+        ctx: ctx.clone(),
+        id: id.clone(),
+    };
     let (waiting, _wait_guard) = rendezvous::expect(ctx, &id);
     let deadline = shared.config.http_deadline;
     let small = match kind {
         BodyKind::Empty => Some(0),
-        BodyKind::ContentLength(n) => usize::try_from(n).ok().filter(|n| *n <= shared.config.control_channel_body_limit),
+        BodyKind::ContentLength(n) => usize::try_from(n)
+            .ok()
+            .filter(|n| *n <= shared.config.control_channel_body_limit),
         _ => None,
     };
     let is_head = head.method.eq_ignore_ascii_case("HEAD");
@@ -162,7 +198,11 @@ async fn serve_one(
         }
         await_response(&events, &waiting, deadline).await
     } else {
-        let notice = Request { address: Some(address), id: Some(id.clone()), ..Request::default() };
+        let notice = Request {
+            address: Some(address),
+            id: Some(id.clone()),
+            ..Request::default()
+        };
         let mut frames = Vec::new();
         push_json(&mut frames, &notice.to_json());
         if handle.commands.send(ControlCommand::Send(frames)).is_err() {
@@ -183,7 +223,19 @@ async fn serve_one(
             let text = described("The request was routed to the listener but the listener did not respond in the required time.", &tracking, now);
             fail(stream, 504, "GatewayTimeout", &text).await
         }
-        Outcome::ListenerGone => fail(stream, 502, "ListenerGone", &described("The listener disconnected before it responded.", &tracking, now)).await,
+        Outcome::ListenerGone => {
+            fail(
+                stream,
+                502,
+                "ListenerGone",
+                &described(
+                    "The listener disconnected before it responded.",
+                    &tracking,
+                    now,
+                ),
+            )
+            .await
+        }
         Outcome::Control(response) => {
             write_head(stream, &response, &shared.config.namespace, keep_alive).await?;
             let mut ok = true;
@@ -193,7 +245,16 @@ async fn serve_one(
             Ok(ok && keep_alive)
         }
         Outcome::Rendezvous((stream_out, reader)) => {
-            let ok = relay_rendezvous_response(stream, stream_out, reader, &shared.config.namespace, deadline, is_head, keep_alive).await?;
+            let ok = relay_rendezvous_response(
+                stream,
+                stream_out,
+                reader,
+                &shared.config.namespace,
+                deadline,
+                is_head,
+                keep_alive,
+            )
+            .await?;
             Ok(ok && keep_alive)
         }
     }
@@ -237,14 +298,25 @@ enum Outcome {
 /// Completes the listener's rendezvous handshake and splits it for reading and writing.
 async fn open_rendezvous(rdv: Rendezvous) -> io::Result<RendezvousIo> {
     use monoio::io::Splitable;
-    let Rendezvous { mut stream, leftover, upgrade, .. } = rdv;
+    let Rendezvous {
+        mut stream,
+        leftover,
+        upgrade,
+        ..
+    } = rdv;
     let mut out = Vec::new();
     write_switching_protocols(&mut out, &upgrade.accept_key(), None)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     stream.write_all(out).await.0?;
     let (read, write) = stream.into_split();
-    let limits = Limits { max_message_size: u64::MAX, ..Limits::default() };
-    Ok((write, WsReader::new(read, Role::Server, limits, &leftover, DEFAULT_READ_BUFFER)))
+    let limits = Limits {
+        max_message_size: u64::MAX,
+        ..Limits::default()
+    };
+    Ok((
+        write,
+        WsReader::new(read, Role::Server, limits, &leftover, DEFAULT_READ_BUFFER),
+    ))
 }
 
 /// Waits for the listener's answer on the control channel or on a rendezvous it opens.
@@ -273,11 +345,18 @@ async fn await_response(
 }
 
 /// Reads a body of exactly `len` bytes (at most the control-channel limit) into memory.
-async fn read_whole_body(stream: &mut Stream, buf: &mut ReadBuf, len: usize) -> io::Result<Vec<u8>> {
+async fn read_whole_body(
+    stream: &mut Stream,
+    buf: &mut ReadBuf,
+    len: usize,
+) -> io::Result<Vec<u8>> {
     let mut body = Vec::with_capacity(len);
     while body.len() < len {
         if buf.is_empty() && buf.fill(stream).await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "request body truncated"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "request body truncated",
+            ));
         }
         let take = (len - body.len()).min(buf.len());
         body.extend_from_slice(&buf.data()[..take]);
@@ -340,17 +419,33 @@ async fn stream_request(
 
 /// Writes the sender's response head: the listener's status, description and headers, `Via`
 /// (spec §6.6), and chunked framing when a body follows.
-async fn write_head(stream: &mut Stream, response: &Response, namespace: &str, keep_alive: bool) -> io::Result<()> {
+async fn write_head(
+    stream: &mut Stream,
+    response: &Response,
+    namespace: &str,
+    keep_alive: bool,
+) -> io::Result<()> {
     let reason = response
         .status_description
         .as_deref()
         .unwrap_or_else(|| reason_phrase(response.status_code));
     let mut fields: Vec<(String, String)> = match &response.response_headers {
-        Some(json) => response_headers_for_sender(json)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
-            .into_iter()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect(),
+        Some(json) => match response_headers_for_sender(json) {
+            Ok(fields) => fields
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+            Err(e) => {
+                // CR/LF or an invalid name from the listener never reaches the sender.
+                tracing::warn!(error = %e, "listener response headers refused");
+                let message = "The listener's response headers are invalid.";
+                stream
+                    .write_all(http_error(502, "ListenerFailed", message, false))
+                    .await
+                    .0?;
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
+            }
+        },
         None => Vec::new(),
     };
     fields.push(("Via".to_owned(), format!("1.1 {namespace}")));
@@ -363,9 +458,21 @@ async fn write_head(stream: &mut Stream, response: &Response, namespace: &str, k
         fields.push(("Connection".to_owned(), "close".to_owned()));
     }
     let mut out = Vec::new();
-    write_response_head(&mut out, response.status_code, reason, fields.iter().map(|(n, v)| (n.as_str(), v.as_bytes())))
-        .or_else(|_| write_response_head(&mut out, response.status_code, "", fields.iter().map(|(n, v)| (n.as_str(), v.as_bytes()))))
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    write_response_head(
+        &mut out,
+        response.status_code,
+        reason,
+        fields.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+    )
+    .or_else(|_| {
+        write_response_head(
+            &mut out,
+            response.status_code,
+            "",
+            fields.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+        )
+    })
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     stream.write_all(out).await.0?;
     Ok(())
 }
@@ -417,13 +524,22 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
             _ => break,
         };
         match event {
-            WsEvent::Data { kind: DataKind::Text, payload, message_end, .. } if response.is_none() => {
+            WsEvent::Data {
+                kind: DataKind::Text,
+                payload,
+                message_end,
+                ..
+            } if response.is_none() => {
+                if text.len() + payload.len() > MAX_CONTROL_MESSAGE_LEN {
+                    break;
+                }
                 text.extend_from_slice(reader.bytes(payload));
                 if !message_end {
                     continue;
                 }
                 let parsed = crate::proto::hc::control_message::parse_control_message(&text);
-                let Ok(crate::proto::hc::control_message::ControlMessage::Response(r)) = parsed else {
+                let Ok(crate::proto::hc::control_message::ControlMessage::Response(r)) = parsed
+                else {
                     break;
                 };
                 write_head(stream, &r, namespace, keep_alive).await?;
@@ -434,7 +550,12 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
                     break;
                 }
             }
-            WsEvent::Data { kind: DataKind::Binary, payload, message_end, .. } if response.is_some() => {
+            WsEvent::Data {
+                kind: DataKind::Binary,
+                payload,
+                message_end,
+                ..
+            } if response.is_some() => {
                 let chunk = reader.bytes(payload);
                 if !chunk.is_empty() && !is_head {
                     let mut out = Vec::with_capacity(chunk.len() + 16);
@@ -459,7 +580,12 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
     }
     if response.is_none() {
         stream
-            .write_all(http_error(502, "ListenerFailed", "The listener closed the rendezvous without a response.", false))
+            .write_all(http_error(
+                502,
+                "ListenerFailed",
+                "The listener closed the rendezvous without a response.",
+                false,
+            ))
             .await
             .0?;
         return Ok(false);

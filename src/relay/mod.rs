@@ -5,6 +5,7 @@ pub mod admin;
 mod auth;
 pub mod config;
 mod control;
+mod front;
 mod http;
 mod pump;
 pub mod registry;

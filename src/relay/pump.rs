@@ -41,8 +41,20 @@ enum End {
 pub async fn join(a: Stream, a_leftover: &[u8], b: Stream, b_leftover: &[u8]) -> (u64, u64) {
     let (a_read, a_write) = a.into_split();
     let (b_read, b_write) = b.into_split();
-    let a_reader = WsReader::new(a_read, Role::Server, forward_limits(), a_leftover, DEFAULT_READ_BUFFER);
-    let b_reader = WsReader::new(b_read, Role::Server, forward_limits(), b_leftover, DEFAULT_READ_BUFFER);
+    let a_reader = WsReader::new(
+        a_read,
+        Role::Server,
+        forward_limits(),
+        a_leftover,
+        DEFAULT_READ_BUFFER,
+    );
+    let b_reader = WsReader::new(
+        b_read,
+        Role::Server,
+        forward_limits(),
+        b_leftover,
+        DEFAULT_READ_BUFFER,
+    );
     let mut a_to_b = std::pin::pin!(forward(a_reader, b_write));
     let mut b_to_a = std::pin::pin!(forward(b_reader, a_write));
     monoio::select! {
@@ -64,7 +76,10 @@ where
 }
 
 /// Relays one direction; returns how it ended and the payload bytes relayed.
-async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(mut reader: WsReader<R>, mut writer: W) -> (End, u64) {
+async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
+    mut reader: WsReader<R>,
+    mut writer: W,
+) -> (End, u64) {
     let mut relayed = 0u64;
     let mut in_message = false;
     loop {
@@ -95,17 +110,25 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(mut reader: WsReader<R>, m
                 }
                 let header = FrameHeader {
                     fin: message_end,
-                    opcode: if in_message { OpCode::Continuation } else { kind.opcode() },
+                    opcode: if in_message {
+                        OpCode::Continuation
+                    } else {
+                        kind.opcode()
+                    },
                     mask: None,
-                    payload_len: payload.len() as u64,
+                    payload_len: crate::proto::ws::encode::len_u64(payload.len()),
                 };
                 in_message = !message_end;
                 let mut bytes = [0u8; MAX_HEADER_LEN];
                 let Ok(len) = header.encode(&mut bytes) else {
                     return (End::Abandoned, relayed);
                 };
-                relayed += payload.len() as u64;
-                if reader.write_payload(&mut writer, &bytes[..len], payload).await.is_err() {
+                relayed += crate::proto::ws::encode::len_u64(payload.len());
+                if reader
+                    .write_payload(&mut writer, &bytes[..len], payload)
+                    .await
+                    .is_err()
+                {
                     return (End::Abandoned, relayed);
                 }
                 continue;

@@ -59,6 +59,8 @@ struct Listener<H> {
     connected_at: SystemTime,
     streams: u64,
     requests: u64,
+    token_expires_at: u64,
+    renewals: u64,
     handle: H,
 }
 
@@ -94,6 +96,10 @@ pub struct ListenerStatus {
     pub connected_at: u64,
     pub streams: u64,
     pub requests: u64,
+    /// The `se` of the channel's current token (seconds since the Unix epoch).
+    pub token_expires_at: u64,
+    /// How many `renewToken` messages the relay accepted on this channel.
+    pub renewals: u64,
 }
 
 /// Registry keys: hybrid connection paths compare case-insensitively (spec Appendix A).
@@ -153,9 +159,23 @@ impl<H: Clone> Registry<H> {
             connected_at: now,
             streams: 0,
             requests: 0,
+            token_expires_at: 0,
+            renewals: 0,
             handle,
         });
         Ok(id)
+    }
+
+    /// Records a channel's token expiry; `renewed` counts it as a renewal (spec §4.6).
+    pub fn set_token_expiry(&mut self, path: &str, id: ListenerId, expires_at: u64, renewed: bool) {
+        let listener = self
+            .by_path
+            .get_mut(&key(path))
+            .and_then(|hc| hc.listeners.iter_mut().find(|l| l.id == id));
+        if let Some(listener) = listener {
+            listener.token_expires_at = expires_at;
+            listener.renewals += u64::from(renewed);
+        }
     }
 
     /// Forgets a control channel; unknown ids are ignored (a channel may close twice).
@@ -210,6 +230,8 @@ impl<H: Clone> Registry<H> {
                             .map_or(0, |d| d.as_secs()),
                         streams: l.streams,
                         requests: l.requests,
+                        token_expires_at: l.token_expires_at,
+                        renewals: l.renewals,
                     })
                     .collect(),
             })
@@ -285,7 +307,8 @@ mod tests {
     fn pick_spreads_by_the_chooser_and_counts_work() {
         let mut r: Registry<&str> = Registry::new(["hyco"], 25);
         r.add_listener("hyco", "A", 0, at(10), "a").expect("a");
-        r.add_listener("hyco", "B", 1, at(20), "b").expect("b");
+        let b = r.add_listener("hyco", "B", 1, at(20), "b").expect("b");
+        r.set_token_expiry("hyco", b, 99, true);
         assert_eq!(
             r.pick("hyco", Work::Stream, |n| n - 1).map(|(_, h)| h),
             Ok("b")

@@ -22,7 +22,9 @@ pub async fn deliver(
     peer: SocketAddr,
 ) {
     let query = upgrade.head.query().unwrap_or("").to_owned();
-    let id = get_query_param(&query, "sb-hc-id").unwrap_or_default().into_owned();
+    let id = get_query_param(&query, "sb-hc-id")
+        .unwrap_or_default()
+        .into_owned();
     let waiter = ctx.state.waiting.borrow_mut().remove(&id);
     let Some(waiter) = waiter else {
         tracing::info!(%peer, "rendezvous refused: unknown, expired or used address");

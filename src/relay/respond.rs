@@ -125,8 +125,12 @@ mod tests {
 
     #[test]
     fn handshake_refusal_puts_the_description_in_the_status_line() {
-        let out = String::from_utf8(handshake_refusal(404, "EndpointNotFound", "No\r\nlisteners"))
-            .expect("utf8");
+        let out = String::from_utf8(handshake_refusal(
+            404,
+            "EndpointNotFound",
+            "No\r\nlisteners",
+        ))
+        .expect("utf8");
         assert!(out.starts_with("HTTP/1.1 404 No  listeners\r\n"), "{out}");
     }
 }

@@ -80,13 +80,23 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     let mut verifier = Verifier::new(&config.namespace);
     verifier.add_host_alias("localhost");
     verifier.add_host_alias("127.0.0.1");
+    for alias in &config.aliases {
+        verifier.add_host_alias(alias);
+    }
     for rule in &config.rules {
         verifier
             .add_namespace_rule(rule.to_rule())
             .map_err(StartError::Rule)?;
     }
+    for entity in &config.entity_rules {
+        verifier
+            .add_entity_rule(&entity.entity_path, entity.rule.to_rule())
+            .map_err(StartError::Rule)?;
+    }
     let tls = match &config.tls {
-        Some(files) => Some(crate::tls::server_config(&files.cert, &files.key).map_err(StartError::Tls)?),
+        Some(files) => {
+            Some(crate::tls::server_config(&files.cert, &files.key).map_err(StartError::Tls)?)
+        }
         None => None,
     };
     let main = bind(config.listen)?;
@@ -125,7 +135,9 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         move |worker| {
             let shared = shared.clone();
             let ready = ready_tx.clone();
-            let taken = super::shared::lock(&sockets).get_mut(worker).and_then(Option::take);
+            let taken = super::shared::lock(&sockets)
+                .get_mut(worker)
+                .and_then(Option::take);
             let admin = if worker == 0 {
                 super::shared::lock(&admin).take()
             } else {
@@ -221,7 +233,10 @@ pub struct Incoming {
 }
 
 /// Reads one request head into `buf`; `Ok(None)` on a clean EOF before any byte.
-pub async fn read_head(stream: &mut Stream, buf: &mut ReadBuf) -> Result<Option<RequestHead>, HeadReadError> {
+pub async fn read_head(
+    stream: &mut Stream,
+    buf: &mut ReadBuf,
+) -> Result<Option<RequestHead>, HeadReadError> {
     let limits = HeadLimits {
         max_head_bytes: MAX_HEAD_BYTES,
         ..HeadLimits::default()
@@ -286,7 +301,12 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
                 _ => 400,
             };
             let _ = stream
-                .write_all(respond::http_error(status, "BadRequest", &e.to_string(), false))
+                .write_all(respond::http_error(
+                    status,
+                    "BadRequest",
+                    &e.to_string(),
+                    false,
+                ))
                 .await;
             return;
         }

@@ -4,20 +4,18 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::SystemTime;
 
 use monoio::io::AsyncWriteRentExt;
 
-use super::auth::{check, error_code, token_of};
-use super::respond::{described, handshake_refusal, Tracking};
+use super::respond::handshake_refusal;
 use super::shared::{lock, ControlCommand, WorkerCtx};
-use super::{pump, rendezvous};
+use super::{front, pump, rendezvous};
 use crate::auth::verify::Right;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::push_frame;
 use crate::proto::hc::headers::connect_headers;
 use crate::proto::hc::messages::{Accept, RemoteEndpoint};
-use crate::proto::hc::query::{get_query_param, strip_sb_hc_params};
+use crate::proto::hc::query::strip_sb_hc_params;
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::OpCode;
 use crate::relay::registry::{RegistryError, Work};
@@ -31,36 +29,16 @@ pub async fn serve_sender(
     peer: SocketAddr,
 ) {
     let shared = ctx.shared.clone();
-    let now = SystemTime::now();
-    let request_path = upgrade.head.path().to_owned();
-    let query = upgrade.head.query().unwrap_or("").to_owned();
-    let id = get_query_param(&query, "sb-hc-id")
-        .map(|id| format!("{id}_G{}", ctx.worker))
-        .unwrap_or_else(|| shared.tracking_id(ctx.worker));
-    let entity = super::resolve_entity(&shared, &request_path);
-    let tracking_path = entity
-        .clone()
-        .unwrap_or_else(|| request_path.trim_start_matches("/$hc/").to_owned());
-    let tracking = Tracking {
-        id: &id,
-        namespace: &shared.config.namespace,
-        path: &tracking_path,
-    };
-    let refuse = |status: u16, code: &str, text: &str| {
-        handshake_refusal(status, code, &described(text, &tracking, now))
-    };
-    let Some(entity) = entity else {
-        let _ = stream.write_all(refuse(404, "EndpointNotFound", "Endpoint does not exist.")).await;
+    let Some(admitted) = front::admit(&ctx, &mut stream, &upgrade, Right::Send, peer).await else {
         return;
     };
-    let token = token_of(&upgrade.head.headers, &query, false);
-    if let Err(e) = check(&shared, &token, &entity, &request_path, Right::Send, now) {
-        tracing::info!(%peer, hybrid_connection = %entity, reason = e.as_str(), "connect refused");
-        let _ = stream
-            .write_all(refuse(e.http_status(), error_code(&e), &e.to_string()))
-            .await;
-        return;
-    }
+    let refuse = |status: u16, code: &str, text: &str| admitted.refusal(&ctx, status, code, text);
+    let (id, entity, request_path, query) = (
+        admitted.tracking_id.clone(),
+        admitted.entity.clone(),
+        admitted.request_path.clone(),
+        admitted.query.clone(),
+    );
     let picked = lock(&shared.registry).pick(&entity, Work::Stream, |n| fastrand::usize(..n));
     let handle = match picked {
         Ok((_, handle)) => handle,
@@ -93,17 +71,29 @@ pub async fn serve_sender(
         }),
     };
     let mut frame = Vec::new();
-    if push_frame(&mut frame, true, OpCode::Text, accept.to_json().as_bytes(), None).is_err()
+    if push_frame(
+        &mut frame,
+        true,
+        OpCode::Text,
+        accept.to_json().as_bytes(),
+        None,
+    )
+    .is_err()
         || handle.commands.send(ControlCommand::Send(frame)).is_err()
     {
         let _ = stream
-            .write_all(refuse(404, "NoListener", "There are no listeners connected for the endpoint."))
+            .write_all(refuse(
+                404,
+                "NoListener",
+                "There are no listeners connected for the endpoint.",
+            ))
             .await;
         return;
     }
     let Some(mut listener) = rendezvous::wait(&waiting, shared.config.accept_timeout).await else {
         tracing::info!(%peer, hybrid_connection = %entity, id = %id, "no listener accepted in time");
-        let text = "None of the connected listeners accepted the connection within the allowed timeout.";
+        let text =
+            "None of the connected listeners accepted the connection within the allowed timeout.";
         let _ = stream.write_all(refuse(504, "GatewayTimeout", text)).await;
         return;
     };
@@ -125,8 +115,18 @@ pub async fn serve_sender(
         .cloned();
     let mut to_listener = Vec::new();
     let mut to_sender = Vec::new();
-    let written = write_switching_protocols(&mut to_listener, &listener.upgrade.accept_key(), subprotocol.as_deref())
-        .and_then(|()| write_switching_protocols(&mut to_sender, &upgrade.accept_key(), subprotocol.as_deref()));
+    let written = write_switching_protocols(
+        &mut to_listener,
+        &listener.upgrade.accept_key(),
+        subprotocol.as_deref(),
+    )
+    .and_then(|()| {
+        write_switching_protocols(
+            &mut to_sender,
+            &upgrade.accept_key(),
+            subprotocol.as_deref(),
+        )
+    });
     if written.is_err() {
         return;
     }

@@ -262,6 +262,6 @@ impl Encoder {
 }
 
 /// A buffer length as a wire length. Lossless: `usize` is at most 64 bits wide.
-fn len_u64(len: usize) -> u64 {
+pub fn len_u64(len: usize) -> u64 {
     u64::try_from(len).unwrap_or(u64::MAX)
 }

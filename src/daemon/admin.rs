@@ -1,0 +1,76 @@
+//! The daemon's admin endpoint (design.md §4): `/metrics` (Prometheus text, every worker's
+//! shard merged on request, off the data path), `/healthz` (every worker answered) and
+//! `/readyz` (200 only when each hybrid connection has a listener online).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use monoio::net::TcpListener;
+
+use super::status::DaemonStatus;
+use crate::io::admin_http::{self, Reply};
+use crate::metrics::{render, Snapshot, CONTENT_TYPE};
+
+/// How long a worker may take to hand over its snapshot before `/healthz` fails.
+const WORKER_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks a worker for a copy of its metrics.
+pub type SnapshotRequest = flume::Sender<Snapshot>;
+
+/// Collects one snapshot from every worker; `None` when one did not answer in time.
+pub async fn collect(workers: &[flume::Sender<SnapshotRequest>]) -> Option<Vec<Snapshot>> {
+    let mut out = Vec::with_capacity(workers.len());
+    for worker in workers {
+        let (tx, rx) = flume::bounded(1);
+        worker.send(tx).ok()?;
+        let snapshot = monoio::time::timeout(WORKER_ANSWER_TIMEOUT, rx.recv_async())
+            .await
+            .ok()?
+            .ok()?;
+        out.push(snapshot);
+    }
+    Some(out)
+}
+
+/// Serves the admin endpoint.
+pub async fn serve(
+    listener: TcpListener,
+    workers: Arc<Vec<flume::Sender<SnapshotRequest>>>,
+    status: Arc<DaemonStatus>,
+) {
+    admin_http::serve(listener, move |head| {
+        let workers = workers.clone();
+        let status = status.clone();
+        async move {
+            if head.method != "GET" {
+                return Reply::text(405, "only GET is served here\n");
+            }
+            match head.path() {
+                "/metrics" => match collect(&workers).await.map(Snapshot::merge) {
+                    Some(Ok(merged)) => Reply {
+                        status: 200,
+                        content_type: CONTENT_TYPE,
+                        body: render(&merged),
+                    },
+                    _ => Reply::text(503, "a worker did not answer\n"),
+                },
+                "/healthz" => match collect(&workers).await {
+                    Some(_) => Reply::text(200, "ok\n"),
+                    None => Reply::text(503, "a worker did not answer\n"),
+                },
+                "/readyz" => {
+                    let mut body = String::new();
+                    for r in status.readiness() {
+                        body.push_str(&format!(
+                            "{} {}/{} listeners online\n",
+                            r.name, r.online, r.total
+                        ));
+                    }
+                    Reply::text(if status.is_ready() { 200 } else { 503 }, body)
+                }
+                _ => Reply::text(404, "served here: /metrics /healthz /readyz\n"),
+            }
+        }
+    })
+    .await;
+}

@@ -1,0 +1,392 @@
+//! The driver of one listener control channel (design.md §3, spec §4, Appendix B): it executes
+//! what the sans-I/O [`ListenerMachine`] decides — connect, ping, renew, reconnect — and
+//! dispatches `accept` and `request` messages to tasks on this worker.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+
+use super::context::{mask_key, ControlWriter, Hc};
+use super::metrics::{CONTROL_CONNECT_SECONDS, LISTENER_ONLINE, RECONNECTS, TOKEN_RENEWALS};
+use super::status::ChannelStatus;
+use super::{http, stream};
+use crate::auth::connection_string::Credential;
+use crate::auth::sas::{dotnet_resource_uri, parse_token, sign_token};
+use crate::io::stream::Stream;
+use crate::io::ws_client::ConnectError;
+use crate::io::ws_frames::{push_close, push_frame};
+use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
+use crate::proto::hc::listener::{
+    Action, ConnectFailure, ListenerConfig, ListenerMachine, TokenValidity,
+};
+use crate::proto::hc::messages::{RenewToken, MAX_CONTROL_MESSAGE_LEN};
+use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
+use crate::secret::Secret;
+
+/// The largest request body the control channel may carry (spec §6.1, §9).
+const CONTROL_BODY_LIMIT: usize = 64 * 1024;
+
+/// What one control channel needs besides its hybrid connection's context.
+pub struct ChannelSpec {
+    /// `wss://{namespace}` or the self-hosted `relay_url`, without a trailing `/`.
+    pub relay_base: String,
+    /// The namespace host tokens are scoped to.
+    pub namespace_host: String,
+    pub credential: Credential,
+    pub token_ttl: Duration,
+    /// This channel's tracking id (`sb-hc-id`), kept across reconnects (spec §4.9).
+    pub tracking_id: String,
+    pub listener: ListenerConfig,
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A token for the control channel and how long it is valid (spec §3.3, §8.4).
+fn token(spec: &ChannelSpec, entity: &str, now: Instant) -> (Secret, TokenValidity) {
+    match &spec.credential {
+        Credential::KeyPair { key_name, key } => {
+            let resource = dotnet_resource_uri(&spec.namespace_host, entity);
+            let expiry = unix_now() + spec.token_ttl.as_secs();
+            (
+                sign_token(&resource, key_name, key, expiry),
+                TokenValidity::minted(now, spec.token_ttl),
+            )
+        }
+        Credential::Signature(token) => {
+            let expiry = parse_token(token.expose()).map_or(0, |t| t.expiry());
+            (
+                token.clone(),
+                TokenValidity::fixed_at_unix(now, unix_now(), expiry),
+            )
+        }
+    }
+}
+
+/// What the reader task of connection number `.0` tells the driver: the relay closed the
+/// channel (with this code) or the connection broke (None).
+struct ReaderEnd(u64, Option<u16>);
+
+/// One live connection: its writer queue and the signal that stops its tasks.
+struct Live {
+    writer: ControlWriter,
+    _stop: flume::Sender<()>,
+}
+
+/// Keeps one control channel online until `shutdown` fires (never gives up, spec §4.9).
+pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flume::Receiver<()>) {
+    let rng = fastrand::Rng::new();
+    let Ok(mut machine) = ListenerMachine::new(spec.listener, rng, Instant::now()) else {
+        tracing::error!(hybrid_connection = %hc.name, "invalid listener timing configuration");
+        return;
+    };
+    let last_inbound = Rc::new(Cell::new(Instant::now()));
+    let (ended_tx, ended) = flume::unbounded::<ReaderEnd>();
+    let mut live: Option<Live> = None;
+    let mut generation = 0u64;
+    loop {
+        machine.on_inbound_traffic(last_inbound.get());
+        let now = Instant::now();
+        while let Some(action) = machine.poll_action(now) {
+            match action {
+                Action::Connect => {
+                    live = None;
+                    generation += 1;
+                    let started = Instant::now();
+                    let attempt = connect(&hc, &spec, &last_inbound, &ended_tx, generation);
+                    let outcome = monoio::select! {
+                        outcome = monoio::time::timeout(spec.listener.connect_timeout, attempt) => outcome,
+                        _ = shutdown.recv_async() => {
+                            machine.shutdown();
+                            status.set_online(false);
+                            return;
+                        }
+                    };
+                    // A connect that outlives the timeout is abandoned; the machine reports it
+                    // as `connect_timeout` on the next poll.
+                    let Ok(outcome) = outcome else { break };
+                    match outcome {
+                        Ok((new_live, validity)) => {
+                            hc.observe(&CONTROL_CONNECT_SECONDS, started.elapsed());
+                            machine.on_connected(Instant::now(), validity);
+                            last_inbound.set(Instant::now());
+                            live = Some(new_live);
+                            status.set_online(true);
+                            hc.gauge_add(&LISTENER_ONLINE, 1);
+                            tracing::info!(hybrid_connection = %hc.name, tracking_id = %spec.tracking_id, "listener online");
+                        }
+                        Err(e) => {
+                            let failure = match &e {
+                                ConnectError::Rejected { status, .. } => {
+                                    ConnectFailure::Status(*status)
+                                }
+                                ConnectError::Handshake(_) => ConnectFailure::Handshake,
+                                _ => ConnectFailure::Io,
+                            };
+                            tracing::warn!(hybrid_connection = %hc.name, error = %e, "control channel connect failed");
+                            machine.on_connect_failed(Instant::now(), failure);
+                        }
+                    }
+                }
+                Action::SendPing => {
+                    if let Some(l) = &live {
+                        let mut frame = Vec::new();
+                        if push_frame(&mut frame, true, OpCode::Ping, b"", mask_key()).is_ok() {
+                            l.writer.send_unit(frame);
+                        }
+                    }
+                }
+                Action::RenewToken => {
+                    let (fresh, validity) = token(&spec, &hc.entity_path, Instant::now());
+                    let sent = live.as_ref().is_some_and(|l| {
+                        let json = RenewToken { token: fresh }.to_json();
+                        let mut frame = Vec::new();
+                        push_frame(
+                            &mut frame,
+                            true,
+                            OpCode::Text,
+                            json.expose().as_bytes(),
+                            mask_key(),
+                        )
+                        .is_ok()
+                            && l.writer.send_unit(frame)
+                    });
+                    let result = if sent { "sent" } else { "failed" };
+                    hc.count(&TOKEN_RENEWALS, &[result], 1);
+                    if sent {
+                        machine.on_renew_sent(validity);
+                        tracing::info!(hybrid_connection = %hc.name, "token renewed on the live channel");
+                    }
+                }
+                Action::Reconnect { reason, retry_in } => {
+                    if live.take().is_some() {
+                        hc.gauge_add(&LISTENER_ONLINE, -1);
+                    }
+                    status.set_online(false);
+                    hc.count(&RECONNECTS, &[reason.as_str()], 1);
+                    tracing::warn!(hybrid_connection = %hc.name, reason = reason.as_str(), retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX), "listener offline, reconnecting");
+                }
+            }
+        }
+        let wait = machine
+            .next_deadline()
+            .map_or(Duration::from_secs(60), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+        monoio::select! {
+            _ = monoio::time::sleep(wait) => {}
+            end = ended.recv_async() => {
+                if let Ok(ReaderEnd(ended_generation, code)) = end {
+                    if live.is_some() && ended_generation == generation {
+                        machine.on_closed(Instant::now(), code);
+                    }
+                }
+            }
+            _ = shutdown.recv_async() => {
+                machine.shutdown();
+                if live.take().is_some() {
+                    hc.gauge_add(&LISTENER_ONLINE, -1);
+                }
+                status.set_online(false);
+                return;
+            }
+        }
+    }
+}
+
+/// Opens the control channel and starts its reader and writer tasks.
+async fn connect(
+    hc: &Hc,
+    spec: &ChannelSpec,
+    last_inbound: &Rc<Cell<Instant>>,
+    ended: &flume::Sender<ReaderEnd>,
+    generation: u64,
+) -> Result<(Live, TokenValidity), ConnectError> {
+    let (token, validity) = token(spec, &hc.entity_path, Instant::now());
+    let url = format!(
+        "{}/$hc/{}?sb-hc-action=listen&sb-hc-id={}",
+        spec.relay_base, hc.entity_path, spec.tracking_id
+    );
+    let conn = hc
+        .dialer
+        .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
+        .await?;
+    let (read, write) = conn.stream.into_split();
+    let (writer, queue) = ControlWriter::new();
+    let (stop_tx, stop) = flume::bounded::<()>(0);
+    monoio::spawn(write_loop(write, queue, stop.clone()));
+    let reader = WsReader::new(
+        read,
+        Role::Client,
+        Limits::default(),
+        &conn.leftover,
+        DEFAULT_READ_BUFFER,
+    );
+    monoio::spawn(read_loop(
+        hc.clone(),
+        reader,
+        writer.clone(),
+        last_inbound.clone(),
+        (ended.clone(), generation),
+        stop,
+    ));
+    Ok((
+        Live {
+            writer,
+            _stop: stop_tx,
+        },
+        validity,
+    ))
+}
+
+/// Writes queued units until the channel is replaced; then closes it (1000).
+async fn write_loop(
+    mut write: OwnedWriteHalf<Stream>,
+    queue: flume::Receiver<Vec<u8>>,
+    stop: flume::Receiver<()>,
+) {
+    loop {
+        let unit = monoio::select! {
+            unit = queue.recv_async() => unit,
+            _ = stop.recv_async() => break,
+        };
+        let Ok(unit) = unit else { break };
+        if write.write_all(unit).await.0.is_err() {
+            return;
+        }
+    }
+    let mut close = Vec::new();
+    if push_close(&mut close, CloseCode::NORMAL, "", mask_key()).is_ok() {
+        let _ = write.write_all(close).await;
+    }
+    let _ = write.shutdown().await;
+}
+
+/// Reads the channel: dispatches work, answers pings, reports the end.
+async fn read_loop(
+    hc: Hc,
+    mut reader: WsReader<OwnedReadHalf<Stream>>,
+    writer: ControlWriter,
+    last_inbound: Rc<Cell<Instant>>,
+    (ended, generation): (flume::Sender<ReaderEnd>, u64),
+    stop: flume::Receiver<()>,
+) {
+    let mut text = Vec::new();
+    // Set while the rest of an oversized text message is skipped.
+    let mut discarding = false;
+    let mut pending: Option<(crate::proto::hc::messages::Request, Vec<u8>)> = None;
+    let code = loop {
+        let event = monoio::select! {
+            e = reader.next_event() => e,
+            _ = stop.recv_async() => return,
+        };
+        last_inbound.set(Instant::now());
+        let event = match event {
+            Ok(e) => e,
+            Err(ReadError::Protocol(e)) => {
+                tracing::warn!(hybrid_connection = %hc.name, error = %e, "relay broke the WebSocket protocol");
+                break None;
+            }
+            Err(_) => break None,
+        };
+        match event {
+            WsEvent::Data {
+                kind: DataKind::Text,
+                payload,
+                message_end,
+                ..
+            } => {
+                if !discarding && text.len() + payload.len() > MAX_CONTROL_MESSAGE_LEN {
+                    tracing::warn!(hybrid_connection = %hc.name, "control message over 64 KiB dropped");
+                    text.clear();
+                    discarding = true;
+                }
+                if discarding {
+                    discarding = !message_end;
+                    continue;
+                }
+                text.extend_from_slice(reader.bytes(payload));
+                if message_end {
+                    dispatch(&hc, &std::mem::take(&mut text), &writer, &mut pending);
+                }
+            }
+            WsEvent::Data {
+                kind: DataKind::Binary,
+                payload,
+                message_end,
+                ..
+            } => {
+                // The body of the preceding `request` (spec §4.2); the control channel carries
+                // at most 64 KiB of body (§6.1), a larger one is dropped with its request.
+                let Some((_, body)) = pending.as_mut() else {
+                    continue;
+                };
+                if body.len() + payload.len() > CONTROL_BODY_LIMIT {
+                    tracing::warn!(hybrid_connection = %hc.name, "request body over 64 KiB on the control channel dropped");
+                    pending = None;
+                    continue;
+                }
+                body.extend_from_slice(reader.bytes(payload));
+                if message_end {
+                    if let Some((request, body)) = pending.take() {
+                        monoio::spawn(http::serve_request(
+                            hc.clone(),
+                            request,
+                            Some(body),
+                            writer.clone(),
+                        ));
+                    }
+                }
+            }
+            WsEvent::Ping(p) => {
+                let mut frame = Vec::new();
+                if push_frame(&mut frame, true, OpCode::Pong, reader.bytes(p), mask_key()).is_ok() {
+                    writer.send_unit(frame);
+                }
+            }
+            WsEvent::Pong(_) => {}
+            WsEvent::Close { code, reason } => {
+                tracing::info!(hybrid_connection = %hc.name, code = code.map(|c| c.as_u16()), reason = reader.text(reason), "relay closed the control channel");
+                break code.map(|c| c.as_u16());
+            }
+        }
+    };
+    let _ = ended.send(ReaderEnd(generation, code));
+}
+
+/// Routes one control message (spec §4.3, §4.4); unknown commands are ignored (§4.2).
+fn dispatch(
+    hc: &Hc,
+    text: &[u8],
+    writer: &ControlWriter,
+    pending: &mut Option<(crate::proto::hc::messages::Request, Vec<u8>)>,
+) {
+    match parse_control_message(text) {
+        Ok(ControlMessage::Accept(accept)) => {
+            monoio::spawn(stream::serve_accept(hc.clone(), accept));
+        }
+        Ok(ControlMessage::Request(request)) => {
+            if request.has_body() {
+                *pending = Some((request, Vec::new()));
+            } else {
+                monoio::spawn(http::serve_request(
+                    hc.clone(),
+                    request,
+                    None,
+                    writer.clone(),
+                ));
+            }
+        }
+        Ok(other) => tracing::debug!(command = other.command(), "ignored a control message"),
+        Err(e) => {
+            tracing::warn!(hybrid_connection = %hc.name, error = %e, "ignored a malformed control message")
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! Stream mode (spec §5, design.md §2): an `accept` from a control channel becomes a TCP
+//! connection to the hybrid connection's `target`, joined to a rendezvous WebSocket.
+//!
+//! The target is connected first, so a target that is down reaches the sender as a rejection
+//! status (spec §5.2, §5.4, §8.5) instead of a stream that is accepted and then dropped. Once
+//! both sockets are open, [`crate::io::tcp_pump::pump`] moves the bytes.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+
+use super::context::{mask_key, Hc, HcContext, TARGET_CONNECT_TIMEOUT};
+use super::metrics::{
+    BYTES, RENDEZVOUS_SECONDS, STREAMS_ACCEPTED, STREAMS_IN_FLIGHT, STREAMS_REJECTED,
+    TARGET_CONNECT_SECONDS,
+};
+use crate::config::TcpTarget;
+use crate::io::tcp_pump::{pump, Direction};
+use crate::io::ws_client::ConnectError;
+use crate::proto::hc::json_headers::JsonHeaders;
+use crate::proto::hc::messages::Accept;
+use crate::proto::hc::reject::reject_url;
+
+/// How long the relay may take to answer a rendezvous or reject handshake. The address is
+/// only valid while the sender waits (about 30 s); .NET allows itself 20 s (spec §5.1).
+pub const RENDEZVOUS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The status a delivered rejection is answered with (spec §5.2).
+const REJECTION_DELIVERED: u16 = 410;
+
+/// The `reason` label of a rendezvous that failed after the target was connected.
+const RENDEZVOUS_FAILED: &str = "rendezvous_failed";
+
+/// Serves one `accept` (spec §4.3) to the end: connects the target, then the rendezvous, and
+/// pumps until both sides are done; or rejects it with a status the sender sees.
+pub async fn serve_accept(hc: Hc, accept: Accept) {
+    let started = Instant::now();
+    let target = match connect_target(&hc).await {
+        Ok(target) => target,
+        Err(refusal) => return reject(&hc, &accept, &refusal).await,
+    };
+    let subprotocol = offered_subprotocol(&accept.connect_headers);
+    let rendezvous = monoio::time::timeout(
+        RENDEZVOUS_TIMEOUT,
+        hc.dialer.connect(&accept.address, &[], subprotocol),
+    )
+    .await
+    .unwrap_or(Err(ConnectError::Timeout));
+    let rendezvous = match rendezvous {
+        Ok(conn) => conn,
+        Err(error) => {
+            hc.count(&STREAMS_REJECTED, &[RENDEZVOUS_FAILED], 1);
+            tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, %error,
+                "stream dropped: the rendezvous could not be opened");
+            return;
+        }
+    };
+    hc.observe(&RENDEZVOUS_SECONDS, started.elapsed());
+    hc.count(&STREAMS_ACCEPTED, &[], 1);
+    let _in_flight = InFlight::enter(&hc);
+    tracing::info!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(&hc),
+        "stream accepted");
+
+    let to_target = hc.counter(&BYTES, &[Direction::ToTarget.label()]).ok();
+    let to_relay = hc.counter(&BYTES, &[Direction::ToRelay.label()]).ok();
+    let on_bytes = |direction: Direction, n: usize| {
+        let id = match direction {
+            Direction::ToTarget => to_target,
+            Direction::ToRelay => to_relay,
+        };
+        if let Some(id) = id {
+            hc.metrics
+                .borrow_mut()
+                .inc_by(id, u64::try_from(n).unwrap_or(u64::MAX));
+        }
+    };
+    let joined = Instant::now();
+    let report = pump(
+        rendezvous.stream,
+        &rendezvous.leftover,
+        target,
+        mask_key,
+        on_bytes,
+    )
+    .await;
+    tracing::info!(hybrid_connection = %hc.name, id = %accept.id,
+        to_target = report.to_target, to_relay = report.to_relay,
+        duration_ms = u64::try_from(joined.elapsed().as_millis()).unwrap_or(u64::MAX),
+        end = %report.end, "stream closed");
+}
+
+/// The subprotocol to offer on the rendezvous: the first entry of the sender's
+/// `Sec-WebSocket-Protocol`, as .NET and hyco-ws choose by default (spec §5.1). Extensions are
+/// never offered, so the relayed stream carries plain frames.
+pub fn offered_subprotocol(connect_headers: &JsonHeaders) -> Option<&str> {
+    connect_headers
+        .get("Sec-WebSocket-Protocol")?
+        .split(',')
+        .map(str::trim)
+        .find(|protocol| !protocol.is_empty())
+}
+
+/// Why a stream is refused before the rendezvous (spec §5.2, §8.5).
+#[derive(Debug)]
+pub enum Refusal {
+    /// The hybrid connection has no `target`.
+    NoTarget,
+    /// The target's host name did not resolve to an address.
+    Unresolvable(io::Error),
+    /// The target refused the connection or could not be reached.
+    Refused(io::Error),
+    /// The target did not accept within [`TARGET_CONNECT_TIMEOUT`].
+    Timeout,
+}
+
+impl Refusal {
+    /// The status the sender's upgrade fails with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NoTarget => 501,
+            Self::Unresolvable(_) | Self::Refused(_) => 502,
+            Self::Timeout => 504,
+        }
+    }
+
+    /// The reason phrase the sender sees. It names no address: the sender learns that the
+    /// target failed, not where it lives.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::NoTarget => "No TCP target configured",
+            Self::Unresolvable(_) => "TCP target address could not be resolved",
+            Self::Refused(_) => "TCP target refused the connection",
+            Self::Timeout => "TCP target did not answer in time",
+        }
+    }
+
+    /// The `reason` label of the rejected-streams metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NoTarget => "no_target",
+            Self::Unresolvable(_) => "target_unresolvable",
+            Self::Refused(_) => "target_refused",
+            Self::Timeout => "target_timeout",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoTarget => f.write_str("no TCP target is configured"),
+            Self::Unresolvable(e) => write!(f, "the TCP target address did not resolve: {e}"),
+            Self::Refused(e) => write!(f, "the TCP target could not be connected: {e}"),
+            Self::Timeout => write!(
+                f,
+                "the TCP target did not accept within {} s",
+                TARGET_CONNECT_TIMEOUT.as_secs()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// Connects the hybrid connection's target with `TCP_NODELAY`; records the connect time.
+async fn connect_target(hc: &HcContext) -> Result<TcpStream, Refusal> {
+    let target = hc.target.as_ref().ok_or(Refusal::NoTarget)?;
+    let addr = resolve(target).map_err(Refusal::Unresolvable)?;
+    let started = Instant::now();
+    let tcp = monoio::time::timeout(TARGET_CONNECT_TIMEOUT, TcpStream::connect_addr(addr))
+        .await
+        .map_err(|_| Refusal::Timeout)?
+        .map_err(Refusal::Refused)?;
+    tcp.set_nodelay(true).map_err(Refusal::Refused)?;
+    hc.observe(&TARGET_CONNECT_SECONDS, started.elapsed());
+    Ok(tcp)
+}
+
+/// The first address of `host:port` (brackets around IPv6 literals are understood).
+fn resolve(target: &TcpTarget) -> io::Result<SocketAddr> {
+    target.address().to_socket_addrs()?.next().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} has no address", target.host),
+        )
+    })
+}
+
+/// Delivers a rejection through the reject URL (spec §5.2): the relay answers 410 and fails
+/// the sender's upgrade with `refusal`'s status and description.
+async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
+    hc.count(&STREAMS_REJECTED, &[refusal.reason()], 1);
+    let status = refusal.status();
+    tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
+        status, reason = %refusal, "stream rejected");
+    let url = match reject_url(&accept.address, status, refusal.description()) {
+        Ok(url) => url,
+        Err(error) => {
+            tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, %error,
+                "rejection not sent: the accept address cannot carry it");
+            return;
+        }
+    };
+    let answer = monoio::time::timeout(RENDEZVOUS_TIMEOUT, hc.dialer.connect(&url, &[], None))
+        .await
+        .unwrap_or(Err(ConnectError::Timeout));
+    match answer {
+        Err(ConnectError::Rejected { status, .. }) if status == REJECTION_DELIVERED => {}
+        Err(error) => tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, %error,
+            "rejection not delivered"),
+        Ok(_) => tracing::warn!(hybrid_connection = %hc.name, id = %accept.id,
+            "the relay opened a socket for a rejection; closed it"),
+    }
+}
+
+/// The configured target for log lines.
+fn target_label(hc: &HcContext) -> String {
+    hc.target
+        .as_ref()
+        .map_or_else(|| "none".to_owned(), ToString::to_string)
+}
+
+/// Holds one unit of the in-flight gauge; released on drop, also when the task is cancelled.
+struct InFlight<'a> {
+    hc: &'a HcContext,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(hc: &'a HcContext) -> Self {
+        hc.gauge_add(&STREAMS_IN_FLIGHT, 1);
+        Self { hc }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.hc.gauge_add(&STREAMS_IN_FLIGHT, -1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(protocol: Option<&str>) -> JsonHeaders {
+        let mut headers = JsonHeaders::new();
+        headers.push("Host", "ns.servicebus.windows.net");
+        if let Some(protocol) = protocol {
+            headers.push("sec-websocket-protocol", protocol);
+        }
+        headers
+    }
+
+    #[test]
+    fn the_first_offered_subprotocol_is_chosen() {
+        let h = headers(Some("azbridge, other"));
+        assert_eq!(offered_subprotocol(&h), Some("azbridge"));
+        let h = headers(Some(" , second ,third"));
+        assert_eq!(offered_subprotocol(&h), Some("second"));
+    }
+
+    #[test]
+    fn no_subprotocol_is_offered_when_the_sender_offered_none() {
+        assert_eq!(offered_subprotocol(&headers(None)), None);
+        assert_eq!(offered_subprotocol(&headers(Some(" , "))), None);
+    }
+
+    #[test]
+    fn refusals_map_to_the_status_the_sender_sees() {
+        let io = || io::Error::from(io::ErrorKind::ConnectionRefused);
+        let cases = [
+            (Refusal::NoTarget, 501, "no_target"),
+            (Refusal::Unresolvable(io()), 502, "target_unresolvable"),
+            (Refusal::Refused(io()), 502, "target_refused"),
+            (Refusal::Timeout, 504, "target_timeout"),
+        ];
+        for (refusal, status, reason) in cases {
+            assert_eq!(
+                (refusal.status(), refusal.reason()),
+                (status, reason),
+                "{refusal}"
+            );
+            assert!(reject_url(
+                "ws://r/$hc/h?sb-hc-action=accept",
+                status,
+                refusal.description()
+            )
+            .is_ok());
+        }
+    }
+
+    #[test]
+    fn refusal_descriptions_name_no_address() {
+        let refused = Refusal::Refused(io::Error::other("10.0.0.7:3300 refused"));
+        assert_eq!(refused.description(), "TCP target refused the connection");
+        assert_eq!(
+            refused.to_string(),
+            "the TCP target could not be connected: 10.0.0.7:3300 refused"
+        );
+        assert_eq!(
+            Refusal::Timeout.to_string(),
+            "the TCP target did not accept within 10 s"
+        );
+    }
+
+    #[test]
+    fn an_unresolvable_target_is_refused_as_unresolvable() {
+        let target = TcpTarget {
+            host: "no such host".into(),
+            port: 1,
+        };
+        assert!(resolve(&target).is_err());
+        let target = TcpTarget {
+            host: "[::1]".into(),
+            port: 3300,
+        };
+        assert_eq!(
+            resolve(&target).expect("literal"),
+            "[::1]:3300".parse().expect("addr")
+        );
+    }
+}

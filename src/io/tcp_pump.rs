@@ -1,0 +1,359 @@
+//! Joining a client WebSocket (a listener's rendezvous socket) with a TCP connection (its
+//! stream target): spec §5.3–§5.4, design.md §2 "Stream mode".
+//!
+//! - relay → target: frames are decoded inside the reader's buffer and every data payload
+//!   chunk, text or binary alike (spec §5.4), is written to the TCP socket straight from that
+//!   buffer: no copy, never assembled into a message first. A byte stream has no message
+//!   boundaries, so none are kept.
+//! - target → relay: each TCP read (at most [`CHUNK`] bytes) lands behind
+//!   [`MAX_HEADER_LEN`] bytes of headroom, is masked in place (RFC 6455 §5.3) and leaves as one
+//!   binary message whose header is written into the headroom: one contiguous write.
+//! - half-close (spec §5.3): the target's FIN becomes Close(1000) and relay → target keeps
+//!   flowing; the relay's Close becomes `shutdown(Write)` on the TCP socket and target → relay
+//!   keeps flowing until the target's FIN. Our Close is therefore also the answer to the relay's.
+//!   The pump returns when both directions are done.
+//! - budget: one [`CHUNK`] buffer per direction. A direction reads again only after its last
+//!   chunk was written in full, so a slow side stops the fast one (backpressure).
+//! - failures end the pump at once. The relay is told with a close frame (1011, or the code of
+//!   the protocol rule it broke) when its socket still works; the TCP socket is closed.
+//! - pings from the relay are answered with masked pongs (RFC 6455 §5.5.2).
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use monoio::buf::{IoBuf, SliceMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splitable};
+use monoio::BufResult;
+
+use super::ws_frames::{push_close, push_frame};
+use super::ws_reader::{ReadError, WsEvent, WsReader};
+use crate::proto::ws::encode::encode_frame_in_place;
+use crate::proto::ws::{CloseCode, Limits, OpCode, Role, MAX_HEADER_LEN};
+
+/// The largest TCP read forwarded as one message, and the size of each direction's buffer
+/// (the 64 KiB bridges use, spec §5.3).
+pub const CHUNK: usize = 64 * 1024;
+
+/// How long a close frame sent after a failure may take before the socket is dropped anyway.
+const FAILURE_CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Where forwarded bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Payload bytes from the relay written to the TCP target.
+    ToTarget,
+    /// Bytes read from the TCP target sent to the relay.
+    ToRelay,
+}
+
+impl Direction {
+    /// The `direction` label value of the bytes metric.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ToTarget => "to_target",
+            Self::ToRelay => "to_relay",
+        }
+    }
+}
+
+/// One end of a pumped stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The relay's WebSocket (and the sender behind it).
+    Relay,
+    /// The TCP target.
+    Target,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Relay => "relay",
+            Self::Target => "target",
+        })
+    }
+}
+
+/// How a pump ended.
+#[derive(Debug)]
+pub enum PumpEnd {
+    /// Both directions finished cleanly (the relay's Close and the target's FIN); `first` is
+    /// the side that finished first.
+    Closed { first: Side },
+    /// Reading from the relay failed: socket error, end without a close frame, or a broken
+    /// protocol rule (answered with that rule's close code).
+    RelayRead(ReadError),
+    /// Writing to the relay failed.
+    RelayWrite(io::Error),
+    /// Reading from the target failed (e.g. a reset); the relay got Close(1011).
+    TargetRead(io::Error),
+    /// Writing to the target failed; the relay got Close(1011).
+    TargetWrite(io::Error),
+}
+
+impl PumpEnd {
+    /// The close frame owed to the relay after a failure, when its socket may still take one.
+    fn failure_close(&self) -> Option<(CloseCode, &'static str)> {
+        match self {
+            Self::Closed { .. } | Self::RelayWrite(_) => None,
+            Self::RelayRead(ReadError::Protocol(e)) => Some((e.close_code(), e.as_str())),
+            Self::RelayRead(_) => None,
+            Self::TargetRead(_) => Some((CloseCode::INTERNAL_ERROR, "target connection failed")),
+            Self::TargetWrite(_) => Some((CloseCode::INTERNAL_ERROR, "target connection failed")),
+        }
+    }
+}
+
+impl fmt::Display for PumpEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed { first } => write!(f, "closed by both sides, {first} first"),
+            Self::RelayRead(e) => write!(f, "reading from the relay failed: {e}"),
+            Self::RelayWrite(e) => write!(f, "writing to the relay failed: {e}"),
+            Self::TargetRead(e) => write!(f, "reading from the target failed: {e}"),
+            Self::TargetWrite(e) => write!(f, "writing to the target failed: {e}"),
+        }
+    }
+}
+
+/// What a finished pump did.
+#[derive(Debug)]
+pub struct PumpReport {
+    /// Payload bytes written to the target.
+    pub to_target: u64,
+    /// Bytes read from the target and sent to the relay.
+    pub to_relay: u64,
+    /// How it ended.
+    pub end: PumpEnd,
+}
+
+/// Draws a fresh masking key for each frame sent to the relay (RFC 6455 §5.3, §10.3).
+pub type MaskSource = fn() -> Option<[u8; 4]>;
+
+/// Limits for relayed streams: frames up to the default 16 MiB; messages unbounded (they are
+/// streamed chunk by chunk, never collected).
+fn stream_limits() -> Limits {
+    Limits {
+        max_message_size: u64::MAX,
+        ..Limits::default()
+    }
+}
+
+/// Pumps bytes between the client WebSocket `relay` (`leftover`: bytes read past its handshake)
+/// and the TCP connection `target` until both directions are done or one side fails.
+/// `on_bytes` is told of every forwarded chunk as it goes (for live metrics).
+pub async fn pump<R, T>(
+    relay: R,
+    leftover: &[u8],
+    target: T,
+    mask: MaskSource,
+    on_bytes: impl Fn(Direction, usize),
+) -> PumpReport
+where
+    R: Split + AsyncReadRent + AsyncWriteRent,
+    T: Split + AsyncReadRent + AsyncWriteRent,
+{
+    let (relay_read, relay_write) = relay.into_split();
+    let (target_read, target_write) = target.into_split();
+    let writer = RelayWriter::new(relay_write, mask);
+    let reader = WsReader::new(relay_read, Role::Client, stream_limits(), leftover, CHUNK);
+    let to_target = Cell::new(0u64);
+    let to_relay = Cell::new(0u64);
+    let count = |direction: Direction, n: usize| {
+        let total = match direction {
+            Direction::ToTarget => &to_target,
+            Direction::ToRelay => &to_relay,
+        };
+        total.set(
+            total
+                .get()
+                .saturating_add(u64::try_from(n).unwrap_or(u64::MAX)),
+        );
+        on_bytes(direction, n);
+    };
+    let mut down = std::pin::pin!(relay_to_target(reader, target_write, &writer, &count));
+    let mut up = std::pin::pin!(target_to_relay(target_read, &writer, &count));
+    let end = monoio::select! {
+        done = &mut down => match done {
+            Ok(()) => up.await.err().unwrap_or(PumpEnd::Closed { first: Side::Relay }),
+            Err(end) => end,
+        },
+        done = &mut up => match done {
+            Ok(()) => down.await.err().unwrap_or(PumpEnd::Closed { first: Side::Target }),
+            Err(end) => end,
+        },
+    };
+    if let Some((code, reason)) = end.failure_close() {
+        writer.close_after_failure(code, reason).await;
+    }
+    PumpReport {
+        to_target: to_target.get(),
+        to_relay: to_relay.get(),
+        end,
+    }
+}
+
+/// relay → target: payload chunks straight from the read buffer; pongs for pings; the relay's
+/// Close half-closes the TCP socket.
+async fn relay_to_target<R, T, W>(
+    mut reader: WsReader<R>,
+    mut target: T,
+    writer: &RelayWriter<W>,
+    count: &impl Fn(Direction, usize),
+) -> Result<(), PumpEnd>
+where
+    R: AsyncReadRent,
+    T: AsyncWriteRent,
+    W: AsyncWriteRent,
+{
+    loop {
+        match reader.next_event().await.map_err(PumpEnd::RelayRead)? {
+            WsEvent::Data { payload, .. } => {
+                let n = payload.len();
+                if n == 0 {
+                    continue;
+                }
+                reader
+                    .write_payload(&mut target, &[], payload)
+                    .await
+                    .map_err(PumpEnd::TargetWrite)?;
+                count(Direction::ToTarget, n);
+            }
+            WsEvent::Ping(payload) => {
+                let mut pong = Vec::new();
+                push_frame(
+                    &mut pong,
+                    true,
+                    OpCode::Pong,
+                    reader.bytes(payload),
+                    (writer.mask)(),
+                )
+                .map_err(|e| PumpEnd::RelayWrite(io::Error::other(e)))?;
+                writer
+                    .send(pong, Frame::Control)
+                    .await
+                    .0
+                    .map_err(PumpEnd::RelayWrite)?;
+            }
+            WsEvent::Pong(_) => {}
+            WsEvent::Close { .. } => {
+                target.shutdown().await.map_err(PumpEnd::TargetWrite)?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// target → relay: one masked binary message per TCP read; the target's FIN becomes
+/// Close(1000).
+async fn target_to_relay<T, W>(
+    mut target: T,
+    writer: &RelayWriter<W>,
+    count: &impl Fn(Direction, usize),
+) -> Result<(), PumpEnd>
+where
+    T: AsyncReadRent,
+    W: AsyncWriteRent,
+{
+    const PAYLOAD_START: usize = MAX_HEADER_LEN;
+    let mut buf = Vec::with_capacity(PAYLOAD_START + CHUNK);
+    buf.resize(PAYLOAD_START, 0);
+    loop {
+        let (read, slice) = target
+            .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + CHUNK))
+            .await;
+        buf = slice.into_inner();
+        let n = read.map_err(PumpEnd::TargetRead)?;
+        if n == 0 {
+            let mut close = Vec::new();
+            push_close(&mut close, CloseCode::NORMAL, "", (writer.mask)())
+                .map_err(|e| PumpEnd::RelayWrite(io::Error::other(e)))?;
+            writer
+                .send(close, Frame::Close)
+                .await
+                .0
+                .map_err(PumpEnd::RelayWrite)?;
+            return Ok(());
+        }
+        let payload = PAYLOAD_START..PAYLOAD_START + n;
+        let frame = encode_frame_in_place(&mut buf, payload, true, OpCode::Binary, (writer.mask)())
+            .map_err(|e| PumpEnd::RelayWrite(io::Error::other(e)))?;
+        let (sent, slice) = writer.send(buf.slice(frame), Frame::Data).await;
+        buf = slice.into_inner();
+        sent.map_err(PumpEnd::RelayWrite)?;
+        buf.truncate(PAYLOAD_START);
+        count(Direction::ToRelay, n);
+    }
+}
+
+/// What kind of frame goes to the relay (RFC 6455 §5.5.1: nothing may follow our Close).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Data,
+    Control,
+    Close,
+}
+
+/// The relay socket's write half, shared by both directions. A direction takes it for one
+/// whole frame and puts it back, so frames never interleave (RFC 6455 §5.4) and a pong can go
+/// out while the other direction waits on its TCP read. The half travels through a channel
+/// that holds at most that one value: receiving it is taking the turn.
+struct RelayWriter<W> {
+    put_back: flume::Sender<W>,
+    take: flume::Receiver<W>,
+    close_sent: Cell<bool>,
+    mask: MaskSource,
+}
+
+impl<W: AsyncWriteRent> RelayWriter<W> {
+    fn new(half: W, mask: MaskSource) -> Self {
+        let (put_back, take) = flume::unbounded();
+        // The receiver lives in `take`, so sending cannot fail.
+        let _ = put_back.send(half);
+        Self {
+            put_back,
+            take,
+            close_sent: Cell::new(false),
+            mask,
+        }
+    }
+
+    /// Writes one whole frame when its turn comes. Control frames after our Close are
+    /// dropped (`Ok`); data never comes after it because the same direction sends both.
+    async fn send<B: IoBuf>(&self, frame: B, kind: Frame) -> BufResult<(), B> {
+        let Ok(mut half) = self.take.recv_async().await else {
+            return (Err(io::Error::from(io::ErrorKind::BrokenPipe)), frame);
+        };
+        if kind != Frame::Data && self.close_sent.get() {
+            let _ = self.put_back.send(half);
+            return (Ok(()), frame);
+        }
+        if kind == Frame::Close {
+            self.close_sent.set(true);
+        }
+        let (written, frame) = half.write_all(frame).await;
+        let _ = self.put_back.send(half);
+        (written.map(|_| ()), frame)
+    }
+
+    /// Sends a close frame after a failure, if the socket is not in the middle of another
+    /// frame (a half-written frame cannot be followed by anything) and no Close went out yet.
+    async fn close_after_failure(&self, code: CloseCode, reason: &str) {
+        if self.close_sent.get() {
+            return;
+        }
+        let Ok(mut half) = self.take.try_recv() else {
+            return;
+        };
+        self.close_sent.set(true);
+        let mut close = Vec::new();
+        if push_close(&mut close, code, reason, (self.mask)()).is_ok() {
+            let _ = monoio::time::timeout(FAILURE_CLOSE_GRACE, half.write_all(close)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! The pump over loopback sockets: the test plays the relay (server role: sends unmasked
+//! frames, insists on masked ones) and the TCP target.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::{TcpListener, TcpStream};
+
+use super::*;
+use crate::proto::ws::{DataKind, WsError};
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    crate::runtime::workers::block_on(f).expect("runtime")
+}
+
+fn test_mask() -> Option<[u8; 4]> {
+    Some(fastrand::u32(..).to_ne_bytes())
+}
+
+/// A connected loopback pair: (the end given to the pump, the end the test drives).
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (connected, accepted) = monoio::join!(TcpStream::connect(addr), listener.accept());
+    (connected.expect("connect"), accepted.expect("accept").0)
+}
+
+/// The relay's end of the rendezvous, as the test drives it.
+struct Relay {
+    reader: WsReader<OwnedReadHalf<TcpStream>>,
+    writer: OwnedWriteHalf<TcpStream>,
+}
+
+impl Relay {
+    async fn send(&mut self, fin: bool, opcode: OpCode, payload: &[u8]) {
+        let mut frame = Vec::new();
+        push_frame(&mut frame, fin, opcode, payload, None).expect("frame");
+        self.writer.write_all(frame).await.0.expect("relay send");
+    }
+
+    async fn close(&mut self) {
+        let mut frame = Vec::new();
+        push_close(&mut frame, CloseCode::NORMAL, "Shutdown", None).expect("close");
+        self.writer.write_all(frame).await.0.expect("relay close");
+    }
+
+    /// The next whole data message.
+    async fn message(&mut self) -> (DataKind, Vec<u8>) {
+        let mut out = Vec::new();
+        loop {
+            match self.reader.next_event().await.expect("event") {
+                WsEvent::Data {
+                    kind,
+                    payload,
+                    message_end,
+                    ..
+                } => {
+                    out.extend_from_slice(self.reader.bytes(payload));
+                    if message_end {
+                        return (kind, out);
+                    }
+                }
+                other => panic!("expected data, got {other:?}"),
+            }
+        }
+    }
+
+    async fn expect_close(&mut self) -> Option<CloseCode> {
+        match self.reader.next_event().await.expect("close") {
+            WsEvent::Close { code, .. } => code,
+            other => panic!("expected close, got {other:?}"),
+        }
+    }
+}
+
+/// Bytes forwarded as `on_bytes` reported them: [to_target, to_relay].
+type Tally = Rc<[Cell<u64>; 2]>;
+
+/// Starts a pump; returns the relay's end, the target's end, the pump task and its tally.
+async fn start() -> (
+    Relay,
+    TcpStream,
+    monoio::task::JoinHandle<PumpReport>,
+    Tally,
+) {
+    let (relay_pumped, relay_side) = pair().await;
+    let (target_pumped, target_side) = pair().await;
+    let tally: Tally = Rc::new([Cell::new(0), Cell::new(0)]);
+    let counted = tally.clone();
+    let task = monoio::spawn(async move {
+        pump(
+            relay_pumped,
+            &[],
+            target_pumped,
+            test_mask,
+            move |direction, n| {
+                let cell = &counted[usize::from(direction == Direction::ToRelay)];
+                cell.set(cell.get() + u64::try_from(n).expect("fits"));
+            },
+        )
+        .await
+    });
+    let (read, writer) = relay_side.into_split();
+    let reader = WsReader::new(read, Role::Server, Limits::default(), &[], CHUNK);
+    (Relay { reader, writer }, target_side, task, tally)
+}
+
+async fn read_exact(tcp: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let (read, buf) = tcp.read(Vec::with_capacity(n - out.len())).await;
+        assert!(
+            read.expect("target read") > 0,
+            "EOF after {} of {n} bytes",
+            out.len()
+        );
+        out.extend_from_slice(&buf);
+    }
+    out
+}
+
+async fn read_eof(tcp: &mut TcpStream) {
+    let (read, _) = tcp.read(Vec::with_capacity(16)).await;
+    assert_eq!(read.expect("target read"), 0, "expected EOF");
+}
+
+#[test]
+fn target_fin_becomes_close_1000_and_relay_data_keeps_flowing() {
+    run(async {
+        let (mut relay, mut target, task, tally) = start().await;
+        relay.send(true, OpCode::Binary, b"hello").await;
+        relay.send(false, OpCode::Text, b"wo").await;
+        relay.send(true, OpCode::Continuation, b"rld").await;
+        relay.send(true, OpCode::Binary, b"").await;
+        assert_eq!(read_exact(&mut target, 10).await, b"helloworld");
+        target
+            .write_all(b"reply".to_vec())
+            .await
+            .0
+            .expect("target write");
+        assert_eq!(relay.message().await, (DataKind::Binary, b"reply".to_vec()));
+
+        target.shutdown().await.expect("target FIN");
+        assert_eq!(relay.expect_close().await, Some(CloseCode::NORMAL));
+        relay.send(true, OpCode::Binary, b"late").await;
+        assert_eq!(read_exact(&mut target, 4).await, b"late");
+        relay.close().await;
+        read_eof(&mut target).await;
+
+        let report = task.await;
+        assert!(
+            matches!(
+                report.end,
+                PumpEnd::Closed {
+                    first: Side::Target
+                }
+            ),
+            "{}",
+            report.end
+        );
+        assert_eq!((report.to_target, report.to_relay), (14, 5));
+        assert_eq!((tally[0].get(), tally[1].get()), (14, 5));
+    });
+}
+
+#[test]
+fn relay_close_half_closes_the_target_and_target_data_keeps_flowing() {
+    run(async {
+        let (mut relay, mut target, task, _) = start().await;
+        relay.send(true, OpCode::Binary, b"request").await;
+        relay.close().await;
+        assert_eq!(read_exact(&mut target, 7).await, b"request");
+        read_eof(&mut target).await;
+        target
+            .write_all(b"answer after EOF".to_vec())
+            .await
+            .0
+            .expect("write");
+        assert_eq!(relay.message().await.1, b"answer after EOF");
+        drop(target);
+        assert_eq!(relay.expect_close().await, Some(CloseCode::NORMAL));
+        let report = task.await;
+        assert!(
+            matches!(report.end, PumpEnd::Closed { first: Side::Relay }),
+            "{}",
+            report.end
+        );
+        assert_eq!((report.to_target, report.to_relay), (7, 16));
+    });
+}
+
+#[test]
+fn pings_from_the_relay_get_masked_pongs() {
+    run(async {
+        let (mut relay, target, task, _) = start().await;
+        relay.send(true, OpCode::Ping, b"are you there").await;
+        // The relay end decodes as a server: an unmasked pong would be a protocol error.
+        match relay.reader.next_event().await.expect("pong") {
+            WsEvent::Pong(p) => assert_eq!(relay.reader.bytes(p), b"are you there"),
+            other => panic!("expected pong, got {other:?}"),
+        }
+        drop(target);
+        assert_eq!(relay.expect_close().await, Some(CloseCode::NORMAL));
+        relay.close().await;
+        assert!(matches!(
+            task.await.end,
+            PumpEnd::Closed {
+                first: Side::Target
+            }
+        ));
+    });
+}
+
+#[test]
+fn each_target_read_becomes_one_binary_message_of_at_most_64_kib() {
+    run(async {
+        let (mut relay, mut target, task, _) = start().await;
+        let sent: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
+        let writer = monoio::spawn(async move {
+            target.write_all(sent).await.0.expect("write");
+            target.shutdown().await.expect("FIN");
+            target
+        });
+        let mut received = Vec::new();
+        let mut messages = 0;
+        while received.len() < 200 * 1024 {
+            let (kind, message) = relay.message().await;
+            assert_eq!(kind, DataKind::Binary);
+            assert!(
+                !message.is_empty() && message.len() <= CHUNK,
+                "{} bytes",
+                message.len()
+            );
+            received.extend_from_slice(&message);
+            messages += 1;
+        }
+        assert!(messages >= 4, "{messages} messages for 200 KiB");
+        assert!(received
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (i % 251) as u8));
+        assert_eq!(relay.expect_close().await, Some(CloseCode::NORMAL));
+        relay.close().await;
+        drop(writer.await);
+        assert_eq!(task.await.to_relay, 200 * 1024);
+    });
+}
+
+#[test]
+fn a_protocol_error_from_the_relay_is_answered_with_its_close_code() {
+    run(async {
+        let (mut relay, mut target, task, _) = start().await;
+        // A server must not mask (RFC 6455 §5.1).
+        let mut frame = Vec::new();
+        push_frame(
+            &mut frame,
+            true,
+            OpCode::Binary,
+            b"masked",
+            Some([1, 2, 3, 4]),
+        )
+        .expect("frame");
+        relay.writer.write_all(frame).await.0.expect("send");
+        assert_eq!(relay.expect_close().await, Some(CloseCode::PROTOCOL_ERROR));
+        let report = task.await;
+        assert!(
+            matches!(
+                report.end,
+                PumpEnd::RelayRead(ReadError::Protocol(WsError::MaskedServerFrame))
+            ),
+            "{}",
+            report.end
+        );
+        read_eof(&mut target).await;
+    });
+}
+
+#[test]
+fn a_relay_that_vanishes_ends_the_pump_and_the_target_connection() {
+    run(async {
+        let (relay, mut target, task, _) = start().await;
+        drop(relay);
+        let report = task.await;
+        assert!(
+            matches!(report.end, PumpEnd::RelayRead(ReadError::Eof)),
+            "{}",
+            report.end
+        );
+        read_eof(&mut target).await;
+    });
+}
+
+#[test]
+fn a_target_reset_closes_the_relay_with_1011() {
+    run(async {
+        let (mut relay, mut target, task, _) = start().await;
+        relay.send(true, OpCode::Binary, &[7u8; 100]).await;
+        assert_eq!(read_exact(&mut target, 1).await, [7]);
+        // Closing with unread bytes in the receive queue makes the kernel send a reset.
+        drop(target);
+        assert_eq!(relay.expect_close().await, Some(CloseCode::INTERNAL_ERROR));
+        let report = task.await;
+        assert!(
+            matches!(report.end, PumpEnd::TargetRead(_)),
+            "{}",
+            report.end
+        );
+    });
+}
+
+#[test]
+fn leftover_bytes_from_the_handshake_are_forwarded_first() {
+    run(async {
+        let (relay_pumped, relay_side) = pair().await;
+        let (target_pumped, mut target) = pair().await;
+        let mut leftover = Vec::new();
+        push_frame(&mut leftover, true, OpCode::Binary, b"early", None).expect("frame");
+        let task = monoio::spawn(async move {
+            pump(relay_pumped, &leftover, target_pumped, test_mask, |_, _| {}).await
+        });
+        assert_eq!(read_exact(&mut target, 5).await, b"early");
+        drop(relay_side);
+        assert!(matches!(task.await.end, PumpEnd::RelayRead(ReadError::Eof)));
+    });
+}
+
+#[test]
+fn end_descriptions_say_which_side_did_what() {
+    assert_eq!(
+        PumpEnd::Closed { first: Side::Relay }.to_string(),
+        "closed by both sides, relay first"
+    );
+    assert_eq!(
+        PumpEnd::TargetRead(io::Error::from(io::ErrorKind::ConnectionReset)).to_string(),
+        "reading from the target failed: connection reset"
+    );
+    assert_eq!(Direction::ToTarget.label(), "to_target");
+    assert_eq!(Direction::ToRelay.label(), "to_relay");
+}

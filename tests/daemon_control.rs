@@ -1,0 +1,432 @@
+//! The daemon's control plane against `hycod relay` over real sockets: listeners come online on
+//! every worker, short-lived tokens are renewed on the live channel, and a relay that dies and
+//! comes back gets every listener back without a daemon restart.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hycod::config::Config;
+use hycod::daemon::{self, DaemonOptions};
+use hycod::proto::hc::backoff::BackoffPolicy;
+use hycod::proto::hc::listener::ListenerConfig;
+
+const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+
+/// A `hycod relay` child process, killed on drop.
+struct RelayProcess {
+    child: Child,
+    url: String,
+    admin: String,
+}
+
+impl RelayProcess {
+    fn start(listen: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hycod"))
+            .args([
+                "relay",
+                "--listen",
+                listen,
+                "--workers",
+                "2",
+                "--admin",
+                "127.0.0.1:0",
+                "--rule",
+                &format!("root={KEY}"),
+                "--hybrid-connection",
+                "hyco",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("relay binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("listening line")
+            .strip_prefix("listening ")
+            .expect("listening prefix")
+            .to_owned();
+        let admin = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("admin line")
+            .strip_prefix("admin ")
+            .expect("admin prefix")
+            .to_owned();
+        Self { child, url, admin }
+    }
+
+    fn addr(&self) -> String {
+        self.url.trim_start_matches("ws://").to_owned()
+    }
+
+    /// The relay's `/$status` document.
+    fn status(&self) -> serde_json::Value {
+        let addr = self
+            .admin
+            .trim_start_matches("http://")
+            .trim_end_matches("/$status")
+            .to_owned();
+        let body = http_get(&addr, "/$status").1;
+        serde_json::from_str(&body).expect("status json")
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking GET returning status and body (admin endpoints close after one answer).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
+    write!(tcp, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).expect("read");
+    let status = text[9..12].parse().expect("status");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::park_timeout(Duration::from_millis(25));
+    }
+    condition()
+}
+
+/// A TCP echo server on a thread per connection; returns its port.
+fn tcp_echo() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn config(relay_url: &str, extra: &str) -> Config {
+    let text = format!(
+        r#"
+[runtime]
+workers = 2
+[admin]
+listen = "127.0.0.1:0"
+[[hybrid_connection]]
+name = "hyco"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
+relay_url = "{relay_url}"
+listeners = 3
+{extra}
+"#
+    );
+    Config::from_toml_str(&text, Path::new(".")).expect("config")
+}
+
+fn fast_options() -> DaemonOptions {
+    DaemonOptions {
+        listener: ListenerConfig {
+            backoff: BackoffPolicy {
+                base: Duration::from_millis(50),
+                cap: Duration::from_millis(300),
+                long_base: Duration::from_millis(300),
+                long_cap: Duration::from_millis(600),
+                ..BackoffPolicy::default()
+            },
+            ..ListenerConfig::default()
+        },
+        ..DaemonOptions::default()
+    }
+}
+
+fn listener_count(relay: &RelayProcess) -> u64 {
+    relay.status()["hybrid_connections"][0]["listener_count"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn listeners_come_online_and_report_ready_and_metrics() {
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let handle = daemon::start(
+        &config(&relay.url, "target = \"tcp://127.0.0.1:9\""),
+        fast_options(),
+    )
+    .expect("daemon");
+    assert!(
+        handle.status.wait_all_online(Duration::from_secs(20)),
+        "listeners online"
+    );
+    assert_eq!(listener_count(&relay), 3);
+    let admin = handle.admin_addr.expect("admin").to_string();
+    let (status, body) = http_get(&admin, "/readyz");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hyco 3/3 listeners online\n")
+    );
+    assert_eq!(http_get(&admin, "/healthz").0, 200);
+    let (status, metrics) = http_get(&admin, "/metrics");
+    assert_eq!(status, 200);
+    let lines: Vec<String> = metrics.lines().map(str::to_owned).collect();
+    let scrape =
+        prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).expect("prometheus text");
+    let online: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "hycod_listener_online")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(online, 3.0);
+}
+
+#[test]
+fn short_lived_tokens_are_renewed_on_the_live_channel() {
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let mut config = config(&relay.url, "target = \"tcp://127.0.0.1:9\"");
+    config.hybrid_connections[0].token_ttl = Duration::from_secs(3);
+    let handle = daemon::start(&config, fast_options()).expect("daemon");
+    assert!(handle.status.wait_all_online(Duration::from_secs(20)));
+    let first = relay.status();
+    let first_ids: Vec<u64> = first["hybrid_connections"][0]["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .map(|l| l["id"].as_u64().expect("id"))
+        .collect();
+    // Past the first tokens' expiry every original channel is still registered and renewed.
+    let renewed = eventually(Duration::from_secs(15), || {
+        let doc = relay.status();
+        let listeners = doc["hybrid_connections"][0]["listeners"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        listeners.len() == 3
+            && listeners.iter().all(|l| {
+                first_ids.contains(&l["id"].as_u64().unwrap_or(0))
+                    && l["renewals"].as_u64().unwrap_or(0) >= 2
+            })
+    });
+    assert!(
+        renewed,
+        "renewals observed at the relay: {}",
+        relay.status()
+    );
+}
+
+#[test]
+fn a_restarted_relay_gets_every_listener_back() {
+    let mut relay = RelayProcess::start("127.0.0.1:0");
+    let addr = relay.addr();
+    let handle = daemon::start(
+        &config(&relay.url, "target = \"tcp://127.0.0.1:9\""),
+        fast_options(),
+    )
+    .expect("daemon");
+    assert!(handle.status.wait_all_online(Duration::from_secs(20)));
+    drop(relay);
+    assert!(
+        eventually(Duration::from_secs(20), || !handle.status.is_ready()),
+        "listeners noticed the relay went away"
+    );
+    relay = RelayProcess::start(&addr);
+    assert!(
+        handle.status.wait_all_online(Duration::from_secs(30)),
+        "listeners back online"
+    );
+    assert!(eventually(Duration::from_secs(10), || listener_count(
+        &relay
+    ) == 3));
+}
+
+#[test]
+fn streams_reach_the_tcp_target_through_the_running_daemon() {
+    use hycod::io::ws_client::Dialer;
+    use hycod::io::ws_frames::push_frame;
+    use hycod::io::ws_reader::{WsEvent, WsReader};
+    use hycod::proto::ws::{Limits, OpCode, Role};
+    use monoio::io::{AsyncWriteRentExt, Splitable};
+
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let echo = tcp_echo();
+    let target = format!("target = \"tcp://127.0.0.1:{echo}\"");
+    let handle = daemon::start(&config(&relay.url, &target), fast_options()).expect("daemon");
+    assert!(handle.status.wait_all_online(Duration::from_secs(20)));
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    let token = hycod::auth::sas::sign_token(
+        &hycod::auth::sas::dotnet_resource_uri("localhost", "hyco"),
+        "root",
+        &hycod::secret::Secret::new(KEY),
+        expiry,
+    );
+    let url = format!("{}/$hc/hyco?sb-hc-action=connect", relay.url);
+    hycod::runtime::workers::block_on(async move {
+        let dialer = Dialer {
+            tls: hycod::tls::client_config(&hycod::tls::TrustRoots::WebPki).expect("tls"),
+            proxy: None,
+            connect_timeout: Duration::from_secs(5),
+        };
+        for round in 0..4u8 {
+            let conn = dialer
+                .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
+                .await
+                .expect("stream joined");
+            let (read, mut write) = conn.stream.into_split();
+            let mut reader = WsReader::new(
+                read,
+                Role::Client,
+                Limits::default(),
+                &conn.leftover,
+                64 * 1024,
+            );
+            let sent: Vec<u8> = (0..200_000u32).map(|i| (i as u8) ^ round).collect();
+            let mut frames = Vec::new();
+            for part in sent.chunks(70_000) {
+                push_frame(
+                    &mut frames,
+                    true,
+                    OpCode::Binary,
+                    part,
+                    Some([1, 2, 3, round]),
+                )
+                .expect("frame");
+            }
+            write.write_all(frames).await.0.expect("send");
+            let mut got = Vec::new();
+            while got.len() < sent.len() {
+                match reader.next_event().await.expect("echo") {
+                    WsEvent::Data { payload, .. } => got.extend_from_slice(reader.bytes(payload)),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert!(got == sent, "round {round}: echo differs");
+        }
+    })
+    .expect("runtime");
+}
+
+/// An upstream HTTP server answering every request with its method, path and body length.
+fn http_upstream() -> u16 {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut writer = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let request_line = line.trim_end().to_owned();
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let answer = format!("{request_line} {}", body.len());
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if writer.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn relayed_http_reaches_the_upstream_through_the_running_daemon() {
+    use std::io::{Read, Write};
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let upstream = http_upstream();
+    let target = format!("http_target = \"http://127.0.0.1:{upstream}/erp\"");
+    let handle = daemon::start(&config(&relay.url, &target), fast_options()).expect("daemon");
+    assert!(handle.status.wait_all_online(Duration::from_secs(20)));
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    let token = hycod::auth::sas::sign_token(
+        &hycod::auth::sas::dotnet_resource_uri("localhost", "hyco"),
+        "root",
+        &hycod::secret::Secret::new(KEY),
+        expiry,
+    );
+    let body = "x".repeat(1000);
+    let mut tcp = std::net::TcpStream::connect(relay.addr()).expect("connect");
+    write!(
+        tcp,
+        "POST /hyco/api/orders?top=5 HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        token.expose(),
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Via: 1.1 localhost"), "{answer}");
+    assert!(
+        answer.contains("POST /erp/api/orders?top=5 HTTP/1.1 1000"),
+        "{answer}"
+    );
+}

@@ -1,0 +1,554 @@
+//! The daemon's stream mode over real sockets (issue 5, spec §5): an in-process relay, a
+//! control channel registered by the test, `serve_accept` for every `accept`, a TCP target on
+//! loopback, and senders connecting through the relay.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hycod::auth::sas::{dotnet_resource_uri, sign_token};
+use hycod::config::TcpTarget;
+use hycod::daemon::context::{Hc, HcContext};
+use hycod::daemon::metrics::{
+    BYTES, RENDEZVOUS_SECONDS, STREAMS_ACCEPTED, STREAMS_IN_FLIGHT, STREAMS_REJECTED,
+    TARGET_CONNECT_SECONDS,
+};
+use hycod::daemon::stream::serve_accept;
+use hycod::io::stream::Stream;
+use hycod::io::ws_client::{ClientConn, ConnectError, Dialer};
+use hycod::io::ws_frames::{push_close, push_frame};
+use hycod::io::ws_reader::{WsEvent, WsReader};
+use hycod::metrics::{Shard, Snapshot};
+use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
+use hycod::proto::hc::messages::Accept;
+use hycod::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
+use hycod::relay::config::{RelayArgs, RelayConfig};
+use hycod::secret::Secret;
+use hycod::tls::{client_config, TrustRoots};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, Splitable};
+use monoio::net::TcpListener;
+use ring::digest::{digest, Context, SHA256};
+
+const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+const HC: &str = "hyco";
+
+fn relay() -> hycod::relay::RelayHandle {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RelayArgs,
+    }
+    let argv = [
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "2",
+        "--rule",
+        "root=Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=",
+        "--hybrid-connection",
+        HC,
+    ];
+    let config: RelayConfig = Cli::parse_from(argv).args.into_config().expect("config");
+    hycod::relay::start(config).expect("relay starts")
+}
+
+fn token() -> String {
+    let expiry = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3600;
+    sign_token(
+        &dotnet_resource_uri("localhost", HC),
+        "root",
+        &Secret::new(KEY),
+        expiry,
+    )
+    .expose()
+    .to_owned()
+}
+
+fn dialer() -> Dialer {
+    Dialer {
+        tls: client_config(&TrustRoots::WebPki).expect("tls"),
+        proxy: None,
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    hycod::runtime::workers::block_on(f).expect("runtime")
+}
+
+fn mask() -> Option<[u8; 4]> {
+    Some(fastrand::u32(..).to_ne_bytes())
+}
+
+/// The hybrid connection's per-worker context, built by hand.
+fn context(target: Option<TcpTarget>) -> Hc {
+    Rc::new(HcContext {
+        name: "sap".to_owned(),
+        entity_path: HC.to_owned(),
+        target,
+        http_target: None,
+        dialer: dialer(),
+        upstream_tls: client_config(&TrustRoots::WebPki).expect("tls"),
+        upstream_pool: RefCell::new(Vec::new()),
+        upstream_deadline: Duration::from_secs(50),
+        metrics: Rc::new(RefCell::new(Shard::new())),
+    })
+}
+
+fn loopback(port: u16) -> Option<TcpTarget> {
+    Some(TcpTarget {
+        host: "127.0.0.1".to_owned(),
+        port,
+    })
+}
+
+type Reader = WsReader<OwnedReadHalf<Stream>>;
+
+/// A registered listener: the control channel's reader (its write half is kept open).
+struct Control {
+    reader: Reader,
+    _write: monoio::io::OwnedWriteHalf<Stream>,
+}
+
+impl Control {
+    async fn open(url: &str) -> Self {
+        let conn = dialer()
+            .connect(
+                &format!("{url}/$hc/{HC}?sb-hc-action=listen"),
+                &[("ServiceBusAuthorization", &token())],
+                None,
+            )
+            .await
+            .expect("listener registered");
+        let (read, write) = conn.stream.into_split();
+        Self {
+            reader: WsReader::new(
+                read,
+                Role::Client,
+                Limits::default(),
+                &conn.leftover,
+                64 * 1024,
+            ),
+            _write: write,
+        }
+    }
+
+    async fn next_accept(&mut self) -> Accept {
+        let (kind, text) = read_message(&mut self.reader).await;
+        assert_eq!(kind, DataKind::Text);
+        match parse_control_message(&text).expect("control JSON") {
+            ControlMessage::Accept(accept) => accept,
+            other => panic!("expected accept, got {}", other.command()),
+        }
+    }
+}
+
+/// Reads one whole data message; pings and pongs are skipped.
+async fn read_message(reader: &mut Reader) -> (DataKind, Vec<u8>) {
+    let mut out = Vec::new();
+    loop {
+        match reader.next_event().await.expect("event") {
+            WsEvent::Data {
+                kind,
+                payload,
+                message_end,
+                ..
+            } => {
+                out.extend_from_slice(reader.bytes(payload));
+                if message_end {
+                    return (kind, out);
+                }
+            }
+            WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+            WsEvent::Close { code, .. } => panic!("unexpected close {code:?}"),
+        }
+    }
+}
+
+/// Opens a sender socket on the hybrid connection, offering `subprotocol`.
+async fn connect_sender(url: &str, subprotocol: Option<&str>) -> Result<ClientConn, ConnectError> {
+    dialer()
+        .connect(
+            &format!("{url}/$hc/{HC}?sb-hc-action=connect"),
+            &[("ServiceBusAuthorization", &token())],
+            subprotocol,
+        )
+        .await
+}
+
+/// A TCP target on loopback that echoes every byte and half-closes when its peer does.
+fn echo_target() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind target");
+    let port = listener.local_addr().expect("addr").port();
+    monoio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            monoio::spawn(async move {
+                let mut buf = Vec::with_capacity(64 * 1024);
+                loop {
+                    buf.clear();
+                    let (read, back) = tcp.read(buf).await;
+                    match read {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let (written, back) = tcp.write_all(back).await;
+                    buf = back;
+                    if written.is_err() {
+                        return;
+                    }
+                }
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// A port nobody listens on: bound, then released.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Sends `payload` as binary messages of at most 64 KiB, then Close(1000), while reading the
+/// echo until the daemon's Close; returns the echoed bytes' SHA-256 and length.
+async fn echo(sender: ClientConn, payload: Rc<Vec<u8>>) -> (Vec<u8>, usize) {
+    let (read, mut write) = sender.stream.into_split();
+    let mut reader = WsReader::new(
+        read,
+        Role::Client,
+        Limits::default(),
+        &sender.leftover,
+        64 * 1024,
+    );
+    let writer = monoio::spawn(async move {
+        for chunk in payload.chunks(64 * 1024) {
+            let mut frame = Vec::with_capacity(chunk.len() + 14);
+            push_frame(&mut frame, true, OpCode::Binary, chunk, mask()).expect("frame");
+            write.write_all(frame).await.0.expect("sender write");
+        }
+        let mut close = Vec::new();
+        push_close(&mut close, CloseCode::NORMAL, "Shutdown", mask()).expect("close");
+        write.write_all(close).await.0.expect("sender close");
+        write
+    });
+    let mut hash = Context::new(&SHA256);
+    let mut len = 0;
+    loop {
+        match reader.next_event().await.expect("sender read") {
+            WsEvent::Data { kind, payload, .. } => {
+                assert_eq!(kind, DataKind::Binary);
+                len += payload.len();
+                hash.update(reader.bytes(payload));
+            }
+            WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+            WsEvent::Close { code, .. } => {
+                assert_eq!(code, Some(CloseCode::NORMAL));
+                break;
+            }
+        }
+    }
+    drop(writer.await);
+    (hash.finish().as_ref().to_vec(), len)
+}
+
+fn pattern(len: usize, seed: usize) -> Vec<u8> {
+    (0..len).map(|i| ((i + seed) % 251) as u8).collect()
+}
+
+fn snapshot(hc: &Hc) -> Snapshot {
+    hc.metrics.borrow().snapshot()
+}
+
+#[test]
+fn echoes_of_0_b_1_b_64_kib_and_16_mib_arrive_intact() {
+    let relay = Arc::new(relay());
+    run(async move {
+        let hc = context(loopback(echo_target()));
+        let mut control = Control::open(&relay.url).await;
+        let sizes = [0usize, 1, 64 * 1024, 16 << 20];
+        for (index, size) in sizes.into_iter().enumerate() {
+            let url = relay.url.clone();
+            let sender =
+                monoio::spawn(async move { connect_sender(&url, Some("echo-proto")).await });
+            let accept = control.next_accept().await;
+            let serving = monoio::spawn(serve_accept(hc.clone(), accept));
+            let sender = sender.await.expect("sender joined");
+            assert_eq!(sender.response.subprotocol.as_deref(), Some("echo-proto"));
+            let payload = Rc::new(pattern(size, index));
+            let expected = digest(&SHA256, &payload).as_ref().to_vec();
+            let started = Instant::now();
+            let (hash, len) = echo(sender, payload).await;
+            let elapsed = started.elapsed();
+            assert_eq!(len, size);
+            assert!(hash == expected, "echo of {size} bytes corrupted");
+            serving.await;
+            eprintln!("echo of {size} bytes: {elapsed:?}");
+        }
+        let total: u64 = sizes.iter().map(|s| u64::try_from(*s).expect("fits")).sum();
+        let metrics = snapshot(&hc);
+        assert_eq!(metrics.counter(&STREAMS_ACCEPTED, &["sap"]), Some(4));
+        assert_eq!(metrics.counter(&BYTES, &["sap", "to_target"]), Some(total));
+        assert_eq!(metrics.counter(&BYTES, &["sap", "to_relay"]), Some(total));
+        assert_eq!(metrics.gauge(&STREAMS_IN_FLIGHT, &["sap"]), Some(0));
+        let count = |desc| metrics.histogram(desc, &["sap"]).map(|h| h.count());
+        assert_eq!(count(&RENDEZVOUS_SECONDS), Some(4));
+        assert_eq!(count(&TARGET_CONNECT_SECONDS), Some(4));
+    });
+}
+
+#[test]
+fn a_thousand_concurrent_streams_are_echoed() {
+    const STREAMS: usize = 1000;
+    const TOTAL: u64 = 1000 * 1000;
+    let relay = Arc::new(relay());
+    run(async move {
+        let hc = context(loopback(echo_target()));
+        let mut control = Control::open(&relay.url).await;
+        let started = Instant::now();
+        let senders: Vec<_> = (0..STREAMS)
+            .map(|i| {
+                let url = relay.url.clone();
+                monoio::spawn(async move {
+                    let sender = connect_sender(&url, None).await.expect("sender joined");
+                    let payload = Rc::new(pattern(1000, i));
+                    let expected = digest(&SHA256, &payload).as_ref().to_vec();
+                    let (hash, len) = echo(sender, payload).await;
+                    assert!(len == 1000 && hash == expected, "stream {i} corrupted");
+                })
+            })
+            .collect();
+        let mut serving = Vec::with_capacity(STREAMS);
+        for _ in 0..STREAMS {
+            let accept = control.next_accept().await;
+            serving.push(monoio::spawn(serve_accept(hc.clone(), accept)));
+        }
+        for sender in senders {
+            sender.await;
+        }
+        for task in serving {
+            task.await;
+        }
+        eprintln!("{STREAMS} concurrent streams: {:?}", started.elapsed());
+        let metrics = snapshot(&hc);
+        assert_eq!(metrics.counter(&STREAMS_ACCEPTED, &["sap"]), Some(1000));
+        assert_eq!(metrics.counter(&BYTES, &["sap", "to_target"]), Some(TOTAL));
+        assert_eq!(metrics.counter(&BYTES, &["sap", "to_relay"]), Some(TOTAL));
+        assert_eq!(metrics.gauge(&STREAMS_IN_FLIGHT, &["sap"]), Some(0));
+    });
+}
+
+#[test]
+fn the_target_sees_eof_after_the_senders_close_and_can_still_answer() {
+    let relay = Arc::new(relay());
+    run(async move {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind target");
+        let hc = context(loopback(listener.local_addr().expect("addr").port()));
+        // Reads everything up to EOF, then answers and closes.
+        let target = monoio::spawn(async move {
+            let (mut tcp, _) = listener.accept().await.expect("accept");
+            let mut received = Vec::new();
+            loop {
+                let (read, buf) = tcp.read(Vec::with_capacity(4096)).await;
+                if read.expect("target read") == 0 {
+                    break;
+                }
+                received.extend_from_slice(&buf);
+            }
+            tcp.write_all(b"answer after EOF".to_vec())
+                .await
+                .0
+                .expect("late write");
+            received
+        });
+        let mut control = Control::open(&relay.url).await;
+        let url = relay.url.clone();
+        let sender = monoio::spawn(async move { connect_sender(&url, None).await });
+        let serving = monoio::spawn(serve_accept(hc.clone(), control.next_accept().await));
+        let sender = sender.await.expect("sender joined");
+        let (read, mut write) = sender.stream.into_split();
+        let mut reader = WsReader::new(
+            read,
+            Role::Client,
+            Limits::default(),
+            &sender.leftover,
+            4096,
+        );
+        let mut out = Vec::new();
+        push_frame(&mut out, true, OpCode::Binary, b"question", mask()).expect("frame");
+        push_close(&mut out, CloseCode::NORMAL, "Shutdown", mask()).expect("close");
+        write.write_all(out).await.0.expect("send");
+
+        assert_eq!(
+            target.await,
+            b"question",
+            "the target saw EOF after the question"
+        );
+        assert_eq!(
+            read_message(&mut reader).await,
+            (DataKind::Binary, b"answer after EOF".to_vec())
+        );
+        match reader.next_event().await.expect("close") {
+            WsEvent::Close { code, .. } => assert_eq!(code, Some(CloseCode::NORMAL)),
+            other => panic!("expected close, got {other:?}"),
+        }
+        serving.await;
+        let metrics = snapshot(&hc);
+        assert_eq!(metrics.counter(&BYTES, &["sap", "to_target"]), Some(8));
+        assert_eq!(metrics.counter(&BYTES, &["sap", "to_relay"]), Some(16));
+    });
+}
+
+/// Runs one stream whose `serve_accept` must reject; returns the sender's connect error.
+async fn rejected_sender(url: &str, hc: &Hc) -> ConnectError {
+    let mut control = Control::open(url).await;
+    let url = url.to_owned();
+    let sender = monoio::spawn(async move { connect_sender(&url, None).await });
+    serve_accept(hc.clone(), control.next_accept().await).await;
+    match sender.await {
+        Ok(_) => panic!("the sender was accepted"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_refused_target_fails_the_senders_upgrade_with_502() {
+    let relay = relay();
+    run(async move {
+        let hc = context(loopback(closed_port()));
+        match rejected_sender(&relay.url, &hc).await {
+            ConnectError::Rejected {
+                status,
+                description,
+            } => assert_eq!(
+                (status, description.as_str()),
+                (502, "TCP target refused the connection")
+            ),
+            other => panic!("unexpected {other}"),
+        }
+        let metrics = snapshot(&hc);
+        assert_eq!(
+            metrics.counter(&STREAMS_REJECTED, &["sap", "target_refused"]),
+            Some(1)
+        );
+        assert_eq!(metrics.counter(&STREAMS_ACCEPTED, &["sap"]), None);
+        assert_eq!(metrics.gauge(&STREAMS_IN_FLIGHT, &["sap"]), None);
+    });
+}
+
+#[test]
+fn no_configured_target_fails_the_senders_upgrade_with_501() {
+    let relay = relay();
+    run(async move {
+        let hc = context(None);
+        match rejected_sender(&relay.url, &hc).await {
+            ConnectError::Rejected {
+                status,
+                description,
+            } => assert_eq!(
+                (status, description.as_str()),
+                (501, "No TCP target configured")
+            ),
+            other => panic!("unexpected {other}"),
+        }
+        let metrics = snapshot(&hc);
+        assert_eq!(
+            metrics.counter(&STREAMS_REJECTED, &["sap", "no_target"]),
+            Some(1)
+        );
+    });
+}
+
+#[test]
+fn an_unresolvable_target_fails_the_senders_upgrade_with_502() {
+    let relay = relay();
+    run(async move {
+        let hc = context(Some(TcpTarget {
+            host: "no such host".to_owned(),
+            port: 3300,
+        }));
+        match rejected_sender(&relay.url, &hc).await {
+            ConnectError::Rejected {
+                status,
+                description,
+            } => assert_eq!(
+                (status, description.as_str()),
+                (502, "TCP target address could not be resolved")
+            ),
+            other => panic!("unexpected {other}"),
+        }
+        let metrics = snapshot(&hc);
+        assert_eq!(
+            metrics.counter(&STREAMS_REJECTED, &["sap", "target_unresolvable"]),
+            Some(1)
+        );
+    });
+}
+
+#[test]
+fn a_used_rendezvous_address_is_counted_as_a_failed_rendezvous() {
+    let relay = relay();
+    run(async move {
+        let hc = context(loopback(echo_target()));
+        let mut control = Control::open(&relay.url).await;
+        let url = relay.url.clone();
+        let sender = monoio::spawn(async move { connect_sender(&url, None).await });
+        let accept = control.next_accept().await;
+        // Someone else takes the single-use address first.
+        let _taken = dialer()
+            .connect(&accept.address, &[], None)
+            .await
+            .expect("rendezvous");
+        let _sender = sender.await.expect("sender joined");
+        serve_accept(hc.clone(), accept).await;
+        let metrics = snapshot(&hc);
+        assert_eq!(
+            metrics.counter(&STREAMS_REJECTED, &["sap", "rendezvous_failed"]),
+            Some(1)
+        );
+        assert_eq!(metrics.counter(&STREAMS_ACCEPTED, &["sap"]), None);
+    });
+}
+
+#[test]
+fn a_ping_from_the_sender_is_answered_through_the_stream() {
+    let relay = Arc::new(relay());
+    run(async move {
+        let hc = context(loopback(echo_target()));
+        let mut control = Control::open(&relay.url).await;
+        let url = relay.url.clone();
+        let sender = monoio::spawn(async move { connect_sender(&url, None).await });
+        let serving = monoio::spawn(serve_accept(hc.clone(), control.next_accept().await));
+        let sender = sender.await.expect("sender joined");
+        let (read, mut write) = sender.stream.into_split();
+        let mut reader = WsReader::new(
+            read,
+            Role::Client,
+            Limits::default(),
+            &sender.leftover,
+            4096,
+        );
+        let mut ping = Vec::new();
+        push_frame(&mut ping, true, OpCode::Ping, b"hello?", mask()).expect("ping");
+        write.write_all(ping).await.0.expect("ping");
+        match reader.next_event().await.expect("pong") {
+            WsEvent::Pong(p) => assert_eq!(reader.bytes(p), b"hello?"),
+            other => panic!("expected pong, got {other:?}"),
+        }
+        let mut close = Vec::new();
+        push_close(&mut close, CloseCode::NORMAL, "", mask()).expect("close");
+        write.write_all(close).await.0.expect("close");
+        match reader.next_event().await.expect("close") {
+            WsEvent::Close { code, .. } => assert_eq!(code, Some(CloseCode::NORMAL)),
+            other => panic!("expected close, got {other:?}"),
+        }
+        serving.await;
+    });
+}
