@@ -430,3 +430,66 @@ fn relayed_http_reaches_the_upstream_through_the_running_daemon() {
         "{answer}"
     );
 }
+
+/// A minimal HTTP CONNECT proxy; returns its port and the CONNECT targets it was asked for.
+fn connect_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let target = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                log.lock().expect("log").push(target.clone());
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    let _ = (&client).write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                let _ = (&client).write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let (mut c_read, mut u_write) = (reader, upstream.try_clone().expect("clone"));
+                let (mut u_read, mut c_write) = (upstream, client);
+                std::thread::spawn(move || std::io::copy(&mut c_read, &mut u_write));
+                let _ = std::io::copy(&mut u_read, &mut c_write);
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn listeners_reach_the_relay_through_an_http_connect_proxy() {
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let (proxy, seen) = connect_proxy();
+    let extra = format!("target = \"tcp://127.0.0.1:9\"\nproxy = \"http://127.0.0.1:{proxy}\"");
+    let handle = daemon::start(&config(&relay.url, &extra), fast_options()).expect("daemon");
+    assert!(
+        handle.status.wait_all_online(Duration::from_secs(20)),
+        "online through the proxy"
+    );
+    let targets = seen.lock().expect("log").clone();
+    assert_eq!(
+        targets.len(),
+        3,
+        "one CONNECT per control channel: {targets:?}"
+    );
+    assert!(targets.iter().all(|t| *t == relay.addr()), "{targets:?}");
+}
