@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod io;
 pub mod logging;
 pub mod metrics;

@@ -342,3 +342,154 @@ fn streams_reach_the_tcp_target_through_the_running_daemon() {
     })
     .expect("runtime");
 }
+
+/// An upstream HTTP server answering every request with its method, path and body length.
+fn http_upstream() -> u16 {
+    use std::io::{BufRead, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut writer = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let request_line = line.trim_end().to_owned();
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let answer = format!("{request_line} {}", body.len());
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if writer.write_all(response.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn relayed_http_reaches_the_upstream_through_the_running_daemon() {
+    use std::io::{Read, Write};
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let upstream = http_upstream();
+    let target = format!("http_target = \"http://127.0.0.1:{upstream}/erp\"");
+    let handle = daemon::start(&config(&relay.url, &target), fast_options()).expect("daemon");
+    assert!(handle.status.wait_all_online(Duration::from_secs(20)));
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    let token = hycod::auth::sas::sign_token(
+        &hycod::auth::sas::dotnet_resource_uri("localhost", "hyco"),
+        "root",
+        &hycod::secret::Secret::new(KEY),
+        expiry,
+    );
+    let body = "x".repeat(1000);
+    let mut tcp = std::net::TcpStream::connect(relay.addr()).expect("connect");
+    write!(
+        tcp,
+        "POST /hyco/api/orders?top=5 HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        token.expose(),
+        body.len()
+    )
+    .expect("send");
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Via: 1.1 localhost"), "{answer}");
+    assert!(
+        answer.contains("POST /erp/api/orders?top=5 HTTP/1.1 1000"),
+        "{answer}"
+    );
+}
+
+/// A minimal HTTP CONNECT proxy; returns its port and the CONNECT targets it was asked for.
+fn connect_proxy() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(client) = conn else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let target = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                log.lock().expect("log").push(target.clone());
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    let _ = (&client).write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                let _ = (&client).write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                let (mut c_read, mut u_write) = (reader, upstream.try_clone().expect("clone"));
+                let (mut u_read, mut c_write) = (upstream, client);
+                std::thread::spawn(move || std::io::copy(&mut c_read, &mut u_write));
+                let _ = std::io::copy(&mut u_read, &mut c_write);
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn listeners_reach_the_relay_through_an_http_connect_proxy() {
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let (proxy, seen) = connect_proxy();
+    let extra = format!("target = \"tcp://127.0.0.1:9\"\nproxy = \"http://127.0.0.1:{proxy}\"");
+    let handle = daemon::start(&config(&relay.url, &extra), fast_options()).expect("daemon");
+    assert!(
+        handle.status.wait_all_online(Duration::from_secs(20)),
+        "online through the proxy"
+    );
+    let targets = seen.lock().expect("log").clone();
+    assert_eq!(
+        targets.len(),
+        3,
+        "one CONNECT per control channel: {targets:?}"
+    );
+    assert!(targets.iter().all(|t| *t == relay.addr()), "{targets:?}");
+}

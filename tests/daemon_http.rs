@@ -1131,3 +1131,222 @@ fn a_request_outside_the_hybrid_connection_path_gives_400() {
         assert_eq!(up.connections(), 0);
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// A held rendezvous, served by a hand-made relay side
+
+/// Accepts the daemon's rendezvous WebSocket on `listener` (the relay's side of spec §6.3).
+async fn accept_rendezvous(
+    listener: &monoio::net::TcpListener,
+) -> (
+    WsReader<monoio::io::OwnedReadHalf<monoio::net::TcpStream>>,
+    monoio::io::OwnedWriteHalf<monoio::net::TcpStream>,
+    String,
+) {
+    use hycod::proto::ws::handshake::{parse_upgrade_request, write_switching_protocols};
+    let (mut tcp, _) = listener.accept().await.expect("accept");
+    let mut buf = ReadBuf::new(64 * KIB, 0);
+    let (upgrade, used) = loop {
+        if let Some(parsed) =
+            parse_upgrade_request(buf.data(), &HeadLimits::default()).expect("upgrade")
+        {
+            break parsed;
+        }
+        assert!(buf.fill(&mut tcp).await.expect("read") > 0);
+    };
+    buf.consume(used);
+    let target = match upgrade.query() {
+        Some(query) => format!("{}?{query}", upgrade.path()),
+        None => upgrade.path().to_owned(),
+    };
+    let mut out = Vec::new();
+    write_switching_protocols(&mut out, &upgrade.accept_key(), None).expect("101");
+    tcp.write_all(out).await.0.expect("101");
+    let (read, write) = tcp.into_split();
+    let limits = Limits {
+        max_message_size: u64::MAX,
+        ..Limits::default()
+    };
+    (
+        WsReader::new(read, Role::Server, limits, buf.data(), 64 * KIB),
+        write,
+        target,
+    )
+}
+
+/// Frames the relay sends (unmasked).
+fn relay_frames(frames: &[(bool, hycod::proto::ws::OpCode, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (fin, opcode, payload) in frames {
+        hycod::io::ws_frames::push_frame(&mut out, *fin, *opcode, payload, None).expect("frame");
+    }
+    out
+}
+
+fn request_json(id: &str, method: &str, target: &str, headers: &str, body: bool) -> String {
+    format!(
+        r#"{{"request":{{"address":"ws://unused/$hc/hyco?sb-hc-action=request","id":"{id}","requestTarget":"{target}","method":"{method}","requestHeaders":{headers},"body":{body}}}}}"#
+    )
+}
+
+/// Reads the `response` message and, when announced, its body message.
+async fn read_response<R: AsyncReadRent>(reader: &mut WsReader<R>) -> (Response, Vec<u8>) {
+    let (kind, text) = read_message(reader).await.expect("response");
+    assert_eq!(kind, DataKind::Text);
+    let ControlMessage::Response(response) = parse_control_message(&text).expect("json") else {
+        panic!("expected a response");
+    };
+    let body = if response.body {
+        let (kind, body) = read_message(reader).await.expect("body");
+        assert_eq!(kind, DataKind::Binary);
+        body
+    } else {
+        Vec::new()
+    };
+    (response, body)
+}
+
+#[test]
+fn a_held_rendezvous_serves_further_requests_until_the_relay_closes_it() {
+    use hycod::proto::ws::OpCode;
+    let up = upstream(None);
+    let hc = context(Some(up.url()), DEADLINE, TrustRoots::WebPki);
+    run(async move {
+        let listener = monoio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = format!(
+            "ws://{}/$hc/hyco?sb-hc-action=request&sb-hc-id=abc_G1",
+            listener.local_addr().expect("addr")
+        );
+        let notice = Request {
+            address: Some(address),
+            id: Some("abc_G1".into()),
+            ..Request::default()
+        };
+        let (control, queue) = ControlWriter::new();
+        let served = monoio::spawn(serve_request(hc.clone(), notice, None, control));
+        let (mut reader, mut writer, target) = accept_rendezvous(&listener).await;
+        assert_eq!(
+            target, "/$hc/hyco?sb-hc-action=request&sb-hc-id=abc_G1",
+            "connected verbatim"
+        );
+
+        // 1: a body in fragments, echoed.
+        let first = request_json(
+            "r1",
+            "POST",
+            "/hyco/echo?a=1",
+            r#"{"X-Multi":"a, b"}"#,
+            true,
+        );
+        let frames = relay_frames(&[
+            (true, OpCode::Text, first.as_bytes()),
+            (false, OpCode::Binary, b"hello "),
+            (true, OpCode::Ping, b"in the body"),
+            (true, OpCode::Continuation, b"world"),
+        ]);
+        writer.write_all(frames).await.0.expect("send");
+        let (response, body) = read_response(&mut reader).await;
+        assert_eq!(
+            (response.request_id.as_str(), response.status_code),
+            ("r1", 200)
+        );
+        assert_eq!(body, b"hello world");
+
+        // A ping between requests is answered.
+        writer
+            .write_all(relay_frames(&[(true, OpCode::Ping, b"alive")]))
+            .await
+            .0
+            .expect("ping");
+        match reader.next_event().await.expect("pong") {
+            WsEvent::Pong(payload) => assert_eq!(reader.bytes(payload), b"alive"),
+            other => panic!("unexpected {other:?}"),
+        }
+
+        // 2: refused with 400; its body is drained so the rendezvous stays in step.
+        let evil = request_json(
+            "r2",
+            "PUT",
+            "/hyco/echo",
+            r#"{"X-Evil":"a\r\nInjected: 1"}"#,
+            true,
+        );
+        let frames = relay_frames(&[
+            (true, OpCode::Text, evil.as_bytes()),
+            (true, OpCode::Binary, b"never forwarded"),
+        ]);
+        writer.write_all(frames).await.0.expect("send");
+        let (response, _) = read_response(&mut reader).await;
+        assert_eq!(
+            (response.request_id.as_str(), response.status_code),
+            ("r2", 400)
+        );
+
+        // 3: no body.
+        let third = request_json("r3", "GET", "/hyco/bytes/5", "{}", false);
+        writer
+            .write_all(relay_frames(&[(true, OpCode::Text, third.as_bytes())]))
+            .await
+            .0
+            .expect("send");
+        let (response, body) = read_response(&mut reader).await;
+        assert_eq!(
+            (response.request_id.as_str(), response.status_code),
+            ("r3", 200)
+        );
+        assert_eq!(body, pattern(5));
+
+        // The relay closes: the daemon answers the close and stops.
+        let mut close = Vec::new();
+        hycod::io::ws_frames::push_close(&mut close, hycod::proto::ws::CloseCode::NORMAL, "", None)
+            .expect("close");
+        writer.write_all(close).await.0.expect("close");
+        match reader.next_event().await.expect("close back") {
+            WsEvent::Close { code, .. } => {
+                assert_eq!(code, Some(hycod::proto::ws::CloseCode::NORMAL))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        served.await;
+        assert!(queue.try_recv().is_err(), "nothing on the control channel");
+        let seen = up.seen();
+        assert_eq!(
+            seen.len(),
+            2,
+            "the refused request never reached the target"
+        );
+        assert_eq!(seen[0].target, "/base/echo?a=1");
+        assert_eq!(seen[0].header("x-multi").as_deref(), Some("a, b"));
+        assert_eq!(
+            seen[0].header("transfer-encoding").as_deref(),
+            Some("chunked")
+        );
+        assert_eq!(counter(&hc, &REQUESTS, "2xx"), 2);
+        assert_eq!(counter(&hc, &REQUESTS, "4xx"), 1);
+    });
+}
+
+#[test]
+fn a_notice_whose_rendezvous_cannot_be_opened_is_counted_as_aborted() {
+    let hc = context(
+        Some("http://127.0.0.1:9/".into()),
+        DEADLINE,
+        TrustRoots::WebPki,
+    );
+    let unused = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = format!(
+        "ws://{}/$hc/hyco?sb-hc-action=request",
+        unused.local_addr().expect("addr")
+    );
+    drop(unused);
+    run(async move {
+        let (control, queue) = ControlWriter::new();
+        let notice = Request {
+            address: Some(address),
+            ..Request::default()
+        };
+        serve_request(hc.clone(), notice, None, control).await;
+        assert!(queue.try_recv().is_err());
+        assert_eq!(counter(&hc, &REQUESTS, "aborted"), 1);
+    });
+}

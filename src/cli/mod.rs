@@ -5,6 +5,7 @@
 //! string, or a usage error reported by clap). Errors go to stderr and never contain a secret.
 
 mod check;
+mod demo;
 mod relay;
 mod run;
 mod token;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::config::duration;
 
 pub use check::check;
+pub use demo::DemoArgs;
 pub use token::{mint_token, TokenCommandError};
 
 /// The exit code of every failure.
@@ -61,6 +63,8 @@ pub enum Command {
     },
     /// Run a self-hosted Hybrid Connections relay (the service side) for tests or Azure-free use
     Relay(Box<crate::relay::config::RelayArgs>),
+    /// See it work: relay, daemon and sample services on loopback, traffic through them, a report
+    Demo(DemoArgs),
 }
 
 /// Parses the command line and runs the command; the process exit code.
@@ -79,6 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ttl,
         } => token::run(&connection_string_file, entity.as_deref(), ttl),
         Command::Relay(args) => relay::run(*args),
+        Command::Demo(args) => demo::run(args),
     }
 }
 
@@ -148,6 +153,38 @@ mod tests {
             }
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    #[test]
+    fn demo_defaults_to_300_requests_and_5_streams() {
+        let cli = Cli::try_parse_from(["hycod", "demo"]).expect("valid command line");
+        match cli.command {
+            Command::Demo(args) => {
+                assert_eq!((args.requests, args.streams), (300, 5));
+                assert!(!args.keep_running);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "hycod",
+            "demo",
+            "--requests",
+            "50",
+            "--streams",
+            "2",
+            "--keep-running",
+        ])
+        .expect("valid command line");
+        match cli.command {
+            Command::Demo(args) => {
+                assert_eq!((args.requests, args.streams), (50, 2));
+                assert!(args.keep_running);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let error =
+            Cli::try_parse_from(["hycod", "demo", "--requests", "many"]).expect_err("not a number");
+        assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation);
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub static STREAMS_IN_FLIGHT: MetricDesc = MetricDesc::gauge(
 );
 pub static REQUESTS: MetricDesc = MetricDesc::counter(
     "hycod_requests_total",
-    "Relayed HTTP requests answered, by status class (2xx..5xx).",
+    "Relayed HTTP requests answered, by status class (1xx..9xx) or aborted.",
     &["hybrid_connection", "status"],
 );
 pub static REQUESTS_IN_FLIGHT: MetricDesc = MetricDesc::gauge(

@@ -184,7 +184,35 @@ pub(crate) mod test_support {
     use monoio::io::AsyncReadRent;
     use monoio::net::UnixStream;
 
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use super::context::HcContext;
     use crate::config::{Config, HttpTarget};
+    use crate::io::ws_client::Dialer;
+    use crate::metrics::Shard;
+    use crate::tls::{client_config, TrustRoots};
+
+    /// A hybrid connection context for `http_target` (when given), entity path `hyco`.
+    pub fn context(target: Option<&str>) -> HcContext {
+        let tls = client_config(&TrustRoots::WebPki).expect("tls");
+        HcContext {
+            name: "test".into(),
+            entity_path: "hyco".into(),
+            target: None,
+            http_target: target.map(http_target),
+            dialer: Dialer {
+                tls: tls.clone(),
+                proxy: None,
+                connect_timeout: Duration::from_secs(5),
+            },
+            upstream_tls: tls,
+            upstream_pool: RefCell::new(Vec::new()),
+            upstream_deadline: Duration::from_secs(5),
+            metrics: Rc::new(RefCell::new(Shard::new())),
+        }
+    }
 
     /// Everything the peer of `stream` wrote until it closed.
     pub async fn read_to_end(mut stream: UnixStream) -> Vec<u8> {

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use monoio::io::AsyncWriteRentExt;
 
-use super::deliver::{deliver, Delivery};
+use super::deliver::{deliver, Delivery, DeliveryFailure};
 use super::policy::LocalAnswer;
 use super::prepare::Prepared;
 use super::rendezvous::{write_within, PumpError, RendezvousReader, RELAY_IDLE_TIMEOUT};
@@ -98,6 +98,15 @@ enum HeadWait {
     TimedOut,
 }
 
+/// What every attempt at one request shares.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    hc: &'a HcContext,
+    target: &'a HttpTarget,
+    request_id: &'a str,
+    prepared: &'a Prepared,
+}
+
 /// Sends `prepared` (with `body`) to `target` and delivers the response through `reply`, or
 /// answers 502/504 itself. `started` is when the request message arrived.
 pub async fn exchange(
@@ -109,14 +118,16 @@ pub async fn exchange(
     reply: &mut Reply<'_>,
     started: Instant,
 ) -> Served {
+    let job = Job {
+        hc,
+        target,
+        request_id,
+        prepared,
+    };
     let deadline = monoio::time::Instant::from_std(started) + hc.upstream_deadline;
     let mut allow_idle = matches!(body, Body::Known(_));
     loop {
-        let attempt = attempt(
-            hc, target, request_id, prepared, &mut body, reply, deadline, allow_idle,
-        )
-        .await;
-        match attempt {
+        match attempt(job, &mut body, reply, deadline, allow_idle).await {
             Attempt::Done(served) => return served,
             Attempt::Retry => allow_idle = false,
             Attempt::Failed {
@@ -152,17 +163,20 @@ pub async fn answer_locally(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One attempt on one connection: a pooled one when `allow_idle`, otherwise a new one.
 async fn attempt(
-    hc: &HcContext,
-    target: &HttpTarget,
-    request_id: &str,
-    prepared: &Prepared,
+    job: Job<'_>,
     body: &mut Body<'_>,
     reply: &mut Reply<'_>,
     mut deadline: monoio::time::Instant,
     allow_idle: bool,
 ) -> Attempt {
+    let Job {
+        hc,
+        target,
+        request_id,
+        prepared,
+    } = job;
     let replayable = matches!(body, Body::Known(_));
     let untouched = if replayable {
         BodyState::Consumed
@@ -275,9 +289,15 @@ async fn attempt(
         }
         Ok(Delivery::NotSent(failure)) => {
             tracing::warn!(hybrid_connection = %hc.name, request_id, error = %failure, "response not delivered");
+            let detail = match failure {
+                DeliveryFailure::Reply(_) => {
+                    "the listener could not relay its HTTP target's response"
+                }
+                _ => "the listener's HTTP target sent an incomplete response",
+            };
             Attempt::Failed {
                 answer: LocalAnswer::BadGateway,
-                detail: "the listener's HTTP target sent an incomplete response",
+                detail,
                 body: body_state,
             }
         }

@@ -134,3 +134,78 @@ pub fn put_idle(hc: &HcContext, stream: Stream) {
     }
     pool.push(stream);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::test_support::{context, http_target};
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        crate::runtime::workers::block_on(f).expect("runtime")
+    }
+
+    #[test]
+    fn host_header_names_the_port_only_when_the_url_does() {
+        assert_eq!(host_header(&http_target("http://sap.local/")), "sap.local");
+        assert_eq!(
+            host_header(&http_target("http://sap.local:80/")),
+            "sap.local"
+        );
+        assert_eq!(
+            host_header(&http_target("https://sap.local:8443/x")),
+            "sap.local:8443"
+        );
+        assert_eq!(host_header(&http_target("http://[::1]:81/")), "[::1]:81");
+        assert_eq!(host_header(&http_target("http://10.0.0.1/")), "10.0.0.1");
+    }
+
+    #[test]
+    fn a_refused_connection_is_a_tcp_error() {
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = http_target(&format!("http://{}/", unused.local_addr().unwrap()));
+        drop(unused);
+        let hc = context(None);
+        let result = run(connect(&target, &hc.upstream_tls, Duration::from_secs(5)));
+        assert!(
+            matches!(result, Err(ConnectError::Tcp { .. })),
+            "{:?}",
+            result.err()
+        );
+    }
+
+    #[test]
+    fn plain_connections_reach_the_target() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let target = http_target(&format!("http://{addr}/"));
+        let hc = context(None);
+        let stream = run(connect(&target, &hc.upstream_tls, Duration::from_secs(5))).unwrap();
+        assert_eq!(stream.peer_addr(), addr);
+        assert!(!stream.is_tls());
+    }
+
+    #[test]
+    fn the_pool_hands_out_the_most_recent_and_drops_the_oldest_when_full() {
+        // One listener per connection, so each pooled stream has its own peer address.
+        let listeners: Vec<_> = (0..=MAX_IDLE_CONNECTIONS)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let addrs: Vec<_> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+        let hc = context(None);
+        run(async {
+            for addr in &addrs {
+                let tcp = monoio::net::TcpStream::connect_addr(*addr).await.unwrap();
+                put_idle(&hc, Stream::plain(tcp).unwrap());
+            }
+        });
+        let pool = hc.upstream_pool.borrow();
+        assert_eq!(pool.len(), MAX_IDLE_CONNECTIONS);
+        assert_eq!(pool[0].peer_addr(), addrs[1], "the oldest was dropped");
+        drop(pool);
+        assert_eq!(
+            take_idle(&hc).map(|s| s.peer_addr()),
+            Some(addrs[MAX_IDLE_CONNECTIONS])
+        );
+        assert_eq!(hc.upstream_pool.borrow().len(), MAX_IDLE_CONNECTIONS - 1);
+    }
+}
