@@ -1,0 +1,302 @@
+//! One load connection and its round trip: a WebSocket sender stream (spec §7.1) or plain TCP
+//! for echo round trips, an HTTP/1.1 keep-alive connection to the relay (§7.2) or the target.
+//! Failures are reported by kind, the key of the summary's error table.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
+
+use hycod::daemon::context::mask_key;
+use hycod::demo::http_io::{read_body, read_response_head, BUFFER_BYTES};
+use hycod::demo::stream_sender::{connect_url, EchoCheck};
+use hycod::io::read_buf::ReadBuf;
+use hycod::io::stream::Stream;
+use hycod::io::ws_client::Dialer;
+use hycod::io::ws_frames::push_frame;
+use hycod::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use hycod::proto::http1::{response_body_kind, write_request_head};
+use hycod::proto::ws::{Limits, OpCode, Role};
+use hycod::tls::{client_config, TrustRoots};
+
+use crate::target::Endpoint;
+
+/// The largest HTTP response body accepted.
+pub const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
+
+/// A failure's kind, as counted in the summary.
+pub type ErrorKind = &'static str;
+
+/// What each request carries.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// Echo round trips of this payload.
+    Echo { payload: Rc<Vec<u8>> },
+    /// HTTP requests: method, body, extra header count, path.
+    Http {
+        method: String,
+        body: Rc<Vec<u8>>,
+        headers: usize,
+        path: String,
+    },
+}
+
+/// An open connection.
+pub enum Conn {
+    Ws {
+        write: OwnedWriteHalf<Stream>,
+        reader: WsReader<OwnedReadHalf<Stream>>,
+        frame: Vec<u8>,
+    },
+    Tcp {
+        stream: TcpStream,
+        buf: Vec<u8>,
+    },
+    Http {
+        stream: Stream,
+        buf: ReadBuf,
+        request: Vec<u8>,
+    },
+}
+
+/// Opens a connection for `workload` to `endpoint`.
+pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, ErrorKind> {
+    match (endpoint, workload) {
+        (
+            Endpoint::Relayed {
+                relay_url,
+                hc,
+                token,
+                ..
+            },
+            Workload::Echo { .. },
+        ) => {
+            let dialer = Dialer {
+                tls: client_config(&TrustRoots::WebPki).map_err(|_| "tls_config")?,
+                proxy: None,
+                connect_timeout: Duration::from_secs(10),
+            };
+            let id = format!("hycod-load-{}", fastrand_id());
+            let url = connect_url(relay_url, hc, &id);
+            let conn = dialer
+                .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
+                .await
+                .map_err(|_| "connect")?;
+            let (read, write) = conn.stream.into_split();
+            let reader = WsReader::new(
+                read,
+                Role::Client,
+                Limits::default(),
+                &conn.leftover,
+                DEFAULT_READ_BUFFER,
+            );
+            Ok(Conn::Ws {
+                write,
+                reader,
+                frame: Vec::new(),
+            })
+        }
+        (Endpoint::Direct { addr, .. }, Workload::Echo { .. }) => {
+            let stream = connect(*addr).await?;
+            Ok(Conn::Tcp {
+                stream,
+                buf: Vec::new(),
+            })
+        }
+        (endpoint, Workload::Http { .. }) => {
+            let addr = match endpoint {
+                Endpoint::Relayed { relay_addr, .. } => *relay_addr,
+                Endpoint::Direct { addr, .. } => *addr,
+            };
+            let stream = Stream::plain(connect(addr).await?).map_err(|_| "connect")?;
+            Ok(Conn::Http {
+                stream,
+                buf: ReadBuf::new(BUFFER_BYTES, 0),
+                request: http_request(endpoint, workload)?,
+            })
+        }
+    }
+}
+
+fn fastrand_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()))
+}
+
+async fn connect(addr: SocketAddr) -> Result<TcpStream, ErrorKind> {
+    let stream = TcpStream::connect(addr).await.map_err(|_| "connect")?;
+    stream.set_nodelay(true).map_err(|_| "connect")?;
+    Ok(stream)
+}
+
+/// The bytes of one HTTP request of `workload` (the same for every request of a connection).
+pub fn http_request(endpoint: &Endpoint, workload: &Workload) -> Result<Vec<u8>, ErrorKind> {
+    let Workload::Http {
+        method,
+        body,
+        headers,
+        path,
+    } = workload
+    else {
+        return Err("encode");
+    };
+    let (host, target, token) = match endpoint {
+        Endpoint::Relayed {
+            relay_addr,
+            hc,
+            token,
+            ..
+        } => (
+            relay_addr.to_string(),
+            format!("/{hc}{path}"),
+            Some(token.expose()),
+        ),
+        Endpoint::Direct { addr, path: base } => {
+            let base = if base.is_empty() { "/" } else { base.as_str() };
+            (addr.to_string(), base.to_owned(), None)
+        }
+    };
+    let length = body.len().to_string();
+    let extra: Vec<(String, String)> = (0..*headers)
+        .map(|i| (format!("X-Load-{i}"), format!("value-{i:08}")))
+        .collect();
+    let mut fields: Vec<(&str, &str)> = vec![("Host", host.as_str())];
+    if let Some(token) = token {
+        fields.push(("ServiceBusAuthorization", token));
+    }
+    if !body.is_empty() || method != "GET" {
+        fields.push(("Content-Length", length.as_str()));
+    }
+    fields.extend(extra.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let mut out = Vec::with_capacity(256 + body.len());
+    write_request_head(&mut out, method, &target, fields).map_err(|_| "encode")?;
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+impl Conn {
+    /// One round trip; the payload bytes moved (sent plus received).
+    pub async fn round_trip(&mut self, workload: &Workload) -> Result<u64, ErrorKind> {
+        match (self, workload) {
+            (
+                Conn::Ws {
+                    write,
+                    reader,
+                    frame,
+                },
+                Workload::Echo { payload },
+            ) => {
+                frame.clear();
+                push_frame(frame, true, OpCode::Binary, payload, mask_key())
+                    .map_err(|_| "encode")?;
+                let taken = std::mem::take(frame);
+                let (sent, back) = write.write_all(taken).await;
+                *frame = back;
+                sent.map_err(|_| "send")?;
+                let mut check = EchoCheck::new(payload);
+                while !check.is_complete() {
+                    match reader.next_event().await.map_err(|_| "receive")? {
+                        WsEvent::Data { payload, .. } => check
+                            .accept(reader.bytes(payload))
+                            .map_err(|_| "echo_mismatch")?,
+                        WsEvent::Close { .. } => return Err("closed"),
+                        WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+                    }
+                }
+                Ok(2 * payload.len() as u64)
+            }
+            (Conn::Tcp { stream, buf }, Workload::Echo { payload }) => {
+                let (sent, _) = stream.write_all(Rc::clone(payload)).await;
+                sent.map_err(|_| "send")?;
+                let mut back = std::mem::take(buf);
+                back.clear();
+                back.reserve(payload.len());
+                let (read, back) = stream.read_exact(back.slice_mut(0..payload.len())).await;
+                let back = back.into_inner();
+                let ok = read.is_ok() && back[..] == payload[..];
+                *buf = back;
+                read.map_err(|_| "receive")?;
+                if !ok {
+                    return Err("echo_mismatch");
+                }
+                Ok(2 * payload.len() as u64)
+            }
+            (
+                Conn::Http {
+                    stream,
+                    buf,
+                    request,
+                },
+                Workload::Http { method, body, .. },
+            ) => {
+                let (sent, back) = stream.write_all(std::mem::take(request)).await;
+                *request = back;
+                sent.map_err(|_| "send")?;
+                let head = read_response_head(stream, buf)
+                    .await
+                    .map_err(|_| "receive")?;
+                let kind = response_body_kind(method, &head).map_err(|_| "receive")?;
+                let answer = read_body(stream, buf, kind, MAX_RESPONSE_BODY)
+                    .await
+                    .map_err(|_| "receive")?;
+                if !(200..300).contains(&head.status) {
+                    return Err("status");
+                }
+                if !head.keep_alive() {
+                    return Err("not_keep_alive");
+                }
+                Ok((body.len() + answer.len()) as u64)
+            }
+            _ => Err("encode"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hycod::secret::Secret;
+
+    fn http(headers: usize) -> Workload {
+        Workload::Http {
+            method: "POST".to_owned(),
+            body: Rc::new(vec![b'x'; 4]),
+            headers,
+            path: "/orders".to_owned(),
+        }
+    }
+
+    #[test]
+    fn relayed_requests_name_the_hybrid_connection_and_carry_the_token() {
+        let endpoint = Endpoint::Relayed {
+            relay_url: "ws://127.0.0.1:9".to_owned(),
+            relay_addr: "127.0.0.1:9".parse().expect("addr"),
+            hc: "erp".to_owned(),
+            token: Secret::new("SharedAccessSignature sr=x"),
+        };
+        let wire =
+            String::from_utf8(http_request(&endpoint, &http(2)).expect("request")).expect("text");
+        assert!(wire.starts_with("POST /erp/orders HTTP/1.1\r\n"), "{wire}");
+        assert!(wire.contains("ServiceBusAuthorization: SharedAccessSignature sr=x\r\n"));
+        assert!(wire.contains("Content-Length: 4\r\n"));
+        assert!(wire.contains("X-Load-1: value-00000001\r\n"));
+        assert!(wire.ends_with("\r\n\r\nxxxx"));
+    }
+
+    #[test]
+    fn direct_requests_use_the_url_path_without_a_token() {
+        let endpoint = Endpoint::Direct {
+            addr: "127.0.0.1:9".parse().expect("addr"),
+            path: "/api".to_owned(),
+        };
+        let wire =
+            String::from_utf8(http_request(&endpoint, &http(0)).expect("request")).expect("text");
+        assert!(wire.starts_with("POST /api HTTP/1.1\r\n"), "{wire}");
+        assert!(!wire.contains("ServiceBusAuthorization"));
+        assert!(!wire.contains("X-Load"));
+    }
+}

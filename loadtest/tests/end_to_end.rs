@@ -1,0 +1,174 @@
+//! `hycod-load` against real targets: its own `serve-http`/`serve-echo` directly, and a relay
+//! plus daemon started in this process for relayed HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hycod::config::Config;
+use hycod::daemon::{self, DaemonOptions};
+use hycod::relay::config::{RelayArgs, RelayConfig};
+
+const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+const BIN: &str = env!("CARGO_BIN_EXE_hycod-load");
+
+/// Starts `hycod-load serve-*` on a free port; the child and its address.
+fn serve(kind: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([kind, "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the target");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let addr = line.trim().trim_start_matches("listening on ").to_owned();
+    (child, addr)
+}
+
+fn load(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("out.json");
+    let plot = dir.path().join("out.svg");
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&plot)
+        .output()
+        .expect("run hycod-load");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("p99"), "{stdout}");
+    assert!(stdout.contains("CPU-µs per request"), "{stdout}");
+    let svg = std::fs::read_to_string(&plot).expect("svg");
+    assert!(svg.contains("<path ") && svg.contains(">99.99%</text>"));
+    serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse")
+}
+
+fn assert_sane(json: &serde_json::Value, expected: u64) {
+    let n = json["n"].as_u64().expect("n");
+    assert!(n.abs_diff(expected) <= expected / 10, "n = {n}: {json}");
+    assert_eq!(json["errors"], serde_json::json!({}), "{json}");
+    let p50 = json["p50_us"].as_u64().expect("p50");
+    let p99 = json["p99_us"].as_u64().expect("p99");
+    let max = json["max_us"].as_u64().expect("max");
+    assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{json}");
+    assert!(p50 < 1_000_000, "{json}");
+}
+
+fn relay() -> hycod::relay::RelayHandle {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RelayArgs,
+    }
+    let config: RelayConfig = Cli::parse_from([
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--rule",
+        &format!("root={KEY}"),
+        "--hybrid-connection",
+        "web",
+    ])
+    .args
+    .into_config()
+    .expect("relay config");
+    hycod::relay::start(config).expect("relay")
+}
+
+#[test]
+fn relayed_http_at_200_per_second_is_all_answered() {
+    let (mut upstream, addr) = serve("serve-http");
+    let relay = relay();
+    let text = format!(
+        r#"
+[runtime]
+workers = 1
+[[hybrid_connection]]
+name = "web"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=web"
+relay_url = "{}"
+http_target = "http://{addr}/"
+"#,
+        relay.url
+    );
+    let config = Config::from_toml_str(&text, Path::new(".")).expect("config");
+    let daemon = daemon::start(&config, DaemonOptions::default()).expect("daemon");
+    assert!(daemon.status.wait_all_online(Duration::from_secs(20)));
+    let json = load(&[
+        "http",
+        "--relay",
+        &relay.url,
+        "--hybrid-connection",
+        "web",
+        "--key-name",
+        "root",
+        "--key",
+        KEY,
+        "--rate",
+        "200",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--connections",
+        "2",
+        "--body-size",
+        "1024",
+        "--headers",
+        "3",
+    ]);
+    assert_sane(&json, 200);
+    let _ = upstream.kill();
+}
+
+#[test]
+fn direct_tcp_echo_streams_are_measured() {
+    let (mut echo, addr) = serve("serve-echo");
+    let json = load(&[
+        "stream",
+        "--direct",
+        &format!("tcp://{addr}"),
+        "--rate",
+        "500",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--connections",
+        "4",
+        "--size",
+        "64",
+    ]);
+    assert_sane(&json, 500);
+    assert_eq!(json["mode"], "stream");
+    let _ = echo.kill();
+}
+
+#[test]
+fn a_non_loopback_target_is_refused() {
+    let out = Command::new(BIN)
+        .args([
+            "stream",
+            "--direct",
+            "tcp://192.0.2.1:7",
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-host"));
+}
