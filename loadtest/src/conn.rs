@@ -79,7 +79,7 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Erro
                 proxy: None,
                 connect_timeout: Duration::from_secs(10),
             };
-            let id = format!("hycod-load-{}", fastrand_id());
+            let id = format!("hycod-load-{:016x}", fastrand::u64(..));
             let url = connect_url(relay_url, hc, &id);
             let conn = dialer
                 .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
@@ -121,10 +121,9 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Erro
     }
 }
 
-fn fastrand_id() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()))
+/// `len` bytes out and back, as a byte count.
+fn both_ways(len: usize) -> u64 {
+    u64::try_from(len).map_or(u64::MAX, |n| n.saturating_mul(2))
 }
 
 async fn connect(addr: SocketAddr) -> Result<TcpStream, ErrorKind> {
@@ -207,7 +206,7 @@ impl Conn {
                         WsEvent::Ping(_) | WsEvent::Pong(_) => {}
                     }
                 }
-                Ok(2 * payload.len() as u64)
+                Ok(both_ways(payload.len()))
             }
             (Conn::Tcp { stream, buf }, Workload::Echo { payload }) => {
                 let (sent, _) = stream.write_all(Rc::clone(payload)).await;
@@ -223,7 +222,7 @@ impl Conn {
                 if !ok {
                     return Err("echo_mismatch");
                 }
-                Ok(2 * payload.len() as u64)
+                Ok(both_ways(payload.len()))
             }
             (
                 Conn::Http {
@@ -249,7 +248,7 @@ impl Conn {
                 if !head.keep_alive() {
                     return Err("not_keep_alive");
                 }
-                Ok((body.len() + answer.len()) as u64)
+                Ok(u64::try_from(body.len() + answer.len()).unwrap_or(u64::MAX))
             }
             _ => Err("encode"),
         }

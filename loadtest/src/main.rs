@@ -39,7 +39,11 @@ fn main() -> ExitCode {
         }
         Command::Stream { common, size } => {
             load(&common, "stream", "tcp", move || Workload::Echo {
-                payload: Rc::new((0..size).map(|i| (i % 251) as u8).collect()),
+                payload: Rc::new(
+                    (0..size)
+                        .map(|i| u8::try_from(i % 251).unwrap_or(0))
+                        .collect(),
+                ),
             })
         }
         Command::Http {

@@ -81,6 +81,8 @@ fn relay() -> hycod::relay::RelayHandle {
         &format!("root={KEY}"),
         "--hybrid-connection",
         "web",
+        "--hybrid-connection",
+        "echo",
     ])
     .args
     .into_config()
@@ -171,4 +173,48 @@ fn a_non_loopback_target_is_refused() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-host"));
+}
+
+#[test]
+fn relayed_echo_streams_are_measured() {
+    let (mut echo, addr) = serve("serve-echo");
+    let relay = relay();
+    let text = format!(
+        r#"
+[runtime]
+workers = 1
+[[hybrid_connection]]
+name = "echo"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=echo"
+relay_url = "{}"
+target = "tcp://{addr}"
+"#,
+        relay.url
+    );
+    let config = Config::from_toml_str(&text, Path::new(".")).expect("config");
+    let daemon = daemon::start(&config, DaemonOptions::default()).expect("daemon");
+    assert!(daemon.status.wait_all_online(Duration::from_secs(20)));
+    let json = load(&[
+        "stream",
+        "--relay",
+        &relay.url,
+        "--hybrid-connection",
+        "echo",
+        "--key-name",
+        "root",
+        "--key",
+        KEY,
+        "--rate",
+        "300",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--connections",
+        "3",
+        "--size",
+        "64",
+    ]);
+    assert_sane(&json, 300);
+    let _ = echo.kill();
 }
