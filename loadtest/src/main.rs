@@ -97,7 +97,8 @@ fn load(
         })
     });
     let cpu_before = cpu::process_cpu_time();
-    let results = run::run(common, scheme, make_workload, progress).map_err(|e| e.to_string())?;
+    let results = run::run(common, scheme, make_workload, Arc::clone(&progress))
+        .map_err(|e| e.to_string())?;
     let cpu = cpu::process_cpu_time().saturating_sub(cpu_before);
     if let Some(reporter) = reporter {
         let _ = reporter.join();
@@ -115,7 +116,9 @@ fn load(
             })
         })
         .unwrap_or_default();
-    let summary = report::Summary::new(mode, &target, common, &results, common.duration, cpu);
+    let sent = progress.done.load(Ordering::Relaxed) + progress.errors.load(Ordering::Relaxed);
+    let summary =
+        report::Summary::new(mode, &target, common, &results, common.duration, (cpu, sent));
     print!("{}", summary.table());
     if let Some(path) = &common.json {
         let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;

@@ -29,6 +29,7 @@ pub struct Summary {
     pub mean_us: f64,
     pub errors: BTreeMap<String, u64>,
     pub generator_cpu_secs: f64,
+    /// Over every request sent, warm-up included (the CPU time covers the whole run).
     pub generator_cpu_us_per_request: f64,
 }
 
@@ -37,19 +38,18 @@ fn micros(d: Duration) -> u64 {
 }
 
 impl Summary {
-    /// Summarises `results` measured over `measured` with `cpu` of generator CPU time.
-    #[allow(clippy::too_many_arguments)]
+    /// Summarises `results` measured over `measured`; `cpu` is the generator's CPU time over
+    /// the whole run, spent on `requests` requests (warm-up included).
     pub fn new(
         mode: &str,
         target: &str,
         common: &crate::cli::Common,
         results: &Results,
         measured: Duration,
-        cpu: Duration,
+        (cpu, requests): (Duration, u64),
     ) -> Self {
         let q = results.latency.quantiles();
         let secs = measured.as_secs_f64().max(1e-9);
-        let requests = results.ok + results.error_count();
         Self {
             mode: mode.to_owned(),
             target: target.to_owned(),
@@ -154,7 +154,7 @@ mod tests {
             &common,
             &results,
             Duration::from_secs(2),
-            Duration::from_millis(101),
+            (Duration::from_millis(101), 101),
         );
         assert_eq!(s.n, 100);
         assert_eq!(s.achieved_rate, 50.0);
