@@ -306,7 +306,9 @@ mod tests {
 
     #[test]
     fn the_logged_path_has_no_query() {
-        let r = request(Some("/hyco/api?sb-hc-token=SharedAccessSignature%20sr%3Dx&top=5"));
+        let r = request(Some(
+            "/hyco/api?sb-hc-token=SharedAccessSignature%20sr%3Dx&top=5",
+        ));
         assert_eq!(loggable_path(&r), "/hyco/api");
     }
 

@@ -200,7 +200,10 @@ impl ProcessSample {
 /// Writes one unlabelled family with a single sample.
 fn family(out: &mut String, name: &str, help: &str, kind: &str, value: impl fmt::Display) {
     // Writing into a String cannot fail.
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 /// `hycod_build_info{version="…"} 1`: the running version, for joins and dashboards.
