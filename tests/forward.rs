@@ -12,23 +12,16 @@ use hycod::config::Config;
 use hycod::daemon::{self, DaemonOptions};
 use hycod::forward::{self, ForwardConfig};
 use hycod::io::ws_client::Dialer;
-use hycod::relay::config::{RelayArgs, RelayConfig};
 use hycod::tls::{client_config, TrustRoots};
 
-const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+mod common;
+
+use common::KEY;
+
 const SEND_KEY: &str = "c2VuZGVyc2VuZGVy";
 
 fn relay() -> hycod::relay::RelayHandle {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: RelayArgs,
-    }
-    let config: RelayConfig = Cli::parse_from([
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
+    common::relay(&[
         "--workers",
         "1",
         "--rule",
@@ -40,10 +33,6 @@ fn relay() -> hycod::relay::RelayHandle {
         "--hybrid-connection",
         "empty",
     ])
-    .args
-    .into_config()
-    .expect("relay config");
-    hycod::relay::start(config).expect("relay")
 }
 
 fn tcp_echo() -> u16 {
