@@ -117,8 +117,14 @@ fn load(
         })
         .unwrap_or_default();
     let sent = progress.done.load(Ordering::Relaxed) + progress.errors.load(Ordering::Relaxed);
-    let summary =
-        report::Summary::new(mode, &target, common, &results, common.duration, (cpu, sent));
+    let summary = report::Summary::new(
+        mode,
+        &target,
+        common,
+        &results,
+        common.duration,
+        (cpu, sent),
+    );
     print!("{}", summary.table());
     if let Some(path) = &common.json {
         let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;

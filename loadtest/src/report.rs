@@ -27,6 +27,7 @@ pub struct Summary {
     pub p999_us: u64,
     pub max_us: u64,
     pub mean_us: f64,
+    pub error_total: u64,
     pub errors: BTreeMap<String, u64>,
     pub generator_cpu_secs: f64,
     /// Over every request sent, warm-up included (the CPU time covers the whole run).
@@ -72,6 +73,7 @@ impl Summary {
             } else {
                 results.latency.sum_micros() as f64 / q.count as f64
             },
+            error_total: results.error_count(),
             errors: results
                 .errors
                 .iter()
@@ -91,11 +93,12 @@ impl Summary {
         let errors = if self.errors.is_empty() {
             "none".to_owned()
         } else {
-            self.errors
+            let kinds: Vec<String> = self
+                .errors
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+                .collect();
+            format!("{} ({})", self.error_total, kinds.join(" "))
         };
         let rate = if self.open_loop {
             format!("{} /s open loop", self.intended_rate)
@@ -163,10 +166,11 @@ mod tests {
         assert!((s.generator_cpu_us_per_request - 1000.0).abs() < 1e-6);
         let table = s.table();
         assert!(table.contains("p50 500"), "{table}");
-        assert!(table.contains("timeout=1"), "{table}");
+        assert!(table.contains("errors      1 (timeout=1)"), "{table}");
         let json: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("parse");
         assert_eq!(json["p99_us"], 990);
         assert_eq!(json["errors"]["timeout"], 1);
+        assert_eq!(json["error_total"], 1);
     }
 }
