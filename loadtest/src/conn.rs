@@ -22,13 +22,11 @@ use hycod::proto::http1::{response_body_kind, write_request_head};
 use hycod::proto::ws::{Limits, OpCode, Role};
 use hycod::tls::{client_config, TrustRoots};
 
+use crate::failure::Failure;
 use crate::target::Endpoint;
 
 /// The largest HTTP response body accepted.
 pub const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
-
-/// A failure's kind, as counted in the summary.
-pub type ErrorKind = &'static str;
 
 /// What each request carries.
 #[derive(Debug, Clone)]
@@ -63,7 +61,7 @@ pub enum Conn {
 }
 
 /// Opens a connection for `workload` to `endpoint`.
-pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, ErrorKind> {
+pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Failure> {
     match (endpoint, workload) {
         (
             Endpoint::Relayed {
@@ -75,7 +73,7 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Erro
             Workload::Echo { .. },
         ) => {
             let dialer = Dialer {
-                tls: client_config(&TrustRoots::WebPki).map_err(|_| "tls_config")?,
+                tls: client_config(&TrustRoots::WebPki).map_err(|_| Failure::TlsConfig)?,
                 proxy: None,
                 connect_timeout: Duration::from_secs(10),
             };
@@ -84,7 +82,7 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Erro
             let conn = dialer
                 .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
                 .await
-                .map_err(|_| "connect")?;
+                .map_err(|_| Failure::Connect)?;
             let (read, write) = conn.stream.into_split();
             let reader = WsReader::new(
                 read,
@@ -111,7 +109,7 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Erro
                 Endpoint::Relayed { relay_addr, .. } => *relay_addr,
                 Endpoint::Direct { addr, .. } => *addr,
             };
-            let stream = Stream::plain(connect(addr).await?).map_err(|_| "connect")?;
+            let stream = Stream::plain(connect(addr).await?).map_err(|_| Failure::Connect)?;
             Ok(Conn::Http {
                 stream,
                 buf: ReadBuf::new(BUFFER_BYTES, 0),
@@ -126,14 +124,16 @@ fn both_ways(len: usize) -> u64 {
     u64::try_from(len).map_or(u64::MAX, |n| n.saturating_mul(2))
 }
 
-async fn connect(addr: SocketAddr) -> Result<TcpStream, ErrorKind> {
-    let stream = TcpStream::connect(addr).await.map_err(|_| "connect")?;
-    stream.set_nodelay(true).map_err(|_| "connect")?;
+async fn connect(addr: SocketAddr) -> Result<TcpStream, Failure> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|_| Failure::Connect)?;
+    stream.set_nodelay(true).map_err(|_| Failure::Connect)?;
     Ok(stream)
 }
 
 /// The bytes of one HTTP request of `workload` (the same for every request of a connection).
-pub fn http_request(endpoint: &Endpoint, workload: &Workload) -> Result<Vec<u8>, ErrorKind> {
+pub fn http_request(endpoint: &Endpoint, workload: &Workload) -> Result<Vec<u8>, Failure> {
     let Workload::Http {
         method,
         body,
@@ -141,7 +141,7 @@ pub fn http_request(endpoint: &Endpoint, workload: &Workload) -> Result<Vec<u8>,
         path,
     } = workload
     else {
-        return Err("encode");
+        return Err(Failure::Encode);
     };
     let (host, target, token) = match endpoint {
         Endpoint::Relayed {
@@ -172,14 +172,14 @@ pub fn http_request(endpoint: &Endpoint, workload: &Workload) -> Result<Vec<u8>,
     }
     fields.extend(extra.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let mut out = Vec::with_capacity(256 + body.len());
-    write_request_head(&mut out, method, &target, fields).map_err(|_| "encode")?;
+    write_request_head(&mut out, method, &target, fields).map_err(|_| Failure::Encode)?;
     out.extend_from_slice(body);
     Ok(out)
 }
 
 impl Conn {
     /// One round trip; the payload bytes moved (sent plus received).
-    pub async fn round_trip(&mut self, workload: &Workload) -> Result<u64, ErrorKind> {
+    pub async fn round_trip(&mut self, workload: &Workload) -> Result<u64, Failure> {
         match (self, workload) {
             (
                 Conn::Ws {
@@ -191,18 +191,18 @@ impl Conn {
             ) => {
                 frame.clear();
                 push_frame(frame, true, OpCode::Binary, payload, mask_key())
-                    .map_err(|_| "encode")?;
+                    .map_err(|_| Failure::Encode)?;
                 let taken = std::mem::take(frame);
                 let (sent, back) = write.write_all(taken).await;
                 *frame = back;
-                sent.map_err(|_| "send")?;
+                sent.map_err(|_| Failure::Send)?;
                 let mut check = EchoCheck::new(payload);
                 while !check.is_complete() {
-                    match reader.next_event().await.map_err(|_| "receive")? {
+                    match reader.next_event().await.map_err(|_| Failure::Receive)? {
                         WsEvent::Data { payload, .. } => check
                             .accept(reader.bytes(payload))
-                            .map_err(|_| "echo_mismatch")?,
-                        WsEvent::Close { .. } => return Err("closed"),
+                            .map_err(|_| Failure::EchoMismatch)?,
+                        WsEvent::Close { .. } => return Err(Failure::Closed),
                         WsEvent::Ping(_) | WsEvent::Pong(_) => {}
                     }
                 }
@@ -210,7 +210,7 @@ impl Conn {
             }
             (Conn::Tcp { stream, buf }, Workload::Echo { payload }) => {
                 let (sent, _) = stream.write_all(Rc::clone(payload)).await;
-                sent.map_err(|_| "send")?;
+                sent.map_err(|_| Failure::Send)?;
                 let mut back = std::mem::take(buf);
                 back.clear();
                 back.reserve(payload.len());
@@ -218,9 +218,9 @@ impl Conn {
                 let back = back.into_inner();
                 let ok = read.is_ok() && back[..] == payload[..];
                 *buf = back;
-                read.map_err(|_| "receive")?;
+                read.map_err(|_| Failure::Receive)?;
                 if !ok {
-                    return Err("echo_mismatch");
+                    return Err(Failure::EchoMismatch);
                 }
                 Ok(both_ways(payload.len()))
             }
@@ -234,23 +234,23 @@ impl Conn {
             ) => {
                 let (sent, back) = stream.write_all(std::mem::take(request)).await;
                 *request = back;
-                sent.map_err(|_| "send")?;
+                sent.map_err(|_| Failure::Send)?;
                 let head = read_response_head(stream, buf)
                     .await
-                    .map_err(|_| "receive")?;
-                let kind = response_body_kind(method, &head).map_err(|_| "receive")?;
+                    .map_err(|_| Failure::Receive)?;
+                let kind = response_body_kind(method, &head).map_err(|_| Failure::Receive)?;
                 let answer = read_body(stream, buf, kind, MAX_RESPONSE_BODY)
                     .await
-                    .map_err(|_| "receive")?;
+                    .map_err(|_| Failure::Receive)?;
                 if !(200..300).contains(&head.status) {
-                    return Err("status");
+                    return Err(Failure::Status);
                 }
                 if !head.keep_alive() {
-                    return Err("not_keep_alive");
+                    return Err(Failure::NotKeepAlive);
                 }
                 Ok(u64::try_from(body.len() + answer.len()).unwrap_or(u64::MAX))
             }
-            _ => Err("encode"),
+            _ => Err(Failure::Encode),
         }
     }
 }

@@ -5,6 +5,7 @@
 mod cli;
 mod conn;
 mod cpu;
+mod failure;
 mod open_loop;
 mod report;
 mod results;

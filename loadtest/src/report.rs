@@ -77,7 +77,7 @@ impl Summary {
             errors: results
                 .errors
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), *v))
+                .map(|(k, v)| (k.name().to_owned(), *v))
                 .collect(),
             generator_cpu_secs: cpu.as_secs_f64(),
             generator_cpu_us_per_request: if requests == 0 {
@@ -134,6 +134,7 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Failure;
     use clap::Parser;
 
     #[test]
@@ -150,7 +151,7 @@ mod tests {
         }
         results.ok = 100;
         results.bytes = 12_500;
-        results.error("timeout");
+        results.error(Failure::Timeout);
         let s = Summary::new(
             "http",
             "direct",

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use hycod::metrics::LatencyHistogram;
 
+use crate::failure::Failure;
+
 /// Latencies, successes, bytes and errors by kind.
 #[derive(Debug, Default, Clone)]
 pub struct Results {
@@ -12,13 +14,13 @@ pub struct Results {
     pub ok: u64,
     /// Payload bytes sent plus received by recorded round trips.
     pub bytes: u64,
-    /// Failures after the warm-up, by kind (`connect`, `timeout`, `send`, ...).
-    pub errors: BTreeMap<&'static str, u64>,
+    /// Failures after the warm-up, by kind.
+    pub errors: BTreeMap<Failure, u64>,
 }
 
 impl Results {
     /// Counts one failure of `kind`.
-    pub fn error(&mut self, kind: &'static str) {
+    pub fn error(&mut self, kind: Failure) {
         *self.errors.entry(kind).or_default() += 1;
     }
 
@@ -28,7 +30,7 @@ impl Results {
         self.ok += other.ok;
         self.bytes += other.bytes;
         for (kind, n) in &other.errors {
-            *self.errors.entry(kind).or_default() += n;
+            *self.errors.entry(*kind).or_default() += n;
         }
     }
 
@@ -48,17 +50,17 @@ mod tests {
         a.latency.record_micros(5);
         a.ok = 1;
         a.bytes = 10;
-        a.error("timeout");
+        a.error(Failure::Timeout);
         let mut b = Results::default();
         b.latency.record_micros(7);
         b.ok = 2;
         b.bytes = 1;
-        b.error("timeout");
-        b.error("connect");
+        b.error(Failure::Timeout);
+        b.error(Failure::Connect);
         a.merge(&b);
         assert_eq!(a.latency.count(), 2);
         assert_eq!((a.ok, a.bytes), (3, 11));
-        assert_eq!(a.errors.get("timeout"), Some(&2));
+        assert_eq!(a.errors.get(&Failure::Timeout), Some(&2));
         assert_eq!(a.error_count(), 3);
     }
 }

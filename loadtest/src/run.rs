@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::cli::Common;
 use crate::conn::{self, Workload};
+use crate::failure::Failure;
 use crate::open_loop::{Next, OpenLoop};
 use crate::results::Results;
 use crate::target::{Endpoint, TargetError};
@@ -90,7 +91,7 @@ async fn drive(
             open.round_trip(&workload).await
         })
         .await
-        .unwrap_or(Err("timeout"));
+        .unwrap_or(Err(Failure::Timeout));
         let recorded = schedule.latency(intended, start.elapsed());
         match outcome {
             Ok(bytes) => {
@@ -182,13 +183,13 @@ pub fn run(
     let mut results = Results::default();
     if let Some(pacer) = pacer {
         if pacer.join().is_err() {
-            results.error("pacer");
+            results.error(Failure::Pacer);
         }
     }
     for thread in threads {
         match thread.join() {
             Ok(Some(part)) => results.merge(&part),
-            _ => results.error("thread"),
+            _ => results.error(Failure::Thread),
         }
     }
     Ok(results)
