@@ -13,9 +13,9 @@ use hycod::daemon::{self, DaemonOptions};
 use hycod::proto::hc::backoff::BackoffPolicy;
 use hycod::proto::hc::listener::ListenerConfig;
 
-mod lifecycle_support;
+mod common;
 
-use lifecycle_support::{eventually, http_get, http_upstream, tcp_echo, KEY};
+use common::processes::{eventually, http_get, http_upstream, tcp_echo, KEY};
 
 /// A `hycod relay` child process, killed on drop.
 struct RelayProcess {

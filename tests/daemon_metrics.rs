@@ -3,11 +3,11 @@
 //! a test sent and carries plausible process metrics; JSON log lines carry one line per
 //! request and per listener event, and never a key, a token or a query string.
 
-mod lifecycle_support;
+mod common;
 
 use std::time::SystemTime;
 
-use lifecycle_support::{
+use common::processes::{
     config_text, http_get, http_upstream, relayed_get, DaemonProcess, RelayProcess, KEY, PATIENCE,
 };
 use serde_json::Value;

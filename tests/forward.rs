@@ -16,6 +16,7 @@ use hycod::tls::{client_config, TrustRoots};
 
 mod common;
 
+use common::processes::tcp_echo;
 use common::KEY;
 
 const SEND_KEY: &str = "c2VuZGVyc2VuZGVy";
@@ -33,25 +34,6 @@ fn relay() -> hycod::relay::RelayHandle {
         "--hybrid-connection",
         "empty",
     ])
-}
-
-fn tcp_echo() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 16 * 1024];
-                while let Ok(n) = conn.read(&mut buf) {
-                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
 }
 
 fn forwarder(relay_url: &str, entity: &str) -> std::net::SocketAddr {

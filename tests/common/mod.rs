@@ -1,6 +1,9 @@
 //! Helpers the integration tests share: an in-process relay, tokens, a client dialer, a
-//! monoio runtime and whole-message reads. Each test binary uses a different subset.
+//! monoio runtime and whole-message reads; `processes` runs `hycod` binaries, upstreams and
+//! systemd's notify socket. Each test binary uses a different subset.
 #![allow(dead_code)]
+
+pub mod processes;
 
 use std::time::{Duration, SystemTime};
 

@@ -2,8 +2,6 @@
 //! with JSON logs read line by line, a `NOTIFY_SOCKET` the test binds, a TCP echo target, and a
 //! sender that streams checked data through the relay without pause, and HTTP targets.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -19,7 +17,7 @@ use hycod::proto::ws::{CloseCode, Limits, OpCode, Role};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use serde_json::Value;
 
-pub const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+pub use super::KEY;
 /// A second rule's key, for key rotation.
 pub const KEY2: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=";
 
