@@ -8,11 +8,16 @@ cd "$(dirname "$0")"
 cargo fuzz build -s none
 for target in $(cargo fuzz list); do
   echo "== $target: ${seconds}s"
-  cargo fuzz run -s none "$target" -- -max_total_time="$seconds" 2>&1 \
-    | grep -E '^(#[0-9]+ *DONE|==[0-9]+== ERROR|SUMMARY|Done [0-9]+ runs)' || true
-  # grep hides libFuzzer's progress lines; PIPESTATUS keeps the fuzzer's own exit status.
-  if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+  log="$(mktemp)"
+  status=0
+  cargo fuzz run -s none "$target" -- -max_total_time="$seconds" >"$log" 2>&1 || status=$?
+  # libFuzzer's progress lines are dropped; its summary, and any crash report, are kept.
+  grep -aE '^(#[0-9]+ *DONE|Done [0-9]+ runs|==[0-9]+== ERROR|SUMMARY|thread .* panicked)' "$log" || true
+  if [ "$status" -ne 0 ]; then
+    tail -n 40 "$log" >&2
+    rm -f "$log"
     echo "fuzz target $target failed; see fuzz/artifacts/$target/" >&2
     exit 1
   fi
+  rm -f "$log"
 done

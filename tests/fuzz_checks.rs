@@ -192,3 +192,18 @@ fn the_first_seeds_are_accepted() {
     let config = hycod::config::Config::from_toml_str(&text, dir.path());
     assert!(config.is_ok(), "{config:?}");
 }
+
+/// Crash found by the `config` fuzz target: a syntax error's key path quoted a dotted, quoted
+/// key holding `sharedaccesskey=…` verbatim, so the error text carried the key's value.
+#[test]
+fn regression_config_error_path_quoted_a_shared_access_key() {
+    let crash: &[u8] = b"\"\".\"Hz\x0c=Dsharsharedaccesskey=0##\t\0DsharedagcesskeyDsha\"._redaccesskey=edaccesskey=0##\t.\0DsharedagcesskeyDsharedaccesske";
+    hycod_fuzz::config::check(crash);
+    let realistic =
+        "\"Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=PastedSecret1=\".x = \n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    match hycod::config::Config::from_toml_str(realistic, dir.path()) {
+        Ok(_) => panic!("accepted"),
+        Err(error) => assert!(!error.to_string().contains("PastedSecret1"), "{error}"),
+    }
+}

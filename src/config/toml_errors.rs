@@ -233,6 +233,9 @@ fn leading_key(line: &str) -> Option<(String, &str)> {
     Some((parts.join("."), value))
 }
 
+/// What an error path shows instead of a quoted key containing `=`.
+const REDACTED_KEY: &str = "\"<quoted key with =>\"";
+
 /// Parses `part(.part)*` where a part is a bare key or a quoted key; returns the parts (quoted
 /// ones with their quotes) and the text after the key.
 fn key_parts(mut text: &str) -> Option<(Vec<&str>, &str)> {
@@ -248,7 +251,15 @@ fn key_parts(mut text: &str) -> Option<(Vec<&str>, &str)> {
         if len == 0 {
             return None;
         }
-        parts.push(&text[..len]);
+        let part = &text[..len];
+        // No hycod key holds `=`; a quoted one that does may be a pasted connection string,
+        // and the path ends up in error messages (found by the `config` fuzz target).
+        let quoted = part.starts_with(['"', '\'']);
+        parts.push(if quoted && part.contains('=') {
+            REDACTED_KEY
+        } else {
+            part
+        });
         text = text[len..].trim_start();
         match text.strip_prefix('.') {
             Some(rest) => text = rest,
@@ -317,6 +328,12 @@ mod tests {
         let text = "runtime.workers = 1\n\"quoted key\" = 2\n";
         assert_eq!(place_of(text, "1").path(), "runtime.workers");
         assert_eq!(place_of(text, "2").path(), "\"quoted key\"");
+    }
+
+    #[test]
+    fn quoted_keys_with_equals_are_redacted() {
+        let text = "\"x;SharedAccessKey=abc\".y = 1\n";
+        assert_eq!(place_of(text, "1").path(), "\"<quoted key with =>\".y");
     }
 
     #[test]
