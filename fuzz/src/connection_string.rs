@@ -6,19 +6,23 @@
 
 use hycod::auth::connection_string::ConnectionString;
 
-use super::secrets::{assert_no_secret, secret_values};
+use super::secrets::{assert_no_secret, assert_secrets_not_quoted, secret_values};
 
 /// Parse as UTF-8 text (other inputs are skipped: the parser takes `&str`).
 pub fn check(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let secrets = secret_values(text);
-    match ConnectionString::parse(text) {
-        Ok(parsed) => assert_no_secret(&format!("{parsed:?}"), &secrets, "Debug of the value"),
-        Err(error) => {
-            assert_no_secret(&error.to_string(), &secrets, "error Display");
-            assert_no_secret(&format!("{error:?}"), &secrets, "error Debug");
-        }
+    if let Ok(parsed) = ConnectionString::parse(text) {
+        assert_no_secret(
+            &format!("{parsed:?}"),
+            &secret_values(text),
+            "Debug of the value",
+        );
     }
+    assert_secrets_not_quoted(text, "connection string error", |text| {
+        ConnectionString::parse(text)
+            .err()
+            .map(|error| format!("{error} {error:?}"))
+    });
 }

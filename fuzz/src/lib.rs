@@ -18,8 +18,11 @@ pub mod secrets;
 pub mod ws_decoder;
 pub mod ws_handshake;
 
+/// A target's check: panics when hycod breaks a rule on `data`.
+pub type Check = fn(&[u8]);
+
 /// Every target by name, for drivers that run them all.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Check); 8] = [
     ("ws_decoder", ws_decoder::check),
     ("ws_handshake", ws_handshake::check),
     ("http_head", http_head::check),

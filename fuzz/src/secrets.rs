@@ -27,6 +27,34 @@ pub fn secret_values(text: &str) -> Vec<String> {
     values
 }
 
+/// Panics when the error text `message_of(text)` quotes a secret value of `text`. A value the
+/// text shows only by coincidence (the message's own wording, which a fuzzer learns to insert)
+/// is told apart by parsing again with the value replaced: it is a leak only when the message
+/// then no longer contains it.
+pub fn assert_secrets_not_quoted(
+    text: &str,
+    what: &str,
+    message_of: impl Fn(&str) -> Option<String>,
+) {
+    let Some(message) = message_of(text) else {
+        return;
+    };
+    for value in secret_values(text) {
+        if !message.contains(value.as_str()) {
+            continue;
+        }
+        let canary: String = value
+            .chars()
+            .map(|c| if c == 'Z' { 'Y' } else { 'Z' })
+            .collect();
+        let without = message_of(&text.replacen(value.as_str(), &canary, 1)).unwrap_or_default();
+        assert!(
+            without.contains(value.as_str()),
+            "{what} quotes the secret value {value:?}: {message}"
+        );
+    }
+}
+
 /// Panics when `message` (an error's Display or Debug text) contains one of `values`.
 pub fn assert_no_secret(message: &str, values: &[String], what: &str) {
     for value in values {
