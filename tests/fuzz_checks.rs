@@ -215,3 +215,21 @@ fn regression_config_error_path_quoted_a_shared_access_key() {
 fn regression_config_secret_oracle_ignores_the_messages_own_words() {
     hycod_fuzz::config::check(b"x=[#455\\\\\\+=\0\0\0\\Hz\x0c=\0Dsharedaccesskey=invalid TOML at line 1, column 1'0&#\t\0");
 }
+
+/// Crash found by the `config` fuzz target: an unknown-key error named the key verbatim, and a
+/// quoted key can hold `SharedAccessKey=…`.
+#[test]
+fn regression_config_unknown_key_error_quoted_a_shared_access_key() {
+    let text = "\"Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=PastedSecret2=\" = 1\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    match hycod::config::Config::from_toml_str(text, dir.path()) {
+        Ok(_) => panic!("accepted"),
+        Err(error) => {
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains("PastedSecret2"), "{shown}");
+        }
+    }
+    hycod_fuzz::config::check(
+        b"\"ZZZZsharedaccesskey=ZZZZZZZZZZZZZZZ*ZZZZZZZZZZZZZ.\".\"_\"=\"_\"",
+    );
+}
