@@ -6,14 +6,16 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hycod::config::Config;
 use hycod::daemon::{self, DaemonOptions};
 use hycod::proto::hc::backoff::BackoffPolicy;
 use hycod::proto::hc::listener::ListenerConfig;
 
-const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+mod common;
+
+use common::processes::{eventually, http_get, http_upstream, tcp_echo, KEY};
 
 /// A `hycod relay` child process, killed on drop.
 struct RelayProcess {
@@ -87,54 +89,6 @@ impl Drop for RelayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A blocking GET returning status and body (admin endpoints close after one answer).
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
-    write!(tcp, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).expect("read");
-    let status = text[9..12].parse().expect("status");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Polls `condition` until it holds or `timeout` passes.
-fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::park_timeout(Duration::from_millis(25));
-    }
-    condition()
-}
-
-/// A TCP echo server on a thread per connection; returns its port.
-fn tcp_echo() -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 16 * 1024];
-                while let Ok(n) = conn.read(&mut buf) {
-                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
 }
 
 fn config(relay_url: &str, extra: &str) -> Config {
@@ -343,56 +297,6 @@ fn streams_reach_the_tcp_target_through_the_running_daemon() {
     .expect("runtime");
 }
 
-/// An upstream HTTP server answering every request with its method, path and body length.
-fn http_upstream() -> u16 {
-    use std::io::{BufRead, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-                let mut writer = conn;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let request_line = line.trim_end().to_owned();
-                    let mut length = 0usize;
-                    loop {
-                        let mut header = String::new();
-                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if header == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:")
-                        {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0u8; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let answer = format!("{request_line} {}", body.len());
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{answer}",
-                        answer.len()
-                    );
-                    if writer.write_all(response.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 #[test]
 fn relayed_http_reaches_the_upstream_through_the_running_daemon() {
     use std::io::{Read, Write};
@@ -492,4 +396,48 @@ fn listeners_reach_the_relay_through_an_http_connect_proxy() {
         "one CONNECT per control channel: {targets:?}"
     );
     assert!(targets.iter().all(|t| *t == relay.addr()), "{targets:?}");
+}
+
+#[test]
+fn readyz_turns_503_while_the_relay_is_away_and_200_when_it_returns() {
+    let relay = RelayProcess::start("127.0.0.1:0");
+    let addr = relay.addr();
+    let handle = daemon::start(
+        &config(&relay.url, "target = \"tcp://127.0.0.1:9\""),
+        fast_options(),
+    )
+    .expect("daemon");
+    assert!(handle.status.wait_all_online(Duration::from_secs(20)));
+    let admin = handle.admin_addr.expect("admin").to_string();
+    assert_eq!(
+        http_get(&admin, "/readyz"),
+        (200, "hyco 3/3 listeners online\n".to_owned())
+    );
+    drop(relay);
+    let mut away = (0, String::new());
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            away = http_get(&admin, "/readyz");
+            away == (503, "hyco 0/3 listeners online\n".to_owned())
+        }),
+        "/readyz while the relay is away: {away:?}"
+    );
+    let _returned = RelayProcess::start(&addr);
+    let mut back = (0, String::new());
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            back = http_get(&admin, "/readyz");
+            back.0 == 200
+        }),
+        "/readyz after the relay returned: {back:?}"
+    );
+    assert!(
+        back.1.starts_with("hyco ") && back.1.ends_with("/3 listeners online\n"),
+        "{back:?}"
+    );
+    assert!(handle.status.wait_all_online(Duration::from_secs(30)));
+    assert_eq!(
+        http_get(&admin, "/readyz"),
+        (200, "hyco 3/3 listeners online\n".to_owned())
+    );
 }

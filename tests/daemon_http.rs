@@ -8,15 +8,13 @@ use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use hycod::auth::sas::{dotnet_resource_uri, sign_token};
 use hycod::config::{Config, HttpTarget};
 use hycod::daemon::context::{ControlWriter, Hc, HcContext};
 use hycod::daemon::http::serve_request;
 use hycod::daemon::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT};
 use hycod::io::read_buf::ReadBuf;
-use hycod::io::ws_client::Dialer;
 use hycod::io::ws_reader::{WsEvent, WsReader};
 use hycod::metrics::Shard;
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
@@ -26,12 +24,13 @@ use hycod::proto::http1::{
     Headers, Limits as HeadLimits,
 };
 use hycod::proto::ws::{DataKind, Decoder, Event, Limits, Role};
-use hycod::relay::config::{RelayArgs, RelayConfig};
-use hycod::secret::Secret;
 use hycod::tls::{client_config, server_config, TrustRoots};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
 
-const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+mod common;
+
+use common::{dialer, run, KEY};
+
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
@@ -39,53 +38,18 @@ const MIB: usize = 1024 * 1024;
 // Relay, tokens, runtime
 
 fn relay() -> hycod::relay::RelayHandle {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: RelayArgs,
-    }
-    let argv = [
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
+    common::relay(&[
         "--workers",
         "2",
         "--rule",
         &format!("root={KEY}"),
         "--hybrid-connection",
         "hyco",
-    ];
-    let config: RelayConfig = Cli::parse_from(argv).args.into_config().expect("config");
-    hycod::relay::start(config).expect("relay starts")
+    ])
 }
 
 fn token() -> String {
-    let expiry = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 3600;
-    sign_token(
-        &dotnet_resource_uri("localhost", "hyco"),
-        "root",
-        &Secret::new(KEY),
-        expiry,
-    )
-    .expose()
-    .to_owned()
-}
-
-fn dialer() -> Dialer {
-    Dialer {
-        tls: client_config(&TrustRoots::WebPki).expect("tls"),
-        proxy: None,
-        connect_timeout: Duration::from_secs(5),
-    }
-}
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    hycod::runtime::workers::block_on(f).expect("runtime")
+    common::token_for("root", KEY, "hyco")
 }
 
 /// An `http_target` as the configuration parses it.

@@ -3,11 +3,11 @@
 //! its `NOTIFY_SOCKET` datagrams, its JSON log lines, its admin endpoint and the relay's
 //! `/$status`. Reload and drain times are printed (`--nocapture`) for docs/operations.md.
 
-mod lifecycle_support;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use lifecycle_support::{
+use common::processes::{
     config_text, eventually, http_get, hybrid_connection, relayed_get, tcp_echo, DaemonProcess,
     GatedUpstream, NotifySocket, Progress, RelayProcess, Streamer, KEY, KEY2, PATIENCE,
 };

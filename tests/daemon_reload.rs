@@ -2,14 +2,14 @@
 //! counts, reloads that replace a hybrid connection make-before-break, and reloads that are
 //! rejected whole.
 
-mod lifecycle_support;
+mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
+use common::processes::{eventually, RelayProcess, KEY, KEY2, PATIENCE};
 use hycod::config::Config;
 use hycod::daemon::{self, DaemonOptions, Phase, ReloadError};
-use lifecycle_support::{eventually, RelayProcess, KEY, KEY2, PATIENCE};
 
 fn config(relay_url: &str, hcs: &[(&str, &str, &str)]) -> Config {
     let mut text = String::from("[runtime]\nworkers = 2\n");

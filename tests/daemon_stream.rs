@@ -5,9 +5,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use hycod::auth::sas::{dotnet_resource_uri, sign_token};
 use hycod::config::TcpTarget;
 use hycod::daemon::context::{Hc, HcContext};
 use hycod::daemon::metrics::{
@@ -16,75 +15,37 @@ use hycod::daemon::metrics::{
 };
 use hycod::daemon::stream::serve_accept;
 use hycod::io::stream::Stream;
-use hycod::io::ws_client::{ClientConn, ConnectError, Dialer};
+use hycod::io::ws_client::{ClientConn, ConnectError};
 use hycod::io::ws_frames::{push_close, push_frame};
 use hycod::io::ws_reader::{WsEvent, WsReader};
 use hycod::metrics::{Shard, Snapshot};
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
 use hycod::proto::hc::messages::Accept;
 use hycod::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
-use hycod::relay::config::{RelayArgs, RelayConfig};
-use hycod::secret::Secret;
 use hycod::tls::{client_config, TrustRoots};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, Splitable};
 use monoio::net::TcpListener;
 use ring::digest::{digest, Context, SHA256};
 
-const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+mod common;
+
+use common::{dialer, mask, read_message, run, KEY};
+
 const HC: &str = "hyco";
 
 fn relay() -> hycod::relay::RelayHandle {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: RelayArgs,
-    }
-    let argv = [
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
+    common::relay(&[
         "--workers",
         "2",
         "--rule",
-        "root=Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=",
+        &format!("root={KEY}"),
         "--hybrid-connection",
         HC,
-    ];
-    let config: RelayConfig = Cli::parse_from(argv).args.into_config().expect("config");
-    hycod::relay::start(config).expect("relay starts")
+    ])
 }
 
 fn token() -> String {
-    let expiry = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 3600;
-    sign_token(
-        &dotnet_resource_uri("localhost", HC),
-        "root",
-        &Secret::new(KEY),
-        expiry,
-    )
-    .expose()
-    .to_owned()
-}
-
-fn dialer() -> Dialer {
-    Dialer {
-        tls: client_config(&TrustRoots::WebPki).expect("tls"),
-        proxy: None,
-        connect_timeout: Duration::from_secs(5),
-    }
-}
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    hycod::runtime::workers::block_on(f).expect("runtime")
-}
-
-fn mask() -> Option<[u8; 4]> {
-    Some(fastrand::u32(..).to_ne_bytes())
+    common::token_for("root", KEY, HC)
 }
 
 /// The hybrid connection's per-worker context, built by hand.
@@ -146,28 +107,6 @@ impl Control {
         match parse_control_message(&text).expect("control JSON") {
             ControlMessage::Accept(accept) => accept,
             other => panic!("expected accept, got {}", other.command()),
-        }
-    }
-}
-
-/// Reads one whole data message; pings and pongs are skipped.
-async fn read_message(reader: &mut Reader) -> (DataKind, Vec<u8>) {
-    let mut out = Vec::new();
-    loop {
-        match reader.next_event().await.expect("event") {
-            WsEvent::Data {
-                kind,
-                payload,
-                message_end,
-                ..
-            } => {
-                out.extend_from_slice(reader.bytes(payload));
-                if message_end {
-                    return (kind, out);
-                }
-            }
-            WsEvent::Ping(_) | WsEvent::Pong(_) => {}
-            WsEvent::Close { code, .. } => panic!("unexpected close {code:?}"),
         }
     }
 }

@@ -10,15 +10,23 @@
 
 #[path = "interop/content.rs"]
 mod content;
+#[path = "interop/fields.rs"]
+mod fields;
+// Shared with tests/interop_daemon.rs, which uses the daemon half of it.
+#[allow(dead_code)]
 #[path = "interop/harness.rs"]
 mod harness;
+#[path = "interop/http_checks.rs"]
+mod http_checks;
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use content::{content, sha256_hex, text_content};
+use fields::{str_field, u64_field, usize_of};
 use harness::{node_project, Relay, ScriptRun};
+use http_checks::HttpScenario;
 
 /// Hybrid connection for hyco-ws (WebSocket) listeners. hyco-ws ignores `request` and
 /// hyco-https crashes on `accept` (spec §10.4 #8, #9), so the two never share one.
@@ -37,24 +45,6 @@ const ECHO_TEXT_SIZES: [u64; 2] = [0, 1024];
 /// Concurrent senders and the sizes each one sends (ws-sender.js defaults).
 const CONCURRENT_SENDERS: u64 = 64;
 const CONCURRENT_SIZES: [u64; 4] = [100, 1000, 10000, 100000];
-/// HTTP body sizes, both directions.
-const HTTP_BODY_SIZES: [u64; 4] = [0, 1024, 100 * 1024, 5 * 1024 * 1024];
-
-fn str_field<'a>(line: &'a Value, key: &str) -> &'a str {
-    line.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{key:?} is not a string in {line}"))
-}
-
-fn u64_field(line: &Value, key: &str) -> u64 {
-    line.get(key)
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("{key:?} is not an unsigned integer in {line}"))
-}
-
-fn usize_of(len: u64) -> usize {
-    usize::try_from(len).expect("test sizes fit in usize")
-}
 
 /// Checks one `echo` line: label, type and length as planned, hashes of the sent content and of
 /// the echo both equal to the recomputed content hash.
@@ -228,135 +218,39 @@ fn ws_clean_close_initiated_by_sender_and_by_listener() {
     relay.assert_running();
 }
 
-/// Runs one http-sender.js scenario against a hyco-https listener; returns its `response` lines
-/// after checking the summary.
-fn http_scenario(scenario: &str, requests: usize) -> Vec<Value> {
-    let Some(node) = node_project() else {
-        return Vec::new();
-    };
+/// Runs one http-sender.js scenario against a hyco-https listener and checks the answers.
+fn http_scenario(scenario: HttpScenario) {
+    let Some(node) = node_project() else { return };
     let mut relay = Relay::start(&[HTTP_HC]);
     let mut listener = relay.listener(node, "https-listener.js", HTTP_HC);
     let run = relay
-        .run(node, "http-sender.js", HTTP_HC, &[scenario])
+        .run(node, "http-sender.js", HTTP_HC, &[scenario.name()])
         .expect_success();
-    let summary = run.single("summary");
-    assert_eq!(
-        u64_field(summary, "requests"),
-        u64::try_from(requests).expect("small")
-    );
-    assert_eq!(
-        u64_field(summary, "ok"),
-        u64::try_from(requests).expect("small")
-    );
+    scenario.check(&scenario.responses(&run), HTTP_HC);
     listener.assert_running();
     relay.assert_running();
-    let responses: Vec<Value> = run.events("response").into_iter().cloned().collect();
-    assert_eq!(responses.len(), requests, "response lines: {responses:?}");
-    responses
-}
-
-/// Checks what the listener reported about the request (x-method, x-url, body) and that the
-/// response came from the listener.
-fn assert_listener_saw(line: &Value, method: &str, url: &str, request_body: &[u8]) {
-    assert_eq!(str_field(line, "method"), method, "{line}");
-    assert_eq!(str_field(line, "x_method"), method, "x-method of {line}");
-    assert_eq!(str_field(line, "x_url"), url, "x-url of {line}");
-    let len = u64::try_from(request_body.len()).expect("fits");
-    let sha = sha256_hex(request_body);
-    assert_eq!(u64_field(line, "req_len"), len, "{line}");
-    assert_eq!(str_field(line, "req_sha256"), sha, "{line}");
-    assert_eq!(u64_field(line, "x_body_len"), len, "x-body-len of {line}");
-    assert_eq!(
-        str_field(line, "x_body_sha256"),
-        sha,
-        "x-body-sha256 of {line}"
-    );
-}
-
-fn assert_response_body(line: &Value, body: &[u8]) {
-    let len = u64::try_from(body.len()).expect("fits");
-    assert_eq!(
-        u64_field(line, "resp_len"),
-        len,
-        "response length of {line}"
-    );
-    assert_eq!(
-        str_field(line, "resp_sha256"),
-        sha256_hex(body),
-        "response body of {line}"
-    );
 }
 
 #[test]
 fn http_get_and_post_bodies_0_1k_100k_5m_both_ways() {
-    let responses = http_scenario("bodies", 2 * HTTP_BODY_SIZES.len());
-    if responses.is_empty() {
-        return;
-    }
-    let url = format!("/{HTTP_HC}/path?x=1&y=2");
-    for (pair, &len) in responses.chunks(2).zip(&HTTP_BODY_SIZES) {
-        let size = usize_of(len);
-        let (get, post) = (&pair[0], &pair[1]);
-        assert_eq!(u64_field(get, "status"), 200, "{get}");
-        assert_listener_saw(get, "GET", &url, &[]);
-        assert_response_body(get, &content(&format!("response/{len}"), size));
-
-        let body = content(&format!("request/{len}"), size);
-        assert_eq!(u64_field(post, "status"), 200, "{post}");
-        assert_listener_saw(post, "POST", &url, &body);
-        assert_response_body(post, &body);
-    }
+    http_scenario(HttpScenario::Bodies);
 }
 
 #[test]
 fn http_multi_value_request_header_arrives_comma_joined() {
-    let responses = http_scenario("multi-header", 1);
-    let Some(line) = responses.first() else {
-        return;
-    };
-    assert_eq!(u64_field(line, "status"), 200, "{line}");
-    assert_listener_saw(line, "GET", &format!("/{HTTP_HC}/path?x=1&y=2"), &[]);
-    // Two `x-multi` lines become one "a, b" in requestHeaders (spec §4.4).
-    assert_eq!(str_field(line, "x_multi"), "a, b", "{line}");
+    http_scenario(HttpScenario::MultiHeader);
 }
 
 #[test]
 fn http_query_strings_preserved_and_sb_hc_parameters_stripped() {
-    let expected_urls = [
-        format!("/{HTTP_HC}/path?x=1&y=2"),
-        format!("/{HTTP_HC}"),
-        format!("/{HTTP_HC}/a/b/c?x=1&x=2&empty=&enc=%2F%3A%3D%26"),
-        // spec §2.4: sb-hc-* parameters never reach the listener.
-        format!("/{HTTP_HC}/path?x=1&y=2"),
-        // Token in sb-hc-token instead of the header: accepted and stripped (spec §3.1).
-        format!("/{HTTP_HC}/q?z=1"),
-    ];
-    let responses = http_scenario("query", expected_urls.len());
-    for (line, url) in responses.iter().zip(&expected_urls) {
-        assert_eq!(u64_field(line, "status"), 200, "{line}");
-        assert_listener_saw(line, "GET", url, &[]);
-        assert_response_body(line, &[]);
-    }
+    http_scenario(HttpScenario::Query);
 }
 
 #[test]
 fn http_non_200_statuses_from_the_listener() {
-    let expected = [
-        (404, "Not Found"),
-        (418, "I'm a teapot"),
-        (500, "Internal Server Error"),
-        (503, "Service Unavailable"),
-    ];
-    let responses = http_scenario("statuses", expected.len());
-    for (line, (status, reason)) in responses.iter().zip(&expected) {
-        assert_eq!(u64_field(line, "status"), *status, "{line}");
-        // hyco-https sends the standard reason as statusDescription; the relay passes it on
-        // (spec §4.5).
-        assert_eq!(str_field(line, "status_message"), *reason, "{line}");
-        // x-method proves the listener produced this response, not the relay.
-        assert_listener_saw(line, "GET", &format!("/{HTTP_HC}/path?x=1&y=2"), &[]);
-        assert_response_body(line, &content("response/16", 16));
-    }
+    // hyco-https sends the standard reason as statusDescription; the relay passes it on
+    // (spec §4.5).
+    http_scenario(HttpScenario::Statuses);
 }
 
 /// Runs one auth-failures.js case and checks the status the SDK observed.

@@ -10,24 +10,16 @@ use hycod::io::ws_frames::{push_close, push_frame};
 use hycod::io::ws_reader::{WsEvent, WsReader};
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
 use hycod::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
-use hycod::relay::config::{RelayArgs, RelayConfig};
 use hycod::secret::Secret;
 use hycod::tls::{client_config, TrustRoots};
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
+use monoio::io::{AsyncWriteRentExt, Splitable};
 
-const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+mod common;
+
+use common::{dialer, mask, read_message, run, KEY};
 
 fn relay(extra: &[&str]) -> hycod::relay::RelayHandle {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: RelayArgs,
-    }
-    let mut argv = vec![
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
+    let mut flags = vec![
         "--workers",
         "2",
         "--rule",
@@ -37,63 +29,12 @@ fn relay(extra: &[&str]) -> hycod::relay::RelayHandle {
         "--hybrid-connection",
         "hyco",
     ];
-    argv.extend_from_slice(extra);
-    let config: RelayConfig = Cli::parse_from(argv).args.into_config().expect("config");
-    hycod::relay::start(config).expect("relay starts")
+    flags.extend_from_slice(extra);
+    common::relay(&flags)
 }
 
 fn token(rule: &str, key: &str, path: &str) -> String {
-    let expiry = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 3600;
-    sign_token(
-        &dotnet_resource_uri("localhost", path),
-        rule,
-        &Secret::new(key),
-        expiry,
-    )
-    .expose()
-    .to_owned()
-}
-
-fn dialer() -> Dialer {
-    Dialer {
-        tls: client_config(&TrustRoots::WebPki).expect("tls"),
-        proxy: None,
-        connect_timeout: Duration::from_secs(5),
-    }
-}
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    hycod::runtime::workers::block_on(f).expect("runtime")
-}
-
-fn mask() -> Option<[u8; 4]> {
-    Some([0x12, 0x34, 0x56, 0x78])
-}
-
-/// Reads one whole data message as a client.
-async fn read_message<R: AsyncReadRent>(reader: &mut WsReader<R>) -> (DataKind, Vec<u8>) {
-    let mut out = Vec::new();
-    loop {
-        match reader.next_event().await.expect("event") {
-            WsEvent::Data {
-                kind,
-                payload,
-                message_end,
-                ..
-            } => {
-                out.extend_from_slice(reader.bytes(payload));
-                if message_end {
-                    return (kind, out);
-                }
-            }
-            WsEvent::Ping(_) | WsEvent::Pong(_) => {}
-            WsEvent::Close { code, .. } => panic!("unexpected close {code:?}"),
-        }
-    }
+    common::token_for(rule, key, path)
 }
 
 /// Registers a listener on `hyco`; returns its control-channel halves.

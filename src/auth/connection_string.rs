@@ -41,6 +41,23 @@ pub enum Credential {
     Signature(Secret),
 }
 
+impl Credential {
+    /// The token to present for `entity` on `namespace_host`: minted with the .NET resource
+    /// form `http://{host}/{entity}/` and expiry `expiry_unix_secs` (spec §3.3, §3.4), or the
+    /// ready-made token as it is.
+    pub fn token(&self, namespace_host: &str, entity: &str, expiry_unix_secs: u64) -> Secret {
+        match self {
+            Self::KeyPair { key_name, key } => crate::auth::sas::sign_token(
+                &crate::auth::sas::dotnet_resource_uri(namespace_host, entity),
+                key_name,
+                key,
+                expiry_unix_secs,
+            ),
+            Self::Signature(token) => token.clone(),
+        }
+    }
+}
+
 /// Why a connection string was rejected. No variant carries a key, a signature or segment text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionStringError {

@@ -6,6 +6,7 @@
 
 mod check;
 mod demo;
+mod forward;
 mod relay;
 mod run;
 mod token;
@@ -61,6 +62,8 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = token_ttl)]
         ttl: Duration,
     },
+    /// Forward local TCP connections through the relay to a listening daemon (a tunnel's sender end)
+    Forward(Box<forward::ForwardArgs>),
     /// Run a self-hosted Hybrid Connections relay (the service side) for tests or Azure-free use
     Relay(Box<crate::relay::config::RelayArgs>),
     /// See it work: relay, daemon and sample services on loopback, traffic through them, a report
@@ -83,6 +86,7 @@ pub fn run(cli: Cli) -> ExitCode {
             ttl,
         } => token::run(&connection_string_file, entity.as_deref(), ttl),
         Command::Relay(args) => relay::run(*args),
+        Command::Forward(args) => forward::run(*args),
         Command::Demo(args) => demo::run(args),
     }
 }

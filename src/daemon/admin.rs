@@ -1,6 +1,7 @@
 //! The daemon's admin endpoint (design.md §4): `/metrics` (Prometheus text, every worker's
 //! shard merged on request, off the data path), `/healthz` (every worker answered) and
-//! `/readyz` (200 only when each hybrid connection has a listener online).
+//! `/readyz` (200 only when each hybrid connection has a listener online). `/metrics` also
+//! carries the `process_*` metrics, read from `/proc` at scrape time, and `hycod_build_info`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +10,9 @@ use monoio::net::TcpListener;
 
 use super::status::DaemonStatus;
 use crate::io::admin_http::{self, Reply};
+use crate::metrics::process::render_build_info;
 use crate::metrics::{render, Snapshot, CONTENT_TYPE};
+use crate::runtime::procfs;
 
 /// How long a worker may take to hand over its snapshot before `/healthz` fails.
 const WORKER_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,6 +35,18 @@ pub async fn collect(workers: &[flume::Sender<SnapshotRequest>]) -> Option<Vec<S
     Some(out)
 }
 
+/// The whole `/metrics` body: the workers' merged metrics, the process metrics (left out,
+/// with a debug line, where `/proc` cannot be read) and the build info.
+fn exposition(merged: &Snapshot) -> String {
+    let mut text = render(merged);
+    match procfs::read_self() {
+        Ok(sample) => text.push_str(&sample.render()),
+        Err(e) => tracing::debug!(error = %e, "process metrics left out"),
+    }
+    text.push_str(&render_build_info(env!("CARGO_PKG_VERSION")));
+    text
+}
+
 /// Serves the admin endpoint.
 pub async fn serve(
     listener: TcpListener,
@@ -50,7 +65,7 @@ pub async fn serve(
                     Some(Ok(merged)) => Reply {
                         status: 200,
                         content_type: CONTENT_TYPE,
-                        body: render(&merged),
+                        body: exposition(&merged),
                     },
                     _ => Reply::text(503, "a worker did not answer\n"),
                 },

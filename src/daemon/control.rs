@@ -20,7 +20,7 @@ use super::status::ChannelStatus;
 use super::tracker::Tracker;
 use super::{drain, http, stream};
 use crate::auth::connection_string::Credential;
-use crate::auth::sas::{dotnet_resource_uri, parse_token, sign_token};
+use crate::auth::sas::parse_token;
 use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;
 use crate::io::ws_frames::{push_close, push_frame};
@@ -63,23 +63,18 @@ fn unix_now() -> u64 {
 
 /// A token for the control channel and how long it is valid (spec §3.3, §8.4).
 fn token(spec: &ChannelSpec, entity: &str, now: Instant) -> (Secret, TokenValidity) {
-    match &spec.credential {
-        Credential::KeyPair { key_name, key } => {
-            let resource = dotnet_resource_uri(&spec.namespace_host, entity);
-            let expiry = unix_now() + spec.token_ttl.as_secs();
-            (
-                sign_token(&resource, key_name, key, expiry),
-                TokenValidity::minted(now, spec.token_ttl),
-            )
+    let minted_expiry = unix_now() + spec.token_ttl.as_secs();
+    let token = spec
+        .credential
+        .token(&spec.namespace_host, entity, minted_expiry);
+    let validity = match &spec.credential {
+        Credential::KeyPair { .. } => TokenValidity::minted(now, spec.token_ttl),
+        Credential::Signature(fixed) => {
+            let expiry = parse_token(fixed.expose()).map_or(0, |t| t.expiry());
+            TokenValidity::fixed_at_unix(now, unix_now(), expiry)
         }
-        Credential::Signature(token) => {
-            let expiry = parse_token(token.expose()).map_or(0, |t| t.expiry());
-            (
-                token.clone(),
-                TokenValidity::fixed_at_unix(now, unix_now(), expiry),
-            )
-        }
-    }
+    };
+    (token, validity)
 }
 
 /// What the reader task of connection number `.0` tells the driver: the relay closed the

@@ -19,7 +19,9 @@
 //!   response as broken rather than short.
 //!
 //! Every request is counted once in `hycod_requests_total` by the class of the status sent, or
-//! as `aborted` when its answer did not reach the relay whole.
+//! as `aborted` when its answer did not reach the relay whole, and logged once at info level
+//! (`request served`: method, path without its query, status, latency). Headers and queries
+//! are never logged: `sb-hc-*` parameters and application queries can carry tokens.
 
 pub mod deliver;
 pub mod exchange;
@@ -41,6 +43,7 @@ use super::context::{ControlWriter, Hc, HcContext};
 use super::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_SECONDS};
 use super::upstream::Framing;
 use crate::proto::hc::messages::Request;
+use crate::proto::hc::path::split_target;
 use crate::proto::ws::CloseCode;
 
 /// Serves one `request` from the control channel. `body` is its binary body message when
@@ -191,7 +194,7 @@ async fn serve_one(
     let Some(request_id) = request.id.as_deref() else {
         tracing::warn!(hybrid_connection = %hc.name, "request without an id cannot be answered");
         let served = Served::aborted(untouched);
-        record(hc, &served, started);
+        record(hc, request, &served, started);
         return served;
     };
     let served = match hc.http_target.as_ref() {
@@ -233,24 +236,43 @@ async fn serve_one(
             }
         }
     };
-    record(hc, &served, started);
+    record(hc, request, &served, started);
     served
 }
 
-/// Counts a finished request: its status class (or `aborted`), its duration and its bytes.
-fn record(hc: &HcContext, served: &Served, started: Instant) {
+/// Counts a finished request — its status class (or `aborted`), its duration and its bytes —
+/// and logs its one `request served` line.
+fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) {
     let label = match served.status {
         Some(status) if served.complete => status_class(status),
         _ => ABORTED,
     };
+    let elapsed = started.elapsed();
     hc.count(&REQUESTS, &[label], 1);
-    hc.observe(&REQUEST_SECONDS, started.elapsed());
+    hc.observe(&REQUEST_SECONDS, elapsed);
+    tracing::info!(
+        hybrid_connection = %hc.name,
+        method = request.method.as_deref().unwrap_or_default(),
+        path = loggable_path(request),
+        status = served.status,
+        outcome = label,
+        latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        to_target = served.to_target,
+        to_relay = served.to_relay,
+        "request served"
+    );
     if served.to_target > 0 {
         hc.count(&BYTES, &["to_target"], served.to_target);
     }
     if served.to_relay > 0 {
         hc.count(&BYTES, &["to_relay"], served.to_relay);
     }
+}
+
+/// The request's path for log lines: its `requestTarget` without the query, which may carry
+/// `sb-hc-token` (spec §2.3, §3.1) or an application's own secrets.
+fn loggable_path(request: &Request) -> &str {
+    split_target(request.request_target.as_deref().unwrap_or_default()).0
 }
 
 /// Holds one unit of `hycod_requests_in_flight` while a request is served.
@@ -268,5 +290,30 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.hc.gauge_add(&REQUESTS_IN_FLIGHT, -1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(target: Option<&str>) -> Request {
+        Request {
+            request_target: target.map(str::to_owned),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn the_logged_path_has_no_query() {
+        let r = request(Some(
+            "/hyco/api?sb-hc-token=SharedAccessSignature%20sr%3Dx&top=5",
+        ));
+        assert_eq!(loggable_path(&r), "/hyco/api");
+    }
+
+    #[test]
+    fn a_request_without_a_target_logs_an_empty_path() {
+        assert_eq!(loggable_path(&request(None)), "");
     }
 }

@@ -6,12 +6,14 @@
 //! - [`Snapshot`]: a `Send` copy of a shard taken on its worker; [`Snapshot::merge`] adds the
 //!   snapshots of every worker off the hot path.
 //! - [`render`] / [`PrometheusText`]: the text exposition format 0.0.4, times in seconds.
+//! - [`process`]: `process_*` metrics parsed from `proc(5)` text, and `hycod_build_info`.
 //! - [`LatencyHistogram`]: HDR histogram in microseconds (3 significant figures, clamped at
 //!   1 hour) with an exact sum and p50/p90/p99/p99.9/max [`Quantiles`] for human summaries.
 
 mod desc;
 mod error;
 mod histogram;
+pub mod process;
 mod render;
 mod shard;
 mod snapshot;

@@ -5,6 +5,9 @@
 //! Every wait has a deadline and is event-driven (a reader thread per pipe feeding a channel);
 //! nothing sleeps. Every child process is killed when its guard drops; when a test is already
 //! panicking the guard prints the child's stderr so the failure explains itself.
+//!
+//! Shared by `tests/interop.rs` (Node listeners) and `tests/interop_daemon.rs` (the hycod
+//! daemon as listener, `daemon.rs`); each uses a part of it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -135,14 +138,17 @@ fn random_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// A running child with its stdout lines on a channel and its stderr collected.
-struct Guarded {
+/// A running child with its stdout lines on a channel and the tail of its stderr collected for
+/// failure messages; for children that log on stderr, also its stderr lines on a channel.
+pub struct Guarded {
     name: String,
     child: Child,
     /// Held so the child sees end-of-file on stdin when the guard drops (the Node scripts
     /// exit on it, see `common.exitWhenParentGoes`).
     _stdin: Option<ChildStdin>,
     lines: Receiver<String>,
+    /// Present when started with [`Guarded::spawn_logging`].
+    stderr_lines: Option<Receiver<String>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_reader: Option<thread::JoinHandle<()>>,
     /// Set once stderr went into a panic message, so the drop does not print it twice.
@@ -150,7 +156,18 @@ struct Guarded {
 }
 
 impl Guarded {
-    fn spawn(name: String, mut command: Command) -> Guarded {
+    /// Starts `command` with all three standard streams piped; `name` appears in messages.
+    pub fn spawn(name: String, command: Command) -> Guarded {
+        Guarded::start(name, command, false)
+    }
+
+    /// Like [`Guarded::spawn`], and also hands out every stderr line
+    /// ([`Guarded::next_stderr_line`]).
+    pub fn spawn_logging(name: String, command: Command) -> Guarded {
+        Guarded::start(name, command, true)
+    }
+
+    fn start(name: String, mut command: Command, stderr_lines: bool) -> Guarded {
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -171,27 +188,50 @@ impl Guarded {
         });
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&stderr);
-        let stderr_reader = thread::spawn(move || collect_tail(stderr_pipe, &sink));
+        let (line_sender, stderr_lines) = if stderr_lines {
+            let (sender, receiver) = mpsc::channel();
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
+        let stderr_reader =
+            thread::spawn(move || collect_stderr(stderr_pipe, &sink, line_sender.as_ref()));
         Guarded {
             name,
             _stdin: child.stdin.take(),
             child,
             lines,
+            stderr_lines,
             stderr,
             stderr_reader: Some(stderr_reader),
             stderr_reported: false,
         }
     }
 
+    /// The name given to [`Guarded::spawn`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Next stdout line before `deadline`; `Err` says whether the pipe closed or time ran out.
-    fn next_line(&self, deadline: Instant) -> Result<String, RecvTimeoutError> {
+    pub fn next_line(&self, deadline: Instant) -> Result<String, RecvTimeoutError> {
         let left = deadline.saturating_duration_since(Instant::now());
         self.lines.recv_timeout(left)
     }
 
+    /// Next stderr line before `deadline`, for a child started with
+    /// [`Guarded::spawn_logging`]; any other child has none (`Disconnected`).
+    pub fn next_stderr_line(&self, deadline: Instant) -> Result<String, RecvTimeoutError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match &self.stderr_lines {
+            Some(lines) => lines.recv_timeout(left),
+            None => Err(RecvTimeoutError::Disconnected),
+        }
+    }
+
     /// Kills the child (if still running) and returns everything it wrote on stderr, for a
     /// panic message.
-    fn kill_and_stderr(&mut self) -> String {
+    pub fn kill_and_stderr(&mut self) -> String {
         // Killing an exited child fails harmlessly; the wait reaps it either way.
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -226,17 +266,26 @@ impl Drop for Guarded {
     }
 }
 
-fn collect_tail(mut pipe: impl Read, sink: &Mutex<Vec<u8>>) {
-    let mut buf = [0u8; 8192];
+/// Keeps the last [`STDERR_LIMIT`] bytes of `pipe` in `sink` and sends each line to `lines`,
+/// if given (the receiver may be gone: the send result is ignored).
+fn collect_stderr(pipe: impl Read, sink: &Mutex<Vec<u8>>, lines: Option<&mpsc::Sender<String>>) {
+    let mut pipe = BufReader::new(pipe);
+    let mut line = Vec::new();
     loop {
-        match pipe.read(&mut buf) {
+        line.clear();
+        match pipe.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
+            Ok(_) => {
                 let Ok(mut kept) = sink.lock() else { break };
-                kept.extend_from_slice(&buf[..n]);
+                kept.extend_from_slice(&line);
                 if kept.len() > STDERR_LIMIT {
                     let excess = kept.len() - STDERR_LIMIT;
                     kept.drain(..excess);
+                }
+                drop(kept);
+                if let Some(lines) = lines {
+                    let text = String::from_utf8_lossy(&line);
+                    let _ = lines.send(text.trim_end_matches(['\r', '\n']).to_owned());
                 }
             }
         }
@@ -253,6 +302,22 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// The relay's base URL, `ws://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A connection string with the Manage rule for `hc`, as the Azure portal shows them
+    /// (spec §3.5). Its endpoint host is a placeholder: the daemon reaches the relay through
+    /// its `relay_url`.
+    pub fn manage_connection_string(&self, hc: &str) -> String {
+        format!(
+            "Endpoint=sb://localhost/;SharedAccessKeyName={MANAGE_RULE};SharedAccessKey={};\
+             EntityPath={hc}",
+            self.manage_key
+        )
+    }
+
     /// Starts the relay serving `hybrid_connections` and waits for `listening ws://ADDR`.
     pub fn start(hybrid_connections: &[&str]) -> Relay {
         let manage_key = random_key();
@@ -349,7 +414,8 @@ impl Relay {
     }
 }
 
-fn assert_still_running(process: &mut Guarded) {
+/// Panics (with the child's stderr) if `process` is no longer running.
+pub fn assert_still_running(process: &mut Guarded) {
     if let Ok(Some(status)) = process.child.try_wait() {
         process.stderr_reported = true;
         let stderr = process.stderr_text();

@@ -1,8 +1,6 @@
-//! Processes and sockets for the lifecycle tests: a `hycod relay` child, a `hycod run` child
+//! Processes and sockets for the daemon tests: a `hycod relay` child, a `hycod run` child
 //! with JSON logs read line by line, a `NOTIFY_SOCKET` the test binds, a TCP echo target, and a
-//! sender that streams checked data through the relay without pause.
-
-#![allow(dead_code)]
+//! sender that streams checked data through the relay without pause, and HTTP targets.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixDatagram;
@@ -19,7 +17,7 @@ use hycod::proto::ws::{CloseCode, Limits, OpCode, Role};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use serde_json::Value;
 
-pub const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+pub use super::KEY;
 /// A second rule's key, for key rotation.
 pub const KEY2: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=";
 
@@ -141,6 +139,55 @@ pub fn tcp_echo() -> u16 {
                 while let Ok(n) = conn.read(&mut buf) {
                     if n == 0 || conn.write_all(&buf[..n]).is_err() {
                         break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// An upstream HTTP server answering every request with its method, path and body length.
+pub fn http_upstream() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut writer = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let request_line = line.trim_end().to_owned();
+                    let mut length = 0usize;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if header == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let answer = format!("{request_line} {}", body.len());
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if writer.write_all(response.as_bytes()).is_err() {
+                        return;
                     }
                 }
             });

@@ -1,0 +1,95 @@
+//! Helpers the integration tests share: an in-process relay, tokens, a client dialer, a
+//! monoio runtime and whole-message reads; `processes` runs `hycod` binaries, upstreams and
+//! systemd's notify socket. Each test binary uses a different subset.
+#![allow(dead_code)]
+
+pub mod processes;
+
+use std::time::{Duration, SystemTime};
+
+use hycod::auth::sas::{dotnet_resource_uri, sign_token};
+use hycod::io::ws_client::Dialer;
+use hycod::io::ws_reader::{WsEvent, WsReader};
+use hycod::proto::ws::DataKind;
+use hycod::relay::config::RelayArgs;
+use hycod::secret::Secret;
+use hycod::tls::{client_config, TrustRoots};
+use monoio::io::AsyncReadRent;
+
+/// The namespace rule `root`'s key in every test relay.
+pub const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+
+/// Starts an in-process relay on `127.0.0.1:0` with these `hycod relay` flags.
+pub fn relay(flags: &[&str]) -> hycod::relay::RelayHandle {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RelayArgs,
+    }
+    let mut argv = vec!["relay", "--listen", "127.0.0.1:0"];
+    argv.extend_from_slice(flags);
+    let config = Cli::parse_from(argv)
+        .args
+        .into_config()
+        .expect("relay flags");
+    hycod::relay::start(config).expect("relay starts")
+}
+
+/// A token for `path` on `localhost`, signed by `rule` with `key`, valid for an hour.
+pub fn token_for(rule: &str, key: &str, path: &str) -> String {
+    let expiry = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3600;
+    sign_token(
+        &dotnet_resource_uri("localhost", path),
+        rule,
+        &Secret::new(key),
+        expiry,
+    )
+    .expose()
+    .to_owned()
+}
+
+/// A client dialer trusting the webpki roots, 5 s connect timeout.
+pub fn dialer() -> Dialer {
+    Dialer {
+        tls: client_config(&TrustRoots::WebPki).expect("tls"),
+        proxy: None,
+        connect_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Runs a future on a fresh monoio runtime.
+pub fn run<F: std::future::Future>(f: F) -> F::Output {
+    hycod::runtime::workers::block_on(f).expect("runtime")
+}
+
+/// A fresh client masking key.
+pub fn mask() -> Option<[u8; 4]> {
+    Some(fastrand::u32(..).to_ne_bytes())
+}
+
+/// Reads one whole data message; pings and pongs are skipped, a close fails the test.
+pub async fn read_message<R: AsyncReadRent>(reader: &mut WsReader<R>) -> (DataKind, Vec<u8>) {
+    let mut out = Vec::new();
+    loop {
+        match reader.next_event().await.expect("event") {
+            WsEvent::Data {
+                kind,
+                payload,
+                message_end,
+                ..
+            } => {
+                out.extend_from_slice(reader.bytes(payload));
+                if message_end {
+                    return (kind, out);
+                }
+            }
+            WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+            WsEvent::Close { code, .. } => panic!("unexpected close {code:?}"),
+        }
+    }
+}

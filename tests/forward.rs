@@ -1,0 +1,185 @@
+//! `hycod forward` end to end: a plain TCP client → forwarder → relay → daemon → TCP echo
+//! target, and back; and a refused stream (no listener) closes the local connection.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::Duration;
+
+use hycod::auth::connection_string::ConnectionString;
+use hycod::config::Config;
+use hycod::daemon::{self, DaemonOptions};
+use hycod::forward::{self, ForwardConfig};
+use hycod::io::ws_client::Dialer;
+use hycod::tls::{client_config, TrustRoots};
+
+mod common;
+
+use common::processes::tcp_echo;
+use common::KEY;
+
+const SEND_KEY: &str = "c2VuZGVyc2VuZGVy";
+
+fn relay() -> hycod::relay::RelayHandle {
+    common::relay(&[
+        "--workers",
+        "1",
+        "--rule",
+        &format!("root={KEY}"),
+        "--rule",
+        &format!("sender={SEND_KEY}:send"),
+        "--hybrid-connection",
+        "tunnel",
+        "--hybrid-connection",
+        "empty",
+    ])
+}
+
+fn forwarder(relay_url: &str, entity: &str) -> std::net::SocketAddr {
+    let cs = ConnectionString::parse(&format!(
+        "Endpoint=sb://localhost/;SharedAccessKeyName=sender;SharedAccessKey={SEND_KEY}"
+    ))
+    .expect("connection string");
+    let handle = forward::start(ForwardConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        relay_base: relay_url.to_owned(),
+        namespace_host: cs.namespace_host().to_owned(),
+        credential: cs.credential().clone(),
+        entity: entity.to_owned(),
+        token_ttl: Duration::from_secs(600),
+        dialer: Dialer {
+            tls: client_config(&TrustRoots::WebPki).expect("tls"),
+            proxy: None,
+            connect_timeout: Duration::from_secs(5),
+        },
+        workers: NonZeroUsize::MIN,
+    })
+    .expect("forwarder");
+    handle.local_addr
+}
+
+#[test]
+fn tcp_through_forward_relay_and_daemon_is_echoed_byte_exact() {
+    let relay = relay();
+    let echo = tcp_echo();
+    let text = format!(
+        r#"
+[runtime]
+workers = 1
+[[hybrid_connection]]
+name = "tunnel"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=tunnel"
+relay_url = "{}"
+target = "tcp://127.0.0.1:{echo}"
+"#,
+        relay.url
+    );
+    let config = Config::from_toml_str(&text, Path::new(".")).expect("config");
+    let daemon = daemon::start(&config, DaemonOptions::default()).expect("daemon");
+    assert!(daemon.status.wait_all_online(Duration::from_secs(20)));
+    let local = forwarder(&relay.url, "tunnel");
+
+    let mut client = TcpStream::connect(local).expect("connect the forwarder");
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let sent: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let writer = {
+        let mut client = client.try_clone().expect("clone");
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            client.write_all(&sent).expect("send");
+            client
+                .shutdown(std::net::Shutdown::Write)
+                .expect("half-close");
+        })
+    };
+    let mut got = Vec::new();
+    client
+        .read_to_end(&mut got)
+        .expect("echo until the far side closes");
+    writer.join().expect("writer");
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "echo differs");
+}
+
+#[test]
+fn a_refused_stream_closes_the_local_connection() {
+    let relay = relay();
+    let local = forwarder(&relay.url, "empty");
+    let mut client = TcpStream::connect(local).expect("connect the forwarder");
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        client.read(&mut buf).expect("orderly close"),
+        0,
+        "no listener: the forwarder closes"
+    );
+}
+
+#[test]
+fn the_forward_command_prints_its_address_and_names_bad_flags() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let relay = relay();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sender.conn");
+    std::fs::write(
+        &file,
+        format!("Endpoint=sb://localhost/;SharedAccessKeyName=sender;SharedAccessKey={SEND_KEY}\n"),
+    )
+    .expect("write");
+    let bin = env!("CARGO_BIN_EXE_hycod");
+    let missing_entity = Command::new(bin)
+        .args([
+            "forward",
+            "--listen",
+            "127.0.0.1:0",
+            "--connection-string-file",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert_eq!(missing_entity.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&missing_entity.stderr);
+    assert!(stderr.contains("--entity"), "{stderr}");
+    assert!(!stderr.contains(SEND_KEY), "{stderr}");
+
+    let mut child = Command::new(bin)
+        .args([
+            "forward",
+            "--listen",
+            "127.0.0.1:0",
+            "--entity",
+            "empty",
+            "--relay-url",
+            &relay.url,
+        ])
+        .arg("--connection-string-file")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening tcp://")
+        .expect("prefix")
+        .to_owned();
+    let mut client = TcpStream::connect(addr).expect("connect");
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 4];
+    let closed = client.read(&mut buf).expect("orderly close");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(closed, 0);
+}
