@@ -29,6 +29,13 @@ pub(super) fn value_error(text: &str, error: &toml::de::Error) -> ConfigError {
     let place = locate(text, span_start(error));
     let message = without_string_values(&one_line(error.message()));
     if let Some((key, expected)) = unknown_field(&message) {
+        // An unknown key holding `=` may be a pasted connection string (found by the `config`
+        // fuzz target): it is named by its shape only, like a quoted key in a path.
+        let key = if key.contains('=') {
+            REDACTED_KEY.trim_matches('"')
+        } else {
+            key
+        };
         // The span points at the unknown key, or at the header of an unknown table. In an
         // inline table (`runtime = { x = 1 }`) the line's key is the table, so the unknown key
         // is appended.
@@ -233,6 +240,9 @@ fn leading_key(line: &str) -> Option<(String, &str)> {
     Some((parts.join("."), value))
 }
 
+/// What an error path shows instead of a quoted key containing `=`.
+const REDACTED_KEY: &str = "\"<quoted key with =>\"";
+
 /// Parses `part(.part)*` where a part is a bare key or a quoted key; returns the parts (quoted
 /// ones with their quotes) and the text after the key.
 fn key_parts(mut text: &str) -> Option<(Vec<&str>, &str)> {
@@ -248,7 +258,15 @@ fn key_parts(mut text: &str) -> Option<(Vec<&str>, &str)> {
         if len == 0 {
             return None;
         }
-        parts.push(&text[..len]);
+        let part = &text[..len];
+        // No hycod key holds `=`; a quoted one that does may be a pasted connection string,
+        // and the path ends up in error messages (found by the `config` fuzz target).
+        let quoted = part.starts_with(['"', '\'']);
+        parts.push(if quoted && part.contains('=') {
+            REDACTED_KEY
+        } else {
+            part
+        });
         text = text[len..].trim_start();
         match text.strip_prefix('.') {
             Some(rest) => text = rest,
@@ -317,6 +335,12 @@ mod tests {
         let text = "runtime.workers = 1\n\"quoted key\" = 2\n";
         assert_eq!(place_of(text, "1").path(), "runtime.workers");
         assert_eq!(place_of(text, "2").path(), "\"quoted key\"");
+    }
+
+    #[test]
+    fn quoted_keys_with_equals_are_redacted() {
+        let text = "\"x;SharedAccessKey=abc\".y = 1\n";
+        assert_eq!(place_of(text, "1").path(), "\"<quoted key with =>\".y");
     }
 
     #[test]
