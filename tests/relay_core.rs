@@ -16,7 +16,7 @@ use monoio::io::{AsyncWriteRentExt, Splitable};
 
 mod common;
 
-use common::{dialer, mask, read_message, run, KEY};
+use common::{dialer, listen, mask, read_message, run, KEY};
 
 fn relay(extra: &[&str]) -> hycod::relay::RelayHandle {
     let mut flags = vec![
@@ -35,35 +35,6 @@ fn relay(extra: &[&str]) -> hycod::relay::RelayHandle {
 
 fn token(rule: &str, key: &str, path: &str) -> String {
     common::token_for(rule, key, path)
-}
-
-/// Registers a listener on `hyco`; returns its control-channel halves.
-async fn listen(
-    url: &str,
-    token: &str,
-) -> (
-    WsReader<monoio::io::OwnedReadHalf<hycod::io::stream::Stream>>,
-    monoio::io::OwnedWriteHalf<hycod::io::stream::Stream>,
-) {
-    let conn = dialer()
-        .connect(
-            &format!("{url}/$hc/hyco?sb-hc-action=listen"),
-            &[("ServiceBusAuthorization", token)],
-            None,
-        )
-        .await
-        .expect("listener registered");
-    let (read, write) = conn.stream.into_split();
-    (
-        WsReader::new(
-            read,
-            Role::Client,
-            Limits::default(),
-            &conn.leftover,
-            64 * 1024,
-        ),
-        write,
-    )
 }
 
 /// Sends one raw HTTP request and returns the status, the head and the body (Content-Length or

@@ -2,46 +2,29 @@
 //! item 4): a listener that breaks a framing rule is failed with the rule's close code, and the
 //! other listeners of the same hybrid connection keep working.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use hycod::auth::sas::{dotnet_resource_uri, sign_token};
 use hycod::io::stream::Stream;
-use hycod::io::ws_client::Dialer;
 use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader};
-use hycod::proto::ws::{CloseCode, Limits, OpCode, Role};
-use hycod::secret::Secret;
-use hycod::tls::{client_config, TrustRoots};
-use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use hycod::proto::ws::{CloseCode, OpCode};
+use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf};
 
-const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+mod common;
+
+use common::{run, KEY};
+
 const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
 
 fn relay() -> hycod::relay::RelayHandle {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: hycod::relay::config::RelayArgs,
-    }
-    let rule = format!("root={KEY}");
-    let argv = [
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
+    common::relay(&[
         "--workers",
         "2",
         "--rule",
-        rule.as_str(),
+        &format!("root={KEY}"),
         "--hybrid-connection",
         "hyco",
-    ];
-    let config = Cli::parse_from(argv).args.into_config().expect("config");
-    hycod::relay::start(config).expect("relay starts")
-}
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    hycod::runtime::workers::block_on(f).expect("runtime")
+    ])
 }
 
 type Reader = WsReader<OwnedReadHalf<Stream>>;
@@ -49,35 +32,7 @@ type Writer = OwnedWriteHalf<Stream>;
 
 /// Registers a listener on `hyco` (spec §4.1); returns its control-channel halves.
 async fn listen(url: &str) -> (Reader, Writer) {
-    let expiry = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 3600;
-    let resource = dotnet_resource_uri("localhost", "hyco");
-    let token = sign_token(&resource, "root", &Secret::new(KEY), expiry);
-    let dialer = Dialer {
-        tls: client_config(&TrustRoots::WebPki).expect("tls"),
-        proxy: None,
-        connect_timeout: Duration::from_secs(5),
-    };
-    let conn = dialer
-        .connect(
-            &format!("{url}/$hc/hyco?sb-hc-action=listen"),
-            &[("ServiceBusAuthorization", token.expose())],
-            None,
-        )
-        .await
-        .expect("listener registered");
-    let (read, write) = conn.stream.into_split();
-    let reader = WsReader::new(
-        read,
-        Role::Client,
-        Limits::default(),
-        &conn.leftover,
-        1 << 16,
-    );
-    (reader, write)
+    common::listen(url, &common::token_for("root", KEY, "hyco")).await
 }
 
 /// Sends `bytes` raw on a fresh listener's channel and returns the close code the relay

@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 use hycod::auth::sas::{dotnet_resource_uri, sign_token};
 use hycod::io::ws_client::Dialer;
 use hycod::io::ws_reader::{WsEvent, WsReader};
-use hycod::proto::ws::DataKind;
+use hycod::proto::ws::{DataKind, Limits, Role};
 use hycod::relay::config::RelayArgs;
 use hycod::secret::Secret;
 use hycod::tls::{client_config, TrustRoots};
-use monoio::io::AsyncReadRent;
+use monoio::io::{AsyncReadRent, Splitable};
 
 /// The namespace rule `root`'s key in every test relay.
 pub const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
@@ -92,4 +92,33 @@ pub async fn read_message<R: AsyncReadRent>(reader: &mut WsReader<R>) -> (DataKi
             WsEvent::Close { code, .. } => panic!("unexpected close {code:?}"),
         }
     }
+}
+
+/// Registers a listener on `hyco`; returns its control-channel halves.
+pub async fn listen(
+    url: &str,
+    token: &str,
+) -> (
+    WsReader<monoio::io::OwnedReadHalf<hycod::io::stream::Stream>>,
+    monoio::io::OwnedWriteHalf<hycod::io::stream::Stream>,
+) {
+    let conn = dialer()
+        .connect(
+            &format!("{url}/$hc/hyco?sb-hc-action=listen"),
+            &[("ServiceBusAuthorization", token)],
+            None,
+        )
+        .await
+        .expect("listener registered");
+    let (read, write) = conn.stream.into_split();
+    (
+        WsReader::new(
+            read,
+            Role::Client,
+            Limits::default(),
+            &conn.leftover,
+            64 * 1024,
+        ),
+        write,
+    )
 }
