@@ -89,6 +89,14 @@ pub(super) fn load(
             kind: Warning::UnknownConnectionStringKey { key: key.clone() },
         })
         .collect();
+    if let ConnectionStringSource::File(file) = &source {
+        if readable_by_others(file) {
+            warnings.push(ConfigWarning {
+                path: path.clone(),
+                kind: Warning::SecretFileReadableByOthers { file: file.clone() },
+            });
+        }
+    }
     if matches!(connection_string.credential(), Credential::Signature(_)) {
         warnings.push(ConfigWarning {
             path,
@@ -100,6 +108,13 @@ pub(super) fn load(
         connection_string,
         warnings,
     })
+}
+
+/// Whether users other than the owner and group may read `file` (mode `o+r`): a key file
+/// should be `0600` or `0640`.
+fn readable_by_others(file: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(file).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
 /// The file's content without surrounding whitespace (a trailing newline is usual).

@@ -298,6 +298,8 @@ pub enum Warning {
     /// The connection string carries a ready-made `SharedAccessSignature`, which cannot be
     /// renewed: the hybrid connection goes offline when it expires (spec §3.5).
     FixedSignature,
+    /// `connection_string_file` may be read by every user of the host (mode `o+r`).
+    SecretFileReadableByOthers { file: PathBuf },
 }
 
 impl fmt::Display for Warning {
@@ -309,6 +311,11 @@ impl fmt::Display for Warning {
             Self::FixedSignature => f.write_str(
                 "the connection string carries a fixed SharedAccessSignature, which cannot be renewed; \
                  the listeners go offline when it expires",
+            ),
+            Self::SecretFileReadableByOthers { file } => write!(
+                f,
+                "{} holds a secret and is readable by every user; restrict it (chmod 600)",
+                file.display()
             ),
         }
     }

@@ -505,6 +505,32 @@ fn connection_string_file_is_trimmed_and_relative_to_base_dir() {
 }
 
 #[test]
+fn a_connection_string_file_readable_by_everyone_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sap.conn");
+    std::fs::write(&file, connection_string(None)).expect("write");
+    let text = hc_without_secret("connection_string_file = \"sap.conn\"");
+    let warned = |mode: u32| {
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let config = load_in(&text, dir.path()).expect("valid");
+        config
+            .warnings
+            .iter()
+            .filter(|w| matches!(w.kind, Warning::SecretFileReadableByOthers { .. }))
+            .map(|w| (w.path.clone(), w.to_string()))
+            .collect::<Vec<_>>()
+    };
+    let open = warned(0o644);
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].0, "hybrid_connection[0].connection_string_file");
+    assert!(open[0].1.contains("chmod 600"), "{}", open[0].1);
+    assert!(!open[0].1.contains(KEY));
+    assert!(warned(0o600).is_empty());
+    assert!(warned(0o640).is_empty());
+}
+
+#[test]
 fn malformed_connection_string_in_a_file_names_the_file_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
