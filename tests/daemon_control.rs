@@ -229,7 +229,6 @@ fn a_restarted_relay_gets_every_listener_back() {
 
 #[test]
 fn streams_reach_the_tcp_target_through_the_running_daemon() {
-    use hycod::io::ws_client::Dialer;
     use hycod::io::ws_frames::push_frame;
     use hycod::io::ws_reader::{WsEvent, WsReader};
     use hycod::proto::ws::{Limits, OpCode, Role};
@@ -240,27 +239,13 @@ fn streams_reach_the_tcp_target_through_the_running_daemon() {
     let target = format!("target = \"tcp://127.0.0.1:{echo}\"");
     let handle = daemon::start(&config(&relay.url, &target), fast_options()).expect("daemon");
     assert!(handle.status.wait_all_online(Duration::from_secs(20)));
-    let expiry = std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 600;
-    let token = hycod::auth::sas::sign_token(
-        &hycod::auth::sas::dotnet_resource_uri("localhost", "hyco"),
-        "root",
-        &hycod::secret::Secret::new(KEY),
-        expiry,
-    );
+    let token = common::token_for("root", KEY, "hyco");
     let url = format!("{}/$hc/hyco?sb-hc-action=connect", relay.url);
     hycod::runtime::workers::block_on(async move {
-        let dialer = Dialer {
-            tls: hycod::tls::client_config(&hycod::tls::TrustRoots::WebPki).expect("tls"),
-            proxy: None,
-            connect_timeout: Duration::from_secs(5),
-        };
+        let dialer = common::dialer();
         for round in 0..4u8 {
             let conn = dialer
-                .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
+                .connect(&url, &[("ServiceBusAuthorization", &token)], None)
                 .await
                 .expect("stream joined");
             let (read, mut write) = conn.stream.into_split();
@@ -305,23 +290,13 @@ fn relayed_http_reaches_the_upstream_through_the_running_daemon() {
     let target = format!("http_target = \"http://127.0.0.1:{upstream}/erp\"");
     let handle = daemon::start(&config(&relay.url, &target), fast_options()).expect("daemon");
     assert!(handle.status.wait_all_online(Duration::from_secs(20)));
-    let expiry = std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-        + 600;
-    let token = hycod::auth::sas::sign_token(
-        &hycod::auth::sas::dotnet_resource_uri("localhost", "hyco"),
-        "root",
-        &hycod::secret::Secret::new(KEY),
-        expiry,
-    );
+    let token = common::token_for("root", KEY, "hyco");
     let body = "x".repeat(1000);
     let mut tcp = std::net::TcpStream::connect(relay.addr()).expect("connect");
     write!(
         tcp,
         "POST /hyco/api/orders?top=5 HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        token.expose(),
+        &token,
         body.len()
     )
     .expect("send");

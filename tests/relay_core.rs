@@ -37,6 +37,20 @@ fn token(rule: &str, key: &str, path: &str) -> String {
     common::token_for(rule, key, path)
 }
 
+/// Connects expecting a refusal; returns its status and description.
+async fn refused(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    match dialer().connect(url, headers, None).await {
+        Err(ConnectError::Rejected {
+            status,
+            description,
+        }) => (status, description),
+        other => panic!(
+            "expected a refusal, got {:?}",
+            other.map(|_| ()).map_err(|e| e.to_string())
+        ),
+    }
+}
+
 /// Sends one raw HTTP request and returns the status, the head and the body (Content-Length or
 /// chunked) of the answer.
 async fn http(addr: std::net::SocketAddr, request: impl AsRef<[u8]>) -> (u16, String, Vec<u8>) {
@@ -91,27 +105,16 @@ fn listen_with_a_wrong_key_is_refused_with_401() {
     run(async move {
         let url = format!("{}/$hc/hyco?sb-hc-action=listen", relay.url);
         let bad = token("root", "d3Jvbmc=", "hyco");
-        match dialer()
-            .connect(&url, &[("ServiceBusAuthorization", &bad)], None)
-            .await
-        {
-            Err(ConnectError::Rejected {
-                status,
-                description,
-            }) => {
-                assert_eq!(status, 401);
-                assert!(description.contains("invalid signature"), "{description}");
-            }
-            other => panic!("unexpected {:?}", other.map(|_| ())),
-        }
+        let (status, description) = refused(&url, &[("ServiceBusAuthorization", &bad)]).await;
+        assert_eq!(status, 401);
+        assert!(description.contains("invalid signature"), "{description}");
         let send_only = token("sendonly", "c2VuZG9ubHk=", "hyco");
-        match dialer()
-            .connect(&url, &[("ServiceBusAuthorization", &send_only)], None)
-            .await
-        {
-            Err(ConnectError::Rejected { status, .. }) => assert_eq!(status, 403),
-            other => panic!("unexpected {:?}", other.map(|_| ())),
-        }
+        assert_eq!(
+            refused(&url, &[("ServiceBusAuthorization", &send_only)])
+                .await
+                .0,
+            403
+        );
     });
 }
 
@@ -121,22 +124,12 @@ fn connect_without_a_listener_is_404() {
     run(async move {
         let url = format!("{}/$hc/hyco?sb-hc-action=connect", relay.url);
         let t = token("root", KEY, "hyco");
-        match dialer()
-            .connect(&url, &[("ServiceBusAuthorization", &t)], None)
-            .await
-        {
-            Err(ConnectError::Rejected {
-                status,
-                description,
-            }) => {
-                assert_eq!(status, 404);
-                assert!(
-                    description.starts_with("There are no listeners connected"),
-                    "{description}"
-                );
-            }
-            other => panic!("unexpected {:?}", other.map(|_| ())),
-        }
+        let (status, description) = refused(&url, &[("ServiceBusAuthorization", &t)]).await;
+        assert_eq!(status, 404);
+        assert!(
+            description.starts_with("There are no listeners connected"),
+            "{description}"
+        );
     });
 }
 
@@ -275,10 +268,7 @@ fn a_rejecting_listener_gets_410_and_the_sender_its_status() {
         };
         let reject = hycod::proto::hc::reject::reject_url(&accept.address, 401, "Nope, not you")
             .expect("reject url");
-        match dialer().connect(&reject, &[], None).await {
-            Err(ConnectError::Rejected { status, .. }) => assert_eq!(status, 410),
-            other => panic!("unexpected {:?}", other.map(|_| ())),
-        }
+        assert_eq!(refused(&reject, &[]).await.0, 410);
         match sender.await {
             Err(ConnectError::Rejected {
                 status,
@@ -289,10 +279,7 @@ fn a_rejecting_listener_gets_410_and_the_sender_its_status() {
             other => panic!("unexpected {:?}", other.map(|_| ())),
         }
         // The address is single-use.
-        match dialer().connect(&accept.address, &[], None).await {
-            Err(ConnectError::Rejected { status, .. }) => assert_eq!(status, 403),
-            other => panic!("unexpected {:?}", other.map(|_| ())),
-        }
+        assert_eq!(refused(&accept.address, &[]).await.0, 403);
     });
 }
 
@@ -306,22 +293,12 @@ fn the_26th_listener_exceeds_the_quota() {
             held.push(listen(&relay.url, &t).await);
         }
         let url = format!("{}/$hc/hyco?sb-hc-action=listen", relay.url);
-        match dialer()
-            .connect(&url, &[("ServiceBusAuthorization", &t)], None)
-            .await
-        {
-            Err(ConnectError::Rejected {
-                status,
-                description,
-            }) => {
-                assert_eq!(status, 403);
-                assert!(
-                    description.contains("MaximumListenersPerEndpoint"),
-                    "{description}"
-                );
-            }
-            other => panic!("unexpected {:?}", other.map(|_| ())),
-        }
+        let (status, description) = refused(&url, &[("ServiceBusAuthorization", &t)]).await;
+        assert_eq!(status, 403);
+        assert!(
+            description.contains("MaximumListenersPerEndpoint"),
+            "{description}"
+        );
     });
 }
 
@@ -632,19 +609,10 @@ fn entity_rules_and_host_aliases_authorise_listeners() {
             &Secret::new(KEY),
             expiry,
         );
-        match dialer()
-            .connect(&url, &[("ServiceBusAuthorization", foreign.expose())], None)
-            .await
-        {
-            Err(ConnectError::Rejected {
-                status,
-                description,
-            }) => {
-                assert_eq!(status, 401);
-                assert!(description.contains("InvalidAudience"), "{description}");
-            }
-            other => panic!("unexpected {:?}", other.map(|_| ())),
-        }
+        let (status, description) =
+            refused(&url, &[("ServiceBusAuthorization", foreign.expose())]).await;
+        assert_eq!(status, 401);
+        assert!(description.contains("InvalidAudience"), "{description}");
     });
 }
 
