@@ -118,6 +118,10 @@ pub enum Reason {
     DurationTooShort { got: Duration, min: Duration },
     /// A socket address is not `ip:port`.
     InvalidSocketAddr { got: String, error: AddrParseError },
+    /// A duration is above its maximum.
+    DurationTooLong { got: Duration, max: Duration },
+    /// A count or size of `[limits]` (or a per-hybrid-connection maximum) is outside `min..=max`.
+    LimitOutOfRange { got: u64, min: u64, max: u64 },
 }
 
 impl fmt::Display for Reason {
@@ -216,6 +220,15 @@ impl fmt::Display for Reason {
             ),
             Self::InvalidSocketAddr { got, error } => {
                 write!(f, "expected ip:port, got {got:?}: {error}")
+            }
+            Self::DurationTooLong { got, max } => write!(
+                f,
+                "must be at most {}, got {}",
+                duration::format(*max),
+                duration::format(*got)
+            ),
+            Self::LimitOutOfRange { got, min, max } => {
+                write!(f, "must be between {min} and {max}, got {got}")
             }
         }
     }

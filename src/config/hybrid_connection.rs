@@ -1,5 +1,6 @@
 //! Validating one `[[hybrid_connection]]` (design.md §5): name, connection string, entity path,
-//! targets, listener count, relay, proxy and token lifetime.
+//! targets, listener count, relay, proxy, token lifetime and the per-hybrid-connection stream and
+//! request maxima.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -9,6 +10,7 @@ use crate::auth::connection_string::entity_path_problem;
 use super::connection_source::{self, EnvLookup};
 use super::duration;
 use super::error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProblem};
+use super::limits::{self, Limits};
 use super::raw::RawHybridConnection;
 use super::typed::{HybridConnection, Relay, DEFAULT_TOKEN_TTL, MAX_LISTENERS, MIN_TOKEN_TTL};
 use super::urls;
@@ -19,6 +21,7 @@ pub(super) fn convert(
     index: usize,
     base_dir: &Path,
     env: EnvLookup<'_>,
+    limits: Limits,
 ) -> Result<(HybridConnection, Vec<ConfigWarning>), ConfigError> {
     let prefix = format!("hybrid_connection[{index}]");
     let at = |key: &str| format!("{prefix}.{key}");
@@ -110,6 +113,11 @@ pub(super) fn convert(
         }
     };
 
+    let limits = limits.with_overrides(
+        limits::concurrency(&at("max_streams"), raw.max_streams)?,
+        limits::concurrency(&at("max_requests"), raw.max_requests)?,
+    );
+
     let hybrid_connection = HybridConnection {
         name: name.to_owned(),
         connection_string_source: loaded.source,
@@ -121,6 +129,7 @@ pub(super) fn convert(
         relay,
         proxy,
         token_ttl,
+        limits,
     };
     Ok((hybrid_connection, loaded.warnings))
 }

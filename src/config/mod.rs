@@ -11,6 +11,7 @@ mod connection_source;
 pub mod duration;
 mod error;
 mod hybrid_connection;
+pub mod limits;
 mod raw;
 pub mod render;
 mod toml_errors;
@@ -28,6 +29,7 @@ use std::path::Path;
 pub use crate::auth::connection_string::entity_path_problem;
 pub use connection_source::EnvLookup;
 pub use error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProblem, Warning};
+pub use limits::Limits;
 pub use typed::{
     Admin, Config, ConnectionStringSource, HttpTarget, HybridConnection, Log, LogFormat, LogLevel,
     ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers, DEFAULT_SHUTDOWN_GRACE,
@@ -115,11 +117,12 @@ fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             Reason::NoHybridConnection,
         ));
     }
+    let limits = limits::convert(&raw.limits)?;
     let mut hybrid_connections = Vec::with_capacity(raw.hybrid_connection.len());
     let mut warnings = Vec::new();
     let mut first_index_of_name: HashMap<String, usize> = HashMap::new();
     for (index, raw_hc) in raw.hybrid_connection.iter().enumerate() {
-        let (hc, hc_warnings) = hybrid_connection::convert(raw_hc, index, base_dir, env)?;
+        let (hc, hc_warnings) = hybrid_connection::convert(raw_hc, index, base_dir, env, limits)?;
         if let Some(&first_index) = first_index_of_name.get(&hc.name) {
             return Err(ConfigError::new(
                 format!("hybrid_connection[{index}].name"),
@@ -141,6 +144,7 @@ fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             level: raw.log.level.unwrap_or_default(),
         },
         shutdown: Shutdown { grace },
+        limits,
         hybrid_connections,
         warnings,
     })

@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub shutdown: RawShutdown,
     #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
     pub hybrid_connection: Vec<RawHybridConnection>,
 }
 
@@ -57,6 +59,23 @@ pub(super) struct RawShutdown {
     pub grace: Option<String>,
 }
 
+/// `[limits]`: counts and sizes as integers, times as duration texts.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub max_streams_per_hybrid_connection: Option<usize>,
+    pub max_requests_per_hybrid_connection: Option<usize>,
+    pub max_streams_per_worker: Option<usize>,
+    pub max_requests_per_worker: Option<usize>,
+    pub stream_buffer: Option<usize>,
+    pub max_frame: Option<u64>,
+    pub max_message: Option<u64>,
+    pub max_http_head: Option<usize>,
+    pub max_header_count: Option<usize>,
+    pub handshake_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+}
+
 /// One `[[hybrid_connection]]`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +92,8 @@ pub(super) struct RawHybridConnection {
     pub relay_ca_file: Option<PathBuf>,
     pub proxy: Option<String>,
     pub token_ttl: Option<String>,
+    pub max_streams: Option<usize>,
+    pub max_requests: Option<usize>,
 }
 
 /// A string value that is a secret from the moment it is read.

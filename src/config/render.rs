@@ -11,6 +11,7 @@ use crate::auth::connection_string::{ConnectionString, Credential};
 use crate::secret::REDACTED;
 
 use super::duration;
+use super::limits::Limits;
 use super::typed::{
     Config, ConnectionStringSource, HybridConnection, Relay, Workers, MAX_LISTENERS,
 };
@@ -61,16 +62,65 @@ impl fmt::Display for Effective<'_> {
             "grace = {}",
             quote(&duration::format(config.shutdown.grace))
         )?;
+        writeln!(f)?;
+        limits(f, &config.limits)?;
         for hc in &config.hybrid_connections {
             writeln!(f)?;
-            self.hybrid_connection(f, hc)?;
+            self.hybrid_connection(f, hc, &config.limits)?;
         }
         Ok(())
     }
 }
 
+/// `[limits]`, every key with its value.
+fn limits(f: &mut fmt::Formatter<'_>, limits: &Limits) -> fmt::Result {
+    writeln!(f, "[limits]")?;
+    writeln!(
+        f,
+        "max_streams_per_hybrid_connection = {}",
+        limits.max_streams_per_hybrid_connection
+    )?;
+    writeln!(
+        f,
+        "max_requests_per_hybrid_connection = {}",
+        limits.max_requests_per_hybrid_connection
+    )?;
+    writeln!(
+        f,
+        "max_streams_per_worker = {}",
+        limits.max_streams_per_worker
+    )?;
+    writeln!(
+        f,
+        "max_requests_per_worker = {}",
+        limits.max_requests_per_worker
+    )?;
+    writeln!(f, "stream_buffer = {}", limits.stream_buffer)?;
+    writeln!(f, "max_frame = {}", limits.max_frame)?;
+    match limits.max_message {
+        Some(max) => writeln!(f, "max_message = {max}")?,
+        None => writeln!(f, "max_message = 0  # unbounded: messages are streamed")?,
+    }
+    writeln!(f, "max_http_head = {}", limits.max_http_head)?;
+    writeln!(f, "max_header_count = {}", limits.max_header_count)?;
+    writeln!(
+        f,
+        "handshake_timeout = {}",
+        quote(&duration::format(limits.handshake_timeout))
+    )?;
+    match limits.idle_timeout {
+        Some(idle) => writeln!(f, "idle_timeout = {}", quote(&duration::format(idle))),
+        None => writeln!(f, "idle_timeout = \"0s\"  # off"),
+    }
+}
+
 impl Effective<'_> {
-    fn hybrid_connection(&self, f: &mut fmt::Formatter<'_>, hc: &HybridConnection) -> fmt::Result {
+    fn hybrid_connection(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        hc: &HybridConnection,
+        limits: &Limits,
+    ) -> fmt::Result {
         writeln!(f, "[[hybrid_connection]]")?;
         writeln!(f, "name = {}", quote(&hc.name))?;
         let shown = redacted_connection_string(&hc.connection_string);
@@ -124,7 +174,23 @@ impl Effective<'_> {
         if let Some(proxy) = &hc.proxy {
             writeln!(f, "proxy = {}", quote(&proxy.to_string()))?;
         }
-        writeln!(f, "token_ttl = {}", quote(&duration::format(hc.token_ttl)))
+        writeln!(f, "token_ttl = {}", quote(&duration::format(hc.token_ttl)))?;
+        if hc.limits.max_streams_per_hybrid_connection != limits.max_streams_per_hybrid_connection {
+            writeln!(
+                f,
+                "max_streams = {}",
+                hc.limits.max_streams_per_hybrid_connection
+            )?;
+        }
+        if hc.limits.max_requests_per_hybrid_connection != limits.max_requests_per_hybrid_connection
+        {
+            writeln!(
+                f,
+                "max_requests = {}",
+                hc.limits.max_requests_per_hybrid_connection
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -186,6 +252,18 @@ mod tests {
             "listeners = 6  # default: one per worker, at most 25",
             "# relay: Azure Relay at wss://contoso.servicebus.windows.net:443",
             "token_ttl = \"1h\"",
+            "[limits]",
+            "max_streams_per_hybrid_connection = 1024",
+            "max_requests_per_hybrid_connection = 1024",
+            "max_streams_per_worker = 4096",
+            "max_requests_per_worker = 4096",
+            "stream_buffer = 131072",
+            "max_frame = 16777216",
+            "max_message = 0  # unbounded: messages are streamed",
+            "max_http_head = 32768",
+            "max_header_count = 100",
+            "handshake_timeout = \"10s\"",
+            "idle_timeout = \"2h\"",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -207,8 +285,8 @@ mod tests {
     fn explicit_values_are_shown_as_given() {
         let text = render(
             &format!(
-                "[runtime]\nworkers = 3\n[admin]\nlisten = \"127.0.0.1:9464\"\n{}",
-                inline("listeners = 2\nhttp_target = \"http://127.0.0.1:8065/ws\"\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy:3128\"\ntoken_ttl = \"90m\"")
+                "[runtime]\nworkers = 3\n[admin]\nlisten = \"127.0.0.1:9464\"\n[limits]\nmax_message = 2048\nidle_timeout = \"0s\"\n{}",
+                inline("listeners = 2\nhttp_target = \"http://127.0.0.1:8065/ws\"\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy:3128\"\ntoken_ttl = \"90m\"\nmax_streams = 5\nmax_requests = 1024")
             ),
             3,
         );
@@ -220,12 +298,19 @@ mod tests {
             "relay_url = \"ws://127.0.0.1:9000/\"",
             "proxy = \"http://proxy:3128\"",
             "token_ttl = \"90m\"",
+            "max_streams = 5",
+            "max_message = 2048",
+            "idle_timeout = \"0s\"  # off",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
                 "missing {line:?} in\n{text}"
             );
         }
+        assert!(
+            !text.contains("max_requests = "),
+            "an override equal to [limits] is not repeated:\n{text}"
+        );
     }
 
     #[test]

@@ -908,3 +908,197 @@ fn token_ttl_at_least_one_minute() {
     );
     assert!(load(&hc("a", "token_ttl = \"1m\"")).is_ok());
 }
+
+// ---- [limits] ----
+
+/// `[limits]` with `body`, then one hybrid connection with `hc_extra`.
+fn with_limits(body: &str, hc_extra: &str) -> String {
+    format!("[limits]\n{body}\n{}", hc("sap", hc_extra))
+}
+
+#[test]
+fn limits_have_safe_defaults() {
+    let config = load(&hc("sap", "")).expect("valid");
+    let limits = config.limits;
+    assert_eq!(limits, Limits::default());
+    assert_eq!(limits.max_streams_per_hybrid_connection.get(), 1024);
+    assert_eq!(limits.max_requests_per_hybrid_connection.get(), 1024);
+    assert_eq!(limits.max_streams_per_worker.get(), 4096);
+    assert_eq!(limits.max_requests_per_worker.get(), 4096);
+    assert_eq!(limits.stream_buffer, 128 * 1024);
+    assert_eq!(limits.max_frame, 16 << 20);
+    assert_eq!(limits.max_message, None);
+    assert_eq!(limits.max_http_head, 32 * 1024);
+    assert_eq!(limits.max_header_count, 100);
+    assert_eq!(limits.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(limits.idle_timeout, Some(Duration::from_secs(7200)));
+    assert_eq!(config.hybrid_connections[0].limits, limits);
+}
+
+#[test]
+fn every_limit_is_read() {
+    let config = load(&with_limits(
+        "max_streams_per_hybrid_connection = 10\nmax_requests_per_hybrid_connection = 11\nmax_streams_per_worker = 12\nmax_requests_per_worker = 13\nstream_buffer = 8192\nmax_frame = 2048\nmax_message = 4096\nmax_http_head = 1024\nmax_header_count = 7\nhandshake_timeout = \"250ms\"\nidle_timeout = \"5m\"",
+        "",
+    ))
+    .expect("valid");
+    let n = |count| NonZeroUsize::new(count).expect("non-zero");
+    let limits = config.limits;
+    assert_eq!(limits.max_streams_per_hybrid_connection, n(10));
+    assert_eq!(limits.max_requests_per_hybrid_connection, n(11));
+    assert_eq!(limits.max_streams_per_worker, n(12));
+    assert_eq!(limits.max_requests_per_worker, n(13));
+    assert_eq!(limits.stream_buffer, 8192);
+    assert_eq!(limits.max_frame, 2048);
+    assert_eq!(limits.max_message, Some(4096));
+    assert_eq!(limits.max_http_head, 1024);
+    assert_eq!(limits.max_header_count, 7);
+    assert_eq!(limits.handshake_timeout, Duration::from_millis(250));
+    assert_eq!(limits.idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(limits.websocket().max_message_size, 4096);
+    assert_eq!(limits.http_head().max_headers, 7);
+}
+
+#[test]
+fn zero_max_message_and_idle_timeout_mean_unbounded() {
+    let config = load(&with_limits("max_message = 0\nidle_timeout = \"0s\"", "")).expect("valid");
+    assert_eq!(config.limits.max_message, None);
+    assert_eq!(config.limits.websocket().max_message_size, u64::MAX);
+    assert_eq!(config.limits.idle_timeout, None);
+}
+
+#[test]
+fn hybrid_connections_may_override_their_maxima() {
+    let config = load(&with_limits(
+        "max_streams_per_hybrid_connection = 10",
+        "max_streams = 3\nmax_requests = 4",
+    ))
+    .expect("valid");
+    let limits = config.hybrid_connections[0].limits;
+    assert_eq!(limits.max_streams_per_hybrid_connection.get(), 3);
+    assert_eq!(limits.max_requests_per_hybrid_connection.get(), 4);
+    assert_eq!(
+        limits.max_streams_per_worker,
+        config.limits.max_streams_per_worker
+    );
+    assert_eq!(config.limits.max_streams_per_hybrid_connection.get(), 10);
+}
+
+#[test]
+fn counts_and_sizes_outside_their_range_are_rejected() {
+    let cases: [(&str, u64, u64, u64); 10] = [
+        ("max_streams_per_hybrid_connection = 0", 0, 1, 1_000_000),
+        (
+            "max_requests_per_hybrid_connection = 1000001",
+            1_000_001,
+            1,
+            1_000_000,
+        ),
+        ("max_streams_per_worker = 0", 0, 1, 1_000_000),
+        ("max_requests_per_worker = 0", 0, 1, 1_000_000),
+        ("stream_buffer = 4096", 4096, 8192, 16 << 20),
+        ("max_frame = 100", 100, 1024, i64::MAX.unsigned_abs()),
+        ("max_message = 10", 10, 1024, i64::MAX.unsigned_abs()),
+        ("max_http_head = 100", 100, 1024, 1 << 20),
+        ("max_header_count = 0", 0, 1, 10_000),
+        ("max_header_count = 10001", 10_001, 1, 10_000),
+    ];
+    for (line, got, min, max) in cases {
+        let key = line.split(' ').next().expect("key");
+        let reason = error(
+            &with_limits(line, ""),
+            &format!("limits.{key}"),
+            &format!("must be between {min} and {max}, got {got}"),
+        );
+        assert_eq!(reason, Reason::LimitOutOfRange { got, min, max }, "{line}");
+    }
+}
+
+#[test]
+fn per_hybrid_connection_maxima_must_be_positive() {
+    for key in ["max_streams", "max_requests"] {
+        let reason = error(
+            &hc("a", &format!("{key} = 0")),
+            &format!("hybrid_connection[0].{key}"),
+            "must be between 1 and 1000000",
+        );
+        assert_eq!(
+            reason,
+            Reason::LimitOutOfRange {
+                got: 0,
+                min: 1,
+                max: 1_000_000
+            }
+        );
+    }
+}
+
+#[test]
+fn handshake_timeout_between_100ms_and_5m() {
+    let reason = error(
+        &with_limits("handshake_timeout = \"50ms\"", ""),
+        "limits.handshake_timeout",
+        "must be at least 100ms, got 50ms",
+    );
+    assert_eq!(
+        reason,
+        Reason::DurationTooShort {
+            got: Duration::from_millis(50),
+            min: Duration::from_millis(100)
+        }
+    );
+    let reason = error(
+        &with_limits("handshake_timeout = \"6m\"", ""),
+        "limits.handshake_timeout",
+        "must be at most 5m, got 6m",
+    );
+    assert_eq!(
+        reason,
+        Reason::DurationTooLong {
+            got: Duration::from_secs(360),
+            max: Duration::from_secs(300)
+        }
+    );
+}
+
+#[test]
+fn idle_timeout_is_off_or_at_least_one_second() {
+    let reason = error(
+        &with_limits("idle_timeout = \"500ms\"", ""),
+        "limits.idle_timeout",
+        "must be at least 1s, got 500ms",
+    );
+    assert_eq!(
+        reason,
+        Reason::DurationTooShort {
+            got: Duration::from_millis(500),
+            min: Duration::from_secs(1)
+        }
+    );
+}
+
+#[test]
+fn limit_durations_must_parse() {
+    let reason = error(
+        &with_limits("idle_timeout = \"soon\"", ""),
+        "limits.idle_timeout",
+        "expected a duration",
+    );
+    assert_eq!(
+        reason,
+        Reason::InvalidDuration {
+            got: "soon".into(),
+            error: DurationError::NoNumber
+        }
+    );
+}
+
+#[test]
+fn unknown_limit_keys_are_rejected() {
+    let reason = error(
+        &with_limits("max_stream = 5", ""),
+        "limits.max_stream",
+        "unknown key \"max_stream\" in limits",
+    );
+    assert!(matches!(reason, Reason::UnknownKey { .. }), "{reason:?}");
+}

@@ -14,6 +14,7 @@ use url::Url;
 use crate::auth::connection_string::ConnectionString;
 
 use super::error::ConfigWarning;
+use super::limits::Limits;
 
 /// Default `[shutdown] grace`.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -35,6 +36,8 @@ pub struct Config {
     pub log: Log,
     /// `[shutdown]`.
     pub shutdown: Shutdown,
+    /// `[limits]`, before the per-hybrid-connection overrides.
+    pub limits: Limits,
     /// `[[hybrid_connection]]`, at least one, names unique.
     pub hybrid_connections: Vec<HybridConnection>,
     /// Things that load but deserve attention (e.g. unknown connection-string keys).
@@ -165,6 +168,8 @@ pub struct HybridConnection {
     pub proxy: Option<ProxyAddress>,
     /// `token_ttl`: lifetime of the SAS tokens the daemon mints.
     pub token_ttl: Duration,
+    /// `[limits]` with this hybrid connection's `max_streams` / `max_requests` applied.
+    pub limits: Limits,
 }
 
 impl HybridConnection {

@@ -1,0 +1,288 @@
+//! `[limits]` (issue 8 item 1, docs/configuration.md "Limits"): what one hybrid connection, one
+//! worker and one stream may cost, and how long handshakes and idle streams may take.
+//!
+//! Every key has a safe default and an accepted range; a value outside it is a
+//! [`Reason::LimitOutOfRange`] (counts and sizes) or [`Reason::DurationTooShort`] /
+//! [`Reason::DurationTooLong`] (times) naming the key. `[[hybrid_connection]]` may override the
+//! two per-hybrid-connection maxima with `max_streams` and `max_requests`; each hybrid
+//! connection carries its resolved [`Limits`], so a reload that changes any of them replaces the
+//! hybrid connections it affects (design.md §3 "Lifecycle").
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use super::duration;
+use super::error::{ConfigError, Reason};
+use super::raw::RawLimits;
+
+/// Default `max_streams_per_hybrid_connection` and `max_requests_per_hybrid_connection`.
+pub const DEFAULT_MAX_PER_HYBRID_CONNECTION: usize = 1024;
+/// Default `max_streams_per_worker` and `max_requests_per_worker`.
+pub const DEFAULT_MAX_PER_WORKER: usize = 4096;
+/// Largest accepted stream or request maximum.
+pub const MAX_CONCURRENCY: usize = 1_000_000;
+/// Default `stream_buffer`: one 64 KiB buffer per direction (spec §5.3).
+pub const DEFAULT_STREAM_BUFFER: usize = 128 * 1024;
+/// Smallest accepted `stream_buffer` (4 KiB per direction).
+pub const MIN_STREAM_BUFFER: usize = 8 * 1024;
+/// Largest accepted `stream_buffer`.
+pub const MAX_STREAM_BUFFER: usize = 16 * 1024 * 1024;
+/// Default `max_frame`: 16 MiB, the WebSocket decoder's default.
+pub const DEFAULT_MAX_FRAME: u64 = crate::proto::ws::frame::DEFAULT_MAX_FRAME_SIZE;
+/// Smallest accepted `max_frame` and non-zero `max_message`.
+pub const MIN_MAX_FRAME: u64 = 1024;
+/// Largest accepted `max_frame` and `max_message`: RFC 6455 §5.2 allows 2^63 - 1.
+pub const MAX_MAX_FRAME: u64 = i64::MAX.unsigned_abs();
+/// Default `max_http_head`: spec §6.1's 32 KB of header metadata.
+pub const DEFAULT_MAX_HTTP_HEAD: usize = crate::proto::http1::head::DEFAULT_MAX_HEAD_BYTES;
+/// Smallest accepted `max_http_head`.
+pub const MIN_MAX_HTTP_HEAD: usize = 1024;
+/// Largest accepted `max_http_head`.
+pub const MAX_MAX_HTTP_HEAD: usize = 1024 * 1024;
+/// Default `max_header_count`.
+pub const DEFAULT_MAX_HEADER_COUNT: usize = crate::proto::http1::head::DEFAULT_MAX_HEADERS;
+/// Largest accepted `max_header_count`.
+pub const MAX_MAX_HEADER_COUNT: usize = 10_000;
+/// Default `handshake_timeout`: a target connect plus a rejection fit in the ~30 s a sender
+/// waits for its accept (spec §5.1).
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Smallest accepted `handshake_timeout`.
+pub const MIN_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(100);
+/// Largest accepted `handshake_timeout`.
+pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default `idle_timeout`: two hours, like Linux's TCP keep-alive idle time.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+/// Smallest accepted non-zero `idle_timeout`.
+pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The resolved limits of one hybrid connection (`[limits]` with its overrides applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Relayed WebSocket streams open at once on one hybrid connection, over all workers.
+    pub max_streams_per_hybrid_connection: NonZeroUsize,
+    /// Relayed HTTP requests in flight at once on one hybrid connection, over all workers.
+    pub max_requests_per_hybrid_connection: NonZeroUsize,
+    /// Relayed WebSocket streams open at once on one worker, over all hybrid connections.
+    pub max_streams_per_worker: NonZeroUsize,
+    /// Relayed HTTP requests in flight at once on one worker, over all hybrid connections.
+    pub max_requests_per_worker: NonZeroUsize,
+    /// Bytes of buffer one relayed stream may hold, split evenly between its two directions.
+    pub stream_buffer: usize,
+    /// The largest WebSocket frame payload accepted from the relay, in bytes.
+    pub max_frame: u64,
+    /// The largest WebSocket message accepted from the relay; `None` = unbounded (relayed
+    /// messages are streamed, never assembled).
+    pub max_message: Option<u64>,
+    /// The largest HTTP head accepted from an `http_target`, in bytes.
+    pub max_http_head: usize,
+    /// The most header fields accepted in one HTTP head from an `http_target`.
+    pub max_header_count: usize,
+    /// How long a WebSocket upgrade to the relay (control channel, rendezvous, rejection) or a
+    /// target's TCP connect may take.
+    pub handshake_timeout: Duration,
+    /// A stream that forwarded no byte either way for this long is closed; `None` = never.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_streams_per_hybrid_connection: non_zero(DEFAULT_MAX_PER_HYBRID_CONNECTION),
+            max_requests_per_hybrid_connection: non_zero(DEFAULT_MAX_PER_HYBRID_CONNECTION),
+            max_streams_per_worker: non_zero(DEFAULT_MAX_PER_WORKER),
+            max_requests_per_worker: non_zero(DEFAULT_MAX_PER_WORKER),
+            stream_buffer: DEFAULT_STREAM_BUFFER,
+            max_frame: DEFAULT_MAX_FRAME,
+            max_message: None,
+            max_http_head: DEFAULT_MAX_HTTP_HEAD,
+            max_header_count: DEFAULT_MAX_HEADER_COUNT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+        }
+    }
+}
+
+impl Limits {
+    /// The WebSocket decoder limits for frames and messages from the relay.
+    pub fn websocket(&self) -> crate::proto::ws::Limits {
+        crate::proto::ws::Limits {
+            max_frame_size: self.max_frame,
+            max_message_size: self.max_message.unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The HTTP head limits for responses from an `http_target`.
+    pub fn http_head(&self) -> crate::proto::http1::Limits {
+        crate::proto::http1::Limits {
+            max_head_bytes: self.max_http_head,
+            max_headers: self.max_header_count,
+        }
+    }
+
+    /// This hybrid connection's limits with its `max_streams` / `max_requests` overrides.
+    pub(super) fn with_overrides(
+        self,
+        max_streams: Option<NonZeroUsize>,
+        max_requests: Option<NonZeroUsize>,
+    ) -> Self {
+        Self {
+            max_streams_per_hybrid_connection: max_streams
+                .unwrap_or(self.max_streams_per_hybrid_connection),
+            max_requests_per_hybrid_connection: max_requests
+                .unwrap_or(self.max_requests_per_hybrid_connection),
+            ..self
+        }
+    }
+}
+
+/// A default that is non-zero by construction.
+const fn non_zero(value: usize) -> NonZeroUsize {
+    match NonZeroUsize::new(value) {
+        Some(value) => value,
+        None => NonZeroUsize::MIN,
+    }
+}
+
+/// Converts `[limits]`.
+pub(super) fn convert(raw: &RawLimits) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let count = |key: &str, got: Option<usize>, default: NonZeroUsize| {
+        concurrency(&format!("limits.{key}"), got).map(|got| got.unwrap_or(default))
+    };
+    Ok(Limits {
+        max_streams_per_hybrid_connection: count(
+            "max_streams_per_hybrid_connection",
+            raw.max_streams_per_hybrid_connection,
+            defaults.max_streams_per_hybrid_connection,
+        )?,
+        max_requests_per_hybrid_connection: count(
+            "max_requests_per_hybrid_connection",
+            raw.max_requests_per_hybrid_connection,
+            defaults.max_requests_per_hybrid_connection,
+        )?,
+        max_streams_per_worker: count(
+            "max_streams_per_worker",
+            raw.max_streams_per_worker,
+            defaults.max_streams_per_worker,
+        )?,
+        max_requests_per_worker: count(
+            "max_requests_per_worker",
+            raw.max_requests_per_worker,
+            defaults.max_requests_per_worker,
+        )?,
+        stream_buffer: size(
+            "limits.stream_buffer",
+            raw.stream_buffer,
+            MIN_STREAM_BUFFER,
+            MAX_STREAM_BUFFER,
+        )?
+        .unwrap_or(defaults.stream_buffer),
+        max_frame: in_range(
+            "limits.max_frame",
+            raw.max_frame,
+            MIN_MAX_FRAME,
+            MAX_MAX_FRAME,
+        )?
+        .unwrap_or(defaults.max_frame),
+        max_message: match raw.max_message {
+            None | Some(0) => None,
+            got => in_range("limits.max_message", got, MIN_MAX_FRAME, MAX_MAX_FRAME)?,
+        },
+        max_http_head: size(
+            "limits.max_http_head",
+            raw.max_http_head,
+            MIN_MAX_HTTP_HEAD,
+            MAX_MAX_HTTP_HEAD,
+        )?
+        .unwrap_or(defaults.max_http_head),
+        max_header_count: size(
+            "limits.max_header_count",
+            raw.max_header_count,
+            1,
+            MAX_MAX_HEADER_COUNT,
+        )?
+        .unwrap_or(defaults.max_header_count),
+        handshake_timeout: time(
+            "limits.handshake_timeout",
+            raw.handshake_timeout.as_deref(),
+            MIN_HANDSHAKE_TIMEOUT,
+            Some(MAX_HANDSHAKE_TIMEOUT),
+        )?
+        .unwrap_or(defaults.handshake_timeout),
+        idle_timeout: match raw.idle_timeout.as_deref() {
+            None => defaults.idle_timeout,
+            Some(text) => time("limits.idle_timeout", Some(text), Duration::ZERO, None)?
+                .filter(|idle| !idle.is_zero())
+                .map(|idle| at_least("limits.idle_timeout", idle, MIN_IDLE_TIMEOUT))
+                .transpose()?,
+        },
+    })
+}
+
+/// A stream or request maximum: `1..=`[`MAX_CONCURRENCY`].
+pub(super) fn concurrency(
+    path: &str,
+    got: Option<usize>,
+) -> Result<Option<NonZeroUsize>, ConfigError> {
+    Ok(size(path, got, 1, MAX_CONCURRENCY)?.and_then(NonZeroUsize::new))
+}
+
+/// A count or byte size within `min..=max`.
+fn size(
+    path: &str,
+    got: Option<usize>,
+    min: usize,
+    max: usize,
+) -> Result<Option<usize>, ConfigError> {
+    let widen = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    in_range(path, got.map(widen), widen(min), widen(max))?
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .map_or(Ok(None), |n| Ok(Some(n)))
+}
+
+/// A number within `min..=max`.
+fn in_range(path: &str, got: Option<u64>, min: u64, max: u64) -> Result<Option<u64>, ConfigError> {
+    match got {
+        Some(got) if !(min..=max).contains(&got) => Err(ConfigError::new(
+            path,
+            Reason::LimitOutOfRange { got, min, max },
+        )),
+        got => Ok(got),
+    }
+}
+
+/// A duration text within `min..=max` (`max` `None`: unbounded).
+fn time(
+    path: &str,
+    text: Option<&str>,
+    min: Duration,
+    max: Option<Duration>,
+) -> Result<Option<Duration>, ConfigError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let got = duration::parse(text).map_err(|error| {
+        ConfigError::new(
+            path,
+            Reason::InvalidDuration {
+                got: text.to_owned(),
+                error,
+            },
+        )
+    })?;
+    let got = at_least(path, got, min)?;
+    match max {
+        Some(max) if got > max => Err(ConfigError::new(path, Reason::DurationTooLong { got, max })),
+        _ => Ok(Some(got)),
+    }
+}
+
+fn at_least(path: &str, got: Duration, min: Duration) -> Result<Duration, ConfigError> {
+    if got < min {
+        return Err(ConfigError::new(
+            path,
+            Reason::DurationTooShort { got, min },
+        ));
+    }
+    Ok(got)
+}
