@@ -75,6 +75,10 @@ fn context(target: Option<String>, deadline: Duration, tls: TrustRoots) -> Hc {
         upstream_pool: RefCell::new(Vec::new()),
         upstream_deadline: deadline,
         metrics: Rc::new(RefCell::new(Shard::new())),
+        limits: hycod::config::Limits::default(),
+        admission: hycod::daemon::admission::Admission::standalone(
+            &hycod::config::Limits::default(),
+        ),
     })
 }
 

@@ -60,6 +60,10 @@ fn context(target: Option<TcpTarget>) -> Hc {
         upstream_pool: RefCell::new(Vec::new()),
         upstream_deadline: Duration::from_secs(50),
         metrics: Rc::new(RefCell::new(Shard::new())),
+        limits: hycod::config::Limits::default(),
+        admission: hycod::daemon::admission::Admission::standalone(
+            &hycod::config::Limits::default(),
+        ),
     })
 }
 

@@ -6,15 +6,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::metrics::SharedShard;
-use crate::config::{HttpTarget, TcpTarget};
+use super::admission::Admission;
+use super::metrics::{SharedShard, LIMIT_EXCEEDED};
+use crate::config::{HttpTarget, Limits, TcpTarget};
 use crate::io::stream::Stream;
 use crate::io::ws_client::Dialer;
 use crate::metrics::{CounterId, GaugeId, HistogramId, MetricDesc, RegisterError};
 use crate::tls::ClientConfig;
-
-/// How long a target may take to accept a TCP connection before the stream is rejected.
-pub const TARGET_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One hybrid connection as seen by one worker.
 pub struct HcContext {
@@ -37,6 +35,10 @@ pub struct HcContext {
     pub upstream_deadline: Duration,
     /// This worker's metrics.
     pub metrics: SharedShard,
+    /// `[limits]` with this hybrid connection's overrides.
+    pub limits: Limits,
+    /// Admission of streams and requests against the stream and request maxima.
+    pub admission: Admission,
 }
 
 impl HcContext {
@@ -81,6 +83,11 @@ impl HcContext {
         if let Ok(id) = self.gauge(desc) {
             self.metrics.borrow_mut().gauge_add(id, delta);
         }
+    }
+
+    /// Counts one piece of work that exceeded `limit` (a `[limits]` key).
+    pub fn limit_exceeded(&self, limit: &str) {
+        self.count(&LIMIT_EXCEEDED, &[limit], 1);
     }
 
     fn labels<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {

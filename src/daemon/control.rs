@@ -18,7 +18,7 @@ use super::context::{mask_key, ControlWriter, Hc};
 use super::metrics::{CONTROL_CONNECT_SECONDS, LISTENER_ONLINE, RECONNECTS, TOKEN_RENEWALS};
 use super::status::ChannelStatus;
 use super::tracker::Tracker;
-use super::{drain, http, stream};
+use super::{drain, http, overload, stream};
 use crate::auth::connection_string::Credential;
 use crate::auth::sas::parse_token;
 use crate::io::stream::Stream;
@@ -490,12 +490,16 @@ fn serve_request(
 ) {
     if work.refusing.get() {
         drain::refuse_request(hc, &request, writer);
-    } else {
-        work.spawn_request(http::serve_request(
-            hc.clone(),
-            request,
-            body,
-            writer.clone(),
-        ));
+        return;
+    }
+    match hc.admission.requests.try_enter() {
+        Ok(permit) => {
+            let serving = http::serve_request(hc.clone(), request, body, writer.clone());
+            work.spawn_request(async move {
+                serving.await;
+                drop(permit);
+            });
+        }
+        Err(exceeded) => overload::refuse_request(hc, &request, writer, exceeded),
     }
 }

@@ -31,19 +31,24 @@ pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter) {
         tracing::warn!(hybrid_connection = %hc.name, "request without an id on a stopping listener dropped");
         return;
     };
-    let frame = refusal_frame(id.clone(), mask_key());
+    let frame = response_frame(id.clone(), SHUTTING_DOWN, SHUTTING_DOWN_PHRASE, mask_key());
     let sent = frame.is_some_and(|frame| writer.send_unit(frame));
     hc.count(&REQUESTS, &[status_class(SHUTTING_DOWN)], 1);
     tracing::info!(hybrid_connection = %hc.name, id = %id, status = SHUTTING_DOWN, sent,
         "request refused: the listener is shutting down");
 }
 
-/// The masked text frame carrying the 503 `response` for request `id`.
-fn refusal_frame(id: String, mask: Option<[u8; 4]>) -> Option<Vec<u8>> {
+/// The masked text frame carrying a bodiless `response` with `status` for request `id`.
+pub(super) fn response_frame(
+    id: String,
+    status: u16,
+    phrase: &str,
+    mask: Option<[u8; 4]>,
+) -> Option<Vec<u8>> {
     let json = Response {
         request_id: id,
-        status_code: SHUTTING_DOWN,
-        status_description: Some(SHUTTING_DOWN_PHRASE.to_owned()),
+        status_code: status,
+        status_description: Some(phrase.to_owned()),
         response_headers: None,
         body: false,
     }
@@ -67,7 +72,13 @@ mod tests {
 
     #[test]
     fn the_refusal_is_a_final_text_frame_with_a_503_response_without_body() {
-        let frame = refusal_frame("req-1_G1".to_owned(), None).expect("frame");
+        let frame = response_frame(
+            "req-1_G1".to_owned(),
+            SHUTTING_DOWN,
+            SHUTTING_DOWN_PHRASE,
+            None,
+        )
+        .expect("frame");
         assert_eq!(frame[0], 0x81, "FIN + text");
         let response: serde_json::Value = serde_json::from_slice(payload(&frame)).expect("json");
         assert_eq!(
@@ -83,7 +94,7 @@ mod tests {
 
     #[test]
     fn the_refusal_is_masked_when_a_key_is_given() {
-        let frame = refusal_frame("r".to_owned(), Some([1, 2, 3, 4])).expect("frame");
+        let frame = response_frame("r".to_owned(), 503, "x", Some([1, 2, 3, 4])).expect("frame");
         assert_eq!(frame[1] & 0x80, 0x80, "mask bit");
     }
 }

@@ -34,6 +34,16 @@ pub static STREAMS_REJECTED: MetricDesc = MetricDesc::counter(
     "Relayed WebSocket streams refused, by reason.",
     &["hybrid_connection", "reason"],
 );
+pub static REQUESTS_REJECTED: MetricDesc = MetricDesc::counter(
+    "hycod_requests_rejected_total",
+    "Relayed HTTP requests refused with 503 before reaching the target, by reason.",
+    &["hybrid_connection", "reason"],
+);
+pub static LIMIT_EXCEEDED: MetricDesc = MetricDesc::counter(
+    "hycod_limit_exceeded_total",
+    "Streams and requests ended by a [limits] key they exceeded, by key.",
+    &["hybrid_connection", "limit"],
+);
 pub static STREAMS_IN_FLIGHT: MetricDesc = MetricDesc::gauge(
     "hycod_streams_in_flight",
     "Relayed WebSocket streams open now.",
@@ -91,12 +101,14 @@ pub static RELOAD_FAILURES: MetricDesc = MetricDesc::counter(
 );
 
 /// Every descriptor, for documentation tests.
-pub static ALL: [&MetricDesc; 16] = [
+pub static ALL: [&MetricDesc; 18] = [
     &LISTENER_ONLINE,
     &RECONNECTS,
     &TOKEN_RENEWALS,
     &STREAMS_ACCEPTED,
     &STREAMS_REJECTED,
+    &REQUESTS_REJECTED,
+    &LIMIT_EXCEEDED,
     &STREAMS_IN_FLIGHT,
     &REQUESTS,
     &REQUESTS_IN_FLIGHT,

@@ -3,6 +3,7 @@
 //! them on the same worker (design.md §1–§3, spec Appendix B).
 
 pub mod admin;
+pub mod admission;
 pub mod context;
 mod control;
 mod drain;
@@ -10,6 +11,7 @@ mod handle;
 pub mod http;
 pub mod lifecycle;
 pub mod metrics;
+mod overload;
 mod plan;
 pub mod reload;
 pub mod status;
@@ -188,8 +190,9 @@ pub(crate) mod test_support {
     use std::rc::Rc;
     use std::time::Duration;
 
+    use super::admission::Admission;
     use super::context::HcContext;
-    use crate::config::{Config, HttpTarget};
+    use crate::config::{Config, HttpTarget, Limits};
     use crate::io::ws_client::Dialer;
     use crate::metrics::Shard;
     use crate::tls::{client_config, TrustRoots};
@@ -211,6 +214,8 @@ pub(crate) mod test_support {
             upstream_pool: RefCell::new(Vec::new()),
             upstream_deadline: Duration::from_secs(5),
             metrics: Rc::new(RefCell::new(Shard::new())),
+            limits: Limits::default(),
+            admission: Admission::standalone(&Limits::default()),
         }
     }
 

@@ -4,14 +4,11 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
+use super::admission::HcCounts;
 use crate::config::{HybridConnection, Relay};
 use crate::io::ws_client::Dialer;
 use crate::tls::{client_config, ClientConfig, TlsSetupError, TrustRoots};
-
-/// How long opening a control channel or a rendezvous socket may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One hybrid connection's settings shared (read-only) by all workers.
 pub struct HcPlan {
@@ -20,6 +17,8 @@ pub struct HcPlan {
     /// `wss://{namespace}` or the self-hosted `relay_url`, without a trailing `/`.
     pub relay_base: String,
     pub channels: NonZeroUsize,
+    /// Streams and requests in flight on this hybrid connection, over all workers.
+    pub counts: HcCounts,
 }
 
 /// Prepares `hc` for `workers` workers; `webpki` is the shared public-roots TLS configuration.
@@ -46,10 +45,12 @@ pub fn plan(
         dialer: Dialer {
             tls,
             proxy: hc.proxy.as_ref().map(|p| (p.host.clone(), p.port)),
-            connect_timeout: CONNECT_TIMEOUT,
+            // TCP, TLS and the WebSocket upgrade of control channels and rendezvous sockets.
+            connect_timeout: hc.limits.handshake_timeout,
         },
         relay_base,
         channels: hc.listener_count(workers),
+        counts: HcCounts::default(),
     })
 }
 

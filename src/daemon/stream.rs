@@ -3,7 +3,13 @@
 //!
 //! The target is connected first, so a target that is down reaches the sender as a rejection
 //! status (spec §5.2, §5.4, §8.5) instead of a stream that is accepted and then dropped. Once
-//! both sockets are open, [`crate::io::tcp_pump::pump`] moves the bytes.
+//! both sockets are open, [`crate::io::tcp_pump::pump_with`] moves the bytes.
+//!
+//! `[limits]` (issue 8 item 1): a stream over `max_streams_per_*` is rejected with 503 before
+//! anything is connected; the target connect and the rendezvous take at most
+//! `handshake_timeout`; the pump gets the stream buffer, frame, message and idle limits. A
+//! target connect that fails for want of file descriptors (EMFILE, ENFILE) is rejected with
+//! 503 and logged as an error.
 
 use std::fmt;
 use std::io;
@@ -12,21 +18,20 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
-use super::context::{mask_key, Hc, HcContext, TARGET_CONNECT_TIMEOUT};
+use super::admission::Exceeded;
+use super::context::{mask_key, Hc, HcContext};
 use super::metrics::{
     BYTES, RENDEZVOUS_SECONDS, STREAMS_ACCEPTED, STREAMS_IN_FLIGHT, STREAMS_REJECTED,
     TARGET_CONNECT_SECONDS,
 };
 use crate::config::TcpTarget;
-use crate::io::tcp_pump::{pump, Direction};
+use crate::io::tcp_pump::{pump_with, Direction, PumpEnd, PumpSettings};
 use crate::io::ws_client::ConnectError;
+use crate::io::ws_reader::ReadError;
 use crate::proto::hc::json_headers::JsonHeaders;
 use crate::proto::hc::messages::Accept;
 use crate::proto::hc::reject::reject_url;
-
-/// How long the relay may take to answer a rendezvous or reject handshake. The address is
-/// only valid while the sender waits (about 30 s); .NET allows itself 20 s (spec §5.1).
-pub const RENDEZVOUS_TIMEOUT: Duration = Duration::from_secs(20);
+use crate::proto::ws::WsError;
 
 /// The status a delivered rejection is answered with (spec §5.2).
 const REJECTION_DELIVERED: u16 = 410;
@@ -38,19 +43,28 @@ const RENDEZVOUS_FAILED: &str = "rendezvous_failed";
 /// pumps until both sides are done; or rejects it with a status the sender sees.
 pub async fn serve_accept(hc: Hc, accept: Accept) {
     let started = Instant::now();
+    let _admitted = match hc.admission.streams.try_enter() {
+        Ok(permit) => permit,
+        Err(exceeded) => return reject(&hc, &accept, &Refusal::OverLimit(exceeded)).await,
+    };
     let target = match connect_target(&hc).await {
         Ok(target) => target,
         Err(refusal) => return reject(&hc, &accept, &refusal).await,
     };
     let subprotocol = offered_subprotocol(&accept.connect_headers);
     let rendezvous = monoio::time::timeout(
-        RENDEZVOUS_TIMEOUT,
+        hc.limits.handshake_timeout,
         hc.dialer.connect(&accept.address, &[], subprotocol),
     )
     .await
     .unwrap_or(Err(ConnectError::Timeout));
     let rendezvous = match rendezvous {
         Ok(conn) => conn,
+        Err(ConnectError::Io(error)) if is_out_of_file_descriptors(&error) => {
+            // Closing the target frees the descriptor the rejection needs.
+            drop(target);
+            return reject(&hc, &accept, &Refusal::NoFileDescriptors(error)).await;
+        }
         Err(error) => {
             hc.count(&STREAMS_REJECTED, &[RENDEZVOUS_FAILED], 1);
             tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, %error,
@@ -78,18 +92,39 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         }
     };
     let joined = Instant::now();
-    let report = pump(
+    let settings = PumpSettings {
+        buffer: hc.limits.stream_buffer / 2,
+        limits: hc.limits.websocket(),
+        idle_timeout: hc.limits.idle_timeout,
+    };
+    let report = pump_with(
         rendezvous.stream,
         &rendezvous.leftover,
         target,
         mask_key,
         on_bytes,
+        &settings,
     )
     .await;
+    if let Some(limit) = exceeded_limit(&report.end) {
+        hc.limit_exceeded(limit);
+    }
     tracing::info!(hybrid_connection = %hc.name, id = %accept.id,
         to_target = report.to_target, to_relay = report.to_relay,
         duration_ms = u64::try_from(joined.elapsed().as_millis()).unwrap_or(u64::MAX),
         end = %report.end, "stream closed");
+}
+
+/// The `[limits]` key a pump ended on, if it ended on one.
+pub fn exceeded_limit(end: &PumpEnd) -> Option<&'static str> {
+    match end {
+        PumpEnd::RelayRead(ReadError::Protocol(WsError::FrameTooLarge { .. })) => Some("max_frame"),
+        PumpEnd::RelayRead(ReadError::Protocol(WsError::MessageTooLarge { .. })) => {
+            Some("max_message")
+        }
+        PumpEnd::Idle(_) => Some("idle_timeout"),
+        _ => None,
+    }
 }
 
 /// The subprotocol to offer on the rendezvous: the first entry of the sender's
@@ -112,10 +147,14 @@ pub enum Refusal {
     Unresolvable(io::Error),
     /// The target refused the connection or could not be reached.
     Refused(io::Error),
-    /// The target did not accept within [`TARGET_CONNECT_TIMEOUT`].
-    Timeout,
+    /// The target did not accept within `handshake_timeout`.
+    Timeout(Duration),
     /// The listener is stopping (drain, or its hybrid connection was removed by a reload).
     ShuttingDown,
+    /// A stream maximum of `[limits]` is reached.
+    OverLimit(Exceeded),
+    /// The process has no file descriptor left for the target connection (EMFILE, ENFILE).
+    NoFileDescriptors(io::Error),
 }
 
 impl Refusal {
@@ -124,8 +163,8 @@ impl Refusal {
         match self {
             Self::NoTarget => 501,
             Self::Unresolvable(_) | Self::Refused(_) => 502,
-            Self::Timeout => 504,
-            Self::ShuttingDown => 503,
+            Self::Timeout(_) => 504,
+            Self::ShuttingDown | Self::OverLimit(_) | Self::NoFileDescriptors(_) => 503,
         }
     }
 
@@ -136,8 +175,10 @@ impl Refusal {
             Self::NoTarget => "No TCP target configured",
             Self::Unresolvable(_) => "TCP target address could not be resolved",
             Self::Refused(_) => "TCP target refused the connection",
-            Self::Timeout => "TCP target did not answer in time",
+            Self::Timeout(_) => "TCP target did not answer in time",
             Self::ShuttingDown => "Listener is shutting down",
+            Self::OverLimit(_) => "Too many streams in flight",
+            Self::NoFileDescriptors(_) => "Listener is out of file descriptors",
         }
     }
 
@@ -147,8 +188,10 @@ impl Refusal {
             Self::NoTarget => "no_target",
             Self::Unresolvable(_) => "target_unresolvable",
             Self::Refused(_) => "target_refused",
-            Self::Timeout => "target_timeout",
+            Self::Timeout(_) => "target_timeout",
             Self::ShuttingDown => "shutting_down",
+            Self::OverLimit(exceeded) => exceeded.reason(),
+            Self::NoFileDescriptors(_) => "too_many_open_files",
         }
     }
 }
@@ -159,12 +202,17 @@ impl fmt::Display for Refusal {
             Self::NoTarget => f.write_str("no TCP target is configured"),
             Self::Unresolvable(e) => write!(f, "the TCP target address did not resolve: {e}"),
             Self::Refused(e) => write!(f, "the TCP target could not be connected: {e}"),
-            Self::Timeout => write!(
+            Self::Timeout(after) => write!(
                 f,
-                "the TCP target did not accept within {} s",
-                TARGET_CONNECT_TIMEOUT.as_secs()
+                "the TCP target did not accept within {} ms",
+                after.as_millis()
             ),
             Self::ShuttingDown => f.write_str("the listener is shutting down"),
+            Self::OverLimit(exceeded) => write!(f, "stream limit reached: {exceeded}"),
+            Self::NoFileDescriptors(e) => write!(
+                f,
+                "no file descriptor left for the TCP target connection: {e}"
+            ),
         }
     }
 }
@@ -176,13 +224,27 @@ async fn connect_target(hc: &HcContext) -> Result<TcpStream, Refusal> {
     let target = hc.target.as_ref().ok_or(Refusal::NoTarget)?;
     let addr = resolve(target).map_err(Refusal::Unresolvable)?;
     let started = Instant::now();
-    let tcp = monoio::time::timeout(TARGET_CONNECT_TIMEOUT, TcpStream::connect_addr(addr))
+    let timeout = hc.limits.handshake_timeout;
+    let tcp = monoio::time::timeout(timeout, TcpStream::connect_addr(addr))
         .await
-        .map_err(|_| Refusal::Timeout)?
-        .map_err(Refusal::Refused)?;
+        .map_err(|_| Refusal::Timeout(timeout))?
+        .map_err(|e| {
+            if is_out_of_file_descriptors(&e) {
+                Refusal::NoFileDescriptors(e)
+            } else {
+                Refusal::Refused(e)
+            }
+        })?;
     tcp.set_nodelay(true).map_err(Refusal::Refused)?;
     hc.observe(&TARGET_CONNECT_SECONDS, started.elapsed());
     Ok(tcp)
+}
+
+/// Whether `error` is EMFILE (this process's descriptor limit) or ENFILE (the system's).
+pub fn is_out_of_file_descriptors(error: &io::Error) -> bool {
+    let code = error.raw_os_error();
+    code == Some(rustix::io::Errno::MFILE.raw_os_error())
+        || code == Some(rustix::io::Errno::NFILE.raw_os_error())
 }
 
 /// The first address of `host:port` (brackets around IPv6 literals are understood).
@@ -200,8 +262,13 @@ fn resolve(target: &TcpTarget) -> io::Result<SocketAddr> {
 pub(crate) async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
     hc.count(&STREAMS_REJECTED, &[refusal.reason()], 1);
     let status = refusal.status();
-    tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
-        status, reason = %refusal, "stream rejected");
+    if let Refusal::NoFileDescriptors(_) = refusal {
+        tracing::error!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
+            status, reason = %refusal, "stream rejected: out of file descriptors (EMFILE); raise LimitNOFILE or lower [limits] max_streams_*");
+    } else {
+        tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
+            status, reason = %refusal, "stream rejected");
+    }
     let url = match reject_url(&accept.address, status, refusal.description()) {
         Ok(url) => url,
         Err(error) => {
@@ -210,9 +277,12 @@ pub(crate) async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
             return;
         }
     };
-    let answer = monoio::time::timeout(RENDEZVOUS_TIMEOUT, hc.dialer.connect(&url, &[], None))
-        .await
-        .unwrap_or(Err(ConnectError::Timeout));
+    let answer = monoio::time::timeout(
+        hc.limits.handshake_timeout,
+        hc.dialer.connect(&url, &[], None),
+    )
+    .await
+    .unwrap_or(Err(ConnectError::Timeout));
     match answer {
         Err(ConnectError::Rejected { status, .. }) if status == REJECTION_DELIVERED => {}
         Err(error) => tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, %error,
@@ -281,8 +351,27 @@ mod tests {
             (Refusal::NoTarget, 501, "no_target"),
             (Refusal::Unresolvable(io()), 502, "target_unresolvable"),
             (Refusal::Refused(io()), 502, "target_refused"),
-            (Refusal::Timeout, 504, "target_timeout"),
+            (
+                Refusal::Timeout(Duration::from_secs(1)),
+                504,
+                "target_timeout",
+            ),
             (Refusal::ShuttingDown, 503, "shutting_down"),
+            (
+                Refusal::OverLimit(Exceeded::HybridConnection { max: 1 }),
+                503,
+                "hybrid_connection_limit",
+            ),
+            (
+                Refusal::OverLimit(Exceeded::Worker { max: 1 }),
+                503,
+                "worker_limit",
+            ),
+            (
+                Refusal::NoFileDescriptors(io::Error::from_raw_os_error(24)),
+                503,
+                "too_many_open_files",
+            ),
         ];
         for (refusal, status, reason) in cases {
             assert_eq!(
@@ -308,8 +397,8 @@ mod tests {
             "the TCP target could not be connected: 10.0.0.7:3300 refused"
         );
         assert_eq!(
-            Refusal::Timeout.to_string(),
-            "the TCP target did not accept within 10 s"
+            Refusal::Timeout(Duration::from_secs(10)).to_string(),
+            "the TCP target did not accept within 10000 ms"
         );
     }
 
@@ -328,5 +417,36 @@ mod tests {
             resolve(&target).expect("literal"),
             "[::1]:3300".parse().expect("addr")
         );
+    }
+
+    #[test]
+    fn emfile_and_enfile_are_out_of_file_descriptors() {
+        assert!(is_out_of_file_descriptors(&io::Error::from_raw_os_error(
+            24
+        )));
+        assert!(is_out_of_file_descriptors(&io::Error::from_raw_os_error(
+            23
+        )));
+        assert!(!is_out_of_file_descriptors(&io::Error::from(
+            io::ErrorKind::ConnectionRefused
+        )));
+    }
+
+    #[test]
+    fn pump_ends_name_the_limit_they_exceeded() {
+        let protocol = |e| PumpEnd::RelayRead(ReadError::Protocol(e));
+        assert_eq!(
+            exceeded_limit(&protocol(WsError::FrameTooLarge { len: 9, max: 8 })),
+            Some("max_frame")
+        );
+        assert_eq!(
+            exceeded_limit(&protocol(WsError::MessageTooLarge { len: 9, max: 8 })),
+            Some("max_message")
+        );
+        assert_eq!(
+            exceeded_limit(&PumpEnd::Idle(Duration::from_secs(1))),
+            Some("idle_timeout")
+        );
+        assert_eq!(exceeded_limit(&PumpEnd::RelayRead(ReadError::Eof)), None);
     }
 }

@@ -25,6 +25,7 @@ use super::context::HcContext;
 use super::metrics::TARGET_CONNECT_SECONDS;
 use crate::config::HttpTarget;
 use crate::io::stream::Stream;
+use crate::proto::http1::Limits as HeadLimits;
 
 /// The read half of a connection to the target.
 pub type UpstreamRead = OwnedReadHalf<Stream>;
@@ -42,10 +43,10 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(stream: Stream, reused: bool) -> Self {
+    fn new(stream: Stream, reused: bool, head_limits: HeadLimits) -> Self {
         let (read, writer) = stream.into_split();
         Self {
-            reader: ResponseReader::new(read),
+            reader: ResponseReader::with_limits(read, head_limits),
             writer,
             reused,
         }
@@ -79,11 +80,11 @@ pub async fn acquire(
 ) -> Result<Connection, ConnectError> {
     if allow_idle {
         if let Some(stream) = connect::take_idle(hc) {
-            return Ok(Connection::new(stream, true));
+            return Ok(Connection::new(stream, true, hc.limits.http_head()));
         }
     }
     let started = Instant::now();
     let stream = connect::connect(target, &hc.upstream_tls, timeout).await?;
     hc.observe(&TARGET_CONNECT_SECONDS, started.elapsed());
-    Ok(Connection::new(stream, false))
+    Ok(Connection::new(stream, false, hc.limits.http_head()))
 }

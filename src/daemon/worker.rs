@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::admin::{self, SnapshotRequest};
+use super::admission::{Admission, WorkerCounts};
 use super::context::HcContext;
 use super::control::{self, ChannelSpec};
 use super::metrics::{LISTENER_ONLINE, RELOADS, RELOAD_FAILURES};
@@ -80,6 +81,8 @@ struct Worker {
     channels: Tracker,
     /// Streams and requests in flight.
     work: Tracker,
+    /// Streams and requests in flight on this worker, against the per-worker maxima.
+    counts: WorkerCounts,
 }
 
 /// Runs one worker until it has drained (or its handle is gone and it has drained).
@@ -123,6 +126,7 @@ pub async fn run(setup: WorkerSetup) {
         running: HashMap::new(),
         channels: Tracker::default(),
         work: Tracker::default(),
+        counts: WorkerCounts::default(),
     };
     worker.serve(setup.commands).await;
 }
@@ -225,6 +229,8 @@ impl Worker {
             upstream_pool: RefCell::new(Vec::new()),
             upstream_deadline: self.options.upstream_deadline,
             metrics: self.shard.clone(),
+            limits: plan.config.limits,
+            admission: Admission::new(&plan.config.limits, &plan.counts, &self.counts),
         });
         // The online gauge exists from the start, at 0 until a channel is up.
         context.gauge_add(&LISTENER_ONLINE, 0);

@@ -7,6 +7,7 @@ use std::future::Future;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpListener;
 
+use super::accept_backoff::{resource_errno, AcceptBackoff};
 use super::read_buf::ReadBuf;
 use super::stream::Stream;
 use crate::proto::http1::{
@@ -40,9 +41,21 @@ where
     F: Fn(RequestHead) -> Fut + Clone + 'static,
     Fut: Future<Output = Reply> + 'static,
 {
+    let mut backoff = AcceptBackoff::default();
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => {
+                backoff.on_success();
+                tcp
+            }
+            Err(e) => {
+                if let Some(pause) = backoff.on_error(&e) {
+                    tracing::warn!(error = %e, errno = resource_errno(&e).unwrap_or("other"),
+                        "admin endpoint accept failed; pausing accepts");
+                    monoio::time::sleep(pause).await;
+                }
+                continue;
+            }
         };
         let handler = handler.clone();
         monoio::spawn(async move {

@@ -1,5 +1,6 @@
 //! The thin I/O layer: sockets, TLS streams and buffers that drive the sans-I/O protocol code.
 
+pub mod accept_backoff;
 pub mod admin_http;
 pub mod read_buf;
 pub mod stream;

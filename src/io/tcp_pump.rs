@@ -12,8 +12,12 @@
 //!   flowing; the relay's Close becomes `shutdown(Write)` on the TCP socket and target → relay
 //!   keeps flowing until the target's FIN. Our Close is therefore also the answer to the relay's.
 //!   The pump returns when both directions are done.
-//! - budget: one [`CHUNK`] buffer per direction. A direction reads again only after its last
-//!   chunk was written in full, so a slow side stops the fast one (backpressure).
+//! - budget: one buffer per direction ([`CHUNK`] by default, `[limits] stream_buffer / 2` via
+//!   [`PumpSettings`]). A direction reads again only after its last chunk was written in full,
+//!   so a slow side stops the fast one (backpressure).
+//! - limits (issue 8 item 1): a frame or message from the relay over [`PumpSettings::limits`]
+//!   fails the stream with Close(1009) (RFC 6455 §7.4.1); a stream that forwarded no byte either
+//!   way for [`PumpSettings::idle_timeout`] — half-closed or not — ends with Close(1001).
 //! - failures end the pump at once. The relay is told with a close frame (1011, or the code of
 //!   the protocol rule it broke) when its socket still works; the TCP socket is closed.
 //! - pings from the relay are answered with masked pongs (RFC 6455 §5.5.2).
@@ -21,7 +25,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBuf, SliceMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splitable};
@@ -91,6 +95,9 @@ pub enum PumpEnd {
     TargetRead(io::Error),
     /// Writing to the target failed; the relay got Close(1011).
     TargetWrite(io::Error),
+    /// No byte moved either way for this long ([`PumpSettings::idle_timeout`]); the relay got
+    /// Close(1001).
+    Idle(Duration),
 }
 
 impl PumpEnd {
@@ -102,6 +109,7 @@ impl PumpEnd {
             Self::RelayRead(_) => None,
             Self::TargetRead(_) => Some((CloseCode::INTERNAL_ERROR, "target connection failed")),
             Self::TargetWrite(_) => Some((CloseCode::INTERNAL_ERROR, "target connection failed")),
+            Self::Idle(_) => Some((CloseCode::GOING_AWAY, "idle timeout")),
         }
     }
 }
@@ -114,6 +122,11 @@ impl fmt::Display for PumpEnd {
             Self::RelayWrite(e) => write!(f, "writing to the relay failed: {e}"),
             Self::TargetRead(e) => write!(f, "reading from the target failed: {e}"),
             Self::TargetWrite(e) => write!(f, "writing to the target failed: {e}"),
+            Self::Idle(after) => write!(
+                f,
+                "no byte moved either way for {} ms (idle timeout)",
+                after.as_millis()
+            ),
         }
     }
 }
@@ -132,18 +145,33 @@ pub struct PumpReport {
 /// Draws a fresh masking key for each frame sent to the relay (RFC 6455 §5.3, §10.3).
 pub type MaskSource = fn() -> Option<[u8; 4]>;
 
-/// Limits for relayed streams: frames up to the default 16 MiB; messages unbounded (they are
-/// streamed chunk by chunk, never collected).
-fn stream_limits() -> Limits {
-    Limits {
-        max_message_size: u64::MAX,
-        ..Limits::default()
+/// What one pumped stream may cost (`[limits]`, issue 8 item 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PumpSettings {
+    /// Bytes of buffer per direction (the largest TCP read forwarded as one message).
+    pub buffer: usize,
+    /// Frame and message limits for what the relay sends.
+    pub limits: Limits,
+    /// End the stream when no byte moved either way for this long; `None` = never.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for PumpSettings {
+    /// [`CHUNK`] per direction, frames up to the default 16 MiB, messages unbounded (they are
+    /// streamed chunk by chunk, never collected), no idle timeout.
+    fn default() -> Self {
+        Self {
+            buffer: CHUNK,
+            limits: Limits {
+                max_message_size: u64::MAX,
+                ..Limits::default()
+            },
+            idle_timeout: None,
+        }
     }
 }
 
-/// Pumps bytes between the client WebSocket `relay` (`leftover`: bytes read past its handshake)
-/// and the TCP connection `target` until both directions are done or one side fails.
-/// `on_bytes` is told of every forwarded chunk as it goes (for live metrics).
+/// [`pump_with`] with the default [`PumpSettings`].
 pub async fn pump<R, T>(
     relay: R,
     leftover: &[u8],
@@ -155,13 +183,50 @@ where
     R: Split + AsyncReadRent + AsyncWriteRent,
     T: Split + AsyncReadRent + AsyncWriteRent,
 {
+    pump_with(
+        relay,
+        leftover,
+        target,
+        mask,
+        on_bytes,
+        &PumpSettings::default(),
+    )
+    .await
+}
+
+/// Pumps bytes between the client WebSocket `relay` (`leftover`: bytes read past its handshake)
+/// and the TCP connection `target` until both directions are done, one side fails, or the
+/// stream idles for `settings.idle_timeout`. `on_bytes` is told of every forwarded chunk as it
+/// goes (for live metrics).
+pub async fn pump_with<R, T>(
+    relay: R,
+    leftover: &[u8],
+    target: T,
+    mask: MaskSource,
+    on_bytes: impl Fn(Direction, usize),
+    settings: &PumpSettings,
+) -> PumpReport
+where
+    R: Split + AsyncReadRent + AsyncWriteRent,
+    T: Split + AsyncReadRent + AsyncWriteRent,
+{
     let (relay_read, relay_write) = relay.into_split();
     let (target_read, target_write) = target.into_split();
     let writer = RelayWriter::new(relay_write, mask);
-    let reader = WsReader::new(relay_read, Role::Client, stream_limits(), leftover, CHUNK);
+    let reader = WsReader::new(
+        relay_read,
+        Role::Client,
+        settings.limits,
+        leftover,
+        settings.buffer,
+    );
     let to_target = Cell::new(0u64);
     let to_relay = Cell::new(0u64);
+    let last_moved = Cell::new(settings.idle_timeout.map(|_| Instant::now()));
     let count = |direction: Direction, n: usize| {
+        if last_moved.get().is_some() {
+            last_moved.set(Some(Instant::now()));
+        }
         let total = match direction {
             Direction::ToTarget => &to_target,
             Direction::ToRelay => &to_relay,
@@ -173,16 +238,30 @@ where
         );
         on_bytes(direction, n);
     };
-    let mut down = std::pin::pin!(relay_to_target(reader, target_write, &writer, &count));
-    let mut up = std::pin::pin!(target_to_relay(target_read, &writer, &count));
-    let end = monoio::select! {
-        done = &mut down => match done {
-            Ok(()) => up.await.err().unwrap_or(PumpEnd::Closed { first: Side::Relay }),
-            Err(end) => end,
-        },
-        done = &mut up => match done {
-            Ok(()) => down.await.err().unwrap_or(PumpEnd::Closed { first: Side::Target }),
-            Err(end) => end,
+    let both = async {
+        let mut down = std::pin::pin!(relay_to_target(reader, target_write, &writer, &count));
+        let mut up = std::pin::pin!(target_to_relay(
+            target_read,
+            &writer,
+            &count,
+            settings.buffer
+        ));
+        monoio::select! {
+            done = &mut down => match done {
+                Ok(()) => up.await.err().unwrap_or(PumpEnd::Closed { first: Side::Relay }),
+                Err(end) => end,
+            },
+            done = &mut up => match done {
+                Ok(()) => down.await.err().unwrap_or(PumpEnd::Closed { first: Side::Target }),
+                Err(end) => end,
+            },
+        }
+    };
+    let end = match settings.idle_timeout {
+        None => both.await,
+        Some(idle) => monoio::select! {
+            end = both => end,
+            () = idle_for(idle, &last_moved) => PumpEnd::Idle(idle),
         },
     };
     if let Some((code, reason)) = end.failure_close() {
@@ -246,23 +325,38 @@ where
     }
 }
 
-/// target → relay: one masked binary message per TCP read; the target's FIN becomes
-/// Close(1000).
+/// Completes once `last_moved` (set by every forwarded chunk) lies `idle` in the past.
+async fn idle_for(idle: Duration, last_moved: &Cell<Option<Instant>>) {
+    loop {
+        let Some(last) = last_moved.get() else {
+            return std::future::pending().await;
+        };
+        let quiet = last.elapsed();
+        if quiet >= idle {
+            return;
+        }
+        monoio::time::sleep(idle - quiet).await;
+    }
+}
+
+/// target → relay: one masked binary message per TCP read of at most `chunk` bytes; the
+/// target's FIN becomes Close(1000).
 async fn target_to_relay<T, W>(
     mut target: T,
     writer: &RelayWriter<W>,
     count: &impl Fn(Direction, usize),
+    chunk: usize,
 ) -> Result<(), PumpEnd>
 where
     T: AsyncReadRent,
     W: AsyncWriteRent,
 {
     const PAYLOAD_START: usize = MAX_HEADER_LEN;
-    let mut buf = Vec::with_capacity(PAYLOAD_START + CHUNK);
+    let mut buf = Vec::with_capacity(PAYLOAD_START + chunk);
     buf.resize(PAYLOAD_START, 0);
     loop {
         let (read, slice) = target
-            .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + CHUNK))
+            .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + chunk))
             .await;
         buf = slice.into_inner();
         let n = read.map_err(PumpEnd::TargetRead)?;

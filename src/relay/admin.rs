@@ -1,7 +1,9 @@
 //! The read-only admin view (`GET /$status`): each hybrid connection with its online
 //! listeners, their connect times and counts of streams and requests — what the Azure portal
-//! shows after a relay registration is added.
+//! shows after a relay registration is added — and how many `accept` calls failed (e.g. for
+//! want of file descriptors).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use monoio::net::TcpListener;
@@ -15,6 +17,7 @@ use crate::io::admin_http::{self, Reply};
 struct Status<'a> {
     namespace: &'a str,
     hybrid_connections: Vec<HybridConnectionStatus>,
+    accept_failures: u64,
 }
 
 /// The `/$status` document.
@@ -22,6 +25,7 @@ pub fn status_json(shared: &Shared) -> String {
     let status = Status {
         namespace: &shared.config.namespace,
         hybrid_connections: lock(&shared.registry).status(),
+        accept_failures: shared.accept_failures.load(Ordering::Relaxed),
     };
     serde_json::to_string_pretty(&status).unwrap_or_default()
 }

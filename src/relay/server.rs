@@ -5,6 +5,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -14,6 +15,7 @@ use monoio::net::{TcpListener, TcpStream};
 use super::shared::{Shared, WorkerCtx, WorkerState};
 use super::{admin, control, http, rendezvous, respond, stream};
 use crate::auth::verify::Verifier;
+use crate::io::accept_backoff::{resource_errno, AcceptBackoff};
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::proto::hc::query::{parse_action, Action};
@@ -211,15 +213,35 @@ async fn run_worker(
     }
 }
 
+/// Accepts connections forever. When the process is out of descriptors (EMFILE and friends)
+/// the connection stays queued; the loop pauses with a growing backoff instead of spinning,
+/// and accepts it once a descriptor is free again.
 async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
+    let mut backoff = AcceptBackoff::default();
     loop {
         match listener.accept().await {
             Ok((tcp, _)) => {
+                backoff.on_success();
                 monoio::spawn(serve_connection(ctx.clone(), tcp));
             }
             Err(e) => {
-                // EMFILE and friends: log and keep accepting; the connection is refused.
-                tracing::warn!(worker = ctx.worker, error = %e, "accept failed");
+                ctx.shared.accept_failures.fetch_add(1, Ordering::Relaxed);
+                let errno = resource_errno(&e).unwrap_or("other");
+                let first = !backoff.is_backing_off();
+                match backoff.on_error(&e) {
+                    Some(pause) => {
+                        if first {
+                            tracing::error!(worker = ctx.worker, error = %e, errno,
+                                "accept failed: out of file descriptors; pausing accepts");
+                        } else {
+                            tracing::warn!(worker = ctx.worker, error = %e, errno,
+                                pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                                "accept still failing; pausing accepts");
+                        }
+                        monoio::time::sleep(pause).await;
+                    }
+                    None => tracing::warn!(worker = ctx.worker, error = %e, errno, "accept failed"),
+                }
             }
         }
     }

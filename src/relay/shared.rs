@@ -65,6 +65,8 @@ pub struct Shared {
     pub local_addr: SocketAddr,
     /// Each worker's rendezvous port, by worker index.
     pub rendezvous_ports: Vec<u16>,
+    /// Failed `accept` calls on the main and rendezvous ports (e.g. EMFILE), for `/$status`.
+    pub accept_failures: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -94,6 +96,7 @@ impl Shared {
             scheme,
             local_addr,
             rendezvous_ports,
+            accept_failures: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
         }
     }

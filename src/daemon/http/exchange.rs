@@ -23,7 +23,7 @@ use super::prepare::Prepared;
 use super::rendezvous::{write_within, PumpError, RendezvousReader, RELAY_IDLE_TIMEOUT};
 use super::reply::Reply;
 use crate::config::HttpTarget;
-use crate::daemon::context::{HcContext, TARGET_CONNECT_TIMEOUT};
+use crate::daemon::context::HcContext;
 use crate::daemon::metrics::TARGET_FIRST_BYTE_SECONDS;
 use crate::daemon::upstream::{self, is_idempotent, ConnectError, ResponseError, UpstreamWrite};
 use crate::proto::http1::{BodyKind, ResponseHead};
@@ -186,8 +186,13 @@ async fn attempt(
     let Some(left) = deadline.checked_duration_since(monoio::time::Instant::now()) else {
         return timed_out(untouched);
     };
-    let mut conn = match upstream::acquire(hc, target, allow_idle, left.min(TARGET_CONNECT_TIMEOUT))
-        .await
+    let mut conn = match upstream::acquire(
+        hc,
+        target,
+        allow_idle,
+        left.min(hc.limits.handshake_timeout),
+    )
+    .await
     {
         Ok(conn) => conn,
         Err(e) => {
@@ -312,6 +317,9 @@ async fn attempt(
                 return Attempt::Retry;
             }
             tracing::warn!(hybrid_connection = %hc.name, request_id, error = %e, "HTTP target failed");
+            if let Some(limit) = e.exceeded_limit() {
+                hc.limit_exceeded(limit);
+            }
             Attempt::Failed {
                 answer: LocalAnswer::BadGateway,
                 detail: "the listener's HTTP target sent no valid response",

@@ -63,6 +63,17 @@ impl fmt::Display for ResponseError {
 
 impl std::error::Error for ResponseError {}
 
+impl ResponseError {
+    /// The `[limits]` key a response head exceeded, if that is why it was refused.
+    pub fn exceeded_limit(&self) -> Option<&'static str> {
+        match self {
+            Self::Head(HeadError::HeadTooLarge { .. }) => Some("max_http_head"),
+            Self::Head(HeadError::TooManyHeaders { .. }) => Some("max_header_count"),
+            _ => None,
+        }
+    }
+}
+
 /// The read half of a connection to the target, with the state of the response being read.
 pub struct ResponseReader<R> {
     io: R,
@@ -72,21 +83,30 @@ pub struct ResponseReader<R> {
     received_any: bool,
     /// Bytes of the last body piece, consumed by the next call.
     pending: usize,
+    /// `[limits] max_http_head` and `max_header_count` for response heads.
+    head_limits: Limits,
     /// The head said the connection may carry another exchange, and its framing is safe to
     /// reuse (no `Transfer-Encoding` together with `Content-Length`, not close-delimited).
     reusable_framing: bool,
 }
 
 impl<R: AsyncReadRent> ResponseReader<R> {
-    /// A reader over `io`, with [`READ_BUFFER`] bytes of buffer.
+    /// A reader over `io`, with [`READ_BUFFER`] bytes of buffer and the default head limits.
     pub fn new(io: R) -> Self {
+        Self::with_limits(io, Limits::default())
+    }
+
+    /// A reader over `io` refusing response heads over `head_limits` (answered 502).
+    pub fn with_limits(io: R, head_limits: Limits) -> Self {
         Self {
             io,
-            buf: ReadBuf::new(READ_BUFFER, MAX_HEADER_LEN),
+            // A head must fit the buffer whole.
+            buf: ReadBuf::new(READ_BUFFER.max(head_limits.max_head_bytes), MAX_HEADER_LEN),
             decoder: BodyDecoder::new(BodyKind::Empty),
             received_any: false,
             pending: 0,
             reusable_framing: false,
+            head_limits,
         }
     }
 
@@ -102,10 +122,9 @@ impl<R: AsyncReadRent> ResponseReader<R> {
         &mut self,
         method: &str,
     ) -> Result<(ResponseHead, BodyKind), ResponseError> {
-        let limits = Limits::default();
         loop {
-            if let Some((head, used)) =
-                parse_response_head(self.buf.data(), &limits).map_err(ResponseError::Head)?
+            if let Some((head, used)) = parse_response_head(self.buf.data(), &self.head_limits)
+                .map_err(ResponseError::Head)?
             {
                 self.buf.consume(used);
                 if head.status == 101 {

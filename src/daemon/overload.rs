@@ -1,0 +1,31 @@
+//! Requests refused because a request maximum of `[limits]` is reached (issue 8 item 1): the
+//! relay gets a 503 `response` on the control channel at once (spec §4.5), the sender sees 503,
+//! and nothing reaches the target.
+
+use super::admission::Exceeded;
+use super::context::{mask_key, ControlWriter, Hc};
+use super::drain::response_frame;
+use super::http::policy::status_class;
+use super::metrics::{REQUESTS, REQUESTS_REJECTED};
+use crate::proto::hc::messages::Request;
+
+/// The status of a request over a limit: the listener is healthy but busy (RFC 9110 §15.6.4).
+pub const OVER_LIMIT: u16 = 503;
+
+/// The reason phrase the sender sees.
+pub const OVER_LIMIT_PHRASE: &str = "Too many requests in flight";
+
+/// Answers `request` with 503 on the control channel and counts it by `exceeded`'s reason.
+pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter, exceeded: Exceeded) {
+    hc.count(&REQUESTS_REJECTED, &[exceeded.reason()], 1);
+    hc.count(&REQUESTS, &[status_class(OVER_LIMIT)], 1);
+    let Some(id) = request.id.clone() else {
+        tracing::warn!(hybrid_connection = %hc.name, reason = %exceeded,
+            "request without an id over the request limit dropped");
+        return;
+    };
+    let frame = response_frame(id.clone(), OVER_LIMIT, OVER_LIMIT_PHRASE, mask_key());
+    let sent = frame.is_some_and(|frame| writer.send_unit(frame));
+    tracing::warn!(hybrid_connection = %hc.name, id = %id, status = OVER_LIMIT, sent,
+        reason = %exceeded, "request refused: request limit reached");
+}
