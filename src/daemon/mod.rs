@@ -91,6 +91,9 @@ impl std::error::Error for StartError {}
 /// background and reconnect forever; watch [`DaemonHandle::status`]).
 pub fn start(config: &Config, options: DaemonOptions) -> Result<DaemonHandle, StartError> {
     let worker_count = config.runtime.workers.count();
+    if let Err(error) = crate::runtime::fd_reserve::hold() {
+        tracing::warn!(%error, "no spare file descriptor for rejections when out of descriptors");
+    }
     let webpki = client_config(&TrustRoots::WebPki).map_err(|error| StartError::Tls {
         hybrid_connection: String::new(),
         error,

@@ -269,6 +269,20 @@ pub(crate) async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
         tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
             status, reason = %refusal, "stream rejected");
     }
+    // Out of descriptors: the rejection's socket takes the spare one (runtime::fd_reserve).
+    let spare_released =
+        matches!(refusal, Refusal::NoFileDescriptors(_)) && crate::runtime::fd_reserve::release();
+    deliver_rejection(hc, accept, refusal).await;
+    if spare_released {
+        if let Err(error) = crate::runtime::fd_reserve::hold() {
+            tracing::debug!(%error, "the spare file descriptor is not free yet");
+        }
+    }
+}
+
+/// Sends `refusal` through the reject URL and checks the relay's 410.
+async fn deliver_rejection(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
+    let status = refusal.status();
     let url = match reject_url(&accept.address, status, refusal.description()) {
         Ok(url) => url,
         Err(error) => {

@@ -213,7 +213,7 @@ where
     let (relay_read, relay_write) = relay.into_split();
     let (target_read, target_write) = target.into_split();
     let writer = RelayWriter::new(relay_write, mask);
-    let reader = WsReader::new(
+    let mut reader = WsReader::new(
         relay_read,
         Role::Client,
         settings.limits,
@@ -239,7 +239,7 @@ where
         on_bytes(direction, n);
     };
     let both = async {
-        let mut down = std::pin::pin!(relay_to_target(reader, target_write, &writer, &count));
+        let mut down = std::pin::pin!(relay_to_target(&mut reader, target_write, &writer, &count));
         let mut up = std::pin::pin!(target_to_relay(
             target_read,
             &writer,
@@ -266,6 +266,11 @@ where
     };
     if let Some((code, reason)) = end.failure_close() {
         writer.close_after_failure(code, reason).await;
+        if let PumpEnd::RelayRead(ReadError::Protocol(_)) = end {
+            // Unread bytes at close(2) turn our FIN into a reset, which may destroy the close
+            // frame before the relay reads it: read until the relay closes (RFC 6455 §7.1.1).
+            let _ = monoio::time::timeout(FAILURE_CLOSE_GRACE, drain(reader.io_mut())).await;
+        }
     }
     PumpReport {
         to_target: to_target.get(),
@@ -274,10 +279,22 @@ where
     }
 }
 
+/// Reads and discards until end of stream or an error.
+async fn drain<R: AsyncReadRent>(io: &mut R) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (read, back) = io.read(buf).await;
+        buf = back;
+        if !matches!(read, Ok(n) if n > 0) {
+            return;
+        }
+    }
+}
+
 /// relay → target: payload chunks straight from the read buffer; pongs for pings; the relay's
 /// Close half-closes the TCP socket.
 async fn relay_to_target<R, T, W>(
-    mut reader: WsReader<R>,
+    reader: &mut WsReader<R>,
     mut target: T,
     writer: &RelayWriter<W>,
     count: &impl Fn(Direction, usize),

@@ -161,6 +161,11 @@ impl<R: AsyncReadRent> WsReader<R> {
     }
 
     /// Whether the peer's close frame has been received.
+    /// The socket itself, e.g. to drain it after a failure so that closing it sends no reset.
+    pub fn io_mut(&mut self) -> &mut R {
+        &mut self.io
+    }
+
     pub fn close_received(&self) -> bool {
         self.decoder.close_received()
     }

@@ -2,6 +2,7 @@
 //! runtime (io_uring, with epoll as the fallback when the kernel refuses io_uring). design.md §1.
 //! Also the process's ties to its environment: signals and systemd notifications (design.md §3).
 
+pub mod fd_reserve;
 pub mod procfs;
 pub mod signals;
 pub mod systemd;

@@ -38,6 +38,15 @@ impl RelayProcess {
 
     /// With more namespace rules (`NAME=KEY`) besides `root`.
     pub fn start_with_rules(paths: &[&str], rules: &[&str]) -> Self {
+        Self::spawn(paths, rules, None)
+    }
+
+    /// With at most `fd_limit` open file descriptors (RLIMIT_NOFILE).
+    pub fn start_with_fd_limit(paths: &[&str], fd_limit: u64) -> Self {
+        Self::spawn(paths, &[], Some(fd_limit))
+    }
+
+    fn spawn(paths: &[&str], rules: &[&str], fd_limit: Option<u64>) -> Self {
         let mut args = vec![
             "relay".to_owned(),
             "--listen".to_owned(),
@@ -57,12 +66,15 @@ impl RelayProcess {
             args.push("--hybrid-connection".to_owned());
             args.push((*path).to_owned());
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hycod"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hycod"));
+        command
             .args(&args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("relay binary starts");
+            .stderr(Stdio::null());
+        if let Some(limit) = fd_limit {
+            limit_fds(&mut command, limit);
+        }
+        let mut child = command.spawn().expect("relay binary starts");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let mut next = |prefix: &str| {
             lines
@@ -78,14 +90,24 @@ impl RelayProcess {
         Self { child, url, admin }
     }
 
-    /// Listeners registered on `path` now, according to the relay's `/$status`.
-    pub fn listener_count(&self, path: &str) -> u64 {
+    /// The relay's `/$status` document.
+    pub fn status(&self) -> Value {
         let addr = self
             .admin
             .trim_start_matches("http://")
             .trim_end_matches("/$status");
         let (_, body) = http_get(addr, "/$status");
-        let doc: Value = serde_json::from_str(&body).expect("status json");
+        serde_json::from_str(&body).expect("status json")
+    }
+
+    /// The relay's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Listeners registered on `path` now, according to the relay's `/$status`.
+    pub fn listener_count(&self, path: &str) -> u64 {
+        let doc = self.status();
         doc["hybrid_connections"]
             .as_array()
             .and_then(|hcs| hcs.iter().find(|hc| hc["path"] == path))
@@ -99,6 +121,28 @@ impl Drop for RelayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Makes `command`'s child start with at most `limit` open file descriptors.
+pub fn limit_fds(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let rlimit = rustix::process::Rlimit {
+        current: Some(limit),
+        maximum: Some(limit),
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit(2), a
+    // plain system call that is async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, rlimit.clone())
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// Open file descriptors of process `pid` now.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 
 /// A blocking GET returning status and body (admin endpoints close after one answer).
@@ -285,6 +329,21 @@ impl DaemonProcess {
         notify: Option<&Path>,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::spawn(dir, config_text, notify, env, None)
+    }
+
+    /// [`DaemonProcess::start`] with at most `fd_limit` open file descriptors (RLIMIT_NOFILE).
+    pub fn start_with_fd_limit(dir: &Path, config_text: &str, fd_limit: u64) -> Self {
+        Self::spawn(dir, config_text, None, &[], Some(fd_limit))
+    }
+
+    fn spawn(
+        dir: &Path,
+        config_text: &str,
+        notify: Option<&Path>,
+        env: &[(&str, &str)],
+        fd_limit: Option<u64>,
+    ) -> Self {
         let config = dir.join("hycod.toml");
         std::fs::write(&config, config_text).expect("config written");
         let mut command = Command::new(env!("CARGO_BIN_EXE_hycod"));
@@ -302,6 +361,9 @@ impl DaemonProcess {
         }
         for (key, value) in env {
             command.env(key, value);
+        }
+        if let Some(limit) = fd_limit {
+            limit_fds(&mut command, limit);
         }
         let mut child = command.spawn().expect("daemon binary starts");
         let pid = child.id();
@@ -400,6 +462,29 @@ impl DaemonProcess {
             .unwrap_or_else(|_| panic!("daemon still running; logs:\n{}", self.logs_text()));
         self.exit = Some(status);
         status
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The value of the sample `name` whose label `label` is `value`.
+    pub fn metric_labeled(&self, name: &str, label: &str, value: &str) -> Option<f64> {
+        let (status, text) = http_get(&self.admin, "/metrics");
+        assert_eq!(status, 200);
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("prometheus text");
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get(label) == Some(value))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
     }
 
     /// The admin endpoint's `/metrics`, parsed: the value of the sample named `name`.
