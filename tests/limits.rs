@@ -8,7 +8,6 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use common::processes::{
     eventually, open_fds, relayed_get, token, DaemonProcess, GatedUpstream, RelayProcess, Streamer,
@@ -440,9 +439,13 @@ fn the_daemon_out_of_file_descriptors_rejects_with_503_logs_emfile_and_recovers(
     let logged = daemon.wait_log("the EMFILE rejection", |l| {
         l["message"]
             .as_str()
-            .is_some_and(|m| m.contains("out of file descriptors (EMFILE)"))
+            .is_some_and(|m| m.starts_with("stream rejected: out of file descriptors"))
     });
-    assert_eq!(logged["level"], "ERROR", "{logged}");
+    assert_eq!(
+        (&logged["level"], &logged["errno"]),
+        (&"ERROR".into(), &"EMFILE".into()),
+        "{logged}"
+    );
 
     release.send(()).expect("holder alive");
     assert!(eventually(PATIENCE, || daemon

@@ -246,8 +246,10 @@ mod tests {
     #[test]
     fn hybrid_connections_share_the_worker_count() {
         let worker = WorkerCounts::default();
-        let mut limits = Limits::default();
-        limits.max_streams_per_worker = NonZeroUsize::MIN;
+        let limits = Limits {
+            max_streams_per_worker: NonZeroUsize::MIN,
+            ..Limits::default()
+        };
         let first = Admission::new(&limits, &HcCounts::default(), &worker);
         let second = Admission::new(&limits, &HcCounts::default(), &worker);
         let _stream = first.streams.try_enter().expect("first stream");

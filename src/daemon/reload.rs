@@ -254,6 +254,20 @@ target = "{target}"
     }
 
     #[test]
+    fn a_limits_change_replaces_every_hybrid_connection_it_affects() {
+        let hcs = [hc("a", KEY_A, "tcp://h:1"), hc("b", KEY_A, "tcp://h:2")];
+        let running = config("", &hcs);
+        let plan = diff(&running, config("[limits]\nidle_timeout = \"5m\"", &hcs));
+        assert_eq!(names(&plan.changed), ["a", "b"]);
+        assert!(plan.unchanged.is_empty());
+        assert!(plan.restart_required.is_empty());
+        assert_eq!(
+            plan.effective.limits.idle_timeout,
+            Some(Duration::from_secs(300))
+        );
+    }
+
+    #[test]
     fn workers_admin_and_log_changes_are_kept_for_a_restart() {
         let running = config(
             "[runtime]\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:9100\"",

@@ -262,9 +262,11 @@ fn resolve(target: &TcpTarget) -> io::Result<SocketAddr> {
 pub(crate) async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
     hc.count(&STREAMS_REJECTED, &[refusal.reason()], 1);
     let status = refusal.status();
-    if let Refusal::NoFileDescriptors(_) = refusal {
+    if let Refusal::NoFileDescriptors(error) = refusal {
+        let errno = crate::io::accept_backoff::resource_errno(error).unwrap_or("EMFILE");
         tracing::error!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
-            status, reason = %refusal, "stream rejected: out of file descriptors (EMFILE); raise LimitNOFILE or lower [limits] max_streams_*");
+            status, errno, reason = %refusal,
+            "stream rejected: out of file descriptors; raise LimitNOFILE or lower [limits] max_streams_*");
     } else {
         tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
             status, reason = %refusal, "stream rejected");

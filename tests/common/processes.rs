@@ -134,7 +134,7 @@ pub fn limit_fds(command: &mut Command, limit: u64) {
     // plain system call that is async-signal-safe; it allocates nothing and takes no lock.
     unsafe {
         command.pre_exec(move || {
-            rustix::process::setrlimit(rustix::process::Resource::Nofile, rlimit.clone())
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, rlimit)
                 .map_err(std::io::Error::from)
         });
     }
