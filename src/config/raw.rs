@@ -73,6 +73,7 @@ pub(super) struct RawHybridConnection {
     pub relay_ca_file: Option<PathBuf>,
     pub proxy: Option<String>,
     pub token_ttl: Option<String>,
+    pub ping_interval: Option<String>,
 }
 
 /// A string value that is a secret from the moment it is read.

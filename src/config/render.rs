@@ -124,7 +124,12 @@ impl Effective<'_> {
         if let Some(proxy) = &hc.proxy {
             writeln!(f, "proxy = {}", quote(&proxy.to_string()))?;
         }
-        writeln!(f, "token_ttl = {}", quote(&duration::format(hc.token_ttl)))
+        writeln!(f, "token_ttl = {}", quote(&duration::format(hc.token_ttl)))?;
+        writeln!(
+            f,
+            "ping_interval = {}",
+            quote(&duration::format(hc.ping_interval))
+        )
     }
 }
 
@@ -186,6 +191,7 @@ mod tests {
             "listeners = 6  # default: one per worker, at most 25",
             "# relay: Azure Relay at wss://contoso.servicebus.windows.net:443",
             "token_ttl = \"1h\"",
+            "ping_interval = \"30s\"",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -208,7 +214,7 @@ mod tests {
         let text = render(
             &format!(
                 "[runtime]\nworkers = 3\n[admin]\nlisten = \"127.0.0.1:9464\"\n{}",
-                inline("listeners = 2\nhttp_target = \"http://127.0.0.1:8065/ws\"\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy:3128\"\ntoken_ttl = \"90m\"")
+                inline("listeners = 2\nhttp_target = \"http://127.0.0.1:8065/ws\"\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy:3128\"\ntoken_ttl = \"90m\"\nping_interval = \"5s\"")
             ),
             3,
         );
@@ -220,6 +226,7 @@ mod tests {
             "relay_url = \"ws://127.0.0.1:9000/\"",
             "proxy = \"http://proxy:3128\"",
             "token_ttl = \"90m\"",
+            "ping_interval = \"5s\"",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

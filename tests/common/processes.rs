@@ -26,9 +26,10 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A `hycod relay` child process serving `paths`, killed on drop.
 pub struct RelayProcess {
-    child: Child,
+    child: Option<Child>,
     pub url: String,
     admin: String,
+    args: Vec<String>,
 }
 
 impl RelayProcess {
@@ -38,6 +39,11 @@ impl RelayProcess {
 
     /// With more namespace rules (`NAME=KEY`) besides `root`.
     pub fn start_with_rules(paths: &[&str], rules: &[&str]) -> Self {
+        Self::start_with_flags(paths, rules, &[])
+    }
+
+    /// With more rules and more `hycod relay` flags (e.g. `--http-deadline 2s`).
+    pub fn start_with_flags(paths: &[&str], rules: &[&str], flags: &[&str]) -> Self {
         let mut args = vec![
             "relay".to_owned(),
             "--listen".to_owned(),
@@ -57,8 +63,19 @@ impl RelayProcess {
             args.push("--hybrid-connection".to_owned());
             args.push((*path).to_owned());
         }
+        args.extend(flags.iter().map(|f| (*f).to_owned()));
+        let (child, url, admin) = Self::spawn(&args);
+        Self {
+            child: Some(child),
+            url,
+            admin,
+            args,
+        }
+    }
+
+    fn spawn(args: &[String]) -> (Child, String, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hycod"))
-            .args(&args)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -75,16 +92,38 @@ impl RelayProcess {
         };
         let url = next("listening ");
         let admin = next("admin ");
-        Self { child, url, admin }
+        (child, url, admin)
+    }
+
+    /// Kills the relay (SIGKILL: no close frames, the kernel resets its connections).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a fresh relay process on the same main port (rendezvous and admin ports are new).
+    pub fn start_again(&mut self) {
+        self.kill();
+        let mut args = self.args.clone();
+        args[2] = self.url.trim_start_matches("ws://").to_owned();
+        let (child, url, admin) = Self::spawn(&args);
+        assert_eq!(url, self.url, "the relay came back on its old port");
+        self.child = Some(child);
+        self.admin = admin;
+    }
+
+    /// The admin endpoint's `host:port`.
+    pub fn admin_addr(&self) -> &str {
+        self.admin
+            .trim_start_matches("http://")
+            .trim_end_matches("/$status")
     }
 
     /// Listeners registered on `path` now, according to the relay's `/$status`.
     pub fn listener_count(&self, path: &str) -> u64 {
-        let addr = self
-            .admin
-            .trim_start_matches("http://")
-            .trim_end_matches("/$status");
-        let (_, body) = http_get(addr, "/$status");
+        let (_, body) = http_get(self.admin_addr(), "/$status");
         let doc: Value = serde_json::from_str(&body).expect("status json");
         doc["hybrid_connections"]
             .as_array()
@@ -96,8 +135,7 @@ impl RelayProcess {
 
 impl Drop for RelayProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -402,6 +440,36 @@ impl DaemonProcess {
         status
     }
 
+    /// The value of the sample named `name` that carries all of `labels` (`label`, `value`).
+    pub fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples(name)
+            .into_iter()
+            .find(|(have, _)| labels.iter().all(|(k, v)| have.get(k) == Some(*v)))
+            .map(|(_, v)| v)
+    }
+
+    /// Every sample named `name`: its labels and value.
+    pub fn samples(&self, name: &str) -> Vec<(prometheus_parse::Labels, f64)> {
+        let (status, text) = http_get(&self.admin, "/metrics");
+        assert_eq!(status, 200);
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("prometheus text");
+        scrape
+            .samples
+            .into_iter()
+            .filter(|s| s.metric == name)
+            .map(|s| {
+                let value = match s.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
+                    _ => f64::NAN,
+                };
+                (s.labels, value)
+            })
+            .collect()
+    }
+
     /// The admin endpoint's `/metrics`, parsed: the value of the sample named `name`.
     pub fn metric(&self, name: &str) -> Option<f64> {
         let (status, text) = http_get(&self.admin, "/metrics");
@@ -444,10 +512,22 @@ pub enum Progress {
     },
 }
 
+/// How a [`Streamer`]'s stream ended when it did not end cleanly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The peer sent a Close frame with this code (`None`: no code).
+    Closed(Option<CloseCode>),
+    /// Reading failed: the connection ended without a Close frame (EOF or reset).
+    ReadFailed(String),
+    /// Writing failed.
+    WriteFailed,
+}
+
 /// A sender streaming deterministic data through the relay to the echo target without pause,
 /// checking every echoed byte, on its own thread and monoio runtime.
 pub struct Streamer {
     stop: Arc<AtomicBool>,
+    ending: Arc<Mutex<Option<Ending>>>,
     pub progress: mpsc::Receiver<Progress>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -472,16 +552,18 @@ impl Streamer {
         let url = format!("{relay_url}/$hc/{path}?sb-hc-action=connect");
         let resource = hycod::auth::sas::dotnet_resource_uri("localhost", path);
         let stop = Arc::new(AtomicBool::new(false));
+        let ending = Arc::new(Mutex::new(None));
         let (tx, progress) = mpsc::channel();
         let thread = {
-            let stop = stop.clone();
+            let (stop, ending) = (stop.clone(), ending.clone());
             std::thread::spawn(move || {
-                hycod::runtime::workers::block_on(stream(url, resource, stop, tx))
+                hycod::runtime::workers::block_on(stream(url, resource, stop, ending, tx))
                     .expect("runtime");
             })
         };
         let streamer = Self {
             stop,
+            ending,
             progress,
             thread: Some(thread),
         };
@@ -531,6 +613,11 @@ impl Streamer {
         last
     }
 
+    /// How the stream ended, once it ended other than cleanly.
+    pub fn ending(&self) -> Option<Ending> {
+        self.ending.lock().expect("ending").clone()
+    }
+
     /// Waits for the stream to end without being asked to; the final report.
     pub fn wait_end(&self, timeout: Duration) -> Progress {
         let deadline = Instant::now() + timeout;
@@ -562,8 +649,10 @@ async fn stream(
     url: String,
     resource: String,
     stop: Arc<AtomicBool>,
+    ending: Arc<Mutex<Option<Ending>>>,
     report: mpsc::Sender<Progress>,
 ) {
+    let end = |how: Ending| *ending.lock().expect("ending") = Some(how);
     let dialer = Dialer {
         tls: hycod::tls::client_config(&hycod::tls::TrustRoots::WebPki).expect("tls"),
         proxy: None,
@@ -596,6 +685,7 @@ async fn stream(
         )
         .expect("frame");
         if write.write_all(frame).await.0.is_err() {
+            end(Ending::WriteFailed);
             clean = false;
             break;
         }
@@ -609,7 +699,13 @@ async fn stream(
                     }
                 }
                 Ok(WsEvent::Ping(_)) | Ok(WsEvent::Pong(_)) => {}
-                Ok(WsEvent::Close { .. }) | Err(_) => {
+                Ok(WsEvent::Close { code, .. }) => {
+                    end(Ending::Closed(code));
+                    clean = false;
+                    break;
+                }
+                Err(e) => {
+                    end(Ending::ReadFailed(e.to_string()));
                     clean = false;
                     break;
                 }
