@@ -152,6 +152,15 @@ fn assert_cut(progress: Progress) {
     }
 }
 
+/// The relay's main address.
+fn relay_addr(relay: &RelayProcess) -> SocketAddr {
+    relay
+        .url
+        .trim_start_matches("ws://")
+        .parse()
+        .expect("relay address")
+}
+
 /// The proxy key routing `faulty`'s relay connections through `proxy`.
 fn via(proxy: &FaultProxy) -> String {
     format!("proxy = \"http://{}\"", proxy.host_port())
@@ -161,13 +170,23 @@ fn via(proxy: &FaultProxy) -> String {
 fn relay_connection_reset_mid_stream_ends_the_stream_and_the_listeners_come_back() {
     let proxy = FaultProxy::http_connect();
     let echo = tcp_echo();
+    let gated = GatedUpstream::start();
     let rig = Rig::start(
-        &format!("{}\ntarget = \"tcp://127.0.0.1:{echo}\"", via(&proxy)),
+        &format!(
+            "{}\ntarget = \"tcp://127.0.0.1:{echo}\"\nhttp_target = \"http://127.0.0.1:{}\"",
+            via(&proxy),
+            gated.port
+        ),
         &[],
     );
     let cut = Streamer::start(&rig.relay.url, FAULTY);
     let other = Streamer::start(&rig.relay.url, STEADY);
     cut.keeps_flowing(3);
+    let request = relayed_get(&rig.relay.url, FAULTY, "held");
+    gated
+        .arrived
+        .recv_timeout(PATIENCE)
+        .expect("the request reached the target");
     let connections_before = proxy.connections();
     assert!(connections_before >= 3, "2 control channels + 1 rendezvous");
 
@@ -179,6 +198,15 @@ fn relay_connection_reset_mid_stream_ends_the_stream_and_the_listeners_come_back
         Some(Ending::Closed(CloseCode::new(1001))),
         "the relay closes the sender with 1001 (peer disconnected) when the rendezvous is reset"
     );
+    let answer = request
+        .recv_timeout(PATIENCE)
+        .expect("an answer to the held request");
+    assert!(
+        answer.starts_with("HTTP/1.1 502") && answer.contains("ListenerGone"),
+        "the relay answers a request whose listener vanished: {answer}"
+    );
+    // The target's late answer has nowhere to go; the daemon carries on.
+    gated.release_one();
     other.keeps_flowing(20);
     rig.wait_no_streams();
     rig.wait_ready("after the reset");
@@ -653,13 +681,7 @@ fn a_slow_target_reader_is_met_with_backpressure_not_buffering() {
 fn a_slow_sender_reader_is_met_with_backpressure_not_buffering() {
     let echo = tcp_echo();
     let rig = Rig::start(&format!("target = \"tcp://127.0.0.1:{echo}\""), &[]);
-    let relay_addr: SocketAddr = rig
-        .relay
-        .url
-        .trim_start_matches("ws://")
-        .parse()
-        .expect("relay address");
-    let proxy = FaultProxy::to(relay_addr);
+    let proxy = FaultProxy::to(relay_addr(&rig.relay));
     let url = format!("ws://{}", proxy.host_port());
     slow_reader_keeps_memory_bounded(&rig, url, &proxy, SlowSide::Sender);
 }
@@ -684,7 +706,10 @@ fn frames_and_heads_split_at_every_byte_still_work_byte_exact() {
         ),
         &[],
     );
-    let streamer = Streamer::start(&rig.relay.url, FAULTY);
+    // The sender's side too: its handshake and frames reach the relay one byte at a time.
+    let sender_side = FaultProxy::to(relay_addr(&rig.relay));
+    sender_side.split_bytes(true);
+    let streamer = Streamer::start(&format!("ws://{}", sender_side.host_port()), FAULTY);
     streamer.keeps_flowing(4);
     assert_clean(streamer.finish());
     for i in 0..3 {
@@ -698,6 +723,7 @@ fn frames_and_heads_split_at_every_byte_still_work_byte_exact() {
         );
     }
     assert!(relay_side.bytes_to_upstream() > 0 && stream_target.bytes_to_upstream() > 0);
+    assert!(sender_side.bytes_to_upstream() > 4 * 16 * 1024);
     assert!(http_side.bytes_to_client() > 0);
     // Keep-alive pings crossed the splitting proxy too: nothing reconnected.
     assert_eq!(rig.all_reconnects(), 0.0);
@@ -716,4 +742,137 @@ fn dechunked(answer: &str) -> String {
         body.push_str(&after[..size]);
         rest = &after[size + 2..];
     }
+}
+
+/// An HTTP target that answers every request with a head promising 100000 bytes, sends 1000 of
+/// them and then resets the connection.
+fn resetting_http_target() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match conn.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let mut answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n".to_vec();
+                answer.extend_from_slice(&[b'x'; 1000]);
+                let _ = std::io::Write::write_all(&mut conn, &answer);
+                let _ = std::io::Write::flush(&mut conn);
+                let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_http_target_reset_mid_response_truncates_that_response_only() {
+    let upstream = resetting_http_target();
+    let rig = Rig::start(
+        &format!("http_target = \"http://127.0.0.1:{upstream}\""),
+        &[],
+    );
+    let other = Streamer::start(&rig.relay.url, STEADY);
+    let answer = relayed_get(&rig.relay.url, FAULTY, "big")
+        .recv_timeout(PATIENCE)
+        .expect("an answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK"),
+        "the head went out first"
+    );
+    let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+    assert!(
+        body.ends_with(&format!("{}\r\n", "x".repeat(40))) && !body.ends_with("\r\n0\r\n\r\n"),
+        "the body is cut off without its last chunk, so the sender can tell: {:?}",
+        &body[body.len().saturating_sub(60)..]
+    );
+    other.keeps_flowing(10);
+    assert_clean(other.finish());
+    assert_eq!(rig.all_reconnects(), 0.0);
+}
+
+#[test]
+fn a_relay_refusing_connections_is_retried_until_it_accepts_again() {
+    let proxy = FaultProxy::http_connect();
+    let echo = tcp_echo();
+    let rig = Rig::start(
+        &format!("{}\ntarget = \"tcp://127.0.0.1:{echo}\"", via(&proxy)),
+        &[],
+    );
+    let other = Streamer::start(&rig.relay.url, STEADY);
+    proxy.refuse_new(true);
+    proxy.reset_all();
+    assert!(
+        eventually(PATIENCE, || proxy.refused() >= 2),
+        "the daemon kept trying"
+    );
+    assert_eq!(http_get(&rig.daemon.admin, "/readyz").0, 503);
+    other.keeps_flowing(10);
+    let started = Instant::now();
+    proxy.refuse_new(false);
+    rig.wait_ready("once the relay accepts again");
+    println!("back {:?} after refusals stopped", started.elapsed());
+    rig.new_stream_works(FAULTY);
+    assert_clean(other.finish());
+}
+
+#[test]
+fn a_stream_whose_target_stopped_reading_is_released_once_the_target_reads_again() {
+    let echo = tcp_echo();
+    let proxy = FaultProxy::to(SocketAddr::from(([127, 0, 0, 1], echo)));
+    let rig = Rig::start(&format!("target = \"tcp://{}\"", proxy.host_port()), &[]);
+    let sent = Arc::new(AtomicU64::new(0));
+    let (give_up, gave_up) = flume::bounded::<()>(1);
+    let url = rig.relay.url.clone();
+    let pushed = sent.clone();
+    let sender = std::thread::spawn(move || {
+        run(async move {
+            let conn = connect_sender(&url, FAULTY).await;
+            let (_read, mut write) = conn.stream.into_split();
+            let writer = async move {
+                loop {
+                    let mut frame = Vec::new();
+                    push_frame(&mut frame, true, OpCode::Binary, &[7u8; 64 * 1024], mask())
+                        .expect("frame");
+                    if write.write_all(frame).await.0.is_err() {
+                        return;
+                    }
+                    pushed.fetch_add(64 * 1024, Ordering::SeqCst);
+                }
+            };
+            monoio::select! {
+                _ = gave_up.recv_async() => {}
+                _ = writer => {}
+            }
+        })
+    });
+    assert!(eventually(PATIENCE, || sent.load(Ordering::SeqCst) > 0));
+    proxy.black_hole();
+    let mut history: Vec<(Instant, u64)> = Vec::new();
+    let stuck = eventually(PATIENCE, || {
+        let now = (Instant::now(), sent.load(Ordering::SeqCst));
+        history.push(now);
+        history
+            .iter()
+            .rev()
+            .find(|(at, _)| now.0.duration_since(*at) >= Duration::from_secs(1))
+            .is_some_and(|(_, then)| *then == now.1)
+    });
+    assert!(stuck, "the sender was held back by the silent target");
+    give_up.send(()).expect("sender alive");
+    sender.join().expect("sender thread");
+    // The daemon is blocked writing to the target and cannot see the sender leave until the
+    // target reads again (or `[limits] idle_timeout` ends the stream; docs/reliability.md).
+    rig.new_stream_works(STEADY);
+    proxy.restore();
+    rig.wait_no_streams();
+    rig.new_stream_works(FAULTY);
 }
