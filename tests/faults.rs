@@ -191,6 +191,7 @@ fn relay_connection_reset_mid_stream_ends_the_stream_and_the_listeners_come_back
     assert!(connections_before >= 3, "2 control channels + 1 rendezvous");
 
     proxy.reset_all();
+    let reset_at = Instant::now();
 
     assert_cut(cut.wait_end(PATIENCE));
     assert_eq!(
@@ -210,6 +211,7 @@ fn relay_connection_reset_mid_stream_ends_the_stream_and_the_listeners_come_back
     other.keeps_flowing(20);
     rig.wait_no_streams();
     rig.wait_ready("after the reset");
+    println!("listeners back {:?} after the reset", reset_at.elapsed());
     let lost = rig.reconnects("connection_lost") + rig.reconnects("io_error");
     assert!(lost >= 2.0, "both channels counted a lost connection");
     assert!(
