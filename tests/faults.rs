@@ -131,6 +131,7 @@ impl Rig {
     }
 }
 
+/// The stream closed cleanly end to end with every byte echoed.
 fn assert_clean(progress: Progress) {
     match progress {
         Progress::Finished {
@@ -145,6 +146,7 @@ fn assert_clean(progress: Progress) {
     }
 }
 
+/// The stream ended without a clean close.
 fn assert_cut(progress: Progress) {
     match progress {
         Progress::Finished { clean, .. } => assert!(!clean, "the stream was cut"),
@@ -223,7 +225,7 @@ fn relay_connection_reset_mid_stream_ends_the_stream_and_the_listeners_come_back
 }
 
 #[test]
-fn a_black_holed_relay_is_detected_by_keepalive_and_left_after_restore() {
+fn a_black_holed_relay_is_detected_by_keepalive_and_recovered_after_restore() {
     let proxy = FaultProxy::http_connect();
     let echo = tcp_echo();
     let rig = Rig::start(
@@ -393,6 +395,7 @@ fn a_stream_target_that_never_answers_keeps_the_stream_open_until_the_sender_clo
     rig.new_stream_works(STEADY);
 }
 
+/// A sender's WebSocket on `path`, connected through `url` (the relay or a proxy in front).
 async fn connect_sender(url: &str, path: &str) -> ClientConn {
     let resource = hycod::auth::sas::dotnet_resource_uri("localhost", path);
     let token = token(&resource);
