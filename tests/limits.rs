@@ -116,10 +116,9 @@ fn a_stream_over_the_hybrid_connection_maximum_is_rejected_with_503_and_others_k
         (503, "Too many streams in flight")
     );
     assert_eq!(
-        daemon.metric_labeled(
+        daemon.metric_with(
             "hycod_streams_rejected_total",
-            "reason",
-            "hybrid_connection_limit"
+            &[("reason", "hybrid_connection_limit")]
         ),
         Some(1.0)
     );
@@ -152,7 +151,10 @@ fn a_stream_over_the_worker_maximum_is_rejected_with_503() {
     let (status, _) = rejected_status(common::run(connect(&relay.url)));
     assert_eq!(status, 503);
     assert_eq!(
-        daemon.metric_labeled("hycod_streams_rejected_total", "reason", "worker_limit"),
+        daemon.metric_with(
+            "hycod_streams_rejected_total",
+            &[("reason", "worker_limit")]
+        ),
         Some(1.0)
     );
     held.keeps_flowing(3);
@@ -180,10 +182,9 @@ fn a_frame_over_max_frame_closes_the_stream_with_1009_and_others_keep_flowing() 
         close_code_after(conn, frame).await
     });
     assert_eq!(code, Some(CloseCode::MESSAGE_TOO_BIG.as_u16()));
-    assert!(eventually(PATIENCE, || daemon.metric_labeled(
+    assert!(eventually(PATIENCE, || daemon.metric_with(
         "hycod_limit_exceeded_total",
-        "limit",
-        "max_frame"
+        &[("limit", "max_frame")]
     ) == Some(1.0)));
     other.keeps_flowing(3);
     other.finish();
@@ -207,10 +208,9 @@ fn a_message_over_max_message_closes_the_stream_with_1009() {
         close_code_after(conn, frames).await
     });
     assert_eq!(code, Some(CloseCode::MESSAGE_TOO_BIG.as_u16()));
-    assert!(eventually(PATIENCE, || daemon.metric_labeled(
+    assert!(eventually(PATIENCE, || daemon.metric_with(
         "hycod_limit_exceeded_total",
-        "limit",
-        "max_message"
+        &[("limit", "max_message")]
     ) == Some(1.0)));
 }
 
@@ -256,7 +256,7 @@ fn a_half_closed_stream_whose_target_never_closes_ends_after_idle_timeout() {
         "{closed}"
     );
     assert_eq!(
-        daemon.metric_labeled("hycod_limit_exceeded_total", "limit", "idle_timeout"),
+        daemon.metric_with("hycod_limit_exceeded_total", &[("limit", "idle_timeout")]),
         Some(1.0)
     );
 }
@@ -289,10 +289,9 @@ fn a_request_over_the_request_maximum_is_answered_503_and_others_are_served() {
         .expect("second answer");
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert_eq!(
-        daemon.metric_labeled(
+        daemon.metric_with(
             "hycod_requests_rejected_total",
-            "reason",
-            "hybrid_connection_limit"
+            &[("reason", "hybrid_connection_limit")]
         ),
         Some(1.0)
     );
@@ -358,7 +357,7 @@ fn an_upstream_head_over_max_http_head_is_answered_502_and_others_are_served() {
         .expect("answer");
     assert!(big.starts_with("HTTP/1.1 502"), "{big}");
     assert_eq!(
-        daemon.metric_labeled("hycod_limit_exceeded_total", "limit", "max_http_head"),
+        daemon.metric_with("hycod_limit_exceeded_total", &[("limit", "max_http_head")]),
         Some(1.0)
     );
     let small = relayed_get(&relay.url, PATH, "small")
@@ -452,10 +451,9 @@ fn the_daemon_out_of_file_descriptors_rejects_with_503_logs_emfile_and_recovers(
         .metric("hycod_streams_in_flight")
         == Some(0.0)));
     assert!(daemon
-        .metric_labeled(
+        .metric_with(
             "hycod_streams_rejected_total",
-            "reason",
-            "too_many_open_files"
+            &[("reason", "too_many_open_files")]
         )
         .is_some_and(|n| n >= 1.0));
     // Recovery: descriptors are free again and new streams work.

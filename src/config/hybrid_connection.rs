@@ -1,9 +1,10 @@
 //! Validating one `[[hybrid_connection]]` (design.md §5): name, connection string, entity path,
-//! targets, listener count, relay, proxy, token lifetime and the per-hybrid-connection stream and
-//! request maxima.
+//! targets, listener count, relay, proxy, token lifetime, keep-alive interval and the
+//! per-hybrid-connection stream and request maxima.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::auth::connection_string::entity_path_problem;
 
@@ -12,7 +13,10 @@ use super::duration;
 use super::error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProblem};
 use super::limits::{self, Limits};
 use super::raw::RawHybridConnection;
-use super::typed::{HybridConnection, Relay, DEFAULT_TOKEN_TTL, MAX_LISTENERS, MIN_TOKEN_TTL};
+use super::typed::{
+    HybridConnection, Relay, DEFAULT_PING_INTERVAL, DEFAULT_TOKEN_TTL, MAX_LISTENERS,
+    MIN_PING_INTERVAL, MIN_TOKEN_TTL,
+};
 use super::urls;
 
 /// Converts `raw`, the `index`-th hybrid connection. Name uniqueness is checked by the caller.
@@ -88,30 +92,18 @@ pub(super) fn convert(
         })
         .transpose()?;
 
-    let token_ttl = match raw.token_ttl.as_deref() {
-        None => DEFAULT_TOKEN_TTL,
-        Some(text) => {
-            let ttl = duration::parse(text).map_err(|error| {
-                ConfigError::new(
-                    at("token_ttl"),
-                    Reason::InvalidDuration {
-                        got: text.to_owned(),
-                        error,
-                    },
-                )
-            })?;
-            if ttl < MIN_TOKEN_TTL {
-                return Err(ConfigError::new(
-                    at("token_ttl"),
-                    Reason::DurationTooShort {
-                        got: ttl,
-                        min: MIN_TOKEN_TTL,
-                    },
-                ));
-            }
-            ttl
-        }
-    };
+    let token_ttl = duration_at_least(
+        raw.token_ttl.as_deref(),
+        &at("token_ttl"),
+        DEFAULT_TOKEN_TTL,
+        MIN_TOKEN_TTL,
+    )?;
+    let ping_interval = duration_at_least(
+        raw.ping_interval.as_deref(),
+        &at("ping_interval"),
+        DEFAULT_PING_INTERVAL,
+        MIN_PING_INTERVAL,
+    )?;
 
     let limits = limits.with_overrides(
         limits::concurrency(&at("max_streams"), raw.max_streams)?,
@@ -129,9 +121,35 @@ pub(super) fn convert(
         relay,
         proxy,
         token_ttl,
+        ping_interval,
         limits,
     };
     Ok((hybrid_connection, loaded.warnings))
+}
+
+/// The duration `text` at `key`: `default` when absent, at least `min`.
+fn duration_at_least(
+    text: Option<&str>,
+    key: &str,
+    default: Duration,
+    min: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    let got = duration::parse(text).map_err(|error| {
+        ConfigError::new(
+            key,
+            Reason::InvalidDuration {
+                got: text.to_owned(),
+                error,
+            },
+        )
+    })?;
+    if got < min {
+        return Err(ConfigError::new(key, Reason::DurationTooShort { got, min }));
+    }
+    Ok(got)
 }
 
 /// A name is a metric label: non-empty, `[A-Za-z0-9_.-]` only.

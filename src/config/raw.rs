@@ -92,6 +92,7 @@ pub(super) struct RawHybridConnection {
     pub relay_ca_file: Option<PathBuf>,
     pub proxy: Option<String>,
     pub token_ttl: Option<String>,
+    pub ping_interval: Option<String>,
     pub max_streams: Option<usize>,
     pub max_requests: Option<usize>,
 }

@@ -175,6 +175,11 @@ impl Effective<'_> {
             writeln!(f, "proxy = {}", quote(&proxy.to_string()))?;
         }
         writeln!(f, "token_ttl = {}", quote(&duration::format(hc.token_ttl)))?;
+        writeln!(
+            f,
+            "ping_interval = {}",
+            quote(&duration::format(hc.ping_interval))
+        )?;
         if hc.limits.max_streams_per_hybrid_connection != limits.max_streams_per_hybrid_connection {
             writeln!(
                 f,
@@ -252,6 +257,7 @@ mod tests {
             "listeners = 6  # default: one per worker, at most 25",
             "# relay: Azure Relay at wss://contoso.servicebus.windows.net:443",
             "token_ttl = \"1h\"",
+            "ping_interval = \"30s\"",
             "[limits]",
             "max_streams_per_hybrid_connection = 1024",
             "max_requests_per_hybrid_connection = 1024",
@@ -286,7 +292,7 @@ mod tests {
         let text = render(
             &format!(
                 "[runtime]\nworkers = 3\n[admin]\nlisten = \"127.0.0.1:9464\"\n[limits]\nmax_message = 2048\nidle_timeout = \"0s\"\n{}",
-                inline("listeners = 2\nhttp_target = \"http://127.0.0.1:8065/ws\"\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy:3128\"\ntoken_ttl = \"90m\"\nmax_streams = 5\nmax_requests = 1024")
+                inline("listeners = 2\nhttp_target = \"http://127.0.0.1:8065/ws\"\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy:3128\"\ntoken_ttl = \"90m\"\nping_interval = \"5s\"\nmax_streams = 5\nmax_requests = 1024")
             ),
             3,
         );
@@ -298,6 +304,7 @@ mod tests {
             "relay_url = \"ws://127.0.0.1:9000/\"",
             "proxy = \"http://proxy:3128\"",
             "token_ttl = \"90m\"",
+            "ping_interval = \"5s\"",
             "max_streams = 5",
             "max_message = 2048",
             "idle_timeout = \"0s\"  # off",

@@ -93,6 +93,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(hc.relay, Relay::Azure);
     assert_eq!(hc.proxy, None);
     assert_eq!(hc.token_ttl, Duration::from_secs(3600));
+    assert_eq!(hc.ping_interval, Duration::from_secs(30));
 }
 
 #[test]
@@ -116,7 +117,7 @@ fn every_key_is_read() {
         "[runtime]\nworkers = 4\n[admin]\nlisten = \"127.0.0.1:9464\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[shutdown]\ngrace = \"250ms\"\n{}",
         hc(
             "sap",
-            "http_target = \"https://ecs.corp.local:8443/sap/bc\"\nlisteners = 25\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy.corp:3128\"\ntoken_ttl = \"5m\"\nentity_path = \"sap-gateway\""
+            "http_target = \"https://ecs.corp.local:8443/sap/bc\"\nlisteners = 25\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy.corp:3128\"\ntoken_ttl = \"5m\"\nping_interval = \"2s\"\nentity_path = \"sap-gateway\""
         )
     );
     let config = load(&text).expect("valid");
@@ -150,6 +151,7 @@ fn every_key_is_read() {
         })
     );
     assert_eq!(hc.token_ttl, Duration::from_secs(300));
+    assert_eq!(hc.ping_interval, Duration::from_secs(2));
 }
 
 #[test]
@@ -907,6 +909,33 @@ fn token_ttl_at_least_one_minute() {
         }
     );
     assert!(load(&hc("a", "token_ttl = \"1m\"")).is_ok());
+}
+
+#[test]
+fn ping_interval_must_parse() {
+    let reason = error(
+        &hc("a", "ping_interval = \"often\""),
+        "hybrid_connection[0].ping_interval",
+        "expected a duration such as \"30s\"",
+    );
+    assert!(matches!(reason, Reason::InvalidDuration { got, .. } if got == "often"));
+}
+
+#[test]
+fn ping_interval_at_least_one_second() {
+    let reason = error(
+        &hc("a", "ping_interval = \"500ms\""),
+        "hybrid_connection[0].ping_interval",
+        "must be at least 1s, got 500ms",
+    );
+    assert_eq!(
+        reason,
+        Reason::DurationTooShort {
+            got: Duration::from_millis(500),
+            min: Duration::from_secs(1)
+        }
+    );
+    assert!(load(&hc("a", "ping_interval = \"1s\"")).is_ok());
 }
 
 // ---- [limits] ----

@@ -22,6 +22,10 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Smallest accepted `token_ttl`: renewal happens well before expiry, so shorter makes no sense.
 pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
+/// Default `ping_interval` (spec §4.7, the listener machine's default).
+pub const DEFAULT_PING_INTERVAL: Duration = crate::proto::hc::listener::DEFAULT_PING_INTERVAL;
+/// Smallest accepted `ping_interval`: a dead channel is then noticed within 2 s.
+pub const MIN_PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Azure Relay allows at most 25 listeners per hybrid connection (spec §9).
 pub const MAX_LISTENERS: usize = 25;
 
@@ -168,6 +172,9 @@ pub struct HybridConnection {
     pub proxy: Option<ProxyAddress>,
     /// `token_ttl`: lifetime of the SAS tokens the daemon mints.
     pub token_ttl: Duration,
+    /// `ping_interval`: keep-alive ping interval on each control channel; a channel silent for
+    /// twice this long counts as dead (spec §4.7).
+    pub ping_interval: Duration,
     /// `[limits]` with this hybrid connection's `max_streams` / `max_requests` applied.
     pub limits: Limits,
 }

@@ -23,6 +23,7 @@ use super::status::{ChannelStatus, DaemonStatus, WorkerAlive};
 use super::tracker::Tracker;
 use super::DaemonOptions;
 use crate::metrics::Shard;
+use crate::proto::hc::listener::ListenerConfig;
 use crate::tls::{client_config, TrustRoots};
 
 /// Identifies one start of a hybrid connection's channels; a replaced hybrid connection gets a
@@ -242,7 +243,10 @@ impl Worker {
                 credential: plan.config.connection_string.credential().clone(),
                 token_ttl: plan.config.token_ttl,
                 tracking_id,
-                listener: self.options.listener,
+                listener: ListenerConfig {
+                    ping_interval: plan.config.ping_interval,
+                    ..self.options.listener
+                },
                 work: self.work.clone(),
             };
             monoio::spawn(self.channels.track(control::run(

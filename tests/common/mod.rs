@@ -3,6 +3,7 @@
 //! systemd's notify socket. Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod fault_proxy;
 pub mod processes;
 
 use std::time::{Duration, SystemTime};

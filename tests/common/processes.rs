@@ -26,9 +26,11 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A `hycod relay` child process serving `paths`, killed on drop.
 pub struct RelayProcess {
-    child: Child,
+    child: Option<Child>,
     pub url: String,
     admin: String,
+    args: Vec<String>,
+    fd_limit: Option<u64>,
 }
 
 impl RelayProcess {
@@ -38,15 +40,21 @@ impl RelayProcess {
 
     /// With more namespace rules (`NAME=KEY`) besides `root`.
     pub fn start_with_rules(paths: &[&str], rules: &[&str]) -> Self {
-        Self::spawn(paths, rules, None)
+        Self::start_with_flags(paths, rules, &[])
+    }
+
+    /// With more rules and more `hycod relay` flags (e.g. `--http-deadline 2s`).
+    pub fn start_with_flags(paths: &[&str], rules: &[&str], flags: &[&str]) -> Self {
+        Self::start_args(Self::args(paths, rules, flags), None)
     }
 
     /// With at most `fd_limit` open file descriptors (RLIMIT_NOFILE).
     pub fn start_with_fd_limit(paths: &[&str], fd_limit: u64) -> Self {
-        Self::spawn(paths, &[], Some(fd_limit))
+        Self::start_args(Self::args(paths, &[], &[]), Some(fd_limit))
     }
 
-    fn spawn(paths: &[&str], rules: &[&str], fd_limit: Option<u64>) -> Self {
+    /// The command line of a relay on loopback with 2 workers and an admin endpoint.
+    fn args(paths: &[&str], rules: &[&str], flags: &[&str]) -> Vec<String> {
         let mut args = vec![
             "relay".to_owned(),
             "--listen".to_owned(),
@@ -66,9 +74,25 @@ impl RelayProcess {
             args.push("--hybrid-connection".to_owned());
             args.push((*path).to_owned());
         }
+        args.extend(flags.iter().map(|f| (*f).to_owned()));
+        args
+    }
+
+    fn start_args(args: Vec<String>, fd_limit: Option<u64>) -> Self {
+        let (child, url, admin) = Self::spawn(&args, fd_limit);
+        Self {
+            child: Some(child),
+            url,
+            admin,
+            args,
+            fd_limit,
+        }
+    }
+
+    fn spawn(args: &[String], fd_limit: Option<u64>) -> (Child, String, String) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hycod"));
         command
-            .args(&args)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         if let Some(limit) = fd_limit {
@@ -87,22 +111,44 @@ impl RelayProcess {
         };
         let url = next("listening ");
         let admin = next("admin ");
-        Self { child, url, admin }
+        (child, url, admin)
+    }
+
+    /// Kills the relay (SIGKILL: no close frames, the kernel resets its connections).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a fresh relay process on the same main port (rendezvous and admin ports are new).
+    pub fn start_again(&mut self) {
+        self.kill();
+        let mut args = self.args.clone();
+        args[2] = self.url.trim_start_matches("ws://").to_owned();
+        let (child, url, admin) = Self::spawn(&args, self.fd_limit);
+        assert_eq!(url, self.url, "the relay came back on its old port");
+        self.child = Some(child);
+        self.admin = admin;
+    }
+
+    /// The admin endpoint's `host:port`.
+    pub fn admin_addr(&self) -> &str {
+        self.admin
+            .trim_start_matches("http://")
+            .trim_end_matches("/$status")
     }
 
     /// The relay's `/$status` document.
     pub fn status(&self) -> Value {
-        let addr = self
-            .admin
-            .trim_start_matches("http://")
-            .trim_end_matches("/$status");
-        let (_, body) = http_get(addr, "/$status");
+        let (_, body) = http_get(self.admin_addr(), "/$status");
         serde_json::from_str(&body).expect("status json")
     }
 
-    /// The relay's process id.
+    /// The relay's process id (0 once killed).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Listeners registered on `path` now, according to the relay's `/$status`.
@@ -118,8 +164,7 @@ impl RelayProcess {
 
 impl Drop for RelayProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -469,22 +514,34 @@ impl DaemonProcess {
         self.pid
     }
 
-    /// The value of the sample `name` whose label `label` is `value`.
-    pub fn metric_labeled(&self, name: &str, label: &str, value: &str) -> Option<f64> {
+    /// The value of the sample named `name` that carries all of `labels` (`label`, `value`).
+    pub fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples(name)
+            .into_iter()
+            .find(|(have, _)| labels.iter().all(|(k, v)| have.get(k) == Some(*v)))
+            .map(|(_, v)| v)
+    }
+
+    /// Every sample named `name`: its labels and value.
+    pub fn samples(&self, name: &str) -> Vec<(prometheus_parse::Labels, f64)> {
         let (status, text) = http_get(&self.admin, "/metrics");
         assert_eq!(status, 200);
         let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
             .expect("prometheus text");
         scrape
             .samples
-            .iter()
-            .find(|s| s.metric == name && s.labels.get(label) == Some(value))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => f64::NAN,
+            .into_iter()
+            .filter(|s| s.metric == name)
+            .map(|s| {
+                let value = match s.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
+                    _ => f64::NAN,
+                };
+                (s.labels, value)
             })
+            .collect()
     }
 
     /// The admin endpoint's `/metrics`, parsed: the value of the sample named `name`.
@@ -529,10 +586,22 @@ pub enum Progress {
     },
 }
 
+/// How a [`Streamer`]'s stream ended when it did not end cleanly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The peer sent a Close frame with this code (`None`: no code).
+    Closed(Option<CloseCode>),
+    /// Reading failed: the connection ended without a Close frame (EOF or reset).
+    ReadFailed(String),
+    /// Writing failed.
+    WriteFailed,
+}
+
 /// A sender streaming deterministic data through the relay to the echo target without pause,
 /// checking every echoed byte, on its own thread and monoio runtime.
 pub struct Streamer {
     stop: Arc<AtomicBool>,
+    ending: Arc<Mutex<Option<Ending>>>,
     pub progress: mpsc::Receiver<Progress>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -557,16 +626,18 @@ impl Streamer {
         let url = format!("{relay_url}/$hc/{path}?sb-hc-action=connect");
         let resource = hycod::auth::sas::dotnet_resource_uri("localhost", path);
         let stop = Arc::new(AtomicBool::new(false));
+        let ending = Arc::new(Mutex::new(None));
         let (tx, progress) = mpsc::channel();
         let thread = {
-            let stop = stop.clone();
+            let (stop, ending) = (stop.clone(), ending.clone());
             std::thread::spawn(move || {
-                hycod::runtime::workers::block_on(stream(url, resource, stop, tx))
+                hycod::runtime::workers::block_on(stream(url, resource, stop, ending, tx))
                     .expect("runtime");
             })
         };
         let streamer = Self {
             stop,
+            ending,
             progress,
             thread: Some(thread),
         };
@@ -616,6 +687,11 @@ impl Streamer {
         last
     }
 
+    /// How the stream ended, once it ended other than cleanly.
+    pub fn ending(&self) -> Option<Ending> {
+        self.ending.lock().expect("ending").clone()
+    }
+
     /// Waits for the stream to end without being asked to; the final report.
     pub fn wait_end(&self, timeout: Duration) -> Progress {
         let deadline = Instant::now() + timeout;
@@ -647,8 +723,10 @@ async fn stream(
     url: String,
     resource: String,
     stop: Arc<AtomicBool>,
+    ending: Arc<Mutex<Option<Ending>>>,
     report: mpsc::Sender<Progress>,
 ) {
+    let end = |how: Ending| *ending.lock().expect("ending") = Some(how);
     let dialer = Dialer {
         tls: hycod::tls::client_config(&hycod::tls::TrustRoots::WebPki).expect("tls"),
         proxy: None,
@@ -681,6 +759,7 @@ async fn stream(
         )
         .expect("frame");
         if write.write_all(frame).await.0.is_err() {
+            end(Ending::WriteFailed);
             clean = false;
             break;
         }
@@ -694,7 +773,13 @@ async fn stream(
                     }
                 }
                 Ok(WsEvent::Ping(_)) | Ok(WsEvent::Pong(_)) => {}
-                Ok(WsEvent::Close { .. }) | Err(_) => {
+                Ok(WsEvent::Close { code, .. }) => {
+                    end(Ending::Closed(code));
+                    clean = false;
+                    break;
+                }
+                Err(e) => {
+                    end(Ending::ReadFailed(e.to_string()));
                     clean = false;
                     break;
                 }
