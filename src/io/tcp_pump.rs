@@ -249,7 +249,17 @@ where
         monoio::select! {
             done = &mut down => match done {
                 Ok(()) => up.await.err().unwrap_or(PumpEnd::Closed { first: Side::Relay }),
-                Err(end) => end,
+                Err(end) => {
+                    if let Some((code, reason)) = end.failure_close() {
+                        // The other direction may be in the middle of a frame: the close goes
+                        // out after it, and nothing after the close.
+                        monoio::select! {
+                            () = writer.close_when_free(code, reason) => {}
+                            _ = &mut up => {}
+                        }
+                    }
+                    end
+                }
             },
             done = &mut up => match done {
                 Ok(()) => down.await.err().unwrap_or(PumpEnd::Closed { first: Side::Target }),
@@ -431,13 +441,14 @@ impl<W: AsyncWriteRent> RelayWriter<W> {
         }
     }
 
-    /// Writes one whole frame when its turn comes. Control frames after our Close are
-    /// dropped (`Ok`); data never comes after it because the same direction sends both.
+    /// Writes one whole frame when its turn comes. Frames after our Close are dropped (`Ok`,
+    /// RFC 6455 §5.5.1): control frames of the other direction, and data only after a failure
+    /// close (otherwise the direction that sends data also sends the Close).
     async fn send<B: IoBuf>(&self, frame: B, kind: Frame) -> BufResult<(), B> {
         let Ok(mut half) = self.take.recv_async().await else {
             return (Err(io::Error::from(io::ErrorKind::BrokenPipe)), frame);
         };
-        if kind != Frame::Data && self.close_sent.get() {
+        if self.close_sent.get() {
             let _ = self.put_back.send(half);
             return (Ok(()), frame);
         }
@@ -455,14 +466,33 @@ impl<W: AsyncWriteRent> RelayWriter<W> {
         if self.close_sent.get() {
             return;
         }
-        let Ok(mut half) = self.take.try_recv() else {
+        let Ok(half) = self.take.try_recv() else {
             return;
         };
+        self.write_close(half, code, reason).await;
+    }
+
+    /// Sends a close frame after a failure once the other direction has finished the frame it
+    /// is writing, unless a Close went out already.
+    async fn close_when_free(&self, code: CloseCode, reason: &str) {
+        let Ok(half) = self.take.recv_async().await else {
+            return;
+        };
+        if self.close_sent.get() {
+            let _ = self.put_back.send(half);
+            return;
+        }
+        self.write_close(half, code, reason).await;
+    }
+
+    /// Writes our Close (within [`FAILURE_CLOSE_GRACE`]) and gives the half back.
+    async fn write_close(&self, mut half: W, code: CloseCode, reason: &str) {
         self.close_sent.set(true);
         let mut close = Vec::new();
         if push_close(&mut close, code, reason, (self.mask)()).is_ok() {
             let _ = monoio::time::timeout(FAILURE_CLOSE_GRACE, half.write_all(close)).await;
         }
+        let _ = self.put_back.send(half);
     }
 }
 
