@@ -416,6 +416,16 @@ fn the_daemon_out_of_file_descriptors_rejects_with_503_logs_emfile_and_recovers(
     );
     let fd_limit = 64;
     let mut daemon = DaemonProcess::start_with_fd_limit(dir.path(), &text, fd_limit);
+    let warning = daemon.wait_log("the RLIMIT_NOFILE warning", |l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("RLIMIT_NOFILE is below what [limits] allows"))
+    });
+    assert_eq!(
+        (warning["limit"].as_u64(), warning["needed"].as_u64()),
+        (Some(fd_limit), Some(2 * 2048 + 64)),
+        "{warning}"
+    );
     daemon.wait_listener_online("sap");
     assert!(eventually(PATIENCE, || relay.listener_count(PATH) == 2));
     let baseline = open_fds(daemon.pid());

@@ -135,6 +135,33 @@ impl Limits {
     }
 }
 
+/// Descriptors `hycod run` holds besides streams and requests: control channels, the admin
+/// endpoint, the runtime's rings and event descriptors, standard streams.
+pub const BASE_DESCRIPTORS: u64 = 64;
+
+/// The file descriptors the daemon may hold with every stream and request maximum reached:
+/// two per stream or request (the target and the relay), at most the per-worker maxima over
+/// `workers` and at most the sum of the per-hybrid-connection maxima, plus
+/// [`BASE_DESCRIPTORS`]. `per_hybrid_connection` holds each hybrid connection's limits.
+pub fn descriptors_needed(per_hybrid_connection: &[Limits], workers: usize) -> u64 {
+    let widen = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let by_hybrid_connections = per_hybrid_connection.iter().fold(0u64, |sum, limits| {
+        sum.saturating_add(widen(limits.max_streams_per_hybrid_connection.get()))
+            .saturating_add(widen(limits.max_requests_per_hybrid_connection.get()))
+    });
+    let by_workers = per_hybrid_connection
+        .first()
+        .map_or(0, |limits| {
+            widen(limits.max_streams_per_worker.get())
+                .saturating_add(widen(limits.max_requests_per_worker.get()))
+        })
+        .saturating_mul(widen(workers));
+    by_hybrid_connections
+        .min(by_workers)
+        .saturating_mul(2)
+        .saturating_add(BASE_DESCRIPTORS)
+}
+
 /// A default that is non-zero by construction.
 const fn non_zero(value: usize) -> NonZeroUsize {
     match NonZeroUsize::new(value) {
@@ -285,4 +312,19 @@ fn at_least(path: &str, got: Duration, min: Duration) -> Result<Duration, Config
         ));
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_needed_counts_two_per_stream_and_request_under_the_tighter_maximum() {
+        let defaults = Limits::default();
+        // Two hybrid connections of 1024 + 1024 each, below 2 workers × (4096 + 4096).
+        assert_eq!(descriptors_needed(&[defaults, defaults], 2), 2 * 4096 + 64);
+        // One worker of 4096 + 4096, below 8 hybrid connections × 2048.
+        assert_eq!(descriptors_needed(&[defaults; 8], 1), 2 * 8192 + 64);
+        assert_eq!(descriptors_needed(&[], 4), 64);
+    }
 }

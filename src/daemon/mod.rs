@@ -87,6 +87,23 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// Warns when `RLIMIT_NOFILE` is below what the stream and request maxima allow
+/// ([`crate::config::limits::descriptors_needed`]): the daemon would reject streams with 503
+/// (EMFILE) before reaching them.
+fn warn_if_descriptors_are_short(config: &Config, workers: usize) {
+    let per_hc: Vec<_> = config
+        .hybrid_connections
+        .iter()
+        .map(|hc| hc.limits)
+        .collect();
+    let needed = crate::config::limits::descriptors_needed(&per_hc, workers);
+    let current = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    if let Some(limit) = current.filter(|&limit| limit < needed) {
+        tracing::warn!(limit, needed,
+            "RLIMIT_NOFILE is below what [limits] allows; raise LimitNOFILE or lower the max_streams_*/max_requests_* limits, or streams beyond it are rejected with 503");
+    }
+}
+
 /// Starts the workers and the admin endpoint; returns at once (listeners come online in the
 /// background and reconnect forever; watch [`DaemonHandle::status`]).
 pub fn start(config: &Config, options: DaemonOptions) -> Result<DaemonHandle, StartError> {
@@ -94,6 +111,7 @@ pub fn start(config: &Config, options: DaemonOptions) -> Result<DaemonHandle, St
     if let Err(error) = crate::runtime::fd_reserve::hold() {
         tracing::warn!(%error, "no spare file descriptor for rejections when out of descriptors");
     }
+    warn_if_descriptors_are_short(config, worker_count.get());
     let webpki = client_config(&TrustRoots::WebPki).map_err(|error| StartError::Tls {
         hybrid_connection: String::new(),
         error,
