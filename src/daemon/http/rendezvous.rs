@@ -25,14 +25,20 @@ use crate::io::ws_client::ConnectError;
 /// 60 s (spec §6.8), so waiting longer would be pointless.
 pub const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Connects `address` verbatim (spec §6.3 step 2, §11 item 17) and records the time from
-/// `since` (the request message) to the open socket.
+/// Connects `address` verbatim (spec §6.3 step 2, §11 item 17) within `[limits]
+/// handshake_timeout` and records the time from `since` (the request message) to the open
+/// socket.
 pub async fn open(
     hc: &HcContext,
     address: &str,
     since: Instant,
 ) -> Result<(RendezvousReader, RendezvousWriter), ConnectError> {
-    let conn = hc.dialer.connect(address, &[], None).await?;
+    let conn = monoio::time::timeout(
+        hc.limits.handshake_timeout,
+        hc.dialer.connect(address, &[], None),
+    )
+    .await
+    .unwrap_or(Err(ConnectError::Timeout))?;
     hc.observe(&RENDEZVOUS_SECONDS, since.elapsed());
     let (read, write) = conn.stream.into_split();
     Ok((
