@@ -176,7 +176,7 @@ fn a_changed_forward_with_the_same_listen_keeps_its_socket() {
 fn a_bad_forward_is_rejected_on_reload_with_its_key_path_and_the_running_one_stays() {
     let mut setup = Setup::start(&[]);
     let good = setup.forward("good");
-    setup.reload(&[good.clone()]);
+    setup.reload(std::slice::from_ref(&good));
     let addr = setup.daemon.wait_forward_listening("good");
 
     let bad = good.replace("listen = \"127.0.0.1:0\"", "listen = \"localhost:3300\"");
