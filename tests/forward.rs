@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hycod::config::Config;
-use hycod::daemon::{self, DaemonHandle, DaemonOptions};
+use hycod::daemon::{self, DaemonHandle, DaemonOptions, ForwardSetupError, StartError};
 
 mod common;
 
@@ -33,22 +33,28 @@ fn relay() -> hycod::relay::RelayHandle {
     ])
 }
 
-/// A daemon with one forward (sender rule) to `entity`; its handle and the forward's address.
-fn forwarder(relay_url: &str, entity: &str) -> (DaemonHandle, std::net::SocketAddr) {
+/// The configuration of a daemon with one forward named `fwd` on `listen` (sender rule) to
+/// `entity`.
+fn forwarder_config(listen: &str, relay_url: &str, entity: &str) -> Config {
     let text = format!(
         r#"
 [runtime]
 workers = 1
 [[forward]]
 name = "fwd"
-listen = "127.0.0.1:0"
+listen = "{listen}"
 connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=sender;SharedAccessKey={SEND_KEY}"
 entity_path = "{entity}"
 relay_url = "{relay_url}"
 token_ttl = "10m"
 "#
     );
-    let config = Config::from_toml_str(&text, Path::new(".")).expect("config");
+    Config::from_toml_str(&text, Path::new(".")).expect("config")
+}
+
+/// A daemon with one forward (sender rule) to `entity`; its handle and the forward's address.
+fn forwarder(relay_url: &str, entity: &str) -> (DaemonHandle, std::net::SocketAddr) {
+    let config = forwarder_config("127.0.0.1:0", relay_url, entity);
     let handle = daemon::start(&config, DaemonOptions::default()).expect("forwarder");
     let addr = handle.forward_addr("fwd").expect("the forward listens");
     (handle, addr)
@@ -116,6 +122,25 @@ fn a_refused_stream_closes_the_local_connection() {
 }
 
 #[test]
+fn a_forward_whose_address_is_taken_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = taken.local_addr().expect("addr").to_string();
+    let config = forwarder_config(&listen, "ws://127.0.0.1:9", "tunnel");
+    match daemon::start(&config, DaemonOptions::default()) {
+        Err(StartError::Forward {
+            index: 0,
+            name,
+            error: ForwardSetupError::Listen(error),
+        }) => {
+            assert_eq!(name, "fwd");
+            assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+        }
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("the daemon started on a taken address"),
+    }
+}
+
+#[test]
 fn the_forward_command_prints_its_address_and_names_bad_flags() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
@@ -142,6 +167,22 @@ fn the_forward_command_prints_its_address_and_names_bad_flags() {
     let stderr = String::from_utf8_lossy(&missing_entity.stderr);
     assert!(stderr.contains("--entity"), "{stderr}");
     assert!(!stderr.contains(SEND_KEY), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port_taken = Command::new(bin)
+        .args(["forward", "--entity", "empty", "--relay-url", &relay.url])
+        .arg("--listen")
+        .arg(taken.local_addr().expect("addr").to_string())
+        .arg("--connection-string-file")
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert_eq!(port_taken.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&port_taken.stderr);
+    assert!(
+        stderr.contains("error: --listen: cannot listen: "),
+        "{stderr}"
+    );
 
     let mut child = Command::new(bin)
         .args([

@@ -14,7 +14,7 @@ use clap::Args;
 
 use super::EXIT_ERROR;
 use crate::config::{Config, ConfigError, ForwardFlags, SINGLE_FORWARD_NAME};
-use crate::daemon::{self, DaemonOptions};
+use crate::daemon::{self, DaemonOptions, StartError};
 
 /// Flags of `hycod forward`.
 #[derive(Debug, Clone, Args)]
@@ -89,6 +89,9 @@ pub fn run(args: ForwardArgs) -> ExitCode {
     }
     let handle = match daemon::start(&config, DaemonOptions::default()) {
         Ok(handle) => handle,
+        Err(StartError::Forward { error, .. }) => {
+            return fail(format!("{}: {error}", flag(error.key())))
+        }
         Err(error) => return fail(error),
     };
     let Some(addr) = handle.forward_addr(SINGLE_FORWARD_NAME) else {
