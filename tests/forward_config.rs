@@ -13,6 +13,9 @@ use common::processes::{
     RelayProcess, PATIENCE,
 };
 
+/// The worker count of [`config_text`]: each worker accepts on every forward's socket.
+const WORKERS: usize = 2;
+
 /// A relay serving `tunnel`, an echo target, and a daemon with the hybrid connection `tunnel`
 /// and one forward to it per name in `forwards`, in a fresh directory.
 struct Setup {
@@ -148,10 +151,13 @@ fn a_reload_adds_and_removes_forwards_and_removed_ones_finish_their_connections(
     let addr_b = setup.daemon.wait_forward_listening("b");
     round_trip(&mut connect(addr_b), b"through the added forward");
     round_trip(&mut through_a, b"the removed forward's connection runs on");
+    setup.daemon.wait_stopped_accepting("a", WORKERS);
+    // No accept loop is left to take a probe, so probing cannot start new work.
     assert!(
         eventually(PATIENCE, || TcpStream::connect(addr_a).is_err()),
-        "the removed forward stops accepting"
+        "the removed forward's port is closed"
     );
+    round_trip(&mut through_a, b"and still runs");
 }
 
 #[test]
@@ -223,11 +229,22 @@ fn a_drain_waits_for_forwarded_connections() {
         "the forwarded connection is in flight: {draining}"
     );
     round_trip(&mut client, b"during the drain");
+    setup.daemon.wait_stopped_accepting("fwd", WORKERS);
+    // No accept loop is left to take a probe, so probing cannot start new work.
     assert!(
         eventually(PATIENCE, || TcpStream::connect(addr).is_err()),
         "a draining daemon takes no new connections"
     );
+    round_trip(&mut client, b"after the port closed");
     drop(client);
+    setup
+        .daemon
+        .wait_log("the drain's end", |l| l["message"] == "drained; exiting");
     let status = setup.daemon.wait_exit(PATIENCE);
     assert_eq!(status.code(), Some(0));
+    assert!(
+        !setup.daemon.logs_text().contains("drain deadline reached"),
+        "the drain ended because the work did, not at the deadline; logs:\n{}",
+        setup.daemon.logs_text()
+    );
 }

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use monoio::io::Canceller;
 use monoio::net::{TcpListener, TcpStream};
 
 use super::context::mask_key;
@@ -96,6 +97,10 @@ fn direction_label(direction: Direction) -> &'static str {
 
 /// Accepts on `listener` until `stop` is dropped; every connection is carried on its own task,
 /// counted in `work`.
+///
+/// Stopping cancels the pending accept and still awaits it: with io_uring the accept may have
+/// completed in the kernel already, and dropping it then would lose that connection (its
+/// socket would never be served nor closed). Such a last connection is carried like any other.
 pub async fn serve(
     forward: Rc<ForwardContext>,
     listener: TcpListener,
@@ -103,21 +108,36 @@ pub async fn serve(
     work: Tracker,
 ) {
     loop {
+        let canceller = Canceller::new();
+        let mut accept = std::pin::pin!(listener.cancelable_accept(canceller.handle()));
         let accepted = monoio::select! {
-            _ = stop.recv_async() => break,
-            accepted = listener.accept() => accepted,
+            accepted = &mut accept => Some(accepted),
+            _ = stop.recv_async() => None,
+        };
+        let (accepted, stopping) = match accepted {
+            Some(accepted) => (accepted, false),
+            None => {
+                let _ = canceller.cancel();
+                (accept.await, true)
+            }
         };
         match accepted {
             Ok((tcp, peer)) => {
                 monoio::spawn(work.track(carry(forward.clone(), tcp, peer)));
             }
+            Err(_) if stopping => {}
             Err(error) => {
                 tracing::warn!(forward = %forward.name(), %error, "accept failed");
                 monoio::time::sleep(ACCEPT_RETRY_PAUSE).await;
             }
         }
+        if stopping {
+            break;
+        }
     }
-    tracing::debug!(forward = %forward.name(), "forward stopped accepting");
+    // Closed before the line is logged: once every worker has logged it, the port is closed.
+    drop(listener);
+    tracing::info!(forward = %forward.name(), "forward stopped accepting");
 }
 
 /// The sender WebSocket URL of one forwarded connection (spec §2.2, §7.1); the token travels

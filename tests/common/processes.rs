@@ -398,6 +398,16 @@ impl DaemonProcess {
             .expect("an address after the prefix")
     }
 
+    /// Waits until `workers` workers have logged that forward `name` stopped accepting (then
+    /// its socket is closed, unless a changed forward with the same `listen` kept it).
+    pub fn wait_stopped_accepting(&mut self, name: &str, workers: usize) {
+        for _ in 0..workers {
+            self.wait_log(&format!("forward {name} stopped accepting"), |l| {
+                l["message"] == "forward stopped accepting" && l["forward"] == name
+            });
+        }
+    }
+
     /// Waits for the `listener online` line of hybrid connection `name`.
     pub fn wait_listener_online(&mut self, name: &str) -> Value {
         self.wait_log(&format!("{name} online"), |l| {
