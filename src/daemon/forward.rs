@@ -135,7 +135,8 @@ pub async fn serve(
             break;
         }
     }
-    // Closed before the line is logged: once every worker has logged it, the port is closed.
+    // Dropped (its close submitted) before the line is logged: once every worker has logged it,
+    // the port closes as soon as the workers' drivers run the closes.
     drop(listener);
     tracing::info!(forward = %forward.name(), "forward stopped accepting");
 }
