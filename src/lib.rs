@@ -8,7 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
-pub mod forward;
 pub mod io;
 pub mod logging;
 pub mod metrics;

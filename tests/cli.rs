@@ -86,8 +86,41 @@ fn check_accepts_the_example_without_printing_its_key() {
     assert!(out.contains("name = \"ecs-webservice\""));
     assert!(out.contains("SharedAccessKeyName=hycod-listen;SharedAccessKey=<redacted>"));
     assert!(out.contains("target = \"tcp://10.20.30.40:3300\""));
+    assert!(out.contains("[[forward]]\nname = \"plant2-gateway\"\nlisten = \"127.0.0.1:3201\"\n"));
+    assert!(out.contains(
+        "SharedAccessKeyName=hycod-send;SharedAccessKey=<redacted>;EntityPath=plant2-gateway"
+    ));
     assert!(!out.contains(EXAMPLE_KEY));
     assert!(!stderr(&output).contains(EXAMPLE_KEY));
+}
+
+#[test]
+fn check_accepts_a_file_with_only_a_forward_and_rejects_one_with_nothing() {
+    let text = format!(
+        "[[forward]]\nname = \"f\"\nlisten = \"127.0.0.1:0\"\nconnection_string = \"{}\"\n",
+        connection_string(Some("sap"))
+    );
+    let output = check_text(&text);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("[[forward]]\nname = \"f\"\n"), "{out}");
+    assert!(!out.contains(KEY), "{out}");
+    assert!(!out.contains("[[hybrid_connection]]"), "{out}");
+    let err = assert_rejected(&check_text("[runtime]\nworkers = 1\n"), "hybrid_connection");
+    assert!(
+        err.contains("[[hybrid_connection]] or [[forward]]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_rejects_a_bad_forward_listen_address() {
+    let text = format!(
+        "[[forward]]\nname = \"f\"\nlisten = \"localhost:3300\"\nconnection_string = \"{}\"\n",
+        connection_string(Some("sap"))
+    );
+    let err = assert_rejected(&check_text(&text), "forward[0].listen");
+    assert!(err.contains("expected ip:port"), "{err}");
 }
 
 #[test]

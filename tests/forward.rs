@@ -1,18 +1,15 @@
 //! `hycod forward` end to end: a plain TCP client → forwarder → relay → daemon → TCP echo
-//! target, and back; and a refused stream (no listener) closes the local connection.
+//! target, and back; and a refused stream (no listener) closes the local connection. The
+//! forwarder is a daemon whose configuration holds one `[[forward]]`, the path `hycod forward`
+//! takes too.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::Duration;
 
-use hycod::auth::connection_string::ConnectionString;
 use hycod::config::Config;
-use hycod::daemon::{self, DaemonOptions};
-use hycod::forward::{self, ForwardConfig};
-use hycod::io::ws_client::Dialer;
-use hycod::tls::{client_config, TrustRoots};
+use hycod::daemon::{self, DaemonHandle, DaemonOptions, ForwardSetupError, StartError};
 
 mod common;
 
@@ -36,27 +33,31 @@ fn relay() -> hycod::relay::RelayHandle {
     ])
 }
 
-fn forwarder(relay_url: &str, entity: &str) -> std::net::SocketAddr {
-    let cs = ConnectionString::parse(&format!(
-        "Endpoint=sb://localhost/;SharedAccessKeyName=sender;SharedAccessKey={SEND_KEY}"
-    ))
-    .expect("connection string");
-    let handle = forward::start(ForwardConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        relay_base: relay_url.to_owned(),
-        namespace_host: cs.namespace_host().to_owned(),
-        credential: cs.credential().clone(),
-        entity: entity.to_owned(),
-        token_ttl: Duration::from_secs(600),
-        dialer: Dialer {
-            tls: client_config(&TrustRoots::WebPki).expect("tls"),
-            proxy: None,
-            connect_timeout: Duration::from_secs(5),
-        },
-        workers: NonZeroUsize::MIN,
-    })
-    .expect("forwarder");
-    handle.local_addr
+/// The configuration of a daemon with one forward named `fwd` on `listen` (sender rule) to
+/// `entity`.
+fn forwarder_config(listen: &str, relay_url: &str, entity: &str) -> Config {
+    let text = format!(
+        r#"
+[runtime]
+workers = 1
+[[forward]]
+name = "fwd"
+listen = "{listen}"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=sender;SharedAccessKey={SEND_KEY}"
+entity_path = "{entity}"
+relay_url = "{relay_url}"
+token_ttl = "10m"
+"#
+    );
+    Config::from_toml_str(&text, Path::new(".")).expect("config")
+}
+
+/// A daemon with one forward (sender rule) to `entity`; its handle and the forward's address.
+fn forwarder(relay_url: &str, entity: &str) -> (DaemonHandle, std::net::SocketAddr) {
+    let config = forwarder_config("127.0.0.1:0", relay_url, entity);
+    let handle = daemon::start(&config, DaemonOptions::default()).expect("forwarder");
+    let addr = handle.forward_addr("fwd").expect("the forward listens");
+    (handle, addr)
 }
 
 #[test]
@@ -78,7 +79,7 @@ target = "tcp://127.0.0.1:{echo}"
     let config = Config::from_toml_str(&text, Path::new(".")).expect("config");
     let daemon = daemon::start(&config, DaemonOptions::default()).expect("daemon");
     assert!(daemon.status.wait_all_online(Duration::from_secs(20)));
-    let local = forwarder(&relay.url, "tunnel");
+    let (_forwarder, local) = forwarder(&relay.url, "tunnel");
 
     let mut client = TcpStream::connect(local).expect("connect the forwarder");
     client
@@ -107,7 +108,7 @@ target = "tcp://127.0.0.1:{echo}"
 #[test]
 fn a_refused_stream_closes_the_local_connection() {
     let relay = relay();
-    let local = forwarder(&relay.url, "empty");
+    let (_forwarder, local) = forwarder(&relay.url, "empty");
     let mut client = TcpStream::connect(local).expect("connect the forwarder");
     client
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -118,6 +119,25 @@ fn a_refused_stream_closes_the_local_connection() {
         0,
         "no listener: the forwarder closes"
     );
+}
+
+#[test]
+fn a_forward_whose_address_is_taken_stops_the_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = taken.local_addr().expect("addr").to_string();
+    let config = forwarder_config(&listen, "ws://127.0.0.1:9", "tunnel");
+    match daemon::start(&config, DaemonOptions::default()) {
+        Err(StartError::Forward {
+            index: 0,
+            name,
+            error: ForwardSetupError::Listen(error),
+        }) => {
+            assert_eq!(name, "fwd");
+            assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse);
+        }
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("the daemon started on a taken address"),
+    }
 }
 
 #[test]
@@ -147,6 +167,22 @@ fn the_forward_command_prints_its_address_and_names_bad_flags() {
     let stderr = String::from_utf8_lossy(&missing_entity.stderr);
     assert!(stderr.contains("--entity"), "{stderr}");
     assert!(!stderr.contains(SEND_KEY), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port_taken = Command::new(bin)
+        .args(["forward", "--entity", "empty", "--relay-url", &relay.url])
+        .arg("--listen")
+        .arg(taken.local_addr().expect("addr").to_string())
+        .arg("--connection-string-file")
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert_eq!(port_taken.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&port_taken.stderr);
+    assert!(
+        stderr.contains("error: --listen: cannot listen: "),
+        "{stderr}"
+    );
 
     let mut child = Command::new(bin)
         .args([

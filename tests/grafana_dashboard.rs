@@ -108,6 +108,9 @@ fn the_dashboard_references_only_exported_metrics() {
         "hycod_streams_accepted_total",
         "hycod_streams_rejected_total",
         "hycod_bytes_total",
+        "hycod_forward_connections_total",
+        "hycod_forward_in_flight",
+        "hycod_forward_bytes_total",
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
     ] {

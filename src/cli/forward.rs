@@ -1,21 +1,20 @@
 //! `hycod forward`: accept local TCP connections and carry each through the relay to the
-//! listening daemon (the sender end of a TCP tunnel, like `azbridge -L`).
+//! listening daemon (the sender end of a TCP tunnel, like `azbridge -L`; spec §7.1).
+//!
+//! The flags are a one-forward configuration ([`Config::single_forward`]): they are validated
+//! by the `[[forward]]` rules and served by the daemon's forward code, the same path as a
+//! `[[forward]]` section of `hycod run`.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 
 use super::EXIT_ERROR;
-use crate::auth::connection_string::{entity_path_problem, ConnectionString};
-use crate::config::duration;
-use crate::forward::{self, ForwardConfig};
-use crate::io::ws_client::Dialer;
-use crate::runtime::workers::worker_count;
-use crate::tls::{client_config, TrustRoots};
+use crate::config::{Config, ConfigError, ForwardFlags, SINGLE_FORWARD_NAME};
+use crate::daemon::{self, DaemonOptions, StartError};
 
 /// Flags of `hycod forward`.
 #[derive(Debug, Clone, Args)]
@@ -38,9 +37,30 @@ pub struct ForwardArgs {
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
-    /// Lifetime of each stream's connect token.
-    #[arg(long, default_value = "1h", value_parser = |s: &str| duration::parse(s).map_err(|e| e.to_string()))]
-    pub token_ttl: Duration,
+    /// Lifetime of each stream's connect token (at least 1m).
+    #[arg(long, default_value = "1h")]
+    pub token_ttl: String,
+}
+
+/// The flag that sets the `[[forward]]` key `key`.
+fn flag(key: &str) -> &'static str {
+    match key {
+        "listen" => "--listen",
+        "entity_path" => "--entity",
+        "relay_url" => "--relay-url",
+        "relay_ca_file" => "--relay-ca-file",
+        "token_ttl" => "--token-ttl",
+        _ => "--connection-string-file",
+    }
+}
+
+/// A configuration error about the one forward, named by the flag that caused it.
+fn flag_error(error: &ConfigError) -> String {
+    let key = error.path.rsplit('.').next().unwrap_or_default();
+    match error.path.strip_prefix("forward[0]") {
+        Some(_) => format!("{}: {}", flag(key), error.reason),
+        None => error.to_string(),
+    }
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -50,76 +70,78 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 /// Starts the forwarder, prints `listening tcp://ADDR` and serves until killed.
 pub fn run(args: ForwardArgs) -> ExitCode {
-    let text = match std::fs::read_to_string(&args.connection_string_file) {
-        Ok(text) => crate::secret::Secret::new(text.trim()),
-        Err(e) => {
-            return fail(format!(
-                "--connection-string-file {}: {e}",
-                args.connection_string_file.display()
-            ))
-        }
-    };
-    let connection_string = match ConnectionString::parse(text.expose()) {
-        Ok(cs) => cs,
-        Err(e) => return fail(format!("--connection-string-file: {e}")),
-    };
-    let entity = match (args.entity.as_deref(), connection_string.entity_path()) {
-        (Some(given), _) => given.to_owned(),
-        (None, Some(from_string)) => from_string.to_owned(),
-        (None, None) => {
-            return fail("--entity: required when the connection string has no EntityPath")
-        }
-    };
-    if let Some(problem) = entity_path_problem(&entity) {
-        return fail(format!("--entity: {problem}"));
-    }
-    let roots = match &args.relay_ca_file {
-        Some(file) => TrustRoots::CaFile(file.clone()),
-        None => TrustRoots::WebPki,
-    };
-    let tls = match client_config(&roots) {
-        Ok(tls) => tls,
-        Err(e) => return fail(format!("--relay-ca-file: {e}")),
-    };
-    let relay_base = match &args.relay_url {
-        Some(url) if url.starts_with("ws://") || url.starts_with("wss://") => {
-            url.trim_end_matches('/').to_owned()
-        }
-        Some(url) => {
-            return fail(format!(
-                "--relay-url: expected ws://host:port or wss://host:port, got {url:?}"
-            ))
-        }
-        None => format!("wss://{}", connection_string.namespace_host()),
-    };
-    let config = ForwardConfig {
+    let flags = ForwardFlags {
         listen: args.listen,
-        relay_base,
-        namespace_host: connection_string.namespace_host().to_owned(),
-        credential: connection_string.credential().clone(),
-        entity,
-        token_ttl: args.token_ttl,
-        dialer: Dialer {
-            tls,
-            proxy: None,
-            connect_timeout: Duration::from_secs(30),
-        },
-        workers: worker_count(args.workers),
+        connection_string_file: args.connection_string_file,
+        entity_path: args.entity,
+        relay_url: args.relay_url,
+        relay_ca_file: args.relay_ca_file,
+        token_ttl: Some(args.token_ttl),
+        workers: args.workers,
     };
-    crate::logging::init(
-        crate::config::LogFormat::Text,
-        crate::config::LogLevel::Info,
-    );
-    let handle = match forward::start(config) {
+    let config = match Config::single_forward(flags) {
+        Ok(config) => config,
+        Err(error) => return fail(flag_error(&error)),
+    };
+    crate::logging::init(config.log.format, config.log.level);
+    for warning in &config.warnings {
+        tracing::warn!(%warning, "configuration warning");
+    }
+    let handle = match daemon::start(&config, DaemonOptions::default()) {
         Ok(handle) => handle,
-        Err(e) => return fail(format!("--listen {}: {e}", args.listen)),
+        Err(StartError::Forward { error, .. }) => {
+            return fail(format!("{}: {error}", flag(error.key())))
+        }
+        Err(error) => return fail(error),
+    };
+    let Some(addr) = handle.forward_addr(SINGLE_FORWARD_NAME) else {
+        return fail("the forward did not start");
     };
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "listening tcp://{}", handle.local_addr);
+    let _ = writeln!(stdout, "listening tcp://{addr}");
     let _ = stdout.flush();
     drop(stdout);
     for worker in handle.workers {
         let _ = worker.join();
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Reason;
+
+    #[test]
+    fn errors_about_the_forward_name_the_flag() {
+        let error = ConfigError::new("forward[0].entity_path", Reason::MissingEntityPath);
+        assert_eq!(
+            flag_error(&error),
+            "--entity: required because the connection string has no EntityPath"
+        );
+        let error = ConfigError::new("forward[0]", Reason::NoConnectionString);
+        assert!(flag_error(&error).starts_with("--connection-string-file: "));
+        let error = ConfigError::new("forward[0].connection_string_file", Reason::MissingKey);
+        assert!(flag_error(&error).starts_with("--connection-string-file: "));
+    }
+
+    #[test]
+    fn every_forward_key_of_the_flags_maps_to_its_flag() {
+        for (key, expected) in [
+            ("listen", "--listen"),
+            ("entity_path", "--entity"),
+            ("relay_url", "--relay-url"),
+            ("relay_ca_file", "--relay-ca-file"),
+            ("token_ttl", "--token-ttl"),
+            ("connection_string_file", "--connection-string-file"),
+        ] {
+            assert_eq!(flag(key), expected);
+        }
+    }
+
+    #[test]
+    fn other_errors_keep_their_key_path() {
+        let error = ConfigError::new("runtime.workers", Reason::MissingKey);
+        assert_eq!(flag_error(&error), error.to_string());
+    }
 }

@@ -51,6 +51,7 @@ pub fn run(path: &Path) -> ExitCode {
     }
     tracing::info!(
         hybrid_connections = config.hybrid_connections.len(),
+        forwards = config.forwards.len(),
         workers = config.runtime.workers.count().get(),
         systemd = notifier.is_enabled(),
         watchdog_ms = watchdog.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX)),

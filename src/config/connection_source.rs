@@ -1,21 +1,51 @@
-//! Reading a hybrid connection's connection string from exactly one of `connection_string`,
-//! `connection_string_file` or `connection_string_env`, then parsing it (spec §3.5).
+//! Reading the connection string of a `[[hybrid_connection]]` or a `[[forward]]` from exactly
+//! one of `connection_string`, `connection_string_file` or `connection_string_env`, then parsing
+//! it (spec §3.5).
 //!
 //! The text is a [`Secret`] from the moment it is read; errors name the key and the file or
 //! variable, never the content.
 
 use std::env::VarError;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::auth::connection_string::{ConnectionString, Credential};
 use crate::secret::Secret;
 
 use super::error::{ConfigError, ConfigWarning, Reason, Warning};
-use super::raw::RawHybridConnection;
+use super::raw::{RawForward, RawHybridConnection, SecretText};
 use super::typed::ConnectionStringSource;
 
 /// Looks up an environment variable (the process environment, or a map in tests).
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Result<String, VarError>;
+
+/// The three connection-string keys of one section, as written.
+pub(super) struct SourceKeys<'a> {
+    pub connection_string: Option<&'a SecretText>,
+    pub connection_string_file: Option<&'a PathBuf>,
+    pub connection_string_env: Option<&'a String>,
+}
+
+impl RawHybridConnection {
+    /// This section's connection-string keys.
+    pub(super) fn source_keys(&self) -> SourceKeys<'_> {
+        SourceKeys {
+            connection_string: self.connection_string.as_ref(),
+            connection_string_file: self.connection_string_file.as_ref(),
+            connection_string_env: self.connection_string_env.as_ref(),
+        }
+    }
+}
+
+impl RawForward {
+    /// This section's connection-string keys.
+    pub(super) fn source_keys(&self) -> SourceKeys<'_> {
+        SourceKeys {
+            connection_string: self.connection_string.as_ref(),
+            connection_string_file: self.connection_string_file.as_ref(),
+            connection_string_env: self.connection_string_env.as_ref(),
+        }
+    }
+}
 
 /// A connection string, where it came from, and the warnings it raised.
 pub(super) struct Loaded {
@@ -24,22 +54,18 @@ pub(super) struct Loaded {
     pub warnings: Vec<ConfigWarning>,
 }
 
-/// Reads and parses the connection string of `raw`, whose key path is `prefix`
-/// (e.g. `hybrid_connection[0]`). Relative files are resolved against `base_dir`.
+/// Reads and parses the connection string given by `raw`, the keys of the section at `prefix`
+/// (e.g. `hybrid_connection[0]`, `forward[1]`). Relative files are resolved against `base_dir`.
 pub(super) fn load(
-    raw: &RawHybridConnection,
+    raw: &SourceKeys<'_>,
     prefix: &str,
     base_dir: &Path,
     env: EnvLookup<'_>,
 ) -> Result<Loaded, ConfigError> {
     let given: Vec<&'static str> = [
-        raw.connection_string.as_ref().map(|_| "connection_string"),
-        raw.connection_string_file
-            .as_ref()
-            .map(|_| "connection_string_file"),
-        raw.connection_string_env
-            .as_ref()
-            .map(|_| "connection_string_env"),
+        raw.connection_string.map(|_| "connection_string"),
+        raw.connection_string_file.map(|_| "connection_string_file"),
+        raw.connection_string_env.map(|_| "connection_string_env"),
     ]
     .into_iter()
     .flatten()
@@ -50,13 +76,13 @@ pub(super) fn load(
             Reason::ConflictingConnectionStrings { keys: given },
         ));
     }
-    let (key, source, text) = if let Some(inline) = &raw.connection_string {
+    let (key, source, text) = if let Some(inline) = raw.connection_string {
         (
             "connection_string",
             ConnectionStringSource::Inline,
             inline.0.clone(),
         )
-    } else if let Some(file) = &raw.connection_string_file {
+    } else if let Some(file) = raw.connection_string_file {
         let file = base_dir.join(file);
         let text = read_file(&file).map_err(|reason| {
             ConfigError::new(format!("{prefix}.connection_string_file"), reason)
@@ -66,7 +92,7 @@ pub(super) fn load(
             ConnectionStringSource::File(file),
             text,
         )
-    } else if let Some(variable) = &raw.connection_string_env {
+    } else if let Some(variable) = raw.connection_string_env {
         let text = read_env(variable, env).map_err(|reason| {
             ConfigError::new(format!("{prefix}.connection_string_env"), reason)
         })?;

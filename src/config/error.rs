@@ -7,7 +7,7 @@
 //! [`without_credentials`] has removed any `user:password@` part.
 
 use std::fmt;
-use std::net::AddrParseError;
+use std::net::{AddrParseError, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,14 +69,21 @@ pub enum Reason {
     },
     /// A required key is absent.
     MissingKey,
-    /// No `[[hybrid_connection]]` is configured.
-    NoHybridConnection,
+    /// Neither a `[[hybrid_connection]]` nor a `[[forward]]` is configured.
+    NothingToServe,
     /// `name` is empty.
     EmptyName,
     /// `name` contains a character outside `[A-Za-z0-9_.-]` (it is a metric label).
     NameCharacter { character: char },
     /// Two hybrid connections share a `name`; `first_index` is the earlier one.
     DuplicateName { name: String, first_index: usize },
+    /// Two forwards share a `name`; `first_index` is the earlier one.
+    DuplicateForwardName { name: String, first_index: usize },
+    /// Two forwards listen on the same address (port 0 excepted); `first_index` is the earlier.
+    DuplicateListen {
+        listen: SocketAddr,
+        first_index: usize,
+    },
     /// None of `connection_string`, `connection_string_file`, `connection_string_env` is given.
     NoConnectionString,
     /// More than one connection string source is given.
@@ -151,8 +158,8 @@ impl fmt::Display for Reason {
                 message,
             } => write!(f, "{message} (line {line}, column {column})"),
             Self::MissingKey => f.write_str("this key is required"),
-            Self::NoHybridConnection => {
-                f.write_str("at least one [[hybrid_connection]] is required")
+            Self::NothingToServe => {
+                f.write_str("at least one [[hybrid_connection]] or [[forward]] is required")
             }
             Self::EmptyName => f.write_str("the name must not be empty"),
             Self::NameCharacter { character } => write!(
@@ -163,6 +170,14 @@ impl fmt::Display for Reason {
                 f,
                 "the name {name:?} is already used by hybrid_connection[{first_index}]"
             ),
+            Self::DuplicateForwardName { name, first_index } => write!(
+                f,
+                "the name {name:?} is already used by forward[{first_index}]"
+            ),
+            Self::DuplicateListen {
+                listen,
+                first_index,
+            } => write!(f, "{listen} is already the listen address of forward[{first_index}]"),
             Self::NoConnectionString => f.write_str(
                 "one of connection_string, connection_string_file or connection_string_env is required",
             ),

@@ -1,19 +1,23 @@
 //! hycod's configuration (design.md §5): a TOML file read into serde structs that reject
 //! unknown keys ([`raw`]), converted once into the typed [`Config`] ([`typed`]).
 //!
-//! Every error is a [`ConfigError`] naming the key path and the reason, e.g.
-//! `hybrid_connection[1].target: expected tcp://host:port, got "db01" (...)`. Connection strings
-//! (spec §3.5) come from `connection_string`, `connection_string_file` or
-//! `connection_string_env` and are held as [`crate::secret::Secret`]s throughout; the effective
-//! configuration [`render`]s them with the key redacted.
+//! The file holds `[[hybrid_connection]]` sections (the listener side), `[[forward]]` sections
+//! (the sender side, spec §7.1), or both. Every error is a [`ConfigError`] naming the key path
+//! and the reason, e.g. `hybrid_connection[1].target: expected tcp://host:port, got "db01"
+//! (...)`. Connection strings (spec §3.5) come from `connection_string`,
+//! `connection_string_file` or `connection_string_env` and are held as
+//! [`crate::secret::Secret`]s throughout; the effective configuration [`render`]s them with the
+//! key redacted.
 
 mod connection_source;
 pub mod duration;
 mod error;
+mod forward;
 mod hybrid_connection;
 pub mod limits;
 mod raw;
 pub mod render;
+mod shared_keys;
 mod toml_errors;
 mod typed;
 mod urls;
@@ -31,13 +35,35 @@ pub use connection_source::EnvLookup;
 pub use error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProblem, Warning};
 pub use limits::Limits;
 pub use typed::{
-    Admin, Config, ConnectionStringSource, HttpTarget, HybridConnection, Log, LogFormat, LogLevel,
-    ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers, DEFAULT_SHUTDOWN_GRACE,
+    Admin, Config, ConnectionStringSource, Forward, HttpTarget, HybridConnection, Log, LogFormat,
+    LogLevel, ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers, DEFAULT_SHUTDOWN_GRACE,
     DEFAULT_TOKEN_TTL, MAX_LISTENERS, MIN_TOKEN_TTL,
 };
 pub use urls::{HTTP_TARGET_FORM, PROXY_FORM, RELAY_URL_FORM, TCP_TARGET_FORM};
 
-use raw::RawConfig;
+use raw::{RawConfig, RawForward, RawRuntime};
+
+/// The keys of a single `[[forward]]` given on the command line (`hycod forward`).
+#[derive(Debug, Clone)]
+pub struct ForwardFlags {
+    /// `listen`.
+    pub listen: SocketAddr,
+    /// `connection_string_file`.
+    pub connection_string_file: std::path::PathBuf,
+    /// `entity_path`.
+    pub entity_path: Option<String>,
+    /// `relay_url`.
+    pub relay_url: Option<String>,
+    /// `relay_ca_file`.
+    pub relay_ca_file: Option<std::path::PathBuf>,
+    /// `token_ttl`.
+    pub token_ttl: Option<String>,
+    /// `[runtime] workers`.
+    pub workers: usize,
+}
+
+/// The name of the forward [`Config::single_forward`] configures.
+pub const SINGLE_FORWARD_NAME: &str = "forward";
 
 impl Config {
     /// Reads and validates the configuration file at `path`. Relative file names inside it
@@ -77,6 +103,31 @@ impl Config {
     }
 }
 
+impl Config {
+    /// A configuration with one forward named [`SINGLE_FORWARD_NAME`] and nothing else,
+    /// validated exactly like a `[[forward]]` section (errors name `forward[0].KEY`). Relative
+    /// files are resolved against the working directory.
+    pub fn single_forward(flags: ForwardFlags) -> Result<Config, ConfigError> {
+        let raw = RawConfig {
+            runtime: RawRuntime {
+                workers: Some(flags.workers),
+            },
+            forward: vec![RawForward {
+                name: Some(SINGLE_FORWARD_NAME.to_owned()),
+                listen: Some(flags.listen.to_string()),
+                connection_string_file: Some(flags.connection_string_file),
+                entity_path: flags.entity_path,
+                relay_url: flags.relay_url,
+                relay_ca_file: flags.relay_ca_file,
+                token_ttl: flags.token_ttl,
+                ..RawForward::default()
+            }],
+            ..RawConfig::default()
+        };
+        convert(&raw, Path::new("."), &|name| std::env::var(name))
+    }
+}
+
 /// Raw → typed, section by section.
 fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     let workers = match raw.runtime.workers.and_then(NonZeroUsize::new) {
@@ -111,10 +162,10 @@ fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             )
         })?,
     };
-    if raw.hybrid_connection.is_empty() {
+    if raw.hybrid_connection.is_empty() && raw.forward.is_empty() {
         return Err(ConfigError::new(
             "hybrid_connection",
-            Reason::NoHybridConnection,
+            Reason::NothingToServe,
         ));
     }
     let limits = limits::convert(&raw.limits)?;
@@ -136,6 +187,7 @@ fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
         warnings.extend(hc_warnings);
         hybrid_connections.push(hc);
     }
+    let forwards = forwards(raw, base_dir, env, &mut warnings)?;
     Ok(Config {
         runtime: Runtime { workers },
         admin: Admin { listen },
@@ -146,6 +198,45 @@ fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
         shutdown: Shutdown { grace },
         limits,
         hybrid_connections,
+        forwards,
         warnings,
     })
+}
+
+/// Every `[[forward]]`: names unique, and no two on the same address (port 0 excepted, as the
+/// system gives each its own port).
+fn forwards(
+    raw: &RawConfig,
+    base_dir: &Path,
+    env: EnvLookup<'_>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Vec<Forward>, ConfigError> {
+    let mut forwards: Vec<Forward> = Vec::with_capacity(raw.forward.len());
+    for (index, raw_forward) in raw.forward.iter().enumerate() {
+        let (forward, forward_warnings) = forward::convert(raw_forward, index, base_dir, env)?;
+        if let Some(first_index) = forwards.iter().position(|f| f.name == forward.name) {
+            return Err(ConfigError::new(
+                format!("forward[{index}].name"),
+                Reason::DuplicateForwardName {
+                    name: forward.name,
+                    first_index,
+                },
+            ));
+        }
+        let shares_listen = |f: &Forward| f.listen == forward.listen;
+        if forward.listen.port() != 0 {
+            if let Some(first_index) = forwards.iter().position(shares_listen) {
+                return Err(ConfigError::new(
+                    format!("forward[{index}].listen"),
+                    Reason::DuplicateListen {
+                        listen: forward.listen,
+                        first_index,
+                    },
+                ));
+            }
+        }
+        warnings.extend(forward_warnings);
+        forwards.push(forward);
+    }
+    Ok(forwards)
 }

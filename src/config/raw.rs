@@ -28,6 +28,8 @@ pub(super) struct RawConfig {
     pub limits: RawLimits,
     #[serde(default)]
     pub hybrid_connection: Vec<RawHybridConnection>,
+    #[serde(default)]
+    pub forward: Vec<RawForward>,
 }
 
 /// `[runtime]`.
@@ -95,6 +97,22 @@ pub(super) struct RawHybridConnection {
     pub ping_interval: Option<String>,
     pub max_streams: Option<usize>,
     pub max_requests: Option<usize>,
+}
+
+/// One `[[forward]]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawForward {
+    pub name: Option<String>,
+    pub listen: Option<String>,
+    pub connection_string: Option<SecretText>,
+    pub connection_string_file: Option<PathBuf>,
+    pub connection_string_env: Option<String>,
+    pub entity_path: Option<String>,
+    pub relay_url: Option<String>,
+    pub relay_ca_file: Option<PathBuf>,
+    pub proxy: Option<String>,
+    pub token_ttl: Option<String>,
 }
 
 /// A string value that is a secret from the moment it is read.

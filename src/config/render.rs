@@ -8,12 +8,14 @@ use std::fmt;
 use std::num::NonZeroUsize;
 
 use crate::auth::connection_string::{ConnectionString, Credential};
+
 use crate::secret::REDACTED;
 
 use super::duration;
 use super::limits::Limits;
 use super::typed::{
-    Config, ConnectionStringSource, HybridConnection, Relay, Workers, MAX_LISTENERS,
+    Config, ConnectionStringSource, Forward, HybridConnection, ProxyAddress, Relay, Workers,
+    MAX_LISTENERS,
 };
 
 /// `config` as effective-configuration text; `workers` is the worker count on this machine
@@ -67,6 +69,10 @@ impl fmt::Display for Effective<'_> {
         for hc in &config.hybrid_connections {
             writeln!(f)?;
             self.hybrid_connection(f, hc, &config.limits)?;
+        }
+        for forward in &config.forwards {
+            writeln!(f)?;
+            forward_section(f, forward)?;
         }
         Ok(())
     }
@@ -123,22 +129,7 @@ impl Effective<'_> {
     ) -> fmt::Result {
         writeln!(f, "[[hybrid_connection]]")?;
         writeln!(f, "name = {}", quote(&hc.name))?;
-        let shown = redacted_connection_string(&hc.connection_string);
-        match &hc.connection_string_source {
-            ConnectionStringSource::Inline => writeln!(f, "connection_string = {}", quote(&shown))?,
-            ConnectionStringSource::File(file) => {
-                writeln!(
-                    f,
-                    "connection_string_file = {}",
-                    quote(&file.display().to_string())
-                )?;
-                writeln!(f, "# connection string: {shown}")?;
-            }
-            ConnectionStringSource::Env(variable) => {
-                writeln!(f, "connection_string_env = {}", quote(variable))?;
-                writeln!(f, "# connection string: {shown}")?;
-            }
-        }
+        connection_string(f, &hc.connection_string_source, &hc.connection_string)?;
         writeln!(f, "entity_path = {}", quote(&hc.entity_path))?;
         if let Some(target) = &hc.target {
             writeln!(f, "target = {}", quote(&target.to_string()))?;
@@ -154,26 +145,7 @@ impl Effective<'_> {
                 "listeners = {listeners}  # default: one per worker, at most {MAX_LISTENERS}"
             )?,
         }
-        match &hc.relay {
-            Relay::Azure => writeln!(
-                f,
-                "# relay: Azure Relay at wss://{}:443",
-                hc.connection_string.namespace_host()
-            )?,
-            Relay::SelfHosted { url, ca_file } => {
-                writeln!(f, "relay_url = {}", quote(url.as_str()))?;
-                if let Some(ca_file) = ca_file {
-                    writeln!(
-                        f,
-                        "relay_ca_file = {}",
-                        quote(&ca_file.display().to_string())
-                    )?;
-                }
-            }
-        }
-        if let Some(proxy) = &hc.proxy {
-            writeln!(f, "proxy = {}", quote(&proxy.to_string()))?;
-        }
+        relay(f, &hc.relay, &hc.connection_string, hc.proxy.as_ref())?;
         writeln!(f, "token_ttl = {}", quote(&duration::format(hc.token_ttl)))?;
         writeln!(
             f,
@@ -197,6 +169,91 @@ impl Effective<'_> {
         }
         Ok(())
     }
+}
+
+fn forward_section(f: &mut fmt::Formatter<'_>, forward: &Forward) -> fmt::Result {
+    writeln!(f, "[[forward]]")?;
+    writeln!(f, "name = {}", quote(&forward.name))?;
+    let listen = quote(&forward.listen.to_string());
+    if forward.listen.port() == 0 {
+        writeln!(
+            f,
+            "listen = {listen}  # port 0: the system picks one at start"
+        )?;
+    } else {
+        writeln!(f, "listen = {listen}")?;
+    }
+    connection_string(
+        f,
+        &forward.connection_string_source,
+        &forward.connection_string,
+    )?;
+    writeln!(f, "entity_path = {}", quote(&forward.entity_path))?;
+    relay(
+        f,
+        &forward.relay,
+        &forward.connection_string,
+        forward.proxy.as_ref(),
+    )?;
+    writeln!(
+        f,
+        "token_ttl = {}",
+        quote(&duration::format(forward.token_ttl))
+    )
+}
+
+/// The connection string's source key, with the string itself redacted.
+fn connection_string(
+    f: &mut fmt::Formatter<'_>,
+    source: &ConnectionStringSource,
+    connection_string: &ConnectionString,
+) -> fmt::Result {
+    let shown = redacted_connection_string(connection_string);
+    match source {
+        ConnectionStringSource::Inline => writeln!(f, "connection_string = {}", quote(&shown)),
+        ConnectionStringSource::File(file) => {
+            writeln!(
+                f,
+                "connection_string_file = {}",
+                quote(&file.display().to_string())
+            )?;
+            writeln!(f, "# connection string: {shown}")
+        }
+        ConnectionStringSource::Env(variable) => {
+            writeln!(f, "connection_string_env = {}", quote(variable))?;
+            writeln!(f, "# connection string: {shown}")
+        }
+    }
+}
+
+/// `relay_url`, `relay_ca_file` (or a comment naming the Azure namespace) and `proxy`.
+fn relay(
+    f: &mut fmt::Formatter<'_>,
+    relay: &Relay,
+    connection_string: &ConnectionString,
+    proxy: Option<&ProxyAddress>,
+) -> fmt::Result {
+    match relay {
+        Relay::Azure => writeln!(
+            f,
+            "# relay: Azure Relay at wss://{}:443",
+            connection_string.namespace_host()
+        )?,
+        Relay::SelfHosted { url, ca_file } => {
+            writeln!(f, "relay_url = {}", quote(url.as_str()))?;
+            if let Some(ca_file) = ca_file {
+                writeln!(
+                    f,
+                    "relay_ca_file = {}",
+                    quote(&ca_file.display().to_string())
+                )?;
+            }
+        }
+    }
+    if let Some(proxy) = proxy {
+        writeln!(f, "proxy = {}", quote(&proxy.to_string()))?;
+    }
+    Ok(())
 }
 
 /// The connection string with its key or signature replaced by `<redacted>`.
@@ -317,6 +374,39 @@ mod tests {
         assert!(
             !text.contains("max_requests = "),
             "an override equal to [limits] is not repeated:\n{text}"
+        );
+    }
+
+    #[test]
+    fn forwards_are_shown_with_their_key_redacted() {
+        let text = render(
+            &format!(
+                "{}[[forward]]\nname = \"gui\"\nlisten = \"127.0.0.1:0\"\nconnection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={KEY};EntityPath=sap-gateway\"\n[[forward]]\nname = \"rfc\"\nlisten = \"127.0.0.1:3300\"\nconnection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={KEY}\"\nentity_path = \"rfc\"\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://px:3128\"\ntoken_ttl = \"5m\"\n",
+                inline("")
+            ),
+            2,
+        );
+        assert!(!text.contains(KEY));
+        let forwards = &text[text.find("[[forward]]").expect("a forward section")..];
+        assert_eq!(
+            forwards,
+            "[[forward]]
+name = \"gui\"
+listen = \"127.0.0.1:0\"  # port 0: the system picks one at start
+connection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=<redacted>;EntityPath=sap-gateway\"
+entity_path = \"sap-gateway\"
+# relay: Azure Relay at wss://contoso.servicebus.windows.net:443
+token_ttl = \"1h\"
+
+[[forward]]
+name = \"rfc\"
+listen = \"127.0.0.1:3300\"
+connection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=<redacted>\"
+entity_path = \"rfc\"
+relay_url = \"ws://127.0.0.1:9000/\"
+proxy = \"http://px:3128\"
+token_ttl = \"5m\"
+"
         );
     }
 

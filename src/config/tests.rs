@@ -346,16 +346,16 @@ fn unknown_log_format_and_level() {
 // ---- top-level sections ----
 
 #[test]
-fn no_hybrid_connection() {
+fn neither_a_hybrid_connection_nor_a_forward() {
     let reason = error(
         "[runtime]\nworkers = 1\n",
         "hybrid_connection",
-        "at least one [[hybrid_connection]]",
+        "at least one [[hybrid_connection]] or [[forward]] is required",
     );
-    assert_eq!(reason, Reason::NoHybridConnection);
+    assert_eq!(reason, Reason::NothingToServe);
     assert_eq!(
         error("", "hybrid_connection", "required"),
-        Reason::NoHybridConnection
+        Reason::NothingToServe
     );
 }
 
@@ -936,6 +936,433 @@ fn ping_interval_at_least_one_second() {
         }
     );
     assert!(load(&hc("a", "ping_interval = \"1s\"")).is_ok());
+}
+
+// ---- [[forward]] ----
+
+/// One forward named `name` listening on `listen` with an inline connection string, followed by
+/// `extra` lines.
+fn fwd(name: &str, listen: &str, extra: &str) -> String {
+    format!(
+        "[[forward]]\nname = \"{name}\"\nlisten = \"{listen}\"\nconnection_string = \"{}\"\n{extra}\n",
+        connection_string(Some("sap-gateway"))
+    )
+}
+
+fn fwd_without_secret(extra: &str) -> String {
+    format!("[[forward]]\nname = \"f\"\nlisten = \"127.0.0.1:0\"\nentity_path = \"hc\"\n{extra}\n")
+}
+
+#[test]
+fn a_file_with_only_forwards_gets_every_default() {
+    let config = load(&fwd("sap", "127.0.0.1:3300", "")).expect("valid");
+    assert!(config.hybrid_connections.is_empty());
+    let forward = &config.forwards[0];
+    assert_eq!(forward.name, "sap");
+    assert_eq!(forward.listen, "127.0.0.1:3300".parse().expect("addr"));
+    assert_eq!(forward.entity_path, "sap-gateway");
+    assert_eq!(
+        forward.connection_string_source,
+        ConnectionStringSource::Inline
+    );
+    assert_eq!(forward.relay, Relay::Azure);
+    assert_eq!(forward.proxy, None);
+    assert_eq!(forward.token_ttl, DEFAULT_TOKEN_TTL);
+    assert!(config.warnings.is_empty());
+}
+
+#[test]
+fn a_file_may_hold_hybrid_connections_and_forwards() {
+    let text = format!(
+        "{}{}{}",
+        hc("sap", ""),
+        fwd("sap", "127.0.0.1:0", ""),
+        fwd("other", "[::1]:0", "")
+    );
+    let config = load(&text).expect("valid");
+    assert_eq!(config.hybrid_connections.len(), 1);
+    let names: Vec<&str> = config.forwards.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["sap", "other"],
+        "a forward may share a hybrid connection's name"
+    );
+}
+
+#[test]
+fn every_forward_key_is_read() {
+    let config = Config::from_toml_str_with_env(
+        "[[forward]]\nname = \"f\"\nlisten = \"0.0.0.0:3300\"\nconnection_string_env = \"HYCOD_TEST_CS\"\nentity_path = \"from-env\"\nrelay_url = \"wss://relay.local:9443\"\nproxy = \"http://proxy.corp:3128\"\ntoken_ttl = \"10m\"\n",
+        Path::new("/"),
+        &test_env,
+    )
+    .expect("valid");
+    let forward = &config.forwards[0];
+    assert_eq!(forward.listen, "0.0.0.0:3300".parse().expect("addr"));
+    assert_eq!(
+        forward.connection_string_source,
+        ConnectionStringSource::Env("HYCOD_TEST_CS".into())
+    );
+    assert_eq!(forward.entity_path, "from-env");
+    assert!(
+        matches!(&forward.relay, Relay::SelfHosted { url, ca_file: None } if url.as_str() == "wss://relay.local:9443/")
+    );
+    assert_eq!(
+        forward.proxy,
+        Some(ProxyAddress {
+            host: "proxy.corp".into(),
+            port: 3128
+        })
+    );
+    assert_eq!(forward.token_ttl, Duration::from_secs(600));
+}
+
+#[test]
+fn a_forward_reads_its_files_next_to_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("send.conn"),
+        format!("{}\n", connection_string(Some("hc"))),
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("ca.pem"), "pem").expect("write");
+    let text = fwd_without_secret(
+        "connection_string_file = \"send.conn\"\nrelay_url = \"wss://127.0.0.1:9\"\nrelay_ca_file = \"ca.pem\"",
+    );
+    let config = load_in(&text, dir.path()).expect("valid");
+    let forward = &config.forwards[0];
+    assert_eq!(
+        forward.connection_string_source,
+        ConnectionStringSource::File(dir.path().join("send.conn"))
+    );
+    assert!(
+        matches!(&forward.relay, Relay::SelfHosted { ca_file: Some(file), .. } if *file == dir.path().join("ca.pem"))
+    );
+}
+
+#[test]
+fn forward_secrets_are_not_in_debug_output() {
+    let config = load(&fwd("f", "127.0.0.1:0", "")).expect("valid");
+    assert!(!format!("{config:?}").contains(KEY));
+}
+
+#[test]
+fn forward_without_name() {
+    let text = format!(
+        "[[forward]]\nlisten = \"127.0.0.1:0\"\nconnection_string = \"{}\"\n",
+        connection_string(Some("hc"))
+    );
+    assert_eq!(
+        error(&text, "forward[0].name", "required"),
+        Reason::MissingKey
+    );
+}
+
+#[test]
+fn forward_name_must_be_a_metric_label() {
+    let reason = error(
+        &fwd("a b", "127.0.0.1:0", ""),
+        "forward[0].name",
+        "found ' '",
+    );
+    assert_eq!(reason, Reason::NameCharacter { character: ' ' });
+    assert_eq!(
+        error(&fwd("", "127.0.0.1:0", ""), "forward[0].name", "empty"),
+        Reason::EmptyName
+    );
+}
+
+#[test]
+fn duplicate_forward_name() {
+    let text = format!(
+        "{}{}",
+        fwd("f", "127.0.0.1:0", ""),
+        fwd("f", "127.0.0.1:0", "")
+    );
+    let reason = error(
+        &text,
+        "forward[1].name",
+        "the name \"f\" is already used by forward[0]",
+    );
+    assert_eq!(
+        reason,
+        Reason::DuplicateForwardName {
+            name: "f".into(),
+            first_index: 0
+        }
+    );
+}
+
+#[test]
+fn forward_without_listen() {
+    let text = format!(
+        "[[forward]]\nname = \"f\"\nconnection_string = \"{}\"\n",
+        connection_string(Some("hc"))
+    );
+    assert_eq!(
+        error(&text, "forward[0].listen", "this key is required"),
+        Reason::MissingKey
+    );
+}
+
+#[test]
+fn forward_listen_must_be_ip_and_port() {
+    for bad in ["localhost:3300", "127.0.0.1", "tcp://127.0.0.1:1"] {
+        let reason = error(
+            &fwd("f", bad, ""),
+            "forward[0].listen",
+            &format!("expected ip:port, got {bad:?}"),
+        );
+        assert!(
+            matches!(&reason, Reason::InvalidSocketAddr { got, .. } if got == bad),
+            "{reason:?}"
+        );
+    }
+}
+
+#[test]
+fn two_forwards_on_one_address() {
+    let text = format!(
+        "{}{}{}",
+        fwd("a", "127.0.0.1:3300", ""),
+        fwd("b", "127.0.0.1:0", ""),
+        fwd("c", "127.0.0.1:3300", "")
+    );
+    let reason = error(
+        &text,
+        "forward[2].listen",
+        "127.0.0.1:3300 is already the listen address of forward[0]",
+    );
+    assert_eq!(
+        reason,
+        Reason::DuplicateListen {
+            listen: "127.0.0.1:3300".parse().expect("addr"),
+            first_index: 0
+        }
+    );
+    let port_zero_twice = format!(
+        "{}{}",
+        fwd("a", "127.0.0.1:0", ""),
+        fwd("b", "127.0.0.1:0", "")
+    );
+    assert_eq!(load(&port_zero_twice).expect("valid").forwards.len(), 2);
+}
+
+#[test]
+fn forward_connection_string_sources() {
+    assert_eq!(
+        error(
+            &fwd_without_secret(""),
+            "forward[0]",
+            "one of connection_string, connection_string_file or connection_string_env is required"
+        ),
+        Reason::NoConnectionString
+    );
+    let reason = error(
+        &fwd("f", "127.0.0.1:0", "connection_string_file = \"x.conn\""),
+        "forward[0]",
+        "found connection_string and connection_string_file",
+    );
+    assert_eq!(
+        reason,
+        Reason::ConflictingConnectionStrings {
+            keys: vec!["connection_string", "connection_string_file"]
+        }
+    );
+    let reason = error(
+        &fwd_without_secret("connection_string_file = \"/nonexistent/send.conn\""),
+        "forward[0].connection_string_file",
+        "cannot read /nonexistent/send.conn",
+    );
+    assert!(matches!(
+        reason,
+        Reason::ConnectionStringFileUnreadable { .. }
+    ));
+    let reason = error(
+        &fwd_without_secret("connection_string_env = \"HYCOD_NOT_SET\""),
+        "forward[0].connection_string_env",
+        "HYCOD_NOT_SET is not set",
+    );
+    assert_eq!(
+        reason,
+        Reason::ConnectionStringEnvMissing {
+            variable: "HYCOD_NOT_SET".into()
+        }
+    );
+    let reason = error(
+        &fwd_without_secret("connection_string = \"Endpoint=sb://ns.example/\""),
+        "forward[0].connection_string",
+        "",
+    );
+    assert!(matches!(reason, Reason::InvalidConnectionString(_)));
+}
+
+#[test]
+fn forward_entity_path_rules() {
+    let without_entity = format!(
+        "[[forward]]\nname = \"f\"\nlisten = \"127.0.0.1:0\"\nconnection_string = \"{}\"\n",
+        connection_string(None)
+    );
+    assert_eq!(
+        error(
+            &without_entity,
+            "forward[0].entity_path",
+            "connection string has no EntityPath"
+        ),
+        Reason::MissingEntityPath
+    );
+    let reason = error(
+        &fwd("f", "127.0.0.1:0", "entity_path = \"other\""),
+        "forward[0].entity_path",
+        "disagrees",
+    );
+    assert_eq!(
+        reason,
+        Reason::EntityPathMismatch {
+            configured: "other".into(),
+            in_connection_string: "sap-gateway".into()
+        }
+    );
+    let reason = error(
+        &format!("{without_entity}entity_path = \"a//b\"\n"),
+        "forward[0].entity_path",
+        "not a usable hybrid connection path",
+    );
+    assert_eq!(
+        reason,
+        Reason::InvalidEntityPath {
+            problem: EntityPathProblem::EmptySegment
+        }
+    );
+}
+
+#[test]
+fn forward_relay_proxy_and_token_ttl_rules() {
+    let reason = error(
+        &fwd("f", "127.0.0.1:0", "relay_url = \"http://relay:9000\""),
+        "forward[0].relay_url",
+        "expected ws(s)://host[:port]",
+    );
+    assert!(matches!(
+        reason,
+        Reason::InvalidUrl {
+            problem: UrlProblem::WrongScheme,
+            ..
+        }
+    ));
+    assert_eq!(
+        error(
+            &fwd(
+                "f",
+                "127.0.0.1:0",
+                "relay_url = \"ws://relay:9000\"\nrelay_ca_file = \"ca.pem\""
+            ),
+            "forward[0].relay_ca_file",
+            "needs a wss:// relay_url"
+        ),
+        Reason::CaFileWithoutTlsRelay
+    );
+    let reason = error(
+        &fwd(
+            "f",
+            "127.0.0.1:0",
+            "relay_url = \"wss://relay:9000\"\nrelay_ca_file = \"/nonexistent/ca.pem\"",
+        ),
+        "forward[0].relay_ca_file",
+        "cannot read /nonexistent/ca.pem",
+    );
+    assert!(matches!(reason, Reason::CaFileUnreadable { .. }));
+    let reason = error(
+        &fwd("f", "127.0.0.1:0", "proxy = \"http://u:hunter2@px:3128\""),
+        "forward[0].proxy",
+        "credentials in URLs are not supported",
+    );
+    assert!(matches!(
+        reason,
+        Reason::InvalidUrl {
+            problem: UrlProblem::Credentials,
+            ..
+        }
+    ));
+    let reason = error(
+        &fwd("f", "127.0.0.1:0", "token_ttl = \"soon\""),
+        "forward[0].token_ttl",
+        "expected a duration",
+    );
+    assert!(matches!(reason, Reason::InvalidDuration { .. }));
+    assert_eq!(
+        error(
+            &fwd("f", "127.0.0.1:0", "token_ttl = \"30s\""),
+            "forward[0].token_ttl",
+            "must be at least 1m"
+        ),
+        Reason::DurationTooShort {
+            got: Duration::from_secs(30),
+            min: MIN_TOKEN_TTL
+        }
+    );
+}
+
+#[test]
+fn a_forward_has_no_target() {
+    let reason = error(
+        &fwd("f", "127.0.0.1:0", "target = \"tcp://db:1\""),
+        "forward[0].target",
+        "unknown key \"target\" in forward[0]; expected one of `name`, `listen`",
+    );
+    assert!(
+        matches!(reason, Reason::UnknownKey { key, section, .. } if key == "target" && section == "forward[0]")
+    );
+}
+
+#[test]
+fn forward_warnings_name_the_forward() {
+    let text = format!(
+        "[[forward]]\nname = \"f\"\nlisten = \"127.0.0.1:0\"\nconnection_string = \"{};Foo=bar\"\n",
+        connection_string(Some("hc"))
+    );
+    let config = load(&text).expect("valid");
+    assert_eq!(
+        config.warnings,
+        vec![ConfigWarning {
+            path: "forward[0].connection_string".into(),
+            kind: Warning::UnknownConnectionStringKey { key: "Foo".into() }
+        }]
+    );
+}
+
+#[test]
+fn single_forward_validates_like_a_section() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("send.conn");
+    std::fs::write(&file, connection_string(None)).expect("write");
+    let flags = ForwardFlags {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        connection_string_file: file.clone(),
+        entity_path: Some("tunnel".into()),
+        relay_url: Some("ws://127.0.0.1:9000".into()),
+        relay_ca_file: None,
+        token_ttl: Some("5m".into()),
+        workers: 1,
+    };
+    let config = Config::single_forward(flags.clone()).expect("valid");
+    assert!(config.hybrid_connections.is_empty());
+    assert_eq!(config.runtime.workers, Workers::Fixed(NonZeroUsize::MIN));
+    let forward = &config.forwards[0];
+    assert_eq!(forward.name, SINGLE_FORWARD_NAME);
+    assert_eq!(forward.entity_path, "tunnel");
+    assert_eq!(forward.token_ttl, Duration::from_secs(300));
+    assert_eq!(
+        forward.connection_string_source,
+        ConnectionStringSource::File(Path::new(".").join(&file))
+    );
+    let error = Config::single_forward(ForwardFlags {
+        entity_path: None,
+        ..flags
+    })
+    .expect_err("no entity path anywhere");
+    assert_eq!(error.path, "forward[0].entity_path");
+    assert_eq!(error.reason, Reason::MissingEntityPath);
 }
 
 // ---- [limits] ----

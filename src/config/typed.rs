@@ -42,8 +42,10 @@ pub struct Config {
     pub shutdown: Shutdown,
     /// `[limits]`, before the per-hybrid-connection overrides.
     pub limits: Limits,
-    /// `[[hybrid_connection]]`, at least one, names unique.
+    /// `[[hybrid_connection]]`, names unique. At least one hybrid connection or forward.
     pub hybrid_connections: Vec<HybridConnection>,
+    /// `[[forward]]`, names and non-zero `listen` addresses unique.
+    pub forwards: Vec<Forward>,
     /// Things that load but deserve attention (e.g. unknown connection-string keys).
     pub warnings: Vec<ConfigWarning>,
 }
@@ -188,7 +190,30 @@ impl HybridConnection {
     }
 }
 
-/// Where a hybrid connection's connection string came from.
+/// One `[[forward]]`: the sender end of a TCP tunnel (spec §5.5). Every TCP connection accepted
+/// on `listen` is carried as a sender WebSocket through the relay to hybrid connection
+/// `entity_path`, whose listener forwards it to its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// `name`: unique among forwards, `[A-Za-z0-9_.-]+`, used as a metric label.
+    pub name: String,
+    /// `listen`: the local address TCP clients connect to (port 0 lets the system pick one).
+    pub listen: SocketAddr,
+    /// Where the connection string came from (re-read on reload).
+    pub connection_string_source: ConnectionStringSource,
+    /// The parsed connection string (a rule with the Send right; its key stays a `Secret`).
+    pub connection_string: ConnectionString,
+    /// The hybrid connection path: `entity_path` or the connection string's `EntityPath`.
+    pub entity_path: String,
+    /// Azure, or a self-hosted relay (`relay_url`, `relay_ca_file`).
+    pub relay: Relay,
+    /// `proxy`: an HTTP CONNECT proxy for the connections to the relay.
+    pub proxy: Option<ProxyAddress>,
+    /// `token_ttl`: lifetime of the connect token minted for each forwarded connection.
+    pub token_ttl: Duration,
+}
+
+/// Where a hybrid connection's or forward's connection string came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionStringSource {
     /// `connection_string`, inline in the file.

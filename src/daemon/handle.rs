@@ -1,18 +1,19 @@
 //! The main thread's side of a running daemon (design.md §3 "Lifecycle"): it assigns hybrid
-//! connections' control channels to workers, applies reloads, drains, and asks the workers
-//! whether they are alive and what they still have in flight.
+//! connections' control channels and forwards' accept loops to workers, applies reloads,
+//! drains, and asks the workers whether they are alive and what they still have in flight.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener as StdListener};
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::forward_setup::{prepare, ForwardSetupError, PreparedForward};
 use super::plan::{plan, HcPlan};
-use super::reload::{diff, RestartRequired};
+use super::reload::{diff, Changes, RestartRequired};
 use super::status::{ChannelStatus, DaemonStatus, Phase};
 use super::worker::{Incarnation, WorkerCommand};
 use super::DaemonOptions;
@@ -33,7 +34,20 @@ pub struct DaemonHandle {
     webpki: Arc<ClientConfig>,
     /// The channels running for each configured hybrid connection, by name.
     running: HashMap<String, Running>,
+    /// The accept loops running for each configured forward, by name.
+    forwards: HashMap<String, RunningForward>,
     next_incarnation: Incarnation,
+}
+
+/// One forward's live socket and accept loops.
+struct RunningForward {
+    incarnation: Incarnation,
+    /// The main thread's copy of the socket; a replacement with the same `listen` reuses it.
+    listener: StdListener,
+    /// The configured `listen` (port 0 stays 0 here).
+    listen: SocketAddr,
+    /// The bound address.
+    local_addr: SocketAddr,
 }
 
 /// One hybrid connection's live channels.
@@ -54,6 +68,9 @@ pub struct ReloadReport {
     /// Replaced hybrid connections whose new channels were not all online within the handover
     /// timeout; their old channels were stopped anyway.
     pub handover_incomplete: Vec<String>,
+    /// Forwards added, removed, changed (their socket kept when `listen` is unchanged) and
+    /// unchanged, by name.
+    pub forwards: Changes<String>,
 }
 
 /// Why a reload was rejected; the running configuration stays in effect.
@@ -63,6 +80,12 @@ pub enum ReloadError {
     Config(ConfigError),
     /// A new or changed hybrid connection's TLS trust could not be set up.
     Tls { path: String, error: TlsSetupError },
+    /// A new or changed forward could not be set up (`path` names its key, e.g.
+    /// `forward[0].listen`).
+    Forward {
+        path: String,
+        error: ForwardSetupError,
+    },
     /// The daemon is draining; nothing is started any more.
     Draining,
 }
@@ -72,6 +95,7 @@ impl fmt::Display for ReloadError {
         match self {
             Self::Config(error) => write!(f, "{error}"),
             Self::Tls { path, error } => write!(f, "{path}: {error}"),
+            Self::Forward { path, error } => write!(f, "{path}: {error}"),
             Self::Draining => f.write_str("the daemon is draining; the reload was ignored"),
         }
     }
@@ -98,6 +122,7 @@ impl DaemonHandle {
             options,
             webpki,
             running: HashMap::new(),
+            forwards: HashMap::new(),
             next_incarnation: 0,
         }
     }
@@ -110,6 +135,11 @@ impl DaemonHandle {
     /// The lifecycle phase.
     pub fn phase(&self) -> Phase {
         self.status.phase()
+    }
+
+    /// The address forward `name` accepts on (the system's port when `listen` has port 0).
+    pub fn forward_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.forwards.get(name).map(|running| running.local_addr)
     }
 
     fn worker_count(&self) -> NonZeroUsize {
@@ -141,6 +171,40 @@ impl DaemonHandle {
             }
         }
         self.running.insert(name, Running { incarnation, slots });
+    }
+
+    /// Hands a prepared forward's socket to every worker, which accepts on it.
+    pub(super) fn launch_forward(&mut self, prepared: PreparedForward) {
+        let incarnation = self.next_incarnation;
+        self.next_incarnation += 1;
+        let name = prepared.plan.config.name.clone();
+        let listen = prepared.plan.config.listen;
+        let local_addr = prepared.local_addr;
+        let plan = Arc::new(prepared.plan);
+        for (worker, listener) in self.commands.iter().zip(prepared.per_worker) {
+            let _ = worker.send(WorkerCommand::StartForward {
+                incarnation,
+                plan: plan.clone(),
+                listener,
+            });
+        }
+        tracing::info!(forward = %name, entity_path = %plan.config.entity_path,
+            "forward {name} listening tcp://{local_addr}");
+        let running = RunningForward {
+            incarnation,
+            listener: prepared.listener,
+            listen,
+            local_addr,
+        };
+        self.forwards.insert(name, running);
+    }
+
+    /// Stops the accept loops of one forward incarnation; its connections run on. The socket
+    /// closes once the workers have dropped their duplicates (unless a replacement keeps it).
+    fn retire_forward(&self, running: RunningForward) {
+        for worker in &self.commands {
+            let _ = worker.send(WorkerCommand::Stop(running.incarnation));
+        }
     }
 
     /// Stops the channels of one incarnation; its streams and requests run on.
@@ -194,6 +258,43 @@ impl DaemonHandle {
             })?;
             plans.push(planned);
         }
+        let forwards = &reload.forwards;
+        let mut prepared_forwards = Vec::new();
+        for forward in forwards.added.iter().chain(&forwards.changed) {
+            let kept = self
+                .forwards
+                .get(&forward.name)
+                .filter(|running| running.listen == forward.listen)
+                .map(|running| (&running.listener, running.local_addr));
+            let prepared = prepare(forward, workers, &self.webpki, kept).map_err(|error| {
+                let index = reload
+                    .effective
+                    .forwards
+                    .iter()
+                    .position(|f| f.name == forward.name)
+                    .unwrap_or_default();
+                ReloadError::Forward {
+                    path: format!("forward[{index}].{}", error.key()),
+                    error,
+                }
+            })?;
+            prepared_forwards.push(prepared);
+        }
+        for name in &forwards.removed {
+            if let Some(running) = self.forwards.remove(name) {
+                self.retire_forward(running);
+            }
+        }
+        // Make before break: the new accept loops run before the old ones stop.
+        for prepared in prepared_forwards {
+            let old = self.forwards.remove(&prepared.plan.config.name);
+            self.launch_forward(prepared);
+            if let Some(old) = old {
+                self.retire_forward(old);
+            }
+        }
+        self.status
+            .set_ready_without_listeners(!reload.effective.forwards.is_empty());
         for name in &reload.removed {
             if let Some(running) = self.running.remove(name) {
                 self.retire(running);
@@ -229,6 +330,12 @@ impl DaemonHandle {
             unchanged: reload.unchanged,
             restart_required: reload.restart_required,
             handover_incomplete,
+            forwards: Changes {
+                added: names(&reload.forwards.added),
+                removed: reload.forwards.removed,
+                changed: names(&reload.forwards.changed),
+                unchanged: reload.forwards.unchanged,
+            },
         };
         self.config = reload.effective;
         Ok(report)
@@ -254,6 +361,9 @@ impl DaemonHandle {
     /// worker has ended.
     pub fn drain(&mut self, grace: Duration) {
         self.status.advance_phase(Phase::Draining);
+        // The main thread's socket copies go now: once the workers' accept loops stop, the
+        // forwards' ports refuse new connections instead of queueing them.
+        self.forwards.clear();
         let deadline = Instant::now() + grace;
         for worker in &self.commands {
             let _ = worker.send(WorkerCommand::Drain { deadline });
@@ -295,4 +405,9 @@ impl DaemonHandle {
             }
         })
     }
+}
+
+/// The names of `forwards`.
+fn names(forwards: &[crate::config::Forward]) -> Vec<String> {
+    forwards.iter().map(|f| f.name.clone()).collect()
 }

@@ -100,8 +100,24 @@ pub static RELOAD_FAILURES: MetricDesc = MetricDesc::counter(
     &[],
 );
 
+pub static FORWARD_CONNECTIONS: MetricDesc = MetricDesc::counter(
+    "hycod_forward_connections_total",
+    "Local TCP connections accepted by a forward, by result (forwarded, refused, failed).",
+    &["forward", "result"],
+);
+pub static FORWARD_IN_FLIGHT: MetricDesc = MetricDesc::gauge(
+    "hycod_forward_in_flight",
+    "Forwarded connections open now (opening the relay stream or pumping).",
+    &["forward"],
+);
+pub static FORWARD_BYTES: MetricDesc = MetricDesc::counter(
+    "hycod_forward_bytes_total",
+    "Payload bytes carried by forwarded connections, by direction (to_relay, to_client).",
+    &["forward", "direction"],
+);
+
 /// Every descriptor, for documentation tests.
-pub static ALL: [&MetricDesc; 18] = [
+pub static ALL: [&MetricDesc; 21] = [
     &LISTENER_ONLINE,
     &RECONNECTS,
     &TOKEN_RENEWALS,
@@ -120,6 +136,9 @@ pub static ALL: [&MetricDesc; 18] = [
     &REQUEST_SECONDS,
     &RELOADS,
     &RELOAD_FAILURES,
+    &FORWARD_CONNECTIONS,
+    &FORWARD_IN_FLIGHT,
+    &FORWARD_BYTES,
 ];
 
 #[cfg(test)]

@@ -1,12 +1,16 @@
 //! The listener daemon (`hycod run`): N pinned workers, each with its own control channels
 //! for every configured hybrid connection, serving the streams and requests that arrive on
-//! them on the same worker (design.md §1–§3, spec Appendix B).
+//! them on the same worker (design.md §1–§3, spec Appendix B); and, for every configured
+//! forward, accepting local TCP connections and carrying them through the relay as a sender
+//! (spec §7.1).
 
 pub mod admin;
 pub mod admission;
 pub mod context;
 mod control;
 mod drain;
+mod forward;
+mod forward_setup;
 mod handle;
 pub mod http;
 pub mod lifecycle;
@@ -34,6 +38,7 @@ use crate::proto::hc::listener::ListenerConfig;
 use crate::runtime::workers;
 use crate::tls::{client_config, TlsSetupError, TrustRoots};
 
+pub use self::forward_setup::ForwardSetupError;
 pub use self::handle::{DaemonHandle, ReloadError, ReloadReport};
 pub use self::status::Phase;
 
@@ -69,6 +74,12 @@ pub enum StartError {
         addr: SocketAddr,
         error: io::Error,
     },
+    /// Forward `index` (named `name`) could not be set up.
+    Forward {
+        index: usize,
+        name: String,
+        error: ForwardSetupError,
+    },
     Spawn(io::Error),
 }
 
@@ -80,6 +91,9 @@ impl std::fmt::Display for StartError {
                 error,
             } => write!(f, "hybrid_connection {hybrid_connection}: {error}"),
             Self::Admin { addr, error } => write!(f, "admin.listen {addr}: {error}"),
+            Self::Forward { index, name, error } => {
+                write!(f, "forward[{index}].{} ({name}): {error}", error.key())
+            }
             Self::Spawn(e) => write!(f, "cannot start worker threads: {e}"),
         }
     }
@@ -123,6 +137,20 @@ pub fn start(config: &Config, options: DaemonOptions) -> Result<DaemonHandle, St
             plan::plan(hc, worker_count, &webpki).map_err(|error| StartError::Tls {
                 hybrid_connection: hc.name.clone(),
                 error,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let forwards = config
+        .forwards
+        .iter()
+        .enumerate()
+        .map(|(index, forward)| {
+            forward_setup::prepare(forward, worker_count, &webpki, None).map_err(|error| {
+                StartError::Forward {
+                    index,
+                    name: forward.name.clone(),
+                    error,
+                }
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -179,16 +207,18 @@ pub fn start(config: &Config, options: DaemonOptions) -> Result<DaemonHandle, St
     for plan in plans {
         handle.launch(plan);
     }
+    for forward in forwards {
+        handle.launch_forward(forward);
+    }
+    handle
+        .status
+        .set_ready_without_listeners(!config.forwards.is_empty());
     Ok(handle)
 }
 
 /// Binds the admin endpoint's socket (non-blocking, for the worker that serves it).
 fn bind_admin(addr: SocketAddr) -> Result<(StdListener, SocketAddr), StartError> {
-    let admin_error = |error| StartError::Admin { addr, error };
-    let listener = StdListener::bind(addr).map_err(admin_error)?;
-    listener.set_nonblocking(true).map_err(admin_error)?;
-    let bound = listener.local_addr().map_err(admin_error)?;
-    Ok((listener, bound))
+    forward_setup::bind(addr).map_err(|error| StartError::Admin { addr, error })
 }
 
 /// Takes worker `index`'s share of something prepared for all workers.

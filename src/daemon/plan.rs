@@ -1,14 +1,21 @@
-//! One hybrid connection prepared for the workers (design.md §1–§3): the relay's base URL, the
-//! dialer with its TLS trust and proxy, and how many control channels to open. Built on the
-//! main thread at start and on reload, then shared read-only by every worker.
+//! One hybrid connection or forward prepared for the workers (design.md §1–§3): the relay's
+//! base URL, the dialer with its TLS trust and proxy, and (for a hybrid connection) how many
+//! control channels to open. Built on the main thread at start and on reload, then shared
+//! read-only by every worker.
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::admission::HcCounts;
-use crate::config::{HybridConnection, Relay};
+use crate::auth::connection_string::ConnectionString;
+use crate::config::{Forward, HybridConnection, ProxyAddress, Relay};
 use crate::io::ws_client::Dialer;
 use crate::tls::{client_config, ClientConfig, TlsSetupError, TrustRoots};
+
+/// How long opening a forward's sender WebSocket may take (hybrid connections use
+/// `[limits] handshake_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One hybrid connection's settings shared (read-only) by all workers.
 pub struct HcPlan {
@@ -27,9 +34,57 @@ pub fn plan(
     workers: NonZeroUsize,
     webpki: &Arc<ClientConfig>,
 ) -> Result<HcPlan, TlsSetupError> {
-    let (relay_base, tls) = match &hc.relay {
+    let (relay_base, mut dialer) =
+        relay_endpoint(&hc.relay, &hc.connection_string, hc.proxy.as_ref(), webpki)?;
+    // TCP, proxy and TLS set-up of control channels and rendezvous sockets.
+    dialer.connect_timeout = hc.limits.handshake_timeout;
+    Ok(HcPlan {
+        config: hc.clone(),
+        dialer,
+        relay_base,
+        channels: hc.listener_count(workers),
+        counts: HcCounts::default(),
+    })
+}
+
+/// One forward's settings shared (read-only) by all workers.
+pub struct ForwardPlan {
+    pub config: Forward,
+    /// Opens the sender WebSockets (TLS trust and proxy of the forward).
+    pub dialer: Dialer,
+    /// `wss://{namespace}` or the self-hosted `relay_url`, without a trailing `/`.
+    pub relay_base: String,
+}
+
+/// Prepares `forward`; `webpki` is the shared public-roots TLS configuration.
+pub fn plan_forward(
+    forward: &Forward,
+    webpki: &Arc<ClientConfig>,
+) -> Result<ForwardPlan, TlsSetupError> {
+    let (relay_base, dialer) = relay_endpoint(
+        &forward.relay,
+        &forward.connection_string,
+        forward.proxy.as_ref(),
+        webpki,
+    )?;
+    Ok(ForwardPlan {
+        config: forward.clone(),
+        dialer,
+        relay_base,
+    })
+}
+
+/// The relay's base URL and a dialer for it: Azure's namespace with the webpki roots, or a
+/// self-hosted `relay_url` trusting its `relay_ca_file` when given.
+fn relay_endpoint(
+    relay: &Relay,
+    connection_string: &ConnectionString,
+    proxy: Option<&ProxyAddress>,
+    webpki: &Arc<ClientConfig>,
+) -> Result<(String, Dialer), TlsSetupError> {
+    let (relay_base, tls) = match relay {
         Relay::Azure => (
-            format!("wss://{}", hc.connection_string.namespace_host()),
+            format!("wss://{}", connection_string.namespace_host()),
             webpki.clone(),
         ),
         Relay::SelfHosted { url, ca_file } => {
@@ -40,18 +95,12 @@ pub fn plan(
             (url.as_str().trim_end_matches('/').to_owned(), tls)
         }
     };
-    Ok(HcPlan {
-        config: hc.clone(),
-        dialer: Dialer {
-            tls,
-            proxy: hc.proxy.as_ref().map(|p| (p.host.clone(), p.port)),
-            // TCP, TLS and the WebSocket upgrade of control channels and rendezvous sockets.
-            connect_timeout: hc.limits.handshake_timeout,
-        },
-        relay_base,
-        channels: hc.listener_count(workers),
-        counts: HcCounts::default(),
-    })
+    let dialer = Dialer {
+        tls,
+        proxy: proxy.map(|p| (p.host.clone(), p.port)),
+        connect_timeout: CONNECT_TIMEOUT,
+    };
+    Ok((relay_base, dialer))
 }
 
 #[cfg(test)]
@@ -96,6 +145,41 @@ target = "tcp://db:1"
         .expect("plan");
         assert_eq!(plan.relay_base, "ws://127.0.0.1:9000");
         assert_eq!(plan.channels.get(), 2);
+        assert_eq!(plan.dialer.proxy, Some(("px".to_owned(), 3128)));
+    }
+
+    fn forward(extra: &str) -> Forward {
+        let text = format!(
+            r#"
+[[forward]]
+name = "f"
+listen = "127.0.0.1:0"
+connection_string = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=;EntityPath=a"
+{extra}
+"#
+        );
+        let config = Config::from_toml_str(&text, Path::new(".")).expect("valid configuration");
+        config.forwards[0].clone()
+    }
+
+    #[test]
+    fn a_forward_to_azure_uses_the_namespace_and_the_webpki_roots() {
+        let webpki = client_config(&TrustRoots::WebPki).expect("webpki roots");
+        let plan = plan_forward(&forward(""), &webpki).expect("plan");
+        assert_eq!(plan.relay_base, "wss://ns.servicebus.windows.net");
+        assert!(Arc::ptr_eq(&plan.dialer.tls, &webpki));
+        assert_eq!(plan.dialer.proxy, None);
+    }
+
+    #[test]
+    fn a_forward_to_a_self_hosted_relay_keeps_its_url_and_proxy() {
+        let webpki = client_config(&TrustRoots::WebPki).expect("webpki roots");
+        let plan = plan_forward(
+            &forward("relay_url = \"ws://127.0.0.1:9000/\"\nproxy = \"http://px:3128\""),
+            &webpki,
+        )
+        .expect("plan");
+        assert_eq!(plan.relay_base, "ws://127.0.0.1:9000");
         assert_eq!(plan.dialer.proxy, Some(("px".to_owned(), 3128)));
     }
 }

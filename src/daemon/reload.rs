@@ -2,15 +2,15 @@
 //! "Lifecycle": "add/remove/replace hybrid connections without touching streams of unchanged
 //! ones").
 //!
-//! Hybrid connections are matched by `name`. One whose every field is equal — including the
-//! connection string, which `Config::load` re-reads from its file — is left alone; one with any
-//! difference is replaced. `runtime.workers`, `admin.listen` and `[log]` are fixed for the life
+//! Hybrid connections are matched by `name`, and so are forwards (among themselves). One whose
+//! every field is equal — including the connection string, which `Config::load` re-reads from
+//! its file — is left alone; one with any difference is replaced. `runtime.workers`, `admin.listen` and `[log]` are fixed for the life
 //! of the process: a change to them is reported and the running value kept.
 
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::config::{Config, HybridConnection, Log, Workers};
+use crate::config::{Config, Forward, HybridConnection, Log, Workers};
 
 /// The changes that take a new configuration into effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,11 +23,58 @@ pub struct ReloadPlan {
     pub changed: Vec<HybridConnection>,
     /// Same name, every field equal: not touched.
     pub unchanged: Vec<String>,
+    /// The same four lists for `[[forward]]`.
+    pub forwards: Changes<Forward>,
     /// Settings that only a restart applies; their running values are kept.
     pub restart_required: Vec<RestartRequired>,
     /// The configuration that will be running: the new one with the restart-only settings of
     /// the running one.
     pub effective: Config,
+}
+
+/// What changed in one kind of named section, matched by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes<T> {
+    /// New names, in configuration order.
+    pub added: Vec<T>,
+    /// Names no longer configured.
+    pub removed: Vec<String>,
+    /// Same name, some field differs (the new settings).
+    pub changed: Vec<T>,
+    /// Same name, every field equal.
+    pub unchanged: Vec<String>,
+}
+
+impl<T> Changes<T> {
+    /// Whether anything starts or stops.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// Matches `new` against `running` by `name`.
+fn changes<T: PartialEq + Clone>(running: &[T], new: &[T], name: fn(&T) -> &str) -> Changes<T> {
+    let mut added = Vec::new();
+    let mut changed = Vec::new();
+    let mut unchanged = Vec::new();
+    for item in new {
+        match running.iter().find(|old| name(old) == name(item)) {
+            None => added.push(item.clone()),
+            Some(old) if old == item => unchanged.push(name(item).to_owned()),
+            Some(_) => changed.push(item.clone()),
+        }
+    }
+    let removed = running
+        .iter()
+        .filter(|old| !new.iter().any(|item| name(item) == name(old)))
+        .map(|old| name(old).to_owned())
+        .collect();
+    Changes {
+        added,
+        removed,
+        changed,
+        unchanged,
+    }
 }
 
 /// A setting that changed but only applies after a restart.
@@ -99,26 +146,15 @@ fn log_text(log: Log) -> String {
 
 /// Compares the running configuration with a newly loaded one.
 pub fn diff(running: &Config, new: Config) -> ReloadPlan {
-    let mut added = Vec::new();
-    let mut changed = Vec::new();
-    let mut unchanged = Vec::new();
-    for hc in &new.hybrid_connections {
-        match running
-            .hybrid_connections
-            .iter()
-            .find(|old| old.name == hc.name)
-        {
-            None => added.push(hc.clone()),
-            Some(old) if old == hc => unchanged.push(hc.name.clone()),
-            Some(_) => changed.push(hc.clone()),
-        }
-    }
-    let removed = running
-        .hybrid_connections
-        .iter()
-        .filter(|old| !new.hybrid_connections.iter().any(|hc| hc.name == old.name))
-        .map(|old| old.name.clone())
-        .collect();
+    let Changes {
+        added,
+        removed,
+        changed,
+        unchanged,
+    } = changes(&running.hybrid_connections, &new.hybrid_connections, |hc| {
+        &hc.name
+    });
+    let forwards = changes(&running.forwards, &new.forwards, |f| &f.name);
     let mut restart_required = Vec::new();
     if new.runtime.workers != running.runtime.workers {
         restart_required.push(RestartRequired::Workers {
@@ -149,6 +185,7 @@ pub fn diff(running: &Config, new: Config) -> ReloadPlan {
         removed,
         changed,
         unchanged,
+        forwards,
         restart_required,
         effective,
     }
@@ -312,6 +349,56 @@ target = "{target}"
             "the grace applies live"
         );
         assert!(!plan.touches_hybrid_connections());
+    }
+
+    fn forward(name: &str, listen: &str, entity: &str) -> String {
+        format!(
+            r#"
+[[forward]]
+name = "{name}"
+listen = "{listen}"
+connection_string = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={KEY_A};EntityPath={entity}"
+"#
+        )
+    }
+
+    #[test]
+    fn forwards_are_matched_by_name_apart_from_hybrid_connections() {
+        let running = config(
+            "",
+            &[
+                hc("a", KEY_A, "tcp://db:1"),
+                forward("a", "127.0.0.1:3300", "a"),
+                forward("b", "127.0.0.1:3301", "a"),
+                forward("c", "127.0.0.1:3302", "a"),
+            ],
+        );
+        let new = config(
+            "",
+            &[
+                hc("a", KEY_A, "tcp://db:1"),
+                forward("a", "127.0.0.1:3300", "a"),
+                forward("b", "127.0.0.1:3301", "other"),
+                forward("d", "127.0.0.1:0", "a"),
+            ],
+        );
+        let plan = diff(&running, new.clone());
+        assert_eq!(plan.unchanged, ["a"], "the hybrid connection named a");
+        assert!(!plan.touches_hybrid_connections());
+        assert_eq!(plan.forwards.unchanged, ["a"]);
+        assert_eq!(plan.forwards.changed, vec![new.forwards[1].clone()]);
+        assert_eq!(plan.forwards.added, vec![new.forwards[2].clone()]);
+        assert_eq!(plan.forwards.removed, ["c"]);
+        assert!(!plan.forwards.is_empty());
+        assert_eq!(plan.effective.forwards, new.forwards);
+    }
+
+    #[test]
+    fn identical_forwards_are_not_touched() {
+        let running = config("", &[forward("a", "127.0.0.1:0", "a")]);
+        let plan = diff(&running, running.clone());
+        assert!(plan.forwards.is_empty());
+        assert_eq!(plan.forwards.unchanged, ["a"]);
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct DaemonStatus {
 struct State {
     phase: Phase,
     channels: Vec<Slot>,
+    /// Ready even with no channel at all: the daemon serves forwards (and may have no hybrid
+    /// connection).
+    ready_without_listeners: bool,
     next_slot: u64,
     workers_running: usize,
 }
@@ -60,6 +63,7 @@ impl Default for DaemonStatus {
             state: Mutex::new(State {
                 phase: Phase::Starting,
                 channels: Vec::new(),
+                ready_without_listeners: false,
                 next_slot: 0,
                 workers_running: 0,
             }),
@@ -129,7 +133,7 @@ impl DaemonStatus {
         if !change(&mut state) {
             return;
         }
-        if state.phase == Phase::Starting && ready(&state.channels) {
+        if state.phase == Phase::Starting && ready(&state) {
             state.phase = Phase::Listening;
         }
         drop(state);
@@ -192,6 +196,16 @@ impl DaemonStatus {
         WorkerAlive { all: self.clone() }
     }
 
+    /// Whether a daemon without any control channel counts as ready: true while it serves
+    /// forwards, whose sockets are listening from the start. Call it once every hybrid
+    /// connection's channels have been added.
+    pub fn set_ready_without_listeners(&self, ready_without_listeners: bool) {
+        self.update(|state| {
+            state.ready_without_listeners = ready_without_listeners;
+            true
+        });
+    }
+
     /// The current phase.
     pub fn phase(&self) -> Phase {
         self.lock().phase
@@ -220,9 +234,10 @@ impl DaemonStatus {
         (online, state.channels.len())
     }
 
-    /// Ready: every hybrid connection has at least one channel online.
+    /// Ready: every hybrid connection has at least one channel online (with no hybrid
+    /// connection: the daemon serves forwards).
     pub fn is_ready(&self) -> bool {
-        ready(&self.lock().channels)
+        ready(&self.lock())
     }
 
     /// Waits until every channel is online; false on timeout.
@@ -286,9 +301,12 @@ fn readiness(channels: &[Slot]) -> Vec<HcReadiness> {
     out
 }
 
-fn ready(channels: &[Slot]) -> bool {
-    let readiness = readiness(channels);
-    !readiness.is_empty() && readiness.iter().all(|r| r.online > 0)
+fn ready(state: &State) -> bool {
+    let readiness = readiness(&state.channels);
+    if readiness.is_empty() {
+        return state.ready_without_listeners;
+    }
+    readiness.iter().all(|r| r.online > 0)
 }
 
 #[cfg(test)]
@@ -296,6 +314,22 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[test]
+    fn without_channels_only_a_daemon_serving_forwards_is_ready() {
+        let status = Arc::new(DaemonStatus::default());
+        assert!(!status.is_ready());
+        status.set_ready_without_listeners(true);
+        assert!(status.is_ready());
+        assert_eq!(status.phase(), Phase::Listening);
+        let channel = status.add_channel("a");
+        assert!(
+            !status.is_ready(),
+            "a hybrid connection needs its listener even next to forwards"
+        );
+        channel.set_online(true);
+        assert!(status.is_ready());
+    }
 
     #[test]
     fn ready_needs_one_online_channel_per_hybrid_connection() {

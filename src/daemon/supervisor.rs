@@ -125,7 +125,7 @@ fn reload(handle: &mut DaemonHandle, config_path: &Path) {
         Err(error) => {
             let key = match &error {
                 ReloadError::Config(e) => e.path.clone(),
-                ReloadError::Tls { path, .. } => path.clone(),
+                ReloadError::Tls { path, .. } | ReloadError::Forward { path, .. } => path.clone(),
                 ReloadError::Draining => String::new(),
             };
             tracing::error!(config = %config_path.display(), key = %key, %error,
@@ -147,6 +147,10 @@ fn log_reload(report: &ReloadReport, took: Duration) {
         removed = ?report.removed,
         changed = ?report.changed,
         unchanged = report.unchanged.len(),
+        forwards_added = ?report.forwards.added,
+        forwards_removed = ?report.forwards.removed,
+        forwards_changed = ?report.forwards.changed,
+        forwards_unchanged = report.forwards.unchanged.len(),
         duration_ms = millis(took),
         "configuration reloaded"
     );

@@ -1,7 +1,8 @@
 //! One daemon worker (design.md §1, §3): a monoio runtime that runs the control channels the
 //! main thread assigns to it and serves the streams and requests arriving on them. The main
 //! thread steers it with [`WorkerCommand`]s: start or stop the channels of one hybrid
-//! connection (start-up and reload), answer liveness and in-flight questions, and drain.
+//! connection or the accept loop of one forward (start-up and reload), answer liveness and
+//! in-flight questions, and drain.
 //!
 //! A worker's future ends once it is draining and both its control channels and its in-flight
 //! streams and requests are done, or the drain deadline passes.
@@ -17,8 +18,9 @@ use super::admin::{self, SnapshotRequest};
 use super::admission::{Admission, WorkerCounts};
 use super::context::HcContext;
 use super::control::{self, ChannelSpec};
+use super::forward::{self, ForwardContext};
 use super::metrics::{LISTENER_ONLINE, RELOADS, RELOAD_FAILURES};
-use super::plan::HcPlan;
+use super::plan::{ForwardPlan, HcPlan};
 use super::status::{ChannelStatus, DaemonStatus, WorkerAlive};
 use super::tracker::Tracker;
 use super::DaemonOptions;
@@ -26,8 +28,8 @@ use crate::metrics::Shard;
 use crate::proto::hc::listener::ListenerConfig;
 use crate::tls::{client_config, TrustRoots};
 
-/// Identifies one start of a hybrid connection's channels; a replaced hybrid connection gets a
-/// new one, so its old and new channels can be told apart.
+/// Identifies one start of a hybrid connection's channels or of a forward's accept loops; a
+/// replaced one gets a new one, so its old and new tasks can be told apart.
 pub type Incarnation = u64;
 
 /// What the main thread asks of a worker.
@@ -38,7 +40,14 @@ pub enum WorkerCommand {
         plan: Arc<HcPlan>,
         channels: Vec<(ChannelStatus, String)>,
     },
-    /// Close the control channels of this incarnation; its streams and requests run on.
+    /// Accept on `listener` (this worker's duplicate of the forward's socket) for `plan`.
+    StartForward {
+        incarnation: Incarnation,
+        plan: Arc<ForwardPlan>,
+        listener: StdListener,
+    },
+    /// Close the control channels or accept loop of this incarnation; its streams, requests
+    /// and forwarded connections run on.
     Stop(Incarnation),
     /// Answer at once (the watchdog's liveness check).
     Ping(flume::Sender<()>),
@@ -76,11 +85,13 @@ struct Worker {
     options: DaemonOptions,
     shard: Rc<RefCell<Shard>>,
     upstream_tls: Arc<crate::tls::ClientConfig>,
-    /// The stop signal of each running incarnation's channels (dropping it stops them).
+    /// The stop signal of each running incarnation's channels or accept loop (dropping it
+    /// stops them).
     running: HashMap<Incarnation, flume::Sender<()>>,
-    /// Control channel tasks, including stopped ones still finishing their requests.
+    /// Control channel and accept loop tasks, including stopped channels still finishing
+    /// their requests.
     channels: Tracker,
-    /// Streams and requests in flight.
+    /// Streams, requests and forwarded connections in flight.
     work: Tracker,
     /// Streams and requests in flight on this worker, against the per-worker maxima.
     counts: WorkerCounts,
@@ -183,6 +194,15 @@ impl Worker {
                     self.start(incarnation, &plan, channels);
                 }
             }
+            WorkerCommand::StartForward {
+                incarnation,
+                plan,
+                listener,
+            } => {
+                if draining.is_none() {
+                    self.start_forward(incarnation, plan, listener);
+                }
+            }
             WorkerCommand::Stop(incarnation) => {
                 self.running.remove(&incarnation);
             }
@@ -256,6 +276,37 @@ impl Worker {
                 stopped.clone(),
             )));
         }
+        self.running.insert(incarnation, stop);
+    }
+
+    /// Registers this worker's duplicate of a forward's socket and accepts on it.
+    fn start_forward(
+        &mut self,
+        incarnation: Incarnation,
+        plan: Arc<ForwardPlan>,
+        listener: StdListener,
+    ) {
+        let forward = Rc::new(ForwardContext {
+            plan,
+            metrics: self.shard.clone(),
+        });
+        forward.register_metrics();
+        // Registered inside this worker's runtime: the socket belongs to its driver.
+        let listener = match monoio::net::TcpListener::from_std(listener) {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(worker = self.index, forward = %forward.name(), %error,
+                    "cannot accept on the forward's socket");
+                return;
+            }
+        };
+        let (stop, stopped) = flume::bounded::<()>(0);
+        monoio::spawn(self.channels.track(forward::serve(
+            forward,
+            listener,
+            stopped,
+            self.work.clone(),
+        )));
         self.running.insert(incarnation, stop);
     }
 }

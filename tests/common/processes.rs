@@ -299,6 +299,25 @@ listeners = 2
     )
 }
 
+/// A `[[forward]]` named `name` on a free local port, carrying connections to hybrid
+/// connection `path` (root rule) on the relay at `relay_url`.
+pub fn forward(name: &str, path: &str, relay_url: &str) -> String {
+    forward_on(name, "127.0.0.1:0", path, relay_url)
+}
+
+/// [`forward`] listening on `listen`.
+pub fn forward_on(name: &str, listen: &str, path: &str, relay_url: &str) -> String {
+    format!(
+        r#"
+[[forward]]
+name = "{name}"
+listen = "{listen}"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={path}"
+relay_url = "{relay_url}"
+"#
+    )
+}
+
 /// The configuration file text: two workers, JSON logs, an admin endpoint, `grace`.
 pub fn config_text(grace: &str, hybrid_connections: &[String]) -> String {
     format!(
@@ -471,6 +490,31 @@ impl DaemonProcess {
         }
     }
 
+    /// Waits for the `forward NAME listening tcp://ADDR` line of forward `name`; the address.
+    pub fn wait_forward_listening(&mut self, name: &str) -> std::net::SocketAddr {
+        let prefix = format!("forward {name} listening tcp://");
+        let line = self.wait_log(&format!("forward {name} listening"), |l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(&prefix))
+        });
+        line["message"]
+            .as_str()
+            .and_then(|m| m.strip_prefix(&prefix))
+            .and_then(|addr| addr.parse().ok())
+            .expect("an address after the prefix")
+    }
+
+    /// Waits until `workers` workers have logged that forward `name` stopped accepting (then
+    /// its socket is closed, unless a changed forward with the same `listen` kept it).
+    pub fn wait_stopped_accepting(&mut self, name: &str, workers: usize) {
+        for _ in 0..workers {
+            self.wait_log(&format!("forward {name} stopped accepting"), |l| {
+                l["message"] == "forward stopped accepting" && l["forward"] == name
+            });
+        }
+    }
+
     /// Waits for the `listener online` line of hybrid connection `name`.
     pub fn wait_listener_online(&mut self, name: &str) -> Value {
         self.wait_log(&format!("{name} online"), |l| {
@@ -546,20 +590,7 @@ impl DaemonProcess {
 
     /// The admin endpoint's `/metrics`, parsed: the value of the sample named `name`.
     pub fn metric(&self, name: &str) -> Option<f64> {
-        let (status, text) = http_get(&self.admin, "/metrics");
-        assert_eq!(status, 200);
-        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
-            .expect("prometheus text");
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name)
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => f64::NAN,
-            })
+        self.metric_with(name, &[])
     }
 }
 

@@ -1,0 +1,66 @@
+//! Validating one `[[forward]]` (design.md §5, issue 6 "Sender side"): a local TCP address whose
+//! connections are carried as sender WebSockets (spec §5.5) to a hybrid connection. Name,
+//! connection string, entity path, relay, proxy and token lifetime follow the same rules as in
+//! `[[hybrid_connection]]`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::connection_source::{self, EnvLookup};
+use super::error::{ConfigError, ConfigWarning, Reason};
+use super::raw::RawForward;
+use super::shared_keys;
+use super::typed::Forward;
+
+/// Converts `raw`, the `index`-th forward. Name and address uniqueness are checked by the caller.
+pub(super) fn convert(
+    raw: &RawForward,
+    index: usize,
+    base_dir: &Path,
+    env: EnvLookup<'_>,
+) -> Result<(Forward, Vec<ConfigWarning>), ConfigError> {
+    let prefix = format!("forward[{index}]");
+    let at = |key: &str| format!("{prefix}.{key}");
+
+    let name = shared_keys::name(raw.name.as_deref(), &at)?;
+    let listen = listen(raw.listen.as_deref(), &at)?;
+    let loaded = connection_source::load(&raw.source_keys(), &prefix, base_dir, env)?;
+    let entity_path = shared_keys::entity_path(
+        raw.entity_path.as_deref(),
+        loaded.connection_string.entity_path(),
+        &at,
+    )?;
+    let relay = shared_keys::relay(
+        raw.relay_url.as_deref(),
+        raw.relay_ca_file.as_deref(),
+        base_dir,
+        &at,
+    )?;
+    let proxy = shared_keys::proxy(raw.proxy.as_deref(), &at)?;
+    let token_ttl = shared_keys::token_ttl(raw.token_ttl.as_deref(), &at)?;
+    let forward = Forward {
+        name: name.to_owned(),
+        listen,
+        connection_string_source: loaded.source,
+        connection_string: loaded.connection_string,
+        entity_path,
+        relay,
+        proxy,
+        token_ttl,
+    };
+    Ok((forward, loaded.warnings))
+}
+
+/// `listen`: required, `ip:port` (port 0 lets the system pick one).
+fn listen(text: Option<&str>, at: shared_keys::KeyPath<'_>) -> Result<SocketAddr, ConfigError> {
+    let text = text.ok_or_else(|| ConfigError::new(at("listen"), Reason::MissingKey))?;
+    text.trim().parse().map_err(|error| {
+        ConfigError::new(
+            at("listen"),
+            Reason::InvalidSocketAddr {
+                got: text.to_owned(),
+                error,
+            },
+        )
+    })
+}

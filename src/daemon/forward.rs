@@ -1,0 +1,279 @@
+//! Forwards on a worker (issue 6 "Sender side", spec §7.1): the sender end of a TCP tunnel, what
+//! `azbridge -L` does (spec §5.5). Every worker accepts on each forward's one listening socket
+//! (the main thread binds it and hands each worker a duplicate; the kernel gives every
+//! connection to exactly one waiting accept). Each accepted TCP connection is carried as a
+//! sender WebSocket (`sb-hc-action=connect`, spec §2.2, §7.1) through the relay to the
+//! listening daemon, and bytes are pumped both ways with the daemon's zero-copy pump
+//! (`io::tcp_pump`: payloads written straight from the decode buffer, masked in place).
+//!
+//! A stopped forward (reload removed or replaced it, or the daemon drains) stops accepting at
+//! once; the connections it already carries run on, counted as the worker's work in flight.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use monoio::io::Canceller;
+use monoio::net::{TcpListener, TcpStream};
+
+use super::context::mask_key;
+use super::metrics::{SharedShard, FORWARD_BYTES, FORWARD_CONNECTIONS, FORWARD_IN_FLIGHT};
+use super::plan::ForwardPlan;
+use super::tracker::Tracker;
+use crate::io::tcp_pump::{pump, Direction};
+use crate::io::ws_client::ConnectError;
+use crate::metrics::{CounterId, MetricDesc};
+
+/// How long opening the sender WebSocket may take. The relay answers within its own rendezvous
+/// timeout (about 30 s, spec §5.1, §8.3); this only guards against a relay that never answers.
+const SENDER_CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// How long an accept loop pauses after a failed accept (e.g. out of file descriptors), so that
+/// a persistent failure does not spin the worker.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// `result` label: the relay accepted the stream and the connection was pumped.
+const FORWARDED: &str = "forwarded";
+/// `result` label: the relay answered the handshake with a refusal (e.g. 404 no listener, 401).
+const REFUSED: &str = "refused";
+/// `result` label: the relay could not be reached or the handshake broke.
+const FAILED: &str = "failed";
+
+/// One forward as seen by one worker.
+pub struct ForwardContext {
+    pub plan: Arc<ForwardPlan>,
+    /// This worker's metrics.
+    pub metrics: SharedShard,
+}
+
+impl ForwardContext {
+    /// The configured `name` (metric and log label).
+    pub fn name(&self) -> &str {
+        &self.plan.config.name
+    }
+
+    /// Registers this forward's series, so that they are scraped as 0 before the first
+    /// connection.
+    pub fn register_metrics(&self) {
+        for result in [FORWARDED, REFUSED, FAILED] {
+            self.count(&FORWARD_CONNECTIONS, result, 0);
+        }
+        self.gauge_add(0);
+        for direction in [Direction::ToRelay, Direction::ToTarget] {
+            self.count(&FORWARD_BYTES, direction_label(direction), 0);
+        }
+    }
+
+    /// A counter labelled with this forward and `label` (registered on first use).
+    fn counter(&self, desc: &'static MetricDesc, label: &str) -> Option<CounterId> {
+        let labels = [self.name(), label];
+        self.metrics.borrow_mut().counter(desc, &labels).ok()
+    }
+
+    /// Adds `n` to a counter labelled with this forward and `label`.
+    fn count(&self, desc: &'static MetricDesc, label: &str, n: u64) {
+        if let Some(id) = self.counter(desc, label) {
+            self.metrics.borrow_mut().inc_by(id, n);
+        }
+    }
+
+    /// Adds `delta` to this forward's in-flight gauge.
+    fn gauge_add(&self, delta: i64) {
+        let mut shard = self.metrics.borrow_mut();
+        if let Ok(id) = shard.gauge(&FORWARD_IN_FLIGHT, &[self.name()]) {
+            shard.gauge_add(id, delta);
+        }
+    }
+}
+
+/// The `direction` label of [`FORWARD_BYTES`]: the pump's target is the local client.
+fn direction_label(direction: Direction) -> &'static str {
+    match direction {
+        Direction::ToRelay => "to_relay",
+        Direction::ToTarget => "to_client",
+    }
+}
+
+/// Accepts on `listener` until `stop` is dropped; every connection is carried on its own task,
+/// counted in `work`.
+///
+/// Stopping cancels the pending accept and still awaits it: with io_uring the accept may have
+/// completed in the kernel already, and dropping it then would lose that connection (its
+/// socket would never be served nor closed). Such a last connection is carried like any other.
+pub async fn serve(
+    forward: Rc<ForwardContext>,
+    listener: TcpListener,
+    stop: flume::Receiver<()>,
+    work: Tracker,
+) {
+    loop {
+        let canceller = Canceller::new();
+        let mut accept = std::pin::pin!(listener.cancelable_accept(canceller.handle()));
+        let accepted = monoio::select! {
+            accepted = &mut accept => Some(accepted),
+            _ = stop.recv_async() => None,
+        };
+        let (accepted, stopping) = match accepted {
+            Some(accepted) => (accepted, false),
+            None => {
+                let _ = canceller.cancel();
+                (accept.await, true)
+            }
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                monoio::spawn(work.track(carry(forward.clone(), tcp, peer)));
+            }
+            Err(_) if stopping => {}
+            Err(error) => {
+                tracing::warn!(forward = %forward.name(), %error, "accept failed");
+                monoio::time::sleep(ACCEPT_RETRY_PAUSE).await;
+            }
+        }
+        if stopping {
+            break;
+        }
+    }
+    // Dropped (its close submitted) before the line is logged: once every worker has logged it,
+    // the port closes as soon as the workers' drivers run the closes.
+    drop(listener);
+    tracing::info!(forward = %forward.name(), "forward stopped accepting");
+}
+
+/// The sender WebSocket URL of one forwarded connection (spec §2.2, §7.1); the token travels
+/// in the `ServiceBusAuthorization` header (spec §3.1), not in the URL.
+pub fn connect_url(relay_base: &str, entity_path: &str, id: &str) -> String {
+    format!("{relay_base}/$hc/{entity_path}?sb-hc-action=connect&sb-hc-id={id}")
+}
+
+/// The expiry (seconds since the epoch) of a token minted at `now` that lives `ttl`.
+pub fn token_expiry(now: SystemTime, ttl: Duration) -> u64 {
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_add(ttl.as_secs())
+}
+
+/// The `result` label of a sender handshake that failed.
+fn failure_result(error: &ConnectError) -> &'static str {
+    match error {
+        ConnectError::Rejected { .. } | ConnectError::Proxy { .. } => REFUSED,
+        _ => FAILED,
+    }
+}
+
+/// Keeps the in-flight gauge raised while a connection is carried.
+struct InFlight<'a>(&'a ForwardContext);
+
+impl<'a> InFlight<'a> {
+    fn enter(forward: &'a ForwardContext) -> Self {
+        forward.gauge_add(1);
+        Self(forward)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.gauge_add(-1);
+    }
+}
+
+/// Carries one local TCP connection through the relay as a sender WebSocket. A refused or
+/// failed handshake closes the local connection (the reason goes to the log).
+async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
+    let _in_flight = InFlight::enter(&forward);
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!(forward = %forward.name(), %peer, %error, "TCP_NODELAY not set");
+    }
+    let plan = &forward.plan;
+    let config = &plan.config;
+    let token = config.connection_string.credential().token(
+        config.connection_string.namespace_host(),
+        &config.entity_path,
+        token_expiry(SystemTime::now(), config.token_ttl),
+    );
+    let id = format!("fwd-{:016x}", fastrand::u64(..));
+    let url = connect_url(&plan.relay_base, &config.entity_path, &id);
+    let connected = monoio::time::timeout(
+        SENDER_CONNECT_TIMEOUT,
+        plan.dialer
+            .connect(&url, &[("ServiceBusAuthorization", token.expose())], None),
+    )
+    .await
+    .unwrap_or(Err(ConnectError::Timeout));
+    let conn = match connected {
+        Ok(conn) => conn,
+        Err(error) => {
+            let result = failure_result(&error);
+            forward.count(&FORWARD_CONNECTIONS, result, 1);
+            tracing::warn!(forward = %forward.name(), %peer, entity_path = %config.entity_path,
+                result, %error, "connection not forwarded: the relay did not open the stream");
+            return;
+        }
+    };
+    forward.count(&FORWARD_CONNECTIONS, FORWARDED, 1);
+    tracing::info!(forward = %forward.name(), %peer, id = %id, "connection forwarded");
+    // Looked up once: the data path only adds to them.
+    let to_relay = forward.counter(&FORWARD_BYTES, direction_label(Direction::ToRelay));
+    let to_client = forward.counter(&FORWARD_BYTES, direction_label(Direction::ToTarget));
+    let on_bytes = |direction: Direction, n: usize| {
+        let id = match direction {
+            Direction::ToRelay => to_relay,
+            Direction::ToTarget => to_client,
+        };
+        if let Some(id) = id {
+            forward
+                .metrics
+                .borrow_mut()
+                .inc_by(id, u64::try_from(n).unwrap_or(u64::MAX));
+        }
+    };
+    let report = pump(conn.stream, &conn.leftover, tcp, mask_key, on_bytes).await;
+    tracing::info!(forward = %forward.name(), %peer, id = %id, to_relay = report.to_relay,
+        to_client = report.to_target, end = %report.end, "forwarded connection closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connect_url_carries_the_action_and_the_id_but_no_token() {
+        assert_eq!(
+            connect_url("ws://127.0.0.1:9000", "tunnel", "fwd-1"),
+            "ws://127.0.0.1:9000/$hc/tunnel?sb-hc-action=connect&sb-hc-id=fwd-1"
+        );
+    }
+
+    #[test]
+    fn the_token_expires_ttl_after_now() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(token_expiry(now, Duration::from_secs(600)), 1_600);
+        let before_epoch = SystemTime::UNIX_EPOCH - Duration::from_secs(5);
+        assert_eq!(token_expiry(before_epoch, Duration::from_secs(60)), 60);
+    }
+
+    #[test]
+    fn refusals_and_failures_are_told_apart() {
+        let refused = ConnectError::Rejected {
+            status: 404,
+            description: "no listener".into(),
+        };
+        assert_eq!(failure_result(&refused), REFUSED);
+        assert_eq!(
+            failure_result(&ConnectError::Proxy { status: 403 }),
+            REFUSED
+        );
+        assert_eq!(failure_result(&ConnectError::Timeout), FAILED);
+        assert_eq!(
+            failure_result(&ConnectError::Handshake("bad".into())),
+            FAILED
+        );
+    }
+
+    #[test]
+    fn bytes_to_the_local_client_are_labelled_to_client() {
+        assert_eq!(direction_label(Direction::ToTarget), "to_client");
+        assert_eq!(direction_label(Direction::ToRelay), "to_relay");
+    }
+}
