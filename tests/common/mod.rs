@@ -3,6 +3,9 @@
 //! systemd's notify socket. Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod checked;
+pub mod checked_senders;
+pub mod checked_targets;
 pub mod processes;
 
 use std::time::{Duration, SystemTime};

@@ -29,6 +29,8 @@ pub struct RelayProcess {
     child: Child,
     pub url: String,
     admin: String,
+    /// The flags after `--listen ADDR`, for [`RelayProcess::restart`].
+    flags: Vec<String>,
 }
 
 impl RelayProcess {
@@ -38,10 +40,7 @@ impl RelayProcess {
 
     /// With more namespace rules (`NAME=KEY`) besides `root`.
     pub fn start_with_rules(paths: &[&str], rules: &[&str]) -> Self {
-        let mut args = vec![
-            "relay".to_owned(),
-            "--listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
+        let mut flags = vec![
             "--workers".to_owned(),
             "2".to_owned(),
             "--admin".to_owned(),
@@ -50,15 +49,26 @@ impl RelayProcess {
             format!("root={KEY}"),
         ];
         for rule in rules {
-            args.push("--rule".to_owned());
-            args.push((*rule).to_owned());
+            flags.push("--rule".to_owned());
+            flags.push((*rule).to_owned());
         }
         for path in paths {
-            args.push("--hybrid-connection".to_owned());
-            args.push((*path).to_owned());
+            flags.push("--hybrid-connection".to_owned());
+            flags.push((*path).to_owned());
         }
+        let (child, url, admin) = Self::spawn("127.0.0.1:0", &flags);
+        Self {
+            child,
+            url,
+            admin,
+            flags,
+        }
+    }
+
+    fn spawn(listen: &str, flags: &[String]) -> (Child, String, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hycod"))
-            .args(&args)
+            .args(["relay", "--listen", listen])
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -75,7 +85,24 @@ impl RelayProcess {
         };
         let url = next("listening ");
         let admin = next("admin ");
-        Self { child, url, admin }
+        (child, url, admin)
+    }
+
+    /// The relay process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the relay (SIGKILL: no close frames, like a crash or a lost host) and starts it
+    /// again on the same address; returns once it accepts. Its admin address changes.
+    pub fn restart(&mut self) {
+        let listen = self.url.trim_start_matches("ws://").to_owned();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url, admin) = Self::spawn(&listen, &self.flags);
+        assert_eq!(url, self.url, "the relay came back on its address");
+        self.child = child;
+        self.admin = admin;
     }
 
     /// Listeners registered on `path` now, according to the relay's `/$status`.
@@ -205,6 +232,20 @@ name = "{name}"
 connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={path}"
 relay_url = "{relay_url}"
 target = "tcp://127.0.0.1:{echo_port}"
+listeners = 2
+"#
+    )
+}
+
+/// One `[[hybrid_connection]]` on the test relay whose requests go to `http_target`.
+pub fn http_hybrid_connection(name: &str, path: &str, relay_url: &str, http_port: u16) -> String {
+    format!(
+        r#"
+[[hybrid_connection]]
+name = "{name}"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={path}"
+relay_url = "{relay_url}"
+http_target = "http://127.0.0.1:{http_port}/"
 listeners = 2
 "#
     )
@@ -362,6 +403,11 @@ impl DaemonProcess {
                 Err(_) => panic!("no log line for {what}; logs:\n{}", self.logs_text()),
             }
         }
+    }
+
+    /// The daemon process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Waits for the `listener online` line of hybrid connection `name`.
