@@ -3,7 +3,8 @@
 //!
 //! The target is connected first, so a target that is down reaches the sender as a rejection
 //! status (spec §5.2, §5.4, §8.5) instead of a stream that is accepted and then dropped. Once
-//! both sockets are open, [`crate::io::tcp_pump::pump`] moves the bytes.
+//! both sockets are open, [`crate::io::tcp_pump::pump`] moves the bytes. When the relay side
+//! failed, the target connection ends with a reset, not a FIN ([`super::target_reset`]).
 
 use std::fmt;
 use std::io;
@@ -17,7 +18,9 @@ use super::metrics::{
     BYTES, RENDEZVOUS_SECONDS, STREAMS_ACCEPTED, STREAMS_IN_FLIGHT, STREAMS_REJECTED,
     TARGET_CONNECT_SECONDS,
 };
+use super::target_reset::TargetHandle;
 use crate::config::TcpTarget;
+use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump, Direction};
 use crate::io::ws_client::ConnectError;
 use crate::proto::hc::json_headers::JsonHeaders;
@@ -41,6 +44,15 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     let target = match connect_target(&hc).await {
         Ok(target) => target,
         Err(refusal) => return reject(&hc, &accept, &refusal).await,
+    };
+    let handle = TargetHandle::new(&target)
+        .map_err(|error| tracing::debug!(%error, "no second descriptor of the target socket"))
+        .ok();
+    // Wrapped so that the pump dropping its write half sends no FIN: whether the target sees
+    // an end of stream or a reset is decided after the pump ([`TargetHandle::finish`]).
+    let target = match Stream::plain(target) {
+        Ok(target) => target,
+        Err(e) => return reject(&hc, &accept, &Refusal::Refused(e)).await,
     };
     let subprotocol = offered_subprotocol(&accept.connect_headers);
     let rendezvous = monoio::time::timeout(
@@ -90,6 +102,10 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         to_target = report.to_target, to_relay = report.to_relay,
         duration_ms = u64::try_from(joined.elapsed().as_millis()).unwrap_or(u64::MAX),
         end = %report.end, "stream closed");
+    if let Some(Err(error)) = handle.map(|h| h.finish(&report.end)) {
+        tracing::debug!(hybrid_connection = %hc.name, id = %accept.id, %error,
+            "the target connection could not be reset");
+    }
 }
 
 /// The subprotocol to offer on the rendezvous: the first entry of the sender's

@@ -205,6 +205,11 @@ impl HttpSender {
         }
     }
 
+    /// Drops the keep-alive connection; the next request opens a new one.
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+    }
+
     /// Sends one request and checks its answer.
     pub fn send(&mut self, plan: HttpPlan) -> Report {
         let started = Instant::now();

@@ -38,8 +38,19 @@ impl RelayProcess {
         Self::start_with_rules(paths, &[])
     }
 
+    /// On a port [`RelayProcess::restart`] can always bind again: one outside the kernel's
+    /// ephemeral range, which outgoing connections could otherwise take while the relay is
+    /// down.
+    pub fn start_restartable(paths: &[&str]) -> Self {
+        Self::start_on(&format!("127.0.0.1:{}", non_ephemeral_port()), paths, &[])
+    }
+
     /// With more namespace rules (`NAME=KEY`) besides `root`.
     pub fn start_with_rules(paths: &[&str], rules: &[&str]) -> Self {
+        Self::start_on("127.0.0.1:0", paths, rules)
+    }
+
+    fn start_on(listen: &str, paths: &[&str], rules: &[&str]) -> Self {
         let mut flags = vec![
             "--workers".to_owned(),
             "2".to_owned(),
@@ -56,7 +67,7 @@ impl RelayProcess {
             flags.push("--hybrid-connection".to_owned());
             flags.push((*path).to_owned());
         }
-        let (child, url, admin) = Self::spawn("127.0.0.1:0", &flags);
+        let (child, url, admin) = Self::spawn(listen, &flags);
         Self {
             child,
             url,
@@ -66,26 +77,35 @@ impl RelayProcess {
     }
 
     fn spawn(listen: &str, flags: &[String]) -> (Child, String, String) {
+        Self::try_spawn(listen, flags)
+            .unwrap_or_else(|log| panic!("the relay did not start on {listen}:\n{log}"))
+    }
+
+    /// Starts a relay; its log when it exits before it listens.
+    fn try_spawn(listen: &str, flags: &[String]) -> Result<(Child, String, String), String> {
+        // Its log goes to an unnamed file, read back if it fails to start.
+        let mut log = tempfile::tempfile().expect("relay log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hycod"))
             .args(["relay", "--listen", listen])
             .args(flags)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log.try_clone().expect("log file"))
             .spawn()
             .expect("relay binary starts");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut next = |prefix: &str| {
-            lines
-                .next()
-                .expect("a line")
-                .expect("text")
-                .strip_prefix(prefix)
-                .expect("prefix")
-                .to_owned()
+        let mut next = |prefix: &str| match lines.next() {
+            Some(Ok(line)) => Ok(line.strip_prefix(prefix).expect("prefix").to_owned()),
+            _ => {
+                let _ = child.wait();
+                let mut text = String::new();
+                let _ = std::io::Seek::rewind(&mut log);
+                let _ = log.read_to_string(&mut text);
+                Err(text)
+            }
         };
-        let url = next("listening ");
-        let admin = next("admin ");
-        (child, url, admin)
+        let url = next("listening ")?;
+        let admin = next("admin ")?;
+        Ok((child, url, admin))
     }
 
     /// The relay process id.
@@ -95,11 +115,24 @@ impl RelayProcess {
 
     /// Kills the relay (SIGKILL: no close frames, like a crash or a lost host) and starts it
     /// again on the same address; returns once it accepts. Its admin address changes.
+    ///
+    /// The old listening socket can outlive the process briefly (io_uring tears its rings
+    /// down after exit, and a pending accept holds the socket), so a start that finds the
+    /// address in use is tried again until [`PATIENCE`] runs out.
     pub fn restart(&mut self) {
         let listen = self.url.trim_start_matches("ws://").to_owned();
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, url, admin) = Self::spawn(&listen, &self.flags);
+        let deadline = Instant::now() + PATIENCE;
+        let (child, url, admin) = loop {
+            match Self::try_spawn(&listen, &self.flags) {
+                Ok(started) => break started,
+                Err(log) if log.contains("in use") && Instant::now() < deadline => {
+                    std::thread::park_timeout(Duration::from_millis(20));
+                }
+                Err(log) => panic!("the relay did not start again on {listen}:\n{log}"),
+            }
+        };
         assert_eq!(url, self.url, "the relay came back on its address");
         self.child = child;
         self.admin = admin;
@@ -126,6 +159,28 @@ impl Drop for RelayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A free loopback port outside `ip_local_port_range` (proc(5)), picked at random.
+fn non_ephemeral_port() -> u16 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_else(|_| "32768 60999".to_owned());
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    let (low, high) = (
+        bounds.next().unwrap_or(32768),
+        bounds.next().unwrap_or(60999),
+    );
+    let candidates = if low > 11_000 {
+        10_000..low
+    } else {
+        high.saturating_add(1)..u16::MAX
+    };
+    (0..1000)
+        .map(|_| fastrand::u16(candidates.clone()))
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port outside the ephemeral range")
 }
 
 /// A blocking GET returning status and body (admin endpoints close after one answer).
@@ -446,6 +501,25 @@ impl DaemonProcess {
             .unwrap_or_else(|_| panic!("daemon still running; logs:\n{}", self.logs_text()));
         self.exit = Some(status);
         status
+    }
+
+    /// The admin endpoint's `/metrics`: the sum of every sample named `name` (all labels).
+    pub fn metric_total(&self, name: &str) -> f64 {
+        let (status, text) = http_get(&self.admin, "/metrics");
+        assert_eq!(status, 200);
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("prometheus text");
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .sum()
     }
 
     /// The admin endpoint's `/metrics`, parsed: the value of the sample named `name`.
