@@ -150,11 +150,14 @@ fn a_soak_with_relay_restarts_loses_nothing_and_stays_flat() {
         ids.clone(),
         rng.u64(..),
     );
+    // The soak's clock: the warm-up is a stretch of load of a set length.
     std::thread::sleep(WARM_UP);
     let warm_samples = warm.stop();
-    assert!(warm_samples
+    let failed: Vec<&Sample> = warm_samples
         .iter()
-        .all(|s| matches!(s.report.outcome, Outcome::Complete { .. })));
+        .filter(|s| !matches!(s.report.outcome, Outcome::Complete { .. }))
+        .collect();
+    assert!(failed.is_empty(), "without restarts everything completes: {failed:?}");
     let rss_start = idle_rss(&daemon);
     let fds_start = descriptors(daemon.pid(), http_port);
 
