@@ -157,7 +157,10 @@ fn a_soak_with_relay_restarts_loses_nothing_and_stays_flat() {
         .iter()
         .filter(|s| !matches!(s.report.outcome, Outcome::Complete { .. }))
         .collect();
-    assert!(failed.is_empty(), "without restarts everything completes: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "without restarts everything completes: {failed:?}"
+    );
     let rss_start = idle_rss(&daemon);
     let fds_start = descriptors(daemon.pid(), http_port);
 
