@@ -279,7 +279,7 @@ fn after_a_relay_restart_on_the_same_port_the_listeners_come_back() {
         "the daemon noticed the relay is gone"
     );
     let started = Instant::now();
-    rig.relay.start_again();
+    rig.relay.restart();
     rig.wait_ready("after the relay restart");
     println!(
         "listeners back {:?} after the relay restarted",

@@ -21,6 +21,7 @@ pub mod reload;
 pub mod status;
 pub mod stream;
 pub mod supervisor;
+mod target_reset;
 mod tracker;
 pub mod upstream;
 mod worker;

@@ -10,6 +10,8 @@
 //! `handshake_timeout`; the pump gets the stream buffer, frame, message and idle limits. A
 //! target connect that fails for want of file descriptors (EMFILE, ENFILE) is rejected with
 //! 503 and logged as an error.
+//! When the relay side failed, the target connection ends with a reset, not a FIN
+//! ([`super::target_reset`]).
 
 use std::fmt;
 use std::io;
@@ -24,7 +26,9 @@ use super::metrics::{
     BYTES, RENDEZVOUS_SECONDS, STREAMS_ACCEPTED, STREAMS_IN_FLIGHT, STREAMS_REJECTED,
     TARGET_CONNECT_SECONDS,
 };
+use super::target_reset::TargetHandle;
 use crate::config::TcpTarget;
+use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump_with, Direction, PumpEnd, PumpSettings};
 use crate::io::ws_client::ConnectError;
 use crate::io::ws_reader::ReadError;
@@ -50,6 +54,15 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     let target = match connect_target(&hc).await {
         Ok(target) => target,
         Err(refusal) => return reject(&hc, &accept, &refusal).await,
+    };
+    let handle = TargetHandle::new(&target)
+        .map_err(|error| tracing::debug!(%error, "no second descriptor of the target socket"))
+        .ok();
+    // Wrapped so that the pump dropping its write half sends no FIN: whether the target sees
+    // an end of stream or a reset is decided after the pump ([`TargetHandle::finish`]).
+    let target = match Stream::plain(target) {
+        Ok(target) => target,
+        Err(e) => return reject(&hc, &accept, &Refusal::Refused(e)).await,
     };
     let subprotocol = offered_subprotocol(&accept.connect_headers);
     let rendezvous = monoio::time::timeout(
@@ -113,6 +126,10 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         to_target = report.to_target, to_relay = report.to_relay,
         duration_ms = u64::try_from(joined.elapsed().as_millis()).unwrap_or(u64::MAX),
         end = %report.end, "stream closed");
+    if let Some(Err(error)) = handle.map(|h| h.finish(&report.end)) {
+        tracing::debug!(hybrid_connection = %hc.name, id = %accept.id, %error,
+            "the target connection could not be reset");
+    }
 }
 
 /// The `[limits]` key a pump ended on, if it ended on one.

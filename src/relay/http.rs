@@ -58,12 +58,15 @@ pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
     }
 }
 
-/// An error answer from the relay itself; the connection closes after it.
+/// An error answer from the relay itself; the connection closes after it, lingering so that
+/// an unread request body cannot turn the close into a reset that loses the answer
+/// ([`linger`](super::linger)).
 async fn fail(stream: &mut Stream, status: u16, code: &str, message: &str) -> io::Result<bool> {
     stream
         .write_all(http_error(status, code, message, false))
         .await
         .0?;
+    super::linger::linger(stream, super::linger::LingerLimits::default()).await;
     Ok(false)
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 mod control;
 mod front;
 mod http;
+mod linger;
 mod pump;
 pub mod registry;
 mod rendezvous;

@@ -1,10 +1,17 @@
 //! Helpers the integration tests share: an in-process relay, tokens, a client dialer, a
 //! monoio runtime and whole-message reads; `processes` runs `hycod` binaries, upstreams and
-//! systemd's notify socket. Each test binary uses a different subset.
+//! systemd's notify socket; `checked*` send and verify checked data, `steady_load` keeps it
+//! flowing and `procstat` reads a process's RSS and descriptors. Each test binary uses a
+//! different subset.
 #![allow(dead_code)]
 
+pub mod checked;
+pub mod checked_senders;
+pub mod checked_targets;
 pub mod fault_proxy;
 pub mod processes;
+pub mod procstat;
+pub mod steady_load;
 
 use std::time::{Duration, SystemTime};
 

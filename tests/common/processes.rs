@@ -38,6 +38,14 @@ impl RelayProcess {
         Self::start_with_rules(paths, &[])
     }
 
+    /// On a port [`RelayProcess::restart`] can always bind again: one outside the kernel's
+    /// ephemeral range, which outgoing connections could otherwise take while the relay is
+    /// down.
+    pub fn start_restartable(paths: &[&str]) -> Self {
+        let listen = format!("127.0.0.1:{}", non_ephemeral_port());
+        Self::start_args(Self::args(&listen, paths, &[], &[]), None)
+    }
+
     /// With more namespace rules (`NAME=KEY`) besides `root`.
     pub fn start_with_rules(paths: &[&str], rules: &[&str]) -> Self {
         Self::start_with_flags(paths, rules, &[])
@@ -45,20 +53,20 @@ impl RelayProcess {
 
     /// With more rules and more `hycod relay` flags (e.g. `--http-deadline 2s`).
     pub fn start_with_flags(paths: &[&str], rules: &[&str], flags: &[&str]) -> Self {
-        Self::start_args(Self::args(paths, rules, flags), None)
+        Self::start_args(Self::args("127.0.0.1:0", paths, rules, flags), None)
     }
 
     /// With at most `fd_limit` open file descriptors (RLIMIT_NOFILE).
     pub fn start_with_fd_limit(paths: &[&str], fd_limit: u64) -> Self {
-        Self::start_args(Self::args(paths, &[], &[]), Some(fd_limit))
+        Self::start_args(Self::args("127.0.0.1:0", paths, &[], &[]), Some(fd_limit))
     }
 
-    /// The command line of a relay on loopback with 2 workers and an admin endpoint.
-    fn args(paths: &[&str], rules: &[&str], flags: &[&str]) -> Vec<String> {
+    /// The command line of a relay on `listen` with 2 workers and an admin endpoint.
+    fn args(listen: &str, paths: &[&str], rules: &[&str], flags: &[&str]) -> Vec<String> {
         let mut args = vec![
             "relay".to_owned(),
             "--listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
+            listen.to_owned(),
             "--workers".to_owned(),
             "2".to_owned(),
             "--admin".to_owned(),
@@ -79,7 +87,8 @@ impl RelayProcess {
     }
 
     fn start_args(args: Vec<String>, fd_limit: Option<u64>) -> Self {
-        let (child, url, admin) = Self::spawn(&args, fd_limit);
+        let (child, url, admin) = Self::try_spawn(&args, fd_limit)
+            .unwrap_or_else(|log| panic!("the relay did not start:\n{log}"));
         Self {
             child: Some(child),
             url,
@@ -89,29 +98,36 @@ impl RelayProcess {
         }
     }
 
-    fn spawn(args: &[String], fd_limit: Option<u64>) -> (Child, String, String) {
+    /// Starts a relay; its log when it exits before it listens.
+    fn try_spawn(
+        args: &[String],
+        fd_limit: Option<u64>,
+    ) -> Result<(Child, String, String), String> {
+        // Its log goes to an unnamed file, read back if it fails to start.
+        let mut log = tempfile::tempfile().expect("relay log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_hycod"));
         command
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(log.try_clone().expect("log file"));
         if let Some(limit) = fd_limit {
             limit_fds(&mut command, limit);
         }
         let mut child = command.spawn().expect("relay binary starts");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut next = |prefix: &str| {
-            lines
-                .next()
-                .expect("a line")
-                .expect("text")
-                .strip_prefix(prefix)
-                .expect("prefix")
-                .to_owned()
+        let mut next = |prefix: &str| match lines.next() {
+            Some(Ok(line)) => Ok(line.strip_prefix(prefix).expect("prefix").to_owned()),
+            _ => {
+                let _ = child.wait();
+                let mut text = String::new();
+                let _ = std::io::Seek::rewind(&mut log);
+                let _ = log.read_to_string(&mut text);
+                Err(text)
+            }
         };
-        let url = next("listening ");
-        let admin = next("admin ");
-        (child, url, admin)
+        let url = next("listening ")?;
+        let admin = next("admin ")?;
+        Ok((child, url, admin))
     }
 
     /// Kills the relay (SIGKILL: no close frames, the kernel resets its connections).
@@ -122,13 +138,26 @@ impl RelayProcess {
         }
     }
 
-    /// Starts a fresh relay process on the same main port (rendezvous and admin ports are new).
-    pub fn start_again(&mut self) {
+    /// Kills the relay (SIGKILL: like a crash or a lost host) and starts a fresh process on the
+    /// same main address; returns once it accepts. Rendezvous and admin ports are new.
+    ///
+    /// The old listening socket can outlive the process briefly (io_uring tears its rings
+    /// down after exit, and a pending accept holds the socket), so a start that finds the
+    /// address in use is tried again until [`PATIENCE`] runs out.
+    pub fn restart(&mut self) {
         self.kill();
-        let mut args = self.args.clone();
-        args[2] = self.url.trim_start_matches("ws://").to_owned();
-        let (child, url, admin) = Self::spawn(&args, self.fd_limit);
-        assert_eq!(url, self.url, "the relay came back on its old port");
+        self.args[2] = self.url.trim_start_matches("ws://").to_owned();
+        let deadline = Instant::now() + PATIENCE;
+        let (child, url, admin) = loop {
+            match Self::try_spawn(&self.args, self.fd_limit) {
+                Ok(started) => break started,
+                Err(log) if log.contains("in use") && Instant::now() < deadline => {
+                    std::thread::park_timeout(Duration::from_millis(20));
+                }
+                Err(log) => panic!("the relay did not start again on {}:\n{log}", self.args[2]),
+            }
+        };
+        assert_eq!(url, self.url, "the relay came back on its address");
         self.child = Some(child);
         self.admin = admin;
     }
@@ -188,6 +217,28 @@ pub fn limit_fds(command: &mut Command, limit: u64) {
 /// Open file descriptors of process `pid` now.
 pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
+}
+
+/// A free loopback port outside `ip_local_port_range` (proc(5)), picked at random.
+fn non_ephemeral_port() -> u16 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_else(|_| "32768 60999".to_owned());
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    let (low, high) = (
+        bounds.next().unwrap_or(32768),
+        bounds.next().unwrap_or(60999),
+    );
+    let candidates = if low > 11_000 {
+        10_000..low
+    } else {
+        high.saturating_add(1)..u16::MAX
+    };
+    (0..1000)
+        .map(|_| fastrand::u16(candidates.clone()))
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port outside the ephemeral range")
 }
 
 /// A blocking GET returning status and body (admin endpoints close after one answer).
@@ -314,6 +365,20 @@ name = "{name}"
 listen = "{listen}"
 connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={path}"
 relay_url = "{relay_url}"
+"#
+    )
+}
+
+/// One `[[hybrid_connection]]` on the test relay whose requests go to `http_target`.
+pub fn http_hybrid_connection(name: &str, path: &str, relay_url: &str, http_port: u16) -> String {
+    format!(
+        r#"
+[[hybrid_connection]]
+name = "{name}"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={path}"
+relay_url = "{relay_url}"
+http_target = "http://127.0.0.1:{http_port}/"
+listeners = 2
 "#
     )
 }
@@ -551,6 +616,11 @@ impl DaemonProcess {
             .unwrap_or_else(|_| panic!("daemon still running; logs:\n{}", self.logs_text()));
         self.exit = Some(status);
         status
+    }
+
+    /// The admin endpoint's `/metrics`: the sum of every sample named `name` (all labels).
+    pub fn metric_total(&self, name: &str) -> f64 {
+        self.samples(name).into_iter().map(|(_, v)| v).sum()
     }
 
     /// The process id.
