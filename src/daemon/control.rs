@@ -21,6 +21,7 @@ use super::tracker::Tracker;
 use super::{drain, http, stream};
 use crate::auth::connection_string::Credential;
 use crate::auth::sas::parse_token;
+use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
 use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;
 use crate::io::ws_frames::{push_close, push_frame};
@@ -340,7 +341,8 @@ async fn write_loop(
             _ = stop.recv_async() => break,
         };
         let Ok(unit) = unit else { break };
-        if write.write_all(unit).await.0.is_err() {
+        let batch = coalesce(unit, COALESCE_LIMIT, || queue.try_recv().ok());
+        if write.write_all(batch).await.0.is_err() {
             return;
         }
     }

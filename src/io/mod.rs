@@ -1,6 +1,7 @@
 //! The thin I/O layer: sockets, TLS streams and buffers that drive the sans-I/O protocol code.
 
 pub mod admin_http;
+pub mod coalesce;
 pub mod read_buf;
 pub mod stream;
 pub mod tcp_pump;
