@@ -27,6 +27,7 @@ use monoio::buf::{IoBuf, SliceMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splitable};
 use monoio::BufResult;
 
+use super::read_buf::{grown_capacity, INITIAL_READ_BYTES};
 use super::ws_frames::{push_close, push_frame};
 use super::ws_reader::{ReadError, WsEvent, WsReader};
 use crate::proto::ws::encode::encode_frame_in_place;
@@ -258,14 +259,21 @@ where
     W: AsyncWriteRent,
 {
     const PAYLOAD_START: usize = MAX_HEADER_LEN;
-    let mut buf = Vec::with_capacity(PAYLOAD_START + CHUNK);
+    // Starts small (an idle stream holds little memory) and grows to CHUNK once a read fills it.
+    let mut room = INITIAL_READ_BYTES.min(CHUNK);
+    let mut buf = Vec::with_capacity(PAYLOAD_START + room);
     buf.resize(PAYLOAD_START, 0);
     loop {
         let (read, slice) = target
-            .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + CHUNK))
+            .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + room))
             .await;
         buf = slice.into_inner();
         let n = read.map_err(PumpEnd::TargetRead)?;
+        let grown = grown_capacity(room, CHUNK, room, n);
+        if grown > room {
+            room = grown;
+            buf.reserve_exact(PAYLOAD_START + room - buf.len());
+        }
         if n == 0 {
             let mut close = Vec::new();
             push_close(&mut close, CloseCode::NORMAL, "", (writer.mask)())
