@@ -162,7 +162,14 @@ where
     let (relay_read, relay_write) = relay.into_split();
     let (target_read, target_write) = target.into_split();
     let writer = RelayWriter::new(relay_write, mask);
-    let reader = WsReader::new(relay_read, Role::Client, stream_limits(), leftover, CHUNK);
+    // Room for one whole frame of CHUNK bytes with its header: one write per frame received.
+    let reader = WsReader::new(
+        relay_read,
+        Role::Client,
+        stream_limits(),
+        leftover,
+        CHUNK + MAX_HEADER_LEN,
+    );
     let to_target = Cell::new(0u64);
     let to_relay = Cell::new(0u64);
     let count = |direction: Direction, n: usize| {
