@@ -320,7 +320,7 @@ mod tests {
             "max_requests_per_hybrid_connection = 1024",
             "max_streams_per_worker = 4096",
             "max_requests_per_worker = 4096",
-            "stream_buffer = 131072",
+            "stream_buffer = 524288",
             "max_frame = 16777216",
             "max_message = 0  # unbounded: messages are streamed",
             "max_http_head = 32768",

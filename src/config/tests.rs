@@ -1381,7 +1381,7 @@ fn limits_have_safe_defaults() {
     assert_eq!(limits.max_requests_per_hybrid_connection.get(), 1024);
     assert_eq!(limits.max_streams_per_worker.get(), 4096);
     assert_eq!(limits.max_requests_per_worker.get(), 4096);
-    assert_eq!(limits.stream_buffer, 128 * 1024);
+    assert_eq!(limits.stream_buffer, 512 * 1024);
     assert_eq!(limits.max_frame, 16 << 20);
     assert_eq!(limits.max_message, None);
     assert_eq!(limits.max_http_head, 32 * 1024);

@@ -90,8 +90,10 @@ impl HcContext {
         self.count(&LIMIT_EXCEEDED, &[limit], 1);
     }
 
-    fn labels<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
-        let mut labels = Vec::with_capacity(1 + rest.len());
+    /// The label values: this hybrid connection's name, then `rest` (inline, no allocation for
+    /// up to four values: recorded once or more per request).
+    fn labels<'a>(&'a self, rest: &[&'a str]) -> smallvec::SmallVec<[&'a str; 4]> {
+        let mut labels = smallvec::SmallVec::with_capacity(1 + rest.len());
         labels.push(self.name.as_str());
         labels.extend_from_slice(rest);
         labels

@@ -21,6 +21,7 @@ use super::tracker::Tracker;
 use super::{drain, http, overload, stream};
 use crate::auth::connection_string::Credential;
 use crate::auth::sas::parse_token;
+use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
 use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;
 use crate::io::ws_frames::{push_close, push_frame};
@@ -110,7 +111,10 @@ struct Dispatch {
 impl Dispatch {
     /// Spawns a request's task, counted as work and as a request of this channel.
     fn spawn_request(&self, future: impl Future<Output = ()> + 'static) {
-        monoio::spawn(self.work.track(self.requests.track(future)));
+        // Boxed once here: a request's state machine is several KiB, and unboxed the task and
+        // both trackers would each move it whole (memmove was a quarter of the daemon's CPU
+        // time per relayed request, docs/performance.md "Optimisations").
+        monoio::spawn(self.work.track(self.requests.track(Box::pin(future))));
     }
 }
 
@@ -340,7 +344,8 @@ async fn write_loop(
             _ = stop.recv_async() => break,
         };
         let Ok(unit) = unit else { break };
-        if write.write_all(unit).await.0.is_err() {
+        let batch = coalesce(unit, COALESCE_LIMIT, || queue.try_recv().ok());
+        if write.write_all(batch).await.0.is_err() {
             return;
         }
     }
@@ -463,7 +468,10 @@ fn dispatch(
             if work.refusing.get() {
                 monoio::spawn(work.work.track(drain::refuse_accept(hc.clone(), accept)));
             } else {
-                monoio::spawn(work.work.track(stream::serve_accept(hc.clone(), accept)));
+                monoio::spawn(
+                    work.work
+                        .track(Box::pin(stream::serve_accept(hc.clone(), accept))),
+                );
             }
         }
         Ok(ControlMessage::Request(request)) => {

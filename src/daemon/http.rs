@@ -57,7 +57,9 @@ pub async fn serve_request(
 ) {
     let started = Instant::now();
     if request.is_rendezvous_notice() {
-        serve_notice(&hc, &request, started).await;
+        // Boxed: the rendezvous path is the rare one; inline, its state would make every
+        // control-channel request's future larger.
+        Box::pin(serve_notice(&hc, &request, started)).await;
     } else {
         serve_on_control(
             &hc,
@@ -90,7 +92,7 @@ async fn serve_on_control(
     };
     if let Some((reader, mut writer)) = control_reply.into_upgraded() {
         if served.complete {
-            hold(hc, reader, writer, None).await;
+            Box::pin(hold(hc, reader, writer, None)).await;
         } else {
             let _ = writer
                 .close(CloseCode::INTERNAL_ERROR, "response broke off")

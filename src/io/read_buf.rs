@@ -3,31 +3,67 @@
 //! Bytes live in `buf[start..buf.len()]`; `fill` reads more after them, straight from the socket
 //! (or from TLS's decrypted output). The first `headroom` bytes are kept free after compaction so
 //! a forwarder can write a frame header in front of a payload without moving the payload.
+//!
+//! A buffer made with [`ReadBuf::growable`] starts small and grows to its full capacity only
+//! when a read fills all the space it had ([`grown_capacity`]): an idle stream keeps a few
+//! hundred bytes per direction instead of a whole bulk-transfer buffer (issue 6: at most
+//! 16 KiB of daemon memory per idle stream), while a bulk transfer reaches full-size reads
+//! from its second read on.
 
 use std::io;
 
 use monoio::buf::{IoBufMut, SliceMut};
 use monoio::io::AsyncReadRent;
 
-/// A read buffer with fixed capacity and header headroom.
+/// The first size of a [`ReadBuf::growable`] buffer (and of other buffers that grow the same
+/// way): enough for control frames, small messages and interactive traffic.
+pub const INITIAL_READ_BYTES: usize = 1024;
+
+/// The capacity (bytes for reads, headroom not counted) a growable buffer should have after a
+/// read of `read` bytes into `free` bytes of free space, with `capacity` now and `max` at
+/// most: the full `max` once a read filled all the free space (more is waiting), else
+/// unchanged.
+pub fn grown_capacity(capacity: usize, max: usize, free: usize, read: usize) -> usize {
+    if free > 0 && read == free && capacity < max {
+        max
+    } else {
+        capacity
+    }
+}
+
+/// A read buffer with header headroom, of fixed capacity or growing up to a maximum.
 #[derive(Debug)]
 pub struct ReadBuf {
     /// Valid bytes end at `buf.len()`; spare capacity is where reads land.
     buf: Vec<u8>,
     start: usize,
     headroom: usize,
+    /// The capacity (headroom not counted) the buffer may grow to.
+    max_capacity: usize,
 }
 
 impl ReadBuf {
     /// A buffer holding up to `capacity` unread bytes, with `headroom` reserved bytes in front.
     pub fn new(capacity: usize, headroom: usize) -> Self {
-        let mut buf = Vec::with_capacity(headroom + capacity);
+        Self::growable(capacity, capacity, headroom)
+    }
+
+    /// A buffer of `initial` bytes (at most `max`) that grows to hold up to `max` unread bytes
+    /// once a read fills it ([`grown_capacity`]), with `headroom` reserved bytes in front.
+    pub fn growable(initial: usize, max: usize, headroom: usize) -> Self {
+        let mut buf = Vec::with_capacity(headroom + initial.min(max));
         buf.resize(headroom, 0);
         Self {
             buf,
             start: headroom,
             headroom,
+            max_capacity: max,
         }
+    }
+
+    /// How many unread bytes the buffer can hold now (headroom not counted).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity() - self.headroom
     }
 
     /// The unread bytes.
@@ -92,14 +128,16 @@ impl ReadBuf {
         }
     }
 
-    /// Whether the buffer has no room for another read even after compaction.
+    /// Whether the buffer has no room for another read even after compaction and growth.
     pub fn is_full(&self) -> bool {
-        self.len() == self.buf.capacity() - self.headroom
+        self.len() >= self.max_capacity
     }
 
     /// Reads once from `io` into the free space; returns the number of bytes read (0 = EOF).
-    /// Moves unread bytes to the front first when the free space at the end is exhausted.
-    /// A full buffer is an error of kind `OutOfMemory`: the caller's decoder must consume.
+    /// Moves unread bytes to the front first when the free space at the end is exhausted; a
+    /// growable buffer that is full grows instead, and one whose last read filled all its free
+    /// space grows before the next. A buffer full at its maximum is an error of kind
+    /// `OutOfMemory`: the caller's decoder must consume.
     pub async fn fill<R: AsyncReadRent>(&mut self, io: &mut R) -> io::Result<usize> {
         if self.buf.len() == self.buf.capacity() {
             if self.is_full() {
@@ -108,17 +146,40 @@ impl ReadBuf {
                     "read buffer full: the decoder consumed nothing",
                 ));
             }
-            self.buf.copy_within(self.start.., self.headroom);
-            let unread = self.buf.len() - self.start;
-            self.buf.truncate(self.headroom + unread);
-            self.start = self.headroom;
+            if self.len() == self.capacity() {
+                self.grow();
+            } else {
+                self.compact();
+            }
         }
         let mut buf = std::mem::take(&mut self.buf);
         let end = buf.len();
         let total = buf.bytes_total();
         let (result, slice) = io.read(SliceMut::new(buf, end, total)).await;
         self.buf = slice.into_inner();
+        if let Ok(read) = result {
+            if grown_capacity(self.capacity(), self.max_capacity, total - end, read)
+                > self.capacity()
+            {
+                self.grow();
+            }
+        }
         result
+    }
+
+    /// Moves the unread bytes to the front, right after the headroom.
+    fn compact(&mut self) {
+        self.buf.copy_within(self.start.., self.headroom);
+        let unread = self.buf.len() - self.start;
+        self.buf.truncate(self.headroom + unread);
+        self.start = self.headroom;
+    }
+
+    /// Grows to the maximum capacity (compacting first, so only unread bytes are copied).
+    fn grow(&mut self) {
+        self.compact();
+        let wanted = self.headroom + self.max_capacity;
+        self.buf.reserve_exact(wanted - self.buf.len());
     }
 }
 
@@ -162,6 +223,69 @@ mod tests {
             let err = rb.fill(&mut src).await.expect_err("full");
             assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
             assert_eq!(rb.data(), b"ab");
+        });
+    }
+
+    #[test]
+    fn growth_happens_only_after_a_read_that_filled_all_free_space() {
+        assert_eq!(grown_capacity(1024, 65536, 1024, 1024), 65536);
+        assert_eq!(
+            grown_capacity(1024, 65536, 1024, 1023),
+            1024,
+            "room was left"
+        );
+        assert_eq!(
+            grown_capacity(1024, 65536, 0, 0),
+            1024,
+            "no free space, no read"
+        );
+        assert_eq!(
+            grown_capacity(65536, 65536, 100, 100),
+            65536,
+            "already at the maximum"
+        );
+    }
+
+    #[test]
+    fn a_growable_buffer_starts_small_and_grows_when_a_read_fills_it() {
+        run(async {
+            let data: Vec<u8> = (0..=255).cycle().take(100).collect();
+            let mut src: &[u8] = &data;
+            let mut rb = ReadBuf::growable(8, 64, 14);
+            assert_eq!(rb.capacity(), 8);
+            assert_eq!(rb.fill(&mut src).await.expect("read"), 8);
+            assert!(rb.capacity() >= 64, "a full read grows the buffer");
+            assert_eq!(rb.fill(&mut src).await.expect("read"), 56);
+            assert_eq!(rb.data(), &data[..64]);
+            assert_eq!(rb.with_front_mut().1, 14, "headroom kept");
+            assert!(rb.is_full());
+            let err = rb.fill(&mut src).await.expect_err("full at the maximum");
+            assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
+        });
+    }
+
+    #[test]
+    fn a_growable_buffer_stays_small_while_reads_leave_room() {
+        run(async {
+            let mut rb = ReadBuf::growable(16, 1024, 0);
+            for _ in 0..3 {
+                let mut src: &[u8] = b"ping";
+                assert_eq!(rb.fill(&mut src).await.expect("read"), 4);
+                rb.consume(4);
+            }
+            assert_eq!(rb.capacity(), 16);
+        });
+    }
+
+    #[test]
+    fn a_full_growable_buffer_grows_instead_of_failing() {
+        run(async {
+            let mut rb = ReadBuf::growable(4, 8, 2);
+            rb.extend_from_slice(b"abcd");
+            assert_eq!(rb.len(), rb.capacity(), "no free space left");
+            let mut src: &[u8] = b"efgh";
+            assert_eq!(rb.fill(&mut src).await.expect("read"), 4);
+            assert_eq!(rb.data(), b"abcdefgh");
         });
     }
 

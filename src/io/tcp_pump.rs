@@ -31,14 +31,18 @@ use monoio::buf::{IoBuf, SliceMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splitable};
 use monoio::BufResult;
 
+use super::read_buf::{grown_capacity, INITIAL_READ_BYTES};
 use super::ws_frames::{push_close, push_frame};
 use super::ws_reader::{ReadError, WsEvent, WsReader};
 use crate::proto::ws::encode::encode_frame_in_place;
 use crate::proto::ws::{CloseCode, Limits, OpCode, Role, MAX_HEADER_LEN};
 
-/// The largest TCP read forwarded as one message, and the size of each direction's buffer
-/// (the 64 KiB bridges use, spec §5.3).
-pub const CHUNK: usize = 64 * 1024;
+/// The largest TCP read forwarded as one message, and the size each direction's buffer grows
+/// to. Bridges use 64 KiB (spec §5.3, §5.4 calls ≤ 64 KiB "a good size"); any message size is
+/// valid WebSocket, the .NET SDK sends one message per `Write` of any size, and 256 KiB cuts
+/// the system calls of a bulk transfer about fivefold over 64 KiB (docs/performance.md
+/// "Optimisations").
+pub const CHUNK: usize = 256 * 1024;
 
 /// How long a close frame sent after a failure may take before the socket is dropped anyway.
 const FAILURE_CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -213,12 +217,13 @@ where
     let (relay_read, relay_write) = relay.into_split();
     let (target_read, target_write) = target.into_split();
     let writer = RelayWriter::new(relay_write, mask);
+    // Room for one whole frame of `settings.buffer` bytes with its header: one write per frame.
     let mut reader = WsReader::new(
         relay_read,
         Role::Client,
         settings.limits,
         leftover,
-        settings.buffer,
+        settings.buffer.saturating_add(MAX_HEADER_LEN),
     );
     let to_target = Cell::new(0u64);
     let to_relay = Cell::new(0u64);
@@ -379,14 +384,22 @@ where
     W: AsyncWriteRent,
 {
     const PAYLOAD_START: usize = MAX_HEADER_LEN;
-    let mut buf = Vec::with_capacity(PAYLOAD_START + chunk);
+    // Starts small (an idle stream holds little memory) and grows to `chunk` once a read fills
+    // it.
+    let mut room = INITIAL_READ_BYTES.min(chunk);
+    let mut buf = Vec::with_capacity(PAYLOAD_START + room);
     buf.resize(PAYLOAD_START, 0);
     loop {
         let (read, slice) = target
-            .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + chunk))
+            .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + room))
             .await;
         buf = slice.into_inner();
         let n = read.map_err(PumpEnd::TargetRead)?;
+        let grown = grown_capacity(room, chunk, room, n);
+        if grown > room {
+            room = grown;
+            buf.reserve_exact(PAYLOAD_START + room - buf.len());
+        }
         if n == 0 {
             let mut close = Vec::new();
             push_close(&mut close, CloseCode::NORMAL, "", (writer.mask)())

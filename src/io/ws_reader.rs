@@ -11,7 +11,7 @@ use std::ops::Range;
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
-use super::read_buf::ReadBuf;
+use super::read_buf::{ReadBuf, INITIAL_READ_BYTES};
 use crate::proto::ws::{
     CloseCode, DataKind, Decoder, Event, Limits, Role, WsError, MAX_HEADER_LEN,
 };
@@ -71,9 +71,12 @@ pub struct WsReader<R> {
 pub const DEFAULT_READ_BUFFER: usize = 64 * 1024;
 
 impl<R: AsyncReadRent> WsReader<R> {
-    /// A reader for `role` over `io`; `leftover` holds bytes read past the handshake.
+    /// A reader for `role` over `io`; `leftover` holds bytes read past the handshake. The
+    /// buffer starts at [`INITIAL_READ_BYTES`] and grows to `capacity` when a read fills it
+    /// (an idle connection keeps little memory; a bulk transfer soon reads `capacity` at once).
     pub fn new(io: R, role: Role, limits: Limits, leftover: &[u8], capacity: usize) -> Self {
-        let mut buf = ReadBuf::new(capacity.max(leftover.len()), MAX_HEADER_LEN);
+        let capacity = capacity.max(leftover.len());
+        let mut buf = ReadBuf::growable(INITIAL_READ_BYTES, capacity, MAX_HEADER_LEN);
         buf.extend_from_slice(leftover);
         Self {
             io,

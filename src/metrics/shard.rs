@@ -48,14 +48,37 @@ struct Series<T> {
     value: T,
 }
 
+/// The series registered under one metric name.
+#[derive(Debug)]
+struct Family {
+    desc: &'static MetricDesc,
+    series: Vec<(LabelValues, usize)>,
+}
+
+impl Family {
+    /// The index of the series with exactly these label values.
+    fn find(&self, label_values: &[&str]) -> Option<usize> {
+        self.series
+            .iter()
+            .find(|(labels, _)| {
+                labels
+                    .iter()
+                    .map(String::as_str)
+                    .eq(label_values.iter().copied())
+            })
+            .map(|&(_, index)| index)
+    }
+}
+
 /// The metrics of one worker.
 #[derive(Debug)]
 pub struct Shard {
     tag: u64,
-    /// The descriptor registered under each name, to refuse a different one with the same name.
-    families: HashMap<&'static str, &'static MetricDesc>,
-    /// Registered series by (name, label values) → index into the vector of their kind.
-    index: HashMap<(&'static str, LabelValues), usize>,
+    /// Each registered name: its descriptor (a different one with the same name is refused)
+    /// and its series, as (label values, index into the vector of their kind). Finding a
+    /// registered series hashes the name once and compares label values in place: no
+    /// allocation, so "register or find" is cheap enough for once-per-request use.
+    families: HashMap<&'static str, Family>,
     counters: Vec<Series<u64>>,
     gauges: Vec<Series<i64>>,
     histograms: Vec<Series<LatencyHistogram>>,
@@ -67,7 +90,6 @@ impl Shard {
         Self {
             tag: NEXT_SHARD_TAG.fetch_add(1, Ordering::Relaxed),
             families: HashMap::new(),
-            index: HashMap::new(),
             counters: Vec::new(),
             gauges: Vec::new(),
             histograms: Vec::new(),
@@ -184,8 +206,10 @@ impl Shard {
                 requested,
             });
         }
-        match self.families.get(metric) {
-            Some(&known) if known != desc => {
+        let family = self.families.get(metric);
+        match family {
+            // The same static descriptor (the usual case) needs no field-by-field comparison.
+            Some(family) if !std::ptr::eq(family.desc, desc) && family.desc != desc => {
                 return Err(RegisterError::ConflictingDescriptor { metric });
             }
             Some(_) => {}
@@ -198,11 +222,10 @@ impl Shard {
                 got: label_values.len(),
             });
         }
-        let labels: LabelValues = label_values.iter().map(|v| v.to_string()).collect();
-        if let Some(&index) = self.index.get(&(metric, Arc::clone(&labels))) {
+        if let Some(index) = family.and_then(|family| family.find(label_values)) {
             return Ok(index);
         }
-        self.families.insert(metric, desc);
+        let labels: LabelValues = label_values.iter().map(|v| v.to_string()).collect();
         let index = match desc.kind {
             MetricKind::Counter => push(&mut self.counters, desc, &labels, 0),
             MetricKind::Gauge => push(&mut self.gauges, desc, &labels, 0),
@@ -210,7 +233,14 @@ impl Shard {
                 push(&mut self.histograms, desc, &labels, LatencyHistogram::new())
             }
         };
-        self.index.insert((metric, labels), index);
+        self.families
+            .entry(metric)
+            .or_insert_with(|| Family {
+                desc,
+                series: Vec::new(),
+            })
+            .series
+            .push((labels, index));
         Ok(index)
     }
 }
@@ -322,6 +352,15 @@ mod tests {
             shard.snapshot().counter(&REQUESTS, &["a", "refused"]),
             Some(0)
         );
+    }
+
+    #[test]
+    fn label_values_are_compared_one_by_one_not_joined() {
+        let mut shard = Shard::new();
+        let split_late = shard.counter(&REQUESTS, &["ab", "c"]).unwrap();
+        let split_early = shard.counter(&REQUESTS, &["a", "bc"]).unwrap();
+        assert_ne!(split_late, split_early);
+        assert_eq!(shard.counter(&REQUESTS, &["a", "bc"]).unwrap(), split_early);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::auth::{check, unix_now};
 use super::front;
 use super::shared::{lock, ControlCommand, ControlHandle, ResponseEvent, WorkerCtx};
 use crate::auth::verify::Right;
+use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
@@ -273,20 +274,18 @@ async fn write_loop(
     close_sent: Rc<Cell<bool>>,
 ) {
     while let Ok(command) = queue.recv_async().await {
-        let bytes = match command {
-            ControlCommand::Send(bytes) => bytes,
-            ControlCommand::Close(code, reason) => {
-                if close_sent.replace(true) {
-                    continue;
-                }
-                let mut out = Vec::new();
-                if push_close(&mut out, code, &reason, None).is_err() {
-                    continue;
-                }
-                out
+        let first = command_bytes(command, &close_sent);
+        // Commands already queued go out in the same write; nothing follows our Close.
+        let batch = coalesce(first, COALESCE_LIMIT, || {
+            if close_sent.get() {
+                return None;
             }
-        };
-        if write.write_all(bytes).await.0.is_err() {
+            queue
+                .try_recv()
+                .ok()
+                .map(|command| command_bytes(command, &close_sent))
+        });
+        if !batch.is_empty() && write.write_all(batch).await.0.is_err() {
             break;
         }
         if close_sent.get() {
@@ -294,6 +293,24 @@ async fn write_loop(
         }
     }
     let _ = write.shutdown().await;
+}
+
+/// The bytes a command puts on the wire: its frames, or our close frame (once; later closes
+/// and unencodable ones give nothing).
+fn command_bytes(command: ControlCommand, close_sent: &Cell<bool>) -> Vec<u8> {
+    match command {
+        ControlCommand::Send(bytes) => bytes,
+        ControlCommand::Close(code, reason) => {
+            if close_sent.replace(true) {
+                return Vec::new();
+            }
+            let mut out = Vec::new();
+            if push_close(&mut out, code, &reason, None).is_err() {
+                out.clear();
+            }
+            out
+        }
+    }
 }
 
 /// Closes the channel with 1008 once the token's expiry passes unrenewed (spec §4.6, §8.2).

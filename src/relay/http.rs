@@ -18,6 +18,7 @@ use super::respond::{described, http_error, Tracking};
 use super::server::{read_head, Incoming};
 use super::shared::{lock, ControlCommand, PendingRequest, Rendezvous, ResponseEvent, WorkerCtx};
 use crate::auth::verify::Right;
+use crate::io::coalesce::COALESCE_LIMIT;
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
@@ -240,11 +241,13 @@ async fn serve_one(
             .await
         }
         Outcome::Control(response) => {
-            write_head(stream, &response, &shared.config.namespace, keep_alive).await?;
-            let mut ok = true;
-            if response.body {
-                ok = relay_control_body(stream, &events, deadline, is_head).await?;
-            }
+            let head = write_head(stream, &response, &shared.config.namespace, keep_alive).await?;
+            let ok = if response.body {
+                relay_control_body(stream, head, &events, deadline, is_head).await?
+            } else {
+                stream.write_all(head).await.0?;
+                true
+            };
             Ok(ok && keep_alive)
         }
         Outcome::Rendezvous((stream_out, reader)) => {
@@ -420,14 +423,16 @@ async fn stream_request(
     Ok(())
 }
 
-/// Writes the sender's response head: the listener's status, description and headers, `Via`
-/// (spec §6.6), and chunked framing when a body follows.
+/// Encodes the sender's response head: the listener's status, description and headers, `Via`
+/// (spec §6.6), and chunked framing when a body follows. The head is returned for the caller
+/// to write, together with the first body bytes when they are at hand; only when the listener's
+/// headers are refused is something written here (a 502 instead of the head, then an error).
 async fn write_head(
     stream: &mut Stream,
     response: &Response,
     namespace: &str,
     keep_alive: bool,
-) -> io::Result<()> {
+) -> io::Result<Vec<u8>> {
     let reason = response
         .status_description
         .as_deref()
@@ -476,35 +481,65 @@ async fn write_head(
         )
     })
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    stream.write_all(out).await.0?;
-    Ok(())
+    Ok(out)
 }
 
-/// Relays a control-channel response body as chunks; false when it broke off.
+/// Relays a control-channel response body as chunks after `head`; false when it broke off.
+/// Events already queued (a small body arrives whole, as one unit: spec §4.2) are gathered
+/// with the head into one write; the bytes go out whenever the next event is not yet there.
 async fn relay_control_body(
     stream: &mut Stream,
+    head: Vec<u8>,
     events: &flume::Receiver<ResponseEvent>,
     idle: Duration,
     is_head: bool,
 ) -> io::Result<bool> {
+    let mut out = head;
     loop {
-        match monoio::time::timeout(idle, events.recv_async()).await {
-            Ok(Ok(ResponseEvent::Body(bytes))) => {
-                if !is_head {
-                    let mut out = Vec::with_capacity(bytes.len() + 16);
-                    write_chunk(&mut out, &bytes);
-                    stream.write_all(out).await.0?;
+        let event = match events.try_recv() {
+            Ok(event) => event,
+            Err(_) => {
+                flush(stream, &mut out).await?;
+                match monoio::time::timeout(idle, events.recv_async()).await {
+                    Ok(Ok(event)) => event,
+                    _ => return Ok(false),
                 }
             }
-            Ok(Ok(ResponseEvent::End)) => {
+        };
+        match event {
+            ResponseEvent::Body(bytes) => {
                 if !is_head {
-                    stream.write_all(LAST_CHUNK).await.0?;
+                    write_chunk(&mut out, &bytes);
                 }
+                if out.len() >= COALESCE_LIMIT {
+                    flush(stream, &mut out).await?;
+                }
+            }
+            ResponseEvent::End => {
+                if !is_head {
+                    out.extend_from_slice(LAST_CHUNK);
+                }
+                flush(stream, &mut out).await?;
                 return Ok(true);
             }
-            _ => return Ok(false),
+            _ => {
+                flush(stream, &mut out).await?;
+                return Ok(false);
+            }
         }
     }
+}
+
+/// Writes `out` (when it holds anything) and leaves it empty, keeping its storage.
+async fn flush(stream: &mut Stream, out: &mut Vec<u8>) -> io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let (written, mut back) = stream.write_all(std::mem::take(out)).await;
+    written?;
+    back.clear();
+    *out = back;
+    Ok(())
 }
 
 /// Reads `response` + body from a rendezvous and relays them; closes the rendezvous after
@@ -545,7 +580,8 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
                 else {
                     break;
                 };
-                write_head(stream, &r, namespace, keep_alive).await?;
+                let head = write_head(stream, &r, namespace, keep_alive).await?;
+                stream.write_all(head).await.0?;
                 complete = !r.body;
                 let body = r.body;
                 response = Some(r);
@@ -560,15 +596,18 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
                 ..
             } if response.is_some() => {
                 let chunk = reader.bytes(payload);
-                if !chunk.is_empty() && !is_head {
-                    let mut out = Vec::with_capacity(chunk.len() + 16);
+                if !is_head {
+                    // The last chunk of the body travels with the end of the body.
+                    let mut out = Vec::with_capacity(chunk.len() + 16 + LAST_CHUNK.len());
                     write_chunk(&mut out, chunk);
-                    stream.write_all(out).await.0?;
+                    if message_end {
+                        out.extend_from_slice(LAST_CHUNK);
+                    }
+                    if !out.is_empty() {
+                        stream.write_all(out).await.0?;
+                    }
                 }
                 if message_end {
-                    if !is_head {
-                        stream.write_all(LAST_CHUNK).await.0?;
-                    }
                     complete = true;
                     break;
                 }

@@ -10,10 +10,16 @@ use std::time::Duration;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
 use crate::io::stream::Stream;
+use crate::io::tcp_pump::CHUNK;
 use crate::io::ws_frames::{push_close, push_frame};
-use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::io::ws_reader::{ReadError, WsEvent, WsReader};
 use crate::proto::ws::frame::FrameHeader;
 use crate::proto::ws::{CloseCode, Limits, OpCode, Role, MAX_HEADER_LEN};
+
+/// Each direction's read buffer: one whole frame of the largest size hycod's pumps send
+/// (their [`CHUNK`]) with its header, so a bulk transfer needs one read and one write per frame
+/// rather than two of each.
+const STREAM_READ_BUFFER: usize = CHUNK + MAX_HEADER_LEN;
 
 /// How long the surviving direction may run on after the other side vanished without a close.
 const ABANDON_GRACE: Duration = Duration::from_secs(10);
@@ -46,14 +52,14 @@ pub async fn join(a: Stream, a_leftover: &[u8], b: Stream, b_leftover: &[u8]) ->
         Role::Server,
         forward_limits(),
         a_leftover,
-        DEFAULT_READ_BUFFER,
+        STREAM_READ_BUFFER,
     );
     let b_reader = WsReader::new(
         b_read,
         Role::Server,
         forward_limits(),
         b_leftover,
-        DEFAULT_READ_BUFFER,
+        STREAM_READ_BUFFER,
     );
     let mut a_to_b = std::pin::pin!(forward(a_reader, b_write));
     let mut b_to_a = std::pin::pin!(forward(b_reader, a_write));

@@ -213,10 +213,12 @@ fn pings_from_the_relay_get_masked_pongs() {
 }
 
 #[test]
-fn each_target_read_becomes_one_binary_message_of_at_most_64_kib() {
+fn each_target_read_becomes_one_binary_message_of_at_most_a_chunk() {
     run(async {
         let (mut relay, mut target, task, _) = start().await;
-        let sent: Vec<u8> = (0..200 * 1024).map(|i| (i % 251) as u8).collect();
+        // Over three chunks: at least four messages, none larger than a chunk.
+        let total = 3 * CHUNK + CHUNK / 8;
+        let sent: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
         let writer = monoio::spawn(async move {
             target.write_all(sent).await.0.expect("write");
             target.shutdown().await.expect("FIN");
@@ -224,7 +226,7 @@ fn each_target_read_becomes_one_binary_message_of_at_most_64_kib() {
         });
         let mut received = Vec::new();
         let mut messages = 0;
-        while received.len() < 200 * 1024 {
+        while received.len() < total {
             let (kind, message) = relay.message().await;
             assert_eq!(kind, DataKind::Binary);
             assert!(
@@ -235,7 +237,7 @@ fn each_target_read_becomes_one_binary_message_of_at_most_64_kib() {
             received.extend_from_slice(&message);
             messages += 1;
         }
-        assert!(messages >= 4, "{messages} messages for 200 KiB");
+        assert!(messages >= 4, "{messages} messages for {total} bytes");
         assert!(received
             .iter()
             .enumerate()
@@ -243,7 +245,7 @@ fn each_target_read_becomes_one_binary_message_of_at_most_64_kib() {
         assert_eq!(relay.expect_close().await, Some(CloseCode::NORMAL));
         relay.close().await;
         drop(writer.await);
-        assert_eq!(task.await.to_relay, 200 * 1024);
+        assert_eq!(task.await.to_relay, u64::try_from(total).expect("fits"));
     });
 }
 
