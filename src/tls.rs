@@ -14,8 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::RootCertStore;
 
-pub use monoio_rustls::TlsAcceptor as Acceptor;
-pub use monoio_rustls::{ClientTlsStream, ServerTlsStream, TlsConnector as Connector};
+pub use crate::io::tls_stream::{Acceptor, Connector, TlsStream, TlsStreamError};
 pub use rustls::pki_types::ServerName as TlsServerName;
 pub use rustls::{ClientConfig, ServerConfig};
 

@@ -6,6 +6,7 @@ pub mod coalesce;
 pub mod read_buf;
 pub mod stream;
 pub mod tcp_pump;
+pub mod tls_stream;
 pub mod ws_client;
 pub mod ws_frames;
 pub mod ws_reader;

@@ -10,7 +10,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, Split};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
-use crate::tls::{ClientTlsStream, ServerTlsStream};
+use crate::tls::TlsStream;
 
 /// A connected byte stream: plain TCP, or TLS over TCP as client or server.
 pub struct Stream {
@@ -20,12 +20,11 @@ pub struct Stream {
 
 enum Inner {
     Plain(TcpStream),
-    ClientTls(Box<ClientTlsStream<TcpStream>>),
-    ServerTls(Box<ServerTlsStream<TcpStream>>),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 // SAFETY: `Split` promises that reads and writes may run concurrently through the two owned
-// halves. TcpStream is `Split`; monoio-rustls marks its streams `Split` when the inner IO is.
+// halves. TcpStream is `Split`, and so is `TlsStream<TcpStream>` (see its module docs).
 // The enum only forwards to one of them.
 unsafe impl Split for Stream {}
 
@@ -50,18 +49,10 @@ impl Stream {
         }
     }
 
-    /// A client TLS stream whose TCP socket was set up by [`Stream::prepare`].
-    pub fn client_tls(tls: ClientTlsStream<TcpStream>, peer_addr: SocketAddr) -> Self {
+    /// A TLS stream (client or server side) whose TCP socket was set up by [`Stream::prepare`].
+    pub fn tls(tls: TlsStream<TcpStream>, peer_addr: SocketAddr) -> Self {
         Self {
-            inner: Inner::ClientTls(Box::new(tls)),
-            peer_addr,
-        }
-    }
-
-    /// A server TLS stream whose TCP socket was set up by [`Stream::prepare`].
-    pub fn server_tls(tls: ServerTlsStream<TcpStream>, peer_addr: SocketAddr) -> Self {
-        Self {
-            inner: Inner::ServerTls(Box::new(tls)),
+            inner: Inner::Tls(Box::new(tls)),
             peer_addr,
         }
     }
@@ -81,16 +72,14 @@ impl AsyncReadRent for Stream {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match &mut self.inner {
             Inner::Plain(s) => s.read(buf).await,
-            Inner::ClientTls(s) => s.read(buf).await,
-            Inner::ServerTls(s) => s.read(buf).await,
+            Inner::Tls(s) => s.read(buf).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match &mut self.inner {
             Inner::Plain(s) => s.readv(buf).await,
-            Inner::ClientTls(s) => s.readv(buf).await,
-            Inner::ServerTls(s) => s.readv(buf).await,
+            Inner::Tls(s) => s.readv(buf).await,
         }
     }
 }
@@ -99,32 +88,28 @@ impl AsyncWriteRent for Stream {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match &mut self.inner {
             Inner::Plain(s) => s.write(buf).await,
-            Inner::ClientTls(s) => s.write(buf).await,
-            Inner::ServerTls(s) => s.write(buf).await,
+            Inner::Tls(s) => s.write(buf).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match &mut self.inner {
             Inner::Plain(s) => s.writev(buf).await,
-            Inner::ClientTls(s) => s.writev(buf).await,
-            Inner::ServerTls(s) => s.writev(buf).await,
+            Inner::Tls(s) => s.writev(buf).await,
         }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
         match &mut self.inner {
             Inner::Plain(s) => s.flush().await,
-            Inner::ClientTls(s) => s.flush().await,
-            Inner::ServerTls(s) => s.flush().await,
+            Inner::Tls(s) => s.flush().await,
         }
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
         match &mut self.inner {
             Inner::Plain(s) => s.shutdown().await,
-            Inner::ClientTls(s) => s.shutdown().await,
-            Inner::ServerTls(s) => s.shutdown().await,
+            Inner::Tls(s) => s.shutdown().await,
         }
     }
 }

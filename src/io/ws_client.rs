@@ -220,8 +220,8 @@ impl Dialer {
         let tls = Connector::from(self.tls.clone())
             .connect(name, tcp)
             .await
-            .map_err(|e| ConnectError::Tls(io::Error::from(e)))?;
-        Ok(Stream::client_tls(tls, peer))
+            .map_err(ConnectError::Tls)?;
+        Ok(Stream::tls(tls, peer))
     }
 }
 

@@ -304,9 +304,9 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
     };
     let mut stream = match &ctx.tls {
         Some(acceptor) => match acceptor.accept(tcp).await {
-            Ok(tls) => Stream::server_tls(tls, peer),
+            Ok(tls) => Stream::tls(tls, peer),
             Err(e) => {
-                tracing::info!(%peer, error = %std::io::Error::from(e), "TLS handshake failed");
+                tracing::info!(%peer, error = %e, "TLS handshake failed");
                 return;
             }
         },

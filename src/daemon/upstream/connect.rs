@@ -108,9 +108,9 @@ pub async fn connect(
             .await
             .map_err(|e| ConnectError::Tls {
                 address: address.clone(),
-                source: io::Error::from(e),
+                source: e,
             })?;
-        Ok(Stream::client_tls(stream, peer))
+        Ok(Stream::tls(stream, peer))
     })
     .await;
     opened.unwrap_or_else(|_| {

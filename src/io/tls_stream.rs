@@ -1,0 +1,396 @@
+//! A TLS stream of our own over rustls 0.23's buffered [`Connection`] (design.md §2, "TLS";
+//! docs/performance.md, issue 6). rustls does the record protocol (RFC 8446 §5, RFC 5246 §6);
+//! this file only moves ciphertext between rustls and the socket, in large pieces:
+//!
+//! - one socket read fills a ciphertext buffer of up to [`CIPHERTEXT_BUFFER`] bytes (it starts at
+//!   one record and grows once a read fills it), and one `read` call decrypts as many records as
+//!   fit the caller's buffer;
+//! - one `write` call encrypts the whole caller's buffer (rustls's buffer limit is raised to
+//!   [`CIPHERTEXT_BUFFER`]) and sends every record in one socket write.
+//!
+//! # Cancellation
+//! hycod drops I/O futures inside `select!` and timeouts. The stream stays correct when it does:
+//! - **read**: plaintext is moved out of rustls into the caller's buffer only in the synchronous
+//!   step that returns it, and the socket is read only when every received ciphertext byte has
+//!   been handed to rustls. A read future dropped while it waits for the socket therefore holds
+//!   no byte of the stream: the next read goes on where the stream is (the socket read itself is
+//!   cancelled by monoio exactly as a dropped `TcpStream` read is).
+//! - **write**: the caller's bytes are committed to rustls and encrypted synchronously, then sent.
+//!   A write future dropped while its ciphertext is on the way to the socket leaves an unknown
+//!   part of it sent, which no retry could repair: the stream then refuses every later write and
+//!   flush with [`TlsStreamError::WriteInterrupted`] (and its shutdown only closes the socket)
+//!   instead of sending a corrupt record stream. Reads go on.
+//!
+//! # Splitting
+//! The pumps split streams into owned halves that read and write at the same time (monoio
+//! `Split`). The read path keeps only `incoming` and the socket's read side across an await, the
+//! write path only `outgoing` and the socket's write side; the rustls connection is touched only
+//! between awaits, and both halves run on one thread. Records rustls queues while reading (a
+//! TLS 1.3 key-update answer, an alert) leave with the next write.
+
+use std::fmt;
+use std::io::{self, BufRead, Write};
+use std::sync::Arc;
+
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
+use monoio::BufResult;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+
+/// Largest ciphertext read or write: one 256 KiB stream message with its frame header, as
+/// 16 KiB records with their headers and AEAD tags (RFC 8446 §5.2: at most 256 bytes of
+/// expansion per record), with room to spare.
+pub const CIPHERTEXT_BUFFER: usize = 288 * 1024;
+
+/// First capacity of the incoming buffer: one largest record (RFC 8446 §5.2: 5-byte header and
+/// at most 2^14 + 256 bytes), so an idle stream holds little memory.
+const FIRST_READ: usize = 5 + (1 << 14) + 256;
+
+/// Why a TLS stream failed.
+#[derive(Debug)]
+pub enum TlsStreamError {
+    /// rustls rejected what the peer sent or did (a bad record, a certificate that fails
+    /// verification, a fatal alert).
+    Protocol(rustls::Error),
+    /// The connection ended before the handshake finished.
+    HandshakeEof,
+    /// An earlier write was cancelled while its records were being sent: the peer may hold part
+    /// of a record, so nothing more may be written.
+    WriteInterrupted,
+}
+
+impl fmt::Display for TlsStreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Protocol(e) => write!(f, "TLS protocol error: {e}"),
+            Self::HandshakeEof => f.write_str("connection closed during the TLS handshake"),
+            Self::WriteInterrupted => f.write_str(
+                "an earlier TLS write was cancelled mid-send; the stream accepts no more writes",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TlsStreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Protocol(e) => Some(e),
+            Self::HandshakeEof | Self::WriteInterrupted => None,
+        }
+    }
+}
+
+impl TlsStreamError {
+    fn into_io(self) -> io::Error {
+        let kind = match self {
+            Self::Protocol(_) => io::ErrorKind::InvalidData,
+            Self::HandshakeEof => io::ErrorKind::UnexpectedEof,
+            Self::WriteInterrupted => io::ErrorKind::BrokenPipe,
+        };
+        io::Error::new(kind, self)
+    }
+
+    /// The `TlsStreamError` inside an I/O error returned by this module, if any.
+    pub fn of(error: &io::Error) -> Option<&TlsStreamError> {
+        error.get_ref().and_then(|e| e.downcast_ref())
+    }
+}
+
+/// Opens client TLS streams with one configuration.
+#[derive(Clone)]
+pub struct Connector(Arc<ClientConfig>);
+
+impl From<Arc<ClientConfig>> for Connector {
+    fn from(config: Arc<ClientConfig>) -> Self {
+        Self(config)
+    }
+}
+
+impl Connector {
+    /// Runs the client handshake over `io`, verifying the server as `name`.
+    pub async fn connect<IO>(&self, name: ServerName<'static>, io: IO) -> io::Result<TlsStream<IO>>
+    where
+        IO: AsyncReadRent + AsyncWriteRent,
+    {
+        let conn = ClientConnection::new(self.0.clone(), name)
+            .map_err(|e| TlsStreamError::Protocol(e).into_io())?;
+        TlsStream::handshake(io, Connection::Client(conn)).await
+    }
+}
+
+/// Accepts server TLS streams with one configuration.
+#[derive(Clone)]
+pub struct Acceptor(Arc<ServerConfig>);
+
+impl From<Arc<ServerConfig>> for Acceptor {
+    fn from(config: Arc<ServerConfig>) -> Self {
+        Self(config)
+    }
+}
+
+impl Acceptor {
+    /// Runs the server handshake over `io`.
+    pub async fn accept<IO>(&self, io: IO) -> io::Result<TlsStream<IO>>
+    where
+        IO: AsyncReadRent + AsyncWriteRent,
+    {
+        let conn = ServerConnection::new(self.0.clone())
+            .map_err(|e| TlsStreamError::Protocol(e).into_io())?;
+        TlsStream::handshake(io, Connection::Server(conn)).await
+    }
+}
+
+/// Ciphertext received from the socket and not yet handed to rustls: `buf[consumed..]`.
+/// `buf` is `None` only after a read future was dropped during a socket read.
+struct Incoming {
+    buf: Option<Vec<u8>>,
+    consumed: usize,
+}
+
+impl Incoming {
+    fn pending(&self) -> &[u8] {
+        self.buf
+            .as_deref()
+            .and_then(|b| b.get(self.consumed..))
+            .unwrap_or_default()
+    }
+}
+
+/// The ciphertext write buffer (reused) and whether a send was cancelled.
+struct Outgoing {
+    buf: Vec<u8>,
+    interrupted: bool,
+}
+
+/// A TLS stream (client or server side) over `IO`, with large buffers; see the module docs.
+pub struct TlsStream<IO> {
+    io: IO,
+    conn: Connection,
+    incoming: Incoming,
+    outgoing: Outgoing,
+}
+
+// SAFETY: `Split` promises that the read half and the write half may be used concurrently. The
+// read path keeps only `incoming` and the socket's read side across an await, the write path only
+// `outgoing` and the socket's write side (`IO: Split` makes the socket's halves independent);
+// `conn` is used only between awaits, and both halves live on one monoio thread, so no two
+// accesses to it overlap.
+unsafe impl<IO: Split> Split for TlsStream<IO> {}
+
+impl<IO: AsyncReadRent + AsyncWriteRent> TlsStream<IO> {
+    async fn handshake(io: IO, mut conn: Connection) -> io::Result<Self> {
+        conn.set_buffer_limit(Some(CIPHERTEXT_BUFFER));
+        let mut stream = Self {
+            io,
+            conn,
+            incoming: Incoming {
+                buf: Some(Vec::with_capacity(FIRST_READ)),
+                consumed: 0,
+            },
+            outgoing: Outgoing {
+                buf: Vec::new(),
+                interrupted: false,
+            },
+        };
+        while stream.conn.is_handshaking() {
+            if stream.conn.wants_write() {
+                stream.send_queued().await?;
+                continue;
+            }
+            if stream.incoming.pending().is_empty() && stream.fill().await? == 0 {
+                return Err(TlsStreamError::HandshakeEof.into_io());
+            }
+            if let Err(e) = stream.feed() {
+                // Best effort: tell the peer why (rustls queued an alert).
+                let _ = stream.send_queued().await;
+                return Err(e);
+            }
+        }
+        stream.send_queued().await?;
+        Ok(stream)
+    }
+
+    /// Reads ciphertext from the socket into the (empty) incoming buffer; `Ok(0)` at end of
+    /// stream, which rustls is told.
+    async fn fill(&mut self) -> io::Result<usize> {
+        let mut buf = self
+            .incoming
+            .buf
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(FIRST_READ));
+        let grow = buf.len() == buf.capacity() && buf.capacity() < CIPHERTEXT_BUFFER;
+        buf.clear();
+        self.incoming.consumed = 0;
+        if grow {
+            buf.reserve_exact(CIPHERTEXT_BUFFER);
+        }
+        let (result, buf) = self.io.read(buf).await;
+        self.incoming.buf = Some(buf);
+        let n = result?;
+        if n == 0 {
+            self.conn.read_tls(&mut io::empty())?;
+        }
+        Ok(n)
+    }
+
+    /// Hands buffered ciphertext to rustls and decrypts what forms whole records.
+    fn feed(&mut self) -> io::Result<()> {
+        let mut pending = self.incoming.pending();
+        let before = pending.len();
+        let taken = self.conn.read_tls(&mut pending)?;
+        self.incoming.consumed += if taken == 0 { before } else { taken };
+        self.conn
+            .process_new_packets()
+            .map_err(|e| TlsStreamError::Protocol(e).into_io())?;
+        Ok(())
+    }
+
+    /// Encrypts nothing new; sends every record rustls has queued, in one socket write.
+    async fn send_queued(&mut self) -> io::Result<()> {
+        if self.outgoing.interrupted {
+            return Err(TlsStreamError::WriteInterrupted.into_io());
+        }
+        let mut buf = std::mem::take(&mut self.outgoing.buf);
+        buf.clear();
+        while self.conn.wants_write() {
+            self.conn.write_tls(&mut buf)?;
+        }
+        if buf.is_empty() {
+            self.outgoing.buf = buf;
+            return Ok(());
+        }
+        // Stays set if this future is dropped before the send completes.
+        self.outgoing.interrupted = true;
+        let (result, buf) = self.io.write_all(buf).await;
+        self.outgoing.interrupted = false;
+        self.outgoing.buf = buf;
+        result.map(drop)
+    }
+
+    /// Copies decrypted plaintext into `dst[filled..]` until it is full or rustls has none left.
+    fn copy_plaintext<T: IoBufMut>(&mut self, dst: &mut T, mut filled: usize) -> Copied {
+        let total = dst.bytes_total();
+        let mut reader = self.conn.reader();
+        while filled < total {
+            let chunk = match reader.fill_buf() {
+                Ok(chunk) => chunk,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Copied::NeedMore(filled),
+                Err(_) if filled > 0 => break,
+                Err(e) => return Copied::Failed(e),
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            let n = chunk.len().min(total - filled);
+            // SAFETY: `IoBufMut` guarantees `write_ptr()` is valid for `bytes_total()` bytes, and
+            // `filled + n <= total`; `chunk` is rustls's memory, which cannot overlap `dst`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(chunk.as_ptr(), dst.write_ptr().add(filled), n)
+            };
+            reader.consume(n);
+            filled += n;
+        }
+        Copied::Done(filled)
+    }
+}
+
+/// What [`TlsStream::copy_plaintext`] found.
+enum Copied {
+    /// The buffer is full, or the peer closed (`close_notify`, or an error after some bytes).
+    Done(usize),
+    /// rustls has no more plaintext: feed it ciphertext.
+    NeedMore(usize),
+    /// No bytes, and rustls reports an error (e.g. end of stream without `close_notify`).
+    Failed(io::Error),
+}
+
+impl<IO: AsyncReadRent + AsyncWriteRent> AsyncReadRent for TlsStream<IO> {
+    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        let mut filled = 0;
+        loop {
+            match self.copy_plaintext(&mut buf, filled) {
+                Copied::Failed(e) => return (Err(e), buf),
+                Copied::Done(n) => {
+                    // SAFETY: `copy_plaintext` initialised the first `n` bytes.
+                    unsafe { buf.set_init(n) };
+                    return (Ok(n), buf);
+                }
+                Copied::NeedMore(n) => filled = n,
+            }
+            if !self.incoming.pending().is_empty() {
+                if let Err(e) = self.feed() {
+                    return (Err(e), buf);
+                }
+                continue;
+            }
+            if filled > 0 {
+                // SAFETY: `copy_plaintext` initialised the first `filled` bytes.
+                unsafe { buf.set_init(filled) };
+                return (Ok(filled), buf);
+            }
+            // Nothing copied and nothing buffered: dropping this future here loses no byte.
+            if let Err(e) = self.fill().await {
+                return (Err(e), buf);
+            }
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        // SAFETY: `buf` is owned by this future and outlives the read into its first part.
+        let n = match unsafe { RawBuf::new_from_iovec_mut(&mut buf) } {
+            Some(raw) => self.read(raw).await.0,
+            None => Ok(0),
+        };
+        if let Ok(n) = n {
+            // SAFETY: the read initialised `n` bytes of the first part.
+            unsafe { buf.set_init(n) };
+        }
+        (n, buf)
+    }
+}
+
+impl<IO: AsyncReadRent + AsyncWriteRent> AsyncWriteRent for TlsStream<IO> {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        if self.outgoing.interrupted {
+            return (Err(TlsStreamError::WriteInterrupted.into_io()), buf);
+        }
+        // SAFETY: `IoBuf` guarantees `read_ptr()` is valid for `bytes_init()` initialised bytes
+        // while `buf` lives; the slice is dropped before `buf` is returned.
+        let plaintext = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let committed = self.conn.writer().write(plaintext);
+        let n = match committed {
+            Ok(n) => n,
+            Err(e) => return (Err(e), buf),
+        };
+        match self.send_queued().await {
+            Ok(()) => (Ok(n), buf),
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: `buf` is owned by this future and outlives the write of its first part.
+        let n = match unsafe { RawBuf::new_from_iovec(&buf) } {
+            Some(raw) => self.write(raw).await.0,
+            None => Ok(0),
+        };
+        (n, buf)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.send_queued().await?;
+        self.io.flush().await
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        if !self.outgoing.interrupted {
+            self.conn.send_close_notify();
+            self.send_queued().await?;
+        }
+        self.io.shutdown().await
+    }
+}
+
+#[cfg(test)]
+mod tests;
