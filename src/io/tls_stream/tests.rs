@@ -230,12 +230,37 @@ fn a_read_dropped_mid_record_loses_no_bytes() {
         stop_up.send(()).expect("stop");
         let (mut a_read, mut b_write) = up.await;
 
-        let sent = pattern(3000);
-        client.write_all(sent.clone()).await.0.expect("write");
-        let (n, half) = a_read.read_exact(vec![0u8; 1500]).await;
-        n.expect("first half of the record");
-        b_write.write_all(half).await.0.expect("forward half");
-        // The read takes the half record into rustls, then waits for the rest; it is dropped
+        // Two records of 3,000 bytes (TLS 1.3: 5-byte header + data + 1 content type + 16-byte tag).
+        let sent = pattern(6000);
+        client
+            .write_all(sent[..3000].to_vec())
+            .await
+            .0
+            .expect("write record 1");
+        client
+            .write_all(sent[3000..].to_vec())
+            .await
+            .0
+            .expect("write record 2");
+        let record = 5 + 3000 + 1 + 16;
+        let (n, head) = a_read.read_exact(vec![0u8; record + 1500]).await;
+        n.expect("record 1 and half of record 2");
+        b_write.write_all(head).await.0.expect("forward");
+        // Record 1 comes back at once: a read never waits while it holds plaintext.
+        let mut got = Vec::new();
+        while got.len() < 3000 {
+            monoio::select! {
+                r = server.read(vec![0u8; 8192]) => {
+                    let (n, buf) = r;
+                    got.extend_from_slice(&buf[..n.expect("record 1")]);
+                }
+                _ = monoio::time::sleep(std::time::Duration::from_millis(500)) => {
+                    panic!("record 1 held back; {} bytes so far", got.len())
+                }
+            }
+        }
+        assert_eq!(got, sent[..3000]);
+        // This read takes the half record into rustls, then waits for the rest; it is dropped
         // while it waits.
         monoio::select! {
             biased;
@@ -244,9 +269,9 @@ fn a_read_dropped_mid_record_loses_no_bytes() {
         }
         let (_stop_rest, never) = flume::unbounded::<()>();
         let rest = monoio::spawn(forward_until(a_read, b_write, never));
-        let (n, got) = server.read_exact(vec![0u8; sent.len()]).await;
+        let (n, got) = server.read_exact(vec![0u8; 3000]).await;
         n.expect("read after the dropped read");
-        assert_eq!(got, sent);
+        assert_eq!(got, sent[3000..]);
         drop((client, server, rest, down));
     });
 }
