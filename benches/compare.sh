@@ -10,6 +10,7 @@
 #               haproxy and iperf3 (apt-get). Without it, peers already installed are used.
 # --quick       a short smoke run (1 round, 1 s, 1,000 idle streams).
 # --no-write    print the tables without replacing them in docs/performance.md.
+# --skip PATH   leave a path out (hycod_wss, rathole, haproxy, iperf3); repeatable.
 #
 # Pinning (rule 2): generator and targets on CPU 0, every proxy process (relay, daemon,
 # forwarder, rathole server and client, haproxy) on CPU 1; each runs one worker / thread.
@@ -20,7 +21,7 @@
 set -euo pipefail
 
 runs=3 duration=5s warmup=1s http_rate=2000 stream_rate=1000 connections=4 idle=10000
-find_duration=2s refine=3 with_peers=0 write=1 quick=0
+find_duration=2s refine=3 with_peers=0 write=1 quick=0 skip=" "
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN_DIR:-$root/target/release}
 peers=$root/target/peers
@@ -37,6 +38,7 @@ while [ $# -gt 0 ]; do
     --with-peers) with_peers=1; shift ;;
     --quick) quick=1; runs=1 duration=1s warmup=500ms idle=1000 find_duration=1s refine=1; shift ;;
     --no-write) write=0; shift ;;
+    --skip) skip+=" $2 "; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -70,6 +72,10 @@ rathole=""; [ -x "$peers/bin/rathole" ] && rathole=$peers/bin/rathole
 command -v rathole >/dev/null && [ -z "$rathole" ] && rathole=$(command -v rathole)
 haproxy=$(command -v haproxy || true)
 iperf3=$(command -v iperf3 || true)
+skipped() { [[ $skip == *" $1 "* ]]; }
+skipped rathole && rathole=""
+skipped haproxy && haproxy=""
+skipped iperf3 && iperf3=""
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # The relay and the daemon each hold two descriptors per relayed stream: with a hard open-file
@@ -91,24 +97,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start NAME CMD...: runs CMD in the background (log in $work/NAME.log), records its pid in
-# pid_NAME; waits for a "listening" line when the command prints one within 10 s.
-start() {
+# start_bg NAME CMD...: runs CMD in the background (log in $work/NAME.log) and records its pid
+# in pid_NAME (readiness is probed later).
+start_bg() {
   local name=$1; shift
   "$@" >"$work/$name.log" 2>&1 &
-  local pid=$!
-  pids+=("$pid")
-  printf -v "pid_$name" %s "$pid"
+  pids+=($!)
+  printf -v "pid_$name" %s "$!"
+}
+# start NAME CMD...: start_bg, then waits for the "listening" line hycod and hycod-load print.
+start() {
+  local name=$1 pid; shift
+  start_bg "$name" "$@"
+  pid=${pids[-1]}
   for _ in $(seq 100); do
     grep -q listening "$work/$name.log" 2>/dev/null && return 0
     kill -0 "$pid" 2>/dev/null || { echo "$name exited:" >&2; cat "$work/$name.log" >&2; exit 1; }
     sleep 0.1
   done
+  echo "$name printed no listening line in 10 s:" >&2; cat "$work/$name.log" >&2; exit 1
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 listen_addr() { grep -m1 '^listening ' "$work/$1.log" | sed -E 's#^listening (on )?([a-z]+://)?##; s#/.*$##'; }
 load() { $cpu0 "$bin/hycod-load" "$@"; }
-json_ok() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if $2 else 1)" "$3" 2>/dev/null; }
+json_ok() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if $2 else 1)" "$1" 2>/dev/null; }
 
 # --- Targets (CPU 0) -----------------------------------------------------------------------
 start t_echo $cpu0 "$bin/hycod-load" serve-echo --listen 127.0.0.1:0
@@ -163,7 +175,7 @@ $kind = "$scheme://${target[$s]}$([ $scheme = http ] && echo /)"
 TOML
     done; } >"$work/daemon_$sfx.toml"
   chmod 600 "$work/daemon_$sfx.toml"
-  start "daemon_$sfx" $cpu1 "$bin/hycod" run --config "$work/daemon_$sfx.toml"
+  start_bg "daemon_$sfx" $cpu1 "$bin/hycod" run --config "$work/daemon_$sfx.toml"
   for s in bulk echo iperf; do
     [ -n "${target[$s]:-}" ] || continue
     echo "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey=$key;EntityPath=$s" >"$work/$s.cs"
@@ -174,7 +186,7 @@ TOML
   done
 }
 hycod_stack ws
-hycod_stack wss --tls-cert "$work/server.pem" --tls-key "$work/server.key"
+skipped hycod_wss || hycod_stack wss --tls-cert "$work/server.pem" --tls-key "$work/server.key"
 
 # --- rathole (CPU 1): websocket and websocket+TLS ------------------------------------------
 # rathole_stack NAME TLS(true|false): rathole server + client; ports in port_NAME_SERVICE.
@@ -196,22 +208,22 @@ rathole_stack() {
     for s in "${services[@]}"; do
       printf '[client.services.%s]\ntoken = "bench"\nlocal_addr = "%s"\n' "$s" "${target[$s]}"
     done; } >"$work/$name-client.toml"
-  TOKIO_WORKER_THREADS=1 start "${name}_server" $cpu1 "$rathole" --server "$work/$name-server.toml"
-  TOKIO_WORKER_THREADS=1 start "${name}_client" $cpu1 "$rathole" --client "$work/$name-client.toml"
+  TOKIO_WORKER_THREADS=1 start_bg "${name}_server" $cpu1 "$rathole" --server "$work/$name-server.toml"
+  TOKIO_WORKER_THREADS=1 start_bg "${name}_client" $cpu1 "$rathole" --client "$work/$name-client.toml"
 }
-paths=(direct hycod hycod_wss)
+paths=(direct hycod); skipped hycod_wss || paths+=(hycod_wss)
 if [ -n "$rathole" ]; then
   rathole_stack rathole_ws false
   rathole_stack rathole_wss true
   paths+=(rathole_ws rathole_wss)
 fi
 if [ -n "$haproxy" ]; then
-  { printf 'global\n  nbthread 1\n  maxconn 30000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n'
+  { printf 'global\n  nbthread 1\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n'
     for s in "${services[@]}"; do
       p=$(free_port); printf -v "port_haproxy_$s" %s "$p"
       printf 'listen %s\n  bind 127.0.0.1:%s\n  server t %s\n' "$s" "$p" "${target[$s]}"
     done; } >"$work/haproxy.cfg"
-  start haproxy $cpu1 "$haproxy" -db -f "$work/haproxy.cfg"
+  start_bg haproxy $cpu1 "$haproxy" -db -f "$work/haproxy.cfg"
   paths+=(haproxy)
 fi
 
@@ -303,7 +315,7 @@ echo "max req/s at p99 < 5 ms" >&2
 for path in "${paths[@]}"; do
   t=$(http_target "$path" web) || continue
   # shellcheck disable=SC2086
-  load http $t --rate 2000 --body-size 1024 --connections 32 --duration "$find_duration" \
+  load http $t --rate 500 --body-size 1024 --connections 32 --duration "$find_duration" \
     --warmup 500ms --find-max --max-p99 5ms --refine-steps "$refine" --json "$work/max-$path.json" >/dev/null
 done
 echo "idle streams: $idle" >&2
