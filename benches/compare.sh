@@ -246,6 +246,14 @@ cpu_pids() {
     haproxy) echo "--cpu-pids haproxy=$pid_haproxy" ;;
   esac
 }
+# proxy_pids PATH: the pids cpu_pids names, space-separated.
+proxy_pids() { cpu_pids "$1" | sed 's/--cpu-pids //; s/[a-z_]*=//g; s/,/ /g'; }
+# cpu_ticks PID...: their utime + stime summed, in clock ticks (proc(5); fields after the name).
+cpu_ticks() {
+  local total=0 p t
+  for p in "$@"; do t=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'); total=$((total + t)); done
+  echo "$total"
+}
 # http_target PATH SERVICE: hycod-load http target flags (HTTP is relayed over plain ws only).
 http_target() {
   case $1 in
@@ -262,8 +270,10 @@ for path in "${paths[@]}"; do
     ok=1
     load stream --direct "tcp://$(stream_addr "$path" echo)" --rate 100 --duration 200ms --warmup 0s \
       --json "$work/ready.json" >/dev/null 2>&1 && json_ok "$work/ready.json" 'd["n"] and not d["errors"]' || ok=0
-    [ "$ok" = 1 ] && load bulk --direct "tcp://$(stream_addr "$path" bulk)" --duration 100ms --warmup 0s \
-      --json "$work/ready.json" >/dev/null 2>&1 && json_ok "$work/ready.json" 'd["bytes"] and not d["errors"]' || ok=0
+    # rathole 0.5's websocket transport resets bulk streams (see compare_report.py); its bulk
+    # service is the same tunnel as echo, so echo and HTTP probe it.
+    [ "$ok" = 1 ] && [ "${path#rathole}" = "$path" ] && { load bulk --direct "tcp://$(stream_addr "$path" bulk)" --duration 100ms --warmup 0s \
+      --json "$work/ready.json" >/dev/null 2>&1 && json_ok "$work/ready.json" 'd["bytes"] and not d["errors"]' || ok=0; }
     if [ "$ok" = 1 ] && t=$(http_target "$path" web); then
       # shellcheck disable=SC2086
       load http $t --rate 100 --duration 200ms --warmup 0s --json "$work/ready.json" >/dev/null 2>&1 \
@@ -282,33 +292,37 @@ for i in $(seq "$runs"); do
   for path in "${paths[@]}"; do
     # shellcheck disable=SC2046
     load bulk --direct "tcp://$(stream_addr "$path" bulk)" --duration "$duration" --warmup "$warmup" \
-      $(cpu_pids "$path") --json "$work/bulk-$path-$i.json" >/dev/null
+      $(cpu_pids "$path") --json "$work/bulk-$path-$i.json" >/dev/null || true
   done
   for path in "${paths[@]}"; do
     # shellcheck disable=SC2046
     "$bin/hycod-load" bulk --direct "tcp://$(stream_addr "$path" bulk)" --duration "$duration" \
-      --warmup "$warmup" $(cpu_pids "$path") --json "$work/bulkfree-$path-$i.json" >/dev/null
+      --warmup "$warmup" $(cpu_pids "$path") --json "$work/bulkfree-$path-$i.json" >/dev/null || true
   done
   if [ -n "$iperf3" ]; then
     for path in "${paths[@]}"; do
       a=$(stream_addr "$path" iperf)
-      $cpu0 "$iperf3" -c "${a%:*}" -p "${a##*:}" -t "${duration%s}" -O 1 -J >"$work/iperf-$path-$i.json" 2>/dev/null || true
+      # shellcheck disable=SC2046
+      before=$(cpu_ticks $(proxy_pids "$path"))
+      $cpu0 "$iperf3" -c "${a%:*}" -p "${a##*:}" -t "${duration%s}" -J >"$work/iperf-$path-$i.json" 2>/dev/null || true
+      # shellcheck disable=SC2046
+      echo $(( $(cpu_ticks $(proxy_pids "$path")) - before )) >"$work/iperfcpu-$path-$i.txt"
     done
   fi
   for path in "${paths[@]}"; do
     load stream --direct "tcp://$(stream_addr "$path" echo)" --rate "$stream_rate" --size 64 \
       --connections "$connections" --duration "$duration" --warmup "$warmup" \
-      --json "$work/echo-$path-$i.json" >/dev/null
+      --json "$work/echo-$path-$i.json" >/dev/null || true
   done
   for path in "${paths[@]}"; do
     t=$(http_target "$path" web) || continue
     # shellcheck disable=SC2086
     load http $t --rate "$http_rate" --body-size 1024 --connections "$connections" \
-      --duration "$duration" --warmup "$warmup" --json "$work/http-$path-$i.json" >/dev/null
+      --duration "$duration" --warmup "$warmup" --json "$work/http-$path-$i.json" >/dev/null || true
     t=$(http_target "$path" big)
     # shellcheck disable=SC2086
     load http $t --method GET --body-size 0 --rate 20 --connections 2 \
-      --duration "$duration" --warmup "$warmup" --json "$work/big-$path-$i.json" >/dev/null
+      --duration "$duration" --warmup "$warmup" --json "$work/big-$path-$i.json" >/dev/null || true
   done
 done
 echo "max req/s at p99 < 5 ms" >&2
@@ -316,14 +330,14 @@ for path in "${paths[@]}"; do
   t=$(http_target "$path" web) || continue
   # shellcheck disable=SC2086
   load http $t --rate 500 --body-size 1024 --connections 32 --duration "$find_duration" \
-    --warmup 500ms --find-max --max-p99 5ms --refine-steps "$refine" --json "$work/max-$path.json" >/dev/null
+    --warmup 500ms --find-max --max-p99 5ms --refine-steps "$refine" --json "$work/max-$path.json" >/dev/null || true
 done
 echo "idle streams: $idle" >&2
 load idle --relay "$url_ws" --key-name root --key "$key" --hybrid-connection echo \
-  --connections "$idle" --rss-pid "$pid_daemon_ws" --json "$work/idle-hycod.json" >/dev/null
+  --connections "$idle" --rss-pid "$pid_daemon_ws" --json "$work/idle-hycod.json" >/dev/null || true
 if [ -n "$rathole" ]; then
   load idle --direct "tcp://$(stream_addr rathole_ws echo)" --connections "$idle" \
-    --rss-pid "$pid_rathole_ws_client" --json "$work/idle-rathole_ws.json" >/dev/null
+    --rss-pid "$pid_rathole_ws_client" --json "$work/idle-rathole_ws.json" >/dev/null || true
 fi
 
 # --- Tables ---------------------------------------------------------------------------------

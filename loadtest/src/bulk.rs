@@ -1,7 +1,10 @@
 //! `bulk`: streams pushing data as fast as they can, one way or both, through a relay as a
 //! Hybrid Connections sender (spec §7.1, binary frames) or over plain TCP (`--direct`, e.g. to
 //! `hycod forward` or a peer tunnel). The first byte of each stream tells the `serve-bulk`
-//! target what to do ([`Direction::code`]). Reports Gbit/s and the CPU-seconds per GiB of the
+//! target what to do ([`Direction::code`]); the target answers [`ACK`] before any data flows, so
+//! the stream is established end to end before the measured burst starts (like iperf3's
+//! cookie exchange; rathole 0.5's websocket transport drops streams whose first bytes arrive
+//! while its data channel is still being set up). Reports Gbit/s and the CPU-seconds per GiB of the
 //! processes named by `--cpu-pids` (benchmarking.md rule 3).
 
 use std::cell::Cell;
@@ -12,7 +15,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt, Splitable};
+use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt, Splitable};
 use serde::Serialize;
 
 use hycod::daemon::context::mask_key;
@@ -25,6 +28,9 @@ use crate::conn::{self, WsHalves};
 use crate::failure::Failure;
 use crate::procstat::{per_gib, CpuSnapshot, CpuUse};
 use crate::target::{Endpoint, TargetError};
+
+/// The byte `serve-bulk` answers to a stream's direction byte.
+pub const ACK: u8 = b'K';
 
 /// Which way a bulk stream's data flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -243,9 +249,11 @@ enum BulkConn {
     Tcp(monoio::net::TcpStream),
 }
 
+/// Opens a stream, sends the direction byte and waits for the target's [`ACK`].
 async fn open(
     endpoint: &Endpoint,
     dialer: &hycod::io::ws_client::Dialer,
+    direction: Direction,
 ) -> Result<BulkConn, Failure> {
     match endpoint {
         Endpoint::Relayed {
@@ -253,10 +261,36 @@ async fn open(
             hc,
             token,
             ..
-        } => Ok(BulkConn::Ws(
-            conn::open_ws(dialer, relay_url, hc, token).await?,
-        )),
-        Endpoint::Direct { addr, .. } => Ok(BulkConn::Tcp(conn::connect(*addr).await?)),
+        } => {
+            let (mut write, mut reader) = conn::open_ws(dialer, relay_url, hc, token).await?;
+            let (sent, _) = write.write_all(frame(&[direction.code()])?).await;
+            sent.map_err(|_| Failure::Send)?;
+            loop {
+                match reader.next_event().await.map_err(|_| Failure::Receive)? {
+                    // The target's data may follow the ACK in the same frame (direction `down`
+                    // or `both`); those bytes precede the run and are not counted.
+                    WsEvent::Data { payload, .. }
+                        if reader.bytes(payload.clone()).first() == Some(&ACK) =>
+                    {
+                        return Ok(BulkConn::Ws((write, reader)))
+                    }
+                    WsEvent::Data { .. } => return Err(Failure::EchoMismatch),
+                    WsEvent::Close { .. } => return Err(Failure::Closed),
+                    WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+                }
+            }
+        }
+        Endpoint::Direct { addr, .. } => {
+            let mut stream = conn::connect(*addr).await?;
+            let (sent, _) = stream.write_all(vec![direction.code()]).await;
+            sent.map_err(|_| Failure::Send)?;
+            let (got, ack) = stream.read_exact(vec![0u8; 1]).await;
+            got.map_err(|_| Failure::Receive)?;
+            if ack != [ACK] {
+                return Err(Failure::EchoMismatch);
+            }
+            Ok(BulkConn::Tcp(stream))
+        }
     }
 }
 
@@ -267,21 +301,14 @@ fn frame(payload: &[u8]) -> Result<Vec<u8>, Failure> {
     Ok(out)
 }
 
-/// Writes `first` once and then `chunk` again and again until `end`, counting `counted`
-/// bytes per `chunk` write.
+/// Writes `chunk` again and again until `end`, counting `counted` bytes per write.
 async fn push<W: AsyncWriteRentExt>(
     mut write: W,
-    first: Vec<u8>,
     chunk: Vec<u8>,
     counted: usize,
     end: Instant,
     counters: Rc<Counters>,
 ) {
-    let (sent, _) = write.write_all(first).await;
-    if sent.is_err() {
-        counters.errors.set(counters.errors.get() + 1);
-        return;
-    }
     let mut chunk = chunk;
     let mut writes = 0u32;
     while Instant::now() < end {
@@ -335,6 +362,12 @@ async fn pull_ws(
     }
 }
 
+/// Keeps `half` of a stream open (unused) until the run ends.
+async fn hold<T>(half: T) {
+    let _half = half;
+    std::future::pending::<()>().await;
+}
+
 /// Starts the tasks of one open stream.
 fn start(
     conn: BulkConn,
@@ -347,60 +380,28 @@ fn start(
     match conn {
         BulkConn::Ws((write, reader)) => {
             if direction.sends() {
-                monoio::spawn(push(
-                    write,
-                    frame(&[direction.code()])?,
-                    frame(&payload)?,
-                    args.chunk,
-                    end,
-                    Rc::clone(counters),
-                ));
+                let frame = frame(&payload)?;
+                monoio::spawn(push(write, frame, args.chunk, end, Rc::clone(counters)));
             } else {
-                let counters = Rc::clone(counters);
-                let first = frame(&[direction.code()])?;
-                monoio::spawn(async move {
-                    let mut write = write;
-                    let (sent, _) = write.write_all(first).await;
-                    if sent.is_err() {
-                        counters.errors.set(counters.errors.get() + 1);
-                    }
-                    // The write half stays open while the reader runs.
-                    std::future::pending::<()>().await;
-                });
+                monoio::spawn(hold(write));
             }
             if direction.receives() {
                 monoio::spawn(pull_ws(reader, end, Rc::clone(counters)));
+            } else {
+                monoio::spawn(hold(reader));
             }
         }
         BulkConn::Tcp(stream) => {
             let (read, write) = stream.into_split();
             if direction.sends() {
-                monoio::spawn(push(
-                    write,
-                    vec![direction.code()],
-                    payload,
-                    args.chunk,
-                    end,
-                    Rc::clone(counters),
-                ));
+                monoio::spawn(push(write, payload, args.chunk, end, Rc::clone(counters)));
             } else {
-                let counters = Rc::clone(counters);
-                monoio::spawn(async move {
-                    let mut write = write;
-                    let (sent, _) = write.write_all(vec![direction.code()]).await;
-                    if sent.is_err() {
-                        counters.errors.set(counters.errors.get() + 1);
-                    }
-                    std::future::pending::<()>().await;
-                });
+                monoio::spawn(hold(write));
             }
             if direction.receives() {
                 monoio::spawn(pull_tcp(read, end, Rc::clone(counters)));
             } else {
-                monoio::spawn(async move {
-                    let _read = read;
-                    std::future::pending::<()>().await;
-                });
+                monoio::spawn(hold(read));
             }
         }
     }
@@ -449,7 +450,7 @@ pub fn run(args: &BulkArgs) -> Result<BulkReport, BulkError> {
         let mut conns = Vec::new();
         for stream in 0..args.streams {
             conns.push(
-                open(&endpoint, &dialer)
+                open(&endpoint, &dialer, args.direction)
                     .await
                     .map_err(|failure| BulkError::Open { stream, failure })?,
             );

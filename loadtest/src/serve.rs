@@ -58,8 +58,8 @@ pub const BULK_CHUNK: usize = 64 * 1024;
 /// The largest fixed response `serve-http --response-size` sends.
 pub const MAX_RESPONSE_SIZE: usize = 256 * 1024 * 1024;
 
-/// The bulk target: reads the direction byte, then discards (`U`), writes endlessly (`D`) or
-/// both (`B`) until the peer goes away.
+/// The bulk target: reads the direction byte, answers [`crate::bulk::ACK`], then discards
+/// (`U`), writes endlessly (`D`) or both (`B`) until the peer goes away.
 pub async fn bulk(stream: TcpStream) {
     let mut stream = stream;
     let (got, code) = stream.read_exact(vec![0u8; 1]).await;
@@ -69,6 +69,10 @@ pub async fn bulk(stream: TcpStream) {
     else {
         return;
     };
+    let (sent, _) = stream.write_all(vec![crate::bulk::ACK]).await;
+    if sent.is_err() {
+        return;
+    }
     let (mut read, mut write) = stream.into_split();
     let writer = direction.receives().then(|| {
         monoio::spawn(async move {
