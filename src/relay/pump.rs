@@ -250,3 +250,64 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use monoio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::io::ws_frames::push_frame;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        crate::runtime::workers::block_on(f).expect("runtime")
+    }
+
+    /// A connected loopback pair: (the end given to `join`, the end the test drives).
+    async fn pair() -> (Stream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (connected, accepted) = monoio::join!(TcpStream::connect(addr), listener.accept());
+        let joined = Stream::plain(accepted.expect("accept").0).expect("stream");
+        (joined, connected.expect("connect"))
+    }
+
+    #[test]
+    fn a_side_that_stops_reading_ends_the_join_and_the_other_side_gets_1011() {
+        run(async {
+            let stall = Duration::from_millis(200);
+            let (a, sender) = pair().await;
+            let (b, _listener_never_reads) = pair().await;
+            let joined = monoio::spawn(async move { join(a, &[], b, &[], Some(stall)).await });
+            let (read, mut write) = sender.into_split();
+            // The sender sends (masked, as a client must) until every buffer towards the
+            // silent listener is full.
+            monoio::spawn(async move {
+                loop {
+                    let mut frame = Vec::new();
+                    push_frame(
+                        &mut frame,
+                        true,
+                        OpCode::Binary,
+                        &[7u8; 64 * 1024],
+                        Some([1, 2, 3, 4]),
+                    )
+                    .expect("frame");
+                    if write.write_all(frame).await.0.is_err() {
+                        return;
+                    }
+                }
+            });
+            let joined = joined.await;
+            assert!(joined.write_stalled);
+            assert!(joined.a_to_b > 0, "bytes flowed before the stall");
+            let mut reader = WsReader::new(read, Role::Client, forward_limits(), &[], 1024);
+            match reader.next_event().await.expect("close") {
+                WsEvent::Close { code, reason } => {
+                    assert_eq!(code, Some(CloseCode::INTERNAL_ERROR));
+                    assert_eq!(reader.text(reason), "peer stopped reading");
+                }
+                other => panic!("expected close, got {other:?}"),
+            }
+        });
+    }
+}
