@@ -6,6 +6,8 @@ pub mod coalesce;
 pub mod read_buf;
 pub mod stream;
 pub mod tcp_pump;
+pub mod watched_write;
+pub mod write_stall;
 pub mod ws_client;
 pub mod ws_frames;
 pub mod ws_reader;
