@@ -162,7 +162,10 @@ hycod_stack() {
   url=$(grep -o 'wss\?://[^ ]*' "$work/relay_$sfx.log" | head -1)
   printf -v "url_$sfx" %s "$url"
   [ "${url#wss}" != "$url" ] && ca="relay_ca_file = \"$work/ca.pem\""
+  # The idle-stream measurement holds ~10,000 streams: above the default [limits] maxima.
   { echo "[runtime]"; echo "workers = 1"
+    echo "[limits]"; echo "max_streams_per_hybrid_connection = 100000"
+    echo "max_streams_per_worker = 100000"
     for s in "${services[@]}"; do
       local kind=target scheme=tcp; [ "$s" = web ] || [ "$s" = big ] && { kind=http_target; scheme=http; }
       cat <<TOML
