@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# End-to-end comparison on loopback (docs/benchmarking.md): hycod relay + hycod daemon against
-# the direct baseline, alternated A/B in one invocation, with hycod-load as the generator.
+# Side-by-side benchmark on loopback (issue 6, ../shared/docs/benchmarking.md): direct (no proxy),
+# hycod (forward -> relay -> daemon for streams; relay + daemon for HTTP), hycod over wss, and the
+# peers when present: rathole 0.5 websocket, rathole websocket+TLS, haproxy (tcp mode). One
+# invocation, paths alternated within every round, >= 3 rounds, medians [min..max].
 #
-#   cargo build --release -p hycod -p loadtest
-#   benches/compare.sh [--runs 3] [--duration 5s] [--http-rate 2000] [--stream-rate 1000]
+#   benches/compare.sh [--with-peers] [--quick] [--runs N] [--duration 5s] [--no-write]
 #
-# Pinning (rule 2): relay and daemon on CPU 1, generator and targets on CPU 0 (when taskset and
-# two CPUs exist). Prints a median [min..max] table and relayed/direct ratios; raw JSON stays
-# in the work directory it names.
+# --with-peers  installs what is missing: rathole 0.5.0 (cargo install, into target/peers),
+#               haproxy and iperf3 (apt-get). Without it, peers already installed are used.
+# --quick       a short smoke run (1 round, 1 s, 1,000 idle streams).
+# --no-write    print the tables without replacing them in docs/performance.md.
+# --skip PATH   leave a path out (hycod_wss, rathole, haproxy, iperf3); repeatable.
+#
+# Pinning (rule 2): generator and targets on CPU 0, every proxy process (relay, daemon,
+# forwarder, rathole server and client, haproxy) on CPU 1; each runs one worker / thread.
+# Records: single-stream Gbit/s (hycod-load bulk, pinned and unpinned; iperf3 when present),
+# CPU-seconds per GiB of the proxy processes, 64 B echo p50/p99 at a fixed rate, HTTP 1 KiB p99
+# at a fixed rate and the max req/s at p99 < 5 ms, the 1.5 MB response p50, and RSS per idle
+# stream at 10,000 streams (hycod daemon; rathole client for comparison).
 set -euo pipefail
 
-runs=3 duration=5s warmup=1s http_rate=2000 stream_rate=1000 connections=4
-bin=${BIN_DIR:-target/release}
+runs=3 duration=5s warmup=1s http_rate=2000 stream_rate=1000 connections=4 idle=10000
+find_duration=2s refine=3 with_peers=0 write=1 quick=0 skip=" "
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${BIN_DIR:-$root/target/release}
+peers=$root/target/peers
+command_line="benches/compare.sh $*"
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -20,13 +34,58 @@ while [ $# -gt 0 ]; do
     --http-rate) http_rate=$2; shift 2 ;;
     --stream-rate) stream_rate=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
+    --idle) idle=$2; shift 2 ;;
+    --with-peers) with_peers=1; shift ;;
+    --quick) quick=1; runs=1 duration=1s warmup=500ms idle=1000 find_duration=1s refine=1; shift ;;
+    --no-write) write=0; shift ;;
+    --skip) skip+=" $2 "; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
-for b in hycod hycod-load; do
-  [ -x "$bin/$b" ] || { echo "$bin/$b missing: cargo build --release -p hycod -p loadtest" >&2; exit 2; }
-done
 
+# --- Binaries and peers -------------------------------------------------------------------
+if [ ! -x "$bin/hycod" ] || [ ! -x "$bin/hycod-load" ]; then
+  echo "building hycod and hycod-load (release)" >&2
+  (cd "$root" && cargo build --release -p hycod -p loadtest) >&2
+fi
+if [ "$with_peers" = 1 ]; then
+  apt_missing=()
+  command -v haproxy >/dev/null || apt_missing+=(haproxy)
+  command -v iperf3 >/dev/null || apt_missing+=(iperf3)
+  if [ ! -x "$peers/bin/rathole" ]; then
+    command -v pkg-config >/dev/null || apt_missing+=(pkg-config)
+    dpkg -s libssl-dev >/dev/null 2>&1 || apt_missing+=(libssl-dev)
+  fi
+  if [ ${#apt_missing[@]} -gt 0 ]; then
+    echo "installing ${apt_missing[*]} (apt-get)" >&2
+    apt-get install -y "${apt_missing[@]}" >&2 || { apt-get update >&2 && apt-get install -y "${apt_missing[@]}" >&2; }
+  fi
+  if [ ! -x "$peers/bin/rathole" ]; then
+    # rathole 0.5.0's lock file pins time 0.3.29, which no longer compiles on current Rust, so
+    # the install resolves semver-compatible versions instead of using --locked. Its default
+    # features include the websocket transport and TLS (native-tls).
+    echo "installing rathole 0.5.0 into $peers (cargo install)" >&2
+    cargo install rathole --version 0.5.0 --root "$peers" >&2
+  fi
+fi
+rathole=""; [ -x "$peers/bin/rathole" ] && rathole=$peers/bin/rathole
+command -v rathole >/dev/null && [ -z "$rathole" ] && rathole=$(command -v rathole)
+haproxy=$(command -v haproxy || true)
+iperf3=$(command -v iperf3 || true)
+skipped() { [[ $skip == *" $1 "* ]]; }
+skipped rathole && rathole=""
+skipped haproxy && haproxy=""
+skipped iperf3 && iperf3=""
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# The relay and the daemon each hold two descriptors per relayed stream: with a hard open-file
+# limit under ~20,400 (20,000 here, not raisable without CAP_SYS_RESOURCE) 10,000 idle streams
+# cannot fit, so the idle count is capped and the table says how many were held.
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$idle" -gt $(( (hard - 400) / 2 )) ]; then
+  idle=$(( (hard - 400) / 2 ))
+  echo "idle streams capped at $idle by the open-file hard limit $hard" >&2
+fi
 cpu0="" cpu1=""
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then cpu0="taskset -c 0"; cpu1="taskset -c 1"; fi
 
@@ -34,90 +93,259 @@ work=$(mktemp -d /tmp/hycod-compare.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -f "$work/daemon.toml"
+  rm -f "$work"/*.toml "$work"/*.key "$work"/*.pfx "$work"/*.cs
 }
 trap cleanup EXIT
 
-# Starts "$@" in the background, logging to $work/$name.log; waits for its "listening" line.
-start() {
+# start_bg NAME CMD...: runs CMD in the background (log in $work/NAME.log) and records its pid
+# in pid_NAME (readiness is probed later).
+start_bg() {
   local name=$1; shift
   "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
+  printf -v "pid_$name" %s "$!"
+}
+# start NAME CMD...: start_bg, then waits for the "listening" line hycod and hycod-load print.
+start() {
+  local name=$1 pid; shift
+  start_bg "$name" "$@"
+  pid=${pids[-1]}
   for _ in $(seq 100); do
-    grep -q listening "$work/$name.log" 2>/dev/null && break
+    grep -q listening "$work/$name.log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "$name exited:" >&2; cat "$work/$name.log" >&2; exit 1; }
     sleep 0.1
   done
+  echo "$name printed no listening line in 10 s:" >&2; cat "$work/$name.log" >&2; exit 1
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+listen_addr() { grep -m1 '^listening ' "$work/$1.log" | sed -E 's#^listening (on )?([a-z]+://)?##; s#/.*$##'; }
+load() { $cpu0 "$bin/hycod-load" "$@"; }
+json_ok() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if $2 else 1)" "$1" 2>/dev/null; }
 
+# --- Targets (CPU 0) -----------------------------------------------------------------------
+start t_echo $cpu0 "$bin/hycod-load" serve-echo --listen 127.0.0.1:0
+start t_bulk $cpu0 "$bin/hycod-load" serve-bulk --listen 127.0.0.1:0
+start t_http $cpu0 "$bin/hycod-load" serve-http --listen 127.0.0.1:0
+start t_big $cpu0 "$bin/hycod-load" serve-http --listen 127.0.0.1:0 --response-size 1572864
+declare -A target=(
+  [echo]=$(listen_addr t_echo) [bulk]=$(listen_addr t_bulk)
+  [web]=$(listen_addr t_http) [big]=$(listen_addr t_big)
+)
+if [ -n "$iperf3" ]; then
+  iperf_port=$(free_port)
+  $cpu0 "$iperf3" -s -B 127.0.0.1 -p "$iperf_port" >"$work/t_iperf.log" 2>&1 &
+  pids+=($!)
+  target[iperf]=127.0.0.1:$iperf_port
+fi
+services=("${!target[@]}")
+
+# --- TLS material (self-signed CA and a localhost / 127.0.0.1 leaf) -------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=hycod-bench-ca \
+  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+  -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$work/leaf.ext"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+  -days 2 -extfile "$work/leaf.ext" -out "$work/server.pem" 2>/dev/null
+openssl pkcs12 -export -inkey "$work/server.key" -in "$work/server.pem" -certfile "$work/ca.pem" \
+  -passout pass:bench -out "$work/server.pfx" 2>/dev/null
+
+# --- hycod: relay + daemon + forwarders (CPU 1), plain ws and wss --------------------------
 key=$(head -c 32 /dev/urandom | base64)
-echo_port=$(free_port); http_port=$(free_port)
-start echo $cpu0 "$bin/hycod-load" serve-echo --listen "127.0.0.1:$echo_port"
-start http $cpu0 "$bin/hycod-load" serve-http --listen "127.0.0.1:$http_port"
-start relay $cpu1 "$bin/hycod" relay --listen 127.0.0.1:0 --workers 1 \
-  --rule "root=$key" --hybrid-connection echo --hybrid-connection web
-relay=$(grep -o 'ws://[^ ]*' "$work/relay.log" | head -1)
-cat >"$work/daemon.toml" <<TOML
-[runtime]
-workers = 1
+hc_flags=(); for s in "${services[@]}"; do hc_flags+=(--hybrid-connection "$s"); done
+# hycod_stack SUFFIX RELAY_TLS_FLAGS...: relay_SUFFIX, daemon_SUFFIX, fwd_SUFFIX_{bulk,echo,iperf}.
+hycod_stack() {
+  local sfx=$1; shift
+  start "relay_$sfx" $cpu1 "$bin/hycod" relay --listen 127.0.0.1:0 --workers 1 \
+    --rule "root=$key" "${hc_flags[@]}" "$@"
+  local url ca=""
+  url=$(grep -o 'wss\?://[^ ]*' "$work/relay_$sfx.log" | head -1)
+  printf -v "url_$sfx" %s "$url"
+  [ "${url#wss}" != "$url" ] && ca="relay_ca_file = \"$work/ca.pem\""
+  # The idle-stream measurement holds ~10,000 streams: above the default [limits] maxima.
+  { echo "[runtime]"; echo "workers = 1"
+    echo "[limits]"; echo "max_streams_per_hybrid_connection = 100000"
+    echo "max_streams_per_worker = 100000"
+    for s in "${services[@]}"; do
+      local kind=target scheme=tcp; [ "$s" = web ] || [ "$s" = big ] && { kind=http_target; scheme=http; }
+      cat <<TOML
 [[hybrid_connection]]
-name = "echo"
-connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey=$key;EntityPath=echo"
-relay_url = "$relay"
-target = "tcp://127.0.0.1:$echo_port"
-[[hybrid_connection]]
-name = "web"
-connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey=$key;EntityPath=web"
-relay_url = "$relay"
-http_target = "http://127.0.0.1:$http_port/"
+name = "$s"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey=$key;EntityPath=$s"
+relay_url = "$url"
+$ca
+$kind = "$scheme://${target[$s]}$([ $scheme = http ] && echo /)"
 TOML
-chmod 600 "$work/daemon.toml"
-$cpu1 "$bin/hycod" run --config "$work/daemon.toml" >"$work/daemon.log" 2>&1 &
-pids+=($!)
+    done; } >"$work/daemon_$sfx.toml"
+  chmod 600 "$work/daemon_$sfx.toml"
+  start_bg "daemon_$sfx" $cpu1 "$bin/hycod" run --config "$work/daemon_$sfx.toml"
+  for s in bulk echo iperf; do
+    [ -n "${target[$s]:-}" ] || continue
+    echo "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey=$key;EntityPath=$s" >"$work/$s.cs"
+    chmod 600 "$work/$s.cs"
+    local ca_flag=(); [ -n "$ca" ] && ca_flag=(--relay-ca-file "$work/ca.pem")
+    start "fwd_${sfx}_$s" $cpu1 "$bin/hycod" forward --listen 127.0.0.1:0 --workers 1 \
+      --connection-string-file "$work/$s.cs" --entity "$s" --relay-url "$url" "${ca_flag[@]}"
+  done
+}
+hycod_stack ws
+skipped hycod_wss || hycod_stack wss --tls-cert "$work/server.pem" --tls-key "$work/server.key"
 
-load() { $cpu0 "$bin/hycod-load" "$@" --connections "$connections" --duration "$duration" --warmup "$warmup"; }
-relayed=(--relay "$relay" --key-name root --key "$key")
-# The daemon is ready when a short relayed run has no errors.
-for _ in $(seq 50); do
-  load http "${relayed[@]}" --hybrid-connection web --rate 100 --duration 200ms --warmup 0s \
-    --json "$work/ready.json" >/dev/null 2>&1 || true
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["n"] and not d["errors"] else 1)' \
-    "$work/ready.json" 2>/dev/null && break
-  sleep 0.2
+# --- rathole (CPU 1): websocket and websocket+TLS ------------------------------------------
+# rathole_stack NAME TLS(true|false): rathole server + client; ports in port_NAME_SERVICE.
+rathole_stack() {
+  local name=$1 tls=$2 control
+  control=$(free_port)
+  { echo "[server]"; echo "bind_addr = \"127.0.0.1:$control\""
+    echo "[server.transport]"; echo 'type = "websocket"'
+    echo "[server.transport.websocket]"; echo "tls = $tls"
+    [ "$tls" = true ] && printf '[server.transport.tls]\npkcs12 = "%s"\npkcs12_password = "bench"\n' "$work/server.pfx"
+    for s in "${services[@]}"; do
+      local p; p=$(free_port); printf -v "port_${name}_$s" %s "$p"
+      printf '[server.services.%s]\ntoken = "bench"\nbind_addr = "127.0.0.1:%s"\n' "$s" "$p"
+    done; } >"$work/$name-server.toml"
+  { echo "[client]"; echo "remote_addr = \"127.0.0.1:$control\""
+    echo "[client.transport]"; echo 'type = "websocket"'
+    echo "[client.transport.websocket]"; echo "tls = $tls"
+    [ "$tls" = true ] && printf '[client.transport.tls]\ntrusted_root = "%s"\nhostname = "localhost"\n' "$work/ca.pem"
+    for s in "${services[@]}"; do
+      printf '[client.services.%s]\ntoken = "bench"\nlocal_addr = "%s"\n' "$s" "${target[$s]}"
+    done; } >"$work/$name-client.toml"
+  TOKIO_WORKER_THREADS=1 start_bg "${name}_server" $cpu1 "$rathole" --server "$work/$name-server.toml"
+  TOKIO_WORKER_THREADS=1 start_bg "${name}_client" $cpu1 "$rathole" --client "$work/$name-client.toml"
+}
+paths=(direct hycod); skipped hycod_wss || paths+=(hycod_wss)
+if [ -n "$rathole" ]; then
+  rathole_stack rathole_ws false
+  rathole_stack rathole_wss true
+  paths+=(rathole_ws rathole_wss)
+fi
+if [ -n "$haproxy" ]; then
+  { printf 'global\n  nbthread 1\n  maxconn 9000\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 120s\n  timeout server 120s\n'
+    for s in "${services[@]}"; do
+      p=$(free_port); printf -v "port_haproxy_$s" %s "$p"
+      printf 'listen %s\n  bind 127.0.0.1:%s\n  server t %s\n' "$s" "$p" "${target[$s]}"
+    done; } >"$work/haproxy.cfg"
+  start_bg haproxy $cpu1 "$haproxy" -db -f "$work/haproxy.cfg"
+  paths+=(haproxy)
+fi
+
+# stream_addr PATH SERVICE: where a TCP client of PATH connects for SERVICE.
+stream_addr() {
+  case $1 in
+    direct) echo "${target[$2]}" ;;
+    hycod) listen_addr "fwd_ws_$2" ;;
+    hycod_wss) listen_addr "fwd_wss_$2" ;;
+    *) local v="port_$1_$2"; echo "127.0.0.1:${!v}" ;;
+  esac
+}
+# cpu_pids PATH: the proxy processes charged for a bulk run on PATH.
+cpu_pids() {
+  case $1 in
+    direct) ;;
+    hycod) echo "--cpu-pids relay=$pid_relay_ws,daemon=$pid_daemon_ws,forward=$pid_fwd_ws_bulk" ;;
+    hycod_wss) echo "--cpu-pids relay=$pid_relay_wss,daemon=$pid_daemon_wss,forward=$pid_fwd_wss_bulk" ;;
+    rathole_*) local s="pid_$1_server" c="pid_$1_client"; echo "--cpu-pids server=${!s},client=${!c}" ;;
+    haproxy) echo "--cpu-pids haproxy=$pid_haproxy" ;;
+  esac
+}
+# proxy_pids PATH: the pids cpu_pids names, space-separated.
+proxy_pids() { cpu_pids "$1" | sed 's/--cpu-pids //; s/[a-z_]*=//g; s/,/ /g'; }
+# cpu_ticks PID...: their utime + stime summed, in clock ticks (proc(5); fields after the name).
+cpu_ticks() {
+  local total=0 p t
+  for p in "$@"; do t=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'); total=$((total + t)); done
+  echo "$total"
+}
+# http_target PATH SERVICE: hycod-load http target flags (HTTP is relayed over plain ws only).
+http_target() {
+  case $1 in
+    direct) echo "--direct http://${target[$2]}/" ;;
+    hycod) echo "--relay $url_ws --key-name root --key $key --hybrid-connection $2" ;;
+    hycod_wss) return 1 ;;
+    *) echo "--direct http://$(stream_addr "$1" "$2")/" ;;
+  esac
+}
+
+# --- Readiness: a short probe per path and service, retried ---------------------------------
+for path in "${paths[@]}"; do
+  for _ in $(seq 60); do
+    ok=1
+    load stream --direct "tcp://$(stream_addr "$path" echo)" --rate 100 --duration 200ms --warmup 0s \
+      --json "$work/ready.json" >/dev/null 2>&1 && json_ok "$work/ready.json" 'd["n"] and not d["errors"]' || ok=0
+    # rathole 0.5's websocket transport resets bulk streams (see compare_report.py); its bulk
+    # service is the same tunnel as echo, so echo and HTTP probe it.
+    [ "$ok" = 1 ] && [ "${path#rathole}" = "$path" ] && { load bulk --direct "tcp://$(stream_addr "$path" bulk)" --duration 100ms --warmup 0s \
+      --json "$work/ready.json" >/dev/null 2>&1 && json_ok "$work/ready.json" 'd["bytes"] and not d["errors"]' || ok=0; }
+    if [ "$ok" = 1 ] && t=$(http_target "$path" web); then
+      # shellcheck disable=SC2086
+      load http $t --rate 100 --duration 200ms --warmup 0s --json "$work/ready.json" >/dev/null 2>&1 \
+        && json_ok "$work/ready.json" 'd["n"] and not d["errors"]' || ok=0
+    fi
+    [ "$ok" = 1 ] && break
+    sleep 0.2
+  done
+  [ "$ok" = 1 ] || { echo "path $path never became ready; logs in $work" >&2; exit 1; }
 done
 
-echo "# $(date -u +%F\ %H:%MZ) $(uname -srm), $(nproc) CPUs; runs=$runs duration=$duration warmup=$warmup connections=$connections; pinned: ${cpu0:+yes}"
+# --- Measurements: every round runs every path in turn (A/B/C… alternation) ----------------
+echo "# $(date -u +%F\ %H:%MZ) $(uname -srm), $(nproc) CPUs; $command_line; paths: ${paths[*]}" >&2
 for i in $(seq "$runs"); do
-  load http --direct "http://127.0.0.1:$http_port/" --rate "$http_rate" --body-size 1024 --json "$work/http-direct-$i.json" >/dev/null
-  load http "${relayed[@]}" --hybrid-connection web --rate "$http_rate" --body-size 1024 --json "$work/http-relayed-$i.json" >/dev/null
-  load stream --direct "tcp://127.0.0.1:$echo_port" --rate "$stream_rate" --size 64 --json "$work/stream-direct-$i.json" >/dev/null
-  load stream "${relayed[@]}" --hybrid-connection echo --rate "$stream_rate" --size 64 --json "$work/stream-relayed-$i.json" >/dev/null
+  echo "round $i/$runs" >&2
+  for path in "${paths[@]}"; do
+    # shellcheck disable=SC2046
+    load bulk --direct "tcp://$(stream_addr "$path" bulk)" --duration "$duration" --warmup "$warmup" \
+      $(cpu_pids "$path") --json "$work/bulk-$path-$i.json" >/dev/null || true
+  done
+  for path in "${paths[@]}"; do
+    # shellcheck disable=SC2046
+    "$bin/hycod-load" bulk --direct "tcp://$(stream_addr "$path" bulk)" --duration "$duration" \
+      --warmup "$warmup" $(cpu_pids "$path") --json "$work/bulkfree-$path-$i.json" >/dev/null || true
+  done
+  if [ -n "$iperf3" ]; then
+    for path in "${paths[@]}"; do
+      a=$(stream_addr "$path" iperf)
+      # shellcheck disable=SC2046
+      before=$(cpu_ticks $(proxy_pids "$path"))
+      $cpu0 "$iperf3" -c "${a%:*}" -p "${a##*:}" -t "${duration%s}" -J >"$work/iperf-$path-$i.json" 2>/dev/null || true
+      # shellcheck disable=SC2046
+      echo $(( $(cpu_ticks $(proxy_pids "$path")) - before )) >"$work/iperfcpu-$path-$i.txt"
+    done
+  fi
+  for path in "${paths[@]}"; do
+    load stream --direct "tcp://$(stream_addr "$path" echo)" --rate "$stream_rate" --size 64 \
+      --connections "$connections" --duration "$duration" --warmup "$warmup" \
+      --json "$work/echo-$path-$i.json" >/dev/null || true
+  done
+  for path in "${paths[@]}"; do
+    t=$(http_target "$path" web) || continue
+    # shellcheck disable=SC2086
+    load http $t --rate "$http_rate" --body-size 1024 --connections "$connections" \
+      --duration "$duration" --warmup "$warmup" --json "$work/http-$path-$i.json" >/dev/null || true
+    t=$(http_target "$path" big)
+    # shellcheck disable=SC2086
+    load http $t --method GET --body-size 0 --rate 20 --connections 2 \
+      --duration "$duration" --warmup "$warmup" --json "$work/big-$path-$i.json" >/dev/null || true
+  done
 done
+echo "max req/s at p99 < 5 ms" >&2
+for path in "${paths[@]}"; do
+  t=$(http_target "$path" web) || continue
+  # shellcheck disable=SC2086
+  load http $t --rate 500 --body-size 1024 --connections 32 --duration "$find_duration" \
+    --warmup 500ms --find-max --max-p99 5ms --refine-steps "$refine" --json "$work/max-$path.json" >/dev/null || true
+done
+echo "idle streams: $idle" >&2
+load idle --relay "$url_ws" --key-name root --key "$key" --hybrid-connection echo \
+  --connections "$idle" --rss-pid "$pid_daemon_ws" --json "$work/idle-hycod.json" >/dev/null || true
+if [ -n "$rathole" ]; then
+  load idle --direct "tcp://$(stream_addr rathole_ws echo)" --connections "$idle" \
+    --rss-pid "$pid_rathole_ws_client" --json "$work/idle-rathole_ws.json" >/dev/null || true
+fi
 
-python3 - "$work" "$runs" "$http_rate" "$stream_rate" <<'PY'
-import json, statistics, sys
-work, runs = sys.argv[1], int(sys.argv[2])
-rates = {"http": sys.argv[3], "stream": sys.argv[4]}
-def load(name):
-    return [json.load(open(f"{work}/{name}-{i}.json")) for i in range(1, runs + 1)]
-def fmt(vals):
-    return f"{statistics.median(vals):g} [{min(vals):g}..{max(vals):g}]"
-print("| workload | path | n | p50 µs | p99 µs | p99.9 µs | errors | hycod-load CPU-µs/req |")
-print("|---|---|---|---|---|---|---|---|")
-med = {}
-for mode, what in (("http", "HTTP 1 KiB POST"), ("stream", "64 B echo")):
-    for path in ("direct", "relayed"):
-        rs = load(f"{mode}-{path}")
-        errors = sum(sum(r["errors"].values()) for r in rs)
-        med[(mode, path)] = {k: statistics.median(r[k] for r in rs) for k in ("p50_us", "p99_us")}
-        print(f"| {what} @ {rates[mode]}/s | {path} | {fmt([r['n'] for r in rs])} | "
-              f"{fmt([r['p50_us'] for r in rs])} | {fmt([r['p99_us'] for r in rs])} | "
-              f"{fmt([r['p999_us'] for r in rs])} | {errors} | "
-              f"{fmt([round(r['generator_cpu_us_per_request'], 1) for r in rs])} |")
-print()
-for mode in ("http", "stream"):
-    d, r = med[(mode, "direct")], med[(mode, "relayed")]
-    print(f"{mode}: relayed/direct p50 {r['p50_us'] / max(d['p50_us'], 1):.2f}x, "
-          f"p99 {r['p99_us'] / max(d['p99_us'], 1):.2f}x")
-print(f"raw JSON: {work}")
-PY
+# --- Tables ---------------------------------------------------------------------------------
+python3 "$root/benches/compare_report.py" --work "$work" --runs "$runs" --paths "${paths[@]}" \
+  --command "$command_line" --stream-rate "$stream_rate" --http-rate "$http_rate" \
+  --connections "$connections" --duration "$duration" --idle "$idle" \
+  $([ -n "$cpu0" ] && echo --pinned) $([ "$write" = 1 ] && echo --write "$root/docs/performance.md")
+echo "raw JSON: $work" >&2

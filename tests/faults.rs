@@ -58,11 +58,17 @@ struct Rig {
 
 impl Rig {
     fn start(faulty_keys: &str, relay_flags: &[&str]) -> Self {
+        Self::start_with_limits(faulty_keys, relay_flags, "")
+    }
+
+    /// [`Rig::start`] with these `[limits]` keys for the daemon.
+    fn start_with_limits(faulty_keys: &str, relay_flags: &[&str], limits: &str) -> Self {
         let relay = RelayProcess::start_with_flags(&[FAULTY, STEADY], &[], relay_flags);
         let steady = format!("target = \"tcp://127.0.0.1:{}\"", tcp_echo());
         let text = config_text(
             "5s",
             &[
+                format!("[limits]\n{limits}\n"),
                 hc(FAULTY, &relay.url, faulty_keys),
                 hc(STEADY, &relay.url, &steady),
             ],
@@ -829,33 +835,49 @@ fn a_relay_refusing_connections_is_retried_until_it_accepts_again() {
     assert_clean(other.finish());
 }
 
-#[test]
-fn a_stream_whose_target_stopped_reading_is_released_once_the_target_reads_again() {
-    let echo = tcp_echo();
-    let proxy = FaultProxy::to(SocketAddr::from(([127, 0, 0, 1], echo)));
-    let rig = Rig::start(&format!("target = \"tcp://{}\"", proxy.host_port()), &[]);
+/// The write stall timeout of the daemon or relay in the stalled-target tests.
+const WRITE_STALL: Duration = Duration::from_secs(2);
+
+/// Streams on `faulty` until the sender is held back by the black-holed `proxy` (the target
+/// stops reading), then waits for the stream to end while the target still reads nothing.
+/// Returns the close code the sender saw (`None`: the stream ended without one) and how long
+/// after the sender got stuck the stream ended; the sender's socket is closed by then.
+fn stall_the_target(rig: &Rig, proxy: &FaultProxy) -> (Option<CloseCode>, Duration) {
     let sent = Arc::new(AtomicU64::new(0));
-    let (give_up, gave_up) = flume::bounded::<()>(1);
+    let (ended_tx, ended) = flume::bounded::<Option<CloseCode>>(1);
     let url = rig.relay.url.clone();
     let pushed = sent.clone();
     let sender = std::thread::spawn(move || {
         run(async move {
             let conn = connect_sender(&url, FAULTY).await;
-            let (_read, mut write) = conn.stream.into_split();
-            let writer = async move {
-                loop {
-                    let mut frame = Vec::new();
-                    push_frame(&mut frame, true, OpCode::Binary, &[7u8; 64 * 1024], mask())
-                        .expect("frame");
-                    if write.write_all(frame).await.0.is_err() {
-                        return;
+            let (read, mut write) = conn.stream.into_split();
+            let mut reader = WsReader::new(
+                read,
+                Role::Client,
+                Limits::default(),
+                &conn.leftover,
+                64 * 1024,
+            );
+            // Reads run in a task of their own (a read future must not be dropped half-way).
+            monoio::spawn(async move {
+                let code = loop {
+                    match reader.next_event().await {
+                        Ok(WsEvent::Close { code, .. }) => break code,
+                        Ok(_) => {}
+                        Err(_) => break None,
                     }
-                    pushed.fetch_add(64 * 1024, Ordering::SeqCst);
+                };
+                let _ = ended_tx.send_async(code).await;
+            });
+            // Ends when the relay closes the sender's socket.
+            loop {
+                let mut frame = Vec::new();
+                push_frame(&mut frame, true, OpCode::Binary, &[7u8; 64 * 1024], mask())
+                    .expect("frame");
+                if write.write_all(frame).await.0.is_err() {
+                    return;
                 }
-            };
-            monoio::select! {
-                _ = gave_up.recv_async() => {}
-                _ = writer => {}
+                pushed.fetch_add(64 * 1024, Ordering::SeqCst);
             }
         })
     });
@@ -872,11 +894,85 @@ fn a_stream_whose_target_stopped_reading_is_released_once_the_target_reads_again
             .is_some_and(|(_, then)| *then == now.1)
     });
     assert!(stuck, "the sender was held back by the silent target");
-    give_up.send(()).expect("sender alive");
+    let stuck_at = Instant::now();
+    let seen = ended
+        .recv_timeout(WRITE_STALL + PATIENCE)
+        .expect("the sender saw the stream end while the target still reads nothing");
+    let took = stuck_at.elapsed();
     sender.join().expect("sender thread");
-    // The daemon is blocked writing to the target and cannot see the sender leave until the
-    // target reads again (or `[limits] idle_timeout` ends the stream; docs/reliability.md).
-    rig.new_stream_works(STEADY);
+    (seen, took)
+}
+
+#[test]
+fn a_stream_whose_target_stopped_reading_is_released_after_the_write_stall_timeout() {
+    let echo = tcp_echo();
+    let proxy = FaultProxy::to(SocketAddr::from(([127, 0, 0, 1], echo)));
+    // The relay's own write stall timeout (default 60 s) stays out of the way.
+    let rig = Rig::start_with_limits(
+        &format!("target = \"tcp://{}\"", proxy.host_port()),
+        &[],
+        &format!("write_stall_timeout = \"{}s\"", WRITE_STALL.as_secs()),
+    );
+    let other = Streamer::start(&rig.relay.url, STEADY);
+    other.keeps_flowing(3);
+
+    let (seen, took) = stall_the_target(&rig, &proxy);
+
+    assert_eq!(
+        seen,
+        CloseCode::new(1011),
+        "the daemon closes the stream with 1011 (target stopped reading)"
+    );
+    assert!(
+        took < WRITE_STALL + Duration::from_secs(3),
+        "released {took:?} after the sender got stuck, write stall timeout {WRITE_STALL:?}"
+    );
+    rig.wait_no_streams();
+    assert_eq!(
+        rig.daemon.metric_with(
+            "hycod_limit_exceeded_total",
+            &[
+                ("hybrid_connection", FAULTY),
+                ("limit", "write_stall_timeout")
+            ]
+        ),
+        Some(1.0)
+    );
+    other.keeps_flowing(3);
+    assert_clean(other.finish());
+    proxy.restore();
+    rig.new_stream_works(FAULTY);
+}
+
+#[test]
+fn the_relay_ends_a_stream_whose_listener_stopped_reading_after_its_write_stall_timeout() {
+    let echo = tcp_echo();
+    let proxy = FaultProxy::to(SocketAddr::from(([127, 0, 0, 1], echo)));
+    let relay_stall = format!("{}s", WRITE_STALL.as_secs());
+    // The daemon never gives up on its stalled target write, so its rendezvous socket stops
+    // being read: only the relay's write stall timeout can end the stream for the sender.
+    let rig = Rig::start_with_limits(
+        &format!("target = \"tcp://{}\"", proxy.host_port()),
+        &["--write-stall-timeout", &relay_stall],
+        "write_stall_timeout = \"0s\"",
+    );
+    let other = Streamer::start(&rig.relay.url, STEADY);
+    other.keeps_flowing(3);
+
+    let (seen, took) = stall_the_target(&rig, &proxy);
+
+    assert_eq!(
+        seen,
+        CloseCode::new(1011),
+        "the relay closes the sender's side with 1011 (peer stopped reading)"
+    );
+    assert!(
+        took < WRITE_STALL + Duration::from_secs(3),
+        "released {took:?} after the sender got stuck, write stall timeout {WRITE_STALL:?}"
+    );
+    other.keeps_flowing(3);
+    assert_clean(other.finish());
+    // Once the target reads again, the daemon finds its rendezvous closed and lets go too.
     proxy.restore();
     rig.wait_no_streams();
     rig.new_stream_works(FAULTY);

@@ -3,7 +3,7 @@
 //! forwarder is a daemon whose configuration holds one `[[forward]]`, the path `hycod forward`
 //! takes too.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use hycod::daemon::{self, DaemonHandle, DaemonOptions, ForwardSetupError, StartE
 
 mod common;
 
-use common::processes::tcp_echo;
+use common::processes::{assert_tcp_echo, tcp_echo};
 use common::KEY;
 
 const SEND_KEY: &str = "c2VuZGVyc2VuZGVy";
@@ -85,24 +85,7 @@ target = "tcp://127.0.0.1:{echo}"
     client
         .set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
-    let sent: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let writer = {
-        let mut client = client.try_clone().expect("clone");
-        let sent = sent.clone();
-        std::thread::spawn(move || {
-            client.write_all(&sent).expect("send");
-            client
-                .shutdown(std::net::Shutdown::Write)
-                .expect("half-close");
-        })
-    };
-    let mut got = Vec::new();
-    client
-        .read_to_end(&mut got)
-        .expect("echo until the far side closes");
-    writer.join().expect("writer");
-    assert_eq!(got.len(), sent.len());
-    assert!(got == sent, "echo differs");
+    assert_tcp_echo(&mut client, 3_000_000);
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use common::processes::{
-    config_text, eventually, forward, forward_on, hybrid_connection, tcp_echo, DaemonProcess,
-    RelayProcess, PATIENCE,
+    assert_tcp_echo, config_text, eventually, forward, forward_on, hybrid_connection, tcp_echo,
+    DaemonProcess, RelayProcess, PATIENCE,
 };
 
 /// The worker count of [`config_text`]: each worker accepts on every forward's socket.
@@ -86,24 +86,7 @@ fn a_tcp_client_reaches_the_echo_target_through_a_configured_forward_byte_exact(
     let addr = setup.daemon.wait_forward_listening("fwd");
 
     let mut client = connect(addr);
-    let sent: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    let writer = {
-        let mut client = client.try_clone().expect("clone");
-        let sent = sent.clone();
-        std::thread::spawn(move || {
-            client.write_all(&sent).expect("send");
-            client
-                .shutdown(std::net::Shutdown::Write)
-                .expect("half-close");
-        })
-    };
-    let mut got = Vec::new();
-    client
-        .read_to_end(&mut got)
-        .expect("echo until the far side closes");
-    writer.join().expect("writer");
-    assert_eq!(got.len(), sent.len());
-    assert!(got == sent, "echo differs");
+    assert_tcp_echo(&mut client, 1_000_000);
 
     let fwd_label = ("forward", "fwd");
     assert!(eventually(PATIENCE, || setup

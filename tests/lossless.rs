@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::checked::{body_len, sha256_of_run, Pool};
+use common::checked::{body_len, seed, sha256_of_run, Pool};
 use common::checked_senders::{send_stream, HttpPlan, HttpSender, Outcome, Report};
 use common::checked_targets::{hashing_http_target, SourceSink, StreamHeader, UpEnd};
 use common::processes::{
@@ -41,15 +41,6 @@ const MAX_BODY: u64 = 8 * MIB;
 
 /// Longest a whole run may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(600);
-
-fn seed() -> u64 {
-    let seed = std::env::var("HYCOD_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    println!("seed {seed} (HYCOD_TEST_SEED={seed} repeats this run)");
-    seed
-}
 
 fn figures(what: &str, bytes: u64, count: u64, elapsed: Duration) {
     let mib = bytes as f64 / MIB as f64;

@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::checked::Pool;
+use common::checked::{seed, Pool};
 use common::checked_senders::Outcome;
 use common::checked_targets::{hashing_http_target, SourceSink, TargetReport, UpEnd};
 use common::processes::{
@@ -52,15 +52,6 @@ fn env_secs(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-fn seed() -> u64 {
-    let seed = std::env::var("HYCOD_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    println!("seed {seed} (HYCOD_TEST_SEED={seed} repeats this run)");
-    seed
 }
 
 fn shape(relay_url: &str) -> LoadShape {

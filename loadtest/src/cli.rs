@@ -13,6 +13,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(600);
 pub const MAX_RATE: f64 = 1_000_000.0;
 /// Most connections accepted.
 pub const MAX_CONNECTIONS: u32 = 100_000;
+/// Most bulk streams accepted.
+pub const MAX_STREAMS: u32 = 1024;
+/// Largest bulk write accepted, bytes.
+pub const MAX_CHUNK: usize = 16 * 1024 * 1024;
 
 /// Load generator for hycod (open-loop, coordinated-omission-corrected HDR histograms).
 #[derive(Parser, Debug)]
@@ -49,38 +53,44 @@ pub enum Command {
         #[arg(long, default_value = "/")]
         path: String,
     },
+    /// Streams pushing data one way (or both) as fast as they can, through a relay or to
+    /// `--direct tcp://host:port` (a `serve-bulk` target); reports Gbit/s and, with
+    /// `--cpu-pids`, CPU-seconds per GiB of the named processes.
+    Bulk {
+        #[command(flatten)]
+        args: BulkArgs,
+    },
+    /// Opens `--connections` echo streams, holds them and reports the resident memory each one
+    /// costs the process `--rss-pid`.
+    Idle {
+        #[command(flatten)]
+        args: IdleArgs,
+    },
     /// A TCP echo target for the baseline and for relayed streams.
     ServeEcho {
         #[arg(long)]
         listen: SocketAddr,
     },
-    /// An HTTP/1.1 target that answers every request with its own body.
+    /// An HTTP/1.1 target that answers every request with its own body, or with
+    /// `--response-size` bytes.
     ServeHttp {
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Answer every request with this many bytes instead of its own body.
+        #[arg(long)]
+        response_size: Option<usize>,
+    },
+    /// The `bulk` target: the first byte of each connection asks it to discard what it reads
+    /// (`U`), write endlessly (`D`) or both (`B`).
+    ServeBulk {
         #[arg(long)]
         listen: SocketAddr,
     },
 }
 
-/// Options of both load modes.
+/// Where a run sends its load: a relay (as a Hybrid Connections sender) or a direct target.
 #[derive(Args, Debug, Clone)]
-pub struct Common {
-    /// Requests per second in total (open loop).
-    #[arg(long, default_value_t = 1000.0)]
-    pub rate: f64,
-    /// Send as fast as answers come back instead (latency from the actual send).
-    #[arg(long)]
-    pub closed_loop: bool,
-    #[arg(long, default_value_t = 1)]
-    pub connections: u32,
-    /// Measured time, e.g. `10s`, `500ms`, `1m`.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub duration: Duration,
-    /// Time before the measurement, excluded from the results.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub warmup: Duration,
-    /// One monoio runtime per thread; connections are spread over them.
-    #[arg(long, default_value_t = 1)]
-    pub threads: u32,
+pub struct TargetArgs {
     /// The relay, `ws://host:port`.
     #[arg(long)]
     pub relay: Option<String>,
@@ -100,6 +110,30 @@ pub struct Common {
     /// A non-loopback host this run may load (repeatable).
     #[arg(long)]
     pub allow_host: Vec<String>,
+}
+
+/// Options of the open-loop modes (`stream`, `http`).
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Requests per second in total (open loop).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Send as fast as answers come back instead (latency from the actual send).
+    #[arg(long)]
+    pub closed_loop: bool,
+    #[arg(long, default_value_t = 1)]
+    pub connections: u32,
+    /// Measured time, e.g. `10s`, `500ms`, `1m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Time before the measurement, excluded from the results.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// One monoio runtime per thread; connections are spread over them.
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
     /// Per-request timeout.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -109,6 +143,63 @@ pub struct Common {
     /// Draw the latency percentile distribution as SVG here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Search for the highest rate sustained with p99 under `--max-p99` and no errors,
+    /// starting at `--rate` (doubling, then bisecting).
+    #[arg(long)]
+    pub find_max: bool,
+    /// The p99 bound of `--find-max`.
+    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
+    pub max_p99: Duration,
+    /// Bisection steps of `--find-max` after the first failing rate.
+    #[arg(long, default_value_t = 4)]
+    pub refine_steps: u32,
+}
+
+/// Options of `bulk`: streams pushing data as fast as they can.
+#[derive(Args, Debug, Clone)]
+pub struct BulkArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Streams, each on its own connection.
+    #[arg(long, default_value_t = 1)]
+    pub streams: u32,
+    /// Which way data flows: `up` (to the target), `down` (from it) or `both`.
+    #[arg(long, default_value = "up", value_parser = crate::bulk::Direction::parse)]
+    pub direction: crate::bulk::Direction,
+    /// Bytes per write (and per WebSocket frame when relayed).
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub chunk: usize,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Processes whose CPU time (user+sys) is charged per GiB moved: `PID` or `NAME=PID`,
+    /// comma-separated (e.g. `relay=123,daemon=456`).
+    #[arg(long, value_delimiter = ',', value_parser = crate::procstat::parse_pid)]
+    pub cpu_pids: Vec<crate::procstat::NamedPid>,
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Options of `idle`: many open, quiet streams.
+#[derive(Args, Debug, Clone)]
+pub struct IdleArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Streams to open and hold.
+    #[arg(long, default_value_t = 10_000)]
+    pub connections: u32,
+    /// Streams being opened at once.
+    #[arg(long, default_value_t = 128)]
+    pub parallel: u32,
+    /// The process whose resident memory (VmRSS) is measured before and after (the daemon).
+    #[arg(long)]
+    pub rss_pid: Option<u32>,
+    /// Per-stream timeout for opening and the first echo.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// Why a run was refused.
@@ -124,6 +215,9 @@ pub enum CliError {
     MissingCredential,
     BadAddress { address: String },
     NotAllowed { host: String },
+    StreamsOutOfRange { streams: u32 },
+    ChunkOutOfRange { chunk: usize },
+    MaxP99OutOfRange { max_p99: Duration },
 }
 
 impl fmt::Display for CliError {
@@ -160,6 +254,15 @@ impl fmt::Display for CliError {
                 f,
                 "{host} is not a loopback address; name it with --allow-host to load it"
             ),
+            Self::StreamsOutOfRange { streams } => {
+                write!(f, "--streams {streams} is not within 1..={MAX_STREAMS}")
+            }
+            Self::ChunkOutOfRange { chunk } => {
+                write!(f, "--chunk {chunk} is not within 1..={MAX_CHUNK}")
+            }
+            Self::MaxP99OutOfRange { max_p99 } => {
+                write!(f, "--max-p99 {max_p99:?} must be above zero")
+            }
         }
     }
 }
@@ -184,27 +287,72 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
 }
 
+fn check_duration(duration: Duration, warmup: Duration) -> Result<(), CliError> {
+    let total = duration.saturating_add(warmup);
+    if total > MAX_DURATION {
+        return Err(CliError::DurationTooLong { total });
+    }
+    Ok(())
+}
+
+fn check_connections(connections: u32) -> Result<(), CliError> {
+    if connections == 0 || connections > MAX_CONNECTIONS {
+        return Err(CliError::ConnectionsOutOfRange { connections });
+    }
+    Ok(())
+}
+
 impl Common {
     /// Checks the bounds of a run.
     pub fn validate(&self) -> Result<(), CliError> {
-        let total = self.duration.saturating_add(self.warmup);
-        if total > MAX_DURATION {
-            return Err(CliError::DurationTooLong { total });
-        }
+        check_duration(self.duration, self.warmup)?;
         if !(self.rate > 0.0 && self.rate <= MAX_RATE) {
             return Err(CliError::RateOutOfRange { rate: self.rate });
         }
-        if self.connections == 0 || self.connections > MAX_CONNECTIONS {
-            return Err(CliError::ConnectionsOutOfRange {
-                connections: self.connections,
-            });
-        }
+        check_connections(self.connections)?;
         if self.threads == 0 || self.threads > self.connections {
             return Err(CliError::ThreadsOutOfRange {
                 threads: self.threads,
                 connections: self.connections,
             });
         }
+        if self.find_max && self.max_p99.is_zero() {
+            return Err(CliError::MaxP99OutOfRange {
+                max_p99: self.max_p99,
+            });
+        }
+        self.target.validate()
+    }
+}
+
+impl BulkArgs {
+    /// Checks the bounds of a bulk run.
+    pub fn validate(&self) -> Result<(), CliError> {
+        check_duration(self.duration, self.warmup)?;
+        if self.streams == 0 || self.streams > MAX_STREAMS {
+            return Err(CliError::StreamsOutOfRange {
+                streams: self.streams,
+            });
+        }
+        if self.chunk == 0 || self.chunk > MAX_CHUNK {
+            return Err(CliError::ChunkOutOfRange { chunk: self.chunk });
+        }
+        self.target.validate()
+    }
+}
+
+impl IdleArgs {
+    /// Checks the bounds of an idle run.
+    pub fn validate(&self) -> Result<(), CliError> {
+        check_connections(self.connections)?;
+        check_connections(self.parallel)?;
+        self.target.validate()
+    }
+}
+
+impl TargetArgs {
+    /// Checks that exactly one target is named, and a relay with its hybrid connection.
+    pub fn validate(&self) -> Result<(), CliError> {
         match (&self.relay, &self.direct) {
             (None, None) => Err(CliError::NoTarget),
             (Some(_), Some(_)) => Err(CliError::BothTargets),
@@ -301,7 +449,7 @@ mod tests {
 
     #[test]
     fn only_loopback_or_allowed_hosts_are_loaded() {
-        let plain = common(&[]);
+        let plain = common(&[]).target;
         assert!(plain.permitted_addr("127.0.0.1", 80).is_ok());
         assert_eq!(
             plain.permitted_addr("192.0.2.1", 80),
@@ -309,7 +457,81 @@ mod tests {
                 host: "192.0.2.1".to_owned()
             })
         );
-        let allowed = common(&["--allow-host", "192.0.2.1"]);
+        let allowed = common(&["--allow-host", "192.0.2.1"]).target;
         assert!(allowed.permitted_addr("192.0.2.1", 80).is_ok());
+    }
+
+    fn bulk(extra: &[&str]) -> BulkArgs {
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            args: BulkArgs,
+        }
+        let mut args = vec!["t", "--direct", "tcp://127.0.0.1:1"];
+        args.extend_from_slice(extra);
+        T::parse_from(args).args
+    }
+
+    #[test]
+    fn bulk_runs_are_bounded() {
+        assert_eq!(bulk(&[]).validate(), Ok(()));
+        assert_eq!(
+            bulk(&["--streams", "0"]).validate(),
+            Err(CliError::StreamsOutOfRange { streams: 0 })
+        );
+        assert_eq!(
+            bulk(&["--chunk", "0"]).validate(),
+            Err(CliError::ChunkOutOfRange { chunk: 0 })
+        );
+        assert!(matches!(
+            bulk(&["--duration", "11m"]).validate(),
+            Err(CliError::DurationTooLong { .. })
+        ));
+        let parsed = bulk(&["--direction", "both", "--cpu-pids", "relay=1,2"]);
+        assert_eq!(parsed.direction, crate::bulk::Direction::Both);
+        assert_eq!(parsed.cpu_pids.len(), 2);
+        assert_eq!(parsed.cpu_pids[0].name, "relay");
+    }
+
+    #[test]
+    fn idle_runs_are_bounded() {
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            args: IdleArgs,
+        }
+        let idle = |extra: &[&str]| {
+            let mut args = vec!["t", "--direct", "tcp://127.0.0.1:1"];
+            args.extend_from_slice(extra);
+            T::parse_from(args).args
+        };
+        assert_eq!(idle(&[]).validate(), Ok(()));
+        assert_eq!(
+            idle(&["--connections", "100001"]).validate(),
+            Err(CliError::ConnectionsOutOfRange {
+                connections: 100_001
+            })
+        );
+        assert_eq!(
+            idle(&["--parallel", "0"]).validate(),
+            Err(CliError::ConnectionsOutOfRange { connections: 0 })
+        );
+    }
+
+    #[test]
+    fn find_max_needs_a_positive_p99_bound() {
+        let zero = common(&[
+            "--direct",
+            "http://127.0.0.1:1/",
+            "--find-max",
+            "--max-p99",
+            "0ms",
+        ]);
+        assert_eq!(
+            zero.validate(),
+            Err(CliError::MaxP99OutOfRange {
+                max_p99: Duration::ZERO
+            })
+        );
     }
 }

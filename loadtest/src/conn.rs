@@ -72,25 +72,7 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Fail
             },
             Workload::Echo { .. },
         ) => {
-            let dialer = Dialer {
-                tls: client_config(&TrustRoots::WebPki).map_err(|_| Failure::TlsConfig)?,
-                proxy: None,
-                connect_timeout: Duration::from_secs(10),
-            };
-            let id = format!("hycod-load-{:016x}", fastrand::u64(..));
-            let url = connect_url(relay_url, hc, &id);
-            let conn = dialer
-                .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
-                .await
-                .map_err(|_| Failure::Connect)?;
-            let (read, write) = conn.stream.into_split();
-            let reader = WsReader::new(
-                read,
-                Role::Client,
-                Limits::default(),
-                &conn.leftover,
-                DEFAULT_READ_BUFFER,
-            );
+            let (write, reader) = open_ws(&dialer()?, relay_url, hc, token).await?;
             Ok(Conn::Ws {
                 write,
                 reader,
@@ -119,12 +101,49 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Fail
     }
 }
 
+/// The WebSocket client every relayed stream uses (webpki roots: `ws://` relays need none).
+pub fn dialer() -> Result<Dialer, Failure> {
+    Ok(Dialer {
+        tls: client_config(&TrustRoots::WebPki).map_err(|_| Failure::TlsConfig)?,
+        proxy: None,
+        connect_timeout: Duration::from_secs(10),
+    })
+}
+
+/// The two halves of a relayed sender stream.
+pub type WsHalves = (OwnedWriteHalf<Stream>, WsReader<OwnedReadHalf<Stream>>);
+
+/// Opens a sender stream to hybrid connection `hc` through `relay_url` (spec §7.1).
+pub async fn open_ws(
+    dialer: &Dialer,
+    relay_url: &str,
+    hc: &str,
+    token: &hycod::secret::Secret,
+) -> Result<WsHalves, Failure> {
+    let id = format!("hycod-load-{:016x}", fastrand::u64(..));
+    let url = connect_url(relay_url, hc, &id);
+    let conn = dialer
+        .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
+        .await
+        .map_err(|_| Failure::Connect)?;
+    let (read, write) = conn.stream.into_split();
+    let reader = WsReader::new(
+        read,
+        Role::Client,
+        Limits::default(),
+        &conn.leftover,
+        DEFAULT_READ_BUFFER,
+    );
+    Ok((write, reader))
+}
+
 /// `len` bytes out and back, as a byte count.
 fn both_ways(len: usize) -> u64 {
     u64::try_from(len).map_or(u64::MAX, |n| n.saturating_mul(2))
 }
 
-async fn connect(addr: SocketAddr) -> Result<TcpStream, Failure> {
+/// A TCP connection with TCP_NODELAY (benchmarking.md rule 5).
+pub async fn connect(addr: SocketAddr) -> Result<TcpStream, Failure> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|_| Failure::Connect)?;

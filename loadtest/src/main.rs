@@ -1,12 +1,19 @@
 //! `hycod-load`: the bundled load generator (issue 6, docs/benchmarking.md rule 4). Open-loop
 //! echo round trips over relayed WebSocket streams (spec §7.1) or plain TCP, and relayed
 //! (§7.2) or direct HTTP requests; latencies from the intended send time into HDR histograms.
+//! Also bulk throughput with the CPU cost of the processes under test, idle streams with the
+//! memory each costs, and a search for the highest rate held under a p99 bound.
 
+mod bulk;
 mod cli;
 mod conn;
 mod cpu;
 mod failure;
+mod fd_limit;
+mod find_max;
+mod idle;
 mod open_loop;
+mod procstat;
 mod report;
 mod results;
 mod run;
@@ -35,9 +42,46 @@ fn main() -> ExitCode {
         Command::ServeEcho { listen } => {
             serve::serve(listen, serve::echo).map_err(|e| e.to_string())
         }
-        Command::ServeHttp { listen } => {
-            serve::serve(listen, serve::http).map_err(|e| e.to_string())
+        Command::ServeHttp {
+            listen,
+            response_size: None,
+        } => serve::serve(listen, serve::http).map_err(|e| e.to_string()),
+        Command::ServeHttp {
+            response_size: Some(size),
+            ..
+        } if size > serve::MAX_RESPONSE_SIZE => Err(format!(
+            "--response-size {size} is more than the {} allowed",
+            serve::MAX_RESPONSE_SIZE
+        )),
+        Command::ServeHttp {
+            listen,
+            response_size: Some(size),
+        } => {
+            let response = Rc::new(serve::fixed_response(size));
+            serve::serve(listen, move |stream| {
+                serve::http_fixed(stream, Rc::clone(&response))
+            })
+            .map_err(|e| e.to_string())
         }
+        Command::ServeBulk { listen } => {
+            serve::serve(listen, serve::bulk).map_err(|e| e.to_string())
+        }
+        Command::Bulk { args } => args
+            .validate()
+            .map_err(|e| e.to_string())
+            .and_then(|()| bulk::run(&args).map_err(|e| e.to_string()))
+            .and_then(|report| {
+                print!("{}", report.table());
+                write_json(args.json.as_deref(), &report)
+            }),
+        Command::Idle { args } => args
+            .validate()
+            .map_err(|e| e.to_string())
+            .and_then(|()| idle::run(&args).map_err(|e| e.to_string()))
+            .and_then(|report| {
+                print!("{}", report.table());
+                write_json(args.json.as_deref(), &report)
+            }),
         Command::Stream { common, size } => {
             load(&common, "stream", "tcp", move || Workload::Echo {
                 payload: Rc::new(
@@ -69,13 +113,93 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes `value` as pretty JSON to `path`, when given.
+fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> Result<(), String> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let json = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The JSON of a `--find-max` search: every step and the highest passing rate.
+#[derive(serde::Serialize)]
+struct FindMax {
+    mode: String,
+    target: String,
+    max_p99_us: u64,
+    /// The highest rate that passed (None when even `--rate` failed).
+    max_rate: Option<f64>,
+    steps: Vec<report::Summary>,
+}
+
 fn load(
     common: &Common,
     mode: &str,
     scheme: &'static str,
-    make_workload: impl Fn() -> Workload + Send + Sync + 'static,
+    make_workload: impl Fn() -> Workload + Send + Sync + Clone + 'static,
 ) -> Result<(), String> {
     common.validate().map_err(|e| e.to_string())?;
+    if !common.find_max {
+        let summary = load_once(common, mode, scheme, make_workload)?;
+        return write_json(common.json.as_deref(), &summary);
+    }
+    let max_p99_us = u64::try_from(common.max_p99.as_micros()).unwrap_or(u64::MAX);
+    let mut search = find_max::RateSearch::new(common.rate, common.refine_steps);
+    let mut steps = Vec::new();
+    loop {
+        let step = Common {
+            rate: search.rate,
+            json: None,
+            plot: None,
+            ..common.clone()
+        };
+        let summary = load_once(&step, mode, scheme, make_workload.clone())?;
+        let ok = find_max::passed(
+            summary.p99_us,
+            max_p99_us,
+            summary.error_total,
+            summary.achieved_rate,
+            step.rate,
+        );
+        println!(
+            "find-max    {} /s: {} (p99 {} µs, {} errors)",
+            step.rate,
+            if ok { "sustained" } else { "not sustained" },
+            summary.p99_us,
+            summary.error_total
+        );
+        steps.push(summary);
+        if search.next(ok).is_none() {
+            break;
+        }
+    }
+    match search.best {
+        Some(rate) => println!("find-max    max sustained rate {rate} /s at p99 < {max_p99_us} µs"),
+        None => println!(
+            "find-max    not even {} /s was sustained at p99 < {max_p99_us} µs",
+            common.rate
+        ),
+    }
+    write_json(
+        common.json.as_deref(),
+        &FindMax {
+            mode: mode.to_owned(),
+            target: target::describe(&common.target),
+            max_p99_us,
+            max_rate: search.best,
+            steps,
+        },
+    )
+}
+
+/// One open- or closed-loop run at `common.rate`: prints its table, draws its plot.
+fn load_once(
+    common: &Common,
+    mode: &str,
+    scheme: &'static str,
+    make_workload: impl Fn() -> Workload + Send + Sync + 'static,
+) -> Result<report::Summary, String> {
     let progress = Arc::new(run::Progress::default());
     let reporter = std::io::stderr().is_terminal().then(|| {
         let progress = Arc::clone(&progress);
@@ -104,19 +228,7 @@ fn load(
     if let Some(reporter) = reporter {
         let _ = reporter.join();
     }
-    let target = common
-        .direct
-        .clone()
-        .map(|d| format!("direct {d}"))
-        .or_else(|| {
-            common.relay.as_ref().map(|r| {
-                format!(
-                    "relay {r} hc {}",
-                    common.hybrid_connection.as_deref().unwrap_or("")
-                )
-            })
-        })
-        .unwrap_or_default();
+    let target = target::describe(&common.target);
     let sent = progress.done.load(Ordering::Relaxed) + progress.errors.load(Ordering::Relaxed);
     let summary = report::Summary::new(
         mode,
@@ -127,14 +239,10 @@ fn load(
         (cpu, sent),
     );
     print!("{}", summary.table());
-    if let Some(path) = &common.json {
-        let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-        std::fs::write(path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
-    }
     if let Some(path) = &common.plot {
         let title = format!("hycod-load {mode} {target}: latency by percentile");
         std::fs::write(path, svg::render(&results.latency, &title))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    Ok(())
+    Ok(summary)
 }

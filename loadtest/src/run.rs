@@ -121,7 +121,7 @@ pub fn run(
     make_workload: impl Fn() -> Workload + Send + Sync + 'static,
     progress: Arc<Progress>,
 ) -> Result<Results, TargetError> {
-    crate::target::resolve(common, scheme)?;
+    crate::target::resolve(&common.target, scheme)?;
     let start = Instant::now();
     let make_workload = Arc::new(make_workload);
     let rate = (!common.closed_loop).then_some(common.rate);
@@ -147,7 +147,7 @@ pub fn run(
             let progress = Arc::clone(&progress);
             std::thread::spawn(move || {
                 hycod::runtime::workers::block_on(async move {
-                    let endpoint = crate::target::resolve(&common, scheme).ok()?;
+                    let endpoint = crate::target::resolve(&common.target, scheme).ok()?;
                     let workload = Rc::new(make_workload());
                     let tasks: Vec<_> = mine
                         .into_iter()

@@ -1,11 +1,14 @@
-//! Tiny targets for benchmarks: a TCP echo and an HTTP/1.1 server answering each request with
-//! its own body (RFC 9112 framing through hycod's parsers). One monoio runtime, one task per
-//! connection, TCP_NODELAY (benchmarking.md rule 5).
+//! Tiny targets for benchmarks: a TCP echo, an HTTP/1.1 server answering each request with its
+//! own body or a fixed-size body (RFC 9112 framing through hycod's parsers), and the bulk
+//! target (discard, write endlessly, or both, as the first byte asks). One monoio runtime, one
+//! task per connection, TCP_NODELAY (benchmarking.md rule 5).
 
 use std::net::SocketAddr;
 
 use monoio::buf::IoBuf;
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use std::rc::Rc;
+
+use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt, Splitable};
 use monoio::net::{TcpListener, TcpStream};
 
 use hycod::demo::http_io::{read_body, read_request_head, BUFFER_BYTES};
@@ -49,6 +52,84 @@ pub async fn echo(mut stream: TcpStream) {
     }
 }
 
+/// The bytes `serve-bulk` writes per write.
+pub const BULK_CHUNK: usize = 64 * 1024;
+
+/// The largest fixed response `serve-http --response-size` sends.
+pub const MAX_RESPONSE_SIZE: usize = 256 * 1024 * 1024;
+
+/// The bulk target: reads the direction byte, answers [`crate::bulk::ACK`], then discards
+/// (`U`), writes endlessly (`D`) or both (`B`) until the peer goes away.
+pub async fn bulk(stream: TcpStream) {
+    let mut stream = stream;
+    let (got, code) = stream.read_exact(vec![0u8; 1]).await;
+    let Some(direction) = got
+        .ok()
+        .and_then(|_| crate::bulk::Direction::from_code(code[0]))
+    else {
+        return;
+    };
+    let (sent, _) = stream.write_all(vec![crate::bulk::ACK]).await;
+    if sent.is_err() {
+        return;
+    }
+    let (mut read, mut write) = stream.into_split();
+    let writer = direction.receives().then(|| {
+        monoio::spawn(async move {
+            let mut chunk = vec![0xa5_u8; BULK_CHUNK];
+            loop {
+                let (sent, back) = write.write_all(chunk).await;
+                chunk = back;
+                if sent.is_err() {
+                    return;
+                }
+            }
+        })
+    });
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let (got, back) = read.read(buf).await;
+        buf = back;
+        if matches!(got, Ok(0) | Err(_)) {
+            break;
+        }
+    }
+    if let Some(writer) = writer {
+        writer.await;
+    }
+}
+
+/// The head and body of a fixed `--response-size` answer.
+pub fn fixed_response(size: usize) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
+    )
+    .into_bytes();
+    out.resize(out.len() + size, b'r');
+    out
+}
+
+/// Answers each request with `200` and `response` (a [`fixed_response`]), after reading the
+/// request's body.
+pub async fn http_fixed(mut stream: TcpStream, response: Rc<Vec<u8>>) {
+    let mut buf = ReadBuf::new(BUFFER_BYTES, 0);
+    while let Ok(Some(head)) = read_request_head(&mut stream, &mut buf).await {
+        let Ok(kind) = request_body_kind(&head) else {
+            return;
+        };
+        if read_body(&mut stream, &mut buf, kind, MAX_REQUEST_BODY)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let (written, _) = stream.write_all(Rc::clone(&response)).await;
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
 /// Answers each request with `200` and the request's body.
 pub async fn http(mut stream: TcpStream) {
     let mut buf = ReadBuf::new(BUFFER_BYTES, 0);
@@ -74,5 +155,19 @@ pub async fn http(mut stream: TcpStream) {
         if written.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_response_announces_its_length() {
+        let response = fixed_response(5);
+        let text = String::from_utf8(response).expect("ascii");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 5\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\nrrrrr"), "{text}");
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use hycod::auth::connection_string::{ConnectionString, Credential};
 use hycod::secret::Secret;
 
-use crate::cli::{CliError, Common};
+use crate::cli::{CliError, TargetArgs};
 
 /// How long the sender tokens of a run stay valid (longer than any permitted run).
 pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -54,6 +54,18 @@ impl std::fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
+/// How a run's target reads in the summary: `direct URL` or `relay URL hc NAME`.
+pub fn describe(target: &TargetArgs) -> String {
+    match (&target.direct, &target.relay) {
+        (Some(direct), _) => format!("direct {direct}"),
+        (None, Some(relay)) => format!(
+            "relay {relay} hc {}",
+            target.hybrid_connection.as_deref().unwrap_or("")
+        ),
+        (None, None) => String::new(),
+    }
+}
+
 impl From<CliError> for TargetError {
     fn from(e: CliError) -> Self {
         Self::Cli(e)
@@ -61,7 +73,7 @@ impl From<CliError> for TargetError {
 }
 
 /// Resolves the endpoint of a validated `common` (`scheme` is `tcp` or `http` for `--direct`).
-pub fn resolve(common: &Common, scheme: &str) -> Result<Rc<Endpoint>, TargetError> {
+pub fn resolve(common: &TargetArgs, scheme: &str) -> Result<Rc<Endpoint>, TargetError> {
     if let Some(direct) = &common.direct {
         let (addr, path) = parse_url(common, direct, &[scheme])?;
         return Ok(Rc::new(Endpoint::Direct { addr, path }));
@@ -88,7 +100,7 @@ pub fn resolve(common: &Common, scheme: &str) -> Result<Rc<Endpoint>, TargetErro
 }
 
 fn parse_url(
-    common: &Common,
+    common: &TargetArgs,
     text: &str,
     schemes: &[&str],
 ) -> Result<(SocketAddr, String), TargetError> {
@@ -109,7 +121,7 @@ fn parse_url(
     Ok((addr, url.path().to_owned()))
 }
 
-fn credential(common: &Common) -> Result<(String, Credential), TargetError> {
+fn credential(common: &TargetArgs) -> Result<(String, Credential), TargetError> {
     if let Some(file) = &common.connection_string_file {
         let text =
             std::fs::read_to_string(file).map_err(|e| TargetError::ConnectionStringFile {

@@ -15,8 +15,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_hycod-load");
 
 /// Starts `hycod-load serve-*` on a free port; the child and its address.
 fn serve(kind: &str) -> (Child, String) {
+    serve_with(kind, &[])
+}
+
+/// Like [`serve`], with extra flags.
+fn serve_with(kind: &str, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args([kind, "--listen", "127.0.0.1:0"])
+        .args(extra)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the target");
@@ -53,6 +59,53 @@ fn load(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse")
 }
 
+/// Runs `hycod-load ARGS --json F` (a mode without latency table) and returns the JSON.
+fn run_json(args: &[&str]) -> (String, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("out.json");
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run hycod-load");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parse");
+    (stdout, value)
+}
+
+/// Starts a relay and a daemon (in this process) serving hybrid connection `name` with
+/// `target_line` (e.g. `target = "tcp://…"`); the relay handle, the daemon and the relay URL.
+fn relay_and_daemon(
+    name: &str,
+    target_line: &str,
+) -> (hycod::relay::RelayHandle, daemon::DaemonHandle, String) {
+    let relay = relay();
+    let text = format!(
+        r#"
+[runtime]
+workers = 1
+[[hybrid_connection]]
+name = "{name}"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={name}"
+relay_url = "{}"
+{target_line}
+"#,
+        relay.url
+    );
+    let config = Config::from_toml_str(&text, Path::new(".")).expect("config");
+    let daemon = daemon::start(&config, DaemonOptions::default()).expect("daemon");
+    assert!(daemon.status.wait_all_online(Duration::from_secs(20)));
+    let url = relay.url.clone();
+    (relay, daemon, url)
+}
+
 fn assert_sane(json: &serde_json::Value, expected: u64) {
     let n = json["n"].as_u64().expect("n");
     assert!(n.abs_diff(expected) <= expected / 10, "n = {n}: {json}");
@@ -83,6 +136,8 @@ fn relay() -> hycod::relay::RelayHandle {
         "web",
         "--hybrid-connection",
         "echo",
+        "--hybrid-connection",
+        "bulk",
     ])
     .args
     .into_config()
@@ -217,4 +272,154 @@ target = "tcp://{addr}"
     ]);
     assert_sane(&json, 300);
     let _ = echo.kill();
+}
+
+#[test]
+fn direct_bulk_moves_data_up_and_down_and_charges_named_processes() {
+    let (mut sink, addr) = serve("serve-bulk");
+    let target = format!("tcp://{addr}");
+    let pid = format!("target={}", sink.id());
+    for direction in ["up", "down"] {
+        let (stdout, json) = run_json(&[
+            "bulk",
+            "--direct",
+            &target,
+            "--direction",
+            direction,
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+            "--cpu-pids",
+            &pid,
+        ]);
+        assert!(stdout.contains("Gbit/s"), "{stdout}");
+        let (up, down) = (json["bytes_up"].as_u64(), json["bytes_down"].as_u64());
+        match direction {
+            "up" => assert!(up > Some(0) && down == Some(0), "{json}"),
+            _ => assert!(down > Some(0) && up == Some(0), "{json}"),
+        }
+        assert!(json["gbit_s"].as_f64() > Some(0.0), "{json}");
+        assert_eq!(json["errors"], 0, "{json}");
+        assert_eq!(json["processes"][0]["name"], "target", "{json}");
+    }
+    let _ = sink.kill();
+}
+
+#[test]
+fn relayed_bulk_moves_data_both_ways() {
+    let (mut target, addr) = serve("serve-bulk");
+    let (_relay, _daemon, url) = relay_and_daemon("bulk", &format!("target = \"tcp://{addr}\""));
+    let (_, json) = run_json(&[
+        "bulk",
+        "--relay",
+        &url,
+        "--hybrid-connection",
+        "bulk",
+        "--key-name",
+        "root",
+        "--key",
+        KEY,
+        "--direction",
+        "both",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "100ms",
+    ]);
+    assert!(json["bytes_up"].as_u64() > Some(0), "{json}");
+    assert!(json["bytes_down"].as_u64() > Some(0), "{json}");
+    assert_eq!(json["errors"], 0, "{json}");
+    let _ = target.kill();
+}
+
+#[test]
+fn idle_streams_are_held_and_their_memory_measured() {
+    let (mut echo, addr) = serve("serve-echo");
+    let (_relay, _daemon, url) = relay_and_daemon("echo", &format!("target = \"tcp://{addr}\""));
+    let me = std::process::id().to_string();
+    let (stdout, json) = run_json(&[
+        "idle",
+        "--relay",
+        &url,
+        "--hybrid-connection",
+        "echo",
+        "--key-name",
+        "root",
+        "--key",
+        KEY,
+        "--connections",
+        "40",
+        "--parallel",
+        "8",
+        "--rss-pid",
+        &me,
+    ]);
+    assert!(stdout.contains("per stream"), "{stdout}");
+    assert_eq!(json["opened"], 40, "{json}");
+    assert_eq!(json["failed"], 0, "{json}");
+    assert!(json["rss_before_kib"].as_u64() > Some(0), "{json}");
+    assert!(json["rss_per_stream_kib"].is_f64(), "{json}");
+    let _ = echo.kill();
+}
+
+#[test]
+fn a_fixed_size_http_response_is_timed() {
+    let (mut server, addr) = serve_with("serve-http", &["--response-size", "1572864"]);
+    let json = load(&[
+        "http",
+        "--direct",
+        &format!("http://{addr}/"),
+        "--method",
+        "GET",
+        "--body-size",
+        "0",
+        "--rate",
+        "20",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+    ]);
+    assert_sane(&json, 20);
+    let mbit = json["throughput_mbit_s"].as_f64().expect("throughput");
+    assert!(mbit > 20.0 * 1.5 * 8.0 * 0.5, "{json}");
+    let _ = server.kill();
+}
+
+#[test]
+fn find_max_reports_each_step_and_the_highest_sustained_rate() {
+    let (mut server, addr) = serve("serve-http");
+    let (stdout, json) = run_json(&[
+        "http",
+        "--direct",
+        &format!("http://{addr}/"),
+        "--rate",
+        "100",
+        "--connections",
+        "2",
+        "--duration",
+        "200ms",
+        "--warmup",
+        "100ms",
+        "--find-max",
+        "--max-p99",
+        "50ms",
+        "--refine-steps",
+        "1",
+    ]);
+    assert!(stdout.contains("find-max"), "{stdout}");
+    assert_eq!(json["max_p99_us"], 50_000, "{json}");
+    let steps = json["steps"].as_array().expect("steps");
+    assert!(steps.len() >= 2, "{json}");
+    if let Some(best) = json["max_rate"].as_f64() {
+        assert!(
+            steps
+                .iter()
+                .any(|s| s["intended_rate"].as_f64() == Some(best)
+                    && s["p99_us"].as_u64() < Some(50_000)),
+            "{json}"
+        );
+    }
+    let _ = server.kill();
 }

@@ -55,6 +55,11 @@ pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
 /// Smallest accepted non-zero `idle_timeout`.
 pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default `write_stall_timeout`: a minute without the peer taking a byte ends the stream
+/// (docs/reliability.md "Faults").
+pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Smallest accepted non-zero `write_stall_timeout`.
+pub const MIN_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The resolved limits of one hybrid connection (`[limits]` with its overrides applied).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +88,9 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// A stream that forwarded no byte either way for this long is closed; `None` = never.
     pub idle_timeout: Option<Duration>,
+    /// A stream whose write to the target or the relay made no progress for this long is
+    /// closed (the peer stopped reading); `None` = never.
+    pub write_stall_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -99,6 +107,7 @@ impl Default for Limits {
             max_header_count: DEFAULT_MAX_HEADER_COUNT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            write_stall_timeout: Some(DEFAULT_WRITE_STALL_TIMEOUT),
         }
     }
 }
@@ -237,14 +246,36 @@ pub(super) fn convert(raw: &RawLimits) -> Result<Limits, ConfigError> {
             Some(MAX_HANDSHAKE_TIMEOUT),
         )?
         .unwrap_or(defaults.handshake_timeout),
-        idle_timeout: match raw.idle_timeout.as_deref() {
-            None => defaults.idle_timeout,
-            Some(text) => time("limits.idle_timeout", Some(text), Duration::ZERO, None)?
-                .filter(|idle| !idle.is_zero())
-                .map(|idle| at_least("limits.idle_timeout", idle, MIN_IDLE_TIMEOUT))
-                .transpose()?,
-        },
+        idle_timeout: optional_time(
+            "limits.idle_timeout",
+            raw.idle_timeout.as_deref(),
+            defaults.idle_timeout,
+            MIN_IDLE_TIMEOUT,
+        )?,
+        write_stall_timeout: optional_time(
+            "limits.write_stall_timeout",
+            raw.write_stall_timeout.as_deref(),
+            defaults.write_stall_timeout,
+            MIN_WRITE_STALL_TIMEOUT,
+        )?,
     })
+}
+
+/// A duration that may be switched off: absent = `default`, zero = `None`, otherwise at least
+/// `min`.
+fn optional_time(
+    path: &str,
+    text: Option<&str>,
+    default: Option<Duration>,
+    min: Duration,
+) -> Result<Option<Duration>, ConfigError> {
+    match text {
+        None => Ok(default),
+        Some(text) => time(path, Some(text), Duration::ZERO, None)?
+            .filter(|got| !got.is_zero())
+            .map(|got| at_least(path, got, min))
+            .transpose(),
+    }
 }
 
 /// A stream or request maximum: `1..=`[`MAX_CONCURRENCY`].

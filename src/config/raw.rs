@@ -76,6 +76,7 @@ pub(super) struct RawLimits {
     pub max_header_count: Option<usize>,
     pub handshake_timeout: Option<String>,
     pub idle_timeout: Option<String>,
+    pub write_stall_timeout: Option<String>,
 }
 
 /// One `[[hybrid_connection]]`.

@@ -115,8 +115,16 @@ fn limits(f: &mut fmt::Formatter<'_>, limits: &Limits) -> fmt::Result {
         quote(&duration::format(limits.handshake_timeout))
     )?;
     match limits.idle_timeout {
-        Some(idle) => writeln!(f, "idle_timeout = {}", quote(&duration::format(idle))),
-        None => writeln!(f, "idle_timeout = \"0s\"  # off"),
+        Some(idle) => writeln!(f, "idle_timeout = {}", quote(&duration::format(idle)))?,
+        None => writeln!(f, "idle_timeout = \"0s\"  # off")?,
+    }
+    match limits.write_stall_timeout {
+        Some(stall) => writeln!(
+            f,
+            "write_stall_timeout = {}",
+            quote(&duration::format(stall))
+        ),
+        None => writeln!(f, "write_stall_timeout = \"0s\"  # off"),
     }
 }
 
@@ -327,6 +335,7 @@ mod tests {
             "max_header_count = 100",
             "handshake_timeout = \"10s\"",
             "idle_timeout = \"2h\"",
+            "write_stall_timeout = \"1m\"",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -348,7 +357,7 @@ mod tests {
     fn explicit_values_are_shown_as_given() {
         let text = render(
             &format!(
-                "[runtime]\nworkers = 3\n[admin]\nlisten = \"127.0.0.1:9464\"\n[limits]\nmax_message = 2048\nidle_timeout = \"0s\"\n{}",
+                "[runtime]\nworkers = 3\n[admin]\nlisten = \"127.0.0.1:9464\"\n[limits]\nmax_message = 2048\nidle_timeout = \"0s\"\nwrite_stall_timeout = \"0s\"\n{}",
                 inline("listeners = 2\nhttp_target = \"http://127.0.0.1:8065/ws\"\nrelay_url = \"ws://127.0.0.1:9000\"\nproxy = \"http://proxy:3128\"\ntoken_ttl = \"90m\"\nping_interval = \"5s\"\nmax_streams = 5\nmax_requests = 1024")
             ),
             3,
@@ -365,6 +374,7 @@ mod tests {
             "max_streams = 5",
             "max_message = 2048",
             "idle_timeout = \"0s\"  # off",
+            "write_stall_timeout = \"0s\"  # off",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

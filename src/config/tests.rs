@@ -1388,13 +1388,14 @@ fn limits_have_safe_defaults() {
     assert_eq!(limits.max_header_count, 100);
     assert_eq!(limits.handshake_timeout, Duration::from_secs(10));
     assert_eq!(limits.idle_timeout, Some(Duration::from_secs(7200)));
+    assert_eq!(limits.write_stall_timeout, Some(Duration::from_secs(60)));
     assert_eq!(config.hybrid_connections[0].limits, limits);
 }
 
 #[test]
 fn every_limit_is_read() {
     let config = load(&with_limits(
-        "max_streams_per_hybrid_connection = 10\nmax_requests_per_hybrid_connection = 11\nmax_streams_per_worker = 12\nmax_requests_per_worker = 13\nstream_buffer = 8192\nmax_frame = 2048\nmax_message = 4096\nmax_http_head = 1024\nmax_header_count = 7\nhandshake_timeout = \"250ms\"\nidle_timeout = \"5m\"",
+        "max_streams_per_hybrid_connection = 10\nmax_requests_per_hybrid_connection = 11\nmax_streams_per_worker = 12\nmax_requests_per_worker = 13\nstream_buffer = 8192\nmax_frame = 2048\nmax_message = 4096\nmax_http_head = 1024\nmax_header_count = 7\nhandshake_timeout = \"250ms\"\nidle_timeout = \"5m\"\nwrite_stall_timeout = \"2s\"",
         "",
     ))
     .expect("valid");
@@ -1411,6 +1412,7 @@ fn every_limit_is_read() {
     assert_eq!(limits.max_header_count, 7);
     assert_eq!(limits.handshake_timeout, Duration::from_millis(250));
     assert_eq!(limits.idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(limits.write_stall_timeout, Some(Duration::from_secs(2)));
     assert_eq!(limits.websocket().max_message_size, 4096);
     assert_eq!(limits.http_head().max_headers, 7);
 }
@@ -1530,6 +1532,33 @@ fn idle_timeout_is_off_or_at_least_one_second() {
             got: Duration::from_millis(500),
             min: Duration::from_secs(1)
         }
+    );
+}
+
+#[test]
+fn write_stall_timeout_is_off_at_zero_or_at_least_one_second() {
+    let config = load(&with_limits("write_stall_timeout = \"0s\"", "")).expect("valid");
+    assert_eq!(config.limits.write_stall_timeout, None);
+    let reason = error(
+        &with_limits("write_stall_timeout = \"999ms\"", ""),
+        "limits.write_stall_timeout",
+        "must be at least 1s, got 999ms",
+    );
+    assert_eq!(
+        reason,
+        Reason::DurationTooShort {
+            got: Duration::from_millis(999),
+            min: Duration::from_secs(1)
+        }
+    );
+    let reason = error(
+        &with_limits("write_stall_timeout = \"later\"", ""),
+        "limits.write_stall_timeout",
+        "expected a duration",
+    );
+    assert!(
+        matches!(reason, Reason::InvalidDuration { .. }),
+        "{reason:?}"
     );
 }
 

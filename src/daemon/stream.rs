@@ -109,6 +109,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         buffer: hc.limits.stream_buffer / 2,
         limits: hc.limits.websocket(),
         idle_timeout: hc.limits.idle_timeout,
+        write_stall_timeout: hc.limits.write_stall_timeout,
     };
     let report = pump_with(
         rendezvous.stream,
@@ -140,6 +141,7 @@ pub fn exceeded_limit(end: &PumpEnd) -> Option<&'static str> {
             Some("max_message")
         }
         PumpEnd::Idle(_) => Some("idle_timeout"),
+        PumpEnd::WriteStalled { .. } => Some("write_stall_timeout"),
         _ => None,
     }
 }
@@ -353,6 +355,7 @@ impl Drop for InFlight<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::tcp_pump::Side;
 
     fn headers(protocol: Option<&str>) -> JsonHeaders {
         let mut headers = JsonHeaders::new();
@@ -480,6 +483,15 @@ mod tests {
             exceeded_limit(&PumpEnd::Idle(Duration::from_secs(1))),
             Some("idle_timeout")
         );
+        for side in [Side::Target, Side::Relay] {
+            assert_eq!(
+                exceeded_limit(&PumpEnd::WriteStalled {
+                    side,
+                    after: Duration::from_secs(1)
+                }),
+                Some("write_stall_timeout")
+            );
+        }
         assert_eq!(exceeded_limit(&PumpEnd::RelayRead(ReadError::Eof)), None);
     }
 }

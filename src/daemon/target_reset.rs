@@ -22,9 +22,14 @@ use std::time::Duration;
 
 use crate::io::tcp_pump::PumpEnd;
 
-/// Whether a pump ending means the relay side failed, so the target must see a reset.
+/// Whether a pump ending means the relay side failed, so the target must see a reset. A write
+/// stall counts too: a stalled relay socket is a relay failure, and a target that stopped
+/// reading is aborted rather than left holding a FIN behind unsent bytes.
 pub fn relay_failed(end: &PumpEnd) -> bool {
-    matches!(end, PumpEnd::RelayRead(_) | PumpEnd::RelayWrite(_))
+    matches!(
+        end,
+        PumpEnd::RelayRead(_) | PumpEnd::RelayWrite(_) | PumpEnd::WriteStalled { .. }
+    )
 }
 
 /// A second descriptor of a target socket, held while the pump runs.
@@ -71,6 +76,12 @@ mod tests {
             io::ErrorKind::BrokenPipe.into()
         )));
         assert!(!relay_failed(&PumpEnd::Closed { first: Side::Relay }));
+        for side in [Side::Target, Side::Relay] {
+            assert!(relay_failed(&PumpEnd::WriteStalled {
+                side,
+                after: Duration::from_secs(1)
+            }));
+        }
         assert!(!relay_failed(&PumpEnd::TargetRead(
             io::ErrorKind::ConnectionReset.into()
         )));

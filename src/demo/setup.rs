@@ -56,6 +56,7 @@ pub fn relay_config(key: &Secret) -> RelayConfig {
         workers: RELAY_WORKERS,
         http_deadline: RELAY_DEADLINE,
         accept_timeout: RELAY_DEADLINE,
+        write_stall_timeout: Some(crate::config::limits::DEFAULT_WRITE_STALL_TIMEOUT),
         max_listeners: DEFAULT_MAX_LISTENERS,
         control_channel_body_limit: CONTROL_CHANNEL_BODY_LIMIT,
     }

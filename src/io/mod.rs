@@ -7,6 +7,8 @@ pub mod read_buf;
 pub mod stream;
 pub mod tcp_pump;
 pub mod tls_stream;
+pub mod watched_write;
+pub mod write_stall;
 pub mod ws_client;
 pub mod ws_frames;
 pub mod ws_reader;

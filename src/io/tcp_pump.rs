@@ -18,6 +18,11 @@
 //! - limits (issue 8 item 1): a frame or message from the relay over [`PumpSettings::limits`]
 //!   fails the stream with Close(1009) (RFC 6455 §7.4.1); a stream that forwarded no byte either
 //!   way for [`PumpSettings::idle_timeout`] — half-closed or not — ends with Close(1001).
+//! - write stalls (issue 8, docs/reliability.md "Faults"): a write to either side that makes no
+//!   progress for [`PumpSettings::write_stall_timeout`] ends the stream, because a direction
+//!   blocked in a write reads nothing and would not see the other side leave. A stalled target
+//!   gets the relay a Close(1011); a stalled relay socket gets nothing more (it is in the middle
+//!   of a frame). Timing: [`crate::io::write_stall`], [`crate::io::watched_write`].
 //! - failures end the pump at once. The relay is told with a close frame (1011, or the code of
 //!   the protocol rule it broke) when its socket still works; the TCP socket is closed.
 //! - pings from the relay are answered with masked pongs (RFC 6455 §5.5.2).
@@ -32,6 +37,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splita
 use monoio::BufResult;
 
 use super::read_buf::{grown_capacity, INITIAL_READ_BYTES};
+use super::watched_write::{stalled_write, WatchedWrite};
 use super::ws_frames::{push_close, push_frame};
 use super::ws_reader::{ReadError, WsEvent, WsReader};
 use crate::proto::ws::encode::encode_frame_in_place;
@@ -102,6 +108,9 @@ pub enum PumpEnd {
     /// No byte moved either way for this long ([`PumpSettings::idle_timeout`]); the relay got
     /// Close(1001).
     Idle(Duration),
+    /// A write to `side` made no progress for `after` ([`PumpSettings::write_stall_timeout`]):
+    /// that side stopped reading. The relay got Close(1011) when the target was the one.
+    WriteStalled { side: Side, after: Duration },
 }
 
 impl PumpEnd {
@@ -114,6 +123,12 @@ impl PumpEnd {
             Self::TargetRead(_) => Some((CloseCode::INTERNAL_ERROR, "target connection failed")),
             Self::TargetWrite(_) => Some((CloseCode::INTERNAL_ERROR, "target connection failed")),
             Self::Idle(_) => Some((CloseCode::GOING_AWAY, "idle timeout")),
+            Self::WriteStalled {
+                side: Side::Target, ..
+            } => Some((CloseCode::INTERNAL_ERROR, "target stopped reading")),
+            Self::WriteStalled {
+                side: Side::Relay, ..
+            } => None,
         }
     }
 }
@@ -129,6 +144,11 @@ impl fmt::Display for PumpEnd {
             Self::Idle(after) => write!(
                 f,
                 "no byte moved either way for {} ms (idle timeout)",
+                after.as_millis()
+            ),
+            Self::WriteStalled { side, after } => write!(
+                f,
+                "a write to the {side} made no progress for {} ms (write stall timeout)",
                 after.as_millis()
             ),
         }
@@ -158,11 +178,14 @@ pub struct PumpSettings {
     pub limits: Limits,
     /// End the stream when no byte moved either way for this long; `None` = never.
     pub idle_timeout: Option<Duration>,
+    /// End the stream when a write to either side made no progress for this long; `None` =
+    /// never.
+    pub write_stall_timeout: Option<Duration>,
 }
 
 impl Default for PumpSettings {
     /// [`CHUNK`] per direction, frames up to the default 16 MiB, messages unbounded (they are
-    /// streamed chunk by chunk, never collected), no idle timeout.
+    /// streamed chunk by chunk, never collected), no idle or write stall timeout.
     fn default() -> Self {
         Self {
             buffer: CHUNK,
@@ -171,6 +194,7 @@ impl Default for PumpSettings {
                 ..Limits::default()
             },
             idle_timeout: None,
+            write_stall_timeout: None,
         }
     }
 }
@@ -200,7 +224,8 @@ where
 
 /// Pumps bytes between the client WebSocket `relay` (`leftover`: bytes read past its handshake)
 /// and the TCP connection `target` until both directions are done, one side fails, or the
-/// stream idles for `settings.idle_timeout`. `on_bytes` is told of every forwarded chunk as it
+/// stream idles for `settings.idle_timeout`, or a write stalls for
+/// `settings.write_stall_timeout`. `on_bytes` is told of every forwarded chunk as it
 /// goes (for live metrics).
 pub async fn pump_with<R, T>(
     relay: R,
@@ -216,6 +241,11 @@ where
 {
     let (relay_read, relay_write) = relay.into_split();
     let (target_read, target_write) = target.into_split();
+    let target_write = WatchedWrite::new(target_write);
+    let relay_write = WatchedWrite::new(relay_write);
+    // The watched writes and the side each one goes to.
+    let writes = [target_write.progress(), relay_write.progress()];
+    let written_to = [Side::Target, Side::Relay];
     let writer = RelayWriter::new(relay_write, mask);
     // Room for one whole frame of `settings.buffer` bytes with its header: one write per frame.
     let mut reader = WsReader::new(
@@ -272,11 +302,12 @@ where
             },
         }
     };
-    let end = match settings.idle_timeout {
-        None => both.await,
-        Some(idle) => monoio::select! {
-            end = both => end,
-            () = idle_for(idle, &last_moved) => PumpEnd::Idle(idle),
+    let end = monoio::select! {
+        end = both => end,
+        idle = idle_for(settings.idle_timeout, &last_moved) => PumpEnd::Idle(idle),
+        index = stalled_write(settings.write_stall_timeout, &writes) => PumpEnd::WriteStalled {
+            side: written_to.get(index).copied().unwrap_or(Side::Relay),
+            after: settings.write_stall_timeout.unwrap_or_default(),
         },
     };
     if let Some((code, reason)) = end.failure_close() {
@@ -357,15 +388,19 @@ where
     }
 }
 
-/// Completes once `last_moved` (set by every forwarded chunk) lies `idle` in the past.
-async fn idle_for(idle: Duration, last_moved: &Cell<Option<Instant>>) {
+/// Completes with `idle` once `last_moved` (set by every forwarded chunk) lies `idle` in the
+/// past; never without an idle timeout.
+async fn idle_for(idle: Option<Duration>, last_moved: &Cell<Option<Instant>>) -> Duration {
+    let Some(idle) = idle else {
+        return std::future::pending().await;
+    };
     loop {
         let Some(last) = last_moved.get() else {
             return std::future::pending().await;
         };
         let quiet = last.elapsed();
         if quiet >= idle {
-            return;
+            return idle;
         }
         monoio::time::sleep(idle - quiet).await;
     }

@@ -59,6 +59,10 @@ pub struct RelayArgs {
     /// How long a sender waits for a listener to accept before it gets 504 (spec §11 item 2).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub accept_timeout: Duration,
+    /// End a relayed stream when a write to the sender or the listener makes no progress for
+    /// this long (that side stopped reading); 0 = never.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub write_stall_timeout: Duration,
 }
 
 /// TLS material for the relay's listening socket.
@@ -104,6 +108,8 @@ pub struct RelayConfig {
     pub workers: NonZeroUsize,
     pub http_deadline: Duration,
     pub accept_timeout: Duration,
+    /// `None`: `--write-stall-timeout 0`, never.
+    pub write_stall_timeout: Option<Duration>,
     pub max_listeners: usize,
     pub control_channel_body_limit: usize,
 }
@@ -233,6 +239,7 @@ impl RelayArgs {
             workers: worker_count(self.workers),
             http_deadline: self.http_deadline,
             accept_timeout: self.accept_timeout,
+            write_stall_timeout: Some(self.write_stall_timeout).filter(|t| !t.is_zero()),
             max_listeners: DEFAULT_MAX_LISTENERS,
             control_channel_body_limit: CONTROL_CHANNEL_BODY_LIMIT,
         })
@@ -249,6 +256,41 @@ mod tests {
         assert_eq!(r.name, "RootManageSharedAccessKey");
         assert_eq!(r.key.expose(), "abc+/def==");
         assert!(r.rights.grants(Right::Listen) && r.rights.grants(Right::Send));
+    }
+
+    fn relay_config(flags: &[&str]) -> RelayConfig {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: RelayArgs,
+        }
+        let base = [
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--hybrid-connection",
+            "hc",
+            "--rule",
+            "root=k3y",
+        ];
+        let cli = <Cli as clap::Parser>::try_parse_from(base.iter().chain(flags)).expect("flags");
+        cli.args.into_config().expect("valid")
+    }
+
+    #[test]
+    fn write_stall_timeout_defaults_to_a_minute_and_zero_turns_it_off() {
+        assert_eq!(
+            relay_config(&[]).write_stall_timeout,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            relay_config(&["--write-stall-timeout", "2s"]).write_stall_timeout,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            relay_config(&["--write-stall-timeout", "0s"]).write_stall_timeout,
+            None
+        );
     }
 
     #[test]

@@ -4,13 +4,21 @@
 //! payload is never copied (design.md §2). Message types and boundaries are kept; frames may be
 //! re-split. Ping and pong travel end to end. A close frame from one side is forwarded and the
 //! other direction keeps flowing until that side closes too (half-close, spec §5.3, §11 item 4).
+//!
+//! A direction blocked writing to a side that stopped reading reads nothing, so it would not see
+//! the other side leave. A write that makes no progress for the `--write-stall-timeout`
+//! therefore ends the stream (issue 8, docs/reliability.md "Faults"): the other side gets
+//! Close(1011) unless it already got a close or is in the middle of a frame, and both sockets
+//! are closed.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
 use crate::io::stream::Stream;
 use crate::io::tcp_pump::CHUNK;
+use crate::io::watched_write::{stalled_write, WatchedWrite};
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader};
 use crate::proto::ws::frame::FrameHeader;
@@ -23,6 +31,9 @@ const STREAM_READ_BUFFER: usize = CHUNK + MAX_HEADER_LEN;
 
 /// How long the surviving direction may run on after the other side vanished without a close.
 const ABANDON_GRACE: Duration = Duration::from_secs(10);
+
+/// How long the close frame sent after a write stall may take.
+const STALL_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Limits for relayed streams: frames up to 16 MiB, messages unbounded (they are streamed,
 /// never collected).
@@ -42,11 +53,32 @@ enum End {
     Abandoned,
 }
 
-/// Relays frames between `a` and `b` until both directions are closed; returns the payload
-/// bytes relayed a→b and b→a.
-pub async fn join(a: Stream, a_leftover: &[u8], b: Stream, b_leftover: &[u8]) -> (u64, u64) {
+/// What one [`join`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Joined {
+    /// Payload bytes relayed a→b.
+    pub a_to_b: u64,
+    /// Payload bytes relayed b→a.
+    pub b_to_a: u64,
+    /// Whether a write made no progress for the write stall timeout, which ended the stream.
+    pub write_stalled: bool,
+}
+
+/// Relays frames between `a` and `b` until both directions are closed, or until a write to
+/// either makes no progress for `write_stall_timeout` (`None`: never).
+pub async fn join(
+    a: Stream,
+    a_leftover: &[u8],
+    b: Stream,
+    b_leftover: &[u8],
+    write_stall_timeout: Option<Duration>,
+) -> Joined {
     let (a_read, a_write) = a.into_split();
     let (b_read, b_write) = b.into_split();
+    let mut a_write = WatchedWrite::new(a_write);
+    let mut b_write = WatchedWrite::new(b_write);
+    // Position 0 is written a→b, position 1 b→a.
+    let writes = [b_write.progress(), a_write.progress()];
     let a_reader = WsReader::new(
         a_read,
         Role::Server,
@@ -61,32 +93,83 @@ pub async fn join(a: Stream, a_leftover: &[u8], b: Stream, b_leftover: &[u8]) ->
         b_leftover,
         STREAM_READ_BUFFER,
     );
-    let mut a_to_b = std::pin::pin!(forward(a_reader, b_write));
-    let mut b_to_a = std::pin::pin!(forward(b_reader, a_write));
-    monoio::select! {
-        (end, ab) = &mut a_to_b => (ab, finish_other(end, &mut b_to_a).await),
-        (end, ba) = &mut b_to_a => (finish_other(end, &mut a_to_b).await, ba),
+    let a_to_b = Direction::default();
+    let b_to_a = Direction::default();
+    let stalled = {
+        let mut forward_a = std::pin::pin!(forward(a_reader, &mut b_write, &a_to_b));
+        let mut forward_b = std::pin::pin!(forward(b_reader, &mut a_write, &b_to_a));
+        let both = async {
+            monoio::select! {
+                end = &mut forward_a => finish_other(end, &mut forward_b).await,
+                end = &mut forward_b => finish_other(end, &mut forward_a).await,
+            }
+        };
+        monoio::select! {
+            () = both => None,
+            index = stalled_write(write_stall_timeout, &writes) => Some(index),
+        }
+    };
+    if let Some(index) = stalled {
+        tracing::debug!(
+            stalled = if index == 0 { "a" } else { "b" },
+            "relayed stream ended: a write made no progress"
+        );
+        // The side that still reads gets a close, unless it has one or is mid-frame.
+        let (other, told, progress) = if index == 0 {
+            (&mut a_write, &b_to_a, &writes[1])
+        } else {
+            (&mut b_write, &a_to_b, &writes[0])
+        };
+        if !told.closed.get() && !progress.get().is_pending() {
+            let mut out = Vec::new();
+            if push_close(
+                &mut out,
+                CloseCode::INTERNAL_ERROR,
+                "peer stopped reading",
+                None,
+            )
+            .is_ok()
+            {
+                let _ = monoio::time::timeout(STALL_CLOSE_GRACE, other.write_all(out)).await;
+            }
+        }
+    }
+    Joined {
+        a_to_b: a_to_b.relayed.get(),
+        b_to_a: b_to_a.relayed.get(),
+        write_stalled: stalled.is_some(),
     }
 }
 
-async fn finish_other<F>(first: End, other: &mut std::pin::Pin<&mut F>) -> u64
+/// What one direction did so far, readable after it was abandoned.
+#[derive(Debug, Default)]
+struct Direction {
+    /// Payload bytes relayed.
+    relayed: Cell<u64>,
+    /// Whether a close frame went (or was being written) to the writing side.
+    closed: Cell<bool>,
+}
+
+async fn finish_other<F>(first: End, other: &mut std::pin::Pin<&mut F>)
 where
-    F: std::future::Future<Output = (End, u64)>,
+    F: std::future::Future<Output = End>,
 {
     match first {
-        End::Closed => other.await.1,
-        End::Abandoned => monoio::time::timeout(ABANDON_GRACE, other)
-            .await
-            .map_or(0, |(_, n)| n),
+        End::Closed => {
+            other.await;
+        }
+        End::Abandoned => {
+            let _ = monoio::time::timeout(ABANDON_GRACE, other).await;
+        }
     }
 }
 
-/// Relays one direction; returns how it ended and the payload bytes relayed.
+/// Relays one direction, keeping `done` up to date; returns how it ended.
 async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
     mut reader: WsReader<R>,
-    mut writer: W,
-) -> (End, u64) {
-    let mut relayed = 0u64;
+    writer: &mut W,
+    done: &Direction,
+) -> End {
     let mut in_message = false;
     loop {
         let event = match reader.next_event().await {
@@ -99,9 +182,10 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
                 tracing::debug!(error = %e, "relayed stream side ended abnormally");
                 let mut out = Vec::new();
                 if push_close(&mut out, code, reason, None).is_ok() {
+                    done.closed.set(true);
                     let _ = writer.write_all(out).await;
                 }
-                return (End::Abandoned, relayed);
+                return End::Abandoned;
             }
         };
         let control = match event {
@@ -127,15 +211,19 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
                 in_message = !message_end;
                 let mut bytes = [0u8; MAX_HEADER_LEN];
                 let Ok(len) = header.encode(&mut bytes) else {
-                    return (End::Abandoned, relayed);
+                    return End::Abandoned;
                 };
-                relayed += crate::proto::ws::encode::len_u64(payload.len());
+                done.relayed.set(
+                    done.relayed
+                        .get()
+                        .saturating_add(crate::proto::ws::encode::len_u64(payload.len())),
+                );
                 if reader
-                    .write_payload(&mut writer, &bytes[..len], payload)
+                    .write_payload(writer, &bytes[..len], payload)
                     .await
                     .is_err()
                 {
-                    return (End::Abandoned, relayed);
+                    return End::Abandoned;
                 }
                 continue;
             }
@@ -148,16 +236,78 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
                     None => push_frame(&mut out, true, OpCode::Close, &[], None),
                 };
                 if encoded.is_ok() {
+                    done.closed.set(true);
                     let _ = writer.write_all(out).await;
                 }
-                return (End::Closed, relayed);
+                return End::Closed;
             }
         };
         let mut out = Vec::new();
         if push_frame(&mut out, true, control.0, reader.bytes(control.1), None).is_err()
             || writer.write_all(out).await.0.is_err()
         {
-            return (End::Abandoned, relayed);
+            return End::Abandoned;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use monoio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::io::ws_frames::push_frame;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        crate::runtime::workers::block_on(f).expect("runtime")
+    }
+
+    /// A connected loopback pair: (the end given to `join`, the end the test drives).
+    async fn pair() -> (Stream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (connected, accepted) = monoio::join!(TcpStream::connect(addr), listener.accept());
+        let joined = Stream::plain(accepted.expect("accept").0).expect("stream");
+        (joined, connected.expect("connect"))
+    }
+
+    #[test]
+    fn a_side_that_stops_reading_ends_the_join_and_the_other_side_gets_1011() {
+        run(async {
+            let stall = Duration::from_millis(200);
+            let (a, sender) = pair().await;
+            let (b, _listener_never_reads) = pair().await;
+            let joined = monoio::spawn(async move { join(a, &[], b, &[], Some(stall)).await });
+            let (read, mut write) = sender.into_split();
+            // The sender sends (masked, as a client must) until every buffer towards the
+            // silent listener is full.
+            monoio::spawn(async move {
+                loop {
+                    let mut frame = Vec::new();
+                    push_frame(
+                        &mut frame,
+                        true,
+                        OpCode::Binary,
+                        &[7u8; 64 * 1024],
+                        Some([1, 2, 3, 4]),
+                    )
+                    .expect("frame");
+                    if write.write_all(frame).await.0.is_err() {
+                        return;
+                    }
+                }
+            });
+            let joined = joined.await;
+            assert!(joined.write_stalled);
+            assert!(joined.a_to_b > 0, "bytes flowed before the stall");
+            let mut reader = WsReader::new(read, Role::Client, forward_limits(), &[], 1024);
+            match reader.next_event().await.expect("close") {
+                WsEvent::Close { code, reason } => {
+                    assert_eq!(code, Some(CloseCode::INTERNAL_ERROR));
+                    assert_eq!(reader.text(reason), "peer stopped reading");
+                }
+                other => panic!("expected close, got {other:?}"),
+            }
+        });
     }
 }

@@ -136,6 +136,14 @@ pub async fn serve_sender(
         return;
     }
     tracing::info!(%peer, hybrid_connection = %entity, id = %id, "stream joined");
-    let (a_to_b, b_to_a) = pump::join(stream, &leftover, listener.stream, &listener.leftover).await;
-    tracing::info!(hybrid_connection = %entity, id = %id, sender_bytes = a_to_b, listener_bytes = b_to_a, "stream closed");
+    let joined = pump::join(
+        stream,
+        &leftover,
+        listener.stream,
+        &listener.leftover,
+        shared.config.write_stall_timeout,
+    )
+    .await;
+    tracing::info!(hybrid_connection = %entity, id = %id, sender_bytes = joined.a_to_b,
+        listener_bytes = joined.b_to_a, write_stalled = joined.write_stalled, "stream closed");
 }

@@ -163,3 +163,14 @@ pub fn body_len(rng: &mut fastrand::Rng, max: u64) -> u64 {
     let bits = rng.u32(0..=max.ilog2() + 1);
     rng.u64(0..=(1u64 << bits).min(max))
 }
+
+/// The run's random seed: `HYCOD_TEST_SEED` when set, otherwise a fresh one; printed so a
+/// failing run can be repeated.
+pub fn seed() -> u64 {
+    let seed = std::env::var("HYCOD_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("seed {seed} (HYCOD_TEST_SEED={seed} repeats this run)");
+    seed
+}

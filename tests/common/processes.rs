@@ -986,3 +986,26 @@ pub fn relayed_get(relay_url: &str, path: &str, rest: &str) -> mpsc::Receiver<St
     });
     rx
 }
+
+/// Sends `len` patterned bytes on `client` from a second thread, half-closes, and asserts that
+/// exactly those bytes come back before the far side closes.
+pub fn assert_tcp_echo(client: &mut std::net::TcpStream, len: u32) {
+    let sent: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let writer = {
+        let mut client = client.try_clone().expect("clone");
+        let sent = sent.clone();
+        std::thread::spawn(move || {
+            client.write_all(&sent).expect("send");
+            client
+                .shutdown(std::net::Shutdown::Write)
+                .expect("half-close");
+        })
+    };
+    let mut got = Vec::new();
+    client
+        .read_to_end(&mut got)
+        .expect("echo until the far side closes");
+    writer.join().expect("writer");
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "echo differs");
+}

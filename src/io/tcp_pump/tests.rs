@@ -337,6 +337,74 @@ fn end_descriptions_say_which_side_did_what() {
         PumpEnd::TargetRead(io::Error::from(io::ErrorKind::ConnectionReset)).to_string(),
         "reading from the target failed: connection reset"
     );
+    assert_eq!(
+        PumpEnd::WriteStalled {
+            side: Side::Target,
+            after: Duration::from_secs(60)
+        }
+        .to_string(),
+        "a write to the target made no progress for 60000 ms (write stall timeout)"
+    );
     assert_eq!(Direction::ToTarget.label(), "to_target");
     assert_eq!(Direction::ToRelay.label(), "to_relay");
+}
+
+#[test]
+fn a_target_that_stops_reading_ends_the_pump_after_the_write_stall_timeout() {
+    run(async {
+        let stall = Duration::from_millis(200);
+        let (relay_pumped, relay_side) = pair().await;
+        let (target_pumped, _target_never_reads) = pair().await;
+        let settings = PumpSettings {
+            write_stall_timeout: Some(stall),
+            ..PumpSettings::default()
+        };
+        let task = monoio::spawn(async move {
+            pump_with(
+                relay_pumped,
+                &[],
+                target_pumped,
+                test_mask,
+                |_, _| {},
+                &settings,
+            )
+            .await
+        });
+        let (read, mut writer) = relay_side.into_split();
+        // The relay sends until every buffer on the way to the silent target is full.
+        monoio::spawn(async move {
+            let mut frame = Vec::new();
+            push_frame(&mut frame, true, OpCode::Binary, &[7u8; 64 * 1024], None).expect("frame");
+            loop {
+                let (sent, back) = writer.write_all(frame).await;
+                frame = back;
+                if sent.is_err() {
+                    return;
+                }
+            }
+        });
+        let started = Instant::now();
+        let report = task.await;
+        assert!(
+            matches!(
+                report.end,
+                PumpEnd::WriteStalled {
+                    side: Side::Target,
+                    after
+                } if after == stall
+            ),
+            "{}",
+            report.end
+        );
+        assert!(started.elapsed() >= stall);
+        assert!(report.to_target > 0, "bytes flowed before the stall");
+        let mut reader = WsReader::new(read, Role::Server, Limits::default(), &[], CHUNK);
+        match reader.next_event().await.expect("close") {
+            WsEvent::Close { code, reason } => {
+                assert_eq!(code, Some(CloseCode::INTERNAL_ERROR));
+                assert_eq!(reader.text(reason), "target stopped reading");
+            }
+            other => panic!("expected close, got {other:?}"),
+        }
+    });
 }

@@ -1,0 +1,213 @@
+//! `idle`: opens `--connections` echo streams (relayed sender WebSockets, spec §7.1, or plain
+//! TCP), checks each with a one-byte echo so the far end has its upstream connection, holds them
+//! all, and reports the resident memory (`VmRSS`) each costs the process `--rss-pid`.
+
+use std::fmt;
+use std::time::Instant;
+
+use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
+use serde::Serialize;
+
+use hycod::daemon::context::mask_key;
+use hycod::io::ws_client::Dialer;
+use hycod::io::ws_frames::push_frame;
+use hycod::io::ws_reader::WsEvent;
+use hycod::proto::ws::OpCode;
+
+use crate::cli::IdleArgs;
+use crate::conn::{self, WsHalves};
+use crate::failure::Failure;
+use crate::procstat::vm_rss_kib;
+use crate::target::{Endpoint, TargetError};
+
+/// The byte each stream echoes once.
+const PROBE: u8 = b'.';
+
+/// A held stream: kept open, never used again; dropping it closes the stream.
+enum Held {
+    Ws { _halves: WsHalves },
+    Tcp { _stream: monoio::net::TcpStream },
+}
+
+/// What an idle run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdleReport {
+    pub mode: &'static str,
+    pub target: String,
+    pub connections: u32,
+    pub opened: u32,
+    pub failed: u32,
+    pub open_secs: f64,
+    pub nofile_limit: Option<u64>,
+    pub rss_pid: Option<u32>,
+    pub rss_before_kib: Option<u64>,
+    pub rss_after_kib: Option<u64>,
+    /// (after − before) / opened.
+    pub rss_per_stream_kib: Option<f64>,
+}
+
+impl IdleReport {
+    /// The memory each opened stream cost, from the RSS before and after.
+    pub fn per_stream(before: Option<u64>, after: Option<u64>, opened: u32) -> Option<f64> {
+        let (before, after) = (before?, after?);
+        (opened > 0).then(|| (after as f64 - before as f64) / f64::from(opened))
+    }
+
+    /// The human table.
+    pub fn table(&self) -> String {
+        let kib = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} KiB"));
+        format!(
+            "hycod-load idle -> {} ({} streams asked, open-file limit {})\n\
+             streams     {} open and echoing, {} failed, opened in {:.2} s\n\
+             rss         pid {}: {} before, {} after, {} per stream\n",
+            self.target,
+            self.connections,
+            self.nofile_limit
+                .map_or("unlimited".to_owned(), |n| n.to_string()),
+            self.opened,
+            self.failed,
+            self.open_secs,
+            self.rss_pid.map_or("-".to_owned(), |p| p.to_string()),
+            kib(self.rss_before_kib),
+            kib(self.rss_after_kib),
+            self.rss_per_stream_kib
+                .map_or("-".to_owned(), |v| format!("{v:.2} KiB")),
+        )
+    }
+}
+
+async fn open_one(endpoint: &Endpoint, dialer: &Dialer) -> Result<Held, Failure> {
+    match endpoint {
+        Endpoint::Relayed {
+            relay_url,
+            hc,
+            token,
+            ..
+        } => {
+            let (mut write, mut reader) = conn::open_ws(dialer, relay_url, hc, token).await?;
+            let mut frame = Vec::with_capacity(8);
+            push_frame(&mut frame, true, OpCode::Binary, &[PROBE], mask_key())
+                .map_err(|_| Failure::Encode)?;
+            let (sent, _) = write.write_all(frame).await;
+            sent.map_err(|_| Failure::Send)?;
+            loop {
+                match reader.next_event().await.map_err(|_| Failure::Receive)? {
+                    WsEvent::Data { payload, .. } if reader.bytes(payload.clone()) == [PROBE] => {
+                        break
+                    }
+                    WsEvent::Data { .. } => return Err(Failure::EchoMismatch),
+                    WsEvent::Close { .. } => return Err(Failure::Closed),
+                    WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+                }
+            }
+            Ok(Held::Ws {
+                _halves: (write, reader),
+            })
+        }
+        Endpoint::Direct { addr, .. } => {
+            let mut stream = conn::connect(*addr).await?;
+            let (sent, _) = stream.write_all(vec![PROBE]).await;
+            sent.map_err(|_| Failure::Send)?;
+            let (got, back) = stream.read_exact(vec![0u8; 1]).await;
+            got.map_err(|_| Failure::Receive)?;
+            if back != [PROBE] {
+                return Err(Failure::EchoMismatch);
+            }
+            Ok(Held::Tcp { _stream: stream })
+        }
+    }
+}
+
+/// Why an idle run failed.
+#[derive(Debug)]
+pub enum IdleError {
+    Target(TargetError),
+    Dialer(Failure),
+    Runtime(std::io::Error),
+}
+
+impl fmt::Display for IdleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Target(e) => e.fmt(f),
+            Self::Dialer(e) => write!(f, "cannot build the WebSocket client: {e}"),
+            Self::Runtime(e) => write!(f, "cannot start the runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for IdleError {}
+
+/// Opens, holds and measures the streams, then closes them.
+pub fn run(args: &IdleArgs) -> Result<IdleReport, IdleError> {
+    let nofile_limit = crate::fd_limit::raise_nofile();
+    let endpoint = crate::target::resolve(&args.target, "tcp").map_err(IdleError::Target)?;
+    let rss = || args.rss_pid.and_then(vm_rss_kib);
+    hycod::runtime::workers::block_on(async {
+        let dialer = std::rc::Rc::new(conn::dialer().map_err(IdleError::Dialer)?);
+        let rss_before_kib = rss();
+        let started = Instant::now();
+        let mut held = Vec::new();
+        let mut failed = 0u32;
+        let mut remaining = args.connections;
+        while remaining > 0 {
+            let batch = remaining.min(args.parallel);
+            remaining -= batch;
+            let tasks: Vec<_> = (0..batch)
+                .map(|_| {
+                    let endpoint = std::rc::Rc::clone(&endpoint);
+                    let dialer = std::rc::Rc::clone(&dialer);
+                    let timeout = args.timeout;
+                    monoio::spawn(async move {
+                        monoio::time::timeout(timeout, open_one(&endpoint, &dialer))
+                            .await
+                            .unwrap_or(Err(Failure::Timeout))
+                    })
+                })
+                .collect();
+            for task in tasks {
+                match task.await {
+                    Ok(stream) => held.push(stream),
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+        let open_secs = started.elapsed().as_secs_f64();
+        let rss_after_kib = rss();
+        let opened = u32::try_from(held.len()).unwrap_or(u32::MAX);
+        drop(held);
+        Ok(IdleReport {
+            mode: "idle",
+            target: crate::target::describe(&args.target),
+            connections: args.connections,
+            opened,
+            failed,
+            open_secs,
+            nofile_limit,
+            rss_pid: args.rss_pid,
+            rss_before_kib,
+            rss_after_kib,
+            rss_per_stream_kib: IdleReport::per_stream(rss_before_kib, rss_after_kib, opened),
+        })
+    })
+    .map_err(IdleError::Runtime)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_per_stream_is_the_delta_over_the_streams() {
+        assert_eq!(
+            IdleReport::per_stream(Some(1000), Some(3000), 1000),
+            Some(2.0)
+        );
+        assert_eq!(
+            IdleReport::per_stream(Some(1000), Some(900), 100),
+            Some(-1.0)
+        );
+        assert_eq!(IdleReport::per_stream(None, Some(3000), 10), None);
+        assert_eq!(IdleReport::per_stream(Some(1), Some(3000), 0), None);
+    }
+}
