@@ -82,8 +82,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # limit under ~20,400 (20,000 here, not raisable without CAP_SYS_RESOURCE) 10,000 idle streams
 # cannot fit, so the idle count is capped and the table says how many were held.
 hard=$(ulimit -Hn)
-if [ "$hard" != unlimited ] && [ "$idle" -gt $(( (hard - 400) / 2 )) ]; then
-  idle=$(( (hard - 400) / 2 ))
+if [ "$hard" != unlimited ] && [ "$idle" -gt $(( (hard - 400) / 3 )) ]; then
+  idle=$(( (hard - 400) / 3 ))
   echo "idle streams capped at $idle by the open-file hard limit $hard" >&2
 fi
 cpu0="" cpu1=""

@@ -148,27 +148,41 @@ impl Limits {
 /// Descriptors `hycod run` holds besides streams and requests: control channels, the admin
 /// endpoint, the runtime's rings and event descriptors, standard streams.
 pub const BASE_DESCRIPTORS: u64 = 64;
+/// Descriptors one relayed stream holds: target, target duplicate, rendezvous.
+pub const DESCRIPTORS_PER_STREAM: u64 = 3;
+/// Descriptors one relayed request holds at most: target and rendezvous.
+pub const DESCRIPTORS_PER_REQUEST: u64 = 2;
 
 /// The file descriptors the daemon may hold with every stream and request maximum reached:
-/// two per stream or request (the target and the relay), at most the per-worker maxima over
-/// `workers` and at most the sum of the per-hybrid-connection maxima, plus
-/// [`BASE_DESCRIPTORS`]. `per_hybrid_connection` holds each hybrid connection's limits.
+/// three per stream (the target, its duplicate kept to reset it when the relay side fails —
+/// `daemon::target_reset` — and the rendezvous) and two per request (the target and the
+/// rendezvous), at most the per-worker maxima over `workers` and at most the sum of the
+/// per-hybrid-connection maxima, plus [`BASE_DESCRIPTORS`]. `per_hybrid_connection` holds each
+/// hybrid connection's limits.
 pub fn descriptors_needed(per_hybrid_connection: &[Limits], workers: usize) -> u64 {
     let widen = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let descriptors = |streams: usize, requests: usize| {
+        widen(streams)
+            .saturating_mul(DESCRIPTORS_PER_STREAM)
+            .saturating_add(widen(requests).saturating_mul(DESCRIPTORS_PER_REQUEST))
+    };
     let by_hybrid_connections = per_hybrid_connection.iter().fold(0u64, |sum, limits| {
-        sum.saturating_add(widen(limits.max_streams_per_hybrid_connection.get()))
-            .saturating_add(widen(limits.max_requests_per_hybrid_connection.get()))
+        sum.saturating_add(descriptors(
+            limits.max_streams_per_hybrid_connection.get(),
+            limits.max_requests_per_hybrid_connection.get(),
+        ))
     });
     let by_workers = per_hybrid_connection
         .first()
         .map_or(0, |limits| {
-            widen(limits.max_streams_per_worker.get())
-                .saturating_add(widen(limits.max_requests_per_worker.get()))
+            descriptors(
+                limits.max_streams_per_worker.get(),
+                limits.max_requests_per_worker.get(),
+            )
         })
         .saturating_mul(widen(workers));
     by_hybrid_connections
         .min(by_workers)
-        .saturating_mul(2)
         .saturating_add(BASE_DESCRIPTORS)
 }
 
@@ -351,12 +365,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn descriptors_needed_counts_two_per_stream_and_request_under_the_tighter_maximum() {
+    fn descriptors_needed_counts_three_per_stream_two_per_request_under_the_tighter_maximum() {
         let defaults = Limits::default();
-        // Two hybrid connections of 1024 + 1024 each, below 2 workers × (4096 + 4096).
-        assert_eq!(descriptors_needed(&[defaults, defaults], 2), 2 * 4096 + 64);
-        // One worker of 4096 + 4096, below 8 hybrid connections × 2048.
-        assert_eq!(descriptors_needed(&[defaults; 8], 1), 2 * 8192 + 64);
+        // Two hybrid connections of 1024 streams + 1024 requests each, below 2 workers ×
+        // (4096 + 4096).
+        assert_eq!(
+            descriptors_needed(&[defaults, defaults], 2),
+            2 * (3 * 1024 + 2 * 1024) + 64
+        );
+        // One worker of 4096 streams + 4096 requests, below 8 hybrid connections.
+        assert_eq!(
+            descriptors_needed(&[defaults; 8], 1),
+            3 * 4096 + 2 * 4096 + 64
+        );
         assert_eq!(descriptors_needed(&[], 4), 64);
     }
 }
