@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, Split};
@@ -65,6 +66,32 @@ impl Stream {
     /// Whether the stream is encrypted.
     pub fn is_tls(&self) -> bool {
         !matches!(self.inner, Inner::Plain(_))
+    }
+
+    /// Whether an idle connection is still usable for a new request (RFC 9112 §9.3): nothing
+    /// has arrived on it — no FIN or reset from a peer that closed it after its keep-alive
+    /// timeout, and no stray bytes (or TLS alert) a new exchange would mistake for its answer.
+    /// One non-blocking `recv(MSG_PEEK)`; consumes nothing.
+    pub fn is_quiet(&self) -> bool {
+        // SAFETY: the descriptor belongs to the TCP socket `self` owns and keeps open for the
+        // whole borrow; the borrowed handle does not outlive this call.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.as_raw_fd()) };
+        let mut probe = [0u8; 1];
+        let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+        matches!(
+            rustix::net::recv(fd, &mut probe[..], flags),
+            Err(rustix::io::Errno::AGAIN)
+        )
+    }
+}
+
+impl AsRawFd for Stream {
+    /// The TCP socket's descriptor (under the TLS layer, if any).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match &self.inner {
+            Inner::Plain(tcp) => tcp.as_raw_fd(),
+            Inner::Tls(tls) => tls.get_ref().as_raw_fd(),
+        }
     }
 }
 

@@ -178,6 +178,13 @@ pub struct TlsStream<IO> {
 // accesses to it overlap.
 unsafe impl<IO: Split> Split for TlsStream<IO> {}
 
+impl<IO> TlsStream<IO> {
+    /// The transport under the TLS layer.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+}
+
 impl<IO: AsyncReadRent + AsyncWriteRent> TlsStream<IO> {
     async fn handshake(io: IO, mut conn: Connection) -> io::Result<Self> {
         conn.set_buffer_limit(Some(CIPHERTEXT_BUFFER));

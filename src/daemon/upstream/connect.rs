@@ -121,9 +121,16 @@ pub async fn connect(
     })
 }
 
-/// The most recently used idle connection, if any.
+/// The most recently used idle connection that is still quiet ([`Stream::is_quiet`]), if any;
+/// idle connections the target closed (or wrote to) meanwhile are dropped on the way.
 pub fn take_idle(hc: &HcContext) -> Option<Stream> {
-    hc.upstream_pool.borrow_mut().pop()
+    let mut pool = hc.upstream_pool.borrow_mut();
+    while let Some(stream) = pool.pop() {
+        if stream.is_quiet() {
+            return Some(stream);
+        }
+    }
+    None
 }
 
 /// Keeps a connection whose last exchange ended cleanly for the next request.
@@ -207,5 +214,62 @@ mod tests {
             Some(addrs[MAX_IDLE_CONNECTIONS])
         );
         assert_eq!(hc.upstream_pool.borrow().len(), MAX_IDLE_CONNECTIONS - 1);
+    }
+
+    /// Pools one connection to a fresh listener; the pool and the target's end of it.
+    fn pooled_connection(hc: &HcContext) -> std::net::TcpStream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        run(async {
+            let tcp = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
+            put_idle(hc, Stream::plain(tcp).unwrap());
+        });
+        listener.accept().unwrap().0
+    }
+
+    /// Blocks until the pooled connection has received something (peeked, not consumed).
+    fn wait_until_readable(hc: &HcContext) {
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        let pool = hc.upstream_pool.borrow();
+        let stream = pool.last().expect("pooled");
+        // SAFETY: the pooled stream owns the descriptor and outlives this borrow.
+        let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+        let mut poll = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        rustix::event::poll(&mut poll, None).expect("poll");
+    }
+
+    #[test]
+    fn an_idle_connection_the_target_closed_is_not_reused() {
+        let hc = context(None);
+        let target_end = pooled_connection(&hc);
+        drop(target_end);
+        wait_until_readable(&hc);
+        assert!(
+            take_idle(&hc).is_none(),
+            "a closed connection was handed out"
+        );
+        assert!(hc.upstream_pool.borrow().is_empty(), "it was dropped");
+    }
+
+    #[test]
+    fn an_idle_connection_with_stray_bytes_is_not_reused() {
+        let hc = context(None);
+        let mut target_end = pooled_connection(&hc);
+        std::io::Write::write_all(&mut target_end, b"HTTP/1.1 200 OK\r\n").unwrap();
+        wait_until_readable(&hc);
+        assert!(
+            take_idle(&hc).is_none(),
+            "stray bytes would be read as the next answer"
+        );
+    }
+
+    #[test]
+    fn a_quiet_idle_connection_is_reused() {
+        let hc = context(None);
+        let _target_end = pooled_connection(&hc);
+        assert!(take_idle(&hc).is_some());
     }
 }
