@@ -423,7 +423,7 @@ fn the_daemon_out_of_file_descriptors_rejects_with_503_logs_emfile_and_recovers(
     });
     assert_eq!(
         (warning["limit"].as_u64(), warning["needed"].as_u64()),
-        (Some(fd_limit), Some(2 * 2048 + 64)),
+        (Some(fd_limit), Some(3 * 1024 + 2 * 1024 + 64)),
         "{warning}"
     );
     daemon.wait_listener_online("sap");
