@@ -12,12 +12,22 @@
 # --no-write    print the tables without replacing them in docs/performance.md.
 # --skip PATH   leave a path out (hycod_wss, rathole, haproxy, iperf3); repeatable.
 #
+# Binaries: `cargo build --release -p hycod -p loadtest` on every run (a no-op when fresh, so a
+# stale binary is never measured), unless BIN_DIR names a directory holding hycod and hycod-load.
+#
 # Pinning (rule 2): generator and targets on CPU 0, every proxy process (relay, daemon,
-# forwarder, rathole server and client, haproxy) on CPU 1; each runs one worker / thread.
+# forwarder, rathole server and client, haproxy) on CPU 1; each runs one worker / thread. The
+# latency workloads are measured a second time with the proxies moved to CPU 0 too (everything
+# on one CPU), then moved back.
 # Records: single-stream Gbit/s (hycod-load bulk, pinned and unpinned; iperf3 when present),
 # CPU-seconds per GiB of the proxy processes, 64 B echo p50/p99 at a fixed rate, HTTP 1 KiB p99
-# at a fixed rate and the max req/s at p99 < 5 ms, the 1.5 MB response p50, and RSS per idle
-# stream at 10,000 streams (hycod daemon; rathole client for comparison).
+# at a fixed rate (both pinnings) and the max req/s at p99 < 5 ms, the 1.5 MB response p50, and
+# RSS per idle stream at 10,000 streams (hycod daemon; rathole client for comparison). HTTP over
+# hycod wss is sent to the relay over TLS (hycod-load --ca-file).
+#
+# Open files: the daemon holds three descriptors per idle stream. When the hard RLIMIT_NOFILE
+# is too low for --idle and the script may raise it (CAP_SYS_RESOURCE), it raises the soft and
+# hard limits for every process it starts; otherwise it caps the idle count and says so.
 set -euo pipefail
 
 runs=3 duration=5s warmup=1s http_rate=2000 stream_rate=1000 connections=4 idle=10000
@@ -44,9 +54,11 @@ while [ $# -gt 0 ]; do
 done
 
 # --- Binaries and peers -------------------------------------------------------------------
-if [ ! -x "$bin/hycod" ] || [ ! -x "$bin/hycod-load" ]; then
-  echo "building hycod and hycod-load (release)" >&2
+if [ -z "${BIN_DIR:-}" ]; then
+  echo "building hycod and hycod-load (release; a no-op when up to date)" >&2
   (cd "$root" && cargo build --release -p hycod -p loadtest) >&2
+elif [ ! -x "$bin/hycod" ] || [ ! -x "$bin/hycod-load" ]; then
+  echo "BIN_DIR=$bin holds no hycod and hycod-load" >&2; exit 2
 fi
 if [ "$with_peers" = 1 ]; then
   apt_missing=()
@@ -77,10 +89,21 @@ skipped rathole && rathole=""
 skipped haproxy && haproxy=""
 skipped iperf3 && iperf3=""
 
+# Open files: the daemon holds three descriptors per idle stream (target, its duplicate kept
+# for a reset, rendezvous), the relay two, hycod-load and the target one each. Every process
+# started below inherits this shell's limits, so raising them here raises them for all.
+nofile_needed=$(( idle * 3 + 400 ))
+nofile_wanted=$(( nofile_needed > 65536 ? nofile_needed : 65536 ))
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$nofile_needed" ]; then
+  # Raising a hard limit needs CAP_SYS_RESOURCE; a refused raise leaves it as it was.
+  if ulimit -Hn "$nofile_wanted" 2>/dev/null; then
+    echo "open-file limit raised from $hard to $nofile_wanted (soft and hard)" >&2
+  else
+    echo "open-file hard limit $hard cannot be raised (no CAP_SYS_RESOURCE)" >&2
+  fi
+fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-# The relay and the daemon each hold two descriptors per relayed stream: with a hard open-file
-# limit under ~20,400 (20,000 here, not raisable without CAP_SYS_RESOURCE) 10,000 idle streams
-# cannot fit, so the idle count is capped and the table says how many were held.
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$idle" -gt $(( (hard - 400) / 3 )) ]; then
   idle=$(( (hard - 400) / 3 ))
@@ -89,8 +112,9 @@ fi
 cpu0="" cpu1=""
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then cpu0="taskset -c 0"; cpu1="taskset -c 1"; fi
 
-work=$(mktemp -d /tmp/hycod-compare.XXXXXX)
-pids=()
+mkdir -p "$root/target"
+work=$(mktemp -d "$root/target/compare.XXXXXX")
+pids=() names=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   rm -f "$work"/*.toml "$work"/*.key "$work"/*.pfx "$work"/*.cs
@@ -102,7 +126,7 @@ trap cleanup EXIT
 start_bg() {
   local name=$1; shift
   "$@" >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  pids+=($!) names+=("$name")
   printf -v "pid_$name" %s "$!"
 }
 # start NAME CMD...: start_bg, then waits for the "listening" line hycod and hycod-load print.
@@ -134,7 +158,7 @@ declare -A target=(
 if [ -n "$iperf3" ]; then
   iperf_port=$(free_port)
   $cpu0 "$iperf3" -s -B 127.0.0.1 -p "$iperf_port" >"$work/t_iperf.log" 2>&1 &
-  pids+=($!)
+  pids+=($!) names+=(t_iperf)
   target[iperf]=127.0.0.1:$iperf_port
 fi
 services=("${!target[@]}")
@@ -257,15 +281,36 @@ cpu_ticks() {
   for p in "$@"; do t=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'); total=$((total + t)); done
   echo "$total"
 }
-# http_target PATH SERVICE: hycod-load http target flags (HTTP is relayed over plain ws only).
+# http_target PATH SERVICE: hycod-load http target flags (hycod wss: HTTPS to the relay,
+# trusting the bench CA).
 http_target() {
   case $1 in
     direct) echo "--direct http://${target[$2]}/" ;;
     hycod) echo "--relay $url_ws --key-name root --key $key --hybrid-connection $2" ;;
-    hycod_wss) return 1 ;;
+    hycod_wss) echo "--relay $url_wss --ca-file $work/ca.pem --key-name root --key $key --hybrid-connection $2" ;;
     *) echo "--direct http://$(stream_addr "$1" "$2")/" ;;
   esac
 }
+# proxy_all: every proxy process started (all but the t_* targets).
+proxy_all() {
+  local i
+  for i in "${!names[@]}"; do
+    if [ "${names[$i]#t_}" = "${names[$i]}" ]; then echo "${pids[$i]}"; fi
+  done
+}
+# pin_proxies CPU: moves every thread of every proxy process to CPU (taskset -a).
+pin_proxies() {
+  local p
+  for p in $(proxy_all); do taskset -a -p -c "$1" "$p" >/dev/null || echo "cannot move $p to CPU $1" >&2; done
+}
+# Open-file limits as each process got them (/proc/PID/limits: soft then hard).
+nofile_report=""
+for i in "${!names[@]}"; do
+  lim=$(awk '/^Max open files/ {print $4 "/" $5}' "/proc/${pids[$i]}/limits" 2>/dev/null || echo "?")
+  nofile_report+=" ${names[$i]} $lim"
+done
+echo "open-file limits (soft/hard):$nofile_report; idle streams: $idle" >&2
+printf '%s\n' "$nofile_report" >"$work/nofile.txt"
 
 # --- Readiness: a short probe per path and service, retried ---------------------------------
 for path in "${paths[@]}"; do
@@ -327,6 +372,21 @@ for i in $(seq "$runs"); do
     load http $t --method GET --body-size 0 --rate 20 --connections 2 \
       --duration "$duration" --warmup "$warmup" --json "$work/big-$path-$i.json" >/dev/null || true
   done
+  # Latency with everything on CPU 0 (rule 2, second half): the proxies join the generator and
+  # the targets for the echo and HTTP 1 KiB runs, then go back to CPU 1.
+  if [ -n "$cpu1" ]; then
+    pin_proxies 0
+    for path in "${paths[@]}"; do
+      load stream --direct "tcp://$(stream_addr "$path" echo)" --rate "$stream_rate" --size 64 \
+        --connections "$connections" --duration "$duration" --warmup "$warmup" \
+        --json "$work/echo_cpu0-$path-$i.json" >/dev/null || true
+      t=$(http_target "$path" web) || continue
+      # shellcheck disable=SC2086
+      load http $t --rate "$http_rate" --body-size 1024 --connections "$connections" \
+        --duration "$duration" --warmup "$warmup" --json "$work/http_cpu0-$path-$i.json" >/dev/null || true
+    done
+    pin_proxies 1
+  fi
 done
 echo "max req/s at p99 < 5 ms" >&2
 for path in "${paths[@]}"; do
@@ -347,5 +407,6 @@ fi
 python3 "$root/benches/compare_report.py" --work "$work" --runs "$runs" --paths "${paths[@]}" \
   --command "$command_line" --stream-rate "$stream_rate" --http-rate "$http_rate" \
   --connections "$connections" --duration "$duration" --idle "$idle" \
+  --nofile "$(ulimit -Hn)" \
   $([ -n "$cpu0" ] && echo --pinned) $([ "$write" = 1 ] && echo --write "$root/docs/performance.md")
 echo "raw JSON: $work" >&2

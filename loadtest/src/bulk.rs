@@ -446,7 +446,8 @@ pub fn run(args: &BulkArgs) -> Result<BulkReport, BulkError> {
         generator: crate::cpu::process_cpu_time(),
     };
     hycod::runtime::workers::block_on(async {
-        let dialer = conn::dialer().map_err(|failure| BulkError::Open { stream: 0, failure })?;
+        let dialer =
+            conn::dialer(&endpoint).map_err(|failure| BulkError::Open { stream: 0, failure })?;
         let mut conns = Vec::new();
         for stream in 0..args.streams {
             conns.push(

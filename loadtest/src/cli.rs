@@ -17,6 +17,8 @@ pub const MAX_CONNECTIONS: u32 = 100_000;
 pub const MAX_STREAMS: u32 = 1024;
 /// Largest bulk write accepted, bytes.
 pub const MAX_CHUNK: usize = 16 * 1024 * 1024;
+/// Most re-runs of a failed `--find-max` try.
+pub const MAX_STEP_RETRIES: u32 = 5;
 
 /// Load generator for hycod (open-loop, coordinated-omission-corrected HDR histograms).
 #[derive(Parser, Debug)]
@@ -91,9 +93,13 @@ pub enum Command {
 /// Where a run sends its load: a relay (as a Hybrid Connections sender) or a direct target.
 #[derive(Args, Debug, Clone)]
 pub struct TargetArgs {
-    /// The relay, `ws://host:port`.
+    /// The relay, `ws://host:port` or `wss://host:port`.
     #[arg(long)]
     pub relay: Option<String>,
+    /// A PEM file of the CA certificates a `wss://` relay's certificate is verified against
+    /// (instead of the webpki roots), e.g. a self-hosted relay's own CA.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     #[arg(long)]
     pub hybrid_connection: Option<String>,
     #[arg(long)]
@@ -153,6 +159,10 @@ pub struct Common {
     /// Bisection steps of `--find-max` after the first failing rate.
     #[arg(long, default_value_t = 4)]
     pub refine_steps: u32,
+    /// Re-runs of a failed `--find-max` try before its rate counts as not sustained (one
+    /// noisy try on a shared machine then does not end the search).
+    #[arg(long, default_value_t = 1)]
+    pub step_retries: u32,
 }
 
 /// Options of `bulk`: streams pushing data as fast as they can.
@@ -218,6 +228,8 @@ pub enum CliError {
     StreamsOutOfRange { streams: u32 },
     ChunkOutOfRange { chunk: usize },
     MaxP99OutOfRange { max_p99: Duration },
+    StepRetriesOutOfRange { retries: u32 },
+    CaFileNeedsWss,
 }
 
 impl fmt::Display for CliError {
@@ -263,6 +275,13 @@ impl fmt::Display for CliError {
             Self::MaxP99OutOfRange { max_p99 } => {
                 write!(f, "--max-p99 {max_p99:?} must be above zero")
             }
+            Self::StepRetriesOutOfRange { retries } => {
+                write!(
+                    f,
+                    "--step-retries {retries} is not within 0..={MAX_STEP_RETRIES}"
+                )
+            }
+            Self::CaFileNeedsWss => f.write_str("--ca-file needs a wss:// --relay"),
         }
     }
 }
@@ -321,6 +340,11 @@ impl Common {
                 max_p99: self.max_p99,
             });
         }
+        if self.step_retries > MAX_STEP_RETRIES {
+            return Err(CliError::StepRetriesOutOfRange {
+                retries: self.step_retries,
+            });
+        }
         self.target.validate()
     }
 }
@@ -359,6 +383,10 @@ impl TargetArgs {
             (Some(_), None) if self.hybrid_connection.is_none() => {
                 Err(CliError::MissingHybridConnection)
             }
+            (Some(relay), None) if self.ca_file.is_some() && !relay.starts_with("wss://") => {
+                Err(CliError::CaFileNeedsWss)
+            }
+            (None, Some(_)) if self.ca_file.is_some() => Err(CliError::CaFileNeedsWss),
             _ => Ok(()),
         }
     }
@@ -532,6 +560,46 @@ mod tests {
             Err(CliError::MaxP99OutOfRange {
                 max_p99: Duration::ZERO
             })
+        );
+    }
+
+    #[test]
+    fn find_max_retries_are_bounded() {
+        let args = |retries: &str| {
+            common(&[
+                "--direct",
+                "http://127.0.0.1:1/",
+                "--find-max",
+                "--step-retries",
+                retries,
+            ])
+        };
+        assert_eq!(args("5").validate(), Ok(()));
+        assert_eq!(
+            args("6").validate(),
+            Err(CliError::StepRetriesOutOfRange { retries: 6 })
+        );
+        assert_eq!(common(&["--direct", "tcp://127.0.0.1:1"]).step_retries, 1);
+    }
+
+    #[test]
+    fn a_ca_file_needs_a_wss_relay() {
+        let with_ca = |target: &[&str]| {
+            let mut args = target.to_vec();
+            args.extend_from_slice(&["--ca-file", "ca.pem"]);
+            common(&args).validate()
+        };
+        assert_eq!(
+            with_ca(&["--relay", "wss://127.0.0.1:1", "--hybrid-connection", "a"]),
+            Ok(())
+        );
+        assert_eq!(
+            with_ca(&["--relay", "ws://127.0.0.1:1", "--hybrid-connection", "a"]),
+            Err(CliError::CaFileNeedsWss)
+        );
+        assert_eq!(
+            with_ca(&["--direct", "http://127.0.0.1:1/"]),
+            Err(CliError::CaFileNeedsWss)
         );
     }
 }

@@ -1,9 +1,11 @@
 //! One load connection and its round trip: a WebSocket sender stream (spec §7.1) or plain TCP
-//! for echo round trips, an HTTP/1.1 keep-alive connection to the relay (§7.2) or the target.
-//! Failures are reported by kind, the key of the summary's error table.
+//! for echo round trips, an HTTP/1.1 keep-alive connection to the relay (§7.2; over TLS for a
+//! `wss://` relay) or the target. Failures are reported by kind, the key of the summary's error
+//! table.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use monoio::buf::IoBufMut;
@@ -20,10 +22,10 @@ use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use hycod::proto::http1::{response_body_kind, write_request_head};
 use hycod::proto::ws::{Limits, OpCode, Role};
-use hycod::tls::{client_config, TrustRoots};
+use hycod::tls::{client_config, Connector, TrustRoots};
 
 use crate::failure::Failure;
-use crate::target::Endpoint;
+use crate::target::{Endpoint, RelayTls};
 
 /// The largest HTTP response body accepted.
 pub const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
@@ -72,7 +74,7 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Fail
             },
             Workload::Echo { .. },
         ) => {
-            let (write, reader) = open_ws(&dialer()?, relay_url, hc, token).await?;
+            let (write, reader) = open_ws(&dialer(endpoint)?, relay_url, hc, token).await?;
             Ok(Conn::Ws {
                 write,
                 reader,
@@ -87,11 +89,14 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Fail
             })
         }
         (endpoint, Workload::Http { .. }) => {
-            let addr = match endpoint {
-                Endpoint::Relayed { relay_addr, .. } => *relay_addr,
-                Endpoint::Direct { addr, .. } => *addr,
+            let stream = match endpoint {
+                Endpoint::Relayed {
+                    relay_addr, tls, ..
+                } => connect_relay(*relay_addr, tls).await?,
+                Endpoint::Direct { addr, .. } => {
+                    Stream::plain(connect(*addr).await?).map_err(|_| Failure::Connect)?
+                }
             };
-            let stream = Stream::plain(connect(addr).await?).map_err(|_| Failure::Connect)?;
             Ok(Conn::Http {
                 stream,
                 buf: ReadBuf::new(BUFFER_BYTES, 0),
@@ -101,13 +106,35 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Fail
     }
 }
 
-/// The WebSocket client every relayed stream uses (webpki roots: `ws://` relays need none).
-pub fn dialer() -> Result<Dialer, Failure> {
+/// The WebSocket client the relayed streams of `endpoint` use: trusting what the relay's
+/// [`RelayTls`] trusts (`--ca-file`, or the webpki roots; `ws://` relays need none).
+pub fn dialer(endpoint: &Endpoint) -> Result<Dialer, Failure> {
+    let tls = match endpoint {
+        Endpoint::Relayed { tls, .. } => Arc::clone(&tls.config),
+        Endpoint::Direct { .. } => {
+            client_config(&TrustRoots::WebPki).map_err(|_| Failure::TlsConfig)?
+        }
+    };
     Ok(Dialer {
-        tls: client_config(&TrustRoots::WebPki).map_err(|_| Failure::TlsConfig)?,
+        tls,
         proxy: None,
         connect_timeout: Duration::from_secs(10),
     })
+}
+
+/// An HTTP connection to the relay at `addr`: TLS (rustls, verified against `tls`) for a
+/// `wss://` relay, plain TCP otherwise; `TCP_NODELAY` either way.
+async fn connect_relay(addr: SocketAddr, tls: &RelayTls) -> Result<Stream, Failure> {
+    let tcp = connect(addr).await?;
+    let Some(name) = &tls.server_name else {
+        return Stream::plain(tcp).map_err(|_| Failure::Connect);
+    };
+    let peer = Stream::prepare(&tcp).map_err(|_| Failure::Connect)?;
+    let encrypted = Connector::from(Arc::clone(&tls.config))
+        .connect(name.clone(), tcp)
+        .await
+        .map_err(|_| Failure::TlsHandshake)?;
+    Ok(Stream::tls(encrypted, peer))
 }
 
 /// The two halves of a relayed sender stream.
@@ -295,6 +322,7 @@ mod tests {
             relay_addr: "127.0.0.1:9".parse().expect("addr"),
             hc: "erp".to_owned(),
             token: Secret::new("SharedAccessSignature sr=x"),
+            tls: crate::target::relay_tls(None, None).expect("tls"),
         };
         let wire =
             String::from_utf8(http_request(&endpoint, &http(2)).expect("request")).expect("text");

@@ -9,6 +9,8 @@ pub enum Failure {
     TlsConfig,
     /// The TCP connection or WebSocket handshake failed (e.g. the relay answered 404).
     Connect,
+    /// The TLS handshake with a `wss://` relay failed (e.g. its certificate is not trusted).
+    TlsHandshake,
     /// The request or frame could not be encoded.
     Encode,
     /// Writing failed.
@@ -37,6 +39,7 @@ impl Failure {
         match self {
             Self::TlsConfig => "tls_config",
             Self::Connect => "connect",
+            Self::TlsHandshake => "tls_handshake",
             Self::Encode => "encode",
             Self::Send => "send",
             Self::Receive => "receive",
@@ -68,6 +71,7 @@ mod tests {
         let all = [
             Failure::TlsConfig,
             Failure::Connect,
+            Failure::TlsHandshake,
             Failure::Encode,
             Failure::Send,
             Failure::Receive,

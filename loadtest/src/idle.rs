@@ -144,7 +144,7 @@ pub fn run(args: &IdleArgs) -> Result<IdleReport, IdleError> {
     let endpoint = crate::target::resolve(&args.target, "tcp").map_err(IdleError::Target)?;
     let rss = || args.rss_pid.and_then(vm_rss_kib);
     hycod::runtime::workers::block_on(async {
-        let dialer = std::rc::Rc::new(conn::dialer().map_err(IdleError::Dialer)?);
+        let dialer = std::rc::Rc::new(conn::dialer(&endpoint).map_err(IdleError::Dialer)?);
         let rss_before_kib = rss();
         let started = Instant::now();
         let mut held = Vec::new();

@@ -130,7 +130,22 @@ struct FindMax {
     max_p99_us: u64,
     /// The highest rate that passed (None when even `--rate` failed).
     max_rate: Option<f64>,
-    steps: Vec<report::Summary>,
+    /// Re-runs allowed after a failed try (`--step-retries`).
+    step_retries: u32,
+    /// Steps (rates) that needed at least one re-run.
+    retried_steps: u32,
+    /// Every try, in order.
+    steps: Vec<FindMaxTry>,
+}
+
+/// One try of a `--find-max` step: its summary, which try of its rate it was, and whether it
+/// passed.
+#[derive(serde::Serialize)]
+struct FindMaxTry {
+    attempt: u32,
+    passed: bool,
+    #[serde(flatten)]
+    summary: report::Summary,
 }
 
 fn load(
@@ -145,7 +160,8 @@ fn load(
         return write_json(common.json.as_deref(), &summary);
     }
     let max_p99_us = u64::try_from(common.max_p99.as_micros()).unwrap_or(u64::MAX);
-    let mut search = find_max::RateSearch::new(common.rate, common.refine_steps);
+    let mut search =
+        find_max::RateSearch::new(common.rate, common.refine_steps, common.step_retries);
     let mut steps = Vec::new();
     loop {
         let step = Common {
@@ -154,6 +170,7 @@ fn load(
             plot: None,
             ..common.clone()
         };
+        let attempt = search.attempt();
         let summary = load_once(&step, mode, scheme, make_workload.clone())?;
         let ok = find_max::passed(
             summary.p99_us,
@@ -163,21 +180,28 @@ fn load(
             step.rate,
         );
         println!(
-            "find-max    {} /s: {} (p99 {} µs, {} errors)",
+            "find-max    {} /s try {attempt}: {} (p99 {} µs, {} errors)",
             step.rate,
             if ok { "sustained" } else { "not sustained" },
             summary.p99_us,
             summary.error_total
         );
-        steps.push(summary);
+        steps.push(FindMaxTry {
+            attempt,
+            passed: ok,
+            summary,
+        });
         if search.next(ok).is_none() {
             break;
         }
     }
+    let retried = search.retried_steps();
     match search.best {
-        Some(rate) => println!("find-max    max sustained rate {rate} /s at p99 < {max_p99_us} µs"),
+        Some(rate) => println!(
+            "find-max    max sustained rate {rate} /s at p99 < {max_p99_us} µs ({retried} steps retried)"
+        ),
         None => println!(
-            "find-max    not even {} /s was sustained at p99 < {max_p99_us} µs",
+            "find-max    not even {} /s was sustained at p99 < {max_p99_us} µs ({retried} steps retried)",
             common.rate
         ),
     }
@@ -188,6 +212,8 @@ fn load(
             target: target::describe(&common.target),
             max_p99_us,
             max_rate: search.best,
+            step_retries: common.step_retries,
+            retried_steps: retried,
             steps,
         },
     )

@@ -1,12 +1,15 @@
 //! What a run loads, resolved from the command line: a relay (as a Hybrid Connections sender,
-//! spec §7.1 streams / §7.2 HTTP) or a direct baseline target.
+//! spec §7.1 streams / §7.2 HTTP; `ws://` or `wss://`, spec §2) or a direct baseline target.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hycod::auth::connection_string::{ConnectionString, Credential};
 use hycod::secret::Secret;
+use hycod::tls::{client_config, ClientConfig, TlsServerName, TlsSetupError, TrustRoots};
 
 use crate::cli::{CliError, TargetArgs};
 
@@ -27,17 +30,44 @@ pub enum Endpoint {
         relay_addr: SocketAddr,
         hc: String,
         token: Secret,
+        tls: RelayTls,
     },
     /// Straight to the target (`tcp://` or `http://`), and the HTTP path.
     Direct { addr: SocketAddr, path: String },
+}
+
+/// TLS towards the relay: the client configuration (webpki roots, or only the CA of
+/// `--ca-file`) and, for a `wss://` relay, the name its certificate must carry.
+#[derive(Debug, Clone)]
+pub struct RelayTls {
+    pub config: Arc<ClientConfig>,
+    /// Some for `wss://`: connections to the relay are TLS, verified against this name.
+    pub server_name: Option<TlsServerName<'static>>,
 }
 
 /// Why the target could not be resolved.
 #[derive(Debug)]
 pub enum TargetError {
     Cli(CliError),
-    BadUrl { url: String, reason: String },
-    ConnectionStringFile { reason: String },
+    BadUrl {
+        url: String,
+        reason: String,
+    },
+    ConnectionStringFile {
+        reason: String,
+    },
+    /// `--ca-file` could not be used as the relay's trust root.
+    CaFile {
+        path: PathBuf,
+        source: TlsSetupError,
+    },
+    /// The webpki roots did not make a TLS client configuration.
+    TlsConfig(TlsSetupError),
+    /// The relay's host is no valid TLS server name.
+    ServerName {
+        host: String,
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for TargetError {
@@ -47,6 +77,13 @@ impl std::fmt::Display for TargetError {
             Self::BadUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
             Self::ConnectionStringFile { reason } => {
                 write!(f, "cannot use --connection-string-file: {reason}")
+            }
+            Self::CaFile { path, source } => {
+                write!(f, "cannot use --ca-file {}: {source}", path.display())
+            }
+            Self::TlsConfig(e) => write!(f, "cannot build the TLS client configuration: {e}"),
+            Self::ServerName { host, reason } => {
+                write!(f, "the relay host {host:?} is no TLS server name: {reason}")
             }
         }
     }
@@ -75,15 +112,22 @@ impl From<CliError> for TargetError {
 /// Resolves the endpoint of a validated `common` (`scheme` is `tcp` or `http` for `--direct`).
 pub fn resolve(common: &TargetArgs, scheme: &str) -> Result<Rc<Endpoint>, TargetError> {
     if let Some(direct) = &common.direct {
-        let (addr, path) = parse_url(common, direct, &[scheme])?;
-        return Ok(Rc::new(Endpoint::Direct { addr, path }));
+        let url = parse_url(common, direct, &[scheme])?;
+        return Ok(Rc::new(Endpoint::Direct {
+            addr: url.addr,
+            path: url.path,
+        }));
     }
     let relay_url = common.relay.clone().ok_or(CliError::NoTarget)?;
     let hc = common
         .hybrid_connection
         .clone()
         .ok_or(CliError::MissingHybridConnection)?;
-    let (relay_addr, _) = parse_url(common, &relay_url, &["ws"])?;
+    let url = parse_url(common, &relay_url, &["ws", "wss"])?;
+    let tls = relay_tls(
+        common.ca_file.as_ref(),
+        (url.scheme == "wss").then_some(&url.host),
+    )?;
     let (namespace, credential) = credential(common)?;
     let expiry = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -93,17 +137,51 @@ pub fn resolve(common: &TargetArgs, scheme: &str) -> Result<Rc<Endpoint>, Target
     let token = credential.token(&namespace, &hc, expiry);
     Ok(Rc::new(Endpoint::Relayed {
         relay_url: relay_url.trim_end_matches('/').to_owned(),
-        relay_addr,
+        relay_addr: url.addr,
         hc,
         token,
+        tls,
     }))
 }
 
-fn parse_url(
-    common: &TargetArgs,
-    text: &str,
-    schemes: &[&str],
-) -> Result<(SocketAddr, String), TargetError> {
+/// The TLS client side for the relay: trusting `ca_file` only (or the webpki roots), and the
+/// server name of `tls_host` when the relay is `wss://`.
+pub fn relay_tls(
+    ca_file: Option<&PathBuf>,
+    tls_host: Option<&String>,
+) -> Result<RelayTls, TargetError> {
+    let config = match ca_file {
+        Some(path) => client_config(&TrustRoots::CaFile(path.clone())).map_err(|source| {
+            TargetError::CaFile {
+                path: path.clone(),
+                source,
+            }
+        })?,
+        None => client_config(&TrustRoots::WebPki).map_err(TargetError::TlsConfig)?,
+    };
+    let server_name = tls_host
+        .map(|host| {
+            hycod::tls::server_name(host).map_err(|reason| TargetError::ServerName {
+                host: host.clone(),
+                reason,
+            })
+        })
+        .transpose()?;
+    Ok(RelayTls {
+        config,
+        server_name,
+    })
+}
+
+/// A target URL, resolved and permitted.
+struct ParsedUrl {
+    scheme: String,
+    host: String,
+    addr: SocketAddr,
+    path: String,
+}
+
+fn parse_url(common: &TargetArgs, text: &str, schemes: &[&str]) -> Result<ParsedUrl, TargetError> {
     let bad = |reason: String| TargetError::BadUrl {
         url: text.to_owned(),
         reason,
@@ -118,7 +196,12 @@ fn parse_url(
         .port_or_known_default()
         .ok_or_else(|| bad("no port".to_owned()))?;
     let addr = common.permitted_addr(host, port)?;
-    Ok((addr, url.path().to_owned()))
+    Ok(ParsedUrl {
+        scheme: url.scheme().to_owned(),
+        host: host.to_owned(),
+        addr,
+        path: url.path().to_owned(),
+    })
 }
 
 fn credential(common: &TargetArgs) -> Result<(String, Credential), TargetError> {
@@ -146,5 +229,91 @@ fn credential(common: &TargetArgs) -> Result<(String, Credential), TargetError> 
             },
         )),
         _ => Err(CliError::MissingCredential.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn target(extra: &[&str]) -> TargetArgs {
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            target: TargetArgs,
+        }
+        let mut args = vec!["t", "--key-name", "root", "--key", "k"];
+        args.extend_from_slice(extra);
+        T::parse_from(args).target
+    }
+
+    fn relayed_tls(endpoint: &Endpoint) -> &RelayTls {
+        match endpoint {
+            Endpoint::Relayed { tls, .. } => tls,
+            Endpoint::Direct { .. } => panic!("not relayed: {endpoint:?}"),
+        }
+    }
+
+    #[test]
+    fn a_ws_relay_is_reached_without_tls() {
+        let args = target(&["--relay", "ws://127.0.0.1:9", "--hybrid-connection", "a"]);
+        let endpoint = resolve(&args, "http").expect("resolve");
+        assert_eq!(relayed_tls(&endpoint).server_name, None);
+    }
+
+    #[test]
+    fn a_wss_relay_is_verified_against_its_host() {
+        let args = target(&["--relay", "wss://localhost:9", "--hybrid-connection", "a"]);
+        let endpoint = resolve(&args, "http").expect("resolve");
+        assert_eq!(
+            relayed_tls(&endpoint).server_name,
+            Some(TlsServerName::try_from("localhost").expect("name"))
+        );
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing.pem");
+        let args = target(&[
+            "--relay",
+            "wss://127.0.0.1:9",
+            "--hybrid-connection",
+            "a",
+            "--ca-file",
+            missing.to_str().expect("utf-8"),
+        ]);
+        let error = resolve(&args, "http").expect_err("no CA file");
+        assert!(
+            matches!(&error, TargetError::CaFile { path, .. } if *path == missing),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("missing.pem"), "{error}");
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").expect("write");
+        let error = relay_tls(Some(&empty), Some(&"localhost".to_owned())).expect_err("empty");
+        assert!(
+            matches!(
+                error,
+                TargetError::CaFile {
+                    source: TlsSetupError::NoCertificates { .. },
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn relays_speak_ws_or_wss_only() {
+        let args = target(&["--relay", "http://127.0.0.1:9", "--hybrid-connection", "a"]);
+        let error = resolve(&args, "http").expect_err("http relay");
+        assert!(matches!(error, TargetError::BadUrl { .. }), "{error:?}");
     }
 }

@@ -118,31 +118,126 @@ fn assert_sane(json: &serde_json::Value, expected: u64) {
 }
 
 fn relay() -> hycod::relay::RelayHandle {
+    relay_with(&[])
+}
+
+/// A relay (in this process) serving `web`, `echo` and `bulk`, with extra flags.
+fn relay_with(extra: &[&str]) -> hycod::relay::RelayHandle {
     use clap::Parser;
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
         args: RelayArgs,
     }
-    let config: RelayConfig = Cli::parse_from([
+    let rule = format!("root={KEY}");
+    let mut args = vec![
         "relay",
         "--listen",
         "127.0.0.1:0",
         "--workers",
         "1",
         "--rule",
-        &format!("root={KEY}"),
+        &rule,
         "--hybrid-connection",
         "web",
         "--hybrid-connection",
         "echo",
         "--hybrid-connection",
         "bulk",
-    ])
-    .args
-    .into_config()
-    .expect("relay config");
+    ];
+    args.extend_from_slice(extra);
+    let config: RelayConfig = Cli::parse_from(args)
+        .args
+        .into_config()
+        .expect("relay config");
     hycod::relay::start(config).expect("relay")
+}
+
+#[test]
+fn relayed_http_and_streams_over_wss_trust_the_ca_file() {
+    let issued =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("certificate");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, issued.cert.pem()).expect("write cert");
+    std::fs::write(&key, issued.key_pair.serialize_pem()).expect("write key");
+    let (cert_arg, key_arg) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+    let (mut upstream, web_addr) = serve("serve-http");
+    let (mut echo, echo_addr) = serve("serve-echo");
+    let relay = relay_with(&["--tls-cert", cert_arg, "--tls-key", key_arg]);
+    assert!(relay.url.starts_with("wss://"), "{}", relay.url);
+    let text = format!(
+        r#"
+[runtime]
+workers = 1
+[[hybrid_connection]]
+name = "web"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=web"
+relay_url = "{url}"
+relay_ca_file = "{cert_arg}"
+http_target = "http://{web_addr}/"
+[[hybrid_connection]]
+name = "echo"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=echo"
+relay_url = "{url}"
+relay_ca_file = "{cert_arg}"
+target = "tcp://{echo_addr}"
+"#,
+        url = relay.url
+    );
+    let config = Config::from_toml_str(&text, Path::new(".")).expect("config");
+    let daemon = daemon::start(&config, DaemonOptions::default()).expect("daemon");
+    assert!(daemon.status.wait_all_online(Duration::from_secs(20)));
+    let relayed = |mode: &str, hc: &str, ca: Option<&str>| {
+        let mut args = vec![
+            mode,
+            "--relay",
+            &relay.url,
+            "--hybrid-connection",
+            hc,
+            "--key-name",
+            "root",
+            "--key",
+            KEY,
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--connections",
+            "2",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        if let Some(ca) = ca {
+            args.extend(["--ca-file".to_owned(), ca.to_owned()]);
+        }
+        args
+    };
+    let http = relayed("http", "web", Some(cert_arg));
+    assert_sane(
+        &load(&http.iter().map(String::as_str).collect::<Vec<_>>()),
+        100,
+    );
+    let stream = relayed("stream", "echo", Some(cert_arg));
+    assert_sane(
+        &load(&stream.iter().map(String::as_str).collect::<Vec<_>>()),
+        100,
+    );
+
+    let untrusted = relayed("http", "web", None);
+    let (_, json) = run_json(&untrusted.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(json["n"], 0, "{json}");
+    assert!(
+        json["errors"]["tls_handshake"].as_u64() > Some(0),
+        "without --ca-file the self-signed relay is not trusted: {json}"
+    );
+    let _ = upstream.kill();
+    let _ = echo.kill();
 }
 
 #[test]
