@@ -146,7 +146,7 @@ def main():
         mr = "–" if mx is None else (f"{max_rate:.0f}" if max_rate else "< start")
         retried = mx.get("retried_steps") if mx else None
         if retried:
-            mr += f" ({retried} steps retried)"
+            mr += f" ({retried} step{'' if retried == 1 else 's'} retried)"
         rows_lat.append(f"| {NAMES.get(p, p)} | {fmt(e50)} | {fmt(e99)} | {fmt(h50)} | {fmt(h99)} | "
                         f"{mr} | {fmt(b50)} | {errors} |")
 
