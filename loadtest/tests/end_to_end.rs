@@ -505,8 +505,18 @@ fn find_max_reports_each_step_and_the_highest_sustained_rate() {
     ]);
     assert!(stdout.contains("find-max"), "{stdout}");
     assert_eq!(json["max_p99_us"], 50_000, "{json}");
+    assert_eq!(json["step_retries"], 1, "{json}");
     let steps = json["steps"].as_array().expect("steps");
     assert!(steps.len() >= 2, "{json}");
+    assert_eq!(steps[0]["attempt"], 1, "{json}");
+    let retries = steps.iter().filter(|s| s["attempt"] == 2).count();
+    assert_eq!(
+        json["retried_steps"].as_u64(),
+        u64::try_from(retries).ok(),
+        "one re-run per retried step: {json}"
+    );
+    assert!(steps.iter().all(|s| s["passed"].is_boolean()), "{json}");
+    assert!(stdout.contains("steps retried)"), "{stdout}");
     if let Some(best) = json["max_rate"].as_f64() {
         assert!(
             steps
