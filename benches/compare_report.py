@@ -87,6 +87,15 @@ def iperf_cpu_per_gib(work, path, runs):
     return out
 
 
+def per_process_nofile(work):
+    """The open-file limits compare.sh read from each process it started (nofile.txt)."""
+    try:
+        with open(f"{work}/nofile.txt") as f:
+            return f.read().rstrip("\n") or " –"
+    except OSError:
+        return " –"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -172,7 +181,7 @@ def main():
         m["rss", p] = per
         rows_idle.append(f"| {NAMES.get(p, p)} | {who} | {d['opened']} / {d['connections']} | "
                          f"{d['rss_before_kib']} | {d['rss_after_kib']} | "
-                         f"{'–' if per is None else f'{per:.2f}'} |")
+                         f"{'–' if per is None else f'{per:.2f}'} | {d.get('nofile_limit') or '–'} |")
 
     def r(metric, a_, b_, invert=False):
         v = ratio(m.get((metric, a_)), m.get((metric, b_)))
@@ -262,10 +271,11 @@ def main():
         ] if rows_cpu0 else []),
         "### Idle streams",
         "",
-        f"Open-file hard limit of the processes: {a.nofile}.",
+        f"Open-file hard limit the script gave every process it started: {a.nofile}; as each got it "
+        f"(`/proc/PID/limits`, soft/hard):{per_process_nofile(w)}.",
         "",
-        "| path | process measured | streams open / asked | RSS before KiB | RSS after KiB | KiB per stream |",
-        "|---|---|---|---|---|---|",
+        "| path | process measured | streams open / asked | RSS before KiB | RSS after KiB | KiB per stream | hycod-load open-file limit |",
+        "|---|---|---|---|---|---|---|",
         *rows_idle,
         "",
         "### Ratios (medians of this run)",
