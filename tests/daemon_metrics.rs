@@ -47,7 +47,10 @@ fn serve_requests() -> Served {
     let upstream = http_upstream();
     let dir = tempfile::tempdir().expect("temp dir");
     let text = config_text("5s", &[http_hybrid_connection(&relay.url, upstream)]);
-    let mut daemon = DaemonProcess::start(dir.path(), &text, None, &[]);
+    // The per-request line is logged at debug level (src/daemon/http.rs); everything else at
+    // info, as configured.
+    let env = [("RUST_LOG", "info,hycod::daemon::http=debug")];
+    let mut daemon = DaemonProcess::start(dir.path(), &text, None, &env);
     let online = daemon.wait_listener_online("erp");
     daemon.wait_listener_online("erp");
     for i in 0..REQUESTS {
@@ -177,7 +180,7 @@ fn json_logs_carry_requests_and_listener_events_but_no_secret() {
         );
     }
     let first = &requests[0];
-    assert_eq!(first["level"], "INFO");
+    assert_eq!(first["level"], "DEBUG");
     assert_eq!(first["hybrid_connection"], "erp");
     assert_eq!(first["method"], "GET");
     assert_eq!(first["path"], "/erp/api/orders");

@@ -109,12 +109,13 @@ struct Dispatch {
 }
 
 impl Dispatch {
-    /// Spawns a request's task, counted as work and as a request of this channel.
+    /// Spawns a request's task, counted as work and as a request of this channel. `future`
+    /// holds the request's state machine boxed ([`serve_request`]): a request's state is
+    /// several KiB, and unboxed the task and both trackers would each move it whole (memmove
+    /// was a quarter of the daemon's CPU time per relayed request, docs/performance.md
+    /// "Optimisations").
     fn spawn_request(&self, future: impl Future<Output = ()> + 'static) {
-        // Boxed once here: a request's state machine is several KiB, and unboxed the task and
-        // both trackers would each move it whole (memmove was a quarter of the daemon's CPU
-        // time per relayed request, docs/performance.md "Optimisations").
-        monoio::spawn(self.work.track(self.requests.track(Box::pin(future))));
+        monoio::spawn(self.work.track(self.requests.track(future)));
     }
 }
 
@@ -502,7 +503,14 @@ fn serve_request(
     }
     match hc.admission.requests.try_enter() {
         Ok(permit) => {
-            let serving = http::serve_request(hc.clone(), request, body, writer.clone());
+            // Boxed where it is made: the request's state is copied once, into the box, and
+            // awaiting it moves only the pointer.
+            let serving = Box::pin(http::serve_request(
+                hc.clone(),
+                request,
+                body,
+                writer.clone(),
+            ));
             work.spawn_request(async move {
                 serving.await;
                 drop(permit);

@@ -19,9 +19,14 @@
 //!   response as broken rather than short.
 //!
 //! Every request is counted once in `hycod_requests_total` by the class of the status sent, or
-//! as `aborted` when its answer did not reach the relay whole, and logged once at info level
-//! (`request served`: method, path without its query, status, latency). Headers and queries
-//! are never logged: `sb-hc-*` parameters and application queries can carry tokens.
+//! as `aborted` when its answer did not reach the relay whole, timed in
+//! `hycod_request_seconds`, and logged once at debug level (`request served`: method,
+//! path without its query, status, latency). Debug, not info: at tens of thousands of requests
+//! per second, formatting that line and writing it to stderr (one blocking `write(2)` each) took
+//! about a seventh of the worker's CPU time per request. Operators keep counts and latencies in
+//! the metrics and turn the line on with `RUST_LOG=info,hycod::daemon::http=debug` when they
+//! need an access log. Headers and
+//! queries are never logged: `sb-hc-*` parameters and application queries can carry tokens.
 
 pub mod deliver;
 pub mod exchange;
@@ -243,7 +248,7 @@ async fn serve_one(
 }
 
 /// Counts a finished request — its status class (or `aborted`), its duration and its bytes —
-/// and logs its one `request served` line.
+/// and logs its one `request served` line (debug level, see the module docs).
 fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) {
     let label = match served.status {
         Some(status) if served.complete => status_class(status),
@@ -252,7 +257,7 @@ fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) 
     let elapsed = started.elapsed();
     hc.count(&REQUESTS, &[label], 1);
     hc.observe(&REQUEST_SECONDS, elapsed);
-    tracing::info!(
+    tracing::debug!(
         hybrid_connection = %hc.name,
         method = request.method.as_deref().unwrap_or_default(),
         path = loggable_path(request),
@@ -317,5 +322,53 @@ mod tests {
     #[test]
     fn a_request_without_a_target_logs_an_empty_path() {
         assert_eq!(loggable_path(&request(None)), "");
+    }
+
+    /// A log sink the tests read back.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log sink").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What `record` logs for one served request when the log level is `level`.
+    fn logged_at(level: tracing::Level) -> String {
+        let sink = Captured::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let hc = crate::daemon::test_support::context(None);
+        let served = Served {
+            status: Some(200),
+            complete: true,
+            to_target: 3,
+            to_relay: 5,
+            body: BodyState::Consumed,
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            record(&hc, &request(Some("/hyco/x?q=1")), &served, Instant::now());
+        });
+        let text = sink.0.lock().expect("log sink").clone();
+        String::from_utf8(text).expect("utf-8 log")
+    }
+
+    #[test]
+    fn the_request_line_is_debug_so_info_logs_stay_quiet_per_request() {
+        assert_eq!(logged_at(tracing::Level::INFO), "");
+        let debug = logged_at(tracing::Level::DEBUG);
+        assert!(debug.contains("DEBUG"), "{debug}");
+        assert!(debug.contains("request served"), "{debug}");
+        assert!(debug.contains(r#"path="/hyco/x""#), "{debug}");
     }
 }

@@ -32,6 +32,7 @@ use crate::proto::http1::{
     reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
     RequestHead, LAST_CHUNK,
 };
+use crate::proto::ws::frame::MAX_HEADER_LEN;
 use crate::proto::ws::handshake::write_switching_protocols;
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::relay::registry::{RegistryError, Work};
@@ -192,8 +193,9 @@ async fn serve_one(
 
     let outcome = if let Some(len) = small {
         let body = read_whole_body(stream, buf, len).await?;
-        let mut frames = Vec::new();
-        push_json(&mut frames, &full.to_json());
+        let json = full.to_json();
+        let mut frames = Vec::with_capacity(json.len() + body.len() + 2 * MAX_HEADER_LEN);
+        push_json(&mut frames, &json);
         if !body.is_empty() {
             let _ = push_frame(&mut frames, true, OpCode::Binary, &body, None);
         }
@@ -423,6 +425,10 @@ async fn stream_request(
     Ok(())
 }
 
+/// Room for a typical response head and the first chunk of a small body, so the buffer the
+/// head is written into does not grow while the answer is put together.
+const HEAD_CAPACITY: usize = 4096;
+
 /// Encodes the sender's response head: the listener's status, description and headers, `Via`
 /// (spec §6.6), and chunked framing when a body follows. The head is returned for the caller
 /// to write, together with the first body bytes when they are at hand; only when the listener's
@@ -437,12 +443,10 @@ async fn write_head(
         .status_description
         .as_deref()
         .unwrap_or_else(|| reason_phrase(response.status_code));
-    let mut fields: Vec<(String, String)> = match &response.response_headers {
+    // Borrowed from the response: no field is copied before it is written.
+    let mut fields: Vec<(&str, &[u8])> = match &response.response_headers {
         Some(json) => match response_headers_for_sender(json) {
-            Ok(fields) => fields
-                .into_iter()
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect(),
+            Ok(fields) => fields.into_iter().map(|(n, v)| (n, v.as_bytes())).collect(),
             Err(e) => {
                 // CR/LF or an invalid name from the listener never reaches the sender.
                 tracing::warn!(error = %e, "listener response headers refused");
@@ -456,30 +460,24 @@ async fn write_head(
         },
         None => Vec::new(),
     };
-    fields.push(("Via".to_owned(), format!("1.1 {namespace}")));
+    let via = format!("1.1 {namespace}");
+    fields.push(("Via", via.as_bytes()));
     if response.body {
-        fields.push(("Transfer-Encoding".to_owned(), "chunked".to_owned()));
+        fields.push(("Transfer-Encoding", b"chunked"));
     } else {
-        fields.push(("Content-Length".to_owned(), "0".to_owned()));
+        fields.push(("Content-Length", b"0"));
     }
     if !keep_alive {
-        fields.push(("Connection".to_owned(), "close".to_owned()));
+        fields.push(("Connection", b"close"));
     }
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(HEAD_CAPACITY);
     write_response_head(
         &mut out,
         response.status_code,
         reason,
-        fields.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+        fields.iter().copied(),
     )
-    .or_else(|_| {
-        write_response_head(
-            &mut out,
-            response.status_code,
-            "",
-            fields.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-        )
-    })
+    .or_else(|_| write_response_head(&mut out, response.status_code, "", fields.iter().copied()))
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     Ok(out)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use monoio::io::AsyncReadRent;
 
-use super::policy::{fits_control_channel, route, Route, GATHER_WINDOW};
+use super::policy::{fits_control_channel, response_json_len, route, Route, GATHER_WINDOW};
 use super::rendezvous::RendezvousWriter;
 use super::reply::{Reply, ReplyError};
 use crate::daemon::context::HcContext;
@@ -87,8 +87,7 @@ pub async fn deliver<R: AsyncReadRent>(
 ) -> Delivery {
     let mut response = response_for(request_id, head, kind != BodyKind::Empty);
     let status = response.status_code;
-    let json_len = response.to_json().len();
-    match route(reply.control_allowed(), kind, json_len) {
+    match route(reply.control_allowed(), kind, response_json_len(&response)) {
         Route::ControlNow => match reply.answer(&response, &[]).await {
             Ok(()) => Delivery::Complete {
                 status,
@@ -96,24 +95,36 @@ pub async fn deliver<R: AsyncReadRent>(
             },
             Err(e) => Delivery::NotSent(DeliveryFailure::Reply(e)),
         },
-        Route::Stream => {
-            let writer = match reply.open_stream(hc, &response).await {
-                Ok(writer) => writer,
-                Err(e) => return Delivery::NotSent(DeliveryFailure::Reply(e)),
-            };
-            if !response.body {
-                return Delivery::Complete {
-                    status,
-                    body_bytes: 0,
-                };
-            }
-            stream_rest(writer, reader, hc.upstream_deadline, status, 0).await
-        }
+        // Boxed here and below: streaming (opening a rendezvous) is the rare path, and its
+        // state inline would make every request's future several KiB larger, copied whole
+        // each time a request's task is set up.
+        Route::Stream => Box::pin(stream_all(hc, &response, reader, reply)).await,
         Route::Gather => {
             response.body = true;
             gather(hc, response, reader, reply).await
         }
     }
+}
+
+/// Streams the whole response through a rendezvous: the `response`, then its body frames.
+async fn stream_all<R: AsyncReadRent>(
+    hc: &HcContext,
+    response: &Response,
+    reader: &mut ResponseReader<R>,
+    reply: &mut Reply<'_>,
+) -> Delivery {
+    let status = response.status_code;
+    let writer = match reply.open_stream(hc, response).await {
+        Ok(writer) => writer,
+        Err(e) => return Delivery::NotSent(DeliveryFailure::Reply(e)),
+    };
+    if !response.body {
+        return Delivery::Complete {
+            status,
+            body_bytes: 0,
+        };
+    }
+    stream_rest(writer, reader, hc.upstream_deadline, status, 0).await
 }
 
 /// Gathers the body for the control channel; streams it instead once it outgrows
@@ -136,7 +147,7 @@ async fn gather<R: AsyncReadRent>(
             monoio::select! {
                 piece = &mut next => (piece, false),
                 _ = monoio::time::sleep_until(window_end) => {
-                    if let Err(failure) = upgrade(hc, &response, &gathered, reply).await {
+                    if let Err(failure) = Box::pin(upgrade(hc, &response, &gathered, reply)).await {
                         return failure;
                     }
                     (next.await, true)
@@ -152,7 +163,7 @@ async fn gather<R: AsyncReadRent>(
             let Some(writer) = upgraded_writer(reply) else {
                 return Delivery::NotSent(DeliveryFailure::Reply(ReplyError::NoAddress));
             };
-            return continue_stream(writer, reader, piece, idle, status, sent).await;
+            return Box::pin(continue_stream(writer, reader, piece, idle, status, sent)).await;
         }
         match piece {
             Err(failure) => return Delivery::NotSent(failure),
@@ -170,13 +181,21 @@ async fn gather<R: AsyncReadRent>(
                 gathered.extend_from_slice(reader.bytes(range));
             }
             Ok(Some(range)) => {
-                if let Err(failure) = upgrade(hc, &response, &gathered, reply).await {
+                if let Err(failure) = Box::pin(upgrade(hc, &response, &gathered, reply)).await {
                     return failure;
                 }
                 let Some(writer) = upgraded_writer(reply) else {
                     return Delivery::NotSent(DeliveryFailure::Reply(ReplyError::NoAddress));
                 };
-                return continue_stream(writer, reader, Ok(Some(range)), idle, status, sent).await;
+                return Box::pin(continue_stream(
+                    writer,
+                    reader,
+                    Ok(Some(range)),
+                    idle,
+                    status,
+                    sent,
+                ))
+                .await;
             }
         }
     }

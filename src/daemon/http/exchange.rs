@@ -358,16 +358,28 @@ async fn send_request(
             .map_err(PumpError::Upstream)?;
             Ok(u64::try_from(bytes.len()).unwrap_or(u64::MAX))
         }
+        // Boxed: rare (bodies over 64 KiB or of unknown length), and inline it would enlarge
+        // every control-channel request's future.
         Body::Streamed(rendezvous) => {
-            let head = prepared.head.clone();
-            write_within(target_idle, async {
-                writer.write_all(head).await.0.map(|_| ())
-            })
-            .await
-            .map_err(PumpError::Upstream)?;
-            rendezvous
-                .pump_body(writer, RELAY_IDLE_TIMEOUT, target_idle)
-                .await
+            Box::pin(send_streamed(writer, prepared, rendezvous, target_idle)).await
         }
     }
+}
+
+/// Writes the head, then streams the body from the rendezvous as it arrives.
+async fn send_streamed(
+    writer: &mut UpstreamWrite,
+    prepared: &Prepared,
+    rendezvous: &mut RendezvousReader,
+    target_idle: std::time::Duration,
+) -> Result<u64, PumpError> {
+    let head = prepared.head.clone();
+    write_within(target_idle, async {
+        writer.write_all(head).await.0.map(|_| ())
+    })
+    .await
+    .map_err(PumpError::Upstream)?;
+    rendezvous
+        .pump_body(writer, RELAY_IDLE_TIMEOUT, target_idle)
+        .await
 }

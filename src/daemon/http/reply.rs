@@ -104,8 +104,9 @@ impl Reply<'_> {
                     Err(ReplyError::ControlChannelGone)
                 }
             }
-            Self::Rendezvous(w) => w
-                .send_answer(response, body)
+            // Boxed: rare (requests with streamed bodies), and inline it would enlarge every
+            // control-channel request's future.
+            Self::Rendezvous(w) => Box::pin(w.send_answer(response, body))
                 .await
                 .map_err(ReplyError::Write),
         }
