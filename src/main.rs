@@ -2,9 +2,12 @@
 
 use std::process::ExitCode;
 
+mod memcpy_tuning;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    memcpy_tuning::apply();
     hycod::cli::main()
 }

@@ -384,3 +384,94 @@ fn errors_name_what_failed() {
         .to_string()
         .starts_with("TLS protocol error"));
 }
+
+/// A transport that keeps a copy of every write call's bytes.
+struct Recording {
+    tcp: TcpStream,
+    writes: std::rc::Rc<std::cell::RefCell<Vec<Vec<u8>>>>,
+}
+
+impl AsyncReadRent for Recording {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.tcp.read(buf).await
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.tcp.readv(buf).await
+    }
+}
+
+impl AsyncWriteRent for Recording {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        // SAFETY: `IoBuf` guarantees `read_ptr()` is valid for `bytes_init()` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        self.writes.borrow_mut().push(bytes.to_vec());
+        self.tcp.write(buf).await
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.writes.borrow_mut().push(Vec::new());
+        self.tcp.writev(buf).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush().await
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.tcp.shutdown().await
+    }
+}
+
+/// The (content type, length) of each TLS record in `wire` (RFC 8446 §5.1).
+fn records(wire: &[u8]) -> Vec<(u8, usize)> {
+    let mut found = Vec::new();
+    let mut rest = wire;
+    while let [kind, _, _, hi, lo, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+        found.push((*kind, len));
+        rest = &tail[len.min(tail.len())..];
+    }
+    found
+}
+
+#[test]
+fn a_256_kib_write_hands_the_socket_all_its_full_records_in_one_write_call() {
+    let pki = pki();
+    run(async {
+        let (client_tcp, server_tcp) = tcp_pair().await;
+        let acceptor = Acceptor::from(pki.server.clone());
+        let server = monoio::spawn(async move { acceptor.accept(server_tcp).await });
+        let writes = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let recording = Recording {
+            tcp: client_tcp,
+            writes: writes.clone(),
+        };
+        let mut client = Connector::from(pki.client.clone())
+            .connect(localhost(), recording)
+            .await
+            .expect("client handshake");
+        let mut server = server.await.expect("server handshake");
+        writes.borrow_mut().clear();
+
+        let sent = pattern(256 * 1024 + 10);
+        let reader = monoio::spawn(async move {
+            let (n, got) = server.read_exact(vec![0u8; 256 * 1024 + 10]).await;
+            n.expect("read");
+            got
+        });
+        let (n, _) = client.write(sent.clone()).await;
+        assert_eq!(n.expect("write"), sent.len());
+        assert_eq!(reader.await, sent);
+
+        // The first write call carries every record (the kernel may take less, and write_all
+        // then offers the rest).
+        let writes = writes.borrow();
+        let found = records(writes.first().expect("a write"));
+        assert_eq!(found.len(), 17, "sixteen full records and one for the rest");
+        let application_data = 23;
+        let full = (1 << 14) + 1 + 16;
+        assert!(found[..16].iter().all(|r| *r == (application_data, full)));
+        assert_eq!(found[16], (application_data, 10 + 1 + 16));
+    });
+}
