@@ -15,12 +15,20 @@
 //!
 //! Failures 1–5 are HTTP 401, failure 6 is 403 (spec §8.1). No error carries the token, the
 //! signature or a key.
+//!
+//! Internally a check is split in two: `Verifier::establish` does what depends only on the token
+//! and the entity (steps 1–5 without the path of the request) and yields a `Grant`;
+//! `Grant::admit` does the per-request rest. [`TokenCache`] keeps accepted grants so that a
+//! token repeated on many requests pays for parsing, Base64 and the HMAC once.
 
 mod audience;
+mod cache;
+mod grant;
 mod rights;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -29,6 +37,8 @@ use base64::Engine as _;
 
 use crate::auth::sas::{parse_token, TokenError};
 
+pub use cache::TokenCache;
+use grant::Grant;
 pub use rights::{Right, Rights, Rule, UnknownRight};
 
 /// Azure's limit on shared access rules per level, namespace or entity (spec §3.4).
@@ -218,6 +228,15 @@ pub struct Verifier {
     /// Keyed by lower-cased entity path.
     entity_rules: HashMap<String, Vec<Rule>>,
     clock_skew_secs: u64,
+    /// Identifies this exact configuration: renewed by every change (a clone keeps it while it
+    /// is identical), so a [`TokenCache`] notices that its grants were made under other rules.
+    stamp: u64,
+}
+
+/// A process-wide unique [`Verifier::stamp`].
+fn fresh_stamp() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Verifier {
@@ -229,6 +248,7 @@ impl Verifier {
             namespace_rules: Vec::new(),
             entity_rules: HashMap::new(),
             clock_skew_secs: 0,
+            stamp: fresh_stamp(),
         }
     }
 
@@ -237,16 +257,19 @@ impl Verifier {
         let alias = audience::normalize_host(alias);
         if !self.host_aliases.contains(&alias) {
             self.host_aliases.push(alias);
+            self.stamp = fresh_stamp();
         }
     }
 
     /// Accepts tokens up to `secs` seconds after their `se`.
     pub fn set_clock_skew_secs(&mut self, secs: u64) {
         self.clock_skew_secs = secs;
+        self.stamp = fresh_stamp();
     }
 
     /// Adds a rule valid for every entity.
     pub fn add_namespace_rule(&mut self, rule: Rule) -> Result<(), RuleError> {
+        self.stamp = fresh_stamp();
         push_rule(&mut self.namespace_rules, rule, RuleLevel::Namespace)
     }
 
@@ -257,6 +280,7 @@ impl Verifier {
             return Err(RuleError::EmptyEntityPath);
         }
         let level = RuleLevel::Entity(key.clone());
+        self.stamp = fresh_stamp();
         push_rule(self.entity_rules.entry(key).or_default(), rule, level)
     }
 
@@ -274,6 +298,20 @@ impl Verifier {
         needed: Right,
         now_unix: u64,
     ) -> Result<VerifiedToken, VerifyError> {
+        self.establish(token, entity_path, now_unix)?
+            .admit(request_path, needed, now_unix)
+    }
+
+    /// Steps 1–5 of [`verify`](Self::verify) except the request-path half of step 5: everything
+    /// that depends only on `token`, `entity_path` and this configuration. Step 4 (expiry) runs
+    /// here too, in its place, so that errors come in the documented order; [`Grant::admit`]
+    /// repeats it against the time of each later request.
+    fn establish(
+        &self,
+        token: &str,
+        entity_path: &str,
+        now_unix: u64,
+    ) -> Result<Grant, VerifyError> {
         if token.is_empty() {
             return Err(VerifyError::MissingToken);
         }
@@ -298,7 +336,8 @@ impl Verifier {
             .find(|(_, rule)| rule.signed(message.as_bytes(), &tag))
             .ok_or(VerifyError::InvalidSignature)?;
 
-        if parsed.expiry().saturating_add(self.clock_skew_secs) <= now_unix {
+        let refused_from = parsed.expiry().saturating_add(self.clock_skew_secs);
+        if refused_from <= now_unix {
             return Err(VerifyError::Expired {
                 expired_at: parsed.expiry(),
             });
@@ -311,23 +350,19 @@ impl Verifier {
                 host: audience.host,
             });
         }
-        let entity = audience::normalize_path(entity_path);
-        let request = audience::normalize_path(request_path);
-        if !audience::covers(&audience.path, &entity) && !audience::covers(&audience.path, &request)
-        {
-            return Err(VerifyError::WrongAudiencePath {
-                path: audience.path,
-            });
-        }
+        let covers_entity =
+            audience::covers(&audience.path, &audience::normalize_path(entity_path));
 
-        if !rule.rights().grants(needed) {
-            return Err(VerifyError::MissingRight { needed });
-        }
-        Ok(VerifiedToken {
-            key_name: rule.name().to_owned(),
-            level,
-            rights: rule.rights(),
-            expires_at: parsed.expiry(),
+        Ok(Grant {
+            token: VerifiedToken {
+                key_name: rule.name().to_owned(),
+                level,
+                rights: rule.rights(),
+                expires_at: parsed.expiry(),
+            },
+            refused_from,
+            audience_path: audience.path,
+            covers_entity,
         })
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
-use super::auth::{check, error_code, token_of};
+use super::auth::{check_cached, error_code, token_of};
 use super::rendezvous;
 use super::respond::{described, http_error, Tracking};
 use super::server::{read_head, Incoming};
@@ -99,7 +99,7 @@ async fn serve_one(
     };
     let query = head.query().unwrap_or("");
     let token = token_of(&head.headers, query, true);
-    if let Err(e) = check(&shared, &token, &entity, head.path(), Right::Send, now) {
+    if let Err(e) = check_cached(ctx, &token, &entity, head.path(), Right::Send, now) {
         tracing::info!(%peer, hybrid_connection = %entity, reason = e.as_str(), "request refused");
         let text = described(&e.to_string(), &tracking, now);
         return fail(stream, e.http_status(), error_code(&e), &text).await;

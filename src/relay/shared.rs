@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use crate::auth::verify::Verifier;
+use crate::auth::verify::{TokenCache, Verifier};
 use crate::io::stream::Stream;
 use crate::proto::hc::messages::Response;
 use crate::proto::ws::handshake::UpgradeRequest;
@@ -137,10 +137,14 @@ pub struct Rendezvous {
     pub rejection: Option<(u16, String)>,
 }
 
-/// What one worker keeps to itself: rendezvous ids it handed out and who waits for them.
+/// What one worker keeps to itself: rendezvous ids it handed out and who waits for them, and
+/// the tokens it accepted.
 #[derive(Default)]
 pub struct WorkerState {
     pub waiting: RefCell<HashMap<String, flume::Sender<Rendezvous>>>,
+    /// Accepted tokens of relayed HTTP requests, for [`Shared::verifier`] (whose rules are fixed
+    /// for the relay's lifetime; the cache clears itself if it is handed another verifier).
+    pub token_cache: RefCell<TokenCache>,
 }
 
 /// Removes a waiting entry when the waiter ends, however it ends.
