@@ -185,6 +185,9 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(forward = %forward.name(), %peer, %error, "TCP_NODELAY not set");
     }
+    if let Err(error) = crate::io::loopback::bound_receive_buffer(&tcp, peer) {
+        tracing::debug!(forward = %forward.name(), %peer, %error, "receive buffer not bounded");
+    }
     let plan = &forward.plan;
     let config = &plan.config;
     let token = config.connection_string.credential().token(

@@ -255,6 +255,9 @@ async fn connect_target(hc: &HcContext) -> Result<TcpStream, Refusal> {
             }
         })?;
     tcp.set_nodelay(true).map_err(Refusal::Refused)?;
+    if let Err(error) = crate::io::loopback::bound_receive_buffer(&tcp, addr) {
+        tracing::debug!(%addr, %error, "receive buffer not bounded");
+    }
     hc.observe(&TARGET_CONNECT_SECONDS, started.elapsed());
     Ok(tcp)
 }

@@ -3,6 +3,7 @@
 pub mod accept_backoff;
 pub mod admin_http;
 pub mod coalesce;
+pub mod loopback;
 pub mod read_buf;
 pub mod stream;
 pub mod tcp_pump;

@@ -139,6 +139,15 @@ impl ReadBuf {
     /// space grows before the next. A buffer full at its maximum is an error of kind
     /// `OutOfMemory`: the caller's decoder must consume.
     pub async fn fill<R: AsyncReadRent>(&mut self, io: &mut R) -> io::Result<usize> {
+        self.fill_at_most(io, usize::MAX).await
+    }
+
+    /// [`ReadBuf::fill`] reading at most `limit` bytes (e.g. to stop at a frame boundary).
+    pub async fn fill_at_most<R: AsyncReadRent>(
+        &mut self,
+        io: &mut R,
+        limit: usize,
+    ) -> io::Result<usize> {
         if self.buf.len() == self.buf.capacity() {
             if self.is_full() {
                 return Err(io::Error::new(
@@ -154,7 +163,7 @@ impl ReadBuf {
         }
         let mut buf = std::mem::take(&mut self.buf);
         let end = buf.len();
-        let total = buf.bytes_total();
+        let total = buf.bytes_total().min(end.saturating_add(limit));
         let (result, slice) = io.read(SliceMut::new(buf, end, total)).await;
         self.buf = slice.into_inner();
         if let Ok(read) = result {
@@ -285,6 +294,18 @@ mod tests {
             assert_eq!(rb.len(), rb.capacity(), "no free space left");
             let mut src: &[u8] = b"efgh";
             assert_eq!(rb.fill(&mut src).await.expect("read"), 4);
+            assert_eq!(rb.data(), b"abcdefgh");
+        });
+    }
+
+    #[test]
+    fn a_limited_fill_reads_no_more_than_asked() {
+        run(async {
+            let mut src: &[u8] = b"abcdefghij";
+            let mut rb = ReadBuf::new(8, 2);
+            assert_eq!(rb.fill_at_most(&mut src, 3).await.expect("read"), 3);
+            assert_eq!(rb.data(), b"abc");
+            assert_eq!(rb.fill_at_most(&mut src, 100).await.expect("read"), 5);
             assert_eq!(rb.data(), b"abcdefgh");
         });
     }

@@ -70,6 +70,21 @@ pub struct WsReader<R> {
 /// The default read buffer: 64 KiB, the message size the spec's bridges use (§5.3).
 pub const DEFAULT_READ_BUFFER: usize = 64 * 1024;
 
+/// How many bytes the next read may take: when `remaining` payload bytes of the frame in
+/// progress are still to come and no unread byte is buffered, just those, so that the read
+/// after it starts at the next frame's header; otherwise no limit. Without this, one read that
+/// ends mid-frame (the peer's write arrived in pieces) makes every later full-size read span
+/// two frames, and a forwarder then writes two frames, or two pieces, per read (relay: two
+/// writes per 256 KiB message instead of one; daemon: three writes to the target). A stream
+/// of small frames is unaffected: its reads end mid-frame only when the peer's write did.
+pub fn aligned_read_limit(remaining: u64, buffered: usize) -> usize {
+    if buffered == 0 && remaining > 0 {
+        usize::try_from(remaining).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    }
+}
+
 impl<R: AsyncReadRent> WsReader<R> {
     /// A reader for `role` over `io`; `leftover` holds bytes read past the handshake. The
     /// buffer starts at [`INITIAL_READ_BYTES`] and grows to `capacity` when a read fills it
@@ -101,7 +116,9 @@ impl<R: AsyncReadRent> WsReader<R> {
             let event = match event {
                 None => {
                     self.buf.consume(consumed);
-                    match self.buf.fill(&mut self.io).await {
+                    let limit =
+                        aligned_read_limit(self.decoder.frame_payload_remaining(), self.buf.len());
+                    match self.buf.fill_at_most(&mut self.io, limit).await {
                         Ok(0) => return Err(ReadError::Eof),
                         Ok(_) => continue,
                         Err(e) => return Err(ReadError::Io(e)),
@@ -171,5 +188,98 @@ impl<R: AsyncReadRent> WsReader<R> {
 
     pub fn close_received(&self) -> bool {
         self.decoder.close_received()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use monoio::buf::IoBufMut;
+    use monoio::BufResult;
+
+    use super::*;
+    use crate::io::ws_frames::push_frame;
+    use crate::proto::ws::OpCode;
+
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        crate::runtime::workers::block_on(f).expect("runtime")
+    }
+
+    /// Gives at most `caps[k]` bytes on read `k`, then as many as asked.
+    struct Chunky {
+        data: Vec<u8>,
+        caps: Vec<usize>,
+    }
+
+    impl AsyncReadRent for Chunky {
+        async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+            let asked = buf.bytes_total();
+            let cap = if self.caps.is_empty() {
+                usize::MAX
+            } else {
+                self.caps.remove(0)
+            };
+            let n = asked.min(cap).min(self.data.len());
+            // SAFETY: `n` is at most the buffer's free space, and the bytes are initialised
+            // by the copy before `set_init` declares them.
+            unsafe {
+                std::ptr::copy_nonoverlapping(self.data.as_ptr(), buf.write_ptr(), n);
+                buf.set_init(n);
+            }
+            self.data.drain(..n);
+            (Ok(n), buf)
+        }
+
+        async fn readv<T: monoio::buf::IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+            (Ok(0), buf)
+        }
+    }
+
+    #[test]
+    fn reads_stop_at_the_frame_end_only_when_nothing_is_buffered() {
+        assert_eq!(aligned_read_limit(100_000, 0), 100_000);
+        assert_eq!(aligned_read_limit(5, 0), 5, "a small rest too");
+        assert_eq!(aligned_read_limit(100_000, 3), usize::MAX, "bytes buffered");
+        assert_eq!(aligned_read_limit(0, 0), usize::MAX, "between frames");
+    }
+
+    #[test]
+    fn after_a_short_read_the_next_frame_arrives_in_one_piece() {
+        run(async {
+            const PAYLOAD: usize = 64 * 1024;
+            let mut data = Vec::new();
+            for byte in [1u8, 2, 3] {
+                push_frame(&mut data, true, OpCode::Binary, &[byte; PAYLOAD], None).expect("frame");
+            }
+            let frame_len = data.len() / 3;
+            // The first read fills the small initial buffer (which then grows), the second
+            // ends mid-frame.
+            let io = Chunky {
+                data,
+                caps: vec![usize::MAX, 1000],
+            };
+            // Room for exactly one whole frame, as the pumps size it.
+            let mut reader = WsReader::new(io, Role::Client, Limits::default(), &[], frame_len);
+            let mut chunks = Vec::new();
+            for _ in 0..5 {
+                match reader.next_event().await.expect("event") {
+                    WsEvent::Data {
+                        payload, frame_end, ..
+                    } => chunks.push((reader.bytes(payload.clone())[0], payload.len(), frame_end)),
+                    other => panic!("expected data, got {other:?}"),
+                }
+            }
+            let header = frame_len - PAYLOAD;
+            let first = INITIAL_READ_BYTES - header;
+            assert_eq!(
+                chunks,
+                vec![
+                    (1, first, false),
+                    (1, 1000, false),
+                    (1, PAYLOAD - first - 1000, true),
+                    (2, PAYLOAD, true),
+                    (3, PAYLOAD, true)
+                ]
+            );
+        });
     }
 }

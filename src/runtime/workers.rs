@@ -28,8 +28,29 @@ pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
     Ok(runtime.block_on(future))
 }
 
-/// Starts `count` worker threads named `{name}-{index}`; worker `k` is pinned to core
-/// `k % cores` when pinning is possible (a failed pin is logged and the worker runs unpinned).
+/// The CPUs this process may run on, in ascending order: its affinity mask as inherited (e.g.
+/// from `taskset` or a cgroup cpuset). Empty when the mask cannot be read.
+pub fn allowed_cpus() -> Vec<usize> {
+    rustix::thread::sched_getaffinity(None).map_or_else(
+        |_| Vec::new(),
+        |set| {
+            (0..rustix::thread::CpuSet::MAX_CPU)
+                .filter(|&cpu| set.is_set(cpu))
+                .collect()
+        },
+    )
+}
+
+/// The CPU worker `index` is pinned to: the `index % n`-th of the `n` `allowed` CPUs (so a
+/// process started with `taskset -c 1` keeps its workers on CPU 1), or `None` when none is
+/// known.
+pub fn cpu_for_worker(index: usize, allowed: &[usize]) -> Option<usize> {
+    allowed.get(index.checked_rem(allowed.len())?).copied()
+}
+
+/// Starts `count` worker threads named `{name}-{index}`; worker `k` is pinned to the CPU
+/// [`cpu_for_worker`] picks from the process's [`allowed_cpus`] when pinning is possible (a
+/// failed pin is logged and the worker runs unpinned).
 pub fn spawn<F, Fut>(
     name: &str,
     count: NonZeroUsize,
@@ -39,15 +60,18 @@ where
     F: Fn(usize) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let allowed = allowed_cpus();
     (0..count.get())
         .map(|index| {
             let make_task = make_task.clone();
+            let cpu = cpu_for_worker(index, &allowed);
             thread::Builder::new()
                 .name(format!("{name}-{index}"))
                 .spawn(move || {
-                    if let Err(e) = monoio::utils::bind_to_cpu_set([index % cores]) {
-                        tracing::warn!(worker = index, error = ?e, "could not pin worker to a core");
+                    if let Some(cpu) = cpu {
+                        if let Err(e) = monoio::utils::bind_to_cpu_set([cpu]) {
+                            tracing::warn!(worker = index, cpu, error = ?e, "could not pin worker to a core");
+                        }
                     }
                     if let Err(e) = block_on(make_task(index)) {
                         tracing::error!(worker = index, error = %e, "worker runtime failed to start");
@@ -66,6 +90,36 @@ mod tests {
         let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
         assert_eq!(worker_count(0).get(), cores);
         assert_eq!(worker_count(3).get(), 3);
+    }
+
+    #[test]
+    fn workers_are_pinned_within_the_inherited_affinity_mask() {
+        // `taskset -c 1`: one allowed CPU, and it is CPU 1, not CPU 0.
+        assert_eq!(cpu_for_worker(0, &[1]), Some(1));
+        assert_eq!(cpu_for_worker(1, &[1]), Some(1));
+        assert_eq!(cpu_for_worker(0, &[2, 5]), Some(2));
+        assert_eq!(cpu_for_worker(1, &[2, 5]), Some(5));
+        assert_eq!(cpu_for_worker(2, &[2, 5]), Some(2));
+        assert_eq!(cpu_for_worker(0, &[]), None, "unknown mask: not pinned");
+    }
+
+    #[test]
+    fn a_worker_runs_on_a_cpu_the_process_may_use() {
+        let allowed = allowed_cpus();
+        assert!(!allowed.is_empty(), "the affinity mask is readable");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handles = spawn("pin", NonZeroUsize::MIN, move |_| {
+            let tx = tx.clone();
+            async move {
+                tx.send(allowed_cpus()).expect("receiver alive");
+            }
+        })
+        .expect("spawn");
+        for h in handles {
+            h.join().expect("worker thread");
+        }
+        let worker = rx.recv().expect("the worker reported");
+        assert_eq!(worker, vec![allowed[0]], "pinned to the first allowed CPU");
     }
 
     #[test]

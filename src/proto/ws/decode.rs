@@ -121,6 +121,13 @@ impl Decoder {
         self.close_received
     }
 
+    /// Payload bytes of the data frame in progress not delivered yet; 0 between frames. A reader
+    /// may read just this many bytes so that its next read starts at a frame header (RFC 6455
+    /// §5.2: the header's payload length says where the frame ends).
+    pub fn frame_payload_remaining(&self) -> u64 {
+        self.frame.map_or(0, |frame| frame.remaining)
+    }
+
     /// The kind of the data message in progress, if one has started and not ended.
     pub fn message_in_progress(&self) -> Option<DataKind> {
         self.message.map(|message| message.kind)

@@ -855,3 +855,24 @@ fn a_streamed_frame_header_with_payload_masked_in_pieces_decodes() {
         Ok(vec![data(DataKind::Binary, &payload, true)])
     );
 }
+
+#[test]
+fn frame_payload_remaining_counts_down_to_the_frame_end() {
+    let mut decoder = Decoder::new(Role::Server, Limits::default());
+    assert_eq!(decoder.frame_payload_remaining(), 0, "before any frame");
+    let mut stream = from_client(true, OpCode::Binary, &[9u8; 300]);
+    // Header (2 + 2 length + 4 mask bytes) and the first 100 payload bytes.
+    let (consumed, event) = decoder.decode(&mut stream[..108]).expect("decode");
+    assert!(matches!(event, Some(Event::Data { payload, .. }) if payload.len() == 100));
+    assert_eq!(consumed, 108);
+    assert_eq!(decoder.frame_payload_remaining(), 200);
+    let (_, event) = decoder.decode(&mut stream[108..]).expect("decode");
+    assert!(matches!(
+        event,
+        Some(Event::Data {
+            frame_end: true,
+            ..
+        })
+    ));
+    assert_eq!(decoder.frame_payload_remaining(), 0, "between frames");
+}
