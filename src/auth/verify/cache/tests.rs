@@ -13,6 +13,21 @@ const LISTEN_KEY: &str = "bGlzdGVuLW9ubHkta2V5LWZvci10ZXN0cy0xMjM0NTY=";
 const SE: u64 = 1_700_000_000;
 const NOW: u64 = SE - 600;
 
+/// One check: token, entity, request path, right needed, time.
+struct Check<'a>(&'a str, &'a str, &'a str, Right, u64);
+
+/// `cache` refuses `check` with `expected`, exactly as the uncached [`Verifier::verify`] does.
+fn assert_refused_as_uncached(
+    cache: &mut TokenCache,
+    v: &Verifier,
+    Check(token, entity, path, needed, now): Check<'_>,
+    expected: Result<VerifiedToken, VerifyError>,
+) {
+    let refused = cache.verify(v, token, entity, path, needed, now);
+    assert_eq!(refused, expected);
+    assert_eq!(refused, v.verify(token, entity, path, needed, now));
+}
+
 /// A Manage rule on the namespace and a Listen-only rule `listenOnly` on entity `a`; entity `b`
 /// has no rule of its own.
 fn verifier() -> Verifier {
@@ -95,9 +110,12 @@ fn expired_cached_token_is_refused_as_expired_and_dropped() {
     cache
         .verify(&v, &token, "a", "/a", Right::Send, NOW)
         .unwrap();
-    let refused = cache.verify(&v, &token, "a", "/a", Right::Send, SE);
-    assert_eq!(refused, Err(VerifyError::Expired { expired_at: SE }));
-    assert_eq!(refused, v.verify(&token, "a", "/a", Right::Send, SE));
+    assert_refused_as_uncached(
+        &mut cache,
+        &v,
+        Check(&token, "a", "/a", Right::Send, SE),
+        Err(VerifyError::Expired { expired_at: SE }),
+    );
     assert_eq!(cache.hits(), 1);
     assert!(cache.is_empty());
 }
@@ -129,30 +147,24 @@ fn token_cached_for_one_entity_gets_the_uncached_error_for_another() {
     cache
         .verify(&v, &entity_rule_token, "a", "/a", Right::Listen, NOW)
         .unwrap();
-    let refused = cache.verify(&v, &entity_rule_token, "b", "/b", Right::Listen, NOW);
-    assert_eq!(
-        refused,
+    assert_refused_as_uncached(
+        &mut cache,
+        &v,
+        Check(&entity_rule_token, "b", "/b", Right::Listen, NOW),
         Err(VerifyError::UnknownKeyName {
-            key_name: "listenOnly".into()
-        })
-    );
-    assert_eq!(
-        refused,
-        v.verify(&entity_rule_token, "b", "/b", Right::Listen, NOW)
+            key_name: "listenOnly".into(),
+        }),
     );
 
     let scoped_root_token = root("a");
     cache
         .verify(&v, &scoped_root_token, "a", "/a", Right::Send, NOW)
         .unwrap();
-    let refused = cache.verify(&v, &scoped_root_token, "b", "/b", Right::Send, NOW);
-    assert_eq!(
-        refused,
-        Err(VerifyError::WrongAudiencePath { path: "a".into() })
-    );
-    assert_eq!(
-        refused,
-        v.verify(&scoped_root_token, "b", "/b", Right::Send, NOW)
+    assert_refused_as_uncached(
+        &mut cache,
+        &v,
+        Check(&scoped_root_token, "b", "/b", Right::Send, NOW),
+        Err(VerifyError::WrongAudiencePath { path: "a".into() }),
     );
     assert_eq!(cache.hits(), 0);
 }
@@ -165,12 +177,12 @@ fn cached_token_scoped_to_one_request_path_is_refused_for_another() {
     cache
         .verify(&v, &token, "a", "/a/x", Right::Send, NOW)
         .unwrap();
-    let refused = cache.verify(&v, &token, "a", "/a/y", Right::Send, NOW);
-    assert_eq!(
-        refused,
-        Err(VerifyError::WrongAudiencePath { path: "a/x".into() })
+    assert_refused_as_uncached(
+        &mut cache,
+        &v,
+        Check(&token, "a", "/a/y", Right::Send, NOW),
+        Err(VerifyError::WrongAudiencePath { path: "a/x".into() }),
     );
-    assert_eq!(refused, v.verify(&token, "a", "/a/y", Right::Send, NOW));
     assert_eq!(cache.hits(), 1);
 }
 
@@ -182,14 +194,14 @@ fn cached_token_is_refused_a_right_its_rule_lacks() {
     cache
         .verify(&v, &token, "a", "/a", Right::Listen, NOW)
         .unwrap();
-    let refused = cache.verify(&v, &token, "a", "/a", Right::Send, NOW);
-    assert_eq!(
-        refused,
+    assert_refused_as_uncached(
+        &mut cache,
+        &v,
+        Check(&token, "a", "/a", Right::Send, NOW),
         Err(VerifyError::MissingRight {
-            needed: Right::Send
-        })
+            needed: Right::Send,
+        }),
     );
-    assert_eq!(refused, v.verify(&token, "a", "/a", Right::Send, NOW));
     assert_eq!((cache.hits(), cache.len()), (1, 1));
 }
 
