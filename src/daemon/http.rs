@@ -25,8 +25,8 @@
 //! per second, formatting that line and writing it to stderr (one blocking `write(2)` each) took
 //! about a seventh of the worker's CPU time per request. Operators keep counts and latencies in
 //! the metrics and turn the line on with `RUST_LOG=info,hycod::daemon::http=debug` when they
-//! need an access log. Headers and
-//! queries are never logged: `sb-hc-*` parameters and application queries can carry tokens.
+//! need an access log. Headers and queries are never logged: `sb-hc-*` parameters and
+//! application queries can carry tokens.
 
 pub mod deliver;
 pub mod exchange;
