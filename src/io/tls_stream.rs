@@ -270,13 +270,22 @@ impl<IO: AsyncReadRent + AsyncWriteRent> TlsStream<IO> {
         if self.outgoing.interrupted {
             return Err(TlsStreamError::WriteInterrupted.into_io());
         }
+        let buf = self.queued_records()?;
+        self.send(buf).await
+    }
+
+    /// The reused outgoing buffer, emptied and then filled with every record rustls has queued
+    /// (an alert, a key update, handshake data). On failure the buffer stays with the stream.
+    fn queued_records(&mut self) -> io::Result<Vec<u8>> {
         let mut buf = std::mem::take(&mut self.outgoing.buf);
         buf.clear();
-        if let Err(e) = self.take_queued(&mut buf) {
-            self.outgoing.buf = buf;
-            return Err(e);
+        match self.take_queued(&mut buf) {
+            Ok(()) => Ok(buf),
+            Err(e) => {
+                self.outgoing.buf = buf;
+                Err(e)
+            }
         }
-        self.send(buf).await
     }
 
     /// Appends every record rustls has queued to `out`.
@@ -409,13 +418,12 @@ impl<IO: AsyncReadRent + AsyncWriteRent> AsyncWriteRent for TlsStream<IO> {
         // SAFETY: `IoBuf` guarantees `read_ptr()` is valid for `bytes_init()` initialised bytes
         // while `buf` lives; the slice is dropped before `buf` is returned.
         let plaintext = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
-        let mut out = std::mem::take(&mut self.outgoing.buf);
-        out.clear();
         // Records rustls queued while reading (an alert, a key update) go first.
-        let committed = self
-            .take_queued(&mut out)
-            .and_then(|()| self.encrypt_into(plaintext, &mut out));
-        let n = match committed {
+        let mut out = match self.queued_records() {
+            Ok(out) => out,
+            Err(e) => return (Err(e), buf),
+        };
+        let n = match self.encrypt_into(plaintext, &mut out) {
             Ok(n) => n,
             Err(e) => {
                 self.outgoing.buf = out;
