@@ -14,6 +14,7 @@ use hycod::daemon::metrics::{
     TARGET_CONNECT_SECONDS,
 };
 use hycod::daemon::stream::serve_accept;
+use hycod::io::resolve::Resolver;
 use hycod::io::stream::Stream;
 use hycod::io::ws_client::{ClientConn, ConnectError};
 use hycod::io::ws_frames::{push_close, push_frame};
@@ -494,4 +495,93 @@ fn a_ping_from_the_sender_is_answered_through_the_stream() {
         }
         serving.await;
     });
+}
+
+/// How long the injected resolver takes for `slow.test`.
+const SLOW_LOOKUP: Duration = Duration::from_secs(3);
+
+/// A resolver that takes [`SLOW_LOOKUP`] to answer `slow.test` with 127.0.0.1 (like a DNS
+/// server that answers late) and reports each lookup as it begins.
+fn slow_resolver() -> (Resolver, flume::Receiver<String>) {
+    let (began, lookups) = flume::unbounded();
+    let lookup = move |host: &str, port: u16| {
+        let _ = began.send(host.to_owned());
+        if host != "slow.test" {
+            return Err(std::io::Error::other(format!("unexpected lookup of {host}")));
+        }
+        std::thread::sleep(SLOW_LOOKUP);
+        Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
+    };
+    let resolver = Resolver::with_lookup(Arc::new(lookup), Duration::from_secs(30));
+    (resolver, lookups)
+}
+
+/// While one stream's host name takes seconds to resolve, a second stream on the same worker
+/// opens and echoes at its usual speed; the first completes once its name resolves. A slow
+/// `target` name (`slow_target`) or a slow rendezvous host name (the relay's address rewritten
+/// to `slow.test`, as Azure hands out names) must not freeze the worker.
+fn a_slow_lookup_leaves_the_worker_serving(slow_target: bool) {
+    let relay = Arc::new(relay());
+    run(async move {
+        let port = echo_target();
+        let (resolver, lookups) = slow_resolver();
+        let slow_host = if slow_target { "slow.test" } else { "127.0.0.1" };
+        let slow = Rc::new(HcContext {
+            dialer: hycod::io::ws_client::Dialer {
+                resolver,
+                ..dialer()
+            },
+            ..Rc::into_inner(context(Some(TcpTarget {
+                host: slow_host.to_owned(),
+                port,
+            })))
+            .expect("sole owner")
+        });
+        let fast = context(loopback(port));
+        let mut control = Control::open(&relay.url).await;
+
+        let url = relay.url.clone();
+        let slow_sender = monoio::spawn(async move { connect_sender(&url, None).await });
+        let mut accept = control.next_accept().await;
+        if !slow_target {
+            accept.address = accept.address.replacen("127.0.0.1", "slow.test", 1);
+        }
+        let began = Instant::now();
+        let slow_serving = monoio::spawn(serve_accept(slow.clone(), accept));
+        assert_eq!(lookups.recv_async().await.expect("lookup"), "slow.test");
+
+        let url = relay.url.clone();
+        let fast_sender = monoio::spawn(async move { connect_sender(&url, None).await });
+        let accept = control.next_accept().await;
+        let fast_serving = monoio::spawn(serve_accept(fast.clone(), accept));
+        let payload = Rc::new(pattern(4096, 3));
+        let expected = digest(&SHA256, &payload).as_ref().to_vec();
+        let sender = fast_sender.await.expect("the unrelated stream opens");
+        let (hash, len) = echo(sender, payload.clone()).await;
+        let took = began.elapsed();
+        assert_eq!((hash.as_slice(), len), (expected.as_slice(), 4096));
+        assert!(
+            took < SLOW_LOOKUP / 3,
+            "the unrelated stream took {took:?} while a lookup took {SLOW_LOOKUP:?}"
+        );
+        fast_serving.await;
+
+        let sender = slow_sender.await.expect("the slow stream opens once resolved");
+        let (hash, len) = echo(sender, payload).await;
+        assert_eq!((hash.as_slice(), len), (expected.as_slice(), 4096));
+        assert!(began.elapsed() >= SLOW_LOOKUP);
+        slow_serving.await;
+        assert!(lookups.try_recv().is_err(), "one lookup only");
+        assert_eq!(snapshot(&slow).counter(&STREAMS_ACCEPTED, &["sap"]), Some(1));
+    });
+}
+
+#[test]
+fn a_slow_target_name_does_not_stall_other_streams_on_the_worker() {
+    a_slow_lookup_leaves_the_worker_serving(true);
+}
+
+#[test]
+fn a_slow_rendezvous_host_name_does_not_stall_other_streams_on_the_worker() {
+    a_slow_lookup_leaves_the_worker_serving(false);
 }

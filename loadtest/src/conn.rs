@@ -119,6 +119,7 @@ pub fn dialer(endpoint: &Endpoint) -> Result<Dialer, Failure> {
         tls,
         proxy: None,
         connect_timeout: Duration::from_secs(10),
+        resolver: Default::default(),
     })
 }
 

@@ -44,6 +44,7 @@ fn exposition(merged: &Snapshot) -> String {
         Err(e) => tracing::debug!(error = %e, "process metrics left out"),
     }
     text.push_str(&render_build_info(env!("CARGO_PKG_VERSION")));
+    text.push_str(&crate::io::resolve::render_metrics());
     text
 }
 

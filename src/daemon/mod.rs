@@ -261,6 +261,7 @@ pub(crate) mod test_support {
                 tls: tls.clone(),
                 proxy: None,
                 connect_timeout: Duration::from_secs(5),
+                resolver: Default::default(),
             },
             upstream_tls: tls,
             upstream_pool: RefCell::new(Vec::new()),

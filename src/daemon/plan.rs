@@ -99,6 +99,7 @@ fn relay_endpoint(
         tls,
         proxy: proxy.map(|p| (p.host.clone(), p.port)),
         connect_timeout: CONNECT_TIMEOUT,
+        resolver: Default::default(),
     };
     Ok((relay_base, dialer))
 }

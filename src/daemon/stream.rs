@@ -15,7 +15,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
@@ -27,7 +26,6 @@ use super::metrics::{
     TARGET_CONNECT_SECONDS,
 };
 use super::target_reset::TargetHandle;
-use crate::config::TcpTarget;
 use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump_with, Direction, PumpEnd, PumpSettings};
 use crate::io::ws_client::ConnectError;
@@ -241,7 +239,12 @@ impl std::error::Error for Refusal {}
 /// Connects the hybrid connection's target with `TCP_NODELAY`; records the connect time.
 async fn connect_target(hc: &HcContext) -> Result<TcpStream, Refusal> {
     let target = hc.target.as_ref().ok_or(Refusal::NoTarget)?;
-    let addr = resolve(target).map_err(Refusal::Unresolvable)?;
+    let addr = hc
+        .dialer
+        .resolver
+        .resolve(&target.host, target.port)
+        .await
+        .map_err(Refusal::Unresolvable)?;
     let started = Instant::now();
     let timeout = hc.limits.handshake_timeout;
     let tcp = monoio::time::timeout(timeout, TcpStream::connect_addr(addr))
@@ -267,16 +270,6 @@ pub fn is_out_of_file_descriptors(error: &io::Error) -> bool {
     let code = error.raw_os_error();
     code == Some(rustix::io::Errno::MFILE.raw_os_error())
         || code == Some(rustix::io::Errno::NFILE.raw_os_error())
-}
-
-/// The first address of `host:port` (brackets around IPv6 literals are understood).
-fn resolve(target: &TcpTarget) -> io::Result<SocketAddr> {
-    target.address().to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{} has no address", target.host),
-        )
-    })
 }
 
 /// Delivers a rejection through the reject URL (spec §5.2): the relay answers 410 and fails
@@ -443,19 +436,15 @@ mod tests {
 
     #[test]
     fn an_unresolvable_target_is_refused_as_unresolvable() {
-        let target = TcpTarget {
-            host: "no such host".into(),
-            port: 1,
-        };
-        assert!(resolve(&target).is_err());
-        let target = TcpTarget {
-            host: "[::1]".into(),
-            port: 3300,
-        };
-        assert_eq!(
-            resolve(&target).expect("literal"),
-            "[::1]:3300".parse().expect("addr")
-        );
+        let resolver = crate::io::resolve::Resolver::default();
+        let found = crate::runtime::workers::block_on(async move {
+            (
+                resolver.resolve("no such host", 1).await.is_err(),
+                resolver.resolve("[::1]", 3300).await.expect("literal"),
+            )
+        })
+        .expect("runtime");
+        assert_eq!(found, (true, "[::1]:3300".parse().expect("addr")));
     }
 
     #[test]

@@ -86,7 +86,12 @@ pub async fn acquire(
     let started = Instant::now();
     // Boxed: with a warm pool new connections are rare, and the TCP + TLS connect inline would
     // make every request's future several KiB larger.
-    let stream = Box::pin(connect::connect(target, &hc.upstream_tls, timeout)).await?;
+    let stream = Box::pin(connect::connect(
+        target,
+        &hc.upstream_tls,
+        &hc.dialer.resolver,
+        timeout,
+    )).await?;
     hc.observe(&TARGET_CONNECT_SECONDS, started.elapsed());
     Ok(Connection::new(stream, false, hc.limits.http_head()))
 }

@@ -189,6 +189,7 @@ pub fn run(plan: &TrafficPlan) -> Result<TrafficResults, DemoError> {
         tls,
         proxy: None,
         connect_timeout: SENDER_TIMEOUT,
+        resolver: Default::default(),
     };
     crate::runtime::workers::block_on(async {
         let stop = Rc::new(Cell::new(false));

@@ -5,6 +5,7 @@ pub mod admin_http;
 pub mod coalesce;
 pub mod loopback;
 pub mod read_buf;
+pub mod resolve;
 pub mod stream;
 pub mod tcp_pump;
 pub mod tls_stream;

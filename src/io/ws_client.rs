@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,7 @@ use monoio::net::TcpStream;
 use url::Url;
 
 use super::read_buf::ReadBuf;
+use super::resolve::Resolver;
 use super::stream::Stream;
 use crate::proto::http1::{parse_response_head, write_request_head, Limits as HeadLimits};
 use crate::proto::ws::handshake::{ClientHandshake, HandshakeOutcome, HandshakeResponse};
@@ -21,12 +21,14 @@ use crate::tls::{server_name, ClientConfig, Connector};
 /// The largest handshake answer read (head; a refusal's body is read up to this much too).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// How to reach WebSocket servers: TLS trust and an optional HTTP CONNECT proxy.
+/// How to reach WebSocket servers: TLS trust, an optional HTTP CONNECT proxy, and the
+/// resolver that looks host names up off the worker thread.
 #[derive(Clone)]
 pub struct Dialer {
     pub tls: Arc<ClientConfig>,
     pub proxy: Option<(String, u16)>,
     pub connect_timeout: Duration,
+    pub resolver: Resolver,
 }
 
 /// A connected client WebSocket after `101`.
@@ -201,13 +203,9 @@ impl Dialer {
     /// TCP (maybe through the proxy) and TLS when the endpoint asks for it.
     async fn open(&self, endpoint: &Endpoint) -> Result<Stream, ConnectError> {
         let tcp = match &self.proxy {
-            None => TcpStream::connect((endpoint.host.as_str(), endpoint.port))
-                .await
-                .map_err(ConnectError::Io)?,
+            None => self.tcp(&endpoint.host, endpoint.port).await?,
             Some((host, port)) => {
-                let mut tcp = TcpStream::connect((host.as_str(), *port))
-                    .await
-                    .map_err(ConnectError::Io)?;
+                let mut tcp = self.tcp(host, *port).await?;
                 proxy_connect(&mut tcp, endpoint).await?;
                 tcp
             }
@@ -222,6 +220,20 @@ impl Dialer {
             .await
             .map_err(ConnectError::Tls)?;
         Ok(Stream::tls(tls, peer))
+    }
+}
+
+impl Dialer {
+    /// A TCP connection to `host:port`, the name resolved off the worker thread.
+    async fn tcp(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+        let addr = self
+            .resolver
+            .resolve(host, port)
+            .await
+            .map_err(ConnectError::Io)?;
+        TcpStream::connect_addr(addr)
+            .await
+            .map_err(ConnectError::Io)
     }
 }
 
@@ -264,15 +276,6 @@ async fn proxy_connect(tcp: &mut TcpStream, endpoint: &Endpoint) -> Result<(), C
             ));
         }
     }
-}
-
-/// Resolves a host and port to the first socket address (for targets).
-pub fn first_addr(host: &str, port: u16) -> io::Result<SocketAddr> {
-    use std::net::ToSocketAddrs;
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address")))
 }
 
 #[cfg(test)]

@@ -67,6 +67,7 @@ pub fn dialer() -> Dialer {
         tls: client_config(&TrustRoots::WebPki).expect("tls"),
         proxy: None,
         connect_timeout: Duration::from_secs(5),
+        resolver: Default::default(),
     }
 }
 

@@ -832,6 +832,7 @@ async fn stream(
         tls: hycod::tls::client_config(&hycod::tls::TrustRoots::WebPki).expect("tls"),
         proxy: None,
         connect_timeout: Duration::from_secs(5),
+        resolver: Default::default(),
     };
     let token = token(&resource);
     let conn = dialer

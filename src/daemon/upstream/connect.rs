@@ -12,7 +12,7 @@ use monoio::net::TcpStream;
 use crate::config::HttpTarget;
 use crate::daemon::context::HcContext;
 use crate::io::stream::Stream;
-use crate::io::ws_client::first_addr;
+use crate::io::resolve::Resolver;
 use crate::tls::{server_name, ClientConfig, Connector};
 
 /// Idle connections kept per hybrid connection and worker; the oldest goes when it is full.
@@ -78,21 +78,27 @@ pub fn host_header(target: &HttpTarget) -> String {
     }
 }
 
-/// Opens a new connection to `target` within `timeout`: TCP (`TCP_NODELAY`), then TLS for
-/// `https`, trusting `tls` and naming the target's host for SNI and the certificate check.
+/// Opens a new connection to `target` within `timeout`: the host resolved by `resolver` (off
+/// the worker thread), TCP (`TCP_NODELAY`), then TLS for `https`, trusting `tls` and naming
+/// the target's host for SNI and the certificate check.
 pub async fn connect(
     target: &HttpTarget,
     tls: &Arc<ClientConfig>,
+    resolver: &Resolver,
     timeout: Duration,
 ) -> Result<Stream, ConnectError> {
     let host = connect_host(target);
     let port = target.port();
     let address = format!("{}:{port}", target.host());
     let opened = monoio::time::timeout(timeout, async {
-        let socket = first_addr(&host, port).map_err(|source| ConnectError::Resolve {
-            host: host.clone(),
-            source,
-        })?;
+        let socket =
+            resolver
+                .resolve(&host, port)
+                .await
+                .map_err(|source| ConnectError::Resolve {
+                    host: host.clone(),
+                    source,
+                })?;
         let tcp_error = |source| ConnectError::Tcp {
             address: address.clone(),
             source,
@@ -172,7 +178,7 @@ mod tests {
         let target = http_target(&format!("http://{}/", unused.local_addr().unwrap()));
         drop(unused);
         let hc = context(None);
-        let result = run(connect(&target, &hc.upstream_tls, Duration::from_secs(5)));
+        let result = run(connect(&target, &hc.upstream_tls, &hc.dialer.resolver, Duration::from_secs(5)));
         assert!(
             matches!(result, Err(ConnectError::Tcp { .. })),
             "{:?}",
@@ -186,7 +192,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let target = http_target(&format!("http://{addr}/"));
         let hc = context(None);
-        let stream = run(connect(&target, &hc.upstream_tls, Duration::from_secs(5))).unwrap();
+        let stream = run(connect(&target, &hc.upstream_tls, &hc.dialer.resolver, Duration::from_secs(5))).unwrap();
         assert_eq!(stream.peer_addr(), addr);
         assert!(!stream.is_tls());
     }
