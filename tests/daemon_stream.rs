@@ -507,7 +507,9 @@ fn slow_resolver() -> (Resolver, flume::Receiver<String>) {
     let lookup = move |host: &str, port: u16| {
         let _ = began.send(host.to_owned());
         if host != "slow.test" {
-            return Err(std::io::Error::other(format!("unexpected lookup of {host}")));
+            return Err(std::io::Error::other(format!(
+                "unexpected lookup of {host}"
+            )));
         }
         std::thread::sleep(SLOW_LOOKUP);
         Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))])
@@ -525,7 +527,11 @@ fn a_slow_lookup_leaves_the_worker_serving(slow_target: bool) {
     run(async move {
         let port = echo_target();
         let (resolver, lookups) = slow_resolver();
-        let slow_host = if slow_target { "slow.test" } else { "127.0.0.1" };
+        let slow_host = if slow_target {
+            "slow.test"
+        } else {
+            "127.0.0.1"
+        };
         let slow = Rc::new(HcContext {
             dialer: hycod::io::ws_client::Dialer {
                 resolver,
@@ -566,13 +572,18 @@ fn a_slow_lookup_leaves_the_worker_serving(slow_target: bool) {
         );
         fast_serving.await;
 
-        let sender = slow_sender.await.expect("the slow stream opens once resolved");
+        let sender = slow_sender
+            .await
+            .expect("the slow stream opens once resolved");
         let (hash, len) = echo(sender, payload).await;
         assert_eq!((hash.as_slice(), len), (expected.as_slice(), 4096));
         assert!(began.elapsed() >= SLOW_LOOKUP);
         slow_serving.await;
         assert!(lookups.try_recv().is_err(), "one lookup only");
-        assert_eq!(snapshot(&slow).counter(&STREAMS_ACCEPTED, &["sap"]), Some(1));
+        assert_eq!(
+            snapshot(&slow).counter(&STREAMS_ACCEPTED, &["sap"]),
+            Some(1)
+        );
     });
 }
 

@@ -91,7 +91,8 @@ pub async fn acquire(
         &hc.upstream_tls,
         &hc.dialer.resolver,
         timeout,
-    )).await?;
+    ))
+    .await?;
     hc.observe(&TARGET_CONNECT_SECONDS, started.elapsed());
     Ok(Connection::new(stream, false, hc.limits.http_head()))
 }

@@ -258,7 +258,11 @@ mod tests {
             }
             assert_eq!(calls.load(Ordering::SeqCst), 1, "answers are cached");
             resolver.resolve("relay.test", 80).await.expect("name");
-            assert_eq!(calls.load(Ordering::SeqCst), 2, "the port is part of the key");
+            assert_eq!(
+                calls.load(Ordering::SeqCst),
+                2,
+                "the port is part of the key"
+            );
         })
         .expect("runtime");
     }
@@ -271,9 +275,14 @@ mod tests {
             Duration::from_millis(50),
         );
         block_on(async move {
-            let error = resolver.resolve("slow.test", 1).await.expect_err("times out");
+            let error = resolver
+                .resolve("slow.test", 1)
+                .await
+                .expect_err("times out");
             assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-            assert!(error.to_string().contains("resolving slow.test took longer"));
+            assert!(error
+                .to_string()
+                .contains("resolving slow.test took longer"));
             let deadline = Instant::now() + Duration::from_secs(5);
             while resolver.cached("slow.test", 1).is_none() {
                 assert!(Instant::now() < deadline, "the late answer was not cached");
@@ -287,7 +296,8 @@ mod tests {
 
     #[test]
     fn a_name_without_addresses_is_not_found_and_not_cached() {
-        let resolver = Resolver::with_lookup(Arc::new(|_: &str, _| Ok(Vec::new())), DEFAULT_TIMEOUT);
+        let resolver =
+            Resolver::with_lookup(Arc::new(|_: &str, _| Ok(Vec::new())), DEFAULT_TIMEOUT);
         block_on(async move {
             let error = resolver.resolve("empty.test", 1).await.expect_err("none");
             assert_eq!(error.kind(), io::ErrorKind::NotFound);
@@ -313,7 +323,9 @@ mod tests {
         assert!(hits() > before);
         let text = render_metrics();
         for label in OUTCOME_LABELS {
-            assert!(text.contains(&format!("hycod_name_resolutions_total{{result=\"{label}\"}}")));
+            assert!(text.contains(&format!(
+                "hycod_name_resolutions_total{{result=\"{label}\"}}"
+            )));
         }
         assert!(text.contains("hycod_name_resolutions_in_flight "));
     }

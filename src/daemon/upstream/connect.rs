@@ -11,8 +11,8 @@ use monoio::net::TcpStream;
 
 use crate::config::HttpTarget;
 use crate::daemon::context::HcContext;
-use crate::io::stream::Stream;
 use crate::io::resolve::Resolver;
+use crate::io::stream::Stream;
 use crate::tls::{server_name, ClientConfig, Connector};
 
 /// Idle connections kept per hybrid connection and worker; the oldest goes when it is full.
@@ -178,7 +178,12 @@ mod tests {
         let target = http_target(&format!("http://{}/", unused.local_addr().unwrap()));
         drop(unused);
         let hc = context(None);
-        let result = run(connect(&target, &hc.upstream_tls, &hc.dialer.resolver, Duration::from_secs(5)));
+        let result = run(connect(
+            &target,
+            &hc.upstream_tls,
+            &hc.dialer.resolver,
+            Duration::from_secs(5),
+        ));
         assert!(
             matches!(result, Err(ConnectError::Tcp { .. })),
             "{:?}",
@@ -192,7 +197,13 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let target = http_target(&format!("http://{addr}/"));
         let hc = context(None);
-        let stream = run(connect(&target, &hc.upstream_tls, &hc.dialer.resolver, Duration::from_secs(5))).unwrap();
+        let stream = run(connect(
+            &target,
+            &hc.upstream_tls,
+            &hc.dialer.resolver,
+            Duration::from_secs(5),
+        ))
+        .unwrap();
         assert_eq!(stream.peer_addr(), addr);
         assert!(!stream.is_tls());
     }
