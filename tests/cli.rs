@@ -11,7 +11,7 @@ use hycod::auth::sas;
 use hycod::secret::Secret;
 use ring::hmac;
 
-/// The made-up key of spec §3.6, standing in for a real one.
+/// The made-up key of protocol §3.6, standing in for a real one.
 const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
 /// The fake key in `examples/hycod.toml`.
 const EXAMPLE_KEY: &str = "FAKE0KEY0FOR0THE0EXAMPLE0ONLY0REPLACE0ME000=";

@@ -1110,7 +1110,7 @@ fn a_request_outside_the_hybrid_connection_path_gives_400() {
 // ---------------------------------------------------------------------------------------------
 // A held rendezvous, served by a hand-made relay side
 
-/// Accepts the daemon's rendezvous WebSocket on `listener` (the relay's side of spec §6.3).
+/// Accepts the daemon's rendezvous WebSocket on `listener` (the relay's side of protocol §6.3).
 async fn accept_rendezvous(
     listener: &monoio::net::TcpListener,
 ) -> (

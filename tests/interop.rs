@@ -1,5 +1,5 @@
 //! Interop of `hycod relay` with the official Azure Relay Node SDKs, `hyco-ws` 1.0.5 and
-//! `hyco-https` 1.4.5 (spec §10; issue 4, "Interop with the official SDKs").
+//! `hyco-https` 1.4.5 (protocol §10; issue 4, "Interop with the official SDKs").
 //!
 //! Each test starts its own relay on port 0 and the Node scripts of `tests/interop/node/`
 //! (their header comments describe what each prints). The scripts verify what they can
@@ -29,7 +29,7 @@ use harness::{node_project, Relay, ScriptRun};
 use http_checks::HttpScenario;
 
 /// Hybrid connection for hyco-ws (WebSocket) listeners. hyco-ws ignores `request` and
-/// hyco-https crashes on `accept` (spec §10.4 #8, #9), so the two never share one.
+/// hyco-https crashes on `accept` (protocol §10.4 #8, #9), so the two never share one.
 const WS_HC: &str = "interop-ws";
 /// Hybrid connection for hyco-https (HTTP) listeners.
 const HTTP_HC: &str = "interop-http";
@@ -88,7 +88,7 @@ fn assert_sender_closed(run: &ScriptRun, sender: u64, initiator: &str) {
     );
     // 1000 on the sender means the close handshake completed and the relay then closed TCP
     // (ws 1.1.5 reports 1006 otherwise); for a listener-initiated close it is also the code
-    // the listener sent, passed through (spec §8.2: 1000 = listener closed the socket).
+    // the listener sent, passed through (protocol §8.2: 1000 = listener closed the socket).
     assert_eq!(u64_field(closes[0], "code"), 1000, "{}", closes[0]);
 }
 
@@ -101,7 +101,7 @@ fn assert_summary(run: &ScriptRun, senders: u64, messages: u64) {
 }
 
 /// A listener's view of a close the sender started: the relay forwards the sender's 1000, or
-/// reports 1001 "sender closed the connection" itself (spec §5.3; pass-through is §11 #4).
+/// reports 1001 "sender closed the connection" itself (protocol §5.3; pass-through is §11 #4).
 fn assert_peer_close_code(line: &Value) {
     let code = u64_field(line, "code");
     assert!(
@@ -249,7 +249,7 @@ fn http_query_strings_preserved_and_sb_hc_parameters_stripped() {
 #[test]
 fn http_non_200_statuses_from_the_listener() {
     // hyco-https sends the standard reason as statusDescription; the relay passes it on
-    // (spec §4.5).
+    // (protocol §4.5).
     http_scenario(HttpScenario::Statuses);
 }
 

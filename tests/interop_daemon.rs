@@ -1,8 +1,8 @@
 //! The official Node SDK as sender into the hycod listener daemon (issue 5): hyco-ws
 //! `relayedConnect` streams and plain Node HTTP requests go through `hycod relay` to
 //! `hycod run`, which forwards them to an on-prem service written here (`interop/upstream.rs`):
-//! a TCP echo target in stream mode (spec §5.4), an HTTP server answering like
-//! `node/https-listener.js` in HTTP mode (spec §6.6, §6.7).
+//! a TCP echo target in stream mode (protocol §5.4), an HTTP server answering like
+//! `node/https-listener.js` in HTTP mode (protocol §6.6, §6.7).
 //!
 //! The scripts verify what they can themselves; these tests check every reported size and hash
 //! again, and what the target, the daemon's log and its metrics say about the same traffic.
@@ -123,7 +123,7 @@ fn stream_echo(senders: usize, sizes: &[usize]) {
     assert_eq!(u64_field(summary, "clean_closes"), senders_u64, "{summary}");
 
     // The target saw one connection per sender, all of its bytes, and the half-close that the
-    // sender's close became (spec §5.4).
+    // sender's close became (protocol §5.4).
     for report in echo.wait_for_reports(senders, END_REPORT_TIMEOUT) {
         assert_eq!(report.bytes, per_sender_u64, "{report:?}");
         assert!(report.saw_eof, "the target saw no half-close: {report:?}");
@@ -167,7 +167,7 @@ fn daemon_ws_32_concurrent_official_senders() {
 
 /// Runs the `http-sender.js` scenarios one after another through one daemon forwarding to
 /// `http://UPSTREAM/{hc}`, so the upstream sees the request-target the Node listener would
-/// (spec §6.7: the entity path is replaced by the base path, here the same), and checks them.
+/// (protocol §6.7: the entity path is replaced by the base path, here the same), and checks them.
 fn http_scenarios(scenarios: &[HttpScenario]) {
     let Some(node) = node_project() else { return };
     let upstream = HttpUpstream::start();

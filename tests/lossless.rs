@@ -1,11 +1,11 @@
 //! Nothing lost (issue 8 item 3): checked data through a real `hycod relay` and `hycod run`,
 //! every byte verified.
 //!
-//! - Streams (spec §5): 32 concurrent streams carry 1 GiB in all, both directions at once and
+//! - Streams (protocol §5): 32 concurrent streams carry 1 GiB in all, both directions at once and
 //!   independent (the target verifies what the senders send while it sends its own data back),
 //!   in chunks of random size from 1 B to 256 KiB. Each side compares every byte with what the
 //!   other sent and keeps a SHA-256 and a count; the test compares them.
-//! - Relayed HTTP (spec §6, §7.2): requests with random body sizes up to 8 MiB each way
+//! - Relayed HTTP (protocol §6, §7.2): requests with random body sizes up to 8 MiB each way
 //!   (control-channel and rendezvous bodies alike), each body verified the same way.
 //!
 //! The seed is printed; `HYCOD_TEST_SEED=N` repeats a run. Totals are printed (run with

@@ -30,7 +30,7 @@ fn relay() -> hycod::relay::RelayHandle {
 type Reader = WsReader<OwnedReadHalf<Stream>>;
 type Writer = OwnedWriteHalf<Stream>;
 
-/// Registers a listener on `hyco` (spec §4.1); returns its control-channel halves.
+/// Registers a listener on `hyco` (protocol §4.1); returns its control-channel halves.
 async fn listen(url: &str) -> (Reader, Writer) {
     common::listen(url, &common::token_for("root", KEY, "hyco")).await
 }

@@ -40,7 +40,7 @@ const LISTENERS: u64 = 2;
 /// The warm-up before the baseline is taken.
 const WARM_UP: Duration = Duration::from_secs(3);
 /// How long the daemon may take to be back on the relay after a restart: its back-off is at
-/// most 30 s (spec §4.9, `proto::hc::backoff`), plus the time to connect.
+/// most 30 s (protocol §4.9, `proto::hc::backoff`), plus the time to connect.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(40);
 /// An exchange taking longer counts as hung.
 const HANG_LIMIT: Duration = Duration::from_secs(30);

@@ -1,5 +1,5 @@
 //! Target `connection_string`: arbitrary text as an Azure Relay connection string
-//! (spec §3.5).
+//! (protocol §3.5).
 //!
 //! Oracles: no panic; neither the Display nor the Debug text of an error, nor the Debug text of
 //! a parsed value, contains a `SharedAccessKey` or `SharedAccessSignature` value of the input.

@@ -1,7 +1,7 @@
-//! Target `control_json`: arbitrary bytes as a control-channel text message (spec §4.2).
+//! Target `control_json`: arbitrary bytes as a control-channel text message (protocol §4.2).
 //!
 //! Oracles: no panic; a message that parses is written back with its `to_json` and parsed
-//! again to the same value (the writer and the reader agree, spec §4.3–§4.6).
+//! again to the same value (the writer and the reader agree, protocol §4.3–§4.6).
 
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
 

@@ -1,5 +1,5 @@
-//! Target `sas_token`: arbitrary text as a SAS token (spec §3.2) through [`parse_token`] and
-//! the relay's [`Verifier::verify`] (spec §3.4).
+//! Target `sas_token`: arbitrary text as a SAS token (protocol §3.2) through [`parse_token`] and
+//! the relay's [`Verifier::verify`] (protocol §3.4).
 //!
 //! Oracles: no panic; no verification error quotes the token's signature.
 

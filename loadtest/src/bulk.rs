@@ -1,5 +1,5 @@
 //! `bulk`: streams pushing data as fast as they can, one way or both, through a relay as a
-//! Hybrid Connections sender (spec §7.1, binary frames) or over plain TCP (`--direct`, e.g. to
+//! Hybrid Connections sender (protocol §7.1, binary frames) or over plain TCP (`--direct`, e.g. to
 //! `hycod forward` or a peer tunnel). The first byte of each stream tells the `serve-bulk`
 //! target what to do ([`Direction::code`]); the target answers [`ACK`] before any data flows, so
 //! the stream is established end to end before the measured burst starts (like iperf3's
@@ -294,7 +294,7 @@ async fn open(
     }
 }
 
-/// A masked binary frame carrying `payload` (spec §7.1: the sender masks, RFC 6455 §5.3).
+/// A masked binary frame carrying `payload` (protocol §7.1: the sender masks, RFC 6455 §5.3).
 fn frame(payload: &[u8]) -> Result<Vec<u8>, Failure> {
     let mut out = Vec::with_capacity(payload.len() + 14);
     push_frame(&mut out, true, OpCode::Binary, payload, mask_key()).map_err(|_| Failure::Encode)?;

@@ -1,4 +1,4 @@
-//! One load connection and its round trip: a WebSocket sender stream (spec §7.1) or plain TCP
+//! One load connection and its round trip: a WebSocket sender stream (protocol §7.1) or plain TCP
 //! for echo round trips, an HTTP/1.1 keep-alive connection to the relay (§7.2; over TLS for a
 //! `wss://` relay) or the target. Failures are reported by kind, the key of the summary's error
 //! table.
@@ -141,7 +141,7 @@ async fn connect_relay(addr: SocketAddr, tls: &RelayTls) -> Result<Stream, Failu
 /// The two halves of a relayed sender stream.
 pub type WsHalves = (OwnedWriteHalf<Stream>, WsReader<OwnedReadHalf<Stream>>);
 
-/// Opens a sender stream to hybrid connection `hc` through `relay_url` (spec §7.1).
+/// Opens a sender stream to hybrid connection `hc` through `relay_url` (protocol §7.1).
 pub async fn open_ws(
     dialer: &Dialer,
     relay_url: &str,

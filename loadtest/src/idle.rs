@@ -1,4 +1,4 @@
-//! `idle`: opens `--connections` echo streams (relayed sender WebSockets, spec §7.1, or plain
+//! `idle`: opens `--connections` echo streams (relayed sender WebSockets, protocol §7.1, or plain
 //! TCP), checks each with a one-byte echo so the far end has its upstream connection, holds them
 //! all, and reports the resident memory (`VmRSS`) each costs the process `--rss-pid`.
 

@@ -1,5 +1,6 @@
 //! What a run loads, resolved from the command line: a relay (as a Hybrid Connections sender,
-//! spec §7.1 streams / §7.2 HTTP; `ws://` or `wss://`, spec §2) or a direct baseline target.
+//! protocol §7.1 streams / §7.2 HTTP; `ws://` or `wss://`, protocol §2) or a direct baseline
+//! target.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Azure Relay connection strings (spec §3.5).
+//! Azure Relay connection strings (protocol §3.5).
 //!
 //! `Endpoint=sb://{ns}/;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=…]` or
 //! `Endpoint=sb://{ns}/;SharedAccessSignature=SharedAccessSignature sr=…[;EntityPath=…]`.
@@ -19,7 +19,7 @@ use url::Url;
 
 use crate::secret::Secret;
 
-/// The .NET SDK's limit on the length of a key name and of a key, in characters (spec §3.2).
+/// The .NET SDK's limit on the length of a key name and of a key, in characters (protocol §3.2).
 pub const MAX_KEY_LENGTH: usize = 256;
 
 /// A parsed, validated connection string.
@@ -32,7 +32,7 @@ pub struct ConnectionString {
     unknown_keys: Vec<String>,
 }
 
-/// How the daemon authenticates: a key it signs tokens with, or a ready-made token (spec §3.5).
+/// How the daemon authenticates: a key it signs tokens with, or a ready-made token (protocol §3.5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     /// `SharedAccessKeyName` + `SharedAccessKey`: tokens are minted (and renewed) locally.
@@ -43,7 +43,7 @@ pub enum Credential {
 
 impl Credential {
     /// The token to present for `entity` on `namespace_host`: minted with the .NET resource
-    /// form `http://{host}/{entity}/` and expiry `expiry_unix_secs` (spec §3.3, §3.4), or the
+    /// form `http://{host}/{entity}/` and expiry `expiry_unix_secs` (protocol §3.3, §3.4), or the
     /// ready-made token as it is.
     pub fn token(&self, namespace_host: &str, entity: &str, expiry_unix_secs: u64) -> Secret {
         match self {
@@ -96,9 +96,9 @@ pub enum ConnectionStringError {
 pub enum EntityPathProblem {
     /// The value is empty.
     Empty,
-    /// The value starts with `/` (the .NET SDK refuses it, spec §2.2).
+    /// The value starts with `/` (the .NET SDK refuses it, protocol §2.2).
     LeadingSlash,
-    /// The value ends with `/` (the .NET SDK refuses it, spec §2.2).
+    /// The value ends with `/` (the .NET SDK refuses it, protocol §2.2).
     TrailingSlash,
     /// The value contains `//`, an empty path segment.
     EmptySegment,
@@ -215,7 +215,7 @@ struct RawValues<'a> {
 }
 
 impl ConnectionString {
-    /// Parses and validates a connection string (spec §3.5).
+    /// Parses and validates a connection string (protocol §3.5).
     pub fn parse(text: &str) -> Result<Self, ConnectionStringError> {
         let (raw, unknown_keys) = split_segments(text)?;
         let endpoint = parse_endpoint(raw.endpoint)?;
@@ -316,7 +316,7 @@ fn parse_endpoint(value: Option<&str>) -> Result<Url, ConnectionStringError> {
 }
 
 /// What makes `path` unusable as a hybrid connection path, if anything: it must be non-empty,
-/// without a leading or trailing `/` (spec §2.2) and without empty segments.
+/// without a leading or trailing `/` (protocol §2.2) and without empty segments.
 pub fn entity_path_problem(path: &str) -> Option<EntityPathProblem> {
     if path.is_empty() {
         Some(EntityPathProblem::Empty)
@@ -338,7 +338,7 @@ fn validate_entity_path(path: &str) -> Result<String, ConnectionStringError> {
     }
 }
 
-/// The credential rules of the .NET builder's `Validate` (spec §3.5).
+/// The credential rules of the .NET builder's `Validate` (protocol §3.5).
 fn credential(raw: &RawValues<'_>) -> Result<Credential, ConnectionStringError> {
     match (raw.key_name, raw.key, raw.signature) {
         (None, None, Some(signature)) => Ok(Credential::Signature(Secret::new(signature))),

@@ -1,4 +1,4 @@
-//! Shared Access Signature tokens: signing and parsing (spec §3.2–§3.4, test vectors §3.6).
+//! Shared Access Signature tokens: signing and parsing (protocol §3.2–§3.4, test vectors §3.6).
 //!
 //! ```text
 //! SharedAccessSignature sr=<E(resource-uri)>&sig=<E(base64(hmac))>&se=<expiry>&skn=<key-name>
@@ -19,10 +19,10 @@ use ring::hmac;
 
 use crate::secret::Secret;
 
-/// The token's scheme word; one space separates it from the fields (spec §3.2).
+/// The token's scheme word; one space separates it from the fields (protocol §3.2).
 pub const PREFIX: &str = "SharedAccessSignature";
 
-/// What a token put into a query string as a whole starts with (spec §3.1, §11 item 14).
+/// What a token put into a query string as a whole starts with (protocol §3.1, §11 item 14).
 const QUERY_ENCODED_PREFIX: &str = "SharedAccessSignature%20";
 
 /// The characters `encodeURIComponent` leaves alone: `A-Z a-z 0-9 - _ . ! ~ * ' ( )`.
@@ -42,7 +42,7 @@ pub fn encode_uri_component(text: &str) -> String {
     utf8_percent_encode(text, URI_COMPONENT).to_string()
 }
 
-/// The resource URI the .NET `TokenProvider` signs for an entity (spec §3.4, §8.4):
+/// The resource URI the .NET `TokenProvider` signs for an entity (protocol §3.4, §8.4):
 /// `http://{host lower-cased}/{entity_path}/` — scheme forced to `http`, no port, trailing `/`
 /// ensured. `namespace_host` is a bare host name (no port); a leading `/` on `entity_path` is
 /// dropped. An empty `entity_path` gives the namespace-wide `http://{host}/`.
@@ -55,17 +55,17 @@ pub fn dotnet_resource_uri(namespace_host: &str, entity_path: &str) -> String {
     uri
 }
 
-/// The bytes the HMAC covers: the encoded `sr` text, LF, the `se` text (spec §3.3).
+/// The bytes the HMAC covers: the encoded `sr` text, LF, the `se` text (protocol §3.3).
 pub fn string_to_sign(sr_raw: &str, se_raw: &str) -> String {
     format!("{sr_raw}\n{se_raw}")
 }
 
-/// The HMAC key for a SAS key: the UTF-8 bytes of the key text, not Base64-decoded (spec §3.3).
+/// The HMAC key for a SAS key: the UTF-8 bytes of the key text, not Base64-decoded (protocol §3.3).
 pub fn hmac_key(key: &Secret) -> hmac::Key {
     hmac::Key::new(hmac::HMAC_SHA256, key.expose().as_bytes())
 }
 
-/// Mints a token for `resource_uri` that expires at `expiry_unix_secs` (spec §3.2, §3.3).
+/// Mints a token for `resource_uri` that expires at `expiry_unix_secs` (protocol §3.2, §3.3).
 ///
 /// `resource_uri` is the plain URI (it is encoded here); `key_name` is encoded too, which leaves
 /// the usual `[A-Za-z0-9._-]` rule names unchanged.
@@ -83,13 +83,13 @@ pub fn sign_token(
     Secret::new(format!("{PREFIX} sr={sr}&sig={sig}&se={se}&skn={skn}"))
 }
 
-/// Encodes a whole token once more for the `sb-hc-token` query parameter (spec §3.1, §3.6).
+/// Encodes a whole token once more for the `sb-hc-token` query parameter (protocol §3.1, §3.6).
 pub fn encode_query_token(token: &Secret) -> Secret {
     Secret::new(encode_uri_component(token.expose()))
 }
 
 /// Undoes [`encode_query_token`] when needed: a value starting with `SharedAccessSignature%20`
-/// (a raw `sb-hc-token` query value, or a `renewToken` sent URL-encoded, spec §11 item 14) is
+/// (a raw `sb-hc-token` query value, or a `renewToken` sent URL-encoded, protocol §11 item 14) is
 /// percent-decoded once; any other value is returned unchanged for [`parse_token`] to judge.
 pub fn decode_query_token(value: &str) -> Result<Cow<'_, str>, TokenError> {
     if !starts_with_ignore_ascii_case(value, QUERY_ENCODED_PREFIX) {
@@ -213,12 +213,13 @@ pub struct ParsedToken<'a> {
 }
 
 impl<'a> ParsedToken<'a> {
-    /// The `sr` value exactly as received (still percent-encoded): the signed bytes (spec §3.3).
+    /// The `sr` value exactly as received (still percent-encoded): the signed bytes (protocol
+    /// §3.3).
     pub fn sr_raw(&self) -> &'a str {
         self.sr_raw
     }
 
-    /// The `sr` value percent-decoded once: the audience URI (spec §3.4).
+    /// The `sr` value percent-decoded once: the audience URI (protocol §3.4).
     pub fn resource(&self) -> &str {
         &self.resource
     }
@@ -228,7 +229,7 @@ impl<'a> ParsedToken<'a> {
         &self.sig
     }
 
-    /// The `se` value exactly as received (decimal digits): the signed bytes (spec §3.3).
+    /// The `se` value exactly as received (decimal digits): the signed bytes (protocol §3.3).
     pub fn se_raw(&self) -> &'a str {
         self.se_raw
     }
@@ -249,7 +250,7 @@ impl<'a> ParsedToken<'a> {
     }
 }
 
-/// Parses a token as it appears in `ServiceBusAuthorization` or `renewToken` (spec §3.2).
+/// Parses a token as it appears in `ServiceBusAuthorization` or `renewToken` (protocol §3.2).
 ///
 /// Field order is free, names are case-insensitive, empty `&&` fields are skipped and unknown
 /// fields ignored (as the .NET parser does). `sig` and `skn` are percent-decoded (`+` stays `+`:
@@ -322,7 +323,7 @@ fn starts_with_ignore_ascii_case(text: &str, prefix: &str) -> bool {
 mod tests {
     use super::*;
 
-    // Spec §3.6.
+    // Protocol §3.6.
     const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
     const SKN: &str = "RootManageSharedAccessKey";
     const SE: u64 = 1_700_000_000;

@@ -1,4 +1,4 @@
-//! The relay-side SAS token verifier (spec §3.4, error texts §3.4 and §8.1).
+//! The relay-side SAS token verifier (protocol §3.4, error texts §3.4 and §8.1).
 //!
 //! [`Verifier::verify`] applies, in this order:
 //!
@@ -13,7 +13,7 @@
 //!    the hybrid connection or the request path;
 //! 6. the rule grants the needed right (`Manage` implies `Listen` and `Send`).
 //!
-//! Failures 1–5 are HTTP 401, failure 6 is 403 (spec §8.1). No error carries the token, the
+//! Failures 1–5 are HTTP 401, failure 6 is 403 (protocol §8.1). No error carries the token, the
 //! signature or a key.
 //!
 //! Internally a check is split in two: `Verifier::establish` does what depends only on the token
@@ -41,10 +41,10 @@ pub use cache::TokenCache;
 use grant::Grant;
 pub use rights::{Right, Rights, Rule, UnknownRight};
 
-/// Azure's limit on shared access rules per level, namespace or entity (spec §3.4).
+/// Azure's limit on shared access rules per level, namespace or entity (protocol §3.4).
 pub const MAX_RULES_PER_LEVEL: usize = 12;
 
-/// The longest key name an error message repeats; longer names are cut (spec §3.2 limit).
+/// The longest key name an error message repeats; longer names are cut (protocol §3.2 limit).
 const MAX_REPORTED_KEY_NAME: usize = 256;
 
 /// Standard Base64 that also accepts a signature whose `=` padding was dropped.
@@ -213,11 +213,11 @@ pub struct VerifiedToken {
     pub level: RuleLevel,
     /// The rights of that rule.
     pub rights: Rights,
-    /// The token's `se`: the relay closes the channel with 1008 after it (spec §8.2).
+    /// The token's `se`: the relay closes the channel with 1008 after it (protocol §8.2).
     pub expires_at: u64,
 }
 
-/// The rules and names of one namespace, checked against tokens (spec §3.4).
+/// The rules and names of one namespace, checked against tokens (protocol §3.4).
 #[derive(Debug, Clone)]
 pub struct Verifier {
     /// Lower-cased.

@@ -1,5 +1,5 @@
 //! `hycod forward`: accept local TCP connections and carry each through the relay to the
-//! listening daemon (the sender end of a TCP tunnel, like `azbridge -L`; spec §7.1).
+//! listening daemon (the sender end of a TCP tunnel, like `azbridge -L`; protocol §7.1).
 //!
 //! The flags are a one-forward configuration ([`Config::single_forward`]): they are validated
 //! by the `[[forward]]` rules and served by the daemon's forward code, the same path as a

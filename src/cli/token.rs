@@ -1,6 +1,6 @@
 //! `hycod token`: mint a SAS token for a hybrid connection the way the .NET SDK does
-//! (spec §3.2–§3.4): `sr` is `http://{namespace}/{entity}/`, signed with the connection string's
-//! key, expiring `--ttl` from now.
+//! (protocol §3.2–§3.4): `sr` is `http://{namespace}/{entity}/`, signed with the connection
+//! string's key, expiring `--ttl` from now.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ use super::EXIT_ERROR;
 pub enum TokenCommandError {
     /// The connection string file could not be read.
     ReadFile { file: PathBuf, io: String },
-    /// The connection string is malformed (spec §3.5).
+    /// The connection string is malformed (protocol §3.5).
     ConnectionString(ConnectionStringError),
     /// The connection string holds a ready-made signature, not a key to sign with.
     NoKey,
@@ -105,7 +105,7 @@ fn read_connection_string(file: &Path) -> Result<Secret, TokenCommandError> {
 }
 
 /// A token for `entity` (or the connection string's `EntityPath`) expiring `ttl` after
-/// `now_unix_secs`, signed over the .NET resource URI (spec §3.4).
+/// `now_unix_secs`, signed over the .NET resource URI (protocol §3.4).
 pub fn mint_token(
     connection_string: &Secret,
     entity: Option<&str>,
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn matches_the_spec_vector_for_the_dotnet_resource() {
-        // Spec §3.6: the .NET-style row for `hyco` at se = 1700000000.
+        // Protocol §3.6: the .NET-style row for `hyco` at se = 1700000000.
         let token =
             mint_token(&connection_string(Some("hyco")), None, Duration::ZERO, NOW).expect("token");
         assert!(token

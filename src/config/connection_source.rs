@@ -1,6 +1,6 @@
 //! Reading the connection string of a `[[hybrid_connection]]` or a `[[forward]]` from exactly
 //! one of `connection_string`, `connection_string_file` or `connection_string_env`, then parsing
-//! it (spec §3.5).
+//! it (protocol §3.5).
 //!
 //! The text is a [`Secret`] from the moment it is read; errors name the key and the file or
 //! variable, never the content.

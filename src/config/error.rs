@@ -94,7 +94,7 @@ pub enum Reason {
     ConnectionStringEnvMissing { variable: String },
     /// The variable named by `connection_string_env` is not valid Unicode.
     ConnectionStringEnvNotUnicode { variable: String },
-    /// The connection string is malformed (spec §3.5).
+    /// The connection string is malformed (protocol §3.5).
     InvalidConnectionString(ConnectionStringError),
     /// Neither `entity_path` nor the connection string's `EntityPath` names the hybrid connection.
     MissingEntityPath,
@@ -321,10 +321,10 @@ impl fmt::Display for ConfigWarning {
 /// The kinds of [`ConfigWarning`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warning {
-    /// The connection string has a key the parser does not know; it is ignored (spec §3.5).
+    /// The connection string has a key the parser does not know; it is ignored (protocol §3.5).
     UnknownConnectionStringKey { key: String },
     /// The connection string carries a ready-made `SharedAccessSignature`, which cannot be
-    /// renewed: the hybrid connection goes offline when it expires (spec §3.5).
+    /// renewed: the hybrid connection goes offline when it expires (protocol §3.5).
     FixedSignature,
     /// `connection_string_file` may be read by every user of the host (mode `o+r`).
     SecretFileReadableByOthers { file: PathBuf },

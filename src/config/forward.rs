@@ -1,5 +1,5 @@
 //! Validating one `[[forward]]` (design.md §5, issue 6 "Sender side"): a local TCP address whose
-//! connections are carried as sender WebSockets (spec §5.5) to a hybrid connection. Name,
+//! connections are carried as sender WebSockets (protocol §5.5) to a hybrid connection. Name,
 //! connection string, entity path, relay, proxy and token lifetime follow the same rules as in
 //! `[[hybrid_connection]]`.
 

@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_FRAME: u64 = crate::proto::ws::frame::DEFAULT_MAX_FRAME_SI
 pub const MIN_MAX_FRAME: u64 = 1024;
 /// Largest accepted `max_frame` and `max_message`: RFC 6455 §5.2 allows 2^63 - 1.
 pub const MAX_MAX_FRAME: u64 = i64::MAX.unsigned_abs();
-/// Default `max_http_head`: spec §6.1's 32 KB of header metadata.
+/// Default `max_http_head`: protocol §6.1's 32 KB of header metadata.
 pub const DEFAULT_MAX_HTTP_HEAD: usize = crate::proto::http1::head::DEFAULT_MAX_HEAD_BYTES;
 /// Smallest accepted `max_http_head`.
 pub const MIN_MAX_HTTP_HEAD: usize = 1024;
@@ -45,7 +45,7 @@ pub const DEFAULT_MAX_HEADER_COUNT: usize = crate::proto::http1::head::DEFAULT_M
 /// Largest accepted `max_header_count`.
 pub const MAX_MAX_HEADER_COUNT: usize = 10_000;
 /// Default `handshake_timeout`: a target connect plus a rejection fit in the ~30 s a sender
-/// waits for its accept (spec §5.1).
+/// waits for its accept (protocol §5.1).
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Smallest accepted `handshake_timeout`.
 pub const MIN_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(100);

@@ -2,9 +2,9 @@
 //! unknown keys ([`raw`]), converted once into the typed [`Config`] ([`typed`]).
 //!
 //! The file holds `[[hybrid_connection]]` sections (the listener side), `[[forward]]` sections
-//! (the sender side, spec §7.1), or both. Every error is a [`ConfigError`] naming the key path
+//! (the sender side, protocol §7.1), or both. Every error is a [`ConfigError`] naming the key path
 //! and the reason, e.g. `hybrid_connection[1].target: expected tcp://host:port, got "db01"
-//! (...)`. Connection strings (spec §3.5) come from `connection_string`,
+//! (...)`. Connection strings (protocol §3.5) come from `connection_string`,
 //! `connection_string_file` or `connection_string_env` and are held as
 //! [`crate::secret::Secret`]s throughout; the effective configuration [`render`]s them with the
 //! key redacted.

@@ -11,7 +11,7 @@ use crate::auth::connection_string::{ConnectionStringError, Credential, EntityPa
 use super::duration::DurationError;
 use super::*;
 
-/// The made-up key of spec §3.6.
+/// The made-up key of protocol §3.6.
 const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
 
 fn connection_string(entity_path: Option<&str>) -> String {

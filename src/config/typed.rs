@@ -18,15 +18,15 @@ use super::limits::Limits;
 
 /// Default `[shutdown] grace`.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-/// Default `token_ttl` (the .NET SDK's token lifetime, spec §3.3).
+/// Default `token_ttl` (the .NET SDK's token lifetime, protocol §3.3).
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Smallest accepted `token_ttl`: renewal happens well before expiry, so shorter makes no sense.
 pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
-/// Default `ping_interval` (spec §4.7, the listener machine's default).
+/// Default `ping_interval` (protocol §4.7, the listener machine's default).
 pub const DEFAULT_PING_INTERVAL: Duration = crate::proto::hc::listener::DEFAULT_PING_INTERVAL;
 /// Smallest accepted `ping_interval`: a dead channel is then noticed within 2 s.
 pub const MIN_PING_INTERVAL: Duration = Duration::from_secs(1);
-/// Azure Relay allows at most 25 listeners per hybrid connection (spec §9).
+/// Azure Relay allows at most 25 listeners per hybrid connection (protocol §9).
 pub const MAX_LISTENERS: usize = 25;
 
 /// The whole configuration.
@@ -175,7 +175,7 @@ pub struct HybridConnection {
     /// `token_ttl`: lifetime of the SAS tokens the daemon mints.
     pub token_ttl: Duration,
     /// `ping_interval`: keep-alive ping interval on each control channel; a channel silent for
-    /// twice this long counts as dead (spec §4.7).
+    /// twice this long counts as dead (protocol §4.7).
     pub ping_interval: Duration,
     /// `[limits]` with this hybrid connection's `max_streams` / `max_requests` applied.
     pub limits: Limits,
@@ -190,7 +190,7 @@ impl HybridConnection {
     }
 }
 
-/// One `[[forward]]`: the sender end of a TCP tunnel (spec §5.5). Every TCP connection accepted
+/// One `[[forward]]`: the sender end of a TCP tunnel (protocol §5.5). Every TCP connection accepted
 /// on `listen` is carried as a sender WebSocket through the relay to hybrid connection
 /// `entity_path`, whose listener forwards it to its target.
 #[derive(Debug, Clone, PartialEq, Eq)]

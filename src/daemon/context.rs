@@ -30,7 +30,7 @@ pub struct HcContext {
     pub upstream_tls: Arc<ClientConfig>,
     /// Idle keep-alive connections to `http_target`, most recently used last.
     pub upstream_pool: RefCell<Vec<Stream>>,
-    /// Deadline for the whole upstream exchange; the relay gives up at 60 s (spec §6.8), so a
+    /// Deadline for the whole upstream exchange; the relay gives up at 60 s (protocol §6.8), so a
     /// slower target is answered with 504 by the daemon itself before that.
     pub upstream_deadline: Duration,
     /// This worker's metrics.
@@ -101,7 +101,7 @@ impl HcContext {
 }
 
 /// Queues units of pre-encoded (masked) frames for one control channel's writer task. Each
-/// unit is written uninterrupted: a `response` and its body can never be split (spec §4.2).
+/// unit is written uninterrupted: a `response` and its body can never be split (protocol §4.2).
 #[derive(Clone)]
 pub struct ControlWriter {
     units: flume::Sender<Vec<u8>>,

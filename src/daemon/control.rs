@@ -1,10 +1,10 @@
-//! The driver of one listener control channel (design.md §3, spec §4, Appendix B): it executes
+//! The driver of one listener control channel (design.md §3, protocol §4, Appendix B): it executes
 //! what the sans-I/O [`ListenerMachine`] decides — connect, ping, renew, reconnect — and
 //! dispatches `accept` and `request` messages to tasks on this worker.
 //!
 //! Stopping a channel (drain, or its hybrid connection removed or replaced by a reload) closes
 //! it at once unless requests that arrived on it are still being answered: their responses
-//! travel on this channel (spec §4.5), so it stays open, refusing new work ([`super::drain`]),
+//! travel on this channel (protocol §4.5), so it stays open, refusing new work ([`super::drain`]),
 //! until they are done.
 
 use std::cell::Cell;
@@ -34,7 +34,7 @@ use crate::proto::hc::messages::{RenewToken, MAX_CONTROL_MESSAGE_LEN};
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::secret::Secret;
 
-/// The largest request body the control channel may carry (spec §6.1, §9).
+/// The largest request body the control channel may carry (protocol §6.1, §9).
 const CONTROL_BODY_LIMIT: usize = 64 * 1024;
 
 /// What one control channel needs besides its hybrid connection's context.
@@ -45,7 +45,7 @@ pub struct ChannelSpec {
     pub namespace_host: String,
     pub credential: Credential,
     pub token_ttl: Duration,
-    /// This channel's tracking id (`sb-hc-id`), kept across reconnects (spec §4.9).
+    /// This channel's tracking id (`sb-hc-id`), kept across reconnects (protocol §4.9).
     pub tracking_id: String,
     pub listener: ListenerConfig,
     /// The worker's streams and requests in flight (a drain waits for them).
@@ -62,7 +62,7 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A token for the control channel and how long it is valid (spec §3.3, §8.4).
+/// A token for the control channel and how long it is valid (protocol §3.3, §8.4).
 fn token(spec: &ChannelSpec, entity: &str, now: Instant) -> (Secret, TokenValidity) {
     let minted_expiry = unix_now() + spec.token_ttl.as_secs();
     let token = spec
@@ -119,7 +119,7 @@ impl Dispatch {
     }
 }
 
-/// Keeps one control channel online until `shutdown` fires (never gives up, spec §4.9).
+/// Keeps one control channel online until `shutdown` fires (never gives up, protocol §4.9).
 pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flume::Receiver<()>) {
     let rng = fastrand::Rng::new();
     let Ok(mut machine) = ListenerMachine::new(spec.listener, rng, Instant::now()) else {
@@ -423,7 +423,7 @@ async fn read_loop(
                 message_end,
                 ..
             } => {
-                // The body of the preceding `request` (spec §4.2); the control channel carries
+                // The body of the preceding `request` (protocol §4.2); the control channel carries
                 // at most 64 KiB of body (§6.1), a larger one is dropped with its request.
                 let Some((_, body)) = pending.as_mut() else {
                     continue;
@@ -456,7 +456,7 @@ async fn read_loop(
     let _ = ended.send(ReaderEnd(generation, code));
 }
 
-/// Routes one control message (spec §4.3, §4.4); unknown commands are ignored (§4.2).
+/// Routes one control message (protocol §4.3, §4.4); unknown commands are ignored (§4.2).
 fn dispatch(
     hc: &Hc,
     text: &[u8],

@@ -1,10 +1,10 @@
 //! What a stopping control channel does with work that still reaches it (design.md §3
 //! "Lifecycle"). A channel that is stopped while requests that came on it are being answered
-//! stays open until they are (their responses travel on it, spec §4.5); the relay may send it
+//! stays open until they are (their responses travel on it, protocol §4.5); the relay may send it
 //! more work meanwhile, which is refused at once instead of being started:
 //!
-//! - an `accept` is rejected with 503 through the reject URL (spec §5.2);
-//! - a `request` is answered 503 on the control channel (spec §4.5).
+//! - an `accept` is rejected with 503 through the reject URL (protocol §5.2);
+//! - a `request` is answered 503 on the control channel (protocol §4.5).
 
 use super::context::{mask_key, ControlWriter, Hc};
 use super::http::policy::status_class;
@@ -20,7 +20,7 @@ const SHUTTING_DOWN: u16 = 503;
 /// The reason phrase of refused requests.
 const SHUTTING_DOWN_PHRASE: &str = "Listener is shutting down";
 
-/// Rejects a stream that arrived on a stopping channel (503, spec §5.2).
+/// Rejects a stream that arrived on a stopping channel (503, protocol §5.2).
 pub async fn refuse_accept(hc: Hc, accept: Accept) {
     reject(&hc, &accept, &Refusal::ShuttingDown).await;
 }

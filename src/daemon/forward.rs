@@ -1,8 +1,8 @@
-//! Forwards on a worker (issue 6 "Sender side", spec §7.1): the sender end of a TCP tunnel, what
-//! `azbridge -L` does (spec §5.5). Every worker accepts on each forward's one listening socket
-//! (the main thread binds it and hands each worker a duplicate; the kernel gives every
+//! Forwards on a worker (issue 6 "Sender side", protocol §7.1): the sender end of a TCP tunnel,
+//! what `azbridge -L` does (protocol §5.5). Every worker accepts on each forward's one listening
+//! socket (the main thread binds it and hands each worker a duplicate; the kernel gives every
 //! connection to exactly one waiting accept). Each accepted TCP connection is carried as a
-//! sender WebSocket (`sb-hc-action=connect`, spec §2.2, §7.1) through the relay to the
+//! sender WebSocket (`sb-hc-action=connect`, protocol §2.2, §7.1) through the relay to the
 //! listening daemon, and bytes are pumped both ways with the daemon's zero-copy pump
 //! (`io::tcp_pump`: payloads written straight from the decode buffer, masked in place).
 //!
@@ -26,7 +26,7 @@ use crate::io::ws_client::ConnectError;
 use crate::metrics::{CounterId, MetricDesc};
 
 /// How long opening the sender WebSocket may take. The relay answers within its own rendezvous
-/// timeout (about 30 s, spec §5.1, §8.3); this only guards against a relay that never answers.
+/// timeout (about 30 s, protocol §5.1, §8.3); this only guards against a relay that never answers.
 const SENDER_CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// How long an accept loop pauses after a failed accept (e.g. out of file descriptors), so that
@@ -141,8 +141,8 @@ pub async fn serve(
     tracing::info!(forward = %forward.name(), "forward stopped accepting");
 }
 
-/// The sender WebSocket URL of one forwarded connection (spec §2.2, §7.1); the token travels
-/// in the `ServiceBusAuthorization` header (spec §3.1), not in the URL.
+/// The sender WebSocket URL of one forwarded connection (protocol §2.2, §7.1); the token travels
+/// in the `ServiceBusAuthorization` header (protocol §3.1), not in the URL.
 pub fn connect_url(relay_base: &str, entity_path: &str, id: &str) -> String {
     format!("{relay_base}/$hc/{entity_path}?sb-hc-action=connect&sb-hc-id={id}")
 }

@@ -1,4 +1,4 @@
-//! The daemon's relayed-HTTP mode (spec §4.4, §4.5, §6, §8.5, Appendix B; design.md §2
+//! The daemon's relayed-HTTP mode (protocol §4.4, §4.5, §6, §8.5, Appendix B; design.md §2
 //! "Relayed HTTP mode"): each `request` becomes an HTTP/1.1 request to the hybrid
 //! connection's `http_target`, and the target's response goes back to the relay.
 //!
@@ -6,15 +6,15 @@
 //!   the control channel as one unit (`response` + one binary message) when the whole response
 //!   fits — no body, or a body of at most [`policy::CONTROL_BODY_LIMIT`] bytes complete within
 //!   [`policy::GATHER_WINDOW`] — and otherwise through the request's `address` as one
-//!   fragmented binary message streamed as the target's body arrives (spec §6.5).
+//!   fragmented binary message streamed as the target's body arrives (protocol §6.5).
 //! - Shape (b), a rendezvous notice: the daemon connects the `address`, reads the full request
-//!   there, streams its body into the upstream request as it arrives (spec §6.4), answers on
+//!   there, streams its body into the upstream request as it arrives (protocol §6.4), answers on
 //!   the same rendezvous, and serves further requests there until the relay closes it
-//!   (spec §6.3, §11 item 19). A rendezvous opened to upgrade an answer is held the same way.
+//!   (protocol §6.3, §11 item 19). A rendezvous opened to upgrade an answer is held the same way.
 //! - The daemon answers itself when it must: 400 for a request that cannot be forwarded safely
 //!   (e.g. CR/LF in a header value), 501 without an `http_target`, 502 when the target is
 //!   unreachable or sends no valid response, 504 when its head does not come within
-//!   `upstream_deadline` (spec §6.8). A body that breaks off after the head went out leaves the
+//!   `upstream_deadline` (protocol §6.8). A body that breaks off after the head went out leaves the
 //!   body message unfinished and closes the rendezvous, so the relay ends the sender's
 //!   response as broken rather than short.
 //!
@@ -52,7 +52,7 @@ use crate::proto::hc::path::split_target;
 use crate::proto::ws::CloseCode;
 
 /// Serves one `request` from the control channel. `body` is its binary body message when
-/// `request.has_body()` (the control reader reads it, spec §4.2); `control` queues units for
+/// `request.has_body()` (the control reader reads it, protocol §4.2); `control` queues units for
 /// the control channel.
 pub async fn serve_request(
     hc: Hc,
@@ -277,7 +277,7 @@ fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) 
 }
 
 /// The request's path for log lines: its `requestTarget` without the query, which may carry
-/// `sb-hc-token` (spec §2.3, §3.1) or an application's own secrets.
+/// `sb-hc-token` (protocol §2.3, §3.1) or an application's own secrets.
 fn loggable_path(request: &Request) -> &str {
     split_target(request.request_target.as_deref().unwrap_or_default()).0
 }

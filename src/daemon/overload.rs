@@ -1,5 +1,5 @@
 //! Requests refused because a request maximum of `[limits]` is reached (issue 8 item 1): the
-//! relay gets a 503 `response` on the control channel at once (spec §4.5), the sender sees 503,
+//! relay gets a 503 `response` on the control channel at once (protocol §4.5), the sender sees 503,
 //! and nothing reaches the target.
 
 use super::admission::Exceeded;

@@ -1,8 +1,8 @@
-//! Stream mode (spec §5, design.md §2): an `accept` from a control channel becomes a TCP
+//! Stream mode (protocol §5, design.md §2): an `accept` from a control channel becomes a TCP
 //! connection to the hybrid connection's `target`, joined to a rendezvous WebSocket.
 //!
 //! The target is connected first, so a target that is down reaches the sender as a rejection
-//! status (spec §5.2, §5.4, §8.5) instead of a stream that is accepted and then dropped. Once
+//! status (protocol §5.2, §5.4, §8.5) instead of a stream that is accepted and then dropped. Once
 //! both sockets are open, [`crate::io::tcp_pump::pump_with`] moves the bytes.
 //!
 //! `[limits]` (issue 8 item 1): a stream over `max_streams_per_*` is rejected with 503 before
@@ -35,13 +35,13 @@ use crate::proto::hc::messages::Accept;
 use crate::proto::hc::reject::reject_url;
 use crate::proto::ws::WsError;
 
-/// The status a delivered rejection is answered with (spec §5.2).
+/// The status a delivered rejection is answered with (protocol §5.2).
 const REJECTION_DELIVERED: u16 = 410;
 
 /// The `reason` label of a rendezvous that failed after the target was connected.
 const RENDEZVOUS_FAILED: &str = "rendezvous_failed";
 
-/// Serves one `accept` (spec §4.3) to the end: connects the target, then the rendezvous, and
+/// Serves one `accept` (protocol §4.3) to the end: connects the target, then the rendezvous, and
 /// pumps until both sides are done; or rejects it with a status the sender sees.
 pub async fn serve_accept(hc: Hc, accept: Accept) {
     let started = Instant::now();
@@ -145,7 +145,7 @@ pub fn exceeded_limit(end: &PumpEnd) -> Option<&'static str> {
 }
 
 /// The subprotocol to offer on the rendezvous: the first entry of the sender's
-/// `Sec-WebSocket-Protocol`, as .NET and hyco-ws choose by default (spec §5.1). Extensions are
+/// `Sec-WebSocket-Protocol`, as .NET and hyco-ws choose by default (protocol §5.1). Extensions are
 /// never offered, so the relayed stream carries plain frames.
 pub fn offered_subprotocol(connect_headers: &JsonHeaders) -> Option<&str> {
     connect_headers
@@ -155,7 +155,7 @@ pub fn offered_subprotocol(connect_headers: &JsonHeaders) -> Option<&str> {
         .find(|protocol| !protocol.is_empty())
 }
 
-/// Why a stream is refused before the rendezvous (spec §5.2, §8.5).
+/// Why a stream is refused before the rendezvous (protocol §5.2, §8.5).
 #[derive(Debug)]
 pub enum Refusal {
     /// The hybrid connection has no `target`.
@@ -272,7 +272,7 @@ pub fn is_out_of_file_descriptors(error: &io::Error) -> bool {
         || code == Some(rustix::io::Errno::NFILE.raw_os_error())
 }
 
-/// Delivers a rejection through the reject URL (spec §5.2): the relay answers 410 and fails
+/// Delivers a rejection through the reject URL (protocol §5.2): the relay answers 410 and fails
 /// the sender's upgrade with `refusal`'s status and description.
 pub(crate) async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
     hc.count(&STREAMS_REJECTED, &[refusal.reason()], 1);

@@ -1,4 +1,4 @@
-//! A stream the relay side cut must not look finished to the TCP target (spec §5.3, §5.4;
+//! A stream the relay side cut must not look finished to the TCP target (protocol §5.3, §5.4;
 //! issue 8 "nothing lost").
 //!
 //! A FIN tells the target "the sender is done": after a relay connection was lost mid-stream,
@@ -13,7 +13,7 @@
 //! `OwnedWriteHalf` calls `shutdown` when dropped, and a bare `monoio::net::TcpStream` shuts
 //! down eagerly in that call. The daemon therefore hands the pump the target wrapped in
 //! [`Stream`](crate::io::stream::Stream), whose `shutdown` does nothing until awaited, so only
-//! the pump's explicit half-close (the relay's Close, spec §5.3) sends a FIN. The test
+//! the pump's explicit half-close (the relay's Close, protocol §5.3) sends a FIN. The test
 //! `dropping_a_stream_write_half_sends_no_fin` holds that invariant.
 
 use std::io;

@@ -1,4 +1,4 @@
-//! The daemon's HTTP/1.1 client towards a hybrid connection's `http_target` (spec §6.6, §6.7,
+//! The daemon's HTTP/1.1 client towards a hybrid connection's `http_target` (protocol §6.6, §6.7,
 //! Appendix B; RFC 9112).
 //!
 //! - [`connect`]: TCP (`TCP_NODELAY`) and TLS (SNI = target host) connections, and the

@@ -1,5 +1,5 @@
 //! The demo's throw-away credentials: one random namespace key per run, shared by the relay's
-//! rule, the daemon's connection strings and the senders' SAS tokens (spec §3.2–§3.5).
+//! rule, the daemon's connection strings and the senders' SAS tokens (protocol §3.2–§3.5).
 
 use std::time::{Duration, SystemTime};
 
@@ -26,7 +26,7 @@ pub fn random_key() -> Secret {
 }
 
 /// A sender's token for hybrid connection `hc`, signed with `key` as the .NET SDK signs it
-/// (spec §3.4), valid for `ttl` from `now`.
+/// (protocol §3.4), valid for `ttl` from `now`.
 pub fn sender_token(key: &Secret, hc: &str, now: SystemTime, ttl: Duration) -> Secret {
     let expiry = now
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -1,6 +1,6 @@
 //! The TCP echo service the demo's stream hybrid connection points at (`target = "tcp://..."`):
 //! every byte read is written back; the peer's FIN is answered with a FIN once everything has
-//! been echoed, so half-close can be observed end to end (spec §5.3, §5.4).
+//! been echoed, so half-close can be observed end to end (protocol §5.3, §5.4).
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::{TcpListener, TcpStream};

@@ -1,4 +1,4 @@
-//! An HTTP sender (spec §7.2): plain HTTP/1.1 to the relay's address, path `/{hc}/...`, the
+//! An HTTP sender (protocol §7.2): plain HTTP/1.1 to the relay's address, path `/{hc}/...`, the
 //! token in `ServiceBusAuthorization` (§2.5, §3.1), over one keep-alive connection. Each
 //! exchange is timed and its answer checked byte for byte against what the sample ERP service
 //! computes for the same request.

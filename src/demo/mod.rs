@@ -1,7 +1,7 @@
 //! `hycod demo`: the whole product on loopback in one process, with no Azure account. It starts
-//! the self-hosted relay (spec Appendix A), the listener daemon (Appendix B), a sample ERP web
+//! the self-hosted relay (protocol Appendix A), the listener daemon (Appendix B), a sample ERP web
 //! service and a TCP echo service as the on-prem targets, then sends relayed HTTP requests
-//! (spec §7.2) and WebSocket streams (§7.1) through relay and daemon, checks every answer and
+//! (protocol §7.2) and WebSocket streams (§7.1) through relay and daemon, checks every answer and
 //! reports what happened with a latency histogram.
 //!
 //! - [`credentials`]: the per-run random key and the senders' tokens;

@@ -1,7 +1,7 @@
 //! What the demo runs, as configuration: the relay's [`RelayConfig`] and the daemon's TOML,
 //! built from the per-run key and the services' addresses. Two hybrid connections: one for
-//! relayed HTTP to the sample ERP service (spec §6) and one for WebSocket streams to the echo
-//! service (spec §5).
+//! relayed HTTP to the sample ERP service (protocol §6) and one for WebSocket streams to the echo
+//! service (protocol §5).
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;

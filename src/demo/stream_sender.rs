@@ -1,8 +1,8 @@
-//! A WebSocket sender (spec §7.1): connects to `{relay}/$hc/{hc}?sb-hc-action=connect` with its
+//! A WebSocket sender (protocol §7.1): connects to `{relay}/$hc/{hc}?sb-hc-action=connect` with its
 //! token in `ServiceBusAuthorization`, writes masked binary messages (RFC 6455 §5.3), checks
 //! that the echo service's answer comes back byte for byte — frame boundaries carry no meaning
-//! (spec §5.3) — and closes with a close handshake, which the daemon turns into a TCP half-close
-//! towards the target and back (§5.4).
+//! (protocol §5.3) — and closes with a close handshake, which the daemon turns into a TCP
+//! half-close towards the target and back (§5.4).
 
 use std::fmt;
 use std::io;
@@ -121,7 +121,7 @@ impl<'a> EchoCheck<'a> {
     }
 }
 
-/// The sender's connect URL for hybrid connection `hc` (spec §7.1).
+/// The sender's connect URL for hybrid connection `hc` (protocol §7.1).
 pub fn connect_url(relay_url: &str, hc: &str, id: &str) -> String {
     format!(
         "{}/$hc/{hc}?sb-hc-action=connect&sb-hc-id={}",

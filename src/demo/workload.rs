@@ -3,7 +3,7 @@
 //!
 //! The request mix, by index: every 25th request (24, 49, ...) replicates the same batch of
 //! materials (`BAPI_MATERIAL_SAVEREPLICA`) with request and answer bodies both over 64 KiB, so
-//! they travel through a rendezvous socket instead of the control channel (spec §6.1, §6.3); of
+//! they travel through a rendezvous socket instead of the control channel (protocol §6.1, §6.3); of
 //! the others every third reads a material (`GET`, with a query string, §6.7) and the rest
 //! check availability (`POST`, a small JSON body on the control channel, §6.2).
 //!
@@ -23,7 +23,7 @@ pub const LARGE_EVERY: usize = 25;
 const LARGE_ITEMS: usize = 1_200;
 
 /// The binary messages each stream sends, by size: small ones, and full 64 KiB ones as a
-/// bridge writes them (spec §5.3).
+/// bridge writes them (protocol §5.3).
 pub const STREAM_MESSAGE_SIZES: [usize; 7] = [1, 17, 512, 4_096, 16_384, 65_536, 65_536];
 
 /// One relayed HTTP request of the run.
@@ -36,13 +36,13 @@ pub struct PlannedRequest {
 }
 
 impl PlannedRequest {
-    /// The request target the sender uses: `/{hc}/api/...` (spec §7.2).
+    /// The request target the sender uses: `/{hc}/api/...` (protocol §7.2).
     pub fn sender_target(&self, hc: &str) -> String {
         format!("/{hc}{}", self.path)
     }
 
     /// The request target the sample service receives after the daemon maps it onto
-    /// `http_target` (spec §6.7).
+    /// `http_target` (protocol §6.7).
     pub fn upstream_target(&self) -> String {
         format!("{}{}", erp::BASE_PATH, self.path)
     }

@@ -1,7 +1,7 @@
 //! Coalescing queued writes: a writer task that finds several units waiting sends them with one
 //! write instead of one write (one system call, one TCP segment) each. Units stay whole and in
 //! order, so frames never interleave (RFC 6455 §5.4) and a control-channel unit (`response`
-//! plus its body, spec §4.2) is never split.
+//! plus its body, protocol §4.2) is never split.
 
 /// How many bytes one coalesced write gathers at most before it goes out (the limit is checked
 /// before each unit is added, so one batch may exceed it by one unit).

@@ -1,14 +1,14 @@
 //! Joining a client WebSocket (a listener's rendezvous socket) with a TCP connection (its
-//! stream target): spec §5.3–§5.4, design.md §2 "Stream mode".
+//! stream target): protocol §5.3–§5.4, design.md §2 "Stream mode".
 //!
 //! - relay → target: frames are decoded inside the reader's buffer and every data payload
-//!   chunk, text or binary alike (spec §5.4), is written to the TCP socket straight from that
+//!   chunk, text or binary alike (protocol §5.4), is written to the TCP socket straight from that
 //!   buffer: no copy, never assembled into a message first. A byte stream has no message
 //!   boundaries, so none are kept.
 //! - target → relay: each TCP read (at most [`CHUNK`] bytes) lands behind
 //!   [`MAX_HEADER_LEN`] bytes of headroom, is masked in place (RFC 6455 §5.3) and leaves as one
 //!   binary message whose header is written into the headroom: one contiguous write.
-//! - half-close (spec §5.3): the target's FIN becomes Close(1000) and relay → target keeps
+//! - half-close (protocol §5.3): the target's FIN becomes Close(1000) and relay → target keeps
 //!   flowing; the relay's Close becomes `shutdown(Write)` on the TCP socket and target → relay
 //!   keeps flowing until the target's FIN. Our Close is therefore also the answer to the relay's.
 //!   The pump returns when both directions are done.
@@ -44,7 +44,7 @@ use crate::proto::ws::encode::encode_frame_in_place;
 use crate::proto::ws::{CloseCode, Limits, OpCode, Role, MAX_HEADER_LEN};
 
 /// The largest TCP read forwarded as one message, and the size each direction's buffer grows
-/// to. Bridges use 64 KiB (spec §5.3, §5.4 calls ≤ 64 KiB "a good size"); any message size is
+/// to. Bridges use 64 KiB (protocol §5.3, §5.4 calls ≤ 64 KiB "a good size"); any message size is
 /// valid WebSocket, the .NET SDK sends one message per `Write` of any size, and 256 KiB cuts
 /// the system calls of a bulk transfer about fivefold over 64 KiB (docs/performance.md
 /// "Optimisations").

@@ -1,6 +1,6 @@
 //! Opening a client WebSocket: TCP (directly or through an HTTP CONNECT proxy), TLS for `wss`
 //! with SNI and certificate checks against the URL's host, then the RFC 6455 handshake.
-//! Used for control channels (spec §4.1), rendezvous sockets (§5.1, §6.3) and senders (§7.1).
+//! Used for control channels (protocol §4.1), rendezvous sockets (§5.1, §6.3) and senders (§7.1).
 
 use std::fmt;
 use std::io;
@@ -90,7 +90,7 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `ws://` / `wss://` URLs; the path and query are kept verbatim (spec §2.1).
+    /// Parses `ws://` / `wss://` URLs; the path and query are kept verbatim (protocol §2.1).
     pub fn parse(url: &str) -> Result<Self, ConnectError> {
         let parsed = Url::parse(url).map_err(|e| ConnectError::Url(e.to_string()))?;
         let tls = match parsed.scheme() {

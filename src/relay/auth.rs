@@ -1,4 +1,4 @@
-//! Token checks on the relay's front door (spec §3.1, §3.4): where the token is taken from and
+//! Token checks on the relay's front door (protocol §3.1, §3.4): where the token is taken from and
 //! how a refusal is answered.
 
 use std::time::SystemTime;
@@ -16,7 +16,7 @@ pub fn unix_now(now: SystemTime) -> u64 {
 }
 
 /// The token of a request: the `ServiceBusAuthorization` header, else the `sb-hc-token` query
-/// parameter (decoded once), else — for relayed HTTP only — `Authorization` (spec §3.1).
+/// parameter (decoded once), else — for relayed HTTP only — `Authorization` (protocol §3.1).
 pub fn token_of(headers: &Headers, query: &str, allow_authorization: bool) -> String {
     if let Some(v) = headers.get("servicebusauthorization") {
         return String::from_utf8_lossy(v).into_owned();
@@ -67,7 +67,7 @@ pub fn check_cached(
     )
 }
 
-/// The Azure-style error code for a refused token (spec §3.4, §7.2).
+/// The Azure-style error code for a refused token (protocol §3.4, §7.2).
 pub fn error_code(e: &VerifyError) -> &'static str {
     if e.http_status() == 403 {
         "Forbidden"

@@ -15,7 +15,7 @@ use crate::relay::registry::DEFAULT_MAX_LISTENERS;
 use crate::runtime::workers::worker_count;
 use crate::secret::Secret;
 
-/// The body size up to which a relayed HTTP request travels on the control channel (spec §6.1).
+/// The body size up to which a relayed HTTP request travels on the control channel (protocol §6.1).
 pub const CONTROL_CHANNEL_BODY_LIMIT: usize = 64 * 1024;
 
 /// Flags of `hycod relay`.
@@ -56,7 +56,7 @@ pub struct RelayArgs {
     /// How long a listener has to answer a relayed HTTP request before the sender gets 504.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub http_deadline: Duration,
-    /// How long a sender waits for a listener to accept before it gets 504 (spec §11 item 2).
+    /// How long a sender waits for a listener to accept before it gets 504 (protocol §11 item 2).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub accept_timeout: Duration,
     /// End a relayed stream when a write to the sender or the listener makes no progress for

@@ -1,4 +1,4 @@
-//! The service side of a listener control channel (spec §4): authentication and registration,
+//! The service side of a listener control channel (protocol §4): authentication and registration,
 //! then a writer task that sends what other tasks queue (each unit uninterrupted, §4.2) and a
 //! reader loop that routes `response` messages and bodies, handles `renewToken` (§4.6), answers
 //! pings (§4.7) and closes the channel with 1008 when the token expires unrenewed (§8.2).
@@ -122,7 +122,7 @@ struct Channel {
     expiry: Rc<Cell<u64>>,
     close_sent: Rc<Cell<bool>>,
     listener_id: u64,
-    /// The text message being assembled (control messages are at most 64 KiB, spec §4.2).
+    /// The text message being assembled (control messages are at most 64 KiB, protocol §4.2).
     text: Vec<u8>,
     /// Where the body message after a `response` with `"body": true` goes.
     body_target: Option<flume::Sender<ResponseEvent>>,
@@ -257,7 +257,7 @@ impl Channel {
                 }
             }
             // hyco-https sends an empty binary message even after `"body": false`
-            // (spec §6.2, §10.6 item 10): drop it silently; log anything else.
+            // (protocol §6.2, §10.6 item 10): drop it silently; log anything else.
             None if chunk.is_empty() => {}
             None => tracing::debug!(
                 len = chunk.len(),
@@ -313,7 +313,7 @@ fn command_bytes(command: ControlCommand, close_sent: &Cell<bool>) -> Vec<u8> {
     }
 }
 
-/// Closes the channel with 1008 once the token's expiry passes unrenewed (spec §4.6, §8.2).
+/// Closes the channel with 1008 once the token's expiry passes unrenewed (protocol §4.6, §8.2).
 async fn expire_unrenewed(commands: flume::WeakSender<ControlCommand>, expiry: Rc<Cell<u64>>) {
     loop {
         let now = unix_now(SystemTime::now());

@@ -1,5 +1,5 @@
 //! The first steps every WebSocket upgrade on `/$hc/…` with `listen` or `connect` takes
-//! (spec §3.1, §4.1, §7.1): pick the tracking id, resolve the hybrid connection, check the
+//! (protocol §3.1, §4.1, §7.1): pick the tracking id, resolve the hybrid connection, check the
 //! token for the right the action needs, and refuse with the real service's status and text.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! Relayed HTTP on the service side (spec §6, §7.2, Appendix A "HTTP"): a sender's request
+//! Relayed HTTP on the service side (protocol §6, §7.2, Appendix A "HTTP"): a sender's request
 //! becomes a `request` message — on the control channel when its body is known and at most
 //! 64 KiB, otherwise through a request rendezvous where the body streams as one fragmented
 //! binary message (§6.1, §6.4). The listener's `response` streams back to the sender with
@@ -268,7 +268,7 @@ async fn serve_one(
     }
 }
 
-/// Whether the token was taken from `Authorization`, which then is not forwarded (spec §2.5).
+/// Whether the token was taken from `Authorization`, which then is not forwarded (protocol §2.5).
 fn token_came_from_authorization(head: &RequestHead, query: &str) -> bool {
     !head.headers.contains("servicebusauthorization")
         && crate::proto::hc::query::get_query_param(query, "sb-hc-token").is_none()
@@ -374,7 +374,7 @@ async fn read_whole_body(
 }
 
 /// Sends the full request on the rendezvous, streaming the sender's body as one binary message
-/// fragmented as it arrives (spec §6.3, §6.4).
+/// fragmented as it arrives (protocol §6.3, §6.4).
 async fn stream_request(
     rdv: &mut monoio::io::OwnedWriteHalf<Stream>,
     stream: &mut Stream,
@@ -430,7 +430,7 @@ async fn stream_request(
 const HEAD_CAPACITY: usize = 4096;
 
 /// Encodes the sender's response head: the listener's status, description and headers, `Via`
-/// (spec §6.6), and chunked framing when a body follows. The head is returned for the caller
+/// (protocol §6.6), and chunked framing when a body follows. The head is returned for the caller
 /// to write, together with the first body bytes when they are at hand; only when the listener's
 /// headers are refused is something written here (a 502 instead of the head, then an error).
 async fn write_head(
@@ -483,7 +483,7 @@ async fn write_head(
 }
 
 /// Relays a control-channel response body as chunks after `head`; false when it broke off.
-/// Events already queued (a small body arrives whole, as one unit: spec §4.2) are gathered
+/// Events already queued (a small body arrives whole, as one unit: protocol §4.2) are gathered
 /// with the head into one write; the bytes go out whenever the next event is not yet there.
 async fn relay_control_body(
     stream: &mut Stream,

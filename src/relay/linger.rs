@@ -1,5 +1,5 @@
 //! Closing a sender's connection after an error answer without destroying the answer
-//! (RFC 9112 §9.6, "tear-down"; spec §7.2 error statuses).
+//! (RFC 9112 §9.6, "tear-down"; protocol §7.2 error statuses).
 //!
 //! When the relay answers a request early (no listener, no such hybrid connection, a refused
 //! token) the sender may still be sending its body. Closing a socket whose receive queue holds

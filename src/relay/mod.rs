@@ -1,4 +1,4 @@
-//! The self-hostable relay: the service side of Hybrid Connections (spec Appendix A,
+//! The self-hostable relay: the service side of Hybrid Connections (protocol Appendix A,
 //! docs/relay.md). One worker per core; the listener registry is the only shared state.
 
 pub mod admin;

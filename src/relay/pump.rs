@@ -1,9 +1,10 @@
-//! Joining a sender's socket with a listener's rendezvous socket (spec §5.3): frames are
+//! Joining a sender's socket with a listener's rendezvous socket (protocol §5.3): frames are
 //! relayed both ways as they arrive. The relay is the server on both sockets, so it unmasks each
 //! payload in place and writes a new, unmasked header into the bytes in front of it: the
 //! payload is never copied (design.md §2). Message types and boundaries are kept; frames may be
 //! re-split. Ping and pong travel end to end. A close frame from one side is forwarded and the
-//! other direction keeps flowing until that side closes too (half-close, spec §5.3, §11 item 4).
+//! other direction keeps flowing until that side closes too (half-close, protocol §5.3, §11 item
+//! 4).
 //!
 //! A direction blocked writing to a side that stopped reading reads nothing, so it would not see
 //! the other side leave. A write that makes no progress for the `--write-stall-timeout`

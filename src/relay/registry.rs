@@ -1,4 +1,4 @@
-//! Which listeners are online on which hybrid connection (spec Appendix A, §9).
+//! Which listeners are online on which hybrid connection (protocol Appendix A, §9).
 //!
 //! The registry is shared by every relay worker behind one mutex; it is touched only when a
 //! control channel opens or closes and once per sender connect or HTTP request (to pick a
@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-/// The Azure quota of concurrent listeners per hybrid connection (spec §9).
+/// The Azure quota of concurrent listeners per hybrid connection (protocol §9).
 pub const DEFAULT_MAX_LISTENERS: usize = 25;
 
 /// Identifies one registered control channel for its whole life.
@@ -27,11 +27,12 @@ pub enum Work {
 /// Why a registry operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistryError {
-    /// No hybrid connection with this path is configured (spec §4.1: 404 "Endpoint does not exist").
+    /// No hybrid connection with this path is configured (protocol §4.1: 404 "Endpoint does not
+    /// exist").
     UnknownHybridConnection,
-    /// The hybrid connection already has its quota of listeners (spec §9, §11 item 3).
+    /// The hybrid connection already has its quota of listeners (protocol §9, §11 item 3).
     QuotaExceeded { max: usize },
-    /// The hybrid connection exists but no listener is online (spec §7.1, §11 item 1).
+    /// The hybrid connection exists but no listener is online (protocol §7.1, §11 item 1).
     NoListener,
 }
 
@@ -102,7 +103,7 @@ pub struct ListenerStatus {
     pub renewals: u64,
 }
 
-/// Registry keys: hybrid connection paths compare case-insensitively (spec Appendix A).
+/// Registry keys: hybrid connection paths compare case-insensitively (protocol Appendix A).
 fn key(path: &str) -> String {
     path.to_ascii_lowercase()
 }
@@ -132,7 +133,7 @@ impl<H: Clone> Registry<H> {
         self.by_path.values().map(|hc| hc.path.as_str())
     }
 
-    /// Registers a control channel that passed authentication (spec §4.1).
+    /// Registers a control channel that passed authentication (protocol §4.1).
     pub fn add_listener(
         &mut self,
         path: &str,
@@ -166,7 +167,7 @@ impl<H: Clone> Registry<H> {
         Ok(id)
     }
 
-    /// Records a channel's token expiry; `renewed` counts it as a renewal (spec §4.6).
+    /// Records a channel's token expiry; `renewed` counts it as a renewal (protocol §4.6).
     pub fn set_token_expiry(&mut self, path: &str, id: ListenerId, expires_at: u64, renewed: bool) {
         let listener = self
             .by_path
@@ -186,7 +187,7 @@ impl<H: Clone> Registry<H> {
     }
 
     /// Picks a listener for new work: `choose(n)` returns an index below `n` (random in the
-    /// relay, spec §9 "random order, best-effort fair"; deterministic in tests).
+    /// relay, protocol §9 "random order, best-effort fair"; deterministic in tests).
     pub fn pick(
         &mut self,
         path: &str,

@@ -1,4 +1,4 @@
-//! Rendezvous connections from listeners (spec §5.1–§5.2, §6.3): handed to the task on this
+//! Rendezvous connections from listeners (protocol §5.1–§5.2, §6.3): handed to the task on this
 //! worker that waits for them, or refused with 403 when the address is unknown or used.
 
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! Answers the relay itself gives (not a listener): handshake refusals and HTTP errors, shaped
-//! like the real service's (spec Appendix A "Error texts", §7.2): a description followed by
+//! like the real service's (protocol Appendix A "Error texts", §7.2): a description followed by
 //! `TrackingId:…, SystemTracker:sb://{ns}/{path}, Timestamp:…`, and for HTTP a JSON body
 //! `{"error":{"code":…,"message":…}}`.
 

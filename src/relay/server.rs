@@ -1,5 +1,5 @@
 //! Starting the relay and dispatching each accepted connection by what its first request asks
-//! for (spec Appendix A): a listener control channel, a sender connect, a rendezvous, or a
+//! for (protocol Appendix A): a listener control channel, a sender connect, a rendezvous, or a
 //! relayed HTTP request.
 
 use std::io;
@@ -24,7 +24,7 @@ use crate::proto::ws::handshake::{status_for, write_error_response, UpgradeReque
 use crate::relay::config::RelayConfig;
 use crate::runtime::workers;
 
-/// The largest request head the relay reads (spec §6.1: 32 KB of header metadata).
+/// The largest request head the relay reads (protocol §6.1: 32 KB of header metadata).
 pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// A running relay.

@@ -20,9 +20,9 @@ use crate::relay::registry::Registry;
 /// What another task asks a listener's control channel to do.
 #[derive(Debug)]
 pub enum ControlCommand {
-    /// Write these pre-encoded frames as one uninterrupted unit (spec §4.2).
+    /// Write these pre-encoded frames as one uninterrupted unit (protocol §4.2).
     Send(Vec<u8>),
-    /// Close the channel with this code and reason (spec §8.2).
+    /// Close the channel with this code and reason (protocol §8.2).
     Close(CloseCode, String),
 }
 
@@ -102,7 +102,7 @@ impl Shared {
     }
 
     /// A fresh GUID-shaped tracking id with the `_G{worker}` role suffix the service adds
-    /// (spec §7.3).
+    /// (protocol §7.3).
     pub fn tracking_id(&self, worker: usize) -> String {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         format!(
@@ -133,7 +133,7 @@ pub struct Rendezvous {
     /// Bytes read past the handshake head.
     pub leftover: Vec<u8>,
     pub upgrade: UpgradeRequest,
-    /// Present when the listener rejected the connection (spec §5.2).
+    /// Present when the listener rejected the connection (protocol §5.2).
     pub rejection: Option<(u16, String)>,
 }
 

@@ -1,4 +1,4 @@
-//! A sender's WebSocket connect (spec §7.1, Appendix A "connect"): authenticate, pick a
+//! A sender's WebSocket connect (protocol §7.1, Appendix A "connect"): authenticate, pick a
 //! listener, send it `accept` (§4.3), wait for its rendezvous (§5.1) or rejection (§5.2), then
 //! join the two sockets (§5.3).
 
@@ -106,7 +106,7 @@ pub async fn serve_sender(
             .await;
         return;
     }
-    // The listener answers with one of the offered subprotocols (spec §5.1, §10.6 item 4).
+    // The listener answers with one of the offered subprotocols (protocol §5.1, §10.6 item 4).
     let subprotocol = listener
         .upgrade
         .subprotocols

@@ -1,7 +1,7 @@
 //! One spare file descriptor, so that a daemon out of descriptors can still tell the sender
 //! why (issue 8 item 7).
 //!
-//! Rejecting a stream (spec §5.2) takes a new socket to the relay. When the stream failed
+//! Rejecting a stream (protocol §5.2) takes a new socket to the relay. When the stream failed
 //! because the process hit RLIMIT_NOFILE (EMFILE), that socket would fail too, and the sender
 //! would wait for the relay's timeout instead of seeing 503. The daemon therefore holds one
 //! descriptor (`/dev/null`) from start-up; [`release`] closes it just before such a rejection

@@ -1,9 +1,9 @@
 //! Senders of checked data through the relay (the other end of [`super::checked_targets`]):
 //!
-//! - [`send_stream`]: one WebSocket stream (spec §5): the [`StreamHeader`], the `up` run in
+//! - [`send_stream`]: one WebSocket stream (protocol §5): the [`StreamHeader`], the `up` run in
 //!   frames of random size, then Close(1000); at the same time it verifies the `down` run and
-//!   waits for the clean close that follows it (spec §5.3 half-close).
-//! - [`HttpSender`]: relayed HTTP requests (spec §7.2) on one keep-alive connection, a checked
+//!   waits for the clean close that follows it (protocol §5.3 half-close).
+//! - [`HttpSender`]: relayed HTTP requests (protocol §7.2) on one keep-alive connection, a checked
 //!   body each way.
 //!
 //! Every outcome is classified: complete, refused (never started), cut (the sender saw an

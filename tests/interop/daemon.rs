@@ -1,6 +1,6 @@
 //! The listener daemon as users run it, `hycod run --config FILE` (docs/configuration.md), as a
 //! child process of an interop test: one hybrid connection served by `hycod relay`, forwarded to
-//! a TCP `target` (spec §5.4) or an `http_target` (spec §6.7).
+//! a TCP `target` (protocol §5.4) or an `http_target` (protocol §6.7).
 //!
 //! The configuration file lives in a temporary directory; the connection string, which holds
 //! the key, reaches the daemon through `connection_string_env`, never the file or the command

@@ -1,4 +1,4 @@
-//! Process harness for the Node SDK interop tests (spec §10): finds node and npm, installs the
+//! Process harness for the Node SDK interop tests (protocol §10): finds node and npm, installs the
 //! pinned Node project once per test process, starts `hycod relay` on port 0, and runs the
 //! scripts of `tests/interop/node/`, whose stdout is one JSON object per line.
 //!
@@ -308,7 +308,7 @@ impl Relay {
     }
 
     /// A connection string with the Manage rule for `hc`, as the Azure portal shows them
-    /// (spec §3.5). Its endpoint host is a placeholder: the daemon reaches the relay through
+    /// (protocol §3.5). Its endpoint host is a placeholder: the daemon reaches the relay through
     /// its `relay_url`.
     pub fn manage_connection_string(&self, hc: &str) -> String {
         format!(

@@ -14,7 +14,7 @@ use crate::harness::ScriptRun;
 /// HTTP body sizes, both directions.
 const BODY_SIZES: [u64; 4] = [0, 1024, 100 * 1024, 5 * 1024 * 1024];
 /// The statuses of the `statuses` scenario with the reason phrase the sender must see: the
-/// listener's (spec §4.5), which the relay passes on.
+/// listener's (protocol §4.5), which the relay passes on.
 const STATUSES: [(u64, &str); 4] = [
     (404, "Not Found"),
     (418, "I'm a teapot"),
@@ -27,9 +27,9 @@ const STATUSES: [(u64, &str); 4] = [
 pub enum HttpScenario {
     /// GET (generated response body) and POST (echo) for each of [`BODY_SIZES`].
     Bodies,
-    /// `x-multi` sent twice, answered as one `"a, b"` (spec §4.4).
+    /// `x-multi` sent twice, answered as one `"a, b"` (protocol §4.4).
     MultiHeader,
-    /// Query strings byte-exact, `sb-hc-*` parameters stripped (spec §2.4, §3.1).
+    /// Query strings byte-exact, `sb-hc-*` parameters stripped (protocol §2.4, §3.1).
     Query,
     /// Non-200 statuses with their reason phrases.
     Statuses,
@@ -98,7 +98,7 @@ impl HttpScenario {
                 let line = &responses[0];
                 assert_eq!(u64_field(line, "status"), 200, "{line}");
                 assert_handler_saw(line, "GET", &base, &[]);
-                // Two `x-multi` lines become one "a, b" in requestHeaders (spec §4.4).
+                // Two `x-multi` lines become one "a, b" in requestHeaders (protocol §4.4).
                 assert_eq!(str_field(line, "x_multi"), "a, b", "{line}");
             }
             Self::Query => {
@@ -127,9 +127,9 @@ fn query_urls(hc: &str) -> [String; 5] {
         format!("/{hc}/path?x=1&y=2"),
         format!("/{hc}"),
         format!("/{hc}/a/b/c?x=1&x=2&empty=&enc=%2F%3A%3D%26"),
-        // spec §2.4: sb-hc-* parameters never reach the listener.
+        // protocol §2.4: sb-hc-* parameters never reach the listener.
         format!("/{hc}/path?x=1&y=2"),
-        // Token in sb-hc-token instead of the header: accepted and stripped (spec §3.1).
+        // Token in sb-hc-token instead of the header: accepted and stripped (protocol §3.1).
         format!("/{hc}/q?z=1"),
     ]
 }

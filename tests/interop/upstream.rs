@@ -1,5 +1,5 @@
 //! The on-prem services the daemon forwards to in the interop tests, on std threads, ports from
-//! 0: a TCP echo target for stream mode (spec §5.4) and an HTTP/1.1 server for HTTP mode that
+//! 0: a TCP echo target for stream mode (protocol §5.4) and an HTTP/1.1 server for HTTP mode that
 //! answers exactly as `node/https-listener.js` does, so the unchanged `http-sender.js`
 //! scenarios can run against the daemon. Each reports what it saw on a channel.
 
@@ -201,7 +201,7 @@ fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     let chunked = headers
         .get("transfer-encoding")
         .is_some_and(|values| values.iter().any(|v| v.eq_ignore_ascii_case("chunked")));
-    // Bodies the daemon streams in from a rendezvous come chunked (spec §6.4).
+    // Bodies the daemon streams in from a rendezvous come chunked (protocol §6.4).
     let body = if chunked {
         read_chunked(reader)?
     } else {

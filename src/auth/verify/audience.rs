@@ -1,4 +1,4 @@
-//! Audience matching: is a token's `sr` valid for this namespace and path? (spec §3.4)
+//! Audience matching: is a token's `sr` valid for this namespace and path? (protocol §3.4)
 //!
 //! The producers disagree on the resource URI they sign (scheme `http`/`https`/`sb`/`ws`/`wss`,
 //! with or without port, with or without a trailing `/`, with or without the `$hc/` segment), so

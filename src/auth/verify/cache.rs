@@ -1,4 +1,4 @@
-//! A bounded cache of accepted tokens, one per relay worker (spec §3.4 checks, made cheap for
+//! A bounded cache of accepted tokens, one per relay worker (protocol §3.4 checks, made cheap for
 //! the repeated token of relayed HTTP requests).
 //!
 //! Every relayed HTTP request carries its token, usually the same one on thousands of requests.

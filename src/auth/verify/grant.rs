@@ -1,5 +1,5 @@
 //! What verifying a token for one entity established, and the per-request checks that remain
-//! (spec §3.4 steps 4–6).
+//! (protocol §3.4 steps 4–6).
 //!
 //! A [`Grant`] is produced by [`Verifier::establish`](super::Verifier) once the token parsed, its
 //! rule was found, its HMAC matched, it was unexpired and its audience host was this namespace.

@@ -1,4 +1,4 @@
-//! Shared access rights and rules (spec §3.4).
+//! Shared access rights and rules (protocol §3.4).
 //!
 //! A rule has a name, a key and a set of rights. `Manage` implies `Listen` and `Send` (Service
 //! Bus convention).
@@ -135,7 +135,7 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// A rule named `name` (the token's `skn`) with `key` (used as UTF-8 text, spec §3.3).
+    /// A rule named `name` (the token's `skn`) with `key` (used as UTF-8 text, protocol §3.3).
     pub fn new(name: impl Into<String>, key: &Secret, rights: Rights) -> Rule {
         Rule {
             name: name.into(),

@@ -1,4 +1,4 @@
-//! Tests of [`Verifier`]: one per rule and per error variant, with tokens from spec §3.6 and
+//! Tests of [`Verifier`]: one per rule and per error variant, with tokens from protocol §3.6 and
 //! tokens minted by [`sign_token`] in the Node and .NET styles.
 
 use super::*;
@@ -14,7 +14,7 @@ const DEEP_KEY: &str = "ZGVlcC1lbnRpdHkta2V5LWZvci10ZXN0cy0xMjM0NTY=";
 const SE: u64 = 1_700_000_000;
 const NOW: u64 = SE - 600;
 
-/// Spec §3.6 main vector.
+/// Protocol §3.6 main vector.
 const TOKEN: &str = "SharedAccessSignature sr=http%3A%2F%2Fcontoso.servicebus.windows.net%2Fhyco&sig=bczrn9F3GUqyo6XWPPUhTBuR%2BL0oAezp6WADvWcO0Xg%3D&se=1700000000&skn=RootManageSharedAccessKey";
 const QUERY_TOKEN: &str = "SharedAccessSignature%20sr%3Dhttp%253A%252F%252Fcontoso.servicebus.windows.net%252Fhyco%26sig%3Dbczrn9F3GUqyo6XWPPUhTBuR%252BL0oAezp6WADvWcO0Xg%253D%26se%3D1700000000%26skn%3DRootManageSharedAccessKey";
 
@@ -135,7 +135,7 @@ fn dotnet_style_localhost_resource_is_accepted() {
 
 #[test]
 fn node_listen_uri_vector_with_port_443_is_accepted() {
-    // Spec §3.6: Node signs http://{ns}:443/hyco for its own listen URI.
+    // Protocol §3.6: Node signs http://{ns}:443/hyco for its own listen URI.
     let token = "SharedAccessSignature sr=http%3A%2F%2Fcontoso.servicebus.windows.net%3A443%2Fhyco&sig=yS7mbIm4VQBsZGSgYKopE7YsmryAOnHhbqmS16T3hBY%3D&se=1700000000&skn=RootManageSharedAccessKey";
     assert!(listen_hyco(token).is_ok());
 }
@@ -148,7 +148,7 @@ fn fields_in_another_order_and_case_are_accepted() {
 
 #[test]
 fn unencoded_slash_and_padding_in_sig_are_accepted() {
-    // Spec §3.6 .NET-style vector; its signature contains '/', left raw as Python's quote does.
+    // Protocol §3.6 .NET-style vector; its signature contains '/', left raw as Python's quote does.
     let token = "SharedAccessSignature sr=http%3A%2F%2Fcontoso.servicebus.windows.net%2Fhyco%2F&sig=0jj6czaBfUJ/AQrXCZtyVwOeZrEzDmkUcMHV53wNYWk=&se=1700000000&skn=RootManageSharedAccessKey";
     assert!(listen_hyco(token).is_ok());
 }
@@ -211,7 +211,7 @@ fn token_for_an_ancestor_path_covers_the_entity() {
 
 #[test]
 fn token_scoped_to_the_full_request_url_is_accepted_for_that_request() {
-    // APIM-style token signed for the whole HTTPS request URL (spec §3.4).
+    // APIM-style token signed for the whole HTTPS request URL (protocol §3.4).
     let token = root("https://contoso.servicebus.windows.net/hyco/api/orders");
     let v = verifier();
     assert!(v
@@ -447,7 +447,7 @@ fn signature_over_a_re_encoded_sr_is_refused() {
 
 #[test]
 fn signature_made_with_the_base64_decoded_key_is_refused() {
-    // Spec §3.6 negative vector.
+    // Protocol §3.6 negative vector.
     let token = TOKEN.replace(
         "bczrn9F3GUqyo6XWPPUhTBuR%2BL0oAezp6WADvWcO0Xg%3D",
         "jpkBnRXIiKLw4c9NUcBqg2kKGIJMukvjEQAFix8yY00%3D",

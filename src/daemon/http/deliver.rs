@@ -1,4 +1,4 @@
-//! Taking the target's response back to the relay (spec §4.5, §6.2, §6.4, §6.5): the
+//! Taking the target's response back to the relay (protocol §4.5, §6.2, §6.4, §6.5): the
 //! `response` from the target's head, then its body — gathered and sent whole on the control
 //! channel when it fits, otherwise streamed through a rendezvous as one fragmented binary
 //! message, each piece framed in place where it was read.
@@ -59,7 +59,7 @@ pub enum Delivery {
     NotSent(DeliveryFailure),
 }
 
-/// The `response` for the target's `head` (spec §4.5, §6.6): its status and reason phrase,
+/// The `response` for the target's `head` (protocol §4.5, §6.6): its status and reason phrase,
 /// its headers without hop-by-hop ones and with repeated fields joined.
 pub fn response_for(request_id: &str, head: &ResponseHead, body: bool) -> Response {
     Response {

@@ -1,4 +1,4 @@
-//! One relayed request against the HTTP target (spec §6.6–§6.8, §8.5): a connection from
+//! One relayed request against the HTTP target (protocol §6.6–§6.8, §8.5): a connection from
 //! the worker's pool or a new one, the request sent while its response is read, the response
 //! delivered as soon as its head arrives, and the daemon's own 502/504 when the target fails —
 //! always before the relay's 60 s deadline.
@@ -34,7 +34,7 @@ pub enum Body<'a> {
     /// sent again on a fresh connection.
     Known(&'a [u8]),
     /// The body message that follows the request on a rendezvous: streamed with chunked coding
-    /// as it arrives (spec §6.4), never retried.
+    /// as it arrives (protocol §6.4), never retried.
     Streamed(&'a mut RendezvousReader),
 }
 

@@ -1,9 +1,9 @@
 //! The frames of a whole answer, sans-I/O: a `response` JSON text message and, when it has a
-//! body, exactly one binary message (spec §4.2, §6.2), masked as a client must (RFC 6455
+//! body, exactly one binary message (protocol §4.2, §6.2), masked as a client must (RFC 6455
 //! §5.3) with a fresh key per frame from the caller.
 //!
 //! On the control channel such a pair is queued as one unit so nothing can come between the
-//! `response` and its body (spec §4.2).
+//! `response` and its body (protocol §4.2).
 
 use crate::io::ws_frames::push_frame;
 use crate::proto::hc::messages::Response;

@@ -1,4 +1,4 @@
-//! Where and how a response goes back to the relay (spec §6.1, §6.5), sans-I/O: the
+//! Where and how a response goes back to the relay (protocol §6.1, §6.5), sans-I/O: the
 //! control-channel thresholds, the route chosen from the target's response head, the status
 //! class a request is counted under, and the answers the daemon gives itself.
 
@@ -10,15 +10,15 @@ use crate::proto::http1::{reason_phrase, BodyKind};
 
 /// The largest response body sent on the control channel. The article limits control-channel
 /// bodies to "64 KB"; counting that as 64,000 bytes stays under both readings (KB and KiB) and
-/// under the .NET listener's 64 KiB message buffer (spec §4.2, §6.1).
+/// under the .NET listener's 64 KiB message buffer (protocol §4.2, §6.1).
 pub const CONTROL_BODY_LIMIT: usize = 64_000;
 
 /// The largest `response` JSON sent on the control channel: header metadata is limited to
-/// 32 KB (spec §6.1), counted as 32,000 bytes of JSON text for the same reason.
+/// 32 KB (protocol §6.1), counted as 32,000 bytes of JSON text for the same reason.
 pub const CONTROL_JSON_LIMIT: usize = 32_000;
 
 /// How long a response body that may fit the control channel is gathered before the daemon
-/// stops waiting for its end and streams it through a rendezvous instead (spec §6.5: .NET waits
+/// stops waiting for its end and streams it through a rendezvous instead (protocol §6.5: .NET waits
 /// 2 s, the spec suggests 1–2 s). About what opening a rendezvous to Azure costs (TCP, TLS and
 /// WebSocket handshakes), so a slow body never delays its head by much more than the detour
 /// would have.
@@ -38,7 +38,7 @@ pub enum Route {
 
 /// The route for a response whose head produced `json_len` bytes of `response` JSON and whose
 /// body is framed as `kind`; `control_allowed` is false for requests that came on a rendezvous
-/// (spec §6.1: their response must use it).
+/// (protocol §6.1: their response must use it).
 pub fn route(control_allowed: bool, kind: BodyKind, json_len: usize) -> Route {
     if !control_allowed || json_len > CONTROL_JSON_LIMIT {
         return Route::Stream;
@@ -112,7 +112,7 @@ pub fn status_class(status: u16) -> &'static str {
 /// body broke off, the rendezvous failed, or the request could not be answered at all.
 pub const ABORTED: &str = "aborted";
 
-/// Why the daemon answers a request itself (spec §6.8, §8.5).
+/// Why the daemon answers a request itself (protocol §6.8, §8.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LocalAnswer {
     /// The relayed request cannot be forwarded safely (400).

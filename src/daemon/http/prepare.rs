@@ -1,6 +1,6 @@
-//! Turning a relayed `request` (spec §4.4) into the head of the upstream request, sans-I/O:
-//! the path mapped onto the target's base path with the query byte-exact (spec §6.7), the
-//! relayed headers filtered and checked (spec §6.6), `Host` set to the target's authority and
+//! Turning a relayed `request` (protocol §4.4) into the head of the upstream request, sans-I/O:
+//! the path mapped onto the target's base path with the query byte-exact (protocol §6.7), the
+//! relayed headers filtered and checked (protocol §6.6), `Host` set to the target's authority and
 //! the body framing the daemon knows. A request that cannot be sent safely is refused here,
 //! before any byte reaches the target (the daemon answers it with 400).
 
@@ -26,11 +26,11 @@ pub struct Prepared {
 /// Why a relayed request cannot be forwarded; the daemon answers 400 itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrepareError {
-    /// The request has no `method` (spec §4.4: shape (a) always carries one).
+    /// The request has no `method` (protocol §4.4: shape (a) always carries one).
     MissingMethod,
     /// The request has no `requestTarget`.
     MissingRequestTarget,
-    /// The `requestTarget` does not map onto the target (spec §6.7).
+    /// The `requestTarget` does not map onto the target (protocol §6.7).
     Path(PathError),
     /// A relayed header cannot be forwarded (CR/LF injection, bad name or value).
     Header(HeaderError),

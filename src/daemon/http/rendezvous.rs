@@ -1,6 +1,6 @@
-//! Request rendezvous sockets (spec §6.3, §6.5): WebSocket connections the daemon opens to a
+//! Request rendezvous sockets (protocol §6.3, §6.5): WebSocket connections the daemon opens to a
 //! request's `address`, either because the relay delivers the request there (shape (b) of
-//! spec §4.4) or because the daemon upgrades its answer to stream a large response. The daemon
+//! protocol §4.4) or because the daemon upgrades its answer to stream a large response. The daemon
 //! is the WebSocket client, so everything it writes is masked.
 //!
 //! - [`reader`]: the requests and request bodies the relay sends on it;
@@ -22,10 +22,10 @@ use crate::io::ws_client::ConnectError;
 
 /// How long the daemon waits on the relay: for a body frame, for a write to drain, or for the
 /// next request on a rendezvous it holds. The service ends a response body idle for longer than
-/// 60 s (spec §6.8), so waiting longer would be pointless.
+/// 60 s (protocol §6.8), so waiting longer would be pointless.
 pub const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Connects `address` verbatim (spec §6.3 step 2, §11 item 17) within `[limits]
+/// Connects `address` verbatim (protocol §6.3 step 2, §11 item 17) within `[limits]
 /// handshake_timeout` and records the time from `since` (the request message) to the open
 /// socket.
 pub async fn open(

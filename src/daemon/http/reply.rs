@@ -1,4 +1,4 @@
-//! Where the answer to one request goes (spec §6.1, §6.5): a request that came on the control
+//! Where the answer to one request goes (protocol §6.1, §6.5): a request that came on the control
 //! channel is answered there when the whole response fits, or through its `address` when the
 //! daemon upgrades to stream it (listener-side upgrade); a request that came on a rendezvous is
 //! answered on that rendezvous. Never on both paths.
@@ -71,7 +71,7 @@ impl<'a> ControlReply<'a> {
     }
 
     /// The rendezvous the answer was streamed through, if the daemon upgraded; the daemon
-    /// keeps serving requests the relay sends on it (spec §11 item 19).
+    /// keeps serving requests the relay sends on it (protocol §11 item 19).
     pub fn into_upgraded(self) -> Option<(RendezvousReader, RendezvousWriter)> {
         self.upgraded.map(|pair| *pair)
     }
@@ -92,7 +92,7 @@ impl Reply<'_> {
     }
 
     /// Sends a whole answer: on the control channel as one unit (the `response` and its body
-    /// can never be split, spec §4.2), or on the rendezvous.
+    /// can never be split, protocol §4.2), or on the rendezvous.
     pub async fn answer(&mut self, response: &Response, body: &[u8]) -> Result<(), ReplyError> {
         match self {
             Self::Control(c) => {

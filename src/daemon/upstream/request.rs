@@ -1,10 +1,10 @@
-//! The request the daemon sends to its HTTP target (spec §6.6, §6.7; RFC 9112 §3, §6, §7.1),
+//! The request the daemon sends to its HTTP target (protocol §6.6, §6.7; RFC 9112 §3, §6, §7.1),
 //! sans-I/O: the head bytes and the chunk framing of a streamed body.
 //!
 //! The relayed `requestHeaders` have already lost `Host`, `Content-Length` and
-//! `Transfer-Encoding` (spec §6.6), so the head written here adds `Host` (the target's own
+//! `Transfer-Encoding` (protocol §6.6), so the head written here adds `Host` (the target's own
 //! authority) and the body framing the daemon knows: `Content-Length` for a body it holds, or
-//! `Transfer-Encoding: chunked` for a body that streams in from a rendezvous (spec §6.4).
+//! `Transfer-Encoding: chunked` for a body that streams in from a rendezvous (protocol §6.4).
 
 use std::num::NonZeroUsize;
 

@@ -1,4 +1,4 @@
-//! Reconnect back-off for listener control channels (spec §4.9, §8.3, §8.5; design.md §3).
+//! Reconnect back-off for listener control channels (protocol §4.9, §8.3, §8.5; design.md §3).
 //!
 //! Pure arithmetic: the caller passes in the time (`Instant`) and the randomness (`rand01`), so
 //! every delay is reproducible in tests.
@@ -25,8 +25,8 @@
 //!   cap of 30 s keeps the top of the SDKs' ladder.
 //! * The long ladder starts at 30 s (never hammer a namespace that answers 401/403/404) and is
 //!   capped at 5 min, so a fixed credential or re-created hybrid connection is picked up within
-//!   minutes without a restart. Unlike the .NET SDK, a 404 does not stop the listener (spec §4.9):
-//!   the daemon must never give up.
+//!   minutes without a restart. Unlike the .NET SDK, a 404 does not stop the listener (protocol
+//!   §4.9): the daemon must never give up.
 //! * The attempt counter resets only after a connection stayed up for `healthy_after` (default
 //!   60 s = two keep-alive intervals), not on every successful connect as the SDKs do, so a relay
 //!   that accepts and immediately drops the channel still meets a growing delay.
@@ -36,16 +36,16 @@ use std::time::{Duration, Instant};
 
 /// Default first-step ceiling of the normal ladder.
 pub const DEFAULT_BASE: Duration = Duration::from_secs(1);
-/// Default cap of the normal ladder: the top of the SDKs' ladder (spec §4.9, §8.3).
+/// Default cap of the normal ladder: the top of the SDKs' ladder (protocol §4.9, §8.3).
 pub const DEFAULT_CAP: Duration = Duration::from_secs(30);
-/// Default minimum delay of the long ladder (\[INFER\], spec §8.5 "back off long").
+/// Default minimum delay of the long ladder (\[INFER\], protocol §8.5 "back off long").
 pub const DEFAULT_LONG_BASE: Duration = Duration::from_secs(30);
-/// Default cap of the long ladder (\[INFER\], spec §8.5).
+/// Default cap of the long ladder (\[INFER\], protocol §8.5).
 pub const DEFAULT_LONG_CAP: Duration = Duration::from_secs(5 * 60);
 /// Default uptime after which a connection counts as healthy and the ladder restarts (\[INFER\]).
 pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
-/// Which ladder a failure climbs (spec §8.5).
+/// Which ladder a failure climbs (protocol §8.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackoffClass {
     /// Network loss, service error (5xx, close 1011), timeouts: the normal ladder.
@@ -60,7 +60,7 @@ pub enum BackoffClass {
 }
 
 impl BackoffClass {
-    /// Whether this class uses the long ladder, i.e. an operator should be alerted (spec §8.5).
+    /// Whether this class uses the long ladder, i.e. an operator should be alerted (protocol §8.5).
     pub fn is_long(self) -> bool {
         matches!(self, Self::Auth | Self::NotFound)
     }
@@ -204,9 +204,9 @@ impl Backoff {
     ///
     /// `rand01` is a uniform random number in `[0, 1]`; values outside are clamped and NaN counts
     /// as 0. [`BackoffClass::TokenExpired`] gives zero when it is the first failure since the last
-    /// reset (spec §8.5: "mint a new token, reconnect at once"), and the normal ladder otherwise
-    /// (\[INFER\]: a relay that keeps answering 1008, e.g. because of clock skew, must not cause a
-    /// reconnect storm).
+    /// reset (protocol §8.5: "mint a new token, reconnect at once"), and the normal ladder
+    /// otherwise (\[INFER\]: a relay that keeps answering 1008, e.g. because of clock skew, must
+    /// not cause a reconnect storm).
     pub fn next_delay_for(&mut self, class: BackoffClass, rand01: f64) -> Duration {
         let fraction = clamp_unit(rand01);
         let p = &self.policy;

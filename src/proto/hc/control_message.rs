@@ -1,4 +1,4 @@
-//! Reading one control-channel or rendezvous text message (spec §4.2).
+//! Reading one control-channel or rendezvous text message (protocol §4.2).
 //!
 //! A message is one JSON object whose single top-level key names the command: `accept`,
 //! `request`, `response` or `renewToken`. Unknown commands (such as .NET's debug-only
@@ -13,13 +13,13 @@ use serde::Deserialize;
 
 use super::messages::{Accept, RenewToken, Request, Response, MAX_CONTROL_MESSAGE_LEN};
 
-/// The command key of an `accept` message (spec §4.3).
+/// The command key of an `accept` message (protocol §4.3).
 pub const ACCEPT: &str = "accept";
-/// The command key of a `request` message (spec §4.4).
+/// The command key of a `request` message (protocol §4.4).
 pub const REQUEST: &str = "request";
-/// The command key of a `response` message (spec §4.5).
+/// The command key of a `response` message (protocol §4.5).
 pub const RESPONSE: &str = "response";
-/// The command key of a `renewToken` message (spec §4.6).
+/// The command key of a `renewToken` message (protocol §4.6).
 pub const RENEW_TOKEN: &str = "renewToken";
 
 /// What the detail of a malformed `renewToken` says: serde's own text could quote the value.
@@ -28,16 +28,16 @@ const RENEW_TOKEN_SHAPE: &str = "expected an object with a string member `token`
 /// One parsed text message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlMessage {
-    /// Service → listener: open (or reject) an accept rendezvous (spec §4.3).
+    /// Service → listener: open (or reject) an accept rendezvous (protocol §4.3).
     Accept(Accept),
-    /// Service → listener: a relayed HTTP request or a rendezvous notice (spec §4.4).
+    /// Service → listener: a relayed HTTP request or a rendezvous notice (protocol §4.4).
     Request(Request),
-    /// Listener → service: the answer to a request (spec §4.5).
+    /// Listener → service: the answer to a request (protocol §4.5).
     Response(Response),
-    /// Listener → service: a new token for the control channel (spec §4.6).
+    /// Listener → service: a new token for the control channel (protocol §4.6).
     RenewToken(RenewToken),
     /// A well-formed message with a command this crate does not know; log and ignore it
-    /// (spec §4.2). Holds the command name.
+    /// (protocol §4.2). Holds the command name.
     Unknown(String),
 }
 
@@ -57,7 +57,7 @@ impl ControlMessage {
 /// Why a text message is not a valid control message. None of the texts quote a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageError {
-    /// The message is longer than the 64 KiB control-message limit (spec §4.2).
+    /// The message is longer than the 64 KiB control-message limit (protocol §4.2).
     TooLarge { len: usize, max: usize },
     /// The message is not well-formed JSON (or has text after the JSON value).
     NotJson { detail: String },
@@ -65,7 +65,7 @@ pub enum MessageError {
     NotAnObject,
     /// The object is empty: it names no command.
     NoCommand,
-    /// The object has more than one top-level key (spec §4.2: a single key names the message).
+    /// The object has more than one top-level key (protocol §4.2: a single key names the message).
     MultipleCommands { first: String, second: String },
     /// A known command whose body does not have the required shape.
     InvalidField {
@@ -97,7 +97,7 @@ impl fmt::Display for MessageError {
 
 impl std::error::Error for MessageError {}
 
-/// Parses one text message received on a control channel or a request rendezvous (spec §4.2).
+/// Parses one text message received on a control channel or a request rendezvous (protocol §4.2).
 pub fn parse_control_message(text: &[u8]) -> Result<ControlMessage, MessageError> {
     if text.len() > MAX_CONTROL_MESSAGE_LEN {
         return Err(MessageError::TooLarge {

@@ -1,5 +1,5 @@
 //! Which HTTP headers cross the relay, in which direction, and how they become the JSON header
-//! maps and back (spec §6.6, §2.5, §3.1, §10.6 item 3, §11 items 9 and 10).
+//! maps and back (protocol §6.6, §2.5, §3.1, §10.6 item 3, §11 items 9 and 10).
 //!
 //! * HTTP → JSON: [`request_headers_to_json`] (relay, sender request → `requestHeaders`),
 //!   [`response_headers_to_json`] (listener, upstream response → `responseHeaders`) and
@@ -19,20 +19,20 @@ use std::fmt;
 
 use super::json_headers::JsonHeaders;
 
-/// The relay's own credential header; never forwarded (spec §2.5).
+/// The relay's own credential header; never forwarded (protocol §2.5).
 pub const SERVICE_BUS_AUTHORIZATION: &str = "ServiceBusAuthorization";
-/// The HTTP credential header; forwarded unless the relay used it (spec §2.5, §3.1).
+/// The HTTP credential header; forwarded unless the relay used it (protocol §2.5, §3.1).
 pub const AUTHORIZATION: &str = "Authorization";
-/// The WebSocket extension offer; kept out of `connectHeaders` (spec §10.6 item 3).
+/// The WebSocket extension offer; kept out of `connectHeaders` (protocol §10.6 item 3).
 pub const SEC_WEBSOCKET_EXTENSIONS: &str = "Sec-WebSocket-Extensions";
 
 const CONNECTION: &str = "Connection";
 const COOKIE: &str = "Cookie";
-/// Never forwarded upstream: its semantics through the relay are undefined (spec §11 item 7).
+/// Never forwarded upstream: its semantics through the relay are undefined (protocol §11 item 7).
 const EXPECT: &str = "Expect";
 
 /// Headers removed from a relayed request: RFC 7230's connection-level headers except `Via`
-/// (spec §6.6), plus the legacy `Keep-Alive` and `Proxy-Connection`.
+/// (protocol §6.6), plus the legacy `Keep-Alive` and `Proxy-Connection`.
 pub const REQUEST_CONNECTION_HEADERS: [&str; 10] = [
     "Connection",
     "Content-Length",
@@ -46,7 +46,7 @@ pub const REQUEST_CONNECTION_HEADERS: [&str; 10] = [
     "Proxy-Connection",
 ];
 
-/// Headers removed from a relayed response (spec §6.6, daemon rule).
+/// Headers removed from a relayed response (protocol §6.6, daemon rule).
 pub const RESPONSE_CONNECTION_HEADERS: [&str; 8] = [
     "Connection",
     "Keep-Alive",
@@ -68,7 +68,7 @@ pub enum AuthorizationHeader {
 }
 
 impl AuthorizationHeader {
-    /// The rule of spec §2.5 and §3.1: `Authorization` is evaluated and removed only when the
+    /// The rule of protocol §2.5 and §3.1: `Authorization` is evaluated and removed only when the
     /// hybrid connection requires client authorization and the sender presented neither
     /// `sb-hc-token` nor `ServiceBusAuthorization`.
     pub fn for_sender(requires_client_authorization: bool, relay_token_present: bool) -> Self {
@@ -80,7 +80,7 @@ impl AuthorizationHeader {
     }
 }
 
-/// A sender's request headers as `requestHeaders` (spec §4.4, §6.6): without
+/// A sender's request headers as `requestHeaders` (protocol §4.4, §6.6): without
 /// `ServiceBusAuthorization`, without `Authorization` when `authorization` says so, without the
 /// [`REQUEST_CONNECTION_HEADERS`] and connection options, repeated headers joined.
 ///
@@ -106,10 +106,10 @@ where
     join_into_json(headers.filter(|(name, _)| !dropped(name)))
 }
 
-/// An upstream response's headers as `responseHeaders` (spec §4.5, §6.6): without the
+/// An upstream response's headers as `responseHeaders` (protocol §4.5, §6.6): without the
 /// [`RESPONSE_CONNECTION_HEADERS`] and connection options, repeated headers joined.
 ///
-/// `Set-Cookie` cannot be represented faithfully (spec §11 item 10); its values are joined with
+/// `Set-Cookie` cannot be represented faithfully (protocol §11 item 10); its values are joined with
 /// `, ` like every other header. Values that are not UTF-8 are read as ISO-8859-1.
 pub fn response_headers_to_json<'a, I>(headers: I) -> JsonHeaders
 where
@@ -127,10 +127,10 @@ where
     join_into_json(headers.filter(|(name, _)| !dropped(name)))
 }
 
-/// A sender's upgrade headers as `accept.connectHeaders` (spec §4.3): every header, including
+/// A sender's upgrade headers as `accept.connectHeaders` (protocol §4.3): every header, including
 /// `Connection`, `Upgrade`, `Host` and the `Sec-WebSocket-*` ones, except `ServiceBusAuthorization`
-/// and `Authorization` (spec §11 item 9) and `Sec-WebSocket-Extensions` (spec §10.6 item 3).
-/// Repeated headers are joined. Values that are not UTF-8 are read as ISO-8859-1.
+/// and `Authorization` (protocol §11 item 9) and `Sec-WebSocket-Extensions` (protocol §10.6 item
+/// 3). Repeated headers are joined. Values that are not UTF-8 are read as ISO-8859-1.
 pub fn connect_headers<'a, I>(headers: I) -> JsonHeaders
 where
     I: IntoIterator<Item = (&'a str, &'a [u8])>,
@@ -144,8 +144,8 @@ where
 }
 
 /// The headers of a received `requestHeaders` map that the listener sends upstream: without the
-/// [`REQUEST_CONNECTION_HEADERS`] (the listener sets its own `Host` and `Content-Length`, spec
-/// §6.6), `ServiceBusAuthorization`, `Expect` (spec §11 item 7) and connection options. Every
+/// [`REQUEST_CONNECTION_HEADERS`] (the listener sets its own `Host` and `Content-Length`, protocol
+/// §6.6), `ServiceBusAuthorization`, `Expect` (protocol §11 item 7) and connection options. Every
 /// kept entry is checked so it cannot break out of its header line.
 pub fn request_headers_for_upstream(
     headers: &JsonHeaders,

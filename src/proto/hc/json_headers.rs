@@ -1,5 +1,5 @@
-//! The header maps carried inside control-channel JSON: `connectHeaders` (spec §4.3),
-//! `requestHeaders` (spec §4.4) and `responseHeaders` (spec §4.5).
+//! The header maps carried inside control-channel JSON: `connectHeaders` (protocol §4.3),
+//! `requestHeaders` (protocol §4.4) and `responseHeaders` (protocol §4.5).
 //!
 //! On the wire each map is a JSON object of string to string. [`JsonHeaders`] keeps the entries in
 //! the order they were received or added, so what the sender sent is what the listener sees, and
@@ -31,7 +31,7 @@ impl JsonHeaders {
 
     /// Adds `value` under `name`; when the name is already present (compared case-insensitively)
     /// the value is appended to the existing entry after `separator`, keeping the first entry's
-    /// name spelling and position (spec §4.4: multi-value headers become one joined string).
+    /// name spelling and position (protocol §4.4: multi-value headers become one joined string).
     pub fn append_joined(&mut self, name: &str, value: &str, separator: &str) {
         match self.position(name) {
             Some(index) => {

@@ -1,4 +1,4 @@
-//! The listener control-channel state machine, sans-I/O (spec §4.1, §4.6–§4.9, §8.2–§8.5,
+//! The listener control-channel state machine, sans-I/O (protocol §4.1, §4.6–§4.9, §8.2–§8.5,
 //! Appendix B; design.md §3).
 //!
 //! One [`ListenerMachine`] looks after ONE control channel: it decides when to connect, when to
@@ -29,12 +29,12 @@
 //!
 //! \[INFER\] decisions, beyond those in [`backoff`](crate::proto::hc::backoff) and `token`:
 //!
-//! * Keep-alive (spec §4.7): a WebSocket Ping every `ping_interval` (default 30 s, as azbridge;
-//!   spec §11 item 12 asks for ≤ 60 s) counted from the last ping sent, so a late poll does not
+//! * Keep-alive (protocol §4.7): a WebSocket Ping every `ping_interval` (default 30 s, as azbridge;
+//!   protocol §11 item 12 asks for ≤ 60 s) counted from the last ping sent, so a late poll does not
 //!   cause a burst. Any inbound frame (Pong, Ping, data, control message) proves the channel
 //!   alive; none for `2 × ping_interval` means the channel is dead → `KeepaliveTimeout`.
 //! * Connect timeout: an attempt that neither succeeds nor fails within `connect_timeout`
-//!   (default 60 s, the .NET SDK's `OperationTimeout`, spec §8.3) is abandoned →
+//!   (default 60 s, the .NET SDK's `OperationTimeout`, protocol §8.3) is abandoned →
 //!   `ConnectTimeout`, so a black-holed address cannot stall the listener forever.
 //! * Token expiry seen on our side (no renewal went out in time, or a ready-made token that
 //!   cannot be renewed): the machine gives the channel up at `se` (`TokenExpired`) instead of
@@ -56,11 +56,12 @@ use crate::proto::hc::backoff::{Backoff, BackoffError, BackoffPolicy};
 pub use reason::{ConnectFailure, ReconnectReason};
 pub use token::{renew_after, TokenValidity, MIN_RENEW_AFTER_ISSUE, RENEW_BEFORE_EXPIRY};
 
-/// Default keep-alive ping interval (spec §4.7 \[INFER\]).
+/// Default keep-alive ping interval (protocol §4.7 \[INFER\]).
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
-/// Default limit for one connect attempt (spec §8.3, .NET `OperationTimeout`; \[INFER\]).
+/// Default limit for one connect attempt (protocol §8.3, .NET `OperationTimeout`; \[INFER\]).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-/// A channel without inbound traffic for this many ping intervals is dead (spec §4.7 \[INFER\]).
+/// A channel without inbound traffic for this many ping intervals is dead (protocol §4.7
+/// \[INFER\]).
 pub const KEEPALIVE_MISSED_PINGS: u32 = 2;
 
 /// Timer settings of one control channel.
@@ -162,11 +163,11 @@ impl ListenerState {
 /// What the driver must do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// Open the control channel (spec §4.1) with a freshly minted token.
+    /// Open the control channel (protocol §4.1) with a freshly minted token.
     Connect,
-    /// Send a WebSocket Ping on the live channel (spec §4.7).
+    /// Send a WebSocket Ping on the live channel (protocol §4.7).
     SendPing,
-    /// Mint a new token, send `renewToken` (spec §4.6), then call
+    /// Mint a new token, send `renewToken` (protocol §4.6), then call
     /// [`ListenerMachine::on_renew_sent`].
     RenewToken,
     /// Give up the current channel or attempt (close it if still open) and count `reason`; the
@@ -259,7 +260,7 @@ impl ListenerMachine {
         }
     }
 
-    /// The handshake succeeded (`101`, spec §4.1); the channel runs on `token`.
+    /// The handshake succeeded (`101`, protocol §4.1); the channel runs on `token`.
     pub fn on_connected(&mut self, now: Instant, token: TokenValidity) {
         if let Stage::Connecting { started: true, .. } = self.stage {
             self.backoff.on_connected(now);
@@ -273,7 +274,7 @@ impl ListenerMachine {
         }
     }
 
-    /// The connect attempt failed (spec §4.1, §8.1).
+    /// The connect attempt failed (protocol §4.1, §8.1).
     pub fn on_connect_failed(&mut self, now: Instant, failure: ConnectFailure) {
         if let Stage::Connecting { started: true, .. } = self.stage {
             self.announce(now, ReconnectReason::from_failure(failure));
@@ -281,7 +282,7 @@ impl ListenerMachine {
     }
 
     /// The channel (or the attempt) ended; `close_code` is the code of the relay's close frame,
-    /// `None` if none arrived (spec §4.8, §8.2).
+    /// `None` if none arrived (protocol §4.8, §8.2).
     pub fn on_closed(&mut self, now: Instant, close_code: Option<u16>) {
         let reason = ReconnectReason::from_close(close_code);
         match self.stage {
@@ -294,14 +295,14 @@ impl ListenerMachine {
         }
     }
 
-    /// A frame of any kind arrived on the live channel (spec §4.7).
+    /// A frame of any kind arrived on the live channel (protocol §4.7).
     pub fn on_inbound_traffic(&mut self, now: Instant) {
         if let Stage::Online(live) = &mut self.stage {
             live.last_inbound = live.last_inbound.max(now);
         }
     }
 
-    /// A `renewToken` carrying a token of this validity went out (spec §4.6). Success has no
+    /// A `renewToken` carrying a token of this validity went out (protocol §4.6). Success has no
     /// reply; a rejection arrives as close 1008.
     pub fn on_renew_sent(&mut self, token: TokenValidity) {
         if let Stage::Online(live) = &mut self.stage {

@@ -1,10 +1,10 @@
 //! The JSON bodies of the control-channel and rendezvous commands, both directions:
-//! `accept` (spec §4.3), `request` (spec §4.4), `response` (spec §4.5) and `renewToken`
-//! (spec §4.6).
+//! `accept` (protocol §4.3), `request` (protocol §4.4), `response` (protocol §4.5) and `renewToken`
+//! (protocol §4.6).
 //!
 //! Field names are the wire's camelCase names. Unknown members are ignored and `\/` escapes are
-//! accepted (spec §4.2); absent optional members are omitted when writing, as .NET does. Reading a
-//! whole text message (the envelope with its single command key) is
+//! accepted (protocol §4.2); absent optional members are omitted when writing, as .NET does.
+//! Reading a whole text message (the envelope with its single command key) is
 //! [`super::control_message::parse_control_message`]; each type here writes its own envelope with
 //! `to_json`.
 
@@ -17,16 +17,16 @@ use super::json_headers::JsonHeaders;
 use crate::secret::Secret;
 
 /// Control-channel messages are limited to 64 KiB: the .NET listener assembles each one in a fixed
-/// buffer of that size (spec §4.2).
+/// buffer of that size (protocol §4.2).
 pub const MAX_CONTROL_MESSAGE_LEN: usize = 64 * 1024;
 
-/// The lowest status code a `response` may carry (.NET's setter accepts 100–999, spec §4.5).
+/// The lowest status code a `response` may carry (.NET's setter accepts 100–999, protocol §4.5).
 pub const MIN_STATUS_CODE: u16 = 100;
 
-/// The highest status code a `response` may carry (spec §4.5).
+/// The highest status code a `response` may carry (protocol §4.5).
 pub const MAX_STATUS_CODE: u16 = 999;
 
-/// The sender's address as the service saw it (`remoteEndpoint`, spec §4.3, §4.4).
+/// The sender's address as the service saw it (`remoteEndpoint`, protocol §4.3, §4.4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteEndpoint {
     /// The sender's IP address as text.
@@ -36,11 +36,11 @@ pub struct RemoteEndpoint {
 }
 
 /// `accept` (service → listener): a sender opened a WebSocket and this listener was picked
-/// (spec §4.3).
+/// (protocol §4.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Accept {
-    /// The rendezvous URL, used verbatim to accept or to build the reject URL (spec §5).
+    /// The rendezvous URL, used verbatim to accept or to build the reject URL (protocol §5).
     pub address: String,
     /// The connection id (the sender's `sb-hc-id` or one made by the service).
     pub id: String,
@@ -61,17 +61,18 @@ impl Accept {
 }
 
 /// `request` (service → listener): one relayed HTTP request, or a notice to fetch it over a
-/// rendezvous (spec §4.4). Every member is optional on the wire, so every field is an `Option`.
+/// rendezvous (protocol §4.4). Every member is optional on the wire, so every field is an `Option`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Request {
     /// The request-rendezvous URL (`sb-hc-action=request`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// The request id, echoed as `response.requestId`. Not required on a notice (spec §11 item 16).
+    /// The request id, echoed as `response.requestId`. Not required on a notice (protocol §11 item
+    /// 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// Path and query beginning with `/{HC path}`, `sb-hc-*` parameters removed (spec §2.4).
+    /// Path and query beginning with `/{HC path}`, `sb-hc-*` parameters removed (protocol §2.4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_target: Option<String>,
     /// The HTTP method.
@@ -80,7 +81,7 @@ pub struct Request {
     /// The sender's address, when the service supplies it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_endpoint: Option<RemoteEndpoint>,
-    /// The sender's headers after filtering (spec §6.6).
+    /// The sender's headers after filtering (protocol §6.6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_headers: Option<JsonHeaders>,
     /// Whether exactly one binary body message follows.
@@ -89,7 +90,7 @@ pub struct Request {
 }
 
 impl Request {
-    /// Whether this is the rendezvous-only notice (shape (b) of spec §4.4): neither `body` nor
+    /// Whether this is the rendezvous-only notice (shape (b) of protocol §4.4): neither `body` nor
     /// `method` is present, so the listener must connect to `address` to receive the request.
     pub fn is_rendezvous_notice(&self) -> bool {
         self.body.is_none() && self.method.is_none()
@@ -106,23 +107,23 @@ impl Request {
     }
 }
 
-/// `response` (listener → service): the answer to one `request` (spec §4.5).
+/// `response` (listener → service): the answer to one `request` (protocol §4.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Response {
     /// The `id` of the request being answered.
     pub request_id: String,
-    /// The HTTP status, 100–999. Read from a JSON number or a numeric string (spec §11 item 15),
-    /// always written as a number.
+    /// The HTTP status, 100–999. Read from a JSON number or a numeric string (protocol §11 item
+    /// 15), always written as a number.
     #[serde(deserialize_with = "deserialize_status_code")]
     pub status_code: u16,
     /// The reason phrase the sender sees; absent means the standard phrase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_description: Option<String>,
-    /// Headers for the sender's response (spec §6.6).
+    /// Headers for the sender's response (protocol §6.6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_headers: Option<JsonHeaders>,
-    /// Whether one binary body message follows. Required (spec §4.5).
+    /// Whether one binary body message follows. Required (protocol §4.5).
     pub body: bool,
 }
 
@@ -133,7 +134,7 @@ impl Response {
     }
 }
 
-/// `renewToken` (listener → service): replaces the control channel's credential (spec §4.6).
+/// `renewToken` (listener → service): replaces the control channel's credential (protocol §4.6).
 /// The token is a [`Secret`], so `Debug` never shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RenewToken {
@@ -142,7 +143,7 @@ pub struct RenewToken {
     pub token: Secret,
 }
 
-/// The prefix of a token that was URL-encoded as a whole (spec §11 item 14).
+/// The prefix of a token that was URL-encoded as a whole (protocol §11 item 14).
 const ENCODED_SAS_PREFIX: &str = "SharedAccessSignature%20";
 
 impl RenewToken {
@@ -157,7 +158,7 @@ impl RenewToken {
 
     /// The token as `ServiceBusAuthorization` would carry it. The SDKs send the raw token, but
     /// the article calls it URL-encoded, so a token that starts with `SharedAccessSignature%20`
-    /// is percent-decoded once (spec §11 item 14); any other token is returned unchanged.
+    /// is percent-decoded once (protocol §11 item 14); any other token is returned unchanged.
     pub fn token_as_header_value(&self) -> Secret {
         let raw = self.token.expose();
         if !raw.starts_with(ENCODED_SAS_PREFIX) {
@@ -174,7 +175,7 @@ struct RenewTokenWire<'a> {
     token: &'a str,
 }
 
-/// The envelope of an outgoing message: a single key naming the command (spec §4.2).
+/// The envelope of an outgoing message: a single key naming the command (protocol §4.2).
 #[derive(Serialize)]
 enum Outgoing<'a> {
     #[serde(rename = "accept")]
@@ -209,7 +210,7 @@ fn deserialize_status_code<'de, D: Deserializer<'de>>(deserializer: D) -> Result
 }
 
 /// Reads `statusCode` from a JSON number or from a string of exactly three ASCII digits
-/// (spec §4.5, §11 item 15), within 100–999.
+/// (protocol §4.5, §11 item 15), within 100–999.
 struct StatusCodeVisitor;
 
 impl StatusCodeVisitor {

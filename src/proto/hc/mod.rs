@@ -1,7 +1,7 @@
 //! Hybrid Connections protocol pieces shared by the relay and the listener daemon, sans-I/O:
-//! the control-channel JSON messages (spec §4), `sb-hc-*` query handling (spec §2.3, §2.4),
-//! relay paths and reject URLs (spec §2.2, §5.2, §6.7, Appendix A) and header filtering
-//! (spec §6.6, §10.6).
+//! the control-channel JSON messages (protocol §4), `sb-hc-*` query handling (protocol §2.3, §2.4),
+//! relay paths and reject URLs (protocol §2.2, §5.2, §6.7, Appendix A) and header filtering
+//! (protocol §6.6, §10.6).
 
 pub mod backoff;
 pub mod control_message;

@@ -1,17 +1,17 @@
 //! Relay request paths and the listener's upstream paths.
 //!
-//! * WebSocket URLs are `/$hc/{entity path}[/{suffix}]` (spec §2.2).
+//! * WebSocket URLs are `/$hc/{entity path}[/{suffix}]` (protocol §2.2).
 //! * A request path belongs to the configured hybrid connection whose entity path is the longest
-//!   case-insensitive segment-prefix of it (spec Appendix A).
+//!   case-insensitive segment-prefix of it (protocol Appendix A).
 //! * A relayed HTTP `requestTarget` is `/{entity path}{suffix}[?query]`; the listener maps it onto
 //!   its upstream base path by replacing the entity-path prefix and keeping the query byte-exact
-//!   (spec §6.7).
+//!   (protocol §6.7).
 
 use std::fmt;
 
 use percent_encoding::percent_decode_str;
 
-/// The fixed first segment of every WebSocket URL path, with its slashes (spec §2.2). Every SDK
+/// The fixed first segment of every WebSocket URL path, with its slashes (protocol §2.2). Every SDK
 /// sends the `$` unescaped.
 pub const WEBSOCKET_PATH_PREFIX: &str = "/$hc/";
 
@@ -25,7 +25,7 @@ pub fn split_target(target: &str) -> (&str, Option<&str>) {
 }
 
 /// The part of a WebSocket URL path after `/$hc`: `/{entity path}[/{suffix}]`, starting with `/`
-/// (spec §2.2).
+/// (protocol §2.2).
 pub fn websocket_entity_path(path: &str) -> Result<&str, PathError> {
     match path.strip_prefix(WEBSOCKET_PATH_PREFIX) {
         Some(rest) if !rest.is_empty() => Ok(&path[WEBSOCKET_PATH_PREFIX.len() - 1..]),
@@ -43,7 +43,7 @@ pub struct EntityMatch<'p> {
     pub suffix: &'p str,
 }
 
-/// Finds the hybrid connection a request path belongs to (spec Appendix A): the longest of
+/// Finds the hybrid connection a request path belongs to (protocol Appendix A): the longest of
 /// `entity_paths` that is a segment-prefix of `path`.
 ///
 /// `path` starts with `/` and has no query (for WebSocket URLs, pass the result of
@@ -106,7 +106,7 @@ fn segment_matches(encoded: &str, wanted: &str) -> bool {
     }
 }
 
-/// Maps a relayed `requestTarget` onto the upstream (spec §6.7): strips the leading
+/// Maps a relayed `requestTarget` onto the upstream (protocol §6.7): strips the leading
 /// `/{entity path}` (case-insensitively, on a segment boundary, as [`match_entity`] compares),
 /// appends the rest of the path to `upstream_base_path` and keeps the query byte-exact.
 ///
@@ -150,11 +150,12 @@ pub fn upstream_target(
 /// Why a path cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathError {
-    /// A WebSocket URL path that does not start with `/$hc/{entity path}` (spec §2.2).
+    /// A WebSocket URL path that does not start with `/$hc/{entity path}` (protocol §2.2).
     NotAHybridConnectionPath,
-    /// A `requestTarget` that is not a path starting with `/` (spec §4.4: RFC 7230 origin form).
+    /// A `requestTarget` that is not a path starting with `/` (protocol §4.4: RFC 7230 origin
+    /// form).
     TargetNotOriginForm,
-    /// A `requestTarget` that does not start with `/{entity path}` (spec §4.4, §6.7).
+    /// A `requestTarget` that does not start with `/{entity path}` (protocol §4.4, §6.7).
     TargetOutsideEntity { entity_path: String },
 }
 

@@ -1,6 +1,6 @@
-//! The `sb-hc-*` query parameters: their names (spec §2.3), stripping them from what the listener
-//! sees (spec §2.4), reading one parameter with form decoding (spec §5.2) and the `sb-hc-action`
-//! verb (spec §2.3).
+//! The `sb-hc-*` query parameters: their names (protocol §2.3), stripping them from what the
+//! listener sees (protocol §2.4), reading one parameter with form decoding (protocol §5.2) and the
+//! `sb-hc-action` verb (protocol §2.3).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -8,20 +8,20 @@ use std::str::FromStr;
 
 use url::form_urlencoded;
 
-/// The prefix the protocol reserves for its query parameters (spec §2.3).
+/// The prefix the protocol reserves for its query parameters (protocol §2.3).
 pub const SB_HC_PREFIX: &str = "sb-hc-";
-/// Which channel a WebSocket URL opens (spec §2.3).
+/// Which channel a WebSocket URL opens (protocol §2.3).
 pub const ACTION_PARAM: &str = "sb-hc-action";
-/// The client-chosen tracking id (spec §2.3).
+/// The client-chosen tracking id (protocol §2.3).
 pub const ID_PARAM: &str = "sb-hc-id";
-/// The URL-encoded SAS token, alternative to the `ServiceBusAuthorization` header (spec §3.1).
+/// The URL-encoded SAS token, alternative to the `ServiceBusAuthorization` header (protocol §3.1).
 pub const TOKEN_PARAM: &str = "sb-hc-token";
-/// The status a rejecting listener reports to the sender (spec §5.2).
+/// The status a rejecting listener reports to the sender (protocol §5.2).
 pub const STATUS_CODE_PARAM: &str = "sb-hc-statusCode";
-/// The reason a rejecting listener reports to the sender, form-encoded (spec §5.2).
+/// The reason a rejecting listener reports to the sender, form-encoded (protocol §5.2).
 pub const STATUS_DESCRIPTION_PARAM: &str = "sb-hc-statusDescription";
 
-/// Removes every `sb-hc-` parameter from a query, exactly as spec §2.4 pins it down.
+/// Removes every `sb-hc-` parameter from a query, exactly as protocol §2.4 pins it down.
 ///
 /// `query` is the text after `?`, without the `?`. An element (text between `&`s) is removed
 /// when it has the form `key=value` and `key` starts with `sb-hc-`, compared ASCII
@@ -72,7 +72,7 @@ fn is_sb_hc_element(element: &str) -> bool {
 
 /// The value of the first parameter called `name` in `query` (the text after `?`), with
 /// `application/x-www-form-urlencoded` decoding: `+` is a space and percent escapes are decoded
-/// (spec §5.2: .NET encodes spaces as `+`, other clients as `%20`). Names are compared ASCII
+/// (protocol §5.2: .NET encodes spaces as `+`, other clients as `%20`). Names are compared ASCII
 /// case-insensitively after decoding. Bytes that do not decode to UTF-8 become U+FFFD.
 pub fn get_query_param<'q>(query: &'q str, name: &str) -> Option<Cow<'q, str>> {
     form_urlencoded::parse(query.as_bytes())
@@ -88,14 +88,14 @@ pub fn get_query_params<'q>(query: &'q str, name: &str) -> Vec<Cow<'q, str>> {
         .collect()
 }
 
-/// The `sb-hc-action` verbs (spec §2.3).
+/// The `sb-hc-action` verbs (protocol §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// A listener's control channel.
     Listen,
     /// A sender's WebSocket.
     Connect,
-    /// A listener's accept rendezvous (or reject handshake, spec §5.2).
+    /// A listener's accept rendezvous (or reject handshake, protocol §5.2).
     Accept,
     /// A listener's request rendezvous.
     Request,
@@ -136,7 +136,7 @@ impl FromStr for Action {
     }
 }
 
-/// Reads the `sb-hc-action` parameter of a WebSocket URL's query (spec §2.3: required).
+/// Reads the `sb-hc-action` parameter of a WebSocket URL's query (protocol §2.3: required).
 pub fn parse_action(query: &str) -> Result<Action, QueryError> {
     let mut values = get_query_params(query, ACTION_PARAM).into_iter();
     let Some(value) = values.next() else {
@@ -151,7 +151,7 @@ pub fn parse_action(query: &str) -> Result<Action, QueryError> {
 /// Why a query's `sb-hc-action` is unusable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryError {
-    /// The query has no `sb-hc-action` parameter (spec §2.3: it is required).
+    /// The query has no `sb-hc-action` parameter (protocol §2.3: it is required).
     MissingAction,
     /// The query has `sb-hc-action` more than once, so the verb is ambiguous.
     RepeatedAction,

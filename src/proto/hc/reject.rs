@@ -1,5 +1,5 @@
-//! Rejecting a relayed WebSocket (spec §5.2): the listener builds the reject URL from the accept
-//! `address`; the relay reads the status and description back out of it.
+//! Rejecting a relayed WebSocket (protocol §5.2): the listener builds the reject URL from the
+//! accept `address`; the relay reads the status and description back out of it.
 
 use std::fmt;
 
@@ -16,7 +16,7 @@ const DESCRIPTION_ENCODE_SET: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// The reject URL of spec §5.2: the accept `address`, verbatim, followed by
+/// The reject URL of protocol §5.2: the accept `address`, verbatim, followed by
 /// `&sb-hc-statusCode={code}&sb-hc-statusDescription={percent-encoded description}`.
 pub fn reject_url(
     accept_address: &str,
@@ -36,7 +36,7 @@ pub fn reject_url(
     ))
 }
 
-/// What a rejecting listener told the relay to report to the sender (spec §5.2).
+/// What a rejecting listener told the relay to report to the sender (protocol §5.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     /// The status the sender's upgrade fails with.
@@ -90,9 +90,9 @@ fn parse_status_code(text: &str) -> Result<u16, RejectError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RejectError {
     /// The accept address has no query, so appending `&…` would not make parameters; service
-    /// addresses always carry `sb-hc-action=accept` (spec §4.3).
+    /// addresses always carry `sb-hc-action=accept` (protocol §4.3).
     AddressWithoutQuery,
-    /// The status to report is not a three-digit code (spec §2.2: `{3-digit}`).
+    /// The status to report is not a three-digit code (protocol §2.2: `{3-digit}`).
     StatusCodeOutOfRange { status_code: u16 },
     /// `sb-hc-statusCode` is not three digits within 100–999.
     InvalidStatusCode { value: String },

@@ -3,7 +3,7 @@
 //! The decoder never copies or collects the body: each call hands back a slice of the input
 //! that is payload, so the caller can forward it straight from its read buffer. Chunk
 //! extensions are checked to be field-value bytes and dropped; trailer fields are checked for
-//! syntax and dropped (relayed HTTP has no way to carry them, spec §6.6).
+//! syntax and dropped (relayed HTTP has no way to carry them, protocol §6.6).
 
 use std::fmt;
 
@@ -12,7 +12,7 @@ use super::syntax::{is_field_value_byte, is_tchar};
 
 /// Cap on the chunk extensions of one chunk-size line.
 pub const MAX_CHUNK_EXTENSION_BYTES: usize = 4 * 1024;
-/// Cap on the trailer section, including its line endings (as spec §6.1 caps a head).
+/// Cap on the trailer section, including its line endings (as protocol §6.1 caps a head).
 pub const MAX_TRAILER_BYTES: usize = 32 * 1024;
 
 /// Why a chunked body is malformed. One variant per RFC 9112 §7.1 rule or limit.

@@ -1,7 +1,7 @@
 //! How a message's body is delimited (RFC 9112 §6), decided from its head.
 //!
 //! Only the `chunked` transfer coding is supported, in both directions: the relayed-HTTP path
-//! drops `Transfer-Encoding` when it re-frames a body (spec §6.6), so a body still carrying
+//! drops `Transfer-Encoding` when it re-frames a body (protocol §6.6), so a body still carrying
 //! another coding (e.g. `gzip, chunked`) could not be passed on faithfully and is refused
 //! (RFC 9112 §6.1 lets a server answer 501 to a coding it does not understand).
 //!

@@ -1,5 +1,5 @@
 //! Request and response heads (RFC 9112 §2–§5), parsed push-style over `httparse` with named
-//! limits (spec §6.1: 32 KB of header metadata).
+//! limits (protocol §6.1: 32 KB of header metadata).
 //!
 //! The parsers take whatever bytes have arrived so far and answer "need more" (`Ok(None)`), a
 //! complete owned head with its length, or the rule the bytes break. They keep no state between
@@ -10,7 +10,7 @@ use std::mem::MaybeUninit;
 
 use super::headers::Headers;
 
-/// Default cap on a head's size: spec §6.1's 32 KB of header metadata.
+/// Default cap on a head's size: protocol §6.1's 32 KB of header metadata.
 pub const DEFAULT_MAX_HEAD_BYTES: usize = 32 * 1024;
 /// Default cap on the number of header fields in one head.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
@@ -90,7 +90,7 @@ impl RequestHead {
 }
 
 impl fmt::Debug for RequestHead {
-    /// The query is not printed: it may carry a token (`sb-hc-token`, spec §3.1).
+    /// The query is not printed: it may carry a token (`sb-hc-token`, protocol §3.1).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let query = self.query().map(|_| crate::secret::REDACTED);
         f.debug_struct("RequestHead")

@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::syntax::list_elements;
 
-/// Header names whose values are credentials; `Debug` never prints their values (spec §2.5,
+/// Header names whose values are credentials; `Debug` never prints their values (protocol §2.5,
 /// §3.1).
 const SENSITIVE: &[&str] = &[
     "authorization",

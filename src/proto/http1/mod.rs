@@ -2,11 +2,11 @@
 //!
 //! The relay uses the server side (parse request heads and bodies, write response heads); the
 //! daemon uses the client side (write request heads, parse response heads and bodies) towards
-//! its upstream (spec §6). Nothing here reads a socket: heads are parsed from whatever bytes
+//! its upstream (protocol §6). Nothing here reads a socket: heads are parsed from whatever bytes
 //! have arrived ([`parse_request_head`], [`parse_response_head`]), bodies are decoded in place
 //! as slices of the caller's buffer ([`BodyDecoder`]), and writers append to a `Vec<u8>`.
 //!
-//! - [`head`]: heads over `httparse`, with [`Limits`] (spec §6.1: 32 KB of header metadata).
+//! - [`head`]: heads over `httparse`, with [`Limits`] (protocol §6.1: 32 KB of header metadata).
 //! - [`headers`]: the ordered, duplicate-keeping [`Headers`] list.
 //! - [`framing`]: [`BodyKind`] from a head (RFC 9112 §6).
 //! - [`body`], [`chunked_decoder`], [`chunked_encoder`]: body readers and chunk writing.

@@ -1,7 +1,7 @@
 //! Writing request and response heads (RFC 9112 §3, §4, §5), always as HTTP/1.1.
 //!
 //! Header names and values written here often come from untrusted JSON (relayed
-//! `requestHeaders` / `responseHeaders`, spec §6.6), so every part of a head is checked before
+//! `requestHeaders` / `responseHeaders`, protocol §6.6), so every part of a head is checked before
 //! a byte is written: CR, LF or NUL anywhere would let a peer inject lines (header injection,
 //! response splitting). On error `dst` is left as it was.
 

@@ -4,7 +4,7 @@
 //! (at most 123 bytes, so the payload fits a 125-byte control frame). Codes valid on the wire:
 //! 1000–1003, 1007–1014 (1012–1014 as registered with IANA, §11.7) and 3000–4999. Rejected:
 //! below 1000, 1004 (reserved), 1005/1006/1015 (must never be sent), 1016–2999 (reserved for
-//! future protocol use) and 5000 and above (undefined). The service's codes (spec §4.8, §8.2:
+//! future protocol use) and 5000 and above (undefined). The service's codes (protocol §4.8, §8.2:
 //! 1001, 1008, 1011) are all valid.
 
 use std::fmt;

@@ -54,7 +54,7 @@ pub enum Event<'a> {
     },
     /// A whole ping frame's payload; answer with a pong carrying the same bytes (§5.5.2).
     Ping(&'a [u8]),
-    /// A whole pong frame's payload (solicited or not; both occur, spec §4.7).
+    /// A whole pong frame's payload (solicited or not; both occur, protocol §4.7).
     Pong(&'a [u8]),
     /// The peer's close frame; any later frame is an error.
     Close(CloseFrame<'a>),

@@ -154,7 +154,7 @@ pub struct Limits {
     pub max_frame_size: u64,
     /// The largest data message accepted, summed over its fragments, in bytes. Default 64 MiB
     /// ([`DEFAULT_MAX_MESSAGE_SIZE`]). Paths that stream a message (rendezvous request bodies,
-    /// spec §6.4) may raise it; the decoder never buffers a message.
+    /// protocol §6.4) may raise it; the decoder never buffers a message.
     pub max_message_size: u64,
 }
 

@@ -2,13 +2,13 @@
 //! [`crate::proto::http1`].
 //!
 //! Client side ([`ClientHandshake`]): the daemon's control channel and rendezvous connects
-//! (spec §4.1, §5.1, §6.3). A non-101 answer is not an error but a [`Rejection`]: the reject
-//! path of spec §5.2 *expects* `410 Gone`, and Azure explains other refusals in the body.
+//! (protocol §4.1, §5.1, §6.3). A non-101 answer is not an error but a [`Rejection`]: the reject
+//! path of protocol §5.2 *expects* `410 Gone`, and Azure explains other refusals in the body.
 //!
 //! Server side ([`parse_upgrade_request`]): the relay's listen, connect and rendezvous
-//! endpoints. It tolerates what the Node SDKs send (spec §10.3, §10.6): an ignored
+//! endpoints. It tolerates what the Node SDKs send (protocol §10.3, §10.6): an ignored
 //! `permessage-deflate` offer and odd header names such as `0`. Neither side ever negotiates an
-//! extension (spec §5.1, §10.6 items 2 and 4).
+//! extension (protocol §5.1, §10.6 items 2 and 4).
 
 use std::fmt;
 
@@ -174,7 +174,7 @@ pub struct HandshakeResponse {
     pub head: ResponseHead,
 }
 
-/// A final answer other than 101: the server refused, or (spec §5.2) acknowledged a
+/// A final answer other than 101: the server refused, or (protocol §5.2) acknowledged a
 /// rejection with `410 Gone`. A body may follow the head; see [`Rejection::body_kind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -182,13 +182,13 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// The status code, e.g. 410 for a delivered rejection (spec §5.2), 401/403/404 on listen
-    /// (spec §4.1).
+    /// The status code, e.g. 410 for a delivered rejection (protocol §5.2), 401/403/404 on listen
+    /// (protocol §4.1).
     pub fn status(&self) -> u16 {
         self.head.status
     }
 
-    /// The reason phrase; Azure puts a tracking id here (spec §4.1).
+    /// The reason phrase; Azure puts a tracking id here (protocol §4.1).
     pub fn reason(&self) -> &str {
         &self.head.reason
     }
@@ -213,7 +213,7 @@ impl ClientHandshake {
     ///
     /// `host` is the `Host` value (with the port when it is not the scheme's default);
     /// `key` is 16 random bytes from the caller (RFC 6455 §4.1 item 7); `extra_headers` are
-    /// written after the handshake fields in order (e.g. `ServiceBusAuthorization`, spec
+    /// written after the handshake fields in order (e.g. `ServiceBusAuthorization`, protocol
     /// §4.1) and are not kept, so `dst` is the only place they end up: do not log it. On error
     /// `dst` is unchanged.
     pub fn new(
@@ -579,7 +579,7 @@ fn offered_subprotocols(headers: &Headers) -> Result<Vec<String>, UpgradeError> 
 }
 
 /// Appends the `101 Switching Protocols` answer (RFC 6455 §4.2.2 item 5). It never carries
-/// `Sec-WebSocket-Extensions` (spec §10.6 items 2 and 4).
+/// `Sec-WebSocket-Extensions` (protocol §10.6 items 2 and 4).
 pub fn write_switching_protocols(
     dst: &mut Vec<u8>,
     accept_key: &str,
@@ -600,7 +600,7 @@ pub fn write_switching_protocols(
 }
 
 /// Appends a refusal with a plain-text `body` and `Connection: close`. A 426 also carries
-/// `Sec-WebSocket-Version: 13` (RFC 6455 §4.4). `reason` may come from a listener (spec §5.2)
+/// `Sec-WebSocket-Version: 13` (RFC 6455 §4.4). `reason` may come from a listener (protocol §5.2)
 /// and is checked like every head field.
 pub fn write_error_response(
     dst: &mut Vec<u8>,
@@ -954,7 +954,7 @@ mod tests {
 
     #[test]
     fn delivered_reject_is_410_gone() {
-        // Spec §5.2: the reject handshake succeeds when the relay answers 410.
+        // Protocol §5.2: the reject handshake succeeds when the relay answers 410.
         let hs = client(&mut Vec::new(), None);
         let buf = b"HTTP/1.1 410 Gone\r\nContent-Length: 0\r\n\r\n";
         let Ok(HandshakeOutcome::Rejected(r)) = outcome(&hs, buf) else {
@@ -989,7 +989,7 @@ mod tests {
 
     // ---- server side ----
 
-    /// What the hyco-ws listener sends on an accept rendezvous (spec §10.3, §10.6 item 5).
+    /// What the hyco-ws listener sends on an accept rendezvous (protocol §10.3, §10.6 item 5).
     const HYCO_WS_REQUEST: &[u8] = b"GET /$hc/hycows?sb-hc-action=accept&sb-hc-id=42 HTTP/1.1\r\n\
         Sec-WebSocket-Version: 13\r\n\
         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\

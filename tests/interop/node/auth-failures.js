@@ -1,6 +1,6 @@
 'use strict';
 // Listener authentication failures seen through the official SDKs' own listener APIs
-// (spec §3.4, §4.1, §8.1). One case per run:
+// (protocol §3.4, §4.1, §8.1). One case per run:
 //
 //   node auth-failures.js wrong-key         hyco-ws listener, token signed with a random key
 //                                           that is not the rule's key          -> 401
@@ -12,7 +12,7 @@
 // Both SDKs surface the refused upgrade only as an 'error' event whose message carries the
 // status: hyco-ws (ws 1.1.5) "unexpected server response (401)", hyco-https (ws 6.2.7)
 // "Unexpected server response: 401". The first failure is recorded and the process exits at
-// once: hyco-ws would otherwise reconnect without delay, forever (spec §10.4 #7).
+// once: hyco-ws would otherwise reconnect without delay, forever (protocol §10.4 #7).
 //
 // Output: {"event":"auth-failure","case":C,"sdk":S,"status":N|null,"expected_status":N,
 //          "message":M,"ok":bool}

@@ -1,13 +1,13 @@
 'use strict';
 // Shared helpers for the interop scripts: configuration from the environment, the URLs and
-// tokens of spec §10.5, deterministic test content, and the one-JSON-object-per-line output
+// tokens of protocol §10.5, deterministic test content, and the one-JSON-object-per-line output
 // contract the Rust harness (tests/interop/harness.rs) parses.
 //
 // Environment (all scripts):
 //   HYCO_RELAY        relay base URL, e.g. ws://127.0.0.1:41234 (plain ws, loopback)
 //   HYCO_HC           hybrid connection name, e.g. hyco-ws
 //   HYCO_KEY_NAME     SAS rule name, e.g. RootManageSharedAccessKey
-//   HYCO_KEY          SAS key (the base64 text itself is the HMAC key, spec §3.3)
+//   HYCO_KEY          SAS key (the base64 text itself is the HMAC key, protocol §3.3)
 //   HYCO_TIMEOUT_MS   optional overall deadline of the script (default 90000)
 
 const crypto = require('crypto');
@@ -80,17 +80,20 @@ function exitWhenParentGoes() {
   }
 }
 
-/** Listener control-channel URL, built by hand because the SDK helpers force wss/443 (spec §10.4 #2). */
+/**
+ * Listener control-channel URL, built by hand because the SDK helpers force wss/443
+ * (protocol §10.4 #2).
+ */
 function listenUri(cfg, id) {
   return `${cfg.relay}/$hc/${cfg.hc}?sb-hc-action=listen&sb-hc-id=${encodeURIComponent(id)}`;
 }
 
-/** Sender WebSocket URL (spec §7.1). */
+/** Sender WebSocket URL (protocol §7.1). */
 function connectUri(cfg, id) {
   return `${cfg.relay}/$hc/${cfg.hc}?sb-hc-action=connect&sb-hc-id=${encodeURIComponent(id)}`;
 }
 
-/** Resource URI the tokens are minted for: http://HOST:PORT/HC, as in the recipe of spec §10.5. */
+/** Resource URI the tokens are minted for: http://HOST:PORT/HC, as in protocol §10.5's recipe. */
 function tokenAudience(cfg) {
   return `http://${cfg.host}:${cfg.port}/${cfg.hc}`;
 }

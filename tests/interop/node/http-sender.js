@@ -1,14 +1,14 @@
 'use strict';
-// Relayed-HTTP sender with plain Node `http.request` (there is no SDK for HTTP senders, spec
+// Relayed-HTTP sender with plain Node `http.request` (there is no SDK for HTTP senders, protocol
 // §10.3) against https-listener.js, token from the SDK's createRelayToken in the
-// ServiceBusAuthorization header (spec §3.1, §7.2).
+// ServiceBusAuthorization header (protocol §3.1, §7.2).
 //
 // Usage (configuration from the environment, see common.js):
 //   node http-sender.js bodies        GET (response body) and POST (echo) for 0 B, 1 KiB,
 //                                     100 KiB and 5 MiB
-//   node http-sender.js multi-header  x-multi sent twice, expected back as "a, b" (spec §4.4)
+//   node http-sender.js multi-header  x-multi sent twice, expected back as "a, b" (protocol §4.4)
 //   node http-sender.js query         query strings preserved, sb-hc-* parameters stripped,
-//                                     token accepted in sb-hc-token (spec §2.4, §3.1)
+//                                     token accepted in sb-hc-token (protocol §2.4, §3.1)
 //   node http-sender.js statuses      404, 418, 500, 503 chosen by the listener
 //
 // Requests are sent one after another over one keep-alive connection, as Node's default agent
@@ -75,7 +75,7 @@ function plan(scenario) {
       method: 'GET', path, headers: {}, body: null,
       expect: { status: 200, xUrl, resp: Buffer.alloc(0) },
     }));
-    // Token in the query instead of the header: accepted and stripped (spec §3.1).
+    // Token in the query instead of the header: accepted and stripped (protocol §3.1).
     requests.push({
       method: 'GET', path: `/${hc}/q?z=1&sb-hc-token=${encodeURIComponent(token)}`, headers: {},
       body: null, noAuthHeader: true,

@@ -1,7 +1,7 @@
 'use strict';
 // Verifiable HTTP listener on the official hyco-https SDK (createRelayedServer + listen(),
-// spec §10.2, §10.5). Serve it on a hybrid connection that gets no WebSocket senders: an
-// `accept` crashes hyco-https (spec §10.4 #9).
+// protocol §10.2, §10.5). Serve it on a hybrid connection that gets no WebSocket senders: an
+// `accept` crashes hyco-https (protocol §10.4 #9).
 //
 // Usage: node https-listener.js          (configuration from the environment, see common.js)
 //
@@ -13,7 +13,7 @@
 //   body     = the request body (echo), or, if the request has x-want-len: N,
 //              common.content(`response/${N}`, N)
 //   headers  x-method       = req.method
-//            x-url          = req.url (the relay's requestTarget, spec §4.4)
+//            x-url          = req.url (the relay's requestTarget, protocol §4.4)
 //            x-body-sha256  = SHA-256 (hex) of the request body the listener received
 //            x-body-len     = its length
 //            x-multi        = the request's x-multi header (present only if it was sent)
@@ -92,5 +92,5 @@ server.on('error', (error) => {
   common.fail(`control channel error while ${phase}: ${String(error.message || error)}`);
 });
 
-// hyco-https does not connect until listen() is called (spec §10.2); its arguments are ignored.
+// hyco-https does not connect until listen() is called (protocol §10.2); its arguments are ignored.
 server.listen();

@@ -1,5 +1,5 @@
 'use strict';
-// Echo listener on the official hyco-ws SDK (createRelayedServer, spec §10.2, §10.5).
+// Echo listener on the official hyco-ws SDK (createRelayedServer, protocol §10.2, §10.5).
 //
 // Usage: node ws-listener.js            (configuration from the environment, see common.js)
 //
@@ -12,7 +12,7 @@
 // Behaviour: every message is echoed back with the same type (binary stays binary, text stays
 // text). The text message CLOSE_COMMAND instead makes the listener close that stream with 1000,
 // so a sender can test a listener-initiated close. Any error on the control channel is fatal:
-// hyco-ws would otherwise reconnect immediately and forever (spec §10.4 #7).
+// hyco-ws would otherwise reconnect immediately and forever (protocol §10.4 #7).
 
 const WebSocket = require('hyco-ws');
 const common = require('./common');
@@ -28,11 +28,11 @@ let accepted = 0;
 const server = WebSocket.createRelayedServer(
   {
     server: common.listenUri(cfg, 'node-ws-listener'),
-    // A function, so hyco-ws mints a fresh token on every (re)connect (spec §8.4).
+    // A function, so hyco-ws mints a fresh token on every (re)connect (protocol §8.4).
     token: () => WebSocket.createRelayToken(common.tokenAudience(cfg), cfg.keyName, cfg.key),
   },
   (ws) => {
-    // 'connection' fires while the rendezvous socket is still CONNECTING (spec §10.3):
+    // 'connection' fires while the rendezvous socket is still CONNECTING (protocol §10.3):
     // nothing may be sent before 'open'. Echoing only ever happens after a message arrived.
     const conn = accepted;
     accepted += 1;
@@ -68,7 +68,7 @@ server.on('listening', () => {
   });
 });
 
-// Mandatory: hyco-ws emits 'error' without checking for listeners (spec §10.3).
+// Mandatory: hyco-ws emits 'error' without checking for listeners (protocol §10.3).
 server.on('error', (error) => {
   common.fail(`control channel error while ${phase}: ${String(error.message || error)}`);
 });

@@ -1,5 +1,5 @@
 'use strict';
-// WebSocket senders on the official hyco-ws SDK (relayedConnect, spec §7.1, §10.2) against an
+// WebSocket senders on the official hyco-ws SDK (relayedConnect, protocol §7.1, §10.2) against an
 // echo listener (ws-listener.js) on the same hybrid connection.
 //
 // Usage (configuration from the environment, see common.js):

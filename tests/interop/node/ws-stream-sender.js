@@ -1,7 +1,7 @@
 'use strict';
-// Byte-stream senders on the official hyco-ws SDK (relayedConnect, spec §7.1, §10.2) against a
+// Byte-stream senders on the official hyco-ws SDK (relayedConnect, protocol §7.1, §10.2) against a
 // listener that forwards the stream to a TCP echo target, such as the hycod daemon in stream
-// mode (spec §5.4). TCP does not keep WebSocket message boundaries, so the echo is checked as
+// mode (protocol §5.4). TCP does not keep WebSocket message boundaries, so the echo is checked as
 // a byte stream: each sender sends its messages back to back, reads until as many bytes came
 // back as it sent, compares the SHA-256 of both concatenations, then closes with 1000.
 //

@@ -1,4 +1,4 @@
-//! The read side of a request rendezvous (spec §6.3, §6.4): `request` text messages, and each
+//! The read side of a request rendezvous (protocol §6.3, §6.4): `request` text messages, and each
 //! request's body as one binary message of any size, streamed to the target frame by frame as
 //! it arrives instead of being collected.
 
@@ -101,7 +101,7 @@ pub struct RendezvousReader<R = OwnedReadHalf<Stream>> {
 
 impl<R: AsyncReadRent> RendezvousReader<R> {
     /// A reader over `read`; `leftover` holds bytes read past the handshake. A body message may
-    /// be of any size (spec §6.4): the reader never collects one.
+    /// be of any size (protocol §6.4): the reader never collects one.
     pub fn new(read: R, leftover: &[u8]) -> Self {
         let limits = Limits {
             max_message_size: u64::MAX,

@@ -1,4 +1,4 @@
-//! The write side of a request rendezvous (spec §6.3 step 4, §6.4): the `response` text
+//! The write side of a request rendezvous (protocol §6.3 step 4, §6.4): the `response` text
 //! message, then its body as ONE binary message — first frame binary FIN=0, continuation frames,
 //! a final continuation FIN=1 that may be empty — streamed as the target's body arrives. Every
 //! frame is masked with a fresh key (RFC 6455 §5.3: the daemon is the client).

@@ -1,19 +1,19 @@
 //! Why a control channel is being (re)connected, and how the driver reports a failed connect
-//! (spec §4.1, §4.8, §8.1, §8.2, §8.5).
+//! (protocol §4.1, §4.8, §8.1, §8.2, §8.5).
 //!
 //! [`ReconnectReason::as_str`] values are metric label values (`reconnects_total{reason=…}`):
 //! they are stable and must not change once released.
 
 use crate::proto::hc::backoff::BackoffClass;
 
-/// How an attempt to open the control channel failed (spec §4.1, §8.1).
+/// How an attempt to open the control channel failed (protocol §4.1, §8.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectFailure {
     /// The relay answered the upgrade with this HTTP status instead of `101`.
     Status(u16),
     /// DNS, TCP, proxy or TLS failed before an HTTP answer arrived.
     Io,
-    /// An answer arrived but was not a valid WebSocket upgrade (spec §4.1).
+    /// An answer arrived but was not a valid WebSocket upgrade (protocol §4.1).
     Handshake,
 }
 
@@ -22,13 +22,14 @@ pub enum ConnectFailure {
 pub enum ReconnectReason {
     /// The connect did not complete within the connect timeout.
     ConnectTimeout,
-    /// `401` on listen: token missing, malformed or invalid (spec §4.1).
+    /// `401` on listen: token missing, malformed or invalid (protocol §4.1).
     Http401,
-    /// `403` on listen: no Listen right, or the listener quota is exceeded (spec §4.1, §11 item 3).
+    /// `403` on listen: no Listen right, or the listener quota is exceeded (protocol §4.1, §11 item
+    /// 3).
     Http403,
-    /// `404` on listen: hybrid connection missing or URL malformed (spec §4.1).
+    /// `404` on listen: hybrid connection missing or URL malformed (protocol §4.1).
     Http404,
-    /// A `5xx` on listen: service error (spec §8.1).
+    /// A `5xx` on listen: service error (protocol §8.1).
     Http5xx,
     /// Any other non-`101` status on listen.
     HttpOther,
@@ -36,19 +37,19 @@ pub enum ReconnectReason {
     IoError,
     /// The upgrade answer was not a valid WebSocket handshake.
     HandshakeError,
-    /// Close 1001: hybrid connection deleted or disabled (spec §4.8).
+    /// Close 1001: hybrid connection deleted or disabled (protocol §4.8).
     Closed1001,
-    /// Close 1008: token expired or renewal rejected (spec §4.6, §4.8).
+    /// Close 1008: token expired or renewal rejected (protocol §4.6, §4.8).
     Closed1008,
-    /// Close 1011: service error, incl. the daily recycle (spec §4.8).
+    /// Close 1011: service error, incl. the daily recycle (protocol §4.8).
     Closed1011,
     /// A close frame with any other code (or none).
     ClosedOther,
     /// The connection ended without a close frame (TCP reset, EOF).
     ConnectionLost,
-    /// No inbound traffic (not even a pong) for two ping intervals (spec §4.7).
+    /// No inbound traffic (not even a pong) for two ping intervals (protocol §4.7).
     KeepaliveTimeout,
-    /// The channel's token expired on our side before it was renewed (spec §4.6).
+    /// The channel's token expired on our side before it was renewed (protocol §4.6).
     TokenExpired,
 }
 
@@ -117,7 +118,7 @@ impl ReconnectReason {
         }
     }
 
-    /// Which back-off ladder the reconnect climbs (spec §8.5).
+    /// Which back-off ladder the reconnect climbs (protocol §8.5).
     ///
     /// \[INFER\] beyond the table in §8.5: 403 (also the likely quota-exceeded answer, §11 item 3)
     /// is [`BackoffClass::Auth`]; a token that expired on our side is treated like close 1008.
@@ -139,7 +140,7 @@ impl ReconnectReason {
     }
 
     /// Whether an operator must act (credentials, rights, missing hybrid connection): log at
-    /// error level and alert (spec §8.5).
+    /// error level and alert (protocol §8.5).
     pub fn needs_operator(self) -> bool {
         self.backoff_class().is_long()
     }

@@ -1,11 +1,11 @@
-//! When the control channel's token must be renewed, and when it expires (spec §4.6, §8.4).
+//! When the control channel's token must be renewed, and when it expires (protocol §4.6, §8.4).
 //!
 //! Times are `Instant`s: the driver mints a token at a known instant with a known lifetime, so no
 //! wall clock is needed; [`TokenValidity::fixed_at_unix`] converts the `se` of a ready-made token.
 //!
-//! \[INFER\] renewal point (spec §8.4 recommends "~80 % of lifetime or 5 min before `se`, whichever
-//! is earlier"; the SDKs renew at the nominal expiry and rely on a grace period we do not want to
-//! depend on):
+//! \[INFER\] renewal point (protocol §8.4 recommends "~80 % of lifetime or 5 min before `se`,
+//! whichever is earlier"; the SDKs renew at the nominal expiry and rely on a grace period we do not
+//! want to depend on):
 //!
 //! ```text
 //! renew_at = issued_at + max(min(80 % × lifetime, lifetime − 5 min), min(1 min, lifetime / 2))
@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use super::later;
 
-/// Share of the lifetime after which a token is renewed: 4/5 = 80 % (spec §8.4 \[INFER\]).
+/// Share of the lifetime after which a token is renewed: 4/5 = 80 % (protocol §8.4 \[INFER\]).
 const RENEW_NUMERATOR: u32 = 4;
 const RENEW_DENOMINATOR: u32 = 5;
-/// Renew at the latest this long before expiry (spec §8.4 \[INFER\]).
+/// Renew at the latest this long before expiry (protocol §8.4 \[INFER\]).
 pub const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// Never renew earlier than this long after issue (or half the lifetime, if shorter) (\[INFER\]).
 pub const MIN_RENEW_AFTER_ISSUE: Duration = Duration::from_secs(60);
@@ -49,7 +49,7 @@ impl TokenValidity {
     }
 
     /// A ready-made token (connection string with `SharedAccessSignature`): used as-is, never
-    /// renewed (spec §3.5).
+    /// renewed (protocol §3.5).
     pub fn fixed(expires_at: Instant) -> TokenValidity {
         TokenValidity {
             expires_at,
