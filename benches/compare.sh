@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark on loopback (issue 6, ../shared/docs/benchmarking.md): direct (no proxy),
+# Side-by-side benchmark on loopback (method: docs/benchmarking.md): direct (no proxy),
 # hycod (forward -> relay -> daemon for streams; relay + daemon for HTTP), hycod over wss, and the
 # peers when present: rathole 0.5 websocket, rathole websocket+TLS, haproxy (tcp mode). One
 # invocation, paths alternated within every round, >= 3 rounds, medians [min..max].

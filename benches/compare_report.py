@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Tables of a benches/compare.sh run: reads its JSON files, prints markdown tables, ratios
-against direct and against each peer, the issue-6 targets met or missed, and (with --write)
+against direct and against each peer, the performance targets met or missed, and (with --write)
 replaces the block between the compare markers in docs/performance.md."""
 
 import argparse
@@ -284,7 +284,7 @@ def main():
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *ratio_rows,
         "",
-        "### Issue 6 targets",
+        "### Performance targets",
         "",
         "| target | this run | goal | |",
         "|---|---|---|---|",

@@ -1,7 +1,7 @@
 //! hycod: an Azure Relay Hybrid Connections listener daemon and self-hostable relay.
 //!
-//! The protocol is described in `shared/docs/hybrid-connections-protocol.md` ("the spec" below);
-//! section numbers in doc comments refer to it.
+//! The protocol is described in `docs/protocol.md`; doc comments cite its sections as
+//! "protocol §N".
 
 pub mod auth;
 pub mod cli;

@@ -5,7 +5,8 @@
 //! 16 KiB record copies of the TLS data path (rustls copying plaintext into records and out of
 //! them, our copy of decrypted plaintext to the caller) 37-45 % of the CPU of each process on the
 //! wss path; with the threshold raised, glibc uses its vector loop and the forwarder, relay and
-//! daemon together spend about a third fewer CPU-seconds per GiB (issue 6).
+//! daemon together spend about a third fewer CPU-seconds per GiB (docs/operations.md, "Memory
+//! copies on AMD processors").
 //!
 //! The dynamic loader reads `GLIBC_TUNABLES` only when a program starts, so on an AMD x86-64
 //! Linux system whose environment does not set the threshold already, `hycod` adds it and

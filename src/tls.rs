@@ -1,4 +1,4 @@
-//! TLS set-up: the only module that builds rustls configurations (design.md §2, "TLS").
+//! TLS set-up: the only module that builds rustls configurations (architecture §2, "TLS").
 //!
 //! Every configuration uses the ring crypto provider explicitly ([`provider`]), so no code path
 //! can fall back to aws-lc-rs. Clients verify certificates always: against the webpki roots for

@@ -1,4 +1,4 @@
-//! `hycod run` as an operator runs it (issue 7, design.md §3 "Lifecycle", docs/operations.md):
+//! `hycod run` as an operator runs it (architecture §3 "Lifecycle", docs/operations.md):
 //! a real daemon process against a real relay process, steered with signals, observed through
 //! its `NOTIFY_SOCKET` datagrams, its JSON log lines, its admin endpoint and the relay's
 //! `/$status`. Reload and drain times are printed (`--nocapture`) for docs/operations.md.

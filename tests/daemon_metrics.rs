@@ -1,4 +1,4 @@
-//! What an operator scrapes and reads from `hycod run` (design.md §4, issue 7 items 1 and 5):
+//! What an operator scrapes and reads from `hycod run` (architecture §4, docs/metrics.md):
 //! `/metrics` parsed by an independent Prometheus parser counts exactly the relayed requests
 //! a test sent and carries plausible process metrics; JSON log lines carry one line per
 //! request and per listener event, and never a key, a token or a query string.

@@ -1,4 +1,4 @@
-//! The daemon handle's lifecycle API in process (design.md §3 "Lifecycle"): phases, in-flight
+//! The daemon handle's lifecycle API in process (architecture §3 "Lifecycle"): phases, in-flight
 //! counts, reloads that replace a hybrid connection make-before-break, and reloads that are
 //! rejected whole.
 

@@ -1,4 +1,4 @@
-//! The daemon's stream mode over real sockets (issue 5, protocol §5): an in-process relay, a
+//! The daemon's stream mode over real sockets (protocol §5): an in-process relay, a
 //! control channel registered by the test, `serve_accept` for every `accept`, a TCP target on
 //! loopback, and senders connecting through the relay.
 

@@ -1,7 +1,7 @@
-//! Fault injection (issue 8 item 2): a `hycod run` daemon and a `hycod relay` as real processes,
-//! with the fault proxy of `tests/common/fault_proxy.rs` between daemon and relay (as the
-//! hybrid connection's HTTP CONNECT `proxy`, so control channels AND rendezvous connections pass
-//! through it) or between daemon and target. Each test asserts what the sender sees, that the
+//! Fault injection (docs/reliability.md "Faults"): a `hycod run` daemon and a `hycod relay` as real
+//! processes, with the fault proxy of `tests/common/fault_proxy.rs` between daemon and relay (as
+//! the hybrid connection's HTTP CONNECT `proxy`, so control channels AND rendezvous connections
+//! pass through it) or between daemon and target. Each test asserts what the sender sees, that the
 //! other hybrid connection's traffic is unaffected, and that the daemon recovers by itself.
 //!
 //! Every daemon serves two hybrid connections: `faulty` (behind the faults) and `steady` (never

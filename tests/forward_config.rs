@@ -1,4 +1,4 @@
-//! `[[forward]]` in `hycod run` (issue 6 "Sender side"): one daemon process whose configuration
+//! `[[forward]]` in `hycod run` (docs/configuration.md): one daemon process whose configuration
 //! holds a hybrid connection and a forward to it carries a TCP client's bytes through the relay
 //! and back (client → forward → relay → listener → echo target); reloads add, remove and reject
 //! forwards; a drain waits for forwarded connections.

@@ -1,6 +1,7 @@
-//! `dist/grafana-dashboard.json` (issue 7 item 6) is importable JSON whose queries name only
-//! metrics hycod exports: the descriptors of `src/daemon/metrics.rs` (with the `_bucket`,
-//! `_sum` and `_count` series of histograms), the `process_*` metrics and `hycod_build_info`.
+//! `dist/grafana-dashboard.json` (docs/metrics.md "Grafana dashboard") is importable JSON whose
+//! queries name only metrics hycod exports: the descriptors of `src/daemon/metrics.rs` (with the
+//! `_bucket`, `_sum` and `_count` series of histograms), the `process_*` metrics and
+//! `hycod_build_info`.
 
 use std::collections::BTreeSet;
 

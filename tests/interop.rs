@@ -1,5 +1,5 @@
 //! Interop of `hycod relay` with the official Azure Relay Node SDKs, `hyco-ws` 1.0.5 and
-//! `hyco-https` 1.4.5 (protocol §10; issue 4, "Interop with the official SDKs").
+//! `hyco-https` 1.4.5 (protocol §10, docs/relay.md).
 //!
 //! Each test starts its own relay on port 0 and the Node scripts of `tests/interop/node/`
 //! (their header comments describe what each prints). The scripts verify what they can

@@ -1,4 +1,4 @@
-//! The official Node SDK as sender into the hycod listener daemon (issue 5): hyco-ws
+//! The official Node SDK as sender into the hycod listener daemon (protocol §10): hyco-ws
 //! `relayedConnect` streams and plain Node HTTP requests go through `hycod relay` to
 //! `hycod run`, which forwards them to an on-prem service written here (`interop/upstream.rs`):
 //! a TCP echo target in stream mode (protocol §5.4), an HTTP server answering like

@@ -1,5 +1,5 @@
-//! `[limits]` and file-descriptor exhaustion end to end (issue 8 items 1 and 7): a real relay
-//! and daemon process, senders through the relay. Each test shows what the sender sees when a
+//! `[limits]` and file-descriptor exhaustion end to end (docs/reliability.md "Limits"): a real
+//! relay and daemon process, senders through the relay. Each test shows what the sender sees when a
 //! limit is exceeded, the metric that counts it, and that other work on the same hybrid
 //! connection keeps working.
 

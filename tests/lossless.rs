@@ -1,4 +1,4 @@
-//! Nothing lost (issue 8 item 3): checked data through a real `hycod relay` and `hycod run`,
+//! Nothing lost (docs/reliability.md): checked data through a real `hycod relay` and `hycod run`,
 //! every byte verified.
 //!
 //! - Streams (protocol §5): 32 concurrent streams carry 1 GiB in all, both directions at once and

@@ -1,6 +1,6 @@
-//! Hostile WebSocket input on the relay's control channel (RFC 6455 §5.1, §5.5, §8.1; issue 8
-//! item 4): a listener that breaks a framing rule is failed with the rule's close code, and the
-//! other listeners of the same hybrid connection keep working.
+//! Hostile WebSocket input on the relay's control channel (RFC 6455 §5.1, §5.5, §8.1;
+//! docs/reliability.md "Hostile input"): a listener that breaks a framing rule is failed with the
+//! rule's close code, and the other listeners of the same hybrid connection keep working.
 
 use std::time::Duration;
 

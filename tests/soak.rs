@@ -1,6 +1,6 @@
-//! Soak (issue 8 item 7): steady checked load (streams both ways and relayed HTTP, every byte
-//! verified) through a real `hycod relay` and `hycod run`, with the relay killed (SIGKILL) and
-//! restarted on the same address between phases.
+//! Soak (docs/reliability.md "Soak"): steady checked load (streams both ways and relayed HTTP,
+//! every byte verified) through a real `hycod relay` and `hycod run`, with the relay killed
+//! (SIGKILL) and restarted on the same address between phases.
 //!
 //! Asserted: no byte is ever wrong; every stream and request the sender saw complete arrived
 //! whole at the target (zero lost bytes); everything a restart cut ended with an error the

@@ -1,4 +1,4 @@
-//! `hycod-load`: the bundled load generator (issue 6, docs/benchmarking.md rule 4). Open-loop
+//! `hycod-load`: the bundled load generator (docs/benchmarking.md rule 4). Open-loop
 //! echo round trips over relayed WebSocket streams (protocol §7.1) or plain TCP, and relayed
 //! (§7.2) or direct HTTP requests; latencies from the intended send time into HDR histograms.
 //! Also bulk throughput with the CPU cost of the processes under test, idle streams with the

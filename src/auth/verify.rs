@@ -104,7 +104,7 @@ impl fmt::Display for RuleError {
 
 impl std::error::Error for RuleError {}
 
-/// Why a token was refused. Display texts follow the real service where the spec records them.
+/// Why a token was refused. Display texts follow the real service where protocol §3.4 records them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyError {
     /// The request carried no token (the caller passes an empty string).

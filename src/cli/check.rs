@@ -1,5 +1,5 @@
 //! `hycod check --config FILE`: validate a configuration and print the effective configuration
-//! with every secret redacted (design.md §5).
+//! with every secret redacted (architecture §5).
 
 use std::path::Path;
 use std::process::ExitCode;

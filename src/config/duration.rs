@@ -1,4 +1,4 @@
-//! Durations written as text in the configuration: `250ms`, `30s`, `5m`, `1h` (design.md §5).
+//! Durations written as text in the configuration: `250ms`, `30s`, `5m`, `1h` (architecture §5).
 //!
 //! One whole number and one unit, nothing else: no fractions, no sign, no compound forms such as
 //! `1h30m` (write `90m`). [`format`] writes a duration back in the largest exact unit, so

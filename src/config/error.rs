@@ -1,4 +1,4 @@
-//! Configuration errors and warnings: the key path and one reason per rule (design.md §5).
+//! Configuration errors and warnings: the key path and one reason per rule (architecture §5).
 //!
 //! Every error displays as `{path}: {reason}`, e.g.
 //! `hybrid_connection[1].target: expected tcp://host:port, got "db01" (not an absolute URL)`.

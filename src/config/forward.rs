@@ -1,7 +1,7 @@
-//! Validating one `[[forward]]` (design.md §5, issue 6 "Sender side"): a local TCP address whose
-//! connections are carried as sender WebSockets (protocol §5.5) to a hybrid connection. Name,
-//! connection string, entity path, relay, proxy and token lifetime follow the same rules as in
-//! `[[hybrid_connection]]`.
+//! Validating one `[[forward]]` (architecture §5, docs/configuration.md `[[forward]]`): a local TCP
+//! address whose connections are carried as sender WebSockets (protocol §5.5) to a hybrid
+//! connection. Name, connection string, entity path, relay, proxy and token lifetime follow the
+//! same rules as in `[[hybrid_connection]]`.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! Validating one `[[hybrid_connection]]` (design.md §5): name, connection string, entity path,
+//! Validating one `[[hybrid_connection]]` (architecture §5): name, connection string, entity path,
 //! targets, listener count, relay, proxy, token lifetime, keep-alive interval and the
 //! per-hybrid-connection stream and request maxima.
 

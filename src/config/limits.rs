@@ -1,12 +1,13 @@
-//! `[limits]` (issue 8 item 1, docs/configuration.md "Limits"): what one hybrid connection, one
-//! worker and one stream may cost, and how long handshakes and idle streams may take.
+//! `[limits]` (docs/configuration.md `[limits]`, docs/reliability.md "Limits"): what one hybrid
+//! connection, one worker and one stream may cost, and how long handshakes and idle streams may
+//! take.
 //!
 //! Every key has a safe default and an accepted range; a value outside it is a
 //! [`Reason::LimitOutOfRange`] (counts and sizes) or [`Reason::DurationTooShort`] /
 //! [`Reason::DurationTooLong`] (times) naming the key. `[[hybrid_connection]]` may override the
 //! two per-hybrid-connection maxima with `max_streams` and `max_requests`; each hybrid
 //! connection carries its resolved [`Limits`], so a reload that changes any of them replaces the
-//! hybrid connections it affects (design.md §3 "Lifecycle").
+//! hybrid connections it affects (architecture §3 "Lifecycle").
 
 use std::num::NonZeroUsize;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! hycod's configuration (design.md §5): a TOML file read into serde structs that reject
+//! hycod's configuration (architecture §5): a TOML file read into serde structs that reject
 //! unknown keys ([`raw`]), converted once into the typed [`Config`] ([`typed`]).
 //!
 //! The file holds `[[hybrid_connection]]` sections (the listener side), `[[forward]]` sections

@@ -1,5 +1,6 @@
 //! The configuration file exactly as written: serde structs that reject unknown keys
-//! (design.md §5). Values stay as text here; [`super::convert`] turns them into typed values once.
+//! (architecture §5). Values stay as text here; [`super::convert`] turns them into typed values
+//! once.
 //!
 //! Every key is optional at this level so that a missing required key is reported by the
 //! conversion, with its full key path, rather than by serde.

@@ -1,5 +1,5 @@
 //! The effective configuration as `hycod check` prints it: TOML-shaped text with every default
-//! filled in and every secret shown as `<redacted>` (design.md §5).
+//! filled in and every secret shown as `<redacted>` (architecture §5).
 //!
 //! A connection string is shown by its endpoint, key name and entity path; its key or
 //! signature is always `<redacted>`.

@@ -1,4 +1,4 @@
-//! The keys `[[hybrid_connection]]` and `[[forward]]` have in common (design.md §5): `name`,
+//! The keys `[[hybrid_connection]]` and `[[forward]]` have in common (architecture §5): `name`,
 //! `entity_path`, `relay_url` with `relay_ca_file`, `proxy` and `token_ttl`. Each check takes
 //! the key's text and returns a [`ConfigError`] at the key path `at(key)` names.
 

@@ -1,4 +1,4 @@
-//! The validated configuration the daemon runs from (design.md §5): durations, socket
+//! The validated configuration the daemon runs from (architecture §5): durations, socket
 //! addresses, parsed URLs and non-zero counts instead of text. Built only by
 //! [`super::Config::load`] / [`super::Config::from_toml_str`].
 

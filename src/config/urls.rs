@@ -1,4 +1,4 @@
-//! The URL-valued keys: `target`, `http_target`, `relay_url` and `proxy` (design.md §5).
+//! The URL-valued keys: `target`, `http_target`, `relay_url` and `proxy` (architecture §5).
 //!
 //! Each parser checks, in order: absolute URL, scheme, no credentials, host, then the key's own
 //! rules for port and path; query strings and fragments are never allowed. The first failed

@@ -1,4 +1,4 @@
-//! The daemon's admin endpoint (design.md §4): `/metrics` (Prometheus text, every worker's
+//! The daemon's admin endpoint (architecture §4): `/metrics` (Prometheus text, every worker's
 //! shard merged on request, off the data path), `/healthz` (every worker answered) and
 //! `/readyz` (200 only when each hybrid connection has a listener online). `/metrics` also
 //! carries the `process_*` metrics, read from `/proc` at scrape time, and `hycod_build_info`.

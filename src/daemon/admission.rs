@@ -1,5 +1,5 @@
-//! Admission of relayed streams and requests against `[limits]` (issue 8 item 1,
-//! docs/configuration.md "Limits"). Counting only: no sockets, no clocks.
+//! Admission of relayed streams and requests against `[limits]`
+//! (docs/configuration.md `[limits]`). Counting only: no sockets, no clocks.
 //!
 //! Each kind of work (streams, requests) is counted twice:
 //! - per hybrid connection, over all workers, in one [`SharedCount`] (an atomic touched once when

@@ -1,4 +1,4 @@
-//! What the tasks serving one hybrid connection on one worker share (design.md §1: every
+//! What the tasks serving one hybrid connection on one worker share (architecture §1: every
 //! accept and request that arrives on a worker's control channel is served on that worker).
 
 use std::cell::RefCell;

@@ -1,5 +1,5 @@
-//! The driver of one listener control channel (design.md §3, protocol §4, Appendix B): it executes
-//! what the sans-I/O [`ListenerMachine`] decides — connect, ping, renew, reconnect — and
+//! The driver of one listener control channel (architecture §3, protocol §4, Appendix B): it
+//! executes what the sans-I/O [`ListenerMachine`] decides — connect, ping, renew, reconnect — and
 //! dispatches `accept` and `request` messages to tasks on this worker.
 //!
 //! Stopping a channel (drain, or its hybrid connection removed or replaced by a reload) closes

@@ -1,4 +1,4 @@
-//! What a stopping control channel does with work that still reaches it (design.md §3
+//! What a stopping control channel does with work that still reaches it (architecture §3
 //! "Lifecycle"). A channel that is stopped while requests that came on it are being answered
 //! stays open until they are (their responses travel on it, protocol §4.5); the relay may send it
 //! more work meanwhile, which is refused at once instead of being started:

@@ -1,4 +1,4 @@
-//! Forwards on a worker (issue 6 "Sender side", protocol §7.1): the sender end of a TCP tunnel,
+//! Forwards on a worker (`[[forward]]`, protocol §7.1): the sender end of a TCP tunnel,
 //! what `azbridge -L` does (protocol §5.5). Every worker accepts on each forward's one listening
 //! socket (the main thread binds it and hands each worker a duplicate; the kernel gives every
 //! connection to exactly one waiting accept). Each accepted TCP connection is carried as a

@@ -1,4 +1,4 @@
-//! Preparing a forward for the workers on the main thread (design.md §3 "Lifecycle"): its
+//! Preparing a forward for the workers on the main thread (architecture §3 "Lifecycle"): its
 //! plan, its listening socket — bound anew, or the running one kept when `listen` did not
 //! change — and one duplicate of that socket per worker. Everything that can fail happens here,
 //! before a start or reload changes anything.

@@ -1,4 +1,4 @@
-//! The main thread's side of a running daemon (design.md §3 "Lifecycle"): it assigns hybrid
+//! The main thread's side of a running daemon (architecture §3 "Lifecycle"): it assigns hybrid
 //! connections' control channels and forwards' accept loops to workers, applies reloads,
 //! drains, and asks the workers whether they are alive and what they still have in flight.
 

@@ -1,4 +1,4 @@
-//! The daemon's relayed-HTTP mode (protocol §4.4, §4.5, §6, §8.5, Appendix B; design.md §2
+//! The daemon's relayed-HTTP mode (protocol §4.4, §4.5, §6, §8.5, Appendix B; architecture §2
 //! "Relayed HTTP mode"): each `request` becomes an HTTP/1.1 request to the hybrid
 //! connection's `http_target`, and the target's response goes back to the relay.
 //!

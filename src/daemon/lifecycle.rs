@@ -1,4 +1,4 @@
-//! The decisions of `hycod run`'s main loop, without I/O (design.md §3 "Lifecycle"): which
+//! The decisions of `hycod run`'s main loop, without I/O (architecture §3 "Lifecycle"): which
 //! systemd notifications to send, when to reload, drain and exit. Time is passed in; the
 //! driver ([`super::supervisor`]) executes the [`Action`]s.
 //!

@@ -1,4 +1,4 @@
-//! The daemon's metric set (design.md §4, docs/metrics.md). Each worker owns one
+//! The daemon's metric set (architecture §4, docs/metrics.md). Each worker owns one
 //! [`Shard`]; these descriptors name what it records. Times are histograms in seconds.
 
 use std::cell::RefCell;

@@ -1,6 +1,6 @@
 //! The listener daemon (`hycod run`): N pinned workers, each with its own control channels
 //! for every configured hybrid connection, serving the streams and requests that arrive on
-//! them on the same worker (design.md §1–§3, protocol Appendix B); and, for every configured
+//! them on the same worker (architecture §1–§3, protocol Appendix B); and, for every configured
 //! forward, accepting local TCP connections and carrying them through the relay as a sender
 //! (protocol §7.1).
 

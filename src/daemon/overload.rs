@@ -1,4 +1,4 @@
-//! Requests refused because a request maximum of `[limits]` is reached (issue 8 item 1): the
+//! Requests refused because a request maximum of `[limits]` is reached: the
 //! relay gets a 503 `response` on the control channel at once (protocol §4.5), the sender sees 503,
 //! and nothing reaches the target.
 

@@ -1,4 +1,4 @@
-//! One hybrid connection or forward prepared for the workers (design.md §1–§3): the relay's
+//! One hybrid connection or forward prepared for the workers (architecture §1–§3): the relay's
 //! base URL, the dialer with its TLS trust and proxy, and (for a hybrid connection) how many
 //! control channels to open. Built on the main thread at start and on reload, then shared
 //! read-only by every worker.

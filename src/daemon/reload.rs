@@ -1,4 +1,4 @@
-//! What a reload (SIGHUP) changes, decided without touching anything (design.md §3
+//! What a reload (SIGHUP) changes, decided without touching anything (architecture §3
 //! "Lifecycle": "add/remove/replace hybrid connections without touching streams of unchanged
 //! ones").
 //!

@@ -1,12 +1,12 @@
 //! The daemon's observable state, readable from any thread: the lifecycle [`Phase`] and which
 //! control channels are online. `/readyz`, systemd's `READY=1`/`STATUS=` lines and tests wait
-//! on it (design.md §3 "Lifecycle"). Changed only when a channel goes online or offline, a
+//! on it (architecture §3 "Lifecycle"). Changed only when a channel goes online or offline, a
 //! hybrid connection is added or removed, or the phase moves — never on the data path.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The daemon's lifecycle phase (design.md §3); it only moves forward.
+/// The daemon's lifecycle phase (architecture §3); it only moves forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     /// Started; not every hybrid connection has had a listener online yet.

@@ -1,11 +1,11 @@
-//! Stream mode (protocol §5, design.md §2): an `accept` from a control channel becomes a TCP
+//! Stream mode (protocol §5, architecture §2): an `accept` from a control channel becomes a TCP
 //! connection to the hybrid connection's `target`, joined to a rendezvous WebSocket.
 //!
 //! The target is connected first, so a target that is down reaches the sender as a rejection
 //! status (protocol §5.2, §5.4, §8.5) instead of a stream that is accepted and then dropped. Once
 //! both sockets are open, [`crate::io::tcp_pump::pump_with`] moves the bytes.
 //!
-//! `[limits]` (issue 8 item 1): a stream over `max_streams_per_*` is rejected with 503 before
+//! `[limits]`: a stream over `max_streams_per_*` is rejected with 503 before
 //! anything is connected; the target connect and the rendezvous take at most
 //! `handshake_timeout`; the pump gets the stream buffer, frame, message and idle limits. A
 //! target connect that fails for want of file descriptors (EMFILE, ENFILE) is rejected with

@@ -1,4 +1,4 @@
-//! The main thread of `hycod run` (design.md §3 "Lifecycle", docs/operations.md): it turns
+//! The main thread of `hycod run` (architecture §3 "Lifecycle", docs/operations.md): it turns
 //! signals into reloads and drains, and the daemon's status into systemd notifications, by
 //! executing what [`Lifecycle`] decides.
 

@@ -1,5 +1,5 @@
 //! A stream the relay side cut must not look finished to the TCP target (protocol §5.3, §5.4;
-//! issue 8 "nothing lost").
+//! docs/reliability.md "Nothing lost").
 //!
 //! A FIN tells the target "the sender is done": after a relay connection was lost mid-stream,
 //! a FIN would make a truncated upload look complete. So the daemon keeps a second descriptor

@@ -1,5 +1,5 @@
 //! Counting units of work on one worker — control channels, streams, requests — so that a drain
-//! can wait until they are all done (design.md §3 "Lifecycle": "drain streams and requests up to
+//! can wait until they are all done (architecture §3 "Lifecycle": "drain streams and requests up to
 //! a grace deadline").
 //!
 //! Bookkeeping happens once per unit (when it starts and when it ends), never on the data path.

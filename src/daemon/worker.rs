@@ -1,4 +1,4 @@
-//! One daemon worker (design.md §1, §3): a monoio runtime that runs the control channels the
+//! One daemon worker (architecture §1, §3): a monoio runtime that runs the control channels the
 //! main thread assigns to it and serves the streams and requests arriving on them. The main
 //! thread steers it with [`WorkerCommand`]s: start or stop the channels of one hybrid
 //! connection or the accept loop of one forward (start-up and reload), answer liveness and

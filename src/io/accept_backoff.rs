@@ -1,4 +1,5 @@
-//! Pausing an accept loop when the process runs out of file descriptors (issue 8 item 7).
+//! Pausing an accept loop when the process runs out of file descriptors
+//! (docs/reliability.md "File descriptor exhaustion").
 //!
 //! `accept(2)` failing with EMFILE or ENFILE leaves the connection queued: accepting again at
 //! once fails again and spins a core. [`AcceptBackoff`] answers how long to pause instead —

@@ -1,5 +1,5 @@
-//! A bounded receive buffer for TCP connections whose peer is on this host (issue 6,
-//! docs/performance.md "What limits each target now").
+//! A bounded receive buffer for TCP connections whose peer is on this host
+//! (docs/performance.md "What limits each target now").
 //!
 //! Linux grows a socket's receive buffer automatically (up to `net.ipv4.tcp_rmem`'s maximum,
 //! 32 MiB on the benchmark machine) while the sender outruns the reader. On loopback a fast

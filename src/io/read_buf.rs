@@ -1,4 +1,4 @@
-//! A worker-owned read buffer that sans-I/O decoders parse in place (design.md §2).
+//! A worker-owned read buffer that sans-I/O decoders parse in place (architecture §2).
 //!
 //! Bytes live in `buf[start..buf.len()]`; `fill` reads more after them, straight from the socket
 //! (or from TLS's decrypted output). The first `headroom` bytes are kept free after compaction so
@@ -6,9 +6,9 @@
 //!
 //! A buffer made with [`ReadBuf::growable`] starts small and grows to its full capacity only
 //! when a read fills all the space it had ([`grown_capacity`]): an idle stream keeps a few
-//! hundred bytes per direction instead of a whole bulk-transfer buffer (issue 6: at most
-//! 16 KiB of daemon memory per idle stream), while a bulk transfer reaches full-size reads
-//! from its second read on.
+//! hundred bytes per direction instead of a whole bulk-transfer buffer (the target is at most
+//! 16 KiB of daemon memory per idle stream, docs/performance.md), while a bulk transfer reaches
+//! full-size reads from its second read on.
 
 use std::io;
 

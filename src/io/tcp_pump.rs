@@ -1,5 +1,5 @@
 //! Joining a client WebSocket (a listener's rendezvous socket) with a TCP connection (its
-//! stream target): protocol §5.3–§5.4, design.md §2 "Stream mode".
+//! stream target): protocol §5.3–§5.4, architecture §2 "Stream mode".
 //!
 //! - relay → target: frames are decoded inside the reader's buffer and every data payload
 //!   chunk, text or binary alike (protocol §5.4), is written to the TCP socket straight from that
@@ -15,10 +15,10 @@
 //! - budget: one buffer per direction ([`CHUNK`] by default, `[limits] stream_buffer / 2` via
 //!   [`PumpSettings`]). A direction reads again only after its last chunk was written in full,
 //!   so a slow side stops the fast one (backpressure).
-//! - limits (issue 8 item 1): a frame or message from the relay over [`PumpSettings::limits`]
+//! - limits: a frame or message from the relay over [`PumpSettings::limits`]
 //!   fails the stream with Close(1009) (RFC 6455 §7.4.1); a stream that forwarded no byte either
 //!   way for [`PumpSettings::idle_timeout`] — half-closed or not — ends with Close(1001).
-//! - write stalls (issue 8, docs/reliability.md "Faults"): a write to either side that makes no
+//! - write stalls (docs/reliability.md "Faults"): a write to either side that makes no
 //!   progress for [`PumpSettings::write_stall_timeout`] ends the stream, because a direction
 //!   blocked in a write reads nothing and would not see the other side leave. A stalled target
 //!   gets the relay a Close(1011); a stalled relay socket gets nothing more (it is in the middle
@@ -169,7 +169,7 @@ pub struct PumpReport {
 /// Draws a fresh masking key for each frame sent to the relay (RFC 6455 §5.3, §10.3).
 pub type MaskSource = fn() -> Option<[u8; 4]>;
 
-/// What one pumped stream may cost (`[limits]`, issue 8 item 1).
+/// What one pumped stream may cost (`[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PumpSettings {
     /// Bytes of buffer per direction (the largest TCP read forwarded as one message).

@@ -1,6 +1,6 @@
-//! A TLS stream of our own over rustls 0.23's buffered [`Connection`] (design.md §2, "TLS";
-//! docs/performance.md, issue 6). rustls does the record protocol (RFC 8446 §5, RFC 5246 §6);
-//! this file only moves ciphertext between rustls and the socket, in large pieces:
+//! A TLS stream of our own over rustls 0.23's buffered [`Connection`] (architecture §2, "TLS";
+//! docs/performance.md "wss: our own TLS stream"). rustls does the record protocol (RFC 8446 §5,
+//! RFC 5246 §6); this file only moves ciphertext between rustls and the socket, in large pieces:
 //!
 //! - one socket read fills a ciphertext buffer of up to [`CIPHERTEXT_BUFFER`] bytes (it starts at
 //!   one record and grows once a read fills it), and one `read` call decrypts as many records as

@@ -1,7 +1,7 @@
 //! The socket side of [`crate::io::write_stall`]: a write half that records each write
 //! operation in a shared [`WriteProgress`], and [`stalled_write`], which completes when one of
-//! several such halves made no progress for the `write_stall_timeout` (issue 8,
-//! docs/reliability.md "Faults"). The pump selects on it next to its directions, so a pump
+//! several such halves made no progress for the `write_stall_timeout`
+//! (docs/reliability.md "Faults"). The pump selects on it next to its directions, so a pump
 //! blocked in a write still ends when the peer stopped reading.
 
 use std::cell::Cell;

@@ -1,4 +1,4 @@
-//! Noticing a write that makes no progress (issue 8, docs/reliability.md "Faults"): a peer
+//! Noticing a write that makes no progress (docs/reliability.md "Faults"): a peer
 //! that stops reading blocks a pump's write to it, and a pump blocked in that write reads
 //! nothing else, so it cannot see the other side leave (the relay's Close, a sender's
 //! departure). Every write operation is timed: one `write(2)` / `writev(2)` (or TLS write)

@@ -67,7 +67,7 @@ pub struct WsReader<R> {
     pending: usize,
 }
 
-/// The default read buffer: 64 KiB, the message size the spec's bridges use (§5.3).
+/// The default read buffer: 64 KiB, the message size azbridge uses (protocol §5.3).
 pub const DEFAULT_READ_BUFFER: usize = 64 * 1024;
 
 /// How many bytes the next read may take: when `remaining` payload bytes of the frame in

@@ -1,4 +1,4 @@
-//! A latency histogram: HDR counts in microseconds plus an exact sum (design.md §4).
+//! A latency histogram: HDR counts in microseconds plus an exact sum (architecture §4).
 //!
 //! Choices, all fixed so every histogram of the process has the same geometry and merges by
 //! adding counts:

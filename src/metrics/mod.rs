@@ -1,4 +1,4 @@
-//! Metrics: per-worker shards, snapshots merged on scrape, Prometheus text (design.md §1, §4).
+//! Metrics: per-worker shards, snapshots merged on scrape, Prometheus text (architecture §1, §4).
 //!
 //! - [`MetricDesc`]: a `static` descriptor per family (name, help, kind, label names).
 //! - [`Shard`]: owned by one worker (`&mut` or `Rc<RefCell<_>>`, no atomics, no locks). Series

@@ -1,4 +1,4 @@
-//! Process metrics (design.md §4), named as the Prometheus client libraries name them
+//! Process metrics (architecture §4), named as the Prometheus client libraries name them
 //! (<https://prometheus.io/docs/instrumenting/writing_clientlibs/#process-metrics>), and the
 //! `hycod_build_info` gauge. Sans-I/O: the parsers take the text of Linux `proc(5)` files
 //! (`/proc/self/stat`, `/proc/self/status`, `/proc/stat`) and [`ProcessSample::render`] writes

@@ -1,4 +1,4 @@
-//! Prometheus text exposition format 0.0.4 (design.md §4;
+//! Prometheus text exposition format 0.0.4 (architecture §4;
 //! <https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format>).
 //!
 //! One `# HELP` and one `# TYPE` line per family, then its samples. Label values escape `\`,

@@ -1,4 +1,5 @@
-//! A worker's own metrics: plain integers and histograms behind index handles (design.md §1, §4).
+//! A worker's own metrics: plain integers and histograms behind index handles (architecture §1,
+//! §4).
 //!
 //! A shard belongs to one worker thread, which uses it through `&mut` (typically
 //! `Rc<RefCell<Shard>>`): no atomics and no locks. Series are registered once (startup, reload),

@@ -1,4 +1,5 @@
-//! A point-in-time copy of metrics, taken on a worker and merged off the hot path (design.md §4).
+//! A point-in-time copy of metrics, taken on a worker and merged off the hot path (architecture
+//! §4).
 //!
 //! A scrape asks every worker for `Shard::snapshot()` and merges the results with
 //! [`Snapshot::merge`]: counters and gauges add up, histograms add their counts and sums.

@@ -1,14 +1,14 @@
 //! Joining a sender's socket with a listener's rendezvous socket (protocol §5.3): frames are
 //! relayed both ways as they arrive. The relay is the server on both sockets, so it unmasks each
 //! payload in place and writes a new, unmasked header into the bytes in front of it: the
-//! payload is never copied (design.md §2). Message types and boundaries are kept; frames may be
+//! payload is never copied (architecture §2). Message types and boundaries are kept; frames may be
 //! re-split. Ping and pong travel end to end. A close frame from one side is forwarded and the
 //! other direction keeps flowing until that side closes too (half-close, protocol §5.3, §11 item
 //! 4).
 //!
 //! A direction blocked writing to a side that stopped reading reads nothing, so it would not see
 //! the other side leave. A write that makes no progress for the `--write-stall-timeout`
-//! therefore ends the stream (issue 8, docs/reliability.md "Faults"): the other side gets
+//! therefore ends the stream (docs/reliability.md "Faults"): the other side gets
 //! Close(1011) unless it already got a close or is in the middle of a frame, and both sockets
 //! are closed.
 

@@ -116,7 +116,7 @@ impl Shared {
     }
 
     /// The base of rendezvous URLs handed out by `worker`: its own port, so the listener's
-    /// rendezvous connection lands on the worker that holds the sender (design.md §1).
+    /// rendezvous connection lands on the worker that holds the sender (architecture §1).
     pub fn rendezvous_base(&self, worker: usize) -> String {
         let port = self.rendezvous_ports.get(worker).copied().unwrap_or(0);
         let host = match self.local_addr.ip() {

@@ -1,5 +1,5 @@
 //! One spare file descriptor, so that a daemon out of descriptors can still tell the sender
-//! why (issue 8 item 7).
+//! why (docs/reliability.md "File descriptor exhaustion").
 //!
 //! Rejecting a stream (protocol §5.2) takes a new socket to the relay. When the stream failed
 //! because the process hit RLIMIT_NOFILE (EMFILE), that socket would fail too, and the sender

@@ -1,6 +1,7 @@
 //! Thread-per-core runtime: N worker threads, each pinned to a core and running its own monoio
-//! runtime (io_uring, with epoll as the fallback when the kernel refuses io_uring). design.md §1.
-//! Also the process's ties to its environment: signals and systemd notifications (design.md §3).
+//! runtime (io_uring, with epoll as the fallback when the kernel refuses io_uring). architecture
+//! §1. Also the process's ties to its environment: signals and systemd notifications (architecture
+//! §3).
 
 pub mod fd_reserve;
 pub mod procfs;

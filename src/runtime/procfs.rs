@@ -1,4 +1,4 @@
-//! Reads this process's `proc(5)` files for the process metrics (design.md §4); the parsing
+//! Reads this process's `proc(5)` files for the process metrics (architecture §4); the parsing
 //! is in [`crate::metrics::process`].
 
 use std::fmt;

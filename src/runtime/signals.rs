@@ -1,4 +1,4 @@
-//! The process signals the daemon acts on (design.md §3 "Lifecycle"), caught with `signal-hook`
+//! The process signals the daemon acts on (architecture §3 "Lifecycle"), caught with `signal-hook`
 //! and handed to a callback on a dedicated thread, so the handlers themselves only do what is
 //! async-signal-safe.
 

@@ -1,4 +1,4 @@
-//! Spawning pinned worker threads, one monoio runtime each (design.md §1).
+//! Spawning pinned worker threads, one monoio runtime each (architecture §1).
 
 use std::future::Future;
 use std::io;

@@ -1,6 +1,6 @@
-//! Checked data for the "nothing lost" and soak tests (issue 8): every byte a test sends is a
-//! run of one shared random [`Pool`], so the receiver can compare each byte it gets with the
-//! byte it should have got (a `memcmp`, fast even in a debug build) and both sides keep a
+//! Checked data for the "nothing lost" and soak tests (docs/reliability.md): every byte a test
+//! sends is a run of one shared random [`Pool`], so the receiver can compare each byte it gets with
+//! the byte it should have got (a `memcmp`, fast even in a debug build) and both sides keep a
 //! SHA-256 and a count of what they sent or received, compared at the end.
 
 use std::sync::Arc;

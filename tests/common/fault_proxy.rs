@@ -1,7 +1,7 @@
-//! A fault-injecting TCP proxy for the fault tests (issue 8 item 2): it listens on loopback
-//! (port 0) and forwards every connection either to one fixed upstream or, as an HTTP CONNECT
-//! proxy (RFC 9110 §9.3.6), to whatever `host:port` the client asks for — the daemon's `proxy`
-//! key then routes its control channels AND its rendezvous connections through it.
+//! A fault-injecting TCP proxy for the fault tests (docs/reliability.md "Faults"): it listens on
+//! loopback (port 0) and forwards every connection either to one fixed upstream or, as an HTTP
+//! CONNECT proxy (RFC 9110 §9.3.6), to whatever `host:port` the client asks for — the daemon's
+//! `proxy` key then routes its control channels AND its rendezvous connections through it.
 //!
 //! While traffic flows, the test thread can:
 //! * [`FaultProxy::reset_all`]: abort every open connection with a TCP RST on both sides

@@ -19,9 +19,8 @@ pub const CONTROL_JSON_LIMIT: usize = 32_000;
 
 /// How long a response body that may fit the control channel is gathered before the daemon
 /// stops waiting for its end and streams it through a rendezvous instead (protocol §6.5: .NET waits
-/// 2 s, the spec suggests 1–2 s). About what opening a rendezvous to Azure costs (TCP, TLS and
-/// WebSocket handshakes), so a slow body never delays its head by much more than the detour
-/// would have.
+/// 2 s). About what opening a rendezvous to Azure costs (TCP, TLS and WebSocket handshakes), so
+/// a slow body never delays its head by much more than the detour would have.
 pub const GATHER_WINDOW: Duration = Duration::from_millis(200);
 
 /// How the response to a request goes back.

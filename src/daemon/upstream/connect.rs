@@ -1,6 +1,6 @@
 //! Connections to the HTTP target: TCP with `TCP_NODELAY`, TLS for `https` with SNI and
 //! certificate checks against the target's host, and the worker's keep-alive pool of idle
-//! connections (design.md §1: everything a worker uses is owned by that worker).
+//! connections (architecture §1: everything a worker uses is owned by that worker).
 
 use std::fmt;
 use std::io;

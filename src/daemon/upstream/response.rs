@@ -1,6 +1,6 @@
 //! Reading the target's response (RFC 9112 §4, §6): the head, then the body de-chunked or
 //! length-delimited in place in a [`ReadBuf`] with WebSocket header headroom, so each piece of
-//! body can be framed for the relay where it lies (design.md §2: "mask in place into a buffer
+//! body can be framed for the relay where it lies (architecture §2: "mask in place into a buffer
 //! with header headroom").
 //!
 //! Like [`crate::io::ws_reader::WsReader`], body pieces are returned as ranges into the

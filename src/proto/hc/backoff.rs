@@ -1,4 +1,4 @@
-//! Reconnect back-off for listener control channels (protocol §4.9, §8.3, §8.5; design.md §3).
+//! Reconnect back-off for listener control channels (protocol §4.9, §8.3, §8.5; architecture §3).
 //!
 //! Pure arithmetic: the caller passes in the time (`Instant`) and the randomness (`rand01`), so
 //! every delay is reproducible in tests.
@@ -17,8 +17,8 @@
 //! The back-off never gives up, including at boot: every call returns a finite delay, however many
 //! attempts have failed.
 //!
-//! \[INFER\] decisions (the spec gives the reference ladder 0, 1, 2, 5, 10, 30 s of the SDKs and
-//! recommends "back off long, alert" for fatal-looking errors, but no numbers for them):
+//! \[INFER\] decisions (protocol §4.9 gives the SDKs' ladder 0, 1, 2, 5, 10, 30 s; for errors an
+//! operator must fix the sources only say "back off long, alert", with no numbers):
 //!
 //! * Full jitter replaces the SDKs' fixed ladder so that many listeners (every worker of every
 //!   daemon on the hybrid connection) do not reconnect in lock-step after a relay restart. The

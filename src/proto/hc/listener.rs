@@ -1,5 +1,5 @@
 //! The listener control-channel state machine, sans-I/O (protocol §4.1, §4.6–§4.9, §8.2–§8.5,
-//! Appendix B; design.md §3).
+//! Appendix B; architecture §3).
 //!
 //! One [`ListenerMachine`] looks after ONE control channel: it decides when to connect, when to
 //! ping, when to renew the token, when the channel is dead, and how long to wait before the next

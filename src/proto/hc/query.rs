@@ -180,7 +180,7 @@ impl std::error::Error for QueryError {}
 mod tests {
     use super::*;
 
-    /// Applies the rule to a sender query written with its `?`, as the spec's table is.
+    /// Applies the rule to a sender query written with its `?`, as protocol §2.4's table is.
     fn listener_sees(sender_query: &str) -> String {
         let query = sender_query
             .strip_prefix('?')

@@ -1,4 +1,4 @@
-//! The sans-I/O frame decoder (RFC 6455 §5, §7.1.7, design.md §2 "relay → target").
+//! The sans-I/O frame decoder (RFC 6455 §5, §7.1.7, architecture §2 "relay → target").
 //!
 //! The decoder parses in place from a caller-owned buffer and hands payloads back as slices of
 //! that buffer: nothing is copied and nothing is buffered inside the decoder. Masked payloads

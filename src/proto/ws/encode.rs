@@ -1,4 +1,4 @@
-//! Frame encoding (RFC 6455 §5.2, §5.3, §5.4, §5.5; design.md §2 "target → relay").
+//! Frame encoding (RFC 6455 §5.2, §5.3, §5.4, §5.5; architecture §2 "target → relay").
 //!
 //! Two layers:
 //! - free functions that build frames without any state: [`encode_frame_in_place`] writes a

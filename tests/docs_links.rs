@@ -1,0 +1,323 @@
+//! The repository stands on its own. Every `protocol §N` citation (in code, tests, docs and
+//! scripts) names a section `docs/protocol.md` has, every `architecture §N` one a numbered section
+//! of `docs/architecture.md`, and no file points at documents outside the repository or at
+//! issue-tracker numbers: a reader who clones the project can follow every reference.
+//!
+//! Only text is read (a few MB), so this runs in well under a second.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// What is scanned, relative to the repository root.
+const SCANNED: &[&str] = &[
+    "src",
+    "tests",
+    "docs",
+    "benches",
+    "loadtest",
+    "fuzz",
+    "examples",
+    "dist",
+    ".ci",
+    "README.md",
+];
+
+/// Directories that hold build output, downloaded packages or generated inputs.
+const SKIPPED_DIRS: &[&str] = &[
+    "target",
+    "node_modules",
+    "corpus",
+    "artifacts",
+    "__pycache__",
+];
+
+/// Documents a citation word points at.
+const CITED_DOCS: &[(&str, &str)] = &[
+    ("protocol", "docs/protocol.md"),
+    ("architecture", "docs/architecture.md"),
+];
+
+/// Texts no file may contain: paths outside the repository and the old citation forms. Built
+/// with `concat!` so that this file does not contain them itself.
+const FORBIDDEN: &[&str] = &[
+    concat!("../", "shared"),
+    concat!("shared/", "docs"),
+    concat!("/work/", "shared"),
+    concat!("spec ", "§"),
+    concat!("Spec ", "§"),
+    concat!("design", ".md"),
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every text file under the scanned paths, with its contents.
+fn files() -> Vec<(PathBuf, String)> {
+    fn walk(path: &Path, out: &mut Vec<(PathBuf, String)>) {
+        if path.is_dir() {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if SKIPPED_DIRS.contains(&name) {
+                return;
+            }
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .expect("read a scanned directory")
+                .map(|e| e.expect("a directory entry").path())
+                .collect();
+            entries.sort();
+            for entry in entries {
+                walk(&entry, out);
+            }
+        } else if let Ok(text) = std::fs::read_to_string(path) {
+            out.push((path.to_path_buf(), text));
+        }
+    }
+    let mut out = Vec::new();
+    for scanned in SCANNED {
+        let path = root().join(scanned);
+        assert!(
+            path.exists(),
+            "{scanned} is listed as scanned but does not exist"
+        );
+        walk(&path, &mut out);
+    }
+    out
+}
+
+/// A section id at the start of `text`: `4.2`, `11`, or `Appendix A`.
+fn section_id(text: &str) -> Option<String> {
+    if let Some(rest) = text.strip_prefix("Appendix ") {
+        let letter = rest.chars().next().filter(char::is_ascii_uppercase)?;
+        return Some(format!("Appendix {letter}"));
+    }
+    let end = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let id = text[..end].trim_end_matches('.');
+    (!id.is_empty() && id.starts_with(|c: char| c.is_ascii_digit())).then(|| id.to_owned())
+}
+
+/// The numbered headings of a Markdown document (`## 4. …`, `### 4.2 …`, `## Appendix A …`)
+/// and, per section, the numbers of its top-level numbered list items (`§11 item 7`).
+fn sections(doc: &str) -> (BTreeSet<String>, BTreeMap<String, BTreeSet<u32>>) {
+    let mut ids = BTreeSet::new();
+    let mut items: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+    let mut current = None;
+    let mut in_code = false;
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        if in_code {
+            continue;
+        }
+        if let Some(heading) = line.strip_prefix('#') {
+            current = section_id(heading.trim_start_matches('#').trim_start());
+            ids.extend(current.clone());
+        } else if let (Some(section), Some((number, _))) = (&current, line.split_once(". ")) {
+            if let Ok(n) = number.parse() {
+                items.entry(section.clone()).or_default().insert(n);
+            }
+        }
+    }
+    (ids, items)
+}
+
+/// One cited section: `("protocol", "4.2", None)`, or with a list item: `("protocol", "11",
+/// Some(7))`.
+type Citation = (&'static str, String, Option<u32>);
+
+/// The citations in `text`: `protocol §4.2`, `protocol.md §4.2`, `protocol §3.2–§3.4`,
+/// `protocol §5.1, §8.3 and §11 item 7`, `protocol Appendix A`, also with the `§` on the next
+/// comment line.
+fn citations(text: &str) -> Vec<Citation> {
+    let mut out = Vec::new();
+    for (word, _) in CITED_DOCS {
+        for (at, _) in text.match_indices(word) {
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let mut rest = &text[at + word.len()..];
+            rest = rest.strip_prefix(".md").unwrap_or(rest);
+            let after_word = rest.trim_start_matches([' ', '\n', '/', '!', '#', '*']);
+            if after_word.len() == rest.len() && !rest.is_empty() {
+                continue;
+            }
+            rest = after_word;
+            if let Some(id) = section_id(rest).filter(|id| id.starts_with("Appendix")) {
+                out.push((*word, id, None));
+                continue;
+            }
+            while let Some(after) = rest.strip_prefix('§') {
+                let Some(id) = section_id(after) else { break };
+                rest = &after[id.len()..];
+                let item = rest
+                    .strip_prefix(" item ")
+                    .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|n| n.parse().ok());
+                out.push((*word, id, item));
+                rest = rest.trim_start_matches(['.', ' ', ',', '–', '-', '/', '\n', '!']);
+                rest = rest.strip_prefix("and ").unwrap_or(rest);
+                rest = rest.trim_start_matches(['/', '!', '#', ' ']);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `text` mentions an issue-tracker number: the word "issue" or "issues", in any case,
+/// followed by a number, with a space, `-` or `#` between (the unit test shows the forms).
+fn issue_reference(text: &str) -> Option<&str> {
+    let lower = text.to_ascii_lowercase();
+    for (at, _) in lower.match_indices("issue") {
+        if lower[..at]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+        {
+            continue;
+        }
+        let rest = lower[at + "issue".len()..]
+            .strip_prefix('s')
+            .unwrap_or(&lower[at + 5..]);
+        let rest = rest.strip_prefix([' ', '-']).unwrap_or(rest);
+        let rest = rest.strip_prefix('#').unwrap_or(rest);
+        if rest.starts_with(|c: char| c.is_ascii_digit()) {
+            let end = (at + 12).min(text.len());
+            return Some(text.get(at..end).unwrap_or(&text[at..]));
+        }
+    }
+    None
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn every_cited_section_exists() {
+    let docs: BTreeMap<&str, _> = CITED_DOCS
+        .iter()
+        .map(|(word, doc)| {
+            let text = std::fs::read_to_string(root().join(doc)).expect("a cited document");
+            (*word, sections(&text))
+        })
+        .collect();
+    let mut missing = Vec::new();
+    let mut count = 0;
+    for (path, text) in files() {
+        for (word, id, item) in citations(&text) {
+            count += 1;
+            let (ids, items) = &docs[word];
+            let item_missing =
+                item.is_some_and(|n| !items.get(&id).is_some_and(|set| set.contains(&n)));
+            if !ids.contains(&id) || item_missing {
+                let item = item.map(|n| format!(" item {n}")).unwrap_or_default();
+                missing.push(format!("{}: {word} §{id}{item}", relative(&path)));
+            }
+        }
+    }
+    assert!(
+        count > 300,
+        "only {count} citations found: the scanner is broken"
+    );
+    assert!(
+        missing.is_empty(),
+        "cited sections that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn no_file_points_outside_the_repository_or_at_issue_numbers() {
+    let mut found = Vec::new();
+    for (path, text) in files() {
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{}:{}", relative(&path), n + 1);
+            for forbidden in FORBIDDEN {
+                if line.contains(forbidden) {
+                    found.push(format!("{at}: {forbidden:?}"));
+                }
+            }
+            if let Some(reference) = issue_reference(line) {
+                found.push(format!("{at}: {reference:?}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "references a clone of the repository cannot follow:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_scanner_reads_every_citation_form() {
+    let ids = |text: &str| -> Vec<String> {
+        citations(text)
+            .into_iter()
+            .map(|(word, id, item)| match item {
+                Some(n) => format!("{word} {id} item {n}"),
+                None => format!("{word} {id}"),
+            })
+            .collect()
+    };
+    assert_eq!(ids("(protocol §4.2)."), ["protocol 4.2"]);
+    assert_eq!(ids("see protocol.md §3.6."), ["protocol 3.6"]);
+    assert_eq!(ids("protocol §3.2–§3.4"), ["protocol 3.2", "protocol 3.4"]);
+    assert_eq!(
+        ids("protocol §5.1, §8.3 and §11 item 7"),
+        ["protocol 5.1", "protocol 8.3", "protocol 11 item 7"]
+    );
+    assert_eq!(
+        ids("`renewToken`, protocol\n//! §4.6) at"),
+        ["protocol 4.6"]
+    );
+    assert_eq!(ids("(protocol Appendix A)"), ["protocol Appendix A"]);
+    // Written in two pieces so that the scan of this file does not see a citation.
+    assert_eq!(
+        ids(concat!("architecture", " §3 \"Lifecycle\"")),
+        ["architecture 3"]
+    );
+    assert_eq!(ids("protocol §7.1 streams / §7.2 HTTP"), ["protocol 7.1"]);
+    assert!(ids("the protocol core; RFC 6455 §5.2; protocols §1").is_empty());
+}
+
+#[test]
+fn the_scanner_finds_issue_numbers_and_only_those() {
+    // Built at run time so that the scan of this file does not see them.
+    for (before, after) in [
+        ("(", " 8 item 1)"),
+        ("#", "-6-targets"),
+        ("", "s 6 and 8"),
+        ("", " #6"),
+    ] {
+        let text = format!("{before}issue{after}");
+        assert!(issue_reference(&text).is_some(), "{text}");
+        let capitalised = format!("{before}Issue{after}");
+        assert!(issue_reference(&capitalised).is_some(), "{capitalised}");
+    }
+    for text in [
+        "renewed after issue (not at once)",
+        "MIN_RENEW_AFTER_ISSUE",
+        "reissue 3",
+    ] {
+        assert_eq!(issue_reference(text), None, "{text}");
+    }
+}
+
+#[test]
+fn headings_give_sections_and_list_items() {
+    let doc = "# Title\n## 4. Control\n### 4.2 Framing\n## 11. Open\n1. a\n2. b\n\
+               ```\n## 9 code\n```\n## Appendix A — relay\n";
+    let (ids, items) = sections(doc);
+    assert_eq!(
+        ids.into_iter().collect::<Vec<_>>(),
+        ["11", "4", "4.2", "Appendix A"]
+    );
+    assert_eq!(items["11"].iter().copied().collect::<Vec<_>>(), [1, 2]);
+}
