@@ -36,8 +36,9 @@ pub use error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProb
 pub use limits::Limits;
 pub use typed::{
     Admin, Config, ConnectionStringSource, Forward, HttpTarget, HybridConnection, Log, LogFormat,
-    LogLevel, ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers, DEFAULT_SHUTDOWN_GRACE,
-    DEFAULT_TOKEN_TTL, MAX_LISTENERS, MIN_TOKEN_TTL,
+    LogLevel, ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers,
+    DEFAULT_ADMIN_HEAD_TIMEOUT, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TTL, MAX_LISTENERS,
+    MIN_ADMIN_HEAD_TIMEOUT, MIN_TOKEN_TTL,
 };
 pub use urls::{HTTP_TARGET_FORM, PROXY_FORM, RELAY_URL_FORM, TCP_TARGET_FORM};
 
@@ -150,6 +151,30 @@ fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             })
         })
         .transpose()?;
+    let head_timeout = match raw.admin.head_timeout.as_deref() {
+        None => DEFAULT_ADMIN_HEAD_TIMEOUT,
+        Some(text) => {
+            let got = duration::parse(text).map_err(|error| {
+                ConfigError::new(
+                    "admin.head_timeout",
+                    Reason::InvalidDuration {
+                        got: text.to_owned(),
+                        error,
+                    },
+                )
+            })?;
+            if got < MIN_ADMIN_HEAD_TIMEOUT {
+                return Err(ConfigError::new(
+                    "admin.head_timeout",
+                    Reason::DurationTooShort {
+                        got,
+                        min: MIN_ADMIN_HEAD_TIMEOUT,
+                    },
+                ));
+            }
+            got
+        }
+    };
     let grace = match raw.shutdown.grace.as_deref() {
         None => DEFAULT_SHUTDOWN_GRACE,
         Some(text) => duration::parse(text).map_err(|error| {
@@ -190,7 +215,10 @@ fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     let forwards = forwards(raw, base_dir, env, &mut warnings)?;
     Ok(Config {
         runtime: Runtime { workers },
-        admin: Admin { listen },
+        admin: Admin {
+            listen,
+            head_timeout,
+        },
         log: Log {
             format: raw.log.format.unwrap_or_default(),
             level: raw.log.level.unwrap_or_default(),

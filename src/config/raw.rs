@@ -45,6 +45,7 @@ pub(super) struct RawRuntime {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     pub listen: Option<String>,
+    pub head_timeout: Option<String>,
 }
 
 /// `[log]`.

@@ -53,6 +53,11 @@ impl fmt::Display for Effective<'_> {
             Some(listen) => writeln!(f, "listen = {}", quote(&listen.to_string()))?,
             None => writeln!(f, "# listen is not set: no admin endpoint")?,
         }
+        writeln!(
+            f,
+            "head_timeout = {}",
+            quote(&duration::format(config.admin.head_timeout))
+        )?;
         writeln!(f)?;
         writeln!(f, "[log]")?;
         writeln!(f, "format = {}", quote(config.log.format.as_str()))?;

@@ -69,6 +69,7 @@ fn minimal_config_gets_every_default() {
     let config = load(&hc("sap", "")).expect("valid");
     assert_eq!(config.runtime.workers, Workers::PerCore);
     assert_eq!(config.admin.listen, None);
+    assert_eq!(config.admin.head_timeout, Duration::from_secs(10));
     assert_eq!(config.log.format, LogFormat::Text);
     assert_eq!(config.log.level, LogLevel::Info);
     assert_eq!(config.shutdown.grace, Duration::from_secs(30));
@@ -368,6 +369,21 @@ fn admin_listen_must_be_ip_and_port() {
         "expected ip:port, got \"localhost:9464\"",
     );
     assert!(matches!(reason, Reason::InvalidSocketAddr { .. }));
+}
+
+#[test]
+fn admin_head_timeout_is_a_duration_of_at_least_100ms() {
+    let text = format!("[admin]\nhead_timeout = \"2s\"\n{}", hc("a", ""));
+    assert_eq!(
+        load(&text).expect("valid").admin.head_timeout,
+        Duration::from_secs(2)
+    );
+    let text = format!("[admin]\nhead_timeout = \"0s\"\n{}", hc("a", ""));
+    let reason = error(&text, "admin.head_timeout", "must be at least 100ms");
+    assert!(matches!(reason, Reason::DurationTooShort { .. }));
+    let text = format!("[admin]\nhead_timeout = \"soon\"\n{}", hc("a", ""));
+    let reason = error(&text, "admin.head_timeout", "expected a duration");
+    assert!(matches!(reason, Reason::InvalidDuration { .. }));
 }
 
 #[test]

@@ -16,6 +16,10 @@ use crate::auth::connection_string::ConnectionString;
 use super::error::ConfigWarning;
 use super::limits::Limits;
 
+/// Default `[admin] head_timeout`: haproxy's common `timeout http-request`.
+pub const DEFAULT_ADMIN_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest `[admin] head_timeout`.
+pub const MIN_ADMIN_HEAD_TIMEOUT: Duration = Duration::from_millis(100);
 /// Default `[shutdown] grace`.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Default `token_ttl` (the .NET SDK's token lifetime, protocol §3.3).
@@ -81,6 +85,9 @@ impl Workers {
 pub struct Admin {
     /// `listen`: where `/metrics`, `/healthz` and `/readyz` are served; `None` = no admin endpoint.
     pub listen: Option<SocketAddr>,
+    /// `head_timeout`: how long a client has to send its request head; then it gets 408 and
+    /// the connection closes (one request per connection, its body is never read).
+    pub head_timeout: Duration,
 }
 
 /// `[log]`.

@@ -51,10 +51,11 @@ fn exposition(merged: &Snapshot) -> String {
 /// Serves the admin endpoint.
 pub async fn serve(
     listener: TcpListener,
+    head_timeout: std::time::Duration,
     workers: Arc<Vec<flume::Sender<SnapshotRequest>>>,
     status: Arc<DaemonStatus>,
 ) {
-    admin_http::serve(listener, move |head| {
+    admin_http::serve(listener, head_timeout, move |head| {
         let workers = workers.clone();
         let status = status.clone();
         async move {

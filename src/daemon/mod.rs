@@ -181,6 +181,7 @@ pub fn start(config: &Config, options: DaemonOptions) -> Result<DaemonHandle, St
             status: status.clone(),
             snapshots: admin_addr.map(|_| snapshots),
             admin: if index == 0 { admin.take() } else { None },
+            admin_head_timeout: config.admin.head_timeout,
             all_workers: all_workers.clone(),
         })
         .collect();

@@ -75,6 +75,8 @@ pub struct WorkerSetup {
     pub snapshots: Option<flume::Receiver<SnapshotRequest>>,
     /// The admin endpoint's socket, on the worker that serves it.
     pub admin: Option<StdListener>,
+    /// How long an admin client has to send its request head (`[admin] head_timeout`).
+    pub admin_head_timeout: std::time::Duration,
     /// Every worker's metrics queue, for the admin endpoint.
     pub all_workers: Arc<Vec<flume::Sender<SnapshotRequest>>>,
 }
@@ -125,7 +127,12 @@ pub async fn run(setup: WorkerSetup) {
     if let Some(admin) = setup.admin {
         match monoio::net::TcpListener::from_std(admin) {
             Ok(listener) => {
-                monoio::spawn(admin::serve(listener, setup.all_workers, setup.status));
+                monoio::spawn(admin::serve(
+                    listener,
+                    setup.admin_head_timeout,
+                    setup.all_workers,
+                    setup.status,
+                ));
             }
             Err(e) => tracing::error!(error = %e, "cannot serve the admin endpoint"),
         }

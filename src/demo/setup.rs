@@ -13,7 +13,10 @@ use super::erp;
 use super::services::Services;
 use crate::auth::verify::{Right, Rights};
 use crate::config::{Config, ConfigError};
-use crate::relay::config::{RelayConfig, RuleSpec, CONTROL_CHANNEL_BODY_LIMIT};
+use crate::relay::config::{
+    ConnectionTimeouts, RelayConfig, RuleSpec, CONTROL_CHANNEL_BODY_LIMIT,
+    CONTROL_CHANNEL_JSON_LIMIT, CONTROL_QUEUE_LIMIT, DEFAULT_IDLE_TIMEOUT,
+};
 use crate::relay::registry::DEFAULT_MAX_LISTENERS;
 use crate::secret::Secret;
 
@@ -59,6 +62,10 @@ pub fn relay_config(key: &Secret) -> RelayConfig {
         write_stall_timeout: Some(crate::config::limits::DEFAULT_WRITE_STALL_TIMEOUT),
         max_listeners: DEFAULT_MAX_LISTENERS,
         control_channel_body_limit: CONTROL_CHANNEL_BODY_LIMIT,
+        control_channel_json_limit: CONTROL_CHANNEL_JSON_LIMIT,
+        control_queue_limit: CONTROL_QUEUE_LIMIT,
+        timeouts: ConnectionTimeouts::default(),
+        idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
     }
 }
 

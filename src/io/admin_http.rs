@@ -1,8 +1,11 @@
 //! A minimal HTTP/1.1 server for read-only admin endpoints (the daemon's `/metrics`,
 //! `/healthz`, `/readyz`; the relay's `/$status`): one request per connection, answered by a
-//! handler and closed. Not for the data path.
+//! handler and closed. Not for the data path. A head that is not complete within the head
+//! timeout gets 408 and the connection closes; no body is ever read, and there is no
+//! keep-alive, so the head timeout bounds every connection.
 
 use std::future::Future;
+use std::time::Duration;
 
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpListener;
@@ -35,8 +38,9 @@ impl Reply {
     }
 }
 
-/// Serves `listener` forever, one task per connection.
-pub async fn serve<F, Fut>(listener: TcpListener, handler: F)
+/// Serves `listener` forever, one task per connection; a client gets `head_timeout` to send
+/// its request head.
+pub async fn serve<F, Fut>(listener: TcpListener, head_timeout: Duration, handler: F)
 where
     F: Fn(RequestHead) -> Fut + Clone + 'static,
     Fut: Future<Output = Reply> + 'static,
@@ -62,10 +66,11 @@ where
             let Ok(mut stream) = Stream::plain(tcp) else {
                 return;
             };
-            let Some(head) = read_head(&mut stream).await else {
-                return;
+            let reply = match monoio::time::timeout(head_timeout, read_head(&mut stream)).await {
+                Ok(Some(head)) => handler(head).await,
+                Ok(None) => return,
+                Err(_) => Reply::text(408, "the request head did not arrive in time\n"),
             };
-            let reply = handler(head).await;
             let len = reply.body.len().to_string();
             let headers = [
                 ("Content-Type", reply.content_type),
@@ -96,5 +101,49 @@ async fn read_head(stream: &mut Stream) -> Option<RequestHead> {
         if buf.fill(stream).await.ok()? == 0 {
             return None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    #[test]
+    fn a_head_not_complete_within_the_head_timeout_gets_408_and_the_connection_closes() {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = std_listener.local_addr().expect("addr");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            crate::runtime::workers::block_on(async move {
+                let listener = TcpListener::from_std(std_listener).expect("listener");
+                serve(listener, Duration::from_millis(300), |_| async {
+                    Reply::text(200, "ok\n")
+                })
+                .await;
+            })
+        });
+        let mut slow = std::net::TcpStream::connect(addr).expect("connect");
+        slow.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .expect("partial head");
+        let started = std::time::Instant::now();
+        let mut answer = String::new();
+        slow.read_to_string(&mut answer)
+            .expect("answer, then close");
+        assert!(
+            answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{answer}"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        let mut quick = std::net::TcpStream::connect(addr).expect("connect");
+        quick
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("head");
+        let mut answer = String::new();
+        quick.read_to_string(&mut answer).expect("answer");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     }
 }

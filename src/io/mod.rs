@@ -3,6 +3,7 @@
 pub mod accept_backoff;
 pub mod admin_http;
 pub mod coalesce;
+pub mod idle_cut;
 pub mod loopback;
 pub mod read_buf;
 pub mod resolve;

@@ -32,7 +32,8 @@ pub fn status_json(shared: &Shared) -> String {
 
 /// Serves the admin view.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
-    admin_http::serve(listener, move |head| {
+    let head_timeout = shared.config.timeouts.head;
+    admin_http::serve(listener, head_timeout, move |head| {
         let shared = shared.clone();
         async move {
             if head.method == "GET" && head.path() == "/$status" {

@@ -15,8 +15,21 @@ use crate::relay::registry::DEFAULT_MAX_LISTENERS;
 use crate::runtime::workers::worker_count;
 use crate::secret::Secret;
 
-/// The body size up to which a relayed HTTP request travels on the control channel (protocol §6.1).
+/// The body size up to which a relayed HTTP request or response travels on the control
+/// channel: Azure's "64 kB" (protocol §6.1, §9), read as KiB like both SDKs do.
 pub const CONTROL_CHANNEL_BODY_LIMIT: usize = 64 * 1024;
+
+/// The most `request`/`response` JSON on the control channel: Azure limits HTTP header metadata
+/// there to "32 kB" (protocol §6.1, §9), read as KiB.
+pub const CONTROL_CHANNEL_JSON_LIMIT: usize = 32 * 1024;
+
+/// The most bytes queued for one listener's control channel (about sixteen requests with
+/// full-size bodies): beyond it the listener is not reading and is closed.
+pub const CONTROL_QUEUE_LIMIT: usize = 1 << 20;
+
+/// `--idle-timeout`'s default: the idle cut of Azure's load balancers (protocol §9), which the
+/// .NET SDK's 3.5-minute keep-alive stays under.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Flags of `hycod relay`.
 #[derive(Debug, Clone, Args)]
@@ -63,6 +76,21 @@ pub struct RelayArgs {
     /// this long (that side stopped reading); 0 = never.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub write_stall_timeout: Duration,
+    /// How long a client has for its TLS handshake and a complete request head before it gets
+    /// 408 and the connection closes.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub head_timeout: Duration,
+    /// How long a request body may pause before the sender gets 408 and the request is
+    /// aborted towards the listener.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub body_idle_timeout: Duration,
+    /// How long a sender's connection may sit idle between two requests before it is closed.
+    #[arg(long, default_value = "75s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+    /// Close control channels, sender streams and rendezvous that carry no frame for this
+    /// long, as Azure's load balancers do after about 4 minutes; 0 = never.
+    #[arg(long, default_value = "4m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
 }
 
 /// TLS material for the relay's listening socket.
@@ -112,6 +140,35 @@ pub struct RelayConfig {
     pub write_stall_timeout: Option<Duration>,
     pub max_listeners: usize,
     pub control_channel_body_limit: usize,
+    /// The most `response` JSON a listener may send on the control channel.
+    pub control_channel_json_limit: usize,
+    /// The most bytes queued for one control channel before the listener counts as not reading
+    /// and is closed.
+    pub control_queue_limit: usize,
+    pub timeouts: ConnectionTimeouts,
+    /// `None`: `--idle-timeout 0`, never.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// How long a client connection may wait for its next step (docs/relay.md "Timeouts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionTimeouts {
+    /// TLS handshake and request head.
+    pub head: Duration,
+    /// A pause inside a request body.
+    pub body_idle: Duration,
+    /// Between two requests on one connection.
+    pub keepalive: Duration,
+}
+
+impl Default for ConnectionTimeouts {
+    fn default() -> Self {
+        Self {
+            head: Duration::from_secs(30),
+            body_idle: Duration::from_secs(60),
+            keepalive: Duration::from_secs(75),
+        }
+    }
 }
 
 /// A flag that cannot be used; names the flag and the reason, never a key.
@@ -190,6 +247,14 @@ pub fn parse_entity_rule(text: &str) -> Result<EntityRuleSpec, RelayConfigError>
     })
 }
 
+/// A timeout that must be set: zero would hold connections forever.
+fn non_zero(flag: &'static str, value: Duration) -> Result<Duration, RelayConfigError> {
+    if value.is_zero() {
+        return Err(error(flag, "must be longer than 0s"));
+    }
+    Ok(value)
+}
+
 impl RelayArgs {
     /// Validates the flags into a [`RelayConfig`].
     pub fn into_config(self) -> Result<RelayConfig, RelayConfigError> {
@@ -223,6 +288,11 @@ impl RelayArgs {
             .iter()
             .map(|r| parse_rule(r))
             .collect::<Result<Vec<_>, _>>()?;
+        let timeouts = ConnectionTimeouts {
+            head: non_zero("--head-timeout", self.head_timeout)?,
+            body_idle: non_zero("--body-idle-timeout", self.body_idle_timeout)?,
+            keepalive: non_zero("--keepalive-timeout", self.keepalive_timeout)?,
+        };
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             _ => None,
@@ -242,6 +312,10 @@ impl RelayArgs {
             write_stall_timeout: Some(self.write_stall_timeout).filter(|t| !t.is_zero()),
             max_listeners: DEFAULT_MAX_LISTENERS,
             control_channel_body_limit: CONTROL_CHANNEL_BODY_LIMIT,
+            control_channel_json_limit: CONTROL_CHANNEL_JSON_LIMIT,
+            control_queue_limit: CONTROL_QUEUE_LIMIT,
+            timeouts,
+            idle_timeout: Some(self.idle_timeout).filter(|t| !t.is_zero()),
         })
     }
 }
@@ -259,6 +333,10 @@ mod tests {
     }
 
     fn relay_config(flags: &[&str]) -> RelayConfig {
+        relay_args(flags).into_config().expect("valid")
+    }
+
+    fn relay_args(flags: &[&str]) -> RelayArgs {
         #[derive(clap::Parser)]
         struct Cli {
             #[command(flatten)]
@@ -274,7 +352,7 @@ mod tests {
             "root=k3y",
         ];
         let cli = <Cli as clap::Parser>::try_parse_from(base.iter().chain(flags)).expect("flags");
-        cli.args.into_config().expect("valid")
+        cli.args
     }
 
     #[test]
@@ -291,6 +369,43 @@ mod tests {
             relay_config(&["--write-stall-timeout", "0s"]).write_stall_timeout,
             None
         );
+    }
+
+    #[test]
+    fn connection_timeouts_default_to_nginx_like_values_and_zero_is_refused() {
+        let config = relay_config(&[]);
+        assert_eq!(config.timeouts, ConnectionTimeouts::default());
+        assert_eq!(config.idle_timeout, Some(DEFAULT_IDLE_TIMEOUT));
+        let short = relay_config(&[
+            "--head-timeout",
+            "1s",
+            "--body-idle-timeout",
+            "2s",
+            "--keepalive-timeout",
+            "3s",
+            "--idle-timeout",
+            "0s",
+        ]);
+        assert_eq!(
+            short.timeouts,
+            ConnectionTimeouts {
+                head: Duration::from_secs(1),
+                body_idle: Duration::from_secs(2),
+                keepalive: Duration::from_secs(3),
+            }
+        );
+        assert_eq!(short.idle_timeout, None);
+        for flag in [
+            "--head-timeout",
+            "--body-idle-timeout",
+            "--keepalive-timeout",
+        ] {
+            let e = relay_args(&[flag, "0s"]).into_config().expect_err("zero");
+            assert_eq!(
+                (e.flag, e.reason.as_str()),
+                (flag, "must be longer than 0s")
+            );
+        }
     }
 
     #[test]

@@ -1,26 +1,37 @@
 //! The service side of a listener control channel (protocol §4): authentication and registration,
-//! then a writer task that sends what other tasks queue (each unit uninterrupted, §4.2) and a
+//! then a writer that sends what other tasks queue (each unit uninterrupted, §4.2) and a
 //! reader loop that routes `response` messages and bodies, handles `renewToken` (§4.6), answers
 //! pings (§4.7) and closes the channel with 1008 when the token expires unrenewed (§8.2).
+//!
+//! Bounds (docs/relay.md "Limits"): what is queued for the listener is bounded in bytes and a
+//! write that makes no progress for the write stall timeout ends the channel, so a listener
+//! that stops reading is closed instead of growing the relay; a channel that carries no frame
+//! for the idle timeout is closed with 1001; a `response` over Azure's control-channel limits
+//! (32 KiB of JSON, 64 KiB of body, protocol §6.1) fails its request with 502.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
 use super::auth::{check, unix_now};
 use super::front;
-use super::shared::{lock, ControlCommand, ControlHandle, ResponseEvent, WorkerCtx};
+use super::shared::{
+    lock, ControlCommand, ControlHandle, ControlQueue, QueueError, ResponseEvent, WorkerCtx,
+};
 use crate::auth::verify::Right;
 use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
+use crate::io::idle_cut::{count_frame, idle_cut};
 use crate::io::stream::Stream;
+use crate::io::watched_write::{stalled_write, WatchedWrite};
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
-use crate::proto::hc::messages::MAX_CONTROL_MESSAGE_LEN;
+use crate::proto::hc::messages::{Response, MAX_CONTROL_MESSAGE_LEN};
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::relay::registry::RegistryError;
@@ -43,11 +54,9 @@ pub async fn serve(
     let request_path = admitted.request_path.clone();
     let now = admitted.now;
     let verified = &admitted.token;
-    let (commands, queue) = flume::unbounded();
-    let handle = ControlHandle {
-        commands: commands.clone(),
-    };
-    let added = lock(&shared.registry).add_listener(&entity, &tracking_id, ctx.worker, now, handle);
+    let (handle, queue) = ControlHandle::new(shared.config.control_queue_limit);
+    let added =
+        lock(&shared.registry).add_listener(&entity, &tracking_id, ctx.worker, now, handle.clone());
     let listener_id = match added {
         Ok(id) => id,
         Err(e) => {
@@ -75,10 +84,8 @@ pub async fn serve(
     tracing::info!(%peer, hybrid_connection = %entity, listener = listener_id, tracking_id = %tracking_id, "listener online");
 
     let (read, write) = stream.into_split();
-    let close_sent = Rc::new(Cell::new(false));
     let expiry = Rc::new(Cell::new(verified.expires_at));
-    monoio::spawn(write_loop(write, queue, close_sent.clone()));
-    monoio::spawn(expire_unrenewed(commands.downgrade(), expiry.clone()));
+    monoio::spawn(expire_unrenewed(handle.downgrade(), expiry.clone()));
     let reader = WsReader::new(
         read,
         Role::Server,
@@ -90,22 +97,23 @@ pub async fn serve(
         ctx: ctx.clone(),
         entity: entity.clone(),
         request_path,
-        commands,
+        commands: handle,
         expiry,
-        close_sent,
+        closing: false,
+        frames: Rc::new(Cell::new(0)),
         listener_id,
         text: Vec::new(),
-        body_target: None,
+        body: BodyTarget::None,
     };
-    let reason = channel.read_loop(reader).await;
+    let reason = run_channel(&mut channel, reader, WatchedWrite::new(write), &queue).await;
     tracing::info!(%peer, hybrid_connection = %entity, listener = listener_id, reason = %reason, "listener offline");
     lock(&shared.registry).remove_listener(&entity, listener_id);
-    if let Some(target) = channel.body_target.take() {
-        let _ = target.send(ResponseEvent::ListenerGone);
+    if let BodyTarget::Collect { events, .. } = std::mem::take(&mut channel.body) {
+        let _ = events.try_send(ResponseEvent::ListenerGone);
     }
     lock(&shared.pending_requests).retain(|_, pending| {
         if pending.listener == listener_id {
-            let _ = pending.events.send(ResponseEvent::ListenerGone);
+            let _ = pending.events.try_send(ResponseEvent::ListenerGone);
             false
         } else {
             true
@@ -113,27 +121,89 @@ pub async fn serve(
     });
 }
 
+/// How long a close frame queued as the channel ends may take to go out.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Reads and writes the channel until it ends, whichever way; returns why.
+async fn run_channel<R: AsyncReadRent, W: AsyncWriteRent>(
+    channel: &mut Channel,
+    reader: WsReader<R>,
+    mut write: WatchedWrite<W>,
+    queue: &ControlQueue,
+) -> String {
+    let config = &channel.ctx.shared.config;
+    let (stall_timeout, idle_timeout) = (config.write_stall_timeout, config.idle_timeout);
+    let writes = [write.progress()];
+    let frames = channel.frames.clone();
+    let close_sent = Cell::new(false);
+    let mut writer = std::pin::pin!(write_loop(&mut write, queue, &close_sent, &frames));
+    let mut flush_close = false;
+    let reason = {
+        let commands = channel.commands.clone();
+        let reading = channel.read_loop(reader);
+        monoio::select! {
+            reason = reading => reason,
+            () = &mut writer => "the channel could not be written".to_owned(),
+            _ = stalled_write(stall_timeout, &writes) => {
+                "the listener stopped reading: a write made no progress".to_owned()
+            }
+            () = idle_cut(idle_timeout, &frames) => {
+                commands.close(CloseCode::GOING_AWAY, "idle timeout");
+                flush_close = true;
+                "no frame for the idle timeout".to_owned()
+            }
+            why = queue.abort.recv_async() => why.unwrap_or("aborted").to_owned(),
+        }
+    };
+    if flush_close || channel.closing {
+        let _ = monoio::time::timeout(CLOSE_GRACE, &mut writer).await;
+    }
+    reason
+}
+
+/// Where the binary message after a `response` goes.
+#[derive(Default)]
+enum BodyTarget {
+    /// No body announced.
+    #[default]
+    None,
+    /// Collected whole (at most the control-channel body limit), then delivered.
+    Collect {
+        events: flume::Sender<ResponseEvent>,
+        response: Response,
+        body: Vec<u8>,
+    },
+    /// The request is gone or failed: the rest of the message is dropped.
+    Discard,
+}
+
 /// The reader side of one control channel.
 struct Channel {
     ctx: Rc<WorkerCtx>,
     entity: String,
     request_path: String,
-    commands: flume::Sender<ControlCommand>,
+    commands: ControlHandle,
     expiry: Rc<Cell<u64>>,
-    close_sent: Rc<Cell<bool>>,
+    /// Whether this side asked for the channel to close.
+    closing: bool,
+    /// Frames read and written, for the idle cut.
+    frames: Rc<Cell<u64>>,
     listener_id: u64,
     /// The text message being assembled (control messages are at most 64 KiB, protocol §4.2).
     text: Vec<u8>,
-    /// Where the body message after a `response` with `"body": true` goes.
-    body_target: Option<flume::Sender<ResponseEvent>>,
+    /// Where the body message after a `response` goes.
+    body: BodyTarget,
 }
 
 impl Channel {
     /// Reads until the channel ends; returns why it ended.
-    async fn read_loop<R: monoio::io::AsyncReadRent>(&mut self, mut reader: WsReader<R>) -> String {
+    async fn read_loop<R: AsyncReadRent>(&mut self, mut reader: WsReader<R>) -> String {
         loop {
             let event = match reader.next_event().await {
-                Ok(e) => e,
+                Ok(e) => {
+                    count_frame(&self.frames);
+                    e
+                }
                 Err(ReadError::Protocol(e)) => {
                     self.close(e.close_code(), e.as_str());
                     return format!("protocol error: {e}");
@@ -165,47 +235,30 @@ impl Channel {
                 } => self.on_body(reader.bytes(payload), message_end),
                 WsEvent::Ping(p) => {
                     let mut out = Vec::new();
-                    if push_frame(&mut out, true, OpCode::Pong, reader.bytes(p), None).is_ok() {
-                        let _ = self.commands.send(ControlCommand::Send(out));
+                    if push_frame(&mut out, true, OpCode::Pong, reader.bytes(p), None).is_ok()
+                        && self.commands.send(out) == Err(QueueError::Full)
+                    {
+                        return "the listener does not read its control channel".to_owned();
                     }
                 }
                 WsEvent::Pong(_) => {}
                 WsEvent::Close { code, .. } => {
                     let code = code.unwrap_or(CloseCode::NORMAL);
-                    if !self.close_sent.get() {
-                        self.close(code, "");
-                    }
+                    self.close(code, "");
                     return format!("listener closed the channel ({code})");
                 }
             }
         }
     }
 
-    fn close(&self, code: CloseCode, reason: &str) {
-        let _ = self
-            .commands
-            .send(ControlCommand::Close(code, reason.to_owned()));
+    fn close(&mut self, code: CloseCode, reason: &str) {
+        self.closing = true;
+        self.commands.close(code, reason);
     }
 
     fn on_text(&mut self, text: &[u8]) {
         match parse_control_message(text) {
-            Ok(ControlMessage::Response(response)) => {
-                let pending = lock(&self.ctx.shared.pending_requests).remove(&response.request_id);
-                let Some(pending) = pending else {
-                    tracing::debug!(request = %response.request_id, "response for an unknown or finished request");
-                    if response.body {
-                        self.body_target = None;
-                    }
-                    return;
-                };
-                let has_body = response.body;
-                let _ = pending.events.send(ResponseEvent::Head(response));
-                if has_body {
-                    self.body_target = Some(pending.events);
-                } else {
-                    let _ = pending.events.send(ResponseEvent::End);
-                }
-            }
+            Ok(ControlMessage::Response(response)) => self.on_response(response, text.len()),
             Ok(ControlMessage::RenewToken(renew)) => {
                 let token = renew.token_as_header_value();
                 let now = SystemTime::now();
@@ -245,21 +298,77 @@ impl Channel {
         }
     }
 
+    /// Routes a `response` of `json_len` bytes to its pending request: whole when it has no
+    /// body, else once its body is collected; refused when over Azure's limits.
+    fn on_response(&mut self, response: Response, json_len: usize) {
+        let pending = lock(&self.ctx.shared.pending_requests).remove(&response.request_id);
+        let Some(pending) = pending else {
+            tracing::debug!(request = %response.request_id, "response for an unknown or finished request");
+            if response.body {
+                self.body = BodyTarget::Discard;
+            }
+            return;
+        };
+        let limit = self.ctx.shared.config.control_channel_json_limit;
+        if json_len > limit {
+            tracing::info!(hybrid_connection = %self.entity, json_len, limit, "response refused: JSON over the control-channel limit");
+            let _ = pending.events.try_send(ResponseEvent::TooLarge(
+                "The listener's response headers exceed the control channel's 32 KB limit.",
+            ));
+            if response.body {
+                self.body = BodyTarget::Discard;
+            }
+            return;
+        }
+        if response.body {
+            self.body = BodyTarget::Collect {
+                events: pending.events,
+                response,
+                body: Vec::new(),
+            };
+        } else {
+            let _ = pending
+                .events
+                .try_send(ResponseEvent::Complete(response, Bytes::new()));
+        }
+    }
+
     fn on_body(&mut self, chunk: &[u8], message_end: bool) {
-        match &self.body_target {
-            Some(target) => {
-                if !chunk.is_empty() {
-                    let _ = target.send(ResponseEvent::Body(Bytes::copy_from_slice(chunk)));
-                }
+        let limit = self.ctx.shared.config.control_channel_body_limit;
+        match &mut self.body {
+            BodyTarget::Collect { body, .. } if body.len() + chunk.len() <= limit => {
+                body.extend_from_slice(chunk);
                 if message_end {
-                    let _ = target.send(ResponseEvent::End);
-                    self.body_target = None;
+                    if let BodyTarget::Collect {
+                        events,
+                        response,
+                        body,
+                    } = std::mem::take(&mut self.body)
+                    {
+                        let _ = events.try_send(ResponseEvent::Complete(response, body.into()));
+                    }
+                }
+            }
+            BodyTarget::Collect { events, .. } => {
+                tracing::info!(hybrid_connection = %self.entity, limit, "response refused: body over the control-channel limit");
+                let _ = events.try_send(ResponseEvent::TooLarge(
+                    "The listener's response body exceeds the control channel's 64 KB limit.",
+                ));
+                self.body = if message_end {
+                    BodyTarget::None
+                } else {
+                    BodyTarget::Discard
+                };
+            }
+            BodyTarget::Discard => {
+                if message_end {
+                    self.body = BodyTarget::None;
                 }
             }
             // hyco-https sends an empty binary message even after `"body": false`
             // (protocol §6.2, §10.6 item 10): drop it silently; log anything else.
-            None if chunk.is_empty() => {}
-            None => tracing::debug!(
+            BodyTarget::None if chunk.is_empty() => {}
+            BodyTarget::None => tracing::debug!(
                 len = chunk.len(),
                 "dropped a binary message no response announced"
             ),
@@ -267,39 +376,46 @@ impl Channel {
     }
 }
 
-/// Writes queued units until every sender is gone or a close frame has been written.
-async fn write_loop(
-    mut write: OwnedWriteHalf<Stream>,
-    queue: flume::Receiver<ControlCommand>,
-    close_sent: Rc<Cell<bool>>,
+/// Writes queued units until a close frame has been written or a write fails; each batch
+/// counts as a frame for the idle cut and leaves the queued-bytes count when written.
+async fn write_loop<W: AsyncWriteRent>(
+    write: &mut W,
+    queue: &ControlQueue,
+    close_sent: &Cell<bool>,
+    frames: &Cell<u64>,
 ) {
-    while let Ok(command) = queue.recv_async().await {
-        let first = command_bytes(command, &close_sent);
+    while let Ok(command) = queue.commands.recv_async().await {
+        let mut counted = 0;
+        let first = command_bytes(command, close_sent, &mut counted);
         // Commands already queued go out in the same write; nothing follows our Close.
         let batch = coalesce(first, COALESCE_LIMIT, || {
             if close_sent.get() {
                 return None;
             }
             queue
+                .commands
                 .try_recv()
                 .ok()
-                .map(|command| command_bytes(command, &close_sent))
+                .map(|command| command_bytes(command, close_sent, &mut counted))
         });
-        if !batch.is_empty() && write.write_all(batch).await.0.is_err() {
-            break;
-        }
-        if close_sent.get() {
+        count_frame(frames);
+        let written = batch.is_empty() || write.write_all(batch).await.0.is_ok();
+        queue.queued.fetch_sub(counted, Ordering::Relaxed);
+        if !written || close_sent.get() {
             break;
         }
     }
     let _ = write.shutdown().await;
 }
 
-/// The bytes a command puts on the wire: its frames, or our close frame (once; later closes
-/// and unencodable ones give nothing).
-fn command_bytes(command: ControlCommand, close_sent: &Cell<bool>) -> Vec<u8> {
+/// The bytes a command puts on the wire: its frames (added to `counted`), or our close frame
+/// (once; later closes and unencodable ones give nothing).
+fn command_bytes(command: ControlCommand, close_sent: &Cell<bool>, counted: &mut usize) -> Vec<u8> {
     match command {
-        ControlCommand::Send(bytes) => bytes,
+        ControlCommand::Send(bytes) => {
+            *counted += bytes.len();
+            bytes
+        }
         ControlCommand::Close(code, reason) => {
             if close_sent.replace(true) {
                 return Vec::new();

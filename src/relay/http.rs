@@ -10,15 +10,15 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::auth::{check_cached, error_code, token_of};
 use super::rendezvous;
 use super::respond::{described, http_error, Tracking};
-use super::server::{read_head, Incoming};
-use super::shared::{lock, ControlCommand, PendingRequest, Rendezvous, ResponseEvent, WorkerCtx};
+use super::server::{read_head, HeadDeadline, Incoming};
+use super::shared::{lock, PendingRequest, QueueError, Rendezvous, ResponseEvent, WorkerCtx};
 use crate::auth::verify::Right;
-use crate::io::coalesce::COALESCE_LIMIT;
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
@@ -53,9 +53,18 @@ pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
                 return;
             }
         }
-        head = match read_head(&mut stream, &mut buf).await {
+        let timeouts = ctx.shared.config.timeouts;
+        let deadline = HeadDeadline::keep_alive(timeouts.keepalive, timeouts.head);
+        head = match read_head(&mut stream, &mut buf, deadline).await {
             Ok(Some(head)) => head,
-            _ => return,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(%peer, error = ?e, "no further request");
+                if let Some(answer) = e.answer(false) {
+                    let _ = stream.write_all(answer).await;
+                }
+                return;
+            }
         };
     }
 }
@@ -108,6 +117,10 @@ async fn serve_one(
         Ok(kind) => kind,
         Err(e) => return fail(stream, 400, "BadRequest", &e.to_string()).await,
     };
+    // Content-Length next to Transfer-Encoding may be a smuggling attempt: the connection
+    // closes after this response (RFC 9112 §6.1).
+    let ambiguous_framing =
+        head.headers.contains("transfer-encoding") && head.headers.contains("content-length");
     let picked = lock(&shared.registry).pick(&entity, Work::Request, |n| fastrand::usize(..n));
     let (listener_id, handle) = match picked {
         Ok(p) => p,
@@ -167,7 +180,8 @@ async fn serve_one(
         body: Some(kind != BodyKind::Empty),
     };
 
-    let (events_tx, events) = flume::unbounded();
+    // One event per request: the complete response, a refusal, or the listener's departure.
+    let (events_tx, events) = flume::bounded(1);
     lock(&shared.pending_requests).insert(
         id.clone(),
         PendingRequest {
@@ -181,26 +195,40 @@ async fn serve_one(
     };
     let (waiting, _wait_guard) = rendezvous::expect(ctx, &id);
     let deadline = shared.config.http_deadline;
+    let body_idle = shared.config.timeouts.body_idle;
+    let json = full.to_json();
+    // Azure's control-channel limits (protocol §6.1): body at most 64 kB, header metadata at most
+    // 32 kB; a larger request goes through a rendezvous.
     let small = match kind {
         BodyKind::Empty => Some(0),
         BodyKind::ContentLength(n) => usize::try_from(n)
             .ok()
             .filter(|n| *n <= shared.config.control_channel_body_limit),
         _ => None,
-    };
+    }
+    .filter(|_| json.len() <= shared.config.control_channel_json_limit);
     let is_head = head.method.eq_ignore_ascii_case("HEAD");
-    let keep_alive = head.keep_alive();
+    let keep_alive = head.keep_alive() && !ambiguous_framing;
 
     let outcome = if let Some(len) = small {
-        let body = read_whole_body(stream, buf, len).await?;
-        let json = full.to_json();
+        let body = match read_whole_body(stream, buf, len, body_idle).await {
+            Ok(body) => body,
+            Err(failure) => return fail_body(stream, failure).await,
+        };
         let mut frames = Vec::with_capacity(json.len() + body.len() + 2 * MAX_HEADER_LEN);
         push_json(&mut frames, &json);
         if !body.is_empty() {
             let _ = push_frame(&mut frames, true, OpCode::Binary, &body, None);
         }
-        if handle.commands.send(ControlCommand::Send(frames)).is_err() {
-            return fail(stream, 502, "NoListener", "The listener went away.").await;
+        match handle.send(frames) {
+            Ok(()) => {}
+            Err(QueueError::Full) => {
+                let text = "The listener does not read its control channel.";
+                return fail(stream, 502, "ListenerFailed", text).await;
+            }
+            Err(QueueError::Closed) => {
+                return fail(stream, 502, "NoListener", "The listener went away.").await
+            }
         }
         await_response(&events, &waiting, deadline).await
     } else {
@@ -211,14 +239,19 @@ async fn serve_one(
         };
         let mut frames = Vec::new();
         push_json(&mut frames, &notice.to_json());
-        if handle.commands.send(ControlCommand::Send(frames)).is_err() {
+        if handle.send(frames).is_err() {
             return fail(stream, 502, "NoListener", "The listener went away.").await;
         }
         match rendezvous::wait(&waiting, deadline).await {
             None => Outcome::TimedOut,
             Some(rdv) => {
                 let mut rdv = open_rendezvous(rdv).await?;
-                stream_request(&mut rdv.0, stream, buf, kind, &full).await?;
+                if let Err(failure) =
+                    stream_request(&mut rdv.0, stream, buf, kind, &json, body_idle).await
+                {
+                    abort_rendezvous(&mut rdv.0, &failure).await;
+                    return fail_body(stream, failure).await;
+                }
                 Outcome::Rendezvous(rdv)
             }
         }
@@ -242,15 +275,24 @@ async fn serve_one(
             )
             .await
         }
-        Outcome::Control(response) => {
-            let head = write_head(stream, &response, &shared.config.namespace, keep_alive).await?;
-            let ok = if response.body {
-                relay_control_body(stream, head, &events, deadline, is_head).await?
-            } else {
-                stream.write_all(head).await.0?;
-                true
-            };
-            Ok(ok && keep_alive)
+        Outcome::TooLarge(text) => {
+            fail(
+                stream,
+                502,
+                "ListenerFailed",
+                &described(text, &tracking, now),
+            )
+            .await
+        }
+        Outcome::Control(response, body) => {
+            let mut out =
+                write_head(stream, &response, &shared.config.namespace, keep_alive).await?;
+            if response.body && !is_head {
+                write_chunk(&mut out, &body);
+                out.extend_from_slice(LAST_CHUNK);
+            }
+            stream.write_all(out).await.0?;
+            Ok(keep_alive)
         }
         Outcome::Rendezvous((stream_out, reader)) => {
             let ok = relay_rendezvous_response(
@@ -299,7 +341,9 @@ type RendezvousIo = (
 enum Outcome {
     TimedOut,
     ListenerGone,
-    Control(Response),
+    /// The control-channel response broke Azure's limits.
+    TooLarge(&'static str),
+    Control(Response, Bytes),
     Rendezvous(RendezvousIo),
 }
 
@@ -342,7 +386,8 @@ async fn await_response(
     .await;
     match first {
         Err(_) => Outcome::TimedOut,
-        Ok(Ok(Ok(ResponseEvent::Head(response)))) => Outcome::Control(response),
+        Ok(Ok(Ok(ResponseEvent::Complete(response, body)))) => Outcome::Control(response, body),
+        Ok(Ok(Ok(ResponseEvent::TooLarge(text)))) => Outcome::TooLarge(text),
         Ok(Ok(_)) => Outcome::ListenerGone,
         Ok(Err(Ok(rdv))) => match open_rendezvous(rdv).await {
             Ok(io) => Outcome::Rendezvous(io),
@@ -352,19 +397,83 @@ async fn await_response(
     }
 }
 
+/// Why a request body could not be passed on.
+#[derive(Debug)]
+enum BodyFailure {
+    /// The sender's connection failed or closed early.
+    Sender(io::Error),
+    /// The body paused longer than the body idle timeout.
+    TimedOut,
+    /// The body's framing is broken (e.g. a malformed chunk).
+    Malformed(String),
+    /// Writing to the listener's rendezvous failed.
+    Listener(io::Error),
+}
+
+/// Tells the sender why its body was refused (400, 408), or ends when it is gone.
+async fn fail_body(stream: &mut Stream, failure: BodyFailure) -> io::Result<bool> {
+    match failure {
+        BodyFailure::Malformed(e) => fail(stream, 400, "BadRequest", &e).await,
+        BodyFailure::TimedOut => {
+            let text = "The request body paused longer than the body idle timeout.";
+            fail(stream, 408, "RequestTimeout", text).await
+        }
+        BodyFailure::Listener(e) => {
+            tracing::debug!(error = %e, "rendezvous write failed during a request body");
+            let text = "The listener closed the rendezvous during the request body.";
+            fail(stream, 502, "ListenerFailed", text).await
+        }
+        BodyFailure::Sender(e) => Err(e),
+    }
+}
+
+/// Ends a request rendezvous whose body did not arrive whole: the listener gets a close frame
+/// in the middle of the body message, so the request can never look complete upstream
+/// (1001: the sender went away, as Azure closes it, protocol §6.3).
+async fn abort_rendezvous(rdv: &mut monoio::io::OwnedWriteHalf<Stream>, failure: &BodyFailure) {
+    if matches!(failure, BodyFailure::Listener(_)) {
+        return;
+    }
+    let mut close = Vec::new();
+    if push_close(
+        &mut close,
+        CloseCode::GOING_AWAY,
+        "request body aborted",
+        None,
+    )
+    .is_ok()
+    {
+        let _ = monoio::time::timeout(Duration::from_secs(5), rdv.write_all(close)).await;
+    }
+}
+
+/// Reads more of the body into `buf` within `idle`; the count read (0 at EOF).
+async fn fill_body(
+    stream: &mut Stream,
+    buf: &mut ReadBuf,
+    idle: Duration,
+) -> Result<usize, BodyFailure> {
+    match monoio::time::timeout(idle, buf.fill(stream)).await {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(BodyFailure::Sender(e)),
+        Err(_) => Err(BodyFailure::TimedOut),
+    }
+}
+
 /// Reads a body of exactly `len` bytes (at most the control-channel limit) into memory.
 async fn read_whole_body(
     stream: &mut Stream,
     buf: &mut ReadBuf,
     len: usize,
-) -> io::Result<Vec<u8>> {
+    idle: Duration,
+) -> Result<Vec<u8>, BodyFailure> {
     let mut body = Vec::with_capacity(len);
     while body.len() < len {
-        if buf.is_empty() && buf.fill(stream).await? == 0 {
-            return Err(io::Error::new(
+        if buf.is_empty() && fill_body(stream, buf, idle).await? == 0 {
+            return Err(BodyFailure::Sender(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "request body truncated",
-            ));
+            )));
         }
         let take = (len - body.len()).min(buf.len());
         body.extend_from_slice(&buf.data()[..take]);
@@ -373,18 +482,20 @@ async fn read_whole_body(
     Ok(body)
 }
 
-/// Sends the full request on the rendezvous, streaming the sender's body as one binary message
-/// fragmented as it arrives (protocol §6.3, §6.4).
+/// Sends the full request (its JSON is `json`) on the rendezvous, streaming the sender's body
+/// as one binary message fragmented as it arrives (protocol §6.3, §6.4). The closing frame goes
+/// only after the whole body arrived intact.
 async fn stream_request(
     rdv: &mut monoio::io::OwnedWriteHalf<Stream>,
     stream: &mut Stream,
     buf: &mut ReadBuf,
     kind: BodyKind,
-    request: &Request,
-) -> io::Result<()> {
+    json: &str,
+    idle: Duration,
+) -> Result<(), BodyFailure> {
     let mut out = Vec::new();
-    push_json(&mut out, &request.to_json());
-    rdv.write_all(out).await.0?;
+    push_json(&mut out, json);
+    rdv.write_all(out).await.0.map_err(BodyFailure::Listener)?;
     if kind == BodyKind::Empty {
         return Ok(());
     }
@@ -394,7 +505,7 @@ async fn stream_request(
         while !buf.is_empty() && !decoder.is_done() {
             let decoded = decoder
                 .decode(buf.data())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                .map_err(|e| BodyFailure::Malformed(e.to_string()))?;
             let consumed = decoded.consumed;
             let mut frame = Vec::new();
             if let Some(payload) = decoded.payload {
@@ -403,7 +514,10 @@ async fn stream_request(
             }
             buf.consume(consumed);
             if !frame.is_empty() {
-                rdv.write_all(frame).await.0?;
+                rdv.write_all(frame)
+                    .await
+                    .0
+                    .map_err(BodyFailure::Listener)?;
             }
             if consumed == 0 {
                 break;
@@ -412,16 +526,16 @@ async fn stream_request(
         if decoder.is_done() {
             break;
         }
-        if buf.fill(stream).await? == 0 {
-            decoder
-                .finish()
-                .map_err(|e| io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()))?;
+        if fill_body(stream, buf, idle).await? == 0 {
+            decoder.finish().map_err(|e| {
+                BodyFailure::Sender(io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()))
+            })?;
             break;
         }
     }
     let mut last = Vec::new();
     let _ = push_frame(&mut last, true, opcode, &[], None);
-    rdv.write_all(last).await.0?;
+    rdv.write_all(last).await.0.map_err(BodyFailure::Listener)?;
     Ok(())
 }
 
@@ -480,64 +594,6 @@ async fn write_head(
     .or_else(|_| write_response_head(&mut out, response.status_code, "", fields.iter().copied()))
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     Ok(out)
-}
-
-/// Relays a control-channel response body as chunks after `head`; false when it broke off.
-/// Events already queued (a small body arrives whole, as one unit: protocol §4.2) are gathered
-/// with the head into one write; the bytes go out whenever the next event is not yet there.
-async fn relay_control_body(
-    stream: &mut Stream,
-    head: Vec<u8>,
-    events: &flume::Receiver<ResponseEvent>,
-    idle: Duration,
-    is_head: bool,
-) -> io::Result<bool> {
-    let mut out = head;
-    loop {
-        let event = match events.try_recv() {
-            Ok(event) => event,
-            Err(_) => {
-                flush(stream, &mut out).await?;
-                match monoio::time::timeout(idle, events.recv_async()).await {
-                    Ok(Ok(event)) => event,
-                    _ => return Ok(false),
-                }
-            }
-        };
-        match event {
-            ResponseEvent::Body(bytes) => {
-                if !is_head {
-                    write_chunk(&mut out, &bytes);
-                }
-                if out.len() >= COALESCE_LIMIT {
-                    flush(stream, &mut out).await?;
-                }
-            }
-            ResponseEvent::End => {
-                if !is_head {
-                    out.extend_from_slice(LAST_CHUNK);
-                }
-                flush(stream, &mut out).await?;
-                return Ok(true);
-            }
-            _ => {
-                flush(stream, &mut out).await?;
-                return Ok(false);
-            }
-        }
-    }
-}
-
-/// Writes `out` (when it holds anything) and leaves it empty, keeping its storage.
-async fn flush(stream: &mut Stream, out: &mut Vec<u8>) -> io::Result<()> {
-    if out.is_empty() {
-        return Ok(());
-    }
-    let (written, mut back) = stream.write_all(std::mem::take(out)).await;
-    written?;
-    back.clear();
-    *out = back;
-    Ok(())
 }
 
 /// Reads `response` + body from a rendezvous and relays them; closes the rendezvous after

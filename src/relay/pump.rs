@@ -3,23 +3,24 @@
 //! payload in place and writes a new, unmasked header into the bytes in front of it: the
 //! payload is never copied (architecture §2). Message types and boundaries are kept; frames may be
 //! re-split. Ping and pong travel end to end. A close frame from one side is forwarded and the
-//! other direction keeps flowing until that side closes too (half-close, protocol §5.3, §11 item
-//! 4).
+//! other direction keeps flowing until that side closes too (half-close, protocol §5.3, §11 item 4).
 //!
 //! A direction blocked writing to a side that stopped reading reads nothing, so it would not see
 //! the other side leave. A write that makes no progress for the `--write-stall-timeout`
-//! therefore ends the stream (docs/reliability.md "Faults"): the other side gets
-//! Close(1011) unless it already got a close or is in the middle of a frame, and both sockets
-//! are closed.
+//! therefore ends the stream (docs/reliability.md "Faults"): the other side gets Close(1011)
+//! unless it already got a close or is in the middle of a frame, and both sockets are closed.
+//! A stream that carries no frame either way for the `--idle-timeout` is cut as Azure's load
+//! balancers cut it (docs/relay.md "Idle cut"): both sides get Close(1001).
 
 use std::cell::Cell;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
+use crate::io::idle_cut::{count_frame, idle_cut};
 use crate::io::stream::Stream;
 use crate::io::tcp_pump::CHUNK;
-use crate::io::watched_write::{stalled_write, WatchedWrite};
+use crate::io::watched_write::{stalled_write, SharedProgress, WatchedWrite};
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader};
 use crate::proto::ws::frame::FrameHeader;
@@ -33,7 +34,7 @@ const STREAM_READ_BUFFER: usize = CHUNK + MAX_HEADER_LEN;
 /// How long the surviving direction may run on after the other side vanished without a close.
 const ABANDON_GRACE: Duration = Duration::from_secs(10);
 
-/// How long the close frame sent after a write stall may take.
+/// How long the close frame sent when the relay ends a stream may take.
 const STALL_CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// Limits for relayed streams: frames up to 16 MiB, messages unbounded (they are streamed,
@@ -63,16 +64,34 @@ pub struct Joined {
     pub b_to_a: u64,
     /// Whether a write made no progress for the write stall timeout, which ended the stream.
     pub write_stalled: bool,
+    /// Whether the stream carried no frame for the idle timeout, which ended it.
+    pub idle: bool,
 }
 
-/// Relays frames between `a` and `b` until both directions are closed, or until a write to
-/// either makes no progress for `write_stall_timeout` (`None`: never).
+/// When [`join`] ends a stream that did not end itself (`None`: never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A write to either side made no progress this long.
+    pub write_stall: Option<Duration>,
+    /// No frame either way this long.
+    pub idle: Option<Duration>,
+}
+
+/// Why [`join`] ended a stream itself.
+enum Cut {
+    /// The write at this position (0: to b, 1: to a) stalled.
+    Stalled(usize),
+    Idle,
+}
+
+/// Relays frames between `a` and `b` until both directions are closed, or until `timeouts`
+/// end the stream.
 pub async fn join(
     a: Stream,
     a_leftover: &[u8],
     b: Stream,
     b_leftover: &[u8],
-    write_stall_timeout: Option<Duration>,
+    timeouts: Timeouts,
 ) -> Joined {
     let (a_read, a_write) = a.into_split();
     let (b_read, b_write) = b.into_split();
@@ -96,9 +115,10 @@ pub async fn join(
     );
     let a_to_b = Direction::default();
     let b_to_a = Direction::default();
-    let stalled = {
-        let mut forward_a = std::pin::pin!(forward(a_reader, &mut b_write, &a_to_b));
-        let mut forward_b = std::pin::pin!(forward(b_reader, &mut a_write, &b_to_a));
+    let frames = Cell::new(0u64);
+    let cut = {
+        let mut forward_a = std::pin::pin!(forward(a_reader, &mut b_write, &a_to_b, &frames));
+        let mut forward_b = std::pin::pin!(forward(b_reader, &mut a_write, &b_to_a, &frames));
         let both = async {
             monoio::select! {
                 end = &mut forward_a => finish_other(end, &mut forward_b).await,
@@ -107,38 +127,69 @@ pub async fn join(
         };
         monoio::select! {
             () = both => None,
-            index = stalled_write(write_stall_timeout, &writes) => Some(index),
+            index = stalled_write(timeouts.write_stall, &writes) => Some(Cut::Stalled(index)),
+            () = idle_cut(timeouts.idle, &frames) => Some(Cut::Idle),
         }
     };
-    if let Some(index) = stalled {
-        tracing::debug!(
-            stalled = if index == 0 { "a" } else { "b" },
-            "relayed stream ended: a write made no progress"
-        );
-        // The side that still reads gets a close, unless it has one or is mid-frame.
-        let (other, told, progress) = if index == 0 {
-            (&mut a_write, &b_to_a, &writes[1])
-        } else {
-            (&mut b_write, &a_to_b, &writes[0])
-        };
-        if !told.closed.get() && !progress.get().is_pending() {
-            let mut out = Vec::new();
-            if push_close(
-                &mut out,
-                CloseCode::INTERNAL_ERROR,
-                "peer stopped reading",
-                None,
-            )
-            .is_ok()
-            {
-                let _ = monoio::time::timeout(STALL_CLOSE_GRACE, other.write_all(out)).await;
-            }
+    match &cut {
+        None => {}
+        Some(Cut::Stalled(index)) => {
+            tracing::debug!(
+                stalled = if *index == 0 { "a" } else { "b" },
+                "relayed stream ended: a write made no progress"
+            );
+            // The side that still reads gets a close.
+            let (other, told, progress) = if *index == 0 {
+                (&mut a_write, &b_to_a, &writes[1])
+            } else {
+                (&mut b_write, &a_to_b, &writes[0])
+            };
+            let reason = "peer stopped reading";
+            tell_close(other, told, progress, CloseCode::INTERNAL_ERROR, reason).await;
+        }
+        Some(Cut::Idle) => {
+            tracing::debug!("relayed stream ended: no frame for the idle timeout");
+            let reason = "idle timeout";
+            let to_a = tell_close(
+                &mut a_write,
+                &b_to_a,
+                &writes[1],
+                CloseCode::GOING_AWAY,
+                reason,
+            );
+            let to_b = tell_close(
+                &mut b_write,
+                &a_to_b,
+                &writes[0],
+                CloseCode::GOING_AWAY,
+                reason,
+            );
+            monoio::join!(to_a, to_b);
         }
     }
     Joined {
         a_to_b: a_to_b.relayed.get(),
         b_to_a: b_to_a.relayed.get(),
-        write_stalled: stalled.is_some(),
+        write_stalled: matches!(cut, Some(Cut::Stalled(_))),
+        idle: matches!(cut, Some(Cut::Idle)),
+    }
+}
+
+/// Sends a close frame to the side written through `write`, unless it has one already
+/// (`told`) or is in the middle of a frame (`progress`); bounded by [`STALL_CLOSE_GRACE`].
+async fn tell_close<W: AsyncWriteRent>(
+    write: &mut W,
+    told: &Direction,
+    progress: &SharedProgress,
+    code: CloseCode,
+    reason: &str,
+) {
+    if told.closed.get() || progress.get().is_pending() {
+        return;
+    }
+    let mut out = Vec::new();
+    if push_close(&mut out, code, reason, None).is_ok() {
+        let _ = monoio::time::timeout(STALL_CLOSE_GRACE, write.write_all(out)).await;
     }
 }
 
@@ -170,11 +221,15 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
     mut reader: WsReader<R>,
     writer: &mut W,
     done: &Direction,
+    frames: &Cell<u64>,
 ) -> End {
     let mut in_message = false;
     loop {
         let event = match reader.next_event().await {
-            Ok(event) => event,
+            Ok(event) => {
+                count_frame(frames);
+                event
+            }
             Err(e) => {
                 let (code, reason) = match &e {
                     ReadError::Protocol(p) => (p.close_code(), p.as_str()),
@@ -278,7 +333,11 @@ mod tests {
             let stall = Duration::from_millis(200);
             let (a, sender) = pair().await;
             let (b, _listener_never_reads) = pair().await;
-            let joined = monoio::spawn(async move { join(a, &[], b, &[], Some(stall)).await });
+            let timeouts = Timeouts {
+                write_stall: Some(stall),
+                idle: None,
+            };
+            let joined = monoio::spawn(async move { join(a, &[], b, &[], timeouts).await });
             let (read, mut write) = sender.into_split();
             // The sender sends (masked, as a client must) until every buffer towards the
             // silent listener is full.

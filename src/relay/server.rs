@@ -8,6 +8,9 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+use monoio::time::Instant;
 
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
@@ -19,7 +22,9 @@ use crate::io::accept_backoff::{resource_errno, AcceptBackoff};
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::proto::hc::query::{parse_action, Action};
-use crate::proto::http1::{parse_request_head, HeadError, Limits as HeadLimits, RequestHead};
+use crate::proto::http1::{
+    lines_end_with_crlf, parse_request_head, HeadError, Limits as HeadLimits, RequestHead,
+};
 use crate::proto::ws::handshake::{status_for, write_error_response, UpgradeRequest};
 use crate::relay::config::RelayConfig;
 use crate::runtime::workers;
@@ -254,28 +259,78 @@ pub struct Incoming {
     pub head: RequestHead,
 }
 
-/// Reads one request head into `buf`; `Ok(None)` on a clean EOF before any byte.
+/// How long [`read_head`] waits: for the first byte, then for the rest of the head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadDeadline {
+    first_byte: Instant,
+    /// Once the first byte is there, the head must be complete this much later; `None`: by
+    /// `first_byte` still.
+    rest: Option<Duration>,
+}
+
+impl HeadDeadline {
+    /// A new connection: TLS handshake and head by `started + head`.
+    pub fn fresh(started: Instant, head: Duration) -> Self {
+        Self {
+            first_byte: started + head,
+            rest: None,
+        }
+    }
+
+    /// Between two requests: the next one starts within `keepalive`, its head is complete
+    /// `head` after its first byte.
+    pub fn keep_alive(keepalive: Duration, head: Duration) -> Self {
+        Self {
+            first_byte: Instant::now() + keepalive,
+            rest: Some(head),
+        }
+    }
+}
+
+/// Reads one request head into `buf` by `deadline`; `Ok(None)` on a clean EOF before any byte.
+/// A head whose lines do not all end with CRLF is refused.
 pub async fn read_head(
     stream: &mut Stream,
     buf: &mut ReadBuf,
+    deadline: HeadDeadline,
 ) -> Result<Option<RequestHead>, HeadReadError> {
     let limits = HeadLimits {
         max_head_bytes: MAX_HEAD_BYTES,
         ..HeadLimits::default()
     };
+    let mut until = deadline.first_byte;
+    let mut started = !buf.is_empty();
+    if started {
+        if let Some(rest) = deadline.rest {
+            until = Instant::now() + rest;
+        }
+    }
     loop {
         match parse_request_head(buf.data(), &limits) {
             Ok(Some((head, len))) => {
+                if !lines_end_with_crlf(&buf.data()[..len]) {
+                    return Err(HeadReadError::BareLineFeed);
+                }
                 buf.consume(len);
                 return Ok(Some(head));
             }
             Ok(None) => {}
             Err(e) => return Err(HeadReadError::Head(e)),
         }
-        match buf.fill(stream).await {
+        let Ok(filled) = monoio::time::timeout_at(until, buf.fill(stream)).await else {
+            return Err(HeadReadError::TimedOut { started });
+        };
+        match filled {
             Ok(0) if buf.is_empty() => return Ok(None),
             Ok(0) => return Err(HeadReadError::Truncated),
-            Ok(_) => {}
+            Ok(_) => {
+                if !started {
+                    started = true;
+                    if let Some(rest) = deadline.rest {
+                        until = Instant::now() + rest;
+                    }
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::OutOfMemory => {
                 return Err(HeadReadError::Head(HeadError::HeadTooLarge {
                     max: MAX_HEAD_BYTES,
@@ -291,10 +346,46 @@ pub async fn read_head(
 pub enum HeadReadError {
     Io(io::Error),
     Head(HeadError),
+    /// A line of the head ends with a bare LF.
+    BareLineFeed,
     Truncated,
+    /// The deadline passed; `started`: some bytes of the head had arrived.
+    TimedOut {
+        started: bool,
+    },
+}
+
+impl HeadReadError {
+    /// The answer the client gets before the connection closes: 400/431 for a malformed
+    /// head, 408 for one that did not come in time (RFC 9110 §15.5.9); nothing for a
+    /// connection that went away, or that idled between requests without starting one.
+    pub fn answer(&self, fresh: bool) -> Option<Vec<u8>> {
+        let (status, code, message) = match self {
+            Self::Head(e) => {
+                let status = match e {
+                    HeadError::HeadTooLarge { .. } | HeadError::TooManyHeaders { .. } => 431,
+                    _ => 400,
+                };
+                (status, "BadRequest", e.to_string())
+            }
+            Self::BareLineFeed => (
+                400,
+                "BadRequest",
+                "Every line of the request head must end with CRLF.".to_owned(),
+            ),
+            Self::TimedOut { started } if *started || fresh => (
+                408,
+                "RequestTimeout",
+                "The request head did not arrive in time.".to_owned(),
+            ),
+            Self::TimedOut { .. } | Self::Io(_) | Self::Truncated => return None,
+        };
+        Some(respond::http_error(status, code, &message, false))
+    }
 }
 
 async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
+    let started = Instant::now();
     let peer = match Stream::prepare(&tcp) {
         Ok(peer) => peer,
         Err(e) => {
@@ -302,38 +393,32 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
             return;
         }
     };
+    let deadline = HeadDeadline::fresh(started, ctx.shared.config.timeouts.head);
     let mut stream = match &ctx.tls {
-        Some(acceptor) => match acceptor.accept(tcp).await {
-            Ok(tls) => Stream::tls(tls, peer),
-            Err(e) => {
-                tracing::info!(%peer, error = %e, "TLS handshake failed");
-                return;
+        Some(acceptor) => {
+            match monoio::time::timeout_at(deadline.first_byte, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => Stream::tls(tls, peer),
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS handshake timed out");
+                    return;
+                }
             }
-        },
+        }
         None => Stream::from_prepared(tcp, peer),
     };
     let mut buf = ReadBuf::new(MAX_HEAD_BYTES, 0);
-    let head = match read_head(&mut stream, &mut buf).await {
+    let head = match read_head(&mut stream, &mut buf, deadline).await {
         Ok(Some(head)) => head,
         Ok(None) => return,
-        Err(HeadReadError::Head(e)) => {
-            tracing::info!(%peer, error = %e, "malformed request head");
-            let status = match e {
-                HeadError::HeadTooLarge { .. } | HeadError::TooManyHeaders { .. } => 431,
-                _ => 400,
-            };
-            let _ = stream
-                .write_all(respond::http_error(
-                    status,
-                    "BadRequest",
-                    &e.to_string(),
-                    false,
-                ))
-                .await;
-            return;
-        }
         Err(e) => {
-            tracing::debug!(%peer, error = ?e, "request head not read");
+            tracing::info!(%peer, error = ?e, "no valid request head");
+            if let Some(answer) = e.answer(true) {
+                let _ = stream.write_all(answer).await;
+            }
             return;
         }
     };

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -20,27 +20,102 @@ use crate::relay::registry::Registry;
 /// What another task asks a listener's control channel to do.
 #[derive(Debug)]
 pub enum ControlCommand {
-    /// Write these pre-encoded frames as one uninterrupted unit (protocol §4.2).
+    /// Write these pre-encoded frames as one uninterrupted unit (protocol §4.2); counted in the
+    /// channel's queued bytes until written.
     Send(Vec<u8>),
     /// Close the channel with this code and reason (protocol §8.2).
     Close(CloseCode, String),
 }
 
-/// How other tasks reach a listener's control channel (any worker).
+/// How other tasks reach a listener's control channel (any worker). What they queue is
+/// bounded in bytes: a listener that does not read its channel fills the bound, and is then
+/// closed instead of growing the relay.
 #[derive(Debug, Clone)]
 pub struct ControlHandle {
-    pub commands: flume::Sender<ControlCommand>,
+    commands: flume::Sender<ControlCommand>,
+    /// Bytes queued and not yet written.
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+    /// Tells the channel to end at once (its writer may be stuck).
+    abort: flume::Sender<&'static str>,
+}
+
+/// Why a unit was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// The bound is reached: the listener is not reading; its channel is being closed.
+    Full,
+    /// The channel is gone.
+    Closed,
+}
+
+/// The receiving ends of a [`ControlHandle`], for the channel's own task.
+pub struct ControlQueue {
+    pub commands: flume::Receiver<ControlCommand>,
+    pub queued: Arc<AtomicUsize>,
+    pub abort: flume::Receiver<&'static str>,
+}
+
+impl ControlHandle {
+    /// A handle queueing at most `limit` bytes, and the channel's ends of it.
+    pub fn new(limit: usize) -> (Self, ControlQueue) {
+        let (commands, queue) = flume::unbounded();
+        let (abort, aborted) = flume::bounded(1);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let handle = Self {
+            commands,
+            queued: queued.clone(),
+            limit,
+            abort,
+        };
+        let ends = ControlQueue {
+            commands: queue,
+            queued,
+            abort: aborted,
+        };
+        (handle, ends)
+    }
+
+    /// Queues pre-encoded frames as one uninterrupted unit; over the bound the channel is
+    /// told to end ([`QueueError::Full`]).
+    pub fn send(&self, frames: Vec<u8>) -> Result<(), QueueError> {
+        let len = frames.len();
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > self.limit {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            let _ = self
+                .abort
+                .try_send("the listener does not read its control channel");
+            return Err(QueueError::Full);
+        }
+        self.commands
+            .send(ControlCommand::Send(frames))
+            .map_err(|_| QueueError::Closed)
+    }
+
+    /// Asks the channel to close with `code` (not counted against the bound: one close per
+    /// channel is written, later ones are dropped).
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        let _ = self
+            .commands
+            .send(ControlCommand::Close(code, reason.to_owned()));
+    }
+
+    /// A handle that does not keep the channel's queue open.
+    pub fn downgrade(&self) -> flume::WeakSender<ControlCommand> {
+        self.commands.downgrade()
+    }
 }
 
 /// What a listener sends back for one relayed HTTP request on its control channel.
 #[derive(Debug)]
 pub enum ResponseEvent {
-    /// The `response` message.
-    Head(Response),
-    /// A piece of the body message.
-    Body(Bytes),
-    /// The body message ended.
-    End,
+    /// The `response` message with its whole body (empty when it announced none); a body on
+    /// the control channel is at most 64 KiB (protocol §6.1), so it is collected first.
+    Complete(Response, Bytes),
+    /// The response broke one of Azure's control-channel limits (protocol §6.1, §9): the request
+    /// fails.
+    TooLarge(&'static str),
     /// The listener's control channel closed before the response was complete.
     ListenerGone,
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use monoio::io::AsyncWriteRentExt;
 
 use super::respond::handshake_refusal;
-use super::shared::{lock, ControlCommand, WorkerCtx};
+use super::shared::{lock, WorkerCtx};
 use super::{front, pump, rendezvous};
 use crate::auth::verify::Right;
 use crate::io::stream::Stream;
@@ -19,6 +19,13 @@ use crate::proto::hc::query::strip_sb_hc_params;
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::OpCode;
 use crate::relay::registry::{RegistryError, Work};
+
+/// Whether a listener may reject a connect with `status`: an error (4xx, 5xx). Anything else
+/// would tell the sender its handshake went on (1xx: `101` is the upgrade itself) or succeeded
+/// (2xx), or redirect it (3xx), none of which a rejection means.
+fn is_rejection_status(status: u16) -> bool {
+    (400..=599).contains(&status)
+}
 
 /// Serves one sender connect until its stream ends.
 pub async fn serve_sender(
@@ -79,7 +86,7 @@ pub async fn serve_sender(
         None,
     )
     .is_err()
-        || handle.commands.send(ControlCommand::Send(frame)).is_err()
+        || handle.send(frame).is_err()
     {
         let _ = stream
             .write_all(refuse(
@@ -101,9 +108,13 @@ pub async fn serve_sender(
         tracing::info!(%peer, hybrid_connection = %entity, id = %id, status, "listener rejected the connection");
         let ack = handshake_refusal(410, "Gone", "The rejection was delivered to the sender.");
         let _ = listener.stream.write_all(ack).await;
-        let _ = stream
-            .write_all(handshake_refusal(status, "Rejected", &description))
-            .await;
+        let refusal = if is_rejection_status(status) {
+            handshake_refusal(status, "Rejected", &description)
+        } else {
+            let text = "The listener rejected the connection with an invalid status.";
+            refuse(502, "ListenerFailed", text)
+        };
+        let _ = stream.write_all(refusal).await;
         return;
     }
     // The listener answers with one of the offered subprotocols (protocol §5.1, §10.6 item 4).
@@ -141,9 +152,12 @@ pub async fn serve_sender(
         &leftover,
         listener.stream,
         &listener.leftover,
-        shared.config.write_stall_timeout,
+        pump::Timeouts {
+            write_stall: shared.config.write_stall_timeout,
+            idle: shared.config.idle_timeout,
+        },
     )
     .await;
     tracing::info!(hybrid_connection = %entity, id = %id, sender_bytes = joined.a_to_b,
-        listener_bytes = joined.b_to_a, write_stalled = joined.write_stalled, "stream closed");
+        listener_bytes = joined.b_to_a, write_stalled = joined.write_stalled, idle = joined.idle, "stream closed");
 }

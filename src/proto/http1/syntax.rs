@@ -59,9 +59,30 @@ pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|e| !e.is_empty())
 }
 
+/// Whether every line of `head` ends with CRLF: a bare LF is a line ending RFC 9112 §2.2 lets
+/// a recipient accept, which a strict one refuses (two parsers could see different lines).
+pub fn lines_end_with_crlf(head: &[u8]) -> bool {
+    let mut prev = 0u8;
+    for &b in head {
+        if b == b'\n' && prev != b'\r' {
+            return false;
+        }
+        prev = b;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_line_feeds_are_found() {
+        assert!(lines_end_with_crlf(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!lines_end_with_crlf(b"GET / HTTP/1.1\nHost: x\r\n\r\n"));
+        assert!(!lines_end_with_crlf(b"GET / HTTP/1.1\r\nHost: x\r\n\n"));
+        assert!(!lines_end_with_crlf(b"\n"));
+    }
 
     #[test]
     fn tokens() {
