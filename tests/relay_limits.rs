@@ -614,3 +614,45 @@ fn the_idle_cut_closes_a_silent_stream_on_both_sides_with_1001() {
         assert_eq!(code, None, "the pinging control channel was cut");
     });
 }
+
+/// The ids of the listeners online on `path` at the relay process.
+fn listener_ids(relay: &common::processes::RelayProcess, path: &str) -> Vec<u64> {
+    let status = relay.status();
+    let mut ids: Vec<u64> = status["hybrid_connections"]
+        .as_array()
+        .and_then(|hcs| hcs.iter().find(|hc| hc["path"] == path))
+        .and_then(|hc| hc["listeners"].as_array())
+        .map(|ls| ls.iter().filter_map(|l| l["id"].as_u64()).collect())
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn the_daemons_control_channel_pings_keep_its_listeners_through_a_short_idle_cut() {
+    use common::processes::{
+        config_text, eventually, hybrid_connection, tcp_echo, DaemonProcess, RelayProcess, PATIENCE,
+    };
+    let relay = RelayProcess::start_with_flags(&["kept", "cut"], &[], &["--idle-timeout", "2s"]);
+    let echo = tcp_echo();
+    // Pinging every second keeps `kept` alive; pinging every 5 s leaves `cut` idle for 2 s.
+    let kept = hybrid_connection("kept", "kept", &relay.url, echo) + "ping_interval = \"1s\"\n";
+    let cut = hybrid_connection("cut", "cut", &relay.url, echo) + "ping_interval = \"5s\"\n";
+    let dir = tempfile::tempdir().expect("dir");
+    let _daemon = DaemonProcess::start(dir.path(), &config_text("1s", &[kept, cut]), None, &[]);
+    assert!(eventually(PATIENCE, || relay.listener_count("kept") == 2
+        && relay.listener_count("cut") == 2));
+    let (kept_before, cut_before) = (listener_ids(&relay, "kept"), listener_ids(&relay, "cut"));
+    // The listeners of `cut` are cut (the daemon reconnects them later).
+    assert!(eventually(PATIENCE, || {
+        !listener_ids(&relay, "cut")
+            .iter()
+            .any(|id| cut_before.contains(id))
+    }));
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        listener_ids(&relay, "kept"),
+        kept_before,
+        "a pinging listener was cut"
+    );
+}
