@@ -1,7 +1,9 @@
 //! The repository stands on its own. Every `protocol §N` citation (in code, tests, docs and
 //! scripts) names a section `docs/protocol.md` has, every `architecture §N` one a numbered section
-//! of `docs/architecture.md`, and no file points at documents outside the repository or at
-//! issue-tracker numbers: a reader who clones the project can follow every reference.
+//! of `docs/architecture.md`, every relative Markdown link in the documents reaches its file and
+//! heading, every repository path the documents name in backticks exists, every section named
+//! as `docs/x.md "Heading"` exists, and no file points at documents outside the repository or at issue-tracker numbers:
+//! a reader who clones the project can follow every reference.
 //!
 //! Only text is read (a few MB), so this runs in well under a second.
 
@@ -229,6 +231,280 @@ fn every_cited_section_exists() {
         missing.is_empty(),
         "cited sections that do not exist:\n{}",
         missing.join("\n")
+    );
+}
+
+/// GitHub's anchor for a heading: lower case, spaces as `-`, and only letters, digits, `_` and
+/// `-` kept.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '_' || c == '-' => Some(c),
+            _ => None,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The anchors of a Markdown document's headings; a repeated heading gets `-1`, `-2`, ….
+fn anchors(doc: &str) -> BTreeSet<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut in_code = false;
+    let mut out = BTreeSet::new();
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        }
+        let heading = line.trim_start_matches('#');
+        if in_code || heading.len() == line.len() || !heading.starts_with(' ') {
+            continue;
+        }
+        let base = anchor(heading);
+        let count = seen.entry(base.clone()).or_default();
+        out.insert(match *count {
+            0 => base,
+            n => format!("{base}-{n}"),
+        });
+        *count += 1;
+    }
+    out
+}
+
+/// The targets of the inline links `[text](target)` of a Markdown line.
+fn link_targets(line: &str) -> Vec<&str> {
+    line.match_indices("](")
+        .filter_map(|(at, _)| {
+            let rest = &line[at + 2..];
+            rest.find(')').map(|end| &rest[..end])
+        })
+        .filter(|target| !target.contains(' '))
+        .collect()
+}
+
+#[test]
+fn every_markdown_link_resolves() {
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for (path, text) in files() {
+        if path.extension().is_none_or(|ext| ext != "md") {
+            continue;
+        }
+        let mut in_code = false;
+        for (n, line) in text.lines().enumerate() {
+            if line.starts_with("```") {
+                in_code = !in_code;
+            }
+            if in_code {
+                continue;
+            }
+            for target in link_targets(line) {
+                if target.contains("://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                checked += 1;
+                let (file, fragment) = target.split_once('#').unwrap_or((target, ""));
+                let linked = match file {
+                    "" => path.clone(),
+                    file => path.parent().expect("a file's directory").join(file),
+                };
+                let at = format!("{}:{}: {target}", relative(&path), n + 1);
+                let Ok(doc) = std::fs::read_to_string(&linked) else {
+                    if !linked.exists() {
+                        broken.push(format!("{at}: no such file"));
+                    }
+                    continue;
+                };
+                if !fragment.is_empty() && !anchors(&doc).contains(fragment) {
+                    broken.push(format!("{at}: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} links found: the scanner is broken"
+    );
+    assert!(
+        broken.is_empty(),
+        "links that lead nowhere:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// Top-level folders whose paths the documents name as `` `src/daemon/stream.rs` ``.
+const PATH_ROOTS: &[&str] = &[
+    "src/",
+    "tests/",
+    "benches/",
+    "loadtest/",
+    "fuzz/",
+    "dist/",
+    "examples/",
+];
+
+/// The repository paths written in backticks in a line: `` `src/io/tcp_pump.rs` ``, also with
+/// a `:line` or `::item` suffix, which is dropped.
+fn repository_paths(line: &str) -> Vec<&str> {
+    line.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|code| PATH_ROOTS.iter().any(|root| code.starts_with(root)))
+        .filter(|code| !code.contains([' ', '*', '{', '<']))
+        .map(|code| code.split(':').next().unwrap_or(code))
+        .collect()
+}
+
+#[test]
+fn every_repository_path_in_the_docs_exists() {
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (path, text) in files() {
+        if path.extension().is_none_or(|ext| ext != "md") {
+            continue;
+        }
+        for (n, line) in text.lines().enumerate() {
+            for named in repository_paths(line) {
+                checked += 1;
+                if !root().join(named).exists() {
+                    missing.push(format!("{}:{}: {named}", relative(&path), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        checked > 50,
+        "only {checked} paths found: the scanner is broken"
+    );
+    assert!(
+        missing.is_empty(),
+        "paths that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// The text of `text` with line breaks and the comment markers that start lines removed, so that
+/// a quotation wrapped over two comment lines reads as one.
+fn flattened(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let line = line.trim_start();
+            ["//!", "///", "//", "#"]
+                .iter()
+                .find_map(|marker| line.strip_prefix(marker))
+                .unwrap_or(line)
+                .trim()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The sections named as `docs/relay.md "Idle cut"` or `operations.md, "Upgrade"`: (document
+/// file name, quoted heading or bold paragraph label).
+fn named_sections(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices(".md") {
+        let name_start = text[..at]
+            .rfind(|c: char| !(c.is_ascii_lowercase() || c == '_' || c == '-'))
+            .map_or(0, |i| i + 1);
+        let rest = text[at + 3..].strip_prefix(',').unwrap_or(&text[at + 3..]);
+        let Some(quoted) = rest.strip_prefix(" \"") else {
+            continue;
+        };
+        let Some(end) = quoted.find('"') else {
+            continue;
+        };
+        let heading = quoted[..end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push((format!("{}.md", &text[name_start..at]), heading));
+    }
+    out
+}
+
+#[test]
+fn every_named_docs_section_exists() {
+    let docs = root().join("docs");
+    let headings: BTreeMap<String, Vec<String>> = std::fs::read_dir(&docs)
+        .expect("docs/")
+        .map(|entry| entry.expect("a docs/ entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).expect("a document");
+            let mut in_code = false;
+            let mut names = Vec::new();
+            for line in text.lines() {
+                if line.starts_with("```") {
+                    in_code = !in_code;
+                }
+                let heading = line.trim_start_matches('#');
+                if !in_code && heading.len() < line.len() && heading.starts_with(' ') {
+                    names.push(heading.trim().replace('`', ""));
+                }
+                // A run-in label, `**File descriptors.** Each stream …`, names a paragraph.
+                let label = line.strip_prefix("**").and_then(|l| l.split_once("**"));
+                if let Some((label, _)) = label.filter(|_| !in_code) {
+                    names.push(label.trim_end_matches('.').replace('`', ""));
+                }
+            }
+            let name = path.file_name().expect("a file name").to_string_lossy();
+            (name.into_owned(), names)
+        })
+        .collect();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (path, text) in files() {
+        for (doc, heading) in named_sections(&flattened(&text)) {
+            let Some(names) = headings.get(&doc) else {
+                continue;
+            };
+            checked += 1;
+            let wanted = heading.replace('`', "");
+            if !names.iter().any(|name| name.starts_with(&wanted)) {
+                missing.push(format!("{}: {doc} \"{heading}\"", relative(&path)));
+            }
+        }
+    }
+    assert!(
+        checked > 20,
+        "only {checked} named sections found: the scanner is broken"
+    );
+    assert!(
+        missing.is_empty(),
+        "sections that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn anchors_follow_github() {
+    let doc = "## Relayed HTTP (protocol §6, §7.2)\n### `[limits]`\n## Faults\n## Faults\n";
+    assert_eq!(
+        anchors(doc).into_iter().collect::<Vec<_>>(),
+        ["faults", "faults-1", "limits", "relayed-http-protocol-6-72"]
+    );
+    assert_eq!(
+        link_targets("see [a](x.md#y) and [b](#z), not [c] (d)"),
+        ["x.md#y", "#z"]
+    );
+    assert_eq!(
+        named_sections(&flattened(
+            "//! (docs/reliability.md \"Faults\"), operations.md, \"Memory copies\n//! on AMD\""
+        )),
+        [
+            ("reliability.md".to_owned(), "Faults".to_owned()),
+            (
+                "operations.md".to_owned(),
+                "Memory copies on AMD".to_owned()
+            )
+        ]
+    );
+    assert_eq!(
+        repository_paths("`src/io/tcp_pump.rs:51`, `src/daemon/` and `[limits]`, `src/*.rs`"),
+        ["src/io/tcp_pump.rs", "src/daemon/"]
     );
 }
 
