@@ -74,6 +74,7 @@ fn context(target: Option<String>, deadline: Duration, tls: TrustRoots) -> Hc {
         upstream_tls: client_config(&tls).expect("tls"),
         upstream_pool: RefCell::new(Vec::new()),
         upstream_deadline: deadline,
+        request_buffer: hycod::config::DEFAULT_REQUEST_BUFFER,
         metrics: Rc::new(RefCell::new(Shard::new())),
         limits: hycod::config::Limits::default(),
         admission: hycod::daemon::admission::Admission::standalone(

@@ -60,6 +60,7 @@ fn context(target: Option<TcpTarget>) -> Hc {
         upstream_tls: client_config(&TrustRoots::WebPki).expect("tls"),
         upstream_pool: RefCell::new(Vec::new()),
         upstream_deadline: Duration::from_secs(50),
+        request_buffer: hycod::config::DEFAULT_REQUEST_BUFFER,
         metrics: Rc::new(RefCell::new(Shard::new())),
         limits: hycod::config::Limits::default(),
         admission: hycod::daemon::admission::Admission::standalone(

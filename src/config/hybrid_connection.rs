@@ -1,6 +1,6 @@
 //! Validating one `[[hybrid_connection]]` (architecture §5): name, connection string, entity path,
 //! targets, listener count, relay, proxy, token lifetime, keep-alive interval and the
-//! per-hybrid-connection stream and request maxima.
+//! per-hybrid-connection stream and request maxima, and the request body buffer.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -10,7 +10,10 @@ use super::error::{ConfigError, ConfigWarning, Reason};
 use super::limits::{self, Limits};
 use super::raw::RawHybridConnection;
 use super::shared_keys::{self, url_error};
-use super::typed::{HybridConnection, DEFAULT_PING_INTERVAL, MAX_LISTENERS, MIN_PING_INTERVAL};
+use super::typed::{
+    HybridConnection, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_BUFFER, MAX_LISTENERS,
+    MIN_PING_INTERVAL,
+};
 use super::urls;
 
 /// Converts `raw`, the `index`-th hybrid connection. Name uniqueness is checked by the caller.
@@ -103,6 +106,7 @@ pub(super) fn convert(
         token_ttl,
         ping_interval,
         limits,
+        request_buffer: raw.request_buffer.unwrap_or(DEFAULT_REQUEST_BUFFER),
     };
     Ok((hybrid_connection, loaded.warnings))
 }

@@ -100,6 +100,7 @@ pub(super) struct RawHybridConnection {
     pub ping_interval: Option<String>,
     pub max_streams: Option<usize>,
     pub max_requests: Option<usize>,
+    pub request_buffer: Option<usize>,
 }
 
 /// One `[[forward]]`.

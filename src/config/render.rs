@@ -149,6 +149,10 @@ impl Effective<'_> {
         }
         if let Some(http_target) = &hc.http_target {
             writeln!(f, "http_target = {}", quote(&http_target.to_string()))?;
+            match hc.request_buffer {
+                0 => writeln!(f, "request_buffer = 0  # request bodies always stream")?,
+                bytes => writeln!(f, "request_buffer = {bytes}")?,
+            }
         }
         let listeners = hc.listener_count(self.workers);
         match hc.listeners {
@@ -372,6 +376,7 @@ mod tests {
             "listen = \"127.0.0.1:9464\"",
             "listeners = 2",
             "http_target = \"http://127.0.0.1:8065/ws\"",
+            "request_buffer = 8388608",
             "relay_url = \"ws://127.0.0.1:9000/\"",
             "proxy = \"http://proxy:3128\"",
             "token_ttl = \"90m\"",

@@ -95,6 +95,19 @@ fn minimal_config_gets_every_default() {
     assert_eq!(hc.proxy, None);
     assert_eq!(hc.token_ttl, Duration::from_secs(3600));
     assert_eq!(hc.ping_interval, Duration::from_secs(30));
+    assert_eq!(hc.request_buffer, 8 * 1024 * 1024);
+}
+
+#[test]
+fn request_buffer_is_a_byte_count_and_zero_turns_buffering_off() {
+    let config = load(&hc("sap", "request_buffer = 65536")).expect("valid");
+    assert_eq!(config.hybrid_connections[0].request_buffer, 65536);
+    let config = load(&hc("sap", "request_buffer = 0")).expect("valid");
+    assert_eq!(config.hybrid_connections[0].request_buffer, 0);
+    let error = load(&hc("sap", "request_buffer = \"8MiB\"")).expect_err("not a number");
+    assert!(error.to_string().contains("request_buffer"), "{error}");
+    let error = load(&hc("sap", "request_buffer = -1")).expect_err("negative");
+    assert!(error.to_string().contains("request_buffer"), "{error}");
 }
 
 #[test]

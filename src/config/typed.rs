@@ -30,6 +30,9 @@ pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_PING_INTERVAL: Duration = crate::proto::hc::listener::DEFAULT_PING_INTERVAL;
 /// Smallest accepted `ping_interval`: a dead channel is then noticed within 2 s.
 pub const MIN_PING_INTERVAL: Duration = Duration::from_secs(1);
+/// Default `request_buffer`: request bodies up to 8 MiB reach the `http_target` with a
+/// `Content-Length` (nginx's `proxy_request_buffering on`).
+pub const DEFAULT_REQUEST_BUFFER: usize = 8 * 1024 * 1024;
 /// Azure Relay allows at most 25 listeners per hybrid connection (protocol §9).
 pub const MAX_LISTENERS: usize = 25;
 
@@ -186,6 +189,10 @@ pub struct HybridConnection {
     pub ping_interval: Duration,
     /// `[limits]` with this hybrid connection's `max_streams` / `max_requests` applied.
     pub limits: Limits,
+    /// `request_buffer`: a request body that streams in from a rendezvous is held up to this
+    /// many bytes, so that it reaches `http_target` with a `Content-Length`; a longer one
+    /// streams chunked. 0 = always stream.
+    pub request_buffer: usize,
 }
 
 impl HybridConnection {

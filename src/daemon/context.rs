@@ -33,6 +33,9 @@ pub struct HcContext {
     /// Deadline for the whole upstream exchange; the relay gives up at 60 s (protocol §6.8), so a
     /// slower target is answered with 504 by the daemon itself before that.
     pub upstream_deadline: Duration,
+    /// `request_buffer`: how much of a rendezvous request body is held to send it with a
+    /// `Content-Length` (0 = always stream).
+    pub request_buffer: usize,
     /// This worker's metrics.
     pub metrics: SharedShard,
     /// `[limits]` with this hybrid connection's overrides.

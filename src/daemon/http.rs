@@ -8,7 +8,8 @@
 //!   [`policy::GATHER_WINDOW`] — and otherwise through the request's `address` as one
 //!   fragmented binary message streamed as the target's body arrives (protocol §6.5).
 //! - Shape (b), a rendezvous notice: the daemon connects the `address`, reads the full request
-//!   there, streams its body into the upstream request as it arrives (protocol §6.4), answers on
+//!   there, reads its body into memory up to `request_buffer` to send it with
+//!   `Content-Length`, or streams a longer one chunked as it arrives (protocol §6.4), answers on
 //!   the same rendezvous, and serves further requests there until the relay closes it
 //!   (protocol §6.3, §11 item 19). A rendezvous opened to upgrade an answer is held the same way.
 //! - The daemon answers itself when it must: 400 for a request that cannot be forwarded safely
@@ -41,11 +42,13 @@ use std::time::Instant;
 use exchange::{answer_locally, exchange, Body, BodyState, Served};
 use policy::{status_class, LocalAnswer, ABORTED};
 use prepare::prepare;
-use rendezvous::{Incoming, RendezvousReader, RendezvousWriter, RELAY_IDLE_TIMEOUT};
+use rendezvous::{
+    BodyBuffer, Buffered, Incoming, RendezvousReader, RendezvousWriter, RELAY_IDLE_TIMEOUT,
+};
 use reply::{ControlReply, Reply};
 
 use super::context::{ControlWriter, Hc, HcContext};
-use super::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_SECONDS};
+use super::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_BODY_BUFFERED, REQUEST_SECONDS};
 use super::upstream::Framing;
 use crate::proto::hc::messages::Request;
 use crate::proto::hc::path::split_target;
@@ -157,11 +160,33 @@ async fn hold(
             }
         };
         let started = announced.take().unwrap_or_else(Instant::now);
-        let body = if request.has_body() {
-            Body::Streamed(&mut reader)
+        let buffering = request.has_body() && hc.request_buffer > 0 && hc.http_target.is_some();
+        let body = if buffering {
+            match reader
+                .buffer_body(hc.request_buffer, RELAY_IDLE_TIMEOUT)
+                .await
+            {
+                Ok(Buffered::Whole(held)) => Body::Held(held),
+                Ok(Buffered::Overflowed(first)) => Body::Streamed {
+                    reader: &mut reader,
+                    first,
+                },
+                Err(e) => {
+                    tracing::debug!(hybrid_connection = %hc.name, error = %e, "request body from the relay broke off");
+                    record(hc, &request, &Served::aborted(BodyState::Broken), started);
+                    let _ = writer.close(CloseCode::PROTOCOL_ERROR, "").await;
+                    return;
+                }
+            }
+        } else if request.has_body() {
+            Body::Streamed {
+                reader: &mut reader,
+                first: BodyBuffer::default(),
+            }
         } else {
             Body::Known(&[])
         };
+        let held_bytes = HeldBytes::enter(hc, &body);
         let served = serve_one(
             hc,
             &request,
@@ -170,6 +195,7 @@ async fn hold(
             started,
         )
         .await;
+        drop(held_bytes);
         let reusable = served.complete
             && match served.body {
                 BodyState::Consumed => true,
@@ -194,9 +220,10 @@ async fn serve_one(
     started: Instant,
 ) -> Served {
     let _in_flight = InFlight::enter(hc);
-    let untouched = match body {
-        Body::Known(_) => BodyState::Consumed,
-        Body::Streamed(_) => BodyState::Unread,
+    let untouched = if body.is_whole() {
+        BodyState::Consumed
+    } else {
+        BodyState::Unread
     };
     let Some(request_id) = request.id.as_deref() else {
         tracing::warn!(hybrid_connection = %hc.name, "request without an id cannot be answered");
@@ -222,7 +249,11 @@ async fn serve_one(
                     request.method.as_deref().unwrap_or_default(),
                     bytes.len(),
                 ),
-                Body::Streamed(_) => Framing::Chunked,
+                Body::Held(held) => Framing::for_known_body(
+                    request.method.as_deref().unwrap_or_default(),
+                    held.len(),
+                ),
+                Body::Streamed { .. } => Framing::Chunked,
             };
             match prepare(request, &hc.entity_path, target, framing) {
                 Ok(prepared) => {
@@ -297,6 +328,35 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.hc.gauge_add(&REQUESTS_IN_FLIGHT, -1);
+    }
+}
+
+/// Holds a request's buffered body bytes in `hycod_request_body_buffered_bytes` while the
+/// request is served.
+struct HeldBytes<'a> {
+    hc: &'a HcContext,
+    bytes: i64,
+}
+
+impl<'a> HeldBytes<'a> {
+    fn enter(hc: &'a HcContext, body: &Body<'_>) -> Self {
+        let held = match body {
+            Body::Held(held) | Body::Streamed { first: held, .. } => held.len(),
+            Body::Known(_) => 0,
+        };
+        let bytes = i64::try_from(held).unwrap_or(i64::MAX);
+        if bytes > 0 {
+            hc.gauge_add(&REQUEST_BODY_BUFFERED, bytes);
+        }
+        Self { hc, bytes }
+    }
+}
+
+impl Drop for HeldBytes<'_> {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.hc.gauge_add(&REQUEST_BODY_BUFFERED, -self.bytes);
+        }
     }
 }
 

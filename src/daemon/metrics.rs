@@ -59,6 +59,11 @@ pub static REQUESTS_IN_FLIGHT: MetricDesc = MetricDesc::gauge(
     "Relayed HTTP requests being served now.",
     &["hybrid_connection"],
 );
+pub static REQUEST_BODY_BUFFERED: MetricDesc = MetricDesc::gauge(
+    "hycod_request_body_buffered_bytes",
+    "Request body bytes held in memory now to send them with a Content-Length (request_buffer).",
+    &["hybrid_connection"],
+);
 pub static BYTES: MetricDesc = MetricDesc::counter(
     "hycod_bytes_total",
     "Payload bytes forwarded, by direction (to_target, to_relay).",
@@ -117,7 +122,7 @@ pub static FORWARD_BYTES: MetricDesc = MetricDesc::counter(
 );
 
 /// Every descriptor, for documentation tests.
-pub static ALL: [&MetricDesc; 21] = [
+pub static ALL: [&MetricDesc; 22] = [
     &LISTENER_ONLINE,
     &RECONNECTS,
     &TOKEN_RENEWALS,
@@ -128,6 +133,7 @@ pub static ALL: [&MetricDesc; 21] = [
     &STREAMS_IN_FLIGHT,
     &REQUESTS,
     &REQUESTS_IN_FLIGHT,
+    &REQUEST_BODY_BUFFERED,
     &BYTES,
     &CONTROL_CONNECT_SECONDS,
     &RENDEZVOUS_SECONDS,

@@ -267,6 +267,7 @@ pub(crate) mod test_support {
             upstream_tls: tls,
             upstream_pool: RefCell::new(Vec::new()),
             upstream_deadline: Duration::from_secs(5),
+            request_buffer: crate::config::DEFAULT_REQUEST_BUFFER,
             metrics: Rc::new(RefCell::new(Shard::new())),
             limits: Limits::default(),
             admission: Admission::standalone(&Limits::default()),

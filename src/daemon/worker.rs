@@ -256,6 +256,7 @@ impl Worker {
             upstream_tls: self.upstream_tls.clone(),
             upstream_pool: RefCell::new(Vec::new()),
             upstream_deadline: self.options.upstream_deadline,
+            request_buffer: plan.config.request_buffer,
             metrics: self.shard.clone(),
             limits: plan.config.limits,
             admission: Admission::new(&plan.config.limits, &plan.counts, &self.counts),

@@ -20,7 +20,9 @@ use monoio::io::AsyncWriteRentExt;
 use super::deliver::{deliver, Delivery, DeliveryFailure};
 use super::policy::LocalAnswer;
 use super::prepare::Prepared;
-use super::rendezvous::{write_within, PumpError, RendezvousReader, RELAY_IDLE_TIMEOUT};
+use super::rendezvous::{
+    write_within, BodyBuffer, PumpError, RendezvousReader, RELAY_IDLE_TIMEOUT,
+};
 use super::reply::Reply;
 use crate::config::HttpTarget;
 use crate::daemon::context::HcContext;
@@ -33,9 +35,22 @@ pub enum Body<'a> {
     /// Held whole (a control-channel request, or none): sent with `Content-Length` and may be
     /// sent again on a fresh connection.
     Known(&'a [u8]),
+    /// The body message of a rendezvous request, read whole within `request_buffer`: sent
+    /// with `Content-Length` and may be sent again, like [`Body::Known`].
+    Held(BodyBuffer),
     /// The body message that follows the request on a rendezvous: streamed with chunked coding
-    /// as it arrives (protocol §6.4), never retried.
-    Streamed(&'a mut RendezvousReader),
+    /// as it arrives (protocol §6.4), `first` (the bytes already read) in front; never retried.
+    Streamed {
+        reader: &'a mut RendezvousReader,
+        first: BodyBuffer,
+    },
+}
+
+impl Body<'_> {
+    /// Whether the body is in memory whole, so the request can be sent again.
+    pub fn is_whole(&self) -> bool {
+        !matches!(self, Self::Streamed { .. })
+    }
 }
 
 /// What became of a request body message on a rendezvous.
@@ -125,7 +140,7 @@ pub async fn exchange(
         prepared,
     };
     let deadline = monoio::time::Instant::from_std(started) + hc.upstream_deadline;
-    let mut allow_idle = matches!(body, Body::Known(_));
+    let mut allow_idle = body.is_whole();
     loop {
         match attempt(job, &mut body, reply, deadline, allow_idle).await {
             Attempt::Done(served) => return served,
@@ -177,7 +192,7 @@ async fn attempt(
         request_id,
         prepared,
     } = job;
-    let replayable = matches!(body, Body::Known(_));
+    let replayable = body.is_whole();
     let untouched = if replayable {
         BodyState::Consumed
     } else {
@@ -337,9 +352,9 @@ fn timed_out(body: BodyState) -> Attempt {
     }
 }
 
-/// Writes the request: the head and a known body in one write, or the head and then the body
-/// streamed from the rendezvous. Returns the body's length. Writes to the target may stall
-/// for `target_idle`.
+/// Writes the request: the head and a known body in one write, the head and then a held body,
+/// or the head and then the body streamed from the rendezvous. Returns the body's length.
+/// Writes to the target may stall for `target_idle`.
 async fn send_request(
     writer: &mut UpstreamWrite,
     prepared: &Prepared,
@@ -358,12 +373,31 @@ async fn send_request(
             .map_err(PumpError::Upstream)?;
             Ok(u64::try_from(bytes.len()).unwrap_or(u64::MAX))
         }
-        // Boxed: rare (bodies over 64 KiB or of unknown length), and inline it would enlarge
-        // every control-channel request's future.
-        Body::Streamed(rendezvous) => {
-            Box::pin(send_streamed(writer, prepared, rendezvous, target_idle)).await
+        // Boxed here and below: rare (bodies over 64 KiB or of unknown length), and inline
+        // it would enlarge every control-channel request's future.
+        Body::Held(held) => Box::pin(send_held(writer, prepared, held, target_idle)).await,
+        Body::Streamed { reader, first } => {
+            let first = std::mem::take(first);
+            Box::pin(send_streamed(writer, prepared, reader, first, target_idle)).await
         }
     }
+}
+
+/// Writes the head, then the held body; the body stays held for a retry.
+async fn send_held(
+    writer: &mut UpstreamWrite,
+    prepared: &Prepared,
+    held: &mut BodyBuffer,
+    target_idle: std::time::Duration,
+) -> Result<u64, PumpError> {
+    let head = prepared.head.clone();
+    write_within(target_idle, async {
+        writer.write_all(head).await.0?;
+        held.write_whole(writer).await
+    })
+    .await
+    .map_err(PumpError::Upstream)?;
+    Ok(u64::try_from(held.len()).unwrap_or(u64::MAX))
 }
 
 /// Writes the head, then streams the body from the rendezvous as it arrives.
@@ -371,6 +405,7 @@ async fn send_streamed(
     writer: &mut UpstreamWrite,
     prepared: &Prepared,
     rendezvous: &mut RendezvousReader,
+    first: BodyBuffer,
     target_idle: std::time::Duration,
 ) -> Result<u64, PumpError> {
     let head = prepared.head.clone();
@@ -380,6 +415,6 @@ async fn send_streamed(
     .await
     .map_err(PumpError::Upstream)?;
     rendezvous
-        .pump_body(writer, RELAY_IDLE_TIMEOUT, target_idle)
+        .pump_body(writer, first, RELAY_IDLE_TIMEOUT, target_idle)
         .await
 }

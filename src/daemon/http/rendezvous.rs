@@ -4,8 +4,11 @@
 //! is the WebSocket client, so everything it writes is masked.
 //!
 //! - [`reader`]: the requests and request bodies the relay sends on it;
+//! - [`body_buffer`]: request body bytes held to send them with a length, or gathered into
+//!   chunks;
 //! - [`writer`]: the `response` and its body message going back.
 
+pub mod body_buffer;
 pub mod reader;
 pub mod writer;
 
@@ -13,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use monoio::io::Splitable;
 
-pub use reader::{Incoming, PumpError, RendezvousError, RendezvousReader};
+pub use body_buffer::BodyBuffer;
+pub use reader::{Buffered, Incoming, PumpError, RendezvousError, RendezvousReader};
 pub use writer::RendezvousWriter;
 
 use crate::daemon::context::HcContext;

@@ -1,6 +1,6 @@
 //! The read side of a request rendezvous (protocol §6.3, §6.4): `request` text messages, and each
-//! request's body as one binary message of any size, streamed to the target frame by frame as
-//! it arrives instead of being collected.
+//! request's body as one binary message of any size — read into memory up to a limit (so the
+//! target gets a `Content-Length`), or streamed to the target in chunks as it arrives.
 
 use std::fmt;
 use std::io;
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf};
 
+use super::body_buffer::{BodyBuffer, MIN_CHUNK};
 use super::write_within;
 use crate::daemon::upstream::{chunked_end, ChunkPrefix};
 use crate::io::stream::Stream;
@@ -92,6 +93,38 @@ impl fmt::Display for PumpError {
 
 impl std::error::Error for PumpError {}
 
+/// A request body read into memory by [`RendezvousReader::buffer_body`].
+pub enum Buffered {
+    /// The whole body: it can be sent with `Content-Length`.
+    Whole(BodyBuffer),
+    /// Its start, longer than the limit; the rest of the body message is still unread.
+    Overflowed(BodyBuffer),
+}
+
+/// Writes `pending` as one chunk (nothing when it is empty) within `idle`; `any_chunk` records
+/// that a chunk went out.
+async fn flush<W: AsyncWriteRent>(
+    pending: &mut BodyBuffer,
+    out: &mut W,
+    any_chunk: &mut bool,
+    idle: Duration,
+) -> Result<(), PumpError> {
+    let first = !*any_chunk;
+    let mut wrote = false;
+    write_within(idle, async {
+        wrote = pending.write_chunk(out, first).await?;
+        Ok(())
+    })
+    .await
+    .map_err(PumpError::Upstream)?;
+    *any_chunk |= wrote;
+    Ok(())
+}
+
+fn len_u64(len: usize) -> u64 {
+    u64::try_from(len).unwrap_or(u64::MAX)
+}
+
 /// The read half of a request rendezvous.
 pub struct RendezvousReader<R = OwnedReadHalf<Stream>> {
     reader: WsReader<R>,
@@ -159,20 +192,61 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
         }
     }
 
+    /// Reads the body message that follows a `request` with `"body": true` into memory until
+    /// it ends ([`Buffered::Whole`]) or holds more than `limit` bytes
+    /// ([`Buffered::Overflowed`]: the rest is still to be read, by [`Self::pump_body`]). The
+    /// buffer holds at most `limit` bytes plus the frame that overflowed it. Pings in the body
+    /// are not answered.
+    pub async fn buffer_body(
+        &mut self,
+        limit: usize,
+        idle: Duration,
+    ) -> Result<Buffered, RendezvousError> {
+        let mut held = BodyBuffer::default();
+        loop {
+            match self.event(idle).await? {
+                WsEvent::Data {
+                    kind: DataKind::Binary,
+                    payload,
+                    message_end,
+                    ..
+                } => {
+                    held.extend_capped(self.reader.bytes(payload), limit);
+                    if message_end {
+                        return Ok(Buffered::Whole(held));
+                    }
+                    if held.len() > limit {
+                        return Ok(Buffered::Overflowed(held));
+                    }
+                }
+                WsEvent::Data { .. } => return Err(RendezvousError::UnexpectedText),
+                WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+                WsEvent::Close { .. } => return Err(RendezvousError::ClosedInBody),
+            }
+        }
+    }
+
     /// Streams the body message that follows a `request` with `"body": true` to `out` with
-    /// the chunked transfer coding, each frame's payload written from where it was read with
-    /// its chunk prefix in front (no copy). Returns the body's length. The request head must
-    /// already have been written. Reads from the relay may stall for `relay_idle`, writes to
-    /// the target for `target_idle`. Pings in the body are not answered (the write half is
-    /// busy with the response).
+    /// the chunked transfer coding, `first` (body bytes already read) in front. Chunks are at
+    /// least [`MIN_CHUNK`] bytes except the last: small frames are gathered, and a frame that
+    /// is a chunk on its own is written from where it was read with its chunk prefix in front
+    /// (no copy). Returns the body's length. The request head must already have been written.
+    /// Reads from the relay may stall for `relay_idle`, writes to the target for
+    /// `target_idle`. Pings in the body are not answered (the write half is busy with the
+    /// response).
     pub async fn pump_body<W: AsyncWriteRent>(
         &mut self,
         out: &mut W,
+        first: BodyBuffer,
         relay_idle: Duration,
         target_idle: Duration,
     ) -> Result<u64, PumpError> {
-        let mut sent: u64 = 0;
+        let mut pending = first;
+        let mut sent = len_u64(pending.len());
         let mut any_chunk = false;
+        if pending.len() >= MIN_CHUNK {
+            flush(&mut pending, out, &mut any_chunk, target_idle).await?;
+        }
         loop {
             match self.event(relay_idle).await.map_err(PumpError::Relay)? {
                 WsEvent::Data {
@@ -181,16 +255,26 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
                     message_end,
                     ..
                 } => {
-                    if let Some(size) = NonZeroUsize::new(payload.len()) {
-                        let prefix = ChunkPrefix::new(!any_chunk, size);
-                        let write = self.reader.write_payload(out, prefix.as_bytes(), payload);
-                        write_within(target_idle, write)
-                            .await
-                            .map_err(PumpError::Upstream)?;
-                        any_chunk = true;
-                        sent = sent.saturating_add(u64::try_from(size.get()).unwrap_or(u64::MAX));
+                    sent = sent.saturating_add(len_u64(payload.len()));
+                    match NonZeroUsize::new(payload.len()) {
+                        Some(size) if pending.is_empty() && size.get() >= MIN_CHUNK => {
+                            let prefix = ChunkPrefix::new(!any_chunk, size);
+                            let write = self.reader.write_payload(out, prefix.as_bytes(), payload);
+                            write_within(target_idle, write)
+                                .await
+                                .map_err(PumpError::Upstream)?;
+                            any_chunk = true;
+                        }
+                        Some(_) => {
+                            pending.extend(self.reader.bytes(payload));
+                            if pending.len() >= MIN_CHUNK {
+                                flush(&mut pending, out, &mut any_chunk, target_idle).await?;
+                            }
+                        }
+                        None => {}
                     }
                     if message_end {
+                        flush(&mut pending, out, &mut any_chunk, target_idle).await?;
                         let end = out.write_all(chunked_end(any_chunk));
                         write_within(target_idle, async { end.await.0.map(|_| ()) })
                             .await
@@ -378,7 +462,9 @@ mod tests {
     async fn pump(bytes: &[u8]) -> (Result<u64, PumpError>, Vec<u8>, Vec<u8>) {
         let (mut near, far) = monoio::net::UnixStream::pair().unwrap();
         let mut reader = RendezvousReader::new(bytes, &[]);
-        let result = reader.pump_body(&mut near, IDLE, IDLE).await;
+        let result = reader
+            .pump_body(&mut near, BodyBuffer::default(), IDLE, IDLE)
+            .await;
         drop(near);
         let raw = read_to_end(far).await;
         let mut decoder = BodyDecoder::new(BodyKind::Chunked);
@@ -442,6 +528,69 @@ mod tests {
             assert!(matches!(
                 result,
                 Err(PumpError::Relay(RendezvousError::Read(ReadError::Eof)))
+            ));
+        });
+    }
+
+    #[test]
+    fn small_frames_are_gathered_into_chunks_of_at_least_16_kib() {
+        let piece = [b'y'; 1000];
+        let mut frames = vec![(false, OpCode::Binary, &piece[..])];
+        frames.extend(std::iter::repeat_n(
+            (false, OpCode::Continuation, &piece[..]),
+            39,
+        ));
+        frames.push((true, OpCode::Continuation, b"!"));
+        let bytes = wire(&frames);
+        run(async {
+            let (result, raw, body) = pump(&bytes).await;
+            assert_eq!(result.unwrap(), 40_001);
+            assert_eq!(body.len(), 40_001);
+            // 17 frames make the first chunk (17,000 B), 17 the second, then 6,001 B.
+            assert!(raw.starts_with(b"4268\r\n"), "{:?}", &raw[..8]);
+            let second = 6 + 17_000 + 2;
+            assert_eq!(&raw[second..second + 6], b"4268\r\n");
+        });
+    }
+
+    #[test]
+    fn a_body_is_held_whole_within_the_limit_and_its_start_beyond_it() {
+        let bytes = wire(&[
+            (false, OpCode::Binary, b"abc"),
+            (true, OpCode::Ping, b"p"),
+            (true, OpCode::Continuation, b"def"),
+        ]);
+        run(async {
+            let mut reader = RendezvousReader::new(&bytes[..], &[]);
+            match reader.buffer_body(6, IDLE).await.unwrap() {
+                Buffered::Whole(held) => assert_eq!(held.data(), b"abcdef"),
+                Buffered::Overflowed(_) => panic!("6 bytes fit a limit of 6"),
+            }
+            let mut reader = RendezvousReader::new(&bytes[..], &[]);
+            let Buffered::Overflowed(first) = reader.buffer_body(2, IDLE).await.unwrap() else {
+                panic!("3 bytes do not fit a limit of 2");
+            };
+            assert_eq!(first.data(), b"abc");
+            let (mut near, far) = monoio::net::UnixStream::pair().unwrap();
+            let sent = reader
+                .pump_body(&mut near, first, IDLE, IDLE)
+                .await
+                .unwrap();
+            drop(near);
+            assert_eq!(sent, 6);
+            assert_eq!(read_to_end(far).await, b"6\r\nabcdef\r\n0\r\n\r\n");
+        });
+    }
+
+    #[test]
+    fn a_body_the_relay_closes_while_it_is_buffered_is_closed_in_body() {
+        let mut closed = wire(&[(false, OpCode::Binary, b"part")]);
+        push_close(&mut closed, CloseCode::GOING_AWAY, "", None).unwrap();
+        run(async {
+            let mut reader = RendezvousReader::new(&closed[..], &[]);
+            assert!(matches!(
+                reader.buffer_body(100, IDLE).await,
+                Err(RendezvousError::ClosedInBody)
             ));
         });
     }
