@@ -1,6 +1,11 @@
 //! Log set-up (`tracing`): text or JSON lines on stderr; the level comes from `RUST_LOG` when
 //! set, else from the configuration. Log lines never carry secrets: tokens and keys are
-//! `Secret`s, which print as `<redacted>`.
+//! `Secret`s, which print as `<redacted>`. Strings a peer chose are logged through
+//! [`Escaped`], so they cannot break a line or carry terminal controls.
+
+mod escape;
+
+pub use escape::Escaped;
 
 use tracing_subscriber::EnvFilter;
 

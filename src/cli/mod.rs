@@ -153,7 +153,9 @@ mod tests {
             Command::Relay(args) => {
                 assert_eq!(args.rules, ["a=k1==", "b=k2==:send"]);
                 assert_eq!(args.hybrid_connections, ["one", "two"]);
-                assert_eq!(args.namespace, "localhost");
+                assert_eq!(args.namespace, None);
+                let config = args.into_config().expect("valid");
+                assert_eq!(config.namespace, "localhost");
             }
             other => panic!("parsed as {other:?}"),
         }

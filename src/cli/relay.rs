@@ -4,10 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::EXIT_ERROR;
+use crate::logging::Escaped;
 use crate::relay::config::RelayArgs;
 
 /// Starts the relay, prints `listening ws://ADDR` (or `wss://`) once every worker accepts, and
-/// serves until the process is killed.
+/// serves until the process is killed. Logs go to stderr (`--log-format`, `--log-level`).
 pub fn run(args: RelayArgs) -> ExitCode {
     let config = match args.into_config() {
         Ok(config) => config,
@@ -16,6 +17,11 @@ pub fn run(args: RelayArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
+    crate::logging::init(config.log_format, config.log_level);
+    for rule in config.command_line_rules() {
+        tracing::warn!(rule = %Escaped(rule),
+            "a shared access key was given on the command line, where every local user can read it; use --config with key_file or key_env");
+    }
     let handle = match crate::relay::start(config) {
         Ok(handle) => handle,
         Err(e) => {
@@ -23,6 +29,7 @@ pub fn run(args: RelayArgs) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
+    tracing::info!(url = %handle.url, admin = ?handle.admin_addr, "relay listening");
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "listening {}", handle.url);
     if let Some(admin) = handle.admin_addr {

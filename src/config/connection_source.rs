@@ -84,7 +84,7 @@ pub(super) fn load(
         )
     } else if let Some(file) = raw.connection_string_file {
         let file = base_dir.join(file);
-        let text = read_file(&file).map_err(|reason| {
+        let text = read_secret_file(&file).map_err(|reason| {
             ConfigError::new(format!("{prefix}.connection_string_file"), reason)
         })?;
         (
@@ -93,7 +93,7 @@ pub(super) fn load(
             text,
         )
     } else if let Some(variable) = raw.connection_string_env {
-        let text = read_env(variable, env).map_err(|reason| {
+        let text = read_secret_env(variable, env).map_err(|reason| {
             ConfigError::new(format!("{prefix}.connection_string_env"), reason)
         })?;
         (
@@ -143,8 +143,9 @@ fn readable_by_others(file: &Path) -> bool {
     std::fs::metadata(file).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
 
-/// The file's content without surrounding whitespace (a trailing newline is usual).
-fn read_file(file: &Path) -> Result<Secret, Reason> {
+/// A secret file's content without surrounding whitespace (a trailing newline is usual); the
+/// error names the file, never the content.
+pub fn read_secret_file(file: &Path) -> Result<Secret, Reason> {
     std::fs::read_to_string(file).map(trimmed).map_err(|error| {
         Reason::ConnectionStringFileUnreadable {
             file: file.to_path_buf(),
@@ -153,7 +154,9 @@ fn read_file(file: &Path) -> Result<Secret, Reason> {
     })
 }
 
-fn read_env(variable: &str, env: EnvLookup<'_>) -> Result<Secret, Reason> {
+/// A secret environment variable's value without surrounding whitespace; the error names the
+/// variable.
+pub fn read_secret_env(variable: &str, env: EnvLookup<'_>) -> Result<Secret, Reason> {
     match env(variable) {
         Ok(text) => Ok(trimmed(text)),
         Err(VarError::NotPresent) => Err(Reason::ConnectionStringEnvMissing {

@@ -31,7 +31,7 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 
 pub use crate::auth::connection_string::entity_path_problem;
-pub use connection_source::EnvLookup;
+pub use connection_source::{read_secret_env, read_secret_file, EnvLookup};
 pub use error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProblem, Warning};
 pub use limits::Limits;
 pub use typed::{
@@ -71,14 +71,7 @@ impl Config {
     /// (`connection_string_file`, `relay_ca_file`) are resolved against the file's directory;
     /// `connection_string_env` reads the process environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| {
-            ConfigError::new(
-                path.display().to_string(),
-                Reason::ReadFile {
-                    io: error.to_string(),
-                },
-            )
-        })?;
+        let text = read_config_file(path)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         Self::from_toml_str(&text, base_dir)
     }
@@ -94,14 +87,33 @@ impl Config {
         base_dir: &Path,
         env: EnvLookup<'_>,
     ) -> Result<Config, ConfigError> {
-        // Parsing as a plain table first separates syntax errors from unknown keys and wrong
-        // types, which the typed pass reports with their spans.
-        text.parse::<toml::Table>()
-            .map_err(|error| toml_errors::syntax_error(text, &error))?;
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|error| toml_errors::value_error(text, &error))?;
+        let raw: RawConfig = parse_toml(text)?;
         convert(&raw, base_dir, env)
     }
+}
+
+/// Reads TOML `text` into `T`, serde structs that reject unknown keys: a syntax error, an
+/// unknown key or a value of the wrong type becomes a [`ConfigError`] naming the key path
+/// (`rule[1].key_fil`) and never quoting a string value. Shared by every configuration file
+/// hycod reads.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    // Parsing as a plain table first separates syntax errors from unknown keys and wrong
+    // types, which the typed pass reports with their spans.
+    text.parse::<toml::Table>()
+        .map_err(|error| toml_errors::syntax_error(text, &error))?;
+    toml::from_str(text).map_err(|error| toml_errors::value_error(text, &error))
+}
+
+/// Reads a configuration file's text; the error names the file.
+pub fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| {
+        ConfigError::new(
+            path.display().to_string(),
+            Reason::ReadFile {
+                io: error.to_string(),
+            },
+        )
+    })
 }
 
 impl Config {

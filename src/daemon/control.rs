@@ -26,6 +26,7 @@ use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::logging::Escaped;
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
 use crate::proto::hc::listener::{
     Action, ConnectFailure, ListenerConfig, ListenerMachine, TokenValidity,
@@ -385,7 +386,7 @@ async fn read_loop(
         let event = match event {
             Ok(e) => e,
             Err(ReadError::Protocol(e)) => {
-                tracing::warn!(hybrid_connection = %hc.name, error = %e, "relay broke the WebSocket protocol");
+                tracing::warn!(hybrid_connection = %hc.name, error = %Escaped(&e), "relay broke the WebSocket protocol");
                 break None;
             }
             Err(_) => break None,
@@ -484,7 +485,7 @@ fn dispatch(
         }
         Ok(other) => tracing::debug!(command = other.command(), "ignored a control message"),
         Err(e) => {
-            tracing::warn!(hybrid_connection = %hc.name, error = %e, "ignored a malformed control message")
+            tracing::warn!(hybrid_connection = %hc.name, error = %Escaped(&e), "ignored a malformed control message")
         }
     }
 }

@@ -11,6 +11,7 @@ use super::http::policy::status_class;
 use super::metrics::REQUESTS;
 use super::stream::{reject, Refusal};
 use crate::io::ws_frames::push_frame;
+use crate::logging::Escaped;
 use crate::proto::hc::messages::{Accept, Request, Response};
 use crate::proto::ws::OpCode;
 
@@ -34,7 +35,7 @@ pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter) {
     let frame = response_frame(id.clone(), SHUTTING_DOWN, SHUTTING_DOWN_PHRASE, mask_key());
     let sent = frame.is_some_and(|frame| writer.send_unit(frame));
     hc.count(&REQUESTS, &[status_class(SHUTTING_DOWN)], 1);
-    tracing::info!(hybrid_connection = %hc.name, id = %id, status = SHUTTING_DOWN, sent,
+    tracing::info!(hybrid_connection = %hc.name, id = %Escaped(&id), status = SHUTTING_DOWN, sent,
         "request refused: the listener is shutting down");
 }
 

@@ -50,6 +50,7 @@ use reply::{ControlReply, Reply};
 use super::context::{ControlWriter, Hc, HcContext};
 use super::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_BODY_BUFFERED, REQUEST_SECONDS};
 use super::upstream::Framing;
+use crate::logging::Escaped;
 use crate::proto::hc::messages::Request;
 use crate::proto::hc::path::split_target;
 use crate::proto::ws::CloseCode;
@@ -119,7 +120,7 @@ async fn serve_notice(hc: &HcContext, notice: &Request, started: Instant) {
     match rendezvous::open(hc, address, started).await {
         Ok((reader, writer)) => hold(hc, reader, writer, Some(started)).await,
         Err(e) => {
-            tracing::warn!(hybrid_connection = %hc.name, error = %e, "request rendezvous failed");
+            tracing::warn!(hybrid_connection = %hc.name, error = %Escaped(&e), "request rendezvous failed");
             hc.count(&REQUESTS, &[ABORTED], 1);
         }
     }
@@ -260,7 +261,7 @@ async fn serve_one(
                     exchange(hc, target, request_id, &prepared, body, reply, started).await
                 }
                 Err(e) => {
-                    tracing::info!(hybrid_connection = %hc.name, request_id, error = %e, "request refused");
+                    tracing::info!(hybrid_connection = %hc.name, request_id, error = %Escaped(&e), "request refused");
                     let detail = format!("the request cannot be forwarded: {e}");
                     answer_locally(
                         reply,

@@ -7,6 +7,7 @@ use super::context::{mask_key, ControlWriter, Hc};
 use super::drain::response_frame;
 use super::http::policy::status_class;
 use super::metrics::{REQUESTS, REQUESTS_REJECTED};
+use crate::logging::Escaped;
 use crate::proto::hc::messages::Request;
 
 /// The status of a request over a limit: the listener is healthy but busy (RFC 9110 §15.6.4).
@@ -26,6 +27,6 @@ pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter, exceed
     };
     let frame = response_frame(id.clone(), OVER_LIMIT, OVER_LIMIT_PHRASE, mask_key());
     let sent = frame.is_some_and(|frame| writer.send_unit(frame));
-    tracing::warn!(hybrid_connection = %hc.name, id = %id, status = OVER_LIMIT, sent,
+    tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&id), status = OVER_LIMIT, sent,
         reason = %exceeded, "request refused: request limit reached");
 }

@@ -30,6 +30,7 @@ use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump_with, Direction, PumpEnd, PumpSettings};
 use crate::io::ws_client::ConnectError;
 use crate::io::ws_reader::ReadError;
+use crate::logging::Escaped;
 use crate::proto::hc::json_headers::JsonHeaders;
 use crate::proto::hc::messages::Accept;
 use crate::proto::hc::reject::reject_url;
@@ -78,7 +79,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         }
         Err(error) => {
             hc.count(&STREAMS_REJECTED, &[RENDEZVOUS_FAILED], 1);
-            tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, %error,
+            tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
                 "stream dropped: the rendezvous could not be opened");
             return;
         }
@@ -86,7 +87,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     hc.observe(&RENDEZVOUS_SECONDS, started.elapsed());
     hc.count(&STREAMS_ACCEPTED, &[], 1);
     let _in_flight = InFlight::enter(&hc);
-    tracing::info!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(&hc),
+    tracing::info!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), target = %target_label(&hc),
         "stream accepted");
 
     let to_target = hc.counter(&BYTES, &[Direction::ToTarget.label()]).ok();
@@ -121,12 +122,12 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     if let Some(limit) = exceeded_limit(&report.end) {
         hc.limit_exceeded(limit);
     }
-    tracing::info!(hybrid_connection = %hc.name, id = %accept.id,
+    tracing::info!(hybrid_connection = %hc.name, id = %Escaped(&accept.id),
         to_target = report.to_target, to_relay = report.to_relay,
         duration_ms = u64::try_from(joined.elapsed().as_millis()).unwrap_or(u64::MAX),
         end = %report.end, "stream closed");
     if let Some(Err(error)) = handle.map(|h| h.finish(&report.end)) {
-        tracing::debug!(hybrid_connection = %hc.name, id = %accept.id, %error,
+        tracing::debug!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
             "the target connection could not be reset");
     }
 }
@@ -279,11 +280,11 @@ pub(crate) async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
     let status = refusal.status();
     if let Refusal::NoFileDescriptors(error) = refusal {
         let errno = crate::io::accept_backoff::resource_errno(error).unwrap_or("EMFILE");
-        tracing::error!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
+        tracing::error!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), target = %target_label(hc),
             status, errno, reason = %refusal,
             "stream rejected: out of file descriptors; raise LimitNOFILE or lower [limits] max_streams_*");
     } else {
-        tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, target = %target_label(hc),
+        tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), target = %target_label(hc),
             status, reason = %refusal, "stream rejected");
     }
     // Out of descriptors: the rejection's socket takes the spare one (runtime::fd_reserve).
@@ -303,7 +304,7 @@ async fn deliver_rejection(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
     let url = match reject_url(&accept.address, status, refusal.description()) {
         Ok(url) => url,
         Err(error) => {
-            tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, %error,
+            tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
                 "rejection not sent: the accept address cannot carry it");
             return;
         }
@@ -316,9 +317,11 @@ async fn deliver_rejection(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
     .unwrap_or(Err(ConnectError::Timeout));
     match answer {
         Err(ConnectError::Rejected { status, .. }) if status == REJECTION_DELIVERED => {}
-        Err(error) => tracing::warn!(hybrid_connection = %hc.name, id = %accept.id, %error,
-            "rejection not delivered"),
-        Ok(_) => tracing::warn!(hybrid_connection = %hc.name, id = %accept.id,
+        Err(error) => {
+            tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
+            "rejection not delivered")
+        }
+        Ok(_) => tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id),
             "the relay opened a socket for a rejection; closed it"),
     }
 }

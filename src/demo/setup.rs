@@ -14,7 +14,7 @@ use super::services::Services;
 use crate::auth::verify::{Right, Rights};
 use crate::config::{Config, ConfigError};
 use crate::relay::config::{
-    ConnectionTimeouts, RelayConfig, RuleSpec, CONTROL_CHANNEL_BODY_LIMIT,
+    ConnectionTimeouts, KeySource, RelayConfig, RuleSpec, CONTROL_CHANNEL_BODY_LIMIT,
     CONTROL_CHANNEL_JSON_LIMIT, CONTROL_QUEUE_LIMIT, DEFAULT_IDLE_TIMEOUT,
 };
 use crate::relay::registry::DEFAULT_MAX_LISTENERS;
@@ -50,6 +50,7 @@ pub fn relay_config(key: &Secret) -> RelayConfig {
             name: RULE_NAME.to_owned(),
             key: key.clone(),
             rights: Rights::of(&[Right::Manage]),
+            source: KeySource::InProcess,
         }],
         entity_rules: Vec::new(),
         namespace: NAMESPACE.to_owned(),
@@ -66,6 +67,8 @@ pub fn relay_config(key: &Secret) -> RelayConfig {
         control_queue_limit: CONTROL_QUEUE_LIMIT,
         timeouts: ConnectionTimeouts::default(),
         idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+        log_format: crate::config::LogFormat::Text,
+        log_level: crate::config::LogLevel::Warn,
     }
 }
 

@@ -1,16 +1,28 @@
-//! `hycod relay` options: command-line flags converted once into a typed [`RelayConfig`].
-//! The flags and every default are documented in docs/relay.md.
+//! `hycod relay` options: command-line flags and an optional TOML file (`--config`, read by
+//! [`super::config_file`]) merged and converted once into a typed [`RelayConfig`].
+//!
+//! [`RelayArgs`] is both the flag set and the file's top-level table: every flag `--foo-bar`
+//! is the key `foo_bar` (`--alias` is `aliases`), so a new option is one field here and one
+//! line in [`RelayArgs::over`]. A flag given overrides the file's key; the repeatable
+//! `--hybrid-connection`, `--rule` and `--entity-rule` add to the file's `[[hybrid_connection]]`
+//! and `[[rule]]` sections. Keys reach the relay from `key_file` or `key_env` in the file, or
+//! (for tests) in `--rule`/`--entity-rule`, where every local user can read them: such rules
+//! are marked [`KeySource::CommandLine`] and `hycod relay` logs a warning for each. The options
+//! and every default are documented in docs/relay.md.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use serde::{Deserialize, Deserializer};
 
+use super::config_file::{self, HybridConnectionSection, RuleSection};
 use crate::auth::verify::{Right, Rights, Rule};
 use crate::config::duration::parse as parse_duration;
+use crate::config::{ConfigError, EnvLookup, LogFormat, LogLevel};
 use crate::relay::registry::DEFAULT_MAX_LISTENERS;
 use crate::runtime::workers::worker_count;
 use crate::secret::Secret;
@@ -31,66 +43,118 @@ pub const CONTROL_QUEUE_LIMIT: usize = 1 << 20;
 /// .NET SDK's 3.5-minute keep-alive stays under.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// Flags of `hycod relay`.
-#[derive(Debug, Clone, Args)]
+/// The namespace host name tokens must name when none is configured.
+pub const DEFAULT_NAMESPACE: &str = "localhost";
+/// `http_deadline` when none is configured.
+pub const DEFAULT_HTTP_DEADLINE: Duration = Duration::from_secs(60);
+/// `accept_timeout` when none is configured.
+pub const DEFAULT_ACCEPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// `write_stall_timeout` when none is configured.
+pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Flags of `hycod relay`, and the top-level keys of its `--config` file.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RelayArgs {
+    /// A configuration file (TOML) holding these options; flags given as well override it.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
     /// Address for listeners, senders and HTTP requests (port 0 picks a free port).
     #[arg(long)]
-    pub listen: SocketAddr,
+    pub listen: Option<SocketAddr>,
     /// A hybrid connection to serve (repeatable).
     #[arg(long = "hybrid-connection", value_name = "PATH")]
+    #[serde(skip)]
     pub hybrid_connections: Vec<String>,
     /// A namespace-level SAS rule NAME=KEY[:RIGHTS] (repeatable; RIGHTS: listen,send,manage;
-    /// default manage). Split at the first `=`.
+    /// default manage). Split at the first `=`. For tests: the key is visible to every local
+    /// user; use --config with key_file or key_env.
     #[arg(long = "rule", value_name = "NAME=KEY[:RIGHTS]")]
+    #[serde(skip)]
     pub rules: Vec<String>,
     /// A SAS rule on one hybrid connection and the paths below it: PATH:NAME=KEY[:RIGHTS]
-    /// (repeatable).
+    /// (repeatable; for tests, like --rule).
     #[arg(long = "entity-rule", value_name = "PATH:NAME=KEY[:RIGHTS]")]
+    #[serde(skip)]
     pub entity_rules: Vec<String>,
-    /// The namespace host name tokens must name (localhost and 127.0.0.1 are always accepted).
-    #[arg(long, default_value = "localhost")]
-    pub namespace: String,
+    /// The namespace host name tokens must name (localhost and 127.0.0.1 are always accepted)
+    /// [default: localhost].
+    #[arg(long)]
+    pub namespace: Option<String>,
     /// Another host name tokens may name (repeatable), e.g. the relay's DNS name.
     #[arg(long = "alias", value_name = "HOST")]
+    #[serde(default)]
     pub aliases: Vec<String>,
     /// PEM certificate chain: serve wss:// and https:// (needs --tls-key).
-    #[arg(long, requires = "tls_key")]
+    #[arg(long)]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long)]
     pub tls_key: Option<PathBuf>,
     /// Serve the read-only admin view (GET /$status) on this address.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
-    /// Worker threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub workers: usize,
-    /// How long a listener has to answer a relayed HTTP request before the sender gets 504.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub http_deadline: Duration,
-    /// How long a sender waits for a listener to accept before it gets 504 (protocol §11 item 2).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub accept_timeout: Duration,
+    /// Worker threads (0 = one per core) [default: 0].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// How long a listener has to answer a relayed HTTP request before the sender gets 504
+    /// [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub http_deadline: Option<Duration>,
+    /// How long a sender waits for a listener to accept before it gets 504 (protocol §11 item 2)
+    /// [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub accept_timeout: Option<Duration>,
     /// End a relayed stream when a write to the sender or the listener makes no progress for
-    /// this long (that side stopped reading); 0 = never.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub write_stall_timeout: Duration,
+    /// this long (that side stopped reading); 0 = never [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub write_stall_timeout: Option<Duration>,
     /// How long a client has for its TLS handshake and a complete request head before it gets
-    /// 408 and the connection closes.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub head_timeout: Duration,
+    /// 408 and the connection closes [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub head_timeout: Option<Duration>,
     /// How long a request body may pause before the sender gets 408 and the request is
-    /// aborted towards the listener.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub body_idle_timeout: Duration,
-    /// How long a sender's connection may sit idle between two requests before it is closed.
-    #[arg(long, default_value = "75s", value_parser = parse_duration)]
-    pub keepalive_timeout: Duration,
+    /// aborted towards the listener [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub body_idle_timeout: Option<Duration>,
+    /// How long a sender's connection may sit idle between two requests before it is closed
+    /// [default: 75s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub keepalive_timeout: Option<Duration>,
     /// Close control channels, sender streams and rendezvous that carry no frame for this
-    /// long, as Azure's load balancers do after about 4 minutes; 0 = never.
-    #[arg(long, default_value = "4m", value_parser = parse_duration)]
-    pub idle_timeout: Duration,
+    /// long, as Azure's load balancers do after about 4 minutes; 0 = never [default: 4m].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub idle_timeout: Option<Duration>,
+    /// Log lines as text or JSON [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// The least severe level logged; RUST_LOG overrides it [default: info].
+    #[arg(long, value_enum)]
+    pub log_level: Option<LogLevel>,
+    /// `[[hybrid_connection]]` sections of the file.
+    #[arg(skip)]
+    #[serde(default, rename = "hybrid_connection")]
+    pub hybrid_connection_sections: Vec<HybridConnectionSection>,
+    /// `[[rule]]` sections of the file.
+    #[arg(skip)]
+    #[serde(default, rename = "rule")]
+    pub rule_sections: Vec<RuleSection>,
+}
+
+/// A duration key of the file, written like the flag's value ("30s").
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map(Some).map_err(|error| {
+        serde::de::Error::custom(format!("expected a duration such as \"30s\": {error}"))
+    })
 }
 
 /// TLS material for the relay's listening socket.
@@ -100,12 +164,26 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// One namespace-level shared access rule.
+/// Where a rule's key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `--rule` or `--entity-rule`: readable by every local user in `/proc/PID/cmdline`.
+    CommandLine,
+    /// `key_file` (the resolved path).
+    File(PathBuf),
+    /// `key_env` (the variable's name).
+    Env(String),
+    /// Made by the program that starts the relay in-process (`hycod demo`).
+    InProcess,
+}
+
+/// One shared access rule.
 #[derive(Debug, Clone)]
 pub struct RuleSpec {
     pub name: String,
     pub key: Secret,
     pub rights: Rights,
+    pub source: KeySource,
 }
 
 impl RuleSpec {
@@ -148,6 +226,8 @@ pub struct RelayConfig {
     pub timeouts: ConnectionTimeouts,
     /// `None`: `--idle-timeout 0`, never.
     pub idle_timeout: Option<Duration>,
+    pub log_format: LogFormat,
+    pub log_level: LogLevel,
 }
 
 /// How long a client connection may wait for its next step (docs/relay.md "Timeouts").
@@ -171,24 +251,46 @@ impl Default for ConnectionTimeouts {
     }
 }
 
-/// A flag that cannot be used; names the flag and the reason, never a key.
+impl RelayConfig {
+    /// The names of the rules whose key was given on the command line.
+    pub fn command_line_rules(&self) -> impl Iterator<Item = &str> {
+        self.rules
+            .iter()
+            .chain(self.entity_rules.iter().map(|e| &e.rule))
+            .filter(|r| r.source == KeySource::CommandLine)
+            .map(|r| r.name.as_str())
+    }
+}
+
+/// An option that cannot be used: the flag (`--rule`) or the file's key path (`rule[1].key_file`)
+/// and the reason, never a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfigError {
-    pub flag: &'static str,
+    pub key: String,
     pub reason: String,
 }
 
 impl fmt::Display for RelayConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.flag, self.reason)
+        write!(f, "{}: {}", self.key, self.reason)
     }
 }
 
 impl std::error::Error for RelayConfigError {}
 
-fn error(flag: &'static str, reason: impl Into<String>) -> RelayConfigError {
+impl From<ConfigError> for RelayConfigError {
+    fn from(error: ConfigError) -> Self {
+        Self {
+            key: error.path,
+            reason: error.reason.to_string(),
+        }
+    }
+}
+
+/// An error at `key`.
+pub(super) fn error(key: impl Into<String>, reason: impl Into<String>) -> RelayConfigError {
     RelayConfigError {
-        flag,
+        key: key.into(),
         reason: reason.into(),
     }
 }
@@ -204,14 +306,8 @@ pub fn parse_rule(text: &str) -> Result<RuleSpec, RelayConfigError> {
     }
     let (key, rights) = match rest.rsplit_once(':') {
         Some((key, list)) => {
-            let mut rights = Rights::NONE;
-            for part in list.split(',') {
-                let right: Right = part
-                    .trim()
-                    .parse()
-                    .map_err(|e| error("--rule", format!("rule {name:?}: {e}")))?;
-                rights = rights.with(right);
-            }
+            let rights = parse_rights(list.split(','))
+                .map_err(|e| error("--rule", format!("rule {name:?}: {e}")))?;
             (key, rights)
         }
         None => (rest, Rights::of(&[Right::Manage])),
@@ -223,7 +319,18 @@ pub fn parse_rule(text: &str) -> Result<RuleSpec, RelayConfigError> {
         name: name.to_owned(),
         key: Secret::new(key),
         rights,
+        source: KeySource::CommandLine,
     })
+}
+
+/// The rights a list of words grants (`listen`, `send`, `manage`, any case).
+pub(super) fn parse_rights<'a>(words: impl Iterator<Item = &'a str>) -> Result<Rights, String> {
+    let mut rights = Rights::NONE;
+    for word in words {
+        let right: Right = word.trim().parse().map_err(|e| format!("{e}"))?;
+        rights = rights.with(right);
+    }
+    Ok(rights)
 }
 
 /// Parses `PATH:NAME=KEY[:RIGHTS]`: the path ends at the first `:`.
@@ -234,11 +341,8 @@ pub fn parse_entity_rule(text: &str) -> Result<EntityRuleSpec, RelayConfigError>
             "expected PATH:NAME=KEY[:RIGHTS], found no ':'",
         ));
     };
-    if path.is_empty() || path.starts_with('/') || path.ends_with('/') {
-        return Err(error(
-            "--entity-rule",
-            format!("{path:?}: a path must be non-empty and not begin or end with '/'"),
-        ));
+    if let Some(problem) = path_problem(path) {
+        return Err(error("--entity-rule", problem));
     }
     let rule = parse_rule(rule).map_err(|e| error("--entity-rule", e.reason))?;
     Ok(EntityRuleSpec {
@@ -247,76 +351,200 @@ pub fn parse_entity_rule(text: &str) -> Result<EntityRuleSpec, RelayConfigError>
     })
 }
 
+/// Why `path` cannot name a hybrid connection, if it cannot.
+pub(super) fn path_problem(path: &str) -> Option<String> {
+    (path.is_empty() || path.starts_with('/') || path.ends_with('/'))
+        .then(|| format!("{path:?}: a path must be non-empty and not begin or end with '/'"))
+}
+
 /// A timeout that must be set: zero would hold connections forever.
-fn non_zero(flag: &'static str, value: Duration) -> Result<Duration, RelayConfigError> {
+fn non_zero(key: &str, value: Duration) -> Result<Duration, RelayConfigError> {
     if value.is_zero() {
-        return Err(error(flag, "must be longer than 0s"));
+        return Err(error(key, "must be longer than 0s"));
     }
     Ok(value)
 }
 
 impl RelayArgs {
-    /// Validates the flags into a [`RelayConfig`].
+    /// Validates the flags, and the `--config` file they name, into a [`RelayConfig`].
     pub fn into_config(self) -> Result<RelayConfig, RelayConfigError> {
-        if self.hybrid_connections.is_empty() {
-            return Err(error(
-                "--hybrid-connection",
-                "at least one hybrid connection is required",
-            ));
-        }
-        for path in &self.hybrid_connections {
-            if path.is_empty() || path.starts_with('/') || path.ends_with('/') {
-                return Err(error(
-                    "--hybrid-connection",
-                    format!("{path:?}: a path must be non-empty and not begin or end with '/'"),
-                ));
+        self.into_config_with_env(&|name| std::env::var(name))
+    }
+
+    /// [`RelayArgs::into_config`] with `env` standing in for the process environment (read by
+    /// `key_env`).
+    pub fn into_config_with_env(self, env: EnvLookup<'_>) -> Result<RelayConfig, RelayConfigError> {
+        match self.config.clone() {
+            None => self.validate(Path::new("."), env),
+            Some(path) => {
+                let file = config_file::load(&path)?;
+                let base_dir = path.parent().unwrap_or(Path::new("."));
+                self.over(file).validate(base_dir, env)
             }
         }
-        if self.rules.is_empty() && self.entity_rules.is_empty() {
+    }
+
+    /// These flags over `file`'s keys: a flag given wins, repeatable flags add to the file's
+    /// entries.
+    fn over(self, file: RelayArgs) -> RelayArgs {
+        RelayArgs {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            hybrid_connections: self.hybrid_connections,
+            rules: self.rules,
+            entity_rules: self.entity_rules,
+            namespace: self.namespace.or(file.namespace),
+            aliases: [file.aliases, self.aliases].concat(),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            admin: self.admin.or(file.admin),
+            workers: self.workers.or(file.workers),
+            http_deadline: self.http_deadline.or(file.http_deadline),
+            accept_timeout: self.accept_timeout.or(file.accept_timeout),
+            write_stall_timeout: self.write_stall_timeout.or(file.write_stall_timeout),
+            head_timeout: self.head_timeout.or(file.head_timeout),
+            body_idle_timeout: self.body_idle_timeout.or(file.body_idle_timeout),
+            keepalive_timeout: self.keepalive_timeout.or(file.keepalive_timeout),
+            idle_timeout: self.idle_timeout.or(file.idle_timeout),
+            log_format: self.log_format.or(file.log_format),
+            log_level: self.log_level.or(file.log_level),
+            hybrid_connection_sections: file.hybrid_connection_sections,
+            rule_sections: file.rule_sections,
+        }
+    }
+
+    /// Merged options → typed configuration; relative key files are resolved against `base_dir`.
+    fn validate(
+        self,
+        base_dir: &Path,
+        env: EnvLookup<'_>,
+    ) -> Result<RelayConfig, RelayConfigError> {
+        let Some(listen) = self.listen else {
             return Err(error(
-                "--rule",
-                "at least one shared access rule is required",
+                "listen",
+                "required: give --listen, or listen in the --config file",
+            ));
+        };
+        let hybrid_connections = self.all_hybrid_connections()?;
+        let mut rules = Vec::new();
+        let mut entity_rules = Vec::new();
+        for (index, section) in self.rule_sections.iter().enumerate() {
+            let (entity, rule) = config_file::rule(section, index, base_dir, env)?;
+            match entity {
+                None => rules.push(rule),
+                Some(entity_path) => {
+                    if !hybrid_connections
+                        .iter()
+                        .any(|hc| hc.eq_ignore_ascii_case(&entity_path))
+                    {
+                        return Err(error(
+                            format!("rule[{index}].entity"),
+                            format!("{entity_path:?} is not a configured hybrid connection"),
+                        ));
+                    }
+                    entity_rules.push(EntityRuleSpec { entity_path, rule });
+                }
+            }
+        }
+        for text in &self.rules {
+            rules.push(parse_rule(text)?);
+        }
+        for text in &self.entity_rules {
+            entity_rules.push(parse_entity_rule(text)?);
+        }
+        if rules.is_empty() && entity_rules.is_empty() {
+            return Err(error(
+                "rule",
+                "at least one shared access rule is required ([[rule]] or --rule)",
             ));
         }
-        let entity_rules = self
-            .entity_rules
-            .iter()
-            .map(|r| parse_entity_rule(r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let rules = self
-            .rules
-            .iter()
-            .map(|r| parse_rule(r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let timeouts = ConnectionTimeouts {
-            head: non_zero("--head-timeout", self.head_timeout)?,
-            body_idle: non_zero("--body-idle-timeout", self.body_idle_timeout)?,
-            keepalive: non_zero("--keepalive-timeout", self.keepalive_timeout)?,
-        };
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-            _ => None,
+            (None, None) => None,
+            (Some(_), None) => return Err(error("tls_key", "required with tls_cert")),
+            (None, Some(_)) => return Err(error("tls_cert", "required with tls_key")),
         };
+        let write_stall_timeout = self
+            .write_stall_timeout
+            .unwrap_or(DEFAULT_WRITE_STALL_TIMEOUT);
+        let defaults = ConnectionTimeouts::default();
+        let timeouts = ConnectionTimeouts {
+            head: non_zero("head_timeout", self.head_timeout.unwrap_or(defaults.head))?,
+            body_idle: non_zero(
+                "body_idle_timeout",
+                self.body_idle_timeout.unwrap_or(defaults.body_idle),
+            )?,
+            keepalive: non_zero(
+                "keepalive_timeout",
+                self.keepalive_timeout.unwrap_or(defaults.keepalive),
+            )?,
+        };
+        let idle_timeout = self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT);
         Ok(RelayConfig {
-            listen: self.listen,
-            hybrid_connections: self.hybrid_connections,
+            listen,
+            hybrid_connections,
             rules,
             entity_rules,
-            namespace: self.namespace.to_ascii_lowercase(),
+            namespace: self
+                .namespace
+                .as_deref()
+                .unwrap_or(DEFAULT_NAMESPACE)
+                .to_ascii_lowercase(),
             aliases: self.aliases,
             tls,
             admin: self.admin,
-            workers: worker_count(self.workers),
-            http_deadline: self.http_deadline,
-            accept_timeout: self.accept_timeout,
-            write_stall_timeout: Some(self.write_stall_timeout).filter(|t| !t.is_zero()),
+            workers: worker_count(self.workers.unwrap_or(0)),
+            http_deadline: self.http_deadline.unwrap_or(DEFAULT_HTTP_DEADLINE),
+            accept_timeout: self.accept_timeout.unwrap_or(DEFAULT_ACCEPT_TIMEOUT),
+            write_stall_timeout: Some(write_stall_timeout).filter(|t| !t.is_zero()),
             max_listeners: DEFAULT_MAX_LISTENERS,
             control_channel_body_limit: CONTROL_CHANNEL_BODY_LIMIT,
             control_channel_json_limit: CONTROL_CHANNEL_JSON_LIMIT,
             control_queue_limit: CONTROL_QUEUE_LIMIT,
             timeouts,
-            idle_timeout: Some(self.idle_timeout).filter(|t| !t.is_zero()),
+            idle_timeout: Some(idle_timeout).filter(|t| !t.is_zero()),
+            log_format: self.log_format.unwrap_or_default(),
+            log_level: self.log_level.unwrap_or_default(),
         })
+    }
+
+    /// The file's `[[hybrid_connection]]` names, then `--hybrid-connection`s: each a usable
+    /// path, none twice.
+    fn all_hybrid_connections(&self) -> Result<Vec<String>, RelayConfigError> {
+        let from_file =
+            self.hybrid_connection_sections
+                .iter()
+                .enumerate()
+                .map(|(index, section)| {
+                    (
+                        format!("hybrid_connection[{index}].name"),
+                        section.name.clone(),
+                    )
+                });
+        let from_flags = self
+            .hybrid_connections
+            .iter()
+            .map(|path| ("--hybrid-connection".to_owned(), Some(path.clone())));
+        let mut paths: Vec<String> = Vec::new();
+        for (key, path) in from_file.chain(from_flags) {
+            let Some(path) = path else {
+                return Err(error(key, "this key is required"));
+            };
+            if let Some(problem) = path_problem(&path) {
+                return Err(error(key, problem));
+            }
+            if paths.iter().any(|p| p.eq_ignore_ascii_case(&path)) {
+                return Err(error(key, format!("{path:?} is configured twice")));
+            }
+            paths.push(path);
+        }
+        if paths.is_empty() {
+            return Err(error(
+                "hybrid_connection",
+                "at least one hybrid connection is required ([[hybrid_connection]] or --hybrid-connection)",
+            ));
+        }
+        Ok(paths)
     }
 }
 
@@ -401,9 +629,10 @@ mod tests {
             "--keepalive-timeout",
         ] {
             let e = relay_args(&[flag, "0s"]).into_config().expect_err("zero");
+            let key = flag.trim_start_matches("--").replace('-', "_");
             assert_eq!(
-                (e.flag, e.reason.as_str()),
-                (flag, "must be longer than 0s")
+                (e.key.as_str(), e.reason.as_str()),
+                (key.as_str(), "must be longer than 0s")
             );
         }
     }
@@ -428,7 +657,7 @@ mod tests {
         );
         assert!(r.rule.rights.grants(Right::Listen) && !r.rule.rights.grants(Right::Send));
         let e = parse_entity_rule("Listener=a2V5").expect_err("no path");
-        assert_eq!(e.flag, "--entity-rule");
+        assert_eq!(e.key, "--entity-rule");
         assert!(parse_entity_rule("/x:n=k")
             .expect_err("slash")
             .reason
@@ -438,7 +667,7 @@ mod tests {
     #[test]
     fn rule_errors_name_the_flag_and_never_the_key() {
         let e = parse_rule("no-equals-secretkey").expect_err("invalid");
-        assert_eq!(e.flag, "--rule");
+        assert_eq!(e.key, "--rule");
         assert!(!e.to_string().contains("secretkey"));
         assert!(parse_rule("=key")
             .expect_err("empty name")

@@ -30,6 +30,7 @@ use crate::io::stream::Stream;
 use crate::io::watched_write::{stalled_write, WatchedWrite};
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::logging::Escaped;
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
 use crate::proto::hc::messages::{Response, MAX_CONTROL_MESSAGE_LEN};
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
@@ -81,7 +82,7 @@ pub async fn serve(
         return;
     }
     lock(&shared.registry).set_token_expiry(&entity, listener_id, verified.expires_at, false);
-    tracing::info!(%peer, hybrid_connection = %entity, listener = listener_id, tracking_id = %tracking_id, "listener online");
+    tracing::info!(%peer, hybrid_connection = %entity, listener = listener_id, tracking_id = %Escaped(&tracking_id), "listener online");
 
     let (read, write) = stream.into_split();
     let expiry = Rc::new(Cell::new(verified.expires_at));
@@ -293,7 +294,7 @@ impl Channel {
                 tracing::debug!(command = other.command(), "ignored a control message");
             }
             Err(e) => {
-                tracing::warn!(hybrid_connection = %self.entity, error = %e, "ignored a malformed control message");
+                tracing::warn!(hybrid_connection = %self.entity, error = %Escaped(&e), "ignored a malformed control message");
             }
         }
     }
@@ -303,7 +304,7 @@ impl Channel {
     fn on_response(&mut self, response: Response, json_len: usize) {
         let pending = lock(&self.ctx.shared.pending_requests).remove(&response.request_id);
         let Some(pending) = pending else {
-            tracing::debug!(request = %response.request_id, "response for an unknown or finished request");
+            tracing::debug!(request = %Escaped(&response.request_id), "response for an unknown or finished request");
             if response.body {
                 self.body = BodyTarget::Discard;
             }

@@ -12,6 +12,7 @@ use super::respond::{described, handshake_refusal, Tracking};
 use super::shared::WorkerCtx;
 use crate::auth::verify::{Right, VerifiedToken};
 use crate::io::stream::Stream;
+use crate::logging::Escaped;
 use crate::proto::hc::query::get_query_param;
 use crate::proto::ws::handshake::UpgradeRequest;
 
@@ -66,7 +67,7 @@ pub async fn admit(
     };
     let refusal = match &entity {
         None => {
-            tracing::info!(%peer, path = %request_path, action = %needed, "refused: no such hybrid connection");
+            tracing::info!(%peer, path = %Escaped(&request_path), action = %needed, "refused: no such hybrid connection");
             Some(handshake_refusal(
                 404,
                 "EndpointNotFound",

@@ -23,6 +23,7 @@ use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::logging::Escaped;
 use crate::proto::hc::headers::{
     request_headers_to_json, response_headers_for_sender, AuthorizationHeader,
 };
@@ -49,7 +50,7 @@ pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                tracing::debug!(%peer, error = %e, "relayed HTTP connection ended");
+                tracing::debug!(%peer, error = %Escaped(&e), "relayed HTTP connection ended");
                 return;
             }
         }
@@ -563,7 +564,7 @@ async fn write_head(
             Ok(fields) => fields.into_iter().map(|(n, v)| (n, v.as_bytes())).collect(),
             Err(e) => {
                 // CR/LF or an invalid name from the listener never reaches the sender.
-                tracing::warn!(error = %e, "listener response headers refused");
+                tracing::warn!(error = %Escaped(&e), "listener response headers refused");
                 let message = "The listener's response headers are invalid.";
                 stream
                     .write_all(http_error(502, "ListenerFailed", message, false))

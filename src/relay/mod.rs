@@ -4,6 +4,7 @@
 pub mod admin;
 mod auth;
 pub mod config;
+mod config_file;
 mod control;
 mod front;
 mod http;

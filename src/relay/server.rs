@@ -21,6 +21,7 @@ use crate::auth::verify::Verifier;
 use crate::io::accept_backoff::{resource_errno, AcceptBackoff};
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
+use crate::logging::Escaped;
 use crate::proto::hc::query::{parse_action, Action};
 use crate::proto::http1::{
     lines_end_with_crlf, parse_request_head, HeadError, Limits as HeadLimits, RequestHead,
@@ -399,7 +400,7 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
             match monoio::time::timeout_at(deadline.first_byte, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => Stream::tls(tls, peer),
                 Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                    tracing::info!(%peer, error = %Escaped(&e), "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
@@ -440,7 +441,7 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
     let upgrade = match UpgradeRequest::from_head(head) {
         Ok(u) => u,
         Err(e) => {
-            tracing::info!(%peer, error = %e, "refused a malformed WebSocket upgrade");
+            tracing::info!(%peer, error = %Escaped(&e), "refused a malformed WebSocket upgrade");
             let mut out = Vec::new();
             let body = e.to_string();
             if write_error_response(&mut out, status_for(&e), "", body.as_bytes()).is_ok() {
@@ -457,7 +458,7 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
             rendezvous::deliver(ctx, stream, upgrade, leftover, peer).await
         }
         Err(e) => {
-            tracing::info!(%peer, error = %e, "refused an upgrade without a valid sb-hc-action");
+            tracing::info!(%peer, error = %Escaped(&e), "refused an upgrade without a valid sb-hc-action");
             let out = respond::handshake_refusal(400, "BadRequest", &e.to_string());
             let _ = stream.write_all(out).await;
         }

@@ -13,6 +13,7 @@ use super::{front, pump, rendezvous};
 use crate::auth::verify::Right;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::push_frame;
+use crate::logging::Escaped;
 use crate::proto::hc::headers::connect_headers;
 use crate::proto::hc::messages::{Accept, RemoteEndpoint};
 use crate::proto::hc::query::strip_sb_hc_params;
@@ -98,14 +99,14 @@ pub async fn serve_sender(
         return;
     }
     let Some(mut listener) = rendezvous::wait(&waiting, shared.config.accept_timeout).await else {
-        tracing::info!(%peer, hybrid_connection = %entity, id = %id, "no listener accepted in time");
+        tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), "no listener accepted in time");
         let text =
             "None of the connected listeners accepted the connection within the allowed timeout.";
         let _ = stream.write_all(refuse(504, "GatewayTimeout", text)).await;
         return;
     };
     if let Some((status, description)) = listener.rejection.take() {
-        tracing::info!(%peer, hybrid_connection = %entity, id = %id, status, "listener rejected the connection");
+        tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), status, "listener rejected the connection");
         let ack = handshake_refusal(410, "Gone", "The rejection was delivered to the sender.");
         let _ = listener.stream.write_all(ack).await;
         let refusal = if is_rejection_status(status) {
@@ -146,7 +147,7 @@ pub async fn serve_sender(
     {
         return;
     }
-    tracing::info!(%peer, hybrid_connection = %entity, id = %id, "stream joined");
+    tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), "stream joined");
     let joined = pump::join(
         stream,
         &leftover,
@@ -158,6 +159,6 @@ pub async fn serve_sender(
         },
     )
     .await;
-    tracing::info!(hybrid_connection = %entity, id = %id, sender_bytes = joined.a_to_b,
+    tracing::info!(hybrid_connection = %entity, id = %Escaped(&id), sender_bytes = joined.a_to_b,
         listener_bytes = joined.b_to_a, write_stalled = joined.write_stalled, idle = joined.idle, "stream closed");
 }

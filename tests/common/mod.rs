@@ -9,6 +9,7 @@ pub mod checked;
 pub mod checked_senders;
 pub mod checked_targets;
 pub mod fault_proxy;
+pub mod logged_relay;
 pub mod processes;
 pub mod procstat;
 pub mod steady_load;
