@@ -5,8 +5,10 @@
 //! string, or a usage error reported by clap). Errors go to stderr and never contain a secret.
 
 mod check;
+mod completions;
 mod demo;
 mod forward;
+mod manpages;
 mod relay;
 mod run;
 mod token;
@@ -68,6 +70,18 @@ pub enum Command {
     Relay(Box<crate::relay::config::RelayArgs>),
     /// See it work: relay, daemon and sample services on loopback, traffic through them, a report
     Demo(DemoArgs),
+    /// Print the shell completion script for bash, zsh or fish (also elvish, powershell)
+    Completions {
+        /// The shell.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (hycod.1 and hycod-SUBCOMMAND.1 for each subcommand) into DIR
+    Manpages {
+        /// The directory; created if missing.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 /// Parses the command line and runs the command; the process exit code.
@@ -88,6 +102,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Relay(args) => relay::run(*args),
         Command::Forward(args) => forward::run(*args),
         Command::Demo(args) => demo::run(args),
+        Command::Completions { shell } => completions::run(shell),
+        Command::Manpages { dir } => manpages::run(&dir),
     }
 }
 
