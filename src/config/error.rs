@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::net::{AddrParseError, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::auth::connection_string::{ConnectionStringError, EntityPathProblem};
@@ -16,9 +16,12 @@ use crate::auth::connection_string::{ConnectionStringError, EntityPathProblem};
 use super::duration::{self, DurationError};
 
 /// A rejected configuration: where (`path`, a key path such as `hybrid_connection[1].target`, or
-/// the configuration file for errors about the file itself) and why.
+/// the configuration file for errors about the file itself; `file` when the key is in an
+/// included file) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The included file the key path is in; `None` for the main file.
+    pub file: Option<PathBuf>,
     /// The key path the error is about.
     pub path: String,
     /// What is wrong with it.
@@ -29,14 +32,26 @@ impl ConfigError {
     /// An error at `path`.
     pub fn new(path: impl Into<String>, reason: Reason) -> Self {
         Self {
+            file: None,
             path: path.into(),
             reason,
+        }
+    }
+
+    /// The same error, about a key in the included file `file`.
+    pub fn in_file(self, file: &Path) -> Self {
+        Self {
+            file: Some(file.to_path_buf()),
+            ..self
         }
     }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}: ", file.display())?;
+        }
         write!(f, "{}: {}", self.path, self.reason)
     }
 }
@@ -84,6 +99,16 @@ pub enum Reason {
         listen: SocketAddr,
         first_index: usize,
     },
+    /// `duplicate` (one of the three above), with the earlier section in another file: an
+    /// included file, or the main file (`None` when it was not read from a file).
+    InAnotherFile {
+        duplicate: Box<Reason>,
+        file: Option<PathBuf>,
+    },
+    /// An `include` pattern is not a valid glob.
+    InvalidIncludePattern { pattern: String, message: String },
+    /// A section other than `[[hybrid_connection]]` and `[[forward]]` in an included file.
+    NotAllowedInDropIn,
     /// None of `connection_string`, `connection_string_file`, `connection_string_env` is given.
     NoConnectionString,
     /// More than one connection string source is given.
@@ -178,6 +203,16 @@ impl fmt::Display for Reason {
                 listen,
                 first_index,
             } => write!(f, "{listen} is already the listen address of forward[{first_index}]"),
+            Self::InAnotherFile { duplicate, file } => match file {
+                Some(file) => write!(f, "{duplicate} in {}", file.display()),
+                None => write!(f, "{duplicate} in the main configuration file"),
+            },
+            Self::InvalidIncludePattern { pattern, message } => {
+                write!(f, "invalid pattern {pattern:?}: {message}")
+            }
+            Self::NotAllowedInDropIn => f.write_str(
+                "not allowed in an included file, which holds only [[hybrid_connection]] and [[forward]] sections",
+            ),
             Self::NoConnectionString => f.write_str(
                 "one of connection_string, connection_string_file or connection_string_env is required",
             ),

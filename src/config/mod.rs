@@ -2,7 +2,8 @@
 //! unknown keys ([`raw`]), converted once into the typed [`Config`] ([`typed`]).
 //!
 //! The file holds `[[hybrid_connection]]` sections (the listener side), `[[forward]]` sections
-//! (the sender side, protocol §7.1), or both. Every error is a [`ConfigError`] naming the key path
+//! (the sender side, protocol §7.1), or both, and may `include` drop-in files holding more of them
+//! ([`include`]). Every error is a [`ConfigError`] naming the key path
 //! and the reason, e.g. `hybrid_connection[1].target: expected tcp://host:port, got "db01"
 //! (...)`. Connection strings (protocol §3.5) come from `connection_string`,
 //! `connection_string_file` or `connection_string_env` and are held as
@@ -14,6 +15,7 @@ pub mod duration;
 mod error;
 mod forward;
 mod hybrid_connection;
+mod include;
 pub mod limits;
 mod raw;
 pub mod render;
@@ -33,6 +35,7 @@ use std::path::Path;
 pub use crate::auth::connection_string::entity_path_problem;
 pub use connection_source::{read_secret_env, read_secret_file, EnvLookup};
 pub use error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProblem, Warning};
+pub use include::Sources;
 pub use limits::Limits;
 pub use typed::{
     Admin, Config, ConnectionStringSource, Forward, HttpTarget, HybridConnection, Log, LogFormat,
@@ -42,7 +45,8 @@ pub use typed::{
 };
 pub use urls::{HTTP_TARGET_FORM, PROXY_FORM, RELAY_URL_FORM, TCP_TARGET_FORM};
 
-use raw::{RawConfig, RawForward, RawRuntime};
+use include::DropIn;
+use raw::{RawConfig, RawForward, RawHybridConnection, RawRuntime};
 
 /// The keys of a single `[[forward]]` given on the command line (`hycod forward`).
 #[derive(Debug, Clone)]
@@ -67,13 +71,14 @@ pub struct ForwardFlags {
 pub const SINGLE_FORWARD_NAME: &str = "forward";
 
 impl Config {
-    /// Reads and validates the configuration file at `path`. Relative file names inside it
-    /// (`connection_string_file`, `relay_ca_file`) are resolved against the file's directory;
-    /// `connection_string_env` reads the process environment.
+    /// Reads and validates the configuration file at `path` and the files it includes. Relative
+    /// file names inside a file (`connection_string_file`, `relay_ca_file`, `include`) are
+    /// resolved against that file's directory; `connection_string_env` reads the process
+    /// environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = read_config_file(path)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml_str(&text, base_dir)
+        Self::parse(&text, base_dir, Some(path), &|name| std::env::var(name))
     }
 
     /// Validates configuration text; relative file names are resolved against `base_dir`.
@@ -87,8 +92,19 @@ impl Config {
         base_dir: &Path,
         env: EnvLookup<'_>,
     ) -> Result<Config, ConfigError> {
+        Self::parse(text, base_dir, None, env)
+    }
+
+    /// The text of the main file, `main_file` when it was read from one.
+    fn parse(
+        text: &str,
+        base_dir: &Path,
+        main_file: Option<&Path>,
+        env: EnvLookup<'_>,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = parse_toml(text)?;
-        convert(&raw, base_dir, env)
+        let drop_ins = include::read_all(&raw.include, base_dir)?;
+        convert(&raw, base_dir, main_file, &drop_ins, env)
     }
 }
 
@@ -137,12 +153,79 @@ impl Config {
             }],
             ..RawConfig::default()
         };
-        convert(&raw, Path::new("."), &|name| std::env::var(name))
+        convert(&raw, Path::new("."), None, &[], &|name| std::env::var(name))
     }
 }
 
-/// Raw → typed, section by section.
-fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+/// The registrations written in one file: the main file (`drop_in` is `None`) or a drop-in.
+struct Part<'a> {
+    drop_in: Option<&'a Path>,
+    /// The file, if known: the main file may come from text alone.
+    file: Option<&'a Path>,
+    base_dir: &'a Path,
+    hybrid_connections: &'a [RawHybridConnection],
+    forwards: &'a [RawForward],
+}
+
+impl Part<'_> {
+    /// Attaches the drop-in's file to an error about one of its keys.
+    fn locate(&self, error: ConfigError) -> ConfigError {
+        match self.drop_in {
+            Some(file) => error.in_file(file),
+            None => error,
+        }
+    }
+
+    /// Attaches the drop-in's file to a warning's key path.
+    fn locate_warnings(&self, warnings: Vec<ConfigWarning>) -> Vec<ConfigWarning> {
+        let Some(file) = self.drop_in else {
+            return warnings;
+        };
+        warnings
+            .into_iter()
+            .map(|warning| ConfigWarning {
+                path: format!("{}: {}", file.display(), warning.path),
+                ..warning
+            })
+            .collect()
+    }
+}
+
+/// Where a section was written: the index of its [`Part`] and its index there.
+#[derive(Clone, Copy)]
+struct Origin {
+    part: usize,
+    index: usize,
+}
+
+/// The error for a section that repeats what `first` already has: `duplicate` names `first`'s
+/// index, and its file when that is another file.
+fn duplicate_of(
+    first: Origin,
+    at: Origin,
+    parts: &[Part<'_>],
+    path: String,
+    duplicate: Reason,
+) -> ConfigError {
+    let reason = if first.part == at.part {
+        duplicate
+    } else {
+        Reason::InAnotherFile {
+            duplicate: Box::new(duplicate),
+            file: parts[first.part].file.map(Path::to_path_buf),
+        }
+    };
+    parts[at.part].locate(ConfigError::new(path, reason))
+}
+
+/// Raw → typed, section by section; the main file's registrations first, then each drop-in's.
+fn convert(
+    raw: &RawConfig,
+    base_dir: &Path,
+    main_file: Option<&Path>,
+    drop_ins: &[DropIn],
+    env: EnvLookup<'_>,
+) -> Result<Config, ConfigError> {
     let workers = match raw.runtime.workers.and_then(NonZeroUsize::new) {
         None => Workers::PerCore,
         Some(count) => Workers::Fixed(count),
@@ -199,32 +282,67 @@ fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             )
         })?,
     };
-    if raw.hybrid_connection.is_empty() && raw.forward.is_empty() {
+    let main = Part {
+        drop_in: None,
+        file: main_file,
+        base_dir,
+        hybrid_connections: &raw.hybrid_connection,
+        forwards: &raw.forward,
+    };
+    let parts: Vec<Part<'_>> = std::iter::once(main)
+        .chain(drop_ins.iter().map(|drop_in| Part {
+            drop_in: Some(&drop_in.file),
+            file: Some(&drop_in.file),
+            base_dir: drop_in.file.parent().unwrap_or(Path::new(".")),
+            hybrid_connections: &drop_in.raw.hybrid_connection,
+            forwards: &drop_in.raw.forward,
+        }))
+        .collect();
+    if parts
+        .iter()
+        .all(|part| part.hybrid_connections.is_empty() && part.forwards.is_empty())
+    {
         return Err(ConfigError::new(
             "hybrid_connection",
             Reason::NothingToServe,
         ));
     }
     let limits = limits::convert(&raw.limits)?;
-    let mut hybrid_connections = Vec::with_capacity(raw.hybrid_connection.len());
+    let mut sources = Sources {
+        main: main_file.map(Path::to_path_buf),
+        ..Sources::default()
+    };
     let mut warnings = Vec::new();
-    let mut first_index_of_name: HashMap<String, usize> = HashMap::new();
-    for (index, raw_hc) in raw.hybrid_connection.iter().enumerate() {
-        let (hc, hc_warnings) = hybrid_connection::convert(raw_hc, index, base_dir, env, limits)?;
-        if let Some(&first_index) = first_index_of_name.get(&hc.name) {
-            return Err(ConfigError::new(
-                format!("hybrid_connection[{index}].name"),
-                Reason::DuplicateName {
+    let mut hybrid_connections = Vec::new();
+    let mut first_of_name: HashMap<String, Origin> = HashMap::new();
+    for (part_index, part) in parts.iter().enumerate() {
+        for (index, raw_hc) in part.hybrid_connections.iter().enumerate() {
+            let at = Origin {
+                part: part_index,
+                index,
+            };
+            let (hc, hc_warnings) =
+                hybrid_connection::convert(raw_hc, index, part.base_dir, env, limits)
+                    .map_err(|error| part.locate(error))?;
+            if let Some(&first) = first_of_name.get(&hc.name) {
+                let duplicate = Reason::DuplicateName {
                     name: hc.name,
-                    first_index,
-                },
-            ));
+                    first_index: first.index,
+                };
+                let path = format!("hybrid_connection[{index}].name");
+                return Err(duplicate_of(first, at, &parts, path, duplicate));
+            }
+            first_of_name.insert(hc.name.clone(), at);
+            if let Some(file) = part.drop_in {
+                sources
+                    .hybrid_connections
+                    .insert(hc.name.clone(), file.to_path_buf());
+            }
+            warnings.extend(part.locate_warnings(hc_warnings));
+            hybrid_connections.push(hc);
         }
-        first_index_of_name.insert(hc.name.clone(), index);
-        warnings.extend(hc_warnings);
-        hybrid_connections.push(hc);
     }
-    let forwards = forwards(raw, base_dir, env, &mut warnings)?;
+    let forwards = forwards(&parts, env, &mut warnings, &mut sources)?;
     Ok(Config {
         runtime: Runtime { workers },
         admin: Admin {
@@ -240,43 +358,55 @@ fn convert(raw: &RawConfig, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
         hybrid_connections,
         forwards,
         warnings,
+        sources,
     })
 }
 
-/// Every `[[forward]]`: names unique, and no two on the same address (port 0 excepted, as the
-/// system gives each its own port).
+/// Every `[[forward]]` of every part: names unique, and no two on the same address (port 0
+/// excepted, as the system gives each its own port).
 fn forwards(
-    raw: &RawConfig,
-    base_dir: &Path,
+    parts: &[Part<'_>],
     env: EnvLookup<'_>,
     warnings: &mut Vec<ConfigWarning>,
+    sources: &mut Sources,
 ) -> Result<Vec<Forward>, ConfigError> {
-    let mut forwards: Vec<Forward> = Vec::with_capacity(raw.forward.len());
-    for (index, raw_forward) in raw.forward.iter().enumerate() {
-        let (forward, forward_warnings) = forward::convert(raw_forward, index, base_dir, env)?;
-        if let Some(first_index) = forwards.iter().position(|f| f.name == forward.name) {
-            return Err(ConfigError::new(
-                format!("forward[{index}].name"),
-                Reason::DuplicateForwardName {
+    let mut forwards: Vec<(Forward, Origin)> = Vec::new();
+    for (part_index, part) in parts.iter().enumerate() {
+        for (index, raw_forward) in part.forwards.iter().enumerate() {
+            let at = Origin {
+                part: part_index,
+                index,
+            };
+            let (forward, forward_warnings) =
+                forward::convert(raw_forward, index, part.base_dir, env)
+                    .map_err(|error| part.locate(error))?;
+            if let Some((_, first)) = forwards.iter().find(|(f, _)| f.name == forward.name) {
+                let duplicate = Reason::DuplicateForwardName {
                     name: forward.name,
-                    first_index,
-                },
-            ));
-        }
-        let shares_listen = |f: &Forward| f.listen == forward.listen;
-        if forward.listen.port() != 0 {
-            if let Some(first_index) = forwards.iter().position(shares_listen) {
-                return Err(ConfigError::new(
-                    format!("forward[{index}].listen"),
-                    Reason::DuplicateListen {
-                        listen: forward.listen,
-                        first_index,
-                    },
-                ));
+                    first_index: first.index,
+                };
+                let path = format!("forward[{index}].name");
+                return Err(duplicate_of(*first, at, parts, path, duplicate));
             }
+            let shares_listen = |(f, _): &&(Forward, Origin)| f.listen == forward.listen;
+            if forward.listen.port() != 0 {
+                if let Some((_, first)) = forwards.iter().find(shares_listen) {
+                    let duplicate = Reason::DuplicateListen {
+                        listen: forward.listen,
+                        first_index: first.index,
+                    };
+                    let path = format!("forward[{index}].listen");
+                    return Err(duplicate_of(*first, at, parts, path, duplicate));
+                }
+            }
+            if let Some(file) = part.drop_in {
+                sources
+                    .forwards
+                    .insert(forward.name.clone(), file.to_path_buf());
+            }
+            warnings.extend(part.locate_warnings(forward_warnings));
+            forwards.push((forward, at));
         }
-        warnings.extend(forward_warnings);
-        forwards.push(forward);
     }
-    Ok(forwards)
+    Ok(forwards.into_iter().map(|(forward, _)| forward).collect())
 }

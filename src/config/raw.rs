@@ -17,6 +17,9 @@ use super::typed::{LogFormat, LogLevel};
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
+    /// Glob patterns of drop-in files (see [`super::include`]).
+    #[serde(default)]
+    pub include: Vec<String>,
     #[serde(default)]
     pub runtime: RawRuntime,
     #[serde(default)]

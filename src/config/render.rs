@@ -73,13 +73,23 @@ impl fmt::Display for Effective<'_> {
         limits(f, &config.limits)?;
         for hc in &config.hybrid_connections {
             writeln!(f)?;
+            from(f, config.sources.of_hybrid_connection(&hc.name))?;
             self.hybrid_connection(f, hc, &config.limits)?;
         }
         for forward in &config.forwards {
             writeln!(f)?;
+            from(f, config.sources.of_forward(&forward.name))?;
             forward_section(f, forward)?;
         }
         Ok(())
+    }
+}
+
+/// `# from FILE` above a section, when the file is known.
+fn from(f: &mut fmt::Formatter<'_>, file: Option<&std::path::Path>) -> fmt::Result {
+    match file {
+        Some(file) => writeln!(f, "# from {}", file.display()),
+        None => Ok(()),
     }
 }
 

@@ -31,11 +31,7 @@ pub(super) fn value_error(text: &str, error: &toml::de::Error) -> ConfigError {
     if let Some((key, expected)) = unknown_field(&message) {
         // An unknown key holding `=` may be a pasted connection string (found by the `config`
         // fuzz target): it is named by its shape only, like a quoted key in a path.
-        let key = if key.contains('=') {
-            REDACTED_KEY.trim_matches('"')
-        } else {
-            key
-        };
+        let key = shown_key(key);
         // The span points at the unknown key, or at the header of an unknown table. In an
         // inline table (`runtime = { x = 1 }`) the line's key is the table, so the unknown key
         // is appended.
@@ -62,6 +58,16 @@ pub(super) fn value_error(text: &str, error: &toml::de::Error) -> ConfigError {
         message,
     };
     ConfigError::new(place.path_or_document(), reason)
+}
+
+/// `key` as an error path may show it: a key holding `=` may be a pasted connection string and
+/// is named by its shape only.
+pub(super) fn shown_key(key: &str) -> &str {
+    if key.contains('=') {
+        REDACTED_KEY.trim_matches('"')
+    } else {
+        key
+    }
 }
 
 fn span_start(error: &toml::de::Error) -> usize {

@@ -55,6 +55,8 @@ pub struct Config {
     pub forwards: Vec<Forward>,
     /// Things that load but deserve attention (e.g. unknown connection-string keys).
     pub warnings: Vec<ConfigWarning>,
+    /// The file each hybrid connection and forward was written in.
+    pub sources: super::Sources,
 }
 
 /// `[runtime]`.

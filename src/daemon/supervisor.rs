@@ -123,12 +123,17 @@ fn reload(handle: &mut DaemonHandle, config_path: &Path) {
     match handle.reload_file(config_path) {
         Ok(report) => log_reload(&report, started.elapsed()),
         Err(error) => {
-            let key = match &error {
-                ReloadError::Config(e) => e.path.clone(),
-                ReloadError::Tls { path, .. } | ReloadError::Forward { path, .. } => path.clone(),
-                ReloadError::Draining => String::new(),
+            // The file the key is in: a drop-in, or the main file.
+            let (file, key) = match &error {
+                ReloadError::Config(e) => {
+                    (e.file.as_deref().unwrap_or(config_path), e.path.clone())
+                }
+                ReloadError::Tls { path, .. } | ReloadError::Forward { path, .. } => {
+                    (config_path, path.clone())
+                }
+                ReloadError::Draining => (config_path, String::new()),
             };
-            tracing::error!(config = %config_path.display(), key = %key, %error,
+            tracing::error!(config = %file.display(), key = %key, %error,
                 "configuration reload rejected; the running configuration stays in effect");
         }
     }
