@@ -2,18 +2,16 @@
 //! errors, listeners coming and going, running out of descriptors — never a key or a token —
 //! and that a peer's `sb-hc-id` cannot forge a line in the relay's or the daemon's text log.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
 
 use serde_json::Value;
 
 mod common;
 
-use common::logged_relay::{upgrade, LoggedRelay};
-use common::processes::{hybrid_connection, tcp_echo, PATIENCE};
+use common::logged_relay::{upgrade, LogLines, LoggedRelay};
+use common::processes::{hybrid_connection, tcp_echo};
 use common::{token_for, KEY};
 
 const WRONG_KEY: &str = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk=";
@@ -163,7 +161,7 @@ fn running_out_of_descriptors_is_logged_as_emfile() {
 /// A `hycod run` child with a text log.
 struct TextDaemon {
     child: std::process::Child,
-    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+    log: LogLines,
 }
 
 impl TextDaemon {
@@ -183,37 +181,8 @@ impl TextDaemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("hycod run starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.0.lock().expect("log").push(line);
-                lines.1.notify_all();
-            }
-        });
+        let (log, _) = LogLines::follow(child.stderr.take().expect("stderr"));
         Self { child, log }
-    }
-
-    fn wait_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        let mut lines = self.log.0.lock().expect("log");
-        loop {
-            if let Some(line) = lines.iter().find(|l| wanted(l)) {
-                return line.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "no daemon log line for {what}:\n{}",
-                lines.join("\n")
-            );
-            lines = self.log.1.wait_timeout(lines, left).expect("log").0;
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.log.0.lock().expect("log").clone()
     }
 }
 
@@ -279,14 +248,18 @@ fn a_crlf_in_a_senders_id_cannot_forge_a_line_in_the_daemon_log() {
         dir.path(),
         &hybrid_connection("sap", "hc1", &relay.url, tcp_echo()),
     );
-    daemon.wait_line("the listener online", |l| l.contains("listener online"));
+    daemon
+        .log
+        .wait_line("the listener online", |l| l.contains("listener online"));
     let (status, _sender) = upgrade(
         relay.addr(),
         &format!("/$hc/hc1?sb-hc-action=connect&sb-hc-id={FORGING_ID}"),
         &token_for("root", KEY, "hc1"),
     );
     assert_eq!(status, 101, "the stream is relayed");
-    let accepted = daemon.wait_line("stream accepted", |l| l.contains("stream accepted"));
+    let accepted = daemon
+        .log
+        .wait_line("stream accepted", |l| l.contains("stream accepted"));
     assert!(accepted.contains(&escaped_id()), "{accepted}");
-    assert_no_forged_line("daemon", &daemon.lines());
+    assert_no_forged_line("daemon", &daemon.log.lines());
 }

@@ -176,7 +176,7 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                                 ConnectError::Handshake(_) => ConnectFailure::Handshake,
                                 _ => ConnectFailure::Io,
                             };
-                            tracing::warn!(hybrid_connection = %hc.name, error = %e, "control channel connect failed");
+                            tracing::warn!(hybrid_connection = %hc.name, error = %Escaped(&e), "control channel connect failed");
                             machine.on_connect_failed(Instant::now(), failure);
                         }
                     }

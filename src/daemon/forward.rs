@@ -23,6 +23,7 @@ use super::plan::ForwardPlan;
 use super::tracker::Tracker;
 use crate::io::tcp_pump::{pump, Direction};
 use crate::io::ws_client::ConnectError;
+use crate::logging::Escaped;
 use crate::metrics::{CounterId, MetricDesc};
 
 /// How long opening the sender WebSocket may take. The relay answers within its own rendezvous
@@ -210,7 +211,7 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
             let result = failure_result(&error);
             forward.count(&FORWARD_CONNECTIONS, result, 1);
             tracing::warn!(forward = %forward.name(), %peer, entity_path = %config.entity_path,
-                result, %error, "connection not forwarded: the relay did not open the stream");
+                result, error = %Escaped(&error), "connection not forwarded: the relay did not open the stream");
             return;
         }
     };

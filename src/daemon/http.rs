@@ -152,7 +152,7 @@ async fn hold(
                 return;
             }
             Err(e) => {
-                tracing::debug!(hybrid_connection = %hc.name, error = %e, "rendezvous ended");
+                tracing::debug!(hybrid_connection = %hc.name, error = %Escaped(&e), "rendezvous ended");
                 if announced.is_some() {
                     hc.count(&REQUESTS, &[ABORTED], 1);
                 }
@@ -173,7 +173,7 @@ async fn hold(
                     first,
                 },
                 Err(e) => {
-                    tracing::debug!(hybrid_connection = %hc.name, error = %e, "request body from the relay broke off");
+                    tracing::debug!(hybrid_connection = %hc.name, error = %Escaped(&e), "request body from the relay broke off");
                     record(hc, &request, &Served::aborted(BodyState::Broken), started);
                     let _ = writer.close(CloseCode::PROTOCOL_ERROR, "").await;
                     return;

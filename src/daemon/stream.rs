@@ -79,7 +79,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         }
         Err(error) => {
             hc.count(&STREAMS_REJECTED, &[RENDEZVOUS_FAILED], 1);
-            tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
+            tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), error = %Escaped(&error),
                 "stream dropped: the rendezvous could not be opened");
             return;
         }
@@ -127,7 +127,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         duration_ms = u64::try_from(joined.elapsed().as_millis()).unwrap_or(u64::MAX),
         end = %report.end, "stream closed");
     if let Some(Err(error)) = handle.map(|h| h.finish(&report.end)) {
-        tracing::debug!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
+        tracing::debug!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), error = %Escaped(&error),
             "the target connection could not be reset");
     }
 }
@@ -304,7 +304,7 @@ async fn deliver_rejection(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
     let url = match reject_url(&accept.address, status, refusal.description()) {
         Ok(url) => url,
         Err(error) => {
-            tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
+            tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), error = %Escaped(&error),
                 "rejection not sent: the accept address cannot carry it");
             return;
         }
@@ -318,7 +318,7 @@ async fn deliver_rejection(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
     match answer {
         Err(ConnectError::Rejected { status, .. }) if status == REJECTION_DELIVERED => {}
         Err(error) => {
-            tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
+            tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), error = %Escaped(&error),
             "rejection not delivered")
         }
         Ok(_) => tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id),

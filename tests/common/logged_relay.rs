@@ -1,5 +1,6 @@
 //! A `hycod relay` child whose log (stderr) the test reads line by line, for tests that assert
-//! what the relay logs; plus a blocking WebSocket upgrade that returns the relay's status.
+//! what the relay logs ([`LogLines`] follows any child's stderr); plus a blocking WebSocket
+//! upgrade that returns the relay's status.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -9,11 +10,50 @@ use std::time::{Duration, Instant};
 
 use super::processes::{limit_fds, PATIENCE};
 
-/// Log lines so far, and a signal for each new one.
-#[derive(Default)]
-struct Log {
-    lines: Mutex<Vec<String>>,
-    grew: Condvar,
+/// A child's stderr, read line by line on a thread of its own.
+#[derive(Clone, Default)]
+pub struct LogLines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl LogLines {
+    /// Starts reading `stderr`; the thread ends with it.
+    pub fn follow(stderr: impl Read + Send + 'static) -> (Self, std::thread::JoinHandle<()>) {
+        let log = Self::default();
+        let reader = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let (lines, grew) = &*log.0;
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    lines.lock().expect("log").push(line);
+                    grew.notify_all();
+                }
+            })
+        };
+        (log, reader)
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0 .0.lock().expect("log").clone()
+    }
+
+    /// Waits for a line satisfying `wanted`; returns it.
+    pub fn wait_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let (lines, grew) = &*self.0;
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = lines.lock().expect("log");
+        loop {
+            if let Some(line) = lines.iter().find(|l| wanted(l)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line for {what}; log:\n{}",
+                lines.join("\n")
+            );
+            lines = grew.wait_timeout(lines, left).expect("log").0;
+        }
+    }
 }
 
 /// A running `hycod relay`; killed on drop.
@@ -21,7 +61,7 @@ pub struct LoggedRelay {
     child: Child,
     /// `ws://ADDR`.
     pub url: String,
-    log: Arc<Log>,
+    log: LogLines,
 }
 
 /// How a relay command ended when it did not start.
@@ -64,17 +104,7 @@ impl LoggedRelay {
             limit_fds(&mut command, limit);
         }
         let mut child = command.spawn().expect("hycod relay starts");
-        let log = Arc::new(Log::default());
-        let stderr = child.stderr.take().expect("stderr");
-        let reader = {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lines.lock().expect("log").push(line);
-                    log.grew.notify_all();
-                }
-            })
-        };
+        let (log, reader) = LogLines::follow(child.stderr.take().expect("stderr"));
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut first = String::new();
         let _ = stdout.read_line(&mut first);
@@ -91,7 +121,7 @@ impl LoggedRelay {
             None => {
                 let status = child.wait().expect("relay exit");
                 let _ = reader.join();
-                let stderr = log.lines.lock().expect("log").join("\n");
+                let stderr = log.lines().join("\n");
                 Err(Refused {
                     code: status.code(),
                     stderr,
@@ -111,25 +141,12 @@ impl LoggedRelay {
 
     /// Every log line so far.
     pub fn lines(&self) -> Vec<String> {
-        self.log.lines.lock().expect("log").clone()
+        self.log.lines()
     }
 
     /// Waits for a log line satisfying `wanted`; returns it.
     pub fn wait_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        let mut lines = self.log.lines.lock().expect("log");
-        loop {
-            if let Some(line) = lines.iter().find(|l| wanted(l)) {
-                return line.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "no log line for {what}; log:\n{}",
-                lines.join("\n")
-            );
-            lines = self.log.grew.wait_timeout(lines, left).expect("log").0;
-        }
+        self.log.wait_line(what, wanted)
     }
 }
 

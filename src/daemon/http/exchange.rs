@@ -28,6 +28,7 @@ use crate::config::HttpTarget;
 use crate::daemon::context::HcContext;
 use crate::daemon::metrics::TARGET_FIRST_BYTE_SECONDS;
 use crate::daemon::upstream::{self, is_idempotent, ConnectError, ResponseError, UpstreamWrite};
+use crate::logging::Escaped;
 use crate::proto::http1::{BodyKind, ResponseHead};
 
 /// The request body.
@@ -211,7 +212,7 @@ async fn attempt(
     {
         Ok(conn) => conn,
         Err(e) => {
-            tracing::warn!(hybrid_connection = %hc.name, request_id, error = %e, "HTTP target unreachable");
+            tracing::warn!(hybrid_connection = %hc.name, request_id, error = %Escaped(&e), "HTTP target unreachable");
             return match e {
                 ConnectError::Timeout { .. } => timed_out(untouched),
                 _ => Attempt::Failed {
@@ -237,7 +238,7 @@ async fn attempt(
                     biased;
                     result = &mut send, if sent.is_none() => {
                         if let Err(PumpError::Relay(e)) = &result {
-                            tracing::debug!(request_id, error = %e, "request body from the relay broke off");
+                            tracing::debug!(request_id, error = %Escaped(&e), "request body from the relay broke off");
                             return Attempt::Done(Served::aborted(BodyState::Broken));
                         }
                         if !replayable {
@@ -331,7 +332,7 @@ async fn attempt(
                 tracing::debug!(request_id, error = %e, "pooled connection failed; retrying on a new one");
                 return Attempt::Retry;
             }
-            tracing::warn!(hybrid_connection = %hc.name, request_id, error = %e, "HTTP target failed");
+            tracing::warn!(hybrid_connection = %hc.name, request_id, error = %Escaped(&e), "HTTP target failed");
             if let Some(limit) = e.exceeded_limit() {
                 hc.limit_exceeded(limit);
             }
