@@ -327,7 +327,7 @@ pub fn parse_rule(text: &str) -> Result<RuleSpec, RelayConfigError> {
 pub(super) fn parse_rights<'a>(words: impl Iterator<Item = &'a str>) -> Result<Rights, String> {
     let mut rights = Rights::NONE;
     for word in words {
-        let right: Right = word.trim().parse().map_err(|e| format!("{e}"))?;
+        let right = word.trim().parse::<Right>().map_err(|e| e.to_string())?;
         rights = rights.with(right);
     }
     Ok(rights)
@@ -368,12 +368,7 @@ fn non_zero(key: &str, value: Duration) -> Result<Duration, RelayConfigError> {
 impl RelayArgs {
     /// Validates the flags, and the `--config` file they name, into a [`RelayConfig`].
     pub fn into_config(self) -> Result<RelayConfig, RelayConfigError> {
-        self.into_config_with_env(&|name| std::env::var(name))
-    }
-
-    /// [`RelayArgs::into_config`] with `env` standing in for the process environment (read by
-    /// `key_env`).
-    pub fn into_config_with_env(self, env: EnvLookup<'_>) -> Result<RelayConfig, RelayConfigError> {
+        let env: EnvLookup<'_> = &|name| std::env::var(name);
         match self.config.clone() {
             None => self.validate(Path::new("."), env),
             Some(path) => {
