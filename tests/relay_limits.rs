@@ -656,3 +656,137 @@ fn the_daemons_control_channel_pings_keep_its_listeners_through_a_short_idle_cut
         "a pinging listener was cut"
     );
 }
+
+/// Sends `GET /hyco/x` to `addr` and returns the status line of the answer (within 20 s).
+fn status_line_of_a_new_sender(addr: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    tcp.write_all(b"GET /hyco/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        match tcp.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("the new sender got no answer: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Whether the relay closed `conn` (EOF or reset), without waiting.
+fn closed_by_relay(conn: &TcpStream) -> bool {
+    let mut conn = conn;
+    conn.set_nonblocking(true).expect("nonblocking");
+    !matches!(conn.read(&mut [0u8; 1]), Err(e) if e.kind() == ErrorKind::WouldBlock)
+}
+
+#[test]
+fn out_of_descriptors_the_relay_sheds_idle_connections_and_a_new_sender_is_served() {
+    use common::processes::{eventually, open_fds, RelayProcess, PATIENCE};
+    let relay = RelayProcess::start_with_fd_limit(&["hyco"], 64);
+    let addr = relay.url.trim_start_matches("ws://").to_owned();
+    // Idle connections (no byte sent) take every descriptor the relay has.
+    let idle: Vec<TcpStream> = (0..60)
+        .map(|_| TcpStream::connect(&addr).expect("connect"))
+        .collect();
+    // The relay is out of descriptors (or already shed idle connections to get some back).
+    assert!(eventually(PATIENCE, || open_fds(relay.pid()) >= 63
+        || idle.iter().any(closed_by_relay)));
+    // Idle long enough to be shed (the relay leaves connections younger than a second alone).
+    std::thread::sleep(Duration::from_millis(1500));
+    // Served normally (no token: 401), not left in the backlog.
+    let line = status_line_of_a_new_sender(&addr);
+    assert!(line.starts_with("HTTP/1.1 401 "), "{line}");
+    assert!(
+        idle.iter().any(closed_by_relay),
+        "no idle connection was closed"
+    );
+}
+
+#[test]
+fn out_of_descriptors_with_nothing_idle_new_clients_get_503_from_the_spare_descriptor() {
+    use common::processes::RelayProcess;
+    let paths = ["a", "b", "c", "d"];
+    let relay = RelayProcess::start_with_fd_limit(&paths, 64);
+    let addr = relay.url.trim_start_matches("ws://").to_owned();
+    let url = relay.url.clone();
+    // Registered listeners hold their descriptors and are not idle: nothing to shed. They are
+    // added one by one until the relay answers one with 503.
+    let refused = run(async move {
+        let mut listeners = Vec::new();
+        for n in 0..100 {
+            let path = paths[n % paths.len()];
+            let target = format!("{url}/$hc/{path}?sb-hc-action=listen");
+            let token = token_for("root", KEY, path);
+            match dialer()
+                .connect(&target, &[("ServiceBusAuthorization", &token)], None)
+                .await
+            {
+                Ok(conn) => listeners.push(conn),
+                Err(ConnectError::Rejected { status, .. }) => return (status, listeners),
+                Err(e) => panic!("listener {n}: {e}"),
+            }
+        }
+        panic!("100 listeners and no refusal");
+    });
+    assert_eq!(refused.0, 503);
+    assert!(refused.1.len() > 20, "only {} listeners", refused.1.len());
+    let line = status_line_of_a_new_sender(&addr);
+    assert!(line.starts_with("HTTP/1.1 503 "), "{line}");
+}
+
+#[test]
+fn the_relay_raises_its_soft_descriptor_limit_to_the_hard_limit() {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(4096)
+        .min(4096);
+    let limit = rustix::process::Rlimit {
+        current: Some(128),
+        maximum: Some(hard),
+    };
+    let rule = format!("root={KEY}");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hycod"));
+    command
+        .args([
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--hybrid-connection",
+            "hyco",
+        ])
+        .args(["--rule", &rule])
+        .stdout(std::process::Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit(2), a
+    // plain system call that is async-signal-safe; it allocates nothing and takes no lock.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = command.spawn().expect("relay starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = lines.next().expect("a line").expect("text");
+    assert!(listening.starts_with("listening "), "{listening}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).expect("limits");
+    let _ = child.kill();
+    let _ = child.wait();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        numbers,
+        [hard.to_string(), hard.to_string()],
+        "{open_files}"
+    );
+}

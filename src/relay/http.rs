@@ -56,7 +56,7 @@ pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
         }
         let timeouts = ctx.shared.config.timeouts;
         let deadline = HeadDeadline::keep_alive(timeouts.keepalive, timeouts.head);
-        head = match read_head(&mut stream, &mut buf, deadline).await {
+        head = match read_head(&mut stream, &mut buf, deadline, &ctx.state.shedder).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(e) => {

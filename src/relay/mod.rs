@@ -15,6 +15,7 @@ mod rendezvous;
 mod respond;
 pub mod server;
 mod shared;
+mod shed;
 mod stream;
 
 pub use server::{start, RelayHandle, StartError};

@@ -16,6 +16,7 @@ use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
 
 use super::shared::{Shared, WorkerCtx, WorkerState};
+use super::shed::{Shedder, SHED_MIN_IDLE};
 use super::{admin, control, http, rendezvous, respond, stream};
 use crate::auth::verify::Verifier;
 use crate::io::accept_backoff::{resource_errno, AcceptBackoff};
@@ -85,6 +86,16 @@ fn local_addr(l: &StdListener, addr: SocketAddr) -> Result<SocketAddr, StartErro
 /// socket of its own whose port goes into the rendezvous URLs it hands out, so a listener's
 /// rendezvous lands on the worker that holds the waiting sender.
 pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
+    match crate::runtime::fd_limit::raise_to_hard() {
+        Ok(raised) if raised.before != raised.after => {
+            tracing::info!(before = ?raised.before, after = ?raised.after, "raised the soft RLIMIT_NOFILE to the hard limit");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the soft RLIMIT_NOFILE"),
+    }
+    if let Err(e) = crate::runtime::fd_reserve::hold() {
+        tracing::warn!(error = %e, "no spare file descriptor to answer clients when out of descriptors");
+    }
     let mut verifier = Verifier::new(&config.namespace);
     verifier.add_host_alias("localhost");
     verifier.add_host_alias("127.0.0.1");
@@ -220,8 +231,10 @@ async fn run_worker(
 }
 
 /// Accepts connections forever. When the process is out of descriptors (EMFILE and friends)
-/// the connection stays queued; the loop pauses with a growing backoff instead of spinning,
-/// and accepts it once a descriptor is free again.
+/// the worker first sheds its idle connections (docs/relay.md "Out of descriptors") and
+/// accepts again; when it has none, it frees its spare descriptor to accept one waiting client
+/// and answer it `503`, then pauses with a growing backoff instead of spinning, and accepts
+/// the rest once a descriptor is free again.
 async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -233,6 +246,28 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
             Err(e) => {
                 ctx.shared.accept_failures.fetch_add(1, Ordering::Relaxed);
                 let errno = resource_errno(&e).unwrap_or("other");
+                // At the limit, accept fails even with nobody waiting; idle connections are
+                // shed only for a client that is.
+                if resource_errno(&e).is_some() && client_waiting(&listener) {
+                    let shed = ctx
+                        .state
+                        .shedder
+                        .shed(SHED_MIN_IDLE, std::time::Instant::now());
+                    if shed > 0 {
+                        tracing::warn!(
+                            worker = ctx.worker,
+                            errno,
+                            shed,
+                            "out of file descriptors: closed idle connections"
+                        );
+                        // Let the shed connections close before accepting again.
+                        monoio::time::sleep(Duration::from_millis(1)).await;
+                        continue;
+                    }
+                    if answer_with_the_spare(&ctx, &listener).await {
+                        continue;
+                    }
+                }
                 let first = !backoff.is_backing_off();
                 match backoff.on_error(&e) {
                     Some(pause) => {
@@ -251,6 +286,76 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
             }
         }
     }
+}
+
+/// Whether a connection waits in `listener`'s accept queue (the socket polls readable).
+fn client_waiting(listener: &TcpListener) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: `listener` owns this descriptor and outlives the borrow, which ends with this
+    // call.
+    let fd = unsafe { BorrowedFd::borrow_raw(listener.as_raw_fd()) };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
+}
+
+/// Out of descriptors with nothing to shed: frees the spare descriptor, accepts one waiting
+/// client with it and answers `503 ServerBusy` (a TLS client is closed: it cannot be answered
+/// without a handshake), then takes the spare again. Whether a client was answered: then the
+/// next waiting one can be answered at once. Plain system calls on a non-blocking socket, so
+/// the descriptor is closed (and the spare free to take back) before this returns.
+async fn answer_with_the_spare(ctx: &Rc<WorkerCtx>, listener: &TcpListener) -> bool {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    if !crate::runtime::fd_reserve::release() {
+        return false;
+    }
+    // SAFETY: `listener` owns this descriptor and outlives the borrow, which ends with this
+    // call; nothing closes it meanwhile (the worker's accept loop is here, not in an accept).
+    let fd = unsafe { BorrowedFd::borrow_raw(listener.as_raw_fd()) };
+    let flags = rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK;
+    let answered = match rustix::net::accept_with(fd, flags) {
+        Ok(conn) => {
+            if ctx.tls.is_none() {
+                answer_busy(std::net::TcpStream::from(conn));
+            }
+            tracing::warn!(
+                worker = ctx.worker,
+                "out of file descriptors: answered a client 503 with the spare descriptor"
+            );
+            true
+        }
+        Err(_) => false,
+    };
+    if let Err(e) = crate::runtime::fd_reserve::hold() {
+        tracing::warn!(error = %e, "the spare file descriptor is not back yet");
+        return false;
+    }
+    answered
+}
+
+/// Answers `503 ServerBusy` on a non-blocking socket and closes it. What the client sent so
+/// far is read first, so that closing does not reset the connection and destroy the answer
+/// (see [`linger`](super::linger)).
+fn answer_busy(mut tcp: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut scratch = [0u8; 4096];
+    for _ in 0..8 {
+        if !matches!(tcp.read(&mut scratch), Ok(n) if n > 0) {
+            break;
+        }
+    }
+    let answer = respond::http_error(
+        503,
+        "ServerBusy",
+        "The relay is out of connections; retry later.",
+        false,
+    );
+    let _ = tcp.write_all(&answer);
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
 }
 
 /// A connection with its first request head read.
@@ -294,6 +399,7 @@ pub async fn read_head(
     stream: &mut Stream,
     buf: &mut ReadBuf,
     deadline: HeadDeadline,
+    shedder: &Shedder,
 ) -> Result<Option<RequestHead>, HeadReadError> {
     let limits = HeadLimits {
         max_head_bytes: MAX_HEAD_BYTES,
@@ -318,7 +424,17 @@ pub async fn read_head(
             Ok(None) => {}
             Err(e) => return Err(HeadReadError::Head(e)),
         }
-        let Ok(filled) = monoio::time::timeout_at(until, buf.fill(stream)).await else {
+        let fill = monoio::time::timeout_at(until, buf.fill(stream));
+        let filled = if started {
+            fill.await
+        } else {
+            // Nothing received yet: an idle connection, shed when descriptors run out.
+            monoio::select! {
+                filled = fill => filled,
+                () = shedder.idle() => return Err(HeadReadError::Shed),
+            }
+        };
+        let Ok(filled) = filled else {
             return Err(HeadReadError::TimedOut { started });
         };
         match filled {
@@ -354,6 +470,8 @@ pub enum HeadReadError {
     TimedOut {
         started: bool,
     },
+    /// The connection was idle when the worker ran out of descriptors.
+    Shed,
 }
 
 impl HeadReadError {
@@ -379,7 +497,7 @@ impl HeadReadError {
                 "RequestTimeout",
                 "The request head did not arrive in time.".to_owned(),
             ),
-            Self::TimedOut { .. } | Self::Io(_) | Self::Truncated => return None,
+            Self::TimedOut { .. } | Self::Io(_) | Self::Truncated | Self::Shed => return None,
         };
         Some(respond::http_error(status, code, &message, false))
     }
@@ -412,7 +530,7 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
         None => Stream::from_prepared(tcp, peer),
     };
     let mut buf = ReadBuf::new(MAX_HEAD_BYTES, 0);
-    let head = match read_head(&mut stream, &mut buf, deadline).await {
+    let head = match read_head(&mut stream, &mut buf, deadline, &ctx.state.shedder).await {
         Ok(Some(head)) => head,
         Ok(None) => return,
         Err(e) => {

@@ -217,6 +217,8 @@ pub struct Rendezvous {
 #[derive(Default)]
 pub struct WorkerState {
     pub waiting: RefCell<HashMap<String, flume::Sender<Rendezvous>>>,
+    /// This worker's connections waiting idle for a request head, shed when descriptors run out.
+    pub shedder: super::shed::Shedder,
     /// Accepted tokens of relayed HTTP requests, for [`Shared::verifier`] (whose rules are fixed
     /// for the relay's lifetime; the cache clears itself if it is handed another verifier).
     pub token_cache: RefCell<TokenCache>,

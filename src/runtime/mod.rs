@@ -3,6 +3,7 @@
 //! §1. Also the process's ties to its environment: signals and systemd notifications (architecture
 //! §3).
 
+pub mod fd_limit;
 pub mod fd_reserve;
 pub mod procfs;
 pub mod signals;
