@@ -99,22 +99,39 @@ fn section_id(text: &str) -> Option<String> {
     (!id.is_empty() && id.starts_with(|c: char| c.is_ascii_digit())).then(|| id.to_owned())
 }
 
+/// The lines of a Markdown document outside fenced code blocks, numbered from 1.
+fn prose_lines(doc: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut in_code = false;
+    doc.lines().enumerate().filter_map(move |(n, line)| {
+        if line.starts_with("```") {
+            in_code = !in_code;
+            return None;
+        }
+        (!in_code).then_some((n + 1, line))
+    })
+}
+
+/// The text of a Markdown heading line: `4.2 Framing` for `### 4.2 Framing`.
+fn heading(line: &str) -> Option<&str> {
+    let text = line.trim_start_matches('#');
+    (text.len() < line.len() && text.starts_with(' ')).then(|| text.trim())
+}
+
+/// The run-in label of a paragraph: `File descriptors` for `**File descriptors.** Each …`.
+fn label(line: &str) -> Option<&str> {
+    let (label, _) = line.strip_prefix("**")?.split_once("**")?;
+    Some(label.trim_end_matches('.'))
+}
+
 /// The numbered headings of a Markdown document (`## 4. …`, `### 4.2 …`, `## Appendix A …`)
 /// and, per section, the numbers of its top-level numbered list items (`§11 item 7`).
 fn sections(doc: &str) -> (BTreeSet<String>, BTreeMap<String, BTreeSet<u32>>) {
     let mut ids = BTreeSet::new();
     let mut items: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
     let mut current = None;
-    let mut in_code = false;
-    for line in doc.lines() {
-        if line.starts_with("```") {
-            in_code = !in_code;
-        }
-        if in_code {
-            continue;
-        }
-        if let Some(heading) = line.strip_prefix('#') {
-            current = section_id(heading.trim_start_matches('#').trim_start());
+    for (_, line) in prose_lines(doc) {
+        if let Some(heading) = heading(line) {
+            current = section_id(heading);
             ids.extend(current.clone());
         } else if let (Some(section), Some((number, _))) = (&current, line.split_once(". ")) {
             if let Ok(n) = number.parse() {
@@ -252,16 +269,8 @@ fn anchor(heading: &str) -> String {
 /// The anchors of a Markdown document's headings; a repeated heading gets `-1`, `-2`, ….
 fn anchors(doc: &str) -> BTreeSet<String> {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut in_code = false;
     let mut out = BTreeSet::new();
-    for line in doc.lines() {
-        if line.starts_with("```") {
-            in_code = !in_code;
-        }
-        let heading = line.trim_start_matches('#');
-        if in_code || heading.len() == line.len() || !heading.starts_with(' ') {
-            continue;
-        }
+    for heading in prose_lines(doc).filter_map(|(_, line)| heading(line)) {
         let base = anchor(heading);
         let count = seen.entry(base.clone()).or_default();
         out.insert(match *count {
@@ -292,14 +301,7 @@ fn every_markdown_link_resolves() {
         if path.extension().is_none_or(|ext| ext != "md") {
             continue;
         }
-        let mut in_code = false;
-        for (n, line) in text.lines().enumerate() {
-            if line.starts_with("```") {
-                in_code = !in_code;
-            }
-            if in_code {
-                continue;
-            }
+        for (n, line) in prose_lines(&text) {
             for target in link_targets(line) {
                 if target.contains("://") || target.starts_with("mailto:") {
                     continue;
@@ -310,7 +312,7 @@ fn every_markdown_link_resolves() {
                     "" => path.clone(),
                     file => path.parent().expect("a file's directory").join(file),
                 };
-                let at = format!("{}:{}: {target}", relative(&path), n + 1);
+                let at = format!("{}:{n}: {target}", relative(&path));
                 let Ok(doc) = std::fs::read_to_string(&linked) else {
                     if !linked.exists() {
                         broken.push(format!("{at}: no such file"));
@@ -434,22 +436,11 @@ fn every_named_docs_section_exists() {
         .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
         .map(|path| {
             let text = std::fs::read_to_string(&path).expect("a document");
-            let mut in_code = false;
-            let mut names = Vec::new();
-            for line in text.lines() {
-                if line.starts_with("```") {
-                    in_code = !in_code;
-                }
-                let heading = line.trim_start_matches('#');
-                if !in_code && heading.len() < line.len() && heading.starts_with(' ') {
-                    names.push(heading.trim().replace('`', ""));
-                }
-                // A run-in label, `**File descriptors.** Each stream …`, names a paragraph.
-                let label = line.strip_prefix("**").and_then(|l| l.split_once("**"));
-                if let Some((label, _)) = label.filter(|_| !in_code) {
-                    names.push(label.trim_end_matches('.').replace('`', ""));
-                }
-            }
+            // Headings, and run-in labels (`**File descriptors.** Each stream …`).
+            let names = prose_lines(&text)
+                .filter_map(|(_, line)| heading(line).or_else(|| label(line)))
+                .map(|name| name.replace('`', ""))
+                .collect();
             let name = path.file_name().expect("a file name").to_string_lossy();
             (name.into_owned(), names)
         })
