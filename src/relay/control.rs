@@ -33,6 +33,7 @@ use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
 use crate::proto::hc::messages::{Response, MAX_CONTROL_MESSAGE_LEN};
+use crate::proto::hc::path::match_entity;
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::relay::registry::RegistryError;
@@ -53,6 +54,19 @@ pub async fn serve(
     let entity = admitted.entity.clone();
     let tracking_id = admitted.tracking_id.clone();
     let request_path = admitted.request_path.clone();
+    // A listener attaches to a hybrid connection's exact path, never to a path below it.
+    let exact = request_path
+        .strip_prefix("/$hc")
+        .and_then(|rest| match_entity(rest, &[&entity]))
+        .is_some_and(|m| m.suffix.is_empty());
+    if !exact {
+        tracing::info!(%peer, hybrid_connection = %entity, "listen refused: not the hybrid connection's own path");
+        let text = "Endpoint does not exist.";
+        let _ = stream
+            .write_all(admitted.refusal(&ctx, 404, "EndpointNotFound", text))
+            .await;
+        return;
+    }
     let now = admitted.now;
     let verified = &admitted.token;
     let (handle, queue) = ControlHandle::new(shared.config.control_queue_limit);
@@ -302,9 +316,16 @@ impl Channel {
     /// Routes a `response` of `json_len` bytes to its pending request: whole when it has no
     /// body, else once its body is collected; refused when over Azure's limits.
     fn on_response(&mut self, response: Response, json_len: usize) {
-        let pending = lock(&self.ctx.shared.pending_requests).remove(&response.request_id);
+        // Only the listener the request was routed to may answer it.
+        let pending = {
+            let mut table = lock(&self.ctx.shared.pending_requests);
+            match table.get(&response.request_id) {
+                Some(p) if p.listener == self.listener_id => table.remove(&response.request_id),
+                _ => None,
+            }
+        };
         let Some(pending) = pending else {
-            tracing::debug!(request = %Escaped(&response.request_id), "response for an unknown or finished request");
+            tracing::debug!(request = %Escaped(&response.request_id), "response for an unknown or finished request, or one routed to another listener");
             if response.body {
                 self.body = BodyTarget::Discard;
             }

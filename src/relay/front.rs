@@ -55,7 +55,7 @@ pub async fn admit(
     let query = upgrade.head.query().unwrap_or("").to_owned();
     let tracking_id = get_query_param(&query, "sb-hc-id")
         .map(|id| format!("{id}_G{}", ctx.worker))
-        .unwrap_or_else(|| shared.tracking_id(ctx.worker));
+        .unwrap_or_else(|| super::ids::tracking_id(ctx.worker));
     let entity = super::resolve_entity(shared, &request_path);
     let tracking_path = entity
         .clone()

@@ -28,7 +28,8 @@ use crate::proto::hc::headers::{
     request_headers_to_json, response_headers_for_sender, AuthorizationHeader,
 };
 use crate::proto::hc::messages::{RemoteEndpoint, Request, Response, MAX_CONTROL_MESSAGE_LEN};
-use crate::proto::hc::query::strip_sb_hc_params;
+use crate::proto::hc::query::{strip_sb_hc_params, Action};
+use crate::proto::hc::request_target::check_request_target;
 use crate::proto::http1::{
     reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
     RequestHead, LAST_CHUNK,
@@ -92,10 +93,14 @@ async fn serve_one(
 ) -> io::Result<bool> {
     let shared = ctx.shared.clone();
     let now = SystemTime::now();
-    let id = shared.tracking_id(ctx.worker);
+    if let Err(e) = check_request_target(&head.target) {
+        tracing::info!(%peer, error = %e, "request refused: request-target");
+        return fail(stream, 400, "BadRequest", &e.to_string()).await;
+    }
+    let tracking_id = super::ids::tracking_id(ctx.worker);
     let Some(entity) = super::resolve_http_entity(&shared, head.path()) else {
         let tracking = Tracking {
-            id: &id,
+            id: &tracking_id,
             namespace: &shared.config.namespace,
             path: head.path().trim_start_matches('/'),
         };
@@ -103,7 +108,7 @@ async fn serve_one(
         return fail(stream, 404, "EndpointNotFound", &text).await;
     };
     let tracking = Tracking {
-        id: &id,
+        id: &tracking_id,
         namespace: &shared.config.namespace,
         path: &entity,
     };
@@ -150,10 +155,15 @@ async fn serve_one(
             .0?;
     }
 
+    // The request id, which a `response` must name, is also the rendezvous address's secret.
+    let id = match ctx.state.secret_ids.borrow_mut().next(ctx.worker) {
+        Ok(id) => id,
+        Err(e) => return fail(stream, 500, "InternalError", &e.to_string()).await,
+    };
+    let rendezvous_path = format!("/$hc/{entity}");
     let address = format!(
-        "{}/$hc/{}?sb-hc-action=request&sb-hc-id={}",
+        "{}{rendezvous_path}?sb-hc-action=request&sb-hc-id={}",
         shared.rendezvous_base(ctx.worker),
-        entity,
         crate::auth::sas::encode_uri_component(&id)
     );
     let mut request_target = head.path().to_owned();
@@ -194,7 +204,7 @@ async fn serve_one(
         ctx: ctx.clone(),
         id: id.clone(),
     };
-    let (waiting, _wait_guard) = rendezvous::expect(ctx, &id);
+    let (waiting, _wait_guard) = rendezvous::expect(ctx, &id, &rendezvous_path, Action::Request);
     let deadline = shared.config.http_deadline;
     let body_idle = shared.config.timeouts.body_idle;
     let json = full.to_json();
@@ -300,6 +310,7 @@ async fn serve_one(
                 stream,
                 stream_out,
                 reader,
+                &id,
                 &shared.config.namespace,
                 deadline,
                 is_head,
@@ -603,6 +614,7 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
     stream: &mut Stream,
     mut rdv_write: W,
     mut reader: WsReader<R>,
+    request_id: &str,
     namespace: &str,
     idle: Duration,
     is_head: bool,
@@ -635,6 +647,10 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
                 else {
                     break;
                 };
+                if r.request_id != request_id {
+                    tracing::info!(request = %r.request_id, "a rendezvous answered another request");
+                    break;
+                }
                 let head = write_head(stream, &r, namespace, keep_alive).await?;
                 stream.write_all(head).await.0?;
                 complete = !r.body;

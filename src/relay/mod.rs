@@ -8,6 +8,7 @@ mod config_file;
 mod control;
 mod front;
 mod http;
+mod ids;
 mod linger;
 mod pump;
 pub mod registry;

@@ -1,5 +1,7 @@
 //! Rendezvous connections from listeners (protocol §5.1–§5.2, §6.3): handed to the task on this
-//! worker that waits for them, or refused with 403 when the address is unknown or used.
+//! worker that waits for them, or refused with 403 when the address is unknown or used. A
+//! rendezvous matches only when its secret `sb-hc-id`, its path (compared percent-decoded) and
+//! its `sb-hc-action` all equal those of the address the relay handed out.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -8,25 +10,38 @@ use std::time::Duration;
 use monoio::io::AsyncWriteRentExt;
 
 use super::respond::handshake_refusal;
-use super::shared::{Rendezvous, WaitGuard, WorkerCtx};
+use super::shared::{Rendezvous, WaitGuard, Waiter, WorkerCtx};
 use crate::io::stream::Stream;
-use crate::proto::hc::query::get_query_param;
+use crate::proto::hc::path::same_decoded_path;
+use crate::proto::hc::query::{get_query_param, Action};
 use crate::proto::ws::handshake::UpgradeRequest;
 
-/// Hands a listener's rendezvous connection to whoever waits for its `sb-hc-id`.
+/// Hands a listener's rendezvous connection (`action` is `accept` or `request`) to whoever
+/// waits for its `sb-hc-id`, path and action.
 pub async fn deliver(
     ctx: Rc<WorkerCtx>,
     mut stream: Stream,
     upgrade: UpgradeRequest,
     leftover: Vec<u8>,
     peer: SocketAddr,
+    action: Action,
 ) {
     let query = upgrade.head.query().unwrap_or("").to_owned();
     let id = get_query_param(&query, "sb-hc-id")
         .unwrap_or_default()
         .into_owned();
-    let waiter = ctx.state.waiting.borrow_mut().remove(&id);
-    let Some(waiter) = waiter else {
+    let waiter = {
+        let mut waiting = ctx.state.waiting.borrow_mut();
+        let matches = waiting
+            .get(&id)
+            .is_some_and(|w| w.action == action && same_decoded_path(&w.path, upgrade.head.path()));
+        if matches {
+            waiting.remove(&id)
+        } else {
+            None
+        }
+    };
+    let Some(Waiter { tx: waiter, .. }) = waiter else {
         tracing::info!(%peer, "rendezvous refused: unknown, expired or used address");
         let out = handshake_refusal(
             403,
@@ -56,10 +71,21 @@ pub async fn deliver(
     });
 }
 
-/// Registers `id` as awaited on this worker; the guard forgets it when dropped.
-pub fn expect(ctx: &WorkerCtx, id: &str) -> (flume::Receiver<Rendezvous>, WaitGuard) {
+/// Registers a rendezvous with secret `id` on `path` (`/$hc/…`, as handed out) for `action` as
+/// awaited on this worker; the guard forgets it when dropped.
+pub fn expect(
+    ctx: &WorkerCtx,
+    id: &str,
+    path: &str,
+    action: Action,
+) -> (flume::Receiver<Rendezvous>, WaitGuard) {
     let (tx, rx) = flume::bounded(1);
-    ctx.state.waiting.borrow_mut().insert(id.to_owned(), tx);
+    let waiter = Waiter {
+        tx,
+        path: path.to_owned(),
+        action,
+    };
+    ctx.state.waiting.borrow_mut().insert(id.to_owned(), waiter);
     (
         rx,
         WaitGuard {

@@ -24,6 +24,7 @@ use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::logging::Escaped;
 use crate::proto::hc::query::{parse_action, Action};
+use crate::proto::hc::request_target::check_request_target;
 use crate::proto::http1::{
     lines_end_with_crlf, parse_request_head, HeadError, Limits as HeadLimits, RequestHead,
 };
@@ -555,6 +556,12 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
         buf,
         head,
     } = incoming;
+    if let Err(e) = check_request_target(&head.target) {
+        tracing::info!(%peer, error = %e, "refused an upgrade: request-target");
+        let out = respond::handshake_refusal(400, "BadRequest", &e.to_string());
+        let _ = stream.write_all(out).await;
+        return;
+    }
     let query = head.query().unwrap_or("").to_owned();
     let upgrade = match UpgradeRequest::from_head(head) {
         Ok(u) => u,
@@ -572,8 +579,8 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
     match parse_action(&query) {
         Ok(Action::Listen) => control::serve(ctx, stream, upgrade, leftover, peer).await,
         Ok(Action::Connect) => stream::serve_sender(ctx, stream, upgrade, leftover, peer).await,
-        Ok(Action::Accept) | Ok(Action::Request) => {
-            rendezvous::deliver(ctx, stream, upgrade, leftover, peer).await
+        Ok(action @ (Action::Accept | Action::Request)) => {
+            rendezvous::deliver(ctx, stream, upgrade, leftover, peer, action).await
         }
         Err(e) => {
             tracing::info!(%peer, error = %Escaped(&e), "refused an upgrade without a valid sb-hc-action");

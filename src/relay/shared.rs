@@ -12,9 +12,11 @@ use bytes::Bytes;
 use crate::auth::verify::{TokenCache, Verifier};
 use crate::io::stream::Stream;
 use crate::proto::hc::messages::Response;
+use crate::proto::hc::query::Action;
 use crate::proto::ws::handshake::UpgradeRequest;
 use crate::proto::ws::CloseCode;
 use crate::relay::config::RelayConfig;
+use crate::relay::ids::SecretIds;
 use crate::relay::registry::Registry;
 
 /// What another task asks a listener's control channel to do.
@@ -142,7 +144,6 @@ pub struct Shared {
     pub rendezvous_ports: Vec<u16>,
     /// Failed `accept` calls on the main and rendezvous ports (e.g. EMFILE), for `/$status`.
     pub accept_failures: AtomicU64,
-    next_id: AtomicU64,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the registry and the
@@ -172,22 +173,7 @@ impl Shared {
             local_addr,
             rendezvous_ports,
             accept_failures: AtomicU64::new(0),
-            next_id: AtomicU64::new(1),
         }
-    }
-
-    /// A fresh GUID-shaped tracking id with the `_G{worker}` role suffix the service adds
-    /// (protocol §7.3).
-    pub fn tracking_id(&self, worker: usize) -> String {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!(
-            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}_G{worker}",
-            fastrand::u32(..),
-            fastrand::u16(..),
-            fastrand::u16(..0x1000),
-            fastrand::u16(..0x1000),
-            n
-        )
     }
 
     /// The base of rendezvous URLs handed out by `worker`: its own port, so the listener's
@@ -212,16 +198,25 @@ pub struct Rendezvous {
     pub rejection: Option<(u16, String)>,
 }
 
+/// Who waits for a rendezvous, and the path and action its address named.
+pub struct Waiter {
+    pub tx: flume::Sender<Rendezvous>,
+    pub path: String,
+    pub action: Action,
+}
+
 /// What one worker keeps to itself: rendezvous ids it handed out and who waits for them, and
 /// the tokens it accepted.
 #[derive(Default)]
 pub struct WorkerState {
-    pub waiting: RefCell<HashMap<String, flume::Sender<Rendezvous>>>,
+    pub waiting: RefCell<HashMap<String, Waiter>>,
     /// This worker's connections waiting idle for a request head, shed when descriptors run out.
     pub shedder: super::shed::Shedder,
     /// Accepted tokens of relayed HTTP requests, for [`Shared::verifier`] (whose rules are fixed
     /// for the relay's lifetime; the cache clears itself if it is handed another verifier).
     pub token_cache: RefCell<TokenCache>,
+    /// Where this worker's rendezvous and request ids come from.
+    pub secret_ids: RefCell<SecretIds>,
 }
 
 /// Removes a waiting entry when the waiter ends, however it ends.

@@ -16,7 +16,7 @@ use crate::io::ws_frames::push_frame;
 use crate::logging::Escaped;
 use crate::proto::hc::headers::connect_headers;
 use crate::proto::hc::messages::{Accept, RemoteEndpoint};
-use crate::proto::hc::query::strip_sb_hc_params;
+use crate::proto::hc::query::{strip_sb_hc_params, Action};
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::OpCode;
 use crate::relay::registry::{RegistryError, Work};
@@ -61,14 +61,25 @@ pub async fn serve_sender(
         }
     };
 
-    let (waiting, _guard) = rendezvous::expect(&ctx, &id);
+    // The address's id is the secret; `accept.id` stays the sender's tracking id.
+    let secret = match ctx.state.secret_ids.borrow_mut().next(ctx.worker) {
+        Ok(secret) => secret,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "connect refused: no rendezvous id");
+            let _ = stream
+                .write_all(refuse(500, "InternalError", &e.to_string()))
+                .await;
+            return;
+        }
+    };
+    let (waiting, _guard) = rendezvous::expect(&ctx, &secret, &request_path, Action::Accept);
     let mut address = format!("{}{}?", shared.rendezvous_base(ctx.worker), request_path);
     if let Some(app_query) = strip_sb_hc_params(&query) {
         address.push_str(&app_query);
         address.push('&');
     }
     address.push_str("sb-hc-action=accept&sb-hc-id=");
-    address.push_str(&crate::auth::sas::encode_uri_component(&id));
+    address.push_str(&crate::auth::sas::encode_uri_component(&secret));
     let accept = Accept {
         address,
         id: id.clone(),

@@ -12,3 +12,4 @@ pub mod messages;
 pub mod path;
 pub mod query;
 pub mod reject;
+pub mod request_target;

@@ -106,6 +106,12 @@ fn segment_matches(encoded: &str, wanted: &str) -> bool {
     }
 }
 
+/// Whether two request paths name the same resource byte for byte once percent-decoded (a
+/// client may re-encode a URL it was handed, e.g. `%7E` as `~`).
+pub fn same_decoded_path(a: &str, b: &str) -> bool {
+    percent_decode_str(a).eq(percent_decode_str(b))
+}
+
 /// Maps a relayed `requestTarget` onto the upstream (protocol §6.7): strips the leading
 /// `/{entity path}` (case-insensitively, on a segment boundary, as [`match_entity`] compares),
 /// appends the rest of the path to `upstream_base_path` and keeps the query byte-exact.
@@ -282,6 +288,14 @@ mod tests {
         let entities = ["microsoft.hybridcompute/machines/abc/1/v2"];
         let matched = match_entity("/microsoft.hybridcompute/machines/abc/1/v2/ws", &entities);
         assert_eq!(matched.map(|m| m.suffix), Some("/ws"));
+    }
+
+    #[test]
+    fn same_decoded_path_compares_after_decoding_and_keeps_case() {
+        assert!(same_decoded_path("/$hc/hyco/a~b", "/$hc/hyco/a%7Eb"));
+        assert!(same_decoded_path("/$hc/hyco", "/$hc/hyco"));
+        assert!(!same_decoded_path("/$hc/hyco", "/$hc/HYCO"));
+        assert!(!same_decoded_path("/$hc/hyco", "/$hc/hyco/x"));
     }
 
     #[test]

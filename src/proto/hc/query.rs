@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use percent_encoding::percent_decode_str;
 use url::form_urlencoded;
 
 /// The prefix the protocol reserves for its query parameters (protocol §2.3).
@@ -25,7 +26,8 @@ pub const STATUS_DESCRIPTION_PARAM: &str = "sb-hc-statusDescription";
 ///
 /// `query` is the text after `?`, without the `?`. An element (text between `&`s) is removed
 /// when it has the form `key=value` and `key` starts with `sb-hc-`, compared ASCII
-/// case-insensitively on the raw (still percent-encoded) key. Elements without `=` survive, and
+/// case-insensitively on the percent-decoded key (so every spelling a reader would take for
+/// an `sb-hc-` parameter, e.g. `sb%2Dhc-token`, is removed). Elements without `=` survive, and
 /// so does everything else: order, duplicates, empty elements, percent-encoding. Returns `None`
 /// when no element survives, meaning the `?` must disappear too; an empty query has one empty
 /// element, which survives. Borrows `query` when nothing is removed.
@@ -65,9 +67,14 @@ fn is_sb_hc_element(element: &str) -> bool {
     let Some((key, _value)) = element.split_once('=') else {
         return false;
     };
-    key.as_bytes()
-        .get(..SB_HC_PREFIX.len())
-        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(SB_HC_PREFIX.as_bytes()))
+    // The key is percent-decoded first, as every reader of these parameters decodes it:
+    // `sb%2dhc%2dtoken` is read as the token, so it must be removed like `sb-hc-token`.
+    let mut decoded = percent_decode_str(key);
+    SB_HC_PREFIX.bytes().all(|want| {
+        decoded
+            .next()
+            .is_some_and(|got| got.eq_ignore_ascii_case(&want))
+    })
 }
 
 /// The value of the first parameter called `name` in `query` (the text after `?`), with
@@ -216,9 +223,35 @@ mod tests {
     }
 
     #[test]
-    fn strip_does_not_decode_the_key() {
-        assert_eq!(listener_sees("?sb%2Dhc-id=1"), "?sb%2Dhc-id=1");
+    fn strip_decodes_the_key_before_comparing() {
+        for spelling in [
+            "sb%2Dhc-id",
+            "sb%2dhc%2dtoken",
+            "%73%62%2D%68%63%2Dtoken",
+            "SB%2DHC%2DTOKEN",
+            "sb-hc%2daction",
+        ] {
+            assert_eq!(
+                listener_sees(&format!("?a=1&{spelling}=x&b=2")),
+                "?a=1&b=2",
+                "{spelling}"
+            );
+        }
         assert_eq!(listener_sees("?sb-hc=1&sb-h=2"), "?sb-hc=1&sb-h=2");
+        assert_eq!(listener_sees("?sb%2Dhc=1&sb%2=2"), "?sb%2Dhc=1&sb%2=2");
+    }
+
+    #[test]
+    fn every_spelling_the_token_reader_accepts_is_stripped() {
+        for spelling in ["sb%2dhc%2dtoken", "Sb-Hc-Token", "sb-hc%2Dtoken"] {
+            let query = format!("{spelling}=SharedAccessSignature+sr%3Dx&keep=1");
+            assert!(get_query_param(&query, TOKEN_PARAM).is_some(), "{spelling}");
+            assert_eq!(
+                strip_sb_hc_params(&query).as_deref(),
+                Some("keep=1"),
+                "{spelling}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,133 @@
+//! Ids the relay hands out.
+//!
+//! * Secret ids grant access: a rendezvous address's `sb-hc-id` and a relayed HTTP request's
+//!   `id` (which a `response` must name). Each carries 128 bits from the operating system's
+//!   CSPRNG (`ring::rand::SystemRandom`), GUID-shaped with the service's `_G{worker}` suffix.
+//!   The bytes are fetched in batches (one `getrandom` call per [`BATCH`] bytes) and each byte
+//!   is used once. A sender's `sb-hc-id` is never part of one.
+//! * Tracking ids only label error texts and logs. They come from a separate, non-secret
+//!   generator and share nothing with secret ids, so a `TrackingId` tells nothing about them.
+
+use std::fmt::Write as _;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// Random bytes in one secret id (128 bits).
+pub const SECRET_ID_BYTES: usize = 16;
+
+/// Bytes fetched from the OS per `getrandom` call: 32 ids.
+const BATCH: usize = 32 * SECRET_ID_BYTES;
+
+/// The operating system's random generator failed; no id can be handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomUnavailable;
+
+impl std::fmt::Display for RandomUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the operating system's random generator failed")
+    }
+}
+
+impl std::error::Error for RandomUnavailable {}
+
+/// One worker's source of secret ids.
+pub struct SecretIds {
+    rng: SystemRandom,
+    pool: [u8; BATCH],
+    /// Bytes of `pool` already handed out; `BATCH` means it must be refilled.
+    used: usize,
+}
+
+impl Default for SecretIds {
+    fn default() -> Self {
+        Self {
+            rng: SystemRandom::new(),
+            pool: [0; BATCH],
+            used: BATCH,
+        }
+    }
+}
+
+impl SecretIds {
+    /// A fresh secret id: 128 CSPRNG bits as a GUID-shaped string, then `_G{worker}`.
+    pub fn next(&mut self, worker: usize) -> Result<String, RandomUnavailable> {
+        if self.used + SECRET_ID_BYTES > BATCH {
+            self.rng
+                .fill(&mut self.pool)
+                .map_err(|_| RandomUnavailable)?;
+            self.used = 0;
+        }
+        let bytes = &mut self.pool[self.used..self.used + SECRET_ID_BYTES];
+        let mut id = String::with_capacity(2 * SECRET_ID_BYTES + 4 + 8);
+        for (i, b) in bytes.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                id.push('-');
+            }
+            let _ = write!(id, "{b:02x}");
+        }
+        // Each byte serves one id only.
+        bytes.fill(0);
+        self.used += SECRET_ID_BYTES;
+        let _ = write!(id, "_G{worker}");
+        Ok(id)
+    }
+}
+
+/// A tracking id for error texts and logs: GUID-shaped with the `_G{worker}` role suffix the
+/// service adds (spec §7.3), from a generator that is not used for secret ids.
+pub fn tracking_id(worker: usize) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}_G{worker}",
+        fastrand::u32(..),
+        fastrand::u16(..),
+        fastrand::u16(..0x1000),
+        fastrand::u16(..0x1000),
+        fastrand::u64(..1 << 48),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex_digits(id: &str) -> Vec<u8> {
+        id.split('_')
+            .next()
+            .unwrap()
+            .bytes()
+            .filter(|b| *b != b'-')
+            .collect()
+    }
+
+    #[test]
+    fn secret_ids_are_guid_shaped_with_128_random_bits_and_the_worker_suffix() {
+        let mut ids = SecretIds::default();
+        let all: Vec<String> = (0..3 * BATCH / SECRET_ID_BYTES)
+            .map(|_| ids.next(3).unwrap())
+            .collect();
+        for id in &all {
+            assert_eq!(id.len(), 36 + 3, "{id}");
+            assert!(id.ends_with("_G3"), "{id}");
+            assert_eq!(hex_digits(id).len(), 32, "{id}");
+        }
+        // Every one of the 32 hex positions varies across the ids: none is fixed or counted.
+        for pos in 0..32 {
+            let first = hex_digits(&all[0])[pos];
+            assert!(
+                all.iter().any(|id| hex_digits(id)[pos] != first),
+                "position {pos} never changes"
+            );
+        }
+        let mut unique = all.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), all.len());
+    }
+
+    #[test]
+    fn tracking_ids_keep_the_service_shape() {
+        let id = tracking_id(1);
+        assert_eq!(id.len(), 36 + 3, "{id}");
+        assert!(id.ends_with("_G1"));
+    }
+}
