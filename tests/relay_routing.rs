@@ -422,3 +422,37 @@ fn every_spelling_of_the_token_parameter_is_stripped_before_forwarding() {
         );
     });
 }
+
+#[test]
+fn a_rendezvous_matches_only_its_id_path_and_action() {
+    let relay = relay(&[]);
+    run(async move {
+        let (mut control, _keep) = listen_on(&relay.url, "hyco").await;
+        let connect = format!("{}/$hc/hyco/sap?sb-hc-action=connect", relay.url);
+        let t = token("hyco");
+        let sender = monoio::spawn(async move {
+            dialer()
+                .connect(&connect, &[("ServiceBusAuthorization", &t)], None)
+                .await
+        });
+        let accept = next_accept(&mut control).await;
+        let (base, query) = accept.address.split_once('?').expect("query");
+        let base = base.split("/$hc/").next().expect("base");
+        let id = hycod::auth::sas::encode_uri_component(&address_id(&accept.address));
+        for wrong in [
+            format!("{base}/$hc/hyco/sap?sb-hc-action=request&sb-hc-id={id}"),
+            format!("{base}/$hc/hyco?sb-hc-action=accept&sb-hc-id={id}"),
+            format!("{base}/$hc/other/sap?sb-hc-action=accept&sb-hc-id={id}"),
+            format!("{base}/$hc/hyco/sap/x?sb-hc-action=accept&sb-hc-id={id}"),
+        ] {
+            let (status, description) = refusal(&wrong, None).await;
+            assert_eq!(status, 403, "{wrong}: {description}");
+        }
+        // The address as handed out, with its path re-encoded by a client, still matches.
+        let reencoded = format!("{base}/$hc/hyco/%73ap?{query}");
+        let _rendezvous = open(&reencoded, None)
+            .await
+            .expect("the listener's rendezvous");
+        sender.await.expect("the sender is joined to its listener");
+    });
+}
