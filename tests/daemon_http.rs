@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hycod::config::{Config, HttpTarget};
 use hycod::daemon::context::{ControlWriter, Hc, HcContext};
 use hycod::daemon::http::serve_request;
-use hycod::daemon::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT};
+use hycod::daemon::metrics::{BYTES, RENDEZVOUS_SECONDS, REQUESTS, REQUESTS_IN_FLIGHT};
 use hycod::io::read_buf::ReadBuf;
 use hycod::io::ws_reader::{WsEvent, WsReader};
 use hycod::metrics::Shard;
@@ -473,9 +473,14 @@ async fn send(addr: SocketAddr, bytes: Vec<u8>) -> Answer {
     let mut tcp = monoio::net::TcpStream::connect(addr)
         .await
         .expect("connect");
-    tcp.write_all(bytes).await.0.expect("send");
     let mut buf = ReadBuf::new(MIB, 0);
-    let head = read_answer_head(&mut tcp, &mut buf).await;
+    send_on(&mut tcp, &mut buf, bytes).await
+}
+
+/// Sends one request on a kept-alive connection and reads the whole answer.
+async fn send_on(tcp: &mut monoio::net::TcpStream, buf: &mut ReadBuf, bytes: Vec<u8>) -> Answer {
+    tcp.write_all(bytes).await.0.expect("send");
+    let head = read_answer_head(tcp, buf).await;
     let mut decoder = BodyDecoder::new(response_body_kind("GET", &head).expect("framing"));
     let mut body = Vec::new();
     let mut complete = true;
@@ -491,7 +496,7 @@ async fn send(addr: SocketAddr, bytes: Vec<u8>) -> Answer {
                 continue;
             }
         }
-        if buf.fill(&mut tcp).await.unwrap_or(0) == 0 {
+        if buf.fill(tcp).await.unwrap_or(0) == 0 {
             complete = decoder.finish().is_ok();
             break;
         }
@@ -660,6 +665,88 @@ fn large_bodies_stream_through_rendezvous_both_ways() {
         );
         assert_eq!(counter(&hc, &REQUESTS, "2xx"), 5);
         assert_eq!(counter(&hc, &REQUESTS, "aborted"), 0);
+    });
+}
+
+#[test]
+fn a_keep_alive_senders_later_requests_ride_the_rendezvous_its_large_request_opened() {
+    let relay = relay();
+    let up = upstream(None);
+    let hc = context(Some(up.url()), DEADLINE, TrustRoots::WebPki);
+    run(async move {
+        let units = start_daemon(&relay.url, hc.clone()).await;
+        let mut tcp = monoio::net::TcpStream::connect(relay.local_addr)
+            .await
+            .expect("connect");
+        let mut buf = ReadBuf::new(MIB, 0);
+        let before = units.get();
+        let large = pattern(100 * KIB);
+        let answer = send_on(
+            &mut tcp,
+            &mut buf,
+            request("POST", "/hyco/echo", &[], &large),
+        )
+        .await;
+        assert_eq!((answer.status, sha256(&answer.body)), (200, sha256(&large)));
+        let answer = send_on(
+            &mut tcp,
+            &mut buf,
+            request("GET", "/hyco/echo?n=2", &[], &[]),
+        )
+        .await;
+        assert_eq!(answer.status, 200);
+        let small = pattern(KIB);
+        let answer = send_on(
+            &mut tcp,
+            &mut buf,
+            request("POST", "/hyco/echo", &[], &small),
+        )
+        .await;
+        assert_eq!((answer.status, sha256(&answer.body)), (200, sha256(&small)));
+        let answer = send_on(
+            &mut tcp,
+            &mut buf,
+            request("GET", &format!("/hyco/bytes/{MIB}"), &[], &[]),
+        )
+        .await;
+        assert_eq!(
+            (answer.status, sha256(&answer.body)),
+            (200, sha256(&pattern(MIB)))
+        );
+        let answer = send_on(
+            &mut tcp,
+            &mut buf,
+            request("PUT", "/hyco/status/201", &[], &large),
+        )
+        .await;
+        assert_eq!(
+            (answer.status, answer.body.as_slice()),
+            (201, &b"status 201"[..])
+        );
+        assert_eq!(
+            units.get(),
+            before,
+            "every answer went over the rendezvous, none on the control channel"
+        );
+        let opened = hc
+            .metrics
+            .borrow()
+            .snapshot()
+            .histogram(&RENDEZVOUS_SECONDS, &["test"])
+            .map_or(0, |h| h.count());
+        assert_eq!(opened, 1, "one rendezvous carried all five requests");
+        assert_eq!(counter(&hc, &REQUESTS, "2xx"), 5);
+        let targets: Vec<String> = up.seen().iter().map(|s| s.target.clone()).collect();
+        assert_eq!(
+            targets,
+            [
+                "/base/echo",
+                "/base/echo?n=2",
+                "/base/echo",
+                &format!("/base/bytes/{MIB}"),
+                "/base/status/201"
+            ]
+        );
     });
 }
 

@@ -456,3 +456,94 @@ fn a_rendezvous_matches_only_its_id_path_and_action() {
         sender.await.expect("the sender is joined to its listener");
     });
 }
+
+#[test]
+fn further_requests_of_a_sender_go_over_its_open_request_rendezvous() {
+    let relay = relay(&[]);
+    let addr = relay.local_addr;
+    run(async move {
+        let (mut control, mut control_write) = listen_on(&relay.url, "hyco").await;
+        let t = token("hyco");
+        let sender = monoio::spawn(async move {
+            let mut conn = HttpConn::connect(addr).await;
+            let auth = format!("Host: localhost\r\nServiceBusAuthorization: {t}\r\n");
+            let mut large = format!("POST /hyco/a HTTP/1.1\r\n{auth}Content-Length: 70000\r\n\r\n")
+                .into_bytes();
+            large.resize(large.len() + 70_000, b'x');
+            let mut answers = vec![conn.send(large).await];
+            answers.push(
+                conn.send(format!("GET /hyco/b HTTP/1.1\r\n{auth}\r\n"))
+                    .await,
+            );
+            let small = format!("POST /hyco/c HTTP/1.1\r\n{auth}Content-Length: 5\r\n\r\nhello");
+            answers.push(conn.send(small).await);
+            answers.push(
+                conn.send(format!("GET /hyco/d HTTP/1.1\r\n{auth}\r\n"))
+                    .await,
+            );
+            answers
+        });
+        // The large request comes as a notice; the listener opens the rendezvous.
+        let notice = next_request(&mut control).await;
+        assert!(notice.is_rendezvous_notice());
+        let (mut rdv, mut rdv_write) = open(notice.address.as_deref().expect("address"), None)
+            .await
+            .expect("rendezvous");
+        let first = match parse_control_message(&read_message(&mut rdv).await.1) {
+            Ok(ControlMessage::Request(r)) => r,
+            other => panic!("expected request, got {other:?}"),
+        };
+        assert_eq!(first.request_target.as_deref(), Some("/hyco/a"));
+        assert_eq!(read_message(&mut rdv).await.1.len(), 70_000);
+        let first_id = first.id.expect("id");
+        let json = format!(
+            "{{\"response\":{{\"requestId\":\"{first_id}\",\"statusCode\":201,\"body\":true}}}}"
+        );
+        let mut frames = Vec::new();
+        push_frame(&mut frames, true, OpCode::Text, json.as_bytes(), mask()).expect("frame");
+        push_frame(&mut frames, true, OpCode::Binary, b"one", mask()).expect("frame");
+        rdv_write.write_all(frames).await.0.expect("respond");
+
+        // The sender's next requests come over the same rendezvous, each with its own id.
+        let second = match parse_control_message(&read_message(&mut rdv).await.1) {
+            Ok(ControlMessage::Request(r)) => r,
+            other => panic!("expected request, got {other:?}"),
+        };
+        assert_eq!(second.request_target.as_deref(), Some("/hyco/b"));
+        assert_eq!(second.address, None);
+        let second_id = second.id.expect("id");
+        assert_ne!(second_id, first_id);
+        assert_eq!(hex_digits(&second_id).len(), 32);
+        respond(&mut rdv_write, &second_id, 202).await;
+        let third = match parse_control_message(&read_message(&mut rdv).await.1) {
+            Ok(ControlMessage::Request(r)) => r,
+            other => panic!("expected request, got {other:?}"),
+        };
+        assert_eq!(third.request_target.as_deref(), Some("/hyco/c"));
+        assert_eq!(read_message(&mut rdv).await.1, b"hello");
+        // Answered, then closed right away, as the .NET listener does.
+        let json = format!(
+            "{{\"response\":{{\"requestId\":\"{}\",\"statusCode\":203,\"body\":false}}}}",
+            third.id.expect("id")
+        );
+        let mut frames = Vec::new();
+        push_frame(&mut frames, true, OpCode::Text, json.as_bytes(), mask()).expect("frame");
+        hycod::io::ws_frames::push_close(
+            &mut frames,
+            hycod::proto::ws::CloseCode::NORMAL,
+            "NormalClosure",
+            mask(),
+        )
+        .expect("close");
+        rdv_write.write_all(frames).await.0.expect("respond");
+
+        // A closed rendezvous is not used again: the next request is routed afresh.
+        let fourth = next_request(&mut control).await;
+        assert_eq!(fourth.request_target.as_deref(), Some("/hyco/d"));
+        respond(&mut control_write, &fourth.id.expect("id"), 204).await;
+        let answers = sender.await;
+        let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+        assert_eq!(statuses, [201, 202, 203, 204]);
+        assert_eq!(answers[0].2, b"one");
+    });
+}

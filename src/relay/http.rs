@@ -4,6 +4,8 @@
 //! binary message (§6.1, §6.4). The listener's `response` streams back to the sender with
 //! chunked coding as its frames arrive, whether it comes on the control channel or on a
 //! rendezvous the listener opened (§6.5). No answer within the deadline gives 504 (§6.8).
+//! A rendezvous the relay opened then carries the sender's further requests while it stays
+//! open ([`held`](super::held), §6.3 step 5).
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,18 +13,21 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 use super::auth::{check_cached, error_code, token_of};
+use super::held::{self, Held, RendezvousRead, RendezvousWrite, Reused};
 use super::rendezvous;
 use super::respond::{described, http_error, Tracking};
 use super::server::{read_head, HeadDeadline, Incoming};
-use super::shared::{lock, PendingRequest, QueueError, Rendezvous, ResponseEvent, WorkerCtx};
+use super::shared::{
+    lock, ControlHandle, PendingRequest, QueueError, Rendezvous, ResponseEvent, WorkerCtx,
+};
 use crate::auth::verify::Right;
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
-use crate::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::headers::{
     request_headers_to_json, response_headers_for_sender, AuthorizationHeader,
@@ -46,28 +51,32 @@ pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
         mut buf,
         mut head,
     } = incoming;
+    let mut held = None;
     loop {
-        match serve_one(&ctx, &mut stream, &mut buf, &head, peer).await {
+        match serve_one(&ctx, &mut stream, &mut buf, &head, peer, &mut held).await {
             Ok(true) => {}
-            Ok(false) => return,
+            Ok(false) => break,
             Err(e) => {
                 tracing::debug!(%peer, error = %Escaped(&e), "relayed HTTP connection ended");
-                return;
+                break;
             }
         }
         let timeouts = ctx.shared.config.timeouts;
         let deadline = HeadDeadline::keep_alive(timeouts.keepalive, timeouts.head);
         head = match read_head(&mut stream, &mut buf, deadline, &ctx.state.shedder).await {
             Ok(Some(head)) => head,
-            Ok(None) => return,
+            Ok(None) => break,
             Err(e) => {
                 tracing::debug!(%peer, error = ?e, "no further request");
                 if let Some(answer) = e.answer(false) {
                     let _ = stream.write_all(answer).await;
                 }
-                return;
+                break;
             }
         };
+    }
+    if let Some(held) = held {
+        held.release().await;
     }
 }
 
@@ -90,6 +99,7 @@ async fn serve_one(
     buf: &mut ReadBuf,
     head: &RequestHead,
     peer: SocketAddr,
+    held: &mut Option<Held>,
 ) -> io::Result<bool> {
     let shared = ctx.shared.clone();
     let now = SystemTime::now();
@@ -127,25 +137,34 @@ async fn serve_one(
     // closes after this response (RFC 9112 §6.1).
     let ambiguous_framing =
         head.headers.contains("transfer-encoding") && head.headers.contains("content-length");
-    let picked = lock(&shared.registry).pick(&entity, Work::Request, |n| fastrand::usize(..n));
-    let (listener_id, handle) = match picked {
-        Ok(p) => p,
-        Err(RegistryError::NoListener) => {
-            let text = described(
-                "There are no listeners connected for the endpoint.",
-                &tracking,
-                now,
-            );
-            return fail(stream, 502, "NoListener", &text).await;
-        }
-        Err(e) => {
-            return fail(
-                stream,
-                404,
-                "EndpointNotFound",
-                &described(&e.to_string(), &tracking, now),
-            )
-            .await
+    // A rendezvous an earlier request of this sender opened serves this one if still open.
+    let reused = match held.take() {
+        Some(h) => h.reuse(&entity).await,
+        None => None,
+    };
+    let route = if let Some(reused) = reused {
+        Route::Held(reused)
+    } else {
+        let picked = lock(&shared.registry).pick(&entity, Work::Request, |n| fastrand::usize(..n));
+        match picked {
+            Ok((listener_id, handle)) => Route::Listener(listener_id, handle),
+            Err(RegistryError::NoListener) => {
+                let text = described(
+                    "There are no listeners connected for the endpoint.",
+                    &tracking,
+                    now,
+                );
+                return fail(stream, 502, "NoListener", &text).await;
+            }
+            Err(e) => {
+                return fail(
+                    stream,
+                    404,
+                    "EndpointNotFound",
+                    &described(&e.to_string(), &tracking, now),
+                )
+                .await
+            }
         }
     };
     if head.headers.has_token("expect", "100-continue") {
@@ -156,7 +175,8 @@ async fn serve_one(
     }
 
     // The request id, which a `response` must name, is also the rendezvous address's secret.
-    let id = match ctx.state.secret_ids.borrow_mut().next(ctx.worker) {
+    let id = ctx.state.secret_ids.borrow_mut().next(ctx.worker);
+    let id = match id {
         Ok(id) => id,
         Err(e) => return fail(stream, 500, "InternalError", &e.to_string()).await,
     };
@@ -178,7 +198,7 @@ async fn serve_one(
     };
     let mut request_headers = request_headers_to_json(&head.headers, authorization);
     request_headers.push("Host", shared.config.namespace.clone());
-    let full = Request {
+    let mut full = Request {
         address: Some(address.clone()),
         id: Some(id.clone()),
         request_target: Some(request_target),
@@ -191,79 +211,108 @@ async fn serve_one(
         body: Some(kind != BodyKind::Empty),
     };
 
-    // One event per request: the complete response, a refusal, or the listener's departure.
-    let (events_tx, events) = flume::bounded(1);
-    lock(&shared.pending_requests).insert(
-        id.clone(),
-        PendingRequest {
-            events: events_tx,
-            listener: listener_id,
-        },
-    );
-    let _pending = PendingGuard {
-        ctx: ctx.clone(),
-        id: id.clone(),
-    };
-    let (waiting, _wait_guard) = rendezvous::expect(ctx, &id, &rendezvous_path, Action::Request);
     let deadline = shared.config.http_deadline;
     let body_idle = shared.config.timeouts.body_idle;
-    let json = full.to_json();
-    // Azure's control-channel limits (protocol §6.1): body at most 64 kB, header metadata at most
-    // 32 kB; a larger request goes through a rendezvous.
-    let small = match kind {
-        BodyKind::Empty => Some(0),
-        BodyKind::ContentLength(n) => usize::try_from(n)
-            .ok()
-            .filter(|n| *n <= shared.config.control_channel_body_limit),
-        _ => None,
-    }
-    .filter(|_| json.len() <= shared.config.control_channel_json_limit);
     let is_head = head.method.eq_ignore_ascii_case("HEAD");
     let keep_alive = head.keep_alive() && !ambiguous_framing;
 
-    let outcome = if let Some(len) = small {
-        let body = match read_whole_body(stream, buf, len, body_idle).await {
-            Ok(body) => body,
-            Err(failure) => return fail_body(stream, failure).await,
-        };
-        let mut frames = Vec::with_capacity(json.len() + body.len() + 2 * MAX_HEADER_LEN);
-        push_json(&mut frames, &json);
-        if !body.is_empty() {
-            let _ = push_frame(&mut frames, true, OpCode::Binary, &body, None);
-        }
-        match handle.send(frames) {
-            Ok(()) => {}
-            Err(QueueError::Full) => {
-                let text = "The listener does not read its control channel.";
-                return fail(stream, 502, "ListenerFailed", text).await;
+    let outcome = match route {
+        Route::Held(mut reused) => {
+            // No rendezvous waits at this address: the request travels on the held one.
+            full.address = None;
+            let json = full.to_json();
+            if let Err(failure) =
+                stream_request(&mut reused.write, stream, buf, kind, &json, body_idle).await
+            {
+                abort_rendezvous(&mut reused.write, &failure).await;
+                return fail_body(stream, failure).await;
             }
-            Err(QueueError::Closed) => {
-                return fail(stream, 502, "NoListener", "The listener went away.").await
+            match Reused::first_event(reused.reader, deadline).await {
+                None => Outcome::TimedOut,
+                Some((reader, first)) => Outcome::Rendezvous {
+                    io: (reused.write, reader),
+                    first,
+                    holdable: true,
+                },
             }
         }
-        await_response(&events, &waiting, deadline).await
-    } else {
-        let notice = Request {
-            address: Some(address),
-            id: Some(id.clone()),
-            ..Request::default()
-        };
-        let mut frames = Vec::new();
-        push_json(&mut frames, &notice.to_json());
-        if handle.send(frames).is_err() {
-            return fail(stream, 502, "NoListener", "The listener went away.").await;
-        }
-        match rendezvous::wait(&waiting, deadline).await {
-            None => Outcome::TimedOut,
-            Some(rdv) => {
-                let mut rdv = open_rendezvous(rdv).await?;
-                if let Err(failure) =
-                    stream_request(&mut rdv.0, stream, buf, kind, &json, body_idle).await
-                {
-                    abort_rendezvous(&mut rdv.0, &failure).await;
-                    return fail_body(stream, failure).await;
+        Route::Listener(listener_id, handle) => {
+            // One event per request: the complete response, a refusal, or the listener's
+            // departure.
+            let (events_tx, events) = flume::bounded(1);
+            lock(&shared.pending_requests).insert(
+                id.clone(),
+                PendingRequest {
+                    events: events_tx,
+                    listener: listener_id,
+                },
+            );
+            let _pending = PendingGuard {
+                ctx: ctx.clone(),
+                id: id.clone(),
+            };
+            let (waiting, _wait_guard) =
+                rendezvous::expect(ctx, &id, &rendezvous_path, Action::Request);
+            let json = full.to_json();
+            // Azure's control-channel limits (protocol §6.1): body at most 64 kB, header
+            // metadata at most 32 kB; a larger request goes through a rendezvous.
+            let small = match kind {
+                BodyKind::Empty => Some(0),
+                BodyKind::ContentLength(n) => usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= shared.config.control_channel_body_limit),
+                _ => None,
+            }
+            .filter(|_| json.len() <= shared.config.control_channel_json_limit);
+            if let Some(len) = small {
+                let body = match read_whole_body(stream, buf, len, body_idle).await {
+                    Ok(body) => body,
+                    Err(failure) => return fail_body(stream, failure).await,
+                };
+                let mut frames = Vec::with_capacity(json.len() + body.len() + 2 * MAX_HEADER_LEN);
+                push_json(&mut frames, &json);
+                if !body.is_empty() {
+                    let _ = push_frame(&mut frames, true, OpCode::Binary, &body, None);
                 }
-                Outcome::Rendezvous(rdv)
+                match handle.send(frames) {
+                    Ok(()) => {}
+                    Err(QueueError::Full) => {
+                        let text = "The listener does not read its control channel.";
+                        return fail(stream, 502, "ListenerFailed", text).await;
+                    }
+                    Err(QueueError::Closed) => {
+                        return fail(stream, 502, "NoListener", "The listener went away.").await
+                    }
+                }
+                await_response(&events, &waiting, deadline).await
+            } else {
+                let notice = Request {
+                    address: Some(address),
+                    id: Some(id.clone()),
+                    ..Request::default()
+                };
+                let mut frames = Vec::new();
+                push_json(&mut frames, &notice.to_json());
+                if handle.send(frames).is_err() {
+                    return fail(stream, 502, "NoListener", "The listener went away.").await;
+                }
+                match rendezvous::wait(&waiting, deadline).await {
+                    None => Outcome::TimedOut,
+                    Some(rdv) => {
+                        let mut io = open_rendezvous(rdv).await?;
+                        if let Err(failure) =
+                            stream_request(&mut io.0, stream, buf, kind, &json, body_idle).await
+                        {
+                            abort_rendezvous(&mut io.0, &failure).await;
+                            return fail_body(stream, failure).await;
+                        }
+                        Outcome::Rendezvous {
+                            io,
+                            first: None,
+                            holdable: true,
+                        }
+                    }
+                }
             }
         }
     };
@@ -305,21 +354,54 @@ async fn serve_one(
             stream.write_all(out).await.0?;
             Ok(keep_alive)
         }
-        Outcome::Rendezvous((stream_out, reader)) => {
-            let ok = relay_rendezvous_response(
-                stream,
-                stream_out,
-                reader,
-                &id,
-                &shared.config.namespace,
-                deadline,
+        Outcome::Rendezvous {
+            io: (mut write, mut reader),
+            first,
+            holdable,
+        } => {
+            let answer = Answer {
+                request_id: &id,
+                namespace: &shared.config.namespace,
+                idle: deadline,
                 is_head,
                 keep_alive,
-            )
-            .await?;
-            Ok(ok && keep_alive)
+            };
+            let ended = relay_rendezvous_response(stream, &mut reader, first, &answer).await?;
+            match ended {
+                RendezvousAnswer::Complete if holdable && keep_alive => {
+                    *held = Some(Held::hold(write, reader, &entity));
+                    Ok(true)
+                }
+                RendezvousAnswer::Complete => {
+                    held::close(&mut write).await;
+                    Ok(keep_alive)
+                }
+                RendezvousAnswer::Broken => {
+                    held::close(&mut write).await;
+                    Ok(false)
+                }
+                RendezvousAnswer::NoResponse => {
+                    held::close(&mut write).await;
+                    stream
+                        .write_all(http_error(
+                            502,
+                            "ListenerFailed",
+                            "The listener closed the rendezvous without a response.",
+                            false,
+                        ))
+                        .await
+                        .0?;
+                    Ok(false)
+                }
+            }
         }
     }
+}
+
+/// Where a request goes: over the sender's held rendezvous, or to a listener picked afresh.
+enum Route {
+    Held(Reused),
+    Listener(u64, ControlHandle),
 }
 
 /// Whether the token was taken from `Authorization`, which then is not forwarded (protocol §2.5).
@@ -345,10 +427,7 @@ impl Drop for PendingGuard {
     }
 }
 
-type RendezvousIo = (
-    monoio::io::OwnedWriteHalf<Stream>,
-    WsReader<monoio::io::OwnedReadHalf<Stream>>,
-);
+type RendezvousIo = (RendezvousWrite, RendezvousRead);
 
 enum Outcome {
     TimedOut,
@@ -356,7 +435,13 @@ enum Outcome {
     /// The control-channel response broke Azure's limits.
     TooLarge(&'static str),
     Control(Response, Bytes),
-    Rendezvous(RendezvousIo),
+    /// The answer comes on a rendezvous; `first` is an event already read from it.
+    Rendezvous {
+        io: RendezvousIo,
+        first: Option<Result<WsEvent, ReadError>>,
+        /// Whether the relay opened it, so it may carry the sender's next request.
+        holdable: bool,
+    },
 }
 
 /// Completes the listener's rendezvous handshake and splits it for reading and writing.
@@ -401,8 +486,14 @@ async fn await_response(
         Ok(Ok(Ok(ResponseEvent::Complete(response, body)))) => Outcome::Control(response, body),
         Ok(Ok(Ok(ResponseEvent::TooLarge(text)))) => Outcome::TooLarge(text),
         Ok(Ok(_)) => Outcome::ListenerGone,
+        // A rendezvous the listener opened to answer is closed after the answer: hyco-https
+        // never reads one, so no further request may go there (protocol §10.3).
         Ok(Err(Ok(rdv))) => match open_rendezvous(rdv).await {
-            Ok(io) => Outcome::Rendezvous(io),
+            Ok(io) => Outcome::Rendezvous {
+                io,
+                first: None,
+                holdable: false,
+            },
             Err(_) => Outcome::ListenerGone,
         },
         Ok(Err(Err(_))) => Outcome::ListenerGone,
@@ -608,25 +699,47 @@ async fn write_head(
     Ok(out)
 }
 
-/// Reads `response` + body from a rendezvous and relays them; closes the rendezvous after
-/// (one request per rendezvous, docs/relay.md).
-async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
-    stream: &mut Stream,
-    mut rdv_write: W,
-    mut reader: WsReader<R>,
-    request_id: &str,
-    namespace: &str,
+/// What a rendezvous answer is relayed with, fixed per request.
+struct Answer<'a> {
+    /// The request's secret id, which the `response` must name.
+    request_id: &'a str,
+    namespace: &'a str,
+    /// The longest wait for the next frame.
     idle: Duration,
     is_head: bool,
     keep_alive: bool,
-) -> io::Result<bool> {
+}
+
+/// How the answer on a rendezvous ended.
+enum RendezvousAnswer {
+    /// `response` and body relayed whole.
+    Complete,
+    /// The head went to the sender, the body broke off.
+    Broken,
+    /// No usable `response` came.
+    NoResponse,
+}
+
+/// Reads `response` + body from a rendezvous (starting with `first`, an event already read)
+/// and relays them to the sender. The caller closes or holds the rendezvous.
+async fn relay_rendezvous_response<R: AsyncReadRent>(
+    stream: &mut Stream,
+    reader: &mut WsReader<R>,
+    mut first: Option<Result<WsEvent, ReadError>>,
+    answer: &Answer<'_>,
+) -> io::Result<RendezvousAnswer> {
     let mut text = Vec::new();
     let mut response: Option<Response> = None;
-    let mut complete = false;
     loop {
-        let event = match monoio::time::timeout(idle, reader.next_event()).await {
-            Ok(Ok(event)) => event,
-            _ => break,
+        let event = match first.take() {
+            Some(event) => event,
+            None => match monoio::time::timeout(answer.idle, reader.next_event()).await {
+                Ok(event) => event,
+                Err(_) => break,
+            },
+        };
+        let Ok(event) = event else {
+            break;
         };
         match event {
             WsEvent::Data {
@@ -647,18 +760,16 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
                 else {
                     break;
                 };
-                if r.request_id != request_id {
-                    tracing::info!(request = %r.request_id, "a rendezvous answered another request");
+                if r.request_id != answer.request_id {
+                    tracing::info!(request = %Escaped(&r.request_id), "a rendezvous answered another request");
                     break;
                 }
-                let head = write_head(stream, &r, namespace, keep_alive).await?;
+                let head = write_head(stream, &r, answer.namespace, answer.keep_alive).await?;
                 stream.write_all(head).await.0?;
-                complete = !r.body;
-                let body = r.body;
-                response = Some(r);
-                if !body {
-                    break;
+                if !r.body {
+                    return Ok(RendezvousAnswer::Complete);
                 }
+                response = Some(r);
             }
             WsEvent::Data {
                 kind: DataKind::Binary,
@@ -667,7 +778,7 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
                 ..
             } if response.is_some() => {
                 let chunk = reader.bytes(payload);
-                if !is_head {
+                if !answer.is_head {
                     // The last chunk of the body travels with the end of the body.
                     let mut out = Vec::with_capacity(chunk.len() + 16 + LAST_CHUNK.len());
                     write_chunk(&mut out, chunk);
@@ -679,29 +790,16 @@ async fn relay_rendezvous_response<W: AsyncWriteRent, R: AsyncReadRent>(
                     }
                 }
                 if message_end {
-                    complete = true;
-                    break;
+                    return Ok(RendezvousAnswer::Complete);
                 }
             }
             WsEvent::Close { .. } => break,
             _ => {}
         }
     }
-    let mut close = Vec::new();
-    if push_close(&mut close, CloseCode::NORMAL, "", None).is_ok() {
-        let _ = rdv_write.write_all(close).await;
-    }
-    if response.is_none() {
-        stream
-            .write_all(http_error(
-                502,
-                "ListenerFailed",
-                "The listener closed the rendezvous without a response.",
-                false,
-            ))
-            .await
-            .0?;
-        return Ok(false);
-    }
-    Ok(complete)
+    Ok(if response.is_some() {
+        RendezvousAnswer::Broken
+    } else {
+        RendezvousAnswer::NoResponse
+    })
 }

@@ -7,6 +7,7 @@ pub mod config;
 mod config_file;
 mod control;
 mod front;
+mod held;
 mod http;
 mod ids;
 mod linger;

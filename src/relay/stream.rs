@@ -62,7 +62,8 @@ pub async fn serve_sender(
     };
 
     // The address's id is the secret; `accept.id` stays the sender's tracking id.
-    let secret = match ctx.state.secret_ids.borrow_mut().next(ctx.worker) {
+    let secret = ctx.state.secret_ids.borrow_mut().next(ctx.worker);
+    let secret = match secret {
         Ok(secret) => secret,
         Err(e) => {
             tracing::error!(%peer, error = %e, "connect refused: no rendezvous id");
