@@ -1,4 +1,4 @@
-//! A request rendezvous held open for a sender's further requests (spec §6.3 step 5; docs/relay.md,
+//! A request rendezvous held open for a sender's further requests (protocol §6.3 step 5; docs/relay.md,
 //! an `[INFER]` decision): after a complete response on a rendezvous the relay opened, the relay
 //! keeps it while the sender's keep-alive connection lives and sends that sender's next request
 //! for the same hybrid connection over it.
@@ -84,7 +84,7 @@ impl Held {
                 }
                 ReaderState::InHand(reader)
             }
-            // hyco-https sends an empty binary message even after `"body": false` (spec §6.2).
+            // hyco-https sends an empty binary message even after `"body": false` (protocol §6.2).
             Ok((
                 reader,
                 Ok(WsEvent::Data {

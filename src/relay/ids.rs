@@ -74,7 +74,7 @@ impl SecretIds {
 }
 
 /// A tracking id for error texts and logs: GUID-shaped with the `_G{worker}` role suffix the
-/// service adds (spec §7.3), from a generator that is not used for secret ids.
+/// service adds (protocol §7.3), from a generator that is not used for secret ids.
 pub fn tracking_id(worker: usize) -> String {
     format!(
         "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}_G{worker}",
