@@ -1,5 +1,5 @@
-//! A request rendezvous held open for a sender's further requests (protocol §6.3 step 5; docs/relay.md,
-//! an `[INFER]` decision): after a complete response on a rendezvous the relay opened, the relay
+//! A request rendezvous held open for a sender's further requests (protocol §6.3 step 5;
+//! docs/relay.md, an `[INFER]` decision): after a complete response on a rendezvous the relay opened, the relay
 //! keeps it while the sender's keep-alive connection lives and sends that sender's next request
 //! for the same hybrid connection over it.
 //!
