@@ -1,8 +1,8 @@
 //! The relay's routing boundaries under attack, over real sockets (docs/security.md): secret
 //! rendezvous and request ids, request-targets with dot segments, listeners bound to their
 //! hybrid connection's exact path, responses only from the listener a request went to, every
-//! spelling of `sb-hc-*` stripped, rendezvous matched by id, path and action, `--namespace`
-//! host checks, `--rendezvous-host`, and further requests over an open request rendezvous.
+//! spelling of `sb-hc-*` stripped, rendezvous matched by id, path and action, and further
+//! requests over an open request rendezvous.
 
 use std::net::SocketAddr;
 
