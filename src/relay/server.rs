@@ -265,7 +265,7 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
                         monoio::time::sleep(Duration::from_millis(1)).await;
                         continue;
                     }
-                    if answer_with_the_spare(&ctx, &listener).await {
+                    if answer_with_the_spare(&ctx, &listener) {
                         continue;
                     }
                 }
@@ -309,7 +309,7 @@ fn client_waiting(listener: &TcpListener) -> bool {
 /// without a handshake), then takes the spare again. Whether a client was answered: then the
 /// next waiting one can be answered at once. Plain system calls on a non-blocking socket, so
 /// the descriptor is closed (and the spare free to take back) before this returns.
-async fn answer_with_the_spare(ctx: &Rc<WorkerCtx>, listener: &TcpListener) -> bool {
+fn answer_with_the_spare(ctx: &WorkerCtx, listener: &TcpListener) -> bool {
     use std::os::fd::{AsRawFd, BorrowedFd};
     if !crate::runtime::fd_reserve::release() {
         return false;
