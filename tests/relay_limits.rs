@@ -699,9 +699,14 @@ fn out_of_descriptors_the_relay_sheds_idle_connections_and_a_new_sender_is_serve
         || idle.iter().any(closed_by_relay)));
     // Idle long enough to be shed (the relay leaves connections younger than a second alone).
     std::thread::sleep(Duration::from_millis(1500));
-    // Served normally (no token: 401), not left in the backlog.
+    // Answered, not left in the backlog: served (no token: 401) once the shed connections are
+    // closed, or 503 from the spare descriptor when it came first (another worker held the
+    // idle connections, or they were not closed yet).
     let line = status_line_of_a_new_sender(&addr);
-    assert!(line.starts_with("HTTP/1.1 401 "), "{line}");
+    assert!(
+        line.starts_with("HTTP/1.1 401 ") || line.starts_with("HTTP/1.1 503 "),
+        "{line}"
+    );
     assert!(
         idle.iter().any(closed_by_relay),
         "no idle connection was closed"

@@ -262,7 +262,7 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
                             "out of file descriptors: closed idle connections"
                         );
                         // Let the shed connections close before accepting again.
-                        monoio::time::sleep(Duration::from_millis(1)).await;
+                        monoio::time::sleep(Duration::from_millis(10)).await;
                         continue;
                     }
                     if answer_with_the_spare(&ctx, &listener) {
