@@ -71,6 +71,11 @@ fn context(target: Option<String>, deadline: Duration, tls: TrustRoots) -> Hc {
         target: None,
         http_target: target.as_deref().map(http_target),
         dialer: dialer(),
+        rendezvous: hycod::proto::hc::rendezvous_address::RendezvousPolicy::new(
+            "ws://127.0.0.1",
+            &[],
+        ),
+        stream_ping_interval: None,
         upstream_tls: client_config(&tls).expect("tls"),
         upstream_pool: RefCell::new(Vec::new()),
         upstream_deadline: deadline,
@@ -1409,5 +1414,91 @@ fn a_notice_whose_rendezvous_cannot_be_opened_is_counted_as_aborted() {
         serve_request(hc.clone(), notice, None, control).await;
         assert!(queue.try_recv().is_err());
         assert_eq!(counter(&hc, &REQUESTS, "aborted"), 1);
+    });
+}
+
+/// Like the .NET listener (HybridHttpConnection.cs `CloseAsync`: `NormalClosure`), the daemon
+/// closes a request rendezvous with 1000 soon after its response, not with 1002 a minute later.
+#[test]
+fn a_request_rendezvous_is_closed_with_1000_soon_after_the_response() {
+    use hycod::proto::ws::OpCode;
+    let up = upstream(None);
+    let hc = context(Some(up.url()), DEADLINE, TrustRoots::WebPki);
+    run(async move {
+        let listener = monoio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let notice = Request {
+            address: Some(format!(
+                "ws://{}/$hc/hyco?sb-hc-action=request&sb-hc-id=n1",
+                listener.local_addr().expect("addr")
+            )),
+            id: Some("n1".into()),
+            ..Request::default()
+        };
+        let (control, _queue) = ControlWriter::new();
+        let served = monoio::spawn(serve_request(hc.clone(), notice, None, control));
+        let (mut reader, mut writer, _) = accept_rendezvous(&listener).await;
+        let only = request_json("n1", "GET", "/hyco/bytes/3", "{}", false);
+        writer
+            .write_all(relay_frames(&[(true, OpCode::Text, only.as_bytes())]))
+            .await
+            .0
+            .expect("send");
+        let (response, body) = read_response(&mut reader).await;
+        assert_eq!((response.status_code, body.len()), (200, 3));
+        let answered = Instant::now();
+        let next = monoio::time::timeout(Duration::from_secs(10), reader.next_event())
+            .await
+            .expect("the daemon closes the rendezvous within 10 s");
+        match next.expect("close frame") {
+            WsEvent::Close { code, .. } => {
+                assert_eq!(code, Some(hycod::proto::ws::CloseCode::NORMAL))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(
+            answered.elapsed() < Duration::from_secs(5),
+            "closed after {:?}",
+            answered.elapsed()
+        );
+        served.await;
+        assert_eq!(counter(&hc, &REQUESTS, "2xx"), 1);
+        assert_eq!(counter(&hc, &REQUESTS, "aborted"), 0);
+    });
+}
+
+/// Whatever the relay forwards, the target sees no path outside its `http_target` base: dot
+/// segments (also `%2E`, any case) that climb above the hybrid connection path, dot segments
+/// behind an encoded separator, and fragments are answered 400 without reaching the target;
+/// dot segments inside the base are resolved and raw non-ASCII bytes are percent-encoded.
+#[test]
+fn request_targets_never_leave_the_http_target_base() {
+    let up = upstream(None);
+    let hc = context(Some(up.url()), DEADLINE, TrustRoots::WebPki);
+    run(async move {
+        for evil in [
+            "/hyco/../other/secret",
+            "/hyco/%2e%2e/%2e%2e/admin",
+            "/hyco/%2E%2e/admin",
+            "/hyco/a/../../admin",
+            "/hyco/..%2fadmin",
+            "/hyco/..%5cadmin",
+            "/hyco/x#fragment",
+        ] {
+            let (control, queue) = ControlWriter::new();
+            serve_request(hc.clone(), full_request("GET", evil, &[]), None, control).await;
+            let (response, _) = answer_in(queue.try_recv().expect("one unit"));
+            assert_eq!(response.status_code, 400, "{evil}");
+        }
+        assert_eq!(up.connections(), 0, "nothing reached the target");
+        for (target, upstream) in [
+            ("/hyco/a/./b/../../echo?q=../x", "/base/echo?q=../x"),
+            ("/hyco/echo/caf\u{e9}", "/base/echo/caf%C3%A9"),
+        ] {
+            let (control, queue) = ControlWriter::new();
+            serve_request(hc.clone(), full_request("GET", target, &[]), None, control).await;
+            let (response, _) = answer_in(queue.try_recv().expect("one unit"));
+            assert_eq!(response.status_code, 200, "{target}");
+            assert_eq!(up.seen().last().expect("seen").target, upstream);
+        }
     });
 }

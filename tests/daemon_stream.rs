@@ -57,6 +57,11 @@ fn context(target: Option<TcpTarget>) -> Hc {
         target,
         http_target: None,
         dialer: dialer(),
+        rendezvous: hycod::proto::hc::rendezvous_address::RendezvousPolicy::new(
+            "ws://127.0.0.1",
+            &[],
+        ),
+        stream_ping_interval: None,
         upstream_tls: client_config(&TrustRoots::WebPki).expect("tls"),
         upstream_pool: RefCell::new(Vec::new()),
         upstream_deadline: Duration::from_secs(50),

@@ -20,6 +20,7 @@ use hycod::io::stream::Stream;
 use hycod::io::ws_client::Dialer;
 use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use hycod::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 use hycod::proto::http1::{response_body_kind, write_request_head};
 use hycod::proto::ws::{Limits, OpCode, Role};
 use hycod::tls::{client_config, Connector, TrustRoots};
@@ -148,10 +149,14 @@ pub async fn open_ws(
     hc: &str,
     token: &hycod::secret::Secret,
 ) -> Result<WsHalves, Failure> {
-    let id = format!("hycod-load-{:016x}", fastrand::u64(..));
+    let id = hycod::io::ws_client::new_connection_id();
     let url = connect_url(relay_url, hc, &id);
+    let headers = [
+        ("ServiceBusAuthorization", token.expose()),
+        (RELAY_USER_AGENT, CLIENT_AGENT),
+    ];
     let conn = dialer
-        .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
+        .connect(&url, &headers, None)
         .await
         .map_err(|_| Failure::Connect)?;
     let (read, write) = conn.stream.into_split();
@@ -192,12 +197,13 @@ pub fn http_request(endpoint: &Endpoint, workload: &Workload) -> Result<Vec<u8>,
     };
     let (host, target, token) = match endpoint {
         Endpoint::Relayed {
+            relay_url,
             relay_addr,
             hc,
             token,
             ..
         } => (
-            relay_addr.to_string(),
+            host_header(relay_url).unwrap_or_else(|| relay_addr.to_string()),
             format!("/{hc}{path}"),
             Some(token.expose()),
         ),
@@ -222,6 +228,21 @@ pub fn http_request(endpoint: &Endpoint, workload: &Workload) -> Result<Vec<u8>,
     write_request_head(&mut out, method, &target, fields).map_err(|_| Failure::Encode)?;
     out.extend_from_slice(body);
     Ok(out)
+}
+
+/// The `Host` of a request through the relay: the relay URL's host (and its port when not the
+/// scheme's default). Azure's front end routes by that name, so the address it resolved to
+/// would not reach the namespace.
+fn host_header(relay_url: &str) -> Option<String> {
+    let url = url::Url::parse(relay_url).ok()?;
+    let host = match url.host()? {
+        url::Host::Ipv6(ip) => format!("[{ip}]"),
+        other => other.to_string(),
+    };
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
 }
 
 impl Conn {
@@ -332,6 +353,39 @@ mod tests {
         assert!(wire.contains("Content-Length: 4\r\n"));
         assert!(wire.contains("X-Load-1: value-00000001\r\n"));
         assert!(wire.ends_with("\r\n\r\nxxxx"));
+    }
+
+    /// Azure's front end routes by host name: the `Host` is the relay URL's, never the address
+    /// it resolved to.
+    #[test]
+    fn relayed_requests_carry_the_relay_url_host_not_its_address() {
+        for (relay_url, host) in [
+            (
+                "wss://ns.servicebus.windows.net",
+                "ns.servicebus.windows.net",
+            ),
+            (
+                "wss://ns.servicebus.windows.net:443/",
+                "ns.servicebus.windows.net",
+            ),
+            ("ws://relay.example:9000", "relay.example:9000"),
+            ("ws://[::1]:9000", "[::1]:9000"),
+        ] {
+            let endpoint = Endpoint::Relayed {
+                relay_url: relay_url.to_owned(),
+                relay_addr: "127.0.0.1:9".parse().expect("addr"),
+                hc: "erp".to_owned(),
+                token: Secret::new("SharedAccessSignature sr=x"),
+                tls: crate::target::relay_tls(None, None).expect("tls"),
+            };
+            let wire = String::from_utf8(http_request(&endpoint, &http(0)).expect("request"))
+                .expect("text");
+            assert!(
+                wire.contains(&format!("\r\nHost: {host}\r\n")),
+                "{relay_url}: {wire}"
+            );
+            assert!(!wire.contains("127.0.0.1"), "{wire}");
+        }
     }
 
     #[test]

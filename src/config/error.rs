@@ -154,6 +154,8 @@ pub enum Reason {
     DurationTooLong { got: Duration, max: Duration },
     /// A count or size of `[limits]` (or a per-hybrid-connection maximum) is outside `min..=max`.
     LimitOutOfRange { got: u64, min: u64, max: u64 },
+    /// A `rendezvous_hosts` entry is not a host name or `*.` followed by one.
+    InvalidHostPattern { got: String },
 }
 
 impl fmt::Display for Reason {
@@ -280,6 +282,10 @@ impl fmt::Display for Reason {
             Self::LimitOutOfRange { got, min, max } => {
                 write!(f, "must be between {min} and {max}, got {got}")
             }
+            Self::InvalidHostPattern { got } => write!(
+                f,
+                "{got:?} is not a host name (letters, digits, '-' and '.') or '*.' followed by one"
+            ),
         }
     }
 }

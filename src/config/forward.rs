@@ -38,6 +38,8 @@ pub(super) fn convert(
     )?;
     let proxy = shared_keys::proxy(raw.proxy.as_deref(), &at)?;
     let token_ttl = shared_keys::token_ttl(raw.token_ttl.as_deref(), &at)?;
+    let stream_ping_interval =
+        shared_keys::stream_ping_interval(raw.stream_ping_interval.as_deref(), &at)?;
     let forward = Forward {
         name: name.to_owned(),
         listen,
@@ -47,6 +49,7 @@ pub(super) fn convert(
         relay,
         proxy,
         token_ttl,
+        stream_ping_interval,
     };
     Ok((forward, loaded.warnings))
 }

@@ -1,6 +1,7 @@
 //! Validating one `[[hybrid_connection]]` (architecture §5): name, connection string, entity path,
-//! targets, listener count, relay, proxy, token lifetime, keep-alive interval and the
-//! per-hybrid-connection stream and request maxima, and the request body buffer.
+//! targets, listener count, relay, proxy, token lifetime, keep-alive intervals, extra
+//! rendezvous hosts, the per-hybrid-connection stream and request maxima, and the request body
+//! buffer.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -88,6 +89,20 @@ pub(super) fn convert(
         MIN_PING_INTERVAL,
     )?;
 
+    let stream_ping_interval =
+        shared_keys::stream_ping_interval(raw.stream_ping_interval.as_deref(), &at)?;
+    let rendezvous_hosts = raw
+        .rendezvous_hosts
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, host)| {
+            host_pattern(host).map_err(|reason| {
+                ConfigError::new(format!("{}[{i}]", at("rendezvous_hosts")), reason)
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
     let limits = limits.with_overrides(
         limits::concurrency(&at("max_streams"), raw.max_streams)?,
         limits::concurrency(&at("max_requests"), raw.max_requests)?,
@@ -105,8 +120,31 @@ pub(super) fn convert(
         proxy,
         token_ttl,
         ping_interval,
+        stream_ping_interval,
+        rendezvous_hosts,
         limits,
         request_buffer: raw.request_buffer.unwrap_or(DEFAULT_REQUEST_BUFFER),
     };
     Ok((hybrid_connection, loaded.warnings))
+}
+
+/// One `rendezvous_hosts` entry: a host name, or `*.` followed by one; returned lower case.
+fn host_pattern(text: &str) -> Result<String, Reason> {
+    let name = text.strip_prefix("*.").unwrap_or(text);
+    let labels_ok = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if labels_ok {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(Reason::InvalidHostPattern {
+            got: text.to_owned(),
+        })
+    }
 }

@@ -101,6 +101,8 @@ pub(super) struct RawHybridConnection {
     pub proxy: Option<String>,
     pub token_ttl: Option<String>,
     pub ping_interval: Option<String>,
+    pub stream_ping_interval: Option<String>,
+    pub rendezvous_hosts: Option<Vec<String>>,
     pub max_streams: Option<usize>,
     pub max_requests: Option<usize>,
     pub request_buffer: Option<usize>,
@@ -120,6 +122,7 @@ pub(super) struct RawForward {
     pub relay_ca_file: Option<PathBuf>,
     pub proxy: Option<String>,
     pub token_ttl: Option<String>,
+    pub stream_ping_interval: Option<String>,
 }
 
 /// A string value that is a secret from the moment it is read.

@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use crate::auth::connection_string::{ConnectionString, Credential};
 
@@ -179,6 +180,11 @@ impl Effective<'_> {
             "ping_interval = {}",
             quote(&duration::format(hc.ping_interval))
         )?;
+        stream_ping_interval(f, hc.stream_ping_interval)?;
+        if !hc.rendezvous_hosts.is_empty() {
+            let hosts: Vec<String> = hc.rendezvous_hosts.iter().map(|h| quote(h)).collect();
+            writeln!(f, "rendezvous_hosts = [{}]", hosts.join(", "))?;
+        }
         if hc.limits.max_streams_per_hybrid_connection != limits.max_streams_per_hybrid_connection {
             writeln!(
                 f,
@@ -226,7 +232,20 @@ fn forward_section(f: &mut fmt::Formatter<'_>, forward: &Forward) -> fmt::Result
         f,
         "token_ttl = {}",
         quote(&duration::format(forward.token_ttl))
-    )
+    )?;
+    stream_ping_interval(f, forward.stream_ping_interval)
+}
+
+/// `stream_ping_interval`, `0s` when off.
+fn stream_ping_interval(f: &mut fmt::Formatter<'_>, interval: Option<Duration>) -> fmt::Result {
+    match interval {
+        Some(interval) => writeln!(
+            f,
+            "stream_ping_interval = {}",
+            quote(&duration::format(interval))
+        ),
+        None => writeln!(f, "stream_ping_interval = \"0s\"  # off"),
+    }
 }
 
 /// The connection string's source key, with the string itself redacted.
@@ -342,6 +361,7 @@ mod tests {
             "# relay: Azure Relay at wss://contoso.servicebus.windows.net:443",
             "token_ttl = \"1h\"",
             "ping_interval = \"30s\"",
+            "stream_ping_interval = \"30s\"",
             "[limits]",
             "max_streams_per_hybrid_connection = 1024",
             "max_requests_per_hybrid_connection = 1024",
@@ -427,6 +447,7 @@ connection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccess
 entity_path = \"sap-gateway\"
 # relay: Azure Relay at wss://contoso.servicebus.windows.net:443
 token_ttl = \"1h\"
+stream_ping_interval = \"30s\"
 
 [[forward]]
 name = \"rfc\"
@@ -436,6 +457,7 @@ entity_path = \"rfc\"
 relay_url = \"ws://127.0.0.1:9000/\"
 proxy = \"http://px:3128\"
 token_ttl = \"5m\"
+stream_ping_interval = \"30s\"
 "
         );
     }

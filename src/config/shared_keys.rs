@@ -1,5 +1,6 @@
 //! The keys `[[hybrid_connection]]` and `[[forward]]` have in common (architecture §5): `name`,
-//! `entity_path`, `relay_url` with `relay_ca_file`, `proxy` and `token_ttl`. Each check takes
+//! `entity_path`, `relay_url` with `relay_ca_file`, `proxy`, `token_ttl` and
+//! `stream_ping_interval`. Each check takes
 //! the key's text and returns a [`ConfigError`] at the key path `at(key)` names.
 
 use std::path::Path;
@@ -8,7 +9,10 @@ use crate::auth::connection_string::entity_path_problem;
 
 use super::duration;
 use super::error::{without_credentials, ConfigError, Reason, UrlProblem};
-use super::typed::{ProxyAddress, Relay, DEFAULT_TOKEN_TTL, MIN_TOKEN_TTL};
+use super::typed::{
+    ProxyAddress, Relay, DEFAULT_STREAM_PING_INTERVAL, DEFAULT_TOKEN_TTL, MIN_STREAM_PING_INTERVAL,
+    MIN_TOKEN_TTL,
+};
 use super::urls;
 
 /// Builds the key path of one key of the section being converted.
@@ -120,6 +124,24 @@ pub(super) fn token_ttl(
     at: KeyPath<'_>,
 ) -> Result<std::time::Duration, ConfigError> {
     duration_at_least(text, at("token_ttl"), DEFAULT_TOKEN_TTL, MIN_TOKEN_TTL)
+}
+
+/// `stream_ping_interval`: [`DEFAULT_STREAM_PING_INTERVAL`] when absent, `0s` = off (`None`),
+/// otherwise at least [`MIN_STREAM_PING_INTERVAL`].
+pub(super) fn stream_ping_interval(
+    text: Option<&str>,
+    at: KeyPath<'_>,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    if text.is_some_and(|text| duration::parse(text).is_ok_and(|d| d.is_zero())) {
+        return Ok(None);
+    }
+    duration_at_least(
+        text,
+        at("stream_ping_interval"),
+        DEFAULT_STREAM_PING_INTERVAL,
+        MIN_STREAM_PING_INTERVAL,
+    )
+    .map(Some)
 }
 
 /// The duration `text` at `key`: `default` when absent, at least `min`.

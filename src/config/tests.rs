@@ -967,6 +967,83 @@ fn ping_interval_at_least_one_second() {
     assert!(load(&hc("a", "ping_interval = \"1s\"")).is_ok());
 }
 
+#[test]
+fn stream_ping_interval_defaults_to_30s_and_0s_turns_it_off() {
+    let config = load(&hc("a", "")).expect("valid");
+    assert_eq!(
+        config.hybrid_connections[0].stream_ping_interval,
+        Some(Duration::from_secs(30))
+    );
+    let config = load(&hc("a", "stream_ping_interval = \"0s\"")).expect("valid");
+    assert_eq!(config.hybrid_connections[0].stream_ping_interval, None);
+    let config = load(&fwd("f", "127.0.0.1:0", "stream_ping_interval = \"2m\"")).expect("valid");
+    assert_eq!(
+        config.forwards[0].stream_ping_interval,
+        Some(Duration::from_secs(120))
+    );
+}
+
+#[test]
+fn stream_ping_interval_errors_name_the_key() {
+    let reason = error(
+        &hc("a", "stream_ping_interval = \"often\""),
+        "hybrid_connection[0].stream_ping_interval",
+        "expected a duration such as \"30s\"",
+    );
+    assert!(matches!(reason, Reason::InvalidDuration { got, .. } if got == "often"));
+    let reason = error(
+        &fwd("f", "127.0.0.1:0", "stream_ping_interval = \"500ms\""),
+        "forward[0].stream_ping_interval",
+        "must be at least 1s, got 500ms",
+    );
+    assert_eq!(
+        reason,
+        Reason::DurationTooShort {
+            got: Duration::from_millis(500),
+            min: Duration::from_secs(1)
+        }
+    );
+}
+
+#[test]
+fn rendezvous_hosts_take_host_names_and_wildcard_suffixes() {
+    let config = load(&hc(
+        "a",
+        "rendezvous_hosts = [\"GW1.corp.example\", \"*.gateways.corp.example\"]",
+    ))
+    .expect("valid");
+    assert_eq!(
+        config.hybrid_connections[0].rendezvous_hosts,
+        ["gw1.corp.example", "*.gateways.corp.example"]
+    );
+    for bad in [
+        "https://gw1",
+        "gw1:443",
+        "*",
+        "*.",
+        "a..b",
+        "-a.example",
+        "gw*.example",
+        "",
+    ] {
+        let reason = error(
+            &hc(
+                "a",
+                &format!("rendezvous_hosts = [\"ok.example\", {bad:?}]"),
+            ),
+            "hybrid_connection[0].rendezvous_hosts[1]",
+            "is not a host name",
+        );
+        assert_eq!(
+            reason,
+            Reason::InvalidHostPattern {
+                got: bad.to_owned()
+            },
+            "{bad}"
+        );
+    }
+}
+
 // ---- [[forward]] ----
 
 /// One forward named `name` listening on `listen` with an inline connection string, followed by

@@ -33,6 +33,12 @@ pub const MIN_PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Default `request_buffer`: request bodies up to 8 MiB reach the `http_target` with a
 /// `Content-Length` (nginx's `proxy_request_buffering on`).
 pub const DEFAULT_REQUEST_BUFFER: usize = 8 * 1024 * 1024;
+/// Default `stream_ping_interval`: azbridge's keep-alive (`KeepAliveInterval`, 30 s), well
+/// inside the 4-minute idle cut of Azure's load balancers (docs/architecture.md "Stream
+/// keep-alive").
+pub const DEFAULT_STREAM_PING_INTERVAL: Duration = Duration::from_secs(30);
+/// Smallest accepted non-zero `stream_ping_interval`.
+pub const MIN_STREAM_PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Azure Relay allows at most 25 listeners per hybrid connection (protocol §9).
 pub const MAX_LISTENERS: usize = 25;
 
@@ -189,6 +195,12 @@ pub struct HybridConnection {
     /// `ping_interval`: keep-alive ping interval on each control channel; a channel silent for
     /// twice this long counts as dead (protocol §4.7).
     pub ping_interval: Duration,
+    /// `stream_ping_interval`: a WebSocket ping on each relayed stream after this much silence
+    /// from the relay; `None` (`0s`) = off.
+    pub stream_ping_interval: Option<Duration>,
+    /// `rendezvous_hosts`: further hosts (`name`, or `*.suffix`) an `accept` or `request` may
+    /// name as its rendezvous, besides the relay's own domain.
+    pub rendezvous_hosts: Vec<String>,
     /// `[limits]` with this hybrid connection's `max_streams` / `max_requests` applied.
     pub limits: Limits,
     /// `request_buffer`: a request body that streams in from a rendezvous is held up to this
@@ -227,6 +239,9 @@ pub struct Forward {
     pub proxy: Option<ProxyAddress>,
     /// `token_ttl`: lifetime of the connect token minted for each forwarded connection.
     pub token_ttl: Duration,
+    /// `stream_ping_interval`: a WebSocket ping on each forwarded stream after this much
+    /// silence from the relay; `None` (`0s`) = off.
+    pub stream_ping_interval: Option<Duration>,
 }
 
 /// Where a hybrid connection's or forward's connection string came from.

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::admission::Admission;
-use super::metrics::{SharedShard, LIMIT_EXCEEDED};
+use super::metrics::{SharedShard, LIMIT_EXCEEDED, RENDEZVOUS_REFUSED};
 use crate::config::{HttpTarget, Limits, TcpTarget};
 use crate::io::stream::Stream;
 use crate::io::ws_client::Dialer;
 use crate::metrics::{CounterId, GaugeId, HistogramId, MetricDesc, RegisterError};
+use crate::proto::hc::rendezvous_address::RendezvousPolicy;
 use crate::tls::ClientConfig;
 
 /// One hybrid connection as seen by one worker.
@@ -26,6 +27,10 @@ pub struct HcContext {
     pub http_target: Option<HttpTarget>,
     /// Opens rendezvous sockets to the relay (same TLS trust and proxy as the control channel).
     pub dialer: Dialer,
+    /// Which rendezvous addresses may be dialed (the relay's own domain, `rendezvous_hosts`).
+    pub rendezvous: RendezvousPolicy,
+    /// `stream_ping_interval`: keep-alive pings on each relayed stream; `None` = off.
+    pub stream_ping_interval: Option<Duration>,
     /// TLS trust for an `https` `http_target` (webpki roots).
     pub upstream_tls: Arc<ClientConfig>,
     /// Idle keep-alive connections to `http_target`, most recently used last.
@@ -85,6 +90,20 @@ impl HcContext {
     pub fn gauge_add(&self, desc: &'static MetricDesc, delta: i64) {
         if let Ok(id) = self.gauge(desc) {
             self.metrics.borrow_mut().gauge_add(id, delta);
+        }
+    }
+
+    /// Whether the rendezvous `address` of a `command` (`accept`, `request`) may be dialed; a
+    /// refused one is counted and logged.
+    pub fn rendezvous_allowed(&self, command: &str, address: &str) -> bool {
+        match self.rendezvous.check(address) {
+            Ok(()) => true,
+            Err(refused) => {
+                self.count(&RENDEZVOUS_REFUSED, &[command, refused.reason()], 1);
+                tracing::warn!(hybrid_connection = %self.name, command, reason = %refused,
+                    "rendezvous address refused, not dialed");
+                false
+            }
         }
     }
 

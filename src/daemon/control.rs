@@ -18,7 +18,7 @@ use super::context::{mask_key, ControlWriter, Hc};
 use super::metrics::{CONTROL_CONNECT_SECONDS, LISTENER_ONLINE, RECONNECTS, TOKEN_RENEWALS};
 use super::status::ChannelStatus;
 use super::tracker::Tracker;
-use super::{drain, http, overload, stream};
+use super::{drain, http, overload, stream, unreadable};
 use crate::auth::connection_string::Credential;
 use crate::auth::sas::parse_token;
 use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
@@ -28,6 +28,7 @@ use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
+use crate::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 use crate::proto::hc::listener::{
     Action, ConnectFailure, ListenerConfig, ListenerMachine, TokenValidity,
 };
@@ -301,7 +302,14 @@ async fn connect(
     );
     let conn = hc
         .dialer
-        .connect(&url, &[("ServiceBusAuthorization", token.expose())], None)
+        .connect(
+            &url,
+            &[
+                ("ServiceBusAuthorization", token.expose()),
+                (RELAY_USER_AGENT, CLIENT_AGENT),
+            ],
+            None,
+        )
         .await?;
     let (read, write) = conn.stream.into_split();
     let (writer, queue) = ControlWriter::new();
@@ -457,7 +465,8 @@ async fn read_loop(
     let _ = ended.send(ReaderEnd(generation, code));
 }
 
-/// Routes one control message (protocol §4.3, §4.4); unknown commands are ignored (§4.2).
+/// Routes one control message (protocol §4.3, §4.4); what cannot be used is answered where
+/// possible and counted ([`unreadable`]).
 fn dispatch(
     hc: &Hc,
     text: &[u8],
@@ -483,10 +492,17 @@ fn dispatch(
                 serve_request(hc, request, None, writer, work);
             }
         }
-        Ok(other) => tracing::debug!(command = other.command(), "ignored a control message"),
-        Err(e) => {
-            tracing::warn!(hybrid_connection = %hc.name, error = %Escaped(&e), "ignored a malformed control message")
+        Ok(other) => {
+            let command = other.command().to_owned();
+            unreadable::answer(
+                hc,
+                text,
+                &format!("unexpected command {command:?}"),
+                writer,
+                &work.work,
+            );
         }
+        Err(e) => unreadable::answer(hc, text, &e, writer, &work.work),
     }
 }
 

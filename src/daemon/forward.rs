@@ -25,6 +25,7 @@ use crate::io::tcp_pump::{pump, Direction};
 use crate::io::ws_client::ConnectError;
 use crate::logging::Escaped;
 use crate::metrics::{CounterId, MetricDesc};
+use crate::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 
 /// How long opening the sender WebSocket may take. The relay answers within its own rendezvous
 /// timeout (about 30 s, protocol §5.1, §8.3); this only guards against a relay that never answers.
@@ -196,12 +197,15 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
         &config.entity_path,
         token_expiry(SystemTime::now(), config.token_ttl),
     );
-    let id = format!("fwd-{:016x}", fastrand::u64(..));
+    let id = crate::io::ws_client::new_connection_id();
     let url = connect_url(&plan.relay_base, &config.entity_path, &id);
+    let headers = [
+        ("ServiceBusAuthorization", token.expose()),
+        (RELAY_USER_AGENT, CLIENT_AGENT),
+    ];
     let connected = monoio::time::timeout(
         SENDER_CONNECT_TIMEOUT,
-        plan.dialer
-            .connect(&url, &[("ServiceBusAuthorization", token.expose())], None),
+        plan.dialer.connect(&url, &headers, None),
     )
     .await
     .unwrap_or(Err(ConnectError::Timeout));

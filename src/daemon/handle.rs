@@ -156,7 +156,7 @@ impl DaemonHandle {
         let mut slots = Vec::with_capacity(plan.channels.get());
         for k in 0..plan.channels.get() {
             let slot = self.status.add_channel(&name);
-            let tracking = format!("{name}-{k}-{:08x}", fastrand::u32(..));
+            let tracking = crate::io::ws_client::new_connection_id();
             per_worker[k % workers].push((slot.clone(), tracking));
             slots.push(slot);
         }

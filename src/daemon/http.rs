@@ -10,8 +10,9 @@
 //! - Shape (b), a rendezvous notice: the daemon connects the `address`, reads the full request
 //!   there, reads its body into memory up to `request_buffer` to send it with
 //!   `Content-Length`, or streams a longer one chunked as it arrives (protocol §6.4), answers on
-//!   the same rendezvous, and serves further requests there until the relay closes it
-//!   (protocol §6.3, §11 item 19). A rendezvous opened to upgrade an answer is held the same way.
+//!   the same rendezvous, and serves further requests there until the relay closes it or none
+//!   comes for [`REQUEST_RENDEZVOUS_HOLD`], then closes it with 1000 (protocol §6.3, §11 item
+//!   19). A rendezvous opened to upgrade an answer is held the same way.
 //! - The daemon answers itself when it must: 400 for a request that cannot be forwarded safely
 //!   (e.g. CR/LF in a header value), 501 without an `http_target`, 502 when the target is
 //!   unreachable or sends no valid response, 504 when its head does not come within
@@ -37,13 +38,14 @@ pub mod prepare;
 pub mod rendezvous;
 pub mod reply;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use exchange::{answer_locally, exchange, Body, BodyState, Served};
 use policy::{status_class, LocalAnswer, ABORTED};
 use prepare::prepare;
 use rendezvous::{
-    BodyBuffer, Buffered, Incoming, RendezvousReader, RendezvousWriter, RELAY_IDLE_TIMEOUT,
+    BodyBuffer, Buffered, Incoming, RendezvousError, RendezvousReader, RendezvousWriter,
+    RELAY_IDLE_TIMEOUT,
 };
 use reply::{ControlReply, Reply};
 
@@ -51,6 +53,7 @@ use super::context::{ControlWriter, Hc, HcContext};
 use super::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_BODY_BUFFERED, REQUEST_SECONDS};
 use super::upstream::Framing;
 use crate::logging::Escaped;
+use crate::proto::hc::control_message::REQUEST;
 use crate::proto::hc::messages::Request;
 use crate::proto::hc::path::split_target;
 use crate::proto::ws::CloseCode;
@@ -90,11 +93,13 @@ async fn serve_on_control(
     started: Instant,
 ) {
     let body = if request.has_body() { body } else { &[] };
-    let mut reply = Reply::Control(ControlReply::new(
-        control,
-        request.address.as_deref(),
-        started,
-    ));
+    // The address is dialed only to upgrade a large answer; one the policy refuses is dropped,
+    // so such an answer is refused as too large for the control channel instead.
+    let address = request
+        .address
+        .as_deref()
+        .filter(|address| hc.rendezvous_allowed(REQUEST, address));
+    let mut reply = Reply::Control(ControlReply::new(control, address, started));
     let served = serve_one(hc, request, Body::Known(body), &mut reply, started).await;
     let Reply::Control(control_reply) = reply else {
         return;
@@ -117,6 +122,10 @@ async fn serve_notice(hc: &HcContext, notice: &Request, started: Instant) {
         hc.count(&REQUESTS, &[ABORTED], 1);
         return;
     };
+    if !hc.rendezvous_allowed(REQUEST, address) {
+        hc.count(&REQUESTS, &[ABORTED], 1);
+        return;
+    }
     match rendezvous::open(hc, address, started).await {
         Ok((reader, writer)) => hold(hc, reader, writer, Some(started)).await,
         Err(e) => {
@@ -126,9 +135,16 @@ async fn serve_notice(hc: &HcContext, notice: &Request, started: Instant) {
     }
 }
 
-/// Serves the requests the relay sends on a rendezvous until it closes it or it stays idle
-/// for [`RELAY_IDLE_TIMEOUT`]. `announced` is when the notice that opened it arrived: one
-/// request is owed, and counted as aborted if it never comes.
+/// How long a request rendezvous is kept open after a response for a further request of the
+/// same sender (spec §6.3 step 5). The .NET listener closes it with 1000 right after the
+/// response (docs/relay.md "Request rendezvous lifetime"); this short hold lets a relay that
+/// sends a sender's next request on the same rendezvous use it, without keeping sockets open.
+pub const REQUEST_RENDEZVOUS_HOLD: Duration = Duration::from_secs(1);
+
+/// Serves the requests the relay sends on a rendezvous until it closes it, or closes it with
+/// 1000 once no request came for [`REQUEST_RENDEZVOUS_HOLD`] after a response. `announced` is
+/// when the notice that opened it arrived: one request is owed (waited for up to
+/// [`RELAY_IDLE_TIMEOUT`]), and counted as aborted if it never comes.
 async fn hold(
     hc: &HcContext,
     mut reader: RendezvousReader,
@@ -136,7 +152,12 @@ async fn hold(
     mut announced: Option<Instant>,
 ) {
     loop {
-        let request = match reader.next(RELAY_IDLE_TIMEOUT).await {
+        let wait = if announced.is_some() {
+            RELAY_IDLE_TIMEOUT
+        } else {
+            REQUEST_RENDEZVOUS_HOLD
+        };
+        let request = match reader.next(wait).await {
             Ok(Incoming::Request(request)) => request,
             Ok(Incoming::Ping(payload)) => {
                 if writer.pong(&payload).await.is_err() {
@@ -156,7 +177,11 @@ async fn hold(
                 if announced.is_some() {
                     hc.count(&REQUESTS, &[ABORTED], 1);
                 }
-                let _ = writer.close(CloseCode::PROTOCOL_ERROR, "").await;
+                let code = match e {
+                    RendezvousError::Idle { .. } => CloseCode::NORMAL,
+                    _ => CloseCode::PROTOCOL_ERROR,
+                };
+                let _ = writer.close(code, "").await;
                 return;
             }
         };

@@ -120,9 +120,19 @@ pub static FORWARD_BYTES: MetricDesc = MetricDesc::counter(
     "Payload bytes carried by forwarded connections, by direction (to_relay, to_client).",
     &["forward", "direction"],
 );
+pub static UNUSABLE_MESSAGES: MetricDesc = MetricDesc::counter(
+    "hycod_unusable_messages_total",
+    "Control-channel messages the daemon could not read, by command (accept, request, other).",
+    &["hybrid_connection", "command"],
+);
+pub static RENDEZVOUS_REFUSED: MetricDesc = MetricDesc::counter(
+    "hycod_rendezvous_refused_total",
+    "Rendezvous addresses not dialed, by command (accept, request) and reason.",
+    &["hybrid_connection", "command", "reason"],
+);
 
 /// Every descriptor, for documentation tests.
-pub static ALL: [&MetricDesc; 22] = [
+pub static ALL: [&MetricDesc; 24] = [
     &LISTENER_ONLINE,
     &RECONNECTS,
     &TOKEN_RENEWALS,
@@ -145,6 +155,8 @@ pub static ALL: [&MetricDesc; 22] = [
     &FORWARD_CONNECTIONS,
     &FORWARD_IN_FLIGHT,
     &FORWARD_BYTES,
+    &UNUSABLE_MESSAGES,
+    &RENDEZVOUS_REFUSED,
 ];
 
 #[cfg(test)]

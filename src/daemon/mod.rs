@@ -23,6 +23,7 @@ pub mod stream;
 pub mod supervisor;
 mod target_reset;
 mod tracker;
+mod unreadable;
 pub mod upstream;
 mod worker;
 
@@ -264,6 +265,11 @@ pub(crate) mod test_support {
                 connect_timeout: Duration::from_secs(5),
                 resolver: Default::default(),
             },
+            rendezvous: crate::proto::hc::rendezvous_address::RendezvousPolicy::new(
+                "ws://127.0.0.1",
+                &[],
+            ),
+            stream_ping_interval: None,
             upstream_tls: tls,
             upstream_pool: RefCell::new(Vec::new()),
             upstream_deadline: Duration::from_secs(5),

@@ -31,6 +31,7 @@ use crate::io::tcp_pump::{pump_with, Direction, PumpEnd, PumpSettings};
 use crate::io::ws_client::ConnectError;
 use crate::io::ws_reader::ReadError;
 use crate::logging::Escaped;
+use crate::proto::hc::control_message::ACCEPT;
 use crate::proto::hc::json_headers::JsonHeaders;
 use crate::proto::hc::messages::Accept;
 use crate::proto::hc::reject::reject_url;
@@ -45,6 +46,9 @@ const RENDEZVOUS_FAILED: &str = "rendezvous_failed";
 /// Serves one `accept` (protocol §4.3) to the end: connects the target, then the rendezvous, and
 /// pumps until both sides are done; or rejects it with a status the sender sees.
 pub async fn serve_accept(hc: Hc, accept: Accept) {
+    if !hc.rendezvous_allowed(ACCEPT, &accept.address) {
+        return;
+    }
     let started = Instant::now();
     let _admitted = match hc.admission.streams.try_enter() {
         Ok(permit) => permit,
@@ -173,6 +177,8 @@ pub enum Refusal {
     OverLimit(Exceeded),
     /// The process has no file descriptor left for the target connection (EMFILE, ENFILE).
     NoFileDescriptors(io::Error),
+    /// The `accept` could not be read (a member of the wrong type or missing).
+    Unreadable,
 }
 
 impl Refusal {
@@ -180,7 +186,7 @@ impl Refusal {
     pub fn status(&self) -> u16 {
         match self {
             Self::NoTarget => 501,
-            Self::Unresolvable(_) | Self::Refused(_) => 502,
+            Self::Unresolvable(_) | Self::Refused(_) | Self::Unreadable => 502,
             Self::Timeout(_) => 504,
             Self::ShuttingDown | Self::OverLimit(_) | Self::NoFileDescriptors(_) => 503,
         }
@@ -197,6 +203,7 @@ impl Refusal {
             Self::ShuttingDown => "Listener is shutting down",
             Self::OverLimit(_) => "Too many streams in flight",
             Self::NoFileDescriptors(_) => "Listener is out of file descriptors",
+            Self::Unreadable => "Listener could not read the accept",
         }
     }
 
@@ -210,6 +217,7 @@ impl Refusal {
             Self::ShuttingDown => "shutting_down",
             Self::OverLimit(exceeded) => exceeded.reason(),
             Self::NoFileDescriptors(_) => "too_many_open_files",
+            Self::Unreadable => "unreadable_accept",
         }
     }
 }
@@ -231,6 +239,7 @@ impl fmt::Display for Refusal {
                 f,
                 "no file descriptor left for the TCP target connection: {e}"
             ),
+            Self::Unreadable => f.write_str("the accept message could not be read"),
         }
     }
 }
@@ -300,6 +309,9 @@ pub(crate) async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
 
 /// Sends `refusal` through the reject URL and checks the relay's 410.
 async fn deliver_rejection(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
+    if !hc.rendezvous_allowed(ACCEPT, &accept.address) {
+        return;
+    }
     let status = refusal.status();
     let url = match reject_url(&accept.address, status, refusal.description()) {
         Ok(url) => url,
@@ -407,6 +419,7 @@ mod tests {
                 503,
                 "too_many_open_files",
             ),
+            (Refusal::Unreadable, 502, "unreadable_accept"),
         ];
         for (refusal, status, reason) in cases {
             assert_eq!(

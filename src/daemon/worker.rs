@@ -26,6 +26,7 @@ use super::tracker::Tracker;
 use super::DaemonOptions;
 use crate::metrics::Shard;
 use crate::proto::hc::listener::ListenerConfig;
+use crate::proto::hc::rendezvous_address::RendezvousPolicy;
 use crate::tls::{client_config, TrustRoots};
 
 /// Identifies one start of a hybrid connection's channels or of a forward's accept loops; a
@@ -253,6 +254,8 @@ impl Worker {
             target: plan.config.target.clone(),
             http_target: plan.config.http_target.clone(),
             dialer: plan.dialer.clone(),
+            rendezvous: RendezvousPolicy::new(&plan.relay_base, &plan.config.rendezvous_hosts),
+            stream_ping_interval: plan.config.stream_ping_interval,
             upstream_tls: self.upstream_tls.clone(),
             upstream_pool: RefCell::new(Vec::new()),
             upstream_deadline: self.options.upstream_deadline,

@@ -278,6 +278,19 @@ async fn proxy_connect(tcp: &mut TcpStream, endpoint: &Endpoint) -> Result<(), C
     }
 }
 
+/// A fresh GUID for a listener's or sender's `sb-hc-id`
+/// ([`crate::proto::hc::identity::guid_from_random`]), from the system's CSPRNG. It names a
+/// connection in the service's traces and grants nothing, so should the system generator fail,
+/// the process's own generator fills in.
+pub fn new_connection_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        bytes = fastrand::u128(..).to_le_bytes();
+    }
+    crate::proto::hc::identity::guid_from_random(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub mod fault_proxy;
 pub mod logged_relay;
 pub mod processes;
 pub mod procstat;
+pub mod scripted_relay;
 pub mod steady_load;
 
 use std::time::{Duration, SystemTime};

@@ -16,6 +16,7 @@ use crate::daemon::context::HcContext;
 use crate::daemon::upstream::{ResponseError, ResponseReader};
 use crate::proto::hc::headers::response_headers_to_json;
 use crate::proto::hc::messages::Response;
+use crate::proto::http1::reason_phrase;
 use crate::proto::http1::{BodyKind, ResponseHead};
 
 /// Why a response did not reach the relay whole.
@@ -60,12 +61,20 @@ pub enum Delivery {
 }
 
 /// The `response` for the target's `head` (protocol §4.5, §6.6): its status and reason phrase,
-/// its headers without hop-by-hop ones and with repeated fields joined.
+/// its headers without hop-by-hop ones and with repeated fields joined. `statusDescription` is
+/// always sent: the target's phrase, or the standard one when it gave none (an empty string
+/// for a code without one), as the .NET listener's `StatusDescription` getter does
+/// (docs/architecture.md "`statusDescription`").
 pub fn response_for(request_id: &str, head: &ResponseHead, body: bool) -> Response {
+    let description = if head.reason.is_empty() {
+        reason_phrase(head.status).to_owned()
+    } else {
+        head.reason.clone()
+    };
     Response {
         request_id: request_id.to_owned(),
         status_code: head.status,
-        status_description: (!head.reason.is_empty()).then(|| head.reason.clone()),
+        status_description: Some(description),
         response_headers: Some(response_headers_to_json(&head.headers)),
         body,
     }
@@ -327,9 +336,11 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_reason_is_left_to_the_relay() {
-        let response = response_for("r1", &head("HTTP/1.1 299 \r\n\r\n"), false);
-        assert_eq!(response.status_description, None);
+    fn an_empty_reason_is_sent_as_the_standard_phrase() {
+        let response = response_for("r1", &head("HTTP/1.1 404 \r\n\r\n"), false);
+        assert_eq!(response.status_description.as_deref(), Some("Not Found"));
         assert!(!response.body);
+        let response = response_for("r1", &head("HTTP/1.1 299 \r\n\r\n"), false);
+        assert_eq!(response.status_description.as_deref(), Some(""));
     }
 }

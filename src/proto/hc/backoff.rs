@@ -8,7 +8,7 @@
 //! * **Normal** ([`BackoffClass::Transient`]): full-jitter exponential back-off,
 //!   `delay = rand01 × min(cap, base × 2^attempt)` — defaults 1 s and 30 s.
 //! * **Long** ([`BackoffClass::Auth`], [`BackoffClass::NotFound`]): for errors an operator must fix
-//!   (401/403/404 on listen, close 1001). `delay = long_base + rand01 × (min(long_cap,
+//!   (401/403/404 on listen). `delay = long_base + rand01 × (min(long_cap,
 //!   long_base × 2^attempt) − long_base)` — at least 30 s, at most 5 min.
 //!
 //! [`BackoffClass::TokenExpired`] (close 1008) reconnects at once with a fresh token, but only as
@@ -48,12 +48,12 @@ pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// Which ladder a failure climbs (protocol §8.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackoffClass {
-    /// Network loss, service error (5xx, close 1011), timeouts: the normal ladder.
+    /// Network loss, service error (5xx, close 1011), a gateway going away (close 1001),
+    /// timeouts: the normal ladder.
     Transient,
     /// 401/403 on listen: credentials or rights are wrong — long ladder, alert.
     Auth,
-    /// 404 on listen or close 1001: the hybrid connection is missing or disabled — long ladder,
-    /// alert.
+    /// 404 on listen: the hybrid connection is missing or disabled — long ladder, alert.
     NotFound,
     /// Close 1008 or a token that expired on our side: reconnect at once with a fresh token.
     TokenExpired,

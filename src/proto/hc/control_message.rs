@@ -384,9 +384,9 @@ mod tests {
             ),
             (r#"{"accept":"wss://a"}"#, ACCEPT, "invalid type"),
             (
-                r#"{"accept":{"address":"a","id":"i","remoteEndpoint":{"address":"x","port":70000}}}"#,
+                r#"{"accept":{"address":"a","id":"i","connectHeaders":"x"}}"#,
                 ACCEPT,
-                "70000",
+                "invalid type",
             ),
             (r#"{"request":{"body":"yes"}}"#, REQUEST, "invalid type"),
             (

@@ -26,12 +26,25 @@ pub const MIN_STATUS_CODE: u16 = 100;
 /// The highest status code a `response` may carry (protocol §4.5).
 pub const MAX_STATUS_CODE: u16 = 999;
 
-/// The sender's address as the service saw it (`remoteEndpoint`, protocol §4.3, §4.4).
+/// The sender's address as the service saw it (`remoteEndpoint`, protocol §4.3, §4.4). Both
+/// members are optional, as in the .NET contract (`ListenerCommand.Endpoint`: `IsRequired =
+/// false`, `EmitDefaultValue = false`): an absent or `null` one reads as empty / 0 and is
+/// omitted when writing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteEndpoint {
-    /// The sender's IP address as text.
+    /// The sender's IP address as text; empty when the service gave none.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub address: String,
-    /// The sender's TCP port.
+    /// The sender's TCP port; 0 when the service gave none.
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_zero"
+    )]
     pub port: u16,
 }
 
@@ -42,14 +55,20 @@ pub struct RemoteEndpoint {
 pub struct Accept {
     /// The rendezvous URL, used verbatim to accept or to build the reject URL (protocol §5).
     pub address: String,
-    /// The connection id (the sender's `sb-hc-id` or one made by the service).
+    /// The connection id (the sender's `sb-hc-id` or one made by the service); empty when
+    /// absent (it only names the stream in logs).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub id: String,
     /// The sender's upgrade headers, multi-value headers joined. An absent or `null` member reads
     /// as an empty map.
     #[serde(default, deserialize_with = "null_as_empty_headers")]
     pub connect_headers: JsonHeaders,
-    /// The sender's address, when the service supplies it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The sender's address, when the service supplies it; one of another shape reads as absent.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub remote_endpoint: Option<RemoteEndpoint>,
 }
 
@@ -78,8 +97,12 @@ pub struct Request {
     /// The HTTP method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    /// The sender's address, when the service supplies it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The sender's address, when the service supplies it; one of another shape reads as absent.
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub remote_endpoint: Option<RemoteEndpoint>,
     /// The sender's headers after filtering (protocol §6.6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +224,25 @@ fn null_as_empty_headers<'de, D: Deserializer<'de>>(
     Ok(Option::<JsonHeaders>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Reads an informational member that the daemon can do without: a value of the wrong shape
+/// reads as absent instead of failing the whole message.
+fn lenient<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+fn is_zero(port: &u16) -> bool {
+    *port == 0
+}
+
 fn deserialize_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
     String::deserialize(deserializer).map(Secret::new)
 }
@@ -293,12 +335,44 @@ mod tests {
         assert!(null.connect_headers.is_empty());
     }
 
+    /// `remoteEndpoint.address` and `.port` are optional in the .NET contract
+    /// (ListenerCommand.cs `Endpoint`); an accept or request without either is still served.
     #[test]
-    fn accept_requires_address_and_id() {
+    fn remote_endpoint_members_are_optional() {
+        for endpoint in [
+            r#"{"address":"203.0.113.7"}"#,
+            r#"{"port":51234}"#,
+            r#"{}"#,
+            r#"{"address":null,"port":null,"family":"v4"}"#,
+            r#"{"port":"not a number"}"#,
+            r#""203.0.113.7:5""#,
+        ] {
+            let text = format!(r#"{{"address":"ws://a?x","id":"i","remoteEndpoint":{endpoint}}}"#);
+            let accept: Accept =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(accept.id, "i");
+            let text = format!(r#"{{"id":"r","method":"GET","remoteEndpoint":{endpoint}}}"#);
+            let request: Request =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(request.id.as_deref(), Some("r"));
+        }
+        let accept: Accept = serde_json::from_str(
+            r#"{"address":"ws://a?x","id":"i","remoteEndpoint":{"address":"203.0.113.7"}}"#,
+        )
+        .unwrap();
+        let endpoint = format!("{:?}", accept.remote_endpoint.expect("endpoint"));
+        assert!(
+            endpoint.contains("203.0.113.7") && endpoint.contains("port: 0"),
+            "{endpoint}"
+        );
+    }
+
+    #[test]
+    fn accept_requires_an_address_and_reads_a_missing_id_as_empty() {
         let err = serde_json::from_str::<Accept>(r#"{"id":"i"}"#).unwrap_err();
         assert!(err.to_string().contains("missing field `address`"), "{err}");
-        let err = serde_json::from_str::<Accept>(r#"{"address":"ws://a"}"#).unwrap_err();
-        assert!(err.to_string().contains("missing field `id`"), "{err}");
+        let accept: Accept = serde_json::from_str(r#"{"address":"ws://a"}"#).unwrap();
+        assert_eq!(accept.id, "");
     }
 
     #[test]

@@ -6,10 +6,13 @@
 pub mod backoff;
 pub mod control_message;
 pub mod headers;
+pub mod identity;
 pub mod json_headers;
 pub mod listener;
 pub mod messages;
 pub mod path;
 pub mod query;
 pub mod reject;
+pub mod rendezvous_address;
+pub mod salvage;
 pub mod request_target;

@@ -114,11 +114,17 @@ pub fn same_decoded_path(a: &str, b: &str) -> bool {
 
 /// Maps a relayed `requestTarget` onto the upstream (protocol §6.7): strips the leading
 /// `/{entity path}` (case-insensitively, on a segment boundary, as [`match_entity`] compares),
-/// appends the rest of the path to `upstream_base_path` and keeps the query byte-exact.
+/// appends the rest of the path to `upstream_base_path` and keeps the query as received.
 ///
 /// `upstream_base_path` is the path of the configured upstream URL, e.g. `/ErpConnect/`; an
 /// empty one means `/`. A trailing `/` on it is not doubled. When the target is exactly the
 /// entity path, the result is the base path itself.
+///
+/// Whatever the relay forwards, the result stays under the base path: dot segments after the
+/// entity path are removed as RFC 3986 §5.2.4 does, `%2E` spellings (any case) included, and
+/// one that would climb above the entity path — or a dot segment hidden behind an encoded
+/// `/` or a `\` that a target might split on — is [`PathError::DotSegments`]. A `#` is
+/// [`PathError::Fragment`]; raw non-ASCII bytes are percent-encoded.
 pub fn upstream_target(
     request_target: &str,
     entity_path: &str,
@@ -127,13 +133,17 @@ pub fn upstream_target(
     if !request_target.starts_with('/') {
         return Err(PathError::TargetNotOriginForm);
     }
+    if request_target.contains('#') {
+        return Err(PathError::Fragment);
+    }
     let (path, query) = split_target(request_target);
     let Some(len) = matched_len(path, entity_path) else {
         return Err(PathError::TargetOutsideEntity {
             entity_path: entity_path.to_owned(),
         });
     };
-    let suffix = &path[len..];
+    let suffix = remove_dot_segments(&path[len..])?;
+    let suffix = suffix.as_ref();
     let base = if upstream_base_path.is_empty() {
         "/"
     } else {
@@ -150,7 +160,98 @@ pub fn upstream_target(
         target.push('?');
         target.push_str(query);
     }
+    if !target.is_ascii() {
+        target = encode_non_ascii(&target);
+    }
     Ok(target)
+}
+
+/// What one path segment is once percent-decoded.
+enum Segment {
+    /// `.`
+    Current,
+    /// `..`
+    Parent,
+    /// Anything else.
+    Plain,
+}
+
+/// Classifies a raw segment; a segment that decodes to several parts around a `/` or `\`
+/// with a dot segment among them is refused: it is no dot segment to RFC 3986, but a target
+/// that decodes first would climb with it.
+fn classify(raw: &str) -> Result<Segment, PathError> {
+    if !raw.contains(['.', '%', '\\']) {
+        return Ok(Segment::Plain);
+    }
+    let decoded: Vec<u8> = percent_decode_str(raw).collect();
+    match decoded.as_slice() {
+        b"." => return Ok(Segment::Current),
+        b".." => return Ok(Segment::Parent),
+        _ => {}
+    }
+    let hidden = decoded
+        .split(|b| *b == b'/' || *b == b'\\')
+        .any(|part| part == b"." || part == b"..");
+    if hidden {
+        Err(PathError::DotSegments)
+    } else {
+        Ok(Segment::Plain)
+    }
+}
+
+/// RFC 3986 §5.2.4 on `suffix` (empty, or starting with `/`), with the entity path as the
+/// floor: a `..` with nothing left to remove is [`PathError::DotSegments`]. A path ending in a
+/// dot segment keeps its trailing `/`, as the RFC's algorithm does.
+fn remove_dot_segments(suffix: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
+    let Some(rest) = suffix.strip_prefix('/') else {
+        return Ok(suffix.into());
+    };
+    if !suffix.contains(['.', '%', '\\']) {
+        return Ok(suffix.into());
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    let mut changed = false;
+    let mut segments = rest.split('/').peekable();
+    while let Some(raw) = segments.next() {
+        match classify(raw)? {
+            Segment::Plain => {
+                kept.push(raw);
+                continue;
+            }
+            Segment::Current => {}
+            Segment::Parent => {
+                kept.pop().ok_or(PathError::DotSegments)?;
+            }
+        }
+        changed = true;
+        if segments.peek().is_none() {
+            kept.push("");
+        }
+    }
+    if !changed {
+        return Ok(suffix.into());
+    }
+    let mut out = String::with_capacity(suffix.len());
+    for segment in kept {
+        out.push('/');
+        out.push_str(segment);
+    }
+    Ok(out.into())
+}
+
+/// Percent-encodes every byte of `text` outside ASCII (RFC 3986 §2.1: URIs carry no raw
+/// non-ASCII characters).
+fn encode_non_ascii(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len() * 2);
+    for &byte in text.as_bytes() {
+        if byte.is_ascii() {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
 }
 
 /// Why a path cannot be used.
@@ -163,6 +264,11 @@ pub enum PathError {
     TargetNotOriginForm,
     /// A `requestTarget` that does not start with `/{entity path}` (protocol §4.4, §6.7).
     TargetOutsideEntity { entity_path: String },
+    /// A `requestTarget` whose dot segments climb above the entity path, or hide behind an
+    /// encoded separator.
+    DotSegments,
+    /// A `requestTarget` with a fragment (`#`), which is never sent on the wire.
+    Fragment,
 }
 
 impl fmt::Display for PathError {
@@ -177,6 +283,11 @@ impl fmt::Display for PathError {
                 f,
                 "requestTarget does not start with the hybrid connection path /{entity_path}"
             ),
+            Self::DotSegments => f.write_str(
+                "requestTarget has a dot segment that climbs above the hybrid connection path \
+                 or hides behind an encoded separator",
+            ),
+            Self::Fragment => f.write_str("requestTarget has a fragment ('#')"),
         }
     }
 }
@@ -381,6 +492,63 @@ mod tests {
         assert_eq!(
             PathError::TargetNotOriginForm.to_string(),
             "requestTarget does not start with /"
+        );
+    }
+
+    /// Whatever the relay forwards, the upstream path stays under the base: dot segments are
+    /// removed (RFC 3986 §5.2.4), also percent-encoded in any case, and one that would climb
+    /// above the hybrid connection's path is refused.
+    #[test]
+    fn dot_segments_never_leave_the_base_path() {
+        for target in [
+            "/hyco/../other/secret",
+            "/hyco/%2e%2e/%2e%2e/admin",
+            "/hyco/%2E%2e/admin",
+            "/hyco/.%2E/admin",
+            "/hyco/a/../../x",
+            "/hyco/..",
+            "/hyco/../hyco/x",
+            "/hyco/..%2fx",
+            "/hyco/..%2Fx",
+            "/hyco/x%2f..%2f..%2fy",
+            "/hyco/..%5cx",
+            "/hyco/..\\x",
+        ] {
+            let err = upstream_target(target, "hyco", "/base/").expect_err(target);
+            assert!(
+                err.to_string().contains("above the hybrid connection path"),
+                "{target}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn dot_segments_inside_the_base_are_resolved_and_the_query_kept() {
+        let cases = [
+            ("/hyco/a/./b/../c?q=../x", "/base/a/c?q=../x"),
+            ("/hyco/a/%2e/b/%2E%2E/c", "/base/a/c"),
+            ("/hyco/a/..", "/base/"),
+            ("/hyco/a/b/.", "/base/a/b/"),
+            ("/hyco/.well-known/x", "/base/.well-known/x"),
+            ("/hyco/...", "/base/..."),
+            ("/hyco/a..b", "/base/a..b"),
+        ];
+        for (target, expected) in cases {
+            assert_eq!(
+                upstream_target(target, "hyco", "/base/").as_deref(),
+                Ok(expected),
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn fragments_are_refused_and_raw_non_ascii_is_percent_encoded() {
+        let err = upstream_target("/hyco/x#frag", "hyco", "/base/").expect_err("fragment");
+        assert!(err.to_string().contains("fragment"), "{err}");
+        assert_eq!(
+            upstream_target("/hyco/caf\u{e9}?q=\u{fc}", "hyco", "/base/").as_deref(),
+            Ok("/base/caf%C3%A9?q=%C3%BC")
         );
     }
 }

@@ -37,7 +37,8 @@ pub enum ReconnectReason {
     IoError,
     /// The upgrade answer was not a valid WebSocket handshake.
     HandshakeError,
-    /// Close 1001: hybrid connection deleted or disabled (protocol §4.8).
+    /// Close 1001: the gateway is going away (maintenance, protocol §4.8); also sent when the hybrid
+    /// connection is deleted or disabled, which the next connect then reports as 404.
     Closed1001,
     /// Close 1008: token expired or renewal rejected (protocol §4.6, §4.8).
     Closed1008,
@@ -122,16 +123,20 @@ impl ReconnectReason {
     ///
     /// \[INFER\] beyond the table in §8.5: 403 (also the likely quota-exceeded answer, §11 item 3)
     /// is [`BackoffClass::Auth`]; a token that expired on our side is treated like close 1008.
+    /// Close 1001 climbs the normal ladder, as in the .NET listener, which turns every close into
+    /// a `ConnectionLostException` and reconnects on its 0–30 s ladder (docs/architecture.md
+    /// "Reconnecting"); a deleted hybrid connection then shows as 404 on the next connect.
     pub fn backoff_class(self) -> BackoffClass {
         match self {
             Self::Http401 | Self::Http403 => BackoffClass::Auth,
-            Self::Http404 | Self::Closed1001 => BackoffClass::NotFound,
+            Self::Http404 => BackoffClass::NotFound,
             Self::Closed1008 | Self::TokenExpired => BackoffClass::TokenExpired,
             Self::ConnectTimeout
             | Self::Http5xx
             | Self::HttpOther
             | Self::IoError
             | Self::HandshakeError
+            | Self::Closed1001
             | Self::Closed1011
             | Self::ClosedOther
             | Self::ConnectionLost
@@ -217,7 +222,7 @@ mod tests {
             (R::Http401, Auth),
             (R::Http403, Auth),
             (R::Http404, NotFound),
-            (R::Closed1001, NotFound),
+            (R::Closed1001, Transient),
             (R::Closed1008, TokenExpired),
             (R::TokenExpired, TokenExpired),
             (R::Closed1011, Transient),
@@ -235,5 +240,14 @@ mod tests {
             assert_eq!(reason.backoff_class(), class, "{reason:?}");
             assert_eq!(reason.needs_operator(), class.is_long(), "{reason:?}");
         }
+    }
+
+    /// A gateway going away (maintenance) is not an operator's problem: the .NET listener turns
+    /// any close into `ConnectionLostException` and retries on its short ladder.
+    #[test]
+    fn close_1001_climbs_the_normal_ladder_and_alerts_nobody() {
+        let reason = ReconnectReason::from_close(Some(1001));
+        assert_eq!(reason.backoff_class(), BackoffClass::Transient);
+        assert!(!reason.needs_operator());
     }
 }

@@ -461,7 +461,7 @@ fn close_codes_pick_reason_label_and_backoff() {
             Some(1001),
             ReconnectReason::Closed1001,
             "closed_1001",
-            BackoffClass::NotFound,
+            BackoffClass::Transient,
         ),
         (
             Some(1011),

@@ -1,0 +1,223 @@
+//! The running daemon against a relay scripted by the test ([`common::scripted_relay`]): what
+//! it puts on the wire when it registers and sends (ids, client agent), how it treats service
+//! messages that the official SDKs accept but ours never sends (partial `remoteEndpoint`,
+//! malformed members), and which rendezvous addresses it refuses to dial.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hycod::config::Config;
+use hycod::daemon::{self, DaemonHandle, DaemonOptions};
+use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
+
+mod common;
+
+use common::processes::{http_get, http_upstream, tcp_echo, KEY};
+use common::scripted_relay::{Dialed, ScriptedRelay};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn start(relay_url: &str, extra: &str) -> DaemonHandle {
+    let echo = tcp_echo();
+    let http = http_upstream();
+    let text = format!(
+        r#"
+[runtime]
+workers = 1
+[admin]
+listen = "127.0.0.1:0"
+[[hybrid_connection]]
+name = "hyco"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
+relay_url = "{relay_url}"
+target = "tcp://127.0.0.1:{echo}"
+http_target = "http://127.0.0.1:{http}/"
+listeners = 1
+{extra}
+"#
+    );
+    let config = Config::from_toml_str(&text, Path::new(".")).expect("config");
+    daemon::start(&config, DaemonOptions::default()).expect("daemon")
+}
+
+/// The daemon's listen connection on `relay`.
+fn control(relay: &ScriptedRelay) -> Dialed {
+    relay
+        .next_action("listen", WAIT)
+        .expect("the daemon registers a listener")
+}
+
+/// A GUID in its 8-4-4-4-12 hex form (what `Guid.ToString()` gives).
+fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The sum of `metric`'s samples whose labels include every pair of `labels`.
+fn metric(handle: &DaemonHandle, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let admin = handle.admin_addr.expect("admin").to_string();
+    let (_, text) = http_get(&admin, "/metrics");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("prometheus text");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[test]
+fn listener_and_sender_ids_are_guids_and_the_client_agent_names_hycod() {
+    let relay = ScriptedRelay::start();
+    let forward = format!(
+        r#"
+[[forward]]
+name = "out"
+listen = "127.0.0.1:0"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
+relay_url = "{}"
+"#,
+        relay.url()
+    );
+    let handle = start(&relay.url(), &forward);
+    let agent = format!("hycod/{}", env!("CARGO_PKG_VERSION"));
+    let listen = control(&relay);
+    let id = listen.query("sb-hc-id").expect("sb-hc-id");
+    assert!(is_guid(id), "listener id {id}");
+    assert_eq!(listen.header("Relay-User-Agent"), Some(agent.as_str()));
+
+    let local = handle.forward_addr("out").expect("forward port");
+    let _app = std::net::TcpStream::connect(local).expect("connect the forward");
+    let sender = relay
+        .next_action("connect", WAIT)
+        .expect("the forward opens a sender stream");
+    let id = sender.query("sb-hc-id").expect("sb-hc-id");
+    assert!(is_guid(id), "sender id {id}");
+    assert_eq!(sender.header("Relay-User-Agent"), Some(agent.as_str()));
+}
+
+#[test]
+fn an_accept_or_request_without_remote_endpoint_port_is_served() {
+    let relay = ScriptedRelay::start();
+    let _handle = start(&relay.url(), "");
+    let mut listen = control(&relay);
+    let address = format!("{}/$hc/hyco?sb-hc-action=accept&sb-hc-id=a1", relay.url());
+    listen.conn().send_text(&format!(
+        r#"{{"accept":{{"address":"{address}","id":"a1","connectHeaders":{{}},"remoteEndpoint":{{"address":"203.0.113.9"}},"future":true}}}}"#
+    ));
+    let rendezvous = relay
+        .next_action("accept", WAIT)
+        .expect("the accept is served");
+    assert!(rendezvous.conn.is_some(), "accepted, not rejected");
+
+    listen.conn().send_text(
+        r#"{"request":{"id":"r1","requestTarget":"/hyco/x","method":"GET","remoteEndpoint":{"port":5},"requestHeaders":{},"body":false}}"#,
+    );
+    let text = listen.conn().next_text(WAIT).expect("a response");
+    let Ok(ControlMessage::Response(response)) = parse_control_message(text.as_bytes()) else {
+        panic!("expected a response: {text}");
+    };
+    assert_eq!(
+        (response.request_id.as_str(), response.status_code),
+        ("r1", 200)
+    );
+}
+
+#[test]
+fn service_messages_the_daemon_cannot_use_are_answered_and_counted() {
+    let relay = ScriptedRelay::start();
+    let handle = start(&relay.url(), "");
+    let mut listen = control(&relay);
+    let address = format!("{}/$hc/hyco?sb-hc-action=accept&sb-hc-id=a2", relay.url());
+    listen
+        .conn()
+        .send_text(&format!(r#"{{"accept":{{"address":"{address}","id":7}}}}"#));
+    let rejection = relay
+        .next_action("accept", WAIT)
+        .expect("the unusable accept is rejected through its address");
+    assert!(rejection.conn.is_none());
+    assert_eq!(rejection.query("sb-hc-statusCode"), Some("502"));
+
+    listen
+        .conn()
+        .send_text(r#"{"request":{"id":"r2","method":["GET"],"requestTarget":"/hyco/x"}}"#);
+    let text = listen.conn().next_text(WAIT).expect("a response");
+    let Ok(ControlMessage::Response(response)) = parse_control_message(text.as_bytes()) else {
+        panic!("expected a response: {text}");
+    };
+    assert_eq!(
+        (response.request_id.as_str(), response.status_code),
+        ("r2", 502)
+    );
+
+    let unusable = |command| {
+        metric(
+            &handle,
+            "hycod_unusable_messages_total",
+            &[("command", command)],
+        )
+    };
+    let until = Instant::now() + WAIT;
+    while (unusable("accept"), unusable("request")) != (1.0, 1.0) && Instant::now() < until {
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+    assert_eq!((unusable("accept"), unusable("request")), (1.0, 1.0));
+}
+
+#[test]
+fn an_accept_naming_a_foreign_host_is_never_dialed_and_is_counted() {
+    let relay = ScriptedRelay::start();
+    let rogue = ScriptedRelay::start_on("127.0.0.2");
+    let handle = start(&relay.url(), "");
+    let mut listen = control(&relay);
+    for (action, message) in [
+        (
+            "accept",
+            format!(
+                r#"{{"accept":{{"address":"{}/$hc/hyco?sb-hc-action=accept&sb-hc-id=x","id":"x","connectHeaders":{{}}}}}}"#,
+                rogue.url()
+            ),
+        ),
+        (
+            "request",
+            format!(
+                r#"{{"request":{{"address":"{}/$hc/hyco?sb-hc-action=request&sb-hc-id=y","id":"y"}}}}"#,
+                rogue.url()
+            ),
+        ),
+    ] {
+        listen.conn().send_text(&message);
+        let refused = || {
+            metric(
+                &handle,
+                "hycod_rendezvous_refused_total",
+                &[("reason", "foreign_host"), ("command", action)],
+            )
+        };
+        let until = Instant::now() + WAIT;
+        while refused() < 1.0 && Instant::now() < until {
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
+        assert_eq!(refused(), 1.0, "{action}");
+    }
+    assert!(
+        rogue.next(Duration::from_millis(500)).is_none(),
+        "the rogue host was dialed"
+    );
+    // A rendezvous on the relay's own host is still served.
+    listen.conn().send_text(&format!(
+        r#"{{"accept":{{"address":"{}/$hc/hyco?sb-hc-action=accept&sb-hc-id=z","id":"z","connectHeaders":{{}}}}}}"#,
+        relay.url()
+    ));
+    assert!(relay
+        .next_action("accept", WAIT)
+        .is_some_and(|d| d.conn.is_some()));
+}
