@@ -13,7 +13,7 @@ use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
 mod common;
 
 use common::processes::{http_get, http_upstream, tcp_echo, KEY};
-use common::scripted_relay::{Dialed, ScriptedRelay};
+use common::scripted_relay::{Dialed, Frame, ScriptedRelay};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -220,4 +220,123 @@ fn an_accept_naming_a_foreign_host_is_never_dialed_and_is_counted() {
     assert!(relay
         .next_action("accept", WAIT)
         .is_some_and(|d| d.conn.is_some()));
+}
+
+const MIB: usize = 1024 * 1024;
+
+/// Reads binary messages until `len` payload bytes arrived; their concatenation.
+fn read_binary(conn: &mut common::scripted_relay::Conn, len: usize) -> Vec<u8> {
+    let mut got = Vec::with_capacity(len);
+    while got.len() < len {
+        match conn.next_frame(WAIT) {
+            Some(Frame::Binary(bytes)) => got.extend_from_slice(&bytes),
+            Some(Frame::Ping(_) | Frame::Pong(_)) => {}
+            other => panic!("after {} bytes: {other:?}", got.len()),
+        }
+    }
+    got
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// A .NET sender writes one message per `Write`, so a 20 MiB write is one 20 MiB frame; the
+/// listener and the forward carry it instead of failing the stream with 1009.
+#[test]
+fn a_single_20_mib_frame_passes_the_listener_and_the_forward() {
+    let relay = ScriptedRelay::start();
+    let forward = format!(
+        r#"
+[[forward]]
+name = "out"
+listen = "127.0.0.1:0"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
+relay_url = "{}"
+"#,
+        relay.url()
+    );
+    let handle = start(&relay.url(), &forward);
+    let payload = pattern(20 * MIB);
+
+    let mut listen = control(&relay);
+    listen.conn().send_text(&format!(
+        r#"{{"accept":{{"address":"{}/$hc/hyco?sb-hc-action=accept&sb-hc-id=big","id":"big","connectHeaders":{{}}}}}}"#,
+        relay.url()
+    ));
+    let mut rendezvous = relay.next_action("accept", WAIT).expect("accepted");
+    let writing = rendezvous.conn().send_binary_in_background(payload.clone());
+    let echoed = read_binary(rendezvous.conn(), payload.len());
+    writing.join().expect("written");
+    assert!(echoed == payload, "the echo of the 20 MiB frame differs");
+
+    let local = handle.forward_addr("out").expect("forward port");
+    let mut app = std::net::TcpStream::connect(local).expect("connect the forward");
+    let mut sender = relay.next_action("connect", WAIT).expect("sender stream");
+    let writing = sender.conn().send_binary_in_background(payload.clone());
+    let mut got = vec![0u8; payload.len()];
+    app.set_read_timeout(Some(WAIT)).expect("timeout");
+    std::io::Read::read_exact(&mut app, &mut got).expect("the forward delivers 20 MiB");
+    writing.join().expect("written");
+    assert!(got == payload, "the forwarded 20 MiB frame differs");
+}
+
+/// `[[forward]] stream_ping_interval`: an idle forwarded stream is pinged; a relay side that
+/// stops answering gets Close(1001) and the local connection is closed.
+#[test]
+fn a_forwarded_stream_is_pinged_and_closed_when_pongs_stop() {
+    let relay = ScriptedRelay::start();
+    let forward = format!(
+        r#"
+[[forward]]
+name = "out"
+listen = "127.0.0.1:0"
+connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
+relay_url = "{}"
+stream_ping_interval = "1s"
+"#,
+        relay.url()
+    );
+    let handle = start(&relay.url(), &forward);
+    let local = handle.forward_addr("out").expect("forward port");
+    let mut app = std::net::TcpStream::connect(local).expect("connect the forward");
+    let mut sender = relay.next_action("connect", WAIT).expect("sender stream");
+    let conn = sender.conn();
+    let opened = Instant::now();
+    for round in 0..2 {
+        match conn.next_frame(Duration::from_secs(3)) {
+            Some(Frame::Ping(payload)) => conn.send_pong(&payload),
+            other => panic!("round {round}: expected a ping, got {other:?}"),
+        }
+    }
+    let answered = opened.elapsed();
+    assert!(
+        answered >= Duration::from_millis(1800) && answered < Duration::from_secs(4),
+        "two pings took {answered:?} at a 1 s interval"
+    );
+    // No more pongs: the next ping goes unanswered and the stream is closed with 1001.
+    let until = Instant::now() + Duration::from_secs(5);
+    let code = loop {
+        match conn.next_frame(until.saturating_duration_since(Instant::now())) {
+            Some(Frame::Ping(_)) => {}
+            Some(Frame::Close(code)) => break code,
+            other => panic!("expected ping or close, got {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(1001));
+    app.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut byte = [0u8; 1];
+    let read = std::io::Read::read(&mut app, &mut byte);
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the local connection stays open: {read:?}"
+    );
+    assert_eq!(
+        metric(
+            &handle,
+            "hycod_forward_connections_total",
+            &[("result", "forwarded")]
+        ),
+        1.0
+    );
 }

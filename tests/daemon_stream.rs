@@ -543,6 +543,10 @@ fn a_slow_lookup_leaves_the_worker_serving(slow_target: bool) {
                 resolver,
                 ..dialer()
             },
+            rendezvous: hycod::proto::hc::rendezvous_address::RendezvousPolicy::new(
+                "ws://127.0.0.1",
+                &["slow.test".to_owned()],
+            ),
             ..Rc::into_inner(context(Some(TcpTarget {
                 host: slow_host.to_owned(),
                 port,
@@ -601,4 +605,142 @@ fn a_slow_target_name_does_not_stall_other_streams_on_the_worker() {
 #[test]
 fn a_slow_rendezvous_host_name_does_not_stall_other_streams_on_the_worker() {
     a_slow_lookup_leaves_the_worker_serving(false);
+}
+
+/// [`context`] with keep-alive pings every `interval` on its streams.
+fn pinging(target: Option<TcpTarget>, interval: Duration) -> Hc {
+    Rc::new(HcContext {
+        stream_ping_interval: Some(interval),
+        ..Rc::into_inner(context(target)).expect("sole owner")
+    })
+}
+
+/// An idle stream is pinged once per interval of silence (through the relay, to the sender);
+/// a sender that answers keeps it open, and it still carries data afterwards.
+#[test]
+fn an_idle_stream_is_pinged_at_the_interval_and_lives_on() {
+    let relay = Arc::new(relay());
+    run(async move {
+        let interval = Duration::from_millis(400);
+        let hc = pinging(loopback(echo_target()), interval);
+        let mut control = Control::open(&relay.url).await;
+        let url = relay.url.clone();
+        let sender = monoio::spawn(async move { connect_sender(&url, None).await });
+        let serving = monoio::spawn(serve_accept(hc.clone(), control.next_accept().await));
+        let sender = sender.await.expect("sender joined");
+        let (read, mut write) = sender.stream.into_split();
+        let mut reader = WsReader::new(
+            read,
+            Role::Client,
+            Limits::default(),
+            &sender.leftover,
+            4096,
+        );
+        let mut last = Instant::now();
+        for round in 0..4 {
+            let event = monoio::time::timeout(Duration::from_secs(3), reader.next_event())
+                .await
+                .unwrap_or_else(|_| panic!("no ping in round {round}"));
+            let WsEvent::Ping(payload) = event.expect("event") else {
+                panic!("round {round}: expected a ping");
+            };
+            let gap = last.elapsed();
+            assert!(
+                gap >= Duration::from_millis(300) && gap < Duration::from_millis(1500),
+                "round {round}: ping after {gap:?} of silence at a {interval:?} interval"
+            );
+            let mut pong = Vec::new();
+            push_frame(&mut pong, true, OpCode::Pong, reader.bytes(payload), mask()).expect("pong");
+            write.write_all(pong).await.0.expect("pong");
+            last = Instant::now();
+        }
+        let mut data = Vec::new();
+        push_frame(&mut data, true, OpCode::Binary, b"still here", mask()).expect("frame");
+        write.write_all(data).await.0.expect("data");
+        let echoed = loop {
+            match reader.next_event().await.expect("echo") {
+                WsEvent::Data { payload, .. } => break reader.bytes(payload).to_vec(),
+                WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+                WsEvent::Close { code, .. } => panic!("closed with {code:?}"),
+            }
+        };
+        assert_eq!(echoed, b"still here");
+        let mut close = Vec::new();
+        push_close(&mut close, CloseCode::NORMAL, "", mask()).expect("close");
+        write.write_all(close).await.0.expect("close");
+        serving.await;
+    });
+}
+
+/// A target that reports how its one connection ended: `Ok(n)` bytes before a clean end of
+/// stream, or the read error (a reset).
+fn watching_target() -> (u16, std::sync::mpsc::Receiver<std::io::Result<usize>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut total = 0;
+        let mut buf = [0u8; 4096];
+        let end = loop {
+            match std::io::Read::read(&mut conn, &mut buf) {
+                Ok(0) => break Ok(total),
+                Ok(n) => total += n,
+                Err(e) => break Err(e),
+            }
+        };
+        let _ = tx.send(end);
+    });
+    (port, rx)
+}
+
+/// A sender that stops answering pings: after one unanswered interval the stream is closed
+/// both ways — Close(1001) "keep-alive timeout" to the sender, a reset to the target.
+#[test]
+fn a_sender_that_stops_answering_pings_gets_1001_and_the_target_a_reset() {
+    let relay = Arc::new(relay());
+    let (port, ended) = watching_target();
+    run(async move {
+        let interval = Duration::from_millis(400);
+        let hc = pinging(loopback(port), interval);
+        let mut control = Control::open(&relay.url).await;
+        let url = relay.url.clone();
+        let sender = monoio::spawn(async move { connect_sender(&url, None).await });
+        let serving = monoio::spawn(serve_accept(hc.clone(), control.next_accept().await));
+        let sender = sender.await.expect("sender joined");
+        let (read, _write) = sender.stream.into_split();
+        let mut reader = WsReader::new(
+            read,
+            Role::Client,
+            Limits::default(),
+            &sender.leftover,
+            4096,
+        );
+        let started = Instant::now();
+        let (code, reason) = loop {
+            let event = monoio::time::timeout(Duration::from_secs(5), reader.next_event())
+                .await
+                .expect("the daemon closes the stream within 5 s");
+            match event.expect("event") {
+                WsEvent::Ping(_) => {}
+                WsEvent::Close { code, reason } => break (code, reader.text(reason).to_owned()),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(code, Some(CloseCode::GOING_AWAY));
+        assert_eq!(reason, "keep-alive timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        serving.await;
+    });
+    let end = ended
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the target connection ended");
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
 }

@@ -29,9 +29,7 @@ pub const DEFAULT_STREAM_BUFFER: usize = 2 * crate::io::tcp_pump::CHUNK;
 pub const MIN_STREAM_BUFFER: usize = 8 * 1024;
 /// Largest accepted `stream_buffer`.
 pub const MAX_STREAM_BUFFER: usize = 16 * 1024 * 1024;
-/// Default `max_frame`: 16 MiB, the WebSocket decoder's default.
-pub const DEFAULT_MAX_FRAME: u64 = crate::proto::ws::frame::DEFAULT_MAX_FRAME_SIZE;
-/// Smallest accepted `max_frame` and non-zero `max_message`.
+/// Smallest accepted non-zero `max_frame` and `max_message`.
 pub const MIN_MAX_FRAME: u64 = 1024;
 /// Largest accepted `max_frame` and `max_message`: RFC 6455 §5.2 allows 2^63 - 1.
 pub const MAX_MAX_FRAME: u64 = i64::MAX.unsigned_abs();
@@ -75,8 +73,10 @@ pub struct Limits {
     pub max_requests_per_worker: NonZeroUsize,
     /// Bytes of buffer one relayed stream may hold, split evenly between its two directions.
     pub stream_buffer: usize,
-    /// The largest WebSocket frame payload accepted from the relay, in bytes.
-    pub max_frame: u64,
+    /// The largest WebSocket frame payload accepted from the relay, in bytes; `None` = any
+    /// size (the default: a .NET sender sends each `Write` as one frame, and payloads are
+    /// streamed, never assembled).
+    pub max_frame: Option<u64>,
     /// The largest WebSocket message accepted from the relay; `None` = unbounded (relayed
     /// messages are streamed, never assembled).
     pub max_message: Option<u64>,
@@ -102,7 +102,7 @@ impl Default for Limits {
             max_streams_per_worker: non_zero(DEFAULT_MAX_PER_WORKER),
             max_requests_per_worker: non_zero(DEFAULT_MAX_PER_WORKER),
             stream_buffer: DEFAULT_STREAM_BUFFER,
-            max_frame: DEFAULT_MAX_FRAME,
+            max_frame: None,
             max_message: None,
             max_http_head: DEFAULT_MAX_HTTP_HEAD,
             max_header_count: DEFAULT_MAX_HEADER_COUNT,
@@ -117,7 +117,7 @@ impl Limits {
     /// The WebSocket decoder limits for frames and messages from the relay.
     pub fn websocket(&self) -> crate::proto::ws::Limits {
         crate::proto::ws::Limits {
-            max_frame_size: self.max_frame,
+            max_frame_size: self.max_frame.unwrap_or(u64::MAX),
             max_message_size: self.max_message.unwrap_or(u64::MAX),
         }
     }
@@ -229,13 +229,11 @@ pub(super) fn convert(raw: &RawLimits) -> Result<Limits, ConfigError> {
             MAX_STREAM_BUFFER,
         )?
         .unwrap_or(defaults.stream_buffer),
-        max_frame: in_range(
-            "limits.max_frame",
-            raw.max_frame,
-            MIN_MAX_FRAME,
-            MAX_MAX_FRAME,
-        )?
-        .unwrap_or(defaults.max_frame),
+        max_frame: match raw.max_frame {
+            None => defaults.max_frame,
+            Some(0) => None,
+            got => in_range("limits.max_frame", got, MIN_MAX_FRAME, MAX_MAX_FRAME)?,
+        },
         max_message: match raw.max_message {
             None | Some(0) => None,
             got => in_range("limits.max_message", got, MIN_MAX_FRAME, MAX_MAX_FRAME)?,

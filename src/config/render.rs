@@ -118,7 +118,10 @@ fn limits(f: &mut fmt::Formatter<'_>, limits: &Limits) -> fmt::Result {
         limits.max_requests_per_worker
     )?;
     writeln!(f, "stream_buffer = {}", limits.stream_buffer)?;
-    writeln!(f, "max_frame = {}", limits.max_frame)?;
+    match limits.max_frame {
+        Some(max) => writeln!(f, "max_frame = {max}")?,
+        None => writeln!(f, "max_frame = 0  # unbounded: frames are streamed")?,
+    }
     match limits.max_message {
         Some(max) => writeln!(f, "max_message = {max}")?,
         None => writeln!(f, "max_message = 0  # unbounded: messages are streamed")?,
@@ -368,7 +371,7 @@ mod tests {
             "max_streams_per_worker = 4096",
             "max_requests_per_worker = 4096",
             "stream_buffer = 524288",
-            "max_frame = 16777216",
+            "max_frame = 0  # unbounded: frames are streamed",
             "max_message = 0  # unbounded: messages are streamed",
             "max_http_head = 32768",
             "max_header_count = 100",

@@ -1488,7 +1488,7 @@ fn limits_have_safe_defaults() {
     assert_eq!(limits.max_streams_per_worker.get(), 4096);
     assert_eq!(limits.max_requests_per_worker.get(), 4096);
     assert_eq!(limits.stream_buffer, 512 * 1024);
-    assert_eq!(limits.max_frame, 16 << 20);
+    assert_eq!(limits.max_frame, None);
     assert_eq!(limits.max_message, None);
     assert_eq!(limits.max_http_head, 32 * 1024);
     assert_eq!(limits.max_header_count, 100);
@@ -1512,7 +1512,7 @@ fn every_limit_is_read() {
     assert_eq!(limits.max_streams_per_worker, n(12));
     assert_eq!(limits.max_requests_per_worker, n(13));
     assert_eq!(limits.stream_buffer, 8192);
-    assert_eq!(limits.max_frame, 2048);
+    assert_eq!(limits.max_frame, Some(2048));
     assert_eq!(limits.max_message, Some(4096));
     assert_eq!(limits.max_http_head, 1024);
     assert_eq!(limits.max_header_count, 7);

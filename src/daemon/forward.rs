@@ -21,7 +21,7 @@ use super::context::mask_key;
 use super::metrics::{SharedShard, FORWARD_BYTES, FORWARD_CONNECTIONS, FORWARD_IN_FLIGHT};
 use super::plan::ForwardPlan;
 use super::tracker::Tracker;
-use crate::io::tcp_pump::{pump, Direction};
+use crate::io::tcp_pump::{pump_with, Direction, PumpSettings};
 use crate::io::ws_client::ConnectError;
 use crate::logging::Escaped;
 use crate::metrics::{CounterId, MetricDesc};
@@ -236,7 +236,19 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
                 .inc_by(id, u64::try_from(n).unwrap_or(u64::MAX));
         }
     };
-    let report = pump(conn.stream, &conn.leftover, tcp, mask_key, on_bytes).await;
+    let settings = PumpSettings {
+        ping_interval: config.stream_ping_interval,
+        ..PumpSettings::default()
+    };
+    let report = pump_with(
+        conn.stream,
+        &conn.leftover,
+        tcp,
+        mask_key,
+        on_bytes,
+        &settings,
+    )
+    .await;
     tracing::info!(forward = %forward.name(), %peer, id = %id, to_relay = report.to_relay,
         to_client = report.to_target, end = %report.end, "forwarded connection closed");
 }

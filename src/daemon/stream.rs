@@ -113,6 +113,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         limits: hc.limits.websocket(),
         idle_timeout: hc.limits.idle_timeout,
         write_stall_timeout: hc.limits.write_stall_timeout,
+        ping_interval: hc.stream_ping_interval,
     };
     let report = pump_with(
         rendezvous.stream,
@@ -136,7 +137,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     }
 }
 
-/// The `[limits]` key a pump ended on, if it ended on one.
+/// The `[limits]` key (or `stream_ping_interval`) a pump ended on, if it ended on one.
 pub fn exceeded_limit(end: &PumpEnd) -> Option<&'static str> {
     match end {
         PumpEnd::RelayRead(ReadError::Protocol(WsError::FrameTooLarge { .. })) => Some("max_frame"),
@@ -145,6 +146,7 @@ pub fn exceeded_limit(end: &PumpEnd) -> Option<&'static str> {
         }
         PumpEnd::Idle(_) => Some("idle_timeout"),
         PumpEnd::WriteStalled { .. } => Some("write_stall_timeout"),
+        PumpEnd::KeepaliveTimeout(_) => Some("stream_ping_interval"),
         _ => None,
     }
 }
@@ -500,6 +502,10 @@ mod tests {
                 Some("write_stall_timeout")
             );
         }
+        assert_eq!(
+            exceeded_limit(&PumpEnd::KeepaliveTimeout(Duration::from_secs(1))),
+            Some("stream_ping_interval")
+        );
         assert_eq!(exceeded_limit(&PumpEnd::RelayRead(ReadError::Eof)), None);
     }
 }

@@ -28,7 +28,10 @@ use crate::io::tcp_pump::PumpEnd;
 pub fn relay_failed(end: &PumpEnd) -> bool {
     matches!(
         end,
-        PumpEnd::RelayRead(_) | PumpEnd::RelayWrite(_) | PumpEnd::WriteStalled { .. }
+        PumpEnd::RelayRead(_)
+            | PumpEnd::RelayWrite(_)
+            | PumpEnd::WriteStalled { .. }
+            | PumpEnd::KeepaliveTimeout(_)
     )
 }
 
@@ -76,6 +79,9 @@ mod tests {
             io::ErrorKind::BrokenPipe.into()
         )));
         assert!(!relay_failed(&PumpEnd::Closed { first: Side::Relay }));
+        assert!(relay_failed(&PumpEnd::KeepaliveTimeout(
+            Duration::from_secs(1)
+        )));
         for side in [Side::Target, Side::Relay] {
             assert!(relay_failed(&PumpEnd::WriteStalled {
                 side,

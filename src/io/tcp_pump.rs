@@ -26,6 +26,10 @@
 //! - failures end the pump at once. The relay is told with a close frame (1011, or the code of
 //!   the protocol rule it broke) when its socket still works; the TCP socket is closed.
 //! - pings from the relay are answered with masked pongs (RFC 6455 §5.5.2).
+//! - keep-alive: with [`PumpSettings::ping_interval`], a ping goes to the relay after that much
+//!   silence from it (no frame of any kind), so load balancers never see the stream idle; when
+//!   nothing at all comes back within the next interval the stream ends with Close(1001)
+//!   `keep-alive timeout` ([`PumpEnd::KeepaliveTimeout`]).
 
 use std::cell::Cell;
 use std::fmt;
@@ -111,6 +115,9 @@ pub enum PumpEnd {
     /// A write to `side` made no progress for `after` ([`PumpSettings::write_stall_timeout`]):
     /// that side stopped reading. The relay got Close(1011) when the target was the one.
     WriteStalled { side: Side, after: Duration },
+    /// A keep-alive ping got no answer (nor any other frame) within this interval
+    /// ([`PumpSettings::ping_interval`]); the relay got Close(1001).
+    KeepaliveTimeout(Duration),
 }
 
 impl PumpEnd {
@@ -123,6 +130,7 @@ impl PumpEnd {
             Self::TargetRead(_) => Some((CloseCode::INTERNAL_ERROR, "target connection failed")),
             Self::TargetWrite(_) => Some((CloseCode::INTERNAL_ERROR, "target connection failed")),
             Self::Idle(_) => Some((CloseCode::GOING_AWAY, "idle timeout")),
+            Self::KeepaliveTimeout(_) => Some((CloseCode::GOING_AWAY, "keep-alive timeout")),
             Self::WriteStalled {
                 side: Side::Target, ..
             } => Some((CloseCode::INTERNAL_ERROR, "target stopped reading")),
@@ -149,6 +157,11 @@ impl fmt::Display for PumpEnd {
             Self::WriteStalled { side, after } => write!(
                 f,
                 "a write to the {side} made no progress for {} ms (write stall timeout)",
+                after.as_millis()
+            ),
+            Self::KeepaliveTimeout(after) => write!(
+                f,
+                "the relay side answered no keep-alive ping within {} ms",
                 after.as_millis()
             ),
         }
@@ -181,20 +194,24 @@ pub struct PumpSettings {
     /// End the stream when a write to either side made no progress for this long; `None` =
     /// never.
     pub write_stall_timeout: Option<Duration>,
+    /// Ping the relay after this much silence from it, and end the stream when the next
+    /// interval brings nothing back; `None` = no keep-alive.
+    pub ping_interval: Option<Duration>,
 }
 
 impl Default for PumpSettings {
-    /// [`CHUNK`] per direction, frames up to the default 16 MiB, messages unbounded (they are
-    /// streamed chunk by chunk, never collected), no idle or write stall timeout.
+    /// [`CHUNK`] per direction, frames and messages of any size (they are streamed chunk by
+    /// chunk, never collected), no idle or write stall timeout, no keep-alive.
     fn default() -> Self {
         Self {
             buffer: CHUNK,
             limits: Limits {
+                max_frame_size: u64::MAX,
                 max_message_size: u64::MAX,
-                ..Limits::default()
             },
             idle_timeout: None,
             write_stall_timeout: None,
+            ping_interval: None,
         }
     }
 }
@@ -273,8 +290,19 @@ where
         );
         on_bytes(direction, n);
     };
+    // When the relay was last heard from (any frame), `None` once it closed; kept only with a
+    // keep-alive.
+    let heard = settings
+        .ping_interval
+        .map(|_| Cell::new(Some(Instant::now())));
     let both = async {
-        let mut down = std::pin::pin!(relay_to_target(&mut reader, target_write, &writer, &count));
+        let mut down = std::pin::pin!(relay_to_target(
+            &mut reader,
+            target_write,
+            &writer,
+            &count,
+            heard.as_ref()
+        ));
         let mut up = std::pin::pin!(target_to_relay(
             target_read,
             &writer,
@@ -309,6 +337,7 @@ where
             side: written_to.get(index).copied().unwrap_or(Side::Relay),
             after: settings.write_stall_timeout.unwrap_or_default(),
         },
+        end = keep_alive(settings.ping_interval, heard.as_ref(), &writer) => end,
     };
     if let Some((code, reason)) = end.failure_close() {
         writer.close_after_failure(code, reason).await;
@@ -338,12 +367,14 @@ async fn drain<R: AsyncReadRent>(io: &mut R) {
 }
 
 /// relay → target: payload chunks straight from the read buffer; pongs for pings; the relay's
-/// Close half-closes the TCP socket.
+/// Close half-closes the TCP socket. Every frame read sets `heard` (when keeping alive), the
+/// Close clears it.
 async fn relay_to_target<R, T, W>(
     reader: &mut WsReader<R>,
     mut target: T,
     writer: &RelayWriter<W>,
     count: &impl Fn(Direction, usize),
+    heard: Option<&Cell<Option<Instant>>>,
 ) -> Result<(), PumpEnd>
 where
     R: AsyncReadRent,
@@ -351,7 +382,12 @@ where
     W: AsyncWriteRent,
 {
     loop {
-        match reader.next_event().await.map_err(PumpEnd::RelayRead)? {
+        let event = reader.next_event().await.map_err(PumpEnd::RelayRead)?;
+        if let Some(heard) = heard {
+            let closing = matches!(event, WsEvent::Close { .. });
+            heard.set((!closing).then(Instant::now));
+        }
+        match event {
             WsEvent::Data { payload, .. } => {
                 let n = payload.len();
                 if n == 0 {
@@ -403,6 +439,42 @@ async fn idle_for(idle: Option<Duration>, last_moved: &Cell<Option<Instant>>) ->
             return idle;
         }
         monoio::time::sleep(idle - quiet).await;
+    }
+}
+
+/// Pings the relay once it was silent for `interval` (`heard`: when it last sent a frame) and
+/// completes with [`PumpEnd::KeepaliveTimeout`] when nothing arrived within the interval after
+/// a ping; a ping that cannot be written ends the pump as a relay write failure. Stops pinging
+/// (never completes) once either side's Close went out, and without an interval.
+async fn keep_alive<W: AsyncWriteRent>(
+    interval: Option<Duration>,
+    heard: Option<&Cell<Option<Instant>>>,
+    writer: &RelayWriter<W>,
+) -> PumpEnd {
+    let (Some(interval), Some(heard)) = (interval, heard) else {
+        return std::future::pending().await;
+    };
+    loop {
+        let Some(last) = heard.get().filter(|_| !writer.close_sent.get()) else {
+            return std::future::pending().await;
+        };
+        let quiet = last.elapsed();
+        if quiet < interval {
+            monoio::time::sleep(interval - quiet).await;
+            continue;
+        }
+        let mut ping = Vec::with_capacity(MAX_HEADER_LEN);
+        if let Err(e) = push_frame(&mut ping, true, OpCode::Ping, b"", (writer.mask)()) {
+            return PumpEnd::RelayWrite(io::Error::other(e));
+        }
+        let pinged = Instant::now();
+        if let Err(e) = writer.send(ping, Frame::Control).await.0 {
+            return PumpEnd::RelayWrite(e);
+        }
+        monoio::time::sleep(interval.saturating_sub(pinged.elapsed())).await;
+        if heard.get().is_some_and(|last| last < pinged) && !writer.close_sent.get() {
+            return PumpEnd::KeepaliveTimeout(interval);
+        }
     }
 }
 

@@ -192,6 +192,22 @@ impl Conn {
         self.send(OpCode::Binary, payload);
     }
 
+    /// Sends one unmasked binary frame of `payload` from another thread (so the test can read
+    /// while it is written); joins when it is written.
+    pub fn send_binary_in_background(&self, payload: Vec<u8>) -> std::thread::JoinHandle<()> {
+        let mut stream = self.stream.try_clone().expect("clone the socket");
+        std::thread::spawn(move || {
+            let mut out = Vec::with_capacity(payload.len() + 14);
+            push_frame(&mut out, true, OpCode::Binary, &payload, None).expect("frame");
+            stream.write_all(&out).expect("write to the daemon");
+        })
+    }
+
+    /// Sends a pong.
+    pub fn send_pong(&mut self, payload: &[u8]) {
+        self.send(OpCode::Pong, payload);
+    }
+
     /// Sends a ping.
     pub fn send_ping(&mut self, payload: &[u8]) {
         self.send(OpCode::Ping, payload);
