@@ -1,8 +1,8 @@
 //! Service messages the daemon cannot read are still answered, never silently dropped: the
 //! sender waiting behind them gets an error at once instead of a timeout.
 //!
-//! - an `accept` whose `address` can be read is rejected through it with 502 (spec §5.2);
-//! - a `request` whose `id` can be read is answered 502 on the control channel (spec §4.5);
+//! - an `accept` whose `address` can be read is rejected through it with 502 (protocol §5.2);
+//! - a `request` whose `id` can be read is answered 502 on the control channel (protocol §4.5);
 //! - anything else (not JSON, no usable address or id, an unknown command) is logged.
 //!
 //! Every such message counts once in `hycod_unusable_messages_total{command}`.

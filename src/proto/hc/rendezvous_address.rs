@@ -1,5 +1,5 @@
 //! Which rendezvous addresses a listener dials. An `accept` or `request` names the URL the
-//! listener must connect to (spec §4.3, §4.4); dialing whatever it names would let a rogue or
+//! listener must connect to (protocol §4.3, §4.4); dialing whatever it names would let a rogue or
 //! on-path relay make the listener open connections anywhere. An address is dialed only when
 //!
 //! - its scheme is `wss` whenever the control channel is `wss` (a TLS channel never leads to a
@@ -82,7 +82,7 @@ impl RendezvousPolicy {
     /// hosts.
     pub fn new(relay_base: &str, allowed: &[String]) -> Self {
         let parsed = Url::parse(relay_base).ok();
-        let secure = parsed.as_ref().is_none_or(|u| u.scheme() != "ws");
+        let secure = !parsed.as_ref().is_some_and(|u| u.scheme() == "ws");
         let relay_host = parsed
             .as_ref()
             .and_then(Url::host_str)
