@@ -137,8 +137,9 @@ async fn serve_notice(hc: &HcContext, notice: &Request, started: Instant) {
 
 /// How long a request rendezvous is kept open after a response for a further request of the
 /// same sender (protocol §6.3 step 5). The .NET listener closes it with 1000 right after the
-/// response (docs/relay.md "Request rendezvous lifetime"); this short hold lets a relay that
-/// sends a sender's next request on the same rendezvous use it, without keeping sockets open.
+/// response (docs/architecture.md "Request rendezvous lifetime"); this short hold lets a relay
+/// that sends a sender's next request on the same rendezvous use it, without keeping sockets
+/// open.
 pub const REQUEST_RENDEZVOUS_HOLD: Duration = Duration::from_secs(1);
 
 /// Serves the requests the relay sends on a rendezvous until it closes it, or closes it with
