@@ -14,5 +14,5 @@ pub mod path;
 pub mod query;
 pub mod reject;
 pub mod rendezvous_address;
-pub mod salvage;
 pub mod request_target;
+pub mod salvage;
