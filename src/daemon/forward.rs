@@ -6,6 +6,9 @@
 //! listening daemon, and bytes are pumped both ways with the daemon's zero-copy pump
 //! (`io::tcp_pump`: payloads written straight from the decode buffer, masked in place).
 //!
+//! With `peer = "azbridge"` each stream first announces the forward's `port_name` and goes
+//! through only when the azbridge listener acknowledges it ([`super::azbridge::sender`]).
+//!
 //! A stopped forward (reload removed or replaced it, or the daemon drains) stops accepting at
 //! once; the connections it already carries run on, counted as the worker's work in flight.
 
@@ -17,6 +20,9 @@ use std::time::{Duration, SystemTime};
 use monoio::io::Canceller;
 use monoio::net::{TcpListener, TcpStream};
 
+use monoio::io::AsyncWriteRentExt;
+
+use super::azbridge;
 use super::context::mask_key;
 use super::metrics::{SharedShard, FORWARD_BYTES, FORWARD_CONNECTIONS, FORWARD_IN_FLIGHT};
 use super::plan::ForwardPlan;
@@ -25,6 +31,7 @@ use crate::io::tcp_pump::{pump, Direction};
 use crate::io::ws_client::ConnectError;
 use crate::logging::Escaped;
 use crate::metrics::{CounterId, MetricDesc};
+use crate::proto::ws::CloseCode;
 
 /// How long opening the sender WebSocket may take. The relay answers within its own rendezvous
 /// timeout (about 30 s, protocol §5.1, §8.3); this only guards against a relay that never answers.
@@ -181,7 +188,7 @@ impl Drop for InFlight<'_> {
 
 /// Carries one local TCP connection through the relay as a sender WebSocket. A refused or
 /// failed handshake closes the local connection (the reason goes to the log).
-async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
+async fn carry(forward: Rc<ForwardContext>, mut tcp: TcpStream, peer: SocketAddr) {
     let _in_flight = InFlight::enter(&forward);
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(forward = %forward.name(), %peer, %error, "TCP_NODELAY not set");
@@ -205,7 +212,7 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
     )
     .await
     .unwrap_or(Err(ConnectError::Timeout));
-    let conn = match connected {
+    let mut conn = match connected {
         Ok(conn) => conn,
         Err(error) => {
             let result = failure_result(&error);
@@ -215,6 +222,35 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
     };
+    let mut leftover = std::mem::take(&mut conn.leftover);
+    if let Some(port_name) = &config.port_name {
+        let opened = azbridge::sender::open(
+            &mut conn.stream,
+            &leftover,
+            port_name,
+            SENDER_CONNECT_TIMEOUT,
+        )
+        .await;
+        match opened {
+            Ok(prefix) => {
+                if !prefix.rest().is_empty() {
+                    if let Err(error) = tcp.write_all(prefix.rest().to_vec()).await.0 {
+                        tracing::debug!(forward = %forward.name(), %peer, %error,
+                            "the local client left before the stream started");
+                        return;
+                    }
+                }
+                leftover = prefix.leftover().to_vec();
+            }
+            Err(error) => {
+                forward.count(&FORWARD_CONNECTIONS, REFUSED, 1);
+                tracing::warn!(forward = %forward.name(), %peer, entity_path = %config.entity_path,
+                    %port_name, %error, "connection not forwarded: the azbridge listener refused it");
+                azbridge::close(&mut conn.stream, CloseCode::NORMAL, "").await;
+                return;
+            }
+        }
+    }
     forward.count(&FORWARD_CONNECTIONS, FORWARDED, 1);
     tracing::info!(forward = %forward.name(), %peer, id = %id, "connection forwarded");
     // Looked up once: the data path only adds to them.
@@ -232,7 +268,7 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
                 .inc_by(id, u64::try_from(n).unwrap_or(u64::MAX));
         }
     };
-    let report = pump(conn.stream, &conn.leftover, tcp, mask_key, on_bytes).await;
+    let report = pump(conn.stream, &leftover, tcp, mask_key, on_bytes).await;
     tracing::info!(forward = %forward.name(), %peer, id = %id, to_relay = report.to_relay,
         to_client = report.to_target, end = %report.end, "forwarded connection closed");
 }
