@@ -247,7 +247,7 @@ pub enum Peer {
     /// Plain bytes from the first byte on (hycod, the SDKs, hyco-ws), the default.
     #[default]
     Plain,
-    /// Azure Relay Bridge: every stream starts with its port-name preamble (spec §5.5).
+    /// Azure Relay Bridge: every stream starts with its port-name preamble (protocol §5.5).
     Azbridge,
 }
 

@@ -17,16 +17,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use monoio::io::Canceller;
+use monoio::io::{AsyncWriteRentExt, Canceller};
 use monoio::net::{TcpListener, TcpStream};
-
-use monoio::io::AsyncWriteRentExt;
 
 use super::azbridge;
 use super::context::mask_key;
 use super::metrics::{SharedShard, FORWARD_BYTES, FORWARD_CONNECTIONS, FORWARD_IN_FLIGHT};
 use super::plan::ForwardPlan;
 use super::tracker::Tracker;
+use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump, Direction};
 use crate::io::ws_client::ConnectError;
 use crate::logging::Escaped;
@@ -186,6 +185,41 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// With `peer = "azbridge"`: announces `port_name` on the sender WebSocket `relay`
+/// (`leftover`: its bytes read past the handshake) and, once the listener acknowledges it,
+/// writes any payload that came with the answer to the local client `tcp`. Returns the
+/// WebSocket bytes read past the answer; `None` when the connection is not forwarded (a
+/// refusal is counted and logged, and the stream closed).
+async fn announce(
+    forward: &ForwardContext,
+    relay: &mut Stream,
+    leftover: &[u8],
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    port_name: &str,
+) -> Option<Vec<u8>> {
+    let prefix =
+        match azbridge::sender::open(relay, leftover, port_name, SENDER_CONNECT_TIMEOUT).await {
+            Ok(prefix) => prefix,
+            Err(error) => {
+                forward.count(&FORWARD_CONNECTIONS, REFUSED, 1);
+                tracing::warn!(forward = %forward.name(), %peer,
+                entity_path = %forward.plan.config.entity_path, %port_name, %error,
+                "connection not forwarded: the azbridge listener refused it");
+                azbridge::close(relay, CloseCode::NORMAL, "").await;
+                return None;
+            }
+        };
+    if !prefix.rest().is_empty() {
+        if let Err(error) = tcp.write_all(prefix.rest().to_vec()).await.0 {
+            tracing::debug!(forward = %forward.name(), %peer, %error,
+                "the local client left before the stream started");
+            return None;
+        }
+    }
+    Some(prefix.leftover().to_vec())
+}
+
 /// Carries one local TCP connection through the relay as a sender WebSocket. A refused or
 /// failed handshake closes the local connection (the reason goes to the log).
 async fn carry(forward: Rc<ForwardContext>, mut tcp: TcpStream, peer: SocketAddr) {
@@ -224,31 +258,18 @@ async fn carry(forward: Rc<ForwardContext>, mut tcp: TcpStream, peer: SocketAddr
     };
     let mut leftover = std::mem::take(&mut conn.leftover);
     if let Some(port_name) = &config.port_name {
-        let opened = azbridge::sender::open(
+        match announce(
+            &forward,
             &mut conn.stream,
             &leftover,
+            &mut tcp,
+            peer,
             port_name,
-            SENDER_CONNECT_TIMEOUT,
         )
-        .await;
-        match opened {
-            Ok(prefix) => {
-                if !prefix.rest().is_empty() {
-                    if let Err(error) = tcp.write_all(prefix.rest().to_vec()).await.0 {
-                        tracing::debug!(forward = %forward.name(), %peer, %error,
-                            "the local client left before the stream started");
-                        return;
-                    }
-                }
-                leftover = prefix.leftover().to_vec();
-            }
-            Err(error) => {
-                forward.count(&FORWARD_CONNECTIONS, REFUSED, 1);
-                tracing::warn!(forward = %forward.name(), %peer, entity_path = %config.entity_path,
-                    %port_name, %error, "connection not forwarded: the azbridge listener refused it");
-                azbridge::close(&mut conn.stream, CloseCode::NORMAL, "").await;
-                return;
-            }
+        .await
+        {
+            Some(after) => leftover = after,
+            None => return,
         }
     }
     forward.count(&FORWARD_CONNECTIONS, FORWARDED, 1);
