@@ -69,6 +69,7 @@ fn context(target: Option<String>, deadline: Duration, tls: TrustRoots) -> Hc {
         name: "test".into(),
         entity_path: "hyco".into(),
         target: None,
+        port_targets: None,
         http_target: target.as_deref().map(http_target),
         dialer: dialer(),
         rendezvous: hycod::proto::hc::rendezvous_address::RendezvousPolicy::new(

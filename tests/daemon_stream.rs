@@ -55,6 +55,7 @@ fn context(target: Option<TcpTarget>) -> Hc {
         name: "sap".to_owned(),
         entity_path: HC.to_owned(),
         target,
+        port_targets: None,
         http_target: None,
         dialer: dialer(),
         rendezvous: hycod::proto::hc::rendezvous_address::RendezvousPolicy::new(

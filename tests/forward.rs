@@ -151,6 +151,20 @@ fn the_forward_command_prints_its_address_and_names_bad_flags() {
     assert!(stderr.contains("--entity"), "{stderr}");
     assert!(!stderr.contains(SEND_KEY), "{stderr}");
 
+    let azbridge_without_name = Command::new(bin)
+        .args(["forward", "--entity", "e", "--relay-url", &relay.url])
+        .args(["--listen", "127.0.0.1:0", "--peer", "azbridge"])
+        .arg("--connection-string-file")
+        .arg(&file)
+        .output()
+        .expect("run");
+    assert_eq!(azbridge_without_name.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&azbridge_without_name.stderr);
+    assert!(
+        stderr.contains("error: --port-name: required with peer = \"azbridge\""),
+        "{stderr}"
+    );
+
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port_taken = Command::new(bin)
         .args(["forward", "--entity", "empty", "--relay-url", &relay.url])

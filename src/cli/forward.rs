@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::EXIT_ERROR;
-use crate::config::{Config, ConfigError, ForwardFlags, SINGLE_FORWARD_NAME};
+use crate::config::{Config, ConfigError, ForwardFlags, Peer, SINGLE_FORWARD_NAME};
 use crate::daemon::{self, DaemonOptions, StartError};
 
 /// Flags of `hycod forward`.
@@ -40,6 +40,31 @@ pub struct ForwardArgs {
     /// Lifetime of each stream's connect token (at least 1m).
     #[arg(long, default_value = "1h")]
     pub token_ttl: String,
+    /// What listens on the hybrid connection: plain (hycod run, the SDKs) or azbridge
+    /// (azbridge -T, which expects its port-name preamble).
+    #[arg(long, value_enum, default_value = "plain")]
+    pub peer: PeerArg,
+    /// The port name an azbridge listener routes by (default: the --listen port).
+    #[arg(long, value_name = "NAME")]
+    pub port_name: Option<String>,
+}
+
+/// `--peer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PeerArg {
+    /// Plain bytes from the first byte on.
+    Plain,
+    /// Azure Relay Bridge's preamble first.
+    Azbridge,
+}
+
+impl From<PeerArg> for Peer {
+    fn from(peer: PeerArg) -> Self {
+        match peer {
+            PeerArg::Plain => Peer::Plain,
+            PeerArg::Azbridge => Peer::Azbridge,
+        }
+    }
 }
 
 /// The flag that sets the `[[forward]]` key `key`.
@@ -50,6 +75,7 @@ fn flag(key: &str) -> &'static str {
         "relay_url" => "--relay-url",
         "relay_ca_file" => "--relay-ca-file",
         "token_ttl" => "--token-ttl",
+        "port_name" => "--port-name",
         _ => "--connection-string-file",
     }
 }
@@ -77,6 +103,8 @@ pub fn run(args: ForwardArgs) -> ExitCode {
         relay_url: args.relay_url,
         relay_ca_file: args.relay_ca_file,
         token_ttl: Some(args.token_ttl),
+        peer: Some(args.peer.into()),
+        port_name: args.port_name,
         workers: args.workers,
     };
     let config = match Config::single_forward(flags) {
@@ -133,6 +161,7 @@ mod tests {
             ("relay_url", "--relay-url"),
             ("relay_ca_file", "--relay-ca-file"),
             ("token_ttl", "--token-ttl"),
+            ("port_name", "--port-name"),
             ("connection_string_file", "--connection-string-file"),
         ] {
             assert_eq!(flag(key), expected);

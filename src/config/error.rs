@@ -156,6 +156,12 @@ pub enum Reason {
     LimitOutOfRange { got: u64, min: u64, max: u64 },
     /// A `rendezvous_hosts` entry is not a host name or `*.` followed by one.
     InvalidHostPattern { got: String },
+    /// A key that only means something when the peer is azbridge (`targets`, `port_name`).
+    NeedsAzbridgePeer,
+    /// A port name that azbridge would not accept.
+    InvalidPortName { got: String },
+    /// `peer = "azbridge"` on a forward whose `listen` port is 0 and without `port_name`.
+    PortNameRequired,
 }
 
 impl fmt::Display for Reason {
@@ -246,7 +252,9 @@ impl fmt::Display for Reason {
             Self::InvalidEntityPath { problem } => {
                 write!(f, "not a usable hybrid connection path: {problem}")
             }
-            Self::NoTarget => f.write_str("at least one of target or http_target is required"),
+            Self::NoTarget => {
+                f.write_str("at least one of target, targets or http_target is required")
+            }
             Self::InvalidUrl {
                 expected,
                 got,
@@ -285,6 +293,16 @@ impl fmt::Display for Reason {
             Self::InvalidHostPattern { got } => write!(
                 f,
                 "{got:?} is not a host name (letters, digits, '-' and '.') or '*.' followed by one"
+            ),
+            Self::NeedsAzbridgePeer => f.write_str(
+                "only used with peer = \"azbridge\" (port names travel in azbridge's preamble)",
+            ),
+            Self::InvalidPortName { got } => write!(
+                f,
+                "expected a port name of 1 to 255 characters from A-Z a-z 0-9 / _ - ., got {got:?}"
+            ),
+            Self::PortNameRequired => f.write_str(
+                "required with peer = \"azbridge\" when listen has port 0 (azbridge names a port by its number)",
             ),
         }
     }

@@ -10,7 +10,7 @@ use super::connection_source::{self, EnvLookup};
 use super::error::{ConfigError, ConfigWarning, Reason};
 use super::raw::RawForward;
 use super::shared_keys;
-use super::typed::Forward;
+use super::typed::{Forward, Peer};
 
 /// Converts `raw`, the `index`-th forward. Name and address uniqueness are checked by the caller.
 pub(super) fn convert(
@@ -40,6 +40,8 @@ pub(super) fn convert(
     let token_ttl = shared_keys::token_ttl(raw.token_ttl.as_deref(), &at)?;
     let stream_ping_interval =
         shared_keys::stream_ping_interval(raw.stream_ping_interval.as_deref(), &at)?;
+    let peer = raw.peer.unwrap_or_default();
+    let port_name = port_name(raw.port_name.as_deref(), peer, listen, &at)?;
     let forward = Forward {
         name: name.to_owned(),
         listen,
@@ -50,6 +52,8 @@ pub(super) fn convert(
         proxy,
         token_ttl,
         stream_ping_interval,
+        peer,
+        port_name,
     };
     Ok((forward, loaded.warnings))
 }
@@ -66,4 +70,31 @@ fn listen(text: Option<&str>, at: shared_keys::KeyPath<'_>) -> Result<SocketAddr
             },
         )
     })
+}
+
+/// `port_name`: only with `peer = "azbridge"`, where it defaults to `listen`'s port as text
+/// (what `azbridge -L` sends for a bound port).
+fn port_name(
+    text: Option<&str>,
+    peer: Peer,
+    listen: SocketAddr,
+    at: shared_keys::KeyPath<'_>,
+) -> Result<Option<String>, ConfigError> {
+    match (peer, text) {
+        (Peer::Plain, None) => Ok(None),
+        (Peer::Plain, Some(_)) => Err(ConfigError::new(at("port_name"), Reason::NeedsAzbridgePeer)),
+        (Peer::Azbridge, Some(name)) if crate::proto::azbridge::is_valid_port_name(name) => {
+            Ok(Some(name.to_owned()))
+        }
+        (Peer::Azbridge, Some(name)) => Err(ConfigError::new(
+            at("port_name"),
+            Reason::InvalidPortName {
+                got: name.to_owned(),
+            },
+        )),
+        (Peer::Azbridge, None) if listen.port() == 0 => {
+            Err(ConfigError::new(at("port_name"), Reason::PortNameRequired))
+        }
+        (Peer::Azbridge, None) => Ok(Some(listen.port().to_string())),
+    }
 }

@@ -3,6 +3,7 @@
 //! rendezvous hosts, the per-hybrid-connection stream and request maxima, and the request body
 //! buffer.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::Path;
 
@@ -10,10 +11,10 @@ use super::connection_source::{self, EnvLookup};
 use super::error::{ConfigError, ConfigWarning, Reason};
 use super::limits::{self, Limits};
 use super::raw::RawHybridConnection;
-use super::shared_keys::{self, url_error};
+use super::shared_keys::{self, url_error, KeyPath};
 use super::typed::{
-    HybridConnection, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_BUFFER, MAX_LISTENERS,
-    MIN_PING_INTERVAL,
+    HybridConnection, Peer, TcpTarget, DEFAULT_PING_INTERVAL, DEFAULT_REQUEST_BUFFER,
+    MAX_LISTENERS, MIN_PING_INTERVAL,
 };
 use super::urls;
 
@@ -36,9 +37,11 @@ pub(super) fn convert(
         &at,
     )?;
 
-    if raw.target.is_none() && raw.http_target.is_none() {
+    if raw.target.is_none() && raw.targets.is_none() && raw.http_target.is_none() {
         return Err(ConfigError::new(prefix, Reason::NoTarget));
     }
+    let peer = raw.peer.unwrap_or_default();
+    let targets = port_targets(raw.targets.as_ref(), peer, &at)?;
     let target = raw
         .target
         .as_deref()
@@ -123,6 +126,8 @@ pub(super) fn convert(
         stream_ping_interval,
         rendezvous_hosts,
         limits,
+        peer,
+        targets,
         request_buffer: raw.request_buffer.unwrap_or(DEFAULT_REQUEST_BUFFER),
     };
     Ok((hybrid_connection, loaded.warnings))
@@ -147,4 +152,31 @@ fn host_pattern(text: &str) -> Result<String, Reason> {
             got: text.to_owned(),
         })
     }
+}
+
+/// `targets`: port names as azbridge accepts them, each mapped to a `tcp://host:port`; only
+/// with `peer = "azbridge"`.
+fn port_targets(
+    raw: Option<&BTreeMap<String, String>>,
+    peer: Peer,
+    at: KeyPath<'_>,
+) -> Result<BTreeMap<String, TcpTarget>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(BTreeMap::new());
+    };
+    if peer != Peer::Azbridge {
+        return Err(ConfigError::new(at("targets"), Reason::NeedsAzbridgePeer));
+    }
+    raw.iter()
+        .map(|(name, text)| {
+            let key = at(&format!("targets.{name:?}"));
+            if !crate::proto::azbridge::is_valid_port_name(name) {
+                let got = name.clone();
+                return Err(ConfigError::new(key, Reason::InvalidPortName { got }));
+            }
+            urls::tcp_target(text)
+                .map(|target| (name.clone(), target))
+                .map_err(|problem| url_error(key, urls::TCP_TARGET_FORM, text, problem))
+        })
+        .collect()
 }

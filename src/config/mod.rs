@@ -39,7 +39,7 @@ pub use include::Sources;
 pub use limits::Limits;
 pub use typed::{
     Admin, Config, ConnectionStringSource, Forward, HttpTarget, HybridConnection, Log, LogFormat,
-    LogLevel, ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers,
+    LogLevel, Peer, ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers,
     DEFAULT_ADMIN_HEAD_TIMEOUT, DEFAULT_REQUEST_BUFFER, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TTL,
     MAX_LISTENERS, MIN_ADMIN_HEAD_TIMEOUT, MIN_TOKEN_TTL,
 };
@@ -63,6 +63,10 @@ pub struct ForwardFlags {
     pub relay_ca_file: Option<std::path::PathBuf>,
     /// `token_ttl`.
     pub token_ttl: Option<String>,
+    /// `peer`.
+    pub peer: Option<Peer>,
+    /// `port_name`.
+    pub port_name: Option<String>,
     /// `[runtime] workers`.
     pub workers: usize,
 }
@@ -149,6 +153,8 @@ impl Config {
                 relay_url: flags.relay_url,
                 relay_ca_file: flags.relay_ca_file,
                 token_ttl: flags.token_ttl,
+                peer: flags.peer,
+                port_name: flags.port_name,
                 ..RawForward::default()
             }],
             ..RawConfig::default()

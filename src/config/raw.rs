@@ -5,13 +5,14 @@
 //! Every key is optional at this level so that a missing required key is reported by the
 //! conversion, with its full key path, rather than by serde.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer};
 
 use crate::secret::Secret;
 
-use super::typed::{LogFormat, LogLevel};
+use super::typed::{LogFormat, LogLevel, Peer};
 
 /// The whole file.
 #[derive(Deserialize, Default)]
@@ -106,6 +107,8 @@ pub(super) struct RawHybridConnection {
     pub max_streams: Option<usize>,
     pub max_requests: Option<usize>,
     pub request_buffer: Option<usize>,
+    pub peer: Option<Peer>,
+    pub targets: Option<BTreeMap<String, String>>,
 }
 
 /// One `[[forward]]`.
@@ -123,6 +126,8 @@ pub(super) struct RawForward {
     pub proxy: Option<String>,
     pub token_ttl: Option<String>,
     pub stream_ping_interval: Option<String>,
+    pub peer: Option<Peer>,
+    pub port_name: Option<String>,
 }
 
 /// A string value that is a secret from the moment it is read.

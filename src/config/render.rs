@@ -15,7 +15,7 @@ use crate::secret::REDACTED;
 use super::duration;
 use super::limits::Limits;
 use super::typed::{
-    Config, ConnectionStringSource, Forward, HybridConnection, ProxyAddress, Relay, Workers,
+    Config, ConnectionStringSource, Forward, HybridConnection, Peer, ProxyAddress, Relay, Workers,
     MAX_LISTENERS,
 };
 
@@ -161,6 +161,17 @@ impl Effective<'_> {
         if let Some(target) = &hc.target {
             writeln!(f, "target = {}", quote(&target.to_string()))?;
         }
+        if hc.peer != Peer::Plain {
+            writeln!(f, "peer = {}", quote(hc.peer.as_str()))?;
+        }
+        if !hc.targets.is_empty() {
+            let entries: Vec<String> = hc
+                .targets
+                .iter()
+                .map(|(name, target)| format!("{} = {}", quote(name), quote(&target.to_string())))
+                .collect();
+            writeln!(f, "targets = {{ {} }}", entries.join(", "))?;
+        }
         if let Some(http_target) = &hc.http_target {
             writeln!(f, "http_target = {}", quote(&http_target.to_string()))?;
             match hc.request_buffer {
@@ -225,6 +236,10 @@ fn forward_section(f: &mut fmt::Formatter<'_>, forward: &Forward) -> fmt::Result
         &forward.connection_string,
     )?;
     writeln!(f, "entity_path = {}", quote(&forward.entity_path))?;
+    if let Some(port_name) = &forward.port_name {
+        writeln!(f, "peer = {}", quote(forward.peer.as_str()))?;
+        writeln!(f, "port_name = {}", quote(port_name))?;
+    }
     relay(
         f,
         &forward.relay,
@@ -428,6 +443,27 @@ mod tests {
             !text.contains("max_requests = "),
             "an override equal to [limits] is not repeated:\n{text}"
         );
+    }
+
+    #[test]
+    fn azbridge_peers_show_their_port_names() {
+        let text = render(
+            &format!(
+                "{}[[forward]]\nname = \"gw\"\nlisten = \"127.0.0.1:3300\"\nconnection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey={KEY};EntityPath=sap\"\npeer = \"azbridge\"\n",
+                inline("peer = \"azbridge\"\ntargets = { \"3300\" = \"tcp://sapgw:3300\", \"3200\" = \"tcp://sapdp:3200\" }")
+            ),
+            2,
+        );
+        for line in [
+            "peer = \"azbridge\"",
+            "targets = { \"3200\" = \"tcp://sapdp:3200\", \"3300\" = \"tcp://sapgw:3300\" }",
+            "port_name = \"3300\"",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -751,7 +751,7 @@ fn at_least_one_target() {
         error(
             &text,
             "hybrid_connection[0]",
-            "at least one of target or http_target"
+            "at least one of target, targets or http_target"
         ),
         Reason::NoTarget
     );
@@ -1449,6 +1449,8 @@ fn single_forward_validates_like_a_section() {
         relay_url: Some("ws://127.0.0.1:9000".into()),
         relay_ca_file: None,
         token_ttl: Some("5m".into()),
+        peer: None,
+        port_name: None,
         workers: 1,
     };
     let config = Config::single_forward(flags.clone()).expect("valid");
@@ -1469,6 +1471,97 @@ fn single_forward_validates_like_a_section() {
     .expect_err("no entity path anywhere");
     assert_eq!(error.path, "forward[0].entity_path");
     assert_eq!(error.reason, Reason::MissingEntityPath);
+}
+
+// ---- azbridge peers ----
+
+#[test]
+fn azbridge_hybrid_connections_map_port_names_to_targets() {
+    let text = hc(
+        "sap",
+        "peer = \"azbridge\"\ntargets = { \"3300\" = \"tcp://sapgw:3300\", \"sap.dp\" = \"tcp://[::1]:3200\" }",
+    );
+    let first = &load(&text).expect("valid").hybrid_connections[0];
+    assert_eq!(first.peer, Peer::Azbridge);
+    let names: Vec<_> = first.targets.keys().map(String::as_str).collect();
+    assert_eq!(names, ["3300", "sap.dp"]);
+    assert_eq!(first.targets["3300"].to_string(), "tcp://sapgw:3300");
+    assert_eq!(first.targets["sap.dp"].address(), "[::1]:3200");
+    let plain = &load(&hc("sap", "")).expect("valid").hybrid_connections[0];
+    assert_eq!(plain.peer, Peer::Plain);
+}
+
+#[test]
+fn targets_alone_are_a_target_but_need_the_azbridge_peer() {
+    let text = format!(
+        "[[hybrid_connection]]\nname = \"sap\"\nconnection_string = \"{}\"\npeer = \"azbridge\"\ntargets = {{ \"3300\" = \"tcp://sapgw:3300\" }}\n",
+        connection_string(Some("sap-gateway"))
+    );
+    let first = &load(&text)
+        .expect("targets without target")
+        .hybrid_connections[0];
+    assert_eq!(first.target, None);
+    error(
+        &hc("sap", "targets = { \"3300\" = \"tcp://sapgw:3300\" }"),
+        "hybrid_connection[0].targets",
+        "only used with peer = \"azbridge\"",
+    );
+    error(
+        &hc(
+            "sap",
+            "peer = \"azbridge\"\ntargets = { \"a b\" = \"tcp://sapgw:3300\" }",
+        ),
+        "hybrid_connection[0].targets.\"a b\"",
+        "expected a port name",
+    );
+    error(
+        &hc(
+            "sap",
+            "peer = \"azbridge\"\ntargets = { \"3300\" = \"sapgw:3300\" }",
+        ),
+        "hybrid_connection[0].targets.\"3300\"",
+        "tcp://host:port",
+    );
+    let error = load(&hc("sap", "peer = \"bridge\"")).expect_err("unknown peer");
+    assert!(error.to_string().contains("peer"), "{error}");
+}
+
+#[test]
+fn azbridge_forwards_name_their_port() {
+    let forward = |extra: &str| {
+        format!(
+            "[[forward]]\nname = \"f\"\nlisten = \"127.0.0.1:13300\"\nconnection_string = \"{}\"\n{extra}\n",
+            connection_string(Some("tunnel"))
+        )
+    };
+    let config = load(&forward("peer = \"azbridge\"")).expect("valid");
+    assert_eq!(config.forwards[0].peer, Peer::Azbridge);
+    assert_eq!(config.forwards[0].port_name.as_deref(), Some("13300"));
+    let config = load(&forward("peer = \"azbridge\"\nport_name = \"sapgw\"")).expect("valid");
+    assert_eq!(config.forwards[0].port_name.as_deref(), Some("sapgw"));
+    let config = load(&forward("")).expect("valid");
+    assert_eq!(
+        (
+            config.forwards[0].peer,
+            config.forwards[0].port_name.clone()
+        ),
+        (Peer::Plain, None)
+    );
+    error(
+        &forward("port_name = \"3300\""),
+        "forward[0].port_name",
+        "only used with peer = \"azbridge\"",
+    );
+    error(
+        &forward("peer = \"azbridge\"\nport_name = \"x:y\""),
+        "forward[0].port_name",
+        "expected a port name",
+    );
+    let any_port = format!(
+        "[[forward]]\nname = \"f\"\nlisten = \"127.0.0.1:0\"\nconnection_string = \"{}\"\npeer = \"azbridge\"\n",
+        connection_string(Some("tunnel"))
+    );
+    error(&any_port, "forward[0].port_name", "required with peer");
 }
 
 // ---- [limits] ----

@@ -2,6 +2,7 @@
 //! addresses, parsed URLs and non-zero counts instead of text. Built only by
 //! [`super::Config::load`] / [`super::Config::from_toml_str`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
@@ -203,6 +204,11 @@ pub struct HybridConnection {
     pub rendezvous_hosts: Vec<String>,
     /// `[limits]` with this hybrid connection's `max_streams` / `max_requests` applied.
     pub limits: Limits,
+    /// `peer`: what sends the relayed streams; with azbridge each stream starts with a
+    /// preamble naming a port.
+    pub peer: Peer,
+    /// `targets`: azbridge port name → TCP target (`target` takes the names not listed).
+    pub targets: BTreeMap<String, TcpTarget>,
     /// `request_buffer`: a request body that streams in from a rendezvous is held up to this
     /// many bytes, so that it reaches `http_target` with a `Content-Length`; a longer one
     /// streams chunked. 0 = always stream.
@@ -242,6 +248,32 @@ pub struct Forward {
     /// `stream_ping_interval`: a WebSocket ping on each forwarded stream after this much
     /// silence from the relay; `None` (`0s`) = off.
     pub stream_ping_interval: Option<Duration>,
+    /// `peer`: what listens on the hybrid connection.
+    pub peer: Peer,
+    /// `port_name`: the port an azbridge listener routes by (`listen`'s port by default);
+    /// set exactly when `peer` is azbridge.
+    pub port_name: Option<String>,
+}
+
+/// `peer`: the program on the other end of relayed streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Peer {
+    /// Plain bytes from the first byte on (hycod, the SDKs, hyco-ws), the default.
+    #[default]
+    Plain,
+    /// Azure Relay Bridge: every stream starts with its port-name preamble (protocol §5.5).
+    Azbridge,
+}
+
+impl Peer {
+    /// The spelling used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Azbridge => "azbridge",
+        }
+    }
 }
 
 /// Where a hybrid connection's or forward's connection string came from.

@@ -2,6 +2,7 @@
 //! accept and request that arrives on a worker's control channel is served on that worker).
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub struct HcContext {
     pub entity_path: String,
     /// Where relayed WebSocket streams go.
     pub target: Option<TcpTarget>,
+    /// `Some` when the senders are azbridge: its `targets` (port name → target); `target`
+    /// takes the other port names.
+    pub port_targets: Option<BTreeMap<String, TcpTarget>>,
     /// Where relayed HTTP requests go.
     pub http_target: Option<HttpTarget>,
     /// Opens rendezvous sockets to the relay (same TLS trust and proxy as the control channel).

@@ -6,6 +6,9 @@
 //! listening daemon, and bytes are pumped both ways with the daemon's zero-copy pump
 //! (`io::tcp_pump`: payloads written straight from the decode buffer, masked in place).
 //!
+//! With `peer = "azbridge"` each stream first announces the forward's `port_name` and goes
+//! through only when the azbridge listener acknowledges it ([`super::azbridge::sender`]).
+//!
 //! A stopped forward (reload removed or replaced it, or the daemon drains) stops accepting at
 //! once; the connections it already carries run on, counted as the worker's work in flight.
 
@@ -14,18 +17,21 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use monoio::io::Canceller;
+use monoio::io::{AsyncWriteRentExt, Canceller};
 use monoio::net::{TcpListener, TcpStream};
 
+use super::azbridge;
 use super::context::mask_key;
 use super::metrics::{SharedShard, FORWARD_BYTES, FORWARD_CONNECTIONS, FORWARD_IN_FLIGHT};
 use super::plan::ForwardPlan;
 use super::tracker::Tracker;
+use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump_with, Direction, PumpSettings};
 use crate::io::ws_client::ConnectError;
 use crate::logging::Escaped;
 use crate::metrics::{CounterId, MetricDesc};
 use crate::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
+use crate::proto::ws::CloseCode;
 
 /// How long opening the sender WebSocket may take. The relay answers within its own rendezvous
 /// timeout (about 30 s, protocol §5.1, §8.3); this only guards against a relay that never answers.
@@ -180,9 +186,44 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// With `peer = "azbridge"`: announces `port_name` on the sender WebSocket `relay`
+/// (`leftover`: its bytes read past the handshake) and, once the listener acknowledges it,
+/// writes any payload that came with the answer to the local client `tcp`. Returns the
+/// WebSocket bytes read past the answer; `None` when the connection is not forwarded (a
+/// refusal is counted and logged, and the stream closed).
+async fn announce(
+    forward: &ForwardContext,
+    relay: &mut Stream,
+    leftover: &[u8],
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    port_name: &str,
+) -> Option<Vec<u8>> {
+    let prefix =
+        match azbridge::sender::open(relay, leftover, port_name, SENDER_CONNECT_TIMEOUT).await {
+            Ok(prefix) => prefix,
+            Err(error) => {
+                forward.count(&FORWARD_CONNECTIONS, REFUSED, 1);
+                tracing::warn!(forward = %forward.name(), %peer,
+                entity_path = %forward.plan.config.entity_path, %port_name, %error,
+                "connection not forwarded: the azbridge listener refused it");
+                azbridge::close(relay, CloseCode::NORMAL, "").await;
+                return None;
+            }
+        };
+    if !prefix.rest().is_empty() {
+        if let Err(error) = tcp.write_all(prefix.rest().to_vec()).await.0 {
+            tracing::debug!(forward = %forward.name(), %peer, %error,
+                "the local client left before the stream started");
+            return None;
+        }
+    }
+    Some(prefix.leftover().to_vec())
+}
+
 /// Carries one local TCP connection through the relay as a sender WebSocket. A refused or
 /// failed handshake closes the local connection (the reason goes to the log).
-async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
+async fn carry(forward: Rc<ForwardContext>, mut tcp: TcpStream, peer: SocketAddr) {
     let _in_flight = InFlight::enter(&forward);
     if let Err(error) = tcp.set_nodelay(true) {
         tracing::debug!(forward = %forward.name(), %peer, %error, "TCP_NODELAY not set");
@@ -209,7 +250,7 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
     )
     .await
     .unwrap_or(Err(ConnectError::Timeout));
-    let conn = match connected {
+    let mut conn = match connected {
         Ok(conn) => conn,
         Err(error) => {
             let result = failure_result(&error);
@@ -219,6 +260,22 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
             return;
         }
     };
+    let mut leftover = std::mem::take(&mut conn.leftover);
+    if let Some(port_name) = &config.port_name {
+        match announce(
+            &forward,
+            &mut conn.stream,
+            &leftover,
+            &mut tcp,
+            peer,
+            port_name,
+        )
+        .await
+        {
+            Some(after) => leftover = after,
+            None => return,
+        }
+    }
     forward.count(&FORWARD_CONNECTIONS, FORWARDED, 1);
     tracing::info!(forward = %forward.name(), %peer, id = %id, "connection forwarded");
     // Looked up once: the data path only adds to them.
@@ -240,15 +297,7 @@ async fn carry(forward: Rc<ForwardContext>, tcp: TcpStream, peer: SocketAddr) {
         ping_interval: config.stream_ping_interval,
         ..PumpSettings::default()
     };
-    let report = pump_with(
-        conn.stream,
-        &conn.leftover,
-        tcp,
-        mask_key,
-        on_bytes,
-        &settings,
-    )
-    .await;
+    let report = pump_with(conn.stream, &leftover, tcp, mask_key, on_bytes, &settings).await;
     tracing::info!(forward = %forward.name(), %peer, id = %id, to_relay = report.to_relay,
         to_client = report.to_target, end = %report.end, "forwarded connection closed");
 }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod azbridge;
 pub mod context;
 mod control;
 mod drain;
@@ -258,6 +259,7 @@ pub(crate) mod test_support {
             name: "test".into(),
             entity_path: "hyco".into(),
             target: None,
+            port_targets: None,
             http_target: target.map(http_target),
             dialer: Dialer {
                 tls: tls.clone(),

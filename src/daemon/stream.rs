@@ -26,6 +26,7 @@ use super::metrics::{
     TARGET_CONNECT_SECONDS,
 };
 use super::target_reset::TargetHandle;
+use crate::config::TcpTarget;
 use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump_with, Direction, PumpEnd, PumpSettings};
 use crate::io::ws_client::ConnectError;
@@ -49,23 +50,19 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     if !hc.rendezvous_allowed(ACCEPT, &accept.address) {
         return;
     }
+    if hc.port_targets.is_some() {
+        // Boxed: the azbridge path is the rarer one, and its state inline would make every
+        // stream's future larger.
+        return Box::pin(super::azbridge::listener::serve_accept(hc, accept)).await;
+    }
     let started = Instant::now();
     let _admitted = match hc.admission.streams.try_enter() {
         Ok(permit) => permit,
         Err(exceeded) => return reject(&hc, &accept, &Refusal::OverLimit(exceeded)).await,
     };
-    let target = match connect_target(&hc).await {
+    let target = match connect_target(&hc).await.and_then(Target::new) {
         Ok(target) => target,
         Err(refusal) => return reject(&hc, &accept, &refusal).await,
-    };
-    let handle = TargetHandle::new(&target)
-        .map_err(|error| tracing::debug!(%error, "no second descriptor of the target socket"))
-        .ok();
-    // Wrapped so that the pump dropping its write half sends no FIN: whether the target sees
-    // an end of stream or a reset is decided after the pump ([`TargetHandle::finish`]).
-    let target = match Stream::plain(target) {
-        Ok(target) => target,
-        Err(e) => return reject(&hc, &accept, &Refusal::Refused(e)).await,
     };
     let subprotocol = offered_subprotocol(&accept.connect_headers);
     let rendezvous = monoio::time::timeout(
@@ -89,10 +86,54 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         }
     };
     hc.observe(&RENDEZVOUS_SECONDS, started.elapsed());
+    let label = target_label(&hc);
+    join(
+        &hc,
+        &accept.id,
+        target,
+        rendezvous.stream,
+        &rendezvous.leftover,
+        &label,
+    )
+    .await;
+}
+
+/// A connected target, wrapped so that the pump dropping its write half sends no FIN: whether
+/// the target sees an end of stream or a reset is decided after the pump
+/// ([`TargetHandle::finish`]).
+pub(crate) struct Target {
+    pub stream: Stream,
+    pub handle: Option<TargetHandle>,
+}
+
+impl Target {
+    pub(crate) fn new(tcp: TcpStream) -> Result<Self, Refusal> {
+        let handle = TargetHandle::new(&tcp)
+            .map_err(|error| tracing::debug!(%error, "no second descriptor of the target socket"))
+            .ok();
+        let stream = Stream::plain(tcp).map_err(Refusal::Refused)?;
+        Ok(Self { stream, handle })
+    }
+}
+
+/// Joins an open rendezvous (`relay`; `leftover`: its bytes already read) to its connected
+/// `target` (`label` names it in the log): counts the stream accepted, pumps until both sides
+/// are done, and decides how the target connection ends.
+pub(crate) async fn join(
+    hc: &HcContext,
+    id: &str,
+    target: Target,
+    relay: Stream,
+    leftover: &[u8],
+    label: &str,
+) {
+    let Target {
+        stream: target,
+        handle,
+    } = target;
     hc.count(&STREAMS_ACCEPTED, &[], 1);
-    let _in_flight = InFlight::enter(&hc);
-    tracing::info!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), target = %target_label(&hc),
-        "stream accepted");
+    let _in_flight = InFlight::enter(hc);
+    tracing::info!(hybrid_connection = %hc.name, id = %Escaped(id), target = %Escaped(label), "stream accepted");
 
     let to_target = hc.counter(&BYTES, &[Direction::ToTarget.label()]).ok();
     let to_relay = hc.counter(&BYTES, &[Direction::ToRelay.label()]).ok();
@@ -115,24 +156,16 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         write_stall_timeout: hc.limits.write_stall_timeout,
         ping_interval: hc.stream_ping_interval,
     };
-    let report = pump_with(
-        rendezvous.stream,
-        &rendezvous.leftover,
-        target,
-        mask_key,
-        on_bytes,
-        &settings,
-    )
-    .await;
+    let report = pump_with(relay, leftover, target, mask_key, on_bytes, &settings).await;
     if let Some(limit) = exceeded_limit(&report.end) {
         hc.limit_exceeded(limit);
     }
-    tracing::info!(hybrid_connection = %hc.name, id = %Escaped(&accept.id),
+    tracing::info!(hybrid_connection = %hc.name, id = %Escaped(id),
         to_target = report.to_target, to_relay = report.to_relay,
         duration_ms = u64::try_from(joined.elapsed().as_millis()).unwrap_or(u64::MAX),
         end = %report.end, "stream closed");
     if let Some(Err(error)) = handle.map(|h| h.finish(&report.end)) {
-        tracing::debug!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), error = %Escaped(&error),
+        tracing::debug!(hybrid_connection = %hc.name, id = %Escaped(id), error = %Escaped(&error),
             "the target connection could not be reset");
     }
 }
@@ -251,6 +284,11 @@ impl std::error::Error for Refusal {}
 /// Connects the hybrid connection's target with `TCP_NODELAY`; records the connect time.
 async fn connect_target(hc: &HcContext) -> Result<TcpStream, Refusal> {
     let target = hc.target.as_ref().ok_or(Refusal::NoTarget)?;
+    connect_tcp(hc, target).await
+}
+
+/// Connects `target` with `TCP_NODELAY` within `handshake_timeout`; records the connect time.
+pub(crate) async fn connect_tcp(hc: &HcContext, target: &TcpTarget) -> Result<TcpStream, Refusal> {
     let addr = hc
         .dialer
         .resolver

@@ -252,6 +252,8 @@ impl Worker {
             name: plan.config.name.clone(),
             entity_path: plan.config.entity_path.clone(),
             target: plan.config.target.clone(),
+            port_targets: (plan.config.peer == crate::config::Peer::Azbridge)
+                .then(|| plan.config.targets.clone()),
             http_target: plan.config.http_target.clone(),
             dialer: plan.dialer.clone(),
             rendezvous: RendezvousPolicy::new(&plan.relay_base, &plan.config.rendezvous_hosts),

@@ -1,0 +1,131 @@
+//! azbridge on the other end of a relayed stream (protocol §5.5; bytes and rules in
+//! [`crate::proto::azbridge`]), the thin I/O around the preamble:
+//!
+//! - listener side (`peer = "azbridge"` on a hybrid connection, for `azbridge -L` senders):
+//!   the rendezvous is accepted first, because the port name travels inside the stream; the
+//!   preamble is read within `handshake_timeout`, the port name picks the target (`targets`,
+//!   else `target`), the target is connected, and only then is `[1, 0, 0]` sent, so a sender
+//!   whose target is down or unknown gets no acknowledgement and closes, as azbridge's own
+//!   listener makes it do. Refusals are counted in `hycod_streams_rejected_total`.
+//! - sender side (`peer = "azbridge"` on a forward, for `azbridge -T` listeners): the preamble
+//!   is written as one binary message, and the stream goes through only on `[1, 0, 0]`.
+//!
+//! Both sides read the preamble or its answer out of whole frames; the pump that carries the
+//! rest starts at the next frame, and payload that followed in the same frame goes first.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use monoio::io::AsyncWriteRentExt;
+
+use super::context::mask_key;
+use crate::io::read_buf::ReadBuf;
+use crate::io::stream::Stream;
+use crate::io::ws_frames::{push_close, push_frame};
+use crate::proto::azbridge::{collect, CollectError, Collected};
+use crate::proto::ws::{CloseCode, OpCode, MAX_HEADER_LEN};
+
+pub mod listener;
+pub mod sender;
+
+/// The most bytes read while looking for a preamble or its answer: the frames that carry them
+/// are small (azbridge writes 4 bytes, then the name, then the answer, each as its own
+/// message), so a stream that needs more is not speaking the protocol.
+const MAX_PREFIX_BUFFER: usize = 64 * 1024 + MAX_HEADER_LEN;
+
+/// Why the bytes at the start of a stream could not be read.
+#[derive(Debug)]
+pub enum PrefixError {
+    /// The frames are not a preamble (or answer) azbridge writes.
+    Protocol(CollectError),
+    /// More than [`MAX_PREFIX_BUFFER`] bytes came without completing it.
+    TooLarge,
+    /// The connection ended before it was complete.
+    Eof,
+    /// The socket failed.
+    Io(io::Error),
+    /// It did not arrive within this long.
+    Timeout(Duration),
+}
+
+impl fmt::Display for PrefixError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Protocol(e) => e.fmt(f),
+            Self::TooLarge => write!(f, "no complete preamble in {MAX_PREFIX_BUFFER} bytes"),
+            Self::Eof => f.write_str("the stream ended before the preamble was complete"),
+            Self::Io(e) => write!(f, "reading the preamble failed: {e}"),
+            Self::Timeout(after) => write!(f, "no preamble within {} ms", after.as_millis()),
+        }
+    }
+}
+
+impl std::error::Error for PrefixError {}
+
+/// The wanted bytes, and the raw bytes read past them.
+pub struct Prefix {
+    /// What [`collect`] found.
+    pub collected: Collected,
+    /// Everything read, indexed by `collected`'s ranges.
+    pub raw: Vec<u8>,
+}
+
+impl Prefix {
+    /// Stream payload that followed the wanted bytes in their frame.
+    pub fn rest(&self) -> &[u8] {
+        &self.raw[self.collected.rest.clone()]
+    }
+
+    /// Raw WebSocket bytes after the frame that completed the wanted bytes.
+    pub fn leftover(&self) -> &[u8] {
+        &self.raw[self.collected.consumed..]
+    }
+}
+
+/// Reads `stream` (after `leftover`, bytes already read past the handshake) until `wanted`
+/// payload bytes are complete in whole frames, within `timeout`.
+pub async fn read_prefix(
+    stream: &mut Stream,
+    leftover: &[u8],
+    wanted: fn(&[u8]) -> usize,
+    timeout: Duration,
+) -> Result<Prefix, PrefixError> {
+    let reading = async {
+        let mut buf = ReadBuf::new(MAX_PREFIX_BUFFER, 0);
+        buf.extend_from_slice(leftover);
+        loop {
+            if let Some(collected) = collect(buf.data(), wanted).map_err(PrefixError::Protocol)? {
+                return Ok(Prefix {
+                    collected,
+                    raw: buf.data().to_vec(),
+                });
+            }
+            if buf.is_full() {
+                return Err(PrefixError::TooLarge);
+            }
+            if buf.fill(stream).await.map_err(PrefixError::Io)? == 0 {
+                return Err(PrefixError::Eof);
+            }
+        }
+    };
+    monoio::time::timeout(timeout, reading)
+        .await
+        .unwrap_or(Err(PrefixError::Timeout(timeout)))
+}
+
+/// Writes `payload` as one masked binary message (the daemon is the WebSocket client).
+pub async fn write_message(stream: &mut Stream, payload: &[u8]) -> io::Result<()> {
+    let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
+    push_frame(&mut frame, true, OpCode::Binary, payload, mask_key())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    stream.write_all(frame).await.0.map(|_| ())
+}
+
+/// Ends the stream with a Close carrying `code` and `reason`, best effort.
+pub async fn close(stream: &mut Stream, code: CloseCode, reason: &str) {
+    let mut frame = Vec::new();
+    if push_close(&mut frame, code, reason, mask_key()).is_ok() {
+        let _ = stream.write_all(frame).await;
+    }
+}
