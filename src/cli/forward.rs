@@ -34,6 +34,16 @@ pub struct ForwardArgs {
     /// CA certificates to trust for a wss:// relay_url (instead of the webpki roots).
     #[arg(long, value_name = "PEM", requires = "relay_url")]
     pub relay_ca_file: Option<PathBuf>,
+    /// HTTP CONNECT proxy, `http://[USER@]HOST:PORT`, or `none`; without it the environment's
+    /// HTTPS_PROXY / ALL_PROXY (and NO_PROXY) apply.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// A file holding the password of the proxy's user.
+    #[arg(long, value_name = "FILE", conflicts_with = "proxy_password_env")]
+    pub proxy_password_file: Option<PathBuf>,
+    /// An environment variable holding the password of the proxy's user.
+    #[arg(long, value_name = "VAR")]
+    pub proxy_password_env: Option<String>,
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
@@ -76,6 +86,9 @@ fn flag(key: &str) -> &'static str {
         "relay_ca_file" => "--relay-ca-file",
         "token_ttl" => "--token-ttl",
         "port_name" => "--port-name",
+        "proxy" => "--proxy",
+        "proxy_password_file" => "--proxy-password-file",
+        "proxy_password_env" => "--proxy-password-env",
         _ => "--connection-string-file",
     }
 }
@@ -105,6 +118,9 @@ pub fn run(args: ForwardArgs) -> ExitCode {
         token_ttl: Some(args.token_ttl),
         peer: Some(args.peer.into()),
         port_name: args.port_name,
+        proxy: args.proxy,
+        proxy_password_file: args.proxy_password_file,
+        proxy_password_env: args.proxy_password_env,
         workers: args.workers,
     };
     let config = match Config::single_forward(flags) {
@@ -162,6 +178,9 @@ mod tests {
             ("relay_ca_file", "--relay-ca-file"),
             ("token_ttl", "--token-ttl"),
             ("port_name", "--port-name"),
+            ("proxy", "--proxy"),
+            ("proxy_password_file", "--proxy-password-file"),
+            ("proxy_password_env", "--proxy-password-env"),
             ("connection_string_file", "--connection-string-file"),
         ] {
             assert_eq!(flag(key), expected);

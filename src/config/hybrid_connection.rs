@@ -82,7 +82,17 @@ pub(super) fn convert(
         base_dir,
         &at,
     )?;
-    let proxy = shared_keys::proxy(raw.proxy.as_deref(), &at)?;
+    let proxy = shared_keys::proxy(
+        &shared_keys::ProxyKeys {
+            proxy: raw.proxy.as_deref(),
+            password_file: raw.proxy_password_file.as_deref(),
+            password_env: raw.proxy_password_env.as_deref(),
+        },
+        &relay,
+        base_dir,
+        env,
+        &at,
+    )?;
     let token_ttl = shared_keys::token_ttl(raw.token_ttl.as_deref(), &at)?;
     let ping_interval = shared_keys::duration_at_least(
         raw.ping_interval.as_deref(),

@@ -25,6 +25,8 @@ mod typed;
 mod urls;
 
 #[cfg(test)]
+mod proxy_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
@@ -39,8 +41,9 @@ pub use include::Sources;
 pub use limits::Limits;
 pub use typed::{
     Admin, Config, ConnectionStringSource, Forward, HttpTarget, HybridConnection, Log, LogFormat,
-    LogLevel, Peer, ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers,
-    DEFAULT_ADMIN_HEAD_TIMEOUT, DEFAULT_REQUEST_BUFFER, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TTL,
+    LogLevel, PasswordSource, Peer, ProxyAddress, ProxyPassword, ProxySetting, Relay, Runtime,
+    Shutdown, TcpTarget, Workers, DEFAULT_ADMIN_HEAD_TIMEOUT, DEFAULT_REQUEST_BUFFER,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TTL,
     MAX_LISTENERS, MIN_ADMIN_HEAD_TIMEOUT, MIN_TOKEN_TTL,
 };
 pub use urls::{HTTP_TARGET_FORM, PROXY_FORM, RELAY_URL_FORM, TCP_TARGET_FORM};
@@ -67,6 +70,12 @@ pub struct ForwardFlags {
     pub peer: Option<Peer>,
     /// `port_name`.
     pub port_name: Option<String>,
+    /// `proxy`.
+    pub proxy: Option<String>,
+    /// `proxy_password_file`.
+    pub proxy_password_file: Option<std::path::PathBuf>,
+    /// `proxy_password_env`.
+    pub proxy_password_env: Option<String>,
     /// `[runtime] workers`.
     pub workers: usize,
 }
@@ -155,6 +164,9 @@ impl Config {
                 token_ttl: flags.token_ttl,
                 peer: flags.peer,
                 port_name: flags.port_name,
+                proxy: flags.proxy,
+                proxy_password_file: flags.proxy_password_file,
+                proxy_password_env: flags.proxy_password_env,
                 ..RawForward::default()
             }],
             ..RawConfig::default()

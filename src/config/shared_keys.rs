@@ -1,15 +1,20 @@
 //! The keys `[[hybrid_connection]]` and `[[forward]]` have in common (architecture §5): `name`,
-//! `entity_path`, `relay_url` with `relay_ca_file`, `proxy` and `token_ttl`. Each check takes
+//! `entity_path`, `relay_url` with `relay_ca_file`, `proxy` with its password keys, and
+//! `token_ttl`. Each check takes
 //! the key's text and returns a [`ConfigError`] at the key path `at(key)` names.
 
 use std::path::Path;
 
 use crate::auth::connection_string::entity_path_problem;
 
+use super::connection_source::EnvLookup;
 use super::duration;
 use super::error::{without_credentials, ConfigError, Reason, UrlProblem};
-use super::typed::{ProxyAddress, Relay, DEFAULT_TOKEN_TTL, MIN_TOKEN_TTL};
+use super::typed::{
+    PasswordSource, ProxyPassword, ProxySetting, Relay, DEFAULT_TOKEN_TTL, MIN_TOKEN_TTL,
+};
 use super::urls;
+use crate::secret::Secret;
 
 /// Builds the key path of one key of the section being converted.
 pub(super) type KeyPath<'a> = &'a dyn Fn(&str) -> String;
@@ -103,15 +108,132 @@ pub(super) fn relay(
     })
 }
 
-/// `proxy = "http://host:port"`.
+/// The proxy keys of one section, as written.
+pub(super) struct ProxyKeys<'a> {
+    pub proxy: Option<&'a str>,
+    pub password_file: Option<&'a Path>,
+    pub password_env: Option<&'a str>,
+}
+
+/// `proxy` (`"none"` or `http://[user@]host:port`) with `proxy_password_file` /
+/// `proxy_password_env`; without `proxy`, the environment's proxy for the relay's scheme.
 pub(super) fn proxy(
-    text: Option<&str>,
+    keys: &ProxyKeys<'_>,
+    relay: &Relay,
+    base_dir: &Path,
+    env: EnvLookup<'_>,
     at: KeyPath<'_>,
-) -> Result<Option<ProxyAddress>, ConfigError> {
-    text.map(|text| {
-        urls::proxy(text).map_err(|problem| url_error(at("proxy"), urls::PROXY_FORM, text, problem))
+) -> Result<ProxySetting, ConfigError> {
+    let password_key = match (keys.password_file, keys.password_env) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                at("proxy_password_file"),
+                Reason::ConflictingProxyPasswords,
+            ))
+        }
+        (Some(_), None) => Some("proxy_password_file"),
+        (None, Some(_)) => Some("proxy_password_env"),
+        (None, None) => None,
+    };
+    let address = match keys.proxy.map(str::trim) {
+        None => {
+            if let Some(key) = password_key {
+                return Err(ConfigError::new(at(key), Reason::ProxyPasswordWithoutUser));
+            }
+            return from_environment(relay, env, at);
+        }
+        Some("none") => None,
+        Some(text) => Some(
+            urls::proxy(text)
+                .map_err(|problem| url_error(at("proxy"), urls::PROXY_FORM, text, problem))?,
+        ),
+    };
+    let has_user = address.as_ref().is_some_and(|a| a.user.is_some());
+    if let (Some(key), false) = (password_key, has_user) {
+        return Err(ConfigError::new(at(key), Reason::ProxyPasswordWithoutUser));
+    }
+    let Some(address) = address else {
+        return Ok(ProxySetting::Off);
+    };
+    let password = match (keys.password_file, keys.password_env) {
+        (Some(file), _) => {
+            let file = base_dir.join(file);
+            let text = std::fs::read_to_string(&file).map_err(|error| {
+                ConfigError::new(
+                    at("proxy_password_file"),
+                    Reason::ProxyPasswordFileUnreadable {
+                        file: file.clone(),
+                        io: error.to_string(),
+                    },
+                )
+            })?;
+            Some(ProxyPassword {
+                source: PasswordSource::File(file),
+                value: trimmed_secret(text),
+            })
+        }
+        (None, Some(variable)) => {
+            let text = env(variable).map_err(|_| {
+                ConfigError::new(
+                    at("proxy_password_env"),
+                    Reason::ProxyPasswordEnvMissing {
+                        variable: variable.to_owned(),
+                    },
+                )
+            })?;
+            Some(ProxyPassword {
+                source: PasswordSource::Env(variable.to_owned()),
+                value: trimmed_secret(text),
+            })
+        }
+        (None, None) if has_user => {
+            return Err(ConfigError::new(
+                at("proxy"),
+                Reason::ProxyUserWithoutPassword,
+            ))
+        }
+        (None, None) => None,
+    };
+    Ok(ProxySetting::Configured { address, password })
+}
+
+/// The environment's proxy for the relay's scheme (`wss` for Azure), or [`ProxySetting::Direct`].
+fn from_environment(
+    relay: &Relay,
+    env: EnvLookup<'_>,
+    at: KeyPath<'_>,
+) -> Result<ProxySetting, ConfigError> {
+    let tls = match relay {
+        Relay::Azure => true,
+        Relay::SelfHosted { url, .. } => url.scheme() == "wss",
+    };
+    let found =
+        crate::proxy::env::from_environment(tls, &|name| env(name).ok()).map_err(|error| {
+            let got = env(error.variable).unwrap_or_default();
+            ConfigError::new(
+                at("proxy"),
+                Reason::InvalidProxyVariable {
+                    variable: error.variable,
+                    got: without_credentials(&got),
+                    problem: error.problem,
+                },
+            )
+        })?;
+    Ok(match found {
+        None => ProxySetting::Direct,
+        Some(found) => ProxySetting::Environment {
+            variable: found.variable,
+            address: found.proxy.address,
+            password: found.proxy.password,
+            no_proxy: found.no_proxy,
+        },
     })
-    .transpose()
+}
+
+/// `text` without surrounding whitespace (a file's trailing newline); both copies are secrets.
+fn trimmed_secret(text: String) -> Secret {
+    let whole = Secret::new(text);
+    Secret::new(whole.expose().trim())
 }
 
 /// `token_ttl`: a duration of at least [`MIN_TOKEN_TTL`], [`DEFAULT_TOKEN_TTL`] when absent.
