@@ -14,7 +14,9 @@ mod common;
 use common::pki::TestCa;
 use common::processes::{config_text, tcp_echo, DaemonProcess};
 use common::squid::{Auth, Squid};
-use common::KEY;
+use common::{run, KEY};
+use hycod::io::ws_client::{ConnectError, Dialer};
+use hycod::tls::{client_config, TrustRoots};
 
 const USER: &str = "svc-hycod";
 const PASSWORD: &str = "Tr0ub4dor&3-proxy";
@@ -40,9 +42,14 @@ fn wss_relay(dir: &Path, ca: &TestCa) -> hycod::relay::RelayHandle {
 
 /// A `[[hybrid_connection]]` `name` on `relay_url` trusting `ca`, with `extra` keys.
 fn hc(name: &str, relay_url: &str, ca: &TestCa, echo_port: u16, extra: &str) -> String {
+    let trust = format!("relay_ca_file = \"{}\"\n{extra}", ca.ca_file.display());
+    hc_trusting(name, relay_url, echo_port, &trust)
+}
+
+/// A `[[hybrid_connection]]` `name` on `relay_url` with `extra` keys (its trust among them).
+fn hc_trusting(name: &str, relay_url: &str, echo_port: u16, extra: &str) -> String {
     format!(
-        "\n[[hybrid_connection]]\nname = \"{name}\"\nconnection_string = \"Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={name}\"\nrelay_url = \"{relay_url}\"\nrelay_ca_file = \"{}\"\ntarget = \"tcp://127.0.0.1:{echo_port}\"\nlisteners = 1\n{extra}\n",
-        ca.ca_file.display()
+        "\n[[hybrid_connection]]\nname = \"{name}\"\nconnection_string = \"Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={name}\"\nrelay_url = \"{relay_url}\"\ntarget = \"tcp://127.0.0.1:{echo_port}\"\nlisteners = 1\n{extra}\n"
     )
 }
 
@@ -286,4 +293,76 @@ fn a_proxy_that_asks_only_for_ntlm_is_named_as_unsupported() {
         l["message"] == "listener offline, reconnecting"
     });
     assert_eq!(offline["reason"], "proxy_auth");
+}
+
+#[test]
+fn a_relay_signed_by_the_ca_in_the_system_store_is_trusted_by_system_and_refused_by_webpki() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    let relay = wss_relay(dir.path(), &ca);
+    let echo = tcp_echo();
+    let config = config_text(
+        "1s",
+        &[
+            hc_trusting("sap", &relay.url, echo, "tls_roots = \"system\""),
+            hc_trusting("direct", &relay.url, echo, ""),
+        ],
+    );
+    // The operating system's store, as rustls-native-certs reads it: SSL_CERT_FILE names the
+    // bundle, here holding the company's CA (as a TLS-inspecting proxy's CA would be installed).
+    let ca_file = ca.ca_file.display().to_string();
+    let mut daemon =
+        DaemonProcess::start(dir.path(), &config, None, &[("SSL_CERT_FILE", &ca_file)]);
+    daemon.wait_listener_online("sap");
+    let failed = daemon.wait_log("the webpki refusal", |l| {
+        l["message"] == "control channel connect failed" && l["hybrid_connection"] == "direct"
+    });
+    assert_eq!(
+        failed["error"],
+        "TLS certificate of 127.0.0.1 refused: unknown issuer: it does not chain to a CA of the \
+         trust store in use (tls_roots: webpki, system or a CA file)"
+    );
+}
+
+#[test]
+fn certificate_errors_name_the_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    let cases = [
+        (
+            ca.server(dir.path(), "wrong-name", &["relay.example.org"], false),
+            "name mismatch: it is not valid for 127.0.0.1",
+        ),
+        (
+            ca.server(dir.path(), "expired", &["127.0.0.1"], true),
+            "expired",
+        ),
+    ];
+    let rule = format!("root={KEY}");
+    for (server, expected) in cases {
+        let relay = common::relay(&[
+            "--tls-cert",
+            server.cert_file.to_str().expect("utf8"),
+            "--tls-key",
+            server.key_file.to_str().expect("utf8"),
+            "--rule",
+            &rule,
+            "--hybrid-connection",
+            "sap",
+        ]);
+        let dialer = Dialer {
+            tls: client_config(&TrustRoots::CaFile(ca.ca_file.clone())).expect("CA file"),
+            ..common::dialer()
+        };
+        let url = format!("{}/$hc/sap?sb-hc-action=listen", relay.url);
+        match run(async move { dialer.connect(&url, &[], None).await }) {
+            Err(ConnectError::Certificate { host, problem }) => {
+                assert_eq!((host.as_str(), problem.as_str()), ("127.0.0.1", expected));
+            }
+            other => panic!(
+                "expected a certificate error, got {:?}",
+                other.map(|_| ()).map_err(|e| e.to_string())
+            ),
+        }
+    }
 }

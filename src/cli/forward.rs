@@ -31,9 +31,12 @@ pub struct ForwardArgs {
     /// A self-hosted relay (ws:// or wss://) instead of the connection string's namespace.
     #[arg(long, value_name = "URL")]
     pub relay_url: Option<String>,
-    /// CA certificates to trust for a wss:// relay_url (instead of the webpki roots).
-    #[arg(long, value_name = "PEM", requires = "relay_url")]
+    /// CA certificates to trust for the relay (instead of the webpki roots).
+    #[arg(long, value_name = "PEM", conflicts_with = "tls_roots")]
     pub relay_ca_file: Option<PathBuf>,
+    /// The trust store for the relay's certificate: webpki, system or a CA file.
+    #[arg(long, value_name = "webpki|system|PEM")]
+    pub tls_roots: Option<String>,
     /// HTTP CONNECT proxy, `http://[USER@]HOST:PORT`, or `none`; without it the environment's
     /// HTTPS_PROXY / ALL_PROXY (and NO_PROXY) apply.
     #[arg(long, value_name = "URL")]
@@ -84,6 +87,7 @@ fn flag(key: &str) -> &'static str {
         "entity_path" => "--entity",
         "relay_url" => "--relay-url",
         "relay_ca_file" => "--relay-ca-file",
+        "tls_roots" => "--tls-roots",
         "token_ttl" => "--token-ttl",
         "port_name" => "--port-name",
         "proxy" => "--proxy",
@@ -115,6 +119,7 @@ pub fn run(args: ForwardArgs) -> ExitCode {
         entity_path: args.entity,
         relay_url: args.relay_url,
         relay_ca_file: args.relay_ca_file,
+        tls_roots: args.tls_roots,
         token_ttl: Some(args.token_ttl),
         peer: Some(args.peer.into()),
         port_name: args.port_name,
@@ -176,6 +181,7 @@ mod tests {
             ("entity_path", "--entity"),
             ("relay_url", "--relay-url"),
             ("relay_ca_file", "--relay-ca-file"),
+            ("tls_roots", "--tls-roots"),
             ("token_ttl", "--token-ttl"),
             ("port_name", "--port-name"),
             ("proxy", "--proxy"),

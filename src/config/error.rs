@@ -156,6 +156,10 @@ pub enum Reason {
     },
     /// `relay_ca_file` is given without a `wss://` `relay_url`.
     CaFileWithoutTlsRelay,
+    /// `tls_roots` is empty.
+    EmptyTrustRoots,
+    /// `tls_roots` and `relay_ca_file` are both given.
+    ConflictingTrustRoots,
     /// `relay_ca_file` could not be read.
     CaFileUnreadable { file: PathBuf, io: String },
     /// `listeners` is outside `1..=max`.
@@ -299,7 +303,13 @@ impl fmt::Display for Reason {
                  proxy = \"none\" or a proxy URL"
             ),
             Self::CaFileWithoutTlsRelay => {
-                f.write_str("relay_ca_file needs a wss:// relay_url")
+                f.write_str("relay_ca_file needs a wss:// relay_url (or none: Azure)")
+            }
+            Self::EmptyTrustRoots => {
+                f.write_str("expected \"webpki\", \"system\" or a CA file, got \"\"")
+            }
+            Self::ConflictingTrustRoots => {
+                f.write_str("give only one of tls_roots or relay_ca_file")
             }
             Self::CaFileUnreadable { file, io } => {
                 write!(f, "cannot read {}: {io}", file.display())

@@ -30,9 +30,16 @@ pub(super) fn convert(
         loaded.connection_string.entity_path(),
         &at,
     )?;
-    let relay = shared_keys::relay(
+    let (relay, azure_ca_file) = shared_keys::relay(
         raw.relay_url.as_deref(),
         raw.relay_ca_file.as_deref(),
+        base_dir,
+        &at,
+    )?;
+    let tls_roots = shared_keys::section_trust(
+        raw.tls_roots.as_deref(),
+        azure_ca_file,
+        raw.relay_ca_file.is_some(),
         base_dir,
         &at,
     )?;
@@ -57,6 +64,7 @@ pub(super) fn convert(
         connection_string: loaded.connection_string,
         entity_path,
         relay,
+        tls_roots,
         proxy,
         token_ttl,
         peer,

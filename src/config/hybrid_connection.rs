@@ -76,9 +76,16 @@ pub(super) fn convert(
         })
         .transpose()?;
 
-    let relay = shared_keys::relay(
+    let (relay, azure_ca_file) = shared_keys::relay(
         raw.relay_url.as_deref(),
         raw.relay_ca_file.as_deref(),
+        base_dir,
+        &at,
+    )?;
+    let tls_roots = shared_keys::section_trust(
+        raw.tls_roots.as_deref(),
+        azure_ca_file,
+        raw.relay_ca_file.is_some(),
         base_dir,
         &at,
     )?;
@@ -115,6 +122,7 @@ pub(super) fn convert(
         http_target,
         listeners,
         relay,
+        tls_roots,
         proxy,
         token_ttl,
         ping_interval,

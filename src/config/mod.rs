@@ -28,6 +28,8 @@ mod urls;
 mod proxy_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,6 +66,8 @@ pub struct ForwardFlags {
     pub relay_url: Option<String>,
     /// `relay_ca_file`.
     pub relay_ca_file: Option<std::path::PathBuf>,
+    /// `tls_roots`.
+    pub tls_roots: Option<String>,
     /// `token_ttl`.
     pub token_ttl: Option<String>,
     /// `peer`.
@@ -161,6 +165,7 @@ impl Config {
                 entity_path: flags.entity_path,
                 relay_url: flags.relay_url,
                 relay_ca_file: flags.relay_ca_file,
+                tls_roots: flags.tls_roots,
                 token_ttl: flags.token_ttl,
                 peer: flags.peer,
                 port_name: flags.port_name,
@@ -326,6 +331,12 @@ fn convert(
         ));
     }
     let limits = limits::convert(&raw.limits)?;
+    let default_roots = raw
+        .tls
+        .roots
+        .as_deref()
+        .map(|text| shared_keys::trust_roots(text, base_dir, "tls.roots".to_owned()))
+        .transpose()?;
     let mut sources = Sources {
         main: main_file.map(Path::to_path_buf),
         ..Sources::default()
@@ -339,9 +350,12 @@ fn convert(
                 part: part_index,
                 index,
             };
-            let (hc, hc_warnings) =
+            let (mut hc, hc_warnings) =
                 hybrid_connection::convert(raw_hc, index, part.base_dir, env, limits)
                     .map_err(|error| part.locate(error))?;
+            if hc.tls_roots.is_none() {
+                hc.tls_roots.clone_from(&default_roots);
+            }
             if let Some(&first) = first_of_name.get(&hc.name) {
                 let duplicate = Reason::DuplicateName {
                     name: hc.name,
@@ -360,7 +374,12 @@ fn convert(
             hybrid_connections.push(hc);
         }
     }
-    let forwards = forwards(&parts, env, &mut warnings, &mut sources)?;
+    let mut forwards = forwards(&parts, env, &mut warnings, &mut sources)?;
+    for forward in &mut forwards {
+        if forward.tls_roots.is_none() {
+            forward.tls_roots.clone_from(&default_roots);
+        }
+    }
     Ok(Config {
         runtime: Runtime { workers },
         admin: Admin {

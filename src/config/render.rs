@@ -13,6 +13,8 @@ use crate::secret::REDACTED;
 
 use super::duration;
 use super::limits::Limits;
+use crate::tls::TrustRoots;
+
 use super::typed::{
     Config, ConnectionStringSource, Forward, HybridConnection, PasswordSource, Peer, ProxySetting,
     Relay, Workers, MAX_LISTENERS,
@@ -183,7 +185,13 @@ impl Effective<'_> {
                 "listeners = {listeners}  # default: one per worker, at most {MAX_LISTENERS}"
             )?,
         }
-        relay(f, &hc.relay, &hc.connection_string, &hc.proxy)?;
+        relay(
+            f,
+            &hc.relay,
+            &hc.connection_string,
+            hc.tls_roots.as_ref(),
+            &hc.proxy,
+        )?;
         writeln!(f, "token_ttl = {}", quote(&duration::format(hc.token_ttl)))?;
         writeln!(
             f,
@@ -235,6 +243,7 @@ fn forward_section(f: &mut fmt::Formatter<'_>, forward: &Forward) -> fmt::Result
         f,
         &forward.relay,
         &forward.connection_string,
+        forward.tls_roots.as_ref(),
         &forward.proxy,
     )?;
     writeln!(
@@ -268,11 +277,13 @@ fn connection_string(
     }
 }
 
-/// `relay_url`, `relay_ca_file` (or a comment naming the Azure namespace) and `proxy`.
+/// `relay_url`, `relay_ca_file` (or a comment naming the Azure namespace), `tls_roots` and
+/// `proxy`.
 fn relay(
     f: &mut fmt::Formatter<'_>,
     relay: &Relay,
     connection_string: &ConnectionString,
+    tls_roots: Option<&TrustRoots>,
     proxy: &ProxySetting,
 ) -> fmt::Result {
     match relay {
@@ -291,6 +302,9 @@ fn relay(
                 )?;
             }
         }
+    }
+    if let Some(roots) = tls_roots {
+        writeln!(f, "tls_roots = {}", quote(&roots.to_string()))?;
     }
     match proxy {
         ProxySetting::Direct => {}

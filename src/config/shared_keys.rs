@@ -3,7 +3,7 @@
 //! `token_ttl`. Each check takes
 //! the key's text and returns a [`ConfigError`] at the key path `at(key)` names.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::auth::connection_string::entity_path_problem;
 
@@ -15,6 +15,7 @@ use super::typed::{
 };
 use super::urls;
 use crate::secret::Secret;
+use crate::tls::TrustRoots;
 
 /// Builds the key path of one key of the section being converted.
 pub(super) type KeyPath<'a> = &'a dyn Fn(&str) -> String;
@@ -68,12 +69,13 @@ pub(super) fn entity_path(
 }
 
 /// `relay_url` and `relay_ca_file` (resolved against `base_dir` and read once to check it).
+/// Without `relay_url` (Azure), `relay_ca_file` is returned as the trust to use instead.
 pub(super) fn relay(
     relay_url: Option<&str>,
     relay_ca_file: Option<&Path>,
     base_dir: &Path,
     at: KeyPath<'_>,
-) -> Result<Relay, ConfigError> {
+) -> Result<(Relay, Option<TrustRoots>), ConfigError> {
     let url = relay_url
         .map(|text| {
             urls::relay_url(text)
@@ -83,29 +85,66 @@ pub(super) fn relay(
     let ca_file = match relay_ca_file {
         None => None,
         Some(file) => {
-            if url.as_ref().map(url::Url::scheme) != Some("wss") {
+            if url.as_ref().is_some_and(|url| url.scheme() != "wss") {
                 return Err(ConfigError::new(
                     at("relay_ca_file"),
                     Reason::CaFileWithoutTlsRelay,
                 ));
             }
-            let file = base_dir.join(file);
-            std::fs::read(&file).map_err(|error| {
-                ConfigError::new(
-                    at("relay_ca_file"),
-                    Reason::CaFileUnreadable {
-                        file: file.clone(),
-                        io: error.to_string(),
-                    },
-                )
-            })?;
-            Some(file)
+            Some(readable_ca_file(base_dir, file, at("relay_ca_file"))?)
         }
     };
     Ok(match url {
-        None => Relay::Azure,
-        Some(url) => Relay::SelfHosted { url, ca_file },
+        None => (Relay::Azure, ca_file.map(TrustRoots::CaFile)),
+        Some(url) => (Relay::SelfHosted { url, ca_file }, None),
     })
+}
+
+/// `file` resolved against `base_dir`, read once to check it; errors at `key`.
+fn readable_ca_file(base_dir: &Path, file: &Path, key: String) -> Result<PathBuf, ConfigError> {
+    let file = base_dir.join(file);
+    std::fs::read(&file).map_err(|error| {
+        ConfigError::new(
+            key,
+            Reason::CaFileUnreadable {
+                file: file.clone(),
+                io: error.to_string(),
+            },
+        )
+    })?;
+    Ok(file)
+}
+
+/// A `tls_roots` value (`"webpki"`, `"system"` or a CA file) at `key`.
+pub(super) fn trust_roots(
+    text: &str,
+    base_dir: &Path,
+    key: String,
+) -> Result<TrustRoots, ConfigError> {
+    match text.trim() {
+        "webpki" => Ok(TrustRoots::WebPki),
+        "system" => Ok(TrustRoots::System),
+        "" => Err(ConfigError::new(key, Reason::EmptyTrustRoots)),
+        file => readable_ca_file(base_dir, Path::new(file), key).map(TrustRoots::CaFile),
+    }
+}
+
+/// `tls_roots` of a section, or the trust `relay_ca_file` implies for Azure; both is an error.
+pub(super) fn section_trust(
+    tls_roots: Option<&str>,
+    from_relay_ca_file: Option<TrustRoots>,
+    has_relay_ca_file: bool,
+    base_dir: &Path,
+    at: KeyPath<'_>,
+) -> Result<Option<TrustRoots>, ConfigError> {
+    match tls_roots {
+        None => Ok(from_relay_ca_file),
+        Some(_) if has_relay_ca_file => Err(ConfigError::new(
+            at("tls_roots"),
+            Reason::ConflictingTrustRoots,
+        )),
+        Some(text) => trust_roots(text, base_dir, at("tls_roots")).map(Some),
+    }
 }
 
 /// The proxy keys of one section, as written.

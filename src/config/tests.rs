@@ -849,13 +849,13 @@ fn proxy_credentials_are_rejected_without_echoing_them() {
 // ---- relay CA file ----
 
 #[test]
-fn ca_file_needs_a_wss_relay() {
+fn ca_file_needs_a_wss_relay_or_azure() {
     let reason = error(
         &hc("a", "relay_ca_file = \"ca.pem\""),
         "hybrid_connection[0].relay_ca_file",
-        "needs a wss:// relay_url",
+        "cannot read /nonexistent-base/ca.pem",
     );
-    assert_eq!(reason, Reason::CaFileWithoutTlsRelay);
+    assert!(matches!(reason, Reason::CaFileUnreadable { .. }));
     let text = hc(
         "a",
         "relay_url = \"ws://relay:80\"\nrelay_ca_file = \"ca.pem\"",
@@ -1379,6 +1379,7 @@ fn single_forward_validates_like_a_section() {
         entity_path: Some("tunnel".into()),
         relay_url: Some("ws://127.0.0.1:9000".into()),
         relay_ca_file: None,
+        tls_roots: None,
         token_ttl: Some("5m".into()),
         peer: None,
         port_name: None,

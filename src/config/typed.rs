@@ -16,6 +16,7 @@ use crate::auth::connection_string::ConnectionString;
 pub use crate::proxy::ProxyAddress;
 use crate::proxy::{NoProxy, ProxyRoute};
 use crate::secret::Secret;
+use crate::tls::TrustRoots;
 
 use super::error::ConfigWarning;
 use super::limits::Limits;
@@ -186,6 +187,10 @@ pub struct HybridConnection {
     pub listeners: Option<NonZeroUsize>,
     /// Azure, or a self-hosted relay (`relay_url`, `relay_ca_file`).
     pub relay: Relay,
+    /// `tls_roots`, `relay_ca_file` without `relay_url`, or `[tls] roots`: the trust store for
+    /// the relay's certificate; `None` = the webpki roots (or a self-hosted relay's
+    /// `relay_ca_file`).
+    pub tls_roots: Option<TrustRoots>,
     /// `proxy` (with its password keys) or the environment's proxy, for relay connections.
     pub proxy: ProxySetting,
     /// `token_ttl`: lifetime of the SAS tokens the daemon mints.
@@ -232,6 +237,10 @@ pub struct Forward {
     pub entity_path: String,
     /// Azure, or a self-hosted relay (`relay_url`, `relay_ca_file`).
     pub relay: Relay,
+    /// `tls_roots`, `relay_ca_file` without `relay_url`, or `[tls] roots`: the trust store for
+    /// the relay's certificate; `None` = the webpki roots (or a self-hosted relay's
+    /// `relay_ca_file`).
+    pub tls_roots: Option<TrustRoots>,
     /// `proxy` (with its password keys) or the environment's proxy, for relay connections.
     pub proxy: ProxySetting,
     /// `token_ttl`: lifetime of the connect token minted for each forwarded connection.

@@ -34,8 +34,13 @@ pub fn plan(
     workers: NonZeroUsize,
     webpki: &Arc<ClientConfig>,
 ) -> Result<HcPlan, TlsSetupError> {
-    let (relay_base, mut dialer) =
-        relay_endpoint(&hc.relay, &hc.connection_string, &hc.proxy, webpki)?;
+    let (relay_base, mut dialer) = relay_endpoint(
+        &hc.relay,
+        &hc.connection_string,
+        hc.tls_roots.as_ref(),
+        &hc.proxy,
+        webpki,
+    )?;
     tracing::info!(hybrid_connection = %hc.name, relay = %relay_base, proxy = %hc.proxy,
         "relay connections: proxy chosen");
     // TCP, proxy and TLS set-up of control channels and rendezvous sockets.
@@ -66,6 +71,7 @@ pub fn plan_forward(
     let (relay_base, dialer) = relay_endpoint(
         &forward.relay,
         &forward.connection_string,
+        forward.tls_roots.as_ref(),
         &forward.proxy,
         webpki,
     )?;
@@ -78,26 +84,28 @@ pub fn plan_forward(
     })
 }
 
-/// The relay's base URL and a dialer for it: Azure's namespace with the webpki roots, or a
-/// self-hosted `relay_url` trusting its `relay_ca_file` when given.
+/// The relay's base URL and a dialer for it: Azure's namespace or a self-hosted `relay_url`,
+/// trusting a self-hosted relay's `relay_ca_file`, else `tls_roots`, else the webpki roots.
 fn relay_endpoint(
     relay: &Relay,
     connection_string: &ConnectionString,
+    tls_roots: Option<&TrustRoots>,
     proxy: &ProxySetting,
     webpki: &Arc<ClientConfig>,
 ) -> Result<(String, Dialer), TlsSetupError> {
-    let (relay_base, tls) = match relay {
+    let (relay_base, ca_file) = match relay {
         Relay::Azure => (
             format!("wss://{}", connection_string.namespace_host()),
-            webpki.clone(),
+            None,
         ),
-        Relay::SelfHosted { url, ca_file } => {
-            let tls = match ca_file {
-                Some(file) => client_config(&TrustRoots::CaFile(file.clone()))?,
-                None => webpki.clone(),
-            };
-            (url.as_str().trim_end_matches('/').to_owned(), tls)
-        }
+        Relay::SelfHosted { url, ca_file } => (
+            url.as_str().trim_end_matches('/').to_owned(),
+            ca_file.clone().map(TrustRoots::CaFile),
+        ),
+    };
+    let tls = match ca_file.as_ref().or(tls_roots) {
+        None | Some(TrustRoots::WebPki) => webpki.clone(),
+        Some(roots) => client_config(roots)?,
     };
     let dialer = Dialer {
         tls,

@@ -17,7 +17,7 @@ use super::stream::Stream;
 use crate::proto::ws::handshake::{ClientHandshake, HandshakeOutcome, HandshakeResponse};
 use crate::proxy::connect::{tunnel, TunnelError};
 use crate::proxy::{ProxyError, ProxyRoute};
-use crate::tls::{server_name, ClientConfig, Connector};
+use crate::tls::{certificate_problem, server_name, ClientConfig, Connector, TlsStreamError};
 
 /// The largest handshake answer read (head; a refusal's body is read up to this much too).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -52,8 +52,11 @@ pub enum ConnectError {
     Timeout,
     /// The proxy did not open the tunnel (a 407 names the schemes it asked for).
     Proxy(ProxyError),
-    /// TLS handshake or certificate failure.
+    /// TLS handshake failure other than a refused certificate.
     Tls(io::Error),
+    /// The server's certificate was refused; `problem` names why (unknown issuer, name
+    /// mismatch, expired, ...).
+    Certificate { host: String, problem: String },
     /// The server's answer broke the handshake rules.
     Handshake(String),
     /// The server answered with a status other than 101 (e.g. 401/403/404 on listen, 410 for
@@ -69,6 +72,9 @@ impl fmt::Display for ConnectError {
             Self::Timeout => f.write_str("connection timed out"),
             Self::Proxy(e) => e.fmt(f),
             Self::Tls(e) => write!(f, "TLS failed: {e}"),
+            Self::Certificate { host, problem } => {
+                write!(f, "TLS certificate of {host} refused: {problem}")
+            }
             Self::Handshake(why) => write!(f, "WebSocket handshake failed: {why}"),
             Self::Rejected {
                 status,
@@ -229,8 +235,26 @@ impl Dialer {
         let tls = Connector::from(self.tls.clone())
             .connect(name, tcp)
             .await
-            .map_err(ConnectError::Tls)?;
+            .map_err(|error| tls_error(error, &endpoint.host))?;
         Ok(Stream::tls(tls, peer))
+    }
+}
+
+/// A refused certificate as [`ConnectError::Certificate`], any other TLS failure as `Tls`.
+fn tls_error(error: io::Error, host: &str) -> ConnectError {
+    let problem = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<TlsStreamError>())
+        .and_then(|inner| match inner {
+            TlsStreamError::Protocol(e) => certificate_problem(e, host),
+            _ => None,
+        });
+    match problem {
+        Some(problem) => ConnectError::Certificate {
+            host: host.to_owned(),
+            problem,
+        },
+        None => ConnectError::Tls(error),
     }
 }
 
