@@ -151,7 +151,6 @@ pub enum Reason {
     /// No `proxy` key, and the environment's proxy variable is not a usable proxy URL.
     InvalidProxyVariable {
         variable: &'static str,
-        got: String,
         problem: crate::proxy::url::ProxyUrlProblem,
     },
     /// `relay_ca_file` is given without a `wss://` `relay_url`.
@@ -293,14 +292,10 @@ impl fmt::Display for Reason {
             Self::ProxyPasswordEnvMissing { variable } => {
                 write!(f, "the environment variable {variable} is not set or not valid Unicode")
             }
-            Self::InvalidProxyVariable {
-                variable,
-                got,
-                problem,
-            } => write!(
+            Self::InvalidProxyVariable { variable, problem } => write!(
                 f,
-                "not set, so the environment's {variable}={got:?} applies, but {problem}; set \
-                 proxy = \"none\" or a proxy URL"
+                "not set, so the environment's {variable} applies, but its value is unusable \
+                 ({problem}); set proxy = \"none\" or a proxy URL"
             ),
             Self::CaFileWithoutTlsRelay => {
                 f.write_str("relay_ca_file needs a wss:// relay_url (or none: Azure)")

@@ -248,12 +248,11 @@ fn from_environment(
     };
     let found =
         crate::proxy::env::from_environment(tls, &|name| env(name).ok()).map_err(|error| {
-            let got = env(error.variable).unwrap_or_default();
+            // The value is not echoed: a mistaken variable may hold anything, secrets included.
             ConfigError::new(
                 at("proxy"),
                 Reason::InvalidProxyVariable {
                     variable: error.variable,
-                    got: without_credentials(&got),
                     problem: error.problem,
                 },
             )
