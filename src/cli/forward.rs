@@ -32,7 +32,7 @@ pub struct ForwardArgs {
     #[arg(long, value_name = "URL")]
     pub relay_url: Option<String>,
     /// CA certificates to trust for the relay (instead of the webpki roots).
-    #[arg(long, value_name = "PEM", conflicts_with = "tls_roots")]
+    #[arg(long, value_name = "PEM")]
     pub relay_ca_file: Option<PathBuf>,
     /// The trust store for the relay's certificate: webpki, system or a CA file.
     #[arg(long, value_name = "webpki|system|PEM")]
@@ -42,7 +42,7 @@ pub struct ForwardArgs {
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
     /// A file holding the password of the proxy's user.
-    #[arg(long, value_name = "FILE", conflicts_with = "proxy_password_env")]
+    #[arg(long, value_name = "FILE")]
     pub proxy_password_file: Option<PathBuf>,
     /// An environment variable holding the password of the proxy's user.
     #[arg(long, value_name = "VAR")]
