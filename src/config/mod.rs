@@ -45,8 +45,8 @@ pub use typed::{
     Admin, Config, ConnectionStringSource, Forward, HttpTarget, HybridConnection, Log, LogFormat,
     LogLevel, PasswordSource, Peer, ProxyAddress, ProxyPassword, ProxySetting, Relay, Runtime,
     Shutdown, TcpTarget, Workers, DEFAULT_ADMIN_HEAD_TIMEOUT, DEFAULT_REQUEST_BUFFER,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TTL,
-    MAX_LISTENERS, MIN_ADMIN_HEAD_TIMEOUT, MIN_TOKEN_TTL,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TTL, MAX_LISTENERS, MIN_ADMIN_HEAD_TIMEOUT,
+    MIN_TOKEN_TTL,
 };
 pub use urls::{HTTP_TARGET_FORM, PROXY_FORM, RELAY_URL_FORM, TCP_TARGET_FORM};
 
