@@ -12,6 +12,7 @@ pub mod io;
 pub mod logging;
 pub mod metrics;
 pub mod proto;
+pub mod proxy;
 pub mod relay;
 pub mod runtime;
 pub mod secret;

@@ -1,8 +1,11 @@
 //! TLS set-up: the only module that builds rustls configurations (architecture §2, "TLS").
 //!
 //! Every configuration uses the ring crypto provider explicitly ([`provider`]), so no code path
-//! can fall back to aws-lc-rs. Clients verify certificates always: against the webpki roots for
-//! public Azure, or against a CA file for a self-hosted relay; there is no "insecure" switch.
+//! can fall back to aws-lc-rs. Clients verify certificates always: against the webpki roots
+//! compiled in (the default for public Azure), the operating system's CA bundle (`system`, read
+//! with `rustls-native-certs`, so a TLS-inspecting proxy's CA the company installed is trusted),
+//! or a CA file; there is no "insecure" switch. [`certificate_problem`] names why a peer's
+//! certificate was refused.
 //!
 //! # Cipher suites
 //! hycod prefers AES-128-GCM ([`provider`]). On the wss path every relayed byte is
@@ -35,8 +38,22 @@ pub use rustls::{ClientConfig, ServerConfig};
 pub enum TrustRoots {
     /// The Mozilla root set compiled into `webpki-roots` (public Azure Relay).
     WebPki,
-    /// Only the CA certificates in this PEM file (a self-hosted relay).
+    /// The operating system's CA bundle (on Linux the distribution's bundle, or the files
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` name).
+    System,
+    /// Only the CA certificates in this PEM file (a self-hosted relay, or a company CA).
     CaFile(PathBuf),
+}
+
+impl fmt::Display for TrustRoots {
+    /// The `tls_roots` value naming this store.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::WebPki => f.write_str("webpki"),
+            Self::System => f.write_str("system"),
+            Self::CaFile(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// Why a TLS configuration could not be built.
@@ -50,6 +67,8 @@ pub enum TlsSetupError {
     NoPrivateKey { path: PathBuf },
     /// rustls refused the material (e.g. key does not match the certificate).
     Rustls(rustls::Error),
+    /// The operating system's CA bundle held no usable certificate.
+    NoSystemCertificates { errors: String },
 }
 
 impl fmt::Display for TlsSetupError {
@@ -63,6 +82,11 @@ impl fmt::Display for TlsSetupError {
                 write!(f, "{}: no PEM private key found", path.display())
             }
             Self::Rustls(e) => write!(f, "TLS configuration rejected: {e}"),
+            Self::NoSystemCertificates { errors } => write!(
+                f,
+                "tls_roots = \"system\": no CA certificate found in the operating system's \
+                 store{errors}"
+            ),
         }
     }
 }
@@ -121,6 +145,20 @@ pub fn client_config(roots: &TrustRoots) -> Result<Arc<ClientConfig>, TlsSetupEr
     let mut store = RootCertStore::empty();
     match roots {
         TrustRoots::WebPki => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        TrustRoots::System => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _ignored) = store.add_parsable_certificates(found.certs);
+            if added == 0 {
+                let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+                return Err(TlsSetupError::NoSystemCertificates {
+                    errors: if errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", errors.join("; "))
+                    },
+                });
+            }
+        }
         TrustRoots::CaFile(path) => {
             for cert in read_certs(path)? {
                 store.add(cert)?;
@@ -156,6 +194,28 @@ pub fn server_config(
         .with_single_cert(certs, key)?;
     config.ignore_client_order = true;
     Ok(Arc::new(config))
+}
+
+/// Why `error` refused a peer's certificate, in words an operator acts on, or `None` when it is
+/// not a certificate problem. `host` is the name the certificate was checked against.
+pub fn certificate_problem(error: &rustls::Error, host: &str) -> Option<String> {
+    use rustls::CertificateError as E;
+    let rustls::Error::InvalidCertificate(problem) = error else {
+        return None;
+    };
+    Some(match problem {
+        E::UnknownIssuer => "unknown issuer: it does not chain to a CA of the trust store in use \
+             (tls_roots: webpki, system or a CA file)"
+            .to_owned(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            format!("name mismatch: it is not valid for {host}")
+        }
+        E::Expired | E::ExpiredContext { .. } => "expired".to_owned(),
+        E::NotValidYet | E::NotValidYetContext { .. } => "not valid yet".to_owned(),
+        E::Revoked => "revoked".to_owned(),
+        E::BadSignature => "bad signature".to_owned(),
+        other => format!("{other:?}"),
+    })
 }
 
 /// The TLS server name (SNI and certificate check) for `host`, which may be a DNS name or an IP.

@@ -31,9 +31,22 @@ pub struct ForwardArgs {
     /// A self-hosted relay (ws:// or wss://) instead of the connection string's namespace.
     #[arg(long, value_name = "URL")]
     pub relay_url: Option<String>,
-    /// CA certificates to trust for a wss:// relay_url (instead of the webpki roots).
-    #[arg(long, value_name = "PEM", requires = "relay_url")]
+    /// CA certificates to trust for the relay (instead of the webpki roots).
+    #[arg(long, value_name = "PEM")]
     pub relay_ca_file: Option<PathBuf>,
+    /// The trust store for the relay's certificate: webpki, system or a CA file.
+    #[arg(long, value_name = "webpki|system|PEM")]
+    pub tls_roots: Option<String>,
+    /// HTTP CONNECT proxy, `http://[USER@]HOST:PORT`, or `none`; without it the environment's
+    /// HTTPS_PROXY / ALL_PROXY (and NO_PROXY) apply.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+    /// A file holding the password of the proxy's user.
+    #[arg(long, value_name = "FILE")]
+    pub proxy_password_file: Option<PathBuf>,
+    /// An environment variable holding the password of the proxy's user.
+    #[arg(long, value_name = "VAR")]
+    pub proxy_password_env: Option<String>,
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
@@ -74,8 +87,12 @@ fn flag(key: &str) -> &'static str {
         "entity_path" => "--entity",
         "relay_url" => "--relay-url",
         "relay_ca_file" => "--relay-ca-file",
+        "tls_roots" => "--tls-roots",
         "token_ttl" => "--token-ttl",
         "port_name" => "--port-name",
+        "proxy" => "--proxy",
+        "proxy_password_file" => "--proxy-password-file",
+        "proxy_password_env" => "--proxy-password-env",
         _ => "--connection-string-file",
     }
 }
@@ -102,9 +119,13 @@ pub fn run(args: ForwardArgs) -> ExitCode {
         entity_path: args.entity,
         relay_url: args.relay_url,
         relay_ca_file: args.relay_ca_file,
+        tls_roots: args.tls_roots,
         token_ttl: Some(args.token_ttl),
         peer: Some(args.peer.into()),
         port_name: args.port_name,
+        proxy: args.proxy,
+        proxy_password_file: args.proxy_password_file,
+        proxy_password_env: args.proxy_password_env,
         workers: args.workers,
     };
     let config = match Config::single_forward(flags) {
@@ -160,8 +181,12 @@ mod tests {
             ("entity_path", "--entity"),
             ("relay_url", "--relay-url"),
             ("relay_ca_file", "--relay-ca-file"),
+            ("tls_roots", "--tls-roots"),
             ("token_ttl", "--token-ttl"),
             ("port_name", "--port-name"),
+            ("proxy", "--proxy"),
+            ("proxy_password_file", "--proxy-password-file"),
+            ("proxy_password_env", "--proxy-password-env"),
             ("connection_string_file", "--connection-string-file"),
         ] {
             assert_eq!(flag(key), expected);

@@ -138,8 +138,27 @@ pub enum Reason {
         got: String,
         problem: UrlProblem,
     },
+    /// `proxy_password_file` / `proxy_password_env` without a user in `proxy`.
+    ProxyPasswordWithoutUser,
+    /// `proxy` names a user but no password key is given.
+    ProxyUserWithoutPassword,
+    /// Both `proxy_password_file` and `proxy_password_env` are given.
+    ConflictingProxyPasswords,
+    /// `proxy_password_file` could not be read.
+    ProxyPasswordFileUnreadable { file: PathBuf, io: String },
+    /// The variable named by `proxy_password_env` is not set (or not Unicode).
+    ProxyPasswordEnvMissing { variable: String },
+    /// No `proxy` key, and the environment's proxy variable is not a usable proxy URL.
+    InvalidProxyVariable {
+        variable: &'static str,
+        problem: crate::proxy::url::ProxyUrlProblem,
+    },
     /// `relay_ca_file` is given without a `wss://` `relay_url`.
     CaFileWithoutTlsRelay,
+    /// `tls_roots` is empty.
+    EmptyTrustRoots,
+    /// `tls_roots` and `relay_ca_file` are both given.
+    ConflictingTrustRoots,
     /// `relay_ca_file` could not be read.
     CaFileUnreadable { file: PathBuf, io: String },
     /// `listeners` is outside `1..=max`.
@@ -260,8 +279,34 @@ impl fmt::Display for Reason {
                 got,
                 problem,
             } => write!(f, "expected {expected}, got {got:?} ({problem})"),
+            Self::ProxyPasswordWithoutUser => f.write_str(
+                "needs a user in proxy (proxy = \"http://USER@host:port\")",
+            ),
+            Self::ProxyUserWithoutPassword => f.write_str(
+                "names a user, so proxy_password_file or proxy_password_env is required",
+            ),
+            Self::ConflictingProxyPasswords => {
+                f.write_str("give only one of proxy_password_file or proxy_password_env")
+            }
+            Self::ProxyPasswordFileUnreadable { file, io } => {
+                write!(f, "cannot read {}: {io}", file.display())
+            }
+            Self::ProxyPasswordEnvMissing { variable } => {
+                write!(f, "the environment variable {variable} is not set or not valid Unicode")
+            }
+            Self::InvalidProxyVariable { variable, problem } => write!(
+                f,
+                "not set, so the environment's {variable} applies, but its value is unusable \
+                 ({problem}); set proxy = \"none\" or a proxy URL"
+            ),
             Self::CaFileWithoutTlsRelay => {
-                f.write_str("relay_ca_file needs a wss:// relay_url")
+                f.write_str("relay_ca_file needs a wss:// relay_url (or none: Azure)")
+            }
+            Self::EmptyTrustRoots => {
+                f.write_str("expected \"webpki\", \"system\" or a CA file, got \"\"")
+            }
+            Self::ConflictingTrustRoots => {
+                f.write_str("give only one of tls_roots or relay_ca_file")
             }
             Self::CaFileUnreadable { file, io } => {
                 write!(f, "cannot read {}: {io}", file.display())
@@ -321,6 +366,8 @@ pub enum UrlProblem {
     NoPort,
     /// The URL carries `user:password@`; credentials in URLs are not supported.
     Credentials,
+    /// A proxy URL carries a password; it belongs in `proxy_password_file` or `_env`.
+    Password,
     /// The URL has a path where none is allowed.
     Path,
     /// The URL has a `?query`.
@@ -337,6 +384,9 @@ impl fmt::Display for UrlProblem {
             Self::NoHost => f.write_str("no host"),
             Self::NoPort => f.write_str("no port"),
             Self::Credentials => f.write_str("credentials in URLs are not supported"),
+            Self::Password => f.write_str(
+                "a password in the URL is not supported; use proxy_password_file or proxy_password_env",
+            ),
             Self::Path => f.write_str("no path allowed"),
             Self::Query => f.write_str("no query allowed"),
             Self::Fragment => f.write_str("no fragment allowed"),

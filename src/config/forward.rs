@@ -30,13 +30,30 @@ pub(super) fn convert(
         loaded.connection_string.entity_path(),
         &at,
     )?;
-    let relay = shared_keys::relay(
+    let (relay, azure_ca_file) = shared_keys::relay(
         raw.relay_url.as_deref(),
         raw.relay_ca_file.as_deref(),
         base_dir,
         &at,
     )?;
-    let proxy = shared_keys::proxy(raw.proxy.as_deref(), &at)?;
+    let tls_roots = shared_keys::section_trust(
+        raw.tls_roots.as_deref(),
+        azure_ca_file,
+        raw.relay_ca_file.is_some(),
+        base_dir,
+        &at,
+    )?;
+    let proxy = shared_keys::proxy(
+        &shared_keys::ProxyKeys {
+            proxy: raw.proxy.as_deref(),
+            password_file: raw.proxy_password_file.as_deref(),
+            password_env: raw.proxy_password_env.as_deref(),
+        },
+        &relay,
+        base_dir,
+        env,
+        &at,
+    )?;
     let token_ttl = shared_keys::token_ttl(raw.token_ttl.as_deref(), &at)?;
     let stream_ping_interval =
         shared_keys::stream_ping_interval(raw.stream_ping_interval.as_deref(), &at)?;
@@ -49,6 +66,7 @@ pub(super) fn convert(
         connection_string: loaded.connection_string,
         entity_path,
         relay,
+        tls_roots,
         proxy,
         token_ttl,
         stream_ping_interval,

@@ -77,13 +77,30 @@ pub(super) fn convert(
         })
         .transpose()?;
 
-    let relay = shared_keys::relay(
+    let (relay, azure_ca_file) = shared_keys::relay(
         raw.relay_url.as_deref(),
         raw.relay_ca_file.as_deref(),
         base_dir,
         &at,
     )?;
-    let proxy = shared_keys::proxy(raw.proxy.as_deref(), &at)?;
+    let tls_roots = shared_keys::section_trust(
+        raw.tls_roots.as_deref(),
+        azure_ca_file,
+        raw.relay_ca_file.is_some(),
+        base_dir,
+        &at,
+    )?;
+    let proxy = shared_keys::proxy(
+        &shared_keys::ProxyKeys {
+            proxy: raw.proxy.as_deref(),
+            password_file: raw.proxy_password_file.as_deref(),
+            password_env: raw.proxy_password_env.as_deref(),
+        },
+        &relay,
+        base_dir,
+        env,
+        &at,
+    )?;
     let token_ttl = shared_keys::token_ttl(raw.token_ttl.as_deref(), &at)?;
     let ping_interval = shared_keys::duration_at_least(
         raw.ping_interval.as_deref(),
@@ -120,6 +137,7 @@ pub(super) fn convert(
         http_target,
         listeners,
         relay,
+        tls_roots,
         proxy,
         token_ttl,
         ping_interval,

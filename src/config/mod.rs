@@ -25,7 +25,11 @@ mod typed;
 mod urls;
 
 #[cfg(test)]
+mod proxy_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,9 +43,10 @@ pub use include::Sources;
 pub use limits::Limits;
 pub use typed::{
     Admin, Config, ConnectionStringSource, Forward, HttpTarget, HybridConnection, Log, LogFormat,
-    LogLevel, Peer, ProxyAddress, Relay, Runtime, Shutdown, TcpTarget, Workers,
-    DEFAULT_ADMIN_HEAD_TIMEOUT, DEFAULT_REQUEST_BUFFER, DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TTL,
-    MAX_LISTENERS, MIN_ADMIN_HEAD_TIMEOUT, MIN_TOKEN_TTL,
+    LogLevel, PasswordSource, Peer, ProxyAddress, ProxyPassword, ProxySetting, Relay, Runtime,
+    Shutdown, TcpTarget, Workers, DEFAULT_ADMIN_HEAD_TIMEOUT, DEFAULT_REQUEST_BUFFER,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_TOKEN_TTL, MAX_LISTENERS, MIN_ADMIN_HEAD_TIMEOUT,
+    MIN_TOKEN_TTL,
 };
 pub use urls::{HTTP_TARGET_FORM, PROXY_FORM, RELAY_URL_FORM, TCP_TARGET_FORM};
 
@@ -61,12 +66,20 @@ pub struct ForwardFlags {
     pub relay_url: Option<String>,
     /// `relay_ca_file`.
     pub relay_ca_file: Option<std::path::PathBuf>,
+    /// `tls_roots`.
+    pub tls_roots: Option<String>,
     /// `token_ttl`.
     pub token_ttl: Option<String>,
     /// `peer`.
     pub peer: Option<Peer>,
     /// `port_name`.
     pub port_name: Option<String>,
+    /// `proxy`.
+    pub proxy: Option<String>,
+    /// `proxy_password_file`.
+    pub proxy_password_file: Option<std::path::PathBuf>,
+    /// `proxy_password_env`.
+    pub proxy_password_env: Option<String>,
     /// `[runtime] workers`.
     pub workers: usize,
 }
@@ -152,9 +165,13 @@ impl Config {
                 entity_path: flags.entity_path,
                 relay_url: flags.relay_url,
                 relay_ca_file: flags.relay_ca_file,
+                tls_roots: flags.tls_roots,
                 token_ttl: flags.token_ttl,
                 peer: flags.peer,
                 port_name: flags.port_name,
+                proxy: flags.proxy,
+                proxy_password_file: flags.proxy_password_file,
+                proxy_password_env: flags.proxy_password_env,
                 ..RawForward::default()
             }],
             ..RawConfig::default()
@@ -314,6 +331,12 @@ fn convert(
         ));
     }
     let limits = limits::convert(&raw.limits)?;
+    let default_roots = raw
+        .tls
+        .roots
+        .as_deref()
+        .map(|text| shared_keys::trust_roots(text, base_dir, "tls.roots".to_owned()))
+        .transpose()?;
     let mut sources = Sources {
         main: main_file.map(Path::to_path_buf),
         ..Sources::default()
@@ -327,9 +350,12 @@ fn convert(
                 part: part_index,
                 index,
             };
-            let (hc, hc_warnings) =
+            let (mut hc, hc_warnings) =
                 hybrid_connection::convert(raw_hc, index, part.base_dir, env, limits)
                     .map_err(|error| part.locate(error))?;
+            if hc.tls_roots.is_none() {
+                hc.tls_roots.clone_from(&default_roots);
+            }
             if let Some(&first) = first_of_name.get(&hc.name) {
                 let duplicate = Reason::DuplicateName {
                     name: hc.name,
@@ -348,7 +374,12 @@ fn convert(
             hybrid_connections.push(hc);
         }
     }
-    let forwards = forwards(&parts, env, &mut warnings, &mut sources)?;
+    let mut forwards = forwards(&parts, env, &mut warnings, &mut sources)?;
+    for forward in &mut forwards {
+        if forward.tls_roots.is_none() {
+            forward.tls_roots.clone_from(&default_roots);
+        }
+    }
     Ok(Config {
         runtime: Runtime { workers },
         admin: Admin {

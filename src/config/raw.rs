@@ -32,9 +32,18 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
     pub hybrid_connection: Vec<RawHybridConnection>,
     #[serde(default)]
     pub forward: Vec<RawForward>,
+}
+
+/// `[tls]`: the default trust store of every hybrid connection and forward.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub roots: Option<String>,
 }
 
 /// `[runtime]`.
@@ -99,7 +108,10 @@ pub(super) struct RawHybridConnection {
     pub listeners: Option<usize>,
     pub relay_url: Option<String>,
     pub relay_ca_file: Option<PathBuf>,
+    pub tls_roots: Option<String>,
     pub proxy: Option<String>,
+    pub proxy_password_file: Option<PathBuf>,
+    pub proxy_password_env: Option<String>,
     pub token_ttl: Option<String>,
     pub ping_interval: Option<String>,
     pub stream_ping_interval: Option<String>,
@@ -123,7 +135,10 @@ pub(super) struct RawForward {
     pub entity_path: Option<String>,
     pub relay_url: Option<String>,
     pub relay_ca_file: Option<PathBuf>,
+    pub tls_roots: Option<String>,
     pub proxy: Option<String>,
+    pub proxy_password_file: Option<PathBuf>,
+    pub proxy_password_env: Option<String>,
     pub token_ttl: Option<String>,
     pub stream_ping_interval: Option<String>,
     pub peer: Option<Peer>,

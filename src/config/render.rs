@@ -14,9 +14,11 @@ use crate::secret::REDACTED;
 
 use super::duration;
 use super::limits::Limits;
+use crate::tls::TrustRoots;
+
 use super::typed::{
-    Config, ConnectionStringSource, Forward, HybridConnection, Peer, ProxyAddress, Relay, Workers,
-    MAX_LISTENERS,
+    Config, ConnectionStringSource, Forward, HybridConnection, PasswordSource, Peer, ProxySetting,
+    Relay, Workers, MAX_LISTENERS,
 };
 
 /// `config` as effective-configuration text; `workers` is the worker count on this machine
@@ -187,7 +189,13 @@ impl Effective<'_> {
                 "listeners = {listeners}  # default: one per worker, at most {MAX_LISTENERS}"
             )?,
         }
-        relay(f, &hc.relay, &hc.connection_string, hc.proxy.as_ref())?;
+        relay(
+            f,
+            &hc.relay,
+            &hc.connection_string,
+            hc.tls_roots.as_ref(),
+            &hc.proxy,
+        )?;
         writeln!(f, "token_ttl = {}", quote(&duration::format(hc.token_ttl)))?;
         writeln!(
             f,
@@ -244,7 +252,8 @@ fn forward_section(f: &mut fmt::Formatter<'_>, forward: &Forward) -> fmt::Result
         f,
         &forward.relay,
         &forward.connection_string,
-        forward.proxy.as_ref(),
+        forward.tls_roots.as_ref(),
+        &forward.proxy,
     )?;
     writeln!(
         f,
@@ -290,12 +299,14 @@ fn connection_string(
     }
 }
 
-/// `relay_url`, `relay_ca_file` (or a comment naming the Azure namespace) and `proxy`.
+/// `relay_url`, `relay_ca_file` (or a comment naming the Azure namespace), `tls_roots` and
+/// `proxy`.
 fn relay(
     f: &mut fmt::Formatter<'_>,
     relay: &Relay,
     connection_string: &ConnectionString,
-    proxy: Option<&ProxyAddress>,
+    tls_roots: Option<&TrustRoots>,
+    proxy: &ProxySetting,
 ) -> fmt::Result {
     match relay {
         Relay::Azure => writeln!(
@@ -314,8 +325,29 @@ fn relay(
             }
         }
     }
-    if let Some(proxy) = proxy {
-        writeln!(f, "proxy = {}", quote(&proxy.to_string()))?;
+    if let Some(roots) = tls_roots {
+        writeln!(f, "tls_roots = {}", quote(&roots.to_string()))?;
+    }
+    match proxy {
+        ProxySetting::Direct => {}
+        ProxySetting::Off => writeln!(f, "proxy = \"none\"")?,
+        ProxySetting::Configured { address, password } => {
+            writeln!(f, "proxy = {}", quote(&address.to_string()))?;
+            match password.as_ref().map(|p| &p.source) {
+                Some(PasswordSource::File(file)) => writeln!(
+                    f,
+                    "proxy_password_file = {}",
+                    quote(&file.display().to_string())
+                )?,
+                Some(PasswordSource::Env(variable)) => {
+                    writeln!(f, "proxy_password_env = {}", quote(variable))?;
+                }
+                None => {}
+            }
+        }
+        ProxySetting::Environment {
+            variable, address, ..
+        } => writeln!(f, "# proxy: {address} from the environment's {variable}")?,
     }
     Ok(())
 }
@@ -516,10 +548,11 @@ stream_ping_interval = \"30s\"
         let config = Config::from_toml_str_with_env(
             "[[hybrid_connection]]\nname = \"a\"\nconnection_string_env = \"CS\"\ntarget = \"tcp://h:1\"\n",
             Path::new("/"),
-            &|_| {
-                Ok(format!(
+            &|name| match name {
+                "CS" => Ok(format!(
                     "Endpoint=sb://ns.example/;SharedAccessKeyName=k;SharedAccessKey={KEY};EntityPath=hc"
-                ))
+                )),
+                _ => Err(std::env::VarError::NotPresent),
             },
         )
         .expect("valid");

@@ -1,19 +1,22 @@
 //! The keys `[[hybrid_connection]]` and `[[forward]]` have in common (architecture §5): `name`,
-//! `entity_path`, `relay_url` with `relay_ca_file`, `proxy`, `token_ttl` and
-//! `stream_ping_interval`. Each check takes
-//! the key's text and returns a [`ConfigError`] at the key path `at(key)` names.
+//! `entity_path`, `relay_url` with `relay_ca_file`, `proxy` with its password keys, `token_ttl`
+//! and `stream_ping_interval`. Each check takes the key's text and returns a [`ConfigError`] at
+//! the key path `at(key)` names.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::auth::connection_string::entity_path_problem;
 
+use super::connection_source::EnvLookup;
 use super::duration;
 use super::error::{without_credentials, ConfigError, Reason, UrlProblem};
 use super::typed::{
-    ProxyAddress, Relay, DEFAULT_STREAM_PING_INTERVAL, DEFAULT_TOKEN_TTL, MIN_STREAM_PING_INTERVAL,
-    MIN_TOKEN_TTL,
+    PasswordSource, ProxyPassword, ProxySetting, Relay, DEFAULT_STREAM_PING_INTERVAL,
+    DEFAULT_TOKEN_TTL, MIN_STREAM_PING_INTERVAL, MIN_TOKEN_TTL,
 };
 use super::urls;
+use crate::secret::Secret;
+use crate::tls::TrustRoots;
 
 /// Builds the key path of one key of the section being converted.
 pub(super) type KeyPath<'a> = &'a dyn Fn(&str) -> String;
@@ -67,12 +70,13 @@ pub(super) fn entity_path(
 }
 
 /// `relay_url` and `relay_ca_file` (resolved against `base_dir` and read once to check it).
+/// Without `relay_url` (Azure), `relay_ca_file` is returned as the trust to use instead.
 pub(super) fn relay(
     relay_url: Option<&str>,
     relay_ca_file: Option<&Path>,
     base_dir: &Path,
     at: KeyPath<'_>,
-) -> Result<Relay, ConfigError> {
+) -> Result<(Relay, Option<TrustRoots>), ConfigError> {
     let url = relay_url
         .map(|text| {
             urls::relay_url(text)
@@ -82,40 +86,193 @@ pub(super) fn relay(
     let ca_file = match relay_ca_file {
         None => None,
         Some(file) => {
-            if url.as_ref().map(url::Url::scheme) != Some("wss") {
+            if url.as_ref().is_some_and(|url| url.scheme() != "wss") {
                 return Err(ConfigError::new(
                     at("relay_ca_file"),
                     Reason::CaFileWithoutTlsRelay,
                 ));
             }
+            Some(readable_ca_file(base_dir, file, at("relay_ca_file"))?)
+        }
+    };
+    Ok(match url {
+        None => (Relay::Azure, ca_file.map(TrustRoots::CaFile)),
+        Some(url) => (Relay::SelfHosted { url, ca_file }, None),
+    })
+}
+
+/// `file` resolved against `base_dir`, read once to check it; errors at `key`.
+fn readable_ca_file(base_dir: &Path, file: &Path, key: String) -> Result<PathBuf, ConfigError> {
+    let file = base_dir.join(file);
+    std::fs::read(&file).map_err(|error| {
+        ConfigError::new(
+            key,
+            Reason::CaFileUnreadable {
+                file: file.clone(),
+                io: error.to_string(),
+            },
+        )
+    })?;
+    Ok(file)
+}
+
+/// A `tls_roots` value (`"webpki"`, `"system"` or a CA file) at `key`.
+pub(super) fn trust_roots(
+    text: &str,
+    base_dir: &Path,
+    key: String,
+) -> Result<TrustRoots, ConfigError> {
+    match text.trim() {
+        "webpki" => Ok(TrustRoots::WebPki),
+        "system" => Ok(TrustRoots::System),
+        "" => Err(ConfigError::new(key, Reason::EmptyTrustRoots)),
+        file => readable_ca_file(base_dir, Path::new(file), key).map(TrustRoots::CaFile),
+    }
+}
+
+/// `tls_roots` of a section, or the trust `relay_ca_file` implies for Azure; both is an error.
+pub(super) fn section_trust(
+    tls_roots: Option<&str>,
+    from_relay_ca_file: Option<TrustRoots>,
+    has_relay_ca_file: bool,
+    base_dir: &Path,
+    at: KeyPath<'_>,
+) -> Result<Option<TrustRoots>, ConfigError> {
+    match tls_roots {
+        None => Ok(from_relay_ca_file),
+        Some(_) if has_relay_ca_file => Err(ConfigError::new(
+            at("tls_roots"),
+            Reason::ConflictingTrustRoots,
+        )),
+        Some(text) => trust_roots(text, base_dir, at("tls_roots")).map(Some),
+    }
+}
+
+/// The proxy keys of one section, as written.
+pub(super) struct ProxyKeys<'a> {
+    pub proxy: Option<&'a str>,
+    pub password_file: Option<&'a Path>,
+    pub password_env: Option<&'a str>,
+}
+
+/// `proxy` (`"none"` or `http://[user@]host:port`) with `proxy_password_file` /
+/// `proxy_password_env`; without `proxy`, the environment's proxy for the relay's scheme.
+pub(super) fn proxy(
+    keys: &ProxyKeys<'_>,
+    relay: &Relay,
+    base_dir: &Path,
+    env: EnvLookup<'_>,
+    at: KeyPath<'_>,
+) -> Result<ProxySetting, ConfigError> {
+    let password_key = match (keys.password_file, keys.password_env) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                at("proxy_password_file"),
+                Reason::ConflictingProxyPasswords,
+            ))
+        }
+        (Some(_), None) => Some("proxy_password_file"),
+        (None, Some(_)) => Some("proxy_password_env"),
+        (None, None) => None,
+    };
+    let address = match keys.proxy.map(str::trim) {
+        None => {
+            if let Some(key) = password_key {
+                return Err(ConfigError::new(at(key), Reason::ProxyPasswordWithoutUser));
+            }
+            return from_environment(relay, env, at);
+        }
+        Some("none") => None,
+        Some(text) => Some(
+            urls::proxy(text)
+                .map_err(|problem| url_error(at("proxy"), urls::PROXY_FORM, text, problem))?,
+        ),
+    };
+    let has_user = address.as_ref().is_some_and(|a| a.user.is_some());
+    if let (Some(key), false) = (password_key, has_user) {
+        return Err(ConfigError::new(at(key), Reason::ProxyPasswordWithoutUser));
+    }
+    let Some(address) = address else {
+        return Ok(ProxySetting::Off);
+    };
+    let password = match (keys.password_file, keys.password_env) {
+        (Some(file), _) => {
             let file = base_dir.join(file);
-            std::fs::read(&file).map_err(|error| {
+            let text = std::fs::read_to_string(&file).map_err(|error| {
                 ConfigError::new(
-                    at("relay_ca_file"),
-                    Reason::CaFileUnreadable {
+                    at("proxy_password_file"),
+                    Reason::ProxyPasswordFileUnreadable {
                         file: file.clone(),
                         io: error.to_string(),
                     },
                 )
             })?;
-            Some(file)
+            Some(ProxyPassword {
+                source: PasswordSource::File(file),
+                value: trimmed_secret(text),
+            })
         }
+        (None, Some(variable)) => {
+            let text = env(variable).map_err(|_| {
+                ConfigError::new(
+                    at("proxy_password_env"),
+                    Reason::ProxyPasswordEnvMissing {
+                        variable: variable.to_owned(),
+                    },
+                )
+            })?;
+            Some(ProxyPassword {
+                source: PasswordSource::Env(variable.to_owned()),
+                value: trimmed_secret(text),
+            })
+        }
+        (None, None) if has_user => {
+            return Err(ConfigError::new(
+                at("proxy"),
+                Reason::ProxyUserWithoutPassword,
+            ))
+        }
+        (None, None) => None,
     };
-    Ok(match url {
-        None => Relay::Azure,
-        Some(url) => Relay::SelfHosted { url, ca_file },
+    Ok(ProxySetting::Configured { address, password })
+}
+
+/// The environment's proxy for the relay's scheme (`wss` for Azure), or [`ProxySetting::Direct`].
+fn from_environment(
+    relay: &Relay,
+    env: EnvLookup<'_>,
+    at: KeyPath<'_>,
+) -> Result<ProxySetting, ConfigError> {
+    let tls = match relay {
+        Relay::Azure => true,
+        Relay::SelfHosted { url, .. } => url.scheme() == "wss",
+    };
+    let found =
+        crate::proxy::env::from_environment(tls, &|name| env(name).ok()).map_err(|error| {
+            // The value is not echoed: a mistaken variable may hold anything, secrets included.
+            ConfigError::new(
+                at("proxy"),
+                Reason::InvalidProxyVariable {
+                    variable: error.variable,
+                    problem: error.problem,
+                },
+            )
+        })?;
+    Ok(match found {
+        None => ProxySetting::Direct,
+        Some(found) => ProxySetting::Environment {
+            variable: found.variable,
+            address: found.proxy.address,
+            password: found.proxy.password,
+            no_proxy: found.no_proxy,
+        },
     })
 }
 
-/// `proxy = "http://host:port"`.
-pub(super) fn proxy(
-    text: Option<&str>,
-    at: KeyPath<'_>,
-) -> Result<Option<ProxyAddress>, ConfigError> {
-    text.map(|text| {
-        urls::proxy(text).map_err(|problem| url_error(at("proxy"), urls::PROXY_FORM, text, problem))
-    })
-    .transpose()
+/// `text` without surrounding whitespace (a file's trailing newline); both copies are secrets.
+fn trimmed_secret(text: String) -> Secret {
+    let whole = Secret::new(text);
+    Secret::new(whole.expose().trim())
 }
 
 /// `token_ttl`: a duration of at least [`MIN_TOKEN_TTL`], [`DEFAULT_TOKEN_TTL`] when absent.

@@ -92,7 +92,7 @@ fn minimal_config_gets_every_default() {
     assert_eq!(hc.http_target, None);
     assert_eq!(hc.listeners, None);
     assert_eq!(hc.relay, Relay::Azure);
-    assert_eq!(hc.proxy, None);
+    assert_eq!(hc.proxy, ProxySetting::Direct);
     assert_eq!(hc.token_ttl, Duration::from_secs(3600));
     assert_eq!(hc.ping_interval, Duration::from_secs(30));
     assert_eq!(hc.request_buffer, 8 * 1024 * 1024);
@@ -159,10 +159,14 @@ fn every_key_is_read() {
     );
     assert_eq!(
         hc.proxy,
-        Some(ProxyAddress {
-            host: "proxy.corp".into(),
-            port: 3128
-        })
+        ProxySetting::Configured {
+            address: ProxyAddress {
+                host: "proxy.corp".into(),
+                port: 3128,
+                user: None,
+            },
+            password: None,
+        }
     );
     assert_eq!(hc.token_ttl, Duration::from_secs(300));
     assert_eq!(hc.ping_interval, Duration::from_secs(2));
@@ -834,10 +838,10 @@ fn proxy_credentials_are_rejected_without_echoing_them() {
     let reason = error(
         &hc("a", "proxy = \"http://user:hunter2@proxy:3128\""),
         "hybrid_connection[0].proxy",
-        "credentials in URLs are not supported",
+        "a password in the URL is not supported; use proxy_password_file or proxy_password_env",
     );
     assert!(
-        matches!(&reason, Reason::InvalidUrl { problem: UrlProblem::Credentials, got, .. } if !got.contains("hunter2"))
+        matches!(&reason, Reason::InvalidUrl { problem: UrlProblem::Password, got, .. } if !got.contains("hunter2"))
     );
     assert!(!reason.to_string().contains("hunter2"));
 }
@@ -845,13 +849,13 @@ fn proxy_credentials_are_rejected_without_echoing_them() {
 // ---- relay CA file ----
 
 #[test]
-fn ca_file_needs_a_wss_relay() {
+fn ca_file_needs_a_wss_relay_or_azure() {
     let reason = error(
         &hc("a", "relay_ca_file = \"ca.pem\""),
         "hybrid_connection[0].relay_ca_file",
-        "needs a wss:// relay_url",
+        "cannot read /nonexistent-base/ca.pem",
     );
-    assert_eq!(reason, Reason::CaFileWithoutTlsRelay);
+    assert!(matches!(reason, Reason::CaFileUnreadable { .. }));
     let text = hc(
         "a",
         "relay_url = \"ws://relay:80\"\nrelay_ca_file = \"ca.pem\"",
@@ -1072,7 +1076,7 @@ fn a_file_with_only_forwards_gets_every_default() {
         ConnectionStringSource::Inline
     );
     assert_eq!(forward.relay, Relay::Azure);
-    assert_eq!(forward.proxy, None);
+    assert_eq!(forward.proxy, ProxySetting::Direct);
     assert_eq!(forward.token_ttl, DEFAULT_TOKEN_TTL);
     assert!(config.warnings.is_empty());
 }
@@ -1115,10 +1119,14 @@ fn every_forward_key_is_read() {
     );
     assert_eq!(
         forward.proxy,
-        Some(ProxyAddress {
-            host: "proxy.corp".into(),
-            port: 3128
-        })
+        ProxySetting::Configured {
+            address: ProxyAddress {
+                host: "proxy.corp".into(),
+                port: 3128,
+                user: None,
+            },
+            password: None,
+        }
     );
     assert_eq!(forward.token_ttl, Duration::from_secs(600));
 }
@@ -1381,12 +1389,12 @@ fn forward_relay_proxy_and_token_ttl_rules() {
     let reason = error(
         &fwd("f", "127.0.0.1:0", "proxy = \"http://u:hunter2@px:3128\""),
         "forward[0].proxy",
-        "credentials in URLs are not supported",
+        "a password in the URL is not supported",
     );
     assert!(matches!(
         reason,
         Reason::InvalidUrl {
-            problem: UrlProblem::Credentials,
+            problem: UrlProblem::Password,
             ..
         }
     ));
@@ -1448,9 +1456,13 @@ fn single_forward_validates_like_a_section() {
         entity_path: Some("tunnel".into()),
         relay_url: Some("ws://127.0.0.1:9000".into()),
         relay_ca_file: None,
+        tls_roots: None,
         token_ttl: Some("5m".into()),
         peer: None,
         port_name: None,
+        proxy: None,
+        proxy_password_file: None,
+        proxy_password_env: None,
         workers: 1,
     };
     let config = Config::single_forward(flags.clone()).expect("valid");

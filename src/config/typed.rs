@@ -13,6 +13,10 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::auth::connection_string::ConnectionString;
+pub use crate::proxy::ProxyAddress;
+use crate::proxy::{NoProxy, ProxyRoute};
+use crate::secret::Secret;
+use crate::tls::TrustRoots;
 
 use super::error::ConfigWarning;
 use super::limits::Limits;
@@ -189,8 +193,12 @@ pub struct HybridConnection {
     pub listeners: Option<NonZeroUsize>,
     /// Azure, or a self-hosted relay (`relay_url`, `relay_ca_file`).
     pub relay: Relay,
-    /// `proxy`: an HTTP CONNECT proxy for outbound connections.
-    pub proxy: Option<ProxyAddress>,
+    /// `tls_roots`, `relay_ca_file` without `relay_url`, or `[tls] roots`: the trust store for
+    /// the relay's certificate; `None` = the webpki roots (or a self-hosted relay's
+    /// `relay_ca_file`).
+    pub tls_roots: Option<TrustRoots>,
+    /// `proxy` (with its password keys) or the environment's proxy, for relay connections.
+    pub proxy: ProxySetting,
     /// `token_ttl`: lifetime of the SAS tokens the daemon mints.
     pub token_ttl: Duration,
     /// `ping_interval`: keep-alive ping interval on each control channel; a channel silent for
@@ -241,8 +249,12 @@ pub struct Forward {
     pub entity_path: String,
     /// Azure, or a self-hosted relay (`relay_url`, `relay_ca_file`).
     pub relay: Relay,
-    /// `proxy`: an HTTP CONNECT proxy for the connections to the relay.
-    pub proxy: Option<ProxyAddress>,
+    /// `tls_roots`, `relay_ca_file` without `relay_url`, or `[tls] roots`: the trust store for
+    /// the relay's certificate; `None` = the webpki roots (or a self-hosted relay's
+    /// `relay_ca_file`).
+    pub tls_roots: Option<TrustRoots>,
+    /// `proxy` (with its password keys) or the environment's proxy, for relay connections.
+    pub proxy: ProxySetting,
     /// `token_ttl`: lifetime of the connect token minted for each forwarded connection.
     pub token_ttl: Duration,
     /// `stream_ping_interval`: a WebSocket ping on each forwarded stream after this much
@@ -370,17 +382,79 @@ pub enum Relay {
     },
 }
 
-/// `proxy = "http://host:port"`: an HTTP CONNECT proxy.
+/// How the connections to the relay are made: the `proxy` key, else the environment's proxy
+/// variables (docs/operations.md, "Corporate networks").
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyAddress {
-    /// Host name or IP address (IPv6 in brackets).
-    pub host: String,
-    /// Port (80 when not given).
-    pub port: u16,
+pub enum ProxySetting {
+    /// Directly: no `proxy` key and no proxy variable for the relay's scheme.
+    Direct,
+    /// Directly, because `proxy = "none"`.
+    Off,
+    /// Through the proxy of the `proxy` key, for every relay host.
+    Configured {
+        address: ProxyAddress,
+        /// `proxy_password_file` or `proxy_password_env`, when `proxy` names a user.
+        password: Option<ProxyPassword>,
+    },
+    /// Through the proxy the environment variable `variable` names, except for the hosts
+    /// `NO_PROXY` lists.
+    Environment {
+        variable: &'static str,
+        address: ProxyAddress,
+        /// The variable's own `user:password@`.
+        password: Option<Secret>,
+        no_proxy: NoProxy,
+    },
 }
 
-impl fmt::Display for ProxyAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}:{}", self.host, self.port)
+impl ProxySetting {
+    /// The route a dialer takes, `None` for direct connections.
+    pub fn route(&self) -> Option<ProxyRoute> {
+        match self {
+            Self::Direct | Self::Off => None,
+            Self::Configured { address, password } => Some(ProxyRoute::new(
+                address.clone(),
+                password.as_ref().map(|p| &p.value),
+                NoProxy::default(),
+            )),
+            Self::Environment {
+                address,
+                password,
+                no_proxy,
+                ..
+            } => Some(ProxyRoute::new(
+                address.clone(),
+                password.as_ref(),
+                no_proxy.clone(),
+            )),
+        }
     }
+}
+
+impl fmt::Display for ProxySetting {
+    /// Which proxy is used and why, for the log; never a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Direct => f.write_str("none (no proxy key, no proxy variable set)"),
+            Self::Off => f.write_str("none (proxy = \"none\")"),
+            Self::Configured { address, .. } => write!(f, "{address} (proxy key)"),
+            Self::Environment {
+                variable, address, ..
+            } => write!(f, "{address} (environment {variable}, NO_PROXY honoured)"),
+        }
+    }
+}
+
+/// A proxy password and where it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyPassword {
+    pub source: PasswordSource,
+    pub value: Secret,
+}
+
+/// `proxy_password_file` or `proxy_password_env`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    File(PathBuf),
+    Env(String),
 }

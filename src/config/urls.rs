@@ -16,7 +16,7 @@ pub const HTTP_TARGET_FORM: &str = "http(s)://host[:port][/base]";
 /// The shape `relay_url` must have.
 pub const RELAY_URL_FORM: &str = "ws(s)://host[:port]";
 /// The shape `proxy` must have.
-pub const PROXY_FORM: &str = "http://host:port";
+pub const PROXY_FORM: &str = "http://[user@]host:port or \"none\"";
 
 /// `tcp://host:port`, port required, no path.
 pub fn tcp_target(text: &str) -> Result<TcpTarget, UrlProblem> {
@@ -42,13 +42,23 @@ pub fn relay_url(text: &str) -> Result<Url, UrlProblem> {
     Ok(url)
 }
 
-/// `http://host[:port]` (port 80 when omitted), no path.
+/// `http://[user@]host[:port]` (port 80 when omitted), no path; a password is refused (it
+/// belongs in `proxy_password_file` or `proxy_password_env`).
 pub fn proxy(text: &str) -> Result<ProxyAddress, UrlProblem> {
-    let url = checked(text, &["http"])?;
+    let url = Url::parse(text.trim()).map_err(UrlProblem::NotAUrl)?;
+    if url.password().is_some() {
+        return Err(UrlProblem::Password);
+    }
+    let mut without_user = url.clone();
+    without_user
+        .set_username("")
+        .map_err(|()| UrlProblem::WrongScheme)?;
+    let url = checked(without_user.as_str(), &["http"])?;
     without_path(&url)?;
+    let parsed = crate::proxy::url::parse(text, false).map_err(|_| UrlProblem::NoHost)?;
     Ok(ProxyAddress {
-        host: host(&url)?.to_owned(),
         port: url.port_or_known_default().ok_or(UrlProblem::NoPort)?,
+        ..parsed.address
     })
 }
 
@@ -187,8 +197,11 @@ mod tests {
         );
         assert_eq!(
             super::proxy("http://user:secret@proxy:1").err(),
-            Some(UrlProblem::Credentials)
+            Some(UrlProblem::Password)
         );
+        let with_user = super::proxy("http://svc%2Dhycod@proxy:1").expect("a user is allowed");
+        assert_eq!(with_user.user.as_deref(), Some("svc-hycod"));
+        assert_eq!(with_user.to_string(), "http://svc-hycod@proxy:1");
         assert_eq!(
             super::proxy("http://proxy:1/p").err(),
             Some(UrlProblem::Path)

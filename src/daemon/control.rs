@@ -34,6 +34,7 @@ use crate::proto::hc::listener::{
 };
 use crate::proto::hc::messages::{RenewToken, MAX_CONTROL_MESSAGE_LEN};
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
+use crate::proxy::ProxyError;
 use crate::secret::Secret;
 
 /// The largest request body the control channel may carry (protocol §6.1, §9).
@@ -175,6 +176,9 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                                     ConnectFailure::Status(*status)
                                 }
                                 ConnectError::Handshake(_) => ConnectFailure::Handshake,
+                                ConnectError::Proxy(ProxyError::AuthenticationRequired {
+                                    ..
+                                }) => ConnectFailure::ProxyAuth,
                                 _ => ConnectFailure::Io,
                             };
                             tracing::warn!(hybrid_connection = %hc.name, error = %Escaped(&e), "control channel connect failed");

@@ -165,7 +165,7 @@ pub fn token_expiry(now: SystemTime, ttl: Duration) -> u64 {
 /// The `result` label of a sender handshake that failed.
 fn failure_result(error: &ConnectError) -> &'static str {
     match error {
-        ConnectError::Rejected { .. } | ConnectError::Proxy { .. } => REFUSED,
+        ConnectError::Rejected { .. } | ConnectError::Proxy(_) => REFUSED,
         _ => FAILED,
     }
 }
@@ -305,6 +305,7 @@ async fn carry(forward: Rc<ForwardContext>, mut tcp: TcpStream, peer: SocketAddr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::ProxyError;
 
     #[test]
     fn the_connect_url_carries_the_action_and_the_id_but_no_token() {
@@ -330,7 +331,10 @@ mod tests {
         };
         assert_eq!(failure_result(&refused), REFUSED);
         assert_eq!(
-            failure_result(&ConnectError::Proxy { status: 403 }),
+            failure_result(&ConnectError::Proxy(ProxyError::Refused {
+                proxy: "px:3128".into(),
+                status: 403
+            })),
             REFUSED
         );
         assert_eq!(failure_result(&ConnectError::Timeout), FAILED);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::admission::HcCounts;
 use crate::auth::connection_string::ConnectionString;
-use crate::config::{Forward, HybridConnection, ProxyAddress, Relay};
+use crate::config::{Forward, HybridConnection, ProxySetting, Relay};
 use crate::io::ws_client::Dialer;
 use crate::tls::{client_config, ClientConfig, TlsSetupError, TrustRoots};
 
@@ -34,8 +34,15 @@ pub fn plan(
     workers: NonZeroUsize,
     webpki: &Arc<ClientConfig>,
 ) -> Result<HcPlan, TlsSetupError> {
-    let (relay_base, mut dialer) =
-        relay_endpoint(&hc.relay, &hc.connection_string, hc.proxy.as_ref(), webpki)?;
+    let (relay_base, mut dialer) = relay_endpoint(
+        &hc.relay,
+        &hc.connection_string,
+        hc.tls_roots.as_ref(),
+        &hc.proxy,
+        webpki,
+    )?;
+    tracing::info!(hybrid_connection = %hc.name, relay = %relay_base, proxy = %hc.proxy,
+        "relay connections: proxy chosen");
     // TCP, proxy and TLS set-up of control channels and rendezvous sockets.
     dialer.connect_timeout = hc.limits.handshake_timeout;
     Ok(HcPlan {
@@ -64,9 +71,12 @@ pub fn plan_forward(
     let (relay_base, dialer) = relay_endpoint(
         &forward.relay,
         &forward.connection_string,
-        forward.proxy.as_ref(),
+        forward.tls_roots.as_ref(),
+        &forward.proxy,
         webpki,
     )?;
+    tracing::info!(forward = %forward.name, relay = %relay_base, proxy = %forward.proxy,
+        "relay connections: proxy chosen");
     Ok(ForwardPlan {
         config: forward.clone(),
         dialer,
@@ -74,30 +84,32 @@ pub fn plan_forward(
     })
 }
 
-/// The relay's base URL and a dialer for it: Azure's namespace with the webpki roots, or a
-/// self-hosted `relay_url` trusting its `relay_ca_file` when given.
+/// The relay's base URL and a dialer for it: Azure's namespace or a self-hosted `relay_url`,
+/// trusting a self-hosted relay's `relay_ca_file`, else `tls_roots`, else the webpki roots.
 fn relay_endpoint(
     relay: &Relay,
     connection_string: &ConnectionString,
-    proxy: Option<&ProxyAddress>,
+    tls_roots: Option<&TrustRoots>,
+    proxy: &ProxySetting,
     webpki: &Arc<ClientConfig>,
 ) -> Result<(String, Dialer), TlsSetupError> {
-    let (relay_base, tls) = match relay {
+    let (relay_base, ca_file) = match relay {
         Relay::Azure => (
             format!("wss://{}", connection_string.namespace_host()),
-            webpki.clone(),
+            None,
         ),
-        Relay::SelfHosted { url, ca_file } => {
-            let tls = match ca_file {
-                Some(file) => client_config(&TrustRoots::CaFile(file.clone()))?,
-                None => webpki.clone(),
-            };
-            (url.as_str().trim_end_matches('/').to_owned(), tls)
-        }
+        Relay::SelfHosted { url, ca_file } => (
+            url.as_str().trim_end_matches('/').to_owned(),
+            ca_file.clone().map(TrustRoots::CaFile),
+        ),
+    };
+    let tls = match ca_file.as_ref().or(tls_roots) {
+        None | Some(TrustRoots::WebPki) => webpki.clone(),
+        Some(roots) => client_config(roots)?,
     };
     let dialer = Dialer {
         tls,
-        proxy: proxy.map(|p| (p.host.clone(), p.port)),
+        proxy: proxy.route().map(Arc::new),
         connect_timeout: CONNECT_TIMEOUT,
         resolver: Default::default(),
     };
@@ -146,7 +158,8 @@ target = "tcp://db:1"
         .expect("plan");
         assert_eq!(plan.relay_base, "ws://127.0.0.1:9000");
         assert_eq!(plan.channels.get(), 2);
-        assert_eq!(plan.dialer.proxy, Some(("px".to_owned(), 3128)));
+        let route = plan.dialer.proxy.as_ref().expect("proxy route");
+        assert_eq!(route.address.authority(), "px:3128");
     }
 
     fn forward(extra: &str) -> Forward {
@@ -169,7 +182,7 @@ connection_string = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyNam
         let plan = plan_forward(&forward(""), &webpki).expect("plan");
         assert_eq!(plan.relay_base, "wss://ns.servicebus.windows.net");
         assert!(Arc::ptr_eq(&plan.dialer.tls, &webpki));
-        assert_eq!(plan.dialer.proxy, None);
+        assert!(plan.dialer.proxy.is_none());
     }
 
     #[test]
@@ -181,6 +194,7 @@ connection_string = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyNam
         )
         .expect("plan");
         assert_eq!(plan.relay_base, "ws://127.0.0.1:9000");
-        assert_eq!(plan.dialer.proxy, Some(("px".to_owned(), 3128)));
+        let route = plan.dialer.proxy.as_ref().expect("proxy route");
+        assert_eq!(route.address.authority(), "px:3128");
     }
 }

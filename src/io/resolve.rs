@@ -27,7 +27,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A blocking lookup of `host:port`; runs on a resolver thread.
 pub type Lookup = dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>> + Send + Sync;
 
-type Cache = Mutex<HashMap<(String, u16), (Instant, SocketAddr)>>;
+type Cache = Mutex<HashMap<(String, u16), (Instant, Addrs)>>;
+
+/// The addresses of one name, in the resolver's order (never empty).
+pub type Addrs = Arc<[SocketAddr]>;
 
 /// Resolves host names off the worker thread, with a cache and a timeout. Cheap to clone.
 #[derive(Clone)]
@@ -67,13 +70,19 @@ impl Resolver {
 
     /// The first address of `host:port`; IPv6 literals may be bracketed.
     pub async fn resolve(&self, host: &str, port: u16) -> io::Result<SocketAddr> {
+        Ok(self.resolve_all(host, port).await?[0])
+    }
+
+    /// Every address of `host:port` in the system's order of preference (e.g. `localhost` as
+    /// `::1` and `127.0.0.1`), for callers that try each in turn.
+    pub async fn resolve_all(&self, host: &str, port: u16) -> io::Result<Addrs> {
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = literal.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, port));
+            return Ok(Arc::from([SocketAddr::new(ip, port)]));
         }
-        if let Some(addr) = self.cached(host, port) {
+        if let Some(addrs) = self.cached(host, port) {
             METRICS.count(Outcome::Cached);
-            return Ok(addr);
+            return Ok(addrs);
         }
         let (reply, answer) = flume::bounded(1);
         let job = {
@@ -83,14 +92,19 @@ impl Resolver {
             move || {
                 let started = Instant::now();
                 let result = lookup(&host, port).and_then(|addrs| {
-                    addrs.into_iter().next().ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
-                    })
+                    if addrs.is_empty() {
+                        Err(io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("{host} has no address"),
+                        ))
+                    } else {
+                        Ok(Addrs::from(addrs))
+                    }
                 });
                 METRICS.add_seconds(started.elapsed());
-                if let Ok(addr) = &result {
+                if let Ok(addrs) = &result {
                     if let Ok(mut cache) = cache.lock() {
-                        cache.insert((host, port), (Instant::now(), *addr));
+                        cache.insert((host, port), (Instant::now(), Arc::clone(addrs)));
                     }
                 }
                 // The asking task may have timed out and gone; its answer is then unwanted.
@@ -104,9 +118,9 @@ impl Resolver {
         };
         METRICS.in_flight.fetch_sub(1, Ordering::Relaxed);
         match answered {
-            Ok(Ok(Ok(addr))) => {
+            Ok(Ok(Ok(addrs))) => {
                 METRICS.count(Outcome::Resolved);
-                Ok(addr)
+                Ok(addrs)
             }
             Ok(Ok(Err(error))) => {
                 METRICS.count(Outcome::Failed);
@@ -128,10 +142,10 @@ impl Resolver {
         }
     }
 
-    fn cached(&self, host: &str, port: u16) -> Option<SocketAddr> {
+    fn cached(&self, host: &str, port: u16) -> Option<Addrs> {
         let cache = self.cache.lock().ok()?;
-        let (at, addr) = cache.get(&(host.to_owned(), port))?;
-        (at.elapsed() < CACHE_TTL).then_some(*addr)
+        let (at, addrs) = cache.get(&(host.to_owned(), port))?;
+        (at.elapsed() < CACHE_TTL).then(|| Arc::clone(addrs))
     }
 }
 

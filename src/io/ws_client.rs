@@ -14,9 +14,10 @@ use url::Url;
 use super::read_buf::ReadBuf;
 use super::resolve::Resolver;
 use super::stream::Stream;
-use crate::proto::http1::{parse_response_head, write_request_head, Limits as HeadLimits};
 use crate::proto::ws::handshake::{ClientHandshake, HandshakeOutcome, HandshakeResponse};
-use crate::tls::{server_name, ClientConfig, Connector};
+use crate::proxy::connect::{tunnel, TunnelError};
+use crate::proxy::{ProxyError, ProxyRoute};
+use crate::tls::{certificate_problem, server_name, ClientConfig, Connector, TlsStreamError};
 
 /// The largest handshake answer read (head; a refusal's body is read up to this much too).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -26,7 +27,8 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct Dialer {
     pub tls: Arc<ClientConfig>,
-    pub proxy: Option<(String, u16)>,
+    /// The HTTP CONNECT proxy, for the hosts its `NO_PROXY` list does not name.
+    pub proxy: Option<Arc<ProxyRoute>>,
     pub connect_timeout: Duration,
     pub resolver: Resolver,
 }
@@ -48,10 +50,13 @@ pub enum ConnectError {
     Io(io::Error),
     /// Nothing within the connect timeout.
     Timeout,
-    /// The proxy refused the CONNECT with this status.
-    Proxy { status: u16 },
-    /// TLS handshake or certificate failure.
+    /// The proxy did not open the tunnel (a 407 names the schemes it asked for).
+    Proxy(ProxyError),
+    /// TLS handshake failure other than a refused certificate.
     Tls(io::Error),
+    /// The server's certificate was refused; `problem` names why (unknown issuer, name
+    /// mismatch, expired, ...).
+    Certificate { host: String, problem: String },
     /// The server's answer broke the handshake rules.
     Handshake(String),
     /// The server answered with a status other than 101 (e.g. 401/403/404 on listen, 410 for
@@ -65,8 +70,11 @@ impl fmt::Display for ConnectError {
             Self::Url(why) => write!(f, "invalid WebSocket URL: {why}"),
             Self::Io(e) => write!(f, "connection failed: {e}"),
             Self::Timeout => f.write_str("connection timed out"),
-            Self::Proxy { status } => write!(f, "proxy refused CONNECT with status {status}"),
+            Self::Proxy(e) => e.fmt(f),
             Self::Tls(e) => write!(f, "TLS failed: {e}"),
+            Self::Certificate { host, problem } => {
+                write!(f, "TLS certificate of {host} refused: {problem}")
+            }
             Self::Handshake(why) => write!(f, "WebSocket handshake failed: {why}"),
             Self::Rejected {
                 status,
@@ -202,11 +210,20 @@ impl Dialer {
 
     /// TCP (maybe through the proxy) and TLS when the endpoint asks for it.
     async fn open(&self, endpoint: &Endpoint) -> Result<Stream, ConnectError> {
-        let tcp = match &self.proxy {
+        let proxy = self
+            .proxy
+            .as_deref()
+            .filter(|route| route.applies_to(&endpoint.host, endpoint.port));
+        let tcp = match proxy {
             None => self.tcp(&endpoint.host, endpoint.port).await?,
-            Some((host, port)) => {
-                let mut tcp = self.tcp(host, *port).await?;
-                proxy_connect(&mut tcp, endpoint).await?;
+            Some(route) => {
+                let mut tcp = self.tcp(&route.address.host, route.address.port).await?;
+                tunnel(&mut tcp, route, &endpoint.host, endpoint.port)
+                    .await
+                    .map_err(|error| match error {
+                        TunnelError::Io(e) => ConnectError::Io(e),
+                        TunnelError::Proxy(e) => ConnectError::Proxy(e),
+                    })?;
                 tcp
             }
         };
@@ -218,63 +235,48 @@ impl Dialer {
         let tls = Connector::from(self.tls.clone())
             .connect(name, tcp)
             .await
-            .map_err(ConnectError::Tls)?;
+            .map_err(|error| tls_error(error, &endpoint.host))?;
         Ok(Stream::tls(tls, peer))
     }
 }
 
-impl Dialer {
-    /// A TCP connection to `host:port`, the name resolved off the worker thread.
-    async fn tcp(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
-        let addr = self
-            .resolver
-            .resolve(host, port)
-            .await
-            .map_err(ConnectError::Io)?;
-        TcpStream::connect_addr(addr)
-            .await
-            .map_err(ConnectError::Io)
+/// A refused certificate as [`ConnectError::Certificate`], any other TLS failure as `Tls`.
+fn tls_error(error: io::Error, host: &str) -> ConnectError {
+    let problem = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<TlsStreamError>())
+        .and_then(|inner| match inner {
+            TlsStreamError::Protocol(e) => certificate_problem(e, host),
+            _ => None,
+        });
+    match problem {
+        Some(problem) => ConnectError::Certificate {
+            host: host.to_owned(),
+            problem,
+        },
+        None => ConnectError::Tls(error),
     }
 }
 
-/// `CONNECT host:port` through an HTTP proxy (RFC 9110 §9.3.6); anything but 2xx fails.
-async fn proxy_connect(tcp: &mut TcpStream, endpoint: &Endpoint) -> Result<(), ConnectError> {
-    let authority = if endpoint.host.contains(':') {
-        format!("[{}]:{}", endpoint.host, endpoint.port)
-    } else {
-        format!("{}:{}", endpoint.host, endpoint.port)
-    };
-    let mut request = Vec::new();
-    write_request_head(
-        &mut request,
-        "CONNECT",
-        &authority,
-        [("Host", authority.as_str())],
-    )
-    .map_err(|e| ConnectError::Url(e.to_string()))?;
-    tcp.write_all(request).await.0.map_err(ConnectError::Io)?;
-    let mut buf = ReadBuf::new(16 * 1024, 0);
-    loop {
-        if let Some((head, used)) = parse_response_head(buf.data(), &HeadLimits::default())
-            .map_err(|e| ConnectError::Handshake(e.to_string()))?
-        {
-            if !(200..300).contains(&head.status) {
-                return Err(ConnectError::Proxy {
-                    status: head.status,
-                });
+impl Dialer {
+    /// A TCP connection to `host:port`, the name resolved off the worker thread; each address
+    /// is tried in turn and the last failure is returned.
+    async fn tcp(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+        let addrs = self
+            .resolver
+            .resolve_all(host, port)
+            .await
+            .map_err(ConnectError::Io)?;
+        let mut last = None;
+        for addr in addrs.iter() {
+            match TcpStream::connect_addr(*addr).await {
+                Ok(tcp) => return Ok(tcp),
+                Err(error) => last = Some(error),
             }
-            if used != buf.len() {
-                return Err(ConnectError::Handshake(
-                    "proxy sent bytes after its CONNECT answer".to_owned(),
-                ));
-            }
-            return Ok(());
         }
-        if buf.fill(tcp).await.map_err(ConnectError::Io)? == 0 {
-            return Err(ConnectError::Handshake(
-                "proxy closed the connection".to_owned(),
-            ));
-        }
+        Err(ConnectError::Io(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
+        })))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Helpers the integration tests share: an in-process relay, tokens, a client dialer, a
 //! monoio runtime and whole-message reads; `processes` runs `hycod` binaries, upstreams and
 //! systemd's notify socket; `checked*` send and verify checked data, `steady_load` keeps it
-//! flowing and `procstat` reads a process's RSS and descriptors. Each test binary uses a
+//! flowing and `procstat` reads a process's RSS and descriptors; `squid` runs a real
+//! authenticating proxy and `pki` makes a test CA with relay certificates. Each test binary uses a
 //! different subset.
 #![allow(dead_code)]
 
@@ -10,9 +11,11 @@ pub mod checked_senders;
 pub mod checked_targets;
 pub mod fault_proxy;
 pub mod logged_relay;
+pub mod pki;
 pub mod processes;
 pub mod procstat;
 pub mod scripted_relay;
+pub mod squid;
 pub mod steady_load;
 
 use std::time::{Duration, SystemTime};

@@ -15,6 +15,9 @@ pub enum ConnectFailure {
     Io,
     /// An answer arrived but was not a valid WebSocket upgrade (protocol §4.1).
     Handshake,
+    /// The HTTP proxy answered CONNECT with 407: credentials missing, wrong, or of a scheme
+    /// hycod does not speak.
+    ProxyAuth,
 }
 
 /// Why the machine asked for a reconnect; one value per metric label.
@@ -52,11 +55,13 @@ pub enum ReconnectReason {
     KeepaliveTimeout,
     /// The channel's token expired on our side before it was renewed (protocol §4.6).
     TokenExpired,
+    /// The HTTP proxy demanded authentication (407).
+    ProxyAuth,
 }
 
 impl ReconnectReason {
     /// Every reason, e.g. to pre-register metric series at zero.
-    pub const ALL: [ReconnectReason; 15] = [
+    pub const ALL: [ReconnectReason; 16] = [
         Self::ConnectTimeout,
         Self::Http401,
         Self::Http403,
@@ -72,6 +77,7 @@ impl ReconnectReason {
         Self::ConnectionLost,
         Self::KeepaliveTimeout,
         Self::TokenExpired,
+        Self::ProxyAuth,
     ];
 
     /// The reason for a failed connect.
@@ -84,6 +90,7 @@ impl ReconnectReason {
             ConnectFailure::Status(_) => Self::HttpOther,
             ConnectFailure::Io => Self::IoError,
             ConnectFailure::Handshake => Self::HandshakeError,
+            ConnectFailure::ProxyAuth => Self::ProxyAuth,
         }
     }
 
@@ -116,6 +123,7 @@ impl ReconnectReason {
             Self::ConnectionLost => "connection_lost",
             Self::KeepaliveTimeout => "keepalive_timeout",
             Self::TokenExpired => "token_expired",
+            Self::ProxyAuth => "proxy_auth",
         }
     }
 
@@ -128,7 +136,7 @@ impl ReconnectReason {
     /// "Reconnecting"); a deleted hybrid connection then shows as 404 on the next connect.
     pub fn backoff_class(self) -> BackoffClass {
         match self {
-            Self::Http401 | Self::Http403 => BackoffClass::Auth,
+            Self::Http401 | Self::Http403 | Self::ProxyAuth => BackoffClass::Auth,
             Self::Http404 => BackoffClass::NotFound,
             Self::Closed1008 | Self::TokenExpired => BackoffClass::TokenExpired,
             Self::ConnectTimeout
@@ -221,6 +229,7 @@ mod tests {
         let cases = [
             (R::Http401, Auth),
             (R::Http403, Auth),
+            (R::ProxyAuth, Auth),
             (R::Http404, NotFound),
             (R::Closed1001, Transient),
             (R::Closed1008, TokenExpired),

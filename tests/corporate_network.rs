@@ -1,0 +1,368 @@
+//! Relay connections from a corporate network: a real authenticating HTTP CONNECT proxy
+//! (Squid) on loopback, found through `HTTPS_PROXY` or named by `proxy` with the password in
+//! `proxy_password_env` / `proxy_password_file`; `NO_PROXY`; a 407 answer that names what is
+//! missing; a relay (`wss://`) whose certificate a test CA signs.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod common;
+
+use common::pki::TestCa;
+use common::processes::{config_text, tcp_echo, DaemonProcess};
+use common::squid::{Auth, Squid};
+use common::{run, KEY};
+use hycod::io::ws_client::{ConnectError, Dialer};
+use hycod::tls::{client_config, TrustRoots};
+
+const USER: &str = "svc-hycod";
+const PASSWORD: &str = "Tr0ub4dor&3-proxy";
+
+/// An in-process `wss://` relay for the hybrid connections `sap`, `proxied` and `direct`, whose
+/// certificate (for `127.0.0.1` and `localhost`) `ca` signs.
+fn wss_relay(dir: &Path, ca: &TestCa) -> hycod::relay::RelayHandle {
+    let server = ca.server(dir, "relay", &["127.0.0.1", "localhost"], false);
+    let rule = format!("root={KEY}");
+    let mut flags = vec![
+        "--tls-cert",
+        server.cert_file.to_str().expect("utf8"),
+        "--tls-key",
+        server.key_file.to_str().expect("utf8"),
+        "--rule",
+        &rule,
+    ];
+    for name in ["sap", "proxied", "direct"] {
+        flags.extend(["--hybrid-connection", name]);
+    }
+    common::relay(&flags)
+}
+
+/// A `[[hybrid_connection]]` `name` on `relay_url` trusting `ca`, with `extra` keys.
+fn hc(name: &str, relay_url: &str, ca: &TestCa, echo_port: u16, extra: &str) -> String {
+    let trust = format!("relay_ca_file = \"{}\"\n{extra}", ca.ca_file.display());
+    hc_trusting(name, relay_url, echo_port, &trust)
+}
+
+/// A `[[hybrid_connection]]` `name` on `relay_url` with `extra` keys (its trust among them).
+fn hc_trusting(name: &str, relay_url: &str, echo_port: u16, extra: &str) -> String {
+    format!(
+        "\n[[hybrid_connection]]\nname = \"{name}\"\nconnection_string = \"Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={name}\"\nrelay_url = \"{relay_url}\"\ntarget = \"tcp://127.0.0.1:{echo_port}\"\nlisteners = 1\n{extra}\n"
+    )
+}
+
+/// Stops the daemon (SIGTERM) and waits for it to exit, closing its tunnels.
+fn stop(daemon: &mut DaemonProcess) {
+    daemon.signal("TERM");
+    daemon.wait_exit(Duration::from_secs(30));
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
+}
+
+#[test]
+fn https_proxy_without_credentials_is_a_clear_407_on_the_long_ladder() {
+    let Some(squid) = Squid::start(Auth::Basic(&[(USER, PASSWORD)])) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    let relay = wss_relay(dir.path(), &ca);
+    let config = config_text("1s", &[hc("sap", &relay.url, &ca, tcp_echo(), "")]);
+    let proxy = squid.url(None);
+    let mut daemon = DaemonProcess::start(dir.path(), &config, None, &[("HTTPS_PROXY", &proxy)]);
+    let chosen = daemon.wait_log("the proxy choice", |l| {
+        l["message"] == "relay connections: proxy chosen"
+    });
+    assert_eq!(
+        chosen["proxy"],
+        format!("{proxy} (environment HTTPS_PROXY, NO_PROXY honoured)")
+    );
+    let failed = daemon.wait_log("the failed connect", |l| {
+        l["message"] == "control channel connect failed"
+    });
+    assert_eq!(
+        failed["error"],
+        format!(
+            "proxy {} requires authentication (407): set proxy = \"http://USER@{}\" and \
+             proxy_password_file or proxy_password_env",
+            squid.addr, squid.addr
+        )
+    );
+    let offline = daemon.wait_log("the reconnect", |l| {
+        l["message"] == "listener offline, reconnecting"
+    });
+    assert_eq!(offline["reason"], "proxy_auth");
+    let retry_in = offline["retry_in_ms"].as_u64().expect("retry_in_ms");
+    assert!(
+        retry_in >= 30_000,
+        "the long ladder starts at 30 s, got {retry_in} ms"
+    );
+    squid.wait_logged(&[
+        "TCP_DENIED/407",
+        &format!("CONNECT 127.0.0.1:{}", port_of(&relay.url)),
+    ]);
+}
+
+#[test]
+fn credentials_from_the_password_keys_carry_daemon_and_forward_through_the_proxy() {
+    let Some(squid) = Squid::start(Auth::Basic(&[(USER, PASSWORD)])) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    let relay = wss_relay(dir.path(), &ca);
+    let proxy = squid.url(Some(USER));
+    let extra = format!("proxy = \"{proxy}\"\nproxy_password_env = \"HYCOD_PROXY_PASSWORD\"");
+    let config = config_text("1s", &[hc("sap", &relay.url, &ca, tcp_echo(), &extra)]);
+    // HTTPS_PROXY names a dead port: the `proxy` key wins over the environment.
+    let mut daemon = DaemonProcess::start(
+        dir.path(),
+        &config,
+        None,
+        &[
+            ("HYCOD_PROXY_PASSWORD", PASSWORD),
+            ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ],
+    );
+    let chosen = daemon.wait_log("the proxy choice", |l| {
+        l["message"] == "relay connections: proxy chosen"
+    });
+    assert_eq!(chosen["proxy"], format!("{proxy} (proxy key)"));
+    daemon.wait_listener_online("sap");
+    let relay_port = port_of(&relay.url);
+    let tunnel = format!("CONNECT 127.0.0.1:{relay_port}");
+
+    // `hycod forward`, with the password in a file, sends through the same proxy.
+    let password_file = dir.path().join("proxy.password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("password file");
+    let cs_file = dir.path().join("sender.conn");
+    std::fs::write(
+        &cs_file,
+        format!("Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=sap\n"),
+    )
+    .expect("connection string");
+    let mut forward = Command::new(env!("CARGO_BIN_EXE_hycod"))
+        .args([
+            "forward",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay-url",
+            &relay.url,
+        ])
+        .arg("--relay-ca-file")
+        .arg(&ca.ca_file)
+        .arg("--connection-string-file")
+        .arg(&cs_file)
+        .args(["--proxy", &proxy, "--proxy-password-file"])
+        .arg(&password_file)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hycod forward starts");
+    let mut stdout = forward.stdout.take().expect("stdout");
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).expect("stdout") == 1 && byte[0] != b'\n' {
+        first.push(byte[0]);
+    }
+    let line = String::from_utf8(first).expect("utf8");
+    let addr = line
+        .strip_prefix("listening tcp://")
+        .expect("listening line");
+    let mut client = TcpStream::connect(addr).expect("connect the forward");
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let payload: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    client.write_all(&payload).expect("send");
+    let mut echoed = vec![0u8; payload.len()];
+    client
+        .read_exact(&mut echoed)
+        .expect("echo through both tunnels");
+    assert!(echoed == payload, "echo corrupted");
+    drop(client);
+    let _ = forward.kill();
+    let output = forward.wait_with_output().expect("forward output");
+    let forward_logs = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        forward_logs.contains(&format!("{proxy} (proxy key)")),
+        "{forward_logs}"
+    );
+    assert!(!forward_logs.contains(PASSWORD));
+    // Squid logs a tunnel when it closes.
+    stop(&mut daemon);
+    assert!(!daemon.logs_text().contains(PASSWORD));
+    squid.wait_logged(&[&tunnel, USER, "TCP_TUNNEL/200"]);
+    let tunnels = squid
+        .access_log()
+        .lines()
+        .filter(|l| {
+            l.contains("TCP_TUNNEL/200 ") && l.contains("CONNECT 127.0.0.1:") && l.contains(USER)
+        })
+        .count();
+    // The control channel, the forward's sender socket and the daemon's rendezvous socket.
+    assert_eq!(tunnels, 3, "{}", squid.access_log());
+}
+
+#[test]
+fn no_proxy_sends_the_hosts_it_names_around_the_proxy() {
+    let Some(squid) = Squid::start(Auth::Basic(&[(USER, PASSWORD)])) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    let relay = wss_relay(dir.path(), &ca);
+    let port = port_of(&relay.url);
+    let echo = tcp_echo();
+    let config = config_text(
+        "1s",
+        &[
+            hc("proxied", &format!("wss://127.0.0.1:{port}"), &ca, echo, ""),
+            hc("direct", &format!("wss://localhost:{port}"), &ca, echo, ""),
+        ],
+    );
+    let proxy = format!(
+        "http://{USER}:{}@{}",
+        PASSWORD.replace('&', "%26"),
+        squid.addr
+    );
+    let mut daemon = DaemonProcess::start(
+        dir.path(),
+        &config,
+        None,
+        &[
+            ("https_proxy", &proxy),
+            ("NO_PROXY", ".example.org, localhost:443,localhost"),
+        ],
+    );
+    daemon.wait_listener_online("proxied");
+    daemon.wait_listener_online("direct");
+    // Squid logs a tunnel when it closes.
+    stop(&mut daemon);
+    squid.wait_logged(&[&format!("CONNECT 127.0.0.1:{port}"), USER, "TCP_TUNNEL/200"]);
+    let log = squid.access_log();
+    assert!(
+        !log.contains("localhost"),
+        "NO_PROXY names localhost: {log}"
+    );
+    assert!(!daemon.logs_text().contains(PASSWORD));
+}
+
+#[test]
+fn a_proxy_that_asks_only_for_ntlm_is_named_as_unsupported() {
+    let Some(squid) = Squid::start(Auth::NtlmOnly) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    let relay = wss_relay(dir.path(), &ca);
+    let extra = format!(
+        "proxy = \"{}\"\nproxy_password_env = \"HYCOD_PROXY_PASSWORD\"",
+        squid.url(Some(USER))
+    );
+    let config = config_text("1s", &[hc("sap", &relay.url, &ca, tcp_echo(), &extra)]);
+    let mut daemon = DaemonProcess::start(
+        dir.path(),
+        &config,
+        None,
+        &[("HYCOD_PROXY_PASSWORD", PASSWORD)],
+    );
+    let failed = daemon.wait_log("the failed connect", |l| {
+        l["message"] == "control channel connect failed"
+    });
+    assert_eq!(
+        failed["error"],
+        format!(
+            "proxy {} requires NTLM authentication (407), which hycod does not support; only \
+             Basic is",
+            squid.addr
+        )
+    );
+    let offline = daemon.wait_log("the reconnect", |l| {
+        l["message"] == "listener offline, reconnecting"
+    });
+    assert_eq!(offline["reason"], "proxy_auth");
+}
+
+#[test]
+fn a_relay_signed_by_the_ca_in_the_system_store_is_trusted_by_system_and_refused_by_webpki() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    let relay = wss_relay(dir.path(), &ca);
+    let echo = tcp_echo();
+    let config = config_text(
+        "1s",
+        &[
+            hc_trusting("sap", &relay.url, echo, "tls_roots = \"system\""),
+            hc_trusting("direct", &relay.url, echo, ""),
+        ],
+    );
+    // The operating system's store, as rustls-native-certs reads it: SSL_CERT_FILE names the
+    // bundle, here holding the company's CA (as a TLS-inspecting proxy's CA would be installed).
+    let ca_file = ca.ca_file.display().to_string();
+    let mut daemon =
+        DaemonProcess::start(dir.path(), &config, None, &[("SSL_CERT_FILE", &ca_file)]);
+    daemon.wait_listener_online("sap");
+    let failed = daemon.wait_log("the webpki refusal", |l| {
+        l["message"] == "control channel connect failed" && l["hybrid_connection"] == "direct"
+    });
+    assert_eq!(
+        failed["error"],
+        "TLS certificate of 127.0.0.1 refused: unknown issuer: it does not chain to a CA of the \
+         trust store in use (tls_roots: webpki, system or a CA file)"
+    );
+}
+
+#[test]
+fn certificate_errors_name_the_problem() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    let cases = [
+        (
+            ca.server(dir.path(), "wrong-name", &["relay.example.org"], false),
+            "name mismatch: it is not valid for 127.0.0.1",
+        ),
+        (
+            ca.server(dir.path(), "expired", &["127.0.0.1"], true),
+            "expired",
+        ),
+    ];
+    let rule = format!("root={KEY}");
+    for (server, expected) in cases {
+        let relay = common::relay(&[
+            "--tls-cert",
+            server.cert_file.to_str().expect("utf8"),
+            "--tls-key",
+            server.key_file.to_str().expect("utf8"),
+            "--rule",
+            &rule,
+            "--hybrid-connection",
+            "sap",
+        ]);
+        let dialer = Dialer {
+            tls: client_config(&TrustRoots::CaFile(ca.ca_file.clone())).expect("CA file"),
+            ..common::dialer()
+        };
+        let url = format!("{}/$hc/sap?sb-hc-action=listen", relay.url);
+        match run(async move { dialer.connect(&url, &[], None).await }) {
+            Err(ConnectError::Certificate { host, problem }) => {
+                assert_eq!((host.as_str(), problem.as_str()), ("127.0.0.1", expected));
+            }
+            other => panic!(
+                "expected a certificate error, got {:?}",
+                other.map(|_| ()).map_err(|e| e.to_string())
+            ),
+        }
+    }
+}
