@@ -156,18 +156,28 @@ impl Squid {
 
     /// Waits (bounded) until the access log has a line containing every one of `parts`.
     pub fn wait_logged(&self, parts: &[&str]) -> String {
+        self.wait_logged_lines(parts, 1).remove(0)
+    }
+
+    /// Waits (bounded) until the access log has at least `count` lines containing every one of
+    /// `parts`, and returns them. Squid writes a tunnel's line only when the tunnel closes, so
+    /// tunnels that closed together may be logged some time apart.
+    pub fn wait_logged_lines(&self, parts: &[&str], count: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = self.access_log();
-            if let Some(line) = log
+            let lines: Vec<String> = log
                 .lines()
-                .find(|line| parts.iter().all(|part| line.contains(part)))
-            {
-                return line.to_owned();
+                .filter(|line| parts.iter().all(|part| line.contains(part)))
+                .map(str::to_owned)
+                .collect();
+            if lines.len() >= count {
+                return lines;
             }
             assert!(
                 Instant::now() < deadline,
-                "squid logged no line with {parts:?}; log:\n{log}"
+                "squid logged {} of {count} lines with {parts:?}; log:\n{log}",
+                lines.len()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
