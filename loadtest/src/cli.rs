@@ -116,6 +116,16 @@ pub struct TargetArgs {
     /// A non-loopback host this run may load (repeatable).
     #[arg(long)]
     pub allow_host: Vec<String>,
+    /// HTTP CONNECT proxy to the relay, `http://[USER@]HOST:PORT` (no password in it), or
+    /// `none`; without it the environment's proxy variables and `NO_PROXY` apply.
+    #[arg(long, value_name = "URL|none")]
+    pub proxy: Option<String>,
+    /// A file holding the password of the `--proxy` user.
+    #[arg(long, value_name = "FILE", conflicts_with = "proxy_password_env")]
+    pub proxy_password_file: Option<PathBuf>,
+    /// An environment variable holding the password of the `--proxy` user.
+    #[arg(long, value_name = "VAR")]
+    pub proxy_password_env: Option<String>,
 }
 
 /// Options of the open-loop modes (`stream`, `http`).

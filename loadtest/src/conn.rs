@@ -17,12 +17,14 @@ use hycod::demo::http_io::{read_body, read_response_head, BUFFER_BYTES};
 use hycod::demo::stream_sender::{connect_url, EchoCheck};
 use hycod::io::read_buf::ReadBuf;
 use hycod::io::stream::Stream;
-use hycod::io::ws_client::Dialer;
+use hycod::io::ws_client::{ConnectError, Dialer};
 use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use hycod::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 use hycod::proto::http1::{response_body_kind, write_request_head};
 use hycod::proto::ws::{Limits, OpCode, Role};
+use hycod::proxy::connect::{tunnel, TunnelError};
+use hycod::proxy::ProxyRoute;
 use hycod::tls::{client_config, Connector, TrustRoots};
 
 use crate::failure::Failure;
@@ -92,8 +94,12 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Fail
         (endpoint, Workload::Http { .. }) => {
             let stream = match endpoint {
                 Endpoint::Relayed {
-                    relay_addr, tls, ..
-                } => connect_relay(*relay_addr, tls).await?,
+                    relay_url,
+                    relay_addr,
+                    tls,
+                    proxy,
+                    ..
+                } => connect_relay(relay_url, *relay_addr, tls, proxy.as_deref()).await?,
                 Endpoint::Direct { addr, .. } => {
                     Stream::plain(connect(*addr).await?).map_err(|_| Failure::Connect)?
                 }
@@ -110,24 +116,61 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Fail
 /// The WebSocket client the relayed streams of `endpoint` use: trusting what the relay's
 /// [`RelayTls`] trusts (`--ca-file`, or the webpki roots; `ws://` relays need none).
 pub fn dialer(endpoint: &Endpoint) -> Result<Dialer, Failure> {
-    let tls = match endpoint {
-        Endpoint::Relayed { tls, .. } => Arc::clone(&tls.config),
-        Endpoint::Direct { .. } => {
-            client_config(&TrustRoots::WebPki).map_err(|_| Failure::TlsConfig)?
-        }
+    let (tls, proxy) = match endpoint {
+        Endpoint::Relayed { tls, proxy, .. } => (Arc::clone(&tls.config), proxy.clone()),
+        Endpoint::Direct { .. } => (
+            client_config(&TrustRoots::WebPki).map_err(|_| Failure::TlsConfig)?,
+            None,
+        ),
     };
     Ok(Dialer {
         tls,
-        proxy: None,
+        proxy,
         connect_timeout: Duration::from_secs(10),
         resolver: Default::default(),
     })
 }
 
-/// An HTTP connection to the relay at `addr`: TLS (rustls, verified against `tls`) for a
-/// `wss://` relay, plain TCP otherwise; `TCP_NODELAY` either way.
-async fn connect_relay(addr: SocketAddr, tls: &RelayTls) -> Result<Stream, Failure> {
-    let tcp = connect(addr).await?;
+/// An HTTP connection to the relay at `addr` (through `proxy` unless its `NO_PROXY` names the
+/// relay's host): TLS (rustls, verified against `tls`) for a `wss://` relay, plain TCP
+/// otherwise; `TCP_NODELAY` either way.
+async fn connect_relay(
+    relay_url: &str,
+    addr: SocketAddr,
+    tls: &RelayTls,
+    proxy: Option<&ProxyRoute>,
+) -> Result<Stream, Failure> {
+    let (host, port) = url::Url::parse(relay_url)
+        .ok()
+        .and_then(|url| {
+            let host = url
+                .host_str()?
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            Some((host.to_owned(), url.port_or_known_default()?))
+        })
+        .ok_or(Failure::Connect)?;
+    let tcp = match proxy.filter(|route| route.applies_to(&host, port)) {
+        None => connect(addr).await?,
+        Some(route) => {
+            let (proxy_host, proxy_port) = (route.address.host.as_str(), route.address.port);
+            let proxy_addr = std::net::ToSocketAddrs::to_socket_addrs(&(proxy_host, proxy_port))
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or(Failure::Connect)?;
+            let mut tcp = connect(proxy_addr).await?;
+            tunnel(&mut tcp, route, &host, port)
+                .await
+                .map_err(|error| match error {
+                    TunnelError::Io(_) => Failure::Connect,
+                    TunnelError::Proxy(e) => {
+                        crate::proxy::report(&e);
+                        Failure::Proxy
+                    }
+                })?;
+            tcp
+        }
+    };
     let Some(name) = &tls.server_name else {
         return Stream::plain(tcp).map_err(|_| Failure::Connect);
     };
@@ -158,7 +201,13 @@ pub async fn open_ws(
     let conn = dialer
         .connect(&url, &headers, None)
         .await
-        .map_err(|_| Failure::Connect)?;
+        .map_err(|error| match error {
+            ConnectError::Proxy(e) => {
+                crate::proxy::report(&e);
+                Failure::Proxy
+            }
+            _ => Failure::Connect,
+        })?;
     let (read, write) = conn.stream.into_split();
     let reader = WsReader::new(
         read,
@@ -345,6 +394,7 @@ mod tests {
             hc: "erp".to_owned(),
             token: Secret::new("SharedAccessSignature sr=x"),
             tls: crate::target::relay_tls(None, None).expect("tls"),
+            proxy: None,
         };
         let wire =
             String::from_utf8(http_request(&endpoint, &http(2)).expect("request")).expect("text");
@@ -377,6 +427,7 @@ mod tests {
                 hc: "erp".to_owned(),
                 token: Secret::new("SharedAccessSignature sr=x"),
                 tls: crate::target::relay_tls(None, None).expect("tls"),
+                proxy: None,
             };
             let wire = String::from_utf8(http_request(&endpoint, &http(0)).expect("request"))
                 .expect("text");

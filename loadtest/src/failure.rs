@@ -9,6 +9,9 @@ pub enum Failure {
     TlsConfig,
     /// The TCP connection or WebSocket handshake failed (e.g. the relay answered 404).
     Connect,
+    /// The HTTP CONNECT proxy refused the tunnel to the relay (e.g. 407: credentials missing
+    /// or refused).
+    Proxy,
     /// The TLS handshake with a `wss://` relay failed (e.g. its certificate is not trusted).
     TlsHandshake,
     /// The request or frame could not be encoded.
@@ -39,6 +42,7 @@ impl Failure {
         match self {
             Self::TlsConfig => "tls_config",
             Self::Connect => "connect",
+            Self::Proxy => "proxy",
             Self::TlsHandshake => "tls_handshake",
             Self::Encode => "encode",
             Self::Send => "send",
@@ -71,6 +75,7 @@ mod tests {
         let all = [
             Failure::TlsConfig,
             Failure::Connect,
+            Failure::Proxy,
             Failure::TlsHandshake,
             Failure::Encode,
             Failure::Send,

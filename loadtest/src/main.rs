@@ -14,6 +14,7 @@ mod find_max;
 mod idle;
 mod open_loop;
 mod procstat;
+mod proxy;
 mod report;
 mod results;
 mod run;

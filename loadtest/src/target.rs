@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hycod::auth::connection_string::{ConnectionString, Credential};
+use hycod::proxy::ProxyRoute;
 use hycod::secret::Secret;
 use hycod::tls::{client_config, ClientConfig, TlsServerName, TlsSetupError, TrustRoots};
 
@@ -32,6 +33,8 @@ pub enum Endpoint {
         hc: String,
         token: Secret,
         tls: RelayTls,
+        /// The HTTP CONNECT proxy towards the relay, `None` for direct connections.
+        proxy: Option<Arc<ProxyRoute>>,
     },
     /// Straight to the target (`tcp://` or `http://`), and the HTTP path.
     Direct { addr: SocketAddr, path: String },
@@ -64,6 +67,8 @@ pub enum TargetError {
     },
     /// The webpki roots did not make a TLS client configuration.
     TlsConfig(TlsSetupError),
+    /// The proxy flags or variables are not usable (the reason names which).
+    Proxy(String),
     /// The relay's host is no valid TLS server name.
     ServerName {
         host: String,
@@ -83,6 +88,7 @@ impl std::fmt::Display for TargetError {
                 write!(f, "cannot use --ca-file {}: {source}", path.display())
             }
             Self::TlsConfig(e) => write!(f, "cannot build the TLS client configuration: {e}"),
+            Self::Proxy(reason) => f.write_str(reason),
             Self::ServerName { host, reason } => {
                 write!(f, "the relay host {host:?} is no TLS server name: {reason}")
             }
@@ -129,6 +135,7 @@ pub fn resolve(common: &TargetArgs, scheme: &str) -> Result<Rc<Endpoint>, Target
         common.ca_file.as_ref(),
         (url.scheme == "wss").then_some(&url.host),
     )?;
+    let proxy = crate::proxy::route(common, url.scheme == "wss").map_err(TargetError::Proxy)?;
     let (namespace, credential) = credential(common)?;
     let expiry = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -142,6 +149,7 @@ pub fn resolve(common: &TargetArgs, scheme: &str) -> Result<Rc<Endpoint>, Target
         hc,
         token,
         tls,
+        proxy,
     }))
 }
 

@@ -528,3 +528,101 @@ fn find_max_reports_each_step_and_the_highest_sustained_rate() {
     }
     let _ = server.kill();
 }
+
+#[path = "../../tests/common/squid.rs"]
+mod squid;
+
+/// `hycod-load` with `--proxy` and `--proxy-password-file` reaches the relay through a real
+/// Squid that demands Basic credentials (relayed HTTP and relayed streams); without credentials
+/// the 407 is printed, naming the proxy, and every request fails.
+#[test]
+fn relayed_load_goes_through_an_authenticating_proxy() {
+    let Some(proxy) = squid::Squid::start(squid::Auth::Basic(&[("loaduser", "l0ad&pass")])) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = dir.path().join("proxy.password");
+    std::fs::write(&password, "l0ad&pass\n").expect("password file");
+    let password = password.to_str().expect("utf-8");
+    let (mut upstream, web_addr) = serve("serve-http");
+    let (mut echo, echo_addr) = serve("serve-echo");
+    let (_web_relay, _web_daemon, web_url) =
+        relay_and_daemon("web", &format!("http_target = \"http://{web_addr}/\""));
+    let (_echo_relay, _echo_daemon, echo_url) =
+        relay_and_daemon("echo", &format!("target = \"tcp://{echo_addr}\""));
+    let with_user = proxy.url(Some("loaduser"));
+    let args = |mode: &'static str, hc: &'static str, url: &str, proxy: &str| {
+        let mut args = vec![
+            mode,
+            "--relay",
+            url,
+            "--hybrid-connection",
+            hc,
+            "--key-name",
+            "root",
+            "--key",
+            KEY,
+            "--rate",
+            "100",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--connections",
+            "2",
+            "--proxy",
+            proxy,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        if proxy.contains('@') {
+            args.extend(["--proxy-password-file".to_owned(), password.to_owned()]);
+        }
+        args
+    };
+    let http = args("http", "web", &web_url, &with_user);
+    assert_sane(
+        &load(&http.iter().map(String::as_str).collect::<Vec<_>>()),
+        100,
+    );
+    let stream = args("stream", "echo", &echo_url, &with_user);
+    assert_sane(
+        &load(&stream.iter().map(String::as_str).collect::<Vec<_>>()),
+        100,
+    );
+    let relay_port = web_url.rsplit(':').next().expect("port");
+    proxy.wait_logged(&[
+        &format!("CONNECT 127.0.0.1:{relay_port}"),
+        "loaduser",
+        "TCP_TUNNEL/200",
+    ]);
+
+    let anonymous = args("http", "web", &web_url, &proxy.url(None));
+    let out = Command::new(BIN)
+        .args(&anonymous)
+        .arg("--json")
+        .arg(dir.path().join("anonymous.json"))
+        .output()
+        .expect("run hycod-load");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: proxy {} requires authentication (407)",
+            proxy.addr
+        )),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("anonymous.json")).expect("json"),
+    )
+    .expect("parse");
+    assert_eq!(json["n"], 0, "{json}");
+    assert!(
+        json["errors"]["proxy"].as_u64().is_some_and(|n| n > 0),
+        "{json}"
+    );
+    assert!(!stderr.contains("l0ad&pass"));
+    let _ = upstream.kill();
+    let _ = echo.kill();
+}
