@@ -530,6 +530,7 @@ fn find_max_reports_each_step_and_the_highest_sustained_rate() {
 }
 
 #[path = "../../tests/common/squid.rs"]
+#[allow(dead_code)] // NtlmOnly is for the daemon's tests
 mod squid;
 
 /// `hycod-load` with `--proxy` and `--proxy-password-file` reaches the relay through a real
