@@ -30,26 +30,17 @@ pub(super) fn convert(
         loaded.connection_string.entity_path(),
         &at,
     )?;
-    let (relay, azure_ca_file) = shared_keys::relay(
-        raw.relay_url.as_deref(),
-        raw.relay_ca_file.as_deref(),
-        base_dir,
-        &at,
-    )?;
-    let tls_roots = shared_keys::section_trust(
-        raw.tls_roots.as_deref(),
-        azure_ca_file,
-        raw.relay_ca_file.is_some(),
-        base_dir,
-        &at,
-    )?;
-    let proxy = shared_keys::proxy(
-        &shared_keys::ProxyKeys {
-            proxy: raw.proxy.as_deref(),
-            password_file: raw.proxy_password_file.as_deref(),
-            password_env: raw.proxy_password_env.as_deref(),
+    let (relay, tls_roots, proxy) = shared_keys::relay_route(
+        &shared_keys::RouteKeys {
+            relay_url: raw.relay_url.as_deref(),
+            relay_ca_file: raw.relay_ca_file.as_deref(),
+            tls_roots: raw.tls_roots.as_deref(),
+            proxy: shared_keys::ProxyKeys {
+                proxy: raw.proxy.as_deref(),
+                password_file: raw.proxy_password_file.as_deref(),
+                password_env: raw.proxy_password_env.as_deref(),
+            },
         },
-        &relay,
         base_dir,
         env,
         &at,

@@ -148,6 +148,34 @@ pub(super) fn section_trust(
     }
 }
 
+/// The keys that say how one section reaches its relay, as written.
+pub(super) struct RouteKeys<'a> {
+    pub relay_url: Option<&'a str>,
+    pub relay_ca_file: Option<&'a Path>,
+    pub tls_roots: Option<&'a str>,
+    pub proxy: ProxyKeys<'a>,
+}
+
+/// `relay_url` with `relay_ca_file`, `tls_roots` and the proxy keys of one section: the relay,
+/// the trust roots for it and the proxy towards it.
+pub(super) fn relay_route(
+    keys: &RouteKeys<'_>,
+    base_dir: &Path,
+    env: EnvLookup<'_>,
+    at: KeyPath<'_>,
+) -> Result<(Relay, Option<TrustRoots>, ProxySetting), ConfigError> {
+    let (relay, azure_ca_file) = relay(keys.relay_url, keys.relay_ca_file, base_dir, at)?;
+    let tls_roots = section_trust(
+        keys.tls_roots,
+        azure_ca_file,
+        keys.relay_ca_file.is_some(),
+        base_dir,
+        at,
+    )?;
+    let proxy = proxy(&keys.proxy, &relay, base_dir, env, at)?;
+    Ok((relay, tls_roots, proxy))
+}
+
 /// The proxy keys of one section, as written.
 pub(super) struct ProxyKeys<'a> {
     pub proxy: Option<&'a str>,
