@@ -289,3 +289,23 @@ fn a_key_on_the_command_line_is_logged_as_a_warning_without_the_key() {
     );
     assert!(!log.join("\n").contains(KEY), "{log:?}");
 }
+
+#[test]
+fn requires_client_authorization_is_a_boolean_and_anonymous_entities_are_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    key_file(dir.path(), "root.key", KEY, 0o600);
+    let rule = "[[rule]]\nname = \"root\"\nkey_file = \"root.key\"\n";
+    refused_with(
+        dir.path(),
+        &format!("{HEAD}requires_client_authorization = \"no\"\n{rule}"),
+        "hybrid_connection[0].requires_client_authorization: invalid type: string, expected a boolean",
+    );
+    let file = config(
+        dir.path(),
+        &format!("{HEAD}requires_client_authorization = false\n{rule}"),
+    );
+    let relay = LoggedRelay::start(&["--config", file.to_str().expect("utf-8")]);
+    relay.wait_line("the anonymous entity's log line", |l| {
+        l.contains("senders need no token here") && l.contains("hybrid_connection=hc1")
+    });
+}

@@ -22,6 +22,10 @@ pub fn run(args: RelayArgs) -> ExitCode {
         tracing::warn!(rule = %Escaped(rule),
             "a shared access key was given on the command line, where every local user can read it; use --config with key_file or key_env");
     }
+    for hybrid_connection in &config.anonymous_senders {
+        tracing::info!(hybrid_connection = %Escaped(hybrid_connection),
+            "senders need no token here (requires_client_authorization = false)");
+    }
     let handle = match crate::relay::start(config) {
         Ok(handle) => handle,
         Err(e) => {

@@ -46,6 +46,7 @@ pub fn relay_config(key: &Secret) -> RelayConfig {
     RelayConfig {
         listen: loopback_any_port,
         hybrid_connections: vec![HTTP_HC.to_owned(), STREAM_HC.to_owned()],
+        anonymous_senders: Vec::new(),
         rules: vec![RuleSpec {
             name: RULE_NAME.to_owned(),
             key: key.clone(),

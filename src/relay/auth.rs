@@ -1,5 +1,5 @@
-//! Token checks on the relay's front door (protocol §3.1, §3.4): where the token is taken from and
-//! how a refusal is answered.
+//! Token checks on the relay's front door (protocol §3.1, §3.4): who needs a token, where it is
+//! taken from and how a refusal is answered.
 
 use std::time::SystemTime;
 
@@ -7,7 +7,20 @@ use crate::auth::sas::decode_query_token;
 use crate::auth::verify::{Right, VerifiedToken, VerifyError};
 use crate::proto::hc::query::get_query_param;
 use crate::proto::http1::Headers;
+use crate::relay::config::RelayConfig;
 use crate::relay::shared::{Shared, WorkerCtx};
+
+/// Whether a sender on `entity` (a configured hybrid connection's path) must present a token
+/// with the Send right: unless the hybrid connection is configured with
+/// `requires_client_authorization = false` (protocol §7.1, §7.2). Such a sender's token, if it
+/// brings one, is not read: the relay does not authenticate it, end-to-end authorisation is the
+/// listener's business. Listeners always need a Listen token.
+pub fn sender_needs_token(config: &RelayConfig, entity: &str) -> bool {
+    !config
+        .anonymous_senders
+        .iter()
+        .any(|path| path.eq_ignore_ascii_case(entity))
+}
 
 /// Seconds since the Unix epoch.
 pub fn unix_now(now: SystemTime) -> u64 {

@@ -205,6 +205,9 @@ pub struct EntityRuleSpec {
 pub struct RelayConfig {
     pub listen: SocketAddr,
     pub hybrid_connections: Vec<String>,
+    /// The hybrid connections with `requires_client_authorization = false`: their senders
+    /// need no token.
+    pub anonymous_senders: Vec<String>,
     pub rules: Vec<RuleSpec>,
     pub entity_rules: Vec<EntityRuleSpec>,
     pub namespace: String,
@@ -421,6 +424,12 @@ impl RelayArgs {
             ));
         };
         let hybrid_connections = self.all_hybrid_connections()?;
+        let anonymous_senders = self
+            .hybrid_connection_sections
+            .iter()
+            .filter(|section| section.requires_client_authorization == Some(false))
+            .filter_map(|section| section.name.clone())
+            .collect();
         let mut rules = Vec::new();
         let mut entity_rules = Vec::new();
         for (index, section) in self.rule_sections.iter().enumerate() {
@@ -478,6 +487,7 @@ impl RelayArgs {
         Ok(RelayConfig {
             listen,
             hybrid_connections,
+            anonymous_senders,
             rules,
             entity_rules,
             namespace: self

@@ -28,6 +28,9 @@ const KEY_FILE_FORBIDDEN_MODE: u32 = 0o027;
 pub struct HybridConnectionSection {
     /// The hybrid connection's path, e.g. `sap-gateway`.
     pub name: Option<String>,
+    /// `false`: senders need no token (anonymous senders, Azure's `requiresClientAuthorization`
+    /// of the entity); listeners still need a Listen token. Default: `true`.
+    pub requires_client_authorization: Option<bool>,
 }
 
 /// One `[[rule]]`: a shared access rule of the namespace, or of one hybrid connection.

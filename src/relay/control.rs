@@ -47,7 +47,7 @@ pub async fn serve(
     peer: SocketAddr,
 ) {
     let shared = ctx.shared.clone();
-    let Some(admitted) = front::admit(&ctx, &mut stream, &upgrade, Right::Listen, peer).await
+    let Some((admitted, verified)) = front::admit_listener(&ctx, &mut stream, &upgrade, peer).await
     else {
         return;
     };
@@ -68,7 +68,6 @@ pub async fn serve(
         return;
     }
     let now = admitted.now;
-    let verified = &admitted.token;
     let (handle, queue) = ControlHandle::new(shared.config.control_queue_limit);
     let added =
         lock(&shared.registry).add_listener(&entity, &tracking_id, ctx.worker, now, handle.clone());

@@ -1,16 +1,17 @@
 //! The first steps every WebSocket upgrade on `/$hc/…` with `listen` or `connect` takes
 //! (protocol §3.1, §4.1, §7.1): pick the tracking id, resolve the hybrid connection, check the
-//! token for the right the action needs, and refuse with the real service's status and text.
+//! token for the right the action needs (none for a sender where anonymous senders are
+//! allowed), and refuse with the real service's status and text.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use monoio::io::AsyncWriteRentExt;
 
-use super::auth::{check, error_code, token_of};
+use super::auth::{check, error_code, sender_needs_token, token_of};
 use super::respond::{described, handshake_refusal, Tracking};
 use super::shared::WorkerCtx;
-use crate::auth::verify::{Right, VerifiedToken};
+use crate::auth::verify::{Right, VerifiedToken, VerifyError};
 use crate::io::stream::Stream;
 use crate::logging::Escaped;
 use crate::proto::hc::query::get_query_param;
@@ -24,7 +25,6 @@ pub struct Admitted {
     pub entity: String,
     pub request_path: String,
     pub query: String,
-    pub token: VerifiedToken,
     pub now: SystemTime,
 }
 
@@ -40,15 +40,73 @@ impl Admitted {
     }
 }
 
-/// Admits an upgrade needing `needed`, or writes the refusal (404 unknown hybrid connection,
-/// 401/403 token) to `stream` and returns `None`.
-pub async fn admit(
+/// Admits a listener's control channel (a Listen token, always), with its verified token; or
+/// writes the refusal to `stream` and returns `None`.
+pub async fn admit_listener(
+    ctx: &WorkerCtx,
+    stream: &mut Stream,
+    upgrade: &UpgradeRequest,
+    peer: SocketAddr,
+) -> Option<(Admitted, VerifiedToken)> {
+    admit(
+        ctx,
+        stream,
+        upgrade,
+        Right::Listen,
+        peer,
+        |entity, path, now| {
+            let token = token_of(
+                &upgrade.head.headers,
+                upgrade.head.query().unwrap_or(""),
+                false,
+            );
+            check(&ctx.shared, &token, entity, path, Right::Listen, now)
+        },
+    )
+    .await
+}
+
+/// Admits a sender's connect: a Send token, unless its hybrid connection takes anonymous
+/// senders ([`sender_needs_token`]); or writes the refusal to `stream` and returns `None`.
+pub async fn admit_sender(
+    ctx: &WorkerCtx,
+    stream: &mut Stream,
+    upgrade: &UpgradeRequest,
+    peer: SocketAddr,
+) -> Option<Admitted> {
+    let admitted = admit(
+        ctx,
+        stream,
+        upgrade,
+        Right::Send,
+        peer,
+        |entity, path, now| {
+            if !sender_needs_token(&ctx.shared.config, entity) {
+                return Ok(());
+            }
+            let token = token_of(
+                &upgrade.head.headers,
+                upgrade.head.query().unwrap_or(""),
+                false,
+            );
+            check(&ctx.shared, &token, entity, path, Right::Send, now).map(drop)
+        },
+    )
+    .await;
+    admitted.map(|(admitted, ())| admitted)
+}
+
+/// Resolves the hybrid connection and runs `authorize(entity, request_path, now)` for `needed`;
+/// writes the refusal (404 unknown hybrid connection, 401/403 token) to `stream` and returns
+/// `None` when either fails.
+async fn admit<T>(
     ctx: &WorkerCtx,
     stream: &mut Stream,
     upgrade: &UpgradeRequest,
     needed: Right,
     peer: SocketAddr,
-) -> Option<Admitted> {
+    authorize: impl FnOnce(&str, &str, SystemTime) -> Result<T, VerifyError>,
+) -> Option<(Admitted, T)> {
     let shared = &ctx.shared;
     let now = SystemTime::now();
     let request_path = upgrade.head.path().to_owned();
@@ -68,35 +126,30 @@ pub async fn admit(
     let refusal = match &entity {
         None => {
             tracing::info!(%peer, path = %Escaped(&request_path), action = %needed, "refused: no such hybrid connection");
-            Some(handshake_refusal(
+            handshake_refusal(
                 404,
                 "EndpointNotFound",
                 &described("Endpoint does not exist.", &tracking, now),
-            ))
+            )
         }
-        Some(entity) => {
-            let token = token_of(&upgrade.head.headers, &query, false);
-            match check(shared, &token, entity, &request_path, needed, now) {
-                Ok(token) => {
-                    return Some(Admitted {
-                        tracking_id: tracking_id.clone(),
-                        entity: entity.clone(),
-                        request_path,
-                        query,
-                        token,
-                        now,
-                    })
-                }
-                Err(e) => {
-                    tracing::info!(%peer, hybrid_connection = %entity, action = %needed, reason = e.as_str(), "refused: token");
-                    let text = described(&e.to_string(), &tracking, now);
-                    Some(handshake_refusal(e.http_status(), error_code(&e), &text))
-                }
+        Some(entity) => match authorize(entity, &request_path, now) {
+            Ok(granted) => {
+                let admitted = Admitted {
+                    tracking_id: tracking_id.clone(),
+                    entity: entity.clone(),
+                    request_path,
+                    query,
+                    now,
+                };
+                return Some((admitted, granted));
             }
-        }
+            Err(e) => {
+                tracing::info!(%peer, hybrid_connection = %entity, action = %needed, reason = e.as_str(), "refused: token");
+                let text = described(&e.to_string(), &tracking, now);
+                handshake_refusal(e.http_status(), error_code(&e), &text)
+            }
+        },
     };
-    if let Some(out) = refusal {
-        let _ = stream.write_all(out).await;
-    }
+    let _ = stream.write_all(refusal).await;
     None
 }

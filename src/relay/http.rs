@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
-use super::auth::{check_cached, error_code, token_of};
+use super::auth::{check_cached, error_code, sender_needs_token, token_of};
 use super::held::{self, Held, RendezvousRead, RendezvousWrite, Reused};
 use super::rendezvous;
 use super::respond::{described, http_error, Tracking};
@@ -123,11 +123,14 @@ async fn serve_one(
         path: &entity,
     };
     let query = head.query().unwrap_or("");
-    let token = token_of(&head.headers, query, true);
-    if let Err(e) = check_cached(ctx, &token, &entity, head.path(), Right::Send, now) {
-        tracing::info!(%peer, hybrid_connection = %entity, reason = e.as_str(), "request refused");
-        let text = described(&e.to_string(), &tracking, now);
-        return fail(stream, e.http_status(), error_code(&e), &text).await;
+    let needs_token = sender_needs_token(&shared.config, &entity);
+    if needs_token {
+        let token = token_of(&head.headers, query, true);
+        if let Err(e) = check_cached(ctx, &token, &entity, head.path(), Right::Send, now) {
+            tracing::info!(%peer, hybrid_connection = %entity, reason = e.as_str(), "request refused");
+            let text = described(&e.to_string(), &tracking, now);
+            return fail(stream, e.http_status(), error_code(&e), &text).await;
+        }
     }
     let kind = match request_body_kind(head) {
         Ok(kind) => kind,
@@ -191,7 +194,8 @@ async fn serve_one(
         request_target.push('?');
         request_target.push_str(&q);
     }
-    let authorization = if token_came_from_authorization(head, query) {
+    // An anonymous sender's `Authorization` is never the relay's token: it is the listener's.
+    let authorization = if needs_token && token_came_from_authorization(head, query) {
         AuthorizationHeader::Strip
     } else {
         AuthorizationHeader::Forward

@@ -10,7 +10,6 @@ use monoio::io::AsyncWriteRentExt;
 use super::respond::handshake_refusal;
 use super::shared::{lock, WorkerCtx};
 use super::{front, pump, rendezvous};
-use crate::auth::verify::Right;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::push_frame;
 use crate::logging::Escaped;
@@ -37,7 +36,7 @@ pub async fn serve_sender(
     peer: SocketAddr,
 ) {
     let shared = ctx.shared.clone();
-    let Some(admitted) = front::admit(&ctx, &mut stream, &upgrade, Right::Send, peer).await else {
+    let Some(admitted) = front::admit_sender(&ctx, &mut stream, &upgrade, peer).await else {
         return;
     };
     let refuse = |status: u16, code: &str, text: &str| admitted.refusal(&ctx, status, code, text);
