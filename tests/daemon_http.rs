@@ -11,8 +11,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hycod::config::{Config, HttpTarget};
-use hycod::daemon::context::{ControlWriter, Hc, HcContext};
-use hycod::daemon::http::serve_request;
+use hycod::daemon::listener::context::{ControlWriter, Hc, HcContext};
+use hycod::daemon::listener::http::serve_request;
 use hycod::daemon::metrics::{BYTES, RENDEZVOUS_SECONDS, REQUESTS, REQUESTS_IN_FLIGHT};
 use hycod::io::read_buf::ReadBuf;
 use hycod::io::ws_reader::{WsEvent, WsReader};
@@ -83,7 +83,7 @@ fn context(target: Option<String>, deadline: Duration, tls: TrustRoots) -> Hc {
         request_buffer: hycod::config::DEFAULT_REQUEST_BUFFER,
         metrics: Rc::new(RefCell::new(Shard::new())),
         limits: hycod::config::Limits::default(),
-        admission: hycod::daemon::admission::Admission::standalone(
+        admission: hycod::daemon::listener::admission::Admission::standalone(
             &hycod::config::Limits::default(),
         ),
     })

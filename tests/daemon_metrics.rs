@@ -47,7 +47,7 @@ fn serve_requests() -> Served {
     let upstream = http_upstream();
     let dir = tempfile::tempdir().expect("temp dir");
     let text = config_text("5s", &[http_hybrid_connection(&relay.url, upstream)]);
-    // The per-request line is logged at debug level (src/daemon/http.rs); everything else at
+    // The per-request line is logged at debug level (src/daemon/listener/http.rs); everything else at
     // info, as configured.
     let env = [("RUST_LOG", "info,hycod::daemon::http=debug")];
     let mut daemon = DaemonProcess::start(dir.path(), &text, None, &env);

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hycod::config::TcpTarget;
-use hycod::daemon::context::{Hc, HcContext};
+use hycod::daemon::listener::context::{Hc, HcContext};
+use hycod::daemon::listener::stream::serve_accept;
 use hycod::daemon::metrics::{
     BYTES, RENDEZVOUS_SECONDS, STREAMS_ACCEPTED, STREAMS_IN_FLIGHT, STREAMS_REJECTED,
     TARGET_CONNECT_SECONDS,
 };
-use hycod::daemon::stream::serve_accept;
 use hycod::io::resolve::Resolver;
 use hycod::io::stream::Stream;
 use hycod::io::ws_client::{ClientConn, ConnectError};
@@ -69,7 +69,7 @@ fn context(target: Option<TcpTarget>) -> Hc {
         request_buffer: hycod::config::DEFAULT_REQUEST_BUFFER,
         metrics: Rc::new(RefCell::new(Shard::new())),
         limits: hycod::config::Limits::default(),
-        admission: hycod::daemon::admission::Admission::standalone(
+        admission: hycod::daemon::listener::admission::Admission::standalone(
             &hycod::config::Limits::default(),
         ),
     })

@@ -336,7 +336,7 @@ fn every_markdown_link_resolves() {
     );
 }
 
-/// Top-level folders whose paths the documents name as `` `src/daemon/stream.rs` ``.
+/// Top-level folders whose paths the documents name as `` `src/daemon/listener/stream.rs` ``.
 const PATH_ROOTS: &[&str] = &[
     "src/",
     "tests/",

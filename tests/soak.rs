@@ -28,7 +28,7 @@ use common::processes::{
 };
 use common::procstat::{fd_count, fd_summary, rss_kib, tcp_sockets};
 use common::steady_load::{Kind, Load, LoadShape, Restarts, Sample, HUNG};
-use hycod::daemon::upstream::MAX_IDLE_CONNECTIONS;
+use hycod::daemon::listener::upstream::MAX_IDLE_CONNECTIONS;
 
 const STREAM_PATH: &str = "soak-streams";
 const HTTP_PATH: &str = "soak-http";

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt, Splitable};
 use serde::Serialize;
 
-use hycod::daemon::context::mask_key;
+use hycod::daemon::listener::context::mask_key;
 use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::WsEvent;
 use hycod::proto::ws::OpCode;

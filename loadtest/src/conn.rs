@@ -12,7 +12,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 
-use hycod::daemon::context::mask_key;
+use hycod::daemon::listener::context::mask_key;
 use hycod::demo::http_io::{read_body, read_response_head, BUFFER_BYTES};
 use hycod::demo::stream_sender::{connect_url, EchoCheck};
 use hycod::io::read_buf::ReadBuf;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::EXIT_ERROR;
 use crate::config::Config;
-use crate::daemon::supervisor::Supervisor;
+use crate::daemon::process::supervisor::Supervisor;
 use crate::daemon::{self, DaemonOptions};
 use crate::runtime::systemd::{self, Notifier};
 

@@ -156,7 +156,7 @@ pub const DESCRIPTORS_PER_REQUEST: u64 = 2;
 
 /// The file descriptors the daemon may hold with every stream and request maximum reached:
 /// three per stream (the target, its duplicate kept to reset it when the relay side fails —
-/// `daemon::target_reset` — and the rendezvous) and two per request (the target and the
+/// `daemon::listener::target_reset` — and the rendezvous) and two per request (the target and the
 /// rendezvous), at most the per-worker maxima over `workers` and at most the sum of the
 /// per-hybrid-connection maxima, plus [`BASE_DESCRIPTORS`]. `per_hybrid_connection` holds each
 /// hybrid connection's limits.

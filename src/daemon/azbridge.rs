@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use monoio::io::AsyncWriteRentExt;
 
-use super::context::mask_key;
+use super::listener::context::mask_key;
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};

@@ -12,6 +12,8 @@
 //! A stopped forward (reload removed or replaced it, or the daemon drains) stops accepting at
 //! once; the connections it already carries run on, counted as the worker's work in flight.
 
+pub(super) mod setup;
+
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use monoio::io::{AsyncWriteRentExt, Canceller};
 use monoio::net::{TcpListener, TcpStream};
 
 use super::azbridge;
-use super::context::mask_key;
+use super::listener::context::mask_key;
 use super::metrics::{SharedShard, FORWARD_BYTES, FORWARD_CONNECTIONS, FORWARD_IN_FLIGHT};
 use super::plan::ForwardPlan;
 use super::tracker::Tracker;

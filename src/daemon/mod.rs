@@ -4,46 +4,30 @@
 //! forward, accepting local TCP connections and carrying them through the relay as a sender
 //! (protocol §7.1).
 
-pub mod admin;
-pub mod admission;
 pub mod azbridge;
-pub mod context;
-mod control;
-mod drain;
 mod forward;
-mod forward_setup;
-mod handle;
-pub mod http;
-pub mod lifecycle;
+pub mod listener;
 pub mod metrics;
-mod overload;
 mod plan;
-pub mod reload;
-pub mod status;
-pub mod stream;
-pub mod supervisor;
-mod target_reset;
+pub mod process;
 mod tracker;
-mod unreadable;
-pub mod upstream;
-mod worker;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::admin::SnapshotRequest;
-use self::status::DaemonStatus;
-use self::worker::{WorkerCommand, WorkerSetup};
+use self::process::admin::SnapshotRequest;
+use self::process::status::DaemonStatus;
+use self::process::worker::{WorkerCommand, WorkerSetup};
 use crate::config::Config;
 use crate::proto::hc::listener::ListenerConfig;
 use crate::runtime::workers;
 use crate::tls::{client_config, TlsSetupError, TrustRoots};
 
-pub use self::forward_setup::ForwardSetupError;
-pub use self::handle::{DaemonHandle, ReloadError, ReloadReport};
-pub use self::status::Phase;
+pub use self::forward::setup::ForwardSetupError;
+pub use self::process::handle::{DaemonHandle, ReloadError, ReloadReport};
+pub use self::process::status::Phase;
 
 /// Settings the configuration file does not carry (tests shorten them).
 #[derive(Debug, Clone)]
@@ -148,7 +132,7 @@ pub fn start(config: &Config, options: DaemonOptions) -> Result<DaemonHandle, St
         .iter()
         .enumerate()
         .map(|(index, forward)| {
-            forward_setup::prepare(forward, worker_count, &webpki, None).map_err(|error| {
+            forward::setup::prepare(forward, worker_count, &webpki, None).map_err(|error| {
                 StartError::Forward {
                     index,
                     name: forward.name.clone(),
@@ -194,7 +178,7 @@ pub fn start(config: &Config, options: DaemonOptions) -> Result<DaemonHandle, St
         let setup = take_slot(&setups, index);
         async move {
             if let Some(setup) = setup {
-                worker::run(setup).await;
+                process::worker::run(setup).await;
             }
         }
     })
@@ -222,7 +206,7 @@ pub fn start(config: &Config, options: DaemonOptions) -> Result<DaemonHandle, St
 
 /// Binds the admin endpoint's socket (non-blocking, for the worker that serves it).
 fn bind_admin(addr: SocketAddr) -> Result<(StdListener, SocketAddr), StartError> {
-    forward_setup::bind(addr).map_err(|error| StartError::Admin { addr, error })
+    forward::setup::bind(addr).map_err(|error| StartError::Admin { addr, error })
 }
 
 /// Takes worker `index`'s share of something prepared for all workers.
@@ -245,8 +229,8 @@ pub(crate) mod test_support {
     use std::rc::Rc;
     use std::time::Duration;
 
-    use super::admission::Admission;
-    use super::context::HcContext;
+    use super::listener::admission::Admission;
+    use super::listener::context::HcContext;
     use crate::config::{Config, HttpTarget, Limits};
     use crate::io::ws_client::Dialer;
     use crate::metrics::Shard;

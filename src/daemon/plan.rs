@@ -7,9 +7,9 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::admission::HcCounts;
 use crate::auth::connection_string::ConnectionString;
 use crate::config::{Forward, HybridConnection, ProxySetting, Relay};
+use crate::daemon::listener::admission::HcCounts;
 use crate::io::ws_client::Dialer;
 use crate::tls::{client_config, ClientConfig, TlsSetupError, TrustRoots};
 

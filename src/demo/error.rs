@@ -7,7 +7,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::config::ConfigError;
-use crate::daemon::status::HcReadiness;
+use crate::daemon::process::status::HcReadiness;
 use crate::tls::TlsSetupError;
 
 /// A piece of the demo that did not start.

@@ -11,7 +11,7 @@ use super::metrics_probe::{DaemonCounts, ProbeError};
 use super::setup::{HTTP_HC, STREAM_HC};
 use super::traffic::{Failures, HttpResults, StreamResults, TrafficResults, STREAM_PARALLEL};
 use super::workload;
-use crate::daemon::status::HcReadiness;
+use crate::daemon::process::status::HcReadiness;
 use crate::metrics::Quantiles;
 use crate::secret::Secret;
 

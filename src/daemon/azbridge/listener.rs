@@ -7,9 +7,11 @@ use monoio::io::AsyncWriteRentExt;
 
 use super::{close, read_prefix, write_message};
 use crate::config::TcpTarget;
-use crate::daemon::context::{Hc, HcContext};
+use crate::daemon::listener::context::{Hc, HcContext};
+use crate::daemon::listener::stream::{
+    connect_tcp, join, offered_subprotocol, reject, Refusal, Target,
+};
 use crate::daemon::metrics::{RENDEZVOUS_SECONDS, STREAMS_REJECTED};
-use crate::daemon::stream::{connect_tcp, join, offered_subprotocol, reject, Refusal, Target};
 use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;
 use crate::logging::Escaped;

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant, SystemTime};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 
 use super::context::{mask_key, ControlWriter, Hc};
-use super::metrics::{CONTROL_CONNECT_SECONDS, LISTENER_ONLINE, RECONNECTS, TOKEN_RENEWALS};
-use super::status::ChannelStatus;
-use super::tracker::Tracker;
 use super::{drain, http, overload, stream, unreadable};
 use crate::auth::connection_string::Credential;
 use crate::auth::sas::parse_token;
+use crate::daemon::metrics::{
+    CONTROL_CONNECT_SECONDS, LISTENER_ONLINE, RECONNECTS, TOKEN_RENEWALS,
+};
+use crate::daemon::process::status::ChannelStatus;
+use crate::daemon::tracker::Tracker;
 use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
 use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::forward_setup::{prepare, ForwardSetupError, PreparedForward};
-use super::plan::{plan, HcPlan};
 use super::reload::{diff, Changes, RestartRequired};
 use super::status::{ChannelStatus, DaemonStatus, Phase};
 use super::worker::{Incarnation, WorkerCommand};
-use super::DaemonOptions;
 use crate::config::{Config, ConfigError};
+use crate::daemon::forward::setup::{prepare, ForwardSetupError, PreparedForward};
+use crate::daemon::plan::{plan, HcPlan};
+use crate::daemon::DaemonOptions;
 use crate::tls::{ClientConfig, TlsSetupError};
 
 /// How long a reload waits for worker 0 to count it.
@@ -104,7 +104,7 @@ impl fmt::Display for ReloadError {
 impl std::error::Error for ReloadError {}
 
 impl DaemonHandle {
-    pub(super) fn new(
+    pub(in crate::daemon) fn new(
         status: Arc<DaemonStatus>,
         admin_addr: Option<SocketAddr>,
         workers: Vec<JoinHandle<()>>,
@@ -147,7 +147,7 @@ impl DaemonHandle {
     }
 
     /// Starts the channels of `plan` (channel k on worker k % workers).
-    pub(super) fn launch(&mut self, plan: HcPlan) {
+    pub(in crate::daemon) fn launch(&mut self, plan: HcPlan) {
         let incarnation = self.next_incarnation;
         self.next_incarnation += 1;
         let name = plan.config.name.clone();
@@ -174,7 +174,7 @@ impl DaemonHandle {
     }
 
     /// Hands a prepared forward's socket to every worker, which accepts on it.
-    pub(super) fn launch_forward(&mut self, prepared: PreparedForward) {
+    pub(in crate::daemon) fn launch_forward(&mut self, prepared: PreparedForward) {
         let incarnation = self.next_incarnation;
         self.next_incarnation += 1;
         let name = prepared.plan.config.name.clone();

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::frames::push_answer;
 use super::rendezvous::{self, RendezvousReader, RendezvousWriter};
-use crate::daemon::context::{mask_key, ControlWriter, HcContext};
+use crate::daemon::listener::context::{mask_key, ControlWriter, HcContext};
 use crate::io::ws_client::ConnectError;
 use crate::proto::hc::messages::Response;
 use crate::proto::ws::EncodeError;

@@ -6,7 +6,7 @@ use super::admission::Exceeded;
 use super::context::{mask_key, ControlWriter, Hc};
 use super::drain::response_frame;
 use super::http::policy::status_class;
-use super::metrics::{REQUESTS, REQUESTS_REJECTED};
+use crate::daemon::metrics::{REQUESTS, REQUESTS_REJECTED};
 use crate::logging::Escaped;
 use crate::proto::hc::messages::Request;
 

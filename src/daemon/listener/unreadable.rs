@@ -10,9 +10,9 @@
 use super::context::{mask_key, ControlWriter, Hc};
 use super::drain::response_frame;
 use super::http::policy::status_class;
-use super::metrics::{REQUESTS, UNUSABLE_MESSAGES};
 use super::stream::{reject, Refusal};
-use super::tracker::Tracker;
+use crate::daemon::metrics::{REQUESTS, UNUSABLE_MESSAGES};
+use crate::daemon::tracker::Tracker;
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::{ACCEPT, REQUEST};
 use crate::proto::hc::json_headers::JsonHeaders;

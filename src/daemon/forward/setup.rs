@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use super::plan::{plan_forward, ForwardPlan};
 use crate::config::Forward;
+use crate::daemon::plan::{plan_forward, ForwardPlan};
 use crate::tls::{ClientConfig, TlsSetupError};
 
 /// A forward ready to be handed to the workers.

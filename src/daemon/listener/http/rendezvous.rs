@@ -20,7 +20,7 @@ pub use body_buffer::BodyBuffer;
 pub use reader::{Buffered, Incoming, PumpError, RendezvousError, RendezvousReader};
 pub use writer::RendezvousWriter;
 
-use crate::daemon::context::HcContext;
+use crate::daemon::listener::context::HcContext;
 use crate::daemon::metrics::RENDEZVOUS_SECONDS;
 use crate::io::ws_client::ConnectError;
 

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use crate::config::HttpTarget;
-use crate::daemon::upstream::{host_header, request, Framing};
+use crate::daemon::listener::upstream::{host_header, request, Framing};
 use crate::proto::hc::headers::{request_headers_for_upstream, HeaderError};
 use crate::proto::hc::json_headers::JsonHeaders;
 use crate::proto::hc::messages::Request;

@@ -50,8 +50,10 @@ use rendezvous::{
 use reply::{ControlReply, Reply};
 
 use super::context::{ControlWriter, Hc, HcContext};
-use super::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_BODY_BUFFERED, REQUEST_SECONDS};
 use super::upstream::Framing;
+use crate::daemon::metrics::{
+    BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_BODY_BUFFERED, REQUEST_SECONDS,
+};
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::REQUEST;
 use crate::proto::hc::messages::Request;
@@ -307,6 +309,10 @@ async fn serve_one(
 
 /// Counts a finished request — its status class (or `aborted`), its duration and its bytes —
 /// and logs its one `request served` line (debug level, see the module docs).
+/// The target of the `request served` line, kept from before the daemon's modules were grouped
+/// so that the documented `RUST_LOG=info,hycod::daemon::http=debug` still turns it on.
+const ACCESS_LOG_TARGET: &str = "hycod::daemon::http";
+
 fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) {
     let label = match served.status {
         Some(status) if served.complete => status_class(status),
@@ -316,6 +322,7 @@ fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) 
     hc.count(&REQUESTS, &[label], 1);
     hc.observe(&REQUEST_SECONDS, elapsed);
     tracing::debug!(
+        target: ACCESS_LOG_TARGET,
         hybrid_connection = %hc.name,
         method = request.method.as_deref().unwrap_or_default(),
         path = loggable_path(request),

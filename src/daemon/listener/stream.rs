@@ -21,12 +21,12 @@ use monoio::net::TcpStream;
 
 use super::admission::Exceeded;
 use super::context::{mask_key, Hc, HcContext};
-use super::metrics::{
+use super::target_reset::TargetHandle;
+use crate::config::TcpTarget;
+use crate::daemon::metrics::{
     BYTES, RENDEZVOUS_SECONDS, STREAMS_ACCEPTED, STREAMS_IN_FLIGHT, STREAMS_REJECTED,
     TARGET_CONNECT_SECONDS,
 };
-use super::target_reset::TargetHandle;
-use crate::config::TcpTarget;
 use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump_with, Direction, PumpEnd, PumpSettings};
 use crate::io::ws_client::ConnectError;
@@ -53,7 +53,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     if hc.port_targets.is_some() {
         // Boxed: the azbridge path is the rarer one, and its state inline would make every
         // stream's future larger.
-        return Box::pin(super::azbridge::listener::serve_accept(hc, accept)).await;
+        return Box::pin(crate::daemon::azbridge::listener::serve_accept(hc, accept)).await;
     }
     let started = Instant::now();
     let _admitted = match hc.admission.streams.try_enter() {

@@ -9,8 +9,8 @@ use std::num::NonZeroUsize;
 use monoio::buf::IoBuf;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt};
 
-use crate::daemon::upstream::request::MAX_CHUNK_PREFIX_LEN;
-use crate::daemon::upstream::ChunkPrefix;
+use crate::daemon::listener::upstream::request::MAX_CHUNK_PREFIX_LEN;
+use crate::daemon::listener::upstream::ChunkPrefix;
 
 /// The smallest chunk a streamed request body is sent in (except its last one): relays send
 /// a body in frames of a few hundred bytes, and a chunk per frame costs the target a parse
@@ -143,7 +143,7 @@ mod tests {
             assert!(buffer.is_empty());
             buffer.extend(&[7u8; 300]);
             assert!(buffer.write_chunk(&mut near, false).await.expect("write"));
-            near.write_all(crate::daemon::upstream::chunked_end(true))
+            near.write_all(crate::daemon::listener::upstream::chunked_end(true))
                 .await
                 .0
                 .expect("end");

@@ -22,8 +22,8 @@ pub use request::{chunked_end, is_idempotent, ChunkPrefix, Framing};
 pub use response::{ResponseError, ResponseReader};
 
 use super::context::HcContext;
-use super::metrics::TARGET_CONNECT_SECONDS;
 use crate::config::HttpTarget;
+use crate::daemon::metrics::TARGET_CONNECT_SECONDS;
 use crate::io::stream::Stream;
 use crate::proto::http1::Limits as HeadLimits;
 

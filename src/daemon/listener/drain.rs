@@ -8,8 +8,8 @@
 
 use super::context::{mask_key, ControlWriter, Hc};
 use super::http::policy::status_class;
-use super::metrics::REQUESTS;
 use super::stream::{reject, Refusal};
+use crate::daemon::metrics::REQUESTS;
 use crate::io::ws_frames::push_frame;
 use crate::logging::Escaped;
 use crate::proto::hc::messages::{Accept, Request, Response};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::admission::Admission;
-use super::metrics::{SharedShard, LIMIT_EXCEEDED, RENDEZVOUS_REFUSED};
 use crate::config::{HttpTarget, Limits, TcpTarget};
+use crate::daemon::metrics::{SharedShard, LIMIT_EXCEEDED, RENDEZVOUS_REFUSED};
 use crate::io::stream::Stream;
 use crate::io::ws_client::Dialer;
 use crate::metrics::{CounterId, GaugeId, HistogramId, MetricDesc, RegisterError};

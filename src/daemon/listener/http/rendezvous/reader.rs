@@ -11,7 +11,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf
 
 use super::body_buffer::{BodyBuffer, MIN_CHUNK};
 use super::write_within;
-use crate::daemon::upstream::{chunked_end, ChunkPrefix};
+use crate::daemon::listener::upstream::{chunked_end, ChunkPrefix};
 use crate::io::stream::Stream;
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage, MessageError};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use monoio::net::TcpStream;
 
 use crate::config::HttpTarget;
-use crate::daemon::context::HcContext;
+use crate::daemon::listener::context::HcContext;
 use crate::io::resolve::Resolver;
 use crate::io::stream::Stream;
 use crate::tls::{server_name, ClientConfig, Connector};

@@ -25,9 +25,11 @@ use super::rendezvous::{
 };
 use super::reply::Reply;
 use crate::config::HttpTarget;
-use crate::daemon::context::HcContext;
+use crate::daemon::listener::context::HcContext;
+use crate::daemon::listener::upstream::{
+    self, is_idempotent, ConnectError, ResponseError, UpstreamWrite,
+};
 use crate::daemon::metrics::TARGET_FIRST_BYTE_SECONDS;
-use crate::daemon::upstream::{self, is_idempotent, ConnectError, ResponseError, UpstreamWrite};
 use crate::logging::Escaped;
 use crate::proto::http1::{BodyKind, ResponseHead};
 
