@@ -13,12 +13,36 @@ use monoio::net::TcpListener;
 use super::accept_backoff::{resource_errno, AcceptBackoff};
 use super::read_buf::ReadBuf;
 use super::stream::Stream;
+use crate::metrics::Snapshot;
 use crate::proto::http1::{
     parse_request_head, reason_phrase, write_response_head, Limits, RequestHead,
 };
 
 /// The largest admin request head read.
 const MAX_HEAD: usize = 8 * 1024;
+
+/// How long a worker may take to hand over its metrics snapshot before the worker counts as
+/// not answering (`/metrics` and `/healthz` then answer 503).
+const WORKER_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Asks a worker for a copy of its metrics.
+pub type SnapshotRequest = flume::Sender<Snapshot>;
+
+/// Collects one snapshot from every worker, one after the other; `None` when one did not
+/// answer within [`WORKER_ANSWER_TIMEOUT`].
+pub async fn collect(workers: &[flume::Sender<SnapshotRequest>]) -> Option<Vec<Snapshot>> {
+    let mut out = Vec::with_capacity(workers.len());
+    for worker in workers {
+        let (tx, rx) = flume::bounded(1);
+        worker.send(tx).ok()?;
+        let snapshot = monoio::time::timeout(WORKER_ANSWER_TIMEOUT, rx.recv_async())
+            .await
+            .ok()?
+            .ok()?;
+        out.push(snapshot);
+    }
+    Some(out)
+}
 
 /// A handler's answer.
 pub struct Reply {

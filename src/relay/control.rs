@@ -20,6 +20,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
 use super::auth::{check, unix_now};
 use super::front;
+use super::metrics::Refusal;
 use super::shared::{
     lock, ControlCommand, ControlHandle, ControlQueue, QueueError, ResponseEvent, WorkerCtx,
 };
@@ -61,6 +62,7 @@ pub async fn serve(
         .is_some_and(|m| m.suffix.is_empty());
     if !exact {
         tracing::info!(%peer, hybrid_connection = %entity, "listen refused: not the hybrid connection's own path");
+        ctx.state.refused(Refusal::UnknownHybridConnection);
         let text = "Endpoint does not exist.";
         let _ = stream
             .write_all(admitted.refusal(&ctx, 404, "EndpointNotFound", text))
@@ -74,10 +76,13 @@ pub async fn serve(
     let listener_id = match added {
         Ok(id) => id,
         Err(e) => {
-            let (status, code) = match e {
-                RegistryError::QuotaExceeded { .. } => (403, "QuotaExceeded"),
-                _ => (404, "EndpointNotFound"),
+            let (status, code, refusal) = match e {
+                RegistryError::QuotaExceeded { .. } => {
+                    (403, "QuotaExceeded", Refusal::QuotaExceeded)
+                }
+                _ => (404, "EndpointNotFound", Refusal::UnknownHybridConnection),
             };
+            ctx.state.refused(refusal);
             tracing::info!(%peer, hybrid_connection = %entity, error = %e, "listen refused");
             let _ = stream
                 .write_all(admitted.refusal(&ctx, status, code, &e.to_string()))

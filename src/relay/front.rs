@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use monoio::io::AsyncWriteRentExt;
 
 use super::auth::{check, error_code, sender_needs_token, token_of};
+use super::metrics::Refusal;
 use super::respond::{described, handshake_refusal, Tracking};
 use super::shared::WorkerCtx;
 use crate::auth::verify::{Right, VerifiedToken, VerifyError};
@@ -126,6 +127,7 @@ async fn admit<T>(
     let refusal = match &entity {
         None => {
             tracing::info!(%peer, path = %Escaped(&request_path), action = %needed, "refused: no such hybrid connection");
+            ctx.state.refused(Refusal::UnknownHybridConnection);
             handshake_refusal(
                 404,
                 "EndpointNotFound",
@@ -145,6 +147,8 @@ async fn admit<T>(
             }
             Err(e) => {
                 tracing::info!(%peer, hybrid_connection = %entity, action = %needed, reason = e.as_str(), "refused: token");
+                ctx.state
+                    .refused(Refusal::for_token_status(e.http_status()));
                 let text = described(&e.to_string(), &tracking, now);
                 handshake_refusal(e.http_status(), error_code(&e), &text)
             }

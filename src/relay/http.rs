@@ -17,11 +17,13 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 use super::auth::{check_cached, error_code, sender_needs_token, token_of};
 use super::held::{self, Held, RendezvousRead, RendezvousWrite, Reused};
+use super::metrics::Refusal;
 use super::rendezvous;
 use super::respond::{described, http_error, Tracking};
 use super::server::{read_head, HeadDeadline, Incoming};
 use super::shared::{
     lock, ControlHandle, PendingRequest, QueueError, Rendezvous, ResponseEvent, WorkerCtx,
+    WorkerState,
 };
 use crate::auth::verify::Right;
 use crate::io::read_buf::ReadBuf;
@@ -68,7 +70,8 @@ pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
             Ok(None) => break,
             Err(e) => {
                 tracing::debug!(%peer, error = ?e, "no further request");
-                if let Some(answer) = e.answer(false) {
+                if let Some((refusal, answer)) = e.refusal(false) {
+                    ctx.state.refused(refusal);
                     let _ = stream.write_all(answer).await;
                 }
                 break;
@@ -83,7 +86,14 @@ pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
 /// An error answer from the relay itself; the connection closes after it, lingering so that
 /// an unread request body cannot turn the close into a reset that loses the answer
 /// ([`linger`](super::linger)).
-async fn fail(stream: &mut Stream, status: u16, code: &str, message: &str) -> io::Result<bool> {
+async fn fail(
+    ctx: &WorkerCtx,
+    stream: &mut Stream,
+    status: u16,
+    code: &str,
+    message: &str,
+) -> io::Result<bool> {
+    ctx.state.metrics.borrow_mut().answered(status);
     stream
         .write_all(http_error(status, code, message, false))
         .await
@@ -105,7 +115,8 @@ async fn serve_one(
     let now = SystemTime::now();
     if let Err(e) = check_request_target(&head.target) {
         tracing::info!(%peer, error = %e, "request refused: request-target");
-        return fail(stream, 400, "BadRequest", &e.to_string()).await;
+        ctx.state.refused(Refusal::BadRequest);
+        return fail(ctx, stream, 400, "BadRequest", &e.to_string()).await;
     }
     let tracking_id = super::ids::tracking_id(ctx.worker);
     let Some(entity) = super::resolve_http_entity(&shared, head.path()) else {
@@ -115,7 +126,8 @@ async fn serve_one(
             path: head.path().trim_start_matches('/'),
         };
         let text = described("Endpoint does not exist.", &tracking, now);
-        return fail(stream, 404, "EndpointNotFound", &text).await;
+        ctx.state.refused(Refusal::UnknownHybridConnection);
+        return fail(ctx, stream, 404, "EndpointNotFound", &text).await;
     };
     let tracking = Tracking {
         id: &tracking_id,
@@ -128,13 +140,18 @@ async fn serve_one(
         let token = token_of(&head.headers, query, true);
         if let Err(e) = check_cached(ctx, &token, &entity, head.path(), Right::Send, now) {
             tracing::info!(%peer, hybrid_connection = %entity, reason = e.as_str(), "request refused");
+            ctx.state
+                .refused(Refusal::for_token_status(e.http_status()));
             let text = described(&e.to_string(), &tracking, now);
-            return fail(stream, e.http_status(), error_code(&e), &text).await;
+            return fail(ctx, stream, e.http_status(), error_code(&e), &text).await;
         }
     }
     let kind = match request_body_kind(head) {
         Ok(kind) => kind,
-        Err(e) => return fail(stream, 400, "BadRequest", &e.to_string()).await,
+        Err(e) => {
+            ctx.state.refused(Refusal::BadRequest);
+            return fail(ctx, stream, 400, "BadRequest", &e.to_string()).await;
+        }
     };
     // Content-Length next to Transfer-Encoding may be a smuggling attempt: the connection
     // closes after this response (RFC 9112 §6.1).
@@ -157,16 +174,19 @@ async fn serve_one(
                     &tracking,
                     now,
                 );
-                return fail(stream, 502, "NoListener", &text).await;
+                ctx.state.refused(Refusal::NoListener);
+                return fail(ctx, stream, 502, "NoListener", &text).await;
             }
             Err(e) => {
+                ctx.state.refused(Refusal::UnknownHybridConnection);
                 return fail(
+                    ctx,
                     stream,
                     404,
                     "EndpointNotFound",
                     &described(&e.to_string(), &tracking, now),
                 )
-                .await
+                .await;
             }
         }
     };
@@ -181,7 +201,7 @@ async fn serve_one(
     let id = ctx.state.secret_ids.borrow_mut().next(ctx.worker);
     let id = match id {
         Ok(id) => id,
-        Err(e) => return fail(stream, 500, "InternalError", &e.to_string()).await,
+        Err(e) => return fail(ctx, stream, 500, "InternalError", &e.to_string()).await,
     };
     let rendezvous_path = format!("/$hc/{entity}");
     let address = format!(
@@ -229,7 +249,7 @@ async fn serve_one(
                 stream_request(&mut reused.write, stream, buf, kind, &json, body_idle).await
             {
                 abort_rendezvous(&mut reused.write, &failure).await;
-                return fail_body(stream, failure).await;
+                return fail_body(ctx, stream, failure).await;
             }
             match Reused::first_event(reused.reader, deadline).await {
                 None => Outcome::TimedOut,
@@ -271,7 +291,7 @@ async fn serve_one(
             if let Some(len) = small {
                 let body = match read_whole_body(stream, buf, len, body_idle).await {
                     Ok(body) => body,
-                    Err(failure) => return fail_body(stream, failure).await,
+                    Err(failure) => return fail_body(ctx, stream, failure).await,
                 };
                 let mut frames = Vec::with_capacity(json.len() + body.len() + 2 * MAX_HEADER_LEN);
                 push_json(&mut frames, &json);
@@ -282,10 +302,11 @@ async fn serve_one(
                     Ok(()) => {}
                     Err(QueueError::Full) => {
                         let text = "The listener does not read its control channel.";
-                        return fail(stream, 502, "ListenerFailed", text).await;
+                        return fail(ctx, stream, 502, "ListenerFailed", text).await;
                     }
                     Err(QueueError::Closed) => {
-                        return fail(stream, 502, "NoListener", "The listener went away.").await
+                        return fail(ctx, stream, 502, "NoListener", "The listener went away.")
+                            .await
                     }
                 }
                 await_response(&events, &waiting, deadline).await
@@ -298,17 +319,22 @@ async fn serve_one(
                 let mut frames = Vec::new();
                 push_json(&mut frames, &notice.to_json());
                 if handle.send(frames).is_err() {
-                    return fail(stream, 502, "NoListener", "The listener went away.").await;
+                    return fail(ctx, stream, 502, "NoListener", "The listener went away.").await;
                 }
+                let sent = std::time::Instant::now();
                 match rendezvous::wait(&waiting, deadline).await {
                     None => Outcome::TimedOut,
                     Some(rdv) => {
+                        ctx.state
+                            .metrics
+                            .borrow_mut()
+                            .rendezvous(&entity, sent.elapsed());
                         let mut io = open_rendezvous(rdv).await?;
                         if let Err(failure) =
                             stream_request(&mut io.0, stream, buf, kind, &json, body_idle).await
                         {
                             abort_rendezvous(&mut io.0, &failure).await;
-                            return fail_body(stream, failure).await;
+                            return fail_body(ctx, stream, failure).await;
                         }
                         Outcome::Rendezvous {
                             io,
@@ -324,10 +350,11 @@ async fn serve_one(
     match outcome {
         Outcome::TimedOut => {
             let text = described("The request was routed to the listener but the listener did not respond in the required time.", &tracking, now);
-            fail(stream, 504, "GatewayTimeout", &text).await
+            fail(ctx, stream, 504, "GatewayTimeout", &text).await
         }
         Outcome::ListenerGone => {
             fail(
+                ctx,
                 stream,
                 502,
                 "ListenerGone",
@@ -341,6 +368,7 @@ async fn serve_one(
         }
         Outcome::TooLarge(text) => {
             fail(
+                ctx,
                 stream,
                 502,
                 "ListenerFailed",
@@ -349,8 +377,14 @@ async fn serve_one(
             .await
         }
         Outcome::Control(response, body) => {
-            let mut out =
-                write_head(stream, &response, &shared.config.namespace, keep_alive).await?;
+            let mut out = write_head(
+                &ctx.state,
+                stream,
+                &response,
+                &shared.config.namespace,
+                keep_alive,
+            )
+            .await?;
             if response.body && !is_head {
                 write_chunk(&mut out, &body);
                 out.extend_from_slice(LAST_CHUNK);
@@ -364,6 +398,7 @@ async fn serve_one(
             holdable,
         } => {
             let answer = Answer {
+                state: &ctx.state,
                 request_id: &id,
                 namespace: &shared.config.namespace,
                 idle: deadline,
@@ -386,6 +421,7 @@ async fn serve_one(
                 }
                 RendezvousAnswer::NoResponse => {
                     held::close(&mut write).await;
+                    ctx.state.metrics.borrow_mut().answered(502);
                     stream
                         .write_all(http_error(
                             502,
@@ -518,17 +554,17 @@ enum BodyFailure {
 }
 
 /// Tells the sender why its body was refused (400, 408), or ends when it is gone.
-async fn fail_body(stream: &mut Stream, failure: BodyFailure) -> io::Result<bool> {
+async fn fail_body(ctx: &WorkerCtx, stream: &mut Stream, failure: BodyFailure) -> io::Result<bool> {
     match failure {
-        BodyFailure::Malformed(e) => fail(stream, 400, "BadRequest", &e).await,
+        BodyFailure::Malformed(e) => fail(ctx, stream, 400, "BadRequest", &e).await,
         BodyFailure::TimedOut => {
             let text = "The request body paused longer than the body idle timeout.";
-            fail(stream, 408, "RequestTimeout", text).await
+            fail(ctx, stream, 408, "RequestTimeout", text).await
         }
         BodyFailure::Listener(e) => {
             tracing::debug!(error = %e, "rendezvous write failed during a request body");
             let text = "The listener closed the rendezvous during the request body.";
-            fail(stream, 502, "ListenerFailed", text).await
+            fail(ctx, stream, 502, "ListenerFailed", text).await
         }
         BodyFailure::Sender(e) => Err(e),
     }
@@ -655,6 +691,7 @@ const HEAD_CAPACITY: usize = 4096;
 /// to write, together with the first body bytes when they are at hand; only when the listener's
 /// headers are refused is something written here (a 502 instead of the head, then an error).
 async fn write_head(
+    state: &WorkerState,
     stream: &mut Stream,
     response: &Response,
     namespace: &str,
@@ -672,6 +709,7 @@ async fn write_head(
                 // CR/LF or an invalid name from the listener never reaches the sender.
                 tracing::warn!(error = %Escaped(&e), "listener response headers refused");
                 let message = "The listener's response headers are invalid.";
+                state.metrics.borrow_mut().answered(502);
                 stream
                     .write_all(http_error(502, "ListenerFailed", message, false))
                     .await
@@ -700,11 +738,14 @@ async fn write_head(
     )
     .or_else(|_| write_response_head(&mut out, response.status_code, "", fields.iter().copied()))
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    state.metrics.borrow_mut().answered(response.status_code);
     Ok(out)
 }
 
 /// What a rendezvous answer is relayed with, fixed per request.
 struct Answer<'a> {
+    /// Where the answer's status is counted.
+    state: &'a WorkerState,
     /// The request's secret id, which the `response` must name.
     request_id: &'a str,
     namespace: &'a str,
@@ -768,7 +809,14 @@ async fn relay_rendezvous_response<R: AsyncReadRent>(
                     tracing::info!(request = %Escaped(&r.request_id), "a rendezvous answered another request");
                     break;
                 }
-                let head = write_head(stream, &r, answer.namespace, answer.keep_alive).await?;
+                let head = write_head(
+                    answer.state,
+                    stream,
+                    &r,
+                    answer.namespace,
+                    answer.keep_alive,
+                )
+                .await?;
                 stream.write_all(head).await.0?;
                 if !r.body {
                     return Ok(RendezvousAnswer::Complete);

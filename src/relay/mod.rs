@@ -11,6 +11,7 @@ mod held;
 mod http;
 mod ids;
 mod linger;
+pub mod metrics;
 mod pump;
 pub mod registry;
 mod rendezvous;

@@ -210,6 +210,13 @@ impl<H: Clone> Registry<H> {
         Ok((listener.id, listener.handle.clone()))
     }
 
+    /// Every online listener's handle.
+    pub fn handles(&self) -> impl Iterator<Item = &H> {
+        self.by_path
+            .values()
+            .flat_map(|hc| hc.listeners.iter().map(|l| &l.handle))
+    }
+
     /// The admin view, sorted by path.
     pub fn status(&self) -> Vec<HybridConnectionStatus> {
         let mut out: Vec<_> = self

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use monoio::io::AsyncWriteRentExt;
 
+use super::metrics::Refusal;
 use super::respond::handshake_refusal;
 use super::shared::{Rendezvous, WaitGuard, Waiter, WorkerCtx};
 use crate::io::stream::Stream;
@@ -43,6 +44,7 @@ pub async fn deliver(
     };
     let Some(Waiter { tx: waiter, .. }) = waiter else {
         tracing::info!(%peer, "rendezvous refused: unknown, expired or used address");
+        ctx.state.refused(Refusal::UnknownRendezvous);
         let out = handshake_refusal(
             403,
             "RendezvousExpired",

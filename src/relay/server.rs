@@ -15,6 +15,7 @@ use monoio::time::Instant;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
 
+use super::metrics::{Refusal, WorkerMetrics};
 use super::shared::{Shared, WorkerCtx, WorkerState};
 use super::shed::{Shedder, SHED_MIN_IDLE};
 use super::{admin, control, http, rendezvous, respond, stream};
@@ -53,6 +54,7 @@ pub enum StartError {
     Tls(crate::tls::TlsSetupError),
     Rule(crate::auth::verify::RuleError),
     Spawn(io::Error),
+    Metrics(crate::metrics::RegisterError),
 }
 
 impl std::fmt::Display for StartError {
@@ -62,6 +64,7 @@ impl std::fmt::Display for StartError {
             Self::Tls(e) => write!(f, "TLS: {e}"),
             Self::Rule(e) => write!(f, "--rule: {e}"),
             Self::Spawn(e) => write!(f, "cannot start worker threads: {e}"),
+            Self::Metrics(e) => write!(f, "cannot register the relay's metrics: {e}"),
         }
     }
 }
@@ -140,12 +143,28 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
     let admin_addr = admin.as_ref().map(|(_, a)| *a);
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     let workers_n = config.workers;
-    let shared = Arc::new(Shared::new(config, verifier, scheme, main_addr, ports));
+    let mut metrics = Vec::with_capacity(workers_n.get());
+    let mut metrics_requests = Vec::with_capacity(workers_n.get());
+    for _ in 0..workers_n.get() {
+        let paths = config.hybrid_connections.iter().map(String::as_str);
+        let (tx, rx) = flume::unbounded();
+        metrics.push((WorkerMetrics::new(paths).map_err(StartError::Metrics)?, rx));
+        metrics_requests.push(tx);
+    }
+    let shared = Arc::new(Shared::new(
+        config,
+        verifier,
+        scheme,
+        main_addr,
+        ports,
+        metrics_requests,
+    ));
 
     let (ready_tx, ready_rx) = mpsc::channel::<usize>();
     let sockets: Vec<_> = rendezvous
         .into_iter()
-        .map(|r| main.try_clone().map(|m| Some((m, r))))
+        .zip(metrics)
+        .map(|(r, metrics)| main.try_clone().map(|m| Some((m, r, metrics))))
         .collect::<io::Result<_>>()
         .map_err(StartError::Spawn)?;
     let sockets = Arc::new(std::sync::Mutex::new(sockets));
@@ -165,15 +184,16 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
             };
             let tls = tls.clone().map(crate::tls::Acceptor::from);
             async move {
-                let Some((main, rendezvous)) = taken else {
+                let Some((main, rendezvous, (metrics, metrics_requests))) = taken else {
                     return;
                 };
                 let ctx = Rc::new(WorkerCtx {
                     shared,
                     worker,
-                    state: Rc::new(WorkerState::default()),
+                    state: Rc::new(WorkerState::new(metrics)),
                     tls,
                 });
+                monoio::spawn(answer_metrics_requests(ctx.clone(), metrics_requests));
                 run_worker(ctx, main, rendezvous, admin, ready).await;
             }
         }
@@ -192,6 +212,16 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         url: format!("{scheme}://{main_addr}"),
         workers: handles,
     })
+}
+
+/// Hands a copy of this worker's metrics to each request of the admin endpoint.
+async fn answer_metrics_requests(
+    ctx: Rc<WorkerCtx>,
+    requests: flume::Receiver<crate::io::admin_http::SnapshotRequest>,
+) {
+    while let Ok(reply) = requests.recv_async().await {
+        let _ = reply.send(ctx.state.metrics.borrow().snapshot());
+    }
 }
 
 async fn run_worker(
@@ -255,6 +285,7 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
                         .shedder
                         .shed(SHED_MIN_IDLE, std::time::Instant::now());
                     if shed > 0 {
+                        ctx.state.metrics.borrow_mut().shed(shed);
                         tracing::warn!(
                             worker = ctx.worker,
                             errno,
@@ -323,6 +354,7 @@ fn answer_with_the_spare(ctx: &WorkerCtx, listener: &TcpListener) -> bool {
             if ctx.tls.is_none() {
                 answer_busy(std::net::TcpStream::from(conn));
             }
+            ctx.state.refused(Refusal::OutOfDescriptors);
             tracing::warn!(
                 worker = ctx.worker,
                 "out of file descriptors: answered a client 503 with the spare descriptor"
@@ -476,10 +508,10 @@ pub enum HeadReadError {
 }
 
 impl HeadReadError {
-    /// The answer the client gets before the connection closes: 400/431 for a malformed
+    /// The refusal and answer the client gets before the connection closes: 400/431 for a malformed
     /// head, 408 for one that did not come in time (RFC 9110 §15.5.9); nothing for a
     /// connection that went away, or that idled between requests without starting one.
-    pub fn answer(&self, fresh: bool) -> Option<Vec<u8>> {
+    pub fn refusal(&self, fresh: bool) -> Option<(Refusal, Vec<u8>)> {
         let (status, code, message) = match self {
             Self::Head(e) => {
                 let status = match e {
@@ -500,7 +532,12 @@ impl HeadReadError {
             ),
             Self::TimedOut { .. } | Self::Io(_) | Self::Truncated | Self::Shed => return None,
         };
-        Some(respond::http_error(status, code, &message, false))
+        let refusal = if status == 408 {
+            Refusal::HeadTimeout
+        } else {
+            Refusal::BadRequest
+        };
+        Some((refusal, respond::http_error(status, code, &message, false)))
     }
 }
 
@@ -536,7 +573,8 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
         Ok(None) => return,
         Err(e) => {
             tracing::info!(%peer, error = ?e, "no valid request head");
-            if let Some(answer) = e.answer(true) {
+            if let Some((refusal, answer)) = e.refusal(true) {
+                ctx.state.refused(refusal);
                 let _ = stream.write_all(answer).await;
             }
             return;
@@ -558,6 +596,7 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
     } = incoming;
     if let Err(e) = check_request_target(&head.target) {
         tracing::info!(%peer, error = %e, "refused an upgrade: request-target");
+        ctx.state.refused(Refusal::BadRequest);
         let out = respond::handshake_refusal(400, "BadRequest", &e.to_string());
         let _ = stream.write_all(out).await;
         return;
@@ -567,6 +606,7 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
         Ok(u) => u,
         Err(e) => {
             tracing::info!(%peer, error = %Escaped(&e), "refused a malformed WebSocket upgrade");
+            ctx.state.refused(Refusal::BadRequest);
             let mut out = Vec::new();
             let body = e.to_string();
             if write_error_response(&mut out, status_for(&e), "", body.as_bytes()).is_ok() {
@@ -584,6 +624,7 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
         }
         Err(e) => {
             tracing::info!(%peer, error = %Escaped(&e), "refused an upgrade without a valid sb-hc-action");
+            ctx.state.refused(Refusal::BadRequest);
             let out = respond::handshake_refusal(400, "BadRequest", &e.to_string());
             let _ = stream.write_all(out).await;
         }

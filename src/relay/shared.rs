@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 
 use crate::auth::verify::{TokenCache, Verifier};
+use crate::io::admin_http::SnapshotRequest;
 use crate::io::stream::Stream;
 use crate::proto::hc::messages::Response;
 use crate::proto::hc::query::Action;
@@ -17,6 +18,7 @@ use crate::proto::ws::handshake::UpgradeRequest;
 use crate::proto::ws::CloseCode;
 use crate::relay::config::RelayConfig;
 use crate::relay::ids::SecretIds;
+use crate::relay::metrics::{Refusal, WorkerMetrics};
 use crate::relay::registry::Registry;
 
 /// What another task asks a listener's control channel to do.
@@ -103,6 +105,11 @@ impl ControlHandle {
             .send(ControlCommand::Close(code, reason.to_owned()));
     }
 
+    /// Bytes queued and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// A handle that does not keep the channel's queue open.
     pub fn downgrade(&self) -> flume::WeakSender<ControlCommand> {
         self.commands.downgrade()
@@ -144,6 +151,8 @@ pub struct Shared {
     pub rendezvous_ports: Vec<u16>,
     /// Failed `accept` calls on the main and rendezvous ports (e.g. EMFILE), for `/$status`.
     pub accept_failures: AtomicU64,
+    /// Asks each worker for a copy of its metrics, by worker index.
+    pub metrics_requests: Vec<flume::Sender<SnapshotRequest>>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the registry and the
@@ -159,6 +168,7 @@ impl Shared {
         scheme: &'static str,
         local_addr: SocketAddr,
         rendezvous_ports: Vec<u16>,
+        metrics_requests: Vec<flume::Sender<SnapshotRequest>>,
     ) -> Self {
         let registry = Registry::new(
             config.hybrid_connections.iter().map(String::as_str),
@@ -173,6 +183,7 @@ impl Shared {
             local_addr,
             rendezvous_ports,
             accept_failures: AtomicU64::new(0),
+            metrics_requests,
         }
     }
 
@@ -205,9 +216,8 @@ pub struct Waiter {
     pub action: Action,
 }
 
-/// What one worker keeps to itself: rendezvous ids it handed out and who waits for them, and
-/// the tokens it accepted.
-#[derive(Default)]
+/// What one worker keeps to itself: rendezvous ids it handed out and who waits for them, the
+/// tokens it accepted and its metrics.
 pub struct WorkerState {
     pub waiting: RefCell<HashMap<String, Waiter>>,
     /// This worker's connections waiting idle for a request head, shed when descriptors run out.
@@ -217,6 +227,25 @@ pub struct WorkerState {
     pub token_cache: RefCell<TokenCache>,
     /// Where this worker's rendezvous and request ids come from.
     pub secret_ids: RefCell<SecretIds>,
+    /// This worker's metrics, merged with the others' on the admin endpoint.
+    pub metrics: RefCell<WorkerMetrics>,
+}
+
+impl WorkerState {
+    pub fn new(metrics: WorkerMetrics) -> Self {
+        Self {
+            waiting: RefCell::default(),
+            shedder: super::shed::Shedder::default(),
+            token_cache: RefCell::default(),
+            secret_ids: RefCell::default(),
+            metrics: RefCell::new(metrics),
+        }
+    }
+
+    /// Counts a refusal the relay carried out.
+    pub fn refused(&self, refusal: Refusal) {
+        self.metrics.borrow_mut().refused(refusal);
+    }
 }
 
 /// Removes a waiting entry when the waiter ends, however it ends.

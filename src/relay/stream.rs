@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use monoio::io::AsyncWriteRentExt;
 
+use super::metrics::Refusal;
 use super::respond::handshake_refusal;
 use super::shared::{lock, WorkerCtx};
 use super::{front, pump, rendezvous};
@@ -55,6 +56,10 @@ pub async fn serve_sender(
                 _ => "EndpointNotFound",
             };
             tracing::info!(%peer, hybrid_connection = %entity, error = %e, "connect refused");
+            ctx.state.refused(match e {
+                RegistryError::NoListener => Refusal::NoListener,
+                _ => Refusal::UnknownHybridConnection,
+            });
             let _ = stream.write_all(refuse(404, code, &e.to_string())).await;
             return;
         }
@@ -100,6 +105,7 @@ pub async fn serve_sender(
     .is_err()
         || handle.send(frame).is_err()
     {
+        ctx.state.refused(Refusal::NoListener);
         let _ = stream
             .write_all(refuse(
                 404,
@@ -109,15 +115,22 @@ pub async fn serve_sender(
             .await;
         return;
     }
+    let sent = std::time::Instant::now();
     let Some(mut listener) = rendezvous::wait(&waiting, shared.config.accept_timeout).await else {
         tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), "no listener accepted in time");
+        ctx.state.refused(Refusal::ListenerTimeout);
         let text =
             "None of the connected listeners accepted the connection within the allowed timeout.";
         let _ = stream.write_all(refuse(504, "GatewayTimeout", text)).await;
         return;
     };
+    ctx.state
+        .metrics
+        .borrow_mut()
+        .rendezvous(&entity, sent.elapsed());
     if let Some((status, description)) = listener.rejection.take() {
         tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), status, "listener rejected the connection");
+        ctx.state.refused(Refusal::RejectedByListener);
         let ack = handshake_refusal(410, "Gone", "The rejection was delivered to the sender.");
         let _ = listener.stream.write_all(ack).await;
         let refusal = if is_rejection_status(status) {
@@ -159,6 +172,7 @@ pub async fn serve_sender(
         return;
     }
     tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), "stream joined");
+    let _sender = SenderGauge::join(&ctx, &entity);
     let joined = pump::join(
         stream,
         &leftover,
@@ -172,4 +186,27 @@ pub async fn serve_sender(
     .await;
     tracing::info!(hybrid_connection = %entity, id = %Escaped(&id), sender_bytes = joined.a_to_b,
         listener_bytes = joined.b_to_a, write_stalled = joined.write_stalled, idle = joined.idle, "stream closed");
+}
+
+/// Counts a joined sender in `hycod_relay_senders` until the stream ends, however it ends.
+struct SenderGauge<'a> {
+    ctx: &'a WorkerCtx,
+    entity: &'a str,
+}
+
+impl<'a> SenderGauge<'a> {
+    fn join(ctx: &'a WorkerCtx, entity: &'a str) -> Self {
+        ctx.state.metrics.borrow_mut().sender_joined(entity, true);
+        Self { ctx, entity }
+    }
+}
+
+impl Drop for SenderGauge<'_> {
+    fn drop(&mut self) {
+        self.ctx
+            .state
+            .metrics
+            .borrow_mut()
+            .sender_joined(self.entity, false);
+    }
 }

@@ -11,6 +11,11 @@ pub struct Raised {
     pub after: Option<u64>,
 }
 
+/// The soft `RLIMIT_NOFILE` in force now (`None`: unlimited).
+pub fn soft_limit() -> Option<u64> {
+    getrlimit(Resource::Nofile).current
+}
+
 /// Sets the soft `RLIMIT_NOFILE` to the hard one (unchanged when it is there already).
 pub fn raise_to_hard() -> std::io::Result<Raised> {
     let limit = getrlimit(Resource::Nofile);

@@ -3,10 +3,8 @@
 //! `/readyz` (200 only when each hybrid connection has a listener online). `/metrics` also
 //! carries the `process_*` metrics, read from `/proc` at scrape time, and `hycod_build_info`.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use monoio::net::TcpListener;
+use std::sync::Arc;
 
 use super::status::DaemonStatus;
 use crate::io::admin_http::{self, Reply};
@@ -14,26 +12,7 @@ use crate::metrics::process::render_build_info;
 use crate::metrics::{render, Snapshot, CONTENT_TYPE};
 use crate::runtime::procfs;
 
-/// How long a worker may take to hand over its snapshot before `/healthz` fails.
-const WORKER_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Asks a worker for a copy of its metrics.
-pub type SnapshotRequest = flume::Sender<Snapshot>;
-
-/// Collects one snapshot from every worker; `None` when one did not answer in time.
-pub async fn collect(workers: &[flume::Sender<SnapshotRequest>]) -> Option<Vec<Snapshot>> {
-    let mut out = Vec::with_capacity(workers.len());
-    for worker in workers {
-        let (tx, rx) = flume::bounded(1);
-        worker.send(tx).ok()?;
-        let snapshot = monoio::time::timeout(WORKER_ANSWER_TIMEOUT, rx.recv_async())
-            .await
-            .ok()?
-            .ok()?;
-        out.push(snapshot);
-    }
-    Some(out)
-}
+pub use crate::io::admin_http::{collect, SnapshotRequest};
 
 /// The whole `/metrics` body: the workers' merged metrics, the process metrics (left out,
 /// with a debug line, where `/proc` cannot be read) and the build info.
