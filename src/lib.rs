@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod relay;
 pub mod runtime;
 pub mod secret;
+pub mod status_page;
 pub mod tls;
 
 /// The crate version, as reported by `--version` and the `build_info` metric.

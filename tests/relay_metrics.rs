@@ -221,7 +221,10 @@ fn relay_health_readiness_and_unknown_paths_answer_like_the_daemon() {
     );
     let (status, body) = http_get(admin, "/nothing");
     assert_eq!(status, 404);
-    assert_eq!(body, "served here: /metrics /healthz /readyz /$status\n");
+    assert_eq!(
+        body,
+        "served here: / /status.json /metrics /healthz /readyz /$status\n"
+    );
     let mut tcp = std::net::TcpStream::connect(admin).expect("connect");
     tcp.write_all(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         .expect("send");

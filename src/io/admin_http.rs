@@ -49,15 +49,28 @@ pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Header fields beyond `Content-Type`, `Content-Length` and `Connection`.
+    pub headers: &'static [(&'static str, &'static str)],
 }
 
 impl Reply {
     /// A plain-text answer.
     pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "text/plain; charset=utf-8", body)
+    }
+
+    /// A `200` JSON document.
+    pub fn json(body: String) -> Self {
+        Self::new(200, "application/json", body)
+    }
+
+    /// An answer of `content_type` without further header fields.
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Self {
         Self {
             status,
-            content_type: "text/plain; charset=utf-8",
+            content_type,
             body: body.into(),
+            headers: &[],
         }
     }
 }
@@ -96,12 +109,13 @@ where
                 Err(_) => Reply::text(408, "the request head did not arrive in time\n"),
             };
             let len = reply.body.len().to_string();
-            let headers = [
+            let fixed = [
                 ("Content-Type", reply.content_type),
                 ("Content-Length", len.as_str()),
                 ("Connection", "close"),
             ];
-            let mut out = Vec::with_capacity(128 + reply.body.len());
+            let headers = fixed.into_iter().chain(reply.headers.iter().copied());
+            let mut out = Vec::with_capacity(256 + reply.body.len());
             if write_response_head(&mut out, reply.status, reason_phrase(reply.status), headers)
                 .is_ok()
             {

@@ -1,4 +1,5 @@
-//! The relay's admin endpoint (docs/metrics.md "Relay admin endpoint"): `/metrics` (Prometheus
+//! The relay's admin endpoint (docs/metrics.md "Relay admin endpoint"): the status page `/` and
+//! its data `/status.json` ([`status_page`](super::status_page)), `/metrics` (Prometheus
 //! text: every worker's metrics merged on request, the listeners and queues read at scrape
 //! time, the `process_*` metrics and `hycod_build_info`), `/healthz` (every worker answered),
 //! `/readyz` (the relay accepts; the body lists the listeners attached per hybrid connection)
@@ -6,8 +7,11 @@
 //! and counts of streams and requests — what the Azure portal shows after a relay registration
 //! is added — and how many `accept` calls failed (e.g. for want of file descriptors).
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use monoio::net::TcpListener;
 use serde::Serialize;
@@ -15,10 +19,13 @@ use serde::Serialize;
 use super::metrics::{scrape_time, ScrapeTime};
 use super::registry::HybridConnectionStatus;
 use super::shared::{lock, Shared};
+use super::status_page::{self, Figures, PortalView};
 use crate::io::admin_http::{self, collect, Reply};
 use crate::metrics::process::render_build_info;
 use crate::metrics::{render, Snapshot, CONTENT_TYPE};
 use crate::runtime::procfs;
+use crate::status_page::html;
+use crate::status_page::window::{Window, SAMPLE_EVERY};
 
 #[derive(Serialize)]
 struct Status<'a> {
@@ -37,37 +44,87 @@ pub fn status_json(shared: &Shared) -> String {
     serde_json::to_string_pretty(&status).unwrap_or_default()
 }
 
-/// The workers' metrics merged with the figures read now; `None` when a worker did not
-/// answer in time.
-async fn merged_metrics(shared: &Shared) -> Option<Snapshot> {
-    let mut snapshots = collect(&shared.metrics_requests).await?;
-    let (listeners, control_queue_bytes) = {
+/// What the admin endpoint reads itself: the registry's admin view and the process-wide
+/// figures.
+fn read_now(shared: &Shared) -> (Vec<HybridConnectionStatus>, Figures) {
+    let (entities, control_queue_bytes) = {
         let registry = lock(&shared.registry);
-        let listeners: Vec<(String, usize)> = registry
-            .status()
-            .into_iter()
-            .map(|hc| (hc.path, hc.listener_count))
-            .collect();
         let queued = registry.handles().map(|h| h.queued_bytes()).sum();
-        (listeners, queued)
+        (registry.status(), queued)
     };
-    let figures = ScrapeTime {
-        listeners: &listeners,
+    let figures = Figures {
+        accept_failures: shared.accept_failures.load(Ordering::Relaxed),
         control_queue_bytes,
         pending_requests: lock(&shared.pending_requests).len(),
-        accept_failures: shared.accept_failures.load(Ordering::Relaxed),
+        open_fds: procfs::read_self().ok().map(|sample| sample.open_fds),
         fd_limit: crate::runtime::fd_limit::soft_limit(),
     };
-    match scrape_time(&figures) {
-        Ok(now) => snapshots.push(now),
-        Err(e) => tracing::warn!(error = %e, "relay scrape-time metrics left out"),
-    }
+    (entities, figures)
+}
+
+/// The workers' metrics merged; `None` when a worker did not answer in time.
+async fn workers_merged(shared: &Shared) -> Option<Snapshot> {
+    let snapshots = collect(&shared.metrics_requests).await?;
     match Snapshot::merge(snapshots) {
         Ok(merged) => Some(merged),
         Err(e) => {
             tracing::warn!(error = %e, "relay metrics could not be merged");
             None
         }
+    }
+}
+
+/// The workers' metrics merged with the figures read now.
+async fn merged_metrics(shared: &Shared) -> Option<Snapshot> {
+    let workers = workers_merged(shared).await?;
+    let (entities, figures) = read_now(shared);
+    let listeners: Vec<(String, usize)> = entities
+        .into_iter()
+        .map(|hc| (hc.path, hc.listener_count))
+        .collect();
+    let now = ScrapeTime {
+        listeners: &listeners,
+        control_queue_bytes: figures.control_queue_bytes,
+        pending_requests: figures.pending_requests,
+        accept_failures: figures.accept_failures,
+        fd_limit: figures.fd_limit,
+    };
+    match scrape_time(&now).map(|now| Snapshot::merge([workers, now])) {
+        Ok(Ok(merged)) => Some(merged),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "relay metrics could not be merged");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "relay scrape-time metrics could not be registered");
+            None
+        }
+    }
+}
+
+/// The portal view now; `None` when a worker did not answer in time.
+async fn portal_view(shared: &Shared, window: &RefCell<Window>) -> Option<PortalView> {
+    let merged = workers_merged(shared).await?;
+    let (entities, figures) = read_now(shared);
+    Some(status_page::build(
+        &shared.config.namespace,
+        entities,
+        &merged,
+        &window.borrow(),
+        figures,
+        (Instant::now(), SystemTime::now()),
+    ))
+}
+
+/// Samples the rendezvous histograms every [`SAMPLE_EVERY`] for the page's last minute.
+async fn sample_forever(shared: Arc<Shared>, window: Rc<RefCell<Window>>) {
+    loop {
+        if let Some(merged) = workers_merged(&shared).await {
+            let entities = lock(&shared.registry).status();
+            let counts = status_page::rendezvous_counts(&merged, &entities);
+            window.borrow_mut().push(Instant::now(), counts);
+        }
+        monoio::time::sleep(SAMPLE_EVERY).await;
     }
 }
 
@@ -98,19 +155,18 @@ fn readiness(shared: &Shared) -> String {
 /// Serves the admin endpoint.
 pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let head_timeout = shared.config.timeouts.head;
+    let window = Rc::new(RefCell::new(Window::default()));
+    monoio::spawn(sample_forever(shared.clone(), window.clone()));
     admin_http::serve(listener, head_timeout, move |head| {
         let shared = shared.clone();
+        let window = window.clone();
         async move {
             if head.method != "GET" {
                 return Reply::text(405, "only GET is served here\n");
             }
             match head.path() {
                 "/metrics" => match merged_metrics(&shared).await {
-                    Some(merged) => Reply {
-                        status: 200,
-                        content_type: CONTENT_TYPE,
-                        body: exposition(&merged),
-                    },
+                    Some(merged) => Reply::new(200, CONTENT_TYPE, exposition(&merged)),
                     None => Reply::text(503, "a worker did not answer\n"),
                 },
                 "/healthz" => match collect(&shared.metrics_requests).await {
@@ -118,12 +174,24 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
                     None => Reply::text(503, "a worker did not answer\n"),
                 },
                 "/readyz" => Reply::text(200, readiness(&shared)),
-                "/$status" => Reply {
-                    status: 200,
-                    content_type: "application/json",
-                    body: status_json(&shared),
+                "/$status" => Reply::json(status_json(&shared)),
+                "/" => match portal_view(&shared, &window).await {
+                    Some(view) => Reply {
+                        headers: html::HEADERS,
+                        ..Reply::new(200, html::CONTENT_TYPE, status_page::render_html(&view))
+                    },
+                    None => Reply::text(503, "a worker did not answer\n"),
                 },
-                _ => Reply::text(404, "served here: /metrics /healthz /readyz /$status\n"),
+                "/status.json" => match portal_view(&shared, &window).await {
+                    Some(view) => {
+                        Reply::json(serde_json::to_string_pretty(&view).unwrap_or_default())
+                    }
+                    None => Reply::text(503, "a worker did not answer\n"),
+                },
+                _ => Reply::text(
+                    404,
+                    "served here: / /status.json /metrics /healthz /readyz /$status\n",
+                ),
             }
         }
     })

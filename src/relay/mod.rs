@@ -19,6 +19,7 @@ mod respond;
 pub mod server;
 mod shared;
 mod shed;
+pub mod status_page;
 mod stream;
 
 pub use server::{start, RelayHandle, StartError};

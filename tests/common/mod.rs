@@ -2,13 +2,14 @@
 //! monoio runtime and whole-message reads; `processes` runs `hycod` binaries, upstreams and
 //! systemd's notify socket; `checked*` send and verify checked data, `steady_load` keeps it
 //! flowing and `procstat` reads a process's RSS and descriptors; `squid` runs a real
-//! authenticating proxy and `pki` makes a test CA with relay certificates. Each test binary uses a
-//! different subset.
+//! authenticating proxy, `pki` makes a test CA with relay certificates and `chromium` loads
+//! pages in headless Chromium. Each test binary uses a different subset.
 #![allow(dead_code)]
 
 pub mod checked;
 pub mod checked_senders;
 pub mod checked_targets;
+pub mod chromium;
 pub mod fault_proxy;
 pub mod logged_relay;
 pub mod pki;

@@ -43,11 +43,7 @@ pub async fn serve(
             }
             match head.path() {
                 "/metrics" => match collect(&workers).await.map(Snapshot::merge) {
-                    Some(Ok(merged)) => Reply {
-                        status: 200,
-                        content_type: CONTENT_TYPE,
-                        body: exposition(&merged),
-                    },
+                    Some(Ok(merged)) => Reply::new(200, CONTENT_TYPE, exposition(&merged)),
                     _ => Reply::text(503, "a worker did not answer\n"),
                 },
                 "/healthz" => match collect(&workers).await {
