@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt, Splitable};
 use serde::Serialize;
 
-use hycod::daemon::listener::context::mask_key;
 use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::WsEvent;
+use hycod::proto::ws::mask_key;
 use hycod::proto::ws::OpCode;
 
 use crate::cli::BulkArgs;

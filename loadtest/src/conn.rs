@@ -12,7 +12,6 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
 
-use hycod::daemon::listener::context::mask_key;
 use hycod::demo::http_io::{read_body, read_response_head, BUFFER_BYTES};
 use hycod::demo::stream_sender::{connect_url, EchoCheck};
 use hycod::io::read_buf::ReadBuf;
@@ -22,6 +21,7 @@ use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use hycod::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 use hycod::proto::http1::{response_body_kind, write_request_head};
+use hycod::proto::ws::mask_key;
 use hycod::proto::ws::{Limits, OpCode, Role};
 use hycod::proxy::connect::{tunnel, TunnelError};
 use hycod::proxy::ProxyRoute;

@@ -8,10 +8,10 @@ use std::time::Instant;
 use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
 use serde::Serialize;
 
-use hycod::daemon::listener::context::mask_key;
 use hycod::io::ws_client::Dialer;
 use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::WsEvent;
+use hycod::proto::ws::mask_key;
 use hycod::proto::ws::OpCode;
 
 use crate::cli::IdleArgs;

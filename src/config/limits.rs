@@ -22,9 +22,9 @@ pub const DEFAULT_MAX_PER_HYBRID_CONNECTION: usize = 1024;
 pub const DEFAULT_MAX_PER_WORKER: usize = 4096;
 /// Largest accepted stream or request maximum.
 pub const MAX_CONCURRENCY: usize = 1_000_000;
-/// Default `stream_buffer`: one [`crate::io::tcp_pump::CHUNK`] (256 KiB) buffer per direction,
-/// grown to that size only once reads fill it (docs/performance.md, "Optimisations").
-pub const DEFAULT_STREAM_BUFFER: usize = 2 * crate::io::tcp_pump::CHUNK;
+/// Default `stream_buffer`: one 256 KiB buffer per direction (the stream pump's own default
+/// chunk), grown to that size only once reads fill it (docs/performance.md, "Optimisations").
+pub const DEFAULT_STREAM_BUFFER: usize = 512 * 1024;
 /// Smallest accepted `stream_buffer` (4 KiB per direction).
 pub const MIN_STREAM_BUFFER: usize = 8 * 1024;
 /// Largest accepted `stream_buffer`.

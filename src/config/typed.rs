@@ -90,7 +90,7 @@ impl Workers {
     /// The number of workers on this machine.
     pub fn count(self) -> NonZeroUsize {
         match self {
-            Self::PerCore => crate::runtime::workers::worker_count(0),
+            Self::PerCore => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
             Self::Fixed(count) => count,
         }
     }

@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use monoio::io::AsyncWriteRentExt;
 
-use super::listener::context::mask_key;
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::proto::azbridge::{collect, CollectError, Collected};
+use crate::proto::ws::mask_key;
 use crate::proto::ws::{CloseCode, OpCode, MAX_HEADER_LEN};
 
 pub mod listener;

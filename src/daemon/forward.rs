@@ -23,7 +23,6 @@ use monoio::io::{AsyncWriteRentExt, Canceller};
 use monoio::net::{TcpListener, TcpStream};
 
 use super::azbridge;
-use super::listener::context::mask_key;
 use super::metrics::{SharedShard, FORWARD_BYTES, FORWARD_CONNECTIONS, FORWARD_IN_FLIGHT};
 use super::plan::ForwardPlan;
 use super::tracker::Tracker;
@@ -33,6 +32,7 @@ use crate::io::ws_client::ConnectError;
 use crate::logging::Escaped;
 use crate::metrics::{CounterId, MetricDesc};
 use crate::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
+use crate::proto::ws::mask_key;
 use crate::proto::ws::CloseCode;
 
 /// How long opening the sender WebSocket may take. The relay answers within its own rendezvous

@@ -146,10 +146,5 @@ impl ControlWriter {
     }
 }
 
-/// A fresh client masking key (RFC 6455 §5.3: unpredictable per frame).
-pub fn mask_key() -> Option<[u8; 4]> {
-    Some(fastrand::u32(..).to_ne_bytes())
-}
-
 /// Shared handle to a hybrid connection's per-worker context.
 pub type Hc = Rc<HcContext>;

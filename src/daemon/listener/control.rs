@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 
-use super::context::{mask_key, ControlWriter, Hc};
+use super::context::{ControlWriter, Hc};
 use super::{drain, http, overload, stream, unreadable};
 use crate::auth::connection_string::Credential;
 use crate::auth::sas::parse_token;
@@ -35,6 +35,7 @@ use crate::proto::hc::listener::{
     Action, ConnectFailure, ListenerConfig, ListenerMachine, TokenValidity,
 };
 use crate::proto::hc::messages::{RenewToken, MAX_CONTROL_MESSAGE_LEN};
+use crate::proto::ws::mask_key;
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::proxy::ProxyError;
 use crate::secret::Secret;

@@ -6,13 +6,14 @@
 //! - an `accept` is rejected with 503 through the reject URL (protocol §5.2);
 //! - a `request` is answered 503 on the control channel (protocol §4.5).
 
-use super::context::{mask_key, ControlWriter, Hc};
+use super::context::{ControlWriter, Hc};
 use super::http::policy::status_class;
 use super::stream::{reject, Refusal};
 use crate::daemon::metrics::REQUESTS;
 use crate::io::ws_frames::push_frame;
 use crate::logging::Escaped;
 use crate::proto::hc::messages::{Accept, Request, Response};
+use crate::proto::ws::mask_key;
 use crate::proto::ws::OpCode;
 
 /// The status of refused work.

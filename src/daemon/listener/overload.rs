@@ -3,12 +3,13 @@
 //! and nothing reaches the target.
 
 use super::admission::Exceeded;
-use super::context::{mask_key, ControlWriter, Hc};
+use super::context::{ControlWriter, Hc};
 use super::drain::response_frame;
 use super::http::policy::status_class;
 use crate::daemon::metrics::{REQUESTS, REQUESTS_REJECTED};
 use crate::logging::Escaped;
 use crate::proto::hc::messages::Request;
+use crate::proto::ws::mask_key;
 
 /// The status of a request over a limit: the listener is healthy but busy (RFC 9110 §15.6.4).
 pub const OVER_LIMIT: u16 = 503;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 
 use super::admission::Exceeded;
-use super::context::{mask_key, Hc, HcContext};
+use super::context::{Hc, HcContext};
 use super::target_reset::TargetHandle;
 use crate::config::TcpTarget;
 use crate::daemon::metrics::{
@@ -36,6 +36,7 @@ use crate::proto::hc::control_message::ACCEPT;
 use crate::proto::hc::json_headers::JsonHeaders;
 use crate::proto::hc::messages::Accept;
 use crate::proto::hc::reject::reject_url;
+use crate::proto::ws::mask_key;
 use crate::proto::ws::WsError;
 
 /// The status a delivered rejection is answered with (protocol §5.2).
@@ -415,6 +416,16 @@ mod tests {
             headers.push("sec-websocket-protocol", protocol);
         }
         headers
+    }
+
+    #[test]
+    fn the_default_stream_buffer_is_one_pump_chunk_per_direction() {
+        // `[limits] stream_buffer` is split over the two directions; its default matches the
+        // pump's own default so a stream from a default configuration pumps like `PumpSettings::default()`.
+        assert_eq!(
+            crate::config::limits::DEFAULT_STREAM_BUFFER / 2,
+            crate::io::tcp_pump::CHUNK
+        );
     }
 
     #[test]

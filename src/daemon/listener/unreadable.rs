@@ -7,7 +7,7 @@
 //!
 //! Every such message counts once in `hycod_unusable_messages_total{command}`.
 
-use super::context::{mask_key, ControlWriter, Hc};
+use super::context::{ControlWriter, Hc};
 use super::drain::response_frame;
 use super::http::policy::status_class;
 use super::stream::{reject, Refusal};
@@ -18,6 +18,7 @@ use crate::proto::hc::control_message::{ACCEPT, REQUEST};
 use crate::proto::hc::json_headers::JsonHeaders;
 use crate::proto::hc::messages::Accept;
 use crate::proto::hc::salvage::{salvage, Salvaged};
+use crate::proto::ws::mask_key;
 
 /// The status an unreadable message is answered with: the relay, the daemon's gateway, sent
 /// something invalid.

@@ -7,6 +7,12 @@
 //! `phase` is the offset of `buf[0]` within the frame payload (only `phase % 4` matters), so a
 //! payload that arrives in pieces can be unmasked piece by piece.
 
+/// A fresh client masking key (RFC 6455 §5.3: unpredictable per frame), as the `mask` argument of
+/// the frame writers (`None` would mean "unmasked", which only a server may send).
+pub fn mask_key() -> Option<[u8; 4]> {
+    Some(fastrand::u32(..).to_ne_bytes())
+}
+
 /// XORs `buf` with the masking key in place; `buf[0]` is payload byte number `phase`.
 ///
 /// Safe code only: `chunks_exact_mut(8)` with `u64::from_ne_bytes` measured as fast as an

@@ -9,9 +9,10 @@ use std::time::Instant;
 
 use super::frames::push_answer;
 use super::rendezvous::{self, RendezvousReader, RendezvousWriter};
-use crate::daemon::listener::context::{mask_key, ControlWriter, HcContext};
+use crate::daemon::listener::context::{ControlWriter, HcContext};
 use crate::io::ws_client::ConnectError;
 use crate::proto::hc::messages::Response;
+use crate::proto::ws::mask_key;
 use crate::proto::ws::EncodeError;
 
 /// Why an answer could not be sent.

@@ -10,13 +10,13 @@ use std::time::Duration;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedWriteHalf};
 
 use super::write_within;
-use crate::daemon::listener::context::mask_key;
 use crate::daemon::listener::http::frames::push_answer;
 use crate::daemon::listener::upstream::ResponseReader;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::proto::hc::messages::Response;
 use crate::proto::ws::encode::encode_pong;
+use crate::proto::ws::mask_key;
 use crate::proto::ws::{CloseCode, EncodeError, OpCode};
 
 /// The write half of a request rendezvous.
