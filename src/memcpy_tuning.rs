@@ -1,12 +1,9 @@
 //! Start-up step of the `hycod` binary: keep glibc's `memcpy` off `rep movsb` on AMD processors.
 //!
-//! glibc (2.36 measured) copies blocks from about 2 KiB on with `rep movsb` when the CPU reports ERMS
-//! (`glibc.cpu.x86_rep_movsb_threshold`). On an AMD EPYC (Zen, ERMS and FSRM) that path made the
-//! 16 KiB record copies of the TLS data path (rustls copying plaintext into records and out of
-//! them, our copy of decrypted plaintext to the caller) 37-45 % of the CPU of each process on the
-//! wss path; with the threshold raised, glibc uses its vector loop and the forwarder, relay and
-//! daemon together spend about a third fewer CPU-seconds per GiB (docs/operations.md, "Memory
-//! copies on AMD processors").
+//! glibc copies blocks from about 2 KiB on with `rep movsb` when the CPU reports ERMS
+//! (`glibc.cpu.x86_rep_movsb_threshold`), which is slow on AMD processors for the 16 KiB record
+//! copies of the TLS data path; with the threshold raised glibc uses its vector loop
+//! (docs/operations.md "Memory copies on AMD processors", measurements in docs/performance.md).
 //!
 //! The dynamic loader reads `GLIBC_TUNABLES` only when a program starts, so on an AMD x86-64
 //! Linux system whose environment does not set the threshold already, `hycod` adds it and

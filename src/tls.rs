@@ -9,8 +9,8 @@
 //!
 //! # Cipher suites
 //! hycod prefers AES-128-GCM ([`provider`]). On the wss path every relayed byte is
-//! encrypted twice and decrypted twice (forwarder → relay → daemon), and AES-GCM is a fifth of
-//! the CPU that path spends; AES-128 runs 10 rounds where AES-256 runs 14. TLS_AES_128_GCM_SHA256
+//! encrypted twice and decrypted twice (forwarder → relay → daemon), and AES-128 runs 10 rounds
+//! where AES-256 runs 14 (docs/performance.md "Second round"). TLS_AES_128_GCM_SHA256
 //! is the one suite every TLS 1.3 implementation must offer (RFC 8446 §9.1). AES-256-GCM,
 //! ChaCha20-Poly1305 and the TLS 1.2 ECDHE suites (RFC 5289, RFC 7905) stay on offer, so a peer
 //! that offers only one of them, and Azure Relay's endpoints, still connect. Clients list the

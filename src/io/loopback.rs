@@ -1,14 +1,12 @@
-//! A bounded receive buffer for TCP connections whose peer is on this host
-//! (docs/performance.md "What limits each target now").
+//! A bounded receive buffer for TCP connections whose peer is on this host.
 //!
-//! Linux grows a socket's receive buffer automatically (up to `net.ipv4.tcp_rmem`'s maximum,
-//! 32 MiB on the benchmark machine) while the sender outruns the reader. On loopback a fast
-//! local client (iperf3, a bulk upload) keeps that whole queue full, so every byte the forwarder
-//! reads was written megabytes earlier and comes from main memory rather than a cache: that one
-//! copy was 46 % of the forwarder's CPU time. A receive buffer of [`LOOPBACK_RECEIVE_BUFFER`]
-//! keeps the queue cache-sized. It also caps the TCP window, which costs nothing on loopback
-//! (a round trip of microseconds needs a window of a few KiB), and is therefore applied only to
-//! loopback peers; a remote peer keeps the kernel's automatic tuning.
+//! Linux grows a socket's receive buffer automatically (up to `net.ipv4.tcp_rmem`'s maximum)
+//! while the sender outruns the reader. On loopback a fast local client keeps that whole queue
+//! full, so every byte read was written megabytes earlier and comes from main memory rather than
+//! a cache. A receive buffer of [`LOOPBACK_RECEIVE_BUFFER`] keeps the queue cache-sized. It also
+//! caps the TCP window, which costs nothing on loopback (a round trip of microseconds needs a
+//! window of a few KiB), and is therefore applied only to loopback peers; a remote peer keeps the
+//! kernel's automatic tuning (docs/performance.md "What limits each target now").
 
 use std::io;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! One stream type for plain TCP and TLS (client or server side), so connection code is written
-//! once. Every TCP socket gets `TCP_NODELAY` (benchmarking.md rule 5: Nagle costs ~44 ms per TLS
-//! round trip).
+//! once. Every TCP socket gets `TCP_NODELAY`: Nagle's algorithm would hold back small TLS records
+//! and WebSocket frames (docs/benchmarking.md, rule 5).
 
 use std::io;
 use std::net::SocketAddr;

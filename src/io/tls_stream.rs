@@ -11,26 +11,6 @@
 //!   record at a time (one allocation, reused) instead of a whole 256 KiB message in seventeen
 //!   allocations next to the outgoing buffer. (The CPU cost of those copies is glibc's
 //!   `rep movsb`; see the `hycod` binary's `memcpy_tuning`.)
-//!
-//! # Cancellation
-//! hycod drops I/O futures inside `select!` and timeouts. The stream stays correct when it does:
-//! - **read**: plaintext is moved out of rustls into the caller's buffer only in the synchronous
-//!   step that returns it, and the socket is read only when every received ciphertext byte has
-//!   been handed to rustls. A read future dropped while it waits for the socket therefore holds
-//!   no byte of the stream: the next read goes on where the stream is (the socket read itself is
-//!   cancelled by monoio exactly as a dropped `TcpStream` read is).
-//! - **write**: the caller's bytes are committed to rustls and encrypted synchronously, then sent.
-//!   A write future dropped while its ciphertext is on the way to the socket leaves an unknown
-//!   part of it sent, which no retry could repair: the stream then refuses every later write and
-//!   flush with [`TlsStreamError::WriteInterrupted`] (and its shutdown only closes the socket)
-//!   instead of sending a corrupt record stream. Reads go on.
-//!
-//! # Splitting
-//! The pumps split streams into owned halves that read and write at the same time (monoio
-//! `Split`). The read path keeps only `incoming` and the socket's read side across an await, the
-//! write path only `outgoing` and the socket's write side; the rustls connection is touched only
-//! between awaits, and both halves run on one thread. Records rustls queues while reading (a
-//! TLS 1.3 key-update answer, an alert) leave with the next write.
 
 use std::fmt;
 use std::io::{self, BufRead, Write};
@@ -175,7 +155,27 @@ struct Outgoing {
     interrupted: bool,
 }
 
-/// A TLS stream (client or server side) over `IO`, with large buffers; see the module docs.
+/// A TLS stream (client or server side) over `IO`, with large buffers (module docs).
+///
+/// # Cancellation
+/// hycod drops I/O futures inside `select!` and timeouts. The stream stays correct when it does:
+/// - **read**: plaintext is moved out of rustls into the caller's buffer only in the synchronous
+///   step that returns it, and the socket is read only when every received ciphertext byte has
+///   been handed to rustls. A read future dropped while it waits for the socket therefore holds
+///   no byte of the stream: the next read goes on where the stream is (the socket read itself is
+///   cancelled by monoio exactly as a dropped `TcpStream` read is).
+/// - **write**: the caller's bytes are committed to rustls and encrypted synchronously, then sent.
+///   A write future dropped while its ciphertext is on the way to the socket leaves an unknown
+///   part of it sent, which no retry could repair: the stream then refuses every later write and
+///   flush with [`TlsStreamError::WriteInterrupted`] (and its shutdown only closes the socket)
+///   instead of sending a corrupt record stream. Reads go on.
+///
+/// # Splitting
+/// The pumps split streams into owned halves that read and write at the same time (monoio
+/// `Split`). The read path keeps only `incoming` and the socket's read side across an await, the
+/// write path only `outgoing` and the socket's write side; the rustls connection is touched only
+/// between awaits, and both halves run on one thread. Records rustls queues while reading (a
+/// TLS 1.3 key-update answer, an alert) leave with the next write.
 pub struct TlsStream<IO> {
     io: IO,
     conn: Connection,

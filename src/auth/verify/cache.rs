@@ -7,25 +7,6 @@
 //! request with the same token for the same entity only runs [`Grant::admit`] (expiry against its
 //! own time, audience path, rights).
 //!
-//! Rules of the cache:
-//!
-//! * The key is the exact token text plus the exact entity path (which rules apply depends on the
-//!   entity, so a grant is never reused for another one: that request is verified in full and
-//!   gets the same error as without the cache).
-//! * Only tokens that were accepted are kept. A forged or otherwise refused token pays the full
-//!   price every time and never enters, so it cannot evict anything.
-//! * At most `capacity` entries (default [`TokenCache::DEFAULT_CAPACITY`]); inserting into a full
-//!   cache clears it. Filling it takes that many distinct valid tokens, which only key holders can
-//!   mint; after a clear each live token costs one full verification again. This is simpler than
-//!   LRU bookkeeping on the hot path and bounds memory just as well.
-//! * Tokens longer than [`TokenCache::MAX_TOKEN_LEN`] are verified but not kept (bounds memory).
-//! * An entry found expired is removed.
-//! * The grants belong to one verifier configuration: when the verifier passed in has another
-//!   stamp (another verifier, or rules, aliases or clock skew changed), the cache is cleared.
-//! * Tokens are secrets: the cache's `Debug` shows only counts. Lookups use the standard keyed
-//!   (randomly seeded SipHash) hash map, so which stored token a guess is compared with is not
-//!   under a caller's control.
-//!
 //! Sans-I/O: the time is a parameter.
 
 use std::collections::HashMap;
@@ -34,6 +15,25 @@ use std::fmt;
 use super::{Grant, Right, VerifiedToken, Verifier, VerifyError};
 
 /// Accepted tokens of one worker, bounded. Not shared between threads.
+///
+/// Rules of the cache:
+///
+/// * The key is the exact token text plus the exact entity path (which rules apply depends on the
+///   entity, so a grant is never reused for another one: that request is verified in full and
+///   gets the same error as without the cache).
+/// * Only tokens that were accepted are kept. A forged or otherwise refused token pays the full
+///   price every time and never enters, so it cannot evict anything.
+/// * At most `capacity` entries (default [`TokenCache::DEFAULT_CAPACITY`]); inserting into a full
+///   cache clears it. Filling it takes that many distinct valid tokens, which only key holders can
+///   mint; after a clear each live token costs one full verification again. This is simpler than
+///   LRU bookkeeping on the hot path and bounds memory just as well.
+/// * Tokens longer than [`TokenCache::MAX_TOKEN_LEN`] are verified but not kept (bounds memory).
+/// * An entry found expired is removed.
+/// * The grants belong to one verifier configuration: when the verifier passed in has another
+///   stamp (another verifier, or rules, aliases or clock skew changed), the cache is cleared.
+/// * Tokens are secrets: the cache's `Debug` shows only counts. Lookups use the standard keyed
+///   (randomly seeded SipHash) hash map, so which stored token a guess is compared with is not
+///   under a caller's control.
 pub struct TokenCache {
     capacity: usize,
     /// The [`Verifier`] stamp the grants were made under.

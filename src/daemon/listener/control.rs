@@ -117,9 +117,8 @@ struct Dispatch {
 impl Dispatch {
     /// Spawns a request's task, counted as work and as a request of this channel. `future`
     /// holds the request's state machine boxed ([`serve_request`]): a request's state is
-    /// several KiB, and unboxed the task and both trackers would each move it whole (memmove
-    /// was a quarter of the daemon's CPU time per relayed request, docs/performance.md
-    /// "Optimisations").
+    /// several KiB, and unboxed the task and both trackers would each move it whole
+    /// (docs/performance.md "Optimisations").
     fn spawn_request(&self, future: impl Future<Output = ()> + 'static) {
         monoio::spawn(self.work.track(self.requests.track(future)));
     }

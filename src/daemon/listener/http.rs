@@ -23,12 +23,10 @@
 //! Every request is counted once in `hycod_requests_total` by the class of the status sent, or
 //! as `aborted` when its answer did not reach the relay whole, timed in
 //! `hycod_request_seconds`, and logged once at debug level (`request served`: method,
-//! path without its query, status, latency). Debug, not info: at tens of thousands of requests
-//! per second, formatting that line and writing it to stderr (one blocking `write(2)` each) took
-//! about a seventh of the worker's CPU time per request. Operators keep counts and latencies in
-//! the metrics and turn the line on with `RUST_LOG=info,hycod::daemon::http=debug` when they
-//! need an access log. Headers and queries are never logged: `sb-hc-*` parameters and
-//! application queries can carry tokens.
+//! path without its query, status, latency; debug because its cost per request is not small,
+//! docs/metrics.md "Log lines"), which `RUST_LOG=info,hycod::daemon::http=debug` turns on.
+//! Headers and queries are never logged: `sb-hc-*` parameters and application queries can carry
+//! tokens.
 
 pub mod deliver;
 pub mod exchange;
@@ -309,8 +307,8 @@ async fn serve_one(
 
 /// Counts a finished request — its status class (or `aborted`), its duration and its bytes —
 /// and logs its one `request served` line (debug level, see the module docs).
-/// The target of the `request served` line, kept from before the daemon's modules were grouped
-/// so that the documented `RUST_LOG=info,hycod::daemon::http=debug` still turns it on.
+/// The target of the `request served` line: fixed, not this module's path, so that the
+/// documented `RUST_LOG=info,hycod::daemon::http=debug` turns it on (docs/metrics.md "Log lines").
 const ACCESS_LOG_TARGET: &str = "hycod::daemon::http";
 
 fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) {

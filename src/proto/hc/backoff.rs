@@ -16,20 +16,6 @@
 //!
 //! The back-off never gives up, including at boot: every call returns a finite delay, however many
 //! attempts have failed.
-//!
-//! \[INFER\] decisions (protocol §4.9 gives the SDKs' ladder 0, 1, 2, 5, 10, 30 s; for errors an
-//! operator must fix the sources only say "back off long, alert", with no numbers):
-//!
-//! * Full jitter replaces the SDKs' fixed ladder so that many listeners (every worker of every
-//!   daemon on the hybrid connection) do not reconnect in lock-step after a relay restart. The
-//!   cap of 30 s keeps the top of the SDKs' ladder.
-//! * The long ladder starts at 30 s (never hammer a namespace that answers 401/403/404) and is
-//!   capped at 5 min, so a fixed credential or re-created hybrid connection is picked up within
-//!   minutes without a restart. Unlike the .NET SDK, a 404 does not stop the listener (protocol
-//!   §4.9): the daemon must never give up.
-//! * The attempt counter resets only after a connection stayed up for `healthy_after` (default
-//!   60 s = two keep-alive intervals), not on every successful connect as the SDKs do, so a relay
-//!   that accepts and immediately drops the channel still meets a growing delay.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -158,6 +144,20 @@ impl std::error::Error for BackoffError {}
 
 /// The back-off state of one control channel: the policy, the attempt counter, and when the
 /// current connection came up.
+///
+/// \[INFER\] decisions (protocol §4.9 gives the SDKs' ladder 0, 1, 2, 5, 10, 30 s; for errors an
+/// operator must fix the sources only say "back off long, alert", with no numbers):
+///
+/// * Full jitter replaces the SDKs' fixed ladder so that many listeners (every worker of every
+///   daemon on the hybrid connection) do not reconnect in lock-step after a relay restart. The
+///   cap of 30 s keeps the top of the SDKs' ladder.
+/// * The long ladder starts at 30 s (never hammer a namespace that answers 401/403/404) and is
+///   capped at 5 min, so a fixed credential or re-created hybrid connection is picked up within
+///   minutes without a restart. Unlike the .NET SDK, a 404 does not stop the listener (protocol
+///   §4.9): the daemon must never give up.
+/// * The attempt counter resets only after a connection stayed up for `healthy_after` (default
+///   60 s = two keep-alive intervals), not on every successful connect as the SDKs do, so a relay
+///   that accepts and immediately drops the channel still meets a growing delay.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     policy: BackoffPolicy,

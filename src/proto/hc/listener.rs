@@ -14,33 +14,6 @@
 //!                  WaitingToReconnect ◀──────────────Reconnect { reason, retry_in }──────────┘
 //!  shutdown() from anywhere ──▶ Stopped
 //! ```
-//!
-//! Driver contract:
-//!
-//! * Loop: `while let Some(action) = m.poll_action(now) { execute(action) }`, then sleep until
-//!   `m.next_deadline()` or until an event arrives, whichever is first. Each action is returned
-//!   once; `poll_action` returning `Connect` marks the attempt as started at that `now`.
-//! * [`Action::Reconnect`] means: drop the current channel or connect attempt if there still is
-//!   one, count `reconnects_total{reason = reason.as_str()}`, log `retry_in`. Every failed attempt
-//!   and every lost channel yields exactly one `Reconnect`, also when the driver reported the
-//!   failure itself, so counting happens in one place. The following `Connect` comes when due.
-//! * Report events only for the channel or attempt of the latest `Connect`; events that do not
-//!   fit the current state (a close after the machine already gave the channel up) are ignored.
-//!
-//! \[INFER\] decisions, beyond those in [`backoff`](crate::proto::hc::backoff) and `token`:
-//!
-//! * Keep-alive (protocol §4.7): a WebSocket Ping every `ping_interval` (default 30 s, as azbridge;
-//!   protocol §11 item 12 asks for ≤ 60 s) counted from the last ping sent, so a late poll does not
-//!   cause a burst. Any inbound frame (Pong, Ping, data, control message) proves the channel
-//!   alive; none for `2 × ping_interval` means the channel is dead → `KeepaliveTimeout`.
-//! * Connect timeout: an attempt that neither succeeds nor fails within `connect_timeout`
-//!   (default 60 s, the .NET SDK's `OperationTimeout`, protocol §8.3) is abandoned →
-//!   `ConnectTimeout`, so a black-holed address cannot stall the listener forever.
-//! * Token expiry seen on our side (no renewal went out in time, or a ready-made token that
-//!   cannot be renewed): the machine gives the channel up at `se` (`TokenExpired`) instead of
-//!   waiting for the relay's 1008; it climbs the same ladder as 1008.
-//! * When several things are due at once: dead channel, then expired token, then renewal, then
-//!   ping.
 
 mod reason;
 mod token;
@@ -212,7 +185,34 @@ enum Stage {
     Stopped,
 }
 
-/// The state machine of one listener control channel (module docs).
+/// The state machine of one listener control channel (its states: module docs).
+///
+/// Driver contract:
+///
+/// * Loop: `while let Some(action) = m.poll_action(now) { execute(action) }`, then sleep until
+///   `m.next_deadline()` or until an event arrives, whichever is first. Each action is returned
+///   once; `poll_action` returning `Connect` marks the attempt as started at that `now`.
+/// * [`Action::Reconnect`] means: drop the current channel or connect attempt if there still is
+///   one, count `reconnects_total{reason = reason.as_str()}`, log `retry_in`. Every failed attempt
+///   and every lost channel yields exactly one `Reconnect`, also when the driver reported the
+///   failure itself, so counting happens in one place. The following `Connect` comes when due.
+/// * Report events only for the channel or attempt of the latest `Connect`; events that do not
+///   fit the current state (a close after the machine already gave the channel up) are ignored.
+///
+/// \[INFER\] decisions, beyond those in [`backoff`](crate::proto::hc::backoff) and `token`:
+///
+/// * Keep-alive (protocol §4.7): a WebSocket Ping every `ping_interval` (default 30 s, as azbridge;
+///   protocol §11 item 12 asks for ≤ 60 s) counted from the last ping sent, so a late poll does not
+///   cause a burst. Any inbound frame (Pong, Ping, data, control message) proves the channel
+///   alive; none for `2 × ping_interval` means the channel is dead → `KeepaliveTimeout`.
+/// * Connect timeout: an attempt that neither succeeds nor fails within `connect_timeout`
+///   (default 60 s, the .NET SDK's `OperationTimeout`, protocol §8.3) is abandoned →
+///   `ConnectTimeout`, so a black-holed address cannot stall the listener forever.
+/// * Token expiry seen on our side (no renewal went out in time, or a ready-made token that
+///   cannot be renewed): the machine gives the channel up at `se` (`TokenExpired`) instead of
+///   waiting for the relay's 1008; it climbs the same ladder as 1008.
+/// * When several things are due at once: dead channel, then expired token, then renewal, then
+///   ping.
 #[derive(Debug, Clone)]
 pub struct ListenerMachine {
     config: ListenerConfig,

@@ -15,8 +15,8 @@ pub fn mask_key() -> Option<[u8; 4]> {
 
 /// XORs `buf` with the masking key in place; `buf[0]` is payload byte number `phase`.
 ///
-/// Safe code only: `chunks_exact_mut(8)` with `u64::from_ne_bytes` measured as fast as an
-/// `align_to_mut::<u64>` version (both ~45 GiB/s at 64 KiB, the compiler vectorises the loop).
+/// Safe code only: eight bytes at a time through `chunks_exact_mut(8)` and `u64::from_ne_bytes`,
+/// which the compiler vectorises (docs/performance.md "Codec micro-benchmarks").
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], phase: usize) {
     let key = rotate_key(key, phase);
     let key_word = u64::from_ne_bytes([
@@ -43,7 +43,7 @@ pub fn apply_mask_reference(buf: &mut [u8], key: [u8; 4], phase: usize) {
 }
 
 /// The key as seen from payload offset `phase`: `rotated[i] = key[(phase + i) % 4]`.
-/// (Indexing, not `<[u8]>::rotate_left`: the latter costs ~10 ns per call, measured.)
+/// (Indexing rather than `<[u8]>::rotate_left`, which is slower per call; docs/performance.md.)
 fn rotate_key(key: [u8; 4], phase: usize) -> [u8; 4] {
     let p = phase % 4;
     [key[p], key[(p + 1) % 4], key[(p + 2) % 4], key[(p + 3) % 4]]
