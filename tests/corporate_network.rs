@@ -12,7 +12,7 @@ use std::time::Duration;
 mod common;
 
 use common::pki::TestCa;
-use common::processes::{config_text, tcp_echo, DaemonProcess};
+use common::processes::{assert_tcp_echo, config_text, forward, tcp_echo, DaemonProcess};
 use common::squid::{Auth, Squid};
 use common::{run, KEY};
 use hycod::io::ws_client::{ConnectError, Dialer};
@@ -360,4 +360,76 @@ fn certificate_errors_name_the_problem() {
             ),
         }
     }
+}
+
+#[test]
+fn rendezvous_addresses_carry_the_rendezvous_host_so_their_tls_name_checks_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    // A certificate for the name only, as Azure's gateways have; the relay listens on an IP.
+    let server = ca.server(dir.path(), "named", &["localhost"], false);
+    let rule = format!("root={KEY}");
+    let relay = |paths: &str, extra: &[&str]| {
+        let mut flags = vec![
+            "--tls-cert",
+            server.cert_file.to_str().expect("utf8"),
+            "--tls-key",
+            server.key_file.to_str().expect("utf8"),
+            "--rule",
+            &rule,
+            "--hybrid-connection",
+            paths,
+        ];
+        flags.extend_from_slice(extra);
+        common::relay(&flags)
+    };
+    let named = relay("named", &["--rendezvous-host", "localhost"]);
+    let by_address = relay("by-address", &[]);
+    let by_name = |url: &str| url.replacen("127.0.0.1", "localhost", 1);
+    let echo = tcp_echo();
+    let trust = format!("relay_ca_file = \"{}\"\n", ca.ca_file.display());
+    let config = config_text(
+        "1s",
+        &[
+            hc("named", &by_name(&named.url), &ca, echo, ""),
+            // The daemon may dial the address (so what fails is the name check, not its own
+            // rendezvous check).
+            hc(
+                "by-address",
+                &by_name(&by_address.url),
+                &ca,
+                echo,
+                "rendezvous_hosts = [\"127.0.0.1\"]",
+            ),
+            format!(
+                "{}{trust}",
+                forward("to-named", "named", &by_name(&named.url))
+            ),
+            format!(
+                "{}{trust}",
+                forward("to-by-address", "by-address", &by_name(&by_address.url))
+            ),
+        ],
+    );
+    let mut daemon = DaemonProcess::start(dir.path(), &config, None, &[]);
+    daemon.wait_listener_online("named");
+    daemon.wait_listener_online("by-address");
+
+    let to_named = daemon.wait_forward_listening("to-named");
+    let mut client = TcpStream::connect(to_named).expect("connect the forward");
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    assert_tcp_echo(&mut client, 64 * 1024);
+
+    let to_by_address = daemon.wait_forward_listening("to-by-address");
+    let _client = TcpStream::connect(to_by_address).expect("connect the forward");
+    let failed = daemon.wait_log("the rendezvous refusal", |l| {
+        l["message"] == "stream dropped: the rendezvous could not be opened"
+            && l["hybrid_connection"] == "by-address"
+    });
+    assert_eq!(
+        failed["error"],
+        "TLS certificate of 127.0.0.1 refused: name mismatch: it is not valid for 127.0.0.1"
+    );
 }

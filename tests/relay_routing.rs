@@ -547,3 +547,95 @@ fn further_requests_of_a_sender_go_over_its_open_request_rendezvous() {
         assert_eq!(answers[0].2, b"one");
     });
 }
+
+#[test]
+fn with_a_namespace_requests_and_upgrades_for_another_host_get_404() {
+    let relay = relay(&["--namespace", "LocalHost"]);
+    let addr = relay.local_addr;
+    // The same relay by name (Host: localhost:PORT) and by address (Host: 127.0.0.1:PORT).
+    let named = format!("ws://localhost:{}", addr.port());
+    run(async move {
+        let listen = |base: &str| format!("{base}/$hc/hyco?sb-hc-action=listen");
+        let (status, description) = refusal(&listen(&relay.url), Some(&token("hyco"))).await;
+        assert_eq!(
+            (status, description.as_str()),
+            (
+                404,
+                format!("No such host here: \"{}\".", &relay.url[5..]).as_str()
+            )
+        );
+        let (mut control, mut control_write) = listen_on(&named, "hyco").await;
+        let connect = |base: &str| format!("{base}/$hc/hyco?sb-hc-action=connect");
+        let (status, _) = refusal(&connect(&relay.url), Some(&token("hyco"))).await;
+        assert_eq!(status, 404);
+
+        // A rendezvous must name the host of the address handed out, not the namespace.
+        let t = token("hyco");
+        let url = connect(&named);
+        let sender = monoio::spawn(async move {
+            dialer()
+                .connect(&url, &[("ServiceBusAuthorization", &t)], None)
+                .await
+        });
+        let accept = next_accept(&mut control).await;
+        assert!(
+            accept.address.starts_with("ws://127.0.0.1:"),
+            "{}",
+            accept.address
+        );
+        let by_name = accept.address.replacen("127.0.0.1", "localhost", 1);
+        assert_eq!(refusal(&by_name, None).await.0, 404);
+        let _rendezvous = open(&accept.address, None).await.expect("rendezvous");
+        sender.await.expect("the sender is joined to its listener");
+
+        // Every request of a keep-alive connection is checked, not only the first.
+        let t = token("hyco");
+        let sender = monoio::spawn(async move {
+            let mut conn = HttpConn::connect(addr).await;
+            let auth = format!("ServiceBusAuthorization: {t}\r\n");
+            let first = conn
+                .send(format!(
+                    "GET /hyco/a HTTP/1.1\r\nHost: LOCALHOST:443\r\n{auth}\r\n"
+                ))
+                .await;
+            let second = conn
+                .send(format!(
+                    "GET /hyco/b HTTP/1.1\r\nHost: other.example\r\n{auth}\r\n"
+                ))
+                .await;
+            (first, second)
+        });
+        let request = next_request(&mut control).await;
+        assert_eq!(request.request_target.as_deref(), Some("/hyco/a"));
+        respond(&mut control_write, &request.id.expect("id"), 200).await;
+        let (first, second) = sender.await;
+        assert_eq!(first.0, 200);
+        assert_eq!(second.0, 404, "{}", String::from_utf8_lossy(&second.2));
+        let body: serde_json::Value = serde_json::from_slice(&second.2).expect("json");
+        assert_eq!(body["error"]["code"], "EndpointNotFound");
+        assert_eq!(
+            body["error"]["message"],
+            "No such host here: \"other.example\"."
+        );
+    });
+}
+
+#[test]
+fn without_a_namespace_any_host_is_served() {
+    let relay = relay(&[]);
+    let addr = relay.local_addr;
+    run(async move {
+        let (mut control, mut control_write) = listen_on(&relay.url, "hyco").await;
+        let t = token("hyco");
+        let sender = monoio::spawn(async move {
+            http(
+                addr,
+                format!("GET /hyco/a HTTP/1.1\r\nHost: other.example\r\nServiceBusAuthorization: {t}\r\n\r\n"),
+            )
+            .await
+        });
+        let request = next_request(&mut control).await;
+        respond(&mut control_write, &request.id.expect("id"), 200).await;
+        assert_eq!(sender.await.0, 200);
+    });
+}

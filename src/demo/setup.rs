@@ -56,6 +56,8 @@ pub fn relay_config(key: &Secret) -> RelayConfig {
         entity_rules: Vec::new(),
         namespace: NAMESPACE.to_owned(),
         aliases: Vec::new(),
+        host_check: None,
+        rendezvous_host: None,
         tls: None,
         admin: Some(loopback_any_port),
         workers: RELAY_WORKERS,

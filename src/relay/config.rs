@@ -79,13 +79,18 @@ pub struct RelayArgs {
     #[serde(skip)]
     pub entity_rules: Vec<String>,
     /// The namespace host name tokens must name (localhost and 127.0.0.1 are always accepted)
-    /// [default: localhost].
+    /// [default: localhost]. Given, it also routes by `Host`: requests and upgrades whose
+    /// `Host` is neither it nor an --alias get 404.
     #[arg(long)]
     pub namespace: Option<String>,
     /// Another host name tokens may name (repeatable), e.g. the relay's DNS name.
     #[arg(long = "alias", value_name = "HOST")]
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The host name in the rendezvous addresses the relay hands out (e.g. the name its TLS
+    /// certificate is for) [default: the address it listens on].
+    #[arg(long, value_name = "NAME")]
+    pub rendezvous_host: Option<String>,
     /// PEM certificate chain: serve wss:// and https:// (needs --tls-key).
     #[arg(long)]
     pub tls_cert: Option<PathBuf>,
@@ -212,6 +217,12 @@ pub struct RelayConfig {
     pub entity_rules: Vec<EntityRuleSpec>,
     pub namespace: String,
     pub aliases: Vec<String>,
+    /// `Some` when `--namespace` is given: then a request's `Host` must name the namespace or
+    /// an alias (a rendezvous's, the rendezvous host), else 404 ([`super::host_check`]).
+    pub host_check: Option<Vec<String>>,
+    /// `--rendezvous-host`, lower case: the host of the rendezvous addresses handed out;
+    /// `None`: the IP address the relay listens on.
+    pub rendezvous_host: Option<String>,
     pub tls: Option<TlsFiles>,
     pub admin: Option<SocketAddr>,
     pub workers: NonZeroUsize,
@@ -360,6 +371,19 @@ pub(super) fn path_problem(path: &str) -> Option<String> {
         .then(|| format!("{path:?}: a path must be non-empty and not begin or end with '/'"))
 }
 
+/// Whether `name` can be the host of a URL as it is: DNS labels or an IPv4 address.
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// A timeout that must be set: zero would hold connections forever.
 fn non_zero(key: &str, value: Duration) -> Result<Duration, RelayConfigError> {
     if value.is_zero() {
@@ -393,6 +417,7 @@ impl RelayArgs {
             entity_rules: self.entity_rules,
             namespace: self.namespace.or(file.namespace),
             aliases: [file.aliases, self.aliases].concat(),
+            rendezvous_host: self.rendezvous_host.or(file.rendezvous_host),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             admin: self.admin.or(file.admin),
@@ -484,6 +509,22 @@ impl RelayArgs {
             )?,
         };
         let idle_timeout = self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT);
+        let rendezvous_host = match self.rendezvous_host {
+            Some(name) if is_host_name(&name) => Some(name.to_ascii_lowercase()),
+            Some(name) => {
+                return Err(error(
+                    "rendezvous_host",
+                    format!("{name:?} is not a host name (letters, digits, '-' and '.', no port)"),
+                ))
+            }
+            None => None,
+        };
+        let host_check = self.namespace.as_ref().map(|namespace| {
+            std::iter::once(namespace)
+                .chain(&self.aliases)
+                .map(|name| name.to_ascii_lowercase())
+                .collect()
+        });
         Ok(RelayConfig {
             listen,
             hybrid_connections,
@@ -496,6 +537,8 @@ impl RelayArgs {
                 .unwrap_or(DEFAULT_NAMESPACE)
                 .to_ascii_lowercase(),
             aliases: self.aliases,
+            host_check,
+            rendezvous_host,
             tls,
             admin: self.admin,
             workers: worker_count(self.workers.unwrap_or(0)),
@@ -639,6 +682,41 @@ mod tests {
                 (e.key.as_str(), e.reason.as_str()),
                 (key.as_str(), "must be longer than 0s")
             );
+        }
+    }
+
+    #[test]
+    fn host_names_are_checked_only_with_a_namespace_and_the_rendezvous_host_is_a_name() {
+        let plain = relay_config(&[]);
+        assert_eq!((plain.host_check, plain.rendezvous_host), (None, None));
+        let named = relay_config(&[
+            "--namespace",
+            "Contoso.example",
+            "--alias",
+            "Relay.example",
+            "--rendezvous-host",
+            "G1.Example",
+        ]);
+        assert_eq!(
+            named.host_check,
+            Some(vec![
+                "contoso.example".to_owned(),
+                "relay.example".to_owned()
+            ])
+        );
+        assert_eq!(named.rendezvous_host.as_deref(), Some("g1.example"));
+        for bad in [
+            "g1.example:443",
+            "wss://g1.example",
+            "",
+            "a..b",
+            "x-.example",
+        ] {
+            let e = relay_args(&["--rendezvous-host", bad])
+                .into_config()
+                .expect_err(bad);
+            assert_eq!(e.key, "rendezvous_host", "{bad}");
+            assert!(e.reason.contains("is not a host name"), "{e}");
         }
     }
 

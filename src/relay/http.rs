@@ -17,6 +17,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 use super::auth::{check_cached, error_code, sender_needs_token, token_of};
 use super::held::{self, Held, RendezvousRead, RendezvousWrite, Reused};
+use super::host_check::Addressed;
 use super::metrics::Refusal;
 use super::rendezvous;
 use super::respond::{described, http_error, Tracking};
@@ -113,6 +114,13 @@ async fn serve_one(
 ) -> io::Result<bool> {
     let shared = ctx.shared.clone();
     let now = SystemTime::now();
+    if let Some(names) = &shared.host_names {
+        if let Err(description) = names.check(&head.headers, Addressed::Namespace) {
+            tracing::info!(%peer, error = %Escaped(&description), "request refused: Host");
+            ctx.state.refused(Refusal::UnknownHost);
+            return fail(ctx, stream, 404, "EndpointNotFound", &description).await;
+        }
+    }
     if let Err(e) = check_request_target(&head.target) {
         tracing::info!(%peer, error = %e, "request refused: request-target");
         ctx.state.refused(Refusal::BadRequest);

@@ -86,6 +86,9 @@ pub enum Refusal {
     /// The path names no configured hybrid connection (404), or a listener asked for a path
     /// below one.
     UnknownHybridConnection,
+    /// With `--namespace`: the `Host` names neither the namespace nor an alias (on a
+    /// rendezvous: not the rendezvous host) (404).
+    UnknownHost,
     /// No token, or one that is malformed, expired or wrongly signed (401).
     Unauthorized,
     /// A valid token without the right the action needs (403).
@@ -109,8 +112,9 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 11] = [
+    pub const ALL: [Refusal; 12] = [
         Self::UnknownHybridConnection,
+        Self::UnknownHost,
         Self::Unauthorized,
         Self::MissingRight,
         Self::QuotaExceeded,
@@ -127,6 +131,7 @@ impl Refusal {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::UnknownHybridConnection => "unknown_hybrid_connection",
+            Self::UnknownHost => "unknown_host",
             Self::Unauthorized => "unauthorized",
             Self::MissingRight => "missing_right",
             Self::QuotaExceeded => "quota_exceeded",

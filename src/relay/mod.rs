@@ -8,6 +8,7 @@ mod config_file;
 mod control;
 mod front;
 mod held;
+mod host_check;
 mod http;
 mod ids;
 mod linger;

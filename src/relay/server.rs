@@ -15,6 +15,7 @@ use monoio::time::Instant;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
 
+use super::host_check::Addressed;
 use super::metrics::{Refusal, WorkerMetrics};
 use super::shared::{Shared, WorkerCtx, WorkerState};
 use super::shed::{Shedder, SHED_MIN_IDLE};
@@ -602,6 +603,19 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
         return;
     }
     let query = head.query().unwrap_or("").to_owned();
+    if let Some(names) = &ctx.shared.host_names {
+        let addressed = match parse_action(&query) {
+            Ok(Action::Accept | Action::Request) => Addressed::Rendezvous,
+            _ => Addressed::Namespace,
+        };
+        if let Err(description) = names.check(&head.headers, addressed) {
+            tracing::info!(%peer, error = %Escaped(&description), "refused an upgrade: Host");
+            ctx.state.refused(Refusal::UnknownHost);
+            let out = respond::handshake_refusal(404, "EndpointNotFound", &description);
+            let _ = stream.write_all(out).await;
+            return;
+        }
+    }
     let upgrade = match UpgradeRequest::from_head(head) {
         Ok(u) => u,
         Err(e) => {

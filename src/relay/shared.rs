@@ -17,6 +17,7 @@ use crate::proto::hc::query::Action;
 use crate::proto::ws::handshake::UpgradeRequest;
 use crate::proto::ws::CloseCode;
 use crate::relay::config::RelayConfig;
+use crate::relay::host_check::HostNames;
 use crate::relay::ids::SecretIds;
 use crate::relay::metrics::{Refusal, WorkerMetrics};
 use crate::relay::registry::Registry;
@@ -149,6 +150,11 @@ pub struct Shared {
     pub local_addr: SocketAddr,
     /// Each worker's rendezvous port, by worker index.
     pub rendezvous_ports: Vec<u16>,
+    /// The host of the rendezvous addresses handed out: `--rendezvous-host`, else the IP
+    /// address of the main port (bracketed if IPv6).
+    pub rendezvous_host: String,
+    /// With `--namespace`: the `Host` names requests must carry.
+    pub host_names: Option<HostNames>,
     /// Failed `accept` calls on the main and rendezvous ports (e.g. EMFILE), for `/$status`.
     pub accept_failures: AtomicU64,
     /// Asks each worker for a copy of its metrics, by worker index.
@@ -174,6 +180,18 @@ impl Shared {
             config.hybrid_connections.iter().map(String::as_str),
             config.max_listeners,
         );
+        let rendezvous_host = match (&config.rendezvous_host, local_addr.ip()) {
+            (Some(name), _) => name.clone(),
+            (None, std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+            (None, std::net::IpAddr::V4(ip)) => ip.to_string(),
+        };
+        let host_names = config.host_check.clone().map(|namespace| HostNames {
+            namespace,
+            rendezvous: rendezvous_host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        });
         Self {
             config,
             verifier,
@@ -182,20 +200,19 @@ impl Shared {
             scheme,
             local_addr,
             rendezvous_ports,
+            rendezvous_host,
+            host_names,
             accept_failures: AtomicU64::new(0),
             metrics_requests,
         }
     }
 
-    /// The base of rendezvous URLs handed out by `worker`: its own port, so the listener's
-    /// rendezvous connection lands on the worker that holds the sender (architecture §1).
+    /// The base of rendezvous URLs handed out by `worker`: the rendezvous host and the
+    /// worker's own port, so the listener's rendezvous connection lands on the worker that
+    /// holds the sender (architecture §1).
     pub fn rendezvous_base(&self, worker: usize) -> String {
         let port = self.rendezvous_ports.get(worker).copied().unwrap_or(0);
-        let host = match self.local_addr.ip() {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            std::net::IpAddr::V4(ip) => ip.to_string(),
-        };
-        format!("{}://{host}:{port}", self.scheme)
+        format!("{}://{}:{port}", self.scheme, self.rendezvous_host)
     }
 }
 
