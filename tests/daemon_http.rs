@@ -82,6 +82,7 @@ fn context(target: Option<String>, deadline: Duration, tls: TrustRoots) -> Hc {
         upstream_deadline: deadline,
         request_buffer: hycod::config::DEFAULT_REQUEST_BUFFER,
         metrics: Rc::new(RefCell::new(Shard::new())),
+        series: Default::default(),
         limits: hycod::config::Limits::default(),
         admission: hycod::daemon::listener::admission::Admission::standalone(
             &hycod::config::Limits::default(),
@@ -392,11 +393,11 @@ async fn start_daemon(relay_url: &str, hc: Hc) -> Rc<Cell<usize>> {
         &conn.leftover,
         64 * KIB,
     );
-    let (control, queue) = ControlWriter::new();
+    let (control, mut queue) = ControlWriter::new();
     let units = Rc::new(Cell::new(0));
     let counted = units.clone();
     monoio::spawn(async move {
-        while let Ok(unit) = queue.recv_async().await {
+        while let Some(unit) = queue.recv().await {
             counted.set(counted.get() + 1);
             if write.write_all(unit).await.0.is_err() {
                 return;
@@ -1051,7 +1052,7 @@ fn https_targets_are_verified_and_used() {
         let small = send(relay.local_addr, request("GET", "/hyco/bytes/10", &[], &[])).await;
         assert_eq!(small.body, pattern(10));
 
-        let (control, queue) = ControlWriter::new();
+        let (control, mut queue) = ControlWriter::new();
         serve_request(
             distrusting,
             full_request("GET", "/hyco/bytes/1", &[]),
@@ -1113,7 +1114,7 @@ fn crlf_in_a_relayed_header_value_never_reaches_the_target() {
     let up = upstream(None);
     let hc = context(Some(up.url()), DEADLINE, TrustRoots::WebPki);
     run(async move {
-        let (control, queue) = ControlWriter::new();
+        let (control, mut queue) = ControlWriter::new();
         let evil = full_request(
             "GET",
             "/hyco/echo",
@@ -1132,7 +1133,7 @@ fn crlf_in_a_relayed_header_value_never_reaches_the_target() {
         assert_eq!(up.connections(), 0, "nothing reached the target");
         assert_eq!(counter(&hc, &REQUESTS, "4xx"), 1);
 
-        let (control, queue) = ControlWriter::new();
+        let (control, mut queue) = ControlWriter::new();
         let lf_only = full_request("GET", "/hyco/echo", &[("X-Evil", "a\nInjected: yes")]);
         serve_request(hc.clone(), lf_only, None, control).await;
         assert_eq!(
@@ -1140,7 +1141,7 @@ fn crlf_in_a_relayed_header_value_never_reaches_the_target() {
             400
         );
 
-        let (control, queue) = ControlWriter::new();
+        let (control, mut queue) = ControlWriter::new();
         serve_request(
             hc.clone(),
             full_request("GET", "/hyco/echo", &[("X-Ok", "fine")]),
@@ -1161,7 +1162,7 @@ fn crlf_in_a_relayed_header_value_never_reaches_the_target() {
 fn no_http_target_gives_501() {
     let hc = context(None, DEADLINE, TrustRoots::WebPki);
     run(async move {
-        let (control, queue) = ControlWriter::new();
+        let (control, mut queue) = ControlWriter::new();
         serve_request(
             hc.clone(),
             full_request("GET", "/hyco/x", &[]),
@@ -1185,7 +1186,7 @@ fn a_request_outside_the_hybrid_connection_path_gives_400() {
     let up = upstream(None);
     let hc = context(Some(up.url()), DEADLINE, TrustRoots::WebPki);
     run(async move {
-        let (control, queue) = ControlWriter::new();
+        let (control, mut queue) = ControlWriter::new();
         serve_request(
             hc.clone(),
             full_request("GET", "/other/x", &[]),
@@ -1291,7 +1292,7 @@ fn a_held_rendezvous_serves_further_requests_until_the_relay_closes_it() {
             id: Some("abc_G1".into()),
             ..Request::default()
         };
-        let (control, queue) = ControlWriter::new();
+        let (control, mut queue) = ControlWriter::new();
         let served = monoio::spawn(serve_request(hc.clone(), notice, None, control));
         let (mut reader, mut writer, target) = accept_rendezvous(&listener).await;
         assert_eq!(
@@ -1407,7 +1408,7 @@ fn a_notice_whose_rendezvous_cannot_be_opened_is_counted_as_aborted() {
     );
     drop(unused);
     run(async move {
-        let (control, queue) = ControlWriter::new();
+        let (control, mut queue) = ControlWriter::new();
         let notice = Request {
             address: Some(address),
             ..Request::default()
@@ -1485,7 +1486,7 @@ fn request_targets_never_leave_the_http_target_base() {
             "/hyco/..%5cadmin",
             "/hyco/x#fragment",
         ] {
-            let (control, queue) = ControlWriter::new();
+            let (control, mut queue) = ControlWriter::new();
             serve_request(hc.clone(), full_request("GET", evil, &[]), None, control).await;
             let (response, _) = answer_in(queue.try_recv().expect("one unit"));
             assert_eq!(response.status_code, 400, "{evil}");
@@ -1495,7 +1496,7 @@ fn request_targets_never_leave_the_http_target_base() {
             ("/hyco/a/./b/../../echo?q=../x", "/base/echo?q=../x"),
             ("/hyco/echo/caf\u{e9}", "/base/echo/caf%C3%A9"),
         ] {
-            let (control, queue) = ControlWriter::new();
+            let (control, mut queue) = ControlWriter::new();
             serve_request(hc.clone(), full_request("GET", target, &[]), None, control).await;
             let (response, _) = answer_in(queue.try_recv().expect("one unit"));
             assert_eq!(response.status_code, 200, "{target}");

@@ -68,6 +68,7 @@ fn context(target: Option<TcpTarget>) -> Hc {
         upstream_deadline: Duration::from_secs(50),
         request_buffer: hycod::config::DEFAULT_REQUEST_BUFFER,
         metrics: Rc::new(RefCell::new(Shard::new())),
+        series: Default::default(),
         limits: hycod::config::Limits::default(),
         admission: hycod::daemon::listener::admission::Admission::standalone(
             &hycod::config::Limits::default(),

@@ -30,7 +30,7 @@ use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump_with, Direction, PumpSettings};
 use crate::io::ws_client::ConnectError;
 use crate::logging::Escaped;
-use crate::metrics::{CounterId, MetricDesc};
+use crate::metrics::{CounterId, GaugeId};
 use crate::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 use crate::proto::ws::mask_key;
 use crate::proto::ws::CloseCode;
@@ -43,56 +43,101 @@ const SENDER_CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 /// a persistent failure does not spin the worker.
 const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-/// `result` label: the relay accepted the stream and the connection was pumped.
-const FORWARDED: &str = "forwarded";
-/// `result` label: the relay answered the handshake with a refusal (e.g. 404 no listener, 401).
-const REFUSED: &str = "refused";
-/// `result` label: the relay could not be reached or the handshake broke.
-const FAILED: &str = "failed";
+/// The `result` label of a local connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The relay accepted the stream and the connection was pumped.
+    Forwarded,
+    /// The relay answered the handshake with a refusal (e.g. 404 no listener, 401).
+    Refused,
+    /// The relay could not be reached or the handshake broke.
+    Failed,
+}
+
+impl Outcome {
+    const ALL: [Self; 3] = [Self::Forwarded, Self::Refused, Self::Failed];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Forwarded => "forwarded",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+}
 
 /// One forward as seen by one worker.
 pub struct ForwardContext {
     pub plan: Arc<ForwardPlan>,
     /// This worker's metrics.
     pub metrics: SharedShard,
+    /// This forward's series in `metrics`, registered when the context is made.
+    series: ForwardSeries,
+}
+
+/// The ids of a forward's series; `None` only if a static descriptor were invalid
+/// (`every_descriptor_is_valid` checks them).
+struct ForwardSeries {
+    /// By [`Outcome`], in the order of [`Outcome::ALL`].
+    connections: [Option<CounterId>; 3],
+    in_flight: Option<GaugeId>,
+    to_relay: Option<CounterId>,
+    to_client: Option<CounterId>,
 }
 
 impl ForwardContext {
+    /// The forward's context on this worker, its series registered (scraped as 0 before the
+    /// first connection) so that connections record them by id.
+    pub fn new(plan: Arc<ForwardPlan>, metrics: SharedShard) -> Self {
+        let series = {
+            let mut shard = metrics.borrow_mut();
+            let name = plan.config.name.as_str();
+            let mut counter = |desc, label| shard.counter(desc, &[name, label]).ok();
+            let connections = Outcome::ALL.map(|o| counter(&FORWARD_CONNECTIONS, o.label()));
+            let to_relay = counter(&FORWARD_BYTES, direction_label(Direction::ToRelay));
+            let to_client = counter(&FORWARD_BYTES, direction_label(Direction::ToTarget));
+            ForwardSeries {
+                connections,
+                in_flight: shard.gauge(&FORWARD_IN_FLIGHT, &[name]).ok(),
+                to_relay,
+                to_client,
+            }
+        };
+        Self {
+            plan,
+            metrics,
+            series,
+        }
+    }
+
     /// The configured `name` (metric and log label).
     pub fn name(&self) -> &str {
         &self.plan.config.name
     }
 
-    /// Registers this forward's series, so that they are scraped as 0 before the first
-    /// connection.
-    pub fn register_metrics(&self) {
-        for result in [FORWARDED, REFUSED, FAILED] {
-            self.count(&FORWARD_CONNECTIONS, result, 0);
-        }
-        self.gauge_add(0);
-        for direction in [Direction::ToRelay, Direction::ToTarget] {
-            self.count(&FORWARD_BYTES, direction_label(direction), 0);
+    /// Counts one local connection by its outcome.
+    fn count(&self, outcome: Outcome) {
+        if let Some(id) = self.series.connections[outcome as usize] {
+            self.metrics.borrow_mut().inc(id);
         }
     }
 
-    /// A counter labelled with this forward and `label` (registered on first use).
-    fn counter(&self, desc: &'static MetricDesc, label: &str) -> Option<CounterId> {
-        let labels = [self.name(), label];
-        self.metrics.borrow_mut().counter(desc, &labels).ok()
-    }
-
-    /// Adds `n` to a counter labelled with this forward and `label`.
-    fn count(&self, desc: &'static MetricDesc, label: &str, n: u64) {
-        if let Some(id) = self.counter(desc, label) {
+    /// Adds `n` forwarded bytes in `direction`.
+    fn count_bytes(&self, direction: Direction, n: usize) {
+        let id = match direction {
+            Direction::ToRelay => self.series.to_relay,
+            Direction::ToTarget => self.series.to_client,
+        };
+        if let Some(id) = id {
+            let n = u64::try_from(n).unwrap_or(u64::MAX);
             self.metrics.borrow_mut().inc_by(id, n);
         }
     }
 
     /// Adds `delta` to this forward's in-flight gauge.
     fn gauge_add(&self, delta: i64) {
-        let mut shard = self.metrics.borrow_mut();
-        if let Ok(id) = shard.gauge(&FORWARD_IN_FLIGHT, &[self.name()]) {
-            shard.gauge_add(id, delta);
+        if let Some(id) = self.series.in_flight {
+            self.metrics.borrow_mut().gauge_add(id, delta);
         }
     }
 }
@@ -164,11 +209,11 @@ pub fn token_expiry(now: SystemTime, ttl: Duration) -> u64 {
         .saturating_add(ttl.as_secs())
 }
 
-/// The `result` label of a sender handshake that failed.
-fn failure_result(error: &ConnectError) -> &'static str {
+/// The outcome of a sender handshake that failed.
+fn failure_outcome(error: &ConnectError) -> Outcome {
     match error {
-        ConnectError::Rejected { .. } | ConnectError::Proxy(_) => REFUSED,
-        _ => FAILED,
+        ConnectError::Rejected { .. } | ConnectError::Proxy(_) => Outcome::Refused,
+        _ => Outcome::Failed,
     }
 }
 
@@ -205,7 +250,7 @@ async fn announce(
         match azbridge::sender::open(relay, leftover, port_name, SENDER_CONNECT_TIMEOUT).await {
             Ok(prefix) => prefix,
             Err(error) => {
-                forward.count(&FORWARD_CONNECTIONS, REFUSED, 1);
+                forward.count(Outcome::Refused);
                 tracing::warn!(forward = %forward.name(), %peer,
                 entity_path = %forward.plan.config.entity_path, %port_name, %error,
                 "connection not forwarded: the azbridge listener refused it");
@@ -255,8 +300,9 @@ async fn carry(forward: Rc<ForwardContext>, mut tcp: TcpStream, peer: SocketAddr
     let mut conn = match connected {
         Ok(conn) => conn,
         Err(error) => {
-            let result = failure_result(&error);
-            forward.count(&FORWARD_CONNECTIONS, result, 1);
+            let outcome = failure_outcome(&error);
+            forward.count(outcome);
+            let result = outcome.label();
             tracing::warn!(forward = %forward.name(), %peer, entity_path = %config.entity_path,
                 result, error = %Escaped(&error), "connection not forwarded: the relay did not open the stream");
             return;
@@ -278,23 +324,9 @@ async fn carry(forward: Rc<ForwardContext>, mut tcp: TcpStream, peer: SocketAddr
             None => return,
         }
     }
-    forward.count(&FORWARD_CONNECTIONS, FORWARDED, 1);
+    forward.count(Outcome::Forwarded);
     tracing::info!(forward = %forward.name(), %peer, id = %id, "connection forwarded");
-    // Looked up once: the data path only adds to them.
-    let to_relay = forward.counter(&FORWARD_BYTES, direction_label(Direction::ToRelay));
-    let to_client = forward.counter(&FORWARD_BYTES, direction_label(Direction::ToTarget));
-    let on_bytes = |direction: Direction, n: usize| {
-        let id = match direction {
-            Direction::ToRelay => to_relay,
-            Direction::ToTarget => to_client,
-        };
-        if let Some(id) = id {
-            forward
-                .metrics
-                .borrow_mut()
-                .inc_by(id, u64::try_from(n).unwrap_or(u64::MAX));
-        }
-    };
+    let on_bytes = |direction: Direction, n: usize| forward.count_bytes(direction, n);
     let settings = PumpSettings {
         ping_interval: config.stream_ping_interval,
         ..PumpSettings::default()
@@ -331,18 +363,18 @@ mod tests {
             status: 404,
             description: "no listener".into(),
         };
-        assert_eq!(failure_result(&refused), REFUSED);
+        assert_eq!(failure_outcome(&refused), Outcome::Refused);
         assert_eq!(
-            failure_result(&ConnectError::Proxy(ProxyError::Refused {
+            failure_outcome(&ConnectError::Proxy(ProxyError::Refused {
                 proxy: "px:3128".into(),
                 status: 403
             })),
-            REFUSED
+            Outcome::Refused
         );
-        assert_eq!(failure_result(&ConnectError::Timeout), FAILED);
+        assert_eq!(failure_outcome(&ConnectError::Timeout), Outcome::Failed);
         assert_eq!(
-            failure_result(&ConnectError::Handshake("bad".into())),
-            FAILED
+            failure_outcome(&ConnectError::Handshake("bad".into())),
+            Outcome::Failed
         );
     }
 

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod context;
 pub(super) mod control;
 pub(super) mod drain;
+pub(super) mod hc_series;
 pub mod http;
 pub(super) mod overload;
 pub mod stream;

@@ -130,9 +130,14 @@ pub static RENDEZVOUS_REFUSED: MetricDesc = MetricDesc::counter(
     "Rendezvous addresses not dialed, by command (accept, request) and reason.",
     &["hybrid_connection", "command", "reason"],
 );
+pub static WORKER_INFO: MetricDesc = MetricDesc::gauge(
+    "hycod_worker_info",
+    "Always 1: the I/O driver of each worker (io_uring, epoll) and why it fell back to epoll.",
+    &["worker", "driver", "fallback"],
+);
 
 /// Every descriptor, for documentation tests.
-pub static ALL: [&MetricDesc; 24] = [
+pub static ALL: [&MetricDesc; 25] = [
     &LISTENER_ONLINE,
     &RECONNECTS,
     &TOKEN_RENEWALS,
@@ -157,6 +162,7 @@ pub static ALL: [&MetricDesc; 24] = [
     &FORWARD_BYTES,
     &UNUSABLE_MESSAGES,
     &RENDEZVOUS_REFUSED,
+    &WORKER_INFO,
 ];
 
 #[cfg(test)]

@@ -261,6 +261,7 @@ pub(crate) mod test_support {
             upstream_deadline: Duration::from_secs(5),
             request_buffer: crate::config::DEFAULT_REQUEST_BUFFER,
             metrics: Rc::new(RefCell::new(Shard::new())),
+            series: Default::default(),
             limits: Limits::default(),
             admission: Admission::standalone(&Limits::default()),
         }

@@ -83,6 +83,8 @@ pub struct Shard {
     counters: Vec<Series<u64>>,
     gauges: Vec<Series<i64>>,
     histograms: Vec<Series<LatencyHistogram>>,
+    /// How many times a series was registered or looked up by value (see [`Shard::lookups`]).
+    lookups: u64,
 }
 
 impl Shard {
@@ -94,7 +96,15 @@ impl Shard {
             counters: Vec::new(),
             gauges: Vec::new(),
             histograms: Vec::new(),
+            lookups: 0,
         }
+    }
+
+    /// How many times a series was registered or found by its descriptor and label values
+    /// since the shard was made. Recording by id never counts here: a hot path that keeps
+    /// this figure still is one that does no lookup.
+    pub fn lookups(&self) -> u64 {
+        self.lookups
     }
 
     /// Registers (or finds) the counter series `desc{label_values}`, starting at 0.
@@ -199,6 +209,7 @@ impl Shard {
         label_values: &[&str],
         requested: MetricKind,
     ) -> Result<usize, RegisterError> {
+        self.lookups += 1;
         let metric = desc.name;
         if desc.kind != requested {
             return Err(RegisterError::KindMismatch {

@@ -5,6 +5,7 @@
 
 pub mod fd_limit;
 pub mod fd_reserve;
+pub mod io_driver;
 pub mod procfs;
 pub mod signals;
 pub mod systemd;

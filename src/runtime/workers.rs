@@ -1,11 +1,14 @@
 //! Spawning pinned worker threads, one monoio runtime each (architecture §1).
 
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::num::NonZeroUsize;
 use std::thread::{self, JoinHandle};
 
-use monoio::{FusionDriver, RuntimeBuilder};
+use monoio::{FusionDriver, FusionRuntime, RuntimeBuilder};
+
+use super::io_driver::{fallback_reason, IoDriver};
 
 /// io_uring submission queue size per worker.
 const URING_ENTRIES: u32 = 1024;
@@ -25,7 +28,40 @@ pub fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
         .with_entries(URING_ENTRIES)
         .enable_timer()
         .build()?;
+    let driver = match runtime {
+        FusionRuntime::Uring(_) => IoDriver::IoUring,
+        FusionRuntime::Legacy(_) => IoDriver::Epoll,
+    };
+    CURRENT_DRIVER.set(Some(driver));
     Ok(runtime.block_on(future))
+}
+
+thread_local! {
+    /// The driver of the runtime [`block_on`] runs on this thread.
+    static CURRENT_DRIVER: Cell<Option<IoDriver>> = const { Cell::new(None) };
+}
+
+/// The I/O driver of the runtime running on this thread, `None` outside [`block_on`].
+pub fn current_driver() -> Option<IoDriver> {
+    CURRENT_DRIVER.get()
+}
+
+/// Logs which driver worker `index` got and, for epoll, why (once per worker, at start-up;
+/// docs/operations.md).
+pub fn log_driver(index: usize) {
+    match current_driver() {
+        Some(IoDriver::Epoll) => {
+            let reason = fallback_reason().unwrap_or(super::io_driver::Fallback::Unknown);
+            tracing::warn!(worker = index, driver = IoDriver::Epoll.as_str(),
+                fallback = reason.label(), reason = %reason, "worker runs on epoll, not io_uring");
+        }
+        Some(driver) => tracing::info!(
+            worker = index,
+            driver = driver.as_str(),
+            "worker I/O driver"
+        ),
+        None => {}
+    }
 }
 
 /// The CPUs this process may run on, in ascending order: its affinity mask as inherited (e.g.
@@ -73,7 +109,11 @@ where
                             tracing::warn!(worker = index, cpu, error = ?e, "could not pin worker to a core");
                         }
                     }
-                    if let Err(e) = block_on(make_task(index)) {
+                    let task = async move {
+                        log_driver(index);
+                        make_task(index).await
+                    };
+                    if let Err(e) = block_on(task) {
                         tracing::error!(worker = index, error = %e, "worker runtime failed to start");
                     }
                 })

@@ -8,10 +8,11 @@ use monoio::io::AsyncWriteRentExt;
 use super::{close, read_prefix, write_message};
 use crate::config::TcpTarget;
 use crate::daemon::listener::context::{Hc, HcContext};
+use crate::daemon::listener::hc_series::Histogram;
 use crate::daemon::listener::stream::{
     connect_tcp, join, offered_subprotocol, reject, Refusal, Target,
 };
-use crate::daemon::metrics::{RENDEZVOUS_SECONDS, STREAMS_REJECTED};
+use crate::daemon::metrics::STREAMS_REJECTED;
 use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;
 use crate::logging::Escaped;
@@ -52,13 +53,13 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     let mut rendezvous = match rendezvous {
         Ok(conn) => conn,
         Err(error) => {
-            hc.count(&STREAMS_REJECTED, &["rendezvous_failed"], 1);
+            hc.count_labelled(&STREAMS_REJECTED, &["rendezvous_failed"], 1);
             tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
                 "stream dropped: the rendezvous could not be opened");
             return;
         }
     };
-    hc.observe(&RENDEZVOUS_SECONDS, started.elapsed());
+    hc.observe(Histogram::Rendezvous, started.elapsed());
     let relay = &mut rendezvous.stream;
     let prefix = match read_prefix(
         relay,
@@ -117,7 +118,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     let connected = match connect_tcp(&hc, target).await.and_then(Target::new) {
         Ok(connected) => connected,
         Err(refusal) => {
-            hc.count(&STREAMS_REJECTED, &[refusal.reason()], 1);
+            hc.count_labelled(&STREAMS_REJECTED, &[refusal.reason()], 1);
             close(relay, CloseCode::NORMAL, refusal.description()).await;
             tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), port_name = %Escaped(&port_name), %target,
                 reason = %refusal, "stream refused: its target failed");
@@ -126,7 +127,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     };
     let Target { mut stream, handle } = connected;
     if let Err(error) = send_start(&mut stream, relay, prefix.rest()).await {
-        hc.count(&STREAMS_REJECTED, &["rendezvous_failed"], 1);
+        hc.count_labelled(&STREAMS_REJECTED, &["rendezvous_failed"], 1);
         tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
             "stream dropped: the azbridge answer could not be sent");
         return;
@@ -162,7 +163,7 @@ async fn refuse(
     reason: &'static str,
     answer: Option<[u8; 3]>,
 ) {
-    hc.count(&STREAMS_REJECTED, &[reason], 1);
+    hc.count_labelled(&STREAMS_REJECTED, &[reason], 1);
     if let Some(answer) = answer {
         if let Err(error) = write_message(relay, &answer).await {
             tracing::debug!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,

@@ -7,12 +7,15 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use local_sync::mpsc::unbounded;
+
 use super::admission::Admission;
+use super::hc_series::{Counter, Gauge, HcSeries, Histogram};
 use crate::config::{HttpTarget, Limits, TcpTarget};
 use crate::daemon::metrics::{SharedShard, LIMIT_EXCEEDED, RENDEZVOUS_REFUSED};
 use crate::io::stream::Stream;
 use crate::io::ws_client::Dialer;
-use crate::metrics::{CounterId, GaugeId, HistogramId, MetricDesc, RegisterError};
+use crate::metrics::{CounterId, MetricDesc};
 use crate::proto::hc::rendezvous_address::RendezvousPolicy;
 use crate::tls::ClientConfig;
 
@@ -47,6 +50,8 @@ pub struct HcContext {
     pub request_buffer: usize,
     /// This worker's metrics.
     pub metrics: SharedShard,
+    /// The ids of this hybrid connection's series in `metrics`.
+    pub series: HcSeries,
     /// `[limits]` with this hybrid connection's overrides.
     pub limits: Limits,
     /// Admission of streams and requests against the stream and request maxima.
@@ -54,46 +59,42 @@ pub struct HcContext {
 }
 
 impl HcContext {
-    /// A counter of this hybrid connection with the remaining label values.
-    pub fn counter(
-        &self,
-        desc: &'static MetricDesc,
-        rest: &[&str],
-    ) -> Result<CounterId, RegisterError> {
-        let labels = self.labels(rest);
-        self.metrics.borrow_mut().counter(desc, &labels)
-    }
-
-    /// A gauge of this hybrid connection.
-    pub fn gauge(&self, desc: &'static MetricDesc) -> Result<GaugeId, RegisterError> {
-        self.metrics.borrow_mut().gauge(desc, &[self.name.as_str()])
-    }
-
-    /// A histogram of this hybrid connection.
-    pub fn histogram(&self, desc: &'static MetricDesc) -> Result<HistogramId, RegisterError> {
-        self.metrics
-            .borrow_mut()
-            .histogram(desc, &[self.name.as_str()])
-    }
-
-    /// Adds `n` to a counter (registering it on first use).
-    pub fn count(&self, desc: &'static MetricDesc, rest: &[&str], n: u64) {
-        if let Ok(id) = self.counter(desc, rest) {
+    /// Adds `n` to a counter of the request and stream paths (by id after its first record).
+    pub fn count(&self, counter: Counter, n: u64) {
+        if let Some(id) = self.counter(counter) {
             self.metrics.borrow_mut().inc_by(id, n);
         }
     }
 
-    /// Records a duration into a histogram (registering it on first use).
-    pub fn observe(&self, desc: &'static MetricDesc, elapsed: Duration) {
-        if let Ok(id) = self.histogram(desc) {
-            self.metrics.borrow_mut().observe(id, elapsed);
+    /// The id of a counter of the request and stream paths, registering it on first use.
+    pub fn counter(&self, counter: Counter) -> Option<CounterId> {
+        let mut shard = self.metrics.borrow_mut();
+        self.series.counter(&mut shard, &self.name, counter)
+    }
+
+    /// Records a duration into a histogram (by id after its first record).
+    pub fn observe(&self, histogram: Histogram, elapsed: Duration) {
+        let mut shard = self.metrics.borrow_mut();
+        if let Some(id) = self.series.histogram(&mut shard, &self.name, histogram) {
+            shard.observe(id, elapsed);
         }
     }
 
-    /// Adds `delta` to a gauge (registering it on first use).
-    pub fn gauge_add(&self, desc: &'static MetricDesc, delta: i64) {
-        if let Ok(id) = self.gauge(desc) {
-            self.metrics.borrow_mut().gauge_add(id, delta);
+    /// Adds `delta` to a gauge (by id after its first record).
+    pub fn gauge_add(&self, gauge: Gauge, delta: i64) {
+        let mut shard = self.metrics.borrow_mut();
+        if let Some(id) = self.series.gauge(&mut shard, &self.name, gauge) {
+            shard.gauge_add(id, delta);
+        }
+    }
+
+    /// Adds `n` to the counter `desc` of this hybrid connection with the remaining label values
+    /// `rest`, found by value: for rare events labelled with a reason (refusals, reconnects).
+    pub fn count_labelled(&self, desc: &'static MetricDesc, rest: &[&str], n: u64) {
+        let labels = self.labels(rest);
+        let mut shard = self.metrics.borrow_mut();
+        if let Ok(id) = shard.counter(desc, &labels) {
+            shard.inc_by(id, n);
         }
     }
 
@@ -103,7 +104,7 @@ impl HcContext {
         match self.rendezvous.check(address) {
             Ok(()) => true,
             Err(refused) => {
-                self.count(&RENDEZVOUS_REFUSED, &[command, refused.reason()], 1);
+                self.count_labelled(&RENDEZVOUS_REFUSED, &[command, refused.reason()], 1);
                 tracing::warn!(hybrid_connection = %self.name, command, reason = %refused,
                     "rendezvous address refused, not dialed");
                 false
@@ -113,11 +114,11 @@ impl HcContext {
 
     /// Counts one piece of work that exceeded `limit` (a `[limits]` key).
     pub fn limit_exceeded(&self, limit: &str) {
-        self.count(&LIMIT_EXCEEDED, &[limit], 1);
+        self.count_labelled(&LIMIT_EXCEEDED, &[limit], 1);
     }
 
     /// The label values: this hybrid connection's name, then `rest` (inline, no allocation for
-    /// up to four values: recorded once or more per request).
+    /// up to four values).
     fn labels<'a>(&'a self, rest: &[&'a str]) -> smallvec::SmallVec<[&'a str; 4]> {
         let mut labels = smallvec::SmallVec::with_capacity(1 + rest.len());
         labels.push(self.name.as_str());
@@ -128,15 +129,20 @@ impl HcContext {
 
 /// Queues units of pre-encoded (masked) frames for one control channel's writer task. Each
 /// unit is written uninterrupted: a `response` and its body can never be split (protocol §4.2).
+/// The writer task runs on the same worker as every sender, so the queue is a single-threaded
+/// channel: no lock and no atomic per unit.
 #[derive(Clone)]
 pub struct ControlWriter {
-    units: flume::Sender<Vec<u8>>,
+    units: unbounded::Tx<Vec<u8>>,
 }
+
+/// The receiving end of a [`ControlWriter`]'s queue.
+pub type ControlQueue = unbounded::Rx<Vec<u8>>;
 
 impl ControlWriter {
     /// A writer and the queue its writer task drains.
-    pub fn new() -> (Self, flume::Receiver<Vec<u8>>) {
-        let (units, queue) = flume::unbounded();
+    pub fn new() -> (Self, ControlQueue) {
+        let (units, queue) = unbounded::channel();
         (Self { units }, queue)
     }
 
@@ -148,3 +154,43 @@ impl ControlWriter {
 
 /// Shared handle to a hybrid connection's per-worker context.
 pub type Hc = Rc<HcContext>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::hc_series::{Counter, Gauge, Histogram};
+    use crate::daemon::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_SECONDS};
+    use crate::daemon::test_support::context;
+    use crate::io::tcp_pump::Direction;
+
+    /// What the relayed-request path records for one request.
+    fn record_one_request(hc: &super::HcContext) {
+        hc.gauge_add(Gauge::RequestsInFlight, 1);
+        hc.observe(Histogram::TargetFirstByte, Duration::from_micros(300));
+        hc.count(Counter::Answered(200), 1);
+        hc.observe(Histogram::Request, Duration::from_micros(900));
+        hc.count(Counter::Bytes(Direction::ToTarget), 1024);
+        hc.count(Counter::Bytes(Direction::ToRelay), 20);
+        hc.gauge_add(Gauge::RequestsInFlight, -1);
+    }
+
+    #[test]
+    fn a_request_after_the_first_records_by_id_without_a_lookup() {
+        let hc = context(None);
+        record_one_request(&hc);
+        let after_first = hc.metrics.borrow().lookups();
+        for _ in 0..3 {
+            record_one_request(&hc);
+        }
+        assert_eq!(hc.metrics.borrow().lookups(), after_first);
+        let snapshot = hc.metrics.borrow().snapshot();
+        assert_eq!(snapshot.counter(&REQUESTS, &["test", "2xx"]), Some(4));
+        assert_eq!(snapshot.counter(&BYTES, &["test", "to_target"]), Some(4096));
+        assert_eq!(snapshot.gauge(&REQUESTS_IN_FLIGHT, &["test"]), Some(0));
+        let latency = snapshot
+            .histogram(&REQUEST_SECONDS, &["test"])
+            .expect("histogram");
+        assert_eq!(latency.count(), 4);
+    }
+}

@@ -14,13 +14,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 
-use super::context::{ControlWriter, Hc};
+use super::context::{ControlQueue, ControlWriter, Hc};
+use super::hc_series::{Gauge, Histogram};
 use super::{drain, http, overload, stream, unreadable};
 use crate::auth::connection_string::Credential;
 use crate::auth::sas::parse_token;
-use crate::daemon::metrics::{
-    CONTROL_CONNECT_SECONDS, LISTENER_ONLINE, RECONNECTS, TOKEN_RENEWALS,
-};
+use crate::daemon::metrics::{RECONNECTS, TOKEN_RENEWALS};
 use crate::daemon::process::status::ChannelStatus;
 use crate::daemon::tracker::Tracker;
 use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
@@ -164,12 +163,12 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                     let Ok(outcome) = outcome else { break };
                     match outcome {
                         Ok((new_live, validity)) => {
-                            hc.observe(&CONTROL_CONNECT_SECONDS, started.elapsed());
+                            hc.observe(Histogram::ControlConnect, started.elapsed());
                             machine.on_connected(Instant::now(), validity);
                             last_inbound.set(Instant::now());
                             live = Some(new_live);
                             status.set_online(true);
-                            hc.gauge_add(&LISTENER_ONLINE, 1);
+                            hc.gauge_add(Gauge::ListenerOnline, 1);
                             tracing::info!(hybrid_connection = %hc.name, tracking_id = %spec.tracking_id, "listener online");
                         }
                         Err(e) => {
@@ -212,7 +211,7 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                             && l.writer.send_unit(frame)
                     });
                     let result = if sent { "sent" } else { "failed" };
-                    hc.count(&TOKEN_RENEWALS, &[result], 1);
+                    hc.count_labelled(&TOKEN_RENEWALS, &[result], 1);
                     if sent {
                         machine.on_renew_sent(validity);
                         tracing::info!(hybrid_connection = %hc.name, "token renewed on the live channel");
@@ -220,10 +219,10 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                 }
                 Action::Reconnect { reason, retry_in } => {
                     if live.take().is_some() {
-                        hc.gauge_add(&LISTENER_ONLINE, -1);
+                        hc.gauge_add(Gauge::ListenerOnline, -1);
                     }
                     status.set_online(false);
-                    hc.count(&RECONNECTS, &[reason.as_str()], 1);
+                    hc.count_labelled(&RECONNECTS, &[reason.as_str()], 1);
                     tracing::warn!(hybrid_connection = %hc.name, reason = reason.as_str(), retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX), "listener offline, reconnecting");
                 }
             }
@@ -246,7 +245,7 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                 machine.shutdown();
                 status.set_online(false);
                 if let Some(live) = live.take() {
-                    hc.gauge_add(&LISTENER_ONLINE, -1);
+                    hc.gauge_add(Gauge::ListenerOnline, -1);
                     stop(&hc, &spec, live, &dispatch, (&ended, generation)).await;
                 }
                 return;
@@ -351,15 +350,18 @@ async fn connect(
 /// queued (answers of finished requests) and closes it (1000).
 async fn write_loop(
     mut write: OwnedWriteHalf<Stream>,
-    queue: flume::Receiver<Vec<u8>>,
+    mut queue: ControlQueue,
     stop: flume::Receiver<()>,
 ) {
+    // One wait for the stop signal across the loop: a fresh flume future per unit would lock
+    // the channel and allocate its wake-up hook on every unit.
+    let mut stopped = std::pin::pin!(stop.recv_async());
     loop {
         let unit = monoio::select! {
-            unit = queue.recv_async() => unit,
-            _ = stop.recv_async() => break,
+            unit = queue.recv() => unit,
+            _ = &mut stopped => break,
         };
-        let Ok(unit) = unit else { break };
+        let Some(unit) = unit else { break };
         let batch = coalesce(unit, COALESCE_LIMIT, || queue.try_recv().ok());
         if write.write_all(batch).await.0.is_err() {
             return;
@@ -391,10 +393,12 @@ async fn read_loop(
     // Set while the rest of an oversized text message is skipped.
     let mut discarding = false;
     let mut pending: Option<(crate::proto::hc::messages::Request, Vec<u8>)> = None;
+    // One wait for the stop signal across the loop (see `write_loop`).
+    let mut stopped = std::pin::pin!(stop.recv_async());
     let code = loop {
         let event = monoio::select! {
             e = reader.next_event() => e,
-            _ = stop.recv_async() => return,
+            _ = &mut stopped => return,
         };
         last_inbound.set(Instant::now());
         let event = match event {

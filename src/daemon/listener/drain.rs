@@ -7,9 +7,8 @@
 //! - a `request` is answered 503 on the control channel (protocol §4.5).
 
 use super::context::{ControlWriter, Hc};
-use super::http::policy::status_class;
+use super::hc_series::Counter;
 use super::stream::{reject, Refusal};
-use crate::daemon::metrics::REQUESTS;
 use crate::io::ws_frames::push_frame;
 use crate::logging::Escaped;
 use crate::proto::hc::messages::{Accept, Request, Response};
@@ -35,7 +34,7 @@ pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter) {
     };
     let frame = response_frame(id.clone(), SHUTTING_DOWN, SHUTTING_DOWN_PHRASE, mask_key());
     let sent = frame.is_some_and(|frame| writer.send_unit(frame));
-    hc.count(&REQUESTS, &[status_class(SHUTTING_DOWN)], 1);
+    hc.count(Counter::Answered(SHUTTING_DOWN), 1);
     tracing::info!(hybrid_connection = %hc.name, id = %Escaped(&id), status = SHUTTING_DOWN, sent,
         "request refused: the listener is shutting down");
 }

@@ -49,9 +49,8 @@ use reply::{ControlReply, Reply};
 
 use super::context::{ControlWriter, Hc, HcContext};
 use super::upstream::Framing;
-use crate::daemon::metrics::{
-    BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_BODY_BUFFERED, REQUEST_SECONDS,
-};
+use crate::daemon::listener::hc_series::{Counter, Gauge, Histogram};
+use crate::io::tcp_pump::Direction;
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::REQUEST;
 use crate::proto::hc::messages::Request;
@@ -119,18 +118,18 @@ async fn serve_on_control(
 async fn serve_notice(hc: &HcContext, notice: &Request, started: Instant) {
     let Some(address) = notice.address.as_deref() else {
         tracing::warn!(hybrid_connection = %hc.name, "request notice without an address ignored");
-        hc.count(&REQUESTS, &[ABORTED], 1);
+        hc.count(Counter::Aborted, 1);
         return;
     };
     if !hc.rendezvous_allowed(REQUEST, address) {
-        hc.count(&REQUESTS, &[ABORTED], 1);
+        hc.count(Counter::Aborted, 1);
         return;
     }
     match rendezvous::open(hc, address, started).await {
         Ok((reader, writer)) => hold(hc, reader, writer, Some(started)).await,
         Err(e) => {
             tracing::warn!(hybrid_connection = %hc.name, error = %Escaped(&e), "request rendezvous failed");
-            hc.count(&REQUESTS, &[ABORTED], 1);
+            hc.count(Counter::Aborted, 1);
         }
     }
 }
@@ -168,7 +167,7 @@ async fn hold(
             }
             Ok(Incoming::Closed) => {
                 if announced.is_some() {
-                    hc.count(&REQUESTS, &[ABORTED], 1);
+                    hc.count(Counter::Aborted, 1);
                 }
                 let _ = writer.close(CloseCode::NORMAL, "").await;
                 return;
@@ -176,7 +175,7 @@ async fn hold(
             Err(e) => {
                 tracing::debug!(hybrid_connection = %hc.name, error = %Escaped(&e), "rendezvous ended");
                 if announced.is_some() {
-                    hc.count(&REQUESTS, &[ABORTED], 1);
+                    hc.count(Counter::Aborted, 1);
                 }
                 let code = match e {
                     RendezvousError::Idle { .. } => CloseCode::NORMAL,
@@ -312,13 +311,13 @@ async fn serve_one(
 const ACCESS_LOG_TARGET: &str = "hycod::daemon::http";
 
 fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) {
-    let label = match served.status {
-        Some(status) if served.complete => status_class(status),
-        _ => ABORTED,
+    let (counter, label) = match served.status {
+        Some(status) if served.complete => (Counter::Answered(status), status_class(status)),
+        _ => (Counter::Aborted, ABORTED),
     };
     let elapsed = started.elapsed();
-    hc.count(&REQUESTS, &[label], 1);
-    hc.observe(&REQUEST_SECONDS, elapsed);
+    hc.count(counter, 1);
+    hc.observe(Histogram::Request, elapsed);
     tracing::debug!(
         target: ACCESS_LOG_TARGET,
         hybrid_connection = %hc.name,
@@ -332,10 +331,10 @@ fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) 
         "request served"
     );
     if served.to_target > 0 {
-        hc.count(&BYTES, &["to_target"], served.to_target);
+        hc.count(Counter::Bytes(Direction::ToTarget), served.to_target);
     }
     if served.to_relay > 0 {
-        hc.count(&BYTES, &["to_relay"], served.to_relay);
+        hc.count(Counter::Bytes(Direction::ToRelay), served.to_relay);
     }
 }
 
@@ -352,14 +351,14 @@ struct InFlight<'a> {
 
 impl<'a> InFlight<'a> {
     fn enter(hc: &'a HcContext) -> Self {
-        hc.gauge_add(&REQUESTS_IN_FLIGHT, 1);
+        hc.gauge_add(Gauge::RequestsInFlight, 1);
         Self { hc }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.hc.gauge_add(&REQUESTS_IN_FLIGHT, -1);
+        self.hc.gauge_add(Gauge::RequestsInFlight, -1);
     }
 }
 
@@ -378,7 +377,7 @@ impl<'a> HeldBytes<'a> {
         };
         let bytes = i64::try_from(held).unwrap_or(i64::MAX);
         if bytes > 0 {
-            hc.gauge_add(&REQUEST_BODY_BUFFERED, bytes);
+            hc.gauge_add(Gauge::RequestBodyBuffered, bytes);
         }
         Self { hc, bytes }
     }
@@ -387,7 +386,7 @@ impl<'a> HeldBytes<'a> {
 impl Drop for HeldBytes<'_> {
     fn drop(&mut self) {
         if self.bytes > 0 {
-            self.hc.gauge_add(&REQUEST_BODY_BUFFERED, -self.bytes);
+            self.hc.gauge_add(Gauge::RequestBodyBuffered, -self.bytes);
         }
     }
 }

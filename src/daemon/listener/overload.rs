@@ -5,8 +5,8 @@
 use super::admission::Exceeded;
 use super::context::{ControlWriter, Hc};
 use super::drain::response_frame;
-use super::http::policy::status_class;
-use crate::daemon::metrics::{REQUESTS, REQUESTS_REJECTED};
+use super::hc_series::Counter;
+use crate::daemon::metrics::REQUESTS_REJECTED;
 use crate::logging::Escaped;
 use crate::proto::hc::messages::Request;
 use crate::proto::ws::mask_key;
@@ -19,8 +19,8 @@ pub const OVER_LIMIT_PHRASE: &str = "Too many requests in flight";
 
 /// Answers `request` with 503 on the control channel and counts it by `exceeded`'s reason.
 pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter, exceeded: Exceeded) {
-    hc.count(&REQUESTS_REJECTED, &[exceeded.reason()], 1);
-    hc.count(&REQUESTS, &[status_class(OVER_LIMIT)], 1);
+    hc.count_labelled(&REQUESTS_REJECTED, &[exceeded.reason()], 1);
+    hc.count(Counter::Answered(OVER_LIMIT), 1);
     let Some(id) = request.id.clone() else {
         tracing::warn!(hybrid_connection = %hc.name, reason = %exceeded,
             "request without an id over the request limit dropped");

@@ -21,12 +21,10 @@ use monoio::net::TcpStream;
 
 use super::admission::Exceeded;
 use super::context::{Hc, HcContext};
+use super::hc_series::{Counter, Gauge, Histogram};
 use super::target_reset::TargetHandle;
 use crate::config::TcpTarget;
-use crate::daemon::metrics::{
-    BYTES, RENDEZVOUS_SECONDS, STREAMS_ACCEPTED, STREAMS_IN_FLIGHT, STREAMS_REJECTED,
-    TARGET_CONNECT_SECONDS,
-};
+use crate::daemon::metrics::STREAMS_REJECTED;
 use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump_with, Direction, PumpEnd, PumpSettings};
 use crate::io::ws_client::ConnectError;
@@ -80,13 +78,13 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
             return reject(&hc, &accept, &Refusal::NoFileDescriptors(error)).await;
         }
         Err(error) => {
-            hc.count(&STREAMS_REJECTED, &[RENDEZVOUS_FAILED], 1);
+            hc.count_labelled(&STREAMS_REJECTED, &[RENDEZVOUS_FAILED], 1);
             tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), error = %Escaped(&error),
                 "stream dropped: the rendezvous could not be opened");
             return;
         }
     };
-    hc.observe(&RENDEZVOUS_SECONDS, started.elapsed());
+    hc.observe(Histogram::Rendezvous, started.elapsed());
     let label = target_label(&hc);
     join(
         &hc,
@@ -132,12 +130,12 @@ pub(crate) async fn join(
         stream: target,
         handle,
     } = target;
-    hc.count(&STREAMS_ACCEPTED, &[], 1);
+    hc.count(Counter::StreamsAccepted, 1);
     let _in_flight = InFlight::enter(hc);
     tracing::info!(hybrid_connection = %hc.name, id = %Escaped(id), target = %Escaped(label), "stream accepted");
 
-    let to_target = hc.counter(&BYTES, &[Direction::ToTarget.label()]).ok();
-    let to_relay = hc.counter(&BYTES, &[Direction::ToRelay.label()]).ok();
+    let to_target = hc.counter(Counter::Bytes(Direction::ToTarget));
+    let to_relay = hc.counter(Counter::Bytes(Direction::ToRelay));
     let on_bytes = |direction: Direction, n: usize| {
         let id = match direction {
             Direction::ToTarget => to_target,
@@ -312,7 +310,7 @@ pub(crate) async fn connect_tcp(hc: &HcContext, target: &TcpTarget) -> Result<Tc
     if let Err(error) = crate::io::loopback::bound_receive_buffer(&tcp, addr) {
         tracing::debug!(%addr, %error, "receive buffer not bounded");
     }
-    hc.observe(&TARGET_CONNECT_SECONDS, started.elapsed());
+    hc.observe(Histogram::TargetConnect, started.elapsed());
     Ok(tcp)
 }
 
@@ -326,7 +324,7 @@ pub fn is_out_of_file_descriptors(error: &io::Error) -> bool {
 /// Delivers a rejection through the reject URL (protocol §5.2): the relay answers 410 and fails
 /// the sender's upgrade with `refusal`'s status and description.
 pub(crate) async fn reject(hc: &HcContext, accept: &Accept, refusal: &Refusal) {
-    hc.count(&STREAMS_REJECTED, &[refusal.reason()], 1);
+    hc.count_labelled(&STREAMS_REJECTED, &[refusal.reason()], 1);
     let status = refusal.status();
     if let Refusal::NoFileDescriptors(error) = refusal {
         let errno = crate::io::accept_backoff::resource_errno(error).unwrap_or("EMFILE");
@@ -393,14 +391,14 @@ struct InFlight<'a> {
 
 impl<'a> InFlight<'a> {
     fn enter(hc: &'a HcContext) -> Self {
-        hc.gauge_add(&STREAMS_IN_FLIGHT, 1);
+        hc.gauge_add(Gauge::StreamsInFlight, 1);
         Self { hc }
     }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.hc.gauge_add(&STREAMS_IN_FLIGHT, -1);
+        self.hc.gauge_add(Gauge::StreamsInFlight, -1);
     }
 }
 

@@ -9,9 +9,9 @@
 
 use super::context::{ControlWriter, Hc};
 use super::drain::response_frame;
-use super::http::policy::status_class;
+use super::hc_series::Counter;
 use super::stream::{reject, Refusal};
-use crate::daemon::metrics::{REQUESTS, UNUSABLE_MESSAGES};
+use crate::daemon::metrics::UNUSABLE_MESSAGES;
 use crate::daemon::tracker::Tracker;
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::{ACCEPT, REQUEST};
@@ -38,7 +38,7 @@ pub fn answer(
 ) {
     let salvaged = salvage(text);
     let command = salvaged.as_ref().map_or(OTHER, |s| s.command);
-    hc.count(&UNUSABLE_MESSAGES, &[command], 1);
+    hc.count_labelled(&UNUSABLE_MESSAGES, &[command], 1);
     match salvaged {
         Some(Salvaged {
             command: ACCEPT,
@@ -66,7 +66,7 @@ pub fn answer(
             let phrase = crate::proto::http1::reason_phrase(UNREADABLE_STATUS);
             let sent = response_frame(id, UNREADABLE_STATUS, phrase, mask_key())
                 .is_some_and(|frame| writer.send_unit(frame));
-            hc.count(&REQUESTS, &[status_class(UNREADABLE_STATUS)], 1);
+            hc.count(Counter::Answered(UNREADABLE_STATUS), 1);
             tracing::warn!(hybrid_connection = %hc.name, problem = %Escaped(problem), sent,
                 "unreadable request: answered 502");
         }

@@ -23,7 +23,7 @@ pub use response::{ResponseError, ResponseReader};
 
 use super::context::HcContext;
 use crate::config::HttpTarget;
-use crate::daemon::metrics::TARGET_CONNECT_SECONDS;
+use crate::daemon::listener::hc_series::Histogram;
 use crate::io::stream::Stream;
 use crate::proto::http1::Limits as HeadLimits;
 
@@ -93,6 +93,6 @@ pub async fn acquire(
         timeout,
     ))
     .await?;
-    hc.observe(&TARGET_CONNECT_SECONDS, started.elapsed());
+    hc.observe(Histogram::TargetConnect, started.elapsed());
     Ok(Connection::new(stream, false, hc.limits.http_head()))
 }

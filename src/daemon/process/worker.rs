@@ -20,13 +20,16 @@ use crate::daemon::forward::{self, ForwardContext};
 use crate::daemon::listener::admission::{Admission, WorkerCounts};
 use crate::daemon::listener::context::HcContext;
 use crate::daemon::listener::control::{self, ChannelSpec};
-use crate::daemon::metrics::{LISTENER_ONLINE, RELOADS, RELOAD_FAILURES};
+use crate::daemon::listener::hc_series::Gauge;
+use crate::daemon::metrics::{RELOADS, RELOAD_FAILURES, WORKER_INFO};
 use crate::daemon::plan::{ForwardPlan, HcPlan};
 use crate::daemon::tracker::Tracker;
 use crate::daemon::DaemonOptions;
 use crate::metrics::Shard;
 use crate::proto::hc::listener::ListenerConfig;
 use crate::proto::hc::rendezvous_address::RendezvousPolicy;
+use crate::runtime::io_driver::{fallback_reason, Fallback, IoDriver, NO_FALLBACK};
+use crate::runtime::workers::current_driver;
 use crate::tls::{client_config, TrustRoots};
 
 /// Identifies one start of a hybrid connection's channels or of a forward's accept loops; a
@@ -111,6 +114,7 @@ pub async fn run(setup: WorkerSetup) {
         }
     };
     let shard = Rc::new(RefCell::new(Shard::new()));
+    register_worker_info(&mut shard.borrow_mut(), setup.index);
     if setup.index == 0 {
         // Registered up front so that both counters are scraped as 0 before the first reload.
         let mut shard = shard.borrow_mut();
@@ -149,6 +153,22 @@ pub async fn run(setup: WorkerSetup) {
         counts: WorkerCounts::default(),
     };
     worker.serve(setup.commands).await;
+}
+
+/// Sets `hycod_worker_info{worker, driver, fallback}` to 1: the I/O driver this worker's runtime
+/// got and, for epoll, why (docs/metrics.md).
+fn register_worker_info(shard: &mut Shard, index: usize) {
+    let Some(driver) = current_driver() else {
+        return;
+    };
+    let fallback = match driver {
+        IoDriver::IoUring => NO_FALLBACK,
+        IoDriver::Epoll => fallback_reason().map_or(Fallback::Unknown.label(), |f| f.label()),
+    };
+    let worker = index.to_string();
+    if let Ok(id) = shard.gauge(&WORKER_INFO, &[&worker, driver.as_str(), fallback]) {
+        shard.gauge_set(id, 1);
+    }
 }
 
 impl Worker {
@@ -263,11 +283,12 @@ impl Worker {
             upstream_deadline: self.options.upstream_deadline,
             request_buffer: plan.config.request_buffer,
             metrics: self.shard.clone(),
+            series: Default::default(),
             limits: plan.config.limits,
             admission: Admission::new(&plan.config.limits, &plan.counts, &self.counts),
         });
         // The online gauge exists from the start, at 0 until a channel is up.
-        context.gauge_add(&LISTENER_ONLINE, 0);
+        context.gauge_add(Gauge::ListenerOnline, 0);
         let (stop, stopped) = flume::bounded::<()>(0);
         for (slot, tracking_id) in channels {
             let spec = ChannelSpec {
@@ -299,11 +320,7 @@ impl Worker {
         plan: Arc<ForwardPlan>,
         listener: StdListener,
     ) {
-        let forward = Rc::new(ForwardContext {
-            plan,
-            metrics: self.shard.clone(),
-        });
-        forward.register_metrics();
+        let forward = Rc::new(ForwardContext::new(plan, self.shard.clone()));
         // Registered inside this worker's runtime: the socket belongs to its driver.
         let listener = match monoio::net::TcpListener::from_std(listener) {
             Ok(listener) => listener,

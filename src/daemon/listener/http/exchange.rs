@@ -26,10 +26,10 @@ use super::rendezvous::{
 use super::reply::Reply;
 use crate::config::HttpTarget;
 use crate::daemon::listener::context::HcContext;
+use crate::daemon::listener::hc_series::Histogram;
 use crate::daemon::listener::upstream::{
     self, is_idempotent, ConnectError, ResponseError, UpstreamWrite,
 };
-use crate::daemon::metrics::TARGET_FIRST_BYTE_SECONDS;
 use crate::logging::Escaped;
 use crate::proto::http1::{BodyKind, ResponseHead};
 
@@ -258,7 +258,7 @@ async fn attempt(
         };
         let outcome = match head {
             HeadWait::Head(head, kind) => {
-                hc.observe(&TARGET_FIRST_BYTE_SECONDS, sent_at.elapsed());
+                hc.observe(Histogram::TargetFirstByte, sent_at.elapsed());
                 let mut delivering = pin!(deliver(hc, request_id, &head, kind, reader, reply));
                 loop {
                     // Biased, so a request finished by now is never missed: only then is

@@ -21,7 +21,7 @@ pub use reader::{Buffered, Incoming, PumpError, RendezvousError, RendezvousReade
 pub use writer::RendezvousWriter;
 
 use crate::daemon::listener::context::HcContext;
-use crate::daemon::metrics::RENDEZVOUS_SECONDS;
+use crate::daemon::listener::hc_series::Histogram;
 use crate::io::ws_client::ConnectError;
 
 /// How long the daemon waits on the relay: for a body frame, for a write to drain, or for the
@@ -43,7 +43,7 @@ pub async fn open(
     )
     .await
     .unwrap_or(Err(ConnectError::Timeout))?;
-    hc.observe(&RENDEZVOUS_SECONDS, since.elapsed());
+    hc.observe(Histogram::Rendezvous, since.elapsed());
     let (read, write) = conn.stream.into_split();
     Ok((
         RendezvousReader::new(read, &conn.leftover),
