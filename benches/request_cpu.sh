@@ -7,8 +7,10 @@
 # BIN_A and BIN_B are directories holding `hycod` and `hycod-load` (release builds). Each round
 # starts, for A then B, a fresh relay and daemon (one worker each, both on CPU 1) in front of one
 # HTTP target (CPU 0), warms up for 1 s, then sends 1 KiB POSTs closed-loop over 32 connections
-# for DURATION (default 4s) with hycod-load on CPU 0, and charges each process the utime + stime
-# it spent during the measured run (/proc/PID/stat) divided by the requests answered.
+# for DURATION (default 4s) with hycod-load on CPU 0, and charges each process the CPU time its
+# threads spent during the measured run (/proc/PID/task/*/schedstat, nanoseconds: at a few
+# thousand requests the 10 ms ticks of /proc/PID/stat are too coarse) divided by the requests
+# answered.
 # Prints one line per run and the medians and B/A ratios at the end.
 set -euo pipefail
 
@@ -17,10 +19,9 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-tck=$(getconf CLK_TCK)
 
-# ticks PID: utime + stime in clock ticks (proc(5); the fields after the command name).
-ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# cpu_ns PID: nanoseconds on CPU of every thread of PID (the first field of schedstat).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{n += $1} END {print n}'; }
 # wait_for FILE TEXT: until FILE holds TEXT (10 s at most).
 wait_for() {
   for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
@@ -57,13 +58,13 @@ TOML
   local load=(taskset -c 0 "$bin/hycod-load" http --relay "$url" --key-name root --key "$key"
     --hybrid-connection web --body-size 1024 --closed-loop --connections 32 --warmup 0s)
   "${load[@]}" --duration 1s >/dev/null 2>&1
-  before_r=$(ticks "$relay") before_d=$(ticks "$daemon")
+  before_r=$(cpu_ns "$relay") before_d=$(cpu_ns "$daemon")
   "${load[@]}" --duration "$duration" --json "$work/run.json" >/dev/null 2>&1
-  after_r=$(ticks "$relay") after_d=$(ticks "$daemon")
+  after_r=$(cpu_ns "$relay") after_d=$(cpu_ns "$daemon")
   read -r n secs < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["n"], d["duration_secs"])' "$work/run.json")
   kill "$relay" "$daemon"; wait "$relay" "$daemon" 2>/dev/null || true
-  python3 -c 'import sys; l,r,d,n,s,t=sys.argv[1:]; n=int(n); print(l, "%.2f" % (int(r)*1e6/int(t)/n), "%.2f" % (int(d)*1e6/int(t)/n), "%.0f" % (n/float(s)))' \
-    "$label" $((after_r - before_r)) $((after_d - before_d)) "$n" "$secs" "$tck"
+  python3 -c 'import sys; l,r,d,n,s=sys.argv[1:]; n=int(n); print(l, "%.2f" % (int(r)/1e3/n), "%.2f" % (int(d)/1e3/n), "%.0f" % (n/float(s)))' \
+    "$label" $((after_r - before_r)) $((after_d - before_d)) "$n" "$secs"
 }
 
 echo "label relay_cpu_us_per_req daemon_cpu_us_per_req req_per_s"
