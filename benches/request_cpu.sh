@@ -2,7 +2,7 @@
 # CPU per relayed HTTP request of `hycod relay` and `hycod run`, two builds alternated
 # (method: docs/benchmarking.md; figures: docs/performance.md).
 #
-#   benches/request_cpu.sh BIN_A BIN_B [PAIRS] [DURATION]
+#   [RATE=N] benches/request_cpu.sh BIN_A BIN_B [PAIRS] [DURATION]
 #
 # BIN_A and BIN_B are directories holding `hycod` and `hycod-load` (release builds). Each round
 # starts, for A then B, a fresh relay and daemon (one worker each, both on CPU 1) in front of one
@@ -11,6 +11,9 @@
 # threads spent during the measured run (/proc/PID/task/*/schedstat, nanoseconds: at a few
 # thousand requests the 10 ms ticks of /proc/PID/stat are too coarse) divided by the requests
 # answered.
+# With RATE set, the POSTs are sent open-loop at RATE per second instead: both builds then serve
+# the same rate, so neither gains from the batching a faster run gets (on a loaded machine the
+# closed-loop rate, and with it the CPU per request, swings from run to run).
 # Prints one line per run and the medians and B/A ratios at the end.
 set -euo pipefail
 
@@ -56,7 +59,8 @@ TOML
   daemon=$!; pids+=($daemon)
   wait_for "$work/daemon.log" "listener online"
   local load=(taskset -c 0 "$bin/hycod-load" http --relay "$url" --key-name root --key "$key"
-    --hybrid-connection web --body-size 1024 --closed-loop --connections 32 --warmup 0s)
+    --hybrid-connection web --body-size 1024 --connections 32 --warmup 0s)
+  if [ -n "${RATE:-}" ]; then load+=(--rate "$RATE"); else load+=(--closed-loop); fi
   "${load[@]}" --duration 1s >/dev/null 2>&1
   before_r=$(cpu_ns "$relay") before_d=$(cpu_ns "$daemon")
   "${load[@]}" --duration "$duration" --json "$work/run.json" >/dev/null 2>&1
