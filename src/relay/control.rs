@@ -19,8 +19,8 @@ use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
 use super::auth::{check, unix_now};
+use super::core::{Door, Refusal};
 use super::front;
-use super::metrics::Refusal;
 use super::shared::{
     lock, ControlCommand, ControlHandle, ControlQueue, QueueError, ResponseEvent, WorkerCtx,
 };
@@ -34,10 +34,8 @@ use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
 use crate::proto::hc::messages::{Response, MAX_CONTROL_MESSAGE_LEN};
-use crate::proto::hc::path::match_entity;
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
-use crate::relay::registry::RegistryError;
 
 /// Registers and serves one listener control channel until it closes.
 pub async fn serve(
@@ -48,45 +46,28 @@ pub async fn serve(
     peer: SocketAddr,
 ) {
     let shared = ctx.shared.clone();
-    let Some((admitted, verified)) = front::admit_listener(&ctx, &mut stream, &upgrade, peer).await
-    else {
+    let Some(admitted) = front::admit(&ctx, &mut stream, &upgrade, Door::Listen, peer).await else {
         return;
     };
     let entity = admitted.entity.clone();
     let tracking_id = admitted.tracking_id.clone();
     let request_path = admitted.request_path.clone();
-    // A listener attaches to a hybrid connection's exact path, never to a path below it.
-    let exact = request_path
-        .strip_prefix("/$hc")
-        .and_then(|rest| match_entity(rest, &[&entity]))
-        .is_some_and(|m| m.suffix.is_empty());
-    if !exact {
-        tracing::info!(%peer, hybrid_connection = %entity, "listen refused: not the hybrid connection's own path");
-        ctx.state.refused(Refusal::UnknownHybridConnection);
-        let text = "Endpoint does not exist.";
-        let _ = stream
-            .write_all(admitted.refusal(&ctx, 404, "EndpointNotFound", text))
-            .await;
-        return;
-    }
     let now = admitted.now;
+    // Admission through the listen door always verifies a token; without one, nothing is
+    // registered.
+    let Some(verified) = &admitted.token else {
+        return;
+    };
     let (handle, queue) = ControlHandle::new(shared.config.control_queue_limit);
     let added =
         lock(&shared.registry).add_listener(&entity, &tracking_id, ctx.worker, now, handle.clone());
     let listener_id = match added {
         Ok(id) => id,
         Err(e) => {
-            let (status, code, refusal) = match e {
-                RegistryError::QuotaExceeded { .. } => {
-                    (403, "QuotaExceeded", Refusal::QuotaExceeded)
-                }
-                _ => (404, "EndpointNotFound", Refusal::UnknownHybridConnection),
-            };
-            ctx.state.refused(refusal);
-            tracing::info!(%peer, hybrid_connection = %entity, error = %e, "listen refused");
-            let _ = stream
-                .write_all(admitted.refusal(&ctx, status, code, &e.to_string()))
-                .await;
+            let refusal = Refusal::listener_not_registered(&e, &admitted.tracked(&ctx));
+            tracing::info!(%peer, hybrid_connection = %entity, error = %e, reason = %refusal.reason, "listen refused");
+            ctx.state.refused_with(&refusal);
+            let _ = stream.write_all(refusal.handshake()).await;
             return;
         }
     };
@@ -130,14 +111,10 @@ pub async fn serve(
     if let BodyTarget::Collect { events, .. } = std::mem::take(&mut channel.body) {
         let _ = events.try_send(ResponseEvent::ListenerGone);
     }
-    lock(&shared.pending_requests).retain(|_, pending| {
-        if pending.listener == listener_id {
-            let _ = pending.events.try_send(ResponseEvent::ListenerGone);
-            false
-        } else {
-            true
-        }
-    });
+    let gone = lock(&shared.pending_requests).take_listener(listener_id);
+    for events in gone {
+        let _ = events.try_send(ResponseEvent::ListenerGone);
+    }
 }
 
 /// How long a close frame queued as the channel ends may take to go out.
@@ -320,15 +297,9 @@ impl Channel {
     /// Routes a `response` of `json_len` bytes to its pending request: whole when it has no
     /// body, else once its body is collected; refused when over Azure's limits.
     fn on_response(&mut self, response: Response, json_len: usize) {
-        // Only the listener the request was routed to may answer it.
-        let pending = {
-            let mut table = lock(&self.ctx.shared.pending_requests);
-            match table.get(&response.request_id) {
-                Some(p) if p.listener == self.listener_id => table.remove(&response.request_id),
-                _ => None,
-            }
-        };
-        let Some(pending) = pending else {
+        let pending = lock(&self.ctx.shared.pending_requests)
+            .take_answered(&response.request_id, self.listener_id);
+        let Some(events) = pending else {
             tracing::debug!(request = %Escaped(&response.request_id), "response for an unknown or finished request, or one routed to another listener");
             if response.body {
                 self.body = BodyTarget::Discard;
@@ -338,7 +309,7 @@ impl Channel {
         let limit = self.ctx.shared.config.control_channel_json_limit;
         if json_len > limit {
             tracing::info!(hybrid_connection = %self.entity, json_len, limit, "response refused: JSON over the control-channel limit");
-            let _ = pending.events.try_send(ResponseEvent::TooLarge(
+            let _ = events.try_send(ResponseEvent::TooLarge(
                 "The listener's response headers exceed the control channel's 32 KB limit.",
             ));
             if response.body {
@@ -348,14 +319,12 @@ impl Channel {
         }
         if response.body {
             self.body = BodyTarget::Collect {
-                events: pending.events,
+                events,
                 response,
                 body: Vec::new(),
             };
         } else {
-            let _ = pending
-                .events
-                .try_send(ResponseEvent::Complete(response, Bytes::new()));
+            let _ = events.try_send(ResponseEvent::Complete(response, Bytes::new()));
         }
     }
 

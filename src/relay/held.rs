@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf};
 
+use super::core::pairing::{held_verdict, HeldSeen};
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader};
@@ -70,12 +71,26 @@ impl Held {
     /// closed it or sent anything but a ping (answered here) since the last response, and it
     /// belongs to the same hybrid connection. Otherwise it is given up and `None` returned.
     pub async fn reuse(mut self, entity: &str) -> Option<Reused> {
-        if !self.entity.eq_ignore_ascii_case(entity) {
+        let returned = self.back.try_recv();
+        let seen = match &returned {
+            Err(flume::TryRecvError::Empty) => HeldSeen::Nothing,
+            Ok((_, Ok(WsEvent::Ping(_)))) => HeldSeen::Ping,
+            Ok((
+                _,
+                Ok(WsEvent::Data {
+                    kind: DataKind::Binary,
+                    payload,
+                    message_end: true,
+                    ..
+                }),
+            )) if payload.is_empty() => HeldSeen::EmptyBinary,
+            Ok(_) | Err(flume::TryRecvError::Disconnected) => HeldSeen::Other,
+        };
+        if !held_verdict(&self.entity, entity, seen) {
             self.release().await;
             return None;
         }
-        let reader = match self.back.try_recv() {
-            Err(flume::TryRecvError::Empty) => ReaderState::Watched(self.back),
+        let reader = match returned {
             Ok((reader, Ok(WsEvent::Ping(payload)))) => {
                 let mut pong = Vec::new();
                 let _ = push_frame(&mut pong, true, OpCode::Pong, reader.bytes(payload), None);
@@ -84,20 +99,8 @@ impl Held {
                 }
                 ReaderState::InHand(reader)
             }
-            // hyco-https sends an empty binary message even after `"body": false` (protocol §6.2).
-            Ok((
-                reader,
-                Ok(WsEvent::Data {
-                    kind: DataKind::Binary,
-                    payload,
-                    message_end: true,
-                    ..
-                }),
-            )) if payload.is_empty() => ReaderState::InHand(reader),
-            Ok(_) | Err(flume::TryRecvError::Disconnected) => {
-                self.release().await;
-                return None;
-            }
+            Ok((reader, _)) => ReaderState::InHand(reader),
+            Err(_) => ReaderState::Watched(self.back),
         };
         Some(Reused {
             write: self.write,

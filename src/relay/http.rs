@@ -15,29 +15,25 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
-use super::auth::{check_cached, error_code, sender_needs_token, token_of};
+use super::auth::check_cached;
+use super::core::admission::check_target;
+use super::core::pairing::{self, request_transport, ControlChannelLimits, Transport};
+use super::core::{Admitted, Door, Knock, Refusal};
 use super::held::{self, Held, RendezvousRead, RendezvousWrite, Reused};
 use super::host_check::Addressed;
-use super::metrics::Refusal;
 use super::rendezvous;
-use super::respond::{described, http_error, Tracking};
 use super::server::{read_head, HeadDeadline, Incoming};
 use super::shared::{
-    lock, ControlHandle, PendingRequest, QueueError, Rendezvous, ResponseEvent, WorkerCtx,
-    WorkerState,
+    lock, ControlHandle, QueueError, Rendezvous, ResponseEvent, WorkerCtx, WorkerState,
 };
-use crate::auth::verify::Right;
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
-use crate::proto::hc::headers::{
-    request_headers_to_json, response_headers_for_sender, AuthorizationHeader,
-};
+use crate::proto::hc::headers::{request_headers_to_json, response_headers_for_sender};
 use crate::proto::hc::messages::{RemoteEndpoint, Request, Response, MAX_CONTROL_MESSAGE_LEN};
 use crate::proto::hc::query::{strip_sb_hc_params, Action};
-use crate::proto::hc::request_target::check_request_target;
 use crate::proto::http1::{
     reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
     RequestHead, LAST_CHUNK,
@@ -45,7 +41,7 @@ use crate::proto::http1::{
 use crate::proto::ws::frame::MAX_HEADER_LEN;
 use crate::proto::ws::handshake::write_switching_protocols;
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
-use crate::relay::registry::{RegistryError, Work};
+use crate::relay::registry::Work;
 
 /// Serves relayed HTTP requests on one sender connection until it closes.
 pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
@@ -87,18 +83,10 @@ pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
 /// An error answer from the relay itself; the connection closes after it, lingering so that
 /// an unread request body cannot turn the close into a reset that loses the answer
 /// ([`linger`](super::linger)).
-async fn fail(
-    ctx: &WorkerCtx,
-    stream: &mut Stream,
-    status: u16,
-    code: &str,
-    message: &str,
-) -> io::Result<bool> {
-    ctx.state.metrics.borrow_mut().answered(status);
-    stream
-        .write_all(http_error(status, code, message, false))
-        .await
-        .0?;
+async fn fail(ctx: &WorkerCtx, stream: &mut Stream, refusal: &Refusal) -> io::Result<bool> {
+    ctx.state.refused_with(refusal);
+    ctx.state.metrics.borrow_mut().answered(refusal.status);
+    stream.write_all(refusal.http()).await.0?;
     super::linger::linger(stream, super::linger::LingerLimits::default()).await;
     Ok(false)
 }
@@ -117,49 +105,44 @@ async fn serve_one(
     if let Some(names) = &shared.host_names {
         if let Err(description) = names.check(&head.headers, Addressed::Namespace) {
             tracing::info!(%peer, error = %Escaped(&description), "request refused: Host");
-            ctx.state.refused(Refusal::UnknownHost);
-            return fail(ctx, stream, 404, "EndpointNotFound", &description).await;
+            return fail(ctx, stream, &Refusal::unknown_host(description)).await;
         }
     }
-    if let Err(e) = check_request_target(&head.target) {
-        tracing::info!(%peer, error = %e, "request refused: request-target");
-        ctx.state.refused(Refusal::BadRequest);
-        return fail(ctx, stream, 400, "BadRequest", &e.to_string()).await;
+    if let Err(refusal) = check_target(&head.target) {
+        tracing::info!(%peer, error = %refusal.text, "request refused: request-target");
+        return fail(ctx, stream, &refusal).await;
     }
     let tracking_id = super::ids::tracking_id(ctx.worker);
-    let Some(entity) = super::resolve_http_entity(&shared, head.path()) else {
-        let tracking = Tracking {
-            id: &tracking_id,
-            namespace: &shared.config.namespace,
-            path: head.path().trim_start_matches('/'),
-        };
-        let text = described("Endpoint does not exist.", &tracking, now);
-        ctx.state.refused(Refusal::UnknownHybridConnection);
-        return fail(ctx, stream, 404, "EndpointNotFound", &text).await;
-    };
-    let tracking = Tracking {
-        id: &tracking_id,
-        namespace: &shared.config.namespace,
-        path: &entity,
-    };
     let query = head.query().unwrap_or("");
-    let needs_token = sender_needs_token(&shared.config, &entity);
-    if needs_token {
-        let token = token_of(&head.headers, query, true);
-        if let Err(e) = check_cached(ctx, &token, &entity, head.path(), Right::Send, now) {
-            tracing::info!(%peer, hybrid_connection = %entity, reason = e.as_str(), "request refused");
-            ctx.state
-                .refused(Refusal::for_token_status(e.http_status()));
-            let text = described(&e.to_string(), &tracking, now);
-            return fail(ctx, stream, e.http_status(), error_code(&e), &text).await;
+    let knock = Knock {
+        door: Door::Http,
+        path: head.path(),
+        query,
+        headers: &head.headers,
+        tracking_id: &tracking_id,
+        now,
+    };
+    let admitted = shared.admission.admit(&knock, |c| {
+        check_cached(ctx, c.token, c.entity, c.request_path, c.needed, now)
+    });
+    let Admitted {
+        entity,
+        authorization,
+        ..
+    } = match admitted {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            if let Some(reason) = refusal.detail {
+                let entity = shared.admission.resolve(Door::Http, head.path());
+                tracing::info!(%peer, hybrid_connection = entity.unwrap_or(""), reason, "request refused");
+            }
+            return fail(ctx, stream, &refusal).await;
         }
-    }
+    };
+    let at = shared.admission.tracked(&tracking_id, &entity, now);
     let kind = match request_body_kind(head) {
         Ok(kind) => kind,
-        Err(e) => {
-            ctx.state.refused(Refusal::BadRequest);
-            return fail(ctx, stream, 400, "BadRequest", &e.to_string()).await;
-        }
+        Err(e) => return fail(ctx, stream, &Refusal::bad_body(&e)).await,
     };
     // Content-Length next to Transfer-Encoding may be a smuggling attempt: the connection
     // closes after this response (RFC 9112 §6.1).
@@ -176,26 +159,7 @@ async fn serve_one(
         let picked = lock(&shared.registry).pick(&entity, Work::Request, |n| fastrand::usize(..n));
         match picked {
             Ok((listener_id, handle)) => Route::Listener(listener_id, handle),
-            Err(RegistryError::NoListener) => {
-                let text = described(
-                    "There are no listeners connected for the endpoint.",
-                    &tracking,
-                    now,
-                );
-                ctx.state.refused(Refusal::NoListener);
-                return fail(ctx, stream, 502, "NoListener", &text).await;
-            }
-            Err(e) => {
-                ctx.state.refused(Refusal::UnknownHybridConnection);
-                return fail(
-                    ctx,
-                    stream,
-                    404,
-                    "EndpointNotFound",
-                    &described(&e.to_string(), &tracking, now),
-                )
-                .await;
-            }
+            Err(e) => return fail(ctx, stream, &Refusal::no_listener_for_request(&e, &at)).await,
         }
     };
     if head.headers.has_token("expect", "100-continue") {
@@ -209,7 +173,7 @@ async fn serve_one(
     let id = ctx.state.secret_ids.borrow_mut().next(ctx.worker);
     let id = match id {
         Ok(id) => id,
-        Err(e) => return fail(ctx, stream, 500, "InternalError", &e.to_string()).await,
+        Err(e) => return fail(ctx, stream, &Refusal::no_rendezvous_id(&e, None)).await,
     };
     let rendezvous_path = format!("/$hc/{entity}");
     let address = format!(
@@ -222,12 +186,6 @@ async fn serve_one(
         request_target.push('?');
         request_target.push_str(&q);
     }
-    // An anonymous sender's `Authorization` is never the relay's token: it is the listener's.
-    let authorization = if needs_token && token_came_from_authorization(head, query) {
-        AuthorizationHeader::Strip
-    } else {
-        AuthorizationHeader::Forward
-    };
     let mut request_headers = request_headers_to_json(&head.headers, authorization);
     request_headers.push("Host", shared.config.namespace.clone());
     let mut full = Request {
@@ -272,13 +230,7 @@ async fn serve_one(
             // One event per request: the complete response, a refusal, or the listener's
             // departure.
             let (events_tx, events) = flume::bounded(1);
-            lock(&shared.pending_requests).insert(
-                id.clone(),
-                PendingRequest {
-                    events: events_tx,
-                    listener: listener_id,
-                },
-            );
+            lock(&shared.pending_requests).insert(id.clone(), listener_id, events_tx);
             let _pending = PendingGuard {
                 ctx: ctx.clone(),
                 id: id.clone(),
@@ -286,17 +238,13 @@ async fn serve_one(
             let (waiting, _wait_guard) =
                 rendezvous::expect(ctx, &id, &rendezvous_path, Action::Request);
             let json = full.to_json();
-            // Azure's control-channel limits (protocol §6.1): body at most 64 kB, header
-            // metadata at most 32 kB; a larger request goes through a rendezvous.
-            let small = match kind {
-                BodyKind::Empty => Some(0),
-                BodyKind::ContentLength(n) => usize::try_from(n)
-                    .ok()
-                    .filter(|n| *n <= shared.config.control_channel_body_limit),
-                _ => None,
-            }
-            .filter(|_| json.len() <= shared.config.control_channel_json_limit);
-            if let Some(len) = small {
+            let limits = ControlChannelLimits {
+                body: shared.config.control_channel_body_limit,
+                json: shared.config.control_channel_json_limit,
+            };
+            if let Transport::ControlChannel { body_len: len } =
+                request_transport(kind, json.len(), limits)
+            {
                 let body = match read_whole_body(stream, buf, len, body_idle).await {
                     Ok(body) => body,
                     Err(failure) => return fail_body(ctx, stream, failure).await,
@@ -306,16 +254,9 @@ async fn serve_one(
                 if !body.is_empty() {
                     let _ = push_frame(&mut frames, true, OpCode::Binary, &body, None);
                 }
-                match handle.send(frames) {
-                    Ok(()) => {}
-                    Err(QueueError::Full) => {
-                        let text = "The listener does not read its control channel.";
-                        return fail(ctx, stream, 502, "ListenerFailed", text).await;
-                    }
-                    Err(QueueError::Closed) => {
-                        return fail(ctx, stream, 502, "NoListener", "The listener went away.")
-                            .await
-                    }
+                if let Err(e) = handle.send(frames) {
+                    let refusal = Refusal::request_not_queued(e == QueueError::Full);
+                    return fail(ctx, stream, &refusal).await;
                 }
                 await_response(&events, &waiting, deadline).await
             } else {
@@ -327,7 +268,7 @@ async fn serve_one(
                 let mut frames = Vec::new();
                 push_json(&mut frames, &notice.to_json());
                 if handle.send(frames).is_err() {
-                    return fail(ctx, stream, 502, "NoListener", "The listener went away.").await;
+                    return fail(ctx, stream, &Refusal::request_not_queued(false)).await;
                 }
                 let sent = std::time::Instant::now();
                 match rendezvous::wait(&waiting, deadline).await {
@@ -356,34 +297,9 @@ async fn serve_one(
     };
 
     match outcome {
-        Outcome::TimedOut => {
-            let text = described("The request was routed to the listener but the listener did not respond in the required time.", &tracking, now);
-            fail(ctx, stream, 504, "GatewayTimeout", &text).await
-        }
-        Outcome::ListenerGone => {
-            fail(
-                ctx,
-                stream,
-                502,
-                "ListenerGone",
-                &described(
-                    "The listener disconnected before it responded.",
-                    &tracking,
-                    now,
-                ),
-            )
-            .await
-        }
-        Outcome::TooLarge(text) => {
-            fail(
-                ctx,
-                stream,
-                502,
-                "ListenerFailed",
-                &described(text, &tracking, now),
-            )
-            .await
-        }
+        Outcome::TimedOut => fail(ctx, stream, &Refusal::response_timeout(&at)).await,
+        Outcome::ListenerGone => fail(ctx, stream, &Refusal::listener_gone(&at)).await,
+        Outcome::TooLarge(text) => fail(ctx, stream, &Refusal::response_too_large(text, &at)).await,
         Outcome::Control(response, body) => {
             let mut out = write_head(
                 &ctx.state,
@@ -408,14 +324,14 @@ async fn serve_one(
             let answer = Answer {
                 state: &ctx.state,
                 request_id: &id,
-                namespace: &shared.config.namespace,
+                namespace: shared.admission.namespace(),
                 idle: deadline,
                 is_head,
                 keep_alive,
             };
             let ended = relay_rendezvous_response(stream, &mut reader, first, &answer).await?;
             match ended {
-                RendezvousAnswer::Complete if holdable && keep_alive => {
+                RendezvousAnswer::Complete if pairing::holdable(holdable, true, keep_alive) => {
                     *held = Some(Held::hold(write, reader, &entity));
                     Ok(true)
                 }
@@ -430,15 +346,7 @@ async fn serve_one(
                 RendezvousAnswer::NoResponse => {
                     held::close(&mut write).await;
                     ctx.state.metrics.borrow_mut().answered(502);
-                    stream
-                        .write_all(http_error(
-                            502,
-                            "ListenerFailed",
-                            "The listener closed the rendezvous without a response.",
-                            false,
-                        ))
-                        .await
-                        .0?;
+                    stream.write_all(Refusal::no_response().http()).await.0?;
                     Ok(false)
                 }
             }
@@ -450,13 +358,6 @@ async fn serve_one(
 enum Route {
     Held(Reused),
     Listener(u64, ControlHandle),
-}
-
-/// Whether the token was taken from `Authorization`, which then is not forwarded (protocol §2.5).
-fn token_came_from_authorization(head: &RequestHead, query: &str) -> bool {
-    !head.headers.contains("servicebusauthorization")
-        && crate::proto::hc::query::get_query_param(query, "sb-hc-token").is_none()
-        && head.headers.contains("authorization")
 }
 
 fn push_json(dst: &mut Vec<u8>, json: &str) {
@@ -471,7 +372,7 @@ struct PendingGuard {
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        lock(&self.ctx.shared.pending_requests).remove(&self.id);
+        lock(&self.ctx.shared.pending_requests).forget(&self.id);
     }
 }
 
@@ -564,15 +465,11 @@ enum BodyFailure {
 /// Tells the sender why its body was refused (400, 408), or ends when it is gone.
 async fn fail_body(ctx: &WorkerCtx, stream: &mut Stream, failure: BodyFailure) -> io::Result<bool> {
     match failure {
-        BodyFailure::Malformed(e) => fail(ctx, stream, 400, "BadRequest", &e).await,
-        BodyFailure::TimedOut => {
-            let text = "The request body paused longer than the body idle timeout.";
-            fail(ctx, stream, 408, "RequestTimeout", text).await
-        }
+        BodyFailure::Malformed(e) => fail(ctx, stream, &Refusal::bad_body(&e)).await,
+        BodyFailure::TimedOut => fail(ctx, stream, &Refusal::body_timeout()).await,
         BodyFailure::Listener(e) => {
             tracing::debug!(error = %e, "rendezvous write failed during a request body");
-            let text = "The listener closed the rendezvous during the request body.";
-            fail(ctx, stream, 502, "ListenerFailed", text).await
+            fail(ctx, stream, &Refusal::listener_closed_during_body()).await
         }
         BodyFailure::Sender(e) => Err(e),
     }
@@ -716,10 +613,9 @@ async fn write_head(
             Err(e) => {
                 // CR/LF or an invalid name from the listener never reaches the sender.
                 tracing::warn!(error = %Escaped(&e), "listener response headers refused");
-                let message = "The listener's response headers are invalid.";
                 state.metrics.borrow_mut().answered(502);
                 stream
-                    .write_all(http_error(502, "ListenerFailed", message, false))
+                    .write_all(Refusal::bad_response_headers().http())
                     .await
                     .0?;
                 return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use super::core::RefusalReason;
 use crate::metrics::{CounterId, GaugeId, HistogramId, MetricDesc, RegisterError, Shard, Snapshot};
 
 pub static LISTENERS: MetricDesc = MetricDesc::gauge(
@@ -145,13 +146,32 @@ impl Refusal {
         }
     }
 
-    /// The refusal a token error's status stands for (401 or 403).
-    pub fn for_token_status(status: u16) -> Self {
-        if status == 403 {
-            Self::MissingRight
-        } else {
-            Self::Unauthorized
-        }
+    /// The `reason` a refusal of the relay core counts under; `None` for a failure that is
+    /// counted only by the request's status (timeouts, a listener gone or misbehaving).
+    pub fn of(reason: RefusalReason) -> Option<Self> {
+        use RefusalReason as R;
+        Some(match reason {
+            R::BadRequestTarget | R::BadAction | R::BadBody => Self::BadRequest,
+            R::UnknownHost => Self::UnknownHost,
+            R::EndpointNotFound | R::ListenBelowEntity => Self::UnknownHybridConnection,
+            R::TokenInvalid => Self::Unauthorized,
+            R::Forbidden => Self::MissingRight,
+            R::QuotaExceeded => Self::QuotaExceeded,
+            R::NoListener | R::ListenerWentAway => Self::NoListener,
+            R::AcceptTimeout => Self::ListenerTimeout,
+            R::Rejected | R::InvalidRejection => Self::RejectedByListener,
+            R::RendezvousExpired => Self::UnknownRendezvous,
+            R::ListenerNotReading
+            | R::NoRendezvousId
+            | R::ResponseTimeout
+            | R::ListenerGone
+            | R::RejectionDelivered
+            | R::BodyTimeout
+            | R::ListenerClosedDuringBody
+            | R::NoResponse
+            | R::ResponseTooLarge
+            | R::BadResponseHeaders => return None,
+        })
     }
 }
 
@@ -362,8 +382,33 @@ mod tests {
     }
 
     #[test]
-    fn token_statuses_map_to_their_reasons() {
-        assert_eq!(Refusal::for_token_status(401), Refusal::Unauthorized);
-        assert_eq!(Refusal::for_token_status(403), Refusal::MissingRight);
+    fn core_refusals_map_to_their_reasons() {
+        use crate::relay::core::RefusalReason as R;
+        assert_eq!(Refusal::of(R::TokenInvalid), Some(Refusal::Unauthorized));
+        assert_eq!(Refusal::of(R::Forbidden), Some(Refusal::MissingRight));
+        assert_eq!(
+            Refusal::of(R::ListenBelowEntity),
+            Some(Refusal::UnknownHybridConnection)
+        );
+        assert_eq!(
+            Refusal::of(R::InvalidRejection),
+            Some(Refusal::RejectedByListener)
+        );
+        assert_eq!(
+            Refusal::of(R::ResponseTimeout),
+            None,
+            "counted by its status"
+        );
+        let counted: std::collections::HashSet<_> = R::ALL
+            .into_iter()
+            .filter_map(Refusal::of)
+            .map(|r| r as usize)
+            .collect();
+        let from_outside = [Refusal::HeadTimeout, Refusal::OutOfDescriptors];
+        assert_eq!(
+            counted.len() + from_outside.len(),
+            Refusal::ALL.len(),
+            "every reason but the head reader's and the spare descriptor's comes from the core"
+        );
     }
 }

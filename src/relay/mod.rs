@@ -6,6 +6,7 @@ mod auth;
 pub mod config;
 mod config_file;
 mod control;
+pub mod core;
 mod front;
 mod held;
 mod host_check;
@@ -24,24 +25,3 @@ pub mod status_page;
 mod stream;
 
 pub use server::{start, RelayHandle, StartError};
-
-use shared::{lock, Shared};
-
-/// The configured hybrid connection a WebSocket path `/$hc/{path}[/suffix]` addresses: the
-/// longest configured path that is a segment prefix of it, case-insensitively.
-fn resolve_entity(shared: &Shared, request_path: &str) -> Option<String> {
-    let rest = request_path.strip_prefix("/$hc/")?;
-    longest_match(shared, rest)
-}
-
-/// The configured hybrid connection an HTTP path `/{path}[/suffix]` addresses.
-fn resolve_http_entity(shared: &Shared, request_path: &str) -> Option<String> {
-    longest_match(shared, request_path.strip_prefix('/')?)
-}
-
-fn longest_match(shared: &Shared, rest: &str) -> Option<String> {
-    let registry = lock(&shared.registry);
-    let paths: Vec<&str> = registry.paths().collect();
-    let path = format!("/{rest}");
-    crate::proto::hc::path::match_entity(&path, &paths).map(|m| paths[m.index].to_owned())
-}

@@ -1,7 +1,7 @@
 //! Rendezvous connections from listeners (protocol §5.1–§5.2, §6.3): handed to the task on this
 //! worker that waits for them, or refused with 403 when the address is unknown or used. A
-//! rendezvous matches only when its secret `sb-hc-id`, its path (compared percent-decoded) and
-//! its `sb-hc-action` all equal those of the address the relay handed out.
+//! rendezvous matches only when its secret `sb-hc-id` names a waiter and its path and action
+//! are the ones handed out ([`rendezvous_matches`]).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use monoio::io::AsyncWriteRentExt;
 
-use super::metrics::Refusal;
-use super::respond::handshake_refusal;
+use super::core::pairing::{rejection_of, rendezvous_matches, Expected};
+use super::core::Refusal;
 use super::shared::{Rendezvous, WaitGuard, Waiter, WorkerCtx};
 use crate::io::stream::Stream;
-use crate::proto::hc::path::same_decoded_path;
 use crate::proto::hc::query::{get_query_param, Action};
 use crate::proto::ws::handshake::UpgradeRequest;
 
@@ -35,7 +34,7 @@ pub async fn deliver(
         let mut waiting = ctx.state.waiting.borrow_mut();
         let matches = waiting
             .get(&id)
-            .is_some_and(|w| w.action == action && same_decoded_path(&w.path, upgrade.head.path()));
+            .is_some_and(|w| rendezvous_matches(&w.expected, upgrade.head.path(), action));
         if matches {
             waiting.remove(&id)
         } else {
@@ -44,32 +43,16 @@ pub async fn deliver(
     };
     let Some(Waiter { tx: waiter, .. }) = waiter else {
         tracing::info!(%peer, "rendezvous refused: unknown, expired or used address");
-        ctx.state.refused(Refusal::UnknownRendezvous);
-        let out = handshake_refusal(
-            403,
-            "RendezvousExpired",
-            "The rendezvous address is invalid, expired or already used.",
-        );
-        let _ = stream.write_all(out).await;
+        let refusal = Refusal::rendezvous_expired();
+        ctx.state.refused_with(&refusal);
+        let _ = stream.write_all(refusal.handshake()).await;
         return;
     };
-    let rejection = get_query_param(&query, "sb-hc-statusCode").map(|code| {
-        let status = code
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|s| (100..=999).contains(s))
-            .unwrap_or(400);
-        let description = get_query_param(&query, "sb-hc-statusDescription")
-            .unwrap_or_default()
-            .into_owned();
-        (status, description)
-    });
     let _ = waiter.send(Rendezvous {
         stream,
         leftover,
         upgrade,
-        rejection,
+        rejection: rejection_of(&query),
     });
 }
 
@@ -84,8 +67,10 @@ pub fn expect(
     let (tx, rx) = flume::bounded(1);
     let waiter = Waiter {
         tx,
-        path: path.to_owned(),
-        action,
+        expected: Expected {
+            path: path.to_owned(),
+            action,
+        },
     };
     ctx.state.waiting.borrow_mut().insert(id.to_owned(), waiter);
     (

@@ -15,8 +15,10 @@ use monoio::time::Instant;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
 
+use super::core::admission::check_target;
+use super::core::Refusal;
 use super::host_check::Addressed;
-use super::metrics::{Refusal, WorkerMetrics};
+use super::metrics::{Refusal as RefusalMetric, WorkerMetrics};
 use super::shared::{Shared, WorkerCtx, WorkerState};
 use super::shed::{Shedder, SHED_MIN_IDLE};
 use super::{admin, control, http, rendezvous, respond, stream};
@@ -26,7 +28,6 @@ use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::logging::Escaped;
 use crate::proto::hc::query::{parse_action, Action};
-use crate::proto::hc::request_target::check_request_target;
 use crate::proto::http1::{
     lines_end_with_crlf, parse_request_head, HeadError, Limits as HeadLimits, RequestHead,
 };
@@ -355,7 +356,7 @@ fn answer_with_the_spare(ctx: &WorkerCtx, listener: &TcpListener) -> bool {
             if ctx.tls.is_none() {
                 answer_busy(std::net::TcpStream::from(conn));
             }
-            ctx.state.refused(Refusal::OutOfDescriptors);
+            ctx.state.refused(RefusalMetric::OutOfDescriptors);
             tracing::warn!(
                 worker = ctx.worker,
                 "out of file descriptors: answered a client 503 with the spare descriptor"
@@ -512,7 +513,7 @@ impl HeadReadError {
     /// The refusal and answer the client gets before the connection closes: 400/431 for a malformed
     /// head, 408 for one that did not come in time (RFC 9110 §15.5.9); nothing for a
     /// connection that went away, or that idled between requests without starting one.
-    pub fn refusal(&self, fresh: bool) -> Option<(Refusal, Vec<u8>)> {
+    pub fn refusal(&self, fresh: bool) -> Option<(RefusalMetric, Vec<u8>)> {
         let (status, code, message) = match self {
             Self::Head(e) => {
                 let status = match e {
@@ -534,9 +535,9 @@ impl HeadReadError {
             Self::TimedOut { .. } | Self::Io(_) | Self::Truncated | Self::Shed => return None,
         };
         let refusal = if status == 408 {
-            Refusal::HeadTimeout
+            RefusalMetric::HeadTimeout
         } else {
-            Refusal::BadRequest
+            RefusalMetric::BadRequest
         };
         Some((refusal, respond::http_error(status, code, &message, false)))
     }
@@ -595,11 +596,10 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
         buf,
         head,
     } = incoming;
-    if let Err(e) = check_request_target(&head.target) {
-        tracing::info!(%peer, error = %e, "refused an upgrade: request-target");
-        ctx.state.refused(Refusal::BadRequest);
-        let out = respond::handshake_refusal(400, "BadRequest", &e.to_string());
-        let _ = stream.write_all(out).await;
+    if let Err(refusal) = check_target(&head.target) {
+        tracing::info!(%peer, error = %refusal.text, "refused an upgrade: request-target");
+        ctx.state.refused_with(&refusal);
+        let _ = stream.write_all(refusal.handshake()).await;
         return;
     }
     let query = head.query().unwrap_or("").to_owned();
@@ -610,9 +610,9 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
         };
         if let Err(description) = names.check(&head.headers, addressed) {
             tracing::info!(%peer, error = %Escaped(&description), "refused an upgrade: Host");
-            ctx.state.refused(Refusal::UnknownHost);
-            let out = respond::handshake_refusal(404, "EndpointNotFound", &description);
-            let _ = stream.write_all(out).await;
+            let refusal = Refusal::unknown_host(description);
+            ctx.state.refused_with(&refusal);
+            let _ = stream.write_all(refusal.handshake()).await;
             return;
         }
     }
@@ -620,7 +620,7 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
         Ok(u) => u,
         Err(e) => {
             tracing::info!(%peer, error = %Escaped(&e), "refused a malformed WebSocket upgrade");
-            ctx.state.refused(Refusal::BadRequest);
+            ctx.state.refused(RefusalMetric::BadRequest);
             let mut out = Vec::new();
             let body = e.to_string();
             if write_error_response(&mut out, status_for(&e), "", body.as_bytes()).is_ok() {
@@ -638,9 +638,9 @@ async fn serve_websocket(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAdd
         }
         Err(e) => {
             tracing::info!(%peer, error = %Escaped(&e), "refused an upgrade without a valid sb-hc-action");
-            ctx.state.refused(Refusal::BadRequest);
-            let out = respond::handshake_refusal(400, "BadRequest", &e.to_string());
-            let _ = stream.write_all(out).await;
+            let refusal = Refusal::bad_action(&e);
+            ctx.state.refused_with(&refusal);
+            let _ = stream.write_all(refusal.handshake()).await;
         }
     }
 }

@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
+use super::core::pairing::Expected;
+use super::core::pending::PendingRequests;
+use super::core::Admission;
 use crate::auth::verify::{TokenCache, Verifier};
 use crate::io::admin_http::SnapshotRequest;
 use crate::io::stream::Stream;
 use crate::proto::hc::messages::Response;
-use crate::proto::hc::query::Action;
 use crate::proto::ws::handshake::UpgradeRequest;
 use crate::proto::ws::CloseCode;
 use crate::relay::config::RelayConfig;
@@ -130,20 +132,17 @@ pub enum ResponseEvent {
     ListenerGone,
 }
 
-/// A relayed HTTP request waiting for its answer: where to deliver it, and which listener.
-#[derive(Debug, Clone)]
-pub struct PendingRequest {
-    pub events: flume::Sender<ResponseEvent>,
-    pub listener: u64,
-}
-
 /// Everything the workers share. Only the control plane touches the mutexes: once per
 /// control channel, sender connect and HTTP request, never per frame.
 pub struct Shared {
     pub config: RelayConfig,
     pub verifier: Verifier,
+    /// The admission rules: namespace and configured hybrid connections (fixed for the relay's
+    /// lifetime, read without a lock).
+    pub admission: Admission,
     pub registry: Mutex<Registry<ControlHandle>>,
-    pub pending_requests: Mutex<HashMap<String, PendingRequest>>,
+    /// Relayed HTTP requests waiting for a `response` on a control channel.
+    pub pending_requests: Mutex<PendingRequests<flume::Sender<ResponseEvent>>>,
     /// `ws` or `wss`.
     pub scheme: &'static str,
     /// The address of the main port.
@@ -192,11 +191,17 @@ impl Shared {
                 .trim_end_matches(']')
                 .to_owned(),
         });
+        let admission = Admission::new(
+            &config.namespace,
+            registry.paths().map(str::to_owned),
+            &config.anonymous_senders,
+        );
         Self {
             config,
             verifier,
+            admission,
             registry: Mutex::new(registry),
-            pending_requests: Mutex::new(HashMap::new()),
+            pending_requests: Mutex::new(PendingRequests::default()),
             scheme,
             local_addr,
             rendezvous_ports,
@@ -229,8 +234,7 @@ pub struct Rendezvous {
 /// Who waits for a rendezvous, and the path and action its address named.
 pub struct Waiter {
     pub tx: flume::Sender<Rendezvous>,
-    pub path: String,
-    pub action: Action,
+    pub expected: Expected,
 }
 
 /// What one worker keeps to itself: rendezvous ids it handed out and who waits for them, the
@@ -262,6 +266,13 @@ impl WorkerState {
     /// Counts a refusal the relay carried out.
     pub fn refused(&self, refusal: Refusal) {
         self.metrics.borrow_mut().refused(refusal);
+    }
+
+    /// Counts a refusal of the relay core under its metric reason, if it has one.
+    pub fn refused_with(&self, refusal: &super::core::Refusal) {
+        if let Some(reason) = Refusal::of(refusal.reason) {
+            self.refused(reason);
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use monoio::io::AsyncWriteRentExt;
 
-use super::metrics::Refusal;
-use super::respond::handshake_refusal;
+use super::core::pairing::subprotocol;
+use super::core::{Door, Refusal};
 use super::shared::{lock, WorkerCtx};
 use super::{front, pump, rendezvous};
 use crate::io::stream::Stream;
@@ -19,14 +19,7 @@ use crate::proto::hc::messages::{Accept, RemoteEndpoint};
 use crate::proto::hc::query::{strip_sb_hc_params, Action};
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::OpCode;
-use crate::relay::registry::{RegistryError, Work};
-
-/// Whether a listener may reject a connect with `status`: an error (4xx, 5xx). Anything else
-/// would tell the sender its handshake went on (1xx: `101` is the upgrade itself) or succeeded
-/// (2xx), or redirect it (3xx), none of which a rejection means.
-fn is_rejection_status(status: u16) -> bool {
-    (400..=599).contains(&status)
-}
+use crate::relay::registry::Work;
 
 /// Serves one sender connect until its stream ends.
 pub async fn serve_sender(
@@ -37,10 +30,11 @@ pub async fn serve_sender(
     peer: SocketAddr,
 ) {
     let shared = ctx.shared.clone();
-    let Some(admitted) = front::admit_sender(&ctx, &mut stream, &upgrade, peer).await else {
+    let Some(admitted) = front::admit(&ctx, &mut stream, &upgrade, Door::Connect, peer).await
+    else {
         return;
     };
-    let refuse = |status: u16, code: &str, text: &str| admitted.refusal(&ctx, status, code, text);
+    let at = admitted.tracked(&ctx);
     let (id, entity, request_path, query) = (
         admitted.tracking_id.clone(),
         admitted.entity.clone(),
@@ -51,16 +45,10 @@ pub async fn serve_sender(
     let handle = match picked {
         Ok((_, handle)) => handle,
         Err(e) => {
-            let code = match e {
-                RegistryError::NoListener => "NoListener",
-                _ => "EndpointNotFound",
-            };
-            tracing::info!(%peer, hybrid_connection = %entity, error = %e, "connect refused");
-            ctx.state.refused(match e {
-                RegistryError::NoListener => Refusal::NoListener,
-                _ => Refusal::UnknownHybridConnection,
-            });
-            let _ = stream.write_all(refuse(404, code, &e.to_string())).await;
+            let refusal = Refusal::no_listener_for_stream(&e, &at);
+            tracing::info!(%peer, hybrid_connection = %entity, error = %e, reason = %refusal.reason, "connect refused");
+            ctx.state.refused_with(&refusal);
+            let _ = stream.write_all(refusal.handshake()).await;
             return;
         }
     };
@@ -71,9 +59,8 @@ pub async fn serve_sender(
         Ok(secret) => secret,
         Err(e) => {
             tracing::error!(%peer, error = %e, "connect refused: no rendezvous id");
-            let _ = stream
-                .write_all(refuse(500, "InternalError", &e.to_string()))
-                .await;
+            let refusal = Refusal::no_rendezvous_id(&e, Some(&at));
+            let _ = stream.write_all(refusal.handshake()).await;
             return;
         }
     };
@@ -105,23 +92,17 @@ pub async fn serve_sender(
     .is_err()
         || handle.send(frame).is_err()
     {
-        ctx.state.refused(Refusal::NoListener);
-        let _ = stream
-            .write_all(refuse(
-                404,
-                "NoListener",
-                "There are no listeners connected for the endpoint.",
-            ))
-            .await;
+        let refusal = Refusal::stream_not_queued(&at);
+        ctx.state.refused_with(&refusal);
+        let _ = stream.write_all(refusal.handshake()).await;
         return;
     }
     let sent = std::time::Instant::now();
     let Some(mut listener) = rendezvous::wait(&waiting, shared.config.accept_timeout).await else {
         tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), "no listener accepted in time");
-        ctx.state.refused(Refusal::ListenerTimeout);
-        let text =
-            "None of the connected listeners accepted the connection within the allowed timeout.";
-        let _ = stream.write_all(refuse(504, "GatewayTimeout", text)).await;
+        let refusal = Refusal::accept_timeout(&at);
+        ctx.state.refused_with(&refusal);
+        let _ = stream.write_all(refusal.handshake()).await;
         return;
     };
     ctx.state
@@ -130,39 +111,22 @@ pub async fn serve_sender(
         .rendezvous(&entity, sent.elapsed());
     if let Some((status, description)) = listener.rejection.take() {
         tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), status, "listener rejected the connection");
-        ctx.state.refused(Refusal::RejectedByListener);
-        let ack = handshake_refusal(410, "Gone", "The rejection was delivered to the sender.");
+        let ack = Refusal::rejection_delivered().handshake();
         let _ = listener.stream.write_all(ack).await;
-        let refusal = if is_rejection_status(status) {
-            handshake_refusal(status, "Rejected", &description)
-        } else {
-            let text = "The listener rejected the connection with an invalid status.";
-            refuse(502, "ListenerFailed", text)
-        };
-        let _ = stream.write_all(refusal).await;
+        let refusal = Refusal::rejected(status, &description, &at);
+        ctx.state.refused_with(&refusal);
+        let _ = stream.write_all(refusal.handshake()).await;
         return;
     }
-    // The listener answers with one of the offered subprotocols (protocol §5.1, §10.6 item 4).
-    let subprotocol = listener
-        .upgrade
-        .subprotocols
-        .first()
-        .filter(|p| upgrade.subprotocols.iter().any(|o| o == *p))
-        .cloned();
+    let subprotocol = subprotocol(&listener.upgrade.subprotocols, &upgrade.subprotocols);
     let mut to_listener = Vec::new();
     let mut to_sender = Vec::new();
     let written = write_switching_protocols(
         &mut to_listener,
         &listener.upgrade.accept_key(),
-        subprotocol.as_deref(),
+        subprotocol,
     )
-    .and_then(|()| {
-        write_switching_protocols(
-            &mut to_sender,
-            &upgrade.accept_key(),
-            subprotocol.as_deref(),
-        )
-    });
+    .and_then(|()| write_switching_protocols(&mut to_sender, &upgrade.accept_key(), subprotocol));
     if written.is_err() {
         return;
     }
