@@ -81,6 +81,7 @@ fn the_package_holds_binary_unit_config_docs_man_pages_and_completions() {
         ("/usr/share/doc/hycod/README.md", "-rw-r--r--"),
         ("/usr/share/doc/hycod/configuration.md", "-rw-r--r--"),
         ("/usr/share/doc/hycod/operations.md", "-rw-r--r--"),
+        ("/usr/share/doc/hycod/emulator.md", "-rw-r--r--"),
         ("/usr/share/doc/hycod/copyright", "-rw-r--r--"),
         ("/usr/share/doc/hycod/grafana-dashboard.json", "-rw-r--r--"),
         ("/usr/share/bash-completion/completions/hycod", "-rw-r--r--"),
@@ -283,6 +284,18 @@ fn the_installed_binary_checks_the_shipped_configuration_and_its_drop_ins() {
             .any(|line| line == "ExecStart=/usr/bin/hycod relay --config /etc/hycod/relay.toml"),
         "{relay_unit}"
     );
+    for line in [
+        "DynamicUser=yes",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+        "StateDirectory=hycod-relay",
+        "StateDirectoryMode=0700",
+        "ProtectSystem=strict",
+    ] {
+        assert!(
+            relay_unit.lines().any(|l| l == line),
+            "{line} in the relay unit:\n{relay_unit}"
+        );
+    }
     // The shipped relay.toml is valid up to its first key file, a systemd credential that only
     // exists inside the service.
     let relay_toml = root.path().join("etc/hycod/relay.toml");

@@ -7,8 +7,9 @@ use super::EXIT_ERROR;
 use crate::logging::Escaped;
 use crate::relay::config::RelayArgs;
 
-/// Starts the relay, prints `listening ws://ADDR` (or `wss://`) once every worker accepts, and
-/// serves until the process is killed. Logs go to stderr (`--log-format`, `--log-level`).
+/// Starts the relay, prints `listening ws://ADDR` (or `wss://`) once every worker accepts (then
+/// `admin URL` and, with `--self-signed`, `trust CA_FILE`), and serves until the process is
+/// killed. Logs go to stderr (`--log-format`, `--log-level`).
 pub fn run(args: RelayArgs) -> ExitCode {
     let config = match args.into_config() {
         Ok(config) => config,
@@ -38,6 +39,9 @@ pub fn run(args: RelayArgs) -> ExitCode {
     let _ = writeln!(stdout, "listening {}", handle.url);
     if let Some(admin) = handle.admin_addr {
         let _ = writeln!(stdout, "admin http://{admin}/$status");
+    }
+    if let Some(ca_file) = &handle.ca_file {
+        let _ = writeln!(stdout, "trust {}", ca_file.display());
     }
     let _ = stdout.flush();
     drop(stdout);

@@ -20,6 +20,7 @@ use clap::Args;
 use serde::{Deserialize, Deserializer};
 
 use super::config_file::{self, HybridConnectionSection, RuleSection};
+use super::self_signed::{name_problem, SelfSigned};
 use crate::auth::verify::{Right, Rights, Rule};
 use crate::config::duration::parse as parse_duration;
 use crate::config::{ConfigError, EnvLookup, LogFormat, LogLevel};
@@ -97,6 +98,14 @@ pub struct RelayArgs {
     /// PEM private key for --tls-cert.
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// Serve wss:// and https:// as NAME with a certificate signed by a CA the relay makes and
+    /// keeps in --state-dir; prints the CA file to trust (instead of --tls-cert/--tls-key).
+    #[arg(long, value_name = "NAME")]
+    pub self_signed: Option<String>,
+    /// Where --self-signed keeps its CA and certificate [default: $STATE_DIRECTORY, else
+    /// $XDG_STATE_HOME/hycod-relay, else ~/.local/state/hycod-relay].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Serve the read-only admin view (GET /$status) on this address.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
@@ -169,6 +178,15 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// Where the relay's TLS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelayTls {
+    /// `--tls-cert` and `--tls-key`.
+    Files(TlsFiles),
+    /// `--self-signed NAME`: made (or reused) when the relay starts.
+    SelfSigned(SelfSigned),
+}
+
 /// Where a rule's key came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySource {
@@ -223,7 +241,7 @@ pub struct RelayConfig {
     /// `--rendezvous-host`, lower case: the host of the rendezvous addresses handed out;
     /// `None`: the IP address the relay listens on.
     pub rendezvous_host: Option<String>,
-    pub tls: Option<TlsFiles>,
+    pub tls: Option<RelayTls>,
     pub admin: Option<SocketAddr>,
     pub workers: NonZeroUsize,
     pub http_deadline: Duration,
@@ -384,6 +402,27 @@ fn is_host_name(name: &str) -> bool {
         })
 }
 
+/// `--state-dir`'s default: systemd's `$STATE_DIRECTORY` (`StateDirectory=` in the unit), else
+/// the XDG state directory of the user.
+fn default_state_dir(env: EnvLookup<'_>) -> Result<PathBuf, RelayConfigError> {
+    let set = |name: &str| env(name).ok().filter(|value| !value.is_empty());
+    if let Some(dir) = set("STATE_DIRECTORY") {
+        // systemd separates several directories with ':'; the first is this unit's.
+        let first = dir.split(':').next().unwrap_or(&dir);
+        return Ok(PathBuf::from(first));
+    }
+    if let Some(dir) = set("XDG_STATE_HOME") {
+        return Ok(Path::new(&dir).join("hycod-relay"));
+    }
+    if let Some(home) = set("HOME") {
+        return Ok(Path::new(&home).join(".local/state/hycod-relay"));
+    }
+    Err(error(
+        "state_dir",
+        "required with self_signed: none of STATE_DIRECTORY, XDG_STATE_HOME, HOME is set",
+    ))
+}
+
 /// A timeout that must be set: zero would hold connections forever.
 fn non_zero(key: &str, value: Duration) -> Result<Duration, RelayConfigError> {
     if value.is_zero() {
@@ -420,6 +459,8 @@ impl RelayArgs {
             rendezvous_host: self.rendezvous_host.or(file.rendezvous_host),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
+            self_signed: self.self_signed.or(file.self_signed),
+            state_dir: self.state_dir.or(file.state_dir),
             admin: self.admin.or(file.admin),
             workers: self.workers.or(file.workers),
             http_deadline: self.http_deadline.or(file.http_deadline),
@@ -487,11 +528,27 @@ impl RelayArgs {
                 "at least one shared access rule is required ([[rule]] or --rule)",
             ));
         }
-        let tls = match (self.tls_cert, self.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
-            (None, None) => None,
-            (Some(_), None) => return Err(error("tls_key", "required with tls_cert")),
-            (None, Some(_)) => return Err(error("tls_cert", "required with tls_key")),
+        let tls = match (self.tls_cert, self.tls_key, self.self_signed) {
+            (Some(cert), Some(key), None) => Some(RelayTls::Files(TlsFiles { cert, key })),
+            (None, None, None) => None,
+            (None, None, Some(name)) => {
+                if let Some(problem) = name_problem(&name) {
+                    return Err(error("self_signed", problem));
+                }
+                let state_dir = match self.state_dir {
+                    Some(dir) => dir,
+                    None => default_state_dir(env)?,
+                };
+                Some(RelayTls::SelfSigned(SelfSigned { name, state_dir }))
+            }
+            (_, _, Some(_)) => {
+                return Err(error(
+                    "self_signed",
+                    "give either self_signed or tls_cert and tls_key, not both",
+                ))
+            }
+            (Some(_), None, None) => return Err(error("tls_key", "required with tls_cert")),
+            (None, Some(_), None) => return Err(error("tls_cert", "required with tls_key")),
         };
         let write_stall_timeout = self
             .write_stall_timeout
@@ -509,6 +566,17 @@ impl RelayArgs {
             )?,
         };
         let idle_timeout = self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT);
+        // `--self-signed NAME`: rendezvous addresses, tokens and `Host` may all name NAME.
+        let self_signed_name = match &tls {
+            Some(RelayTls::SelfSigned(setup)) => Some(setup.name.to_ascii_lowercase()),
+            _ => None,
+        };
+        let mut aliases = self.aliases;
+        if let Some(name) = &self_signed_name {
+            if !aliases.iter().any(|alias| alias.eq_ignore_ascii_case(name)) {
+                aliases.push(name.clone());
+            }
+        }
         let rendezvous_host = match self.rendezvous_host {
             Some(name) if is_host_name(&name) => Some(name.to_ascii_lowercase()),
             Some(name) => {
@@ -517,11 +585,11 @@ impl RelayArgs {
                     format!("{name:?} is not a host name (letters, digits, '-' and '.', no port)"),
                 ))
             }
-            None => None,
+            None => self_signed_name,
         };
         let host_check = self.namespace.as_ref().map(|namespace| {
             std::iter::once(namespace)
-                .chain(&self.aliases)
+                .chain(&aliases)
                 .map(|name| name.to_ascii_lowercase())
                 .collect()
         });
@@ -536,7 +604,7 @@ impl RelayArgs {
                 .as_deref()
                 .unwrap_or(DEFAULT_NAMESPACE)
                 .to_ascii_lowercase(),
-            aliases: self.aliases,
+            aliases,
             host_check,
             rendezvous_host,
             tls,

@@ -18,6 +18,7 @@ mod pump;
 pub mod registry;
 mod rendezvous;
 mod respond;
+pub mod self_signed;
 pub mod server;
 mod shared;
 mod shed;

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -32,7 +33,8 @@ use crate::proto::http1::{
     lines_end_with_crlf, parse_request_head, HeadError, Limits as HeadLimits, RequestHead,
 };
 use crate::proto::ws::handshake::{status_for, write_error_response, UpgradeRequest};
-use crate::relay::config::RelayConfig;
+use crate::relay::config::{RelayConfig, RelayTls};
+use crate::relay::self_signed::SelfSignedError;
 use crate::runtime::workers;
 
 /// The largest request head the relay reads (protocol §6.1: 32 KB of header metadata).
@@ -46,6 +48,8 @@ pub struct RelayHandle {
     pub admin_addr: Option<SocketAddr>,
     /// `ws://ADDR` or `wss://ADDR`.
     pub url: String,
+    /// With `--self-signed`: the CA file clients must trust.
+    pub ca_file: Option<PathBuf>,
     pub workers: Vec<JoinHandle<()>>,
 }
 
@@ -54,6 +58,7 @@ pub struct RelayHandle {
 pub enum StartError {
     Bind { addr: SocketAddr, source: io::Error },
     Tls(crate::tls::TlsSetupError),
+    SelfSigned(SelfSignedError),
     Rule(crate::auth::verify::RuleError),
     Spawn(io::Error),
     Metrics(crate::metrics::RegisterError),
@@ -64,6 +69,7 @@ impl std::fmt::Display for StartError {
         match self {
             Self::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Self::Tls(e) => write!(f, "TLS: {e}"),
+            Self::SelfSigned(e) => write!(f, "self_signed: {e}"),
             Self::Rule(e) => write!(f, "--rule: {e}"),
             Self::Spawn(e) => write!(f, "cannot start worker threads: {e}"),
             Self::Metrics(e) => write!(f, "cannot register the relay's metrics: {e}"),
@@ -118,11 +124,20 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
             .add_entity_rule(&entity.entity_path, entity.rule.to_rule())
             .map_err(StartError::Rule)?;
     }
-    let tls = match &config.tls {
-        Some(files) => {
-            Some(crate::tls::server_config(&files.cert, &files.key).map_err(StartError::Tls)?)
+    let (tls, ca_file) = match &config.tls {
+        Some(RelayTls::Files(files)) => {
+            let tls =
+                crate::tls::server_config(&files.cert, &files.key).map_err(StartError::Tls)?;
+            (Some(tls), None)
         }
-        None => None,
+        Some(RelayTls::SelfSigned(setup)) => {
+            let issued = setup.ensure().map_err(StartError::SelfSigned)?;
+            tracing::info!(name = %setup.name, ca_file = %issued.ca_file.display(), created = issued.created, "self-signed certificate");
+            let tls = crate::tls::server_config(&issued.cert_file, &issued.key_file)
+                .map_err(StartError::Tls)?;
+            (Some(tls), Some(issued.ca_file))
+        }
+        None => (None, None),
     };
     let main = bind(config.listen)?;
     let main_addr = local_addr(&main, config.listen)?;
@@ -212,6 +227,7 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         local_addr: main_addr,
         admin_addr,
         url: format!("{scheme}://{main_addr}"),
+        ca_file,
         workers: handles,
     })
 }

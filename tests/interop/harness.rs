@@ -41,6 +41,13 @@ pub struct NodeProject {
     dir: PathBuf,
 }
 
+impl NodeProject {
+    /// The project's directory, where the scripts are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
 enum Toolchain {
     Ready(NodeProject),
     /// node or npm is not installed.
@@ -70,7 +77,7 @@ pub fn node_project() -> Option<&'static NodeProject> {
     }
 }
 
-fn running_in_ci() -> bool {
+pub fn running_in_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
 }
 
@@ -211,6 +218,11 @@ impl Guarded {
     /// The name given to [`Guarded::spawn`].
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Next stdout line before `deadline`; `Err` says whether the pipe closed or time ran out.
