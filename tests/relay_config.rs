@@ -309,3 +309,22 @@ fn requires_client_authorization_is_a_boolean_and_anonymous_entities_are_logged(
         l.contains("senders need no token here") && l.contains("hybrid_connection=hc1")
     });
 }
+
+#[test]
+fn self_signed_needs_a_host_name_and_excludes_tls_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    key_file(dir.path(), "root.key", KEY, 0o600);
+    let rule = "[[rule]]\nname = \"root\"\nkey_file = \"root.key\"\n";
+    refused_with(
+        dir.path(),
+        &format!("self_signed = \"../etc\"\n{HEAD}{rule}"),
+        "self_signed: \"../etc\" is not a DNS host name",
+    );
+    refused_with(
+        dir.path(),
+        &format!(
+            "self_signed = \"relay.test\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n{HEAD}{rule}"
+        ),
+        "self_signed: give either self_signed or tls_cert and tls_key, not both",
+    );
+}

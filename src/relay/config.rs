@@ -789,6 +789,56 @@ mod tests {
     }
 
     #[test]
+    fn self_signed_keeps_its_files_in_the_state_dir_systemd_or_xdg_names() {
+        let state_dir = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let env = move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .ok_or(std::env::VarError::NotPresent)
+            };
+            relay_args(&["--self-signed", "relay.test"])
+                .validate(Path::new("."), &env)
+                .map(|config| match config.tls {
+                    Some(RelayTls::SelfSigned(setup)) => setup.state_dir,
+                    other => panic!("{other:?}"),
+                })
+        };
+        let all = [
+            ("STATE_DIRECTORY", "/var/lib/hycod-relay:/var/lib/other"),
+            ("XDG_STATE_HOME", "/home/u/.state"),
+            ("HOME", "/home/u"),
+        ];
+        assert_eq!(state_dir(&all), Ok(PathBuf::from("/var/lib/hycod-relay")));
+        assert_eq!(
+            state_dir(&all[1..]),
+            Ok(PathBuf::from("/home/u/.state/hycod-relay"))
+        );
+        assert_eq!(
+            state_dir(&all[2..]),
+            Ok(PathBuf::from("/home/u/.local/state/hycod-relay"))
+        );
+        let e = state_dir(&[]).expect_err("nowhere");
+        assert_eq!(e.key, "state_dir");
+        let flagged = relay_args(&["--self-signed", "relay.test", "--state-dir", "/srv/s"])
+            .validate(Path::new("."), &|_| Err(std::env::VarError::NotPresent))
+            .expect("valid");
+        assert_eq!(
+            flagged.tls,
+            Some(RelayTls::SelfSigned(SelfSigned {
+                name: "relay.test".to_owned(),
+                state_dir: PathBuf::from("/srv/s"),
+            }))
+        );
+        assert_eq!(flagged.rendezvous_host.as_deref(), Some("relay.test"));
+        assert!(flagged.aliases.iter().any(|alias| alias == "relay.test"));
+    }
+
+    #[test]
     fn rule_rights_suffix_limits_the_rule() {
         let r = parse_rule("SendOnly=k3y==:send").expect("valid");
         assert_eq!(r.key.expose(), "k3y==");

@@ -134,21 +134,8 @@ impl SelfSigned {
 /// A CA constrained to `name` and a server certificate for `name` it signs, as PEM: CA
 /// certificate, CA key, server certificate, server key.
 fn issue(name: &str) -> Result<(String, String, String, String), rcgen::Error> {
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name.push(
-        DnType::CommonName,
-        format!("hycod relay emulator CA for {name}"),
-    );
-    ca.distinguished_name
-        .push(DnType::OrganizationName, "hycod relay emulator");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.name_constraints = Some(NameConstraints {
-        permitted_subtrees: vec![GeneralSubtree::DnsName(name.to_owned())],
-        excluded_subtrees: Vec::new(),
-    });
     let ca_key = KeyPair::generate()?;
-    let ca_cert = ca.self_signed(&ca_key)?;
+    let ca_cert = ca_params(name)?.self_signed(&ca_key)?;
 
     let mut server = CertificateParams::new(vec![name.to_owned()])?;
     server.distinguished_name.push(DnType::CommonName, name);
@@ -162,6 +149,24 @@ fn issue(name: &str) -> Result<(String, String, String, String), rcgen::Error> {
         server_cert.pem(),
         server_key.serialize_pem(),
     ))
+}
+
+/// The CA for `name`: it may sign only end-entity certificates, for `name` and below.
+fn ca_params(name: &str) -> Result<CertificateParams, rcgen::Error> {
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("hycod relay emulator CA for {name}"),
+    );
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "hycod relay emulator");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.name_constraints = Some(NameConstraints {
+        permitted_subtrees: vec![GeneralSubtree::DnsName(name.to_owned())],
+        excluded_subtrees: Vec::new(),
+    });
+    Ok(ca)
 }
 
 /// Writes `text` to `path` with `mode` (replacing what was there).
@@ -240,5 +245,62 @@ mod tests {
         assert!(remade.created);
         assert_ne!(std::fs::read_to_string(&remade.ca_file).expect("ca"), ca);
         assert_eq!(mode(&remade.key_file), 0o600);
+    }
+
+    /// Checks `cert_pem` for `name` against a trust store holding only `ca_pem`.
+    fn verify(ca_pem: &str, cert_pem: &str, name: &str) -> Result<(), rustls::Error> {
+        use rustls::client::danger::ServerCertVerifier;
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("CA PEM"))
+            .expect("CA added");
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .expect("verifier");
+        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("PEM");
+        let name = ServerName::try_from(name.to_owned()).expect("name");
+        verifier
+            .verify_server_cert(&cert, &[], &name, &[], UnixTime::now())
+            .map(drop)
+    }
+
+    #[test]
+    fn the_ca_signs_for_its_name_only() {
+        let state = tempfile::tempdir().expect("tempdir");
+        let setup = SelfSigned {
+            name: "relay.test".to_owned(),
+            state_dir: state.path().to_path_buf(),
+        };
+        let issued = setup.ensure().expect("made");
+        let read = |path: &Path| std::fs::read_to_string(path).expect("read");
+        let ca_pem = read(&issued.ca_file);
+        assert_eq!(
+            verify(&ca_pem, &read(&issued.cert_file), "relay.test"),
+            Ok(())
+        );
+
+        // Whoever holds the CA key signs a certificate for another site: clients refuse it.
+        let ca_key = KeyPair::from_pem(&read(&setup.dir().join(CA_KEY_FILE))).expect("CA key");
+        let issuer = ca_params("relay.test")
+            .and_then(|params| params.self_signed(&ca_key))
+            .expect("issuer");
+        let key = KeyPair::generate().expect("key");
+        let forged = CertificateParams::new(vec!["bank.example".to_owned()])
+            .and_then(|params| params.signed_by(&key, &issuer, &ca_key))
+            .expect("forged");
+        let refused = verify(&ca_pem, &forged.pem(), "bank.example").expect_err("constrained");
+        assert!(
+            matches!(refused, rustls::Error::InvalidCertificate(_)),
+            "{refused:?}"
+        );
+        let below = CertificateParams::new(vec!["g1.relay.test".to_owned()])
+            .and_then(|params| params.signed_by(&key, &issuer, &ca_key))
+            .expect("below");
+        assert_eq!(verify(&ca_pem, &below.pem(), "g1.relay.test"), Ok(()));
     }
 }
