@@ -21,12 +21,12 @@ use rcgen::{
 };
 
 /// The CA's certificate, the one file clients must trust.
-pub const CA_FILE: &str = "ca.pem";
+const CA_FILE: &str = "ca.pem";
 const CA_KEY_FILE: &str = "ca.key";
 /// The server certificate for NAME, signed by the CA.
-pub const CERT_FILE: &str = "server.pem";
+const CERT_FILE: &str = "server.pem";
 /// The server certificate's private key.
-pub const KEY_FILE: &str = "server.key";
+const KEY_FILE: &str = "server.key";
 
 /// What `--self-signed` asks for: certificates for `name`, kept under `state_dir`.
 #[derive(Debug, Clone, PartialEq, Eq)]
