@@ -2,21 +2,24 @@
 //!
 //! `Debug` and `Display` both render `<redacted>`, so a secret that ends up in a log line, an
 //! error message or a metric label cannot leak. The value is reachable only through
-//! [`Secret::expose`], which makes every use greppable.
+//! [`Secret::expose`], which makes every use greppable. The bytes (and the string's spare
+//! capacity) are overwritten with zeros when the secret is dropped (`zeroize`).
 
 use std::fmt;
+
+use zeroize::Zeroizing;
 
 /// The text every secret renders as.
 pub const REDACTED: &str = "<redacted>";
 
 /// A secret string: a SAS key, a SAS token or a whole connection string.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
     /// Wraps a value that must never be printed.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(Zeroizing::new(value.into()))
     }
 
     /// The secret value. Call only where the value goes on the wire or into a MAC.
@@ -34,20 +37,6 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(REDACTED)
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        // Best-effort zeroisation: overwrite the bytes before the allocation is freed.
-        // SAFETY: writing zero bytes keeps the buffer valid UTF-8 (NUL is a valid code point).
-        let bytes = unsafe { self.0.as_bytes_mut() };
-        for b in bytes.iter_mut() {
-            // A volatile write keeps the optimiser from removing the stores to memory it
-            // considers dead.
-            // SAFETY: `b` is a valid, aligned, exclusive reference into the string's buffer.
-            unsafe { std::ptr::write_volatile(b, 0) };
-        }
     }
 }
 

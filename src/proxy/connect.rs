@@ -9,6 +9,7 @@ use std::io;
 use base64::Engine as _;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::TcpStream;
+use zeroize::Zeroize as _;
 
 use super::no_proxy::NoProxy;
 use super::url::ProxyAddress;
@@ -36,8 +37,9 @@ impl ProxyRoute {
                 "{user}:{}",
                 password.map_or("", |password| password.expose())
             ));
-            let encoded = base64::engine::general_purpose::STANDARD.encode(pair.expose());
-            Secret::new(format!("Basic {encoded}"))
+            let encoded =
+                Secret::new(base64::engine::general_purpose::STANDARD.encode(pair.expose()));
+            Secret::new(format!("Basic {}", encoded.expose()))
         });
         Self {
             address,
@@ -143,9 +145,9 @@ pub async fn tunnel(
     let mut request = Vec::with_capacity(256);
     write_request_head(&mut request, "CONNECT", &authority, headers)
         .map_err(|e| broken(e.to_string()))?;
-    let (written, request) = tcp.write_all(request).await;
-    // The request held the credentials: zeroise it (the head is ASCII, so this moves it).
-    drop(String::from_utf8(request).map(Secret::new));
+    let (written, mut request) = tcp.write_all(request).await;
+    // The request held the credentials.
+    request.zeroize();
     written.map_err(TunnelError::Io)?;
     let mut buf = ReadBuf::new(MAX_ANSWER_BYTES, 0);
     loop {
