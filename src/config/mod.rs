@@ -13,6 +13,7 @@
 mod connection_source;
 pub mod duration;
 mod error;
+mod expected_keys;
 mod forward;
 mod hybrid_connection;
 mod include;
@@ -130,11 +131,7 @@ impl Config {
 /// (`rule[1].key_fil`) and never quoting a string value. Shared by every configuration file
 /// hycod reads.
 pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
-    // Parsing as a plain table first separates syntax errors from unknown keys and wrong
-    // types, which the typed pass reports with their spans.
-    text.parse::<toml::Table>()
-        .map_err(|error| toml_errors::syntax_error(text, &error))?;
-    toml::from_str(text).map_err(|error| toml_errors::value_error(text, &error))
+    toml_errors::parse(text)
 }
 
 /// Reads a configuration file's text; the error names the file.

@@ -1,19 +1,35 @@
 //! Turning the TOML reader's errors into [`ConfigError`]s that name the key path.
 //!
-//! The reader reports a byte span and a message. [`locate`] maps the span's start to the table
-//! header in effect there (`[runtime]`, the n-th `[[hybrid_connection]]`) and the key whose line
-//! the span falls on, so `tagret = "x"` in the second hybrid connection becomes
-//! `hybrid_connection[1].tagret`. The scan understands headers, bare/quoted/dotted keys, comments
-//! and multi-line strings, which is all a hycod configuration uses; line and column are exact
-//! regardless. Only the reader's `message()` is used, never its `Display`, which quotes the
-//! offending source line (and could quote a secret).
+//! A document that is not valid TOML has no structure to ask, so for a syntax error [`locate`]
+//! maps the reader's byte span to the table header in effect there (`[runtime]`, the n-th
+//! `[[hybrid_connection]]`) and the key whose line it falls on; the scan understands headers,
+//! bare/quoted/dotted keys, comments and multi-line strings. An error in a valid document (an
+//! unknown key, a value of the wrong type) is read with `serde_path_to_error`, which gives its
+//! exact path (`hybrid_connection[2].stream_ping_interval`, inline tables included); whether the
+//! key is unknown, and which keys the table accepts, come from the serde structs themselves
+//! ([`expected_keys`]). The reader's span gives line and column. Only the reader's `message()` is
+//! used, never its `Display`, which quotes the offending source line (and could quote a secret),
+//! and a string value is taken out of the message.
 
 use std::collections::HashMap;
 
+use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
+
 use super::error::{ConfigError, Reason};
+use super::expected_keys::expected_keys;
+
+/// Reads TOML `text` into `T` (serde structs that reject unknown keys).
+pub(super) fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    // Parsing as a plain table first separates syntax errors from unknown keys and wrong
+    // types, and gives the values a message must not quote.
+    let table: toml::Table = text.parse().map_err(|error| syntax_error(text, &error))?;
+    serde_path_to_error::deserialize(toml::Deserializer::new(text))
+        .map_err(|error| value_error::<T>(text, &table, &error))
+}
 
 /// A syntax error from parsing the document as plain TOML.
-pub(super) fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
+fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
     let place = locate(text, span_start(error));
     let reason = Reason::TomlSyntax {
         line: place.line,
@@ -23,41 +39,102 @@ pub(super) fn syntax_error(text: &str, error: &toml::de::Error) -> ConfigError {
     ConfigError::new(place.path_or_document(), reason)
 }
 
-/// An error from deserializing a syntactically valid document into the raw structs: an unknown
-/// key (`deny_unknown_fields`) or a value of the wrong type.
-pub(super) fn value_error(text: &str, error: &toml::de::Error) -> ConfigError {
-    let place = locate(text, span_start(error));
-    let message = without_string_values(&one_line(error.message()));
-    if let Some((key, expected)) = unknown_field(&message) {
-        // An unknown key holding `=` may be a pasted connection string (found by the `config`
-        // fuzz target): it is named by its shape only, like a quoted key in a path.
-        let key = shown_key(key);
-        // The span points at the unknown key, or at the header of an unknown table. In an
-        // inline table (`runtime = { x = 1 }`) the line's key is the table, so the unknown key
-        // is appended.
-        let located = place.path();
-        let path = if last_component_is(&located, key) {
-            located
-        } else {
-            join(&located, key)
-        };
-        let section = path
-            .rsplit_once('.')
-            .map(|(parent, _)| parent.to_owned())
-            .unwrap_or_default();
-        let reason = Reason::UnknownKey {
-            key: key.to_owned(),
-            section,
-            expected: expected.to_owned(),
-        };
-        return ConfigError::new(path, reason);
+/// An error from deserializing a syntactically valid document into `T`: an unknown key
+/// (`deny_unknown_fields`) or a value of the wrong type.
+fn value_error<T: DeserializeOwned>(
+    text: &str,
+    table: &toml::Table,
+    error: &serde_path_to_error::Error<toml::de::Error>,
+) -> ConfigError {
+    let segments: Vec<&Segment> = error.path().iter().collect();
+    if let Some((Segment::Map { key }, parent)) = segments.split_last() {
+        if let Some(accepted) = expected_keys::<T>(parent) {
+            if !accepted.contains(&key.as_str()) {
+                let reason = Reason::UnknownKey {
+                    key: shown_key(key.as_str()).to_owned(),
+                    section: path_text(parent),
+                    expected: one_of(accepted),
+                };
+                return ConfigError::new(path_text(&segments), reason);
+            }
+        }
+    }
+    let inner = error.inner();
+    let place = locate(text, span_start(inner));
+    let mut message = one_line(inner.message());
+    if let Some(toml::Value::String(value)) = value_at(table, &segments) {
+        // serde quotes a string it did not expect as `string "…"`: it may be a secret.
+        message = message.replace(&format!(" {value:?}"), "");
     }
     let reason = Reason::InvalidValue {
         line: place.line,
         column: place.column,
         message,
     };
-    ConfigError::new(place.path_or_document(), reason)
+    let path = path_text(&segments);
+    ConfigError::new(
+        if path.is_empty() {
+            TOP_LEVEL.to_owned()
+        } else {
+            path
+        },
+        reason,
+    )
+}
+
+/// What an error path says for a place outside every key and table.
+const TOP_LEVEL: &str = "(top level)";
+
+/// The key path as errors show it: `hybrid_connection[1].target`.
+fn path_text(segments: &[&Segment]) -> String {
+    let mut path = String::new();
+    for segment in segments {
+        match segment {
+            Segment::Map { key } => {
+                let key = shown_key(key);
+                let bare = key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                let key = if bare && !key.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{key:?}")
+                };
+                path = join(&path, &key);
+            }
+            Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    path
+}
+
+/// The value the path leads to in the document, if it is there.
+fn value_at<'a>(table: &'a toml::Table, segments: &[&Segment]) -> Option<&'a toml::Value> {
+    let (first, rest) = segments.split_first()?;
+    let Segment::Map { key } = first else {
+        return None;
+    };
+    let mut value = table.get(key)?;
+    for segment in rest {
+        value = match (segment, value) {
+            (Segment::Map { key }, toml::Value::Table(table)) => table.get(key)?,
+            (Segment::Seq { index }, toml::Value::Array(array)) => array.get(*index)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+/// The accepted keys as a sentence part: "`a`", "`a` or `b`", "one of `a`, `b`, `c`".
+fn one_of(keys: &[&str]) -> String {
+    let quoted: Vec<String> = keys.iter().map(|key| format!("`{key}`")).collect();
+    match quoted.as_slice() {
+        [] => "no keys here".to_owned(),
+        [one] => one.clone(),
+        [a, b] => format!("{a} or {b}"),
+        all => format!("one of {}", all.join(", ")),
+    }
 }
 
 /// `key` as an error path may show it: a key holding `=` may be a pasted connection string and
@@ -77,48 +154,6 @@ fn span_start(error: &toml::de::Error) -> usize {
 /// The reader's messages may span lines ("invalid table header\nexpected `.`, `]`").
 fn one_line(message: &str) -> String {
     message.trim().replace('\n', "; ")
-}
-
-/// serde's `invalid type: string "…", expected …` with the string left out: a value given to
-/// the wrong key may be a secret.
-fn without_string_values(message: &str) -> String {
-    const MARKER: &str = "string \"";
-    let Some(start) = message.find(MARKER) else {
-        return message.to_owned();
-    };
-    let value_start = start + MARKER.len();
-    let mut escaped = false;
-    let value_len = message[value_start..].find(|c: char| {
-        let closes = c == '"' && !escaped;
-        escaped = c == '\\' && !escaped;
-        closes
-    });
-    match value_len {
-        Some(len) => format!(
-            "{}string{}",
-            &message[..start],
-            &message[value_start + len + 1..]
-        ),
-        None => format!("{}string", &message[..start]),
-    }
-}
-
-/// Splits serde's "unknown field `x`, expected one of `a`, `b`" into (`x`, "one of `a`, `b`").
-fn unknown_field(message: &str) -> Option<(&str, &str)> {
-    let rest = message.strip_prefix("unknown field `")?;
-    let (key, rest) = rest.split_once('`')?;
-    let expected = rest.strip_prefix(", expected ").unwrap_or("no keys here");
-    Some((key, expected))
-}
-
-/// Whether the last dotted component of `path`, without an `[index]`, is `key`.
-fn last_component_is(path: &str, key: &str) -> bool {
-    let last = path.rsplit('.').next().unwrap_or(path);
-    let last = match last.strip_suffix(']').and_then(|l| l.rsplit_once('[')) {
-        Some((name, index)) if index.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => last,
-    };
-    last == key
 }
 
 fn join(prefix: &str, key: &str) -> String {
@@ -154,7 +189,7 @@ impl Place {
     fn path_or_document(&self) -> String {
         let path = self.path();
         if path.is_empty() {
-            "(top level)".to_owned()
+            TOP_LEVEL.to_owned()
         } else {
             path
         }
@@ -377,24 +412,51 @@ mod tests {
         assert_eq!((place.line, place.column), (2, 11));
     }
 
+    fn value_error_of(text: &str) -> ConfigError {
+        parse::<crate::config::raw::RawConfig>(text)
+            .err()
+            .expect("an error")
+    }
+
     #[test]
-    fn string_values_are_left_out_of_messages() {
+    fn a_string_value_is_left_out_of_the_message() {
+        let error = value_error_of("[[hybrid_connection]]\nlisteners = \"s3cr\\\"et\"\n");
+        assert_eq!(error.path, "hybrid_connection[0].listeners");
         assert_eq!(
-            without_string_values("invalid type: string \"s3cr\\\"et\", expected usize"),
-            "invalid type: string, expected usize"
-        );
-        assert_eq!(
-            without_string_values("invalid type: integer `3`, expected a string"),
-            "invalid type: integer `3`, expected a string"
+            error.reason.to_string(),
+            "invalid type: string, expected usize (line 2, column 13)"
         );
     }
 
     #[test]
-    fn unknown_field_message_is_split() {
-        assert_eq!(
-            unknown_field("unknown field `tagret`, expected `name` or `target`"),
-            Some(("tagret", "`name` or `target`"))
-        );
-        assert_eq!(unknown_field("invalid type: integer `3`"), None);
+    fn an_unknown_key_in_an_inline_table_and_in_a_dotted_key() {
+        for text in ["runtime = { workerz = 1 }\n", "runtime.workerz = 1\n"] {
+            let error = value_error_of(text);
+            assert_eq!(error.path, "runtime.workerz");
+            assert_eq!(
+                error.reason,
+                Reason::UnknownKey {
+                    key: "workerz".into(),
+                    section: "runtime".into(),
+                    expected: "`workers`".into(),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_quoted_key_is_named_with_its_quotes_and_one_holding_equals_by_its_shape() {
+        let error = value_error_of("\"two words\" = 1\n");
+        assert_eq!(error.path, "\"two words\"");
+        let error = value_error_of("\"x;SharedAccessKey=abc\" = 1\n");
+        assert_eq!(error.path, "\"<quoted key with =>\"");
+    }
+
+    #[test]
+    fn accepted_keys_read_as_a_sentence() {
+        assert_eq!(one_of(&[]), "no keys here");
+        assert_eq!(one_of(&["a"]), "`a`");
+        assert_eq!(one_of(&["a", "b"]), "`a` or `b`");
+        assert_eq!(one_of(&["a", "b", "c"]), "one of `a`, `b`, `c`");
     }
 }
