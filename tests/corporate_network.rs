@@ -42,7 +42,7 @@ fn wss_relay(dir: &Path, ca: &TestCa) -> hycod::relay::RelayHandle {
 
 /// A `[[hybrid_connection]]` `name` on `relay_url` trusting `ca`, with `extra` keys.
 fn hc(name: &str, relay_url: &str, ca: &TestCa, echo_port: u16, extra: &str) -> String {
-    let trust = format!("relay_ca_file = \"{}\"\n{extra}", ca.ca_file.display());
+    let trust = format!("tls_roots = \"{}\"\n{extra}", ca.ca_file.display());
     hc_trusting(name, relay_url, echo_port, &trust)
 }
 
@@ -156,7 +156,7 @@ fn credentials_from_the_password_keys_carry_daemon_and_forward_through_the_proxy
             "--relay-url",
             &relay.url,
         ])
-        .arg("--relay-ca-file")
+        .arg("--tls-roots")
         .arg(&ca.ca_file)
         .arg("--connection-string-file")
         .arg(&cs_file)
@@ -170,16 +170,7 @@ fn credentials_from_the_password_keys_carry_daemon_and_forward_through_the_proxy
         .stderr(Stdio::piped())
         .spawn()
         .expect("hycod forward starts");
-    let mut stdout = forward.stdout.take().expect("stdout");
-    let mut first = Vec::new();
-    let mut byte = [0u8; 1];
-    while stdout.read(&mut byte).expect("stdout") == 1 && byte[0] != b'\n' {
-        first.push(byte[0]);
-    }
-    let line = String::from_utf8(first).expect("utf8");
-    let addr = line
-        .strip_prefix("listening tcp://")
-        .expect("listening line");
+    let addr = listening_addr(&mut forward);
     let mut client = TcpStream::connect(addr).expect("connect the forward");
     client
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -317,6 +308,87 @@ fn a_relay_signed_by_the_ca_in_the_system_store_is_trusted_by_system_and_refused
         "TLS certificate of 127.0.0.1 refused: unknown issuer: it does not chain to a CA of the \
          trust store in use (tls_roots: webpki, system or a CA file)"
     );
+}
+
+/// `relay_ca_file` (and `hycod forward --relay-ca-file`), the older name of `tls_roots` holding
+/// a CA file, still trusts the relay; each start logs a warning naming the replacement.
+#[test]
+fn the_older_relay_ca_file_key_still_trusts_the_relay_and_names_tls_roots_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new(dir.path(), "corp");
+    let relay = wss_relay(dir.path(), &ca);
+    let trust = format!("relay_ca_file = \"{}\"", ca.ca_file.display());
+    let config = config_text("1s", &[hc_trusting("sap", &relay.url, tcp_echo(), &trust)]);
+    let mut daemon = DaemonProcess::start(dir.path(), &config, None, &[]);
+    let warned = daemon.wait_log("the deprecation warning", |l| {
+        l["message"] == "configuration warning"
+    });
+    assert_eq!(
+        warned["warning"],
+        "hybrid_connection[0].relay_ca_file: this key is deprecated and may be removed; write \
+         tls_roots instead, which means the same"
+    );
+    daemon.wait_listener_online("sap");
+
+    let cs_file = dir.path().join("sender.conn");
+    std::fs::write(
+        &cs_file,
+        format!("Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=sap\n"),
+    )
+    .expect("connection string");
+    let mut forward = Command::new(env!("CARGO_BIN_EXE_hycod"))
+        .args([
+            "forward",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay-url",
+            &relay.url,
+        ])
+        .arg("--relay-ca-file")
+        .arg(&ca.ca_file)
+        .arg("--connection-string-file")
+        .arg(&cs_file)
+        .args(["--proxy", "none"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hycod forward starts");
+    let addr = listening_addr(&mut forward);
+    let mut client = TcpStream::connect(addr).expect("connect the forward");
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    client.write_all(b"ping through the old key").expect("send");
+    let mut echoed = [0u8; 24];
+    client
+        .read_exact(&mut echoed)
+        .expect("echo through the relay");
+    assert_eq!(&echoed, b"ping through the old key");
+    drop(client);
+    let _ = forward.kill();
+    let output = forward.wait_with_output().expect("forward output");
+    let forward_logs = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        forward_logs.contains(
+            "--relay-ca-file is deprecated and may be removed; --tls-roots means the same"
+        ),
+        "{forward_logs}"
+    );
+    stop(&mut daemon);
+}
+
+/// Reads `hycod forward`'s first line, `listening tcp://ADDR`, and returns the address.
+fn listening_addr(forward: &mut std::process::Child) -> String {
+    let stdout = forward.stdout.as_mut().expect("stdout");
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).expect("stdout") == 1 && byte[0] != b'\n' {
+        first.push(byte[0]);
+    }
+    let line = String::from_utf8(first).expect("utf8");
+    line.strip_prefix("listening tcp://")
+        .expect("listening line")
+        .to_owned()
 }
 
 #[test]

@@ -119,7 +119,7 @@ fn a_reload_with_one_bad_part_applies_nothing() {
     let wss = relay.url.replace("ws://", "wss://");
     let mut new = config(&relay.url, &[("b", "hyco2", "")]);
     let text = format!(
-        "[[hybrid_connection]]\nname = \"c\"\nconnection_string = \"Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco\"\nrelay_url = \"{wss}\"\nrelay_ca_file = \"{}\"\ntarget = \"tcp://127.0.0.1:9\"\n",
+        "[[hybrid_connection]]\nname = \"c\"\nconnection_string = \"Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco\"\nrelay_url = \"{wss}\"\ntls_roots = \"{}\"\ntarget = \"tcp://127.0.0.1:9\"\n",
         bad_ca.display()
     );
     new.hybrid_connections.extend(
@@ -129,7 +129,7 @@ fn a_reload_with_one_bad_part_applies_nothing() {
     );
     match handle.reload(new) {
         Err(ReloadError::Tls { path, .. }) => {
-            assert_eq!(path, "hybrid_connection[1].relay_ca_file");
+            assert_eq!(path, "hybrid_connection[1].tls_roots");
         }
         other => panic!("{other:?}"),
     }

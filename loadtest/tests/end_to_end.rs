@@ -176,13 +176,13 @@ workers = 1
 name = "web"
 connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=web"
 relay_url = "{url}"
-relay_ca_file = "{cert_arg}"
+tls_roots = "{cert_arg}"
 http_target = "http://{web_addr}/"
 [[hybrid_connection]]
 name = "echo"
 connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=echo"
 relay_url = "{url}"
-relay_ca_file = "{cert_arg}"
+tls_roots = "{cert_arg}"
 target = "tcp://{echo_addr}"
 "#,
         url = relay.url

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::EXIT_ERROR;
-use crate::config::{Config, ConfigError, ForwardFlags, Peer, SINGLE_FORWARD_NAME};
+use crate::config::{
+    Config, ConfigError, ConfigWarning, ForwardFlags, Peer, Warning, SINGLE_FORWARD_NAME,
+};
 use crate::daemon::{self, DaemonOptions, StartError};
 
 /// Flags of `hycod forward`.
@@ -31,7 +33,7 @@ pub struct ForwardArgs {
     /// A self-hosted relay (ws:// or wss://) instead of the connection string's namespace.
     #[arg(long, value_name = "URL")]
     pub relay_url: Option<String>,
-    /// CA certificates to trust for the relay (instead of the webpki roots).
+    /// Deprecated: the same as `--tls-roots PEM`.
     #[arg(long, value_name = "PEM")]
     pub relay_ca_file: Option<PathBuf>,
     /// The trust store for the relay's certificate: webpki, system or a CA file.
@@ -106,6 +108,20 @@ fn flag_error(error: &ConfigError) -> String {
     }
 }
 
+/// A configuration warning about the one forward, named by flags.
+fn flag_warning(warning: &ConfigWarning) -> String {
+    let key = warning.path.rsplit('.').next().unwrap_or_default();
+    match (&warning.kind, warning.path.strip_prefix("forward[0]")) {
+        (Warning::DeprecatedKey { replacement }, Some(_)) => format!(
+            "{} is deprecated and may be removed; {} means the same",
+            flag(key),
+            flag(replacement)
+        ),
+        (_, Some(_)) => format!("{}: {}", flag(key), warning.kind),
+        (_, None) => warning.to_string(),
+    }
+}
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(EXIT_ERROR)
@@ -134,6 +150,7 @@ pub fn run(args: ForwardArgs) -> ExitCode {
     };
     crate::logging::init(config.log.format, config.log.level);
     for warning in &config.warnings {
+        let warning = flag_warning(warning);
         tracing::warn!(%warning, "configuration warning");
     }
     let handle = match daemon::start(&config, DaemonOptions::default()) {
@@ -160,6 +177,25 @@ pub fn run(args: ForwardArgs) -> ExitCode {
 mod tests {
     use super::*;
     use crate::config::Reason;
+
+    #[test]
+    fn a_deprecated_flag_is_named_with_its_replacement() {
+        let warning = ConfigWarning {
+            path: "forward[0].relay_ca_file".into(),
+            kind: Warning::DeprecatedKey {
+                replacement: "tls_roots",
+            },
+        };
+        assert_eq!(
+            flag_warning(&warning),
+            "--relay-ca-file is deprecated and may be removed; --tls-roots means the same"
+        );
+        let warning = ConfigWarning {
+            path: "forward[0]".into(),
+            kind: Warning::FixedSignature,
+        };
+        assert!(flag_warning(&warning).starts_with("--connection-string-file: the connection"));
+    }
 
     #[test]
     fn errors_about_the_forward_name_the_flag() {

@@ -437,6 +437,9 @@ pub enum Warning {
     FixedSignature,
     /// `connection_string_file` may be read by every user of the host (mode `o+r`).
     SecretFileReadableByOthers { file: PathBuf },
+    /// A key kept for existing configurations that another key replaces (`relay_ca_file`:
+    /// `tls_roots`).
+    DeprecatedKey { replacement: &'static str },
 }
 
 impl fmt::Display for Warning {
@@ -453,6 +456,11 @@ impl fmt::Display for Warning {
                 f,
                 "{} holds a secret and is readable by every user; restrict it (chmod 600)",
                 file.display()
+            ),
+            Self::DeprecatedKey { replacement } => write!(
+                f,
+                "this key is deprecated and may be removed; write {replacement} instead, which \
+                 means the same"
             ),
         }
     }

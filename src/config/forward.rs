@@ -30,6 +30,7 @@ pub(super) fn convert(
         loaded.connection_string.entity_path(),
         &at,
     )?;
+    let mut warnings = loaded.warnings;
     let (relay, tls_roots, proxy) = shared_keys::relay_route(
         &shared_keys::RouteKeys {
             relay_url: raw.relay_url.as_deref(),
@@ -44,6 +45,7 @@ pub(super) fn convert(
         base_dir,
         env,
         &at,
+        &mut warnings,
     )?;
     let token_ttl = shared_keys::token_ttl(raw.token_ttl.as_deref(), &at)?;
     let stream_ping_interval =
@@ -64,7 +66,7 @@ pub(super) fn convert(
         peer,
         port_name,
     };
-    Ok((forward, loaded.warnings))
+    Ok((forward, warnings))
 }
 
 /// `listen`: required, `ip:port` (port 0 lets the system pick one).

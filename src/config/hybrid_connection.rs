@@ -77,6 +77,7 @@ pub(super) fn convert(
         })
         .transpose()?;
 
+    let mut warnings = loaded.warnings;
     let (relay, tls_roots, proxy) = shared_keys::relay_route(
         &shared_keys::RouteKeys {
             relay_url: raw.relay_url.as_deref(),
@@ -91,6 +92,7 @@ pub(super) fn convert(
         base_dir,
         env,
         &at,
+        &mut warnings,
     )?;
     let token_ttl = shared_keys::token_ttl(raw.token_ttl.as_deref(), &at)?;
     let ping_interval = shared_keys::duration_at_least(
@@ -139,7 +141,7 @@ pub(super) fn convert(
         targets,
         request_buffer: raw.request_buffer.unwrap_or(DEFAULT_REQUEST_BUFFER),
     };
-    Ok((hybrid_connection, loaded.warnings))
+    Ok((hybrid_connection, warnings))
 }
 
 /// One `rendezvous_hosts` entry: a host name, or `*.` followed by one; returned lower case.

@@ -299,8 +299,7 @@ fn connection_string(
     }
 }
 
-/// `relay_url`, `relay_ca_file` (or a comment naming the Azure namespace), `tls_roots` and
-/// `proxy`.
+/// `relay_url` (or a comment naming the Azure namespace), `tls_roots` and `proxy`.
 fn relay(
     f: &mut fmt::Formatter<'_>,
     relay: &Relay,
@@ -314,16 +313,7 @@ fn relay(
             "# relay: Azure Relay at wss://{}:443",
             connection_string.namespace_host()
         )?,
-        Relay::SelfHosted { url, ca_file } => {
-            writeln!(f, "relay_url = {}", quote(url.as_str()))?;
-            if let Some(ca_file) = ca_file {
-                writeln!(
-                    f,
-                    "relay_ca_file = {}",
-                    quote(&ca_file.display().to_string())
-                )?;
-            }
-        }
+        Relay::SelfHosted { url } => writeln!(f, "relay_url = {}", quote(url.as_str()))?,
     }
     if let Some(roots) = tls_roots {
         writeln!(f, "tls_roots = {}", quote(&roots.to_string()))?;

@@ -1,5 +1,5 @@
 //! The keys `[[hybrid_connection]]` and `[[forward]]` have in common (architecture §5): `name`,
-//! `entity_path`, `relay_url` with `relay_ca_file`, `proxy` with its password keys, `token_ttl`
+//! `entity_path`, `relay_url` with `tls_roots` (or the older `relay_ca_file`), `proxy` with its password keys, `token_ttl`
 //! and `stream_ping_interval`. Each check takes the key's text and returns a [`ConfigError`] at
 //! the key path `at(key)` names.
 
@@ -9,7 +9,7 @@ use crate::auth::connection_string::entity_path_problem;
 
 use super::connection_source::EnvLookup;
 use super::duration;
-use super::error::{without_credentials, ConfigError, Reason, UrlProblem};
+use super::error::{without_credentials, ConfigError, ConfigWarning, Reason, UrlProblem, Warning};
 use super::typed::{
     PasswordSource, ProxyPassword, ProxySetting, Relay, DEFAULT_STREAM_PING_INTERVAL,
     DEFAULT_TOKEN_TTL, MIN_STREAM_PING_INTERVAL, MIN_TOKEN_TTL,
@@ -69,35 +69,15 @@ pub(super) fn entity_path(
     path.map_err(|reason| ConfigError::new(at("entity_path"), reason))
 }
 
-/// `relay_url` and `relay_ca_file` (resolved against `base_dir` and read once to check it).
-/// Without `relay_url` (Azure), `relay_ca_file` is returned as the trust to use instead.
-pub(super) fn relay(
-    relay_url: Option<&str>,
-    relay_ca_file: Option<&Path>,
-    base_dir: &Path,
-    at: KeyPath<'_>,
-) -> Result<(Relay, Option<TrustRoots>), ConfigError> {
-    let url = relay_url
-        .map(|text| {
-            urls::relay_url(text)
-                .map_err(|problem| url_error(at("relay_url"), urls::RELAY_URL_FORM, text, problem))
-        })
-        .transpose()?;
-    let ca_file = match relay_ca_file {
-        None => None,
-        Some(file) => {
-            if url.as_ref().is_some_and(|url| url.scheme() != "wss") {
-                return Err(ConfigError::new(
-                    at("relay_ca_file"),
-                    Reason::CaFileWithoutTlsRelay,
-                ));
-            }
-            Some(readable_ca_file(base_dir, file, at("relay_ca_file"))?)
-        }
-    };
-    Ok(match url {
-        None => (Relay::Azure, ca_file.map(TrustRoots::CaFile)),
-        Some(url) => (Relay::SelfHosted { url, ca_file }, None),
+/// `relay_url`: a self-hosted relay; without it, Azure.
+fn relay(relay_url: Option<&str>, at: KeyPath<'_>) -> Result<Relay, ConfigError> {
+    Ok(match relay_url {
+        None => Relay::Azure,
+        Some(text) => Relay::SelfHosted {
+            url: urls::relay_url(text).map_err(|problem| {
+                url_error(at("relay_url"), urls::RELAY_URL_FORM, text, problem)
+            })?,
+        },
     })
 }
 
@@ -130,21 +110,39 @@ pub(super) fn trust_roots(
     }
 }
 
-/// `tls_roots` of a section, or the trust `relay_ca_file` implies for Azure; both is an error.
-pub(super) fn section_trust(
-    tls_roots: Option<&str>,
-    from_relay_ca_file: Option<TrustRoots>,
-    has_relay_ca_file: bool,
+/// `tls_roots` of a section, or `relay_ca_file`, the older name of `tls_roots` holding a file:
+/// still read (not for a `ws://` relay, which has no TLS), with a warning naming the
+/// replacement. Both at once is an error.
+fn section_trust(
+    keys: &RouteKeys<'_>,
+    relay: &Relay,
     base_dir: &Path,
     at: KeyPath<'_>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Option<TrustRoots>, ConfigError> {
-    match tls_roots {
-        None => Ok(from_relay_ca_file),
-        Some(_) if has_relay_ca_file => Err(ConfigError::new(
+    match (keys.tls_roots, keys.relay_ca_file) {
+        (None, None) => Ok(None),
+        (Some(text), None) => trust_roots(text, base_dir, at("tls_roots")).map(Some),
+        (Some(_), Some(_)) => Err(ConfigError::new(
             at("tls_roots"),
             Reason::ConflictingTrustRoots,
         )),
-        Some(text) => trust_roots(text, base_dir, at("tls_roots")).map(Some),
+        (None, Some(file)) => {
+            if matches!(relay, Relay::SelfHosted { url } if url.scheme() != "wss") {
+                return Err(ConfigError::new(
+                    at("relay_ca_file"),
+                    Reason::CaFileWithoutTlsRelay,
+                ));
+            }
+            let file = readable_ca_file(base_dir, file, at("relay_ca_file"))?;
+            warnings.push(ConfigWarning {
+                path: at("relay_ca_file"),
+                kind: Warning::DeprecatedKey {
+                    replacement: "tls_roots",
+                },
+            });
+            Ok(Some(TrustRoots::CaFile(file)))
+        }
     }
 }
 
@@ -156,22 +154,17 @@ pub(super) struct RouteKeys<'a> {
     pub proxy: ProxyKeys<'a>,
 }
 
-/// `relay_url` with `relay_ca_file`, `tls_roots` and the proxy keys of one section: the relay,
-/// the trust roots for it and the proxy towards it.
+/// `relay_url` with `tls_roots` (or `relay_ca_file`) and the proxy keys of one section: the
+/// relay, the trust roots for it and the proxy towards it; a deprecated key adds to `warnings`.
 pub(super) fn relay_route(
     keys: &RouteKeys<'_>,
     base_dir: &Path,
     env: EnvLookup<'_>,
     at: KeyPath<'_>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<(Relay, Option<TrustRoots>, ProxySetting), ConfigError> {
-    let (relay, azure_ca_file) = relay(keys.relay_url, keys.relay_ca_file, base_dir, at)?;
-    let tls_roots = section_trust(
-        keys.tls_roots,
-        azure_ca_file,
-        keys.relay_ca_file.is_some(),
-        base_dir,
-        at,
-    )?;
+    let relay = relay(keys.relay_url, at)?;
+    let tls_roots = section_trust(keys, &relay, base_dir, at, warnings)?;
     let proxy = proxy(&keys.proxy, &relay, base_dir, env, at)?;
     Ok((relay, tls_roots, proxy))
 }

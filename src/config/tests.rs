@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::auth::connection_string::{ConnectionStringError, Credential, EntityPathProblem};
+use crate::tls::TrustRoots;
 
 use super::duration::DurationError;
 use super::*;
@@ -155,7 +156,7 @@ fn every_key_is_read() {
     );
     assert_eq!(hc.listeners, NonZeroUsize::new(25));
     assert!(
-        matches!(&hc.relay, Relay::SelfHosted { url, ca_file: None } if url.as_str() == "ws://127.0.0.1:9000/")
+        matches!(&hc.relay, Relay::SelfHosted { url } if url.as_str() == "ws://127.0.0.1:9000/")
     );
     assert_eq!(
         hc.proxy,
@@ -889,10 +890,27 @@ fn readable_ca_file_is_resolved_against_base_dir() {
         "relay_url = \"wss://relay:8443\"\nrelay_ca_file = \"ca.pem\"",
     );
     let config = load_in(&text, dir.path()).expect("valid");
-    assert!(matches!(
-        &config.hybrid_connections[0].relay,
-        Relay::SelfHosted { ca_file: Some(file), .. } if *file == dir.path().join("ca.pem")
-    ));
+    let hc = &config.hybrid_connections[0];
+    assert!(matches!(&hc.relay, Relay::SelfHosted { url } if url.as_str() == "wss://relay:8443/"));
+    assert_eq!(
+        hc.tls_roots,
+        Some(TrustRoots::CaFile(dir.path().join("ca.pem"))),
+        "relay_ca_file is tls_roots holding a file"
+    );
+    assert_eq!(
+        config.warnings,
+        [ConfigWarning {
+            path: "hybrid_connection[0].relay_ca_file".into(),
+            kind: Warning::DeprecatedKey {
+                replacement: "tls_roots"
+            },
+        }]
+    );
+    assert_eq!(
+        config.warnings[0].to_string(),
+        "hybrid_connection[0].relay_ca_file: this key is deprecated and may be removed; write \
+         tls_roots instead, which means the same"
+    );
 }
 
 // ---- counts and durations ----
@@ -1115,7 +1133,7 @@ fn every_forward_key_is_read() {
     );
     assert_eq!(forward.entity_path, "from-env");
     assert!(
-        matches!(&forward.relay, Relay::SelfHosted { url, ca_file: None } if url.as_str() == "wss://relay.local:9443/")
+        matches!(&forward.relay, Relay::SelfHosted { url } if url.as_str() == "wss://relay.local:9443/")
     );
     assert_eq!(
         forward.proxy,
@@ -1149,8 +1167,17 @@ fn a_forward_reads_its_files_next_to_the_config() {
         forward.connection_string_source,
         ConnectionStringSource::File(dir.path().join("send.conn"))
     );
+    assert_eq!(
+        forward.tls_roots,
+        Some(TrustRoots::CaFile(dir.path().join("ca.pem")))
+    );
     assert!(
-        matches!(&forward.relay, Relay::SelfHosted { ca_file: Some(file), .. } if *file == dir.path().join("ca.pem"))
+        config
+            .warnings
+            .iter()
+            .any(|warning| warning.path == "forward[0].relay_ca_file"),
+        "{:?}",
+        config.warnings
     );
 }
 

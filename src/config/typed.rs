@@ -191,11 +191,10 @@ pub struct HybridConnection {
     pub http_target: Option<HttpTarget>,
     /// `listeners`; `None` = one per worker (see [`HybridConnection::listener_count`]).
     pub listeners: Option<NonZeroUsize>,
-    /// Azure, or a self-hosted relay (`relay_url`, `relay_ca_file`).
+    /// Azure, or a self-hosted relay (`relay_url`).
     pub relay: Relay,
-    /// `tls_roots`, `relay_ca_file` without `relay_url`, or `[tls] roots`: the trust store for
-    /// the relay's certificate; `None` = the webpki roots (or a self-hosted relay's
-    /// `relay_ca_file`).
+    /// `tls_roots` (or the older `relay_ca_file`), else `[tls] roots`: the trust store for the
+    /// relay's certificate; `None` = the webpki roots.
     pub tls_roots: Option<TrustRoots>,
     /// `proxy` (with its password keys) or the environment's proxy, for relay connections.
     pub proxy: ProxySetting,
@@ -247,11 +246,10 @@ pub struct Forward {
     pub connection_string: ConnectionString,
     /// The hybrid connection path: `entity_path` or the connection string's `EntityPath`.
     pub entity_path: String,
-    /// Azure, or a self-hosted relay (`relay_url`, `relay_ca_file`).
+    /// Azure, or a self-hosted relay (`relay_url`).
     pub relay: Relay,
-    /// `tls_roots`, `relay_ca_file` without `relay_url`, or `[tls] roots`: the trust store for
-    /// the relay's certificate; `None` = the webpki roots (or a self-hosted relay's
-    /// `relay_ca_file`).
+    /// `tls_roots` (or the older `relay_ca_file`), else `[tls] roots`: the trust store for the
+    /// relay's certificate; `None` = the webpki roots.
     pub tls_roots: Option<TrustRoots>,
     /// `proxy` (with its password keys) or the environment's proxy, for relay connections.
     pub proxy: ProxySetting,
@@ -377,8 +375,6 @@ pub enum Relay {
     SelfHosted {
         /// The relay's base URL.
         url: Url,
-        /// `relay_ca_file`: the CA certificates to trust instead of the webpki roots (wss only).
-        ca_file: Option<PathBuf>,
     },
 }
 

@@ -85,7 +85,7 @@ pub fn plan_forward(
 }
 
 /// The relay's base URL and a dialer for it: Azure's namespace or a self-hosted `relay_url`,
-/// trusting a self-hosted relay's `relay_ca_file`, else `tls_roots`, else the webpki roots.
+/// trusting `tls_roots`, else the webpki roots.
 fn relay_endpoint(
     relay: &Relay,
     connection_string: &ConnectionString,
@@ -93,17 +93,11 @@ fn relay_endpoint(
     proxy: &ProxySetting,
     webpki: &Arc<ClientConfig>,
 ) -> Result<(String, Dialer), TlsSetupError> {
-    let (relay_base, ca_file) = match relay {
-        Relay::Azure => (
-            format!("wss://{}", connection_string.namespace_host()),
-            None,
-        ),
-        Relay::SelfHosted { url, ca_file } => (
-            url.as_str().trim_end_matches('/').to_owned(),
-            ca_file.clone().map(TrustRoots::CaFile),
-        ),
+    let relay_base = match relay {
+        Relay::Azure => format!("wss://{}", connection_string.namespace_host()),
+        Relay::SelfHosted { url } => url.as_str().trim_end_matches('/').to_owned(),
     };
-    let tls = match ca_file.as_ref().or(tls_roots) {
+    let tls = match tls_roots {
         None | Some(TrustRoots::WebPki) => webpki.clone(),
         Some(roots) => client_config(roots)?,
     };

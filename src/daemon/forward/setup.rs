@@ -27,7 +27,7 @@ pub struct PreparedForward {
 /// Why a forward could not be prepared.
 #[derive(Debug)]
 pub enum ForwardSetupError {
-    /// The relay's TLS trust (`relay_ca_file`) could not be set up.
+    /// The relay's TLS trust (`tls_roots`) could not be set up.
     Tls(TlsSetupError),
     /// The `listen` address could not be bound (or its socket duplicated).
     Listen(io::Error),
@@ -37,7 +37,7 @@ impl ForwardSetupError {
     /// The configuration key the error is about.
     pub fn key(&self) -> &'static str {
         match self {
-            Self::Tls(_) => "relay_ca_file",
+            Self::Tls(_) => "tls_roots",
             Self::Listen(_) => "listen",
         }
     }
@@ -163,7 +163,7 @@ mod tests {
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, "not a certificate").expect("write");
         let extra = format!(
-            "relay_url = \"wss://127.0.0.1:9\"\nrelay_ca_file = \"{}\"",
+            "relay_url = \"wss://127.0.0.1:9\"\ntls_roots = \"{}\"",
             ca.display()
         );
         let error = match prepare(&forward("127.0.0.1:0", &extra), two(), &webpki, None) {
@@ -177,6 +177,6 @@ mod tests {
             ),
             "{error}"
         );
-        assert_eq!(error.key(), "relay_ca_file");
+        assert_eq!(error.key(), "tls_roots");
     }
 }

@@ -252,7 +252,7 @@ impl DaemonHandle {
                     .position(|h| h.name == hc.name)
                     .unwrap_or_default();
                 ReloadError::Tls {
-                    path: format!("hybrid_connection[{index}].relay_ca_file"),
+                    path: format!("hybrid_connection[{index}].tls_roots"),
                     error,
                 }
             })?;
