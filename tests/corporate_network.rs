@@ -3,10 +3,11 @@
 //! `proxy_password_env` / `proxy_password_file`; `NO_PROXY`; a 407 answer that names what is
 //! missing; a relay (`wss://`) whose certificate a test CA signs.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod common;
@@ -142,34 +143,20 @@ fn credentials_from_the_password_keys_carry_daemon_and_forward_through_the_proxy
     // `hycod forward`, with the password in a file, sends through the same proxy.
     let password_file = dir.path().join("proxy.password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).expect("password file");
-    let cs_file = dir.path().join("sender.conn");
-    std::fs::write(
-        &cs_file,
-        format!("Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=sap\n"),
-    )
-    .expect("connection string");
-    let mut forward = Command::new(env!("CARGO_BIN_EXE_hycod"))
-        .args([
-            "forward",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay-url",
-            &relay.url,
-        ])
-        .arg("--tls-roots")
-        .arg(&ca.ca_file)
-        .arg("--connection-string-file")
-        .arg(&cs_file)
-        .args(["--proxy", &proxy, "--proxy-password-file"])
-        .arg(&password_file)
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .env_remove("ALL_PROXY")
-        .env_remove("all_proxy")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hycod forward starts");
+    let trust = ca.ca_file.as_os_str();
+    let password = password_file.as_os_str();
+    let mut forward = start_forward(
+        dir.path(),
+        &relay.url,
+        &[
+            "--tls-roots".as_ref(),
+            trust,
+            "--proxy".as_ref(),
+            proxy.as_ref(),
+            "--proxy-password-file".as_ref(),
+            password,
+        ],
+    );
     let addr = listening_addr(&mut forward);
     let mut client = TcpStream::connect(addr).expect("connect the forward");
     client
@@ -330,29 +317,17 @@ fn the_older_relay_ca_file_key_still_trusts_the_relay_and_names_tls_roots_at_sta
     );
     daemon.wait_listener_online("sap");
 
-    let cs_file = dir.path().join("sender.conn");
-    std::fs::write(
-        &cs_file,
-        format!("Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=sap\n"),
-    )
-    .expect("connection string");
-    let mut forward = Command::new(env!("CARGO_BIN_EXE_hycod"))
-        .args([
-            "forward",
-            "--listen",
-            "127.0.0.1:0",
-            "--relay-url",
-            &relay.url,
-        ])
-        .arg("--relay-ca-file")
-        .arg(&ca.ca_file)
-        .arg("--connection-string-file")
-        .arg(&cs_file)
-        .args(["--proxy", "none"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hycod forward starts");
+    let trust = ca.ca_file.as_os_str();
+    let mut forward = start_forward(
+        dir.path(),
+        &relay.url,
+        &[
+            "--relay-ca-file".as_ref(),
+            trust,
+            "--proxy".as_ref(),
+            "none".as_ref(),
+        ],
+    );
     let addr = listening_addr(&mut forward);
     let mut client = TcpStream::connect(addr).expect("connect the forward");
     client
@@ -377,8 +352,38 @@ fn the_older_relay_ca_file_key_still_trusts_the_relay_and_names_tls_roots_at_sta
     stop(&mut daemon);
 }
 
+/// Starts `hycod forward` on a free port to `sap` on `relay_url` (the root rule's connection
+/// string in a file in `dir`) with `flags`, without the environment's proxy variables.
+fn start_forward(dir: &Path, relay_url: &str, flags: &[&OsStr]) -> Child {
+    let cs_file = dir.join("sender.conn");
+    std::fs::write(
+        &cs_file,
+        format!("Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=sap\n"),
+    )
+    .expect("connection string");
+    Command::new(env!("CARGO_BIN_EXE_hycod"))
+        .args([
+            "forward",
+            "--listen",
+            "127.0.0.1:0",
+            "--relay-url",
+            relay_url,
+        ])
+        .arg("--connection-string-file")
+        .arg(&cs_file)
+        .args(flags)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hycod forward starts")
+}
+
 /// Reads `hycod forward`'s first line, `listening tcp://ADDR`, and returns the address.
-fn listening_addr(forward: &mut std::process::Child) -> String {
+fn listening_addr(forward: &mut Child) -> String {
     let stdout = forward.stdout.as_mut().expect("stdout");
     let mut first = Vec::new();
     let mut byte = [0u8; 1];

@@ -12,7 +12,7 @@ use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
 
 mod common;
 
-use common::processes::{http_get, http_upstream, tcp_echo, KEY};
+use common::processes::{forward, http_get, http_upstream, tcp_echo, KEY};
 use common::scripted_relay::{Dialed, Frame, ScriptedRelay};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -77,16 +77,7 @@ fn metric(handle: &DaemonHandle, metric: &str, labels: &[(&str, &str)]) -> f64 {
 #[test]
 fn listener_and_sender_ids_are_guids_and_the_client_agent_names_hycod() {
     let relay = ScriptedRelay::start();
-    let forward = format!(
-        r#"
-[[forward]]
-name = "out"
-listen = "127.0.0.1:0"
-connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
-relay_url = "{}"
-"#,
-        relay.url()
-    );
+    let forward = forward("out", "hyco", &relay.url());
     let handle = start(&relay.url(), &forward);
     let agent = format!("hycod/{}", env!("CARGO_PKG_VERSION"));
     let listen = control(&relay);
@@ -246,16 +237,7 @@ fn pattern(len: usize) -> Vec<u8> {
 #[test]
 fn a_single_20_mib_frame_passes_the_listener_and_the_forward() {
     let relay = ScriptedRelay::start();
-    let forward = format!(
-        r#"
-[[forward]]
-name = "out"
-listen = "127.0.0.1:0"
-connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
-relay_url = "{}"
-"#,
-        relay.url()
-    );
+    let forward = forward("out", "hyco", &relay.url());
     let handle = start(&relay.url(), &forward);
     let payload = pattern(20 * MIB);
 
@@ -287,15 +269,8 @@ relay_url = "{}"
 fn a_forwarded_stream_is_pinged_and_closed_when_pongs_stop() {
     let relay = ScriptedRelay::start();
     let forward = format!(
-        r#"
-[[forward]]
-name = "out"
-listen = "127.0.0.1:0"
-connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath=hyco"
-relay_url = "{}"
-stream_ping_interval = "1s"
-"#,
-        relay.url()
+        "{}stream_ping_interval = \"1s\"\n",
+        forward("out", "hyco", &relay.url())
     );
     let handle = start(&relay.url(), &forward);
     let local = handle.forward_addr("out").expect("forward port");

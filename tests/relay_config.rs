@@ -52,6 +52,15 @@ entity = "hc1"
     )
 }
 
+/// A relay started from [`two_hybrid_connections`], with `SCOPED_KEY_VAR` set.
+fn two_hybrid_connections_relay(dir: &Path) -> LoggedRelay {
+    let file = two_hybrid_connections(dir);
+    LoggedRelay::start_with_env(
+        &["--config", file.to_str().expect("utf-8")],
+        &[("SCOPED_KEY_VAR", SCOPED_KEY)],
+    )
+}
+
 fn listen_target(path: &str) -> String {
     format!("/$hc/{path}?sb-hc-action=listen")
 }
@@ -59,13 +68,7 @@ fn listen_target(path: &str) -> String {
 #[test]
 fn a_rule_scoped_to_one_hybrid_connection_authorises_only_that_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = two_hybrid_connections(dir.path());
-    let relay = LoggedRelay::try_start(
-        &["--config", file.to_str().expect("utf-8")],
-        &[("SCOPED_KEY_VAR", SCOPED_KEY)],
-        None,
-    )
-    .unwrap_or_else(|r| panic!("relay refused: {}", r.stderr));
+    let relay = two_hybrid_connections_relay(dir.path());
     let (status, _hc1) = upgrade(
         relay.addr(),
         &listen_target("hc1"),
@@ -92,13 +95,7 @@ fn a_rule_scoped_to_one_hybrid_connection_authorises_only_that_one() {
 #[test]
 fn keys_from_the_file_are_not_on_the_command_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = two_hybrid_connections(dir.path());
-    let relay = LoggedRelay::try_start(
-        &["--config", file.to_str().expect("utf-8")],
-        &[("SCOPED_KEY_VAR", SCOPED_KEY)],
-        None,
-    )
-    .unwrap_or_else(|r| panic!("relay refused: {}", r.stderr));
+    let relay = two_hybrid_connections_relay(dir.path());
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", relay.pid())).expect("cmdline");
     let cmdline = String::from_utf8_lossy(&cmdline);
     assert!(cmdline.contains("relay.toml"), "{cmdline}");
@@ -128,16 +125,13 @@ fn a_flag_overrides_the_files_key() {
     .expect("rewritten");
     let path = file.to_str().expect("utf-8");
     let env = [("SCOPED_KEY_VAR", SCOPED_KEY)];
-    let from_file = LoggedRelay::try_start(&["--config", path], &env, None)
-        .unwrap_or_else(|r| panic!("relay refused: {}", r.stderr));
+    let from_file = LoggedRelay::start_with_env(&["--config", path], &env);
     assert!(
         from_file.url.starts_with("ws://127.0.0.2:"),
         "{}",
         from_file.url
     );
-    let flagged =
-        LoggedRelay::try_start(&["--config", path, "--listen", "127.0.0.1:0"], &env, None)
-            .unwrap_or_else(|r| panic!("relay refused: {}", r.stderr));
+    let flagged = LoggedRelay::start_with_env(&["--config", path, "--listen", "127.0.0.1:0"], &env);
     assert!(
         flagged.url.starts_with("ws://127.0.0.1:"),
         "{}",

@@ -16,7 +16,7 @@ use monoio::io::{AsyncWriteRentExt, Splitable};
 
 mod common;
 
-use common::{dialer, listen, mask, read_message, run, KEY};
+use common::{dialer, listen, mask, open_rendezvous, read_message, run, KEY};
 
 fn relay(extra: &[&str]) -> hycod::relay::RelayHandle {
     let mut flags = vec![
@@ -436,24 +436,7 @@ fn relayed_http_small_on_the_control_channel_and_large_through_a_rendezvous() {
                 (notice, received, None)
             } else {
                 assert!(notice.is_rendezvous_notice());
-                let address = notice.address.clone().expect("address");
-                let rdv = dialer()
-                    .connect(&address, &[], None)
-                    .await
-                    .expect("rendezvous");
-                let (read, write) = rdv.stream.into_split();
-                let mut reader = WsReader::new(
-                    read,
-                    Role::Client,
-                    Limits::default(),
-                    &rdv.leftover,
-                    64 * 1024,
-                );
-                let (_, text) = read_message(&mut reader).await;
-                let ControlMessage::Request(full) = parse_control_message(&text).expect("json")
-                else {
-                    panic!("expected request");
-                };
+                let (mut reader, write, full) = open_rendezvous(&notice).await;
                 let (_, received) = read_message(&mut reader).await;
                 (full, received, Some(write))
             };

@@ -3,25 +3,23 @@
 //! malformed HTTP is refused, Azure's control-channel size limits fail a request, a listener
 //! that stops reading is closed, and the connections around each of them keep working.
 
+use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use hycod::io::stream::Stream;
 use hycod::io::ws_client::ConnectError;
 use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader};
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
 use hycod::proto::hc::messages::Request;
 use hycod::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
-use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::io::{AsyncWriteRentExt, Splitable};
 
 mod common;
 
-use common::{dialer, mask, read_message, run, token_for, KEY};
-
-type Reader = WsReader<OwnedReadHalf<Stream>>;
-type Writer = OwnedWriteHalf<Stream>;
+use common::{dialer, mask, open_rendezvous, read_message, run, token_for, Reader, Writer, KEY};
 
 /// A relay serving `hyco` with the `root` rule and these extra flags.
 fn relay(extra: &[&str]) -> hycod::relay::RelayHandle {
@@ -107,28 +105,6 @@ async fn next_request(control: &mut Reader) -> Request {
         ControlMessage::Request(r) => r,
         other => panic!("expected a request, got {other:?}"),
     }
-}
-
-/// Opens the rendezvous a notice names and reads the full `request` from it.
-async fn open_rendezvous(notice: &Request) -> (Reader, Writer, Request) {
-    let address = notice.address.clone().expect("address");
-    let rdv = dialer()
-        .connect(&address, &[], None)
-        .await
-        .expect("rendezvous");
-    let (read, write) = rdv.stream.into_split();
-    let mut reader = WsReader::new(
-        read,
-        Role::Client,
-        Limits::default(),
-        &rdv.leftover,
-        64 * 1024,
-    );
-    let (_, text) = read_message(&mut reader).await;
-    let ControlMessage::Request(full) = parse_control_message(&text).expect("json") else {
-        panic!("expected the full request on the rendezvous");
-    };
-    (reader, write, full)
 }
 
 /// Answers requests on `hyco` with 200 and no body, on the control channel or on the
@@ -569,6 +545,21 @@ fn the_idle_cut_closes_a_silent_stream_on_both_sides_with_1001() {
     let relay = relay(&["--idle-timeout", "1s"]);
     run(async move {
         let (mut control, mut control_write) = listen(&relay.url).await;
+        // The listener's control channel stays alive through its pings while the stream idles:
+        // they start at once and go on until the end, however slowly the steps between run.
+        let stop_pinging = Rc::new(Cell::new(false));
+        let stop = stop_pinging.clone();
+        let pinging = monoio::spawn(async move {
+            while !stop.get() {
+                let mut ping = Vec::new();
+                push_frame(&mut ping, true, OpCode::Ping, b"cc", mask()).expect("ping");
+                control_write.write_all(ping).await.0.expect("ping");
+                monoio::time::sleep(Duration::from_millis(250)).await;
+            }
+            control_write
+        });
+        // The stream's idle clock cannot start before its sender connects.
+        let started = Instant::now();
         let connect = format!("{}/$hc/hyco?sb-hc-action=connect", relay.url);
         let t = token();
         let sender = monoio::spawn(async move {
@@ -576,7 +567,6 @@ fn the_idle_cut_closes_a_silent_stream_on_both_sides_with_1001() {
                 .connect(&connect, &[("ServiceBusAuthorization", &t)], None)
                 .await
         });
-        // The listener's control channel stays alive through its pings while the stream idles.
         let (_, text) = read_message(&mut control).await;
         let ControlMessage::Accept(accept) = parse_control_message(&text).expect("json") else {
             panic!("expected accept");
@@ -586,16 +576,6 @@ fn the_idle_cut_closes_a_silent_stream_on_both_sides_with_1001() {
             .await
             .expect("rendezvous");
         let sender = sender.await.expect("sender connected");
-        let started = Instant::now();
-        let pinging = monoio::spawn(async move {
-            for _ in 0..8 {
-                let mut ping = Vec::new();
-                push_frame(&mut ping, true, OpCode::Ping, b"cc", mask()).expect("ping");
-                control_write.write_all(ping).await.0.expect("ping");
-                monoio::time::sleep(Duration::from_millis(250)).await;
-            }
-            control_write
-        });
         for conn in [sender, rdv] {
             let (read, _write) = conn.stream.into_split();
             let mut reader =
@@ -607,11 +587,12 @@ fn the_idle_cut_closes_a_silent_stream_on_both_sides_with_1001() {
             );
         }
         assert!(started.elapsed() >= Duration::from_secs(1));
-        let _control_write = pinging.await;
-        let (code, _) = monoio::time::timeout(Duration::from_millis(100), close_of(&mut control))
+        let (code, _) = monoio::time::timeout(Duration::from_millis(300), close_of(&mut control))
             .await
             .map_or((None, String::new()), |c| c);
         assert_eq!(code, None, "the pinging control channel was cut");
+        stop_pinging.set(true);
+        let _control_write = pinging.await;
     });
 }
 

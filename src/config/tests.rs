@@ -220,146 +220,150 @@ fn load_resolves_files_next_to_the_config() {
     );
 }
 
-#[test]
-fn toml_syntax_error_names_key_and_position() {
-    let text = "[[hybrid_connection]]\nname = \"a\"\ntarget = tcp://db01:1\n";
-    let reason = error(
-        text,
-        "hybrid_connection[0].target",
-        "invalid TOML at line 3, column 10",
-    );
-    assert!(matches!(
+/// One row of a rule table: a configuration, the key path its error names, a distinctive part
+/// of the message and the reason it must be.
+struct Case {
+    text: String,
+    key: &'static str,
+    part: &'static str,
+    reason: fn(&Reason) -> bool,
+}
+
+fn case(
+    text: impl Into<String>,
+    key: &'static str,
+    part: &'static str,
+    reason: fn(&Reason) -> bool,
+) -> Case {
+    Case {
+        text: text.into(),
+        key,
+        part,
         reason,
-        Reason::TomlSyntax {
-            line: 3,
-            column: 10,
-            ..
-        }
-    ));
+    }
+}
+
+/// Loads every row's text and checks its error as [`error`] does, then its reason.
+fn check(cases: &[Case]) {
+    for case in cases {
+        let reason = error(&case.text, case.key, case.part);
+        assert!(
+            (case.reason)(&reason),
+            "{}: unexpected {reason:?}",
+            case.key
+        );
+    }
 }
 
 #[test]
-fn toml_syntax_error_in_a_header() {
-    let reason = error(
-        "[runtime\nworkers = 1\n",
-        "(top level)",
-        "invalid TOML at line 1",
-    );
-    assert!(matches!(reason, Reason::TomlSyntax { line: 1, .. }));
-}
-
-#[test]
-fn toml_duplicate_key_is_a_syntax_error() {
-    let text = format!("{}name = \"again\"\n", hc("a", ""));
-    let reason = error(&text, "hybrid_connection[0].name", "duplicate key");
-    assert!(matches!(reason, Reason::TomlSyntax { .. }));
-}
-
-#[test]
-fn unknown_key_in_a_hybrid_connection() {
-    let text = format!("{}{}", hc("a", ""), hc("b", "tagret = \"tcp://x:1\""));
-    let reason = error(
-        &text,
-        "hybrid_connection[1].tagret",
-        "unknown key \"tagret\" in hybrid_connection[1]; expected one of `name`",
-    );
-    assert!(
-        matches!(reason, Reason::UnknownKey { key, section, .. } if key == "tagret" && section == "hybrid_connection[1]")
-    );
-}
-
-#[test]
-fn unknown_key_in_a_section() {
-    let text = format!("[runtime]\nworkerz = 4\n{}", hc("a", ""));
-    let reason = error(
-        &text,
-        "runtime.workerz",
-        "unknown key \"workerz\" in runtime; expected `workers`",
-    );
-    assert!(matches!(reason, Reason::UnknownKey { .. }));
-}
-
-#[test]
-fn unknown_key_in_an_inline_table() {
-    let text = format!("runtime = {{ workerz = 4 }}\n{}", hc("a", ""));
-    let reason = error(
-        &text,
-        "runtime.workerz",
-        "unknown key \"workerz\" in runtime",
-    );
-    assert!(matches!(reason, Reason::UnknownKey { .. }));
-}
-
-#[test]
-fn unknown_top_level_key_and_section() {
-    let reason = error(
-        "bogus = 1\n",
-        "bogus",
-        "unknown key \"bogus\" at the top level",
-    );
-    assert!(matches!(reason, Reason::UnknownKey { .. }));
-    let reason = error(
-        "[runtim]\nworkers = 1\n",
-        "runtim",
-        "unknown key \"runtim\" at the top level",
-    );
-    assert!(matches!(reason, Reason::UnknownKey { .. }));
-}
-
-#[test]
-fn unknown_subtable_of_a_hybrid_connection() {
-    let text = format!("{}[hybrid_connection.extra]\nx = 1\n", hc("a", ""));
-    let reason = error(
-        &text,
-        "hybrid_connection[0].extra",
-        "unknown key \"extra\" in hybrid_connection[0]",
-    );
-    assert!(matches!(reason, Reason::UnknownKey { .. }));
-}
-
-#[test]
-fn wrong_type_names_key_and_position() {
-    let text = format!("[runtime]\nworkers = \"4\"\n{}", hc("a", ""));
-    let reason = error(&text, "runtime.workers", "invalid type: string");
-    assert!(matches!(
-        reason,
-        Reason::InvalidValue {
-            line: 2,
-            column: 11,
-            ..
-        }
-    ));
-}
-
-#[test]
-fn a_secret_given_to_a_number_key_is_not_echoed() {
-    let text = format!("[runtime]\nworkers = \"{KEY}\"\n{}", hc("a", ""));
-    let reason = error(
-        &text,
-        "runtime.workers",
-        "invalid type: string, expected usize",
-    );
-    assert!(matches!(reason, Reason::InvalidValue { .. }));
-}
-
-#[test]
-fn negative_count_is_an_invalid_value() {
-    let reason = error(
-        &hc("a", "listeners = -1"),
-        "hybrid_connection[0].listeners",
-        "invalid value",
-    );
-    assert!(matches!(reason, Reason::InvalidValue { .. }));
-}
-
-#[test]
-fn unknown_log_format_and_level() {
-    let text = format!("[log]\nformat = \"xml\"\n{}", hc("a", ""));
-    let reason = error(&text, "log.format", "expected `text` or `json`");
-    assert!(matches!(reason, Reason::InvalidValue { .. }));
-    let text = format!("[log]\nlevel = \"verbose\"\n{}", hc("a", ""));
-    let reason = error(&text, "log.level", "unknown variant `verbose`");
-    assert!(matches!(reason, Reason::InvalidValue { .. }));
+fn reading_the_file_syntax_unknown_keys_and_types() {
+    check(&[
+        // A syntax error names the key and the position.
+        case(
+            "[[hybrid_connection]]\nname = \"a\"\ntarget = tcp://db01:1\n",
+            "hybrid_connection[0].target",
+            "invalid TOML at line 3, column 10",
+            |r| {
+                matches!(
+                    r,
+                    Reason::TomlSyntax {
+                        line: 3,
+                        column: 10,
+                        ..
+                    }
+                )
+            },
+        ),
+        case(
+            "[runtime\nworkers = 1\n",
+            "(top level)",
+            "invalid TOML at line 1",
+            |r| matches!(r, Reason::TomlSyntax { line: 1, .. }),
+        ),
+        case(
+            format!("{}name = \"again\"\n", hc("a", "")),
+            "hybrid_connection[0].name",
+            "duplicate key",
+            |r| matches!(r, Reason::TomlSyntax { .. }),
+        ),
+        // Unknown keys, wherever they are.
+        case(
+            format!("{}{}", hc("a", ""), hc("b", "tagret = \"tcp://x:1\"")),
+            "hybrid_connection[1].tagret",
+            "unknown key \"tagret\" in hybrid_connection[1]; expected one of `name`",
+            |r| matches!(r, Reason::UnknownKey { key, section, .. } if key == "tagret" && section == "hybrid_connection[1]"),
+        ),
+        case(
+            format!("[runtime]\nworkerz = 4\n{}", hc("a", "")),
+            "runtime.workerz",
+            "unknown key \"workerz\" in runtime; expected `workers`",
+            |r| matches!(r, Reason::UnknownKey { .. }),
+        ),
+        case(
+            format!("runtime = {{ workerz = 4 }}\n{}", hc("a", "")),
+            "runtime.workerz",
+            "unknown key \"workerz\" in runtime",
+            |r| matches!(r, Reason::UnknownKey { .. }),
+        ),
+        case(
+            "bogus = 1\n",
+            "bogus",
+            "unknown key \"bogus\" at the top level",
+            |r| matches!(r, Reason::UnknownKey { .. }),
+        ),
+        case(
+            "[runtim]\nworkers = 1\n",
+            "runtim",
+            "unknown key \"runtim\" at the top level",
+            |r| matches!(r, Reason::UnknownKey { .. }),
+        ),
+        case(
+            format!("{}[hybrid_connection.extra]\nx = 1\n", hc("a", "")),
+            "hybrid_connection[0].extra",
+            "unknown key \"extra\" in hybrid_connection[0]",
+            |r| matches!(r, Reason::UnknownKey { .. }),
+        ),
+        // Values of the wrong type, with their position; a string value is never echoed.
+        case(
+            format!("[runtime]\nworkers = \"4\"\n{}", hc("a", "")),
+            "runtime.workers",
+            "invalid type: string",
+            |r| {
+                matches!(
+                    r,
+                    Reason::InvalidValue {
+                        line: 2,
+                        column: 11,
+                        ..
+                    }
+                )
+            },
+        ),
+        case(
+            format!("[runtime]\nworkers = \"{KEY}\"\n{}", hc("a", "")),
+            "runtime.workers",
+            "invalid type: string, expected usize",
+            |r| matches!(r, Reason::InvalidValue { .. }),
+        ),
+        case(
+            hc("a", "listeners = -1"),
+            "hybrid_connection[0].listeners",
+            "invalid value",
+            |r| matches!(r, Reason::InvalidValue { .. }),
+        ),
+        case(
+            format!("[log]\nformat = \"xml\"\n{}", hc("a", "")),
+            "log.format",
+            "expected `text` or `json`",
+            |r| matches!(r, Reason::InvalidValue { .. }),
+        ),
+        case(
+            format!("[log]\nlevel = \"verbose\"\n{}", hc("a", "")),
+            "log.level",
+            "unknown variant `verbose`",
+            |r| matches!(r, Reason::InvalidValue { .. }),
+        ),
+    ]);
 }
 
 // ---- top-level sections ----
@@ -420,57 +424,48 @@ fn shutdown_grace_must_be_a_duration() {
 // ---- name ----
 
 #[test]
-fn missing_name() {
-    let text = format!(
-        "[[hybrid_connection]]\nconnection_string = \"{}\"\ntarget = \"tcp://h:1\"\n",
-        connection_string(Some("x"))
-    );
-    assert_eq!(
-        error(&text, "hybrid_connection[0].name", "required"),
-        Reason::MissingKey
-    );
-}
-
-#[test]
-fn empty_name() {
-    assert_eq!(
-        error(
-            &hc("", ""),
+fn hybrid_connection_names() {
+    check(&[
+        case(
+            format!(
+                "[[hybrid_connection]]\nconnection_string = \"{}\"\ntarget = \"tcp://h:1\"\n",
+                connection_string(Some("x"))
+            ),
             "hybrid_connection[0].name",
-            "must not be empty"
+            "required",
+            |r| *r == Reason::MissingKey,
         ),
-        Reason::EmptyName
-    );
-}
-
-#[test]
-fn name_with_a_character_unfit_for_a_metric_label() {
-    let reason = error(&hc("sap gw", ""), "hybrid_connection[0].name", "found ' '");
-    assert_eq!(reason, Reason::NameCharacter { character: ' ' });
-    let reason = error(
-        &hc("sap\\\"gw", ""),
-        "hybrid_connection[0].name",
-        "may contain only",
-    );
-    assert_eq!(reason, Reason::NameCharacter { character: '"' });
+        case(
+            hc("", ""),
+            "hybrid_connection[0].name",
+            "must not be empty",
+            |r| *r == Reason::EmptyName,
+        ),
+        case(
+            hc("sap gw", ""),
+            "hybrid_connection[0].name",
+            "found ' '",
+            |r| *r == Reason::NameCharacter { character: ' ' },
+        ),
+        case(
+            hc("sap\\\"gw", ""),
+            "hybrid_connection[0].name",
+            "may contain only",
+            |r| *r == Reason::NameCharacter { character: '"' },
+        ),
+        case(
+            format!("{}{}{}", hc("a", ""), hc("b", ""), hc("a", "")),
+            "hybrid_connection[2].name",
+            "already used by hybrid_connection[0]",
+            |r| {
+                *r == Reason::DuplicateName {
+                    name: "a".into(),
+                    first_index: 0,
+                }
+            },
+        ),
+    ]);
     assert!(load(&hc("SAP_gw-01.prod", "")).is_ok());
-}
-
-#[test]
-fn duplicate_name() {
-    let text = format!("{}{}{}", hc("a", ""), hc("b", ""), hc("a", ""));
-    let reason = error(
-        &text,
-        "hybrid_connection[2].name",
-        "already used by hybrid_connection[0]",
-    );
-    assert_eq!(
-        reason,
-        Reason::DuplicateName {
-            name: "a".into(),
-            first_index: 0
-        }
-    );
 }
 
 // ---- connection string sources ----
@@ -480,43 +475,72 @@ fn hc_without_secret(extra: &str) -> String {
 }
 
 #[test]
-fn no_connection_string() {
-    let reason = error(
-        &hc_without_secret(""),
-        "hybrid_connection[0]",
-        "one of connection_string, connection_string_file or connection_string_env is required",
-    );
-    assert_eq!(reason, Reason::NoConnectionString);
-}
-
-#[test]
-fn more_than_one_connection_string_source() {
-    let text = hc("a", "connection_string_env = \"HYCOD_TEST_CS\"");
-    let reason = error(
-        &text,
-        "hybrid_connection[0]",
-        "found connection_string and connection_string_env",
-    );
-    assert_eq!(
-        reason,
-        Reason::ConflictingConnectionStrings {
-            keys: vec!["connection_string", "connection_string_env"]
-        }
-    );
-}
-
-#[test]
-fn unreadable_connection_string_file() {
-    let text = hc_without_secret("connection_string_file = \"/nonexistent/sap.conn\"");
-    let reason = error(
-        &text,
-        "hybrid_connection[0].connection_string_file",
-        "cannot read /nonexistent/sap.conn",
-    );
-    assert!(matches!(
-        reason,
-        Reason::ConnectionStringFileUnreadable { .. }
-    ));
+fn connection_string_sources() {
+    check(&[
+        case(
+            hc_without_secret(""),
+            "hybrid_connection[0]",
+            "one of connection_string, connection_string_file or connection_string_env is required",
+            |r| *r == Reason::NoConnectionString,
+        ),
+        case(
+            hc("a", "connection_string_env = \"HYCOD_TEST_CS\""),
+            "hybrid_connection[0]",
+            "found connection_string and connection_string_env",
+            |r| {
+                *r == Reason::ConflictingConnectionStrings {
+                    keys: vec!["connection_string", "connection_string_env"],
+                }
+            },
+        ),
+        case(
+            hc_without_secret("connection_string_file = \"/nonexistent/sap.conn\""),
+            "hybrid_connection[0].connection_string_file",
+            "cannot read /nonexistent/sap.conn",
+            |r| matches!(r, Reason::ConnectionStringFileUnreadable { .. }),
+        ),
+        case(
+            hc_without_secret("connection_string_env = \"HYCOD_NOT_SET\""),
+            "hybrid_connection[0].connection_string_env",
+            "HYCOD_NOT_SET is not set",
+            |r| {
+                *r == Reason::ConnectionStringEnvMissing {
+                    variable: "HYCOD_NOT_SET".into(),
+                }
+            },
+        ),
+        case(
+            hc_without_secret("connection_string_env = \"HYCOD_TEST_BINARY\""),
+            "hybrid_connection[0].connection_string_env",
+            "not valid Unicode",
+            |r| matches!(r, Reason::ConnectionStringEnvNotUnicode { .. }),
+        ),
+        case(
+            hc_without_secret(&format!(
+                "connection_string = \"Endpoint=https://contoso.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey={KEY}\""
+            )),
+            "hybrid_connection[0].connection_string",
+            "must use the sb:// scheme",
+            |r| {
+                matches!(
+                    r,
+                    Reason::InvalidConnectionString(
+                        ConnectionStringError::EndpointSchemeNotSb { .. }
+                    )
+                )
+            },
+        ),
+        case(
+            hc_without_secret(&format!(
+                "connection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKey={KEY}\""
+            )),
+            "hybrid_connection[0].connection_string",
+            "no SharedAccessKeyName",
+            |r| {
+                *r == Reason::InvalidConnectionString(ConnectionStringError::KeyWithoutKeyName)
+            },
+        ),
+    ]);
 }
 
 #[test]
@@ -600,68 +624,6 @@ fn connection_string_from_the_environment() {
 }
 
 #[test]
-fn missing_environment_variable() {
-    let text = hc_without_secret("connection_string_env = \"HYCOD_NOT_SET\"");
-    let reason = error(
-        &text,
-        "hybrid_connection[0].connection_string_env",
-        "HYCOD_NOT_SET is not set",
-    );
-    assert_eq!(
-        reason,
-        Reason::ConnectionStringEnvMissing {
-            variable: "HYCOD_NOT_SET".into()
-        }
-    );
-}
-
-#[test]
-fn environment_variable_not_unicode() {
-    let text = hc_without_secret("connection_string_env = \"HYCOD_TEST_BINARY\"");
-    let reason = error(
-        &text,
-        "hybrid_connection[0].connection_string_env",
-        "not valid Unicode",
-    );
-    assert!(matches!(
-        reason,
-        Reason::ConnectionStringEnvNotUnicode { .. }
-    ));
-}
-
-#[test]
-fn malformed_inline_connection_string() {
-    let text = hc_without_secret(&format!(
-        "connection_string = \"Endpoint=https://contoso.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey={KEY}\""
-    ));
-    let reason = error(
-        &text,
-        "hybrid_connection[0].connection_string",
-        "must use the sb:// scheme",
-    );
-    assert!(matches!(
-        reason,
-        Reason::InvalidConnectionString(ConnectionStringError::EndpointSchemeNotSb { .. })
-    ));
-}
-
-#[test]
-fn connection_string_without_key_name() {
-    let text = hc_without_secret(&format!(
-        "connection_string = \"Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKey={KEY}\""
-    ));
-    let reason = error(
-        &text,
-        "hybrid_connection[0].connection_string",
-        "no SharedAccessKeyName",
-    );
-    assert_eq!(
-        reason,
-        Reason::InvalidConnectionString(ConnectionStringError::KeyWithoutKeyName)
-    );
-}
-
-#[test]
 fn unknown_connection_string_keys_are_warnings() {
     let text = hc_without_secret(&format!(
         "connection_string = \"{};Foo=bar\"",
@@ -691,57 +653,63 @@ fn fixed_signature_is_a_warning() {
 // ---- entity path ----
 
 #[test]
-fn entity_path_required_without_entity_path_in_connection_string() {
-    let text = format!(
-        "[[hybrid_connection]]\nname = \"a\"\nconnection_string = \"{}\"\ntarget = \"tcp://h:1\"\n",
-        connection_string(None)
-    );
-    let reason = error(
-        &text,
-        "hybrid_connection[0].entity_path",
-        "connection string has no EntityPath",
-    );
-    assert_eq!(reason, Reason::MissingEntityPath);
-}
-
-#[test]
-fn entity_path_must_agree_with_the_connection_string() {
-    let reason = error(
-        &hc("a", "entity_path = \"other\""),
-        "hybrid_connection[0].entity_path",
-        "disagrees",
-    );
-    assert_eq!(
-        reason,
-        Reason::EntityPathMismatch {
-            configured: "other".into(),
-            in_connection_string: "sap-gateway".into()
-        }
-    );
-    assert!(load(&hc("a", "entity_path = \"sap-gateway\"")).is_ok());
-}
-
-#[test]
-fn entity_path_must_be_a_usable_path() {
-    let cases = [
-        ("", EntityPathProblem::Empty),
-        ("/hc", EntityPathProblem::LeadingSlash),
-        ("hc/", EntityPathProblem::TrailingSlash),
-        ("a//b", EntityPathProblem::EmptySegment),
-    ];
-    for (path, problem) in cases {
+fn entity_paths() {
+    let usable_path_case = |path: &str, reason: fn(&Reason) -> bool| {
         let text = hc_without_secret(&format!(
             "connection_string = \"{}\"",
             connection_string(None)
         ))
         .replace("entity_path = \"hc\"", &format!("entity_path = \"{path}\""));
-        let reason = error(
-            &text,
+        case(
+            text,
             "hybrid_connection[0].entity_path",
             "not a usable hybrid connection path",
-        );
-        assert_eq!(reason, Reason::InvalidEntityPath { problem });
-    }
+            reason,
+        )
+    };
+    check(&[
+        case(
+            format!(
+                "[[hybrid_connection]]\nname = \"a\"\nconnection_string = \"{}\"\ntarget = \"tcp://h:1\"\n",
+                connection_string(None)
+            ),
+            "hybrid_connection[0].entity_path",
+            "connection string has no EntityPath",
+            |r| *r == Reason::MissingEntityPath,
+        ),
+        case(
+            hc("a", "entity_path = \"other\""),
+            "hybrid_connection[0].entity_path",
+            "disagrees",
+            |r| {
+                *r == Reason::EntityPathMismatch {
+                    configured: "other".into(),
+                    in_connection_string: "sap-gateway".into(),
+                }
+            },
+        ),
+        usable_path_case("", |r| {
+            *r == Reason::InvalidEntityPath {
+                problem: EntityPathProblem::Empty,
+            }
+        }),
+        usable_path_case("/hc", |r| {
+            *r == Reason::InvalidEntityPath {
+                problem: EntityPathProblem::LeadingSlash,
+            }
+        }),
+        usable_path_case("hc/", |r| {
+            *r == Reason::InvalidEntityPath {
+                problem: EntityPathProblem::TrailingSlash,
+            }
+        }),
+        usable_path_case("a//b", |r| {
+            *r == Reason::InvalidEntityPath {
+                problem: EntityPathProblem::EmptySegment,
+            }
+        }),
+    ]);
+    assert!(load(&hc("a", "entity_path = \"sap-gateway\"")).is_ok());
 }
 
 // ---- targets ----

@@ -74,7 +74,12 @@ impl LoggedRelay {
     /// Starts `hycod relay ARGS` (no `RUST_LOG`: the flags and file set the level) and waits
     /// for its `listening` line.
     pub fn start(args: &[&str]) -> Self {
-        Self::try_start(args, &[], None).unwrap_or_else(|refused| {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`LoggedRelay::start`] with environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::try_start(args, env, None).unwrap_or_else(|refused| {
             panic!(
                 "the relay did not start ({:?}):\n{}",
                 refused.code, refused.stderr

@@ -109,14 +109,39 @@ pub async fn read_message<R: AsyncReadRent>(reader: &mut WsReader<R>) -> (DataKi
     }
 }
 
+/// The reading half of a client WebSocket, framed.
+pub type Reader = WsReader<monoio::io::OwnedReadHalf<hycod::io::stream::Stream>>;
+/// The writing half of a client WebSocket.
+pub type Writer = monoio::io::OwnedWriteHalf<hycod::io::stream::Stream>;
+
+/// Opens the rendezvous a relayed request's notice names (protocol §6.3) and reads the full
+/// `request` from it; the rendezvous halves and that request.
+pub async fn open_rendezvous(
+    notice: &hycod::proto::hc::messages::Request,
+) -> (Reader, Writer, hycod::proto::hc::messages::Request) {
+    use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
+    let address = notice.address.clone().expect("address");
+    let rdv = dialer()
+        .connect(&address, &[], None)
+        .await
+        .expect("rendezvous");
+    let (read, write) = rdv.stream.into_split();
+    let mut reader = WsReader::new(
+        read,
+        Role::Client,
+        Limits::default(),
+        &rdv.leftover,
+        64 * 1024,
+    );
+    let (_, text) = read_message(&mut reader).await;
+    let ControlMessage::Request(full) = parse_control_message(&text).expect("json") else {
+        panic!("expected the full request on the rendezvous");
+    };
+    (reader, write, full)
+}
+
 /// Registers a listener on `hyco`; returns its control-channel halves.
-pub async fn listen(
-    url: &str,
-    token: &str,
-) -> (
-    WsReader<monoio::io::OwnedReadHalf<hycod::io::stream::Stream>>,
-    monoio::io::OwnedWriteHalf<hycod::io::stream::Stream>,
-) {
+pub async fn listen(url: &str, token: &str) -> (Reader, Writer) {
     let conn = dialer()
         .connect(
             &format!("{url}/$hc/hyco?sb-hc-action=listen"),
