@@ -715,19 +715,113 @@ fn entity_paths() {
 // ---- targets ----
 
 #[test]
-fn at_least_one_target() {
-    let text = format!(
-        "[[hybrid_connection]]\nname = \"a\"\nconnection_string = \"{}\"\n",
-        connection_string(Some("x"))
-    );
-    assert_eq!(
-        error(
-            &text,
+fn targets_relay_urls_proxies_and_ca_files() {
+    check(&[
+        case(
+            format!(
+                "[[hybrid_connection]]\nname = \"a\"\nconnection_string = \"{}\"\n",
+                connection_string(Some("x"))
+            ),
             "hybrid_connection[0]",
-            "at least one of target, targets or http_target"
+            "at least one of target, targets or http_target",
+            |r| *r == Reason::NoTarget,
         ),
-        Reason::NoTarget
-    );
+        case(
+            format!(
+                "{}{}",
+                hc("a", ""),
+                hc("b", "").replace("tcp://10.1.2.3:3300", "db01")
+            ),
+            "hybrid_connection[1].target",
+            "expected tcp://host:port, got \"db01\"",
+            |r| {
+                matches!(
+                    r,
+                    Reason::InvalidUrl {
+                        problem: UrlProblem::NotAUrl(_),
+                        ..
+                    }
+                )
+            },
+        ),
+        case(
+            hc("a", "").replace("tcp://10.1.2.3:3300", "tcp://db01"),
+            "hybrid_connection[0].target",
+            "no port",
+            |r| {
+                matches!(
+                    r,
+                    Reason::InvalidUrl {
+                        problem: UrlProblem::NoPort,
+                        ..
+                    }
+                )
+            },
+        ),
+        case(
+            hc("a", "http_target = \"ftp://files/\""),
+            "hybrid_connection[0].http_target",
+            "expected http(s)://host[:port][/base]",
+            |r| {
+                matches!(
+                    r,
+                    Reason::InvalidUrl {
+                        problem: UrlProblem::WrongScheme,
+                        ..
+                    }
+                )
+            },
+        ),
+        case(
+            hc("a", "relay_url = \"https://relay:443\""),
+            "hybrid_connection[0].relay_url",
+            "expected ws(s)://host[:port]",
+            |r| {
+                matches!(
+                    r,
+                    Reason::InvalidUrl {
+                        problem: UrlProblem::WrongScheme,
+                        ..
+                    }
+                )
+            },
+        ),
+        // Credentials in a proxy URL are refused and never echoed.
+        case(
+            hc("a", "proxy = \"http://user:hunter2@proxy:3128\""),
+            "hybrid_connection[0].proxy",
+            "a password in the URL is not supported; use proxy_password_file or proxy_password_env",
+            |r| {
+                matches!(r, Reason::InvalidUrl { problem: UrlProblem::Password, got, .. } if !got.contains("hunter2"))
+                    && !r.to_string().contains("hunter2")
+            },
+        ),
+        // relay_ca_file (tls_roots' older name): readable, and not for a ws:// relay.
+        case(
+            hc("a", "relay_ca_file = \"ca.pem\""),
+            "hybrid_connection[0].relay_ca_file",
+            "cannot read /nonexistent-base/ca.pem",
+            |r| matches!(r, Reason::CaFileUnreadable { .. }),
+        ),
+        case(
+            hc(
+                "a",
+                "relay_url = \"ws://relay:80\"\nrelay_ca_file = \"ca.pem\"",
+            ),
+            "hybrid_connection[0].relay_ca_file",
+            "wss://",
+            |r| *r == Reason::CaFileWithoutTlsRelay,
+        ),
+        case(
+            hc(
+                "a",
+                "relay_url = \"wss://relay:8443\"\nrelay_ca_file = \"ca.pem\"",
+            ),
+            "hybrid_connection[0].relay_ca_file",
+            "cannot read /nonexistent-base/ca.pem",
+            |r| matches!(r, Reason::CaFileUnreadable { .. }),
+        ),
+    ]);
 }
 
 #[test]
@@ -740,114 +834,7 @@ fn http_target_alone_is_enough() {
     assert_eq!(config.hybrid_connections[0].target, None);
 }
 
-#[test]
-fn bad_tcp_target() {
-    let text = format!(
-        "{}{}",
-        hc("a", ""),
-        hc("b", "").replace("tcp://10.1.2.3:3300", "db01")
-    );
-    let reason = error(
-        &text,
-        "hybrid_connection[1].target",
-        "expected tcp://host:port, got \"db01\"",
-    );
-    assert!(matches!(
-        reason,
-        Reason::InvalidUrl {
-            problem: UrlProblem::NotAUrl(_),
-            ..
-        }
-    ));
-    let text = hc("a", "").replace("tcp://10.1.2.3:3300", "tcp://db01");
-    let reason = error(&text, "hybrid_connection[0].target", "no port");
-    assert!(matches!(
-        reason,
-        Reason::InvalidUrl {
-            problem: UrlProblem::NoPort,
-            ..
-        }
-    ));
-}
-
-#[test]
-fn bad_http_target() {
-    let reason = error(
-        &hc("a", "http_target = \"ftp://files/\""),
-        "hybrid_connection[0].http_target",
-        "expected http(s)://host[:port][/base]",
-    );
-    assert!(matches!(
-        reason,
-        Reason::InvalidUrl {
-            problem: UrlProblem::WrongScheme,
-            ..
-        }
-    ));
-}
-
-#[test]
-fn bad_relay_url() {
-    let reason = error(
-        &hc("a", "relay_url = \"https://relay:443\""),
-        "hybrid_connection[0].relay_url",
-        "expected ws(s)://host[:port]",
-    );
-    assert!(matches!(
-        reason,
-        Reason::InvalidUrl {
-            problem: UrlProblem::WrongScheme,
-            ..
-        }
-    ));
-}
-
-#[test]
-fn proxy_credentials_are_rejected_without_echoing_them() {
-    let reason = error(
-        &hc("a", "proxy = \"http://user:hunter2@proxy:3128\""),
-        "hybrid_connection[0].proxy",
-        "a password in the URL is not supported; use proxy_password_file or proxy_password_env",
-    );
-    assert!(
-        matches!(&reason, Reason::InvalidUrl { problem: UrlProblem::Password, got, .. } if !got.contains("hunter2"))
-    );
-    assert!(!reason.to_string().contains("hunter2"));
-}
-
 // ---- relay CA file ----
-
-#[test]
-fn ca_file_needs_a_wss_relay_or_azure() {
-    let reason = error(
-        &hc("a", "relay_ca_file = \"ca.pem\""),
-        "hybrid_connection[0].relay_ca_file",
-        "cannot read /nonexistent-base/ca.pem",
-    );
-    assert!(matches!(reason, Reason::CaFileUnreadable { .. }));
-    let text = hc(
-        "a",
-        "relay_url = \"ws://relay:80\"\nrelay_ca_file = \"ca.pem\"",
-    );
-    assert_eq!(
-        error(&text, "hybrid_connection[0].relay_ca_file", "wss://"),
-        Reason::CaFileWithoutTlsRelay
-    );
-}
-
-#[test]
-fn unreadable_ca_file() {
-    let text = hc(
-        "a",
-        "relay_url = \"wss://relay:8443\"\nrelay_ca_file = \"ca.pem\"",
-    );
-    let reason = error(
-        &text,
-        "hybrid_connection[0].relay_ca_file",
-        "cannot read /nonexistent-base/ca.pem",
-    );
-    assert!(matches!(reason, Reason::CaFileUnreadable { .. }));
-}
 
 #[test]
 fn readable_ca_file_is_resolved_against_base_dir() {
@@ -884,77 +871,88 @@ fn readable_ca_file_is_resolved_against_base_dir() {
 // ---- counts and durations ----
 
 #[test]
-fn listeners_between_1_and_25() {
-    for got in [0, 26] {
-        let reason = error(
-            &hc_with_listeners(got),
+fn counts_and_durations_of_a_section() {
+    check(&[
+        case(
+            hc_with_listeners(0),
             "hybrid_connection[0].listeners",
             "must be between 1 and 25",
-        );
-        assert_eq!(reason, Reason::ListenersOutOfRange { got, max: 25 });
+            |r| *r == Reason::ListenersOutOfRange { got: 0, max: 25 },
+        ),
+        case(
+            hc_with_listeners(26),
+            "hybrid_connection[0].listeners",
+            "must be between 1 and 25",
+            |r| *r == Reason::ListenersOutOfRange { got: 26, max: 25 },
+        ),
+        case(
+            hc("a", "token_ttl = \"1 hour\""),
+            "hybrid_connection[0].token_ttl",
+            "expected a duration such as \"30s\"",
+            |r| {
+                matches!(
+                    r,
+                    Reason::InvalidDuration {
+                        error: DurationError::UnknownUnit { .. },
+                        ..
+                    }
+                )
+            },
+        ),
+        case(
+            hc("a", "token_ttl = \"30s\""),
+            "hybrid_connection[0].token_ttl",
+            "must be at least 1m, got 30s",
+            |r| {
+                *r == Reason::DurationTooShort {
+                    got: Duration::from_secs(30),
+                    min: Duration::from_secs(60),
+                }
+            },
+        ),
+        case(
+            hc("a", "ping_interval = \"often\""),
+            "hybrid_connection[0].ping_interval",
+            "expected a duration such as \"30s\"",
+            |r| matches!(r, Reason::InvalidDuration { got, .. } if got == "often"),
+        ),
+        case(
+            hc("a", "ping_interval = \"500ms\""),
+            "hybrid_connection[0].ping_interval",
+            "must be at least 1s, got 500ms",
+            |r| {
+                *r == Reason::DurationTooShort {
+                    got: Duration::from_millis(500),
+                    min: Duration::from_secs(1),
+                }
+            },
+        ),
+        case(
+            hc("a", "stream_ping_interval = \"often\""),
+            "hybrid_connection[0].stream_ping_interval",
+            "expected a duration such as \"30s\"",
+            |r| matches!(r, Reason::InvalidDuration { got, .. } if got == "often"),
+        ),
+        case(
+            fwd("f", "127.0.0.1:0", "stream_ping_interval = \"500ms\""),
+            "forward[0].stream_ping_interval",
+            "must be at least 1s, got 500ms",
+            |r| {
+                *r == Reason::DurationTooShort {
+                    got: Duration::from_millis(500),
+                    min: Duration::from_secs(1),
+                }
+            },
+        ),
+    ]);
+    for valid in [
+        hc_with_listeners(1),
+        hc_with_listeners(25),
+        hc("a", "token_ttl = \"1m\""),
+        hc("a", "ping_interval = \"1s\""),
+    ] {
+        assert!(load(&valid).is_ok(), "{valid}");
     }
-    assert!(load(&hc_with_listeners(1)).is_ok());
-    assert!(load(&hc_with_listeners(25)).is_ok());
-}
-
-#[test]
-fn token_ttl_must_parse() {
-    let reason = error(
-        &hc("a", "token_ttl = \"1 hour\""),
-        "hybrid_connection[0].token_ttl",
-        "expected a duration such as \"30s\"",
-    );
-    assert!(matches!(
-        reason,
-        Reason::InvalidDuration {
-            error: DurationError::UnknownUnit { .. },
-            ..
-        }
-    ));
-}
-
-#[test]
-fn token_ttl_at_least_one_minute() {
-    let reason = error(
-        &hc("a", "token_ttl = \"30s\""),
-        "hybrid_connection[0].token_ttl",
-        "must be at least 1m, got 30s",
-    );
-    assert_eq!(
-        reason,
-        Reason::DurationTooShort {
-            got: Duration::from_secs(30),
-            min: Duration::from_secs(60)
-        }
-    );
-    assert!(load(&hc("a", "token_ttl = \"1m\"")).is_ok());
-}
-
-#[test]
-fn ping_interval_must_parse() {
-    let reason = error(
-        &hc("a", "ping_interval = \"often\""),
-        "hybrid_connection[0].ping_interval",
-        "expected a duration such as \"30s\"",
-    );
-    assert!(matches!(reason, Reason::InvalidDuration { got, .. } if got == "often"));
-}
-
-#[test]
-fn ping_interval_at_least_one_second() {
-    let reason = error(
-        &hc("a", "ping_interval = \"500ms\""),
-        "hybrid_connection[0].ping_interval",
-        "must be at least 1s, got 500ms",
-    );
-    assert_eq!(
-        reason,
-        Reason::DurationTooShort {
-            got: Duration::from_millis(500),
-            min: Duration::from_secs(1)
-        }
-    );
-    assert!(load(&hc("a", "ping_interval = \"1s\"")).is_ok());
 }
 
 #[test]
@@ -970,28 +968,6 @@ fn stream_ping_interval_defaults_to_30s_and_0s_turns_it_off() {
     assert_eq!(
         config.forwards[0].stream_ping_interval,
         Some(Duration::from_secs(120))
-    );
-}
-
-#[test]
-fn stream_ping_interval_errors_name_the_key() {
-    let reason = error(
-        &hc("a", "stream_ping_interval = \"often\""),
-        "hybrid_connection[0].stream_ping_interval",
-        "expected a duration such as \"30s\"",
-    );
-    assert!(matches!(reason, Reason::InvalidDuration { got, .. } if got == "often"));
-    let reason = error(
-        &fwd("f", "127.0.0.1:0", "stream_ping_interval = \"500ms\""),
-        "forward[0].stream_ping_interval",
-        "must be at least 1s, got 500ms",
-    );
-    assert_eq!(
-        reason,
-        Reason::DurationTooShort {
-            got: Duration::from_millis(500),
-            min: Duration::from_secs(1)
-        }
     );
 }
 
