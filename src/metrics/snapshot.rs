@@ -84,6 +84,25 @@ impl Snapshot {
         }
     }
 
+    /// The counter series of `desc` whose first label values are `prefix`, added up (e.g. one
+    /// hybrid connection's reconnects over every reason); 0 when there is none.
+    pub fn counter_sum(&self, desc: &MetricDesc, prefix: &[&str]) -> u64 {
+        let Some(family) = self.families.get(desc.name) else {
+            return 0;
+        };
+        family
+            .series
+            .iter()
+            .filter(|(labels, _)| {
+                labels.len() >= prefix.len() && labels.iter().zip(prefix).all(|(l, p)| l == p)
+            })
+            .filter_map(|(_, value)| match value {
+                SeriesValue::Counter(n) => Some(*n),
+                _ => None,
+            })
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// The histogram series `desc{label_values}`, if registered.
     pub fn histogram(&self, desc: &MetricDesc, label_values: &[&str]) -> Option<&LatencyHistogram> {
         match self.series(desc, label_values)? {

@@ -14,30 +14,7 @@ use super::metrics::{Refusal, REFUSALS, RENDEZVOUS_SECONDS, REQUESTS, SENDERS, S
 use super::registry::HybridConnectionStatus;
 use crate::metrics::Snapshot;
 use crate::status_page::html::{self, Text};
-use crate::status_page::window::{Counts, Recent, Window};
-
-/// The figures of the last minute, in the JSON document.
-#[derive(Debug, Clone, Serialize)]
-pub struct LastMinute {
-    /// Seconds actually covered (shorter right after start).
-    pub span_seconds: f64,
-    pub count: u64,
-    pub per_second: f64,
-    pub p50_seconds: Option<f64>,
-    pub p99_seconds: Option<f64>,
-}
-
-impl From<Recent> for LastMinute {
-    fn from(r: Recent) -> Self {
-        Self {
-            span_seconds: r.span.as_secs_f64(),
-            count: r.count,
-            per_second: r.per_second,
-            p50_seconds: r.p50.map(|d| d.as_secs_f64()),
-            p99_seconds: r.p99.map(|d| d.as_secs_f64()),
-        }
-    }
-}
+use crate::status_page::window::{Counts, LastMinute, Window};
 
 /// One hybrid connection in the portal view.
 #[derive(Debug, Clone, Serialize)]
@@ -115,9 +92,7 @@ pub fn build(
                 senders: merged.gauge(&SENDERS, &[path]).unwrap_or(0),
                 streams_total: merged.counter(&STREAMS, &[path]).unwrap_or(0),
                 requests_routed: hc.listeners.iter().map(|l| l.requests).sum(),
-                rendezvous_last_minute: recent
-                    .map(LastMinute::from)
-                    .unwrap_or_else(|| LastMinute::from(empty())),
+                rendezvous_last_minute: recent.map(LastMinute::from).unwrap_or_default(),
                 listener_details: hc.listeners,
                 path: hc.path,
             }
@@ -145,16 +120,6 @@ pub fn build(
         pending_requests: figures.pending_requests,
         open_fds: figures.open_fds,
         fd_limit: figures.fd_limit,
-    }
-}
-
-fn empty() -> Recent {
-    Recent {
-        span: Duration::ZERO,
-        count: 0,
-        per_second: 0.0,
-        p50: None,
-        p99: None,
     }
 }
 

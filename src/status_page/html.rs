@@ -51,8 +51,9 @@ h1{font-size:1.4em;margin:0 0 .2em}h2{font-size:1.1em;margin:1.6em 0 .4em}\
 p.meta{color:#57606a;margin:0 0 1em}\
 table{border-collapse:collapse;min-width:40em}\
 th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:right;vertical-align:top}\
-th{background:#f6f8fa;font-weight:600}\
-td.name,th.name,td.text{text-align:left}td.name{font-weight:600;word-break:break-all}\
+td{white-space:nowrap}th{background:#f6f8fa;font-weight:600}\
+td.name,th.name,td.text{text-align:left}td.name{font-weight:600}\
+td.text{white-space:normal;min-width:14em;max-width:32em;overflow-wrap:anywhere}\
 .ok{color:#1a7f37}.bad{color:#cf222e}.warn{color:#9a6700}.muted{color:#57606a}\
 ul.plain{list-style:none;margin:0;padding:0}";
 

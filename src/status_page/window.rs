@@ -79,6 +79,29 @@ pub struct Recent {
     pub p99: Option<Duration>,
 }
 
+/// [`Recent`] as the JSON documents carry it: seconds as numbers.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LastMinute {
+    /// Seconds actually covered (shorter right after start).
+    pub span_seconds: f64,
+    pub count: u64,
+    pub per_second: f64,
+    pub p50_seconds: Option<f64>,
+    pub p99_seconds: Option<f64>,
+}
+
+impl From<Recent> for LastMinute {
+    fn from(r: Recent) -> Self {
+        Self {
+            span_seconds: r.span.as_secs_f64(),
+            count: r.count,
+            per_second: r.per_second,
+            p50_seconds: r.p50.map(|d| d.as_secs_f64()),
+            p99_seconds: r.p99.map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
 /// Samples of several series (keyed by name), the newest last.
 #[derive(Debug, Default)]
 pub struct Window {

@@ -83,6 +83,16 @@ fn token(spec: &ChannelSpec, entity: &str, now: Instant) -> (Secret, TokenValidi
     (token, validity)
 }
 
+/// The wall-clock time of a monotonic `at` (for the status page).
+fn wall_clock(at: Instant) -> SystemTime {
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    match at.checked_duration_since(now) {
+        Some(ahead) => wall + ahead,
+        None => wall - now.saturating_duration_since(at),
+    }
+}
+
 /// What the reader task of connection number `.0` tells the driver: the relay closed the
 /// channel (with this code) or the connection broke (None).
 struct ReaderEnd(u64, Option<u16>);
@@ -164,6 +174,7 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                     match outcome {
                         Ok((new_live, validity)) => {
                             hc.observe(Histogram::ControlConnect, started.elapsed());
+                            status.token_expires(wall_clock(validity.expires_at()));
                             machine.on_connected(Instant::now(), validity);
                             last_inbound.set(Instant::now());
                             live = Some(new_live);
@@ -183,6 +194,7 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                                 _ => ConnectFailure::Io,
                             };
                             tracing::warn!(hybrid_connection = %hc.name, error = %Escaped(&e), "control channel connect failed");
+                            status.connect_failed(&Escaped(&e).to_string());
                             machine.on_connect_failed(Instant::now(), failure);
                         }
                     }
@@ -213,6 +225,7 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                     let result = if sent { "sent" } else { "failed" };
                     hc.count_labelled(&TOKEN_RENEWALS, &[result], 1);
                     if sent {
+                        status.token_expires(wall_clock(validity.expires_at()));
                         machine.on_renew_sent(validity);
                         tracing::info!(hybrid_connection = %hc.name, "token renewed on the live channel");
                     }

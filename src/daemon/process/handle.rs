@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::reload::{diff, Changes, RestartRequired};
-use super::status::{ChannelStatus, DaemonStatus, Phase};
+use super::status::{ChannelStatus, DaemonStatus, ForwardInfo, Phase};
 use super::worker::{Incarnation, WorkerCommand};
 use crate::config::{Config, ConfigError};
 use crate::daemon::forward::setup::{prepare, ForwardSetupError, PreparedForward};
@@ -155,7 +155,7 @@ impl DaemonHandle {
         let mut per_worker: Vec<Vec<(ChannelStatus, String)>> = vec![Vec::new(); workers];
         let mut slots = Vec::with_capacity(plan.channels.get());
         for k in 0..plan.channels.get() {
-            let slot = self.status.add_channel(&name);
+            let slot = self.status.add_channel(&name, k % workers);
             let tracking = crate::io::ws_client::new_connection_id();
             per_worker[k % workers].push((slot.clone(), tracking));
             slots.push(slot);
@@ -190,6 +190,11 @@ impl DaemonHandle {
         }
         tracing::info!(forward = %name, entity_path = %plan.config.entity_path,
             "forward {name} listening tcp://{local_addr}");
+        self.status.forward_started(ForwardInfo {
+            name: name.clone(),
+            listen: local_addr,
+            entity_path: plan.config.entity_path.clone(),
+        });
         let running = RunningForward {
             incarnation,
             listener: prepared.listener,
@@ -283,6 +288,7 @@ impl DaemonHandle {
         for name in &forwards.removed {
             if let Some(running) = self.forwards.remove(name) {
                 self.retire_forward(running);
+                self.status.forward_stopped(name);
             }
         }
         // Make before break: the new accept loops run before the old ones stop.

@@ -3,8 +3,10 @@
 //! on it (architecture §3 "Lifecycle"). Changed only when a channel goes online or offline, a
 //! hybrid connection is added or removed, or the phase moves — never on the data path.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The daemon's lifecycle phase (architecture §3); it only moves forward.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,12 +51,38 @@ struct State {
     ready_without_listeners: bool,
     next_slot: u64,
     workers_running: usize,
+    /// The forwards accepting now, by name (for the status page).
+    forwards: BTreeMap<String, ForwardInfo>,
 }
 
 struct Slot {
     id: u64,
     name: String,
+    /// The worker that runs the channel.
+    worker: usize,
     online: bool,
+    last_error: Option<(String, SystemTime)>,
+    token_expires_at: Option<SystemTime>,
+}
+
+/// One channel as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelView {
+    pub name: String,
+    pub worker: usize,
+    pub online: bool,
+    /// The last failed connect's error text (no secret: the same text is logged) and when.
+    pub last_error: Option<(String, SystemTime)>,
+    /// When the token of the channel's current (or last) connection expires.
+    pub token_expires_at: Option<SystemTime>,
+}
+
+/// A forward accepting connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardInfo {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub entity_path: String,
 }
 
 impl Default for DaemonStatus {
@@ -66,6 +94,7 @@ impl Default for DaemonStatus {
                 ready_without_listeners: false,
                 next_slot: 0,
                 workers_running: 0,
+                forwards: BTreeMap::new(),
             }),
             changed: Condvar::new(),
             watchers: Mutex::new(Vec::new()),
@@ -90,6 +119,21 @@ impl ChannelStatus {
             }
             true
         });
+    }
+
+    /// Records a failed connect's error text (the same text the log line carries) and when;
+    /// only the status page reads it, so nobody is woken.
+    pub fn connect_failed(&self, error: &str) {
+        let now = SystemTime::now();
+        self.all.quietly(self.id, |slot| {
+            slot.last_error = Some((error.to_owned(), now));
+        });
+    }
+
+    /// Records when the token of the live connection expires (at connect and at each renewal).
+    pub fn token_expires(&self, at: SystemTime) {
+        self.all
+            .quietly(self.id, |slot| slot.token_expires_at = Some(at));
     }
 }
 
@@ -148,6 +192,13 @@ impl DaemonStatus {
         }
     }
 
+    /// Changes slot `id` without waking waiters or watchers (nothing they wait on changed).
+    fn quietly(&self, id: u64, change: impl FnOnce(&mut Slot)) {
+        if let Some(slot) = self.lock().channels.iter_mut().find(|slot| slot.id == id) {
+            change(slot);
+        }
+    }
+
     /// Runs `watcher` after every change (from whichever thread made it).
     pub fn on_change(&self, watcher: impl Fn() + Send + Sync + 'static) {
         self.watchers
@@ -156,8 +207,8 @@ impl DaemonStatus {
             .push(Arc::new(watcher));
     }
 
-    /// Adds a channel of hybrid connection `name`, offline.
-    pub fn add_channel(self: &Arc<Self>, name: &str) -> ChannelStatus {
+    /// Adds a channel of hybrid connection `name`, run by `worker`, offline.
+    pub fn add_channel(self: &Arc<Self>, name: &str, worker: usize) -> ChannelStatus {
         let mut id = 0;
         self.update(|state| {
             id = state.next_slot;
@@ -165,7 +216,10 @@ impl DaemonStatus {
             state.channels.push(Slot {
                 id,
                 name: name.to_owned(),
+                worker,
                 online: false,
+                last_error: None,
+                token_expires_at: None,
             });
             true
         });
@@ -204,6 +258,36 @@ impl DaemonStatus {
             state.ready_without_listeners = ready_without_listeners;
             true
         });
+    }
+
+    /// Every channel, in the order they were added.
+    pub fn channels(&self) -> Vec<ChannelView> {
+        self.lock()
+            .channels
+            .iter()
+            .map(|slot| ChannelView {
+                name: slot.name.clone(),
+                worker: slot.worker,
+                online: slot.online,
+                last_error: slot.last_error.clone(),
+                token_expires_at: slot.token_expires_at,
+            })
+            .collect()
+    }
+
+    /// Records a forward that accepts connections now (replacing one of the same name).
+    pub fn forward_started(&self, forward: ForwardInfo) {
+        self.lock().forwards.insert(forward.name.clone(), forward);
+    }
+
+    /// Forgets a forward that stopped accepting.
+    pub fn forward_stopped(&self, name: &str) {
+        self.lock().forwards.remove(name);
+    }
+
+    /// The forwards accepting now, by name.
+    pub fn forwards(&self) -> Vec<ForwardInfo> {
+        self.lock().forwards.values().cloned().collect()
     }
 
     /// The current phase.
@@ -322,7 +406,7 @@ mod tests {
         status.set_ready_without_listeners(true);
         assert!(status.is_ready());
         assert_eq!(status.phase(), Phase::Listening);
-        let channel = status.add_channel("a");
+        let channel = status.add_channel("a", 0);
         assert!(
             !status.is_ready(),
             "a hybrid connection needs its listener even next to forwards"
@@ -334,9 +418,9 @@ mod tests {
     #[test]
     fn ready_needs_one_online_channel_per_hybrid_connection() {
         let status = Arc::new(DaemonStatus::default());
-        let a1 = status.add_channel("a");
-        let _a2 = status.add_channel("a");
-        let b1 = status.add_channel("b");
+        let a1 = status.add_channel("a", 0);
+        let _a2 = status.add_channel("a", 0);
+        let b1 = status.add_channel("b", 0);
         assert!(!status.is_ready());
         a1.set_online(true);
         assert!(!status.is_ready());
@@ -364,7 +448,7 @@ mod tests {
     #[test]
     fn waiters_wake_when_the_last_channel_comes_online() {
         let status = Arc::new(DaemonStatus::default());
-        let c = status.add_channel("a");
+        let c = status.add_channel("a", 0);
         let waiter = {
             let status = status.clone();
             std::thread::spawn(move || status.wait_all_online(Duration::from_secs(10)))
@@ -376,7 +460,7 @@ mod tests {
     #[test]
     fn the_phase_becomes_listening_when_first_ready_and_stays() {
         let status = Arc::new(DaemonStatus::default());
-        let a = status.add_channel("a");
+        let a = status.add_channel("a", 0);
         assert_eq!(status.phase(), Phase::Starting);
         a.set_online(true);
         assert_eq!(status.phase(), Phase::Listening);
@@ -390,7 +474,7 @@ mod tests {
         status.advance_phase(Phase::Draining);
         status.advance_phase(Phase::Listening);
         assert_eq!(status.phase(), Phase::Draining);
-        let a = status.add_channel("a");
+        let a = status.add_channel("a", 0);
         a.set_online(true);
         assert_eq!(status.phase(), Phase::Draining);
     }
@@ -414,8 +498,8 @@ mod tests {
     #[test]
     fn removed_channels_leave_readiness_and_ignore_updates() {
         let status = Arc::new(DaemonStatus::default());
-        let old = status.add_channel("a");
-        let new = status.add_channel("a");
+        let old = status.add_channel("a", 0);
+        let new = status.add_channel("a", 0);
         old.set_online(true);
         assert!(!status.wait_channels_online(std::slice::from_ref(&new), Duration::ZERO));
         status.remove_channels(std::slice::from_ref(&old));
@@ -424,6 +508,54 @@ mod tests {
         assert!(!status.is_ready());
         new.set_online(true);
         assert!(status.wait_channels_online(&[new, old], Duration::ZERO));
+    }
+
+    #[test]
+    fn errors_and_token_expiries_are_kept_per_channel_without_waking_anyone() {
+        let status = Arc::new(DaemonStatus::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        {
+            let calls = calls.clone();
+            status.on_change(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let a = status.add_channel("a", 1);
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        a.connect_failed("refused");
+        a.token_expires(at);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "only the add woke watchers"
+        );
+        let view = &status.channels()[0];
+        assert_eq!(
+            (view.name.as_str(), view.worker, view.online),
+            ("a", 1, false)
+        );
+        assert_eq!(
+            view.last_error.as_ref().map(|e| e.0.as_str()),
+            Some("refused")
+        );
+        assert_eq!(view.token_expires_at, Some(at));
+        status.remove_channels(std::slice::from_ref(&a));
+        a.connect_failed("ignored");
+        assert!(status.channels().is_empty());
+    }
+
+    #[test]
+    fn forwards_are_listed_by_name_while_they_accept() {
+        let status = DaemonStatus::default();
+        let forward = |name: &str| ForwardInfo {
+            name: name.to_owned(),
+            listen: "127.0.0.1:1".parse().expect("addr"),
+            entity_path: "hc".to_owned(),
+        };
+        status.forward_started(forward("b"));
+        status.forward_started(forward("a"));
+        status.forward_stopped("b");
+        assert_eq!(status.forwards(), vec![forward("a")]);
     }
 
     #[test]
@@ -436,7 +568,7 @@ mod tests {
                 calls.fetch_add(1, Ordering::SeqCst);
             });
         }
-        let a = status.add_channel("a");
+        let a = status.add_channel("a", 0);
         a.set_online(true);
         a.set_online(true);
         a.set_online(false);
