@@ -87,10 +87,11 @@ fn token(spec: &ChannelSpec, entity: &str, now: Instant) -> (Secret, TokenValidi
 fn wall_clock(at: Instant) -> SystemTime {
     let now = Instant::now();
     let wall = SystemTime::now();
-    match at.checked_duration_since(now) {
-        Some(ahead) => wall + ahead,
-        None => wall - now.saturating_duration_since(at),
-    }
+    let moved = match at.checked_duration_since(now) {
+        Some(ahead) => wall.checked_add(ahead),
+        None => wall.checked_sub(now.saturating_duration_since(at)),
+    };
+    moved.unwrap_or(wall)
 }
 
 /// What the reader task of connection number `.0` tells the driver: the relay closed the
