@@ -20,8 +20,8 @@ use common::processes::{
 };
 use common::{dialer, mask, read_message, run};
 use hycod::io::stream::Stream;
-use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader};
+use hycod::proto::ws::encode::push_frame;
 use hycod::proto::ws::{CloseCode, Limits, OpCode, Role};
 use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 
@@ -305,7 +305,8 @@ fn forwards_speak_to_azbridge_listeners_and_report_their_refusal() {
         assert_eq!(read_bytes(&mut stream, 4).await, b"ping");
         send_message(&mut writer, b"pong").await;
         let mut close = Vec::new();
-        hycod::io::ws_frames::push_close(&mut close, CloseCode::NORMAL, "", mask()).expect("close");
+        hycod::proto::ws::encode::push_close(&mut close, CloseCode::NORMAL, "", mask())
+            .expect("close");
         writer.write_all(close).await.0.expect("close");
         assert_eq!(client.join().expect("client"), b"pong");
 
@@ -321,7 +322,8 @@ fn forwards_speak_to_azbridge_listeners_and_report_their_refusal() {
         let (mut stream, mut writer) = accept_stream(&mut control).await;
         assert_eq!(read_bytes(&mut stream, 8).await.len(), 8);
         let mut close = Vec::new();
-        hycod::io::ws_frames::push_close(&mut close, CloseCode::NORMAL, "", mask()).expect("close");
+        hycod::proto::ws::encode::push_close(&mut close, CloseCode::NORMAL, "", mask())
+            .expect("close");
         writer.write_all(close).await.0.expect("close");
         assert_eq!(client.join().expect("client"), b"");
     });

@@ -229,8 +229,8 @@ fn a_restarted_relay_gets_every_listener_back() {
 
 #[test]
 fn streams_reach_the_tcp_target_through_the_running_daemon() {
-    use hycod::io::ws_frames::push_frame;
     use hycod::io::ws_reader::{WsEvent, WsReader};
+    use hycod::proto::ws::encode::push_frame;
     use hycod::proto::ws::{Limits, OpCode, Role};
     use monoio::io::{AsyncWriteRentExt, Splitable};
 

@@ -1248,7 +1248,8 @@ async fn accept_rendezvous(
 fn relay_frames(frames: &[(bool, hycod::proto::ws::OpCode, &[u8])]) -> Vec<u8> {
     let mut out = Vec::new();
     for (fin, opcode, payload) in frames {
-        hycod::io::ws_frames::push_frame(&mut out, *fin, *opcode, payload, None).expect("frame");
+        hycod::proto::ws::encode::push_frame(&mut out, *fin, *opcode, payload, None)
+            .expect("frame");
     }
     out
 }
@@ -1368,8 +1369,13 @@ fn a_held_rendezvous_serves_further_requests_until_the_relay_closes_it() {
 
         // The relay closes: the daemon answers the close and stops.
         let mut close = Vec::new();
-        hycod::io::ws_frames::push_close(&mut close, hycod::proto::ws::CloseCode::NORMAL, "", None)
-            .expect("close");
+        hycod::proto::ws::encode::push_close(
+            &mut close,
+            hycod::proto::ws::CloseCode::NORMAL,
+            "",
+            None,
+        )
+        .expect("close");
         writer.write_all(close).await.0.expect("close");
         match reader.next_event().await.expect("close back") {
             WsEvent::Close { code, .. } => {

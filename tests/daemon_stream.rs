@@ -17,11 +17,11 @@ use hycod::daemon::metrics::{
 use hycod::io::resolve::Resolver;
 use hycod::io::stream::Stream;
 use hycod::io::ws_client::{ClientConn, ConnectError};
-use hycod::io::ws_frames::{push_close, push_frame};
 use hycod::io::ws_reader::{WsEvent, WsReader};
 use hycod::metrics::{Shard, Snapshot};
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
 use hycod::proto::hc::messages::Accept;
+use hycod::proto::ws::encode::{push_close, push_frame};
 use hycod::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use hycod::tls::{client_config, TrustRoots};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, Splitable};

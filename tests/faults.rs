@@ -14,8 +14,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use hycod::io::ws_client::ClientConn;
-use hycod::io::ws_frames::{push_close, push_frame};
 use hycod::io::ws_reader::{WsEvent, WsReader};
+use hycod::proto::ws::encode::{push_close, push_frame};
 use hycod::proto::ws::{CloseCode, Limits, OpCode, Role};
 use monoio::io::{AsyncWriteRentExt, Splitable};
 

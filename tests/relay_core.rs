@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use hycod::auth::sas::{dotnet_resource_uri, sign_token};
 use hycod::io::ws_client::{ConnectError, Dialer};
-use hycod::io::ws_frames::{push_close, push_frame};
 use hycod::io::ws_reader::{WsEvent, WsReader};
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
+use hycod::proto::ws::encode::{push_close, push_frame};
 use hycod::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use hycod::secret::Secret;
 use hycod::tls::{client_config, TrustRoots};

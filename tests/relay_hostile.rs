@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use hycod::io::stream::Stream;
-use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader};
+use hycod::proto::ws::encode::push_frame;
 use hycod::proto::ws::{CloseCode, OpCode};
 use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf};
 

@@ -10,10 +10,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use hycod::io::ws_client::ConnectError;
-use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader};
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
 use hycod::proto::hc::messages::Request;
+use hycod::proto::ws::encode::push_frame;
 use hycod::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use monoio::io::{AsyncWriteRentExt, Splitable};
 

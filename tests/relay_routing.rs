@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use hycod::io::read_buf::ReadBuf;
 use hycod::io::stream::Stream;
 use hycod::io::ws_client::ConnectError;
-use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::{WsEvent, WsReader};
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
 use hycod::proto::hc::messages::{Accept, Request};
@@ -17,6 +16,7 @@ use hycod::proto::hc::query::get_query_param;
 use hycod::proto::http1::{
     parse_response_head, response_body_kind, BodyDecoder, Limits as HeadLimits,
 };
+use hycod::proto::ws::encode::push_frame;
 use hycod::proto::ws::{Limits, OpCode, Role};
 use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 use monoio::net::TcpStream;
@@ -528,7 +528,7 @@ fn further_requests_of_a_sender_go_over_its_open_request_rendezvous() {
         );
         let mut frames = Vec::new();
         push_frame(&mut frames, true, OpCode::Text, json.as_bytes(), mask()).expect("frame");
-        hycod::io::ws_frames::push_close(
+        hycod::proto::ws::encode::push_close(
             &mut frames,
             hycod::proto::ws::CloseCode::NORMAL,
             "NormalClosure",

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt, Splitable};
 use serde::Serialize;
 
-use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::WsEvent;
+use hycod::proto::ws::encode::push_frame;
 use hycod::proto::ws::mask_key;
 use hycod::proto::ws::OpCode;
 

@@ -9,8 +9,8 @@ use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
 use serde::Serialize;
 
 use hycod::io::ws_client::Dialer;
-use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::WsEvent;
+use hycod::proto::ws::encode::push_frame;
 use hycod::proto::ws::mask_key;
 use hycod::proto::ws::OpCode;
 

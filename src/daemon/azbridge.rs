@@ -21,8 +21,8 @@ use monoio::io::AsyncWriteRentExt;
 
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
-use crate::io::ws_frames::{push_close, push_frame};
 use crate::proto::azbridge::{collect, CollectError, Collected};
+use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::mask_key;
 use crate::proto::ws::{CloseCode, OpCode, MAX_HEADER_LEN};
 

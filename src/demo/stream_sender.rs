@@ -12,8 +12,8 @@ use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
 use crate::auth::sas::encode_uri_component;
 use crate::io::ws_client::{ConnectError, Dialer};
-use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::mask_key;
 use crate::proto::ws::{CloseCode, EncodeError, Limits, OpCode, Role};
 use crate::secret::Secret;

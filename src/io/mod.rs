@@ -13,5 +13,4 @@ pub mod tls_stream;
 pub mod watched_write;
 pub mod write_stall;
 pub mod ws_client;
-pub mod ws_frames;
 pub mod ws_reader;

@@ -42,9 +42,9 @@ use monoio::BufResult;
 
 use super::read_buf::{grown_capacity, INITIAL_READ_BYTES};
 use super::watched_write::{stalled_write, WatchedWrite};
-use super::ws_frames::{push_close, push_frame};
 use super::ws_reader::{ReadError, WsEvent, WsReader};
 use crate::proto::ws::encode::encode_frame_in_place;
+use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::{CloseCode, Limits, OpCode, Role, MAX_HEADER_LEN};
 
 /// The largest TCP read forwarded as one message, and the size each direction's buffer grows

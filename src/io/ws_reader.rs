@@ -197,7 +197,7 @@ mod tests {
     use monoio::BufResult;
 
     use super::*;
-    use crate::io::ws_frames::push_frame;
+    use crate::proto::ws::encode::push_frame;
     use crate::proto::ws::OpCode;
 
     fn run<F: std::future::Future>(f: F) -> F::Output {

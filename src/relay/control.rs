@@ -29,11 +29,11 @@ use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
 use crate::io::idle_cut::{count_frame, idle_cut};
 use crate::io::stream::Stream;
 use crate::io::watched_write::{stalled_write, WatchedWrite};
-use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
 use crate::proto::hc::messages::{Response, MAX_CONTROL_MESSAGE_LEN};
+use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 

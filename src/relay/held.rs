@@ -15,8 +15,8 @@ use monoio::io::{AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf};
 
 use super::core::pairing::{held_verdict, HeldSeen};
 use crate::io::stream::Stream;
-use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader};
+use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::{CloseCode, DataKind, OpCode};
 
 /// The write half of a request rendezvous.

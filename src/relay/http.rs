@@ -28,7 +28,6 @@ use super::shared::{
 };
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
-use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::headers::{request_headers_to_json, response_headers_for_sender};
@@ -38,6 +37,7 @@ use crate::proto::http1::{
     reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
     RequestHead, LAST_CHUNK,
 };
+use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::frame::MAX_HEADER_LEN;
 use crate::proto::ws::handshake::write_switching_protocols;
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};

@@ -21,8 +21,8 @@ use crate::io::idle_cut::{count_frame, idle_cut};
 use crate::io::stream::Stream;
 use crate::io::tcp_pump::CHUNK;
 use crate::io::watched_write::{stalled_write, SharedProgress, WatchedWrite};
-use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader};
+use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::frame::FrameHeader;
 use crate::proto::ws::{CloseCode, Limits, OpCode, Role, MAX_HEADER_LEN};
 
@@ -312,7 +312,7 @@ mod tests {
     use monoio::net::{TcpListener, TcpStream};
 
     use super::*;
-    use crate::io::ws_frames::push_frame;
+    use crate::proto::ws::encode::push_frame;
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
         crate::runtime::workers::block_on(f).expect("runtime")

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hycod::io::stream::Stream;
-use hycod::io::ws_frames::{push_close, push_frame};
 use hycod::io::ws_reader::{ReadError, WsEvent, WsReader};
 use hycod::proto::http1::chunked_decoder::ChunkedDecoder;
+use hycod::proto::ws::encode::{push_close, push_frame};
 use hycod::proto::ws::{CloseCode, Limits, OpCode, Role};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedWriteHalf, Splitable};
 

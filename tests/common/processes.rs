@@ -11,8 +11,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use hycod::io::ws_client::Dialer;
-use hycod::io::ws_frames::{push_close, push_frame};
 use hycod::io::ws_reader::{WsEvent, WsReader};
+use hycod::proto::ws::encode::{push_close, push_frame};
 use hycod::proto::ws::{CloseCode, Limits, OpCode, Role};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use serde_json::Value;

@@ -9,8 +9,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hycod::io::ws_frames::push_frame;
 use hycod::proto::http1::Limits as HeadLimits;
+use hycod::proto::ws::encode::push_frame;
 use hycod::proto::ws::handshake::{parse_upgrade_request, write_switching_protocols};
 use hycod::proto::ws::{DataKind, Decoder, Event, Limits, OpCode, Role};
 

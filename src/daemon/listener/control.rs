@@ -25,7 +25,6 @@ use crate::daemon::tracker::Tracker;
 use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
 use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;
-use crate::io::ws_frames::{push_close, push_frame};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
@@ -34,6 +33,7 @@ use crate::proto::hc::listener::{
     Action, ConnectFailure, ListenerConfig, ListenerMachine, TokenValidity,
 };
 use crate::proto::hc::messages::{RenewToken, MAX_CONTROL_MESSAGE_LEN};
+use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::mask_key;
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::proxy::ProxyError;

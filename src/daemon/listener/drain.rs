@@ -9,9 +9,9 @@
 use super::context::{ControlWriter, Hc};
 use super::hc_series::Counter;
 use super::stream::{reject, Refusal};
-use crate::io::ws_frames::push_frame;
 use crate::logging::Escaped;
 use crate::proto::hc::messages::{Accept, Request, Response};
+use crate::proto::ws::encode::push_frame;
 use crate::proto::ws::mask_key;
 use crate::proto::ws::OpCode;
 

@@ -4,6 +4,7 @@
 //! (protocol §6.6, §10.6).
 
 pub mod backoff;
+pub mod channel;
 pub mod control_message;
 pub mod headers;
 pub mod identity;

@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use bytes::BufMut;
 
-use super::close::CloseFrame;
+use super::close::{CloseCode, CloseFrame, MAX_CLOSE_REASON_LEN};
 use super::error::EncodeError;
 use super::frame::{DataKind, FrameHeader, OpCode, Role, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use super::mask::apply_mask;
@@ -120,6 +120,55 @@ fn encode_control(
     }
     dst.put_slice(&frame[frame_range]);
     Ok(())
+}
+
+/// Appends one whole frame (header + payload, masked with `mask` when given) to `dst`, with no
+/// state checked: for test peers and tools that build frames of any shape. A channel builds its
+/// frames through an [`Encoder`] (or `proto::hc::channel::Outbound`), which enforces the rules.
+pub fn push_frame(
+    dst: &mut Vec<u8>,
+    fin: bool,
+    opcode: OpCode,
+    payload: &[u8],
+    mask: Option<[u8; 4]>,
+) -> Result<(), EncodeError> {
+    let header = FrameHeader {
+        fin,
+        opcode,
+        mask,
+        payload_len: len_u64(payload.len()),
+    };
+    let mut bytes = [0u8; MAX_HEADER_LEN];
+    let len = header.encode(&mut bytes)?;
+    dst.reserve(len + payload.len());
+    dst.extend_from_slice(&bytes[..len]);
+    let start = dst.len();
+    dst.extend_from_slice(payload);
+    if let Some(key) = mask {
+        apply_mask(&mut dst[start..], key, 0);
+    }
+    Ok(())
+}
+
+/// Appends a close frame with `code` and `reason`, the reason cut to its longest prefix of at
+/// most 123 bytes that ends at a character boundary (§5.5.1).
+pub fn push_close(
+    dst: &mut Vec<u8>,
+    code: CloseCode,
+    reason: &str,
+    mask: Option<[u8; 4]>,
+) -> Result<(), EncodeError> {
+    encode_close(dst, &CloseFrame::new(code, fit_close_reason(reason)), mask)
+}
+
+/// The longest prefix of `reason` that fits a close frame (123 bytes) and ends at a character
+/// boundary.
+pub fn fit_close_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_CLOSE_REASON_LEN);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 /// The sending half of one WebSocket connection: encodes frames and enforces what `role` may

@@ -876,3 +876,44 @@ fn frame_payload_remaining_counts_down_to_the_frame_end() {
     ));
     assert_eq!(decoder.frame_payload_remaining(), 0, "between frames");
 }
+
+#[test]
+fn pushed_frames_decode_back_in_the_peer_role_with_the_reason_cut_at_123_bytes() {
+    use super::encode::{push_close, push_frame};
+    let mut wire = Vec::new();
+    push_frame(
+        &mut wire,
+        true,
+        OpCode::Text,
+        b"{\"a\":1}",
+        Some([1, 2, 3, 4]),
+    )
+    .expect("text");
+    // 122 ASCII bytes then a 2-byte character: the cut falls before the character.
+    let reason = format!("{}é{}", "x".repeat(122), "y".repeat(100));
+    push_close(
+        &mut wire,
+        CloseCode::POLICY_VIOLATION,
+        &reason,
+        Some([9, 9, 9, 9]),
+    )
+    .expect("close");
+    let mut decoder = Decoder::new(Role::Server, Limits::default());
+    let (used, event) = decoder.decode(&mut wire).expect("decode");
+    match event {
+        Some(Event::Data {
+            payload,
+            message_end: true,
+            ..
+        }) => assert_eq!(payload, b"{\"a\":1}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let (_, event) = decoder.decode(&mut wire[used..]).expect("decode");
+    match event {
+        Some(Event::Close(close)) => {
+            assert_eq!(close.code, Some(CloseCode::POLICY_VIOLATION));
+            assert_eq!(close.reason, "x".repeat(122));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -5,8 +5,8 @@
 //! On the control channel such a pair is queued as one unit so nothing can come between the
 //! `response` and its body (protocol §4.2).
 
-use crate::io::ws_frames::push_frame;
 use crate::proto::hc::messages::Response;
+use crate::proto::ws::encode::push_frame;
 use crate::proto::ws::{EncodeError, OpCode};
 
 /// Appends `response` as one text frame, then `body` as one binary frame when

@@ -319,8 +319,8 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
 mod tests {
     use super::*;
     use crate::daemon::test_support::read_to_end;
-    use crate::io::ws_frames::{push_close, push_frame};
     use crate::proto::http1::{BodyDecoder, BodyKind};
+    use crate::proto::ws::encode::{push_close, push_frame};
     use crate::proto::ws::{CloseCode, OpCode};
 
     fn run<F: std::future::Future>(f: F) -> F::Output {

@@ -13,9 +13,9 @@ use super::write_within;
 use crate::daemon::listener::http::frames::push_answer;
 use crate::daemon::listener::upstream::ResponseReader;
 use crate::io::stream::Stream;
-use crate::io::ws_frames::{push_close, push_frame};
 use crate::proto::hc::messages::Response;
 use crate::proto::ws::encode::encode_pong;
+use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::mask_key;
 use crate::proto::ws::{CloseCode, EncodeError, OpCode};
 
