@@ -315,3 +315,43 @@ fn a_forwarded_stream_is_pinged_and_closed_when_pongs_stop() {
         1.0
     );
 }
+
+/// Control messages are collected up to 64 KiB (protocol §4.2, docs/architecture.md "One channel
+/// layer"): a `request` of exactly 64 KiB is served; one byte more fails the channel with 1009
+/// and the daemon registers again.
+#[test]
+fn a_control_message_over_64_kib_closes_the_channel_with_1009_and_the_daemon_registers_again() {
+    const LIMIT: usize = 64 * 1024;
+    let relay = ScriptedRelay::start();
+    let _handle = start(&relay.url(), "");
+    let mut listen = control(&relay);
+    let padded = |id: &str, len: usize| {
+        let json = format!(
+            r#"{{"request":{{"id":"{id}","requestTarget":"/hyco/x","method":"GET","requestHeaders":{{}},"body":false}}}}"#
+        );
+        format!("{json}{}", " ".repeat(len - json.len()))
+    };
+    listen.conn().send_text(&padded("exact", LIMIT));
+    let text = listen.conn().next_text(WAIT).expect("a response");
+    let Ok(ControlMessage::Response(response)) = parse_control_message(text.as_bytes()) else {
+        panic!("expected a response: {text}");
+    };
+    assert_eq!(
+        (response.request_id.as_str(), response.status_code),
+        ("exact", 200)
+    );
+
+    listen.conn().send_text(&padded("over", LIMIT + 1));
+    let until = Instant::now() + WAIT;
+    let close = loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match listen.conn().next_frame(left) {
+            Some(Frame::Close(code)) => break code,
+            Some(Frame::Text(text)) => panic!("the oversized request was answered: {text:?}"),
+            Some(_) => {}
+            None => panic!("the daemon sent no close frame"),
+        }
+    };
+    assert_eq!(close, Some(1009));
+    control(&relay);
+}

@@ -13,7 +13,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::read_buf::{ReadBuf, INITIAL_READ_BYTES};
 use crate::proto::ws::{
-    CloseCode, DataKind, Decoder, Event, Limits, Role, WsError, MAX_HEADER_LEN,
+    CloseCode, CloseFrame, DataKind, Decoder, Event, Limits, Role, WsError, MAX_HEADER_LEN,
 };
 
 /// One decoded event; payload positions are ranges into the reader's buffer.
@@ -150,6 +150,30 @@ impl<R: AsyncReadRent> WsReader<R> {
     /// The bytes of a range returned by the last event.
     pub fn bytes(&self, range: Range<usize>) -> &[u8] {
         &self.buf.whole()[range]
+    }
+
+    /// The last event with its bytes, as the decoder gave it: what a channel's
+    /// [`Inbound`](crate::proto::hc::channel::Inbound) takes.
+    pub fn view(&self, event: &WsEvent) -> Event<'_> {
+        match event {
+            WsEvent::Data {
+                kind,
+                payload,
+                frame_end,
+                message_end,
+            } => Event::Data {
+                kind: *kind,
+                payload: self.bytes(payload.clone()),
+                frame_end: *frame_end,
+                message_end: *message_end,
+            },
+            WsEvent::Ping(payload) => Event::Ping(self.bytes(payload.clone())),
+            WsEvent::Pong(payload) => Event::Pong(self.bytes(payload.clone())),
+            WsEvent::Close { code, reason } => Event::Close(CloseFrame {
+                code: *code,
+                reason: self.text(reason.clone()),
+            }),
+        }
     }
 
     /// The close reason of a [`WsEvent::Close`] as text (the decoder validated its UTF-8).

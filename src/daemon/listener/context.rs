@@ -16,7 +16,10 @@ use crate::daemon::metrics::{SharedShard, LIMIT_EXCEEDED, RENDEZVOUS_REFUSED};
 use crate::io::stream::Stream;
 use crate::io::ws_client::Dialer;
 use crate::metrics::{CounterId, MetricDesc};
+use crate::proto::hc::channel::{ChannelError, Outbound};
 use crate::proto::hc::rendezvous_address::RendezvousPolicy;
+use crate::proto::ws::decode::MAX_CONTROL_FRAME_LEN;
+use crate::proto::ws::{fresh_mask_key, CloseCode, DataKind, MAX_HEADER_LEN};
 use crate::tls::ClientConfig;
 
 /// One hybrid connection as seen by one worker.
@@ -127,13 +130,17 @@ impl HcContext {
     }
 }
 
-/// Queues units of pre-encoded (masked) frames for one control channel's writer task. Each
-/// unit is written uninterrupted: a `response` and its body can never be split (protocol §4.2).
-/// The writer task runs on the same worker as every sender, so the queue is a single-threaded
-/// channel: no lock and no atomic per unit.
+/// The sending side of one control channel connection: frames are built by the channel's
+/// [`Outbound`] (masked, sequenced, nothing after a close) and queued in units for the writer
+/// task. Each unit is written uninterrupted: a `response` and its body can never be split
+/// (protocol §4.2). Building and queueing happen together, so the queue's order is the order the
+/// [`Outbound`] saw, and once a close is queued nothing more is. The writer task runs on the
+/// same worker as every sender, so the queue is a single-threaded channel: no lock and no atomic
+/// per unit.
 #[derive(Clone)]
 pub struct ControlWriter {
     units: unbounded::Tx<Vec<u8>>,
+    outbound: Rc<RefCell<Outbound>>,
 }
 
 /// The receiving end of a [`ControlWriter`]'s queue.
@@ -143,12 +150,62 @@ impl ControlWriter {
     /// A writer and the queue its writer task drains.
     pub fn new() -> (Self, ControlQueue) {
         let (units, queue) = unbounded::channel();
-        (Self { units }, queue)
+        let outbound = Rc::new(RefCell::new(Outbound::client(fresh_mask_key)));
+        (Self { units, outbound }, queue)
     }
 
-    /// Queues one unit; false when the channel is gone.
-    pub fn send_unit(&self, frames: Vec<u8>) -> bool {
-        self.units.send(frames).is_ok()
+    /// The channel's sending side, which its reader also drives (pongs, the peer's close).
+    pub fn outbound(&self) -> &Rc<RefCell<Outbound>> {
+        &self.outbound
+    }
+
+    /// Builds one unit (of about `capacity` bytes) with the channel's [`Outbound`] and queues
+    /// it whole.
+    pub fn send_with(
+        &self,
+        capacity: usize,
+        build: impl FnOnce(&mut Outbound, &mut Vec<u8>) -> Result<(), ChannelError>,
+    ) -> Result<(), ChannelError> {
+        let mut unit = Vec::with_capacity(capacity);
+        build(&mut self.outbound.borrow_mut(), &mut unit)?;
+        self.units
+            .send(unit)
+            .map_err(|_| ChannelError::SendAfterClose)
+    }
+
+    /// Queues one control message (a text message); false when the channel is closed or gone.
+    pub fn send_text(&self, json: &[u8]) -> bool {
+        self.send_with(json.len() + MAX_HEADER_LEN, |out, unit| {
+            out.message(unit, DataKind::Text, json)
+        })
+        .is_ok()
+    }
+
+    /// Queues frames the channel's [`Outbound`] built (a pong) while the channel is open.
+    pub fn send_built(&self, frames: Vec<u8>) -> bool {
+        !frames.is_empty()
+            && self.outbound.borrow().check_open().is_ok()
+            && self.units.send(frames).is_ok()
+    }
+
+    /// Queues this side's close frame; nothing is queued after it. False when a close was
+    /// already queued or the channel is gone.
+    pub fn send_close(&self, code: CloseCode, reason: &str) -> bool {
+        self.send_with(MAX_CONTROL_FRAME_LEN, |out, unit| {
+            out.close(unit, code, reason)
+        })
+        .is_ok()
+    }
+
+    /// This side's close frame, for the writer task to write after the queue; `None` when a
+    /// close was already built.
+    pub fn close_frame(&self, code: CloseCode, reason: &str) -> Option<Vec<u8>> {
+        let mut frame = Vec::with_capacity(MAX_CONTROL_FRAME_LEN);
+        self.outbound
+            .borrow_mut()
+            .close(&mut frame, code, reason)
+            .ok()?;
+        Some(frame)
     }
 }
 

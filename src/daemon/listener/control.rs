@@ -7,7 +7,7 @@
 //! travel on this channel (protocol §4.5), so it stays open, refusing new work ([`super::drain`]),
 //! until they are done.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
@@ -25,17 +25,16 @@ use crate::daemon::tracker::Tracker;
 use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
 use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;
-use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::io::ws_reader::{ReadError, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
+use crate::proto::hc::channel::{reply_code, Inbound, Outbound, Received};
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
 use crate::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 use crate::proto::hc::listener::{
     Action, ConnectFailure, ListenerConfig, ListenerMachine, TokenValidity,
 };
-use crate::proto::hc::messages::{RenewToken, MAX_CONTROL_MESSAGE_LEN};
-use crate::proto::ws::encode::{push_close, push_frame};
-use crate::proto::ws::mask_key;
-use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
+use crate::proto::hc::messages::RenewToken;
+use crate::proto::ws::{CloseCode, Limits, Role, MAX_HEADER_LEN};
 use crate::proxy::ProxyError;
 use crate::secret::Secret;
 
@@ -202,26 +201,16 @@ pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flu
                 }
                 Action::SendPing => {
                     if let Some(l) = &live {
-                        let mut frame = Vec::new();
-                        if push_frame(&mut frame, true, OpCode::Ping, b"", mask_key()).is_ok() {
-                            l.writer.send_unit(frame);
-                        }
+                        let _ = l
+                            .writer
+                            .send_with(MAX_HEADER_LEN, |out, unit| out.ping(unit));
                     }
                 }
                 Action::RenewToken => {
                     let (fresh, validity) = token(&spec, &hc.entity_path, Instant::now());
                     let sent = live.as_ref().is_some_and(|l| {
                         let json = RenewToken { token: fresh }.to_json();
-                        let mut frame = Vec::new();
-                        push_frame(
-                            &mut frame,
-                            true,
-                            OpCode::Text,
-                            json.expose().as_bytes(),
-                            mask_key(),
-                        )
-                        .is_ok()
-                            && l.writer.send_unit(frame)
+                        l.writer.send_text(json.expose().as_bytes())
                     });
                     let result = if sent { "sent" } else { "failed" };
                     hc.count_labelled(&TOKEN_RENEWALS, &[result], 1);
@@ -333,7 +322,8 @@ async fn connect(
     let (read, write) = conn.stream.into_split();
     let (writer, queue) = ControlWriter::new();
     let (stop_tx, stop) = flume::bounded::<()>(0);
-    let written = monoio::spawn(write_loop(write, queue, stop.clone()));
+    let outbound = writer.outbound().clone();
+    let written = monoio::spawn(write_loop(write, queue, stop.clone(), outbound));
     let reader = WsReader::new(
         read,
         Role::Client,
@@ -361,11 +351,12 @@ async fn connect(
 }
 
 /// Writes queued units until the channel is replaced or stopped; then writes what is still
-/// queued (answers of finished requests) and closes it (1000).
+/// queued (answers of finished requests) and closes it (1000) unless a close went out already.
 async fn write_loop(
     mut write: OwnedWriteHalf<Stream>,
     mut queue: ControlQueue,
     stop: flume::Receiver<()>,
+    outbound: Rc<RefCell<Outbound>>,
 ) {
     // One wait for the stop signal across the loop: a fresh flume future per unit would lock
     // the channel and allocate its wake-up hook on every unit.
@@ -387,13 +378,18 @@ async fn write_loop(
         }
     }
     let mut close = Vec::new();
-    if push_close(&mut close, CloseCode::NORMAL, "", mask_key()).is_ok() {
+    let closed = outbound
+        .borrow_mut()
+        .close(&mut close, CloseCode::NORMAL, "");
+    if closed.is_ok() {
         let _ = write.write_all(close).await;
     }
     let _ = write.shutdown().await;
 }
 
-/// Reads the channel: dispatches work, answers pings, reports the end.
+/// Reads the channel through its [`Inbound`]: dispatches work, answers pings, answers the
+/// relay's close, fails the channel on a broken rule (an oversized control message: 1009), and
+/// reports the end.
 async fn read_loop(
     hc: Hc,
     mut reader: WsReader<OwnedReadHalf<Stream>>,
@@ -403,9 +399,8 @@ async fn read_loop(
     work: Dispatch,
     stop: flume::Receiver<()>,
 ) {
-    let mut text = Vec::new();
-    // Set while the rest of an oversized text message is skipped.
-    let mut discarding = false;
+    let mut inbound = Inbound::new();
+    let mut reply = Vec::new();
     let mut pending: Option<(crate::proto::hc::messages::Request, Vec<u8>)> = None;
     // One wait for the stop signal across the loop (see `write_loop`).
     let mut stopped = std::pin::pin!(stop.recv_async());
@@ -423,66 +418,44 @@ async fn read_loop(
             }
             Err(_) => break None,
         };
-        match event {
-            WsEvent::Data {
-                kind: DataKind::Text,
-                payload,
-                message_end,
-                ..
-            } => {
-                if !discarding && text.len() + payload.len() > MAX_CONTROL_MESSAGE_LEN {
-                    tracing::warn!(hybrid_connection = %hc.name, "control message over 64 KiB dropped");
-                    text.clear();
-                    discarding = true;
-                }
-                if discarding {
-                    discarding = !message_end;
-                    continue;
-                }
-                text.extend_from_slice(reader.bytes(payload));
-                if message_end {
-                    dispatch(
-                        &hc,
-                        &std::mem::take(&mut text),
-                        &writer,
-                        &mut pending,
-                        &work,
-                    );
-                }
-            }
-            WsEvent::Data {
-                kind: DataKind::Binary,
-                payload,
-                message_end,
-                ..
-            } => {
+        let received = inbound.receive(
+            reader.view(&event),
+            &mut writer.outbound().borrow_mut(),
+            &mut reply,
+        );
+        match received {
+            Ok(Received::Message(text)) => dispatch(&hc, text, &writer, &mut pending, &work),
+            Ok(Received::Body { chunk, message_end }) => {
                 // The body of the preceding `request` (protocol §4.2); the control channel carries
                 // at most 64 KiB of body (§6.1), a larger one is dropped with its request.
                 let Some((_, body)) = pending.as_mut() else {
                     continue;
                 };
-                if body.len() + payload.len() > CONTROL_BODY_LIMIT {
+                if body.len() + chunk.len() > CONTROL_BODY_LIMIT {
                     tracing::warn!(hybrid_connection = %hc.name, "request body over 64 KiB on the control channel dropped");
                     pending = None;
                     continue;
                 }
-                body.extend_from_slice(reader.bytes(payload));
+                body.extend_from_slice(chunk);
                 if message_end {
                     if let Some((request, body)) = pending.take() {
                         serve_request(&hc, request, Some(body), &writer, &work);
                     }
                 }
             }
-            WsEvent::Ping(p) => {
-                let mut frame = Vec::new();
-                if push_frame(&mut frame, true, OpCode::Pong, reader.bytes(p), mask_key()).is_ok() {
-                    writer.send_unit(frame);
-                }
+            Ok(Received::Ping) => {
+                writer.send_built(std::mem::take(&mut reply));
             }
-            WsEvent::Pong(_) => {}
-            WsEvent::Close { code, reason } => {
-                tracing::info!(hybrid_connection = %hc.name, code = code.map(|c| c.as_u16()), reason = reader.text(reason), "relay closed the control channel");
-                break code.map(|c| c.as_u16());
+            Ok(Received::Partial | Received::Pong) => {}
+            Ok(Received::Close(close)) => {
+                tracing::info!(hybrid_connection = %hc.name, code = close.code.map(|c| c.as_u16()), reason = close.reason, "relay closed the control channel");
+                writer.send_close(reply_code(close.code), "");
+                break close.code.map(|c| c.as_u16());
+            }
+            Err(e) => {
+                tracing::warn!(hybrid_connection = %hc.name, error = %e, "control channel failed");
+                writer.send_close(e.close_code(), &e.to_string());
+                break None;
             }
         }
     };

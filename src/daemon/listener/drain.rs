@@ -11,9 +11,6 @@ use super::hc_series::Counter;
 use super::stream::{reject, Refusal};
 use crate::logging::Escaped;
 use crate::proto::hc::messages::{Accept, Request, Response};
-use crate::proto::ws::encode::push_frame;
-use crate::proto::ws::mask_key;
-use crate::proto::ws::OpCode;
 
 /// The status of refused work.
 const SHUTTING_DOWN: u16 = 503;
@@ -32,56 +29,33 @@ pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter) {
         tracing::warn!(hybrid_connection = %hc.name, "request without an id on a stopping listener dropped");
         return;
     };
-    let frame = response_frame(id.clone(), SHUTTING_DOWN, SHUTTING_DOWN_PHRASE, mask_key());
-    let sent = frame.is_some_and(|frame| writer.send_unit(frame));
+    let json = refusal_json(id.clone(), SHUTTING_DOWN, SHUTTING_DOWN_PHRASE);
+    let sent = writer.send_text(json.as_bytes());
     hc.count(Counter::Answered(SHUTTING_DOWN), 1);
     tracing::info!(hybrid_connection = %hc.name, id = %Escaped(&id), status = SHUTTING_DOWN, sent,
         "request refused: the listener is shutting down");
 }
 
-/// The masked text frame carrying a bodiless `response` with `status` for request `id`.
-pub(super) fn response_frame(
-    id: String,
-    status: u16,
-    phrase: &str,
-    mask: Option<[u8; 4]>,
-) -> Option<Vec<u8>> {
-    let json = Response {
+/// The JSON of a bodiless `response` with `status` for request `id`.
+pub(super) fn refusal_json(id: String, status: u16, phrase: &str) -> String {
+    Response {
         request_id: id,
         status_code: status,
         status_description: Some(phrase.to_owned()),
         response_headers: None,
         body: false,
     }
-    .to_json();
-    let mut frame = Vec::new();
-    push_frame(&mut frame, true, OpCode::Text, json.as_bytes(), mask).ok()?;
-    Some(frame)
+    .to_json()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The payload of an unmasked single frame with a 7- or 16-bit length.
-    fn payload(frame: &[u8]) -> &[u8] {
-        match frame[1] & 0x7f {
-            126 => &frame[4..],
-            _ => &frame[2..],
-        }
-    }
-
     #[test]
-    fn the_refusal_is_a_final_text_frame_with_a_503_response_without_body() {
-        let frame = response_frame(
-            "req-1_G1".to_owned(),
-            SHUTTING_DOWN,
-            SHUTTING_DOWN_PHRASE,
-            None,
-        )
-        .expect("frame");
-        assert_eq!(frame[0], 0x81, "FIN + text");
-        let response: serde_json::Value = serde_json::from_slice(payload(&frame)).expect("json");
+    fn the_refusal_is_a_503_response_without_body() {
+        let json = refusal_json("req-1_G1".to_owned(), SHUTTING_DOWN, SHUTTING_DOWN_PHRASE);
+        let response: serde_json::Value = serde_json::from_str(&json).expect("json");
         assert_eq!(
             response,
             serde_json::json!({"response": {
@@ -91,11 +65,5 @@ mod tests {
                 "body": false
             }})
         );
-    }
-
-    #[test]
-    fn the_refusal_is_masked_when_a_key_is_given() {
-        let frame = response_frame("r".to_owned(), 503, "x", Some([1, 2, 3, 4])).expect("frame");
-        assert_eq!(frame[1] & 0x80, 0x80, "mask bit");
     }
 }

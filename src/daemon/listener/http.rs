@@ -159,8 +159,8 @@ async fn hold(
         };
         let request = match reader.next(wait).await {
             Ok(Incoming::Request(request)) => request,
-            Ok(Incoming::Ping(payload)) => {
-                if writer.pong(&payload).await.is_err() {
+            Ok(Incoming::Pong(frames)) => {
+                if writer.send_built(frames).await.is_err() {
                     return;
                 }
                 continue;
@@ -179,6 +179,7 @@ async fn hold(
                 }
                 let code = match e {
                     RendezvousError::Idle { .. } => CloseCode::NORMAL,
+                    RendezvousError::Channel(e) => e.close_code(),
                     _ => CloseCode::PROTOCOL_ERROR,
                 };
                 let _ = writer.close(code, "").await;

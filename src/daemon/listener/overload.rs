@@ -4,12 +4,11 @@
 
 use super::admission::Exceeded;
 use super::context::{ControlWriter, Hc};
-use super::drain::response_frame;
+use super::drain::refusal_json;
 use super::hc_series::Counter;
 use crate::daemon::metrics::REQUESTS_REJECTED;
 use crate::logging::Escaped;
 use crate::proto::hc::messages::Request;
-use crate::proto::ws::mask_key;
 
 /// The status of a request over a limit: the listener is healthy but busy (RFC 9110 §15.6.4).
 pub const OVER_LIMIT: u16 = 503;
@@ -26,8 +25,8 @@ pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter, exceed
             "request without an id over the request limit dropped");
         return;
     };
-    let frame = response_frame(id.clone(), OVER_LIMIT, OVER_LIMIT_PHRASE, mask_key());
-    let sent = frame.is_some_and(|frame| writer.send_unit(frame));
+    let json = refusal_json(id.clone(), OVER_LIMIT, OVER_LIMIT_PHRASE);
+    let sent = writer.send_text(json.as_bytes());
     tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&id), status = OVER_LIMIT, sent,
         reason = %exceeded, "request refused: request limit reached");
 }

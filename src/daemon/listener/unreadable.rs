@@ -8,7 +8,7 @@
 //! Every such message counts once in `hycod_unusable_messages_total{command}`.
 
 use super::context::{ControlWriter, Hc};
-use super::drain::response_frame;
+use super::drain::refusal_json;
 use super::hc_series::Counter;
 use super::stream::{reject, Refusal};
 use crate::daemon::metrics::UNUSABLE_MESSAGES;
@@ -18,7 +18,6 @@ use crate::proto::hc::control_message::{ACCEPT, REQUEST};
 use crate::proto::hc::json_headers::JsonHeaders;
 use crate::proto::hc::messages::Accept;
 use crate::proto::hc::salvage::{salvage, Salvaged};
-use crate::proto::ws::mask_key;
 
 /// The status an unreadable message is answered with: the relay, the daemon's gateway, sent
 /// something invalid.
@@ -64,8 +63,7 @@ pub fn answer(
             ..
         }) => {
             let phrase = crate::proto::http1::reason_phrase(UNREADABLE_STATUS);
-            let sent = response_frame(id, UNREADABLE_STATUS, phrase, mask_key())
-                .is_some_and(|frame| writer.send_unit(frame));
+            let sent = writer.send_text(refusal_json(id, UNREADABLE_STATUS, phrase).as_bytes());
             hc.count(Counter::Answered(UNREADABLE_STATUS), 1);
             tracing::warn!(hybrid_connection = %hc.name, problem = %Escaped(problem), sent,
                 "unreadable request: answered 502");

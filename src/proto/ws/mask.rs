@@ -10,7 +10,13 @@
 /// A fresh client masking key (RFC 6455 §5.3: unpredictable per frame), as the `mask` argument of
 /// the frame writers (`None` would mean "unmasked", which only a server may send).
 pub fn mask_key() -> Option<[u8; 4]> {
-    Some(fastrand::u32(..).to_ne_bytes())
+    Some(fresh_mask_key())
+}
+
+/// A fresh client masking key (RFC 6455 §5.3: unpredictable per frame), as the key source of a
+/// client's [`Outbound`](crate::proto::hc::channel::Outbound).
+pub fn fresh_mask_key() -> [u8; 4] {
+    fastrand::u32(..).to_ne_bytes()
 }
 
 /// XORs `buf` with the masking key in place; `buf[0]` is payload byte number `phase`.

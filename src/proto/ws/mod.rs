@@ -26,4 +26,4 @@ pub use decode::{Decoder, Event};
 pub use encode::Encoder;
 pub use error::{EncodeError, WsError};
 pub use frame::{DataKind, Limits, OpCode, Role, MAX_HEADER_LEN};
-pub use mask::mask_key;
+pub use mask::{fresh_mask_key, mask_key};

@@ -1,32 +1,25 @@
 //! The frames of a whole answer, sans-I/O: a `response` JSON text message and, when it has a
-//! body, exactly one binary message (protocol §4.2, §6.2), masked as a client must (RFC 6455
-//! §5.3) with a fresh key per frame from the caller.
+//! body, exactly one binary message (protocol §4.2, §6.2), built by the channel's
+//! [`Outbound`] (masked as a client must, RFC 6455 §5.3).
 //!
 //! On the control channel such a pair is queued as one unit so nothing can come between the
 //! `response` and its body (protocol §4.2).
 
+use crate::proto::hc::channel::{ChannelError, Outbound};
 use crate::proto::hc::messages::Response;
-use crate::proto::ws::encode::push_frame;
-use crate::proto::ws::{EncodeError, OpCode};
+use crate::proto::ws::DataKind;
 
 /// Appends `response` as one text frame, then `body` as one binary frame when
-/// `response.body` is set (an absent body then counts as empty). Each frame is masked with a
-/// key drawn from `next_key`.
+/// `response.body` is set (an absent body then counts as empty).
 pub fn push_answer(
+    out: &mut Outbound,
     dst: &mut Vec<u8>,
     response: &Response,
     body: &[u8],
-    mut next_key: impl FnMut() -> Option<[u8; 4]>,
-) -> Result<(), EncodeError> {
-    push_frame(
-        dst,
-        true,
-        OpCode::Text,
-        response.to_json().as_bytes(),
-        next_key(),
-    )?;
+) -> Result<(), ChannelError> {
+    out.message(dst, DataKind::Text, response.to_json().as_bytes())?;
     if response.body {
-        push_frame(dst, true, OpCode::Binary, body, next_key())?;
+        out.message(dst, DataKind::Binary, body)?;
     }
     Ok(())
 }
@@ -35,7 +28,11 @@ pub fn push_answer(
 mod tests {
     use super::*;
     use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
-    use crate::proto::ws::{DataKind, Decoder, Event, Limits, Role};
+    use crate::proto::ws::{Decoder, Event, Limits, Role};
+
+    fn client() -> Outbound {
+        Outbound::client(|| [1, 2, 3, 4])
+    }
 
     fn response(body: bool) -> Response {
         Response {
@@ -70,10 +67,8 @@ mod tests {
 
     #[test]
     fn an_answer_with_a_body_is_text_then_one_binary_message() {
-        let mut keys = [[1, 2, 3, 4], [5, 6, 7, 8]].into_iter();
         let mut wire = Vec::new();
-        push_answer(&mut wire, &response(true), b"hello", || keys.next()).unwrap();
-        assert!(keys.next().is_none(), "one key per frame");
+        push_answer(&mut client(), &mut wire, &response(true), b"hello").unwrap();
         let got = frames(wire);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0, DataKind::Text);
@@ -87,7 +82,7 @@ mod tests {
     #[test]
     fn an_empty_body_is_still_one_binary_message_when_announced() {
         let mut wire = Vec::new();
-        push_answer(&mut wire, &response(true), b"", || Some([9, 9, 9, 9])).unwrap();
+        push_answer(&mut client(), &mut wire, &response(true), b"").unwrap();
         let got = frames(wire);
         assert_eq!(got[1], (DataKind::Binary, Vec::new()));
     }
@@ -95,10 +90,7 @@ mod tests {
     #[test]
     fn an_answer_without_a_body_is_only_the_text_message() {
         let mut wire = Vec::new();
-        push_answer(&mut wire, &response(false), b"ignored", || {
-            Some([9, 9, 9, 9])
-        })
-        .unwrap();
+        push_answer(&mut client(), &mut wire, &response(false), b"ignored").unwrap();
         let got = frames(wire);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, DataKind::Text);
@@ -107,7 +99,7 @@ mod tests {
     #[test]
     fn frames_are_masked() {
         let mut wire = Vec::new();
-        push_answer(&mut wire, &response(false), b"", || Some([1, 1, 1, 1])).unwrap();
+        push_answer(&mut client(), &mut wire, &response(false), b"").unwrap();
         assert_eq!(wire[1] & 0x80, 0x80, "MASK bit set");
     }
 }

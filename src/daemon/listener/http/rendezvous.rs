@@ -12,6 +12,8 @@ pub mod body_buffer;
 pub mod reader;
 pub mod writer;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use monoio::io::Splitable;
@@ -23,6 +25,8 @@ pub use writer::RendezvousWriter;
 use crate::daemon::listener::context::HcContext;
 use crate::daemon::listener::hc_series::Histogram;
 use crate::io::ws_client::ConnectError;
+use crate::proto::hc::channel::Outbound;
+use crate::proto::ws::fresh_mask_key;
 
 /// How long the daemon waits on the relay: for a body frame, for a write to drain, or for the
 /// next request on a rendezvous it holds. The service ends a response body idle for longer than
@@ -45,9 +49,10 @@ pub async fn open(
     .unwrap_or(Err(ConnectError::Timeout))?;
     hc.observe(Histogram::Rendezvous, since.elapsed());
     let (read, write) = conn.stream.into_split();
+    let outbound = Rc::new(RefCell::new(Outbound::client(fresh_mask_key)));
     Ok((
-        RendezvousReader::new(read, &conn.leftover),
-        RendezvousWriter::new(write, RELAY_IDLE_TIMEOUT),
+        RendezvousReader::new(read, &conn.leftover, outbound.clone()),
+        RendezvousWriter::new(write, RELAY_IDLE_TIMEOUT, outbound),
     ))
 }
 

@@ -11,17 +11,16 @@ use super::frames::push_answer;
 use super::rendezvous::{self, RendezvousReader, RendezvousWriter};
 use crate::daemon::listener::context::{ControlWriter, HcContext};
 use crate::io::ws_client::ConnectError;
+use crate::proto::hc::channel::ChannelError;
 use crate::proto::hc::messages::Response;
-use crate::proto::ws::mask_key;
-use crate::proto::ws::EncodeError;
 
 /// Why an answer could not be sent.
 #[derive(Debug)]
 pub enum ReplyError {
-    /// The control channel's writer is gone (the channel closed).
+    /// The control channel closed (its writer is gone, or a close was sent or received).
     ControlChannelGone,
     /// The frames could not be encoded.
-    Encode(EncodeError),
+    Encode(ChannelError),
     /// The request has no `address` to upgrade to.
     NoAddress,
     /// The rendezvous for the upgrade could not be opened.
@@ -97,13 +96,14 @@ impl Reply<'_> {
     pub async fn answer(&mut self, response: &Response, body: &[u8]) -> Result<(), ReplyError> {
         match self {
             Self::Control(c) => {
-                let mut unit = Vec::with_capacity(body.len() + 512);
-                push_answer(&mut unit, response, body, mask_key).map_err(ReplyError::Encode)?;
-                if c.control.send_unit(unit) {
-                    Ok(())
-                } else {
-                    Err(ReplyError::ControlChannelGone)
-                }
+                let capacity = body.len() + 512;
+                let sent = c
+                    .control
+                    .send_with(capacity, |out, unit| push_answer(out, unit, response, body));
+                sent.map_err(|e| match e {
+                    ChannelError::Encode(e) => ReplyError::Encode(ChannelError::Encode(e)),
+                    _ => ReplyError::ControlChannelGone,
+                })
             }
             // Boxed: rare (requests with streamed bodies), and inline it would enlarge every
             // control-channel request's future.

@@ -6,6 +6,7 @@
 //! Like [`crate::io::ws_reader::WsReader`], body pieces are returned as ranges into the
 //! reader's buffer; they stay in place until the next call.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::ops::Range;
@@ -14,12 +15,12 @@ use monoio::buf::IoBuf;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use crate::io::read_buf::ReadBuf;
+use crate::proto::hc::channel::Outbound;
 use crate::proto::http1::{
     parse_response_head, response_body_kind, BodyDecoder, BodyError, BodyKind, FramingError,
     HeadError, Limits, ResponseHead,
 };
-use crate::proto::ws::encode::encode_frame_in_place;
-use crate::proto::ws::{EncodeError, OpCode, MAX_HEADER_LEN};
+use crate::proto::ws::{DataKind, MAX_HEADER_LEN};
 
 /// Bytes read from the target at a time; also the largest body piece returned.
 pub const READ_BUFFER: usize = 64 * 1024;
@@ -192,19 +193,20 @@ impl<R: AsyncReadRent> ResponseReader<R> {
         &self.buf.whole()[range]
     }
 
-    /// Frames the body piece `range` in place as one WebSocket data frame (header written into
-    /// the consumed bytes in front of it, payload masked with `mask`) and writes the frame to
-    /// `out` as one slice: the body bytes are never copied.
+    /// Frames the body piece `range` in place as the next frame of a binary message, built by
+    /// `outbound` (header written into the consumed bytes in front of it, payload masked), and
+    /// writes the frame to `out` as one slice: the body bytes are never copied.
     pub async fn write_as_frame<W: AsyncWriteRent>(
         &mut self,
         out: &mut W,
         range: Range<usize>,
+        outbound: &RefCell<Outbound>,
         fin: bool,
-        opcode: OpCode,
-        mask: Option<[u8; 4]>,
     ) -> io::Result<()> {
-        let frame = encode_frame_in_place(self.buf.whole_mut(), range, fin, opcode, mask)
-            .map_err(|e: EncodeError| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let frame = outbound
+            .borrow_mut()
+            .data_in_place(self.buf.whole_mut(), range, DataKind::Binary, fin)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let vec = self.buf.take_vec();
         let (result, slice) = out.write_all(vec.slice(frame)).await;
         self.buf.restore_vec(slice.into_inner());
@@ -394,8 +396,9 @@ mod tests {
             reader.read_head("GET").await.unwrap();
             let range = reader.next_piece().await.unwrap().unwrap();
             let (mut near, far) = monoio::net::UnixStream::pair().unwrap();
+            let outbound = RefCell::new(Outbound::client(|| [1, 2, 3, 4]));
             reader
-                .write_as_frame(&mut near, range, false, OpCode::Binary, Some([1, 2, 3, 4]))
+                .write_as_frame(&mut near, range, &outbound, false)
                 .await
                 .unwrap();
             drop(near);

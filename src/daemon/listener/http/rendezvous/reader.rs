@@ -2,9 +2,11 @@
 //! request's body as one binary message of any size — read into memory up to a limit (so the
 //! target gets a `Content-Length`), or streamed to the target in chunks as it arrives.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::num::NonZeroUsize;
+use std::rc::Rc;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf};
@@ -14,8 +16,9 @@ use super::write_within;
 use crate::daemon::listener::upstream::{chunked_end, ChunkPrefix};
 use crate::io::stream::Stream;
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::proto::hc::channel::{ChannelError, Inbound, Outbound, Received};
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage, MessageError};
-use crate::proto::hc::messages::{Request, MAX_CONTROL_MESSAGE_LEN};
+use crate::proto::hc::messages::Request;
 use crate::proto::ws::{DataKind, Limits, Role};
 
 /// What arrived on a rendezvous between requests.
@@ -23,8 +26,9 @@ use crate::proto::ws::{DataKind, Limits, Role};
 pub enum Incoming {
     /// A full `request`; when it has a body, the body message comes next.
     Request(Request),
-    /// A ping to answer with a pong carrying these bytes (RFC 6455 §5.5.2).
-    Ping(Vec<u8>),
+    /// A ping arrived: these are the frames of its pong, to write (empty once this side has
+    /// closed; RFC 6455 §5.5.2).
+    Pong(Vec<u8>),
     /// The relay closed the rendezvous.
     Closed,
 }
@@ -36,8 +40,10 @@ pub enum RendezvousError {
     Read(ReadError),
     /// Nothing arrived for this long.
     Idle { after: Duration },
-    /// A text message is not a valid control message (or is larger than 64 KiB).
+    /// A text message is not a valid control message.
     Message(MessageError),
+    /// A channel rule was broken (a text message over 64 KiB).
+    Channel(ChannelError),
     /// A control message other than `request` arrived.
     NotARequest { command: String },
     /// A binary message arrived where a `request` was expected.
@@ -54,6 +60,7 @@ impl fmt::Display for RendezvousError {
             Self::Read(e) => write!(f, "rendezvous read failed: {e}"),
             Self::Idle { after } => write!(f, "rendezvous idle for {after:?}"),
             Self::Message(e) => write!(f, "rendezvous message invalid: {e}"),
+            Self::Channel(e) => write!(f, "rendezvous failed: {e}"),
             Self::NotARequest { command } => {
                 write!(
                     f,
@@ -128,66 +135,65 @@ fn len_u64(len: usize) -> u64 {
 /// The read half of a request rendezvous.
 pub struct RendezvousReader<R = OwnedReadHalf<Stream>> {
     reader: WsReader<R>,
-    /// A text message being assembled (control frames may come between its fragments).
-    text: Vec<u8>,
+    /// Assembles `request` messages (control frames may come between their fragments).
+    inbound: Inbound,
+    /// The rendezvous's sending side, shared with its writer: it builds the pongs and learns of
+    /// the relay's close.
+    outbound: Rc<RefCell<Outbound>>,
 }
 
 impl<R: AsyncReadRent> RendezvousReader<R> {
-    /// A reader over `read`; `leftover` holds bytes read past the handshake. A body message may
-    /// be of any size (protocol §6.4): the reader never collects one.
-    pub fn new(read: R, leftover: &[u8]) -> Self {
+    /// A reader over `read`; `leftover` holds bytes read past the handshake; `outbound` is the
+    /// sending side shared with the rendezvous's writer. A body message may be of any size
+    /// (protocol §6.4): the reader never collects one.
+    pub fn new(read: R, leftover: &[u8], outbound: Rc<RefCell<Outbound>>) -> Self {
         let limits = Limits {
             max_message_size: u64::MAX,
             ..Limits::default()
         };
         Self {
             reader: WsReader::new(read, Role::Client, limits, leftover, DEFAULT_READ_BUFFER),
-            text: Vec::new(),
+            inbound: Inbound::new(),
+            outbound,
         }
     }
 
+    /// The next frame (or chunk of one) within `idle`. The relay's close is recorded in the
+    /// sending side, also where it ends a body.
     async fn event(&mut self, idle: Duration) -> Result<WsEvent, RendezvousError> {
-        match monoio::time::timeout(idle, self.reader.next_event()).await {
-            Ok(event) => event.map_err(RendezvousError::Read),
-            Err(_) => Err(RendezvousError::Idle { after: idle }),
+        let event = match monoio::time::timeout(idle, self.reader.next_event()).await {
+            Ok(event) => event.map_err(RendezvousError::Read)?,
+            Err(_) => return Err(RendezvousError::Idle { after: idle }),
+        };
+        if matches!(event, WsEvent::Close { .. }) {
+            self.outbound.borrow_mut().on_close_received();
         }
+        Ok(event)
     }
 
     /// The next request, ping or close, waiting at most `idle` for each frame.
     pub async fn next(&mut self, idle: Duration) -> Result<Incoming, RendezvousError> {
         loop {
-            match self.event(idle).await? {
-                WsEvent::Data {
-                    kind: DataKind::Text,
-                    payload,
-                    message_end,
-                    ..
-                } => {
-                    let len = self.text.len() + payload.len();
-                    if len > MAX_CONTROL_MESSAGE_LEN {
-                        return Err(RendezvousError::Message(MessageError::TooLarge {
-                            len,
-                            max: MAX_CONTROL_MESSAGE_LEN,
-                        }));
-                    }
-                    self.text.extend_from_slice(self.reader.bytes(payload));
-                    if message_end {
-                        let parsed = parse_control_message(&self.text);
-                        self.text.clear();
-                        return match parsed.map_err(RendezvousError::Message)? {
-                            ControlMessage::Request(request) => Ok(Incoming::Request(request)),
-                            other => Err(RendezvousError::NotARequest {
-                                command: other.command().to_owned(),
-                            }),
-                        };
-                    }
+            let event = self.event(idle).await?;
+            let mut pong = Vec::new();
+            let received = self.inbound.receive(
+                self.reader.view(&event),
+                &mut self.outbound.borrow_mut(),
+                &mut pong,
+            );
+            match received.map_err(RendezvousError::Channel)? {
+                Received::Message(text) => {
+                    return match parse_control_message(text).map_err(RendezvousError::Message)? {
+                        ControlMessage::Request(request) => Ok(Incoming::Request(request)),
+                        other => Err(RendezvousError::NotARequest {
+                            command: other.command().to_owned(),
+                        }),
+                    };
                 }
-                WsEvent::Data { .. } => return Err(RendezvousError::UnexpectedBinary),
-                WsEvent::Ping(payload) => {
-                    return Ok(Incoming::Ping(self.reader.bytes(payload).to_vec()))
-                }
-                WsEvent::Pong(_) => {}
-                WsEvent::Close { .. } => return Ok(Incoming::Closed),
+                Received::Body { .. } => return Err(RendezvousError::UnexpectedBinary),
+                Received::Ping => return Ok(Incoming::Pong(pong)),
+                Received::Partial | Received::Pong => {}
+                Received::Close(_) => return Ok(Incoming::Closed),
             }
         }
     }
@@ -319,6 +325,7 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
 mod tests {
     use super::*;
     use crate::daemon::test_support::read_to_end;
+    use crate::proto::hc::messages::MAX_CONTROL_MESSAGE_LEN;
     use crate::proto::http1::{BodyDecoder, BodyKind};
     use crate::proto::ws::encode::{push_close, push_frame};
     use crate::proto::ws::{CloseCode, OpCode};
@@ -328,6 +335,10 @@ mod tests {
     }
 
     const IDLE: Duration = Duration::from_secs(5);
+
+    fn client() -> Rc<RefCell<Outbound>> {
+        Rc::new(RefCell::new(Outbound::client(|| [1, 2, 3, 4])))
+    }
 
     /// Frames as the relay sends them (unmasked).
     fn wire(frames: &[(bool, OpCode, &[u8])]) -> Vec<u8> {
@@ -350,11 +361,13 @@ mod tests {
             (true, OpCode::Continuation, b),
         ]);
         run(async {
-            let mut reader = RendezvousReader::new(&bytes[..], &[]);
-            assert_eq!(
-                reader.next(IDLE).await.unwrap(),
-                Incoming::Ping(b"p".to_vec())
-            );
+            let mut reader = RendezvousReader::new(&bytes[..], &[], client());
+            let Incoming::Pong(pong) = reader.next(IDLE).await.unwrap() else {
+                panic!("a ping comes back as its pong");
+            };
+            let mut expected = Vec::new();
+            client().borrow_mut().pong(&mut expected, b"p").unwrap();
+            assert_eq!(pong, expected, "the pong, masked with the key");
             match reader.next(IDLE).await.unwrap() {
                 Incoming::Request(request) => {
                     assert_eq!(request.id.as_deref(), Some("r1"));
@@ -370,7 +383,7 @@ mod tests {
         let bytes = wire(&[(true, OpCode::Text, REQUEST)]);
         let (leftover, rest) = bytes.split_at(10);
         run(async {
-            let mut reader = RendezvousReader::new(rest, leftover);
+            let mut reader = RendezvousReader::new(rest, leftover, client());
             assert!(matches!(
                 reader.next(IDLE).await.unwrap(),
                 Incoming::Request(_)
@@ -383,7 +396,7 @@ mod tests {
         let mut bytes = Vec::new();
         push_close(&mut bytes, CloseCode::NORMAL, "", None).unwrap();
         run(async {
-            let mut reader = RendezvousReader::new(&bytes[..], &[]);
+            let mut reader = RendezvousReader::new(&bytes[..], &[], client());
             assert_eq!(reader.next(IDLE).await.unwrap(), Incoming::Closed);
         });
     }
@@ -392,7 +405,7 @@ mod tests {
     fn anything_but_a_request_is_refused() {
         run(async {
             let binary = wire(&[(true, OpCode::Binary, b"x")]);
-            let err = RendezvousReader::new(&binary[..], &[])
+            let err = RendezvousReader::new(&binary[..], &[], client())
                 .next(IDLE)
                 .await
                 .unwrap_err();
@@ -403,7 +416,7 @@ mod tests {
                 OpCode::Text,
                 br#"{"accept":{"address":"a","id":"i"}}"#,
             )]);
-            let err = RendezvousReader::new(&accept[..], &[])
+            let err = RendezvousReader::new(&accept[..], &[], client())
                 .next(IDLE)
                 .await
                 .unwrap_err();
@@ -413,7 +426,7 @@ mod tests {
             );
 
             let junk = wire(&[(true, OpCode::Text, b"{not json")]);
-            let err = RendezvousReader::new(&junk[..], &[])
+            let err = RendezvousReader::new(&junk[..], &[], client())
                 .next(IDLE)
                 .await
                 .unwrap_err();
@@ -422,7 +435,7 @@ mod tests {
                 "{err}"
             );
 
-            let eof = RendezvousReader::new(&[][..], &[])
+            let eof = RendezvousReader::new(&[][..], &[], client())
                 .next(IDLE)
                 .await
                 .unwrap_err();
@@ -434,24 +447,24 @@ mod tests {
     }
 
     #[test]
-    fn a_request_larger_than_64_kib_is_refused_before_it_is_collected() {
+    fn a_request_larger_than_64_kib_fails_the_rendezvous_before_it_is_collected() {
         let big = vec![b' '; MAX_CONTROL_MESSAGE_LEN];
         let bytes = wire(&[
             (false, OpCode::Text, &big),
             (true, OpCode::Continuation, b"{}"),
         ]);
         run(async {
-            let err = RendezvousReader::new(&bytes[..], &[])
+            let err = RendezvousReader::new(&bytes[..], &[], client())
                 .next(IDLE)
                 .await
                 .unwrap_err();
             assert!(
                 matches!(
                     err,
-                    RendezvousError::Message(MessageError::TooLarge {
+                    RendezvousError::Channel(ChannelError::MessageTooLarge {
+                        len,
                         max: MAX_CONTROL_MESSAGE_LEN,
-                        ..
-                    })
+                    }) if len == MAX_CONTROL_MESSAGE_LEN + 2
                 ),
                 "{err}"
             );
@@ -461,7 +474,7 @@ mod tests {
     /// Pumps the body message in `bytes` and returns what the target received, decoded.
     async fn pump(bytes: &[u8]) -> (Result<u64, PumpError>, Vec<u8>, Vec<u8>) {
         let (mut near, far) = monoio::net::UnixStream::pair().unwrap();
-        let mut reader = RendezvousReader::new(bytes, &[]);
+        let mut reader = RendezvousReader::new(bytes, &[], client());
         let result = reader
             .pump_body(&mut near, BodyBuffer::default(), IDLE, IDLE)
             .await;
@@ -561,12 +574,12 @@ mod tests {
             (true, OpCode::Continuation, b"def"),
         ]);
         run(async {
-            let mut reader = RendezvousReader::new(&bytes[..], &[]);
+            let mut reader = RendezvousReader::new(&bytes[..], &[], client());
             match reader.buffer_body(6, IDLE).await.unwrap() {
                 Buffered::Whole(held) => assert_eq!(held.data(), b"abcdef"),
                 Buffered::Overflowed(_) => panic!("6 bytes fit a limit of 6"),
             }
-            let mut reader = RendezvousReader::new(&bytes[..], &[]);
+            let mut reader = RendezvousReader::new(&bytes[..], &[], client());
             let Buffered::Overflowed(first) = reader.buffer_body(2, IDLE).await.unwrap() else {
                 panic!("3 bytes do not fit a limit of 2");
             };
@@ -587,7 +600,7 @@ mod tests {
         let mut closed = wire(&[(false, OpCode::Binary, b"part")]);
         push_close(&mut closed, CloseCode::GOING_AWAY, "", None).unwrap();
         run(async {
-            let mut reader = RendezvousReader::new(&closed[..], &[]);
+            let mut reader = RendezvousReader::new(&closed[..], &[], client());
             assert!(matches!(
                 reader.buffer_body(100, IDLE).await,
                 Err(RendezvousError::ClosedInBody)
@@ -603,7 +616,7 @@ mod tests {
         ]);
         bytes.extend(wire(&[(true, OpCode::Text, REQUEST)]));
         run(async {
-            let mut reader = RendezvousReader::new(&bytes[..], &[]);
+            let mut reader = RendezvousReader::new(&bytes[..], &[], client());
             reader.drain_body(IDLE).await.unwrap();
             assert!(matches!(
                 reader.next(IDLE).await.unwrap(),

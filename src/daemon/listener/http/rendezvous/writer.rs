@@ -1,10 +1,13 @@
 //! The write side of a request rendezvous (protocol §6.3 step 4, §6.4): the `response` text
 //! message, then its body as ONE binary message — first frame binary FIN=0, continuation frames,
 //! a final continuation FIN=1 that may be empty — streamed as the target's body arrives. Every
-//! frame is masked with a fresh key (RFC 6455 §5.3: the daemon is the client).
+//! frame is built by the rendezvous's [`Outbound`] (shared with its reader): masked with a fresh
+//! key (RFC 6455 §5.3: the daemon is the client), and nothing after a close.
 
+use std::cell::RefCell;
 use std::io;
 use std::ops::Range;
+use std::rc::Rc;
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedWriteHalf};
@@ -13,33 +16,27 @@ use super::write_within;
 use crate::daemon::listener::http::frames::push_answer;
 use crate::daemon::listener::upstream::ResponseReader;
 use crate::io::stream::Stream;
+use crate::proto::hc::channel::{ChannelError, Outbound};
 use crate::proto::hc::messages::Response;
-use crate::proto::ws::encode::encode_pong;
-use crate::proto::ws::encode::{push_close, push_frame};
-use crate::proto::ws::mask_key;
-use crate::proto::ws::{CloseCode, EncodeError, OpCode};
+use crate::proto::ws::{CloseCode, DataKind, MAX_HEADER_LEN};
 
 /// The write half of a request rendezvous.
 pub struct RendezvousWriter<W = OwnedWriteHalf<Stream>> {
     io: W,
     /// The longest a write may stall before the rendezvous is given up.
     idle: Duration,
-    /// Whether a frame of the current body message has been sent (later ones continue it).
-    body_frames: bool,
+    outbound: Rc<RefCell<Outbound>>,
 }
 
-fn encode_failed(e: EncodeError) -> io::Error {
+fn encode_failed(e: ChannelError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
 }
 
 impl<W: AsyncWriteRent> RendezvousWriter<W> {
-    /// A writer over `io` whose writes may stall for at most `idle`.
-    pub fn new(io: W, idle: Duration) -> Self {
-        Self {
-            io,
-            idle,
-            body_frames: false,
-        }
+    /// A writer over `io` whose writes may stall for at most `idle`, building its frames with
+    /// `outbound` (the rendezvous's sending side, shared with its reader).
+    pub fn new(io: W, idle: Duration, outbound: Rc<RefCell<Outbound>>) -> Self {
+        Self { io, idle, outbound }
     }
 
     async fn write(&mut self, bytes: Vec<u8>) -> io::Result<()> {
@@ -51,35 +48,34 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
         .await
     }
 
-    fn body_opcode(&self) -> OpCode {
-        if self.body_frames {
-            OpCode::Continuation
-        } else {
-            OpCode::Binary
-        }
+    /// Builds frames of about `capacity` bytes with the rendezvous's [`Outbound`] and writes
+    /// them.
+    async fn send_with(
+        &mut self,
+        capacity: usize,
+        build: impl FnOnce(&mut Outbound, &mut Vec<u8>) -> Result<(), ChannelError>,
+    ) -> io::Result<()> {
+        let mut out = Vec::with_capacity(capacity);
+        build(&mut self.outbound.borrow_mut(), &mut out).map_err(encode_failed)?;
+        self.write(out).await
     }
 
     /// A whole answer in one write: `response` and, when it announces one, `body` as a single
     /// binary frame.
     pub async fn send_answer(&mut self, response: &Response, body: &[u8]) -> io::Result<()> {
-        let mut out = Vec::with_capacity(body.len() + 512);
-        push_answer(&mut out, response, body, mask_key).map_err(encode_failed)?;
-        self.write(out).await
+        self.send_with(body.len() + 512, |out, dst| {
+            push_answer(out, dst, response, body)
+        })
+        .await
     }
 
     /// The `response` message of a streamed answer; its body frames follow.
     pub async fn send_head(&mut self, response: &Response) -> io::Result<()> {
-        self.body_frames = false;
-        let mut out = Vec::with_capacity(512);
-        push_frame(
-            &mut out,
-            true,
-            OpCode::Text,
-            response.to_json().as_bytes(),
-            mask_key(),
-        )
-        .map_err(encode_failed)?;
-        self.write(out).await
+        let json = response.to_json();
+        self.send_with(json.len() + MAX_HEADER_LEN, |out, dst| {
+            out.message(dst, DataKind::Text, json.as_bytes())
+        })
+        .await
     }
 
     /// The next body frame (FIN=0) from bytes held elsewhere (copied and masked).
@@ -87,11 +83,10 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
         if bytes.is_empty() {
             return Ok(());
         }
-        let mut out = Vec::with_capacity(bytes.len() + 14);
-        push_frame(&mut out, false, self.body_opcode(), bytes, mask_key())
-            .map_err(encode_failed)?;
-        self.body_frames = true;
-        self.write(out).await
+        self.send_with(bytes.len() + MAX_HEADER_LEN, |out, dst| {
+            out.data(dst, DataKind::Binary, bytes, false)
+        })
+        .await
     }
 
     /// The next body frame (FIN=0) from the target's body piece `range`, framed and masked in
@@ -101,34 +96,34 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
         reader: &mut ResponseReader<R>,
         range: Range<usize>,
     ) -> io::Result<()> {
-        let opcode = self.body_opcode();
-        let write = reader.write_as_frame(&mut self.io, range, false, opcode, mask_key());
-        write_within(self.idle, write).await?;
-        self.body_frames = true;
-        Ok(())
+        let write = reader.write_as_frame(&mut self.io, range, &self.outbound, false);
+        write_within(self.idle, write).await
     }
 
     /// Ends the body message with an empty FIN frame (a continuation, or an empty binary
     /// message when no body frame was sent).
     pub async fn end_body(&mut self) -> io::Result<()> {
-        let mut out = Vec::with_capacity(6);
-        push_frame(&mut out, true, self.body_opcode(), &[], mask_key()).map_err(encode_failed)?;
-        self.body_frames = false;
-        self.write(out).await
+        self.send_with(MAX_HEADER_LEN, |out, dst| {
+            out.data(dst, DataKind::Binary, &[], true)
+        })
+        .await
     }
 
-    /// Answers a ping.
-    pub async fn pong(&mut self, payload: &[u8]) -> io::Result<()> {
-        let mut out = Vec::with_capacity(payload.len() + 6);
-        encode_pong(&mut out, payload, mask_key()).map_err(encode_failed)?;
-        self.write(out).await
+    /// Writes frames the rendezvous's [`Outbound`] built (a ping's pong) while it is open.
+    pub async fn send_built(&mut self, frames: Vec<u8>) -> io::Result<()> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        self.outbound.borrow().check_open().map_err(encode_failed)?;
+        self.write(frames).await
     }
 
     /// Sends a close frame; the caller drops the connection after it.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
-        let mut out = Vec::with_capacity(reason.len() + 8);
-        push_close(&mut out, code, reason, mask_key()).map_err(encode_failed)?;
-        self.write(out).await
+        self.send_with(MAX_HEADER_LEN + 2 + reason.len(), |out, dst| {
+            out.close(dst, code, reason)
+        })
+        .await
     }
 }
 
@@ -159,7 +154,8 @@ mod tests {
         f: impl AsyncFnOnce(&mut RendezvousWriter<monoio::net::UnixStream>),
     ) -> Vec<Seen> {
         let (near, far) = monoio::net::UnixStream::pair().unwrap();
-        let mut writer = RendezvousWriter::new(near, Duration::from_secs(5));
+        let outbound = Rc::new(RefCell::new(Outbound::client(|| [1, 2, 3, 4])));
+        let mut writer = RendezvousWriter::new(near, Duration::from_secs(5), outbound);
         f(&mut writer).await;
         drop(writer);
         let mut wire = read_to_end(far).await;
@@ -251,7 +247,9 @@ mod tests {
     fn whole_answers_pongs_and_closes() {
         let seen = run(written(async |w| {
             w.send_answer(&response(), b"body").await.unwrap();
-            w.pong(b"p").await.unwrap();
+            let mut pong = Vec::new();
+            w.outbound.borrow_mut().pong(&mut pong, b"p").unwrap();
+            w.send_built(pong).await.unwrap();
             w.close(CloseCode::INTERNAL_ERROR, "broke").await.unwrap();
         }));
         assert_eq!(seen[1], data(DataKind::Binary, true, b"body"));
