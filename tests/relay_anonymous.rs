@@ -8,9 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use hycod::io::stream::Stream;
 use hycod::io::ws_client::ConnectError;
-use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::WsReader;
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
+use hycod::proto::ws::encode::push_frame;
 use hycod::proto::ws::{DataKind, Limits, OpCode, Role};
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 
