@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use hycod::io::ws_client::Dialer;
-use hycod::io::ws_frames::push_frame;
 use hycod::io::ws_reader::WsReader;
 use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
+use hycod::proto::ws::encode::push_frame;
 use hycod::proto::ws::{DataKind, Limits, OpCode, Role};
 use hycod::tls::{client_config, TrustRoots};
 use monoio::io::{AsyncWriteRentExt, Splitable};
