@@ -9,14 +9,14 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod io;
-pub mod logging;
+pub(crate) mod logging;
 pub mod metrics;
 pub mod proto;
 pub mod proxy;
 pub mod relay;
 pub mod runtime;
 pub mod secret;
-pub mod status_page;
+pub(crate) mod status_page;
 pub mod tls;
 
 /// The crate version, as reported by `--version` and the `build_info` metric.

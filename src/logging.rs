@@ -5,14 +5,14 @@
 
 mod escape;
 
-pub use escape::Escaped;
+pub(crate) use escape::Escaped;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogLevel};
 
 /// Installs the global subscriber; a second call (e.g. in tests) leaves the first in place.
-pub fn init(format: LogFormat, level: LogLevel) {
+pub(crate) fn init(format: LogFormat, level: LogLevel) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
     let builder = tracing_subscriber::fmt()

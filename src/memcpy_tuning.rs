@@ -13,18 +13,18 @@
 use std::ffi::{OsStr, OsString};
 
 /// The glibc tunable that sets the smallest copy done with `rep movsb`.
-pub const TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold";
+pub(crate) const TUNABLE: &str = "glibc.cpu.x86_rep_movsb_threshold";
 
 /// The threshold hycod runs with: above every copy on its data path (the largest are 288 KiB
 /// socket buffers), so glibc's vector loop does them all.
-pub const THRESHOLD: u32 = 1 << 20;
+pub(crate) const THRESHOLD: u32 = 1 << 20;
 
 /// The environment variable the dynamic loader reads tunables from.
 const VARIABLE: &str = "GLIBC_TUNABLES";
 
 /// The `GLIBC_TUNABLES` value to re-execute with, given the current one; `None` when the current
 /// value already sets [`TUNABLE`].
-pub fn tunables_with_threshold(current: Option<&OsStr>) -> Option<OsString> {
+pub(crate) fn tunables_with_threshold(current: Option<&OsStr>) -> Option<OsString> {
     let setting = format!("{TUNABLE}={THRESHOLD}");
     let Some(current) = current.filter(|c| !c.is_empty()) else {
         return Some(setting.into());
@@ -57,7 +57,7 @@ fn is_amd() -> bool {
 /// Re-executes this program with [`TUNABLE`] set, when that applies (see the module docs).
 /// Returns only when nothing is re-executed, or when the re-execution failed: the program then
 /// goes on with glibc's defaults.
-pub fn apply() {
+pub(crate) fn apply() {
     #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
     {
         use std::os::unix::process::CommandExt;

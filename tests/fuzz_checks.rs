@@ -2,7 +2,9 @@
 //! its seed inputs and over seeded random mutations of them (fixed seeds, bounded count), so CI
 //! exercises the same oracles libFuzzer drives locally (docs/reliability.md).
 
-#[allow(dead_code)]
+// The fuzz crate's `pub` items are its interface to the fuzz targets; included here as a
+// module they are reachable only from this test, which is what they are for.
+#[allow(dead_code, unreachable_pub)]
 #[path = "../fuzz/src/lib.rs"]
 mod hycod_fuzz;
 

@@ -30,12 +30,12 @@ use crate::procstat::{per_gib, CpuSnapshot, CpuUse};
 use crate::target::{Endpoint, TargetError};
 
 /// The byte `serve-bulk` answers to a stream's direction byte.
-pub const ACK: u8 = b'K';
+pub(crate) const ACK: u8 = b'K';
 
 /// Which way a bulk stream's data flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Direction {
+pub(crate) enum Direction {
     /// From the generator to the target.
     Up,
     /// From the target to the generator.
@@ -46,7 +46,7 @@ pub enum Direction {
 
 impl Direction {
     /// Parses `up`, `down` or `both`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         match text {
             "up" => Ok(Self::Up),
             "down" => Ok(Self::Down),
@@ -56,7 +56,7 @@ impl Direction {
     }
 
     /// The first byte of a stream, asking the target to read (`U`), write (`D`) or both (`B`).
-    pub fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             Self::Up => b'U',
             Self::Down => b'D',
@@ -65,7 +65,7 @@ impl Direction {
     }
 
     /// The direction a stream's first byte asks for.
-    pub fn from_code(code: u8) -> Option<Self> {
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
         match code {
             b'U' => Some(Self::Up),
             b'D' => Some(Self::Down),
@@ -75,12 +75,12 @@ impl Direction {
     }
 
     /// Whether the generator writes.
-    pub fn sends(self) -> bool {
+    pub(crate) fn sends(self) -> bool {
         matches!(self, Self::Up | Self::Both)
     }
 
     /// Whether the generator reads.
-    pub fn receives(self) -> bool {
+    pub(crate) fn receives(self) -> bool {
         matches!(self, Self::Down | Self::Both)
     }
 }
@@ -97,7 +97,7 @@ impl fmt::Display for Direction {
 
 /// Bytes moved so far by every stream of the run, each way.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub up: Cell<u64>,
     pub down: Cell<u64>,
     pub errors: Cell<u64>,
@@ -114,7 +114,7 @@ impl Counters {
 
 /// What a bulk run reports (stdout table and JSON).
 #[derive(Debug, Clone, Serialize)]
-pub struct BulkReport {
+pub(crate) struct BulkReport {
     pub mode: &'static str,
     pub target: String,
     pub direction: Direction,
@@ -136,7 +136,7 @@ pub struct BulkReport {
 }
 
 /// The counters, CPU times and clock at one moment of the run.
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub at: Instant,
     pub up: u64,
     pub down: u64,
@@ -146,7 +146,7 @@ pub struct Snapshot {
 
 impl BulkReport {
     /// The report of the window from `first` to `last`.
-    pub fn new(
+    pub(crate) fn new(
         args: &BulkArgs,
         target: String,
         first: &Snapshot,
@@ -185,7 +185,7 @@ impl BulkReport {
     }
 
     /// The human table.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let mut out = format!(
             "hycod-load bulk -> {} ({} {} stream(s), {} B writes, {:.2} s measured)\n\
              throughput  {:.3} Gbit/s ({} B up, {} B down)\n\
@@ -410,7 +410,7 @@ fn start(
 
 /// Why a bulk run failed.
 #[derive(Debug)]
-pub enum BulkError {
+pub(crate) enum BulkError {
     Target(TargetError),
     /// A stream could not be opened.
     Open {
@@ -435,7 +435,7 @@ impl fmt::Display for BulkError {
 impl std::error::Error for BulkError {}
 
 /// Runs a bulk load and reports it.
-pub fn run(args: &BulkArgs) -> Result<BulkReport, BulkError> {
+pub(crate) fn run(args: &BulkArgs) -> Result<BulkReport, BulkError> {
     let endpoint = crate::target::resolve(&args.target, "tcp").map_err(BulkError::Target)?;
     let pids = args.cpu_pids.clone();
     let snapshot = |counters: &Counters| Snapshot {

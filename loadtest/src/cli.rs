@@ -8,28 +8,28 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 /// Longest run accepted (warm-up included).
-pub const MAX_DURATION: Duration = Duration::from_secs(600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(600);
 /// Highest rate accepted, requests per second.
-pub const MAX_RATE: f64 = 1_000_000.0;
+pub(crate) const MAX_RATE: f64 = 1_000_000.0;
 /// Most connections accepted.
-pub const MAX_CONNECTIONS: u32 = 100_000;
+pub(crate) const MAX_CONNECTIONS: u32 = 100_000;
 /// Most bulk streams accepted.
-pub const MAX_STREAMS: u32 = 1024;
+pub(crate) const MAX_STREAMS: u32 = 1024;
 /// Largest bulk write accepted, bytes.
-pub const MAX_CHUNK: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_CHUNK: usize = 16 * 1024 * 1024;
 /// Most re-runs of a failed `--find-max` try.
-pub const MAX_STEP_RETRIES: u32 = 5;
+pub(crate) const MAX_STEP_RETRIES: u32 = 5;
 
 /// Load generator for hycod (open-loop, coordinated-omission-corrected HDR histograms).
 #[derive(Parser, Debug)]
 #[command(version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Echo round trips of `--size` bytes over WebSocket streams through a relay (or plain TCP
     /// with `--direct tcp://host:port`).
     Stream {
@@ -92,7 +92,7 @@ pub enum Command {
 
 /// Where a run sends its load: a relay (as a Hybrid Connections sender) or a direct target.
 #[derive(Args, Debug, Clone)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// The relay, `ws://host:port` or `wss://host:port`.
     #[arg(long)]
     pub relay: Option<String>,
@@ -130,7 +130,7 @@ pub struct TargetArgs {
 
 /// Options of the open-loop modes (`stream`, `http`).
 #[derive(Args, Debug, Clone)]
-pub struct Common {
+pub(crate) struct Common {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Requests per second in total (open loop).
@@ -177,7 +177,7 @@ pub struct Common {
 
 /// Options of `bulk`: streams pushing data as fast as they can.
 #[derive(Args, Debug, Clone)]
-pub struct BulkArgs {
+pub(crate) struct BulkArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Streams, each on its own connection.
@@ -203,7 +203,7 @@ pub struct BulkArgs {
 
 /// Options of `idle`: many open, quiet streams.
 #[derive(Args, Debug, Clone)]
-pub struct IdleArgs {
+pub(crate) struct IdleArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Streams to open and hold.
@@ -224,7 +224,7 @@ pub struct IdleArgs {
 
 /// Why a run was refused.
 #[derive(Debug, Clone, PartialEq)]
-pub enum CliError {
+pub(crate) enum CliError {
     DurationTooLong { total: Duration },
     RateOutOfRange { rate: f64 },
     ConnectionsOutOfRange { connections: u32 },
@@ -299,7 +299,7 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 /// Parses `10s`, `500ms`, `2m` or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -333,7 +333,7 @@ fn check_connections(connections: u32) -> Result<(), CliError> {
 
 impl Common {
     /// Checks the bounds of a run.
-    pub fn validate(&self) -> Result<(), CliError> {
+    pub(crate) fn validate(&self) -> Result<(), CliError> {
         check_duration(self.duration, self.warmup)?;
         if !(self.rate > 0.0 && self.rate <= MAX_RATE) {
             return Err(CliError::RateOutOfRange { rate: self.rate });
@@ -361,7 +361,7 @@ impl Common {
 
 impl BulkArgs {
     /// Checks the bounds of a bulk run.
-    pub fn validate(&self) -> Result<(), CliError> {
+    pub(crate) fn validate(&self) -> Result<(), CliError> {
         check_duration(self.duration, self.warmup)?;
         if self.streams == 0 || self.streams > MAX_STREAMS {
             return Err(CliError::StreamsOutOfRange {
@@ -377,7 +377,7 @@ impl BulkArgs {
 
 impl IdleArgs {
     /// Checks the bounds of an idle run.
-    pub fn validate(&self) -> Result<(), CliError> {
+    pub(crate) fn validate(&self) -> Result<(), CliError> {
         check_connections(self.connections)?;
         check_connections(self.parallel)?;
         self.target.validate()
@@ -386,7 +386,7 @@ impl IdleArgs {
 
 impl TargetArgs {
     /// Checks that exactly one target is named, and a relay with its hybrid connection.
-    pub fn validate(&self) -> Result<(), CliError> {
+    pub(crate) fn validate(&self) -> Result<(), CliError> {
         match (&self.relay, &self.direct) {
             (None, None) => Err(CliError::NoTarget),
             (Some(_), Some(_)) => Err(CliError::BothTargets),
@@ -402,7 +402,7 @@ impl TargetArgs {
     }
 
     /// Resolves `host:port` and checks it is loopback or named by `--allow-host`.
-    pub fn permitted_addr(&self, host: &str, port: u16) -> Result<SocketAddr, CliError> {
+    pub(crate) fn permitted_addr(&self, host: &str, port: u16) -> Result<SocketAddr, CliError> {
         let addr = (host, port)
             .to_socket_addrs()
             .ok()

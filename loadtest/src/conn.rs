@@ -31,11 +31,11 @@ use crate::failure::Failure;
 use crate::target::{Endpoint, RelayTls};
 
 /// The largest HTTP response body accepted.
-pub const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
 
 /// What each request carries.
 #[derive(Debug, Clone)]
-pub enum Workload {
+pub(crate) enum Workload {
     /// Echo round trips of this payload.
     Echo { payload: Rc<Vec<u8>> },
     /// HTTP requests: method, body, extra header count, path.
@@ -48,7 +48,7 @@ pub enum Workload {
 }
 
 /// An open connection.
-pub enum Conn {
+pub(crate) enum Conn {
     Ws {
         write: OwnedWriteHalf<Stream>,
         reader: WsReader<OwnedReadHalf<Stream>>,
@@ -66,7 +66,7 @@ pub enum Conn {
 }
 
 /// Opens a connection for `workload` to `endpoint`.
-pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Failure> {
+pub(crate) async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Failure> {
     match (endpoint, workload) {
         (
             Endpoint::Relayed {
@@ -115,7 +115,7 @@ pub async fn open(endpoint: &Endpoint, workload: &Workload) -> Result<Conn, Fail
 
 /// The WebSocket client the relayed streams of `endpoint` use: trusting what the relay's
 /// [`RelayTls`] trusts (`--ca-file`, or the webpki roots; `ws://` relays need none).
-pub fn dialer(endpoint: &Endpoint) -> Result<Dialer, Failure> {
+pub(crate) fn dialer(endpoint: &Endpoint) -> Result<Dialer, Failure> {
     let (tls, proxy) = match endpoint {
         Endpoint::Relayed { tls, proxy, .. } => (Arc::clone(&tls.config), proxy.clone()),
         Endpoint::Direct { .. } => (
@@ -183,10 +183,10 @@ async fn connect_relay(
 }
 
 /// The two halves of a relayed sender stream.
-pub type WsHalves = (OwnedWriteHalf<Stream>, WsReader<OwnedReadHalf<Stream>>);
+pub(crate) type WsHalves = (OwnedWriteHalf<Stream>, WsReader<OwnedReadHalf<Stream>>);
 
 /// Opens a sender stream to hybrid connection `hc` through `relay_url` (protocol §7.1).
-pub async fn open_ws(
+pub(crate) async fn open_ws(
     dialer: &Dialer,
     relay_url: &str,
     hc: &str,
@@ -225,7 +225,7 @@ fn both_ways(len: usize) -> u64 {
 }
 
 /// A TCP connection with TCP_NODELAY (benchmarking.md rule 5).
-pub async fn connect(addr: SocketAddr) -> Result<TcpStream, Failure> {
+pub(crate) async fn connect(addr: SocketAddr) -> Result<TcpStream, Failure> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|_| Failure::Connect)?;
@@ -234,7 +234,7 @@ pub async fn connect(addr: SocketAddr) -> Result<TcpStream, Failure> {
 }
 
 /// The bytes of one HTTP request of `workload` (the same for every request of a connection).
-pub fn http_request(endpoint: &Endpoint, workload: &Workload) -> Result<Vec<u8>, Failure> {
+pub(crate) fn http_request(endpoint: &Endpoint, workload: &Workload) -> Result<Vec<u8>, Failure> {
     let Workload::Http {
         method,
         body,
@@ -296,7 +296,7 @@ fn host_header(relay_url: &str) -> Option<String> {
 
 impl Conn {
     /// One round trip; the payload bytes moved (sent plus received).
-    pub async fn round_trip(&mut self, workload: &Workload) -> Result<u64, Failure> {
+    pub(crate) async fn round_trip(&mut self, workload: &Workload) -> Result<u64, Failure> {
         match (self, workload) {
             (
                 Conn::Ws {

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 /// Clock ticks per second of `/proc/*/stat` (`USER_HZ`, 100 on every Linux architecture
 /// hycod targets).
-pub const USER_HZ: u64 = 100;
+pub(crate) const USER_HZ: u64 = 100;
 
 /// CPU time (user + system) this process has used so far; zero when `/proc` is unreadable.
-pub fn process_cpu_time() -> Duration {
+pub(crate) fn process_cpu_time() -> Duration {
     std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|stat| parse_cpu_ticks(&stat))
@@ -19,7 +19,7 @@ pub fn process_cpu_time() -> Duration {
 
 /// `utime + stime` of a `/proc/PID/stat` line. The command name (field 2) may contain spaces
 /// and parentheses, so fields are counted after its last `)`.
-pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+pub(crate) fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     let mut fields = after_name.split_whitespace().skip(11);
     let user: u64 = fields.next()?.parse().ok()?;

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// One request's failure, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// No TLS client configuration could be built.
     TlsConfig,
     /// The TCP connection or WebSocket handshake failed (e.g. the relay answered 404).
@@ -38,7 +38,7 @@ pub enum Failure {
 
 impl Failure {
     /// The key in the summary and the JSON file.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::TlsConfig => "tls_config",
             Self::Connect => "connect",

@@ -5,7 +5,7 @@ use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
 /// The soft limit to ask for: the hard limit, or `current` when it is already higher (None
 /// means unlimited).
-pub fn raised(current: Option<u64>, maximum: Option<u64>) -> Option<u64> {
+pub(crate) fn raised(current: Option<u64>, maximum: Option<u64>) -> Option<u64> {
     match (current, maximum) {
         (_, None) => None,
         (Some(soft), Some(hard)) if soft >= hard => Some(soft),
@@ -15,7 +15,7 @@ pub fn raised(current: Option<u64>, maximum: Option<u64>) -> Option<u64> {
 
 /// Raises the soft open-file limit to the hard limit; the resulting soft limit (None when
 /// unlimited). A refused raise leaves the limit as it was.
-pub fn raise_nofile() -> Option<u64> {
+pub(crate) fn raise_nofile() -> Option<u64> {
     let limit = getrlimit(Resource::Nofile);
     let wanted = raised(limit.current, limit.maximum);
     if wanted == limit.current {

@@ -12,7 +12,7 @@ use crate::cli::MAX_RATE;
 
 /// The search state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RateSearch {
+pub(crate) struct RateSearch {
     /// The rate to try next.
     pub rate: f64,
     /// The highest rate that passed so far.
@@ -30,14 +30,20 @@ pub struct RateSearch {
 
 /// Whether a try sustained its rate: p99 under the bound, no errors, and at least 95 % of
 /// the intended requests answered (a generator that falls behind does not pass).
-pub fn passed(p99_us: u64, max_p99_us: u64, errors: u64, achieved: f64, intended: f64) -> bool {
+pub(crate) fn passed(
+    p99_us: u64,
+    max_p99_us: u64,
+    errors: u64,
+    achieved: f64,
+    intended: f64,
+) -> bool {
     p99_us < max_p99_us && errors == 0 && achieved >= 0.95 * intended
 }
 
 impl RateSearch {
     /// Starts at `rate`, refining `refine_steps` times after the first failure and re-running
     /// a failed try up to `retries` times.
-    pub fn new(rate: f64, refine_steps: u32, retries: u32) -> Self {
+    pub(crate) fn new(rate: f64, refine_steps: u32, retries: u32) -> Self {
         Self {
             rate,
             best: None,
@@ -50,18 +56,18 @@ impl RateSearch {
     }
 
     /// How many steps needed a re-run (whatever their final outcome).
-    pub fn retried_steps(&self) -> u32 {
+    pub(crate) fn retried_steps(&self) -> u32 {
         self.retried_steps
     }
 
     /// The 1-based number of the next try of the current step (1 for a fresh step).
-    pub fn attempt(&self) -> u32 {
+    pub(crate) fn attempt(&self) -> u32 {
         self.failed_tries.saturating_add(1)
     }
 
     /// Records the outcome of a try at `self.rate`; the next rate to try (the same rate for
     /// a re-run), or None when the search is over.
-    pub fn next(&mut self, passed: bool) -> Option<f64> {
+    pub(crate) fn next(&mut self, passed: bool) -> Option<f64> {
         if !passed && self.failed_tries < self.retries {
             if self.failed_tries == 0 {
                 self.retried_steps = self.retried_steps.saturating_add(1);

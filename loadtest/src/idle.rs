@@ -31,7 +31,7 @@ enum Held {
 
 /// What an idle run reports.
 #[derive(Debug, Clone, Serialize)]
-pub struct IdleReport {
+pub(crate) struct IdleReport {
     pub mode: &'static str,
     pub target: String,
     pub connections: u32,
@@ -48,13 +48,13 @@ pub struct IdleReport {
 
 impl IdleReport {
     /// The memory each opened stream cost, from the RSS before and after.
-    pub fn per_stream(before: Option<u64>, after: Option<u64>, opened: u32) -> Option<f64> {
+    pub(crate) fn per_stream(before: Option<u64>, after: Option<u64>, opened: u32) -> Option<f64> {
         let (before, after) = (before?, after?);
         (opened > 0).then(|| (after as f64 - before as f64) / f64::from(opened))
     }
 
     /// The human table.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let kib = |v: Option<u64>| v.map_or("-".to_owned(), |v| format!("{v} KiB"));
         format!(
             "hycod-load idle -> {} ({} streams asked, open-file limit {})\n\
@@ -120,7 +120,7 @@ async fn open_one(endpoint: &Endpoint, dialer: &Dialer) -> Result<Held, Failure>
 
 /// Why an idle run failed.
 #[derive(Debug)]
-pub enum IdleError {
+pub(crate) enum IdleError {
     Target(TargetError),
     Dialer(Failure),
     Runtime(std::io::Error),
@@ -139,7 +139,7 @@ impl fmt::Display for IdleError {
 impl std::error::Error for IdleError {}
 
 /// Opens, holds and measures the streams, then closes them.
-pub fn run(args: &IdleArgs) -> Result<IdleReport, IdleError> {
+pub(crate) fn run(args: &IdleArgs) -> Result<IdleReport, IdleError> {
     let nofile_limit = crate::fd_limit::raise_nofile();
     let endpoint = crate::target::resolve(&args.target, "tcp").map_err(IdleError::Target)?;
     let rss = || args.rss_pid.and_then(vm_rss_kib);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// What a connection does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Send request now; its latency counts from `intended`.
     Send { intended: Duration },
     /// Nothing is due before this time.
@@ -20,7 +20,7 @@ pub enum Next {
 /// intended time falls before `warmup_end` are not recorded. `interval == 0` is closed loop
 /// (send as soon as the previous answer is in; latency from the actual send).
 #[derive(Debug, Clone)]
-pub struct OpenLoop {
+pub(crate) struct OpenLoop {
     offset: Duration,
     interval: Duration,
     warmup_end: Duration,
@@ -31,7 +31,7 @@ pub struct OpenLoop {
 impl OpenLoop {
     /// Connection `index` of `connections` sharing a total `rate` (requests per second; `None`
     /// is closed loop): each sends every `connections / rate`, staggered by `1 / rate`.
-    pub fn new(
+    pub(crate) fn new(
         index: u32,
         connections: u32,
         rate: Option<f64>,
@@ -55,12 +55,12 @@ impl OpenLoop {
     }
 
     /// Whether this is a closed-loop schedule.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.interval.is_zero()
     }
 
     /// What to do at `now`.
-    pub fn next(&mut self, now: Duration) -> Next {
+    pub(crate) fn next(&mut self, now: Duration) -> Next {
         let intended = if self.is_closed() {
             now
         } else {
@@ -78,7 +78,7 @@ impl OpenLoop {
 
     /// The latency to record for a request intended at `intended` and answered at `now`, or
     /// `None` when it belongs to the warm-up.
-    pub fn latency(&self, intended: Duration, now: Duration) -> Option<Duration> {
+    pub(crate) fn latency(&self, intended: Duration, now: Duration) -> Option<Duration> {
         (intended >= self.warmup_end).then(|| now.saturating_sub(intended))
     }
 }

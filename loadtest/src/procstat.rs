@@ -11,14 +11,14 @@ use crate::cpu::{parse_cpu_ticks, USER_HZ};
 
 /// A process named on the command line: `PID` or `NAME=PID`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NamedPid {
+pub(crate) struct NamedPid {
     pub name: String,
     pub pid: u32,
 }
 
 /// Why `--cpu-pids` was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PidListError {
+pub(crate) enum PidListError {
     /// An entry is empty (e.g. `1,,2`).
     Empty,
     /// An entry's pid is not a positive number.
@@ -40,7 +40,7 @@ impl fmt::Display for PidListError {
 impl std::error::Error for PidListError {}
 
 /// Parses one `--cpu-pids` entry: `NAME=PID`, or `PID` (then named by its pid).
-pub fn parse_pid(entry: &str) -> Result<NamedPid, PidListError> {
+pub(crate) fn parse_pid(entry: &str) -> Result<NamedPid, PidListError> {
     let entry = entry.trim();
     if entry.is_empty() {
         return Err(PidListError::Empty);
@@ -61,19 +61,19 @@ pub fn parse_pid(entry: &str) -> Result<NamedPid, PidListError> {
 }
 
 /// CPU time (user + system) process `pid` has used so far; None when it is gone.
-pub fn cpu_time(pid: u32) -> Option<Duration> {
+pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let ticks = parse_cpu_ticks(&stat)?;
     Some(Duration::from_millis(ticks.saturating_mul(1000) / USER_HZ))
 }
 
 /// Resident memory of process `pid` in KiB; None when it is gone.
-pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+pub(crate) fn vm_rss_kib(pid: u32) -> Option<u64> {
     parse_vm_rss_kib(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
 }
 
 /// The `VmRSS:` line of a `/proc/PID/status` text, in KiB.
-pub fn parse_vm_rss_kib(status: &str) -> Option<u64> {
+pub(crate) fn parse_vm_rss_kib(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
@@ -83,7 +83,7 @@ pub fn parse_vm_rss_kib(status: &str) -> Option<u64> {
 
 /// CPU-seconds spent by each named process between two snapshots.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CpuUse {
+pub(crate) struct CpuUse {
     pub name: String,
     pub pid: u32,
     pub cpu_secs: f64,
@@ -91,16 +91,16 @@ pub struct CpuUse {
 
 /// A snapshot of the named processes' CPU times.
 #[derive(Debug, Clone)]
-pub struct CpuSnapshot(Vec<(NamedPid, Option<Duration>)>);
+pub(crate) struct CpuSnapshot(Vec<(NamedPid, Option<Duration>)>);
 
 impl CpuSnapshot {
     /// Reads the CPU time of each of `pids` now.
-    pub fn take(pids: &[NamedPid]) -> Self {
+    pub(crate) fn take(pids: &[NamedPid]) -> Self {
         Self(pids.iter().map(|p| (p.clone(), cpu_time(p.pid))).collect())
     }
 
     /// What each process spent since `earlier` (zero for a process gone in either snapshot).
-    pub fn since(&self, earlier: &Self) -> Vec<CpuUse> {
+    pub(crate) fn since(&self, earlier: &Self) -> Vec<CpuUse> {
         self.0
             .iter()
             .zip(&earlier.0)
@@ -117,10 +117,10 @@ impl CpuSnapshot {
 }
 
 /// Bytes in a GiB.
-pub const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+pub(crate) const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// CPU-seconds per GiB moved; zero when nothing moved.
-pub fn per_gib(cpu_secs: f64, bytes: u64) -> f64 {
+pub(crate) fn per_gib(cpu_secs: f64, bytes: u64) -> f64 {
     if bytes == 0 {
         0.0
     } else {

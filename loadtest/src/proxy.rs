@@ -16,7 +16,7 @@ use crate::cli::TargetArgs;
 
 /// The route to the relay, `None` for direct connections; `tls` for a `wss://` relay. The
 /// error names the flag or variable and why.
-pub fn route(args: &TargetArgs, tls: bool) -> Result<Option<Arc<ProxyRoute>>, String> {
+pub(crate) fn route(args: &TargetArgs, tls: bool) -> Result<Option<Arc<ProxyRoute>>, String> {
     let env = |name: &str| std::env::var(name).ok();
     let password_flag = match (&args.proxy_password_file, &args.proxy_password_env) {
         (Some(_), _) => Some("--proxy-password-file"),
@@ -90,7 +90,7 @@ fn read_password_file(file: &Path) -> Result<Secret, String> {
 }
 
 /// Prints the first refusal of a run (every worker meets the same one; the summary counts them).
-pub fn report(error: &ProxyError) {
+pub(crate) fn report(error: &ProxyError) {
     static REPORTED: AtomicBool = AtomicBool::new(false);
     if !REPORTED.swap(true, Ordering::Relaxed) {
         eprintln!("error: {error}");

@@ -9,7 +9,7 @@ use crate::results::Results;
 
 /// Everything a run reports.
 #[derive(Debug, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub mode: String,
     pub target: String,
     pub open_loop: bool,
@@ -41,7 +41,7 @@ fn micros(d: Duration) -> u64 {
 impl Summary {
     /// Summarises `results` measured over `measured`; `cpu` is the generator's CPU time over
     /// the whole run, spent on `requests` requests (warm-up included).
-    pub fn new(
+    pub(crate) fn new(
         mode: &str,
         target: &str,
         common: &crate::cli::Common,
@@ -89,7 +89,7 @@ impl Summary {
     }
 
     /// The human table.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let errors = if self.errors.is_empty() {
             "none".to_owned()
         } else {

@@ -8,7 +8,7 @@ use crate::failure::Failure;
 
 /// Latencies, successes, bytes and errors by kind.
 #[derive(Debug, Default, Clone)]
-pub struct Results {
+pub(crate) struct Results {
     pub latency: LatencyHistogram,
     /// Successful round trips recorded (after the warm-up).
     pub ok: u64,
@@ -20,12 +20,12 @@ pub struct Results {
 
 impl Results {
     /// Counts one failure of `kind`.
-    pub fn error(&mut self, kind: Failure) {
+    pub(crate) fn error(&mut self, kind: Failure) {
         *self.errors.entry(kind).or_default() += 1;
     }
 
     /// Adds `other`'s counts to these.
-    pub fn merge(&mut self, other: &Self) {
+    pub(crate) fn merge(&mut self, other: &Self) {
         self.latency.add(&other.latency);
         self.ok += other.ok;
         self.bytes += other.bytes;
@@ -35,7 +35,7 @@ impl Results {
     }
 
     /// All failures.
-    pub fn error_count(&self) -> u64 {
+    pub(crate) fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
 }

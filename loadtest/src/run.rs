@@ -23,7 +23,7 @@ use crate::target::{Endpoint, TargetError};
 
 /// Round trips and errors so far, for the progress line.
 #[derive(Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     pub done: AtomicU64,
     pub errors: AtomicU64,
 }
@@ -115,7 +115,7 @@ async fn drive(
 
 /// Runs the load of `common` for `workload` (`scheme` of `--direct`: `tcp` or `http`) and
 /// returns the merged results, updating `progress` as it goes.
-pub fn run(
+pub(crate) fn run(
     common: &Common,
     scheme: &'static str,
     make_workload: impl Fn() -> Workload + Send + Sync + 'static,

@@ -16,10 +16,10 @@ use hycod::io::read_buf::ReadBuf;
 use hycod::proto::http1::request_body_kind;
 
 /// The largest request body the HTTP target accepts.
-pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 
 /// Serves `handle` on `listen` forever, printing the bound address first.
-pub fn serve<F, Fut>(listen: SocketAddr, handle: F) -> std::io::Result<()>
+pub(crate) fn serve<F, Fut>(listen: SocketAddr, handle: F) -> std::io::Result<()>
 where
     F: Fn(TcpStream) -> Fut + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
@@ -36,7 +36,7 @@ where
 }
 
 /// Echoes every byte back until the peer closes.
-pub async fn echo(mut stream: TcpStream) {
+pub(crate) async fn echo(mut stream: TcpStream) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let (read, back) = stream.read(buf).await;
@@ -53,14 +53,14 @@ pub async fn echo(mut stream: TcpStream) {
 }
 
 /// The bytes `serve-bulk` writes per write.
-pub const BULK_CHUNK: usize = 64 * 1024;
+pub(crate) const BULK_CHUNK: usize = 64 * 1024;
 
 /// The largest fixed response `serve-http --response-size` sends.
-pub const MAX_RESPONSE_SIZE: usize = 256 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_SIZE: usize = 256 * 1024 * 1024;
 
 /// The bulk target: reads the direction byte, answers [`crate::bulk::ACK`], then discards
 /// (`U`), writes endlessly (`D`) or both (`B`) until the peer goes away.
-pub async fn bulk(stream: TcpStream) {
+pub(crate) async fn bulk(stream: TcpStream) {
     let mut stream = stream;
     let (got, code) = stream.read_exact(vec![0u8; 1]).await;
     let Some(direction) = got
@@ -100,7 +100,7 @@ pub async fn bulk(stream: TcpStream) {
 }
 
 /// The head and body of a fixed `--response-size` answer.
-pub fn fixed_response(size: usize) -> Vec<u8> {
+pub(crate) fn fixed_response(size: usize) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
     )
@@ -111,7 +111,7 @@ pub fn fixed_response(size: usize) -> Vec<u8> {
 
 /// Answers each request with `200` and `response` (a [`fixed_response`]), after reading the
 /// request's body.
-pub async fn http_fixed(mut stream: TcpStream, response: Rc<Vec<u8>>) {
+pub(crate) async fn http_fixed(mut stream: TcpStream, response: Rc<Vec<u8>>) {
     let mut buf = ReadBuf::new(BUFFER_BYTES, 0);
     while let Ok(Some(head)) = read_request_head(&mut stream, &mut buf).await {
         let Ok(kind) = request_body_kind(&head) else {
@@ -131,7 +131,7 @@ pub async fn http_fixed(mut stream: TcpStream, response: Rc<Vec<u8>>) {
 }
 
 /// Answers each request with `200` and the request's body.
-pub async fn http(mut stream: TcpStream) {
+pub(crate) async fn http(mut stream: TcpStream) {
     let mut buf = ReadBuf::new(BUFFER_BYTES, 0);
     let mut out = Vec::with_capacity(4096);
     while let Ok(Some(head)) = read_request_head(&mut stream, &mut buf).await {

@@ -29,7 +29,7 @@ fn quantile_at(decades: f64) -> f64 {
 }
 
 /// Renders the distribution of `histogram`, titled `title` (XML-escaped here).
-pub fn render(histogram: &LatencyHistogram, title: &str) -> String {
+pub(crate) fn render(histogram: &LatencyHistogram, title: &str) -> String {
     let steps = STEPS_PER_DECADE * 4;
     let points: Vec<(f64, f64)> = (0..=steps)
         .map(|i| {

@@ -16,15 +16,15 @@ use hycod::tls::{client_config, ClientConfig, TlsServerName, TlsSetupError, Trus
 use crate::cli::{CliError, TargetArgs};
 
 /// How long the sender tokens of a run stay valid (longer than any permitted run).
-pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// The namespace host tokens name when only `--key-name`/`--key` are given (what the
 /// self-hosted relay accepts on loopback).
-pub const DEFAULT_NAMESPACE: &str = "localhost";
+pub(crate) const DEFAULT_NAMESPACE: &str = "localhost";
 
 /// Where requests go.
 #[derive(Debug, Clone)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// Through the relay: its WebSocket base URL, socket address, the hybrid connection and
     /// the sender token.
     Relayed {
@@ -43,7 +43,7 @@ pub enum Endpoint {
 /// TLS towards the relay: the client configuration (webpki roots, or only the CA of
 /// `--ca-file`) and, for a `wss://` relay, the name its certificate must carry.
 #[derive(Debug, Clone)]
-pub struct RelayTls {
+pub(crate) struct RelayTls {
     pub config: Arc<ClientConfig>,
     /// Some for `wss://`: connections to the relay are TLS, verified against this name.
     pub server_name: Option<TlsServerName<'static>>,
@@ -51,7 +51,7 @@ pub struct RelayTls {
 
 /// Why the target could not be resolved.
 #[derive(Debug)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     Cli(CliError),
     BadUrl {
         url: String,
@@ -99,7 +99,7 @@ impl std::fmt::Display for TargetError {
 impl std::error::Error for TargetError {}
 
 /// How a run's target reads in the summary: `direct URL` or `relay URL hc NAME`.
-pub fn describe(target: &TargetArgs) -> String {
+pub(crate) fn describe(target: &TargetArgs) -> String {
     match (&target.direct, &target.relay) {
         (Some(direct), _) => format!("direct {direct}"),
         (None, Some(relay)) => format!(
@@ -117,7 +117,7 @@ impl From<CliError> for TargetError {
 }
 
 /// Resolves the endpoint of a validated `common` (`scheme` is `tcp` or `http` for `--direct`).
-pub fn resolve(common: &TargetArgs, scheme: &str) -> Result<Rc<Endpoint>, TargetError> {
+pub(crate) fn resolve(common: &TargetArgs, scheme: &str) -> Result<Rc<Endpoint>, TargetError> {
     if let Some(direct) = &common.direct {
         let url = parse_url(common, direct, &[scheme])?;
         return Ok(Rc::new(Endpoint::Direct {
@@ -155,7 +155,7 @@ pub fn resolve(common: &TargetArgs, scheme: &str) -> Result<Rc<Endpoint>, Target
 
 /// The TLS client side for the relay: trusting `ca_file` only (or the webpki roots), and the
 /// server name of `tls_host` when the relay is `wss://`.
-pub fn relay_tls(
+pub(crate) fn relay_tls(
     ca_file: Option<&PathBuf>,
     tls_host: Option<&String>,
 ) -> Result<RelayTls, TargetError> {

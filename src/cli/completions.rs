@@ -10,7 +10,7 @@ use clap_complete::Shell;
 use super::{Cli, EXIT_ERROR};
 
 /// Writes the completion script for `shell` to stdout.
-pub fn run(shell: Shell) -> ExitCode {
+pub(super) fn run(shell: Shell) -> ExitCode {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "hycod", &mut script);
     match std::io::stdout().lock().write_all(&script) {

@@ -25,7 +25,7 @@ pub struct DemoArgs {
 }
 
 /// Runs the demo; exit code 0 when every request and stream succeeded.
-pub fn run(args: DemoArgs) -> ExitCode {
+pub(super) fn run(args: DemoArgs) -> ExitCode {
     crate::logging::init(LogFormat::Text, LogLevel::Warn);
     let stack = match Stack::start() {
         Ok(stack) => stack,

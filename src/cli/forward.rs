@@ -128,7 +128,7 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// Starts the forwarder, prints `listening tcp://ADDR` and serves until killed.
-pub fn run(args: ForwardArgs) -> ExitCode {
+pub(super) fn run(args: ForwardArgs) -> ExitCode {
     let flags = ForwardFlags {
         listen: args.listen,
         connection_string_file: args.connection_string_file,

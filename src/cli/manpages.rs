@@ -10,7 +10,7 @@ use clap::CommandFactory;
 use super::{Cli, EXIT_ERROR};
 
 /// Writes every page into `dir` and lists the files written on stdout.
-pub fn run(dir: &Path) -> ExitCode {
+pub(super) fn run(dir: &Path) -> ExitCode {
     match write_pages(dir) {
         Ok(files) => {
             for file in files {

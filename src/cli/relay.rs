@@ -10,7 +10,7 @@ use crate::relay::config::RelayArgs;
 /// Starts the relay, prints `listening ws://ADDR` (or `wss://`) once every worker accepts (then
 /// `admin URL` and, with `--self-signed`, `trust CA_FILE`), and serves until the process is
 /// killed. Logs go to stderr (`--log-format`, `--log-level`).
-pub fn run(args: RelayArgs) -> ExitCode {
+pub(super) fn run(args: RelayArgs) -> ExitCode {
     let config = match args.into_config() {
         Ok(config) => config,
         Err(e) => {

@@ -11,7 +11,7 @@ use crate::daemon::{self, DaemonOptions};
 use crate::runtime::systemd::{self, Notifier};
 
 /// Loads the configuration, starts the daemon and serves until it is stopped.
-pub fn run(path: &Path) -> ExitCode {
+pub(super) fn run(path: &Path) -> ExitCode {
     let config = match Config::load(path) {
         Ok(config) => config,
         Err(error) => {

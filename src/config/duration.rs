@@ -45,7 +45,7 @@ impl fmt::Display for DurationError {
 impl std::error::Error for DurationError {}
 
 /// Parses `<whole number><unit>` with unit `ms`, `s`, `m` or `h`; surrounding whitespace is ignored.
-pub fn parse(text: &str) -> Result<Duration, DurationError> {
+pub(crate) fn parse(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(DurationError::Empty);
@@ -80,7 +80,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
 /// Writes `duration` in the largest unit that represents it exactly (`0s` for zero).
 ///
 /// Sub-millisecond parts cannot come from [`parse`]; they are dropped.
-pub fn format(duration: Duration) -> String {
+pub(crate) fn format(duration: Duration) -> String {
     let millis = duration.as_millis();
     if millis == 0 {
         return "0s".to_owned();

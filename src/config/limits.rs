@@ -17,48 +17,48 @@ use super::error::{ConfigError, Reason};
 use super::raw::RawLimits;
 
 /// Default `max_streams_per_hybrid_connection` and `max_requests_per_hybrid_connection`.
-pub const DEFAULT_MAX_PER_HYBRID_CONNECTION: usize = 1024;
+pub(crate) const DEFAULT_MAX_PER_HYBRID_CONNECTION: usize = 1024;
 /// Default `max_streams_per_worker` and `max_requests_per_worker`.
-pub const DEFAULT_MAX_PER_WORKER: usize = 4096;
+pub(crate) const DEFAULT_MAX_PER_WORKER: usize = 4096;
 /// Largest accepted stream or request maximum.
-pub const MAX_CONCURRENCY: usize = 1_000_000;
+pub(crate) const MAX_CONCURRENCY: usize = 1_000_000;
 /// Default `stream_buffer`: one 256 KiB buffer per direction (the stream pump's own default
 /// chunk), grown to that size only once reads fill it (docs/performance.md, "Optimisations").
-pub const DEFAULT_STREAM_BUFFER: usize = 512 * 1024;
+pub(crate) const DEFAULT_STREAM_BUFFER: usize = 512 * 1024;
 /// Smallest accepted `stream_buffer` (4 KiB per direction).
-pub const MIN_STREAM_BUFFER: usize = 8 * 1024;
+pub(crate) const MIN_STREAM_BUFFER: usize = 8 * 1024;
 /// Largest accepted `stream_buffer`.
-pub const MAX_STREAM_BUFFER: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_STREAM_BUFFER: usize = 16 * 1024 * 1024;
 /// Smallest accepted non-zero `max_frame` and `max_message`.
-pub const MIN_MAX_FRAME: u64 = 1024;
+pub(crate) const MIN_MAX_FRAME: u64 = 1024;
 /// Largest accepted `max_frame` and `max_message`: RFC 6455 §5.2 allows 2^63 - 1.
-pub const MAX_MAX_FRAME: u64 = i64::MAX.unsigned_abs();
+pub(crate) const MAX_MAX_FRAME: u64 = i64::MAX.unsigned_abs();
 /// Default `max_http_head`: protocol §6.1's 32 KB of header metadata.
-pub const DEFAULT_MAX_HTTP_HEAD: usize = crate::proto::http1::head::DEFAULT_MAX_HEAD_BYTES;
+pub(crate) const DEFAULT_MAX_HTTP_HEAD: usize = crate::proto::http1::head::DEFAULT_MAX_HEAD_BYTES;
 /// Smallest accepted `max_http_head`.
-pub const MIN_MAX_HTTP_HEAD: usize = 1024;
+pub(crate) const MIN_MAX_HTTP_HEAD: usize = 1024;
 /// Largest accepted `max_http_head`.
-pub const MAX_MAX_HTTP_HEAD: usize = 1024 * 1024;
+pub(crate) const MAX_MAX_HTTP_HEAD: usize = 1024 * 1024;
 /// Default `max_header_count`.
-pub const DEFAULT_MAX_HEADER_COUNT: usize = crate::proto::http1::head::DEFAULT_MAX_HEADERS;
+pub(crate) const DEFAULT_MAX_HEADER_COUNT: usize = crate::proto::http1::head::DEFAULT_MAX_HEADERS;
 /// Largest accepted `max_header_count`.
-pub const MAX_MAX_HEADER_COUNT: usize = 10_000;
+pub(crate) const MAX_MAX_HEADER_COUNT: usize = 10_000;
 /// Default `handshake_timeout`: a target connect plus a rejection fit in the ~30 s a sender
 /// waits for its accept (protocol §5.1).
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Smallest accepted `handshake_timeout`.
-pub const MIN_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const MIN_HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(100);
 /// Largest accepted `handshake_timeout`.
-pub const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const MAX_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default `idle_timeout`: two hours, like Linux's TCP keep-alive idle time.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
 /// Smallest accepted non-zero `idle_timeout`.
-pub const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default `write_stall_timeout`: a minute without the peer taking a byte ends the stream
 /// (docs/reliability.md "Faults").
-pub const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Smallest accepted non-zero `write_stall_timeout`.
-pub const MIN_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const MIN_WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The resolved limits of one hybrid connection (`[limits]` with its overrides applied).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,11 +148,11 @@ impl Limits {
 
 /// Descriptors `hycod run` holds besides streams and requests: control channels, the admin
 /// endpoint, the runtime's rings and event descriptors, standard streams.
-pub const BASE_DESCRIPTORS: u64 = 64;
+pub(crate) const BASE_DESCRIPTORS: u64 = 64;
 /// Descriptors one relayed stream holds: target, target duplicate, rendezvous.
-pub const DESCRIPTORS_PER_STREAM: u64 = 3;
+pub(crate) const DESCRIPTORS_PER_STREAM: u64 = 3;
 /// Descriptors one relayed request holds at most: target and rendezvous.
-pub const DESCRIPTORS_PER_REQUEST: u64 = 2;
+pub(crate) const DESCRIPTORS_PER_REQUEST: u64 = 2;
 
 /// The file descriptors the daemon may hold with every stream and request maximum reached:
 /// three per stream (the target, its duplicate kept to reset it when the relay side fails —
@@ -160,7 +160,7 @@ pub const DESCRIPTORS_PER_REQUEST: u64 = 2;
 /// rendezvous), at most the per-worker maxima over `workers` and at most the sum of the
 /// per-hybrid-connection maxima, plus [`BASE_DESCRIPTORS`]. `per_hybrid_connection` holds each
 /// hybrid connection's limits.
-pub fn descriptors_needed(per_hybrid_connection: &[Limits], workers: usize) -> u64 {
+pub(crate) fn descriptors_needed(per_hybrid_connection: &[Limits], workers: usize) -> u64 {
     let widen = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     let descriptors = |streams: usize, requests: usize| {
         widen(streams)

@@ -11,15 +11,15 @@
 //! key redacted.
 
 mod connection_source;
-pub mod duration;
+pub(crate) mod duration;
 mod error;
 mod expected_keys;
 mod forward;
 mod hybrid_connection;
 mod include;
-pub mod limits;
+pub(crate) mod limits;
 mod raw;
-pub mod render;
+pub(crate) mod render;
 mod shared_keys;
 mod toml_errors;
 mod typed;

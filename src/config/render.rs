@@ -23,12 +23,12 @@ use super::typed::{
 
 /// `config` as effective-configuration text; `workers` is the worker count on this machine
 /// (it resolves `workers = 0` and the default `listeners`).
-pub fn effective(config: &Config, workers: NonZeroUsize) -> Effective<'_> {
+pub(crate) fn effective(config: &Config, workers: NonZeroUsize) -> Effective<'_> {
     Effective { config, workers }
 }
 
 /// The [`fmt::Display`] of the effective configuration.
-pub struct Effective<'a> {
+pub(crate) struct Effective<'a> {
     config: &'a Config,
     workers: NonZeroUsize,
 }
@@ -343,7 +343,7 @@ fn relay(
 }
 
 /// The connection string with its key or signature replaced by `<redacted>`.
-pub fn redacted_connection_string(connection_string: &ConnectionString) -> String {
+pub(crate) fn redacted_connection_string(connection_string: &ConnectionString) -> String {
     let mut shown = format!("Endpoint={}", connection_string.endpoint());
     match connection_string.credential() {
         Credential::KeyPair { key_name, .. } => {

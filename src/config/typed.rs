@@ -32,18 +32,19 @@ pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// Smallest accepted `token_ttl`: renewal happens well before expiry, so shorter makes no sense.
 pub const MIN_TOKEN_TTL: Duration = Duration::from_secs(60);
 /// Default `ping_interval` (protocol §4.7, the listener machine's default).
-pub const DEFAULT_PING_INTERVAL: Duration = crate::proto::hc::listener::DEFAULT_PING_INTERVAL;
+pub(super) const DEFAULT_PING_INTERVAL: Duration =
+    crate::proto::hc::listener::DEFAULT_PING_INTERVAL;
 /// Smallest accepted `ping_interval`: a dead channel is then noticed within 2 s.
-pub const MIN_PING_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const MIN_PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Default `request_buffer`: request bodies up to 8 MiB reach the `http_target` with a
 /// `Content-Length` (nginx's `proxy_request_buffering on`).
 pub const DEFAULT_REQUEST_BUFFER: usize = 8 * 1024 * 1024;
 /// Default `stream_ping_interval`: azbridge's keep-alive (`KeepAliveInterval`, 30 s), well
 /// inside the 4-minute idle cut of Azure's load balancers (docs/architecture.md "Stream
 /// keep-alive").
-pub const DEFAULT_STREAM_PING_INTERVAL: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_STREAM_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Smallest accepted non-zero `stream_ping_interval`.
-pub const MIN_STREAM_PING_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const MIN_STREAM_PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Azure Relay allows at most 25 listeners per hybrid connection (protocol §9).
 pub const MAX_LISTENERS: usize = 25;
 

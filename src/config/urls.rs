@@ -19,7 +19,7 @@ pub const RELAY_URL_FORM: &str = "ws(s)://host[:port]";
 pub const PROXY_FORM: &str = "http://[user@]host:port or \"none\"";
 
 /// `tcp://host:port`, port required, no path.
-pub fn tcp_target(text: &str) -> Result<TcpTarget, UrlProblem> {
+pub(super) fn tcp_target(text: &str) -> Result<TcpTarget, UrlProblem> {
     let url = checked(text, &["tcp"])?;
     let port = url.port().ok_or(UrlProblem::NoPort)?;
     without_path(&url)?;
@@ -30,13 +30,13 @@ pub fn tcp_target(text: &str) -> Result<TcpTarget, UrlProblem> {
 }
 
 /// `http://` or `https://` with host, optional port and base path.
-pub fn http_target(text: &str) -> Result<HttpTarget, UrlProblem> {
+pub(super) fn http_target(text: &str) -> Result<HttpTarget, UrlProblem> {
     let url = checked(text, &["http", "https"])?;
     Ok(HttpTarget::new(url))
 }
 
 /// `ws://` or `wss://` with host and optional port, no path.
-pub fn relay_url(text: &str) -> Result<Url, UrlProblem> {
+pub(super) fn relay_url(text: &str) -> Result<Url, UrlProblem> {
     let url = checked(text, &["ws", "wss"])?;
     without_path(&url)?;
     Ok(url)
@@ -44,7 +44,7 @@ pub fn relay_url(text: &str) -> Result<Url, UrlProblem> {
 
 /// `http://[user@]host[:port]` (port 80 when omitted), no path; a password is refused (it
 /// belongs in `proxy_password_file` or `proxy_password_env`).
-pub fn proxy(text: &str) -> Result<ProxyAddress, UrlProblem> {
+pub(super) fn proxy(text: &str) -> Result<ProxyAddress, UrlProblem> {
     let url = Url::parse(text.trim()).map_err(UrlProblem::NotAUrl)?;
     if url.password().is_some() {
         return Err(UrlProblem::Password);

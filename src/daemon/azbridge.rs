@@ -26,8 +26,8 @@ use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::mask_key;
 use crate::proto::ws::{CloseCode, OpCode, MAX_HEADER_LEN};
 
-pub mod listener;
-pub mod sender;
+pub(crate) mod listener;
+pub(crate) mod sender;
 
 /// The most bytes read while looking for a preamble or its answer: the frames that carry them
 /// are small (azbridge writes 4 bytes, then the name, then the answer, each as its own
@@ -36,7 +36,7 @@ const MAX_PREFIX_BUFFER: usize = 64 * 1024 + MAX_HEADER_LEN;
 
 /// Why the bytes at the start of a stream could not be read.
 #[derive(Debug)]
-pub enum PrefixError {
+pub(crate) enum PrefixError {
     /// The frames are not a preamble (or answer) azbridge writes.
     Protocol(CollectError),
     /// More than [`MAX_PREFIX_BUFFER`] bytes came without completing it.
@@ -64,7 +64,7 @@ impl fmt::Display for PrefixError {
 impl std::error::Error for PrefixError {}
 
 /// The wanted bytes, and the raw bytes read past them.
-pub struct Prefix {
+pub(crate) struct Prefix {
     /// What [`collect`] found.
     pub collected: Collected,
     /// Everything read, indexed by `collected`'s ranges.
@@ -73,19 +73,19 @@ pub struct Prefix {
 
 impl Prefix {
     /// Stream payload that followed the wanted bytes in their frame.
-    pub fn rest(&self) -> &[u8] {
+    pub(crate) fn rest(&self) -> &[u8] {
         &self.raw[self.collected.rest.clone()]
     }
 
     /// Raw WebSocket bytes after the frame that completed the wanted bytes.
-    pub fn leftover(&self) -> &[u8] {
+    pub(crate) fn leftover(&self) -> &[u8] {
         &self.raw[self.collected.consumed..]
     }
 }
 
 /// Reads `stream` (after `leftover`, bytes already read past the handshake) until `wanted`
 /// payload bytes are complete in whole frames, within `timeout`.
-pub async fn read_prefix(
+pub(crate) async fn read_prefix(
     stream: &mut Stream,
     leftover: &[u8],
     wanted: fn(&[u8]) -> usize,
@@ -115,7 +115,7 @@ pub async fn read_prefix(
 }
 
 /// Writes `payload` as one masked binary message (the daemon is the WebSocket client).
-pub async fn write_message(stream: &mut Stream, payload: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_message(stream: &mut Stream, payload: &[u8]) -> io::Result<()> {
     let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
     push_frame(&mut frame, true, OpCode::Binary, payload, mask_key())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -123,7 +123,7 @@ pub async fn write_message(stream: &mut Stream, payload: &[u8]) -> io::Result<()
 }
 
 /// Ends the stream with a Close carrying `code` and `reason`, best effort.
-pub async fn close(stream: &mut Stream, code: CloseCode, reason: &str) {
+pub(crate) async fn close(stream: &mut Stream, code: CloseCode, reason: &str) {
     let mut frame = Vec::new();
     if push_close(&mut frame, code, reason, mask_key()).is_ok() {
         let _ = stream.write_all(frame).await;

@@ -67,7 +67,7 @@ impl Outcome {
 }
 
 /// One forward as seen by one worker.
-pub struct ForwardContext {
+pub(super) struct ForwardContext {
     pub plan: Arc<ForwardPlan>,
     /// This worker's metrics.
     pub metrics: SharedShard,
@@ -88,7 +88,7 @@ struct ForwardSeries {
 impl ForwardContext {
     /// The forward's context on this worker, its series registered (scraped as 0 before the
     /// first connection) so that connections record them by id.
-    pub fn new(plan: Arc<ForwardPlan>, metrics: SharedShard) -> Self {
+    pub(super) fn new(plan: Arc<ForwardPlan>, metrics: SharedShard) -> Self {
         let series = {
             let mut shard = metrics.borrow_mut();
             let name = plan.config.name.as_str();
@@ -111,7 +111,7 @@ impl ForwardContext {
     }
 
     /// The configured `name` (metric and log label).
-    pub fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         &self.plan.config.name
     }
 
@@ -156,7 +156,7 @@ fn direction_label(direction: Direction) -> &'static str {
 /// Stopping cancels the pending accept and still awaits it: with io_uring the accept may have
 /// completed in the kernel already, and dropping it then would lose that connection (its
 /// socket would never be served nor closed). Such a last connection is carried like any other.
-pub async fn serve(
+pub(super) async fn serve(
     forward: Rc<ForwardContext>,
     listener: TcpListener,
     stop: flume::Receiver<()>,
@@ -198,12 +198,12 @@ pub async fn serve(
 
 /// The sender WebSocket URL of one forwarded connection (protocol §2.2, §7.1); the token travels
 /// in the `ServiceBusAuthorization` header (protocol §3.1), not in the URL.
-pub fn connect_url(relay_base: &str, entity_path: &str, id: &str) -> String {
+pub(super) fn connect_url(relay_base: &str, entity_path: &str, id: &str) -> String {
     format!("{relay_base}/$hc/{entity_path}?sb-hc-action=connect&sb-hc-id={id}")
 }
 
 /// The expiry (seconds since the epoch) of a token minted at `now` that lives `ttl`.
-pub fn token_expiry(now: SystemTime, ttl: Duration) -> u64 {
+pub(super) fn token_expiry(now: SystemTime, ttl: Duration) -> u64 {
     now.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
         .saturating_add(ttl.as_secs())

@@ -4,12 +4,12 @@
 //! forward, accepting local TCP connections and carrying them through the relay as a sender
 //! (protocol §7.1).
 
-pub mod azbridge;
+pub(crate) mod azbridge;
 mod forward;
 pub mod listener;
 pub mod metrics;
 mod plan;
-pub mod process;
+pub(crate) mod process;
 mod tracker;
 
 use std::io;
@@ -237,7 +237,7 @@ pub(crate) mod test_support {
     use crate::tls::{client_config, TrustRoots};
 
     /// A hybrid connection context for `http_target` (when given), entity path `hyco`.
-    pub fn context(target: Option<&str>) -> HcContext {
+    pub(crate) fn context(target: Option<&str>) -> HcContext {
         let tls = client_config(&TrustRoots::WebPki).expect("tls");
         HcContext {
             name: "test".into(),
@@ -268,7 +268,7 @@ pub(crate) mod test_support {
     }
 
     /// Everything the peer of `stream` wrote until it closed.
-    pub async fn read_to_end(mut stream: UnixStream) -> Vec<u8> {
+    pub(crate) async fn read_to_end(mut stream: UnixStream) -> Vec<u8> {
         let mut out = Vec::new();
         loop {
             let (result, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
@@ -280,7 +280,7 @@ pub(crate) mod test_support {
     }
 
     /// An `http_target` parsed as the configuration parses it.
-    pub fn http_target(url: &str) -> HttpTarget {
+    pub(crate) fn http_target(url: &str) -> HttpTarget {
         let text = format!(
             "[[hybrid_connection]]\nname = \"t\"\nconnection_string = \"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=a2V5;EntityPath=hyco\"\nhttp_target = \"{url}\"\n"
         );

@@ -18,7 +18,7 @@ use crate::tls::{client_config, ClientConfig, TlsSetupError, TrustRoots};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One hybrid connection's settings shared (read-only) by all workers.
-pub struct HcPlan {
+pub(super) struct HcPlan {
     pub config: HybridConnection,
     pub dialer: Dialer,
     /// `wss://{namespace}` or the self-hosted `relay_url`, without a trailing `/`.
@@ -29,7 +29,7 @@ pub struct HcPlan {
 }
 
 /// Prepares `hc` for `workers` workers; `webpki` is the shared public-roots TLS configuration.
-pub fn plan(
+pub(super) fn plan(
     hc: &HybridConnection,
     workers: NonZeroUsize,
     webpki: &Arc<ClientConfig>,
@@ -55,7 +55,7 @@ pub fn plan(
 }
 
 /// One forward's settings shared (read-only) by all workers.
-pub struct ForwardPlan {
+pub(super) struct ForwardPlan {
     pub config: Forward,
     /// Opens the sender WebSockets (TLS trust and proxy of the forward).
     pub dialer: Dialer,
@@ -64,7 +64,7 @@ pub struct ForwardPlan {
 }
 
 /// Prepares `forward`; `webpki` is the shared public-roots TLS configuration.
-pub fn plan_forward(
+pub(super) fn plan_forward(
     forward: &Forward,
     webpki: &Arc<ClientConfig>,
 ) -> Result<ForwardPlan, TlsSetupError> {

@@ -4,11 +4,11 @@
 //! [`admin`] endpoint report the daemon's phase, readiness and metrics, for people on the
 //! [`status_page`].
 
-pub mod admin;
+pub(crate) mod admin;
 pub(super) mod handle;
-pub mod lifecycle;
-pub mod reload;
-pub mod status;
-pub mod status_page;
-pub mod supervisor;
+pub(crate) mod lifecycle;
+pub(crate) mod reload;
+pub(crate) mod status;
+pub(crate) mod status_page;
+pub(crate) mod supervisor;
 pub(super) mod worker;

@@ -12,7 +12,7 @@ use std::task::{Poll, Waker};
 
 /// Counts units of work in progress; [`Tracker::idle`] waits until there are none.
 #[derive(Clone, Default)]
-pub struct Tracker {
+pub(super) struct Tracker {
     inner: Rc<Inner>,
 }
 
@@ -23,13 +23,13 @@ struct Inner {
 }
 
 /// One unit of work; the count drops when it is dropped (also when its task is cancelled).
-pub struct TrackerGuard {
+pub(super) struct TrackerGuard {
     inner: Rc<Inner>,
 }
 
 impl Tracker {
     /// Starts one unit of work.
-    pub fn enter(&self) -> TrackerGuard {
+    pub(super) fn enter(&self) -> TrackerGuard {
         self.inner.count.set(self.inner.count.get() + 1);
         TrackerGuard {
             inner: self.inner.clone(),
@@ -37,12 +37,12 @@ impl Tracker {
     }
 
     /// Units in progress now.
-    pub fn count(&self) -> usize {
+    pub(super) fn count(&self) -> usize {
         self.inner.count.get()
     }
 
     /// `future`, counted as one unit of work from now until it completes or is dropped.
-    pub fn track<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+    pub(super) fn track<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
         let guard = self.enter();
         async move {
             let _guard = guard;
@@ -51,7 +51,7 @@ impl Tracker {
     }
 
     /// Completes when no unit of work is in progress (at once if none is).
-    pub fn idle(&self) -> impl Future<Output = ()> + '_ {
+    pub(super) fn idle(&self) -> impl Future<Output = ()> + '_ {
         poll_fn(move |cx| {
             if self.inner.count.get() == 0 {
                 return Poll::Ready(());

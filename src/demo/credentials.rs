@@ -10,24 +10,24 @@ use crate::auth::sas::{dotnet_resource_uri, sign_token};
 use crate::secret::Secret;
 
 /// The namespace host every token names (the relay also accepts `127.0.0.1`).
-pub const NAMESPACE: &str = "localhost";
+pub(crate) const NAMESPACE: &str = "localhost";
 
 /// The shared access rule's name (`skn`, `SharedAccessKeyName`).
-pub const RULE_NAME: &str = "root";
+pub(crate) const RULE_NAME: &str = "root";
 
 /// Random bytes in a key, as in an Azure-generated one (44 Base64 characters).
 const KEY_BYTES: usize = 32;
 
 /// A fresh key: Base64 of 32 random bytes. `fastrand` is not a cryptographic generator; the key
 /// only guards loopback sockets that live as long as the demo, so that is enough here.
-pub fn random_key() -> Secret {
+pub(crate) fn random_key() -> Secret {
     let bytes: [u8; KEY_BYTES] = std::array::from_fn(|_| fastrand::u8(..));
     Secret::new(BASE64.encode(bytes))
 }
 
 /// A sender's token for hybrid connection `hc`, signed with `key` as the .NET SDK signs it
 /// (protocol §3.4), valid for `ttl` from `now`.
-pub fn sender_token(key: &Secret, hc: &str, now: SystemTime, ttl: Duration) -> Secret {
+pub(crate) fn sender_token(key: &Secret, hc: &str, now: SystemTime, ttl: Duration) -> Secret {
     let expiry = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()

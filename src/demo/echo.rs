@@ -9,7 +9,7 @@ use monoio::net::{TcpListener, TcpStream};
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Serves `listener` until the process ends, one task per connection.
-pub async fn serve(listener: TcpListener) {
+pub(crate) async fn serve(listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((tcp, _)) => {
@@ -21,7 +21,7 @@ pub async fn serve(listener: TcpListener) {
 }
 
 /// Echoes one connection until its peer stops sending, then shuts down the write side.
-pub async fn echo(mut tcp: TcpStream) {
+pub(crate) async fn echo(mut tcp: TcpStream) {
     let _ = tcp.set_nodelay(true);
     let mut buf = Vec::with_capacity(CHUNK_BYTES);
     loop {

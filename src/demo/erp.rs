@@ -16,10 +16,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// The path prefix of the API (the daemon's `http_target` ends in it).
-pub const BASE_PATH: &str = "/ErpConnect";
+pub(crate) const BASE_PATH: &str = "/ErpConnect";
 
 /// The media type of every answer.
-pub const CONTENT_TYPE: &str = "application/json; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 /// The longest material id the API accepts.
 const MAX_MATERIAL_ID: usize = 40;
@@ -29,7 +29,7 @@ const DEFAULT_PLANT: &str = "1000";
 
 /// One answer of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     /// JSON text.
     pub body: Vec<u8>,
@@ -59,7 +59,7 @@ struct MaterialData {
 
 /// The answer to `method target` with request body `body`; `target` is the origin-form
 /// request target the upstream received (`/ErpConnect/api/...?...`).
-pub fn answer(method: &str, target: &str, body: &[u8]) -> Answer {
+pub(crate) fn answer(method: &str, target: &str, body: &[u8]) -> Answer {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let Some(route) = path.strip_prefix(BASE_PATH) else {
         return error(404, &format!("no such resource: {path}"));

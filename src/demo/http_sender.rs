@@ -20,7 +20,7 @@ use crate::proto::http1::{response_body_kind, write_request_head, WriteError};
 use crate::secret::Secret;
 
 /// The largest response body a sender accepts.
-pub const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
 
 /// Why one relayed request failed.
 #[derive(Debug)]
@@ -71,7 +71,7 @@ impl std::error::Error for RequestFailure {}
 
 /// A received response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub status: u16,
     pub body: Vec<u8>,
     /// Whether the connection may carry the next request.
@@ -79,7 +79,7 @@ pub struct Exchange {
 }
 
 /// The request's bytes: head and body (`Content-Length` framing).
-pub fn encode_request(
+pub(crate) fn encode_request(
     request: &PlannedRequest,
     hc: &str,
     host: &str,
@@ -102,7 +102,7 @@ pub fn encode_request(
 }
 
 /// Compares a response with the sample service's answer.
-pub fn check(exchange: &Exchange, expected: &erp::Answer) -> Result<(), RequestFailure> {
+pub(crate) fn check(exchange: &Exchange, expected: &erp::Answer) -> Result<(), RequestFailure> {
     if exchange.status != expected.status {
         return Err(RequestFailure::Status {
             expected: expected.status,
@@ -126,14 +126,14 @@ pub fn check(exchange: &Exchange, expected: &erp::Answer) -> Result<(), RequestF
 }
 
 /// One keep-alive connection to the relay.
-pub struct Connection {
+pub(crate) struct Connection {
     stream: Stream,
     buf: ReadBuf,
 }
 
 impl Connection {
     /// Connects to the relay.
-    pub async fn open(relay: SocketAddr) -> Result<Self, RequestFailure> {
+    pub(crate) async fn open(relay: SocketAddr) -> Result<Self, RequestFailure> {
         let tcp = TcpStream::connect(relay)
             .await
             .map_err(RequestFailure::Connect)?;
@@ -145,7 +145,7 @@ impl Connection {
     }
 
     /// Sends `wire` (a `method` request) and reads the whole response.
-    pub async fn exchange(
+    pub(crate) async fn exchange(
         &mut self,
         method: &str,
         wire: Vec<u8>,
@@ -172,7 +172,7 @@ impl Connection {
 }
 
 /// One request sent and checked: its latency and status, or why it failed.
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub latency: Duration,
     pub status: Option<u16>,
     pub result: Result<(), RequestFailure>,
@@ -182,7 +182,7 @@ pub struct Outcome {
 
 /// Sends `request` on `connection` (opening one if there is none) within `timeout` and checks
 /// the answer against `expected`; drops the connection when it cannot carry another request.
-pub async fn send(
+pub(crate) async fn send(
     connection: &mut Option<Connection>,
     relay: SocketAddr,
     request: &PlannedRequest,

@@ -47,7 +47,7 @@ impl fmt::Display for ProbeError {
 impl std::error::Error for ProbeError {}
 
 /// Fetches `http://{admin}/metrics` (the admin endpoint closes after one answer).
-pub fn fetch(admin: SocketAddr) -> Result<String, ProbeError> {
+pub(crate) fn fetch(admin: SocketAddr) -> Result<String, ProbeError> {
     let mut tcp = TcpStream::connect_timeout(&admin, PROBE_TIMEOUT).map_err(ProbeError::Io)?;
     tcp.set_read_timeout(Some(PROBE_TIMEOUT))
         .map_err(ProbeError::Io)?;
@@ -68,7 +68,7 @@ pub fn fetch(admin: SocketAddr) -> Result<String, ProbeError> {
 }
 
 /// The counts of interest in an exposition text.
-pub fn counts(text: &str) -> DaemonCounts {
+pub(crate) fn counts(text: &str) -> DaemonCounts {
     DaemonCounts {
         requests: sum(text, REQUESTS.name),
         streams_accepted: sum(text, STREAMS_ACCEPTED.name),
@@ -80,7 +80,7 @@ pub fn counts(text: &str) -> DaemonCounts {
 }
 
 /// The sum of every sample of `metric` (any labels).
-pub fn sum(text: &str, metric: &str) -> f64 {
+pub(crate) fn sum(text: &str, metric: &str) -> f64 {
     text.lines()
         .filter_map(|line| {
             let rest = line.strip_prefix(metric)?;

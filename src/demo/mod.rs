@@ -17,20 +17,20 @@
 //! The relay, daemon and service threads run until the process ends; the demo is a command,
 //! not a library service, so it never tears them down.
 
-pub mod credentials;
-pub mod echo;
-pub mod erp;
-pub mod error;
+pub(crate) mod credentials;
+pub(crate) mod echo;
+pub(crate) mod erp;
+pub(crate) mod error;
 pub mod http_io;
-pub mod http_sender;
-pub mod metrics_probe;
-pub mod report;
-pub mod services;
-pub mod setup;
+pub(crate) mod http_sender;
+pub(crate) mod metrics_probe;
+pub(crate) mod report;
+pub(crate) mod services;
+pub(crate) mod setup;
 pub mod stream_sender;
-pub mod traffic;
-pub mod upstream;
-pub mod workload;
+pub(crate) mod traffic;
+pub(crate) mod upstream;
+pub(crate) mod workload;
 
 use std::time::{Duration, SystemTime};
 

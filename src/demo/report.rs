@@ -35,7 +35,7 @@ impl Started {
 }
 
 /// The heading and the "Started" section.
-pub fn started(s: &Started) -> String {
+pub(crate) fn started(s: &Started) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -73,7 +73,7 @@ pub fn started(s: &Started) -> String {
 }
 
 /// The results: requests, streams, metrics URL and the verdict.
-pub fn results(
+pub(crate) fn results(
     started: &Started,
     traffic: &TrafficResults,
     metrics: Option<&Result<DaemonCounts, ProbeError>>,
@@ -205,7 +205,7 @@ fn failures(out: &mut String, failures: &Failures) {
 }
 
 /// The latency histogram as a line of quantiles.
-pub fn histogram(q: &Quantiles) -> String {
+pub(crate) fn histogram(q: &Quantiles) -> String {
     if q.count == 0 {
         return "no samples".to_owned();
     }
@@ -221,7 +221,7 @@ pub fn histogram(q: &Quantiles) -> String {
 }
 
 /// Ready-made tokens for poking the running demo by hand.
-pub struct PokeTokens {
+pub(crate) struct PokeTokens {
     /// For `/{HTTP_HC}/...` requests.
     pub http: Secret,
     /// For `/$hc/{STREAM_HC}` connects.
@@ -231,7 +231,7 @@ pub struct PokeTokens {
 }
 
 /// How to poke the system by hand while it keeps running.
-pub fn poke(relay: SocketAddr, tokens: &PokeTokens, metrics_url: Option<&str>) -> String {
+pub(crate) fn poke(relay: SocketAddr, tokens: &PokeTokens, metrics_url: Option<&str>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -14,7 +14,7 @@ use crate::runtime::workers;
 
 /// The running services' addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Services {
+pub(crate) struct Services {
     /// The sample ERP web service (HTTP).
     pub upstream: SocketAddr,
     /// The TCP echo service.
@@ -31,7 +31,7 @@ fn bind(service: &'static str) -> Result<(StdListener, SocketAddr), DemoError> {
 
 /// Binds both services and returns once their thread serves them (they run until the process
 /// ends).
-pub fn start() -> Result<Services, DemoError> {
+pub(crate) fn start() -> Result<Services, DemoError> {
     let (upstream_listener, upstream) = bind("sample ERP service")?;
     let (echo_listener, echo) = bind("echo service")?;
     let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();

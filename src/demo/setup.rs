@@ -21,27 +21,27 @@ use crate::relay::registry::DEFAULT_MAX_LISTENERS;
 use crate::secret::Secret;
 
 /// The hybrid connection whose requests go to the sample ERP service.
-pub const HTTP_HC: &str = "erp-api";
+pub(crate) const HTTP_HC: &str = "erp-api";
 
 /// The hybrid connection whose streams go to the echo service.
-pub const STREAM_HC: &str = "tcp-echo";
+pub(crate) const STREAM_HC: &str = "tcp-echo";
 
 /// Daemon workers (and so control channels per hybrid connection).
-pub const DAEMON_WORKERS: usize = 2;
+pub(crate) const DAEMON_WORKERS: usize = 2;
 
 /// Relay workers.
-pub const RELAY_WORKERS: NonZeroUsize = NonZeroUsize::MIN;
+pub(crate) const RELAY_WORKERS: NonZeroUsize = NonZeroUsize::MIN;
 
 /// How long the relay waits for a listener's answer or accept. Shorter than Azure's 60 s / 30 s
 /// so a broken demo fails quickly; the senders' own timeouts are longer, so they see the
 /// relay's 504 rather than time out themselves.
-pub const RELAY_DEADLINE: Duration = Duration::from_secs(8);
+pub(crate) const RELAY_DEADLINE: Duration = Duration::from_secs(8);
 
 /// How long the daemon waits for the sample service before answering 504 itself.
-pub const UPSTREAM_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const UPSTREAM_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The relay: loopback, a port from the kernel, one `root` rule with every right, an admin view.
-pub fn relay_config(key: &Secret) -> RelayConfig {
+pub(crate) fn relay_config(key: &Secret) -> RelayConfig {
     let loopback_any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     RelayConfig {
         listen: loopback_any_port,
@@ -76,7 +76,7 @@ pub fn relay_config(key: &Secret) -> RelayConfig {
 }
 
 /// The daemon's configuration file text (it holds the key, hence a [`Secret`]).
-pub fn daemon_toml(relay_url: &str, key: &Secret, services: &Services) -> Secret {
+pub(crate) fn daemon_toml(relay_url: &str, key: &Secret, services: &Services) -> Secret {
     let connection_string = |hc: &str| {
         format!(
             "Endpoint=sb://{NAMESPACE}/;SharedAccessKeyName={RULE_NAME};SharedAccessKey={};EntityPath={hc}",
@@ -114,7 +114,7 @@ target = "tcp://{echo}"
 }
 
 /// The daemon's configuration, validated like any configuration file.
-pub fn daemon_config(
+pub(crate) fn daemon_config(
     relay_url: &str,
     key: &Secret,
     services: &Services,

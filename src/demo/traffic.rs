@@ -23,23 +23,23 @@ use crate::secret::Secret;
 use crate::tls::{client_config, TrustRoots};
 
 /// Keep-alive connections sending HTTP requests at the same time.
-pub const HTTP_CONNECTIONS: usize = 4;
+pub(crate) const HTTP_CONNECTIONS: usize = 4;
 
 /// Streams open at the same time.
-pub const STREAM_PARALLEL: usize = 4;
+pub(crate) const STREAM_PARALLEL: usize = 4;
 
 /// How long a sender waits for a response, or for each stage of a stream. Longer than the
 /// relay's deadline, so a listener that does not answer shows as the relay's 504.
-pub const SENDER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SENDER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Lifetime of the senders' tokens.
-pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(3600);
 
 /// Failures kept for the report (the rest are only counted).
-pub const FAILURES_SHOWN: usize = 5;
+pub(crate) const FAILURES_SHOWN: usize = 5;
 
 /// What to send, and where.
-pub struct TrafficPlan {
+pub(crate) struct TrafficPlan {
     /// The relay's main address (HTTP senders connect here).
     pub relay: SocketAddr,
     /// `ws://ADDR` (stream senders connect here).
@@ -183,7 +183,7 @@ impl TrafficResults {
 }
 
 /// Sends everything in `plan`; returns when all senders are done.
-pub fn run(plan: &TrafficPlan) -> Result<TrafficResults, DemoError> {
+pub(crate) fn run(plan: &TrafficPlan) -> Result<TrafficResults, DemoError> {
     let tls = client_config(&TrustRoots::WebPki).map_err(DemoError::SenderTls)?;
     let dialer = Dialer {
         tls,

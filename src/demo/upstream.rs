@@ -12,10 +12,10 @@ use crate::io::stream::Stream;
 use crate::proto::http1::{reason_phrase, request_body_kind, write_response_head};
 
 /// The largest request body the service reads.
-pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
 
 /// Serves `listener` until the process ends, one task per connection.
-pub async fn serve(listener: TcpListener) {
+pub(crate) async fn serve(listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((tcp, _)) => {
@@ -72,7 +72,7 @@ async fn next_answer(
 }
 
 /// The response head and body, framed by `Content-Length`.
-pub fn encode_response(answer: &erp::Answer, keep_alive: bool) -> Vec<u8> {
+pub(crate) fn encode_response(answer: &erp::Answer, keep_alive: bool) -> Vec<u8> {
     let length = answer.body.len().to_string();
     let mut fields = vec![
         ("Content-Type", erp::CONTENT_TYPE),

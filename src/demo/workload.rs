@@ -17,18 +17,18 @@ use serde_json::json;
 use super::erp;
 
 /// Request indices `i` with `i % LARGE_EVERY == LARGE_EVERY - 1` carry large bodies.
-pub const LARGE_EVERY: usize = 25;
+pub(crate) const LARGE_EVERY: usize = 25;
 
 /// Items in a large `BAPI_MATERIAL_SAVEREPLICA` call (about 110 KiB up, 75 KiB down).
 const LARGE_ITEMS: usize = 1_200;
 
 /// The binary messages each stream sends, by size: small ones, and full 64 KiB ones as a
 /// bridge writes them (protocol §5.3).
-pub const STREAM_MESSAGE_SIZES: [usize; 7] = [1, 17, 512, 4_096, 16_384, 65_536, 65_536];
+pub(crate) const STREAM_MESSAGE_SIZES: [usize; 7] = [1, 17, 512, 4_096, 16_384, 65_536, 65_536];
 
 /// One relayed HTTP request of the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedRequest {
+pub(crate) struct PlannedRequest {
     pub method: &'static str,
     /// The path and query below the hybrid connection (`/api/...`).
     pub path: String,
@@ -37,34 +37,34 @@ pub struct PlannedRequest {
 
 impl PlannedRequest {
     /// The request target the sender uses: `/{hc}/api/...` (protocol §7.2).
-    pub fn sender_target(&self, hc: &str) -> String {
+    pub(crate) fn sender_target(&self, hc: &str) -> String {
         format!("/{hc}{}", self.path)
     }
 
     /// The request target the sample service receives after the daemon maps it onto
     /// `http_target` (protocol §6.7).
-    pub fn upstream_target(&self) -> String {
+    pub(crate) fn upstream_target(&self) -> String {
         format!("{}{}", erp::BASE_PATH, self.path)
     }
 
     /// What the sample service answers to it.
-    pub fn expected(&self) -> erp::Answer {
+    pub(crate) fn expected(&self) -> erp::Answer {
         erp::answer(self.method, &self.upstream_target(), &self.body)
     }
 
     /// Whether its body goes through a rendezvous (over the 64 KiB control-channel limit).
-    pub fn is_large(&self) -> bool {
+    pub(crate) fn is_large(&self) -> bool {
         self.body.len() > crate::relay::config::CONTROL_CHANNEL_BODY_LIMIT
     }
 }
 
 /// Whether request `index` is the large replication batch.
-pub fn is_large(index: usize) -> bool {
+pub(crate) fn is_large(index: usize) -> bool {
     index % LARGE_EVERY == LARGE_EVERY - 1
 }
 
 /// Request `index` of the run.
-pub fn request(index: usize) -> PlannedRequest {
+pub(crate) fn request(index: usize) -> PlannedRequest {
     if is_large(index) {
         return replication_batch();
     }
@@ -100,21 +100,21 @@ fn replication_batch() -> PlannedRequest {
 
 /// A request of the run with the answer the sample service gives to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Planned<'a> {
+pub(crate) struct Planned<'a> {
     pub request: Cow<'a, PlannedRequest>,
     pub expected: Cow<'a, erp::Answer>,
 }
 
 /// The run's requests, with the large batch and its answer built once.
 #[derive(Debug, Clone)]
-pub struct Workload {
+pub(crate) struct Workload {
     batch: PlannedRequest,
     batch_answer: erp::Answer,
 }
 
 impl Workload {
     /// Builds the large batch and its answer.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let batch = replication_batch();
         let batch_answer = batch.expected();
         Self {
@@ -124,7 +124,7 @@ impl Workload {
     }
 
     /// Request `index` and its answer.
-    pub fn planned(&self, index: usize) -> Planned<'_> {
+    pub(crate) fn planned(&self, index: usize) -> Planned<'_> {
         if is_large(index) {
             return Planned {
                 request: Cow::Borrowed(&self.batch),
@@ -156,7 +156,7 @@ fn post(body: serde_json::Value) -> PlannedRequest {
 
 /// The kinds of request among the first `count` of the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mix {
+pub(crate) struct Mix {
     /// `GET /api/materials/{id}`.
     pub gets: usize,
     /// `POST /api/bapi`, small and large.
@@ -166,7 +166,7 @@ pub struct Mix {
 }
 
 /// The mix of the first `count` requests.
-pub fn mix(count: usize) -> Mix {
+pub(crate) fn mix(count: usize) -> Mix {
     let large = count / LARGE_EVERY;
     let gets = (0..count).filter(|&i| !is_large(i) && i % 3 == 0).count();
     Mix {
@@ -177,7 +177,7 @@ pub fn mix(count: usize) -> Mix {
 }
 
 /// The bytes stream `index` sends (and must get back): pseudo-random, reproducible per index.
-pub fn stream_payload(index: usize) -> Vec<u8> {
+pub(crate) fn stream_payload(index: usize) -> Vec<u8> {
     let mut rng =
         fastrand::Rng::with_seed(0x6879_636f_6400_0000 ^ u64::try_from(index).unwrap_or(u64::MAX));
     let total: usize = STREAM_MESSAGE_SIZES.iter().sum();

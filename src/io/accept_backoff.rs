@@ -11,20 +11,20 @@ use std::io;
 use std::time::Duration;
 
 /// The first pause after a resource failure.
-pub const FIRST_PAUSE: Duration = Duration::from_millis(10);
+pub(crate) const FIRST_PAUSE: Duration = Duration::from_millis(10);
 /// The longest pause.
-pub const MAX_PAUSE: Duration = Duration::from_secs(1);
+pub(crate) const MAX_PAUSE: Duration = Duration::from_secs(1);
 
 /// The pause state of one accept loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AcceptBackoff {
+pub(crate) struct AcceptBackoff {
     /// The pause after the next resource failure; `None` = no failure since the last success.
     next: Option<Duration>,
 }
 
 impl AcceptBackoff {
     /// After a failed accept: how long to pause before accepting again (`None`: go on at once).
-    pub fn on_error(&mut self, error: &io::Error) -> Option<Duration> {
+    pub(crate) fn on_error(&mut self, error: &io::Error) -> Option<Duration> {
         if !is_resource_exhaustion(error) {
             return None;
         }
@@ -34,18 +34,18 @@ impl AcceptBackoff {
     }
 
     /// After a successful accept.
-    pub fn on_success(&mut self) {
+    pub(crate) fn on_success(&mut self) {
         self.next = None;
     }
 
     /// Whether the loop is paused for want of resources (the first failure logs at error level).
-    pub fn is_backing_off(&self) -> bool {
+    pub(crate) fn is_backing_off(&self) -> bool {
         self.next.is_some()
     }
 }
 
 /// The errno name of a resource failure (EMFILE, ENFILE, ENOBUFS, ENOMEM), for log lines.
-pub fn resource_errno(error: &io::Error) -> Option<&'static str> {
+pub(crate) fn resource_errno(error: &io::Error) -> Option<&'static str> {
     use rustix::io::Errno;
     let code = error.raw_os_error()?;
     [
@@ -60,7 +60,7 @@ pub fn resource_errno(error: &io::Error) -> Option<&'static str> {
 }
 
 /// Whether `error` means the process or system is out of descriptors or buffers.
-pub fn is_resource_exhaustion(error: &io::Error) -> bool {
+pub(crate) fn is_resource_exhaustion(error: &io::Error) -> bool {
     resource_errno(error).is_some()
 }
 

@@ -26,11 +26,11 @@ const MAX_HEAD: usize = 8 * 1024;
 const WORKER_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Asks a worker for a copy of its metrics.
-pub type SnapshotRequest = flume::Sender<Snapshot>;
+pub(crate) type SnapshotRequest = flume::Sender<Snapshot>;
 
 /// Collects one snapshot from every worker, one after the other; `None` when one did not
 /// answer within [`WORKER_ANSWER_TIMEOUT`].
-pub async fn collect(workers: &[flume::Sender<SnapshotRequest>]) -> Option<Vec<Snapshot>> {
+pub(crate) async fn collect(workers: &[flume::Sender<SnapshotRequest>]) -> Option<Vec<Snapshot>> {
     let mut out = Vec::with_capacity(workers.len());
     for worker in workers {
         let (tx, rx) = flume::bounded(1);
@@ -45,7 +45,7 @@ pub async fn collect(workers: &[flume::Sender<SnapshotRequest>]) -> Option<Vec<S
 }
 
 /// A handler's answer.
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
@@ -55,17 +55,17 @@ pub struct Reply {
 
 impl Reply {
     /// A plain-text answer.
-    pub fn text(status: u16, body: impl Into<String>) -> Self {
+    pub(crate) fn text(status: u16, body: impl Into<String>) -> Self {
         Self::new(status, "text/plain; charset=utf-8", body)
     }
 
     /// A `200` JSON document.
-    pub fn json(body: String) -> Self {
+    pub(crate) fn json(body: String) -> Self {
         Self::new(200, "application/json", body)
     }
 
     /// An answer of `content_type` without further header fields.
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Self {
         Self {
             status,
             content_type,
@@ -77,7 +77,7 @@ impl Reply {
 
 /// Serves `listener` forever, one task per connection; a client gets `head_timeout` to send
 /// its request head.
-pub async fn serve<F, Fut>(listener: TcpListener, head_timeout: Duration, handler: F)
+pub(crate) async fn serve<F, Fut>(listener: TcpListener, head_timeout: Duration, handler: F)
 where
     F: Fn(RequestHead) -> Fut + Clone + 'static,
     Fut: Future<Output = Reply> + 'static,

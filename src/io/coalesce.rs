@@ -5,12 +5,12 @@
 
 /// How many bytes one coalesced write gathers at most before it goes out (the limit is checked
 /// before each unit is added, so one batch may exceed it by one unit).
-pub const COALESCE_LIMIT: usize = 256 * 1024;
+pub(crate) const COALESCE_LIMIT: usize = 256 * 1024;
 
 /// Appends the units `next` yields to `first` until `next` has none ready or the batch holds
 /// at least `limit` bytes; returns the batch. `next` must not wait: it is polled with what is
 /// already queued (e.g. `flume::Receiver::try_recv`).
-pub fn coalesce(
+pub(crate) fn coalesce(
     first: Vec<u8>,
     limit: usize,
     mut next: impl FnMut() -> Option<Vec<u8>>,

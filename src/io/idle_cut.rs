@@ -14,7 +14,7 @@ const LOOKS_PER_LIMIT: u32 = 8;
 
 /// Watches a frame count for a standstill of `limit`.
 #[derive(Debug, Clone, Copy)]
-pub struct IdleWatch {
+pub(crate) struct IdleWatch {
     limit: Duration,
     seen: u64,
     since: Instant,
@@ -22,7 +22,7 @@ pub struct IdleWatch {
 
 impl IdleWatch {
     /// Starts watching at `now` with the count at `count`.
-    pub fn new(limit: Duration, count: u64, now: Instant) -> Self {
+    pub(crate) fn new(limit: Duration, count: u64, now: Instant) -> Self {
         Self {
             limit,
             seen: count,
@@ -32,7 +32,7 @@ impl IdleWatch {
 
     /// Looks at the count at `now`: `None` when it has not moved for the limit (idle), else
     /// how long until the next look.
-    pub fn look(&mut self, count: u64, now: Instant) -> Option<Duration> {
+    pub(crate) fn look(&mut self, count: u64, now: Instant) -> Option<Duration> {
         if count != self.seen {
             self.seen = count;
             self.since = now;
@@ -47,7 +47,7 @@ impl IdleWatch {
 }
 
 /// Completes once `frames` has not moved for `limit`; never when `limit` is `None`.
-pub async fn idle_cut(limit: Option<Duration>, frames: &Cell<u64>) {
+pub(crate) async fn idle_cut(limit: Option<Duration>, frames: &Cell<u64>) {
     let Some(limit) = limit else {
         return std::future::pending().await;
     };
@@ -58,7 +58,7 @@ pub async fn idle_cut(limit: Option<Duration>, frames: &Cell<u64>) {
 }
 
 /// Counts one frame on `frames`.
-pub fn count_frame(frames: &Cell<u64>) {
+pub(crate) fn count_frame(frames: &Cell<u64>) {
     frames.set(frames.get().wrapping_add(1));
 }
 

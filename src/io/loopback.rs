@@ -14,16 +14,16 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// The `SO_RCVBUF` asked for on loopback connections; Linux doubles it for bookkeeping
 /// (socket(7)), so the queue holds up to about 512 KiB: two 256 KiB stream messages.
-pub const LOOPBACK_RECEIVE_BUFFER: usize = 256 * 1024;
+pub(crate) const LOOPBACK_RECEIVE_BUFFER: usize = 256 * 1024;
 
 /// Whether a connection to `peer` gets the bounded receive buffer: only loopback peers.
-pub fn bounds_receive_buffer(peer: SocketAddr) -> bool {
+pub(crate) fn bounds_receive_buffer(peer: SocketAddr) -> bool {
     peer.ip().is_loopback()
 }
 
 /// Sets [`LOOPBACK_RECEIVE_BUFFER`] on `socket` when `peer` is on loopback; returns whether it
 /// did. Call it before the connection carries data.
-pub fn bound_receive_buffer(socket: &impl AsRawFd, peer: SocketAddr) -> io::Result<bool> {
+pub(crate) fn bound_receive_buffer(socket: &impl AsRawFd, peer: SocketAddr) -> io::Result<bool> {
     if !bounds_receive_buffer(peer) {
         return Ok(false);
     }

@@ -25,7 +25,7 @@ use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerCon
 /// Largest ciphertext read or write: one 256 KiB stream message with its frame header, as
 /// 16 KiB records with their headers and AEAD tags (RFC 8446 §5.2: at most 256 bytes of
 /// expansion per record), with room to spare.
-pub const CIPHERTEXT_BUFFER: usize = 288 * 1024;
+pub(crate) const CIPHERTEXT_BUFFER: usize = 288 * 1024;
 
 /// Plaintext per record (RFC 8446 §5.1: at most 2^14 bytes per TLSPlaintext fragment), the
 /// unit in which [`TlsStream`] hands data to rustls for encryption.

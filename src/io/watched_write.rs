@@ -16,19 +16,19 @@ use monoio::BufResult;
 use super::write_stall::{check, StallCheck, WriteProgress};
 
 /// The progress record a [`WatchedWrite`] shares with [`stalled_write`].
-pub type SharedProgress = Rc<Cell<WriteProgress>>;
+pub(crate) type SharedProgress = Rc<Cell<WriteProgress>>;
 
 /// A write half whose operations are timed in a [`SharedProgress`]. An operation dropped
 /// before it completed (its pump gave up) stays pending, so the record also tells whether the
 /// socket was left in the middle of a frame.
-pub struct WatchedWrite<W> {
+pub(crate) struct WatchedWrite<W> {
     inner: W,
     progress: SharedProgress,
 }
 
 impl<W> WatchedWrite<W> {
     /// Wraps `inner` with a fresh record.
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         Self {
             inner,
             progress: SharedProgress::default(),
@@ -36,7 +36,7 @@ impl<W> WatchedWrite<W> {
     }
 
     /// The record of this half's operations.
-    pub fn progress(&self) -> SharedProgress {
+    pub(crate) fn progress(&self) -> SharedProgress {
         Rc::clone(&self.progress)
     }
 
@@ -75,7 +75,7 @@ impl<W: AsyncWriteRent> AsyncWriteRent for WatchedWrite<W> {
 
 /// Completes with the position in `writes` of the first half whose pending operation waited
 /// `limit`; never completes when `limit` is `None`.
-pub async fn stalled_write(limit: Option<Duration>, writes: &[SharedProgress]) -> usize {
+pub(crate) async fn stalled_write(limit: Option<Duration>, writes: &[SharedProgress]) -> usize {
     let Some(limit) = limit else {
         return std::future::pending().await;
     };

@@ -13,29 +13,29 @@ use std::time::{Duration, Instant};
 
 /// The write operation of one socket that is waiting for the peer, if any.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriteProgress {
+pub(crate) struct WriteProgress {
     pending_since: Option<Instant>,
 }
 
 impl WriteProgress {
     /// A write operation was handed to the socket at `now`.
-    pub fn started(&mut self, now: Instant) {
+    pub(crate) fn started(&mut self, now: Instant) {
         self.pending_since = Some(now);
     }
 
     /// The operation completed (bytes taken, or an error): the peer is not holding it back.
-    pub fn finished(&mut self) {
+    pub(crate) fn finished(&mut self) {
         self.pending_since = None;
     }
 
     /// Whether an operation is waiting; one abandoned mid-way stays pending, which marks the
     /// socket as in the middle of a frame.
-    pub fn is_pending(&self) -> bool {
+    pub(crate) fn is_pending(&self) -> bool {
         self.pending_since.is_some()
     }
 
     /// How long the pending operation has waited at `now` (zero when none is pending).
-    pub fn waited(&self, now: Instant) -> Duration {
+    pub(crate) fn waited(&self, now: Instant) -> Duration {
         self.pending_since
             .map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
     }
@@ -43,7 +43,7 @@ impl WriteProgress {
 
 /// What [`check`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StallCheck {
+pub(crate) enum StallCheck {
     /// The write at this position of the checked ones made no progress for the limit.
     Stalled(usize),
     /// Nothing stalled yet; no write can reach the limit before this much time has passed.
@@ -54,7 +54,7 @@ pub enum StallCheck {
 /// least `limit` is stalled; otherwise the answer is the time until the oldest pending
 /// operation reaches the limit, or the whole `limit` when none is pending (an operation that
 /// starts later reaches it later still).
-pub fn check(
+pub(crate) fn check(
     writes: impl IntoIterator<Item = WriteProgress>,
     limit: Duration,
     now: Instant,

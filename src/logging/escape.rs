@@ -12,7 +12,7 @@ use std::fmt::{self, Write};
 
 /// Displays its value with control characters escaped; use it for every string a peer chose.
 #[derive(Debug, Clone, Copy)]
-pub struct Escaped<T>(pub T);
+pub(crate) struct Escaped<T>(pub T);
 
 impl<T: fmt::Display> fmt::Display for Escaped<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -23,21 +23,21 @@ use super::ws::frame::{FrameHeader, OpCode};
 use super::ws::WsError;
 
 /// Mode byte: a byte stream (TCP or a Unix socket).
-pub const MODE_STREAM: u8 = 0;
+pub(crate) const MODE_STREAM: u8 = 0;
 /// Mode byte: datagrams (UDP), each with a 2-byte length.
-pub const MODE_DATAGRAM: u8 = 1;
+pub(crate) const MODE_DATAGRAM: u8 = 1;
 /// The answer that lets a stream through (`RemoteForwardBridge.cs` line 230).
-pub const ACCEPTED: [u8; 3] = [1, 0, MODE_STREAM];
+pub(crate) const ACCEPTED: [u8; 3] = [1, 0, MODE_STREAM];
 /// The answer to a version other than 1.0 (`RemoteForwardBridge.cs` line 191).
-pub const UNSUPPORTED_VERSION: [u8; 3] = [0, 0, 0];
+pub(crate) const UNSUPPORTED_VERSION: [u8; 3] = [0, 0, 0];
 /// The answer to datagram mode for a TCP forwarder (`RemoteForwardBridge.cs` line 223).
-pub const DATAGRAM_TO_STREAM: [u8; 3] = [0, 0, 255];
+pub(crate) const DATAGRAM_TO_STREAM: [u8; 3] = [0, 0, 255];
 /// The longest port name: its length travels in one byte.
-pub const MAX_PORT_NAME_LEN: usize = 255;
+pub(crate) const MAX_PORT_NAME_LEN: usize = 255;
 
 /// Whether `name` is a port name azbridge accepts (`Constants.RelayNameRegex`,
 /// `^[0-9A-Za-z/_\-\.]+$`) that fits the preamble.
-pub fn is_valid_port_name(name: &str) -> bool {
+pub(crate) fn is_valid_port_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_PORT_NAME_LEN
         && name
@@ -47,7 +47,7 @@ pub fn is_valid_port_name(name: &str) -> bool {
 
 /// The sender's preamble for `port_name` in stream mode. `None` when the name is longer than
 /// [`MAX_PORT_NAME_LEN`] bytes.
-pub fn preamble(port_name: &str) -> Option<Vec<u8>> {
+pub(crate) fn preamble(port_name: &str) -> Option<Vec<u8>> {
     let len = u8::try_from(port_name.len()).ok()?;
     let mut out = Vec::with_capacity(4 + port_name.len());
     out.extend_from_slice(&[1, 0, MODE_STREAM, len]);
@@ -57,7 +57,7 @@ pub fn preamble(port_name: &str) -> Option<Vec<u8>> {
 
 /// A sender's preamble as the listener reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Preamble {
+pub(crate) enum Preamble {
     /// Version 1.0 with this mode and port name (invalid UTF-8 replaced, as .NET's decoder does).
     V1 { mode: u8, port_name: String },
     /// Another version: answered with [`UNSUPPORTED_VERSION`].
@@ -66,7 +66,7 @@ pub enum Preamble {
 
 /// How many preamble bytes the listener needs, given the first ones: 3 to see the version,
 /// then 4 + the port name's length.
-pub fn preamble_len(collected: &[u8]) -> usize {
+pub(crate) fn preamble_len(collected: &[u8]) -> usize {
     match collected {
         [1, 0, MODE_STREAM | MODE_DATAGRAM, n, ..] => 4 + usize::from(*n),
         [1, 0, MODE_STREAM | MODE_DATAGRAM] | [1, 0] | [1] | [] => 4,
@@ -75,7 +75,7 @@ pub fn preamble_len(collected: &[u8]) -> usize {
 }
 
 /// Reads the preamble from exactly [`preamble_len`] bytes.
-pub fn parse_preamble(bytes: &[u8]) -> Preamble {
+pub(crate) fn parse_preamble(bytes: &[u8]) -> Preamble {
     match bytes {
         [1, 0, mode @ (MODE_STREAM | MODE_DATAGRAM), _, name @ ..] => Preamble::V1 {
             mode: *mode,
@@ -92,7 +92,7 @@ pub fn parse_preamble(bytes: &[u8]) -> Preamble {
 
 /// What a listener's 3-byte answer means to the sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// `[1, 0, 0]`: the stream goes through.
     Accepted,
     /// Anything else (`TcpLocalForwardBridge.cs` line 229): the listener refused.
@@ -101,7 +101,7 @@ pub enum Answer {
 
 impl Answer {
     /// Reads an answer.
-    pub fn parse(bytes: [u8; 3]) -> Self {
+    pub(crate) fn parse(bytes: [u8; 3]) -> Self {
         if bytes == ACCEPTED {
             Self::Accepted
         } else {
@@ -130,7 +130,7 @@ impl fmt::Display for Answer {
 
 /// Payload bytes at the start of a WebSocket stream, read out of whole frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Collected {
+pub(crate) struct Collected {
     /// The wanted bytes.
     pub bytes: Vec<u8>,
     /// Payload bytes after them in the same frame: stream data, in the scanned buffer.
@@ -141,7 +141,7 @@ pub struct Collected {
 
 /// Why the wanted bytes cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CollectError {
+pub(crate) enum CollectError {
     /// The frames break a WebSocket rule.
     Frame(WsError),
     /// A masked frame: the relay's frames to a WebSocket client are never masked.
@@ -174,7 +174,7 @@ impl std::error::Error for CollectError {}
 /// Scans the whole frames at the start of `buf` (bytes from the relay, unmasked) for the first
 /// `wanted(collected so far)` payload bytes. `Ok(None)`: more bytes are needed. Control frames
 /// are skipped; a close ends the scan with [`CollectError::Closed`].
-pub fn collect(
+pub(crate) fn collect(
     buf: &[u8],
     wanted: impl Fn(&[u8]) -> usize,
 ) -> Result<Option<Collected>, CollectError> {

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod azbridge;
+pub(crate) mod azbridge;
 pub mod hc;
 pub mod http1;
 pub mod ws;

@@ -35,7 +35,7 @@ struct Status<'a> {
 }
 
 /// The `/$status` document.
-pub fn status_json(shared: &Shared) -> String {
+pub(crate) fn status_json(shared: &Shared) -> String {
     let status = Status {
         namespace: &shared.config.namespace,
         hybrid_connections: lock(&shared.registry).status(),
@@ -153,7 +153,7 @@ fn readiness(shared: &Shared) -> String {
 }
 
 /// Serves the admin endpoint.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let head_timeout = shared.config.timeouts.head;
     let window = Rc::new(RefCell::new(Window::default()));
     monoio::spawn(sample_forever(shared.clone(), window.clone()));

@@ -7,13 +7,13 @@ use crate::auth::verify::{Right, VerifiedToken, VerifyError};
 use crate::relay::shared::{Shared, WorkerCtx};
 
 /// Seconds since the Unix epoch.
-pub fn unix_now(now: SystemTime) -> u64 {
+pub(super) fn unix_now(now: SystemTime) -> u64 {
     now.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// Verifies `token` for `needed` on `entity`, as seen from `request_path`.
-pub fn check(
+pub(super) fn check(
     shared: &Shared,
     token: &str,
     entity: &str,
@@ -29,7 +29,7 @@ pub fn check(
 /// [`check`] through this worker's cache of accepted tokens: same result, but a token this
 /// worker accepted before for `entity` skips parsing, Base64 and the HMAC. For relayed HTTP
 /// requests, which repeat one token on many requests.
-pub fn check_cached(
+pub(super) fn check_cached(
     ctx: &WorkerCtx,
     token: &str,
     entity: &str,

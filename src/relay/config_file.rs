@@ -50,13 +50,13 @@ pub struct RuleSection {
 }
 
 /// Reads and parses the file at `path` (keys are read later, by [`rule`]).
-pub fn load(path: &Path) -> Result<RelayArgs, RelayConfigError> {
+pub(super) fn load(path: &Path) -> Result<RelayArgs, RelayConfigError> {
     let text = read_config_file(path)?;
     Ok(parse_toml(&text)?)
 }
 
 /// `rule[index]` as a rule, with the hybrid connection it is scoped to, if any.
-pub fn rule(
+pub(super) fn rule(
     section: &RuleSection,
     index: usize,
     base_dir: &Path,

@@ -38,7 +38,7 @@ use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 
 /// Registers and serves one listener control channel until it closes.
-pub async fn serve(
+pub(super) async fn serve(
     ctx: Rc<WorkerCtx>,
     mut stream: Stream,
     upgrade: UpgradeRequest,

@@ -16,7 +16,7 @@ use crate::logging::Escaped;
 use crate::proto::ws::handshake::UpgradeRequest;
 
 /// An upgrade that passed the front door.
-pub struct Admitted {
+pub(super) struct Admitted {
     /// The sender's or listener's `sb-hc-id` with the `_G{worker}` suffix, or a fresh id.
     pub tracking_id: String,
     /// The configured hybrid connection path it addresses.
@@ -30,7 +30,7 @@ pub struct Admitted {
 
 impl Admitted {
     /// Where a later refusal (no listener, timeout) is tracked.
-    pub fn tracked<'a>(&'a self, ctx: &'a WorkerCtx) -> Tracked<'a> {
+    pub(super) fn tracked<'a>(&'a self, ctx: &'a WorkerCtx) -> Tracked<'a> {
         ctx.shared
             .admission
             .tracked(&self.tracking_id, &self.entity, self.now)
@@ -38,7 +38,7 @@ impl Admitted {
 }
 
 /// Admits an upgrade through `door`, or writes the refusal to `stream` and returns `None`.
-pub async fn admit(
+pub(super) async fn admit(
     ctx: &WorkerCtx,
     stream: &mut Stream,
     upgrade: &UpgradeRequest,

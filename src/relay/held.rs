@@ -20,17 +20,17 @@ use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::{CloseCode, DataKind, OpCode};
 
 /// The write half of a request rendezvous.
-pub type RendezvousWrite = OwnedWriteHalf<Stream>;
+pub(super) type RendezvousWrite = OwnedWriteHalf<Stream>;
 /// The read half of a request rendezvous.
-pub type RendezvousRead = WsReader<OwnedReadHalf<Stream>>;
+pub(super) type RendezvousRead = WsReader<OwnedReadHalf<Stream>>;
 /// A reader handed back with what it read.
-pub type Returned = (RendezvousRead, Result<WsEvent, ReadError>);
+pub(super) type Returned = (RendezvousRead, Result<WsEvent, ReadError>);
 
 /// How long a given-up rendezvous waits for the listener's Close before it is dropped.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// A rendezvous held between two requests of one sender.
-pub struct Held {
+pub(super) struct Held {
     write: RendezvousWrite,
     back: flume::Receiver<Returned>,
     /// Dropped when the rendezvous is given up, which lets the watcher stop.
@@ -39,14 +39,14 @@ pub struct Held {
 }
 
 /// A held rendezvous taken for the next request.
-pub struct Reused {
+pub(super) struct Reused {
     pub write: RendezvousWrite,
     pub reader: ReaderState,
     _abandon: flume::Sender<()>,
 }
 
 /// Where the reader of a reused rendezvous is.
-pub enum ReaderState {
+pub(super) enum ReaderState {
     /// Still with the watcher, which hands it back with the listener's first frame.
     Watched(flume::Receiver<Returned>),
     /// Back in hand, nothing read yet.
@@ -55,7 +55,7 @@ pub enum ReaderState {
 
 impl Held {
     /// Holds the rendezvous of a complete response to a request for `entity`.
-    pub fn hold(write: RendezvousWrite, reader: RendezvousRead, entity: &str) -> Self {
+    pub(super) fn hold(write: RendezvousWrite, reader: RendezvousRead, entity: &str) -> Self {
         let (abandon, abandoned) = flume::bounded(1);
         let (tx, back) = flume::bounded(1);
         monoio::spawn(watch(reader, tx, abandoned));
@@ -70,7 +70,7 @@ impl Held {
     /// The rendezvous for a request to `entity`, if it still serves: the listener has not
     /// closed it or sent anything but a ping (answered here) since the last response, and it
     /// belongs to the same hybrid connection. Otherwise it is given up and `None` returned.
-    pub async fn reuse(mut self, entity: &str) -> Option<Reused> {
+    pub(super) async fn reuse(mut self, entity: &str) -> Option<Reused> {
         let returned = self.back.try_recv();
         let seen = match &returned {
             Err(flume::TryRecvError::Empty) => HeldSeen::Nothing,
@@ -110,14 +110,14 @@ impl Held {
     }
 
     /// Gives the rendezvous up with Close 1000.
-    pub async fn release(mut self) {
+    pub(super) async fn release(mut self) {
         close(&mut self.write).await;
     }
 }
 
 impl Reused {
     /// Waits up to `deadline` for the reader and the listener's first frame since the request.
-    pub async fn first_event(
+    pub(super) async fn first_event(
         reader: ReaderState,
         deadline: Duration,
     ) -> Option<(RendezvousRead, Option<Result<WsEvent, ReadError>>)> {
@@ -134,7 +134,7 @@ impl Reused {
 }
 
 /// Sends Close 1000 on a request rendezvous (its response is complete or given up).
-pub async fn close(write: &mut RendezvousWrite) {
+pub(super) async fn close(write: &mut RendezvousWrite) {
     let mut frame = Vec::new();
     if push_close(&mut frame, CloseCode::NORMAL, "", None).is_ok() {
         let _ = monoio::time::timeout(CLOSE_GRACE, write.write_all(frame)).await;

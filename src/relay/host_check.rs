@@ -10,7 +10,7 @@ use crate::proto::http1::Headers;
 
 /// The host names a relay serves, when it checks them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostNames {
+pub(crate) struct HostNames {
     /// The namespace and its aliases, lower case.
     pub namespace: Vec<String>,
     /// The host of the rendezvous addresses the relay hands out, lower case.
@@ -19,7 +19,7 @@ pub struct HostNames {
 
 /// Which names a request must carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Addressed {
+pub(crate) enum Addressed {
     /// Listen, connect and relayed HTTP: the namespace.
     Namespace,
     /// Accept and request rendezvous: the rendezvous host.
@@ -29,7 +29,7 @@ pub enum Addressed {
 impl HostNames {
     /// `Err` with the description of the 404 when `headers` do not carry exactly one `Host`
     /// naming what `addressed` requires.
-    pub fn check(&self, headers: &Headers, addressed: Addressed) -> Result<(), String> {
+    pub(crate) fn check(&self, headers: &Headers, addressed: Addressed) -> Result<(), String> {
         let mut hosts = headers.get_all("host");
         let (Some(value), None) = (hosts.next(), hosts.next()) else {
             return Err("The request must carry exactly one Host header.".to_owned());

@@ -44,7 +44,7 @@ use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
 use crate::relay::registry::Work;
 
 /// Serves relayed HTTP requests on one sender connection until it closes.
-pub async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
+pub(super) async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAddr) {
     let Incoming {
         mut stream,
         mut buf,

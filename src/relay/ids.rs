@@ -13,14 +13,14 @@ use std::fmt::Write as _;
 use ring::rand::{SecureRandom, SystemRandom};
 
 /// Random bytes in one secret id (128 bits).
-pub const SECRET_ID_BYTES: usize = 16;
+pub(super) const SECRET_ID_BYTES: usize = 16;
 
 /// Bytes fetched from the OS per `getrandom` call: 32 ids.
 const BATCH: usize = 32 * SECRET_ID_BYTES;
 
 /// The operating system's random generator failed; no id can be handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RandomUnavailable;
+pub(super) struct RandomUnavailable;
 
 impl std::fmt::Display for RandomUnavailable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,7 +31,7 @@ impl std::fmt::Display for RandomUnavailable {
 impl std::error::Error for RandomUnavailable {}
 
 /// One worker's source of secret ids.
-pub struct SecretIds {
+pub(super) struct SecretIds {
     rng: SystemRandom,
     pool: [u8; BATCH],
     /// Bytes of `pool` already handed out; `BATCH` means it must be refilled.
@@ -50,7 +50,7 @@ impl Default for SecretIds {
 
 impl SecretIds {
     /// A fresh secret id: 128 CSPRNG bits as a GUID-shaped string, then `_G{worker}`.
-    pub fn next(&mut self, worker: usize) -> Result<String, RandomUnavailable> {
+    pub(super) fn next(&mut self, worker: usize) -> Result<String, RandomUnavailable> {
         if self.used + SECRET_ID_BYTES > BATCH {
             self.rng
                 .fill(&mut self.pool)
@@ -75,7 +75,7 @@ impl SecretIds {
 
 /// A tracking id for error texts and logs: GUID-shaped with the `_G{worker}` role suffix the
 /// service adds (protocol §7.3), from a generator that is not used for secret ids.
-pub fn tracking_id(worker: usize) -> String {
+pub(super) fn tracking_id(worker: usize) -> String {
     format!(
         "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}_G{worker}",
         fastrand::u32(..),

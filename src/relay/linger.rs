@@ -14,13 +14,13 @@ use std::time::Duration;
 use monoio::io::{AsyncReadRent, AsyncWriteRent};
 
 /// How long the relay waits for the sender to stop sending after an error answer.
-pub const LINGER_TIME: Duration = Duration::from_secs(2);
+pub(super) const LINGER_TIME: Duration = Duration::from_secs(2);
 /// How many bytes it reads and discards at most before it closes anyway.
-pub const LINGER_BYTES: u64 = 8 << 20;
+pub(super) const LINGER_BYTES: u64 = 8 << 20;
 
 /// The bounds of one lingering close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LingerLimits {
+pub(super) struct LingerLimits {
     pub time: Duration,
     pub bytes: u64,
 }
@@ -36,7 +36,7 @@ impl Default for LingerLimits {
 
 /// How a lingering close ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LingerEnd {
+pub(super) enum LingerEnd {
     /// The sender closed its side after `discarded` more bytes: a clean close.
     PeerClosed { discarded: u64 },
     /// The sender kept sending past the byte limit.
@@ -49,7 +49,7 @@ pub enum LingerEnd {
 
 /// Half-closes `stream` and discards what the sender still sends, within `limits`; the caller
 /// drops (closes) the stream afterwards.
-pub async fn linger<S: AsyncReadRent + AsyncWriteRent>(
+pub(super) async fn linger<S: AsyncReadRent + AsyncWriteRent>(
     stream: &mut S,
     limits: LingerLimits,
 ) -> LingerEnd {

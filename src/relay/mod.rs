@@ -1,7 +1,7 @@
 //! The self-hostable relay: the service side of Hybrid Connections (protocol Appendix A,
 //! docs/relay.md). One worker per core; the listener registry is the only shared state.
 
-pub mod admin;
+pub(crate) mod admin;
 mod auth;
 pub mod config;
 mod config_file;
@@ -22,7 +22,7 @@ pub mod self_signed;
 pub mod server;
 mod shared;
 mod shed;
-pub mod status_page;
+pub(crate) mod status_page;
 mod stream;
 
 pub use server::{start, RelayHandle, StartError};

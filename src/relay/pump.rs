@@ -57,7 +57,7 @@ enum End {
 
 /// What one [`join`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Joined {
+pub(super) struct Joined {
     /// Payload bytes relayed a→b.
     pub a_to_b: u64,
     /// Payload bytes relayed b→a.
@@ -70,7 +70,7 @@ pub struct Joined {
 
 /// When [`join`] ends a stream that did not end itself (`None`: never).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
+pub(super) struct Timeouts {
     /// A write to either side made no progress this long.
     pub write_stall: Option<Duration>,
     /// No frame either way this long.
@@ -86,7 +86,7 @@ enum Cut {
 
 /// Relays frames between `a` and `b` until both directions are closed, or until `timeouts`
 /// end the stream.
-pub async fn join(
+pub(super) async fn join(
     a: Stream,
     a_leftover: &[u8],
     b: Stream,

@@ -18,7 +18,7 @@ use crate::proto::ws::handshake::UpgradeRequest;
 
 /// Hands a listener's rendezvous connection (`action` is `accept` or `request`) to whoever
 /// waits for its `sb-hc-id`, path and action.
-pub async fn deliver(
+pub(super) async fn deliver(
     ctx: Rc<WorkerCtx>,
     mut stream: Stream,
     upgrade: UpgradeRequest,
@@ -58,7 +58,7 @@ pub async fn deliver(
 
 /// Registers a rendezvous with secret `id` on `path` (`/$hc/…`, as handed out) for `action` as
 /// awaited on this worker; the guard forgets it when dropped.
-pub fn expect(
+pub(super) fn expect(
     ctx: &WorkerCtx,
     id: &str,
     path: &str,
@@ -83,7 +83,10 @@ pub fn expect(
 }
 
 /// Waits up to `timeout` for the rendezvous registered with [`expect`].
-pub async fn wait(rx: &flume::Receiver<Rendezvous>, timeout: Duration) -> Option<Rendezvous> {
+pub(super) async fn wait(
+    rx: &flume::Receiver<Rendezvous>,
+    timeout: Duration,
+) -> Option<Rendezvous> {
     monoio::time::timeout(timeout, rx.recv_async())
         .await
         .ok()

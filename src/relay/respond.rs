@@ -11,14 +11,14 @@ use crate::proto::http1::reason_phrase;
 use crate::proto::http1::write_response_head;
 
 /// Where an error happened, for the tracking suffix.
-pub struct Tracking<'a> {
+pub(super) struct Tracking<'a> {
     pub id: &'a str,
     pub namespace: &'a str,
     pub path: &'a str,
 }
 
 /// `{description} TrackingId:{id}, SystemTracker:sb://{ns}/{path}, Timestamp:{utc}`.
-pub fn described(description: &str, tracking: &Tracking<'_>, now: SystemTime) -> String {
+pub(super) fn described(description: &str, tracking: &Tracking<'_>, now: SystemTime) -> String {
     let secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -42,7 +42,7 @@ struct ErrorDetail<'a> {
 /// A complete HTTP error response with a JSON error body; `Connection: close` unless
 /// `keep_alive`. The reason phrase is the standard one: descriptions go in the body (and in the
 /// status line of handshake refusals, see [`handshake_refusal`]).
-pub fn http_error(status: u16, code: &str, message: &str, keep_alive: bool) -> Vec<u8> {
+pub(super) fn http_error(status: u16, code: &str, message: &str, keep_alive: bool) -> Vec<u8> {
     let body = serde_json::to_vec(&ErrorBody {
         error: ErrorDetail { code, message },
     })
@@ -66,7 +66,7 @@ pub fn http_error(status: u16, code: &str, message: &str, keep_alive: bool) -> V
 
 /// A refused WebSocket handshake: the description is the reason phrase (where the WebSocket
 /// clients of the SDKs surface it) and the JSON body; the connection closes.
-pub fn handshake_refusal(status: u16, code: &str, description: &str) -> Vec<u8> {
+pub(super) fn handshake_refusal(status: u16, code: &str, description: &str) -> Vec<u8> {
     let reason: String = description
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

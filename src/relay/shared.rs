@@ -26,7 +26,7 @@ use crate::relay::registry::Registry;
 
 /// What another task asks a listener's control channel to do.
 #[derive(Debug)]
-pub enum ControlCommand {
+pub(crate) enum ControlCommand {
     /// Write these pre-encoded frames as one uninterrupted unit (protocol §4.2); counted in the
     /// channel's queued bytes until written.
     Send(Vec<u8>),
@@ -38,7 +38,7 @@ pub enum ControlCommand {
 /// bounded in bytes: a listener that does not read its channel fills the bound, and is then
 /// closed instead of growing the relay.
 #[derive(Debug, Clone)]
-pub struct ControlHandle {
+pub(crate) struct ControlHandle {
     commands: flume::Sender<ControlCommand>,
     /// Bytes queued and not yet written.
     queued: Arc<AtomicUsize>,
@@ -49,7 +49,7 @@ pub struct ControlHandle {
 
 /// Why a unit was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueError {
+pub(crate) enum QueueError {
     /// The bound is reached: the listener is not reading; its channel is being closed.
     Full,
     /// The channel is gone.
@@ -57,7 +57,7 @@ pub enum QueueError {
 }
 
 /// The receiving ends of a [`ControlHandle`], for the channel's own task.
-pub struct ControlQueue {
+pub(crate) struct ControlQueue {
     pub commands: flume::Receiver<ControlCommand>,
     pub queued: Arc<AtomicUsize>,
     pub abort: flume::Receiver<&'static str>,
@@ -65,7 +65,7 @@ pub struct ControlQueue {
 
 impl ControlHandle {
     /// A handle queueing at most `limit` bytes, and the channel's ends of it.
-    pub fn new(limit: usize) -> (Self, ControlQueue) {
+    pub(crate) fn new(limit: usize) -> (Self, ControlQueue) {
         let (commands, queue) = flume::unbounded();
         let (abort, aborted) = flume::bounded(1);
         let queued = Arc::new(AtomicUsize::new(0));
@@ -85,7 +85,7 @@ impl ControlHandle {
 
     /// Queues pre-encoded frames as one uninterrupted unit; over the bound the channel is
     /// told to end ([`QueueError::Full`]).
-    pub fn send(&self, frames: Vec<u8>) -> Result<(), QueueError> {
+    pub(crate) fn send(&self, frames: Vec<u8>) -> Result<(), QueueError> {
         let len = frames.len();
         let before = self.queued.fetch_add(len, Ordering::Relaxed);
         if before.saturating_add(len) > self.limit {
@@ -102,26 +102,26 @@ impl ControlHandle {
 
     /// Asks the channel to close with `code` (not counted against the bound: one close per
     /// channel is written, later ones are dropped).
-    pub fn close(&self, code: CloseCode, reason: &str) {
+    pub(crate) fn close(&self, code: CloseCode, reason: &str) {
         let _ = self
             .commands
             .send(ControlCommand::Close(code, reason.to_owned()));
     }
 
     /// Bytes queued and not yet written.
-    pub fn queued_bytes(&self) -> usize {
+    pub(crate) fn queued_bytes(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
 
     /// A handle that does not keep the channel's queue open.
-    pub fn downgrade(&self) -> flume::WeakSender<ControlCommand> {
+    pub(crate) fn downgrade(&self) -> flume::WeakSender<ControlCommand> {
         self.commands.downgrade()
     }
 }
 
 /// What a listener sends back for one relayed HTTP request on its control channel.
 #[derive(Debug)]
-pub enum ResponseEvent {
+pub(crate) enum ResponseEvent {
     /// The `response` message with its whole body (empty when it announced none); a body on
     /// the control channel is at most 64 KiB (protocol §6.1), so it is collected first.
     Complete(Response, Bytes),
@@ -134,7 +134,7 @@ pub enum ResponseEvent {
 
 /// Everything the workers share. Only the control plane touches the mutexes: once per
 /// control channel, sender connect and HTTP request, never per frame.
-pub struct Shared {
+pub(crate) struct Shared {
     pub config: RelayConfig,
     pub verifier: Verifier,
     /// The admission rules: namespace and configured hybrid connections (fixed for the relay's
@@ -145,8 +145,6 @@ pub struct Shared {
     pub pending_requests: Mutex<PendingRequests<flume::Sender<ResponseEvent>>>,
     /// `ws` or `wss`.
     pub scheme: &'static str,
-    /// The address of the main port.
-    pub local_addr: SocketAddr,
     /// Each worker's rendezvous port, by worker index.
     pub rendezvous_ports: Vec<u16>,
     /// The host of the rendezvous addresses handed out: `--rendezvous-host`, else the IP
@@ -162,12 +160,12 @@ pub struct Shared {
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the registry and the
 /// pending map stay consistent per operation, so their content is still valid.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {
-    pub fn new(
+    pub(crate) fn new(
         config: RelayConfig,
         verifier: Verifier,
         scheme: &'static str,
@@ -203,7 +201,6 @@ impl Shared {
             registry: Mutex::new(registry),
             pending_requests: Mutex::new(PendingRequests::default()),
             scheme,
-            local_addr,
             rendezvous_ports,
             rendezvous_host,
             host_names,
@@ -215,14 +212,14 @@ impl Shared {
     /// The base of rendezvous URLs handed out by `worker`: the rendezvous host and the
     /// worker's own port, so the listener's rendezvous connection lands on the worker that
     /// holds the sender (architecture §1).
-    pub fn rendezvous_base(&self, worker: usize) -> String {
+    pub(crate) fn rendezvous_base(&self, worker: usize) -> String {
         let port = self.rendezvous_ports.get(worker).copied().unwrap_or(0);
         format!("{}://{}:{port}", self.scheme, self.rendezvous_host)
     }
 }
 
 /// A listener's rendezvous connection, handed to the task that waits for it on this worker.
-pub struct Rendezvous {
+pub(super) struct Rendezvous {
     pub stream: Stream,
     /// Bytes read past the handshake head.
     pub leftover: Vec<u8>,
@@ -232,14 +229,14 @@ pub struct Rendezvous {
 }
 
 /// Who waits for a rendezvous, and the path and action its address named.
-pub struct Waiter {
+pub(super) struct Waiter {
     pub tx: flume::Sender<Rendezvous>,
     pub expected: Expected,
 }
 
 /// What one worker keeps to itself: rendezvous ids it handed out and who waits for them, the
 /// tokens it accepted and its metrics.
-pub struct WorkerState {
+pub(super) struct WorkerState {
     pub waiting: RefCell<HashMap<String, Waiter>>,
     /// This worker's connections waiting idle for a request head, shed when descriptors run out.
     pub shedder: super::shed::Shedder,
@@ -253,7 +250,7 @@ pub struct WorkerState {
 }
 
 impl WorkerState {
-    pub fn new(metrics: WorkerMetrics) -> Self {
+    pub(super) fn new(metrics: WorkerMetrics) -> Self {
         Self {
             waiting: RefCell::default(),
             shedder: super::shed::Shedder::default(),
@@ -264,12 +261,12 @@ impl WorkerState {
     }
 
     /// Counts a refusal the relay carried out.
-    pub fn refused(&self, refusal: Refusal) {
+    pub(super) fn refused(&self, refusal: Refusal) {
         self.metrics.borrow_mut().refused(refusal);
     }
 
     /// Counts a refusal of the relay core under its metric reason, if it has one.
-    pub fn refused_with(&self, refusal: &super::core::Refusal) {
+    pub(super) fn refused_with(&self, refusal: &super::core::Refusal) {
         if let Some(reason) = Refusal::of(refusal.reason) {
             self.refused(reason);
         }
@@ -277,7 +274,7 @@ impl WorkerState {
 }
 
 /// Removes a waiting entry when the waiter ends, however it ends.
-pub struct WaitGuard {
+pub(super) struct WaitGuard {
     pub state: Rc<WorkerState>,
     pub id: String,
 }
@@ -289,7 +286,7 @@ impl Drop for WaitGuard {
 }
 
 /// Shared state plus this worker's own.
-pub struct WorkerCtx {
+pub(super) struct WorkerCtx {
     pub shared: Arc<Shared>,
     pub worker: usize,
     pub state: Rc<WorkerState>,

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How long a connection must have waited without a byte before it may be shed.
-pub const SHED_MIN_IDLE: Duration = Duration::from_secs(1);
+pub(super) const SHED_MIN_IDLE: Duration = Duration::from_secs(1);
 
 /// One idle wait.
 struct Waiter {

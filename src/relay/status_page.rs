@@ -18,7 +18,7 @@ use crate::status_page::window::{Counts, LastMinute, Window};
 
 /// One hybrid connection in the portal view.
 #[derive(Debug, Clone, Serialize)]
-pub struct EntityView {
+pub(crate) struct EntityView {
     pub path: String,
     pub listeners: usize,
     pub senders: i64,
@@ -31,7 +31,7 @@ pub struct EntityView {
 
 /// What the relay's status page shows.
 #[derive(Debug, Clone, Serialize)]
-pub struct PortalView {
+pub(crate) struct PortalView {
     pub namespace: String,
     /// Unix seconds.
     pub generated_at: u64,
@@ -48,7 +48,7 @@ pub struct PortalView {
 }
 
 /// The process-wide figures the admin endpoint read for the view.
-pub struct Figures {
+pub(crate) struct Figures {
     pub accept_failures: u64,
     pub control_queue_bytes: usize,
     pub pending_requests: usize,
@@ -57,7 +57,7 @@ pub struct Figures {
 }
 
 /// Each hybrid connection's rendezvous histogram as window counts.
-pub fn rendezvous_counts(
+pub(crate) fn rendezvous_counts(
     merged: &Snapshot,
     entities: &[HybridConnectionStatus],
 ) -> HashMap<String, Counts> {
@@ -71,7 +71,7 @@ pub fn rendezvous_counts(
 }
 
 /// Builds the view from the registry's admin view and the merged metrics.
-pub fn build(
+pub(crate) fn build(
     namespace: &str,
     entities: Vec<HybridConnectionStatus>,
     merged: &Snapshot,
@@ -140,7 +140,7 @@ fn optional_latency(seconds: Option<f64>) -> String {
 }
 
 /// The page.
-pub fn render_html(view: &PortalView) -> String {
+pub(crate) fn render_html(view: &PortalView) -> String {
     let now = at_unix(view.generated_at);
     let mut b = String::with_capacity(8 * 1024);
     // Writing into a String cannot fail.

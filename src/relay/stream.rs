@@ -22,7 +22,7 @@ use crate::proto::ws::OpCode;
 use crate::relay::registry::Work;
 
 /// Serves one sender connect until its stream ends.
-pub async fn serve_sender(
+pub(super) async fn serve_sender(
     ctx: Rc<WorkerCtx>,
     mut stream: Stream,
     upgrade: UpgradeRequest,

@@ -89,9 +89,9 @@ impl fmt::Display for Fallback {
 
 /// The errno values named above (rustix's, as plain numbers for matching).
 mod errno {
-    pub const EPERM: i32 = rustix::io::Errno::PERM.raw_os_error();
-    pub const EACCES: i32 = rustix::io::Errno::ACCESS.raw_os_error();
-    pub const ENOSYS: i32 = rustix::io::Errno::NOSYS.raw_os_error();
+    pub(super) const EPERM: i32 = rustix::io::Errno::PERM.raw_os_error();
+    pub(super) const EACCES: i32 = rustix::io::Errno::ACCESS.raw_os_error();
+    pub(super) const ENOSYS: i32 = rustix::io::Errno::NOSYS.raw_os_error();
 }
 
 /// Why monoio would not give this process io_uring, or `None` when it would. Computed on the

@@ -7,10 +7,10 @@ use std::fmt::{self, Write};
 use std::time::{Duration, SystemTime};
 
 /// How often the page reloads itself (`<meta http-equiv="refresh">`), in seconds.
-pub const REFRESH_SECONDS: u32 = 5;
+pub(crate) const REFRESH_SECONDS: u32 = 5;
 
 /// The response headers of the page: nothing may load or run but the page's own inline style.
-pub const HEADERS: &[(&str, &str)] = &[
+pub(crate) const HEADERS: &[(&str, &str)] = &[
     (
         "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
@@ -21,10 +21,10 @@ pub const HEADERS: &[(&str, &str)] = &[
 ];
 
 /// The `Content-Type` of the page.
-pub const CONTENT_TYPE: &str = "text/html; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/html; charset=utf-8";
 
 /// A string escaped for HTML text and double- or single-quoted attribute values.
-pub struct Text<'a>(pub &'a str);
+pub(crate) struct Text<'a>(pub &'a str);
 
 impl fmt::Display for Text<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -58,7 +58,7 @@ td.text{white-space:normal;min-width:14em;max-width:32em;overflow-wrap:anywhere}
 ul.plain{list-style:none;margin:0;padding:0}";
 
 /// The whole document around `body` (already escaped HTML).
-pub fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     let mut out = String::with_capacity(body.len() + 1024);
     // Writing into a String cannot fail.
     let _ = write!(
@@ -73,7 +73,7 @@ pub fn page(title: &str, body: &str) -> String {
 }
 
 /// `2026-12-05 01:02:03 UTC` (whole seconds; `—` before the epoch).
-pub fn utc(at: SystemTime) -> String {
+pub(crate) fn utc(at: SystemTime) -> String {
     let Ok(since) = at.duration_since(SystemTime::UNIX_EPOCH) else {
         return "—".to_owned();
     };
@@ -107,7 +107,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// A latency for humans: `850 µs`, `12.5 ms`, `2.50 s`.
-pub fn latency(d: Duration) -> String {
+pub(crate) fn latency(d: Duration) -> String {
     let micros = d.as_micros();
     if micros < 1_000 {
         format!("{micros} µs")
@@ -119,7 +119,7 @@ pub fn latency(d: Duration) -> String {
 }
 
 /// A byte count for humans: `512 B`, `1.5 KiB`, `3.2 MiB`, `1.1 GiB`.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -134,7 +134,7 @@ pub fn bytes(n: u64) -> String {
 }
 
 /// How long until `at` from `now`, for humans: `in 59 min`, `expired 3 s ago`.
-pub fn until(at: SystemTime, now: SystemTime) -> String {
+pub(crate) fn until(at: SystemTime, now: SystemTime) -> String {
     match at.duration_since(now) {
         Ok(left) => format!("in {}", span(left)),
         Err(e) => format!("expired {} ago", span(e.duration())),
@@ -142,7 +142,7 @@ pub fn until(at: SystemTime, now: SystemTime) -> String {
 }
 
 /// How long ago `at` was, for humans: `4 s ago`.
-pub fn ago(at: SystemTime, now: SystemTime) -> String {
+pub(crate) fn ago(at: SystemTime, now: SystemTime) -> String {
     match now.duration_since(at) {
         Ok(past) => format!("{} ago", span(past)),
         Err(_) => "just now".to_owned(),

@@ -4,5 +4,5 @@
 //! the "last minute" figures computed from periodic samples of latency histograms
 //! ([`window`]). Nothing here does I/O; the admin endpoints gather the figures.
 
-pub mod html;
-pub mod window;
+pub(crate) mod html;
+pub(crate) mod window;

@@ -11,20 +11,20 @@ use std::time::{Duration, Instant};
 use crate::metrics::{LatencyHistogram, BUCKET_LADDER_MICROS};
 
 /// How often the admin endpoint takes a sample.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 
 /// The span the page reports on.
-pub const SPAN: Duration = Duration::from_secs(60);
+pub(crate) const SPAN: Duration = Duration::from_secs(60);
 
 /// One series' counts at one moment: the ladder's cumulative buckets and the total count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     cumulative: [u64; BUCKET_LADDER_MICROS.len()],
     total: u64,
 }
 
 impl Counts {
-    pub fn of(histogram: &LatencyHistogram) -> Self {
+    pub(crate) fn of(histogram: &LatencyHistogram) -> Self {
         Self {
             cumulative: histogram.cumulative_buckets(),
             total: histogram.count(),
@@ -70,7 +70,7 @@ impl Counts {
 
 /// What the last minute (or the shorter time since the first sample) saw of one series.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Recent {
+pub(crate) struct Recent {
     /// The time actually covered.
     pub span: Duration,
     pub count: u64,
@@ -81,7 +81,7 @@ pub struct Recent {
 
 /// [`Recent`] as the JSON documents carry it: seconds as numbers.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct LastMinute {
+pub(crate) struct LastMinute {
     /// Seconds actually covered (shorter right after start).
     pub span_seconds: f64,
     pub count: u64,
@@ -104,14 +104,14 @@ impl From<Recent> for LastMinute {
 
 /// Samples of several series (keyed by name), the newest last.
 #[derive(Debug, Default)]
-pub struct Window {
+pub(crate) struct Window {
     samples: VecDeque<(Instant, HashMap<String, Counts>)>,
 }
 
 impl Window {
     /// Adds a sample taken `at`, and forgets samples that a later one has made unnecessary (the
     /// newest sample at least [`SPAN`] old is kept).
-    pub fn push(&mut self, at: Instant, series: HashMap<String, Counts>) {
+    pub(crate) fn push(&mut self, at: Instant, series: HashMap<String, Counts>) {
         self.samples.push_back((at, series));
         while self.samples.len() > 1 {
             let second_oldest = self.samples[1].0;
@@ -124,7 +124,7 @@ impl Window {
     }
 
     /// The last minute of series `key`, whose live counts at `now` are `live`.
-    pub fn recent(&self, key: &str, live: &Counts, now: Instant) -> Recent {
+    pub(crate) fn recent(&self, key: &str, live: &Counts, now: Instant) -> Recent {
         let baseline = self
             .samples
             .iter()

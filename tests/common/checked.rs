@@ -9,18 +9,18 @@ use ring::digest::{Context, SHA256};
 
 /// Pool length: longer than the largest HTTP body (8 MiB) and not a power of two, so runs of
 /// the usual chunk sizes never line up with its end.
-pub const POOL_LEN: usize = 8 * 1024 * 1024 + 13;
+pub(crate) const POOL_LEN: usize = 8 * 1024 * 1024 + 13;
 
 /// The largest chunk (one WebSocket frame or one socket write) the tests send.
-pub const MAX_CHUNK: usize = 256 * 1024;
+pub(crate) const MAX_CHUNK: usize = 256 * 1024;
 
 /// Random bytes that every checked stream and body is cut from, cyclically.
-pub struct Pool {
+pub(crate) struct Pool {
     bytes: Vec<u8>,
 }
 
 impl Pool {
-    pub fn new(seed: u64) -> Arc<Self> {
+    pub(crate) fn new(seed: u64) -> Arc<Self> {
         let mut bytes = vec![0u8; POOL_LEN];
         fastrand::Rng::with_seed(seed).fill(&mut bytes);
         Arc::new(Self { bytes })
@@ -28,20 +28,20 @@ impl Pool {
 
     /// The bytes at stream position `pos` (taken modulo the pool), at most `max` of them and
     /// never past the pool's end: the caller loops for more.
-    pub fn run(&self, pos: u64, max: usize) -> &[u8] {
+    pub(crate) fn run(&self, pos: u64, max: usize) -> &[u8] {
         let at = usize::try_from(pos % POOL_LEN as u64).expect("below POOL_LEN");
         let len = max.min(POOL_LEN - at);
         &self.bytes[at..at + len]
     }
 
     /// A random starting position in the pool.
-    pub fn random_start(rng: &mut fastrand::Rng) -> u64 {
+    pub(crate) fn random_start(rng: &mut fastrand::Rng) -> u64 {
         rng.u64(..POOL_LEN as u64)
     }
 }
 
 /// The hex SHA-256 of `len` pool bytes from `start` (what a sender of that run sent).
-pub fn sha256_of_run(pool: &Pool, start: u64, len: u64) -> String {
+pub(crate) fn sha256_of_run(pool: &Pool, start: u64, len: u64) -> String {
     let mut sent = Sent::new(start);
     let mut left = len;
     while left > 0 {
@@ -54,14 +54,14 @@ pub fn sha256_of_run(pool: &Pool, start: u64, len: u64) -> String {
 }
 
 /// What a sender sent so far: its position in the pool, a count and a running SHA-256.
-pub struct Sent {
+pub(crate) struct Sent {
     start: u64,
     count: u64,
     sha: Context,
 }
 
 impl Sent {
-    pub fn new(start: u64) -> Self {
+    pub(crate) fn new(start: u64) -> Self {
         Self {
             start,
             count: 0,
@@ -70,41 +70,41 @@ impl Sent {
     }
 
     /// The pool position of the next byte to send.
-    pub fn pos(&self) -> u64 {
+    pub(crate) fn pos(&self) -> u64 {
         self.start + self.count
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count
     }
 
     /// Records `bytes` (a run just sent).
-    pub fn record(&mut self, bytes: &[u8]) {
+    pub(crate) fn record(&mut self, bytes: &[u8]) {
         self.sha.update(bytes);
         self.count += bytes.len() as u64;
     }
 
     /// The hex SHA-256 of everything recorded.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         hex(self.sha.finish().as_ref())
     }
 }
 
 /// The first received byte that differs from what was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mismatch {
+pub(crate) struct Mismatch {
     /// Its offset in the stream or body.
     pub at: u64,
 }
 
 /// A receiver's check of a run that starts at pool position `start`.
-pub struct Checker {
+pub(crate) struct Checker {
     pool: Arc<Pool>,
     received: Sent,
 }
 
 impl Checker {
-    pub fn new(pool: Arc<Pool>, start: u64) -> Self {
+    pub(crate) fn new(pool: Arc<Pool>, start: u64) -> Self {
         Self {
             pool,
             received: Sent::new(start),
@@ -112,13 +112,13 @@ impl Checker {
     }
 
     /// Bytes received and verified so far.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.received.count()
     }
 
     /// Checks `data`, the next bytes received, against the pool; on a difference nothing of
     /// `data` is counted.
-    pub fn check(&mut self, mut data: &[u8]) -> Result<(), Mismatch> {
+    pub(crate) fn check(&mut self, mut data: &[u8]) -> Result<(), Mismatch> {
         while !data.is_empty() {
             let expected = self.pool.run(self.received.pos(), data.len());
             let (got, rest) = data.split_at(expected.len());
@@ -139,7 +139,7 @@ impl Checker {
     }
 
     /// The hex SHA-256 of everything verified.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.received.finish()
     }
 }
@@ -150,7 +150,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A random chunk length for a sender with `left` (> 0) bytes to go: log-uniform in
 /// `1..=MAX_CHUNK`, cut to `left`.
-pub fn chunk_len(rng: &mut fastrand::Rng, left: u64) -> usize {
+pub(crate) fn chunk_len(rng: &mut fastrand::Rng, left: u64) -> usize {
     let cap = usize::try_from(left.min(MAX_CHUNK as u64)).expect("chunk fits usize");
     // Mostly small writes with a long tail up to MAX_CHUNK: log-uniform sizes.
     let bits = rng.u32(0..=18);
@@ -159,14 +159,14 @@ pub fn chunk_len(rng: &mut fastrand::Rng, left: u64) -> usize {
 }
 
 /// A log-uniform size in `0..=max` (small and large bodies alike).
-pub fn body_len(rng: &mut fastrand::Rng, max: u64) -> u64 {
+pub(crate) fn body_len(rng: &mut fastrand::Rng, max: u64) -> u64 {
     let bits = rng.u32(0..=max.ilog2() + 1);
     rng.u64(0..=(1u64 << bits).min(max))
 }
 
 /// The run's random seed: `HYCOD_TEST_SEED` when set, otherwise a fresh one; printed so a
 /// failing run can be repeated.
-pub fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     let seed = std::env::var("HYCOD_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

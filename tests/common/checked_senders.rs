@@ -27,7 +27,7 @@ use super::{dialer, mask};
 
 /// How one checked exchange ended, as its sender saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Everything was sent and everything expected arrived, verified.
     Complete {
         /// SHA-256 of the bytes sent, to compare with what the target received.
@@ -44,13 +44,13 @@ pub enum Outcome {
 
 /// One exchange's outcome and duration.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     pub outcome: Outcome,
     pub elapsed: Duration,
 }
 
 /// Streams `header.up_len` bytes to `path` on the relay and verifies `header.down_len` back.
-pub async fn send_stream(
+pub(crate) async fn send_stream(
     relay_url: &str,
     path: &str,
     pool: Arc<Pool>,
@@ -170,7 +170,7 @@ async fn write_up(
 /// What one relayed HTTP request carries: `up_len` pool bytes from `up_start` as its body,
 /// and asks for `down_len` from `down_start` back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpPlan {
+pub(crate) struct HttpPlan {
     pub up_start: u64,
     pub up_len: u64,
     pub down_start: u64,
@@ -179,7 +179,7 @@ pub struct HttpPlan {
 
 /// Relayed HTTP requests to one hybrid connection over a keep-alive connection (reopened
 /// after an error or a `Connection: close`).
-pub struct HttpSender {
+pub(crate) struct HttpSender {
     addr: String,
     path: String,
     token: String,
@@ -191,7 +191,7 @@ pub struct HttpSender {
 }
 
 impl HttpSender {
-    pub fn new(relay_url: &str, path: &str, pool: Arc<Pool>, seed: u64) -> Self {
+    pub(crate) fn new(relay_url: &str, path: &str, pool: Arc<Pool>, seed: u64) -> Self {
         let token =
             super::processes::token(&hycod::auth::sas::dotnet_resource_uri("localhost", path));
         Self {
@@ -206,12 +206,12 @@ impl HttpSender {
     }
 
     /// Drops the keep-alive connection; the next request opens a new one.
-    pub fn disconnect(&mut self) {
+    pub(crate) fn disconnect(&mut self) {
         self.conn = None;
     }
 
     /// Sends one request and checks its answer.
-    pub fn send(&mut self, plan: HttpPlan) -> Report {
+    pub(crate) fn send(&mut self, plan: HttpPlan) -> Report {
         let started = Instant::now();
         let outcome = match self.exchange(plan) {
             Ok(outcome) => outcome,

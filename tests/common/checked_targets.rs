@@ -20,7 +20,7 @@ use super::checked::{chunk_len, Checker, Pool, Sent};
 
 /// What a stream sender announces in its first 40 bytes (five little-endian u64).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamHeader {
+pub(crate) struct StreamHeader {
     pub id: u64,
     pub up_start: u64,
     pub up_len: u64,
@@ -29,9 +29,9 @@ pub struct StreamHeader {
 }
 
 impl StreamHeader {
-    pub const LEN: usize = 40;
+    pub(crate) const LEN: usize = 40;
 
-    pub fn encode(&self) -> [u8; Self::LEN] {
+    pub(crate) fn encode(&self) -> [u8; Self::LEN] {
         let mut out = [0u8; Self::LEN];
         let fields = [
             self.id,
@@ -46,7 +46,7 @@ impl StreamHeader {
         out
     }
 
-    pub fn decode(bytes: &[u8; Self::LEN]) -> Self {
+    pub(crate) fn decode(bytes: &[u8; Self::LEN]) -> Self {
         let mut fields = bytes
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")));
@@ -63,7 +63,7 @@ impl StreamHeader {
 
 /// How the `up` run ended at the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpEnd {
+pub(crate) enum UpEnd {
     /// A clean end of stream (FIN).
     Eof,
     /// A socket error (e.g. a reset).
@@ -76,7 +76,7 @@ pub enum UpEnd {
 
 /// What the stream target saw on one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetReport {
+pub(crate) struct TargetReport {
     pub header: StreamHeader,
     /// `up` bytes received and verified.
     pub received: u64,
@@ -89,13 +89,13 @@ pub struct TargetReport {
 }
 
 /// The stream target: its port and every connection's report.
-pub struct SourceSink {
+pub(crate) struct SourceSink {
     pub port: u16,
     pub reports: mpsc::Receiver<TargetReport>,
 }
 
 impl SourceSink {
-    pub fn start(pool: Arc<Pool>) -> Self {
+    pub(crate) fn start(pool: Arc<Pool>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (tx, reports) = mpsc::channel();
@@ -173,7 +173,7 @@ fn numbers(value: &str) -> Vec<u64> {
 }
 
 /// The HTTP target: returns its port. Keep-alive connections, `Content-Length` bodies.
-pub fn hashing_http_target(pool: Arc<Pool>) -> u16 {
+pub(crate) fn hashing_http_target(pool: Arc<Pool>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {

@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 const BROWSER_PATIENCE: Duration = Duration::from_secs(90);
 
 /// Debian's Chromium, if installed.
-pub struct Chromium {
+pub(crate) struct Chromium {
     binary: PathBuf,
 }
 
 impl Chromium {
     /// Chromium, or `None` (after saying why) when it is not installed outside CI.
-    pub fn find() -> Option<Self> {
+    pub(crate) fn find() -> Option<Self> {
         let binary = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
             .into_iter()
             .map(PathBuf::from)
@@ -38,13 +38,13 @@ impl Chromium {
     }
 
     /// The DOM of `url` after it loaded, serialized as HTML.
-    pub fn dump_dom(&self, url: &str) -> String {
+    pub(crate) fn dump_dom(&self, url: &str) -> String {
         let out = self.run(&["--dump-dom", url]);
         String::from_utf8(out.stdout).expect("the DOM is UTF-8")
     }
 
     /// Renders `url` at `width`×`height` into the PNG `to`.
-    pub fn screenshot(&self, url: &str, to: &Path, (width, height): (u32, u32)) {
+    pub(crate) fn screenshot(&self, url: &str, to: &Path, (width, height): (u32, u32)) {
         let shot = format!("--screenshot={}", to.display());
         let size = format!("--window-size={width},{height}");
         self.run(&[&shot, &size, "--hide-scrollbars", url]);

@@ -78,19 +78,19 @@ impl Shared {
 }
 
 /// A running proxy; resets every connection and stops accepting when dropped.
-pub struct FaultProxy {
+pub(crate) struct FaultProxy {
     shared: Arc<Shared>,
     addr: SocketAddr,
 }
 
 impl FaultProxy {
     /// Forwards every connection to `upstream`.
-    pub fn to(upstream: SocketAddr) -> Self {
+    pub(crate) fn to(upstream: SocketAddr) -> Self {
         Self::start(Upstream::Fixed(upstream))
     }
 
     /// Forwards to the `host:port` named in each connection's leading HTTP `CONNECT` request.
-    pub fn http_connect() -> Self {
+    pub(crate) fn http_connect() -> Self {
         Self::start(Upstream::HttpConnect)
     }
 
@@ -114,28 +114,28 @@ impl FaultProxy {
     }
 
     /// The address clients connect to.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// `127.0.0.1:port`.
-    pub fn host_port(&self) -> String {
+    pub(crate) fn host_port(&self) -> String {
         self.addr.to_string()
     }
 
     /// Aborts every open connection with an RST to both of its peers.
-    pub fn reset_all(&self) {
+    pub(crate) fn reset_all(&self) {
         self.shared.change(|c| c.epoch += 1);
     }
 
     /// Stops forwarding in both directions on every connection, old and new; nothing is closed.
-    pub fn black_hole(&self) {
+    pub(crate) fn black_hole(&self) {
         self.shared.change(|c| c.black_holed = true);
     }
 
     /// Undoes [`Self::black_hole`], [`Self::throttle`], [`Self::split_bytes`] and
     /// [`Self::refuse_new`]: plain forwarding again, held bytes go on.
-    pub fn restore(&self) {
+    pub(crate) fn restore(&self) {
         self.shared.change(|c| {
             c.black_holed = false;
             c.throttle_to_upstream = None;
@@ -146,57 +146,57 @@ impl FaultProxy {
     }
 
     /// Whether new connections are reset right after they are accepted.
-    pub fn refuse_new(&self, refuse: bool) {
+    pub(crate) fn refuse_new(&self, refuse: bool) {
         self.shared.change(|c| c.refuse_new = refuse);
     }
 
     /// Forwards at most `bytes_per_second` in each direction of each connection.
-    pub fn throttle(&self, bytes_per_second: u64) {
+    pub(crate) fn throttle(&self, bytes_per_second: u64) {
         self.throttle_to_upstream(bytes_per_second);
         self.throttle_to_client(bytes_per_second);
     }
 
     /// Forwards at most `bytes_per_second` from each client to its upstream: a slow reader on
     /// the upstream side.
-    pub fn throttle_to_upstream(&self, bytes_per_second: u64) {
+    pub(crate) fn throttle_to_upstream(&self, bytes_per_second: u64) {
         self.shared
             .change(|c| c.throttle_to_upstream = Some(bytes_per_second.max(1)));
     }
 
     /// Forwards at most `bytes_per_second` from each upstream to its client: a slow reader on
     /// the client side.
-    pub fn throttle_to_client(&self, bytes_per_second: u64) {
+    pub(crate) fn throttle_to_client(&self, bytes_per_second: u64) {
         self.shared
             .change(|c| c.throttle_to_client = Some(bytes_per_second.max(1)));
     }
 
     /// Forwards every byte with a write of its own.
-    pub fn split_bytes(&self, on: bool) {
+    pub(crate) fn split_bytes(&self, on: bool) {
         self.shared.change(|c| c.split_bytes = on);
     }
 
     /// Connections accepted and forwarded so far.
-    pub fn connections(&self) -> u64 {
+    pub(crate) fn connections(&self) -> u64 {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
     /// Connections reset on arrival because of [`Self::refuse_new`] (or an unreachable upstream).
-    pub fn refused(&self) -> u64 {
+    pub(crate) fn refused(&self) -> u64 {
         self.shared.refused.load(Ordering::SeqCst)
     }
 
     /// Connections with at least one direction still forwarding.
-    pub fn open_connections(&self) -> u64 {
+    pub(crate) fn open_connections(&self) -> u64 {
         self.shared.open.load(Ordering::SeqCst)
     }
 
     /// Bytes forwarded from clients to upstreams so far.
-    pub fn bytes_to_upstream(&self) -> u64 {
+    pub(crate) fn bytes_to_upstream(&self) -> u64 {
         self.shared.to_upstream.load(Ordering::SeqCst)
     }
 
     /// Bytes forwarded from upstreams to clients so far.
-    pub fn bytes_to_client(&self) -> u64 {
+    pub(crate) fn bytes_to_client(&self) -> u64 {
         self.shared.to_client.load(Ordering::SeqCst)
     }
 }

@@ -12,11 +12,13 @@ use super::processes::{limit_fds, PATIENCE};
 
 /// A child's stderr, read line by line on a thread of its own.
 #[derive(Clone, Default)]
-pub struct LogLines(Arc<(Mutex<Vec<String>>, Condvar)>);
+pub(crate) struct LogLines(Arc<(Mutex<Vec<String>>, Condvar)>);
 
 impl LogLines {
     /// Starts reading `stderr`; the thread ends with it.
-    pub fn follow(stderr: impl Read + Send + 'static) -> (Self, std::thread::JoinHandle<()>) {
+    pub(crate) fn follow(
+        stderr: impl Read + Send + 'static,
+    ) -> (Self, std::thread::JoinHandle<()>) {
         let log = Self::default();
         let reader = {
             let log = log.clone();
@@ -32,12 +34,12 @@ impl LogLines {
     }
 
     /// Every line so far.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.0 .0.lock().expect("log").clone()
     }
 
     /// Waits for a line satisfying `wanted`; returns it.
-    pub fn wait_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let (lines, grew) = &*self.0;
         let deadline = Instant::now() + PATIENCE;
         let mut lines = lines.lock().expect("log");
@@ -57,7 +59,7 @@ impl LogLines {
 }
 
 /// A running `hycod relay`; killed on drop.
-pub struct LoggedRelay {
+pub(crate) struct LoggedRelay {
     child: Child,
     /// `ws://ADDR`.
     pub url: String,
@@ -65,7 +67,7 @@ pub struct LoggedRelay {
 }
 
 /// How a relay command ended when it did not start.
-pub struct Refused {
+pub(crate) struct Refused {
     pub code: Option<i32>,
     pub stderr: String,
 }
@@ -73,12 +75,12 @@ pub struct Refused {
 impl LoggedRelay {
     /// Starts `hycod relay ARGS` (no `RUST_LOG`: the flags and file set the level) and waits
     /// for its `listening` line.
-    pub fn start(args: &[&str]) -> Self {
+    pub(crate) fn start(args: &[&str]) -> Self {
         Self::start_with_env(args, &[])
     }
 
     /// [`LoggedRelay::start`] with environment variables.
-    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub(crate) fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         Self::try_start(args, env, None).unwrap_or_else(|refused| {
             panic!(
                 "the relay did not start ({:?}):\n{}",
@@ -89,7 +91,7 @@ impl LoggedRelay {
 
     /// [`LoggedRelay::start`] with environment variables and an optional descriptor limit; the
     /// exit code and log when the relay exits instead of listening.
-    pub fn try_start(
+    pub(crate) fn try_start(
         args: &[&str],
         env: &[(&str, &str)],
         fd_limit: Option<u64>,
@@ -136,21 +138,21 @@ impl LoggedRelay {
     }
 
     /// `host:port` of the main socket.
-    pub fn addr(&self) -> &str {
+    pub(crate) fn addr(&self) -> &str {
         self.url.trim_start_matches("ws://")
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Every log line so far.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         self.log.lines()
     }
 
     /// Waits for a log line satisfying `wanted`; returns it.
-    pub fn wait_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         self.log.wait_line(what, wanted)
     }
 }
@@ -163,7 +165,7 @@ impl Drop for LoggedRelay {
 }
 
 /// Runs `hycod relay ARGS`, expecting it to refuse its configuration; its exit code and stderr.
-pub fn relay_refuses(args: &[&str], env: &[(&str, &str)]) -> Refused {
+pub(crate) fn relay_refuses(args: &[&str], env: &[(&str, &str)]) -> Refused {
     match LoggedRelay::try_start(args, env, None) {
         Ok(relay) => panic!("the relay started on {}", relay.url),
         Err(refused) => refused,
@@ -173,7 +175,7 @@ pub fn relay_refuses(args: &[&str], env: &[(&str, &str)]) -> Refused {
 /// Sends a WebSocket upgrade for `target` (`/$hc/...?...`) with `token` in
 /// `ServiceBusAuthorization` and reads the answer's head: the status and the open connection
 /// (a listener stays registered while it is held).
-pub fn upgrade(addr: &str, target: &str, token: &str) -> (u16, TcpStream) {
+pub(crate) fn upgrade(addr: &str, target: &str, token: &str) -> (u16, TcpStream) {
     let mut tcp = TcpStream::connect(addr).expect("connect to the relay");
     tcp.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");

@@ -6,18 +6,18 @@
 //! pages in headless Chromium. Each test binary uses a different subset.
 #![allow(dead_code)]
 
-pub mod checked;
-pub mod checked_senders;
-pub mod checked_targets;
-pub mod chromium;
-pub mod fault_proxy;
-pub mod logged_relay;
-pub mod pki;
-pub mod processes;
-pub mod procstat;
-pub mod scripted_relay;
-pub mod squid;
-pub mod steady_load;
+pub(crate) mod checked;
+pub(crate) mod checked_senders;
+pub(crate) mod checked_targets;
+pub(crate) mod chromium;
+pub(crate) mod fault_proxy;
+pub(crate) mod logged_relay;
+pub(crate) mod pki;
+pub(crate) mod processes;
+pub(crate) mod procstat;
+pub(crate) mod scripted_relay;
+pub(crate) mod squid;
+pub(crate) mod steady_load;
 
 use std::time::{Duration, SystemTime};
 
@@ -31,10 +31,10 @@ use hycod::tls::{client_config, TrustRoots};
 use monoio::io::{AsyncReadRent, Splitable};
 
 /// The namespace rule `root`'s key in every test relay.
-pub const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
+pub(crate) const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";
 
 /// Starts an in-process relay on `127.0.0.1:0` with these `hycod relay` flags.
-pub fn relay(flags: &[&str]) -> hycod::relay::RelayHandle {
+pub(crate) fn relay(flags: &[&str]) -> hycod::relay::RelayHandle {
     use clap::Parser;
     #[derive(Parser)]
     struct Cli {
@@ -51,7 +51,7 @@ pub fn relay(flags: &[&str]) -> hycod::relay::RelayHandle {
 }
 
 /// A token for `path` on `localhost`, signed by `rule` with `key`, valid for an hour.
-pub fn token_for(rule: &str, key: &str, path: &str) -> String {
+pub(crate) fn token_for(rule: &str, key: &str, path: &str) -> String {
     let expiry = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("clock")
@@ -68,7 +68,7 @@ pub fn token_for(rule: &str, key: &str, path: &str) -> String {
 }
 
 /// A client dialer trusting the webpki roots, 5 s connect timeout.
-pub fn dialer() -> Dialer {
+pub(crate) fn dialer() -> Dialer {
     Dialer {
         tls: client_config(&TrustRoots::WebPki).expect("tls"),
         proxy: None,
@@ -78,17 +78,19 @@ pub fn dialer() -> Dialer {
 }
 
 /// Runs a future on a fresh monoio runtime.
-pub fn run<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn run<F: std::future::Future>(f: F) -> F::Output {
     hycod::runtime::workers::block_on(f).expect("runtime")
 }
 
 /// A fresh client masking key.
-pub fn mask() -> Option<[u8; 4]> {
+pub(crate) fn mask() -> Option<[u8; 4]> {
     Some(fastrand::u32(..).to_ne_bytes())
 }
 
 /// Reads one whole data message; pings and pongs are skipped, a close fails the test.
-pub async fn read_message<R: AsyncReadRent>(reader: &mut WsReader<R>) -> (DataKind, Vec<u8>) {
+pub(crate) async fn read_message<R: AsyncReadRent>(
+    reader: &mut WsReader<R>,
+) -> (DataKind, Vec<u8>) {
     let mut out = Vec::new();
     loop {
         match reader.next_event().await.expect("event") {
@@ -110,13 +112,13 @@ pub async fn read_message<R: AsyncReadRent>(reader: &mut WsReader<R>) -> (DataKi
 }
 
 /// The reading half of a client WebSocket, framed.
-pub type Reader = WsReader<monoio::io::OwnedReadHalf<hycod::io::stream::Stream>>;
+pub(crate) type Reader = WsReader<monoio::io::OwnedReadHalf<hycod::io::stream::Stream>>;
 /// The writing half of a client WebSocket.
-pub type Writer = monoio::io::OwnedWriteHalf<hycod::io::stream::Stream>;
+pub(crate) type Writer = monoio::io::OwnedWriteHalf<hycod::io::stream::Stream>;
 
 /// Opens the rendezvous a relayed request's notice names (protocol §6.3) and reads the full
 /// `request` from it; the rendezvous halves and that request.
-pub async fn open_rendezvous(
+pub(crate) async fn open_rendezvous(
     notice: &hycod::proto::hc::messages::Request,
 ) -> (Reader, Writer, hycod::proto::hc::messages::Request) {
     use hycod::proto::hc::control_message::{parse_control_message, ControlMessage};
@@ -141,7 +143,7 @@ pub async fn open_rendezvous(
 }
 
 /// Registers a listener on `hyco`; returns its control-channel halves.
-pub async fn listen(url: &str, token: &str) -> (Reader, Writer) {
+pub(crate) async fn listen(url: &str, token: &str) -> (Reader, Writer) {
     let conn = dialer()
         .connect(
             &format!("{url}/$hc/hyco?sb-hc-action=listen"),

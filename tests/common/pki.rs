@@ -7,21 +7,21 @@ use std::path::{Path, PathBuf};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
 /// A CA's certificate and key, and the PEM file holding its certificate.
-pub struct TestCa {
+pub(crate) struct TestCa {
     cert: rcgen::Certificate,
     key: KeyPair,
     pub ca_file: PathBuf,
 }
 
 /// A server certificate chain and key written to `cert_file` and `key_file`.
-pub struct ServerFiles {
+pub(crate) struct ServerFiles {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
 }
 
 impl TestCa {
     /// A new CA named `name`, its certificate written to `dir/NAME-ca.pem`.
-    pub fn new(dir: &Path, name: &str) -> Self {
+    pub(crate) fn new(dir: &Path, name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -36,7 +36,13 @@ impl TestCa {
 
     /// A server certificate for `names`, signed by this CA, valid now unless `expired`; the
     /// files are `dir/LABEL.pem` and `dir/LABEL.key`.
-    pub fn server(&self, dir: &Path, label: &str, names: &[&str], expired: bool) -> ServerFiles {
+    pub(crate) fn server(
+        &self,
+        dir: &Path,
+        label: &str,
+        names: &[&str],
+        expired: bool,
+    ) -> ServerFiles {
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names).expect("params");
         if expired {

@@ -17,15 +17,15 @@ use hycod::proto::ws::{CloseCode, Limits, OpCode, Role};
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use serde_json::Value;
 
-pub use super::KEY;
+pub(crate) use super::KEY;
 /// A second rule's key, for key rotation.
-pub const KEY2: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=";
+pub(crate) const KEY2: &str = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU=";
 
 /// How long any single expected event may take before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A `hycod relay` child process serving `paths`, killed on drop.
-pub struct RelayProcess {
+pub(crate) struct RelayProcess {
     child: Option<Child>,
     pub url: String,
     admin: String,
@@ -34,30 +34,30 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    pub fn start(paths: &[&str]) -> Self {
+    pub(crate) fn start(paths: &[&str]) -> Self {
         Self::start_with_rules(paths, &[])
     }
 
     /// On a port [`RelayProcess::restart`] can always bind again: one outside the kernel's
     /// ephemeral range, which outgoing connections could otherwise take while the relay is
     /// down.
-    pub fn start_restartable(paths: &[&str]) -> Self {
+    pub(crate) fn start_restartable(paths: &[&str]) -> Self {
         let listen = format!("127.0.0.1:{}", non_ephemeral_port());
         Self::start_args(Self::args(&listen, paths, &[], &[]), None)
     }
 
     /// With more namespace rules (`NAME=KEY`) besides `root`.
-    pub fn start_with_rules(paths: &[&str], rules: &[&str]) -> Self {
+    pub(crate) fn start_with_rules(paths: &[&str], rules: &[&str]) -> Self {
         Self::start_with_flags(paths, rules, &[])
     }
 
     /// With more rules and more `hycod relay` flags (e.g. `--http-deadline 2s`).
-    pub fn start_with_flags(paths: &[&str], rules: &[&str], flags: &[&str]) -> Self {
+    pub(crate) fn start_with_flags(paths: &[&str], rules: &[&str], flags: &[&str]) -> Self {
         Self::start_args(Self::args("127.0.0.1:0", paths, rules, flags), None)
     }
 
     /// With at most `fd_limit` open file descriptors (RLIMIT_NOFILE).
-    pub fn start_with_fd_limit(paths: &[&str], fd_limit: u64) -> Self {
+    pub(crate) fn start_with_fd_limit(paths: &[&str], fd_limit: u64) -> Self {
         Self::start_args(Self::args("127.0.0.1:0", paths, &[], &[]), Some(fd_limit))
     }
 
@@ -131,7 +131,7 @@ impl RelayProcess {
     }
 
     /// Kills the relay (SIGKILL: no close frames, the kernel resets its connections).
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -144,7 +144,7 @@ impl RelayProcess {
     /// The old listening socket can outlive the process briefly (io_uring tears its rings
     /// down after exit, and a pending accept holds the socket), so a start that finds the
     /// address in use is tried again until [`PATIENCE`] runs out.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.kill();
         self.args[2] = self.url.trim_start_matches("ws://").to_owned();
         let deadline = Instant::now() + PATIENCE;
@@ -163,25 +163,25 @@ impl RelayProcess {
     }
 
     /// The admin endpoint's `host:port`.
-    pub fn admin_addr(&self) -> &str {
+    pub(crate) fn admin_addr(&self) -> &str {
         self.admin
             .trim_start_matches("http://")
             .trim_end_matches("/$status")
     }
 
     /// The relay's `/$status` document.
-    pub fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let (_, body) = http_get(self.admin_addr(), "/$status");
         serde_json::from_str(&body).expect("status json")
     }
 
     /// The relay's process id (0 once killed).
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Listeners registered on `path` now, according to the relay's `/$status`.
-    pub fn listener_count(&self, path: &str) -> u64 {
+    pub(crate) fn listener_count(&self, path: &str) -> u64 {
         let doc = self.status();
         doc["hybrid_connections"]
             .as_array()
@@ -198,7 +198,7 @@ impl Drop for RelayProcess {
 }
 
 /// Makes `command`'s child start with at most `limit` open file descriptors.
-pub fn limit_fds(command: &mut Command, limit: u64) {
+pub(crate) fn limit_fds(command: &mut Command, limit: u64) {
     use std::os::unix::process::CommandExt;
     let rlimit = rustix::process::Rlimit {
         current: Some(limit),
@@ -215,7 +215,7 @@ pub fn limit_fds(command: &mut Command, limit: u64) {
 }
 
 /// Open file descriptors of process `pid` now.
-pub fn open_fds(pid: u32) -> usize {
+pub(crate) fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count())
 }
 
@@ -242,7 +242,7 @@ fn non_ephemeral_port() -> u16 {
 }
 
 /// A blocking GET returning status and body (admin endpoints close after one answer).
-pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+pub(crate) fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut tcp = std::net::TcpStream::connect(addr).expect("connect");
     write!(tcp, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
     let mut text = String::new();
@@ -256,7 +256,7 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
 }
 
 /// Polls `condition` until it holds or `timeout` passes (for state only the relay knows).
-pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub(crate) fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if condition() {
@@ -268,7 +268,7 @@ pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
 }
 
 /// A TCP echo server, a thread per connection; returns its port.
-pub fn tcp_echo() -> u16 {
+pub(crate) fn tcp_echo() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
@@ -288,7 +288,7 @@ pub fn tcp_echo() -> u16 {
 }
 
 /// An upstream HTTP server answering every request with its method, path and body length.
-pub fn http_upstream() -> u16 {
+pub(crate) fn http_upstream() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
@@ -337,7 +337,7 @@ pub fn http_upstream() -> u16 {
 }
 
 /// One `[[hybrid_connection]]` on the test relay.
-pub fn hybrid_connection(name: &str, path: &str, relay_url: &str, echo_port: u16) -> String {
+pub(crate) fn hybrid_connection(name: &str, path: &str, relay_url: &str, echo_port: u16) -> String {
     format!(
         r#"
 [[hybrid_connection]]
@@ -352,12 +352,12 @@ listeners = 2
 
 /// A `[[forward]]` named `name` on a free local port, carrying connections to hybrid
 /// connection `path` (root rule) on the relay at `relay_url`.
-pub fn forward(name: &str, path: &str, relay_url: &str) -> String {
+pub(crate) fn forward(name: &str, path: &str, relay_url: &str) -> String {
     forward_on(name, "127.0.0.1:0", path, relay_url)
 }
 
 /// [`forward`] listening on `listen`.
-pub fn forward_on(name: &str, listen: &str, path: &str, relay_url: &str) -> String {
+pub(crate) fn forward_on(name: &str, listen: &str, path: &str, relay_url: &str) -> String {
     format!(
         r#"
 [[forward]]
@@ -370,7 +370,12 @@ relay_url = "{relay_url}"
 }
 
 /// One `[[hybrid_connection]]` on the test relay whose requests go to `http_target`.
-pub fn http_hybrid_connection(name: &str, path: &str, relay_url: &str, http_port: u16) -> String {
+pub(crate) fn http_hybrid_connection(
+    name: &str,
+    path: &str,
+    relay_url: &str,
+    http_port: u16,
+) -> String {
     format!(
         r#"
 [[hybrid_connection]]
@@ -384,7 +389,7 @@ listeners = 2
 }
 
 /// The configuration file text: two workers, JSON logs, an admin endpoint, `grace`.
-pub fn config_text(grace: &str, hybrid_connections: &[String]) -> String {
+pub(crate) fn config_text(grace: &str, hybrid_connections: &[String]) -> String {
     format!(
         "[runtime]\nworkers = 2\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\nlevel = \"info\"\n[shutdown]\ngrace = \"{grace}\"\n{}",
         hybrid_connections.concat()
@@ -392,14 +397,14 @@ pub fn config_text(grace: &str, hybrid_connections: &[String]) -> String {
 }
 
 /// The `NOTIFY_SOCKET` a test provides: every datagram the daemon sends, in order.
-pub struct NotifySocket {
+pub(crate) struct NotifySocket {
     socket: UnixDatagram,
     pub path: PathBuf,
     pub seen: Vec<String>,
 }
 
 impl NotifySocket {
-    pub fn bind(dir: &Path) -> Self {
+    pub(crate) fn bind(dir: &Path) -> Self {
         let path = dir.join("notify.sock");
         let socket = UnixDatagram::bind(&path).expect("bind notify socket");
         Self {
@@ -410,7 +415,7 @@ impl NotifySocket {
     }
 
     /// Receives datagrams until one satisfies `wanted`; returns it.
-    pub fn wait_for(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + PATIENCE;
         let mut buf = vec![0u8; 4096];
         loop {
@@ -433,13 +438,13 @@ impl NotifySocket {
     }
 
     /// Waits for a datagram carrying the line `line`.
-    pub fn wait_line(&mut self, line: &str) -> String {
+    pub(crate) fn wait_line(&mut self, line: &str) -> String {
         self.wait_for(line, |text| text.lines().any(|l| l == line))
     }
 }
 
 /// A `hycod run` child: its JSON log lines arrive on a channel; killed on drop if still alive.
-pub struct DaemonProcess {
+pub(crate) struct DaemonProcess {
     pid: u32,
     pub config: PathBuf,
     logs: mpsc::Receiver<Value>,
@@ -452,7 +457,7 @@ pub struct DaemonProcess {
 
 impl DaemonProcess {
     /// Writes `config_text` to `dir/hycod.toml` and starts `hycod run` on it.
-    pub fn start(
+    pub(crate) fn start(
         dir: &Path,
         config_text: &str,
         notify: Option<&Path>,
@@ -462,7 +467,7 @@ impl DaemonProcess {
     }
 
     /// [`DaemonProcess::start`] with at most `fd_limit` open file descriptors (RLIMIT_NOFILE).
-    pub fn start_with_fd_limit(dir: &Path, config_text: &str, fd_limit: u64) -> Self {
+    pub(crate) fn start_with_fd_limit(dir: &Path, config_text: &str, fd_limit: u64) -> Self {
         Self::spawn(dir, config_text, None, &[], Some(fd_limit))
     }
 
@@ -547,7 +552,7 @@ impl DaemonProcess {
 
     /// Waits for a log line satisfying `wanted` that no earlier wait took; returns it. Lines
     /// that match nothing yet stay available for later waits, in order.
-    pub fn wait_log(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_log(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
         if let Some(index) = self.unclaimed.iter().position(&wanted) {
             return self.unclaimed.remove(index);
         }
@@ -563,7 +568,7 @@ impl DaemonProcess {
     }
 
     /// Waits for the `forward NAME listening tcp://ADDR` line of forward `name`; the address.
-    pub fn wait_forward_listening(&mut self, name: &str) -> std::net::SocketAddr {
+    pub(crate) fn wait_forward_listening(&mut self, name: &str) -> std::net::SocketAddr {
         let prefix = format!("forward {name} listening tcp://");
         let line = self.wait_log(&format!("forward {name} listening"), |l| {
             l["message"]
@@ -579,7 +584,7 @@ impl DaemonProcess {
 
     /// Waits until `workers` workers have logged that forward `name` stopped accepting (then
     /// its socket is closed, unless a changed forward with the same `listen` kept it).
-    pub fn wait_stopped_accepting(&mut self, name: &str, workers: usize) {
+    pub(crate) fn wait_stopped_accepting(&mut self, name: &str, workers: usize) {
         for _ in 0..workers {
             self.wait_log(&format!("forward {name} stopped accepting"), |l| {
                 l["message"] == "forward stopped accepting" && l["forward"] == name
@@ -588,18 +593,18 @@ impl DaemonProcess {
     }
 
     /// Waits for the `listener online` line of hybrid connection `name`.
-    pub fn wait_listener_online(&mut self, name: &str) -> Value {
+    pub(crate) fn wait_listener_online(&mut self, name: &str) -> Value {
         self.wait_log(&format!("{name} online"), |l| {
             l["message"] == "listener online" && l["hybrid_connection"] == name
         })
     }
 
-    pub fn logs_text(&self) -> String {
+    pub(crate) fn logs_text(&self) -> String {
         self.all_logs.lock().expect("logs").join("\n")
     }
 
     /// Sends `signal` (TERM, HUP, INT) with kill(1).
-    pub fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args(["-s", signal, &self.pid.to_string()])
             .status()
@@ -608,12 +613,12 @@ impl DaemonProcess {
     }
 
     /// Rewrites the configuration file.
-    pub fn rewrite_config(&self, text: &str) {
+    pub(crate) fn rewrite_config(&self, text: &str) {
         std::fs::write(&self.config, text).expect("config rewritten");
     }
 
     /// Waits for the process to exit; its status.
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         if let Some(status) = self.exit {
             return status;
         }
@@ -626,17 +631,17 @@ impl DaemonProcess {
     }
 
     /// The admin endpoint's `/metrics`: the sum of every sample named `name` (all labels).
-    pub fn metric_total(&self, name: &str) -> f64 {
+    pub(crate) fn metric_total(&self, name: &str) -> f64 {
         self.samples(name).into_iter().map(|(_, v)| v).sum()
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// The value of the sample named `name` that carries all of `labels` (`label`, `value`).
-    pub fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub(crate) fn metric_with(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.samples(name)
             .into_iter()
             .find(|(have, _)| labels.iter().all(|(k, v)| have.get(k) == Some(*v)))
@@ -644,7 +649,7 @@ impl DaemonProcess {
     }
 
     /// Every sample named `name`: its labels and value.
-    pub fn samples(&self, name: &str) -> Vec<(prometheus_parse::Labels, f64)> {
+    pub(crate) fn samples(&self, name: &str) -> Vec<(prometheus_parse::Labels, f64)> {
         let (status, text) = http_get(&self.admin, "/metrics");
         assert_eq!(status, 200);
         let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
@@ -666,7 +671,7 @@ impl DaemonProcess {
     }
 
     /// The admin endpoint's `/metrics`, parsed: the value of the sample named `name`.
-    pub fn metric(&self, name: &str) -> Option<f64> {
+    pub(crate) fn metric(&self, name: &str) -> Option<f64> {
         self.metric_with(name, &[])
     }
 }
@@ -683,7 +688,7 @@ impl Drop for DaemonProcess {
 
 /// What a [`Streamer`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
+pub(crate) enum Progress {
     /// This many bytes went out and came back identical so far.
     Verified(u64),
     /// The stream ended: bytes sent, bytes verified, and whether the close was clean.
@@ -696,7 +701,7 @@ pub enum Progress {
 
 /// How a [`Streamer`]'s stream ended when it did not end cleanly.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// The peer sent a Close frame with this code (`None`: no code).
     Closed(Option<CloseCode>),
     /// Reading failed: the connection ended without a Close frame (EOF or reset).
@@ -707,7 +712,7 @@ pub enum Ending {
 
 /// A sender streaming deterministic data through the relay to the echo target without pause,
 /// checking every echoed byte, on its own thread and monoio runtime.
-pub struct Streamer {
+pub(crate) struct Streamer {
     stop: Arc<AtomicBool>,
     ending: Arc<Mutex<Option<Ending>>>,
     pub progress: mpsc::Receiver<Progress>,
@@ -730,7 +735,7 @@ fn pattern(i: u64) -> u8 {
 impl Streamer {
     /// Connects to `path` on the relay and starts streaming; returns once the first echo has
     /// been verified.
-    pub fn start(relay_url: &str, path: &str) -> Self {
+    pub(crate) fn start(relay_url: &str, path: &str) -> Self {
         let url = format!("{relay_url}/$hc/{path}?sb-hc-action=connect");
         let resource = hycod::auth::sas::dotnet_resource_uri("localhost", path);
         let stop = Arc::new(AtomicBool::new(false));
@@ -756,14 +761,14 @@ impl Streamer {
     }
 
     /// The next report.
-    pub fn next(&self) -> Progress {
+    pub(crate) fn next(&self) -> Progress {
         self.progress
             .recv_timeout(PATIENCE)
             .expect("the streamer reports")
     }
 
     /// Waits until `rounds` more echoes were verified from now on (the stream keeps flowing).
-    pub fn keeps_flowing(&self, rounds: usize) -> u64 {
+    pub(crate) fn keeps_flowing(&self, rounds: usize) -> u64 {
         let mut last = 0;
         for earlier in self.progress.try_iter() {
             match earlier {
@@ -781,7 +786,7 @@ impl Streamer {
     }
 
     /// Closes the stream; the final report.
-    pub fn finish(mut self) -> Progress {
+    pub(crate) fn finish(mut self) -> Progress {
         self.stop.store(true, Ordering::SeqCst);
         let last = loop {
             match self.next() {
@@ -796,12 +801,12 @@ impl Streamer {
     }
 
     /// How the stream ended, once it ended other than cleanly.
-    pub fn ending(&self) -> Option<Ending> {
+    pub(crate) fn ending(&self) -> Option<Ending> {
         self.ending.lock().expect("ending").clone()
     }
 
     /// Waits for the stream to end without being asked to; the final report.
-    pub fn wait_end(&self, timeout: Duration) -> Progress {
+    pub(crate) fn wait_end(&self, timeout: Duration) -> Progress {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -818,7 +823,7 @@ impl Streamer {
 }
 
 /// A send token for `resource`, valid for an hour.
-pub fn token(resource: &str) -> hycod::secret::Secret {
+pub(crate) fn token(resource: &str) -> hycod::secret::Secret {
     let expiry = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("clock")
@@ -924,14 +929,14 @@ async fn stream(
 
 /// An HTTP target that answers each request only when the test releases it: every request's
 /// arrival is reported on `arrived`; each `release` lets one answer `200 done` go out.
-pub struct GatedUpstream {
+pub(crate) struct GatedUpstream {
     pub port: u16,
     pub arrived: mpsc::Receiver<String>,
     release: mpsc::Sender<()>,
 }
 
 impl GatedUpstream {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let (arrived_tx, arrived) = mpsc::channel();
@@ -970,14 +975,14 @@ impl GatedUpstream {
     }
 
     /// Lets one held request be answered.
-    pub fn release_one(&self) {
+    pub(crate) fn release_one(&self) {
         self.release.send(()).expect("upstream alive");
     }
 }
 
 /// Sends `GET /{path}/{rest}` through the relay (`Connection: close`) on a thread; the raw
 /// answer arrives on the returned channel.
-pub fn relayed_get(relay_url: &str, path: &str, rest: &str) -> mpsc::Receiver<String> {
+pub(crate) fn relayed_get(relay_url: &str, path: &str, rest: &str) -> mpsc::Receiver<String> {
     let addr = relay_url.trim_start_matches("ws://").to_owned();
     let token = token(&hycod::auth::sas::dotnet_resource_uri("localhost", path));
     let request = format!(
@@ -997,7 +1002,7 @@ pub fn relayed_get(relay_url: &str, path: &str, rest: &str) -> mpsc::Receiver<St
 
 /// Sends `len` patterned bytes on `client` from a second thread, half-closes, and asserts that
 /// exactly those bytes come back before the far side closes.
-pub fn assert_tcp_echo(client: &mut std::net::TcpStream, len: u32) {
+pub(crate) fn assert_tcp_echo(client: &mut std::net::TcpStream, len: u32) {
     let sent: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
     let writer = {
         let mut client = client.try_clone().expect("clone");

@@ -2,7 +2,7 @@
 //! flatness checks.
 
 /// `VmRSS` of process `pid` in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
         .lines()
@@ -12,7 +12,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Open file descriptors of process `pid`.
-pub fn fd_count(pid: u32) -> usize {
+pub(crate) fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("proc fd")
         .count()
@@ -20,7 +20,7 @@ pub fn fd_count(pid: u32) -> usize {
 
 /// One IPv4 TCP socket of a process (a row of `/proc/PID/net/tcp`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpSocket {
+pub(crate) struct TcpSocket {
     pub local_port: u16,
     pub remote_port: u16,
     /// The kernel's state number (01 established, 0A listen, 08 close-wait …).
@@ -28,7 +28,7 @@ pub struct TcpSocket {
 }
 
 /// The IPv4 TCP sockets process `pid` holds (tests run on loopback IPv4).
-pub fn tcp_sockets(pid: u32) -> Vec<TcpSocket> {
+pub(crate) fn tcp_sockets(pid: u32) -> Vec<TcpSocket> {
     let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).unwrap_or_default();
     let port = |addr: &str| {
         addr.rsplit(':')
@@ -59,7 +59,7 @@ pub fn tcp_sockets(pid: u32) -> Vec<TcpSocket> {
 
 /// The TCP sockets of `pid`, one `:local -> :remote state S` line each, for the message of a
 /// failed descriptor check.
-pub fn fd_summary(pid: u32) -> String {
+pub(crate) fn fd_summary(pid: u32) -> String {
     let mut lines: Vec<String> = tcp_sockets(pid)
         .iter()
         .map(|s| {

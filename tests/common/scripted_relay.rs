@@ -15,14 +15,14 @@ use hycod::proto::ws::handshake::{parse_upgrade_request, write_switching_protoco
 use hycod::proto::ws::{DataKind, Decoder, Event, Limits, OpCode, Role};
 
 /// A listening scripted relay; every upgrade it completes arrives on [`ScriptedRelay::next`].
-pub struct ScriptedRelay {
+pub(crate) struct ScriptedRelay {
     addr: SocketAddr,
     dialed: mpsc::Receiver<Dialed>,
 }
 
 /// One upgrade the daemon made: its request-target and headers, and the open connection
 /// (`None` for a rejection, which was answered 410).
-pub struct Dialed {
+pub(crate) struct Dialed {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub conn: Option<Conn>,
@@ -30,7 +30,7 @@ pub struct Dialed {
 
 impl Dialed {
     /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -38,7 +38,7 @@ impl Dialed {
     }
 
     /// The value of query parameter `name` (raw).
-    pub fn query(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query(&self, name: &str) -> Option<&str> {
         let (_, query) = self.target.split_once('?')?;
         query
             .split('&')
@@ -48,7 +48,7 @@ impl Dialed {
     }
 
     /// The open connection; panics for a rejection.
-    pub fn conn(&mut self) -> &mut Conn {
+    pub(crate) fn conn(&mut self) -> &mut Conn {
         self.conn
             .as_mut()
             .expect("an open connection, not a rejection")
@@ -57,7 +57,7 @@ impl Dialed {
 
 /// One frame the daemon sent, unmasked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+pub(crate) enum Frame {
     Text(Vec<u8>),
     Binary(Vec<u8>),
     Ping(Vec<u8>),
@@ -66,7 +66,7 @@ pub enum Frame {
 }
 
 /// The relay's end of one upgraded connection.
-pub struct Conn {
+pub(crate) struct Conn {
     stream: TcpStream,
     decoder: Decoder,
     buf: Vec<u8>,
@@ -75,7 +75,7 @@ pub struct Conn {
 
 impl ScriptedRelay {
     /// Listens on `ip:0` and completes upgrades until dropped with the test.
-    pub fn start_on(ip: &str) -> Self {
+    pub(crate) fn start_on(ip: &str) -> Self {
         let listener = TcpListener::bind((ip, 0)).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, dialed) = mpsc::channel();
@@ -94,26 +94,26 @@ impl ScriptedRelay {
     }
 
     /// [`ScriptedRelay::start_on`] `127.0.0.1`.
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self::start_on("127.0.0.1")
     }
 
     /// `ws://{addr}`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ws://{}", self.addr)
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The next upgrade, within `timeout`.
-    pub fn next(&self, timeout: Duration) -> Option<Dialed> {
+    pub(crate) fn next(&self, timeout: Duration) -> Option<Dialed> {
         self.dialed.recv_timeout(timeout).ok()
     }
 
     /// The next upgrade whose `sb-hc-action` is `action`, within `timeout`; others are dropped.
-    pub fn next_action(&self, action: &str, timeout: Duration) -> Option<Dialed> {
+    pub(crate) fn next_action(&self, action: &str, timeout: Duration) -> Option<Dialed> {
         let until = Instant::now() + timeout;
         loop {
             let left = until.checked_duration_since(Instant::now())?;
@@ -183,18 +183,21 @@ impl Conn {
     }
 
     /// Sends one unmasked text message.
-    pub fn send_text(&mut self, text: &str) {
+    pub(crate) fn send_text(&mut self, text: &str) {
         self.send(OpCode::Text, text.as_bytes());
     }
 
     /// Sends one unmasked binary message.
-    pub fn send_binary(&mut self, payload: &[u8]) {
+    pub(crate) fn send_binary(&mut self, payload: &[u8]) {
         self.send(OpCode::Binary, payload);
     }
 
     /// Sends one unmasked binary frame of `payload` from another thread (so the test can read
     /// while it is written); joins when it is written.
-    pub fn send_binary_in_background(&self, payload: Vec<u8>) -> std::thread::JoinHandle<()> {
+    pub(crate) fn send_binary_in_background(
+        &self,
+        payload: Vec<u8>,
+    ) -> std::thread::JoinHandle<()> {
         let mut stream = self.stream.try_clone().expect("clone the socket");
         std::thread::spawn(move || {
             let mut out = Vec::with_capacity(payload.len() + 14);
@@ -204,18 +207,18 @@ impl Conn {
     }
 
     /// Sends a pong.
-    pub fn send_pong(&mut self, payload: &[u8]) {
+    pub(crate) fn send_pong(&mut self, payload: &[u8]) {
         self.send(OpCode::Pong, payload);
     }
 
     /// Sends a ping.
-    pub fn send_ping(&mut self, payload: &[u8]) {
+    pub(crate) fn send_ping(&mut self, payload: &[u8]) {
         self.send(OpCode::Ping, payload);
     }
 
     /// The next whole message or control frame within `timeout`; `None` on timeout or end of
     /// stream.
-    pub fn next_frame(&mut self, timeout: Duration) -> Option<Frame> {
+    pub(crate) fn next_frame(&mut self, timeout: Duration) -> Option<Frame> {
         let until = Instant::now() + timeout;
         loop {
             let mut at = 0;
@@ -264,7 +267,7 @@ impl Conn {
     }
 
     /// The next text message, skipping control frames, within `timeout`.
-    pub fn next_text(&mut self, timeout: Duration) -> Option<String> {
+    pub(crate) fn next_text(&mut self, timeout: Duration) -> Option<String> {
         let until = Instant::now() + timeout;
         loop {
             let left = until.checked_duration_since(Instant::now())?;

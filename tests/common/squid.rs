@@ -16,7 +16,7 @@ const SQUID: &str = "/usr/sbin/squid";
 const HELPERS: &str = "/usr/lib/squid";
 
 /// How the proxy authenticates its clients.
-pub enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     /// Basic, with these users and passwords.
     Basic(&'a [(&'a str, &'a str)]),
     /// NTLM only (Squid's fake NTLM helper): a scheme hycod does not support.
@@ -24,7 +24,7 @@ pub enum Auth<'a> {
 }
 
 /// A running Squid; stopped (and its shared memory removed) on drop.
-pub struct Squid {
+pub(crate) struct Squid {
     child: Child,
     pub addr: SocketAddr,
     service: String,
@@ -34,7 +34,7 @@ pub struct Squid {
 impl Squid {
     /// Starts Squid demanding `auth`, or `None` (after saying why) when Squid is not installed
     /// outside CI.
-    pub fn start(auth: Auth<'_>) -> Option<Self> {
+    pub(crate) fn start(auth: Auth<'_>) -> Option<Self> {
         if !std::path::Path::new(SQUID).exists() {
             let hint = "squid is not installed: apt-get install -y squid";
             assert!(
@@ -138,7 +138,7 @@ impl Squid {
     }
 
     /// `http://[user@]127.0.0.1:PORT`.
-    pub fn url(&self, user: Option<&str>) -> String {
+    pub(crate) fn url(&self, user: Option<&str>) -> String {
         match user {
             Some(user) => format!("http://{user}@{}", self.addr),
             None => format!("http://{}", self.addr),
@@ -146,7 +146,7 @@ impl Squid {
     }
 
     /// The access log so far (one line per request, with the user and `CONNECT host:port`).
-    pub fn access_log(&self) -> String {
+    pub(crate) fn access_log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
@@ -155,14 +155,14 @@ impl Squid {
     }
 
     /// Waits (bounded) until the access log has a line containing every one of `parts`.
-    pub fn wait_logged(&self, parts: &[&str]) -> String {
+    pub(crate) fn wait_logged(&self, parts: &[&str]) -> String {
         self.wait_logged_lines(parts, 1).remove(0)
     }
 
     /// Waits (bounded) until the access log has at least `count` lines containing every one of
     /// `parts`, and returns them. Squid writes a tunnel's line only when the tunnel closes, so
     /// tunnels that closed together may be logged some time apart.
-    pub fn wait_logged_lines(&self, parts: &[&str], count: usize) -> Vec<String> {
+    pub(crate) fn wait_logged_lines(&self, parts: &[&str], count: usize) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = self.access_log();

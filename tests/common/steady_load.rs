@@ -14,7 +14,7 @@ use super::checked_targets::StreamHeader;
 
 /// What the load consists of.
 #[derive(Debug, Clone)]
-pub struct LoadShape {
+pub(crate) struct LoadShape {
     pub relay_url: String,
     pub stream_path: String,
     pub http_path: String,
@@ -34,17 +34,17 @@ pub struct LoadShape {
 
 /// Relay restarts begun (counted before the kill) and done (after the relay is back).
 #[derive(Debug, Default)]
-pub struct Restarts {
+pub(crate) struct Restarts {
     begun: AtomicUsize,
     done: AtomicUsize,
 }
 
 impl Restarts {
-    pub fn begin(&self) {
+    pub(crate) fn begin(&self) {
         self.begun.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         self.done.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -61,14 +61,14 @@ impl Restarts {
 
 /// Which kind of exchange a sample is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Stream(StreamHeader),
     Http(HttpPlan),
 }
 
 /// One finished exchange.
 #[derive(Debug, Clone)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub kind: Kind,
     /// Restarts done when it started.
     pub phase_start: usize,
@@ -78,7 +78,7 @@ pub struct Sample {
 }
 
 /// Running load; [`Load::stop`] ends it and hands back every sample.
-pub struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     samples: Arc<Mutex<Vec<Sample>>>,
@@ -114,7 +114,7 @@ impl Ctx {
 
 impl Load {
     /// Starts the loops; `ids` numbers the streams (unique across loads sharing it).
-    pub fn start(
+    pub(crate) fn start(
         shape: LoadShape,
         pool: Arc<Pool>,
         restarts: Arc<Restarts>,
@@ -155,7 +155,7 @@ impl Load {
     }
 
     /// Stops every loop after its current exchange; every sample.
-    pub fn stop(self) -> Vec<Sample> {
+    pub(crate) fn stop(self) -> Vec<Sample> {
         self.stop.store(true, Ordering::SeqCst);
         for thread in self.threads {
             thread.join().expect("load thread");
@@ -193,7 +193,7 @@ async fn stream_loop(ctx: Ctx, seed: u64) {
 }
 
 /// The error of an exchange that did not end within the hang limit.
-pub const HUNG: &str = "hung";
+pub(crate) const HUNG: &str = "hung";
 
 fn http_loop(ctx: Ctx, seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);

@@ -6,7 +6,7 @@
 use ring::digest::{digest, SHA256};
 
 /// `size` bytes of content for `label`, identical to `common.content(label, size)`.
-pub fn content(label: &str, size: usize) -> Vec<u8> {
+pub(crate) fn content(label: &str, size: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(size);
     let mut block_index: u64 = 0;
     while out.len() < size {
@@ -20,12 +20,12 @@ pub fn content(label: &str, size: usize) -> Vec<u8> {
 
 /// Text content of `size` characters, identical to `common.textContent(label, size)`:
 /// the lower-case hex of `content(label, size / 2)`.
-pub fn text_content(label: &str, size: usize) -> Vec<u8> {
+pub(crate) fn text_content(label: &str, size: usize) -> Vec<u8> {
     hex(&content(label, size / 2)).into_bytes()
 }
 
 /// Lower-case hex SHA-256 of `data`, as the scripts print it.
-pub fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex(digest(&SHA256, data).as_ref())
 }
 

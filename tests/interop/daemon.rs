@@ -30,7 +30,7 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECTION_STRING_VARIABLE: &str = "HYCOD_INTEROP_CONNECTION_STRING";
 
 /// Where the daemon forwards what the relay hands it.
-pub enum Forward {
+pub(crate) enum Forward {
     /// Stream mode: each relayed WebSocket becomes a TCP connection to this address.
     Stream(SocketAddr),
     /// HTTP mode: each relayed request goes to this base URL.
@@ -38,7 +38,7 @@ pub enum Forward {
 }
 
 /// A running `hycod run`, killed on drop.
-pub struct Daemon {
+pub(crate) struct Daemon {
     process: Guarded,
     admin: SocketAddr,
     /// Every stderr log line read so far, parsed (lines that are not JSON become strings).
@@ -50,7 +50,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon serving `hc` on `relay` and returns once every control channel is
     /// online and `/readyz` says so.
-    pub fn start(relay: &Relay, hc: &str, forward: &Forward) -> Daemon {
+    pub(crate) fn start(relay: &Relay, hc: &str, forward: &Forward) -> Daemon {
         let forward_key = match forward {
             Forward::Stream(addr) => format!("target = \"tcp://{addr}\""),
             Forward::Http(url) => format!("http_target = \"{url}\""),
@@ -121,7 +121,12 @@ impl Daemon {
 
     /// Waits until `count` log lines with `"message": message` have been logged in total;
     /// returns them.
-    pub fn wait_for_log(&mut self, message: &str, count: usize, timeout: Duration) -> Vec<Value> {
+    pub(crate) fn wait_for_log(
+        &mut self,
+        message: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let matching: Vec<Value> = self
@@ -153,7 +158,7 @@ impl Daemon {
     }
 
     /// A GET on the admin endpoint: status and body (it answers once, then closes).
-    pub fn admin_get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn admin_get(&self, path: &str) -> (u16, String) {
         let mut tcp = TcpStream::connect_timeout(&self.admin, ADMIN_TIMEOUT)
             .unwrap_or_else(|e| panic!("cannot connect to the admin endpoint {}: {e}", self.admin));
         tcp.set_read_timeout(Some(ADMIN_TIMEOUT))
@@ -174,7 +179,7 @@ impl Daemon {
     }
 
     /// The sum of the samples of `metric` whose labels include every pair of `labels`.
-    pub fn metric(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn metric(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
         let (status, text) = self.admin_get("/metrics");
         assert_eq!(status, 200, "/metrics answered {status}: {text}");
         let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
@@ -198,7 +203,7 @@ impl Daemon {
     }
 
     /// Panics (with the daemon's log) if the daemon is no longer running.
-    pub fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         assert_still_running(&mut self.process);
     }
 }

@@ -37,13 +37,13 @@ const MANAGE_RULE: &str = "RootManageSharedAccessKey";
 const SEND_ONLY_RULE: &str = "SendOnly";
 
 /// The installed Node project under `tests/interop/node`.
-pub struct NodeProject {
+pub(crate) struct NodeProject {
     dir: PathBuf,
 }
 
 impl NodeProject {
     /// The project's directory, where the scripts are.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 }
@@ -61,7 +61,7 @@ enum Toolchain {
 /// Without node or npm the tests skip with a message, except under `CI=true`, where they fail.
 /// `npm ci` runs at most once per test process; it is skipped when `node_modules` already holds
 /// exactly the locked packages.
-pub fn node_project() -> Option<&'static NodeProject> {
+pub(crate) fn node_project() -> Option<&'static NodeProject> {
     static TOOLCHAIN: OnceLock<Toolchain> = OnceLock::new();
     match TOOLCHAIN.get_or_init(prepare_toolchain) {
         Toolchain::Ready(project) => Some(project),
@@ -77,7 +77,7 @@ pub fn node_project() -> Option<&'static NodeProject> {
     }
 }
 
-pub fn running_in_ci() -> bool {
+pub(crate) fn running_in_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
 }
 
@@ -147,7 +147,7 @@ fn random_key() -> String {
 
 /// A running child with its stdout lines on a channel and the tail of its stderr collected for
 /// failure messages; for children that log on stderr, also its stderr lines on a channel.
-pub struct Guarded {
+pub(crate) struct Guarded {
     name: String,
     child: Child,
     /// Held so the child sees end-of-file on stdin when the guard drops (the Node scripts
@@ -164,13 +164,13 @@ pub struct Guarded {
 
 impl Guarded {
     /// Starts `command` with all three standard streams piped; `name` appears in messages.
-    pub fn spawn(name: String, command: Command) -> Guarded {
+    pub(crate) fn spawn(name: String, command: Command) -> Guarded {
         Guarded::start(name, command, false)
     }
 
     /// Like [`Guarded::spawn`], and also hands out every stderr line
     /// ([`Guarded::next_stderr_line`]).
-    pub fn spawn_logging(name: String, command: Command) -> Guarded {
+    pub(crate) fn spawn_logging(name: String, command: Command) -> Guarded {
         Guarded::start(name, command, true)
     }
 
@@ -216,24 +216,24 @@ impl Guarded {
     }
 
     /// The name given to [`Guarded::spawn`].
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
     /// The child's process id.
-    pub fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.child.id()
     }
 
     /// Next stdout line before `deadline`; `Err` says whether the pipe closed or time ran out.
-    pub fn next_line(&self, deadline: Instant) -> Result<String, RecvTimeoutError> {
+    pub(crate) fn next_line(&self, deadline: Instant) -> Result<String, RecvTimeoutError> {
         let left = deadline.saturating_duration_since(Instant::now());
         self.lines.recv_timeout(left)
     }
 
     /// Next stderr line before `deadline`, for a child started with
     /// [`Guarded::spawn_logging`]; any other child has none (`Disconnected`).
-    pub fn next_stderr_line(&self, deadline: Instant) -> Result<String, RecvTimeoutError> {
+    pub(crate) fn next_stderr_line(&self, deadline: Instant) -> Result<String, RecvTimeoutError> {
         let left = deadline.saturating_duration_since(Instant::now());
         match &self.stderr_lines {
             Some(lines) => lines.recv_timeout(left),
@@ -243,7 +243,7 @@ impl Guarded {
 
     /// Kills the child (if still running) and returns everything it wrote on stderr, for a
     /// panic message.
-    pub fn kill_and_stderr(&mut self) -> String {
+    pub(crate) fn kill_and_stderr(&mut self) -> String {
         // Killing an exited child fails harmlessly; the wait reaps it either way.
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -306,7 +306,7 @@ fn collect_stderr(pipe: impl Read, sink: &Mutex<Vec<u8>>, lines: Option<&mpsc::S
 
 /// `hycod relay` on 127.0.0.1, port 0, with a Manage rule and a Send-only rule, both with
 /// fresh random keys. Killed on drop.
-pub struct Relay {
+pub(crate) struct Relay {
     process: Guarded,
     url: String,
     manage_key: String,
@@ -315,14 +315,14 @@ pub struct Relay {
 
 impl Relay {
     /// The relay's base URL, `ws://127.0.0.1:PORT`.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
     /// A connection string with the Manage rule for `hc`, as the Azure portal shows them
     /// (protocol §3.5). Its endpoint host is a placeholder: the daemon reaches the relay through
     /// its `relay_url`.
-    pub fn manage_connection_string(&self, hc: &str) -> String {
+    pub(crate) fn manage_connection_string(&self, hc: &str) -> String {
         format!(
             "Endpoint=sb://localhost/;SharedAccessKeyName={MANAGE_RULE};SharedAccessKey={};\
              EntityPath={hc}",
@@ -331,7 +331,7 @@ impl Relay {
     }
 
     /// Starts the relay serving `hybrid_connections` and waits for `listening ws://ADDR`.
-    pub fn start(hybrid_connections: &[&str]) -> Relay {
+    pub(crate) fn start(hybrid_connections: &[&str]) -> Relay {
         let manage_key = random_key();
         let send_key = random_key();
         let mut command = Command::new(env!("CARGO_BIN_EXE_hycod"));
@@ -389,14 +389,20 @@ impl Relay {
     }
 
     /// Starts a Node listener script on `hc` and returns once it printed `{"event":"listening"}`.
-    pub fn listener(&self, project: &NodeProject, script: &str, hc: &str) -> Script {
+    pub(crate) fn listener(&self, project: &NodeProject, script: &str, hc: &str) -> Script {
         let mut listener = self.spawn_script(project, script, hc, &[]);
         listener.wait_for_events("listening", 1, LISTENING_TIMEOUT);
         listener
     }
 
     /// Runs a Node sender script on `hc` to completion.
-    pub fn run(&self, project: &NodeProject, script: &str, hc: &str, args: &[&str]) -> ScriptRun {
+    pub(crate) fn run(
+        &self,
+        project: &NodeProject,
+        script: &str,
+        hc: &str,
+        args: &[&str],
+    ) -> ScriptRun {
         self.spawn_script(project, script, hc, args).finish()
     }
 
@@ -421,13 +427,13 @@ impl Relay {
     }
 
     /// Panics (with the relay's stderr) if the relay process is no longer running.
-    pub fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         assert_still_running(&mut self.process);
     }
 }
 
 /// Panics (with the child's stderr) if `process` is no longer running.
-pub fn assert_still_running(process: &mut Guarded) {
+pub(crate) fn assert_still_running(process: &mut Guarded) {
     if let Ok(Some(status)) = process.child.try_wait() {
         process.stderr_reported = true;
         let stderr = process.stderr_text();
@@ -439,7 +445,7 @@ pub fn assert_still_running(process: &mut Guarded) {
 }
 
 /// A running Node script.
-pub struct Script {
+pub(crate) struct Script {
     process: Guarded,
     /// Every stdout line read so far, parsed (lines that are not JSON become strings).
     seen: Vec<Value>,
@@ -447,7 +453,12 @@ pub struct Script {
 
 impl Script {
     /// Waits until `count` lines with `"event": event` have been printed in total; returns them.
-    pub fn wait_for_events(&mut self, event: &str, count: usize, timeout: Duration) -> Vec<Value> {
+    pub(crate) fn wait_for_events(
+        &mut self,
+        event: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let matching = events(&self.seen, event);
@@ -474,7 +485,7 @@ impl Script {
     }
 
     /// Panics (with the script's stderr) if the script is no longer running.
-    pub fn assert_running(&mut self) {
+    pub(crate) fn assert_running(&mut self) {
         assert_still_running(&mut self.process);
     }
 
@@ -511,7 +522,7 @@ impl Script {
 }
 
 /// What a finished script printed.
-pub struct ScriptRun {
+pub(crate) struct ScriptRun {
     name: String,
     status: ExitStatus,
     lines: Vec<Value>,
@@ -520,7 +531,7 @@ pub struct ScriptRun {
 
 impl ScriptRun {
     /// Panics with the script's whole output unless it exited with status 0.
-    pub fn expect_success(self) -> ScriptRun {
+    pub(crate) fn expect_success(self) -> ScriptRun {
         assert!(
             self.status.success(),
             "{} failed ({}); stdout:\n{}\n--- stderr ---\n{}--- end ---",
@@ -533,12 +544,12 @@ impl ScriptRun {
     }
 
     /// The lines whose `event` is `event`, in order.
-    pub fn events(&self, event: &str) -> Vec<&Value> {
+    pub(crate) fn events(&self, event: &str) -> Vec<&Value> {
         events(&self.lines, event)
     }
 
     /// The single line whose `event` is `event`.
-    pub fn single(&self, event: &str) -> &Value {
+    pub(crate) fn single(&self, event: &str) -> &Value {
         let found = self.events(event);
         assert_eq!(
             found.len(),

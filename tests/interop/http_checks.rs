@@ -24,7 +24,7 @@ const STATUSES: [(u64, &str); 4] = [
 
 /// One scenario of `http-sender.js`.
 #[derive(Debug, Clone, Copy)]
-pub enum HttpScenario {
+pub(crate) enum HttpScenario {
     /// GET (generated response body) and POST (echo) for each of [`BODY_SIZES`].
     Bodies,
     /// `x-multi` sent twice, answered as one `"a, b"` (protocol §4.4).
@@ -37,7 +37,7 @@ pub enum HttpScenario {
 
 impl HttpScenario {
     /// The script argument.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Bodies => "bodies",
             Self::MultiHeader => "multi-header",
@@ -47,7 +47,7 @@ impl HttpScenario {
     }
 
     /// How many requests the script sends.
-    pub fn requests(self) -> usize {
+    pub(crate) fn requests(self) -> usize {
         match self {
             Self::Bodies => 2 * BODY_SIZES.len(),
             Self::MultiHeader => 1,
@@ -57,7 +57,7 @@ impl HttpScenario {
     }
 
     /// Checks the summary of a successful `run` and returns its `response` lines.
-    pub fn responses(self, run: &ScriptRun) -> Vec<Value> {
+    pub(crate) fn responses(self, run: &ScriptRun) -> Vec<Value> {
         let requests = u64::try_from(self.requests()).expect("small");
         let summary = run.single("summary");
         assert_eq!(u64_field(summary, "requests"), requests, "{summary}");
@@ -72,7 +72,7 @@ impl HttpScenario {
     }
 
     /// Checks every `response` line of the scenario sent on hybrid connection `hc`.
-    pub fn check(self, responses: &[Value], hc: &str) {
+    pub(crate) fn check(self, responses: &[Value], hc: &str) {
         assert_eq!(
             responses.len(),
             self.requests(),

@@ -19,7 +19,7 @@ const MAX_HEADERS: usize = 64;
 
 /// What the echo target saw on one connection.
 #[derive(Debug)]
-pub struct EchoReport {
+pub(crate) struct EchoReport {
     /// Bytes read and written back.
     pub bytes: u64,
     /// Whether the connection ended with the daemon's half-close (end of file while the echo
@@ -29,13 +29,13 @@ pub struct EchoReport {
 
 /// A TCP echo target: every connection gets its bytes back until end of file, then the target
 /// shuts down its side too.
-pub struct EchoTarget {
+pub(crate) struct EchoTarget {
     pub addr: SocketAddr,
     reports: Receiver<EchoReport>,
 }
 
 impl EchoTarget {
-    pub fn start() -> EchoTarget {
+    pub(crate) fn start() -> EchoTarget {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the echo target");
         let addr = listener.local_addr().expect("echo target address");
         let (sender, reports) = mpsc::channel();
@@ -52,7 +52,7 @@ impl EchoTarget {
     }
 
     /// Waits for `count` connections to end; returns their reports.
-    pub fn wait_for_reports(&self, count: usize, timeout: Duration) -> Vec<EchoReport> {
+    pub(crate) fn wait_for_reports(&self, count: usize, timeout: Duration) -> Vec<EchoReport> {
         collect(
             &self.reports,
             count,
@@ -92,7 +92,7 @@ fn echo(mut conn: TcpStream) -> EchoReport {
 
 /// One request the HTTP upstream answered.
 #[derive(Debug)]
-pub struct SeenRequest {
+pub(crate) struct SeenRequest {
     pub method: String,
     /// The request-target as received.
     pub target: String,
@@ -109,13 +109,13 @@ pub struct SeenRequest {
 ///   as Node's `req.headers` joins them).
 ///
 /// Connections are kept alive until the daemon closes them.
-pub struct HttpUpstream {
+pub(crate) struct HttpUpstream {
     pub addr: SocketAddr,
     seen: Receiver<SeenRequest>,
 }
 
 impl HttpUpstream {
-    pub fn start() -> HttpUpstream {
+    pub(crate) fn start() -> HttpUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the HTTP upstream");
         let addr = listener.local_addr().expect("HTTP upstream address");
         let (sender, seen) = mpsc::channel();
@@ -130,7 +130,7 @@ impl HttpUpstream {
     }
 
     /// Every request answered so far (none are waited for).
-    pub fn seen(&self) -> Vec<SeenRequest> {
+    pub(crate) fn seen(&self) -> Vec<SeenRequest> {
         self.seen.try_iter().collect()
     }
 }

@@ -24,12 +24,12 @@ use crate::proto::hc::messages::Accept;
 use crate::proto::ws::CloseCode;
 
 /// `reason` label: the port name maps to no target.
-pub const UNKNOWN_PORT_NAME: &str = "unknown_port_name";
+pub(crate) const UNKNOWN_PORT_NAME: &str = "unknown_port_name";
 /// `reason` label: the stream did not start with a preamble this listener serves.
-pub const UNSUPPORTED_PREAMBLE: &str = "unsupported_preamble";
+pub(crate) const UNSUPPORTED_PREAMBLE: &str = "unsupported_preamble";
 
 /// The target for `port_name`: its entry in `targets`, else `target`.
-pub fn route<'a>(hc: &'a HcContext, port_name: &str) -> Option<&'a TcpTarget> {
+pub(crate) fn route<'a>(hc: &'a HcContext, port_name: &str) -> Option<&'a TcpTarget> {
     hc.port_targets
         .as_ref()
         .and_then(|targets| targets.get(port_name))
@@ -37,7 +37,7 @@ pub fn route<'a>(hc: &'a HcContext, port_name: &str) -> Option<&'a TcpTarget> {
 }
 
 /// Serves one `accept` on a hybrid connection whose senders are azbridge.
-pub async fn serve_accept(hc: Hc, accept: Accept) {
+pub(crate) async fn serve_accept(hc: Hc, accept: Accept) {
     let started = Instant::now();
     let _admitted = match hc.admission.streams.try_enter() {
         Ok(permit) => permit,

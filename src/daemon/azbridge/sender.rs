@@ -10,7 +10,7 @@ use crate::proto::azbridge::{preamble, Answer, CollectError};
 
 /// Why an azbridge listener did not take the stream.
 #[derive(Debug)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// It closed the stream without an answer: no forwarder has the port name, or its target
     /// could not be connected (hycod's listener), or it failed.
     NoAnswer,
@@ -44,7 +44,7 @@ impl std::error::Error for Refused {}
 /// Announces `port_name` on `stream` (after `leftover`, bytes read past the handshake) and
 /// waits up to `timeout` for the listener's `[1, 0, 0]`. The returned [`Prefix`] holds the
 /// payload and the frames that followed the answer.
-pub async fn open(
+pub(crate) async fn open(
     stream: &mut Stream,
     leftover: &[u8],
     port_name: &str,

@@ -14,7 +14,7 @@ use crate::daemon::plan::{plan_forward, ForwardPlan};
 use crate::tls::{ClientConfig, TlsSetupError};
 
 /// A forward ready to be handed to the workers.
-pub struct PreparedForward {
+pub(crate) struct PreparedForward {
     pub plan: ForwardPlan,
     /// The main thread's copy of the socket (kept so that a replacement can reuse it).
     pub listener: StdListener,
@@ -57,7 +57,7 @@ impl std::error::Error for ForwardSetupError {}
 /// Prepares `forward` for `workers` workers. `running` is the socket of the running forward of
 /// the same name whose `listen` is unchanged: it is kept (connections waiting in its backlog
 /// are not lost); otherwise `listen` is bound.
-pub fn prepare(
+pub(crate) fn prepare(
     forward: &Forward,
     workers: NonZeroUsize,
     webpki: &Arc<ClientConfig>,
@@ -85,7 +85,7 @@ pub fn prepare(
 }
 
 /// Binds `addr` non-blocking (for the workers' runtimes); the bound address.
-pub fn bind(addr: SocketAddr) -> io::Result<(StdListener, SocketAddr)> {
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<(StdListener, SocketAddr)> {
     let listener = StdListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;

@@ -42,7 +42,7 @@ use crate::secret::Secret;
 const CONTROL_BODY_LIMIT: usize = 64 * 1024;
 
 /// What one control channel needs besides its hybrid connection's context.
-pub struct ChannelSpec {
+pub(crate) struct ChannelSpec {
     /// `wss://{namespace}` or the self-hosted `relay_url`, without a trailing `/`.
     pub relay_base: String,
     /// The namespace host tokens are scoped to.
@@ -134,7 +134,12 @@ impl Dispatch {
 }
 
 /// Keeps one control channel online until `shutdown` fires (never gives up, protocol §4.9).
-pub async fn run(hc: Hc, spec: ChannelSpec, status: ChannelStatus, shutdown: flume::Receiver<()>) {
+pub(crate) async fn run(
+    hc: Hc,
+    spec: ChannelSpec,
+    status: ChannelStatus,
+    shutdown: flume::Receiver<()>,
+) {
     let rng = fastrand::Rng::new();
     let Ok(mut machine) = ListenerMachine::new(spec.listener, rng, Instant::now()) else {
         tracing::error!(hybrid_connection = %hc.name, "invalid listener timing configuration");

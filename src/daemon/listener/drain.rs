@@ -19,12 +19,12 @@ const SHUTTING_DOWN: u16 = 503;
 const SHUTTING_DOWN_PHRASE: &str = "Listener is shutting down";
 
 /// Rejects a stream that arrived on a stopping channel (503, protocol §5.2).
-pub async fn refuse_accept(hc: Hc, accept: Accept) {
+pub(crate) async fn refuse_accept(hc: Hc, accept: Accept) {
     reject(&hc, &accept, &Refusal::ShuttingDown).await;
 }
 
 /// Answers a request that arrived on a stopping channel with 503, on the channel itself.
-pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter) {
+pub(crate) fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter) {
     let Some(id) = request.id.clone() else {
         tracing::warn!(hybrid_connection = %hc.name, "request without an id on a stopping listener dropped");
         return;

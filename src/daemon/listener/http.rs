@@ -28,13 +28,13 @@
 //! Headers and queries are never logged: `sb-hc-*` parameters and application queries can carry
 //! tokens.
 
-pub mod deliver;
-pub mod exchange;
-pub mod frames;
-pub mod policy;
-pub mod prepare;
-pub mod rendezvous;
-pub mod reply;
+pub(crate) mod deliver;
+pub(crate) mod exchange;
+pub(crate) mod frames;
+pub(crate) mod policy;
+pub(crate) mod prepare;
+pub(crate) mod rendezvous;
+pub(crate) mod reply;
 
 use std::time::{Duration, Instant};
 

@@ -11,13 +11,18 @@ use crate::logging::Escaped;
 use crate::proto::hc::messages::Request;
 
 /// The status of a request over a limit: the listener is healthy but busy (RFC 9110 §15.6.4).
-pub const OVER_LIMIT: u16 = 503;
+pub(crate) const OVER_LIMIT: u16 = 503;
 
 /// The reason phrase the sender sees.
-pub const OVER_LIMIT_PHRASE: &str = "Too many requests in flight";
+pub(crate) const OVER_LIMIT_PHRASE: &str = "Too many requests in flight";
 
 /// Answers `request` with 503 on the control channel and counts it by `exceeded`'s reason.
-pub fn refuse_request(hc: &Hc, request: &Request, writer: &ControlWriter, exceeded: Exceeded) {
+pub(crate) fn refuse_request(
+    hc: &Hc,
+    request: &Request,
+    writer: &ControlWriter,
+    exceeded: Exceeded,
+) {
     hc.count_labelled(&REQUESTS_REJECTED, &[exceeded.reason()], 1);
     hc.count(Counter::Answered(OVER_LIMIT), 1);
     let Some(id) = request.id.clone() else {

@@ -25,7 +25,7 @@ use crate::io::tcp_pump::PumpEnd;
 /// Whether a pump ending means the relay side failed, so the target must see a reset. A write
 /// stall counts too: a stalled relay socket is a relay failure, and a target that stopped
 /// reading is aborted rather than left holding a FIN behind unsent bytes.
-pub fn relay_failed(end: &PumpEnd) -> bool {
+pub(crate) fn relay_failed(end: &PumpEnd) -> bool {
     matches!(
         end,
         PumpEnd::RelayRead(_)
@@ -36,13 +36,13 @@ pub fn relay_failed(end: &PumpEnd) -> bool {
 }
 
 /// A second descriptor of a target socket, held while the pump runs.
-pub struct TargetHandle {
+pub(crate) struct TargetHandle {
     fd: OwnedFd,
 }
 
 impl TargetHandle {
     /// Duplicates `socket`'s descriptor.
-    pub fn new(socket: &impl AsRawFd) -> io::Result<Self> {
+    pub(crate) fn new(socket: &impl AsRawFd) -> io::Result<Self> {
         // SAFETY: the descriptor belongs to `socket`, which is borrowed for this call, so it
         // is open while the borrowed handle is used; `try_clone_to_owned` duplicates it and
         // the duplicate has its own lifetime.
@@ -55,7 +55,7 @@ impl TargetHandle {
     /// Closes the second descriptor; when the pump ended because of the relay, aborts the
     /// connection first, so the target sees a reset instead of an end of stream. Returns
     /// whether it aborted.
-    pub fn finish(self, end: &PumpEnd) -> io::Result<bool> {
+    pub(crate) fn finish(self, end: &PumpEnd) -> io::Result<bool> {
         if !relay_failed(end) {
             return Ok(false);
         }

@@ -28,7 +28,7 @@ const OTHER: &str = "other";
 
 /// Answers (where it can) and counts one text message that was not a usable command;
 /// `problem` says why, for the log.
-pub fn answer(
+pub(crate) fn answer(
     hc: &Hc,
     text: &[u8],
     problem: &dyn std::fmt::Display,

@@ -9,9 +9,9 @@
 //! A [`Connection`] is split into its read and write halves so a request body can stream to
 //! the target while its response is already coming back.
 
-pub mod connect;
-pub mod request;
-pub mod response;
+pub(crate) mod connect;
+pub(crate) mod request;
+pub(crate) mod response;
 
 use std::time::{Duration, Instant};
 

@@ -20,7 +20,7 @@ use crate::runtime::procfs;
 use crate::status_page::html;
 use crate::status_page::window::{Window, SAMPLE_EVERY};
 
-pub use crate::io::admin_http::{collect, SnapshotRequest};
+pub(crate) use crate::io::admin_http::{collect, SnapshotRequest};
 
 /// The whole `/metrics` body: the workers' merged metrics, the process metrics (left out,
 /// with a debug line, where `/proc` cannot be read) and the build info.
@@ -79,7 +79,7 @@ async fn sample_forever(
 }
 
 /// Serves the admin endpoint.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     head_timeout: std::time::Duration,
     workers: Arc<Vec<flume::Sender<SnapshotRequest>>>,

@@ -20,14 +20,14 @@ use crate::runtime::signals::Signal;
 use crate::runtime::systemd::Notification;
 
 /// The exit code of a failure (as every other `hycod` failure, docs/operations.md).
-pub const EXIT_FAILURE: u8 = 2;
+pub(crate) const EXIT_FAILURE: u8 = 2;
 
 /// How long after the grace the workers may take to end before the process exits anyway.
-pub const STOP_MARGIN: Duration = Duration::from_secs(5);
+pub(crate) const STOP_MARGIN: Duration = Duration::from_secs(5);
 
 /// What the main loop sees of the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub phase: Phase,
     /// Every hybrid connection has a listener online.
     pub ready: bool,
@@ -39,7 +39,7 @@ pub struct Observed {
 
 /// What the driver must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Send these notifications to the service manager.
     Notify(Vec<Notification>),
     /// Re-read the configuration and apply it, then call [`Lifecycle::on_reloaded`].
@@ -51,7 +51,7 @@ pub enum Action {
 }
 
 /// The main loop's state.
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     announced_ready: bool,
     last_status: Option<String>,
     /// Set once a stop was requested: exit with a failure when workers still run by then.
@@ -61,7 +61,7 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// `watchdog`: the `WATCHDOG=1` interval, if the service manager wants pings.
-    pub fn new(watchdog: Option<Duration>, now: Instant) -> Self {
+    pub(crate) fn new(watchdog: Option<Duration>, now: Instant) -> Self {
         Self {
             announced_ready: false,
             last_status: None,
@@ -71,12 +71,12 @@ impl Lifecycle {
     }
 
     /// Whether a stop was requested.
-    pub fn is_stopping(&self) -> bool {
+    pub(crate) fn is_stopping(&self) -> bool {
         self.stop_deadline.is_some()
     }
 
     /// The daemon's state (may be) changed.
-    pub fn on_status(&mut self, observed: &Observed) -> Vec<Action> {
+    pub(crate) fn on_status(&mut self, observed: &Observed) -> Vec<Action> {
         if observed.phase == Phase::Stopped {
             let code = if self.is_stopping() { 0 } else { EXIT_FAILURE };
             return vec![Action::Exit(code)];
@@ -95,7 +95,12 @@ impl Lifecycle {
     }
 
     /// A signal arrived; `grace` is the configured `[shutdown] grace`.
-    pub fn on_signal(&mut self, signal: Signal, grace: Duration, now: Instant) -> Vec<Action> {
+    pub(crate) fn on_signal(
+        &mut self,
+        signal: Signal,
+        grace: Duration,
+        now: Instant,
+    ) -> Vec<Action> {
         match signal {
             Signal::Hangup if self.is_stopping() => Vec::new(),
             Signal::Hangup if self.announced_ready => {
@@ -117,7 +122,7 @@ impl Lifecycle {
     }
 
     /// A reload finished (applied or rejected: either way the daemon runs a valid config).
-    pub fn on_reloaded(&mut self) -> Vec<Action> {
+    pub(crate) fn on_reloaded(&mut self) -> Vec<Action> {
         if self.announced_ready {
             vec![Action::Notify(vec![Notification::Ready])]
         } else {
@@ -126,7 +131,7 @@ impl Lifecycle {
     }
 
     /// When [`Lifecycle::on_tick`] is due next.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let watchdog = self.watchdog.map(|(_, due)| due);
         match (watchdog, self.stop_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -135,7 +140,11 @@ impl Lifecycle {
     }
 
     /// Time passed. `workers_answer` is asked only when a watchdog ping is due.
-    pub fn on_tick(&mut self, now: Instant, workers_answer: impl FnOnce() -> bool) -> Vec<Action> {
+    pub(crate) fn on_tick(
+        &mut self,
+        now: Instant,
+        workers_answer: impl FnOnce() -> bool,
+    ) -> Vec<Action> {
         if self.stop_deadline.is_some_and(|deadline| now >= deadline) {
             return vec![Action::Exit(EXIT_FAILURE)];
         }
@@ -162,7 +171,7 @@ fn notify(notes: Vec<Notification>) -> Vec<Action> {
 }
 
 /// The `STATUS=` text: `n/m listeners online`, prefixed while draining.
-pub fn status_text(observed: &Observed) -> String {
+pub(crate) fn status_text(observed: &Observed) -> String {
     let counts = format!("{}/{} listeners online", observed.online, observed.total);
     match observed.phase {
         Phase::Draining => format!("draining: {counts}"),

@@ -14,7 +14,7 @@ use crate::config::{Config, Forward, HybridConnection, Log, Workers};
 
 /// The changes that take a new configuration into effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReloadPlan {
+pub(crate) struct ReloadPlan {
     /// New names, in configuration order: start their channels.
     pub added: Vec<HybridConnection>,
     /// Names no longer configured: stop their channels; their streams drain.
@@ -145,7 +145,7 @@ fn log_text(log: Log) -> String {
 }
 
 /// Compares the running configuration with a newly loaded one.
-pub fn diff(running: &Config, new: Config) -> ReloadPlan {
+pub(crate) fn diff(running: &Config, new: Config) -> ReloadPlan {
     let Changes {
         added,
         removed,
@@ -193,7 +193,8 @@ pub fn diff(running: &Config, new: Config) -> ReloadPlan {
 
 impl ReloadPlan {
     /// Whether the reload starts or stops anything.
-    pub fn touches_hybrid_connections(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn touches_hybrid_connections(&self) -> bool {
         !(self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty())
     }
 }

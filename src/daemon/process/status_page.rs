@@ -22,7 +22,7 @@ use crate::status_page::window::{Counts, LastMinute, Window};
 
 /// Channels of one hybrid connection on one worker.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct WorkerChannels {
+pub(crate) struct WorkerChannels {
     pub worker: usize,
     pub online: usize,
     pub total: usize,
@@ -30,14 +30,14 @@ pub struct WorkerChannels {
 
 /// A connect error and when it happened (Unix seconds).
 #[derive(Debug, Clone, Serialize)]
-pub struct LastError {
+pub(crate) struct LastError {
     pub message: String,
     pub at: u64,
 }
 
 /// One hybrid connection on the page.
 #[derive(Debug, Clone, Serialize)]
-pub struct HcView {
+pub(crate) struct HcView {
     pub name: String,
     pub listeners_online: usize,
     pub listeners_total: usize,
@@ -57,7 +57,7 @@ pub struct HcView {
 
 /// One forward on the page.
 #[derive(Debug, Clone, Serialize)]
-pub struct ForwardView {
+pub(crate) struct ForwardView {
     pub name: String,
     pub listen: String,
     pub entity_path: String,
@@ -71,7 +71,7 @@ pub struct ForwardView {
 
 /// What the daemon's status page shows.
 #[derive(Debug, Clone, Serialize)]
-pub struct DaemonView {
+pub(crate) struct DaemonView {
     pub version: &'static str,
     pub phase: &'static str,
     pub ready: bool,
@@ -82,7 +82,7 @@ pub struct DaemonView {
 }
 
 /// Each hybrid connection's request-latency histogram as window counts.
-pub fn request_counts(merged: &Snapshot, names: &[String]) -> HashMap<String, Counts> {
+pub(crate) fn request_counts(merged: &Snapshot, names: &[String]) -> HashMap<String, Counts> {
     names
         .iter()
         .filter_map(|name| {
@@ -93,7 +93,7 @@ pub fn request_counts(merged: &Snapshot, names: &[String]) -> HashMap<String, Co
 }
 
 /// Builds the view from the channel states and the workers' merged metrics.
-pub fn build(
+pub(crate) fn build(
     status: &DaemonStatus,
     merged: &Snapshot,
     window: &Window,
@@ -220,7 +220,7 @@ fn optional_latency(seconds: Option<f64>) -> String {
 }
 
 /// The page.
-pub fn render_html(view: &DaemonView) -> String {
+pub(crate) fn render_html(view: &DaemonView) -> String {
     let now = at_unix(view.generated_at);
     let mut b = String::with_capacity(8 * 1024);
     let (ready_class, ready) = if view.ready {

@@ -21,14 +21,14 @@ enum Event {
 }
 
 /// Signal handling, installed before the daemon starts so that no signal is missed.
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     events: flume::Receiver<Event>,
     sender: flume::Sender<Event>,
 }
 
 impl Supervisor {
     /// Catches SIGTERM, SIGINT and SIGHUP from now on.
-    pub fn install() -> io::Result<Self> {
+    pub(crate) fn install() -> io::Result<Self> {
         let (sender, events) = flume::unbounded();
         let signals = sender.clone();
         signals::forward(move |signal| {
@@ -39,7 +39,7 @@ impl Supervisor {
 
     /// Runs until the daemon has drained (or a second stop signal); the process exit code.
     /// `config_path` is re-read on SIGHUP; `watchdog` is the `WATCHDOG=1` interval.
-    pub fn run(
+    pub(crate) fn run(
         self,
         mut handle: DaemonHandle,
         config_path: &Path,

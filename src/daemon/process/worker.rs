@@ -34,10 +34,10 @@ use crate::tls::{client_config, TrustRoots};
 
 /// Identifies one start of a hybrid connection's channels or of a forward's accept loops; a
 /// replaced one gets a new one, so its old and new tasks can be told apart.
-pub type Incarnation = u64;
+pub(crate) type Incarnation = u64;
 
 /// What the main thread asks of a worker.
-pub enum WorkerCommand {
+pub(crate) enum WorkerCommand {
     /// Open these control channels of `plan` on this worker.
     Start {
         incarnation: Incarnation,
@@ -68,7 +68,7 @@ pub enum WorkerCommand {
 }
 
 /// What a worker is given when it starts.
-pub struct WorkerSetup {
+pub(crate) struct WorkerSetup {
     pub index: usize,
     /// Counts this worker as running until the worker ends.
     pub alive: WorkerAlive,
@@ -104,7 +104,7 @@ struct Worker {
 }
 
 /// Runs one worker until it has drained (or its handle is gone and it has drained).
-pub async fn run(setup: WorkerSetup) {
+pub(crate) async fn run(setup: WorkerSetup) {
     let _alive = setup.alive;
     let upstream_tls = match client_config(&TrustRoots::WebPki) {
         Ok(tls) => tls,

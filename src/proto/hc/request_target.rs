@@ -14,7 +14,7 @@ use percent_encoding::percent_decode_str;
 
 /// Why a request-target is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetError {
+pub(crate) enum TargetError {
     /// The path has a `.` or `..` segment (possibly percent-encoded).
     DotSegment,
     /// The target has a `#`.
@@ -36,7 +36,7 @@ impl fmt::Display for TargetError {
 impl std::error::Error for TargetError {}
 
 /// Checks a request-target (`path[?query]`) as received.
-pub fn check_request_target(target: &str) -> Result<(), TargetError> {
+pub(crate) fn check_request_target(target: &str) -> Result<(), TargetError> {
     if let Some(b) = target
         .bytes()
         .find(|b| !(0x21..0x7f).contains(b) || *b == b'#')

@@ -12,7 +12,7 @@ use super::control_message::{ACCEPT, REQUEST};
 
 /// The parts of an unreadable command that can carry an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Salvaged {
+pub(crate) struct Salvaged {
     /// [`ACCEPT`] or [`REQUEST`].
     pub command: &'static str,
     /// The command's `address`, when it is a string.
@@ -23,7 +23,7 @@ pub struct Salvaged {
 
 /// Reads `address` and `id` out of a text message whose single command is `accept` or
 /// `request`; `None` for anything else (not JSON, another command, not an object).
-pub fn salvage(text: &[u8]) -> Option<Salvaged> {
+pub(crate) fn salvage(text: &[u8]) -> Option<Salvaged> {
     let envelope: Map<String, Value> = serde_json::from_slice(text).ok()?;
     let mut commands = envelope.iter();
     let (name, body) = commands.next()?;

@@ -7,7 +7,7 @@
 use std::num::NonZeroUsize;
 
 /// The longest chunk header: 16 hex digits (a 64-bit size) and CRLF.
-pub const MAX_CHUNK_HEADER_LEN: usize = 18;
+pub(crate) const MAX_CHUNK_HEADER_LEN: usize = 18;
 /// Follows the data of every chunk.
 pub const CHUNK_DATA_END: &[u8] = b"\r\n";
 /// Ends a chunked body (a last chunk without extensions and an empty trailer section).

@@ -11,9 +11,9 @@ use std::mem::MaybeUninit;
 use super::headers::Headers;
 
 /// Default cap on a head's size: protocol §6.1's 32 KB of header metadata.
-pub const DEFAULT_MAX_HEAD_BYTES: usize = 32 * 1024;
+pub(crate) const DEFAULT_MAX_HEAD_BYTES: usize = 32 * 1024;
 /// Default cap on the number of header fields in one head.
-pub const DEFAULT_MAX_HEADERS: usize = 100;
+pub(crate) const DEFAULT_MAX_HEADERS: usize = 100;
 
 /// Header slots parsed on the stack; larger `max_headers` use a heap buffer.
 const STACK_HEADER_SLOTS: usize = 128;

@@ -13,15 +13,15 @@
 //! - [`writer`]: head writers that refuse header injection (values come from untrusted JSON).
 //! - [`status`]: standard reason phrases.
 
-pub mod body;
+pub(crate) mod body;
 pub mod chunked_decoder;
-pub mod chunked_encoder;
-pub mod framing;
-pub mod head;
-pub mod headers;
-pub mod status;
+pub(crate) mod chunked_encoder;
+pub(crate) mod framing;
+pub(crate) mod head;
+pub(crate) mod headers;
+pub(crate) mod status;
 mod syntax;
-pub mod writer;
+pub(crate) mod writer;
 
 pub use body::{BodyDecoder, BodyError, ContentLengthReader, Decoded};
 pub use chunked_decoder::{ChunkedDecoder, ChunkedError};

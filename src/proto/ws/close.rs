@@ -73,7 +73,7 @@ pub struct CloseFrame<'a> {
 }
 
 /// The longest close reason: a control payload minus the 2-byte status code.
-pub const MAX_CLOSE_REASON_LEN: usize = MAX_CONTROL_PAYLOAD - 2;
+pub(crate) const MAX_CLOSE_REASON_LEN: usize = MAX_CONTROL_PAYLOAD - 2;
 
 impl<'a> CloseFrame<'a> {
     /// A close frame with a code and reason.

@@ -9,10 +9,10 @@
 //! - [`error`]: one error variant per rule;
 //! - [`handshake`]: the opening handshake (§4).
 
-pub mod close;
+pub(crate) mod close;
 pub mod decode;
 pub mod encode;
-pub mod error;
+pub(crate) mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;

@@ -21,7 +21,7 @@ use crate::proto::http1::{BodyKind, ResponseHead};
 
 /// Why a response did not reach the relay whole.
 #[derive(Debug)]
-pub enum DeliveryFailure {
+pub(crate) enum DeliveryFailure {
     /// The target's body is malformed, or the connection failed or ended early.
     Upstream(ResponseError),
     /// The target sent no body byte for this long.
@@ -46,7 +46,7 @@ impl std::error::Error for DeliveryFailure {}
 
 /// How delivering a response ended.
 #[derive(Debug)]
-pub enum Delivery {
+pub(crate) enum Delivery {
     /// The whole response reached the relay.
     Complete { status: u16, body_bytes: u64 },
     /// The `response` went out but its body did not finish; the body message was left
@@ -65,7 +65,7 @@ pub enum Delivery {
 /// always sent: the target's phrase, or the standard one when it gave none (an empty string
 /// for a code without one), as the .NET listener's `StatusDescription` getter does
 /// (docs/architecture.md "`statusDescription`").
-pub fn response_for(request_id: &str, head: &ResponseHead, body: bool) -> Response {
+pub(crate) fn response_for(request_id: &str, head: &ResponseHead, body: bool) -> Response {
     let description = if head.reason.is_empty() {
         reason_phrase(head.status).to_owned()
     } else {
@@ -86,7 +86,7 @@ fn len_u64(len: usize) -> u64 {
 
 /// Delivers the response whose `head` (body framed as `kind`) was read from `reader`. Body
 /// reads may stall for at most the hybrid connection's `upstream_deadline` each.
-pub async fn deliver<R: AsyncReadRent>(
+pub(crate) async fn deliver<R: AsyncReadRent>(
     hc: &HcContext,
     request_id: &str,
     head: &ResponseHead,

@@ -34,7 +34,7 @@ use crate::logging::Escaped;
 use crate::proto::http1::{BodyKind, ResponseHead};
 
 /// The request body.
-pub enum Body<'a> {
+pub(crate) enum Body<'a> {
     /// Held whole (a control-channel request, or none): sent with `Content-Length` and may be
     /// sent again on a fresh connection.
     Known(&'a [u8]),
@@ -51,14 +51,14 @@ pub enum Body<'a> {
 
 impl Body<'_> {
     /// Whether the body is in memory whole, so the request can be sent again.
-    pub fn is_whole(&self) -> bool {
+    pub(crate) fn is_whole(&self) -> bool {
         !matches!(self, Self::Streamed { .. })
     }
 }
 
 /// What became of a request body message on a rendezvous.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyState {
+pub(crate) enum BodyState {
     /// Read to its end (or there was none): the rendezvous can carry the next request.
     Consumed,
     /// Not read at all: drain it before the next request.
@@ -69,7 +69,7 @@ pub enum BodyState {
 
 /// How one request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Served {
+pub(crate) struct Served {
     /// The status the sender received, when a response went out.
     pub status: Option<u16>,
     /// Whether the whole response reached the relay.
@@ -84,7 +84,7 @@ pub struct Served {
 
 impl Served {
     /// A request that got no answer.
-    pub fn aborted(body: BodyState) -> Self {
+    pub(crate) fn aborted(body: BodyState) -> Self {
         Self {
             status: None,
             complete: false,
@@ -127,7 +127,7 @@ struct Job<'a> {
 
 /// Sends `prepared` (with `body`) to `target` and delivers the response through `reply`, or
 /// answers 502/504 itself. `started` is when the request message arrived.
-pub async fn exchange(
+pub(crate) async fn exchange(
     hc: &HcContext,
     target: &HttpTarget,
     request_id: &str,
@@ -158,7 +158,7 @@ pub async fn exchange(
 }
 
 /// Answers the request with the daemon's own `answer`.
-pub async fn answer_locally(
+pub(crate) async fn answer_locally(
     reply: &mut Reply<'_>,
     request_id: &str,
     answer: LocalAnswer,

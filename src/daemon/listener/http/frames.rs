@@ -11,7 +11,7 @@ use crate::proto::ws::DataKind;
 
 /// Appends `response` as one text frame, then `body` as one binary frame when
 /// `response.body` is set (an absent body then counts as empty).
-pub fn push_answer(
+pub(crate) fn push_answer(
     out: &mut Outbound,
     dst: &mut Vec<u8>,
     response: &Response,

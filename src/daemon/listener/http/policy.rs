@@ -11,21 +11,21 @@ use crate::proto::http1::{reason_phrase, BodyKind};
 /// The largest response body sent on the control channel. The article limits control-channel
 /// bodies to "64 KB"; counting that as 64,000 bytes stays under both readings (KB and KiB) and
 /// under the .NET listener's 64 KiB message buffer (protocol §4.2, §6.1).
-pub const CONTROL_BODY_LIMIT: usize = 64_000;
+pub(crate) const CONTROL_BODY_LIMIT: usize = 64_000;
 
 /// The largest `response` JSON sent on the control channel: header metadata is limited to
 /// 32 KB (protocol §6.1), counted as 32,000 bytes of JSON text for the same reason.
-pub const CONTROL_JSON_LIMIT: usize = 32_000;
+pub(crate) const CONTROL_JSON_LIMIT: usize = 32_000;
 
 /// How long a response body that may fit the control channel is gathered before the daemon
 /// stops waiting for its end and streams it through a rendezvous instead (protocol §6.5: .NET waits
 /// 2 s). About what opening a rendezvous to Azure costs (TCP, TLS and WebSocket handshakes), so
 /// a slow body never delays its head by much more than the detour would have.
-pub const GATHER_WINDOW: Duration = Duration::from_millis(200);
+pub(crate) const GATHER_WINDOW: Duration = Duration::from_millis(200);
 
 /// How the response to a request goes back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// No body: the `response` goes on the control channel at once.
     ControlNow,
     /// The body may fit: gather it (up to [`CONTROL_BODY_LIMIT`] bytes, for up to
@@ -38,7 +38,7 @@ pub enum Route {
 /// The route for a response whose head produced `json_len` bytes of `response` JSON and whose
 /// body is framed as `kind`; `control_allowed` is false for requests that came on a rendezvous
 /// (protocol §6.1: their response must use it).
-pub fn route(control_allowed: bool, kind: BodyKind, json_len: usize) -> Route {
+pub(crate) fn route(control_allowed: bool, kind: BodyKind, json_len: usize) -> Route {
     if !control_allowed || json_len > CONTROL_JSON_LIMIT {
         return Route::Stream;
     }
@@ -62,7 +62,7 @@ const MAX_ESCAPED_LEN: usize = 6;
 /// The length of `response` as JSON for [`route`], encoding it only when it might be too long
 /// for the control channel: an upper bound counting every string byte at its longest escape
 /// decides the common case without building the text (it is built again when it is sent).
-pub fn response_json_len(response: &Response) -> usize {
+pub(crate) fn response_json_len(response: &Response) -> usize {
     let strings = response.request_id.len()
         + response.status_description.as_ref().map_or(0, String::len)
         + response.response_headers.as_ref().map_or(0, |headers| {
@@ -87,13 +87,13 @@ pub fn response_json_len(response: &Response) -> usize {
 }
 
 /// Whether `len` gathered body bytes still fit the control channel.
-pub fn fits_control_channel(len: usize) -> bool {
+pub(crate) fn fits_control_channel(len: usize) -> bool {
     len <= CONTROL_BODY_LIMIT
 }
 
 /// The status label a request is counted under in `hycod_requests_total`: the class of the
 /// status the sender received (`"1xx"` … `"9xx"`), or [`ABORTED`].
-pub fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status / 100 {
         1 => "1xx",
         2 => "2xx",
@@ -109,11 +109,11 @@ pub fn status_class(status: u16) -> &'static str {
 
 /// The status label of a request whose response could not be delivered whole: the target's
 /// body broke off, the rendezvous failed, or the request could not be answered at all.
-pub const ABORTED: &str = "aborted";
+pub(crate) const ABORTED: &str = "aborted";
 
 /// Why the daemon answers a request itself (protocol §6.8, §8.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalAnswer {
+pub(crate) enum LocalAnswer {
     /// The relayed request cannot be forwarded safely (400).
     BadRequest,
     /// No `http_target` is configured (501).
@@ -126,7 +126,7 @@ pub enum LocalAnswer {
 
 impl LocalAnswer {
     /// The HTTP status.
-    pub fn status(self) -> u16 {
+    pub(crate) fn status(self) -> u16 {
         match self {
             Self::BadRequest => 400,
             Self::NotImplemented => 501,
@@ -137,7 +137,7 @@ impl LocalAnswer {
 
     /// The `response` (status, standard reason, plain-text body) and its body. `detail` is
     /// shown to the sender: it must name no internal address and no header value.
-    pub fn response(self, request_id: &str, detail: &str) -> (Response, Vec<u8>) {
+    pub(crate) fn response(self, request_id: &str, detail: &str) -> (Response, Vec<u8>) {
         let status = self.status();
         let body = format!("hycod: {detail}\n").into_bytes();
         let mut headers = JsonHeaders::new();

@@ -16,7 +16,7 @@ use crate::proto::http1::WriteError;
 
 /// A request ready for the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The request method, as relayed.
     pub method: String,
     /// The complete request head (request line, headers, blank line).
@@ -25,7 +25,7 @@ pub struct Prepared {
 
 /// Why a relayed request cannot be forwarded; the daemon answers 400 itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrepareError {
+pub(crate) enum PrepareError {
     /// The request has no `method` (protocol §4.4: shape (a) always carries one).
     MissingMethod,
     /// The request has no `requestTarget`.
@@ -54,7 +54,7 @@ impl std::error::Error for PrepareError {}
 
 /// Builds the upstream request head for `request`, sent to `target` for the hybrid connection
 /// at `entity_path`, with a body framed as `framing`.
-pub fn prepare(
+pub(crate) fn prepare(
     request: &Request,
     entity_path: &str,
     target: &HttpTarget,

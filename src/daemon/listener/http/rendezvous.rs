@@ -8,9 +8,9 @@
 //!   chunks;
 //! - [`writer`]: the `response` and its body message going back.
 
-pub mod body_buffer;
-pub mod reader;
-pub mod writer;
+pub(crate) mod body_buffer;
+pub(crate) mod reader;
+pub(crate) mod writer;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use monoio::io::Splitable;
 
-pub use body_buffer::BodyBuffer;
-pub use reader::{Buffered, Incoming, PumpError, RendezvousError, RendezvousReader};
-pub use writer::RendezvousWriter;
+pub(crate) use body_buffer::BodyBuffer;
+pub(crate) use reader::{Buffered, Incoming, PumpError, RendezvousError, RendezvousReader};
+pub(crate) use writer::RendezvousWriter;
 
 use crate::daemon::listener::context::HcContext;
 use crate::daemon::listener::hc_series::Histogram;
@@ -31,12 +31,12 @@ use crate::proto::ws::fresh_mask_key;
 /// How long the daemon waits on the relay: for a body frame, for a write to drain, or for the
 /// next request on a rendezvous it holds. The service ends a response body idle for longer than
 /// 60 s (protocol §6.8), so waiting longer would be pointless.
-pub const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const RELAY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connects `address` verbatim (protocol §6.3 step 2, §11 item 17) within `[limits]
 /// handshake_timeout` and records the time from `since` (the request message) to the open
 /// socket.
-pub async fn open(
+pub(crate) async fn open(
     hc: &HcContext,
     address: &str,
     since: Instant,

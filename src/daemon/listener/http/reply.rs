@@ -16,7 +16,7 @@ use crate::proto::hc::messages::Response;
 
 /// Why an answer could not be sent.
 #[derive(Debug)]
-pub enum ReplyError {
+pub(crate) enum ReplyError {
     /// The control channel closed (its writer is gone, or a close was sent or received).
     ControlChannelGone,
     /// The frames could not be encoded.
@@ -45,7 +45,7 @@ impl std::error::Error for ReplyError {}
 
 /// A request that came on the control channel: its answer goes there or, upgraded, through
 /// the request's `address`.
-pub struct ControlReply<'a> {
+pub(crate) struct ControlReply<'a> {
     control: &'a ControlWriter,
     address: Option<&'a str>,
     /// When the request arrived (rendezvous set-up time is measured from it).
@@ -56,7 +56,11 @@ pub struct ControlReply<'a> {
 
 impl<'a> ControlReply<'a> {
     /// The reply to a request received at `since` with the rendezvous `address`.
-    pub fn new(control: &'a ControlWriter, address: Option<&'a str>, since: Instant) -> Self {
+    pub(crate) fn new(
+        control: &'a ControlWriter,
+        address: Option<&'a str>,
+        since: Instant,
+    ) -> Self {
         Self {
             control,
             address,
@@ -66,19 +70,19 @@ impl<'a> ControlReply<'a> {
     }
 
     /// The writer of the rendezvous opened by an upgrade.
-    pub fn upgraded_writer(&mut self) -> Option<&mut RendezvousWriter> {
+    pub(crate) fn upgraded_writer(&mut self) -> Option<&mut RendezvousWriter> {
         self.upgraded.as_mut().map(|pair| &mut pair.1)
     }
 
     /// The rendezvous the answer was streamed through, if the daemon upgraded; the daemon
     /// keeps serving requests the relay sends on it (protocol §11 item 19).
-    pub fn into_upgraded(self) -> Option<(RendezvousReader, RendezvousWriter)> {
+    pub(crate) fn into_upgraded(self) -> Option<(RendezvousReader, RendezvousWriter)> {
         self.upgraded.map(|pair| *pair)
     }
 }
 
 /// Where the answer to one request goes.
-pub enum Reply<'a> {
+pub(crate) enum Reply<'a> {
     /// The request came on the control channel.
     Control(ControlReply<'a>),
     /// The request came on this rendezvous.
@@ -87,13 +91,17 @@ pub enum Reply<'a> {
 
 impl Reply<'_> {
     /// Whether a whole answer may still go on the control channel.
-    pub fn control_allowed(&self) -> bool {
+    pub(crate) fn control_allowed(&self) -> bool {
         matches!(self, Self::Control(c) if c.upgraded.is_none())
     }
 
     /// Sends a whole answer: on the control channel as one unit (the `response` and its body
     /// can never be split, protocol §4.2), or on the rendezvous.
-    pub async fn answer(&mut self, response: &Response, body: &[u8]) -> Result<(), ReplyError> {
+    pub(crate) async fn answer(
+        &mut self,
+        response: &Response,
+        body: &[u8],
+    ) -> Result<(), ReplyError> {
         match self {
             Self::Control(c) => {
                 let capacity = body.len() + 512;
@@ -116,7 +124,7 @@ impl Reply<'_> {
     /// Starts a streamed answer: sends `response` on the rendezvous (opening the request's
     /// `address` first when the request came on the control channel) and returns the writer
     /// for its body frames.
-    pub async fn open_stream(
+    pub(crate) async fn open_stream(
         &mut self,
         hc: &HcContext,
         response: &Response,

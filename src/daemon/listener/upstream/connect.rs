@@ -81,7 +81,7 @@ pub fn host_header(target: &HttpTarget) -> String {
 /// Opens a new connection to `target` within `timeout`: the host resolved by `resolver` (off
 /// the worker thread), TCP (`TCP_NODELAY`), then TLS for `https`, trusting `tls` and naming
 /// the target's host for SNI and the certificate check.
-pub async fn connect(
+pub(crate) async fn connect(
     target: &HttpTarget,
     tls: &Arc<ClientConfig>,
     resolver: &Resolver,
@@ -129,7 +129,7 @@ pub async fn connect(
 
 /// The most recently used idle connection that is still quiet ([`Stream::is_quiet`]), if any;
 /// idle connections the target closed (or wrote to) meanwhile are dropped on the way.
-pub fn take_idle(hc: &HcContext) -> Option<Stream> {
+pub(crate) fn take_idle(hc: &HcContext) -> Option<Stream> {
     let mut pool = hc.upstream_pool.borrow_mut();
     while let Some(stream) = pool.pop() {
         if stream.is_quiet() {
@@ -140,7 +140,7 @@ pub fn take_idle(hc: &HcContext) -> Option<Stream> {
 }
 
 /// Keeps a connection whose last exchange ended cleanly for the next request.
-pub fn put_idle(hc: &HcContext, stream: Stream) {
+pub(crate) fn put_idle(hc: &HcContext, stream: Stream) {
     let mut pool = hc.upstream_pool.borrow_mut();
     if pool.len() >= MAX_IDLE_CONNECTIONS {
         pool.remove(0);

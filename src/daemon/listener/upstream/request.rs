@@ -51,7 +51,7 @@ pub fn is_idempotent(method: &str) -> bool {
 /// Appends the request head: `{method} {target} HTTP/1.1`, `Host`, the relayed `headers` in
 /// order, then the framing header. Every name and value is checked by the head writer, so CR,
 /// LF or NUL can never reach the target; on error `dst` is unchanged.
-pub fn write_head(
+pub(crate) fn write_head(
     dst: &mut Vec<u8>,
     method: &str,
     target: &str,
@@ -84,7 +84,7 @@ pub struct ChunkPrefix {
 }
 
 /// CRLF plus the longest chunk-size line.
-pub const MAX_CHUNK_PREFIX_LEN: usize =
+pub(crate) const MAX_CHUNK_PREFIX_LEN: usize =
     2 + crate::proto::http1::chunked_encoder::MAX_CHUNK_HEADER_LEN;
 
 const CRLF: &[u8] = b"\r\n";

@@ -23,7 +23,7 @@ use crate::proto::http1::{
 use crate::proto::ws::{DataKind, MAX_HEADER_LEN};
 
 /// Bytes read from the target at a time; also the largest body piece returned.
-pub const READ_BUFFER: usize = 64 * 1024;
+pub(crate) const READ_BUFFER: usize = 64 * 1024;
 
 /// Why the target's response could not be read.
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use crate::daemon::listener::upstream::ChunkPrefix;
 /// The smallest chunk a streamed request body is sent in (except its last one): relays send
 /// a body in frames of a few hundred bytes, and a chunk per frame costs the target a parse
 /// and a read per frame.
-pub const MIN_CHUNK: usize = 16 * 1024;
+pub(crate) const MIN_CHUNK: usize = 16 * 1024;
 
 /// Room in front of the bytes for the longest chunk prefix.
 const HEADROOM: usize = MAX_CHUNK_PREFIX_LEN;
@@ -25,7 +25,7 @@ const HEADROOM: usize = MAX_CHUNK_PREFIX_LEN;
 const KEEP_CAPACITY: usize = 4 * MIN_CHUNK;
 
 /// Body bytes with room for a chunk prefix in front.
-pub struct BodyBuffer {
+pub(crate) struct BodyBuffer {
     bytes: Vec<u8>,
 }
 
@@ -37,36 +37,37 @@ impl Default for BodyBuffer {
 
 impl BodyBuffer {
     /// An empty buffer with room for `capacity` body bytes.
-    pub fn with_capacity(capacity: usize) -> Self {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
         let mut bytes = Vec::with_capacity(HEADROOM + capacity);
         bytes.resize(HEADROOM, 0);
         Self { bytes }
     }
 
     /// The body bytes held.
-    pub fn data(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn data(&self) -> &[u8] {
         &self.bytes[HEADROOM..]
     }
 
     /// How many body bytes are held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.bytes.len() - HEADROOM
     }
 
     /// Whether no body byte is held.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Appends body bytes.
-    pub fn extend(&mut self, data: &[u8]) {
+    pub(crate) fn extend(&mut self, data: &[u8]) {
         self.bytes.extend_from_slice(data);
     }
 
     /// Appends body bytes, growing the allocation geometrically but never past `limit` body
     /// bytes unless `data` itself needs more (a body held up to a limit does not get twice
     /// the limit's memory from doubling).
-    pub fn extend_capped(&mut self, data: &[u8], limit: usize) {
+    pub(crate) fn extend_capped(&mut self, data: &[u8], limit: usize) {
         let needed = self.bytes.len() + data.len();
         if needed > self.bytes.capacity() {
             let doubled = self.bytes.capacity().saturating_mul(2);
@@ -78,7 +79,7 @@ impl BodyBuffer {
 
     /// Writes the held bytes to `out` as they are (a `Content-Length` body) and keeps them, so
     /// the body can be sent again on a fresh connection.
-    pub async fn write_whole<W: AsyncWriteRent>(&mut self, out: &mut W) -> io::Result<()> {
+    pub(crate) async fn write_whole<W: AsyncWriteRent>(&mut self, out: &mut W) -> io::Result<()> {
         if self.is_empty() {
             return Ok(());
         }
@@ -91,7 +92,7 @@ impl BodyBuffer {
     /// Writes the held bytes to `out` as one chunk (`first` when no chunk precedes it) and
     /// empties the buffer; nothing is written when it is empty. Returns whether a chunk went
     /// out.
-    pub async fn write_chunk<W: AsyncWriteRent>(
+    pub(crate) async fn write_chunk<W: AsyncWriteRent>(
         &mut self,
         out: &mut W,
         first: bool,

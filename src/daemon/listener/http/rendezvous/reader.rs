@@ -23,7 +23,7 @@ use crate::proto::ws::{DataKind, Limits, Role};
 
 /// What arrived on a rendezvous between requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     /// A full `request`; when it has a body, the body message comes next.
     Request(Request),
     /// A ping arrived: these are the frames of its pong, to write (empty once this side has
@@ -35,7 +35,7 @@ pub enum Incoming {
 
 /// Why a rendezvous cannot be read any further.
 #[derive(Debug)]
-pub enum RendezvousError {
+pub(crate) enum RendezvousError {
     /// The socket failed, the relay broke the WebSocket rules, or the connection ended.
     Read(ReadError),
     /// Nothing arrived for this long.
@@ -82,7 +82,7 @@ impl std::error::Error for RendezvousError {}
 
 /// Why streaming a request body to the target stopped.
 #[derive(Debug)]
-pub enum PumpError {
+pub(crate) enum PumpError {
     /// The relay side failed: the request cannot be completed or answered.
     Relay(RendezvousError),
     /// Writing to the target failed or stalled; its response may still come.
@@ -101,7 +101,7 @@ impl fmt::Display for PumpError {
 impl std::error::Error for PumpError {}
 
 /// A request body read into memory by [`RendezvousReader::buffer_body`].
-pub enum Buffered {
+pub(crate) enum Buffered {
     /// The whole body: it can be sent with `Content-Length`.
     Whole(BodyBuffer),
     /// Its start, longer than the limit; the rest of the body message is still unread.
@@ -133,7 +133,7 @@ fn len_u64(len: usize) -> u64 {
 }
 
 /// The read half of a request rendezvous.
-pub struct RendezvousReader<R = OwnedReadHalf<Stream>> {
+pub(crate) struct RendezvousReader<R = OwnedReadHalf<Stream>> {
     reader: WsReader<R>,
     /// Assembles `request` messages (control frames may come between their fragments).
     inbound: Inbound,
@@ -146,7 +146,7 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
     /// A reader over `read`; `leftover` holds bytes read past the handshake; `outbound` is the
     /// sending side shared with the rendezvous's writer. A body message may be of any size
     /// (protocol §6.4): the reader never collects one.
-    pub fn new(read: R, leftover: &[u8], outbound: Rc<RefCell<Outbound>>) -> Self {
+    pub(crate) fn new(read: R, leftover: &[u8], outbound: Rc<RefCell<Outbound>>) -> Self {
         let limits = Limits {
             max_message_size: u64::MAX,
             ..Limits::default()
@@ -172,7 +172,7 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
     }
 
     /// The next request, ping or close, waiting at most `idle` for each frame.
-    pub async fn next(&mut self, idle: Duration) -> Result<Incoming, RendezvousError> {
+    pub(crate) async fn next(&mut self, idle: Duration) -> Result<Incoming, RendezvousError> {
         loop {
             let event = self.event(idle).await?;
             let mut pong = Vec::new();
@@ -203,7 +203,7 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
     /// ([`Buffered::Overflowed`]: the rest is still to be read, by [`Self::pump_body`]). The
     /// buffer holds at most `limit` bytes plus the frame that overflowed it. Pings in the body
     /// are not answered.
-    pub async fn buffer_body(
+    pub(crate) async fn buffer_body(
         &mut self,
         limit: usize,
         idle: Duration,
@@ -240,7 +240,7 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
     /// Reads from the relay may stall for `relay_idle`, writes to the target for
     /// `target_idle`. Pings in the body are not answered (the write half is busy with the
     /// response).
-    pub async fn pump_body<W: AsyncWriteRent>(
+    pub(crate) async fn pump_body<W: AsyncWriteRent>(
         &mut self,
         out: &mut W,
         first: BodyBuffer,
@@ -301,7 +301,7 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
 
     /// Reads and discards the body message that follows a `request` with `"body": true`, so
     /// the rendezvous can carry the next request after an answer the daemon gave itself.
-    pub async fn drain_body(&mut self, idle: Duration) -> Result<(), RendezvousError> {
+    pub(crate) async fn drain_body(&mut self, idle: Duration) -> Result<(), RendezvousError> {
         loop {
             match self.event(idle).await? {
                 WsEvent::Data {

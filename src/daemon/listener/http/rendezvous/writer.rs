@@ -21,7 +21,7 @@ use crate::proto::hc::messages::Response;
 use crate::proto::ws::{CloseCode, DataKind, MAX_HEADER_LEN};
 
 /// The write half of a request rendezvous.
-pub struct RendezvousWriter<W = OwnedWriteHalf<Stream>> {
+pub(crate) struct RendezvousWriter<W = OwnedWriteHalf<Stream>> {
     io: W,
     /// The longest a write may stall before the rendezvous is given up.
     idle: Duration,
@@ -35,7 +35,7 @@ fn encode_failed(e: ChannelError) -> io::Error {
 impl<W: AsyncWriteRent> RendezvousWriter<W> {
     /// A writer over `io` whose writes may stall for at most `idle`, building its frames with
     /// `outbound` (the rendezvous's sending side, shared with its reader).
-    pub fn new(io: W, idle: Duration, outbound: Rc<RefCell<Outbound>>) -> Self {
+    pub(crate) fn new(io: W, idle: Duration, outbound: Rc<RefCell<Outbound>>) -> Self {
         Self { io, idle, outbound }
     }
 
@@ -62,7 +62,7 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
 
     /// A whole answer in one write: `response` and, when it announces one, `body` as a single
     /// binary frame.
-    pub async fn send_answer(&mut self, response: &Response, body: &[u8]) -> io::Result<()> {
+    pub(crate) async fn send_answer(&mut self, response: &Response, body: &[u8]) -> io::Result<()> {
         self.send_with(body.len() + 512, |out, dst| {
             push_answer(out, dst, response, body)
         })
@@ -70,7 +70,7 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
     }
 
     /// The `response` message of a streamed answer; its body frames follow.
-    pub async fn send_head(&mut self, response: &Response) -> io::Result<()> {
+    pub(crate) async fn send_head(&mut self, response: &Response) -> io::Result<()> {
         let json = response.to_json();
         self.send_with(json.len() + MAX_HEADER_LEN, |out, dst| {
             out.message(dst, DataKind::Text, json.as_bytes())
@@ -79,7 +79,7 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
     }
 
     /// The next body frame (FIN=0) from bytes held elsewhere (copied and masked).
-    pub async fn send_body_copy(&mut self, bytes: &[u8]) -> io::Result<()> {
+    pub(crate) async fn send_body_copy(&mut self, bytes: &[u8]) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -91,7 +91,7 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
 
     /// The next body frame (FIN=0) from the target's body piece `range`, framed and masked in
     /// place in the reader's buffer (no copy). After an error the reader must not be used.
-    pub async fn send_body_in_place<R: AsyncReadRent>(
+    pub(crate) async fn send_body_in_place<R: AsyncReadRent>(
         &mut self,
         reader: &mut ResponseReader<R>,
         range: Range<usize>,
@@ -102,7 +102,7 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
 
     /// Ends the body message with an empty FIN frame (a continuation, or an empty binary
     /// message when no body frame was sent).
-    pub async fn end_body(&mut self) -> io::Result<()> {
+    pub(crate) async fn end_body(&mut self) -> io::Result<()> {
         self.send_with(MAX_HEADER_LEN, |out, dst| {
             out.data(dst, DataKind::Binary, &[], true)
         })
@@ -110,7 +110,7 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
     }
 
     /// Writes frames the rendezvous's [`Outbound`] built (a ping's pong) while it is open.
-    pub async fn send_built(&mut self, frames: Vec<u8>) -> io::Result<()> {
+    pub(crate) async fn send_built(&mut self, frames: Vec<u8>) -> io::Result<()> {
         if frames.is_empty() {
             return Ok(());
         }
@@ -119,7 +119,7 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
     }
 
     /// Sends a close frame; the caller drops the connection after it.
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
+    pub(crate) async fn close(&mut self, code: CloseCode, reason: &str) -> io::Result<()> {
         self.send_with(MAX_HEADER_LEN + 2 + reason.len(), |out, dst| {
             out.close(dst, code, reason)
         })
