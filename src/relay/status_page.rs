@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -111,7 +111,7 @@ pub(crate) fn build(
         .collect();
     PortalView {
         namespace: namespace.to_owned(),
-        generated_at: unix(wall),
+        generated_at: html::unix(wall),
         hybrid_connections,
         requests,
         refusals,
@@ -123,25 +123,9 @@ pub(crate) fn build(
     }
 }
 
-fn unix(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn at_unix(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-fn optional_latency(seconds: Option<f64>) -> String {
-    seconds.map_or_else(
-        || "—".to_owned(),
-        |s| html::latency(Duration::from_secs_f64(s)),
-    )
-}
-
 /// The page.
 pub(crate) fn render_html(view: &PortalView) -> String {
-    let now = at_unix(view.generated_at);
+    let now = html::at_unix(view.generated_at);
     let mut b = String::with_capacity(8 * 1024);
     // Writing into a String cannot fail.
     let _ = write!(
@@ -174,8 +158,8 @@ pub(crate) fn render_html(view: &PortalView) -> String {
             st = hc.streams_total,
             rq = hc.requests_routed,
             rate = recent.per_second,
-            p50 = optional_latency(recent.p50_seconds),
-            p99 = optional_latency(recent.p99_seconds),
+            p50 = html::optional_latency(recent.p50_seconds),
+            p99 = html::optional_latency(recent.p99_seconds),
         );
     }
     b.push_str("</tbody></table>\n");
@@ -196,11 +180,11 @@ pub(crate) fn render_html(view: &PortalView) -> String {
                 id = l.id,
                 w = l.worker,
                 t = Text(&l.tracking_id),
-                c = html::ago(at_unix(l.connected_at), now),
+                c = html::ago(html::at_unix(l.connected_at), now),
                 e = if l.token_expires_at == 0 {
                     "—".to_owned()
                 } else {
-                    html::until(at_unix(l.token_expires_at), now)
+                    html::until(html::at_unix(l.token_expires_at), now)
                 },
                 s = l.streams,
                 r = l.requests,
@@ -255,6 +239,8 @@ pub(crate) fn render_html(view: &PortalView) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::relay::metrics::WorkerMetrics;
     use crate::relay::registry::ListenerStatus;
@@ -294,7 +280,7 @@ mod tests {
                 open_fds: Some(10),
                 fd_limit: Some(1024),
             },
-            (Instant::now(), at_unix(1_060)),
+            (Instant::now(), html::at_unix(1_060)),
         );
         let page = render_html(&view);
         assert!(!page.contains("<script"), "{page}");
@@ -323,7 +309,7 @@ mod tests {
                 open_fds: None,
                 fd_limit: None,
             },
-            (Instant::now(), at_unix(1_060)),
+            (Instant::now(), html::at_unix(1_060)),
         );
         let a = &view.hybrid_connections[0];
         assert_eq!((a.listeners, a.senders, a.streams_total), (2, 1, 1));

@@ -118,6 +118,22 @@ pub(crate) fn latency(d: Duration) -> String {
     }
 }
 
+/// Seconds since the Unix epoch, as the JSON views carry times (0 before the epoch).
+pub(crate) fn unix(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The time `secs` seconds after the Unix epoch.
+pub(crate) fn at_unix(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// A latency in seconds for humans, `—` when there is none (no request in the window).
+pub(crate) fn optional_latency(seconds: Option<f64>) -> String {
+    seconds.map_or_else(|| "—".to_owned(), |s| latency(Duration::from_secs_f64(s)))
+}
+
 /// A byte count for humans: `512 B`, `1.5 KiB`, `3.2 MiB`, `1.1 GiB`.
 pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
@@ -127,14 +127,14 @@ pub(crate) fn build(
                     .max_by_key(|(_, at)| *at)
                     .map(|(message, at)| LastError {
                         message: message.clone(),
-                        at: unix(*at),
+                        at: html::unix(*at),
                     }),
                 token_expires_at: mine
                     .iter()
                     .filter(|c| c.online)
                     .filter_map(|c| c.token_expires_at)
                     .min()
-                    .map(unix),
+                    .map(html::unix),
                 streams_in_flight: merged.gauge(&STREAMS_IN_FLIGHT, &[name]).unwrap_or(0),
                 requests_in_flight: merged.gauge(&REQUESTS_IN_FLIGHT, &[name]).unwrap_or(0),
                 streams_accepted: hc(&STREAMS_ACCEPTED),
@@ -154,7 +154,7 @@ pub(crate) fn build(
         version: env!("CARGO_PKG_VERSION"),
         phase: status.phase().as_str(),
         ready: status.is_ready(),
-        generated_at: unix(wall),
+        generated_at: html::unix(wall),
         hybrid_connections,
         forwards,
     }
@@ -203,25 +203,9 @@ fn forward_view(f: ForwardInfo, merged: &Snapshot) -> ForwardView {
     }
 }
 
-fn unix(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-fn at_unix(secs: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-fn optional_latency(seconds: Option<f64>) -> String {
-    seconds.map_or_else(
-        || "—".to_owned(),
-        |s| html::latency(Duration::from_secs_f64(s)),
-    )
-}
-
 /// The page.
 pub(crate) fn render_html(view: &DaemonView) -> String {
-    let now = at_unix(view.generated_at);
+    let now = html::at_unix(view.generated_at);
     let mut b = String::with_capacity(8 * 1024);
     let (ready_class, ready) = if view.ready {
         ("ok", "ready")
@@ -272,13 +256,13 @@ pub(crate) fn render_html(view: &DaemonView) -> String {
             Some(e) => format!(
                 "<span class=\"bad\">{}</span><br><span class=\"muted\">{}</span>",
                 Text(&e.message),
-                html::ago(at_unix(e.at), now)
+                html::ago(html::at_unix(e.at), now)
             ),
             None => "<span class=\"muted\">none</span>".to_owned(),
         };
         let token = hc
             .token_expires_at
-            .map_or_else(|| "—".to_owned(), |at| html::until(at_unix(at), now));
+            .map_or_else(|| "—".to_owned(), |at| html::until(html::at_unix(at), now));
         let recent = &hc.requests_last_minute;
         let _ = writeln!(
             b,
@@ -298,8 +282,8 @@ pub(crate) fn render_html(view: &DaemonView) -> String {
             sn = hc.streams_in_flight,
             rn = hc.requests_in_flight,
             rate = recent.per_second,
-            p50 = optional_latency(recent.p50_seconds),
-            p99 = optional_latency(recent.p99_seconds),
+            p50 = html::optional_latency(recent.p50_seconds),
+            p99 = html::optional_latency(recent.p99_seconds),
             rq = hc.requests_answered,
             st = hc.streams_accepted,
             tt = html::bytes(hc.bytes_to_target),
@@ -343,6 +327,7 @@ pub(crate) fn render_html(view: &DaemonView) -> String {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
     use crate::metrics::Shard;
