@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark on loopback (method: docs/benchmarking.md): direct (no proxy),
-# hycod (forward -> relay -> daemon for streams; relay + daemon for HTTP), hycod over wss, and the
+# hycod (forward -> relay -> daemon for streams; relay + daemon for HTTP), hycod over wss, hycod
+# on the epoll driver (MONOIO_FORCE_LEGACY_DRIVER=1), a listener on the official Node SDKs in the
+# daemon's place (benches/peers/node-sdk-listener: same relay, forwarder and targets), and the
 # peers when present: rathole 0.5 websocket, rathole websocket+TLS, haproxy (tcp mode). One
 # invocation, paths alternated within every round, >= 3 rounds, medians [min..max].
 #
 #   benches/compare.sh [--with-peers] [--quick] [--runs N] [--duration 5s] [--no-write]
 #
 # --with-peers  installs what is missing: rathole 0.5.0 (cargo install, into target/peers),
-#               haproxy and iperf3 (apt-get). Without it, peers already installed are used.
+#               haproxy, iperf3, and node with npm (apt-get); the Node SDK listener's packages
+#               (npm ci from its committed lock, into target/peers/node-sdk-listener). Without
+#               it, peers already installed are used.
 # --quick       a short smoke run (1 round, 1 s, 1,000 idle streams).
 # --no-write    print the tables without replacing them in docs/performance.md.
-# --skip PATH   leave a path out (hycod_wss, rathole, haproxy, iperf3); repeatable.
+# --skip PATH   leave a path out (hycod_wss, hycod_epoll, sdk, rathole, haproxy, iperf3,
+#               many); repeatable. `many` is the 1,000-connection io_uring / epoll workload.
+# --many N      concurrent streams and requests of that workload (default 1000).
 #
 # Binaries: `cargo build --release -p hycod -p loadtest` on every run (a no-op when fresh, so a
 # stale binary is never measured), unless BIN_DIR names a directory holding hycod and hycod-load.
@@ -22,8 +28,10 @@
 # Records: single-stream Gbit/s (hycod-load bulk, pinned and unpinned; iperf3 when present),
 # CPU-seconds per GiB of the proxy processes, 64 B echo p50/p99 at a fixed rate, HTTP 1 KiB p99
 # at a fixed rate (both pinnings) and the max req/s at p99 < 5 ms, the 1.5 MB response p50, and
-# RSS per idle stream at 10,000 streams (hycod daemon; rathole client for comparison). HTTP over
-# hycod wss is sent to the relay over TLS (hycod-load --ca-file).
+# RSS per idle stream at 10,000 streams (hycod daemon; the SDK listener and rathole client for
+# comparison), the listener process's CPU per relayed request, and the io_uring / epoll pair at 1
+# and at --many concurrent streams and requests. HTTP over hycod wss is sent to the relay over
+# TLS (hycod-load --ca-file).
 #
 # Open files: the daemon holds three descriptors per idle stream. When the hard RLIMIT_NOFILE
 # is too low for --idle and the script may raise it (CAP_SYS_RESOURCE), it raises the soft and
@@ -31,7 +39,7 @@
 set -euo pipefail
 
 runs=3 duration=5s warmup=1s http_rate=2000 stream_rate=1000 connections=4 idle=10000
-find_duration=2s refine=3 with_peers=0 write=1 quick=0 skip=" "
+find_duration=2s refine=3 with_peers=0 write=1 quick=0 skip=" " many=1000
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BIN_DIR:-$root/target/release}
 peers=$root/target/peers
@@ -49,6 +57,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1; runs=1 duration=1s warmup=500ms idle=1000 find_duration=1s refine=1; shift ;;
     --no-write) write=0; shift ;;
     --skip) skip+=" $2 "; shift 2 ;;
+    --many) many=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -64,6 +73,8 @@ if [ "$with_peers" = 1 ]; then
   apt_missing=()
   command -v haproxy >/dev/null || apt_missing+=(haproxy)
   command -v iperf3 >/dev/null || apt_missing+=(iperf3)
+  command -v node >/dev/null || apt_missing+=(nodejs)
+  command -v npm >/dev/null || apt_missing+=(npm)
   if [ ! -x "$peers/bin/rathole" ]; then
     command -v pkg-config >/dev/null || apt_missing+=(pkg-config)
     dpkg -s libssl-dev >/dev/null 2>&1 || apt_missing+=(libssl-dev)
@@ -80,6 +91,19 @@ if [ "$with_peers" = 1 ]; then
     cargo install rathole --version 0.5.0 --root "$peers" >&2
   fi
 fi
+# The Node SDK listener runs from a copy under target/peers, installed from the committed lock
+# (`npm ci`) whenever the lock there differs from the checkout's.
+sdk_src=$root/benches/peers/node-sdk-listener sdk_dir=$peers/node-sdk-listener sdk=""
+if [ "$with_peers" = 1 ] && command -v npm >/dev/null \
+    && ! cmp -s "$sdk_src/package-lock.json" "$sdk_dir/package-lock.json" 2>/dev/null; then
+  echo "installing the Node SDK listener's packages into $sdk_dir (npm ci)" >&2
+  mkdir -p "$sdk_dir" && cp "$sdk_src/package.json" "$sdk_src/package-lock.json" "$sdk_dir/"
+  (cd "$sdk_dir" && npm ci --no-audit --no-fund) >&2
+fi
+if command -v node >/dev/null && [ -d "$sdk_dir/node_modules/hyco-ws" ] \
+    && cmp -s "$sdk_src/package-lock.json" "$sdk_dir/package-lock.json"; then
+  cp "$sdk_src/listener.js" "$sdk_dir/" && sdk=$sdk_dir/listener.js
+fi
 rathole=""; [ -x "$peers/bin/rathole" ] && rathole=$peers/bin/rathole
 command -v rathole >/dev/null && [ -z "$rathole" ] && rathole=$(command -v rathole)
 haproxy=$(command -v haproxy || true)
@@ -88,6 +112,7 @@ skipped() { [[ $skip == *" $1 "* ]]; }
 skipped rathole && rathole=""
 skipped haproxy && haproxy=""
 skipped iperf3 && iperf3=""
+skipped sdk && sdk=""
 
 # Open files: the daemon holds three descriptors per idle stream (target, its duplicate kept
 # for a reset, rendezvous), the relay two, hycod-load and the target one each. Every process
@@ -174,14 +199,31 @@ openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key
 openssl pkcs12 -export -inkey "$work/server.key" -in "$work/server.pem" -certfile "$work/ca.pem" \
   -passout pass:bench -out "$work/server.pfx" 2>/dev/null
 
-# --- hycod: relay + daemon + forwarders (CPU 1), plain ws and wss --------------------------
+# --- hycod: relay + daemon + forwarders (CPU 1), plain ws, wss and ws on epoll --------------
 key=$(head -c 32 /dev/urandom | base64)
 hc_flags=(); for s in "${services[@]}"; do hc_flags+=(--hybrid-connection "$s"); done
-# hycod_stack SUFFIX RELAY_TLS_FLAGS...: relay_SUFFIX, daemon_SUFFIX, fwd_SUFFIX_{bulk,echo,iperf}.
+# The SDK listener serves sdk_SERVICE on the plain ws relay, next to the daemon's SERVICE.
+sdk_flags=(); for s in "${services[@]}"; do sdk_flags+=(--hybrid-connection "sdk_$s"); done
+# forwarders SUFFIX URL ENTITY_PREFIX [CA]: fwd_SUFFIX_{bulk,echo,iperf}, one per stream service.
+forwarders() {
+  local sfx=$1 url=$2 prefix=$3 ca=${4:-} s ca_flag=()
+  [ -n "$ca" ] && ca_flag=(--relay-ca-file "$ca")
+  for s in bulk echo iperf; do
+    [ -n "${target[$s]:-}" ] || continue
+    echo "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey=$key;EntityPath=$prefix$s" >"$work/$prefix$s.cs"
+    chmod 600 "$work/$prefix$s.cs"
+    start "fwd_${sfx}_$s" "${run[@]}" "$bin/hycod" forward --listen 127.0.0.1:0 --workers 1 \
+      --connection-string-file "$work/$prefix$s.cs" --entity "$prefix$s" --relay-url "$url" "${ca_flag[@]}"
+  done
+}
+# hycod_stack SUFFIX RELAY_TLS_FLAGS...: relay_SUFFIX, daemon_SUFFIX, fwd_SUFFIX_{bulk,echo,iperf};
+# SUFFIX epoll runs all three on monoio's epoll driver (MONOIO_FORCE_LEGACY_DRIVER=1).
 hycod_stack() {
   local sfx=$1; shift
-  start "relay_$sfx" $cpu1 "$bin/hycod" relay --listen 127.0.0.1:0 --workers 1 \
-    --rule "root=$key" "${hc_flags[@]}" "$@"
+  run=($cpu1); [ "$sfx" = epoll ] && run=(env MONOIO_FORCE_LEGACY_DRIVER=1 $cpu1)
+  local extra=(); [ "$sfx" = ws ] && [ -n "$sdk" ] && extra=("${sdk_flags[@]}")
+  start "relay_$sfx" "${run[@]}" "$bin/hycod" relay --listen 127.0.0.1:0 --workers 1 \
+    --rule "root=$key" "${hc_flags[@]}" "${extra[@]}" "$@"
   local url ca=""
   url=$(grep -o 'wss\?://[^ ]*' "$work/relay_$sfx.log" | head -1)
   printf -v "url_$sfx" %s "$url"
@@ -202,18 +244,26 @@ $kind = "$scheme://${target[$s]}$([ $scheme = http ] && echo /)"
 TOML
     done; } >"$work/daemon_$sfx.toml"
   chmod 600 "$work/daemon_$sfx.toml"
-  start_bg "daemon_$sfx" $cpu1 "$bin/hycod" run --config "$work/daemon_$sfx.toml"
-  for s in bulk echo iperf; do
-    [ -n "${target[$s]:-}" ] || continue
-    echo "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey=$key;EntityPath=$s" >"$work/$s.cs"
-    chmod 600 "$work/$s.cs"
-    local ca_flag=(); [ -n "$ca" ] && ca_flag=(--relay-ca-file "$work/ca.pem")
-    start "fwd_${sfx}_$s" $cpu1 "$bin/hycod" forward --listen 127.0.0.1:0 --workers 1 \
-      --connection-string-file "$work/$s.cs" --entity "$s" --relay-url "$url" "${ca_flag[@]}"
-  done
+  start_bg "daemon_$sfx" "${run[@]}" "$bin/hycod" run --config "$work/daemon_$sfx.toml"
+  forwarders "$sfx" "$url" "" "$([ -n "$ca" ] && echo "$work/ca.pem")"
 }
 hycod_stack ws
 skipped hycod_wss || hycod_stack wss --tls-cert "$work/server.pem" --tls-key "$work/server.key"
+skipped hycod_epoll || hycod_stack epoll
+
+# --- The Node SDK listener (CPU 1) in the daemon's place: same relay, forwarders, targets -----
+if [ -n "$sdk" ]; then
+  run=($cpu1)
+  sdk_args=()
+  for s in "${services[@]}"; do
+    case $s in
+      web|big) sdk_args+=(--http "sdk_$s=http://${target[$s]}") ;;
+      *) sdk_args+=(--ws "sdk_$s=${target[$s]}") ;;
+    esac
+  done
+  HYCO_RELAY=$url_ws HYCO_KEY_NAME=root HYCO_KEY=$key start sdk_listener $cpu1 node "$sdk" "${sdk_args[@]}"
+  forwarders sdk "$url_ws" sdk_
+fi
 
 # --- rathole (CPU 1): websocket and websocket+TLS ------------------------------------------
 # rathole_stack NAME TLS(true|false): rathole server + client; ports in port_NAME_SERVICE.
@@ -238,7 +288,8 @@ rathole_stack() {
   TOKIO_WORKER_THREADS=1 start_bg "${name}_server" $cpu1 "$rathole" --server "$work/$name-server.toml"
   TOKIO_WORKER_THREADS=1 start_bg "${name}_client" $cpu1 "$rathole" --client "$work/$name-client.toml"
 }
-paths=(direct hycod); skipped hycod_wss || paths+=(hycod_wss)
+paths=(direct hycod); skipped hycod_wss || paths+=(hycod_wss); skipped hycod_epoll || paths+=(hycod_epoll)
+[ -n "$sdk" ] && paths+=(sdk)
 if [ -n "$rathole" ]; then
   rathole_stack rathole_ws false
   rathole_stack rathole_wss true
@@ -260,6 +311,8 @@ stream_addr() {
     direct) echo "${target[$2]}" ;;
     hycod) listen_addr "fwd_ws_$2" ;;
     hycod_wss) listen_addr "fwd_wss_$2" ;;
+    hycod_epoll) listen_addr "fwd_epoll_$2" ;;
+    sdk) listen_addr "fwd_sdk_$2" ;;
     *) local v="port_$1_$2"; echo "127.0.0.1:${!v}" ;;
   esac
 }
@@ -269,17 +322,44 @@ cpu_pids() {
     direct) ;;
     hycod) echo "--cpu-pids relay=$pid_relay_ws,daemon=$pid_daemon_ws,forward=$pid_fwd_ws_bulk" ;;
     hycod_wss) echo "--cpu-pids relay=$pid_relay_wss,daemon=$pid_daemon_wss,forward=$pid_fwd_wss_bulk" ;;
+    hycod_epoll) echo "--cpu-pids relay=$pid_relay_epoll,daemon=$pid_daemon_epoll,forward=$pid_fwd_epoll_bulk" ;;
+    sdk) echo "--cpu-pids relay=$pid_relay_ws,listener=$pid_sdk_listener,forward=$pid_fwd_sdk_bulk" ;;
     rathole_*) local s="pid_$1_server" c="pid_$1_client"; echo "--cpu-pids server=${!s},client=${!c}" ;;
     haproxy) echo "--cpu-pids haproxy=$pid_haproxy" ;;
   esac
 }
-# proxy_pids PATH: the pids cpu_pids names, space-separated.
-proxy_pids() { cpu_pids "$1" | sed 's/--cpu-pids //; s/[a-z_]*=//g; s/,/ /g'; }
-# cpu_ticks PID...: their utime + stime summed, in clock ticks (proc(5); fields after the name).
-cpu_ticks() {
-  local total=0 p t
-  for p in "$@"; do t=$(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'); total=$((total + t)); done
-  echo "$total"
+# service_pids PATH SERVICE: NAME=PID of the proxy processes a stream of SERVICE passes on PATH
+# (the forwarder is SERVICE's own), space-separated.
+service_pids() {
+  local f="" fwd
+  case $1 in
+    hycod) f="pid_fwd_ws_$2"; echo -n "relay=$pid_relay_ws daemon=$pid_daemon_ws" ;;
+    hycod_wss) f="pid_fwd_wss_$2"; echo -n "relay=$pid_relay_wss daemon=$pid_daemon_wss" ;;
+    hycod_epoll) f="pid_fwd_epoll_$2"; echo -n "relay=$pid_relay_epoll daemon=$pid_daemon_epoll" ;;
+    sdk) f="pid_fwd_sdk_$2"; echo -n "relay=$pid_relay_ws listener=$pid_sdk_listener" ;;
+    *) cpu_pids "$1" | sed 's/--cpu-pids //; s/,/ /g'; return ;;
+  esac
+  fwd=${!f:-}
+  if [ -n "$fwd" ]; then echo " forward=$fwd"; else echo; fi
+}
+# cpu_ns NAME=PID...: "NAME=NS" per process, NS its threads' nanoseconds on a CPU so far
+# (/proc/PID/task/*/schedstat: finer than the 10 ms ticks of /proc/PID/stat).
+cpu_ns() {
+  local np out=()
+  for np in "$@"; do
+    out+=("${np%%=*}=$(cat /proc/"${np#*=}"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {printf "%.0f", n}')")
+  done
+  echo "${out[*]}"
+}
+# charged FILE "NAME=PID..." CMD...: runs CMD; FILE gets the CPU of those processes before and
+# after it.
+charged() {
+  local file=$1 named=$2; shift 2
+  # shellcheck disable=SC2086
+  cpu_ns $named >"$file"
+  "$@" || true
+  # shellcheck disable=SC2086
+  cpu_ns $named >>"$file"
 }
 # http_target PATH SERVICE: hycod-load http target flags (hycod wss: HTTPS to the relay,
 # trusting the bench CA).
@@ -288,6 +368,8 @@ http_target() {
     direct) echo "--direct http://${target[$2]}/" ;;
     hycod) echo "--relay $url_ws --key-name root --key $key --hybrid-connection $2" ;;
     hycod_wss) echo "--relay $url_wss --ca-file $work/ca.pem --key-name root --key $key --hybrid-connection $2" ;;
+    hycod_epoll) echo "--relay $url_epoll --key-name root --key $key --hybrid-connection $2" ;;
+    sdk) echo "--relay $url_ws --key-name root --key $key --hybrid-connection sdk_$2" ;;
     *) echo "--direct http://$(stream_addr "$1" "$2")/" ;;
   esac
 }
@@ -333,6 +415,12 @@ for path in "${paths[@]}"; do
   [ "$ok" = 1 ] || { echo "path $path never became ready; logs in $work" >&2; exit 1; }
 done
 
+# The I/O driver each hycod process reported at start-up ("driver=..." in its log).
+for i in "${!names[@]}"; do
+  d=$(grep -o -m1 'driver="\?[a-z_]*' "$work/${names[$i]}.log" 2>/dev/null | sed 's/.*"//; s/.*=//') || true
+  [ -n "$d" ] && echo "${names[$i]} $d"
+done >"$work/drivers.txt"
+
 # --- Measurements: every round runs every path in turn (A/B/C… alternation) ----------------
 echo "# $(date -u +%F\ %H:%MZ) $(uname -srm), $(nproc) CPUs; $command_line; paths: ${paths[*]}" >&2
 for i in $(seq "$runs"); do
@@ -350,11 +438,8 @@ for i in $(seq "$runs"); do
   if [ -n "$iperf3" ]; then
     for path in "${paths[@]}"; do
       a=$(stream_addr "$path" iperf)
-      # shellcheck disable=SC2046
-      before=$(cpu_ticks $(proxy_pids "$path"))
-      $cpu0 "$iperf3" -c "${a%:*}" -p "${a##*:}" -t "${duration%s}" -J >"$work/iperf-$path-$i.json" 2>/dev/null || true
-      # shellcheck disable=SC2046
-      echo $(( $(cpu_ticks $(proxy_pids "$path")) - before )) >"$work/iperfcpu-$path-$i.txt"
+      charged "$work/iperfcpu-$path-$i.txt" "$(service_pids "$path" iperf)" \
+        $cpu0 "$iperf3" -c "${a%:*}" -p "${a##*:}" -t "${duration%s}" -J --logfile "$work/iperf-$path-$i.json"
     done
   fi
   for path in "${paths[@]}"; do
@@ -365,13 +450,32 @@ for i in $(seq "$runs"); do
   for path in "${paths[@]}"; do
     t=$(http_target "$path" web) || continue
     # shellcheck disable=SC2086
-    load http $t --rate "$http_rate" --body-size 1024 --connections "$connections" \
-      --duration "$duration" --warmup "$warmup" --json "$work/http-$path-$i.json" >/dev/null || true
+    charged "$work/httpcpu-$path-$i.txt" "$(service_pids "$path" web)" load http $t --rate "$http_rate" --body-size 1024 \
+      --connections "$connections" --duration "$duration" --warmup "$warmup" \
+      --json "$work/http-$path-$i.json" >/dev/null
     t=$(http_target "$path" big)
     # shellcheck disable=SC2086
     load http $t --method GET --body-size 0 --rate 20 --connections 2 \
       --duration "$duration" --warmup "$warmup" --json "$work/big-$path-$i.json" >/dev/null || true
   done
+  # io_uring against epoll: the same hycod at 1 and at --many concurrent streams and requests,
+  # closed loop (each connection sends its next message when the answer is back), CPU charged
+  # to relay, daemon and forwarder.
+  if ! skipped many; then
+    for level in 1 "$many"; do
+      for path in hycod hycod_epoll; do
+        [[ " ${paths[*]} " == *" $path "* ]] || continue
+        charged "$work/conc_stream_${level}cpu-$path-$i.txt" "$(service_pids "$path" echo)" load stream --direct \
+          "tcp://$(stream_addr "$path" echo)" --closed-loop --size 64 --connections "$level" \
+          --duration "$duration" --warmup "$warmup" --json "$work/conc_stream_$level-$path-$i.json" >/dev/null
+        t=$(http_target "$path" web)
+        # shellcheck disable=SC2086
+        charged "$work/conc_http_${level}cpu-$path-$i.txt" "$(service_pids "$path" web)" load http $t --closed-loop \
+          --body-size 1024 --connections "$level" --duration "$duration" --warmup "$warmup" \
+          --json "$work/conc_http_$level-$path-$i.json" >/dev/null
+      done
+    done
+  fi
   # Latency with everything on CPU 0 (rule 2, second half): the proxies join the generator and
   # the targets for the echo and HTTP 1 KiB runs, then go back to CPU 1.
   if [ -n "$cpu1" ]; then
@@ -398,6 +502,10 @@ done
 echo "idle streams: $idle" >&2
 load idle --relay "$url_ws" --key-name root --key "$key" --hybrid-connection echo \
   --connections "$idle" --rss-pid "$pid_daemon_ws" --json "$work/idle-hycod.json" >/dev/null || true
+if [ -n "$sdk" ]; then
+  load idle --relay "$url_ws" --key-name root --key "$key" --hybrid-connection sdk_echo \
+    --connections "$idle" --rss-pid "$pid_sdk_listener" --json "$work/idle-sdk.json" >/dev/null || true
+fi
 if [ -n "$rathole" ]; then
   load idle --direct "tcp://$(stream_addr rathole_ws echo)" --connections "$idle" \
     --rss-pid "$pid_rathole_ws_client" --json "$work/idle-rathole_ws.json" >/dev/null || true
@@ -407,6 +515,6 @@ fi
 python3 "$root/benches/compare_report.py" --work "$work" --runs "$runs" --paths "${paths[@]}" \
   --command "$command_line" --stream-rate "$stream_rate" --http-rate "$http_rate" \
   --connections "$connections" --duration "$duration" --idle "$idle" \
-  --nofile "$(ulimit -Hn)" \
+  --nofile "$(ulimit -Hn)" --many "$many" \
   $([ -n "$cpu0" ] && echo --pinned) $([ "$write" = 1 ] && echo --write "$root/docs/performance.md")
 echo "raw JSON: $work" >&2

@@ -25,11 +25,8 @@ trap cleanup EXIT
 
 # cpu_ns PID: nanoseconds on CPU of every thread of PID (the first field of schedstat).
 cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{n += $1} END {print n}'; }
-# wait_for FILE TEXT: until FILE holds TEXT (10 s at most).
-wait_for() {
-  for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "no '$2' in $1:" >&2; cat "$1" >&2; exit 1
-}
+# wait_for, web_daemon_config
+source "$(dirname "$0")/request_common.sh"
 
 taskset -c 0 "$a/hycod-load" serve-http --listen 127.0.0.1:0 >"$work/target.log" 2>&1 &
 pids+=($!)
@@ -45,16 +42,7 @@ run() {
   relay=$!; pids+=($relay)
   wait_for "$work/relay.log" listening
   url=$(grep -o 'ws://[^ ]*' "$work/relay.log" | head -1)
-  cat >"$work/daemon.toml" <<TOML
-[runtime]
-workers = 1
-[[hybrid_connection]]
-name = "web"
-connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey=$key;EntityPath=web"
-relay_url = "$url"
-http_target = "http://$target/"
-TOML
-  chmod 600 "$work/daemon.toml"
+  web_daemon_config "$work/daemon.toml" "$key" "$url" "$target"
   taskset -c 1 "$bin/hycod" run --config "$work/daemon.toml" >"$work/daemon.log" 2>&1 &
   daemon=$!; pids+=($daemon)
   wait_for "$work/daemon.log" "listener online"

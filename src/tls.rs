@@ -8,15 +8,10 @@
 //! certificate was refused.
 //!
 //! # Cipher suites
-//! hycod prefers AES-128-GCM ([`provider`]). On the wss path every relayed byte is
-//! encrypted twice and decrypted twice (forwarder → relay → daemon), and AES-128 runs 10 rounds
-//! where AES-256 runs 14 (docs/performance.md "Second round"). TLS_AES_128_GCM_SHA256
-//! is the one suite every TLS 1.3 implementation must offer (RFC 8446 §9.1). AES-256-GCM,
-//! ChaCha20-Poly1305 and the TLS 1.2 ECDHE suites (RFC 5289, RFC 7905) stay on offer, so a peer
-//! that offers only one of them, and Azure Relay's endpoints, still connect. Clients list the
-//! suites in this order; the relay's server configuration picks by its own order
-//! (`ignore_client_order`), so a client that merely prefers AES-256 (rustls's default order)
-//! also gets AES-128.
+//! Every suite of the ring provider stays on offer (Azure Relay's endpoints and any peer connect),
+//! AES-128-GCM first: clients list it first and the relay's server configuration picks by its
+//! own order (`ignore_client_order`). Why: every relayed byte on the wss path is encrypted and
+//! decrypted twice (docs/performance.md "Second round").
 
 use std::fmt;
 use std::path::{Path, PathBuf};

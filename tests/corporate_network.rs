@@ -41,6 +41,33 @@ fn wss_relay(dir: &Path, ca: &TestCa) -> hycod::relay::RelayHandle {
     common::relay(&flags)
 }
 
+/// A company's network: a temporary directory, a test CA, and a [`wss_relay`] it signs.
+struct Corp {
+    dir: tempfile::TempDir,
+    ca: TestCa,
+    relay: hycod::relay::RelayHandle,
+}
+
+impl Corp {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = TestCa::new(dir.path(), "corp");
+        let relay = wss_relay(dir.path(), &ca);
+        Self { dir, ca, relay }
+    }
+}
+
+/// The daemon's first failed control-channel connect and the reconnect it announces.
+fn connect_failure(daemon: &mut DaemonProcess) -> (serde_json::Value, serde_json::Value) {
+    let failed = daemon.wait_log("the failed connect", |l| {
+        l["message"] == "control channel connect failed"
+    });
+    let offline = daemon.wait_log("the reconnect", |l| {
+        l["message"] == "listener offline, reconnecting"
+    });
+    (failed, offline)
+}
+
 /// A `[[hybrid_connection]]` `name` on `relay_url` trusting `ca`, with `extra` keys.
 fn hc(name: &str, relay_url: &str, ca: &TestCa, echo_port: u16, extra: &str) -> String {
     let trust = format!("tls_roots = \"{}\"\n{extra}", ca.ca_file.display());
@@ -72,9 +99,7 @@ fn https_proxy_without_credentials_is_a_clear_407_on_the_long_ladder() {
     let Some(squid) = Squid::start(Auth::Basic(&[(USER, PASSWORD)])) else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new(dir.path(), "corp");
-    let relay = wss_relay(dir.path(), &ca);
+    let Corp { dir, ca, relay } = Corp::new();
     let config = config_text("1s", &[hc("sap", &relay.url, &ca, tcp_echo(), "")]);
     let proxy = squid.url(None);
     let mut daemon = DaemonProcess::start(dir.path(), &config, None, &[("HTTPS_PROXY", &proxy)]);
@@ -85,9 +110,7 @@ fn https_proxy_without_credentials_is_a_clear_407_on_the_long_ladder() {
         chosen["proxy"],
         format!("{proxy} (environment HTTPS_PROXY, NO_PROXY honoured)")
     );
-    let failed = daemon.wait_log("the failed connect", |l| {
-        l["message"] == "control channel connect failed"
-    });
+    let (failed, offline) = connect_failure(&mut daemon);
     assert_eq!(
         failed["error"],
         format!(
@@ -96,9 +119,6 @@ fn https_proxy_without_credentials_is_a_clear_407_on_the_long_ladder() {
             squid.addr, squid.addr
         )
     );
-    let offline = daemon.wait_log("the reconnect", |l| {
-        l["message"] == "listener offline, reconnecting"
-    });
     assert_eq!(offline["reason"], "proxy_auth");
     let retry_in = offline["retry_in_ms"].as_u64().expect("retry_in_ms");
     assert!(
@@ -116,9 +136,7 @@ fn credentials_from_the_password_keys_carry_daemon_and_forward_through_the_proxy
     let Some(squid) = Squid::start(Auth::Basic(&[(USER, PASSWORD)])) else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new(dir.path(), "corp");
-    let relay = wss_relay(dir.path(), &ca);
+    let Corp { dir, ca, relay } = Corp::new();
     let proxy = squid.url(Some(USER));
     let extra = format!("proxy = \"{proxy}\"\nproxy_password_env = \"HYCOD_PROXY_PASSWORD\"");
     let config = config_text("1s", &[hc("sap", &relay.url, &ca, tcp_echo(), &extra)]);
@@ -193,9 +211,7 @@ fn no_proxy_sends_the_hosts_it_names_around_the_proxy() {
     let Some(squid) = Squid::start(Auth::Basic(&[(USER, PASSWORD)])) else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new(dir.path(), "corp");
-    let relay = wss_relay(dir.path(), &ca);
+    let Corp { dir, ca, relay } = Corp::new();
     let port = port_of(&relay.url);
     let echo = tcp_echo();
     let config = config_text(
@@ -237,9 +253,7 @@ fn a_proxy_that_asks_only_for_ntlm_is_named_as_unsupported() {
     let Some(squid) = Squid::start(Auth::NtlmOnly) else {
         return;
     };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new(dir.path(), "corp");
-    let relay = wss_relay(dir.path(), &ca);
+    let Corp { dir, ca, relay } = Corp::new();
     let extra = format!(
         "proxy = \"{}\"\nproxy_password_env = \"HYCOD_PROXY_PASSWORD\"",
         squid.url(Some(USER))
@@ -251,9 +265,7 @@ fn a_proxy_that_asks_only_for_ntlm_is_named_as_unsupported() {
         None,
         &[("HYCOD_PROXY_PASSWORD", PASSWORD)],
     );
-    let failed = daemon.wait_log("the failed connect", |l| {
-        l["message"] == "control channel connect failed"
-    });
+    let (failed, offline) = connect_failure(&mut daemon);
     assert_eq!(
         failed["error"],
         format!(
@@ -262,17 +274,29 @@ fn a_proxy_that_asks_only_for_ntlm_is_named_as_unsupported() {
             squid.addr
         )
     );
-    let offline = daemon.wait_log("the reconnect", |l| {
-        l["message"] == "listener offline, reconnecting"
-    });
     assert_eq!(offline["reason"], "proxy_auth");
+}
+
+/// The proxy tests' Squid counts as started only once it listens itself. Another process may
+/// take the probed port before Squid binds it; a connection then succeeds (to that process)
+/// while Squid exits a second later, and a test spoke to the wrong server (under load:
+/// "invalid CONNECT answer: HTTP version is not HTTP/1.0 or HTTP/1.1").
+#[test]
+fn squid_on_a_port_another_process_holds_is_not_taken_for_started() {
+    if !common::squid::installed() {
+        return;
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    assert!(
+        Squid::try_start(&Auth::NtlmOnly, port).is_none(),
+        "squid was taken for started on a port another process holds"
+    );
 }
 
 #[test]
 fn a_relay_signed_by_the_ca_in_the_system_store_is_trusted_by_system_and_refused_by_webpki() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new(dir.path(), "corp");
-    let relay = wss_relay(dir.path(), &ca);
+    let Corp { dir, ca, relay } = Corp::new();
     let echo = tcp_echo();
     let config = config_text(
         "1s",
@@ -301,9 +325,7 @@ fn a_relay_signed_by_the_ca_in_the_system_store_is_trusted_by_system_and_refused
 /// a CA file, still trusts the relay; each start logs a warning naming the replacement.
 #[test]
 fn the_older_relay_ca_file_key_still_trusts_the_relay_and_names_tls_roots_at_start() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new(dir.path(), "corp");
-    let relay = wss_relay(dir.path(), &ca);
+    let Corp { dir, ca, relay } = Corp::new();
     let trust = format!("relay_ca_file = \"{}\"", ca.ca_file.display());
     let config = config_text("1s", &[hc_trusting("sap", &relay.url, tcp_echo(), &trust)]);
     let mut daemon = DaemonProcess::start(dir.path(), &config, None, &[]);

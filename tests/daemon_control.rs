@@ -295,7 +295,7 @@ fn relayed_http_reaches_the_upstream_through_the_running_daemon() {
     let mut tcp = std::net::TcpStream::connect(relay.addr()).expect("connect");
     write!(
         tcp,
-        "POST /hyco/api/orders?top=5 HTTP/1.1\r\nHost: x\r\nServiceBusAuthorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /hyco/api/orders?top=5 HTTP/1.1\r\nHost: localhost\r\nServiceBusAuthorization: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         &token,
         body.len()
     )

@@ -47,6 +47,35 @@ fn control(relay: &ScriptedRelay) -> Dialed {
         .expect("the daemon registers a listener")
 }
 
+/// `hycod_unusable_messages_total` for `command`.
+fn unusable(handle: &DaemonHandle, command: &str) -> f64 {
+    metric(
+        handle,
+        "hycod_unusable_messages_total",
+        &[("command", command)],
+    )
+}
+
+/// The request rendezvous address `relay` hands out for request `id` on `hyco`.
+fn request_address(relay: &ScriptedRelay, id: &str) -> String {
+    format!(
+        "{}/$hc/hyco?sb-hc-action=request&sb-hc-id={id}",
+        relay.url()
+    )
+}
+
+/// Sends a rendezvous notice for request `id` on `listen` and returns the request rendezvous the
+/// daemon opens for it.
+fn notice(relay: &ScriptedRelay, listen: &mut Dialed, id: &str) -> Dialed {
+    let address = request_address(relay, id);
+    listen.conn().send_text(&format!(
+        r#"{{"request":{{"address":"{address}","id":"{id}"}}}}"#
+    ));
+    relay
+        .next_action("request", WAIT)
+        .expect("the daemon opens the request rendezvous")
+}
+
 /// A GUID in its 8-4-4-4-12 hex form (what `Guid.ToString()` gives).
 fn is_guid(text: &str) -> bool {
     let groups: Vec<&str> = text.split('-').collect();
@@ -149,18 +178,16 @@ fn service_messages_the_daemon_cannot_use_are_answered_and_counted() {
         ("r2", 502)
     );
 
-    let unusable = |command| {
-        metric(
-            &handle,
-            "hycod_unusable_messages_total",
-            &[("command", command)],
-        )
-    };
     let until = Instant::now() + WAIT;
-    while (unusable("accept"), unusable("request")) != (1.0, 1.0) && Instant::now() < until {
+    while (unusable(&handle, "accept"), unusable(&handle, "request")) != (1.0, 1.0)
+        && Instant::now() < until
+    {
         std::thread::park_timeout(Duration::from_millis(20));
     }
-    assert_eq!((unusable("accept"), unusable("request")), (1.0, 1.0));
+    assert_eq!(
+        (unusable(&handle, "accept"), unusable(&handle, "request")),
+        (1.0, 1.0)
+    );
 }
 
 #[test]
@@ -268,10 +295,9 @@ fn a_single_20_mib_frame_passes_the_listener_and_the_forward() {
 #[test]
 fn a_forwarded_stream_is_pinged_and_closed_when_pongs_stop() {
     let relay = ScriptedRelay::start();
-    let forward = format!(
-        "{}stream_ping_interval = \"1s\"\n",
-        forward("out", "hyco", &relay.url())
-    );
+    // Every test forward pings after 1 s of silence (under the strict relay's idle cut).
+    let forward = forward("out", "hyco", &relay.url());
+    assert!(forward.contains("\nstream_ping_interval = \"1s\"\n"));
     let handle = start(&relay.url(), &forward);
     let local = handle.forward_addr("out").expect("forward port");
     let mut app = std::net::TcpStream::connect(local).expect("connect the forward");
@@ -325,13 +351,7 @@ fn a_control_message_over_64_kib_closes_the_channel_with_1009_and_the_daemon_reg
     let relay = ScriptedRelay::start();
     let _handle = start(&relay.url(), "");
     let mut listen = control(&relay);
-    let padded = |id: &str, len: usize| {
-        let json = format!(
-            r#"{{"request":{{"id":"{id}","requestTarget":"/hyco/x","method":"GET","requestHeaders":{{}},"body":false}}}}"#
-        );
-        format!("{json}{}", " ".repeat(len - json.len()))
-    };
-    listen.conn().send_text(&padded("exact", LIMIT));
+    listen.conn().send_text(&padded_request("exact", LIMIT));
     let text = listen.conn().next_text(WAIT).expect("a response");
     let Ok(ControlMessage::Response(response)) = parse_control_message(text.as_bytes()) else {
         panic!("expected a response: {text}");
@@ -341,17 +361,201 @@ fn a_control_message_over_64_kib_closes_the_channel_with_1009_and_the_daemon_reg
         ("exact", 200)
     );
 
-    listen.conn().send_text(&padded("over", LIMIT + 1));
+    listen.conn().send_text(&padded_request("over", LIMIT + 1));
+    assert_eq!(close_code(listen.conn()), Some(1009));
+    control(&relay);
+}
+
+/// A `request` control message padded with spaces to `len` bytes.
+fn padded_request(id: &str, len: usize) -> String {
+    let json = format!(
+        r#"{{"request":{{"id":"{id}","requestTarget":"/hyco/x","method":"GET","requestHeaders":{{}},"body":false}}}}"#
+    );
+    format!("{json}{}", " ".repeat(len - json.len()))
+}
+
+/// The close code of the next close frame on `conn`; panics on a text frame (an answer).
+fn close_code(conn: &mut common::scripted_relay::Conn) -> Option<u16> {
     let until = Instant::now() + WAIT;
-    let close = loop {
+    loop {
         let left = until.saturating_duration_since(Instant::now());
-        match listen.conn().next_frame(left) {
-            Some(Frame::Close(code)) => break code,
-            Some(Frame::Text(text)) => panic!("the oversized request was answered: {text:?}"),
+        match conn.next_frame(left) {
+            Some(Frame::Close(code)) => return code,
+            Some(Frame::Text(text)) => panic!("the oversized message was answered: {text:?}"),
             Some(_) => {}
             None => panic!("the daemon sent no close frame"),
         }
+    }
+}
+
+#[test]
+fn a_control_message_over_64_kib_is_counted_as_unusable_under_the_command_it_starts_with() {
+    let relay = ScriptedRelay::start();
+    let handle = start(&relay.url(), "");
+    let mut listen = control(&relay);
+    listen
+        .conn()
+        .send_text(&padded_request("over", 64 * 1024 + 1));
+    assert_eq!(close_code(listen.conn()), Some(1009));
+    assert_eq!(unusable(&handle, "request"), 1.0);
+}
+
+#[test]
+fn a_request_over_64_kib_on_a_request_rendezvous_closes_it_with_1009_and_is_counted() {
+    let relay = ScriptedRelay::start();
+    let handle = start(&relay.url(), "");
+    let mut listen = control(&relay);
+    let mut rendezvous = notice(&relay, &mut listen, "big");
+    rendezvous
+        .conn()
+        .send_text(&padded_request("big", 64 * 1024 + 1));
+    assert_eq!(close_code(rendezvous.conn()), Some(1009));
+    assert_eq!(unusable(&handle, "request"), 1.0);
+}
+
+#[test]
+fn a_malformed_request_on_a_request_rendezvous_is_answered_502_and_counted() {
+    let relay = ScriptedRelay::start();
+    let handle = start(&relay.url(), "");
+    let mut listen = control(&relay);
+    let mut rendezvous = notice(&relay, &mut listen, "n1");
+    rendezvous
+        .conn()
+        .send_text(r#"{"request":{"id":"n1","method":["GET"],"requestTarget":"/hyco/x"}}"#);
+    let text = rendezvous.conn().next_text(WAIT).expect("a response");
+    let Ok(ControlMessage::Response(response)) = parse_control_message(text.as_bytes()) else {
+        panic!("expected a response: {text}");
     };
-    assert_eq!(close, Some(1009));
-    control(&relay);
+    assert_eq!(
+        (
+            response.request_id.as_str(),
+            response.status_code,
+            response.status_description.as_deref()
+        ),
+        ("n1", 502, Some("Bad Gateway"))
+    );
+    assert_eq!(
+        rendezvous.conn().next_frame(WAIT),
+        Some(Frame::Close(Some(1000)))
+    );
+    assert_eq!(unusable(&handle, "request"), 1.0);
+}
+
+#[test]
+fn another_command_on_a_request_rendezvous_closes_it_with_1002_and_is_counted() {
+    let relay = ScriptedRelay::start();
+    let handle = start(&relay.url(), "");
+    let mut listen = control(&relay);
+    let mut rendezvous = notice(&relay, &mut listen, "n2");
+    rendezvous
+        .conn()
+        .send_text(r#"{"accept":{"address":"wss://x/$hc/hyco","id":"a"}}"#);
+    assert_eq!(
+        rendezvous.conn().next_frame(WAIT),
+        Some(Frame::Close(Some(1002)))
+    );
+    assert_eq!(unusable(&handle, "accept"), 1.0);
+}
+
+/// The next `response` on `conn` as (request id, status).
+fn next_response(conn: &mut common::scripted_relay::Conn) -> (String, u16) {
+    let response = whole_response(conn);
+    (response.request_id, response.status_code)
+}
+
+#[test]
+fn a_control_channel_request_whose_body_is_over_64_kib_or_missing_is_answered_502_and_counted() {
+    let relay = ScriptedRelay::start();
+    let handle = start(&relay.url(), "");
+    let mut listen = control(&relay);
+    let request = |id: &str| {
+        format!(
+            r#"{{"request":{{"id":"{id}","requestTarget":"/hyco/x","method":"POST","requestHeaders":{{}},"body":true}}}}"#
+        )
+    };
+    listen.conn().send_text(&request("big"));
+    listen.conn().send_binary(&vec![b'x'; 64 * 1024 + 1]);
+    assert_eq!(next_response(listen.conn()), ("big".to_owned(), 502));
+
+    // A request whose body message never comes: the next text message arrives instead.
+    listen.conn().send_text(&request("bodiless"));
+    listen.conn().send_text(
+        r#"{"request":{"id":"after","requestTarget":"/hyco/x","method":"GET","requestHeaders":{},"body":false}}"#,
+    );
+    let mut answers = [next_response(listen.conn()), next_response(listen.conn())];
+    answers.sort();
+    assert_eq!(
+        answers,
+        [("after".to_owned(), 200), ("bodiless".to_owned(), 502)]
+    );
+    assert_eq!(unusable(&handle, "request"), 2.0);
+}
+
+/// The whole `response` in the next text message on `conn`, skipping control frames.
+fn whole_response(conn: &mut common::scripted_relay::Conn) -> hycod::proto::hc::messages::Response {
+    let text = conn.next_text(WAIT).expect("a response");
+    match parse_control_message(text.as_bytes()) {
+        Ok(ControlMessage::Response(response)) => response,
+        _ => panic!("expected a response: {text}"),
+    }
+}
+
+/// A detaching daemon (architecture §3 "Detaching") has sent its Close on the control channel
+/// and still serves what the relay sent before it saw that Close. Its own refusals then go
+/// through the request's rendezvous like every other answer: a request over `max_requests`
+/// gets its 503 there, an unreadable one its 502, each rendezvous then closed with 1000.
+#[test]
+fn refusals_in_the_detach_window_go_through_the_requests_rendezvous() {
+    let relay = ScriptedRelay::start();
+    let mut handle = start(&relay.url(), "max_requests = 1\n");
+    let mut listen = control(&relay);
+    let address = |id: &str| request_address(&relay, id);
+    // The one request permit, held: a rendezvous notice whose request never comes.
+    let _held = notice(&relay, &mut listen, "held");
+
+    handle.drain(WAIT);
+    let close = loop {
+        match listen.conn().next_frame(WAIT) {
+            Some(Frame::Ping(_) | Frame::Pong(_)) => {}
+            other => break other,
+        }
+    };
+    assert_eq!(close, Some(Frame::Close(Some(1000))), "the daemon detaches");
+    // The relay sent these before it read the Close.
+    listen.conn().send_text(&format!(
+        r#"{{"request":{{"address":"{}","id":"over","requestTarget":"/hyco/x","method":"GET","requestHeaders":{{}},"body":false}}}}"#,
+        address("over")
+    ));
+    listen.conn().send_text(&format!(
+        r#"{{"request":{{"address":"{}","id":"bad","method":["GET"],"requestTarget":"/hyco/x"}}}}"#,
+        address("bad")
+    ));
+
+    let mut answered = Vec::new();
+    for _ in 0..2 {
+        let mut rendezvous = relay
+            .next_action("request", Duration::from_secs(2))
+            .expect("a refusal comes through its request's rendezvous");
+        let id = rendezvous.query("sb-hc-id").expect("sb-hc-id").to_owned();
+        let response = whole_response(rendezvous.conn());
+        assert_eq!(response.request_id, id);
+        assert_eq!(
+            rendezvous.conn().next_frame(WAIT),
+            Some(Frame::Close(Some(1000))),
+            "{id}: the rendezvous closes after the refusal"
+        );
+        answered.push((id, response.status_code, response.status_description));
+    }
+    answered.sort();
+    assert_eq!(
+        answered,
+        [
+            ("bad".to_owned(), 502, Some("Bad Gateway".to_owned())),
+            (
+                "over".to_owned(),
+                503,
+                Some("Too many requests in flight".to_owned())
+            ),
+        ]
+    );
 }

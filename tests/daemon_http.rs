@@ -38,14 +38,17 @@ const MIB: usize = 1024 * 1024;
 // Relay, tokens, runtime
 
 fn relay() -> hycod::relay::RelayHandle {
-    common::relay(&[
+    let root = format!("root={KEY}");
+    let mut flags = vec![
         "--workers",
         "2",
         "--rule",
-        &format!("root={KEY}"),
+        &root,
         "--hybrid-connection",
         "hyco",
-    ])
+    ];
+    flags.extend_from_slice(common::STRICT_RELAY);
+    common::relay(&flags)
 }
 
 fn token() -> String {
@@ -76,7 +79,8 @@ fn context(target: Option<String>, deadline: Duration, tls: TrustRoots) -> Hc {
             "ws://127.0.0.1",
             &[],
         ),
-        stream_ping_interval: None,
+        // Under the strict relay's idle cut (common::STRICT_RELAY), as the daemon's are.
+        stream_ping_interval: Some(Duration::from_secs(1)),
         upstream_tls: client_config(&tls).expect("tls"),
         upstream_pool: RefCell::new(Vec::new()),
         upstream_deadline: deadline,
@@ -87,6 +91,7 @@ fn context(target: Option<String>, deadline: Duration, tls: TrustRoots) -> Hc {
         admission: hycod::daemon::listener::admission::Admission::standalone(
             &hycod::config::Limits::default(),
         ),
+        detached: std::cell::Cell::new(false),
     })
 }
 

@@ -35,14 +35,16 @@ use common::{dialer, mask, read_message, run, KEY};
 const HC: &str = "hyco";
 
 fn relay() -> hycod::relay::RelayHandle {
-    common::relay(&[
-        "--workers",
-        "2",
-        "--rule",
-        &format!("root={KEY}"),
-        "--hybrid-connection",
-        HC,
-    ])
+    relay_with(&[])
+}
+
+/// The strict test relay ([`common::STRICT_RELAY`]) with `extra` flags.
+fn relay_with(extra: &[&str]) -> hycod::relay::RelayHandle {
+    let root = format!("root={KEY}");
+    let mut flags = vec!["--workers", "2", "--rule", &root, "--hybrid-connection", HC];
+    flags.extend_from_slice(common::STRICT_RELAY);
+    flags.extend_from_slice(extra);
+    common::relay(&flags)
 }
 
 fn token() -> String {
@@ -62,7 +64,8 @@ fn context(target: Option<TcpTarget>) -> Hc {
             "ws://127.0.0.1",
             &[],
         ),
-        stream_ping_interval: None,
+        // Under the strict relay's idle cut (common::STRICT_RELAY), as the daemon's are.
+        stream_ping_interval: Some(Duration::from_secs(1)),
         upstream_tls: client_config(&TrustRoots::WebPki).expect("tls"),
         upstream_pool: RefCell::new(Vec::new()),
         upstream_deadline: Duration::from_secs(50),
@@ -73,6 +76,7 @@ fn context(target: Option<TcpTarget>) -> Hc {
         admission: hycod::daemon::listener::admission::Admission::standalone(
             &hycod::config::Limits::default(),
         ),
+        detached: std::cell::Cell::new(false),
     })
 }
 
@@ -526,12 +530,23 @@ fn slow_resolver() -> (Resolver, flume::Receiver<String>) {
     (resolver, lookups)
 }
 
+/// A resolver that answers every name at once with `127.0.0.1`.
+fn instant_resolver() -> Resolver {
+    let lookup = |_: &str, port: u16| Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))]);
+    Resolver::with_lookup(Arc::new(lookup), Duration::from_secs(30))
+}
+
 /// While one stream's host name takes seconds to resolve, a second stream on the same worker
 /// opens and echoes at its usual speed; the first completes once its name resolves. A slow
-/// `target` name (`slow_target`) or a slow rendezvous host name (the relay's address rewritten
-/// to `slow.test`, as Azure hands out names) must not freeze the worker.
+/// `target` name (`slow_target`) or a slow rendezvous host name (the relay hands out
+/// rendezvous addresses naming `slow.test` with `--rendezvous-host`, as Azure hands out gateway
+/// names, and takes rendezvous only under that name) must not freeze the worker.
 fn a_slow_lookup_leaves_the_worker_serving(slow_target: bool) {
-    let relay = Arc::new(relay());
+    let relay = Arc::new(if slow_target {
+        relay()
+    } else {
+        relay_with(&["--rendezvous-host", "slow.test"])
+    });
     run(async move {
         let port = echo_target();
         let (resolver, lookups) = slow_resolver();
@@ -555,15 +570,23 @@ fn a_slow_lookup_leaves_the_worker_serving(slow_target: bool) {
             })))
             .expect("sole owner")
         });
-        let fast = context(loopback(port));
+        // The unrelated stream resolves `slow.test` at once.
+        let fast = Rc::new(HcContext {
+            dialer: hycod::io::ws_client::Dialer {
+                resolver: instant_resolver(),
+                ..dialer()
+            },
+            rendezvous: hycod::proto::hc::rendezvous_address::RendezvousPolicy::new(
+                "ws://127.0.0.1",
+                &["slow.test".to_owned()],
+            ),
+            ..Rc::into_inner(context(loopback(port))).expect("sole owner")
+        });
         let mut control = Control::open(&relay.url).await;
 
         let url = relay.url.clone();
         let slow_sender = monoio::spawn(async move { connect_sender(&url, None).await });
-        let mut accept = control.next_accept().await;
-        if !slow_target {
-            accept.address = accept.address.replacen("127.0.0.1", "slow.test", 1);
-        }
+        let accept = control.next_accept().await;
         let began = Instant::now();
         let slow_serving = monoio::spawn(serve_accept(slow.clone(), accept));
         assert_eq!(lookups.recv_async().await.expect("lookup"), "slow.test");

@@ -19,18 +19,22 @@ use common::KEY;
 const SEND_KEY: &str = "c2VuZGVyc2VuZGVy";
 
 fn relay() -> hycod::relay::RelayHandle {
-    common::relay(&[
+    let root = format!("root={KEY}");
+    let sender = format!("sender={SEND_KEY}:send");
+    let mut flags = vec![
         "--workers",
         "1",
         "--rule",
-        &format!("root={KEY}"),
+        &root,
         "--rule",
-        &format!("sender={SEND_KEY}:send"),
+        &sender,
         "--hybrid-connection",
         "tunnel",
         "--hybrid-connection",
         "empty",
-    ])
+    ];
+    flags.extend_from_slice(common::STRICT_RELAY);
+    common::relay(&flags)
 }
 
 /// The configuration of a daemon with one forward named `fwd` on `listen` (sender rule) to

@@ -75,7 +75,7 @@ fn stream_content(sender: usize, sizes: &[usize]) -> Vec<u8> {
 fn stream_echo(senders: usize, sizes: &[usize]) {
     let Some(node) = node_project() else { return };
     let echo = EchoTarget::start();
-    let mut relay = Relay::start(&[STREAM_HC]);
+    let mut relay = Relay::start_with_flags(&[STREAM_HC], daemon::STRICT_RELAY);
     let mut daemon = Daemon::start(&relay, STREAM_HC, &Forward::Stream(echo.addr));
 
     let args = [
@@ -168,10 +168,44 @@ fn daemon_ws_32_concurrent_official_senders() {
 /// Runs the `http-sender.js` scenarios one after another through one daemon forwarding to
 /// `http://UPSTREAM/{hc}`, so the upstream sees the request-target the Node listener would
 /// (protocol §6.7: the entity path is replaced by the base path, here the same), and checks them.
+/// The Node SDK listener `benches/compare.sh` measures `hycod run` against relays streams the
+/// official sender opens to a TCP target, bytes intact both ways (the peer of the per-role
+/// comparison must do the same job as the daemon).
+#[test]
+fn bench_sdk_listener_relays_official_streams_to_a_tcp_target() {
+    let Some(node) = node_project() else { return };
+    let echo = EchoTarget::start();
+    let relay = Relay::start(&[STREAM_HC]);
+    let ws = format!("{STREAM_HC}={}", echo.addr);
+    let _listener = relay.bench_listener(node, &["--ws", &ws]);
+    let senders = 4;
+    let sizes = sizes_arg(&CONCURRENT_SIZES);
+    let run = relay
+        .run(
+            node,
+            "ws-stream-sender.js",
+            STREAM_HC,
+            &["--senders", &senders.to_string(), "--sizes", &sizes],
+        )
+        .expect_success();
+    let per_sender = u64::try_from(CONCURRENT_SIZES.iter().sum::<usize>()).expect("fits");
+    let summary = run.single("summary");
+    assert_eq!(u64_field(summary, "verified"), senders, "{summary}");
+    assert_eq!(
+        u64_field(summary, "bytes"),
+        senders * per_sender,
+        "{summary}"
+    );
+    let reports = echo.wait_for_reports(usize_of(senders), END_REPORT_TIMEOUT);
+    for report in reports {
+        assert_eq!(report.bytes, per_sender, "{report:?}");
+    }
+}
+
 fn http_scenarios(scenarios: &[HttpScenario]) {
     let Some(node) = node_project() else { return };
     let upstream = HttpUpstream::start();
-    let mut relay = Relay::start(&[HTTP_HC]);
+    let mut relay = Relay::start_with_flags(&[HTTP_HC], daemon::STRICT_RELAY);
     let base = format!("http://{}/{HTTP_HC}", upstream.addr);
     let mut daemon = Daemon::start(&relay, HTTP_HC, &Forward::Http(base));
     for &scenario in scenarios {

@@ -123,3 +123,43 @@ fn reserved_bits_are_closed_with_1002() {
     frame.extend_from_slice(&MASK);
     assert_eq!(relay_closes_with(frame), Some(CloseCode::PROTOCOL_ERROR));
 }
+
+#[test]
+fn a_control_message_over_64_kib_across_fragments_is_closed_with_1009() {
+    let mut frames = Vec::new();
+    push_frame(
+        &mut frames,
+        false,
+        OpCode::Text,
+        &[b' '; 64 * 1024],
+        Some(MASK),
+    )
+    .expect("frame");
+    push_frame(&mut frames, true, OpCode::Continuation, b"{}", Some(MASK)).expect("frame");
+    assert_eq!(relay_closes_with(frames), Some(CloseCode::MESSAGE_TOO_BIG));
+}
+
+#[test]
+fn a_control_message_of_exactly_64_kib_keeps_the_channel() {
+    let relay = relay();
+    run(async move {
+        let (mut reader, mut write) = listen(&relay.url).await;
+        // 64 KiB in two fragments with a ping between them: collected whole (then ignored as an
+        // unknown command), the ping answered in the middle.
+        let mut json = br#"{"unknown":{}}"#.to_vec();
+        json.resize(64 * 1024, b' ');
+        let (first, rest) = json.split_at(1000);
+        let mut frames = Vec::new();
+        push_frame(&mut frames, false, OpCode::Text, first, Some(MASK)).expect("frame");
+        push_frame(&mut frames, true, OpCode::Ping, b"mid", Some(MASK)).expect("ping");
+        push_frame(&mut frames, true, OpCode::Continuation, rest, Some(MASK)).expect("frame");
+        push_frame(&mut frames, true, OpCode::Ping, b"after", Some(MASK)).expect("ping");
+        write.write_all(frames).await.0.expect("send");
+        for expected in [&b"mid"[..], b"after"] {
+            match monoio::time::timeout(Duration::from_secs(10), reader.next_event()).await {
+                Ok(Ok(WsEvent::Pong(payload))) => assert_eq!(reader.bytes(payload), expected),
+                other => panic!("expected a pong, got {other:?}"),
+            }
+        }
+    })
+}

@@ -617,8 +617,9 @@ fn the_daemons_control_channel_pings_keep_its_listeners_through_a_short_idle_cut
     let relay = RelayProcess::start_with_flags(&["kept", "cut"], &[], &["--idle-timeout", "2s"]);
     let echo = tcp_echo();
     // Pinging every second keeps `kept` alive; pinging every 5 s leaves `cut` idle for 2 s.
-    let kept = hybrid_connection("kept", "kept", &relay.url, echo) + "ping_interval = \"1s\"\n";
-    let cut = hybrid_connection("cut", "cut", &relay.url, echo) + "ping_interval = \"5s\"\n";
+    let kept = hybrid_connection("kept", "kept", &relay.url, echo);
+    let cut = hybrid_connection("cut", "cut", &relay.url, echo)
+        .replace("\nping_interval = \"1s\"", "\nping_interval = \"5s\"");
     let dir = tempfile::tempdir().expect("dir");
     let _daemon = DaemonProcess::start(dir.path(), &config_text("1s", &[kept, cut]), None, &[]);
     assert!(eventually(PATIENCE, || relay.listener_count("kept") == 2
@@ -643,7 +644,7 @@ fn status_line_of_a_new_sender(addr: &str) -> String {
     let mut tcp = TcpStream::connect(addr).expect("connect");
     tcp.set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
-    tcp.write_all(b"GET /hyco/x HTTP/1.1\r\nHost: x\r\n\r\n")
+    tcp.write_all(b"GET /hyco/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .expect("send");
     let mut got = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -775,4 +776,51 @@ fn the_relay_raises_its_soft_descriptor_limit_to_the_hard_limit() {
         [hard.to_string(), hard.to_string()],
         "{open_files}"
     );
+}
+
+/// A `response` on a rendezvous is a control message like any other (docs/architecture.md "One
+/// channel layer"): one of exactly 64 KiB is relayed; one byte more fails the rendezvous with
+/// 1009 and the sender gets `502 ListenerFailed`.
+#[test]
+fn a_rendezvous_response_over_64_kib_is_closed_with_1009_and_the_sender_gets_502() {
+    const LIMIT: usize = 64 * 1024;
+    let relay = relay(&[]);
+    run(async move {
+        let (mut control, _write) = listen(&relay.url).await;
+        for (len, status) in [(LIMIT, "HTTP/1.1 200 OK\r\n"), (LIMIT + 1, "HTTP/1.1 502 ")] {
+            // A head whose JSON escapes to over 32 KB goes through a rendezvous.
+            let quotes = "\"".repeat(20_000);
+            let request = format!(
+                "GET /hyco/big HTTP/1.1\r\nHost: x\r\nConnection: close\r\nServiceBusAuthorization: {}\r\nX-Quotes: {quotes}\r\n\r\n",
+                token()
+            );
+            let sender = monoio::spawn(exchange(relay.local_addr, request.into_bytes()));
+            let notice = next_request(&mut control).await;
+            assert!(notice.is_rendezvous_notice());
+            let (mut reader, mut rdv, full) = open_rendezvous(&notice).await;
+            let id = full.id.expect("id");
+            let json = |fill: usize| {
+                format!(
+                    "{{\"response\":{{\"requestId\":\"{id}\",\"statusCode\":200,\"responseHeaders\":{{\"x-fill\":\"{}\"}},\"body\":false}}}}",
+                    "f".repeat(fill)
+                )
+            };
+            let text = json(len - json(0).len());
+            assert_eq!(text.len(), len);
+            let (first, rest) = text.as_bytes().split_at(1000);
+            let mut frames = Vec::new();
+            push_frame(&mut frames, false, OpCode::Text, first, mask()).expect("frame");
+            push_frame(&mut frames, true, OpCode::Continuation, rest, mask()).expect("frame");
+            rdv.write_all(frames).await.0.expect("answer");
+            let (code, _) = close_of(&mut reader).await;
+            let (answer, _) = sender.await;
+            assert!(answer.starts_with(status), "{len}: {}", start(&answer));
+            if len > LIMIT {
+                assert_eq!(code, Some(CloseCode::MESSAGE_TOO_BIG));
+                assert!(answer.contains("64 KB"), "{}", start(&answer));
+            } else {
+                assert_eq!(code, Some(CloseCode::NORMAL));
+            }
+        }
+    });
 }

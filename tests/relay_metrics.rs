@@ -7,10 +7,8 @@ mod common;
 
 use std::io::{Read, Write};
 
-use common::processes::{
-    config_text, eventually, http_get, http_hybrid_connection, http_upstream, hybrid_connection,
-    relayed_get, tcp_echo, DaemonProcess, RelayProcess, Streamer, PATIENCE,
-};
+use common::processes::{eventually, http_get, RelayProcess, Streamer, PATIENCE};
+use common::relay_traffic::RelayWithListeners;
 use prometheus_parse::{Labels, Scrape, Value};
 
 /// Relayed GETs answered 200.
@@ -66,43 +64,17 @@ fn raw(relay_url: &str, request: &str) -> String {
 
 #[test]
 fn relay_metrics_count_requests_streams_and_refusals_from_real_traffic() {
-    let relay = RelayProcess::start(&["erp", "echo", "idle"]);
-    let upstream = http_upstream();
-    let echo = tcp_echo();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let text = config_text(
-        "5s",
-        &[
-            http_hybrid_connection("erp", "erp", &relay.url, upstream),
-            hybrid_connection("echo", "echo", &relay.url, echo),
-        ],
-    );
-    let _daemon = DaemonProcess::start(dir.path(), &text, None, &[]);
-    assert!(
-        eventually(PATIENCE, || relay.listener_count("erp") == 2
-            && relay.listener_count("echo") == 2),
-        "listeners attach: {}",
-        relay.status()
-    );
-
-    for i in 0..REQUESTS {
-        let answer = relayed_get(&relay.url, "erp", &format!("orders/{i}"))
-            .recv_timeout(PATIENCE)
-            .expect("an answer");
-        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
-    }
-    let unknown = relayed_get(&relay.url, "nosuch", "x")
-        .recv_timeout(PATIENCE)
-        .expect("an answer");
+    let rig = RelayWithListeners::start(&["idle"]);
+    let relay = &rig.relay;
+    rig.get_orders(REQUESTS);
+    let unknown = rig.answer("nosuch", "x");
     assert!(unknown.starts_with("HTTP/1.1 404 "), "{unknown}");
     let no_token = raw(
         &relay.url,
         "GET /erp/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert!(no_token.starts_with("HTTP/1.1 401 "), "{no_token}");
-    let no_listener = relayed_get(&relay.url, "idle", "x")
-        .recv_timeout(PATIENCE)
-        .expect("an answer");
+    let no_listener = rig.answer("idle", "x");
     assert!(no_listener.starts_with("HTTP/1.1 502 "), "{no_listener}");
     let malformed = raw(&relay.url, "GET /erp/x HTTP/1.1\nHost: x\n\n");
     assert!(malformed.starts_with("HTTP/1.1 400 "), "{malformed}");

@@ -5,6 +5,7 @@
 //! requests over an open request rendezvous.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use hycod::io::read_buf::ReadBuf;
 use hycod::io::stream::Stream;
@@ -129,6 +130,34 @@ async fn round_trip(reader: &mut Reader, write: &mut Writer) {
             WsEvent::Pong(_) => return,
             WsEvent::Ping(_) => {}
             other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+}
+
+/// The next message on a rendezvous the listener holds, answering the relay's pings on the way
+/// as a WebSocket client does (the relay pings a held rendezvous before it sends a request).
+async fn read_answering_pings(reader: &mut Reader, write: &mut Writer) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        match reader.next_event().await.expect("event") {
+            WsEvent::Data {
+                payload,
+                message_end,
+                ..
+            } => {
+                out.extend_from_slice(reader.bytes(payload));
+                if message_end {
+                    return out;
+                }
+            }
+            WsEvent::Ping(payload) => {
+                let mut pong = Vec::new();
+                push_frame(&mut pong, true, OpCode::Pong, reader.bytes(payload), mask())
+                    .expect("pong");
+                write.write_all(pong).await.0.expect("pong");
+            }
+            WsEvent::Pong(_) => {}
+            WsEvent::Close { code, .. } => panic!("unexpected close {code:?}"),
         }
     }
 }
@@ -505,22 +534,27 @@ fn further_requests_of_a_sender_go_over_its_open_request_rendezvous() {
         rdv_write.write_all(frames).await.0.expect("respond");
 
         // The sender's next requests come over the same rendezvous, each with its own id.
-        let second = match parse_control_message(&read_message(&mut rdv).await.1) {
-            Ok(ControlMessage::Request(r)) => r,
-            other => panic!("expected request, got {other:?}"),
-        };
+        let second =
+            match parse_control_message(&read_answering_pings(&mut rdv, &mut rdv_write).await) {
+                Ok(ControlMessage::Request(r)) => r,
+                other => panic!("expected request, got {other:?}"),
+            };
         assert_eq!(second.request_target.as_deref(), Some("/hyco/b"));
         assert_eq!(second.address, None);
         let second_id = second.id.expect("id");
         assert_ne!(second_id, first_id);
         assert_eq!(hex_digits(&second_id).len(), 32);
         respond(&mut rdv_write, &second_id, 202).await;
-        let third = match parse_control_message(&read_message(&mut rdv).await.1) {
-            Ok(ControlMessage::Request(r)) => r,
-            other => panic!("expected request, got {other:?}"),
-        };
+        let third =
+            match parse_control_message(&read_answering_pings(&mut rdv, &mut rdv_write).await) {
+                Ok(ControlMessage::Request(r)) => r,
+                other => panic!("expected request, got {other:?}"),
+            };
         assert_eq!(third.request_target.as_deref(), Some("/hyco/c"));
-        assert_eq!(read_message(&mut rdv).await.1, b"hello");
+        assert_eq!(
+            read_answering_pings(&mut rdv, &mut rdv_write).await,
+            b"hello"
+        );
         // Answered, then closed right away, as the .NET listener does.
         let json = format!(
             "{{\"response\":{{\"requestId\":\"{}\",\"statusCode\":203,\"body\":false}}}}",
@@ -545,6 +579,64 @@ fn further_requests_of_a_sender_go_over_its_open_request_rendezvous() {
         let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
         assert_eq!(statuses, [201, 202, 203, 204]);
         assert_eq!(answers[0].2, b"one");
+    });
+}
+
+/// A listener may close a rendezvous it holds once it has been idle a while (hycod's daemon after
+/// a second); the sender's next request can meet that close on its way. Here the listener
+/// closes (1000) as soon as the relay turns to the held rendezvous again, whatever the relay
+/// sends first: the request is not lost with it (before, the sender got 502) but routed afresh.
+#[test]
+fn a_request_meeting_the_listeners_close_of_its_held_rendezvous_is_routed_afresh() {
+    let relay = relay(&[]);
+    let addr = relay.local_addr;
+    run(async move {
+        let (mut control, _control_write) = listen_on(&relay.url, "hyco").await;
+        let t = token("hyco");
+        let sender = monoio::spawn(async move {
+            let mut conn = HttpConn::connect(addr).await;
+            let mut answers = Vec::new();
+            for (path, len) in [("a", 70_000), ("b", 100_000)] {
+                let mut request = format!(
+                    "POST /hyco/{path} HTTP/1.1\r\nHost: localhost\r\nServiceBusAuthorization: {t}\r\nContent-Length: {len}\r\n\r\n"
+                )
+                .into_bytes();
+                request.resize(request.len() + len, b'x');
+                answers.push(conn.send(request).await.0);
+            }
+            answers
+        });
+        let notice = next_request(&mut control).await;
+        let (mut rdv, mut rdv_write, first) = common::open_rendezvous(&notice).await;
+        assert_eq!(first.request_target.as_deref(), Some("/hyco/a"));
+        assert_eq!(read_message(&mut rdv).await.1.len(), 70_000);
+        respond(&mut rdv_write, &first.id.expect("id"), 201).await;
+        // The listener's idle time runs out as the relay's next frame arrives: it closes.
+        let next = rdv.next_event().await.expect("the relay's next frame");
+        println!("the relay's first frame on the held rendezvous: {next:?}");
+        let mut close = Vec::new();
+        hycod::proto::ws::encode::push_close(
+            &mut close,
+            hycod::proto::ws::CloseCode::NORMAL,
+            "",
+            mask(),
+        )
+        .expect("close");
+        rdv_write.write_all(close).await.0.expect("close");
+        drop((rdv, rdv_write));
+
+        let afresh =
+            monoio::time::timeout(Duration::from_secs(10), next_request(&mut control)).await;
+        let Ok(notice) = afresh else {
+            panic!(
+                "the request was not routed afresh; the sender got {:?}",
+                sender.await
+            );
+        };
+        let (_, mut rdv_write, second) = common::open_rendezvous(&notice).await;
+        assert_eq!(second.request_target.as_deref(), Some("/hyco/b"));
+        respond(&mut rdv_write, &second.id.expect("id"), 202).await;
+        assert_eq!(sender.await, [201, 202]);
     });
 }
 
@@ -637,5 +729,54 @@ fn without_a_namespace_any_host_is_served() {
         let request = next_request(&mut control).await;
         respond(&mut control_write, &request.id.expect("id"), 200).await;
         assert_eq!(sender.await.0, 200);
+    });
+}
+
+#[test]
+fn requests_over_a_held_rendezvous_count_for_their_listener_in_the_admin_view() {
+    let relay = relay(&["--admin", "127.0.0.1:0"]);
+    let addr = relay.local_addr;
+    let admin = relay.admin_addr.expect("admin").to_string();
+    run(async move {
+        let (mut control, _control_write) = listen_on(&relay.url, "hyco").await;
+        let t = token("hyco");
+        let sender = monoio::spawn(async move {
+            let mut conn = HttpConn::connect(addr).await;
+            let auth = format!("Host: localhost\r\nServiceBusAuthorization: {t}\r\n");
+            let mut large = format!("POST /hyco/a HTTP/1.1\r\n{auth}Content-Length: 70000\r\n\r\n")
+                .into_bytes();
+            large.resize(large.len() + 70_000, b'x');
+            let first = conn.send(large).await.0;
+            let second = conn
+                .send(format!("GET /hyco/b HTTP/1.1\r\n{auth}\r\n"))
+                .await
+                .0;
+            (first, second)
+        });
+        let notice = next_request(&mut control).await;
+        let (mut rdv, mut rdv_write) = open(notice.address.as_deref().expect("address"), None)
+            .await
+            .expect("rendezvous");
+        for status in [201, 202] {
+            let request = match parse_control_message(
+                &read_answering_pings(&mut rdv, &mut rdv_write).await,
+            ) {
+                Ok(ControlMessage::Request(r)) => r,
+                other => panic!("expected request, got {other:?}"),
+            };
+            if request.has_body() {
+                assert_eq!(
+                    read_answering_pings(&mut rdv, &mut rdv_write).await.len(),
+                    70_000
+                );
+            }
+            respond(&mut rdv_write, &request.id.expect("id"), status).await;
+        }
+        assert_eq!(sender.await, (201, 202));
+        let (_, body) = common::processes::http_get(&admin, "/$status");
+        let status: serde_json::Value = serde_json::from_str(&body).expect("status json");
+        let hyco = &status["hybrid_connections"][0];
+        assert_eq!(hyco["path"], "hyco");
+        assert_eq!(hyco["listeners"][0]["requests"], 2, "{hyco}");
     });
 }

@@ -15,6 +15,7 @@ use common::processes::{
     config_text, eventually, forward, http_get, http_hybrid_connection, http_upstream,
     hybrid_connection, relayed_get, tcp_echo, DaemonProcess, RelayProcess, Streamer, KEY, PATIENCE,
 };
+use common::relay_traffic::RelayWithListeners;
 use serde_json::Value;
 
 /// A hybrid connection whose name is markup: the page must show it as text.
@@ -89,33 +90,10 @@ fn the_relay_status_page_shows_each_hybrid_connection_with_its_counts_in_a_brows
     let Some(chromium) = Chromium::find() else {
         return;
     };
-    let relay = RelayProcess::start(&["erp", "echo", "idle", HOSTILE]);
-    let upstream = http_upstream();
-    let echo = tcp_echo();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let text = config_text(
-        "5s",
-        &[
-            http_hybrid_connection("erp", "erp", &relay.url, upstream),
-            hybrid_connection("echo", "echo", &relay.url, echo),
-        ],
-    );
-    let _daemon = DaemonProcess::start(dir.path(), &text, None, &[]);
-    assert!(
-        eventually(PATIENCE, || relay.listener_count("erp") == 2
-            && relay.listener_count("echo") == 2),
-        "listeners attach: {}",
-        relay.status()
-    );
-    for i in 0..REQUESTS {
-        let answer = relayed_get(&relay.url, "erp", &format!("orders/{i}"))
-            .recv_timeout(PATIENCE)
-            .expect("an answer");
-        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
-    }
-    let refused = relayed_get(&relay.url, "idle", "x")
-        .recv_timeout(PATIENCE)
-        .expect("an answer");
+    let rig = RelayWithListeners::start(&["idle", HOSTILE]);
+    let relay = &rig.relay;
+    rig.get_orders(REQUESTS);
+    let refused = rig.answer("idle", "x");
     assert!(refused.starts_with("HTTP/1.1 502 "), "{refused}");
     let streamer = Streamer::start(&relay.url, "echo");
     streamer.keeps_flowing(2);

@@ -3,23 +3,16 @@
 //! [`Verifier::verify`] applies, in this order:
 //!
 //! 1. the token parses ([`parse_token`]);
-//! 2. a rule named `skn` exists on the entity, on one of its ancestors (on `/` boundaries) or on
-//!    the namespace;
-//! 3. the HMAC over the raw `sr` + LF + `se` matches the Base64-decoded `sig` under that rule's key
-//!    (constant-time; if several levels define the name, the first whose key matches wins, most
-//!    specific level first);
+//! 2. a rule named `skn` exists on the entity, an ancestor (on `/` boundaries) or the namespace;
+//! 3. the HMAC over the raw `sr` + LF + `se` matches `sig` under that rule's key (constant-time;
+//!    most specific level first, the first whose key matches wins);
 //! 4. `se` is in the future (less an optional clock skew allowance);
-//! 5. the audience (`sr` decoded once) names this namespace (or an alias) and a path that covers
-//!    the hybrid connection or the request path;
+//! 5. the audience (`sr` decoded once) names this namespace or an alias and a covering path;
 //! 6. the rule grants the needed right (`Manage` implies `Listen` and `Send`).
 //!
 //! Failures 1–5 are HTTP 401, failure 6 is 403 (protocol §8.1). No error carries the token, the
-//! signature or a key.
-//!
-//! Internally a check is split in two: `Verifier::establish` does what depends only on the token
-//! and the entity (steps 1–5 without the path of the request) and yields a `Grant`;
-//! `Grant::admit` does the per-request rest. [`TokenCache`] keeps accepted grants so that a
-//! token repeated on many requests pays for parsing, Base64 and the HMAC once.
+//! signature or a key. [`TokenCache`] keeps accepted grants (steps 1–5 without the request path),
+//! so a token repeated on many requests pays for parsing, Base64 and the HMAC once.
 
 mod audience;
 mod cache;

@@ -243,6 +243,22 @@ fn case(
     }
 }
 
+fn unknown_key(r: &Reason) -> bool {
+    matches!(r, Reason::UnknownKey { .. })
+}
+
+fn invalid_value(r: &Reason) -> bool {
+    matches!(r, Reason::InvalidValue { .. })
+}
+
+fn ca_file_unreadable(r: &Reason) -> bool {
+    matches!(r, Reason::CaFileUnreadable { .. })
+}
+
+fn toml_syntax(r: &Reason) -> bool {
+    matches!(r, Reason::TomlSyntax { .. })
+}
+
 /// Loads every row's text and checks its error as [`error`] does, then its reason.
 fn check(cases: &[Case]) {
     for case in cases {
@@ -284,7 +300,7 @@ fn reading_the_file_syntax_unknown_keys_and_types() {
             format!("{}name = \"again\"\n", hc("a", "")),
             "hybrid_connection[0].name",
             "duplicate key",
-            |r| matches!(r, Reason::TomlSyntax { .. }),
+            toml_syntax,
         ),
         // Unknown keys, wherever they are.
         case(
@@ -297,31 +313,31 @@ fn reading_the_file_syntax_unknown_keys_and_types() {
             format!("[runtime]\nworkerz = 4\n{}", hc("a", "")),
             "runtime.workerz",
             "unknown key \"workerz\" in runtime; expected `workers`",
-            |r| matches!(r, Reason::UnknownKey { .. }),
+            unknown_key,
         ),
         case(
             format!("runtime = {{ workerz = 4 }}\n{}", hc("a", "")),
             "runtime.workerz",
             "unknown key \"workerz\" in runtime",
-            |r| matches!(r, Reason::UnknownKey { .. }),
+            unknown_key,
         ),
         case(
             "bogus = 1\n",
             "bogus",
             "unknown key \"bogus\" at the top level",
-            |r| matches!(r, Reason::UnknownKey { .. }),
+            unknown_key,
         ),
         case(
             "[runtim]\nworkers = 1\n",
             "runtim",
             "unknown key \"runtim\" at the top level",
-            |r| matches!(r, Reason::UnknownKey { .. }),
+            unknown_key,
         ),
         case(
             format!("{}[hybrid_connection.extra]\nx = 1\n", hc("a", "")),
             "hybrid_connection[0].extra",
             "unknown key \"extra\" in hybrid_connection[0]",
-            |r| matches!(r, Reason::UnknownKey { .. }),
+            unknown_key,
         ),
         // Values of the wrong type, with their position; a string value is never echoed.
         case(
@@ -343,25 +359,25 @@ fn reading_the_file_syntax_unknown_keys_and_types() {
             format!("[runtime]\nworkers = \"{KEY}\"\n{}", hc("a", "")),
             "runtime.workers",
             "invalid type: string, expected usize",
-            |r| matches!(r, Reason::InvalidValue { .. }),
+            invalid_value,
         ),
         case(
             hc("a", "listeners = -1"),
             "hybrid_connection[0].listeners",
             "invalid value",
-            |r| matches!(r, Reason::InvalidValue { .. }),
+            invalid_value,
         ),
         case(
             format!("[log]\nformat = \"xml\"\n{}", hc("a", "")),
             "log.format",
             "expected `text` or `json`",
-            |r| matches!(r, Reason::InvalidValue { .. }),
+            invalid_value,
         ),
         case(
             format!("[log]\nlevel = \"verbose\"\n{}", hc("a", "")),
             "log.level",
             "unknown variant `verbose`",
-            |r| matches!(r, Reason::InvalidValue { .. }),
+            invalid_value,
         ),
     ]);
 }
@@ -801,7 +817,7 @@ fn targets_relay_urls_proxies_and_ca_files() {
             hc("a", "relay_ca_file = \"ca.pem\""),
             "hybrid_connection[0].relay_ca_file",
             "cannot read /nonexistent-base/ca.pem",
-            |r| matches!(r, Reason::CaFileUnreadable { .. }),
+            ca_file_unreadable,
         ),
         case(
             hc(
@@ -819,7 +835,7 @@ fn targets_relay_urls_proxies_and_ca_files() {
             ),
             "hybrid_connection[0].relay_ca_file",
             "cannot read /nonexistent-base/ca.pem",
-            |r| matches!(r, Reason::CaFileUnreadable { .. }),
+            ca_file_unreadable,
         ),
     ]);
 }
@@ -1674,98 +1690,78 @@ fn per_hybrid_connection_maxima_must_be_positive() {
 }
 
 #[test]
-fn handshake_timeout_between_100ms_and_5m() {
-    let reason = error(
-        &with_limits("handshake_timeout = \"50ms\"", ""),
-        "limits.handshake_timeout",
-        "must be at least 100ms, got 50ms",
-    );
-    assert_eq!(
-        reason,
-        Reason::DurationTooShort {
-            got: Duration::from_millis(50),
-            min: Duration::from_millis(100)
-        }
-    );
-    let reason = error(
-        &with_limits("handshake_timeout = \"6m\"", ""),
-        "limits.handshake_timeout",
-        "must be at most 5m, got 6m",
-    );
-    assert_eq!(
-        reason,
-        Reason::DurationTooLong {
-            got: Duration::from_secs(360),
-            max: Duration::from_secs(300)
-        }
-    );
-}
-
-#[test]
-fn idle_timeout_is_off_or_at_least_one_second() {
-    let reason = error(
-        &with_limits("idle_timeout = \"500ms\"", ""),
-        "limits.idle_timeout",
-        "must be at least 1s, got 500ms",
-    );
-    assert_eq!(
-        reason,
-        Reason::DurationTooShort {
-            got: Duration::from_millis(500),
-            min: Duration::from_secs(1)
-        }
-    );
-}
-
-#[test]
-fn write_stall_timeout_is_off_at_zero_or_at_least_one_second() {
-    let config = load(&with_limits("write_stall_timeout = \"0s\"", "")).expect("valid");
+fn limit_durations_out_of_range_or_unreadable_and_unknown_limit_keys_are_rejected() {
+    let limits = |line: &str| with_limits(line, "");
+    check(&[
+        case(
+            limits("handshake_timeout = \"50ms\""),
+            "limits.handshake_timeout",
+            "must be at least 100ms, got 50ms",
+            |r| {
+                *r == Reason::DurationTooShort {
+                    got: Duration::from_millis(50),
+                    min: Duration::from_millis(100),
+                }
+            },
+        ),
+        case(
+            limits("handshake_timeout = \"6m\""),
+            "limits.handshake_timeout",
+            "must be at most 5m, got 6m",
+            |r| {
+                *r == Reason::DurationTooLong {
+                    got: Duration::from_secs(360),
+                    max: Duration::from_secs(300),
+                }
+            },
+        ),
+        case(
+            limits("idle_timeout = \"500ms\""),
+            "limits.idle_timeout",
+            "must be at least 1s, got 500ms",
+            |r| {
+                *r == Reason::DurationTooShort {
+                    got: Duration::from_millis(500),
+                    min: Duration::from_secs(1),
+                }
+            },
+        ),
+        case(
+            limits("write_stall_timeout = \"999ms\""),
+            "limits.write_stall_timeout",
+            "must be at least 1s, got 999ms",
+            |r| {
+                *r == Reason::DurationTooShort {
+                    got: Duration::from_millis(999),
+                    min: Duration::from_secs(1),
+                }
+            },
+        ),
+        case(
+            limits("idle_timeout = \"soon\""),
+            "limits.idle_timeout",
+            "expected a duration",
+            |r| {
+                *r == Reason::InvalidDuration {
+                    got: "soon".into(),
+                    error: DurationError::NoNumber,
+                }
+            },
+        ),
+        case(
+            limits("write_stall_timeout = \"later\""),
+            "limits.write_stall_timeout",
+            "expected a duration",
+            |r| matches!(r, Reason::InvalidDuration { .. }),
+        ),
+        case(
+            limits("max_stream = 5"),
+            "limits.max_stream",
+            "unknown key \"max_stream\" in limits",
+            unknown_key,
+        ),
+    ]);
+    // Zero turns the write-stall timeout off.
+    let config = load(&limits("write_stall_timeout = \"0s\"")).expect("valid");
     assert_eq!(config.limits.write_stall_timeout, None);
-    let reason = error(
-        &with_limits("write_stall_timeout = \"999ms\"", ""),
-        "limits.write_stall_timeout",
-        "must be at least 1s, got 999ms",
-    );
-    assert_eq!(
-        reason,
-        Reason::DurationTooShort {
-            got: Duration::from_millis(999),
-            min: Duration::from_secs(1)
-        }
-    );
-    let reason = error(
-        &with_limits("write_stall_timeout = \"later\"", ""),
-        "limits.write_stall_timeout",
-        "expected a duration",
-    );
-    assert!(
-        matches!(reason, Reason::InvalidDuration { .. }),
-        "{reason:?}"
-    );
-}
-
-#[test]
-fn limit_durations_must_parse() {
-    let reason = error(
-        &with_limits("idle_timeout = \"soon\"", ""),
-        "limits.idle_timeout",
-        "expected a duration",
-    );
-    assert_eq!(
-        reason,
-        Reason::InvalidDuration {
-            got: "soon".into(),
-            error: DurationError::NoNumber
-        }
-    );
-}
-
-#[test]
-fn unknown_limit_keys_are_rejected() {
-    let reason = error(
-        &with_limits("max_stream = 5", ""),
-        "limits.max_stream",
-        "unknown key \"max_stream\" in limits",
-    );
-    assert!(matches!(reason, Reason::UnknownKey { .. }), "{reason:?}");
 }

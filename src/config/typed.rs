@@ -324,12 +324,25 @@ impl fmt::Display for TcpTarget {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
     url: Url,
+    /// The `Host` header every request to this target carries, made once.
+    host_header: String,
 }
 
 impl HttpTarget {
     /// Wraps a URL already checked by the conversion (http or https, with a host).
     pub(super) fn new(url: Url) -> Self {
-        Self { url }
+        let host = url.host_str().unwrap_or_default();
+        let host_header = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        Self { url, host_header }
+    }
+
+    /// The `Host` header for the target: its host and, when the URL names one, its port
+    /// (RFC 9110 §7.2).
+    pub fn host_header(&self) -> &str {
+        &self.host_header
     }
 
     /// The whole URL.

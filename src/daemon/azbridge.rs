@@ -17,14 +17,15 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use monoio::buf::IoBuf;
 use monoio::io::AsyncWriteRentExt;
 
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::proto::azbridge::{collect, CollectError, Collected};
-use crate::proto::ws::encode::{push_close, push_frame};
+use crate::proto::ws::encode::fit_close_reason;
 use crate::proto::ws::mask_key;
-use crate::proto::ws::{CloseCode, OpCode, MAX_HEADER_LEN};
+use crate::proto::ws::{CloseCode, CloseFrame, DataKind, Encoder, MAX_HEADER_LEN};
 
 pub(crate) mod listener;
 pub(crate) mod sender;
@@ -114,18 +115,38 @@ pub(crate) async fn read_prefix(
         .unwrap_or(Err(PrefixError::Timeout(timeout)))
 }
 
-/// Writes `payload` as one masked binary message (the daemon is the WebSocket client).
-pub(crate) async fn write_message(stream: &mut Stream, payload: &[u8]) -> io::Result<()> {
-    let mut frame = Vec::with_capacity(MAX_HEADER_LEN + payload.len());
-    push_frame(&mut frame, true, OpCode::Binary, payload, mask_key())
+/// Writes `payload` as one masked binary message (the daemon is the WebSocket client), the
+/// next frame of `encoder`'s connection.
+pub(crate) async fn write_message(
+    stream: &mut Stream,
+    encoder: &mut Encoder,
+    payload: &[u8],
+) -> io::Result<()> {
+    let mut frame = vec![0u8; MAX_HEADER_LEN];
+    frame.extend_from_slice(payload);
+    let range = encoder
+        .data_in_place(
+            &mut frame,
+            MAX_HEADER_LEN..MAX_HEADER_LEN + payload.len(),
+            DataKind::Binary,
+            true,
+            mask_key(),
+        )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-    stream.write_all(frame).await.0.map(|_| ())
+    stream.write_all(frame.slice(range)).await.0.map(|_| ())
 }
 
-/// Ends the stream with a Close carrying `code` and `reason`, best effort.
-pub(crate) async fn close(stream: &mut Stream, code: CloseCode, reason: &str) {
+/// Ends the stream with a Close carrying `code` and `reason`, best effort; nothing when
+/// `encoder`'s connection sent its close already.
+pub(crate) async fn close(
+    stream: &mut Stream,
+    encoder: &mut Encoder,
+    code: CloseCode,
+    reason: &str,
+) {
     let mut frame = Vec::new();
-    if push_close(&mut frame, code, reason, mask_key()).is_ok() {
+    let close = CloseFrame::new(code, fit_close_reason(reason));
+    if encoder.close(&mut frame, &close, mask_key()).is_ok() {
         let _ = stream.write_all(frame).await;
     }
 }

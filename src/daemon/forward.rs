@@ -33,7 +33,7 @@ use crate::logging::Escaped;
 use crate::metrics::{CounterId, GaugeId};
 use crate::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 use crate::proto::ws::mask_key;
-use crate::proto::ws::CloseCode;
+use crate::proto::ws::{CloseCode, Encoder, Role};
 
 /// How long opening the sender WebSocket may take. The relay answers within its own rendezvous
 /// timeout (about 30 s, protocol §5.1, §8.3); this only guards against a relay that never answers.
@@ -246,18 +246,26 @@ async fn announce(
     peer: SocketAddr,
     port_name: &str,
 ) -> Option<Vec<u8>> {
-    let prefix =
-        match azbridge::sender::open(relay, leftover, port_name, SENDER_CONNECT_TIMEOUT).await {
-            Ok(prefix) => prefix,
-            Err(error) => {
-                forward.count(Outcome::Refused);
-                tracing::warn!(forward = %forward.name(), %peer,
+    // What the daemon sends on the stream before the pump takes it over.
+    let mut encoder = Encoder::new(Role::Client);
+    let opened = azbridge::sender::open(
+        relay,
+        &mut encoder,
+        leftover,
+        port_name,
+        SENDER_CONNECT_TIMEOUT,
+    );
+    let prefix = match opened.await {
+        Ok(prefix) => prefix,
+        Err(error) => {
+            forward.count(Outcome::Refused);
+            tracing::warn!(forward = %forward.name(), %peer,
                 entity_path = %forward.plan.config.entity_path, %port_name, %error,
                 "connection not forwarded: the azbridge listener refused it");
-                azbridge::close(relay, CloseCode::NORMAL, "").await;
-                return None;
-            }
-        };
+            azbridge::close(relay, &mut encoder, CloseCode::NORMAL, "").await;
+            return None;
+        }
+    };
     if !prefix.rest().is_empty() {
         if let Err(error) = tcp.write_all(prefix.rest().to_vec()).await.0 {
             tracing::debug!(forward = %forward.name(), %peer, %error,

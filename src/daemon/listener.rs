@@ -2,12 +2,11 @@
 //! worker ([`control`]), the relayed streams it accepts ([`stream`]), the relayed HTTP requests it
 //! receives ([`http`]) and the HTTP/1.1 client that carries them to the target ([`upstream`]).
 //! Everything here runs on one worker and shares that worker's [`context::HcContext`]; admission
-//! against `[limits]` and the answers a stopping or overloaded channel gives live here too.
+//! against `[limits]` and the answers an overloaded channel gives live here too.
 
 pub mod admission;
 pub mod context;
 pub(super) mod control;
-pub(super) mod drain;
 pub(super) mod hc_series;
 pub mod http;
 pub(super) mod overload;

@@ -4,166 +4,63 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::metrics::{MetricDesc, Shard};
+use crate::metrics::Shard;
 
 /// A worker's shard, shared by the tasks of that worker (never across threads).
 pub type SharedShard = Rc<RefCell<Shard>>;
 
-pub static LISTENER_ONLINE: MetricDesc = MetricDesc::gauge(
-    "hycod_listener_online",
-    "Control channels currently online.",
-    &["hybrid_connection"],
-);
-pub static RECONNECTS: MetricDesc = MetricDesc::counter(
-    "hycod_reconnects_total",
-    "Control channel reconnects, by reason.",
-    &["hybrid_connection", "reason"],
-);
-pub static TOKEN_RENEWALS: MetricDesc = MetricDesc::counter(
-    "hycod_token_renewals_total",
-    "Token renewals sent on live control channels, by result.",
-    &["hybrid_connection", "result"],
-);
-pub static STREAMS_ACCEPTED: MetricDesc = MetricDesc::counter(
-    "hycod_streams_accepted_total",
-    "Relayed WebSocket streams joined to their target.",
-    &["hybrid_connection"],
-);
-pub static STREAMS_REJECTED: MetricDesc = MetricDesc::counter(
-    "hycod_streams_rejected_total",
-    "Relayed WebSocket streams refused, by reason.",
-    &["hybrid_connection", "reason"],
-);
-pub static REQUESTS_REJECTED: MetricDesc = MetricDesc::counter(
-    "hycod_requests_rejected_total",
-    "Relayed HTTP requests refused with 503 before reaching the target, by reason.",
-    &["hybrid_connection", "reason"],
-);
-pub static LIMIT_EXCEEDED: MetricDesc = MetricDesc::counter(
-    "hycod_limit_exceeded_total",
-    "Streams and requests ended by a [limits] key they exceeded, by key.",
-    &["hybrid_connection", "limit"],
-);
-pub static STREAMS_IN_FLIGHT: MetricDesc = MetricDesc::gauge(
-    "hycod_streams_in_flight",
-    "Relayed WebSocket streams open now.",
-    &["hybrid_connection"],
-);
-pub static REQUESTS: MetricDesc = MetricDesc::counter(
-    "hycod_requests_total",
-    "Relayed HTTP requests answered, by status class (1xx..9xx) or aborted.",
-    &["hybrid_connection", "status"],
-);
-pub static REQUESTS_IN_FLIGHT: MetricDesc = MetricDesc::gauge(
-    "hycod_requests_in_flight",
-    "Relayed HTTP requests being served now.",
-    &["hybrid_connection"],
-);
-pub static REQUEST_BODY_BUFFERED: MetricDesc = MetricDesc::gauge(
-    "hycod_request_body_buffered_bytes",
-    "Request body bytes held in memory now to send them with a Content-Length (request_buffer).",
-    &["hybrid_connection"],
-);
-pub static BYTES: MetricDesc = MetricDesc::counter(
-    "hycod_bytes_total",
-    "Payload bytes forwarded, by direction (to_target, to_relay).",
-    &["hybrid_connection", "direction"],
-);
-pub static CONTROL_CONNECT_SECONDS: MetricDesc = MetricDesc::histogram(
-    "hycod_control_connect_seconds",
-    "Time to open a control channel (TCP, TLS and WebSocket handshake).",
-    &["hybrid_connection"],
-);
-pub static RENDEZVOUS_SECONDS: MetricDesc = MetricDesc::histogram(
-    "hycod_rendezvous_seconds",
-    "Time from an accept or request message to the rendezvous socket being open.",
-    &["hybrid_connection"],
-);
-pub static TARGET_CONNECT_SECONDS: MetricDesc = MetricDesc::histogram(
-    "hycod_target_connect_seconds",
-    "Time to connect to the TCP or HTTP target.",
-    &["hybrid_connection"],
-);
-pub static TARGET_FIRST_BYTE_SECONDS: MetricDesc = MetricDesc::histogram(
-    "hycod_target_first_byte_seconds",
-    "Time from sending a request upstream to its response head.",
-    &["hybrid_connection"],
-);
-pub static REQUEST_SECONDS: MetricDesc = MetricDesc::histogram(
-    "hycod_request_seconds",
-    "Whole relayed HTTP request, from the request message to the last response byte.",
-    &["hybrid_connection"],
-);
-pub static RELOADS: MetricDesc = MetricDesc::counter(
-    "hycod_reloads_total",
-    "Configuration reloads (SIGHUP) applied.",
-    &[],
-);
-pub static RELOAD_FAILURES: MetricDesc = MetricDesc::counter(
-    "hycod_reload_failures_total",
-    "Configuration reloads rejected; the running configuration stayed in effect.",
-    &[],
-);
-
-pub static FORWARD_CONNECTIONS: MetricDesc = MetricDesc::counter(
-    "hycod_forward_connections_total",
-    "Local TCP connections accepted by a forward, by result (forwarded, refused, failed).",
-    &["forward", "result"],
-);
-pub static FORWARD_IN_FLIGHT: MetricDesc = MetricDesc::gauge(
-    "hycod_forward_in_flight",
-    "Forwarded connections open now (opening the relay stream or pumping).",
-    &["forward"],
-);
-pub static FORWARD_BYTES: MetricDesc = MetricDesc::counter(
-    "hycod_forward_bytes_total",
-    "Payload bytes carried by forwarded connections, by direction (to_relay, to_client).",
-    &["forward", "direction"],
-);
-pub static UNUSABLE_MESSAGES: MetricDesc = MetricDesc::counter(
-    "hycod_unusable_messages_total",
-    "Control-channel messages the daemon could not read, by command (accept, request, other).",
-    &["hybrid_connection", "command"],
-);
-pub static RENDEZVOUS_REFUSED: MetricDesc = MetricDesc::counter(
-    "hycod_rendezvous_refused_total",
-    "Rendezvous addresses not dialed, by command (accept, request) and reason.",
-    &["hybrid_connection", "command", "reason"],
-);
-pub static WORKER_INFO: MetricDesc = MetricDesc::gauge(
-    "hycod_worker_info",
-    "Always 1: the I/O driver of each worker (io_uring, epoll) and why it fell back to epoll.",
-    &["worker", "driver", "fallback"],
-);
-
-/// Every descriptor, for documentation tests.
-pub static ALL: [&MetricDesc; 25] = [
-    &LISTENER_ONLINE,
-    &RECONNECTS,
-    &TOKEN_RENEWALS,
-    &STREAMS_ACCEPTED,
-    &STREAMS_REJECTED,
-    &REQUESTS_REJECTED,
-    &LIMIT_EXCEEDED,
-    &STREAMS_IN_FLIGHT,
-    &REQUESTS,
-    &REQUESTS_IN_FLIGHT,
-    &REQUEST_BODY_BUFFERED,
-    &BYTES,
-    &CONTROL_CONNECT_SECONDS,
-    &RENDEZVOUS_SECONDS,
-    &TARGET_CONNECT_SECONDS,
-    &TARGET_FIRST_BYTE_SECONDS,
-    &REQUEST_SECONDS,
-    &RELOADS,
-    &RELOAD_FAILURES,
-    &FORWARD_CONNECTIONS,
-    &FORWARD_IN_FLIGHT,
-    &FORWARD_BYTES,
-    &UNUSABLE_MESSAGES,
-    &RENDEZVOUS_REFUSED,
-    &WORKER_INFO,
-];
+crate::metrics::metric_set! {
+    LISTENER_ONLINE = gauge("hycod_listener_online", ["hybrid_connection"],
+        "Control channels currently online.");
+    RECONNECTS = counter("hycod_reconnects_total", ["hybrid_connection", "reason"],
+        "Control channel reconnects, by reason.");
+    TOKEN_RENEWALS = counter("hycod_token_renewals_total", ["hybrid_connection", "result"],
+        "Token renewals sent on live control channels, by result.");
+    STREAMS_ACCEPTED = counter("hycod_streams_accepted_total", ["hybrid_connection"],
+        "Relayed WebSocket streams joined to their target.");
+    STREAMS_REJECTED = counter("hycod_streams_rejected_total", ["hybrid_connection", "reason"],
+        "Relayed WebSocket streams refused, by reason.");
+    REQUESTS_REJECTED = counter("hycod_requests_rejected_total", ["hybrid_connection", "reason"],
+        "Relayed HTTP requests refused with 503 before reaching the target, by reason.");
+    LIMIT_EXCEEDED = counter("hycod_limit_exceeded_total", ["hybrid_connection", "limit"],
+        "Streams and requests ended by a [limits] key they exceeded, by key.");
+    STREAMS_IN_FLIGHT = gauge("hycod_streams_in_flight", ["hybrid_connection"],
+        "Relayed WebSocket streams open now.");
+    REQUESTS = counter("hycod_requests_total", ["hybrid_connection", "status"],
+        "Relayed HTTP requests answered, by status class (1xx..9xx) or aborted.");
+    REQUESTS_IN_FLIGHT = gauge("hycod_requests_in_flight", ["hybrid_connection"],
+        "Relayed HTTP requests being served now.");
+    REQUEST_BODY_BUFFERED = gauge("hycod_request_body_buffered_bytes", ["hybrid_connection"],
+        "Request body bytes held in memory now to send them with a Content-Length (request_buffer).");
+    BYTES = counter("hycod_bytes_total", ["hybrid_connection", "direction"],
+        "Payload bytes forwarded, by direction (to_target, to_relay).");
+    CONTROL_CONNECT_SECONDS = histogram("hycod_control_connect_seconds", ["hybrid_connection"],
+        "Time to open a control channel (TCP, TLS and WebSocket handshake).");
+    RENDEZVOUS_SECONDS = histogram("hycod_rendezvous_seconds", ["hybrid_connection"],
+        "Time from an accept or request message to the rendezvous socket being open.");
+    TARGET_CONNECT_SECONDS = histogram("hycod_target_connect_seconds", ["hybrid_connection"],
+        "Time to connect to the TCP or HTTP target.");
+    TARGET_FIRST_BYTE_SECONDS = histogram("hycod_target_first_byte_seconds", ["hybrid_connection"],
+        "Time from sending a request upstream to its response head.");
+    REQUEST_SECONDS = histogram("hycod_request_seconds", ["hybrid_connection"],
+        "Whole relayed HTTP request, from the request message to the last response byte.");
+    RELOADS = counter("hycod_reloads_total", [],
+        "Configuration reloads (SIGHUP) applied.");
+    RELOAD_FAILURES = counter("hycod_reload_failures_total", [],
+        "Configuration reloads rejected; the running configuration stayed in effect.");
+    FORWARD_CONNECTIONS = counter("hycod_forward_connections_total", ["forward", "result"],
+        "Local TCP connections accepted by a forward, by result (forwarded, refused, failed).");
+    FORWARD_IN_FLIGHT = gauge("hycod_forward_in_flight", ["forward"],
+        "Forwarded connections open now (opening the relay stream or pumping).");
+    FORWARD_BYTES = counter("hycod_forward_bytes_total", ["forward", "direction"],
+        "Payload bytes carried by forwarded connections, by direction (to_relay, to_client).");
+    UNUSABLE_MESSAGES = counter("hycod_unusable_messages_total", ["hybrid_connection", "command"],
+        "Control-channel messages the daemon could not read, by command (accept, request, other).");
+    RENDEZVOUS_REFUSED = counter("hycod_rendezvous_refused_total", ["hybrid_connection", "command", "reason"],
+        "Rendezvous addresses not dialed, by command (accept, request) and reason.");
+    WORKER_INFO = gauge("hycod_worker_info", ["worker", "driver", "fallback"],
+        "Always 1: the I/O driver of each worker (io_uring, epoll) and why it fell back to epoll.");
+}
 
 #[cfg(test)]
 mod tests {

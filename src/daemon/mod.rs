@@ -264,6 +264,7 @@ pub(crate) mod test_support {
             series: Default::default(),
             limits: Limits::default(),
             admission: Admission::standalone(&Limits::default()),
+            detached: std::cell::Cell::new(false),
         }
     }
 

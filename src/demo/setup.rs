@@ -70,6 +70,7 @@ pub(crate) fn relay_config(key: &Secret) -> RelayConfig {
         control_queue_limit: CONTROL_QUEUE_LIMIT,
         timeouts: ConnectionTimeouts::default(),
         idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+        shutdown_grace: crate::relay::core::drain::DEFAULT_SHUTDOWN_GRACE,
         log_format: crate::config::LogFormat::Text,
         log_level: crate::config::LogLevel::Warn,
     }

@@ -13,9 +13,12 @@ use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, Splitable};
 use crate::auth::sas::encode_uri_component;
 use crate::io::ws_client::{ConnectError, Dialer};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
-use crate::proto::ws::encode::{push_close, push_frame};
+use crate::proto::ws::encode::len_u64;
+use crate::proto::ws::mask::apply_mask;
 use crate::proto::ws::mask_key;
-use crate::proto::ws::{CloseCode, EncodeError, Limits, OpCode, Role};
+use crate::proto::ws::{
+    CloseCode, CloseFrame, DataKind, EncodeError, Encoder, Limits, Role, MAX_HEADER_LEN,
+};
 use crate::secret::Secret;
 
 /// A stage of a stream's life, for timeouts.
@@ -166,9 +169,10 @@ pub async fn run(
         DEFAULT_READ_BUFFER,
     );
     let mut check = EchoCheck::new(payload);
+    let mut encoder = Encoder::new(Role::Client);
     let echo = async {
         let (sent, received) = monoio::join!(
-            send_messages(&mut write, payload, sizes),
+            send_messages(&mut write, &mut encoder, payload, sizes),
             receive_echo(&mut reader, &mut check)
         );
         sent.and(received)
@@ -179,12 +183,15 @@ pub async fn run(
             stage: Stage::Echo,
             after: timeout,
         })??;
-    monoio::time::timeout(timeout, close(&mut write, &mut reader, payload.len()))
-        .await
-        .map_err(|_| StreamFailure::Timeout {
-            stage: Stage::Close,
-            after: timeout,
-        })??;
+    monoio::time::timeout(
+        timeout,
+        close(&mut write, &mut encoder, &mut reader, payload.len()),
+    )
+    .await
+    .map_err(|_| StreamFailure::Timeout {
+        stage: Stage::Close,
+        after: timeout,
+    })??;
     Ok(StreamStats {
         open,
         bytes: check.received(),
@@ -206,22 +213,38 @@ pub fn messages<'a>(payload: &'a [u8], sizes: &'a [usize]) -> impl Iterator<Item
     })
 }
 
-/// One masked binary frame holding `message` (RFC 6455 §5.2, §5.3).
-fn frame(message: &[u8]) -> Result<Vec<u8>, StreamFailure> {
-    let mut frame = Vec::with_capacity(message.len() + crate::proto::ws::MAX_HEADER_LEN);
-    push_frame(&mut frame, true, OpCode::Binary, message, mask_key())
+/// The next frame of `encoder`'s connection: one masked binary message holding `message`
+/// (RFC 6455 §5.2, §5.3).
+fn frame(encoder: &mut Encoder, message: &[u8]) -> Result<Vec<u8>, StreamFailure> {
+    let mask = mask_key();
+    let mut header = [0u8; MAX_HEADER_LEN];
+    let len = encoder
+        .data_header(
+            &mut header,
+            DataKind::Binary,
+            true,
+            len_u64(message.len()),
+            mask,
+        )
         .map_err(StreamFailure::Encode)?;
+    let mut frame = Vec::with_capacity(len + message.len());
+    frame.extend_from_slice(&header[..len]);
+    frame.extend_from_slice(message);
+    if let Some(key) = mask {
+        apply_mask(&mut frame[len..], key, 0);
+    }
     Ok(frame)
 }
 
 /// Writes `payload` as binary messages of `sizes` bytes.
 async fn send_messages<W: AsyncWriteRent>(
     out: &mut W,
+    encoder: &mut Encoder,
     payload: &[u8],
     sizes: &[usize],
 ) -> Result<(), StreamFailure> {
     for message in messages(payload, sizes) {
-        out.write_all(frame(message)?)
+        out.write_all(frame(encoder, message)?)
             .await
             .0
             .map_err(StreamFailure::Send)?;
@@ -251,11 +274,17 @@ async fn receive_echo<R: monoio::io::AsyncReadRent>(
 /// Sends a close frame and waits for the peer's (no data may arrive in between).
 async fn close<W: AsyncWriteRent, R: monoio::io::AsyncReadRent>(
     out: &mut W,
+    encoder: &mut Encoder,
     reader: &mut WsReader<R>,
     sent: usize,
 ) -> Result<(), StreamFailure> {
     let mut frame = Vec::new();
-    push_close(&mut frame, CloseCode::NORMAL, "demo done", mask_key())
+    encoder
+        .close(
+            &mut frame,
+            &CloseFrame::new(CloseCode::NORMAL, "demo done"),
+            mask_key(),
+        )
         .map_err(StreamFailure::Encode)?;
     out.write_all(frame).await.0.map_err(StreamFailure::Send)?;
     loop {
@@ -331,7 +360,7 @@ mod tests {
     #[test]
     fn frames_are_masked_binary_messages() {
         use crate::proto::ws::{DataKind, Decoder, Event};
-        let mut wire = frame(b"payload").expect("frame");
+        let mut wire = frame(&mut Encoder::new(Role::Client), b"payload").expect("frame");
         assert_eq!(wire[1] & 0x80, 0x80, "the mask bit is set");
         let mut decoder = Decoder::new(Role::Server, Limits::default());
         let (_, event) = decoder.decode(&mut wire).expect("a valid client frame");

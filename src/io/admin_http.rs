@@ -1,8 +1,9 @@
-//! A minimal HTTP/1.1 server for read-only admin endpoints (the daemon's `/metrics`,
-//! `/healthz`, `/readyz`; the relay's `/$status`): one request per connection, answered by a
-//! handler and closed. Not for the data path. A head that is not complete within the head
-//! timeout gets 408 and the connection closes; no body is ever read, and there is no
-//! keep-alive, so the head timeout bounds every connection.
+//! A minimal HTTP/1.1 server for read-only admin endpoints (the daemon's and the relay's `/`,
+//! `/status.json`, `/metrics`, `/healthz`, `/readyz`; the relay's `/$status`): one request per
+//! connection, answered by a handler and closed. Not for the data path. A head that is not
+//! complete within the head timeout gets 408 and the connection closes; no body is ever read,
+//! and there is no keep-alive, so the head timeout bounds every connection. [`route`] answers
+//! the paths both endpoints serve alike from what an [`Endpoint`] gathers.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,10 +14,13 @@ use monoio::net::TcpListener;
 use super::accept_backoff::{resource_errno, AcceptBackoff};
 use super::read_buf::ReadBuf;
 use super::stream::Stream;
-use crate::metrics::Snapshot;
+use crate::metrics::process::render_build_info;
+use crate::metrics::{render, Snapshot, CONTENT_TYPE};
 use crate::proto::http1::{
     parse_request_head, reason_phrase, write_response_head, Limits, RequestHead,
 };
+use crate::runtime::procfs;
+use crate::status_page::html;
 
 /// The largest admin request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -73,6 +77,78 @@ impl Reply {
             headers: &[],
         }
     }
+}
+
+/// What an admin endpoint gathers for [`route`].
+pub(crate) trait Endpoint {
+    /// The status page's data (`/status.json`).
+    type View: serde::Serialize;
+    /// The paths only this endpoint serves (for the 404 text), each after a space.
+    const OWN_PATHS: &'static str = "";
+
+    /// The `/metrics` body; `None` when a worker did not answer in time.
+    async fn metrics(&self) -> Option<String>;
+    /// Whether every worker answered.
+    async fn healthy(&self) -> bool;
+    /// `/readyz`: the status and the body.
+    fn readiness(&self) -> (u16, String);
+    /// The status page's view now; `None` when a worker did not answer in time.
+    async fn view(&self) -> Option<Self::View>;
+    /// The status page of `view` as HTML.
+    fn page(view: &Self::View) -> String;
+    /// The answer to a path only this endpoint serves.
+    fn own(&self, _path: &str) -> Option<Reply> {
+        None
+    }
+}
+
+/// Answers `head` from `endpoint`: only `GET`; `/`, `/status.json`, `/metrics`, `/healthz`,
+/// `/readyz` and the endpoint's own paths; 503 where a worker did not answer.
+pub(crate) async fn route<E: Endpoint>(endpoint: &E, head: &RequestHead) -> Reply {
+    let silent = || Reply::text(503, "a worker did not answer\n");
+    if head.method != "GET" {
+        return Reply::text(405, "only GET is served here\n");
+    }
+    match head.path() {
+        "/metrics" => endpoint
+            .metrics()
+            .await
+            .map_or_else(silent, |text| Reply::new(200, CONTENT_TYPE, text)),
+        "/healthz" if endpoint.healthy().await => Reply::text(200, "ok\n"),
+        "/healthz" => silent(),
+        "/readyz" => {
+            let (status, body) = endpoint.readiness();
+            Reply::text(status, body)
+        }
+        "/" => endpoint.view().await.map_or_else(silent, |view| Reply {
+            headers: html::HEADERS,
+            ..Reply::new(200, html::CONTENT_TYPE, E::page(&view))
+        }),
+        "/status.json" => endpoint.view().await.map_or_else(silent, |view| {
+            Reply::json(serde_json::to_string_pretty(&view).unwrap_or_default())
+        }),
+        path => endpoint.own(path).unwrap_or_else(|| {
+            Reply::text(
+                404,
+                format!(
+                    "served here: / /status.json /metrics /healthz /readyz{}\n",
+                    E::OWN_PATHS
+                ),
+            )
+        }),
+    }
+}
+
+/// The `/metrics` body for `merged`: its text, the process metrics (left out, with a debug
+/// line, where `/proc` cannot be read) and the build info.
+pub(crate) fn exposition(merged: &Snapshot) -> String {
+    let mut text = render(merged);
+    match procfs::read_self() {
+        Ok(sample) => text.push_str(&sample.render()),
+        Err(e) => tracing::debug!(error = %e, "process metrics left out"),
+    }
+    text.push_str(&render_build_info(env!("CARGO_PKG_VERSION")));
+    text
 }
 
 /// Serves `listener` forever, one task per connection; a client gets `head_timeout` to send

@@ -1,51 +1,36 @@
-//! Joining a client WebSocket (a listener's rendezvous socket) with a TCP connection (its
-//! stream target): protocol §5.3–§5.4, architecture §2 "Stream mode".
+//! Joins a client WebSocket (a listener's rendezvous socket) with a TCP connection (its stream
+//! target): protocol §5.3–§5.4, architecture §2 "Stream mode".
 //!
-//! - relay → target: frames are decoded inside the reader's buffer and every data payload
-//!   chunk, text or binary alike (protocol §5.4), is written to the TCP socket straight from that
-//!   buffer: no copy, never assembled into a message first. A byte stream has no message
-//!   boundaries, so none are kept.
-//! - target → relay: each TCP read (at most [`CHUNK`] bytes) lands behind
-//!   [`MAX_HEADER_LEN`] bytes of headroom, is masked in place (RFC 6455 §5.3) and leaves as one
-//!   binary message whose header is written into the headroom: one contiguous write.
-//! - half-close (protocol §5.3): the target's FIN becomes Close(1000) and relay → target keeps
-//!   flowing; the relay's Close becomes `shutdown(Write)` on the TCP socket and target → relay
-//!   keeps flowing until the target's FIN. Our Close is therefore also the answer to the relay's.
-//!   The pump returns when both directions are done.
-//! - budget: one buffer per direction ([`CHUNK`] by default, `[limits] stream_buffer / 2` via
-//!   [`PumpSettings`]). A direction reads again only after its last chunk was written in full,
-//!   so a slow side stops the fast one (backpressure).
-//! - limits: a frame or message from the relay over [`PumpSettings::limits`]
-//!   fails the stream with Close(1009) (RFC 6455 §7.4.1); a stream that forwarded no byte either
-//!   way for [`PumpSettings::idle_timeout`] — half-closed or not — ends with Close(1001).
-//! - write stalls (docs/reliability.md "Faults"): a write to either side that makes no
-//!   progress for [`PumpSettings::write_stall_timeout`] ends the stream, because a direction
-//!   blocked in a write reads nothing and would not see the other side leave. A stalled target
-//!   gets the relay a Close(1011); a stalled relay socket gets nothing more (it is in the middle
-//!   of a frame). Timing: [`crate::io::write_stall`], [`crate::io::watched_write`].
-//! - failures end the pump at once. The relay is told with a close frame (1011, or the code of
-//!   the protocol rule it broke) when its socket still works; the TCP socket is closed.
-//! - pings from the relay are answered with masked pongs (RFC 6455 §5.5.2).
-//! - keep-alive: with [`PumpSettings::ping_interval`], a ping goes to the relay after that much
-//!   silence from it (no frame of any kind), so load balancers never see the stream idle; when
-//!   nothing at all comes back within the next interval the stream ends with Close(1001)
-//!   `keep-alive timeout` ([`PumpEnd::KeepaliveTimeout`]).
+//! - relay → target: every data payload chunk, text or binary, goes to the TCP socket straight
+//!   from the reader's buffer (no copy, no message assembly, no message boundaries kept).
+//! - target → relay: each TCP read (at most [`CHUNK`] bytes) is masked in place and leaves as one
+//!   binary message, its header written into [`MAX_HEADER_LEN`] bytes of headroom: one write.
+//! - half-close (protocol §5.3): the target's FIN becomes Close(1000), the relay's Close a
+//!   `shutdown(Write)`; the other direction flows on. Returns when both directions are done.
+//! - one buffer per direction ([`PumpSettings`]); a direction reads again only after its last
+//!   chunk was written in full (backpressure).
+//! - ends: a frame or message over [`PumpSettings::limits`] → Close(1009); no byte either way for
+//!   the idle timeout → Close(1001); a write stalled past the write-stall timeout ends the
+//!   stream (docs/reliability.md "Faults"); with a ping interval, no answer to a ping within the
+//!   next interval → Close(1001) `keep-alive timeout`; any failure → a close frame (1011 or the
+//!   broken rule's code) when the relay socket still works. Pings are answered with pongs.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBuf, SliceMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splitable};
-use monoio::BufResult;
 
 use super::read_buf::{grown_capacity, INITIAL_READ_BYTES};
 use super::watched_write::{stalled_write, WatchedWrite};
 use super::ws_reader::{ReadError, WsEvent, WsReader};
-use crate::proto::ws::encode::encode_frame_in_place;
-use crate::proto::ws::encode::{push_close, push_frame};
-use crate::proto::ws::{CloseCode, Limits, OpCode, Role, MAX_HEADER_LEN};
+use crate::proto::ws::encode::fit_close_reason;
+use crate::proto::ws::{
+    CloseCode, CloseFrame, DataKind, EncodeError, Encoder, Limits, Role, MAX_HEADER_LEN,
+};
 
 /// The largest TCP read forwarded as one message, and the size each direction's buffer grows
 /// to. Bridges use 64 KiB (protocol §5.3, §5.4 calls ≤ 64 KiB "a good size"); any message size is
@@ -216,7 +201,8 @@ impl Default for PumpSettings {
     }
 }
 
-/// [`pump_with`] with the default [`PumpSettings`].
+/// [`pump_with`] with the default [`PumpSettings`] (the unit tests' shorthand).
+#[cfg(test)]
 pub async fn pump<R, T>(
     relay: R,
     leftover: &[u8],
@@ -400,19 +386,10 @@ where
                 count(Direction::ToTarget, n);
             }
             WsEvent::Ping(payload) => {
-                let mut pong = Vec::new();
-                push_frame(
-                    &mut pong,
-                    true,
-                    OpCode::Pong,
-                    reader.bytes(payload),
-                    (writer.mask)(),
-                )
-                .map_err(|e| PumpEnd::RelayWrite(io::Error::other(e)))?;
+                let payload = reader.bytes(payload);
                 writer
-                    .send(pong, Frame::Control)
+                    .send_control(|encoder, out, mask| encoder.pong(out, payload, mask))
                     .await
-                    .0
                     .map_err(PumpEnd::RelayWrite)?;
             }
             WsEvent::Pong(_) => {}
@@ -455,7 +432,7 @@ async fn keep_alive<W: AsyncWriteRent>(
         return std::future::pending().await;
     };
     loop {
-        let Some(last) = heard.get().filter(|_| !writer.close_sent.get()) else {
+        let Some(last) = heard.get().filter(|_| !writer.close_sent()) else {
             return std::future::pending().await;
         };
         let quiet = last.elapsed();
@@ -463,16 +440,13 @@ async fn keep_alive<W: AsyncWriteRent>(
             monoio::time::sleep(interval - quiet).await;
             continue;
         }
-        let mut ping = Vec::with_capacity(MAX_HEADER_LEN);
-        if let Err(e) = push_frame(&mut ping, true, OpCode::Ping, b"", (writer.mask)()) {
-            return PumpEnd::RelayWrite(io::Error::other(e));
-        }
         let pinged = Instant::now();
-        if let Err(e) = writer.send(ping, Frame::Control).await.0 {
+        let ping = writer.send_control(|encoder, out, mask| encoder.ping(out, b"", mask));
+        if let Err(e) = ping.await {
             return PumpEnd::RelayWrite(e);
         }
         monoio::time::sleep(interval.saturating_sub(pinged.elapsed())).await;
-        if heard.get().is_some_and(|last| last < pinged) && !writer.close_sent.get() {
+        if heard.get().is_some_and(|last| last < pinged) && !writer.close_sent() {
             return PumpEnd::KeepaliveTimeout(interval);
         }
     }
@@ -508,43 +482,33 @@ where
             buf.reserve_exact(PAYLOAD_START + room - buf.len());
         }
         if n == 0 {
-            let mut close = Vec::new();
-            push_close(&mut close, CloseCode::NORMAL, "", (writer.mask)())
-                .map_err(|e| PumpEnd::RelayWrite(io::Error::other(e)))?;
+            let normal = CloseFrame::new(CloseCode::NORMAL, "");
             writer
-                .send(close, Frame::Close)
+                .send_control(|encoder, out, mask| encoder.close(out, &normal, mask))
                 .await
-                .0
                 .map_err(PumpEnd::RelayWrite)?;
             return Ok(());
         }
-        let payload = PAYLOAD_START..PAYLOAD_START + n;
-        let frame = encode_frame_in_place(&mut buf, payload, true, OpCode::Binary, (writer.mask)())
-            .map_err(|e| PumpEnd::RelayWrite(io::Error::other(e)))?;
-        let (sent, slice) = writer.send(buf.slice(frame), Frame::Data).await;
-        buf = slice.into_inner();
+        let (sent, back) = writer
+            .send_data(buf, PAYLOAD_START..PAYLOAD_START + n)
+            .await;
+        buf = back;
         sent.map_err(PumpEnd::RelayWrite)?;
         buf.truncate(PAYLOAD_START);
         count(Direction::ToRelay, n);
     }
 }
 
-/// What kind of frame goes to the relay (RFC 6455 §5.5.1: nothing may follow our Close).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Frame {
-    Data,
-    Control,
-    Close,
-}
-
 /// The relay socket's write half, shared by both directions. A direction takes it for one
 /// whole frame and puts it back, so frames never interleave (RFC 6455 §5.4) and a pong can go
 /// out while the other direction waits on its TCP read. The half travels through a channel
-/// that holds at most that one value: receiving it is taking the turn.
+/// that holds at most that one value: receiving it is taking the turn. Every frame is built
+/// on one client-side [`Encoder`] while the turn is held: it masks each frame with a fresh key
+/// and refuses anything after our close frame (RFC 6455 §5.5.1), which is then dropped.
 struct RelayWriter<W> {
     put_back: flume::Sender<W>,
     take: flume::Receiver<W>,
-    close_sent: Cell<bool>,
+    encoder: RefCell<Encoder>,
     mask: MaskSource,
 }
 
@@ -556,36 +520,69 @@ impl<W: AsyncWriteRent> RelayWriter<W> {
         Self {
             put_back,
             take,
-            close_sent: Cell::new(false),
+            encoder: RefCell::new(Encoder::new(Role::Client)),
             mask,
         }
     }
 
-    /// Writes one whole frame when its turn comes. Frames after our Close are dropped (`Ok`,
-    /// RFC 6455 §5.5.1): control frames of the other direction, and data only after a failure
-    /// close (otherwise the direction that sends data also sends the Close).
-    async fn send<B: IoBuf>(&self, frame: B, kind: Frame) -> BufResult<(), B> {
+    /// Whether our close frame went (or is being written) to the relay.
+    fn close_sent(&self) -> bool {
+        self.encoder.borrow().close_sent()
+    }
+
+    /// Turns `buf[payload]` (with [`MAX_HEADER_LEN`] bytes of headroom before it) into one
+    /// binary message in place when its turn comes and writes it; gives `buf` back. After our
+    /// close the payload is dropped (`Ok`): only after a failure close, since otherwise the
+    /// direction that sends data also sends the close.
+    async fn send_data(
+        &self,
+        mut buf: Vec<u8>,
+        payload: Range<usize>,
+    ) -> (io::Result<()>, Vec<u8>) {
         let Ok(mut half) = self.take.recv_async().await else {
-            return (Err(io::Error::from(io::ErrorKind::BrokenPipe)), frame);
+            return (Err(io::Error::from(io::ErrorKind::BrokenPipe)), buf);
         };
-        if self.close_sent.get() {
-            let _ = self.put_back.send(half);
-            return (Ok(()), frame);
-        }
-        if kind == Frame::Close {
-            self.close_sent.set(true);
-        }
-        let (written, frame) = half.write_all(frame).await;
+        let encoded = self.encoder.borrow_mut().data_in_place(
+            &mut buf,
+            payload,
+            DataKind::Binary,
+            true,
+            (self.mask)(),
+        );
+        let frame = match encoded {
+            Ok(frame) => frame,
+            Err(e) => {
+                let _ = self.put_back.send(half);
+                return (refused(e), buf);
+            }
+        };
+        let (written, slice) = half.write_all(buf.slice(frame)).await;
         let _ = self.put_back.send(half);
-        (written.map(|_| ()), frame)
+        (written.map(|_| ()), slice.into_inner())
+    }
+
+    /// Builds one control frame with `build` when its turn comes and writes it; after our
+    /// close nothing is written (`Ok`).
+    async fn send_control(
+        &self,
+        build: impl FnOnce(&mut Encoder, &mut Vec<u8>, Option<[u8; 4]>) -> Result<(), EncodeError>,
+    ) -> io::Result<()> {
+        let Ok(mut half) = self.take.recv_async().await else {
+            return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+        };
+        let mut frame = Vec::with_capacity(MAX_HEADER_LEN);
+        if let Err(e) = build(&mut self.encoder.borrow_mut(), &mut frame, (self.mask)()) {
+            let _ = self.put_back.send(half);
+            return refused(e);
+        }
+        let (written, _) = half.write_all(frame).await;
+        let _ = self.put_back.send(half);
+        written.map(|_| ())
     }
 
     /// Sends a close frame after a failure, if the socket is not in the middle of another
     /// frame (a half-written frame cannot be followed by anything) and no Close went out yet.
     async fn close_after_failure(&self, code: CloseCode, reason: &str) {
-        if self.close_sent.get() {
-            return;
-        }
         let Ok(half) = self.take.try_recv() else {
             return;
         };
@@ -598,21 +595,31 @@ impl<W: AsyncWriteRent> RelayWriter<W> {
         let Ok(half) = self.take.recv_async().await else {
             return;
         };
-        if self.close_sent.get() {
-            let _ = self.put_back.send(half);
-            return;
-        }
         self.write_close(half, code, reason).await;
     }
 
-    /// Writes our Close (within [`FAILURE_CLOSE_GRACE`]) and gives the half back.
+    /// Writes our Close (within [`FAILURE_CLOSE_GRACE`]) unless one went already, and gives
+    /// the half back.
     async fn write_close(&self, mut half: W, code: CloseCode, reason: &str) {
-        self.close_sent.set(true);
         let mut close = Vec::new();
-        if push_close(&mut close, code, reason, (self.mask)()).is_ok() {
+        let frame = CloseFrame::new(code, fit_close_reason(reason));
+        let encoded = self
+            .encoder
+            .borrow_mut()
+            .close(&mut close, &frame, (self.mask)());
+        if encoded.is_ok() {
             let _ = monoio::time::timeout(FAILURE_CLOSE_GRACE, half.write_all(close)).await;
         }
         let _ = self.put_back.send(half);
+    }
+}
+
+/// A frame the encoder refused: dropped without error after our close, otherwise a write
+/// failure.
+fn refused(e: EncodeError) -> io::Result<()> {
+    match e {
+        EncodeError::SendAfterClose => Ok(()),
+        e => Err(io::Error::other(e)),
     }
 }
 

@@ -10,6 +10,21 @@
 //! - [`LatencyHistogram`]: HDR histogram in microseconds (3 significant figures, clamped at
 //!   1 hour) with an exact sum and p50/p90/p99/p99.9/max [`Quantiles`] for human summaries.
 
+/// Declares a metric set: a `pub static` [`MetricDesc`] per entry,
+/// `NAME = counter|gauge|histogram("family_name", ["label", …], "help");`, and `ALL`, every
+/// descriptor of the set in order (for the documentation tests).
+macro_rules! metric_set {
+    ($($name:ident = $kind:ident($metric:literal, [$($label:literal),* $(,)?], $help:literal);)*) => {
+        $(
+            pub static $name: $crate::metrics::MetricDesc =
+                $crate::metrics::MetricDesc::$kind($metric, $help, &[$($label),*]);
+        )*
+        /// Every descriptor, for documentation tests.
+        pub static ALL: &[&$crate::metrics::MetricDesc] = &[$(&$name),*];
+    };
+}
+pub(crate) use metric_set;
+
 mod desc;
 mod error;
 mod histogram;

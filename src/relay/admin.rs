@@ -20,11 +20,9 @@ use super::metrics::{scrape_time, ScrapeTime};
 use super::registry::HybridConnectionStatus;
 use super::shared::{lock, Shared};
 use super::status_page::{self, Figures, PortalView};
-use crate::io::admin_http::{self, collect, Reply};
-use crate::metrics::process::render_build_info;
-use crate::metrics::{render, Snapshot, CONTENT_TYPE};
+use crate::io::admin_http::{self, collect, exposition, Endpoint, Reply};
+use crate::metrics::Snapshot;
 use crate::runtime::procfs;
-use crate::status_page::html;
 use crate::status_page::window::{Window, SAMPLE_EVERY};
 
 #[derive(Serialize)]
@@ -128,18 +126,6 @@ async fn sample_forever(shared: Arc<Shared>, window: Rc<RefCell<Window>>) {
     }
 }
 
-/// The whole `/metrics` body: the merged metrics, the process metrics (left out, with a debug
-/// line, where `/proc` cannot be read) and the build info.
-fn exposition(merged: &Snapshot) -> String {
-    let mut text = render(merged);
-    match procfs::read_self() {
-        Ok(sample) => text.push_str(&sample.render()),
-        Err(e) => tracing::debug!(error = %e, "process metrics left out"),
-    }
-    text.push_str(&render_build_info(env!("CARGO_PKG_VERSION")));
-    text
-}
-
 /// `/readyz`: one line per hybrid connection, `PATH N listeners attached`.
 fn readiness(shared: &Shared) -> String {
     let mut body = String::new();
@@ -152,48 +138,50 @@ fn readiness(shared: &Shared) -> String {
     body
 }
 
+/// What the relay's admin endpoint gathers.
+struct Relay {
+    shared: Arc<Shared>,
+    window: Rc<RefCell<Window>>,
+}
+
+impl Endpoint for Relay {
+    type View = PortalView;
+    const OWN_PATHS: &'static str = " /$status";
+
+    async fn metrics(&self) -> Option<String> {
+        Some(exposition(&merged_metrics(&self.shared).await?))
+    }
+
+    async fn healthy(&self) -> bool {
+        collect(&self.shared.metrics_requests).await.is_some()
+    }
+
+    fn readiness(&self) -> (u16, String) {
+        (200, readiness(&self.shared))
+    }
+
+    async fn view(&self) -> Option<PortalView> {
+        portal_view(&self.shared, &self.window).await
+    }
+
+    fn page(view: &PortalView) -> String {
+        status_page::render_html(view)
+    }
+
+    fn own(&self, path: &str) -> Option<Reply> {
+        (path == "/$status").then(|| Reply::json(status_json(&self.shared)))
+    }
+}
+
 /// Serves the admin endpoint.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let head_timeout = shared.config.timeouts.head;
     let window = Rc::new(RefCell::new(Window::default()));
     monoio::spawn(sample_forever(shared.clone(), window.clone()));
+    let relay = Rc::new(Relay { shared, window });
     admin_http::serve(listener, head_timeout, move |head| {
-        let shared = shared.clone();
-        let window = window.clone();
-        async move {
-            if head.method != "GET" {
-                return Reply::text(405, "only GET is served here\n");
-            }
-            match head.path() {
-                "/metrics" => match merged_metrics(&shared).await {
-                    Some(merged) => Reply::new(200, CONTENT_TYPE, exposition(&merged)),
-                    None => Reply::text(503, "a worker did not answer\n"),
-                },
-                "/healthz" => match collect(&shared.metrics_requests).await {
-                    Some(_) => Reply::text(200, "ok\n"),
-                    None => Reply::text(503, "a worker did not answer\n"),
-                },
-                "/readyz" => Reply::text(200, readiness(&shared)),
-                "/$status" => Reply::json(status_json(&shared)),
-                "/" => match portal_view(&shared, &window).await {
-                    Some(view) => Reply {
-                        headers: html::HEADERS,
-                        ..Reply::new(200, html::CONTENT_TYPE, status_page::render_html(&view))
-                    },
-                    None => Reply::text(503, "a worker did not answer\n"),
-                },
-                "/status.json" => match portal_view(&shared, &window).await {
-                    Some(view) => {
-                        Reply::json(serde_json::to_string_pretty(&view).unwrap_or_default())
-                    }
-                    None => Reply::text(503, "a worker did not answer\n"),
-                },
-                _ => Reply::text(
-                    404,
-                    "served here: / /status.json /metrics /healthz /readyz /$status\n",
-                ),
-            }
-        }
+        let relay = relay.clone();
+        async move { admin_http::route(&*relay, &head).await }
     })
     .await;
 }

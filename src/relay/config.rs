@@ -24,6 +24,7 @@ use super::self_signed::{name_problem, SelfSigned};
 use crate::auth::verify::{Right, Rights, Rule};
 use crate::config::duration::parse as parse_duration;
 use crate::config::{ConfigError, EnvLookup, LogFormat, LogLevel};
+use crate::relay::core::drain::DEFAULT_SHUTDOWN_GRACE;
 use crate::relay::registry::DEFAULT_MAX_LISTENERS;
 use crate::runtime::workers::worker_count;
 use crate::secret::Secret;
@@ -147,6 +148,11 @@ pub struct RelayArgs {
     #[arg(long, value_parser = parse_duration)]
     #[serde(default, deserialize_with = "duration")]
     pub idle_timeout: Option<Duration>,
+    /// After SIGTERM or SIGINT, how long streams and requests in flight may take before what
+    /// is left is closed (1001) and the relay exits [default: 30s].
+    #[arg(long, value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration")]
+    pub shutdown_grace: Option<Duration>,
     /// Log lines as text or JSON [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -258,6 +264,8 @@ pub struct RelayConfig {
     pub timeouts: ConnectionTimeouts,
     /// `None`: `--idle-timeout 0`, never.
     pub idle_timeout: Option<Duration>,
+    /// How long a stop waits for the work in flight.
+    pub shutdown_grace: Duration,
     pub log_format: LogFormat,
     pub log_level: LogLevel,
 }
@@ -470,6 +478,7 @@ impl RelayArgs {
             body_idle_timeout: self.body_idle_timeout.or(file.body_idle_timeout),
             keepalive_timeout: self.keepalive_timeout.or(file.keepalive_timeout),
             idle_timeout: self.idle_timeout.or(file.idle_timeout),
+            shutdown_grace: self.shutdown_grace.or(file.shutdown_grace),
             log_format: self.log_format.or(file.log_format),
             log_level: self.log_level.or(file.log_level),
             hybrid_connection_sections: file.hybrid_connection_sections,
@@ -619,6 +628,7 @@ impl RelayArgs {
             control_queue_limit: CONTROL_QUEUE_LIMIT,
             timeouts,
             idle_timeout: Some(idle_timeout).filter(|t| !t.is_zero()),
+            shutdown_grace: self.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
             log_format: self.log_format.unwrap_or_default(),
             log_level: self.log_level.unwrap_or_default(),
         })

@@ -9,7 +9,7 @@
 //! for the idle timeout is closed with 1001; a `response` over Azure's control-channel limits
 //! (32 KiB of JSON, 64 KiB of body, protocol §6.1) fails its request with 502.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -29,13 +29,13 @@ use crate::io::coalesce::{coalesce, COALESCE_LIMIT};
 use crate::io::idle_cut::{count_frame, idle_cut};
 use crate::io::stream::Stream;
 use crate::io::watched_write::{stalled_write, WatchedWrite};
-use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
+use crate::io::ws_reader::{ReadError, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
+use crate::proto::hc::channel::{reply_code, Inbound, Outbound, Received};
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
-use crate::proto::hc::messages::{Response, MAX_CONTROL_MESSAGE_LEN};
-use crate::proto::ws::encode::{push_close, push_frame};
+use crate::proto::hc::messages::Response;
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
-use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
+use crate::proto::ws::{CloseCode, DataKind, Limits, Role, MAX_HEADER_LEN};
 
 /// Registers and serves one listener control channel until it closes.
 pub(super) async fn serve(
@@ -100,9 +100,10 @@ pub(super) async fn serve(
         commands: handle,
         expiry,
         closing: false,
+        detached: false,
         frames: Rc::new(Cell::new(0)),
         listener_id,
-        text: Vec::new(),
+        outbound: Rc::new(RefCell::new(Outbound::server())),
         body: BodyTarget::None,
     };
     let reason = run_channel(&mut channel, reader, WatchedWrite::new(write), &queue).await;
@@ -111,9 +112,16 @@ pub(super) async fn serve(
     if let BodyTarget::Collect { events, .. } = std::mem::take(&mut channel.body) {
         let _ = events.try_send(ResponseEvent::ListenerGone);
     }
+    // A listener that closed with a Close frame detached: the requests it holds may still be
+    // answered through their rendezvous (architecture §3 "Detaching"). A channel that broke
+    // (a reset, a dead host) fails them at once.
     let gone = lock(&shared.pending_requests).take_listener(listener_id);
     for events in gone {
-        let _ = events.try_send(ResponseEvent::ListenerGone);
+        let _ = events.try_send(if channel.detached {
+            ResponseEvent::ListenerDetached
+        } else {
+            ResponseEvent::ListenerGone
+        });
     }
 }
 
@@ -131,9 +139,10 @@ async fn run_channel<R: AsyncReadRent, W: AsyncWriteRent>(
     let (stall_timeout, idle_timeout) = (config.write_stall_timeout, config.idle_timeout);
     let writes = [write.progress()];
     let frames = channel.frames.clone();
-    let close_sent = Cell::new(false);
-    let mut writer = std::pin::pin!(write_loop(&mut write, queue, &close_sent, &frames));
+    let outbound = channel.outbound.clone();
+    let mut writer = std::pin::pin!(write_loop(&mut write, queue, &outbound, &frames));
     let mut flush_close = false;
+    let stopping = channel.ctx.shared.stopping.clone();
     let reason = {
         let commands = channel.commands.clone();
         let reading = channel.read_loop(reader);
@@ -149,6 +158,11 @@ async fn run_channel<R: AsyncReadRent, W: AsyncWriteRent>(
                 "no frame for the idle timeout".to_owned()
             }
             why = queue.abort.recv_async() => why.unwrap_or("aborted").to_owned(),
+            () = stopping.close_remaining.fired() => {
+                commands.close(CloseCode::GOING_AWAY, "relay shutting down");
+                flush_close = true;
+                "the relay is shutting down".to_owned()
+            }
         }
     };
     if flush_close || channel.closing {
@@ -182,18 +196,24 @@ struct Channel {
     expiry: Rc<Cell<u64>>,
     /// Whether this side asked for the channel to close.
     closing: bool,
+    /// Whether the listener closed the channel with a Close frame.
+    detached: bool,
     /// Frames read and written, for the idle cut.
     frames: Rc<Cell<u64>>,
     listener_id: u64,
-    /// The text message being assembled (control messages are at most 64 KiB, protocol §4.2).
-    text: Vec<u8>,
+    /// The channel's sending side: the reader builds pongs with it and records the listener's
+    /// close in it; the writer builds the close with it and drops whatever may no longer go out.
+    outbound: Rc<RefCell<Outbound>>,
     /// Where the body message after a `response` goes.
     body: BodyTarget,
 }
 
 impl Channel {
-    /// Reads until the channel ends; returns why it ended.
+    /// Reads until the channel ends, every frame through the channel layer's [`Inbound`];
+    /// returns why it ended.
     async fn read_loop<R: AsyncReadRent>(&mut self, mut reader: WsReader<R>) -> String {
+        let mut inbound = Inbound::new();
+        let mut reply = Vec::new();
         loop {
             let event = match reader.next_event().await {
                 Ok(e) => {
@@ -206,42 +226,33 @@ impl Channel {
                 }
                 Err(e) => return e.to_string(),
             };
-            match event {
-                WsEvent::Data {
-                    kind: DataKind::Text,
-                    payload,
-                    message_end,
-                    ..
-                } => {
-                    if self.text.len() + payload.len() > MAX_CONTROL_MESSAGE_LEN {
-                        self.close(CloseCode::MESSAGE_TOO_BIG, "control message over 64 KiB");
-                        return "control message over 64 KiB".to_owned();
-                    }
-                    self.text.extend_from_slice(reader.bytes(payload));
-                    if message_end {
-                        let text = std::mem::take(&mut self.text);
-                        self.on_text(&text);
-                    }
-                }
-                WsEvent::Data {
-                    kind: DataKind::Binary,
-                    payload,
-                    message_end,
-                    ..
-                } => self.on_body(reader.bytes(payload), message_end),
-                WsEvent::Ping(p) => {
-                    let mut out = Vec::new();
-                    if push_frame(&mut out, true, OpCode::Pong, reader.bytes(p), None).is_ok()
-                        && self.commands.send(out) == Err(QueueError::Full)
-                    {
+            let received = inbound.receive(
+                reader.view(&event),
+                &mut self.outbound.borrow_mut(),
+                &mut reply,
+            );
+            match received {
+                Ok(Received::Message(text)) => self.on_text(text),
+                Ok(Received::Body { chunk, message_end }) => self.on_body(chunk, message_end),
+                Ok(Received::Ping) => {
+                    let pong = std::mem::take(&mut reply);
+                    if !pong.is_empty() && self.commands.send(pong) == Err(QueueError::Full) {
                         return "the listener does not read its control channel".to_owned();
                     }
                 }
-                WsEvent::Pong(_) => {}
-                WsEvent::Close { code, .. } => {
-                    let code = code.unwrap_or(CloseCode::NORMAL);
+                Ok(Received::Partial | Received::Pong) => {}
+                Ok(Received::Close(close)) => {
+                    let code = reply_code(close.code);
+                    // No more work for it from now on, not only once the reply went out.
+                    lock(&self.ctx.shared.registry).remove_listener(&self.entity, self.listener_id);
+                    self.detached = true;
                     self.close(code, "");
                     return format!("listener closed the channel ({code})");
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    self.close(e.close_code(), &reason);
+                    return reason;
                 }
             }
         }
@@ -376,47 +387,59 @@ impl Channel {
 async fn write_loop<W: AsyncWriteRent>(
     write: &mut W,
     queue: &ControlQueue,
-    close_sent: &Cell<bool>,
+    outbound: &RefCell<Outbound>,
     frames: &Cell<u64>,
 ) {
     while let Ok(command) = queue.commands.recv_async().await {
         let mut counted = 0;
-        let first = command_bytes(command, close_sent, &mut counted);
+        let first = command_bytes(command, outbound, &mut counted);
         // Commands already queued go out in the same write; nothing follows our Close.
         let batch = coalesce(first, COALESCE_LIMIT, || {
-            if close_sent.get() {
+            if outbound.borrow().close_sent() {
                 return None;
             }
             queue
                 .commands
                 .try_recv()
                 .ok()
-                .map(|command| command_bytes(command, close_sent, &mut counted))
+                .map(|command| command_bytes(command, outbound, &mut counted))
         });
         count_frame(frames);
         let written = batch.is_empty() || write.write_all(batch).await.0.is_ok();
         queue.queued.fetch_sub(counted, Ordering::Relaxed);
-        if !written || close_sent.get() {
+        if !written || outbound.borrow().close_sent() {
             break;
         }
     }
     let _ = write.shutdown().await;
 }
 
-/// The bytes a command puts on the wire: its frames (added to `counted`), or our close frame
-/// (once; later closes and unencodable ones give nothing).
-fn command_bytes(command: ControlCommand, close_sent: &Cell<bool>, counted: &mut usize) -> Vec<u8> {
+/// The bytes a command puts on the wire (queued ones are added to `counted`): its frames until
+/// our close frame went, that close frame once, nothing after it (the channel layer's rule).
+/// Units queued before the listener's Close was read still go out ahead of our reply, as
+/// RFC 6455 §5.5.1 allows: a detaching listener may still take them (architecture §3
+/// "Detaching"); the registry gives it nothing new from its Close on.
+fn command_bytes(
+    command: ControlCommand,
+    outbound: &RefCell<Outbound>,
+    counted: &mut usize,
+) -> Vec<u8> {
     match command {
         ControlCommand::Send(bytes) => {
             *counted += bytes.len();
-            bytes
+            if outbound.borrow().close_sent() {
+                Vec::new()
+            } else {
+                bytes
+            }
         }
         ControlCommand::Close(code, reason) => {
-            if close_sent.replace(true) {
-                return Vec::new();
-            }
             let mut out = Vec::new();
-            if push_close(&mut out, code, &reason, None).is_err() {
+            if outbound
+                .borrow_mut()
+                .close(&mut out, code, &reason)
+                .is_err()
+            {
                 out.clear();
             }
             out
@@ -446,4 +469,19 @@ async fn expire_unrenewed(commands: flume::WeakSender<ControlCommand>, expiry: R
         let wait = (until - now).min(60);
         monoio::time::sleep(Duration::from_secs(wait)).await;
     }
+}
+
+/// One unit for a listener's control channel, built by the channel layer (the relay's frames
+/// are unmasked): the `json` message and, when given, `body` as the binary message after it
+/// (protocol §4.2). The listener's writer checks the channel is still open before it writes it.
+pub(super) fn unit(json: &str, body: Option<&[u8]>) -> Vec<u8> {
+    let body_len = body.map_or(0, <[u8]>::len);
+    let mut unit = Vec::with_capacity(json.len() + body_len + 2 * MAX_HEADER_LEN);
+    let mut out = Outbound::server();
+    // A fresh server-side channel encodes any text and binary message: nothing can fail.
+    let _ = out.message(&mut unit, DataKind::Text, json.as_bytes());
+    if let Some(body) = body {
+        let _ = out.message(&mut unit, DataKind::Binary, body);
+    }
+    unit
 }

@@ -21,26 +21,26 @@ use super::core::pairing::{self, request_transport, ControlChannelLimits, Transp
 use super::core::{Admitted, Door, Knock, Refusal};
 use super::held::{self, Held, RendezvousRead, RendezvousWrite, Reused};
 use super::host_check::Addressed;
-use super::rendezvous;
 use super::server::{read_head, HeadDeadline, Incoming};
 use super::shared::{
     lock, ControlHandle, QueueError, Rendezvous, ResponseEvent, WorkerCtx, WorkerState,
 };
+use super::{control, rendezvous};
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
+use crate::proto::hc::channel::{ChannelError, Inbound, Outbound, Received};
 use crate::proto::hc::headers::{request_headers_to_json, response_headers_for_sender};
-use crate::proto::hc::messages::{RemoteEndpoint, Request, Response, MAX_CONTROL_MESSAGE_LEN};
+use crate::proto::hc::messages::{RemoteEndpoint, Request, Response};
 use crate::proto::hc::query::{strip_sb_hc_params, Action};
 use crate::proto::http1::{
     reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
     RequestHead, LAST_CHUNK,
 };
-use crate::proto::ws::encode::{push_close, push_frame};
 use crate::proto::ws::frame::MAX_HEADER_LEN;
 use crate::proto::ws::handshake::write_switching_protocols;
-use crate::proto::ws::{CloseCode, DataKind, Limits, OpCode, Role};
+use crate::proto::ws::{CloseCode, DataKind, Limits, Role};
 use crate::relay::registry::Work;
 
 /// Serves relayed HTTP requests on one sender connection until it closes.
@@ -51,8 +51,13 @@ pub(super) async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAd
         mut head,
     } = incoming;
     let mut held = None;
+    let stopping = ctx.shared.stopping.clone();
     loop {
-        match serve_one(&ctx, &mut stream, &mut buf, &head, peer, &mut held).await {
+        let served = {
+            let _work = stopping.work();
+            serve_one(&ctx, &mut stream, &mut buf, &head, peer, &mut held).await
+        };
+        match served {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
@@ -62,7 +67,8 @@ pub(super) async fn serve(ctx: Rc<WorkerCtx>, incoming: Incoming, peer: SocketAd
         }
         let timeouts = ctx.shared.config.timeouts;
         let deadline = HeadDeadline::keep_alive(timeouts.keepalive, timeouts.head);
-        head = match read_head(&mut stream, &mut buf, deadline, &ctx.state.shedder).await {
+        let stop = Some(&stopping.stop_accepting);
+        head = match read_head(&mut stream, &mut buf, deadline, &ctx.state.shedder, stop).await {
             Ok(Some(head)) => head,
             Ok(None) => break,
             Err(e) => {
@@ -154,6 +160,7 @@ async fn serve_one(
         None => None,
     };
     let route = if let Some(reused) = reused {
+        lock(&shared.registry).count_work(&entity, reused.listener, Work::Request);
         Route::Held(reused)
     } else {
         let picked = lock(&shared.registry).pick(&entity, Work::Request, |n| fastrand::usize(..n));
@@ -206,22 +213,35 @@ async fn serve_one(
     let is_head = head.method.eq_ignore_ascii_case("HEAD");
     let keep_alive = head.keep_alive() && !ambiguous_framing;
 
+    let listener = match &route {
+        Route::Held(reused) => reused.listener,
+        Route::Listener(id, _) => *id,
+    };
     let outcome = match route {
         Route::Held(mut reused) => {
             // No rendezvous waits at this address: the request travels on the held one.
             full.address = None;
             let json = full.to_json();
-            if let Err(failure) =
-                stream_request(&mut reused.write, stream, buf, kind, &json, body_idle).await
-            {
-                abort_rendezvous(&mut reused.write, &failure).await;
+            let mut out = Outbound::server();
+            let streamed = stream_request(
+                &mut reused.write,
+                &mut out,
+                stream,
+                buf,
+                kind,
+                &json,
+                body_idle,
+            );
+            if let Err(failure) = streamed.await {
+                abort_rendezvous(&mut reused.write, &mut out, &failure).await;
                 return fail_body(ctx, stream, failure).await;
             }
-            match Reused::first_event(reused.reader, deadline).await {
-                None => Outcome::TimedOut,
-                Some((reader, first)) => Outcome::Rendezvous {
+            let mut reader = reused.reader;
+            match monoio::time::timeout(deadline, reader.next_event()).await {
+                Err(_) => Outcome::TimedOut,
+                Ok(first) => Outcome::Rendezvous {
                     io: (reused.write, reader),
-                    first,
+                    first: Some(first),
                     holdable: true,
                 },
             }
@@ -249,12 +269,8 @@ async fn serve_one(
                     Ok(body) => body,
                     Err(failure) => return fail_body(ctx, stream, failure).await,
                 };
-                let mut frames = Vec::with_capacity(json.len() + body.len() + 2 * MAX_HEADER_LEN);
-                push_json(&mut frames, &json);
-                if !body.is_empty() {
-                    let _ = push_frame(&mut frames, true, OpCode::Binary, &body, None);
-                }
-                if let Err(e) = handle.send(frames) {
+                let body = Some(&body[..]).filter(|body| !body.is_empty());
+                if let Err(e) = handle.send(control::unit(&json, body)) {
                     let refusal = Refusal::request_not_queued(e == QueueError::Full);
                     return fail(ctx, stream, &refusal).await;
                 }
@@ -265,9 +281,7 @@ async fn serve_one(
                     id: Some(id.clone()),
                     ..Request::default()
                 };
-                let mut frames = Vec::new();
-                push_json(&mut frames, &notice.to_json());
-                if handle.send(frames).is_err() {
+                if handle.send(control::unit(&notice.to_json(), None)).is_err() {
                     return fail(ctx, stream, &Refusal::request_not_queued(false)).await;
                 }
                 let sent = std::time::Instant::now();
@@ -279,10 +293,12 @@ async fn serve_one(
                             .borrow_mut()
                             .rendezvous(&entity, sent.elapsed());
                         let mut io = open_rendezvous(rdv).await?;
-                        if let Err(failure) =
-                            stream_request(&mut io.0, stream, buf, kind, &json, body_idle).await
-                        {
-                            abort_rendezvous(&mut io.0, &failure).await;
+                        let mut out = Outbound::server();
+                        let streamed = stream_request(
+                            &mut io.0, &mut out, stream, buf, kind, &json, body_idle,
+                        );
+                        if let Err(failure) = streamed.await {
+                            abort_rendezvous(&mut io.0, &mut out, &failure).await;
                             return fail_body(ctx, stream, failure).await;
                         }
                         Outcome::Rendezvous {
@@ -332,7 +348,7 @@ async fn serve_one(
             let ended = relay_rendezvous_response(stream, &mut reader, first, &answer).await?;
             match ended {
                 RendezvousAnswer::Complete if pairing::holdable(holdable, true, keep_alive) => {
-                    *held = Some(Held::hold(write, reader, &entity));
+                    *held = Some(Held::hold(write, reader, &entity, listener));
                     Ok(true)
                 }
                 RendezvousAnswer::Complete => {
@@ -341,6 +357,16 @@ async fn serve_one(
                 }
                 RendezvousAnswer::Broken => {
                     held::close(&mut write).await;
+                    Ok(false)
+                }
+                RendezvousAnswer::Failed(e, head_sent) => {
+                    tracing::info!(error = %e, "the listener broke the rendezvous's rules");
+                    held::close_with(&mut write, e.close_code(), &e.to_string()).await;
+                    if !head_sent {
+                        let refusal = Refusal::response_over_message_limit();
+                        ctx.state.metrics.borrow_mut().answered(refusal.status);
+                        stream.write_all(refusal.http()).await.0?;
+                    }
                     Ok(false)
                 }
                 RendezvousAnswer::NoResponse => {
@@ -358,10 +384,6 @@ async fn serve_one(
 enum Route {
     Held(Reused),
     Listener(u64, ControlHandle),
-}
-
-fn push_json(dst: &mut Vec<u8>, json: &str) {
-    let _ = push_frame(dst, true, OpCode::Text, json.as_bytes(), None);
 }
 
 /// Removes the pending entry when the request ends, however it ends.
@@ -417,27 +439,40 @@ async fn open_rendezvous(rdv: Rendezvous) -> io::Result<RendezvousIo> {
     ))
 }
 
-/// Waits for the listener's answer on the control channel or on a rendezvous it opens.
+/// Waits for the listener's answer on the control channel or on a rendezvous it opens; a
+/// listener that detached meanwhile may still answer on the rendezvous until the deadline.
 async fn await_response(
     events: &flume::Receiver<ResponseEvent>,
     waiting: &flume::Receiver<Rendezvous>,
     deadline: Duration,
 ) -> Outcome {
-    let first = monoio::time::timeout(deadline, async {
+    let until = monoio::time::Instant::now() + deadline;
+    let first = monoio::time::timeout_at(until, async {
         monoio::select! {
             e = events.recv_async() => Ok(e),
             r = waiting.recv_async() => Err(r),
         }
     })
     .await;
-    match first {
-        Err(_) => Outcome::TimedOut,
-        Ok(Ok(Ok(ResponseEvent::Complete(response, body)))) => Outcome::Control(response, body),
-        Ok(Ok(Ok(ResponseEvent::TooLarge(text)))) => Outcome::TooLarge(text),
-        Ok(Ok(_)) => Outcome::ListenerGone,
-        // A rendezvous the listener opened to answer is closed after the answer: hyco-https
-        // never reads one, so no further request may go there (protocol §10.3).
-        Ok(Err(Ok(rdv))) => match open_rendezvous(rdv).await {
+    let rendezvous = match first {
+        Err(_) => return Outcome::TimedOut,
+        Ok(Ok(Ok(ResponseEvent::Complete(response, body)))) => {
+            return Outcome::Control(response, body)
+        }
+        Ok(Ok(Ok(ResponseEvent::TooLarge(text)))) => return Outcome::TooLarge(text),
+        Ok(Ok(Ok(ResponseEvent::ListenerDetached))) => {
+            match monoio::time::timeout_at(until, waiting.recv_async()).await {
+                Err(_) => return Outcome::ListenerGone,
+                Ok(rendezvous) => rendezvous,
+            }
+        }
+        Ok(Ok(_)) => return Outcome::ListenerGone,
+        Ok(Err(rendezvous)) => rendezvous,
+    };
+    // A rendezvous the listener opened to answer is closed after the answer: hyco-https never
+    // reads one, so no further request may go there (protocol §10.3).
+    match rendezvous {
+        Ok(rdv) => match open_rendezvous(rdv).await {
             Ok(io) => Outcome::Rendezvous {
                 io,
                 first: None,
@@ -445,7 +480,7 @@ async fn await_response(
             },
             Err(_) => Outcome::ListenerGone,
         },
-        Ok(Err(Err(_))) => Outcome::ListenerGone,
+        Err(_) => Outcome::ListenerGone,
     }
 }
 
@@ -478,18 +513,18 @@ async fn fail_body(ctx: &WorkerCtx, stream: &mut Stream, failure: BodyFailure) -
 /// Ends a request rendezvous whose body did not arrive whole: the listener gets a close frame
 /// in the middle of the body message, so the request can never look complete upstream
 /// (1001: the sender went away, as Azure closes it, protocol §6.3).
-async fn abort_rendezvous(rdv: &mut monoio::io::OwnedWriteHalf<Stream>, failure: &BodyFailure) {
+async fn abort_rendezvous(
+    rdv: &mut monoio::io::OwnedWriteHalf<Stream>,
+    out: &mut Outbound,
+    failure: &BodyFailure,
+) {
     if matches!(failure, BodyFailure::Listener(_)) {
         return;
     }
     let mut close = Vec::new();
-    if push_close(
-        &mut close,
-        CloseCode::GOING_AWAY,
-        "request body aborted",
-        None,
-    )
-    .is_ok()
+    if out
+        .close(&mut close, CloseCode::GOING_AWAY, "request body aborted")
+        .is_ok()
     {
         let _ = monoio::time::timeout(Duration::from_secs(5), rdv.write_all(close)).await;
     }
@@ -535,20 +570,25 @@ async fn read_whole_body(
 /// only after the whole body arrived intact.
 async fn stream_request(
     rdv: &mut monoio::io::OwnedWriteHalf<Stream>,
+    out: &mut Outbound,
     stream: &mut Stream,
     buf: &mut ReadBuf,
     kind: BodyKind,
     json: &str,
     idle: Duration,
 ) -> Result<(), BodyFailure> {
-    let mut out = Vec::new();
-    push_json(&mut out, json);
-    rdv.write_all(out).await.0.map_err(BodyFailure::Listener)?;
+    let encode_failed = |e: ChannelError| BodyFailure::Listener(io::Error::other(e));
+    let mut frames = Vec::with_capacity(json.len() + MAX_HEADER_LEN);
+    out.message(&mut frames, DataKind::Text, json.as_bytes())
+        .map_err(encode_failed)?;
+    rdv.write_all(frames)
+        .await
+        .0
+        .map_err(BodyFailure::Listener)?;
     if kind == BodyKind::Empty {
         return Ok(());
     }
     let mut decoder = BodyDecoder::new(kind);
-    let mut opcode = OpCode::Binary;
     loop {
         while !buf.is_empty() && !decoder.is_done() {
             let decoded = decoder
@@ -557,8 +597,8 @@ async fn stream_request(
             let consumed = decoded.consumed;
             let mut frame = Vec::new();
             if let Some(payload) = decoded.payload {
-                let _ = push_frame(&mut frame, false, opcode, payload, None);
-                opcode = OpCode::Continuation;
+                out.data(&mut frame, DataKind::Binary, payload, false)
+                    .map_err(encode_failed)?;
             }
             buf.consume(consumed);
             if !frame.is_empty() {
@@ -581,8 +621,9 @@ async fn stream_request(
             break;
         }
     }
-    let mut last = Vec::new();
-    let _ = push_frame(&mut last, true, opcode, &[], None);
+    let mut last = Vec::with_capacity(MAX_HEADER_LEN);
+    out.data(&mut last, DataKind::Binary, &[], true)
+        .map_err(encode_failed)?;
     rdv.write_all(last).await.0.map_err(BodyFailure::Listener)?;
     Ok(())
 }
@@ -667,6 +708,9 @@ enum RendezvousAnswer {
     Broken,
     /// No usable `response` came.
     NoResponse,
+    /// The listener broke a channel rule (a `response` over 64 KiB); whether the head had
+    /// gone to the sender.
+    Failed(ChannelError, bool),
 }
 
 /// Reads `response` + body from a rendezvous (starting with `first`, an event already read)
@@ -677,7 +721,11 @@ async fn relay_rendezvous_response<R: AsyncReadRent>(
     mut first: Option<Result<WsEvent, ReadError>>,
     answer: &Answer<'_>,
 ) -> io::Result<RendezvousAnswer> {
-    let mut text = Vec::new();
+    let mut inbound = Inbound::new();
+    // The relay answers no ping while it relays an answer: the pongs the layer builds are
+    // dropped, from a channel side of their own.
+    let mut unanswered = Outbound::server();
+    let mut pongs = Vec::new();
     let mut response: Option<Response> = None;
     loop {
         let event = match first.take() {
@@ -690,21 +738,11 @@ async fn relay_rendezvous_response<R: AsyncReadRent>(
         let Ok(event) = event else {
             break;
         };
-        match event {
-            WsEvent::Data {
-                kind: DataKind::Text,
-                payload,
-                message_end,
-                ..
-            } if response.is_none() => {
-                if text.len() + payload.len() > MAX_CONTROL_MESSAGE_LEN {
-                    break;
-                }
-                text.extend_from_slice(reader.bytes(payload));
-                if !message_end {
-                    continue;
-                }
-                let parsed = crate::proto::hc::control_message::parse_control_message(&text);
+        pongs.clear();
+        let received = inbound.receive(reader.view(&event), &mut unanswered, &mut pongs);
+        match received {
+            Ok(Received::Message(text)) if response.is_none() => {
+                let parsed = crate::proto::hc::control_message::parse_control_message(text);
                 let Ok(crate::proto::hc::control_message::ControlMessage::Response(r)) = parsed
                 else {
                     break;
@@ -727,13 +765,7 @@ async fn relay_rendezvous_response<R: AsyncReadRent>(
                 }
                 response = Some(r);
             }
-            WsEvent::Data {
-                kind: DataKind::Binary,
-                payload,
-                message_end,
-                ..
-            } if response.is_some() => {
-                let chunk = reader.bytes(payload);
+            Ok(Received::Body { chunk, message_end }) if response.is_some() => {
                 if !answer.is_head {
                     // The last chunk of the body travels with the end of the body.
                     let mut out = Vec::with_capacity(chunk.len() + 16 + LAST_CHUNK.len());
@@ -749,8 +781,9 @@ async fn relay_rendezvous_response<R: AsyncReadRent>(
                     return Ok(RendezvousAnswer::Complete);
                 }
             }
-            WsEvent::Close { .. } => break,
-            _ => {}
+            Ok(Received::Close(_)) => break,
+            Err(e) => return Ok(RendezvousAnswer::Failed(e, response.is_some())),
+            Ok(_) => {}
         }
     }
     Ok(if response.is_some() {

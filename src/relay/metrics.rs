@@ -8,78 +8,32 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::core::RefusalReason;
-use crate::metrics::{CounterId, GaugeId, HistogramId, MetricDesc, RegisterError, Shard, Snapshot};
+use crate::metrics::{CounterId, GaugeId, HistogramId, RegisterError, Shard, Snapshot};
 
-pub static LISTENERS: MetricDesc = MetricDesc::gauge(
-    "hycod_relay_listeners",
-    "Listener control channels attached now.",
-    &["hybrid_connection"],
-);
-pub static SENDERS: MetricDesc = MetricDesc::gauge(
-    "hycod_relay_senders",
-    "Sender WebSocket streams joined to a listener and open now.",
-    &["hybrid_connection"],
-);
-pub static STREAMS: MetricDesc = MetricDesc::counter(
-    "hycod_relay_streams_total",
-    "Sender WebSocket streams joined to a listener.",
-    &["hybrid_connection"],
-);
-pub static REQUESTS: MetricDesc = MetricDesc::counter(
-    "hycod_relay_requests_total",
-    "Relayed HTTP requests answered to their sender, by status class (1xx..5xx).",
-    &["status"],
-);
-pub static REFUSALS: MetricDesc = MetricDesc::counter(
-    "hycod_relay_refusals_total",
-    "Connections and requests the relay refused itself, by reason.",
-    &["reason"],
-);
-pub static RENDEZVOUS_SECONDS: MetricDesc = MetricDesc::histogram(
-    "hycod_relay_rendezvous_seconds",
-    "Time from sending a listener accept or request to its rendezvous connection arriving.",
-    &["hybrid_connection"],
-);
-pub static CONTROL_QUEUE_BYTES: MetricDesc = MetricDesc::gauge(
-    "hycod_relay_control_queue_bytes",
-    "Bytes queued for listeners' control channels and not yet written.",
-    &[],
-);
-pub static PENDING_REQUESTS: MetricDesc = MetricDesc::gauge(
-    "hycod_relay_pending_requests",
-    "Relayed HTTP requests waiting for their listener's response.",
-    &[],
-);
-pub static FD_LIMIT: MetricDesc = MetricDesc::gauge(
-    "hycod_relay_fd_limit",
-    "The soft RLIMIT_NOFILE: descriptors the relay may hold open (compare process_open_fds).",
-    &[],
-);
-pub static ACCEPT_FAILURES: MetricDesc = MetricDesc::counter(
-    "hycod_relay_accept_failures_total",
-    "Failed accept calls on the main and rendezvous ports (e.g. out of file descriptors).",
-    &[],
-);
-pub static SHED_CONNECTIONS: MetricDesc = MetricDesc::counter(
-    "hycod_relay_shed_connections_total",
-    "Idle connections closed to free file descriptors for waiting clients.",
-    &[],
-);
-
-/// Every descriptor, for documentation tests.
-pub static ALL: [&MetricDesc; 11] = [
-    &LISTENERS,
-    &SENDERS,
-    &STREAMS,
-    &REQUESTS,
-    &REFUSALS,
-    &RENDEZVOUS_SECONDS,
-    &CONTROL_QUEUE_BYTES,
-    &PENDING_REQUESTS,
-    &FD_LIMIT,
-    &ACCEPT_FAILURES,
-    &SHED_CONNECTIONS,
-];
+crate::metrics::metric_set! {
+    LISTENERS = gauge("hycod_relay_listeners", ["hybrid_connection"],
+        "Listener control channels attached now.");
+    SENDERS = gauge("hycod_relay_senders", ["hybrid_connection"],
+        "Sender WebSocket streams joined to a listener and open now.");
+    STREAMS = counter("hycod_relay_streams_total", ["hybrid_connection"],
+        "Sender WebSocket streams joined to a listener.");
+    REQUESTS = counter("hycod_relay_requests_total", ["status"],
+        "Relayed HTTP requests answered to their sender, by status class (1xx..5xx).");
+    REFUSALS = counter("hycod_relay_refusals_total", ["reason"],
+        "Connections and requests the relay refused itself, by reason.");
+    RENDEZVOUS_SECONDS = histogram("hycod_relay_rendezvous_seconds", ["hybrid_connection"],
+        "Time from sending a listener accept or request to its rendezvous connection arriving.");
+    CONTROL_QUEUE_BYTES = gauge("hycod_relay_control_queue_bytes", [],
+        "Bytes queued for listeners' control channels and not yet written.");
+    PENDING_REQUESTS = gauge("hycod_relay_pending_requests", [],
+        "Relayed HTTP requests waiting for their listener's response.");
+    FD_LIMIT = gauge("hycod_relay_fd_limit", [],
+        "The soft RLIMIT_NOFILE: descriptors the relay may hold open (compare process_open_fds).");
+    ACCEPT_FAILURES = counter("hycod_relay_accept_failures_total", [],
+        "Failed accept calls on the main and rendezvous ports (e.g. out of file descriptors).");
+    SHED_CONNECTIONS = counter("hycod_relay_shed_connections_total", [],
+        "Idle connections closed to free file descriptors for waiting clients.");
+}
 
 /// Why the relay refused a connection or request on its own (not a listener's answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

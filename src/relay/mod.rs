@@ -23,6 +23,8 @@ pub mod server;
 mod shared;
 mod shed;
 pub(crate) mod status_page;
+mod stopping;
 mod stream;
 
 pub use server::{start, RelayHandle, StartError};
+pub use stopping::Wake;

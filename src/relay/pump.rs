@@ -1,18 +1,22 @@
 //! Joining a sender's socket with a listener's rendezvous socket (protocol §5.3): frames are
 //! relayed both ways as they arrive. The relay is the server on both sockets, so it unmasks each
 //! payload in place and writes a new, unmasked header into the bytes in front of it: the
-//! payload is never copied (architecture §2). Message types and boundaries are kept; frames may be
-//! re-split. Ping and pong travel end to end. A close frame from one side is forwarded and the
-//! other direction keeps flowing until that side closes too (half-close, protocol §5.3, §11 item 4).
+//! payload is never copied (architecture §2). Message types and boundaries are kept; frames may
+//! be re-split. Each direction builds what it writes on one stateful server-side `Encoder`: the
+//! continuation opcodes come from it, and nothing follows a close frame sent to that side.
+//! Ping and pong travel end to end (a stream is not a control channel: the relay answers no
+//! ping on it). A close frame from one side is forwarded and the other direction keeps flowing
+//! until that side closes too (half-close, protocol §5.3, §11 item 4).
 //!
 //! A direction blocked writing to a side that stopped reading reads nothing, so it would not see
 //! the other side leave. A write that makes no progress for the `--write-stall-timeout`
 //! therefore ends the stream (docs/reliability.md "Faults"): the other side gets Close(1011)
 //! unless it already got a close or is in the middle of a frame, and both sockets are closed.
 //! A stream that carries no frame either way for the `--idle-timeout` is cut as Azure's load
-//! balancers cut it (docs/relay.md "Idle cut"): both sides get Close(1001).
+//! balancers cut it (docs/relay.md "Idle cut"), and one still open when a stopping relay closes
+//! what remains (docs/relay.md "Stopping") is cut the same way: both sides get Close(1001).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
@@ -22,9 +26,9 @@ use crate::io::stream::Stream;
 use crate::io::tcp_pump::CHUNK;
 use crate::io::watched_write::{stalled_write, SharedProgress, WatchedWrite};
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader};
-use crate::proto::ws::encode::{push_close, push_frame};
-use crate::proto::ws::frame::FrameHeader;
-use crate::proto::ws::{CloseCode, Limits, OpCode, Role, MAX_HEADER_LEN};
+use crate::proto::ws::close::CloseFrame;
+use crate::proto::ws::encode::len_u64;
+use crate::proto::ws::{CloseCode, Encoder, Limits, Role, MAX_HEADER_LEN};
 
 /// Each direction's read buffer: one whole frame of the largest size hycod's pumps send
 /// (their [`CHUNK`]) with its header, so a bulk transfer needs one read and one write per frame
@@ -82,16 +86,19 @@ enum Cut {
     /// The write at this position (0: to b, 1: to a) stalled.
     Stalled(usize),
     Idle,
+    /// The relay is stopping.
+    Shutdown,
 }
 
 /// Relays frames between `a` and `b` until both directions are closed, or until `timeouts`
-/// end the stream.
+/// or `shutdown` end the stream.
 pub(super) async fn join(
     a: Stream,
     a_leftover: &[u8],
     b: Stream,
     b_leftover: &[u8],
     timeouts: Timeouts,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Joined {
     let (a_read, a_write) = a.into_split();
     let (b_read, b_write) = b.into_split();
@@ -129,6 +136,7 @@ pub(super) async fn join(
             () = both => None,
             index = stalled_write(timeouts.write_stall, &writes) => Some(Cut::Stalled(index)),
             () = idle_cut(timeouts.idle, &frames) => Some(Cut::Idle),
+            () = shutdown => Some(Cut::Shutdown),
         }
     };
     match &cut {
@@ -147,9 +155,13 @@ pub(super) async fn join(
             let reason = "peer stopped reading";
             tell_close(other, told, progress, CloseCode::INTERNAL_ERROR, reason).await;
         }
-        Some(Cut::Idle) => {
-            tracing::debug!("relayed stream ended: no frame for the idle timeout");
-            let reason = "idle timeout";
+        Some(cut @ (Cut::Idle | Cut::Shutdown)) => {
+            let reason = if matches!(cut, Cut::Idle) {
+                "idle timeout"
+            } else {
+                "relay shutting down"
+            };
+            tracing::debug!(reason, "relayed stream ended by the relay");
             let to_a = tell_close(
                 &mut a_write,
                 &b_to_a,
@@ -176,7 +188,8 @@ pub(super) async fn join(
 }
 
 /// Sends a close frame to the side written through `write`, unless it has one already
-/// (`told`) or is in the middle of a frame (`progress`); bounded by [`STALL_CLOSE_GRACE`].
+/// (`told`'s encoder refuses a second) or is in the middle of a frame (`progress`); bounded by
+/// [`STALL_CLOSE_GRACE`].
 async fn tell_close<W: AsyncWriteRent>(
     write: &mut W,
     told: &Direction,
@@ -184,22 +197,38 @@ async fn tell_close<W: AsyncWriteRent>(
     code: CloseCode,
     reason: &str,
 ) {
-    if told.closed.get() || progress.get().is_pending() {
+    if progress.get().is_pending() {
         return;
     }
     let mut out = Vec::new();
-    if push_close(&mut out, code, reason, None).is_ok() {
+    if told.close(&mut out, CloseFrame::new(code, reason)) {
         let _ = monoio::time::timeout(STALL_CLOSE_GRACE, write.write_all(out)).await;
     }
 }
 
 /// What one direction did so far, readable after it was abandoned.
-#[derive(Debug, Default)]
 struct Direction {
     /// Payload bytes relayed.
     relayed: Cell<u64>,
-    /// Whether a close frame went (or was being written) to the writing side.
-    closed: Cell<bool>,
+    /// Every frame written to the writing side: forwarded data keeps its message sequencing,
+    /// and nothing follows a close frame that went (or was being written) there.
+    encoder: RefCell<Encoder>,
+}
+
+impl Default for Direction {
+    fn default() -> Self {
+        Self {
+            relayed: Cell::new(0),
+            encoder: RefCell::new(Encoder::new(Role::Server)),
+        }
+    }
+}
+
+impl Direction {
+    /// Appends the close frame for the writing side to `out`; false when one went already.
+    fn close(&self, out: &mut Vec<u8>, frame: CloseFrame<'_>) -> bool {
+        self.encoder.borrow_mut().close(out, &frame, None).is_ok()
+    }
 }
 
 async fn finish_other<F>(first: End, other: &mut std::pin::Pin<&mut F>)
@@ -223,7 +252,6 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
     done: &Direction,
     frames: &Cell<u64>,
 ) -> End {
-    let mut in_message = false;
     loop {
         let event = match reader.next_event().await {
             Ok(event) => {
@@ -237,14 +265,14 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
                 };
                 tracing::debug!(error = %e, "relayed stream side ended abnormally");
                 let mut out = Vec::new();
-                if push_close(&mut out, code, reason, None).is_ok() {
-                    done.closed.set(true);
+                if done.close(&mut out, CloseFrame::new(code, reason)) {
                     let _ = writer.write_all(out).await;
                 }
                 return End::Abandoned;
             }
         };
-        let control = match event {
+        let mut out = Vec::new();
+        let encoded = match event {
             WsEvent::Data {
                 kind,
                 payload,
@@ -254,26 +282,20 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
                 if payload.is_empty() && !message_end {
                     continue;
                 }
-                let header = FrameHeader {
-                    fin: message_end,
-                    opcode: if in_message {
-                        OpCode::Continuation
-                    } else {
-                        kind.opcode()
-                    },
-                    mask: None,
-                    payload_len: crate::proto::ws::encode::len_u64(payload.len()),
-                };
-                in_message = !message_end;
+                let payload_len = len_u64(payload.len());
                 let mut bytes = [0u8; MAX_HEADER_LEN];
-                let Ok(len) = header.encode(&mut bytes) else {
+                let header = done.encoder.borrow_mut().data_header(
+                    &mut bytes,
+                    kind,
+                    message_end,
+                    payload_len,
+                    None,
+                );
+                let Ok(len) = header else {
                     return End::Abandoned;
                 };
-                done.relayed.set(
-                    done.relayed
-                        .get()
-                        .saturating_add(crate::proto::ws::encode::len_u64(payload.len())),
-                );
+                done.relayed
+                    .set(done.relayed.get().saturating_add(payload_len));
                 if reader
                     .write_payload(writer, &bytes[..len], payload)
                     .await
@@ -283,25 +305,23 @@ async fn forward<R: AsyncReadRent, W: AsyncWriteRent>(
                 }
                 continue;
             }
-            WsEvent::Ping(p) => (OpCode::Ping, p),
-            WsEvent::Pong(p) => (OpCode::Pong, p),
+            WsEvent::Ping(p) => done
+                .encoder
+                .borrow_mut()
+                .ping(&mut out, reader.bytes(p), None),
+            WsEvent::Pong(p) => done
+                .encoder
+                .borrow_mut()
+                .pong(&mut out, reader.bytes(p), None),
             WsEvent::Close { code, reason } => {
-                let mut out = Vec::new();
-                let encoded = match code {
-                    Some(code) => push_close(&mut out, code, reader.text(reason), None),
-                    None => push_frame(&mut out, true, OpCode::Close, &[], None),
-                };
-                if encoded.is_ok() {
-                    done.closed.set(true);
+                let reason = reader.text(reason);
+                if done.close(&mut out, CloseFrame { code, reason }) {
                     let _ = writer.write_all(out).await;
                 }
                 return End::Closed;
             }
         };
-        let mut out = Vec::new();
-        if push_frame(&mut out, true, control.0, reader.bytes(control.1), None).is_err()
-            || writer.write_all(out).await.0.is_err()
-        {
+        if encoded.is_err() || writer.write_all(out).await.0.is_err() {
             return End::Abandoned;
         }
     }
@@ -313,6 +333,7 @@ mod tests {
 
     use super::*;
     use crate::proto::ws::encode::push_frame;
+    use crate::proto::ws::OpCode;
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
         crate::runtime::workers::block_on(f).expect("runtime")
@@ -337,7 +358,9 @@ mod tests {
                 write_stall: Some(stall),
                 idle: None,
             };
-            let joined = monoio::spawn(async move { join(a, &[], b, &[], timeouts).await });
+            let joined = monoio::spawn(async move {
+                join(a, &[], b, &[], timeouts, std::future::pending()).await
+            });
             let (read, mut write) = sender.into_split();
             // The sender sends (masked, as a client must) until every buffer towards the
             // silent listener is full.

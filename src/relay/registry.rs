@@ -65,6 +65,15 @@ struct Listener<H> {
     handle: H,
 }
 
+impl<H> Listener<H> {
+    fn count(&mut self, work: Work) {
+        match work {
+            Work::Stream => self.streams += 1,
+            Work::Request => self.requests += 1,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct HybridConnection<H> {
     path: String,
@@ -203,11 +212,20 @@ impl<H: Clone> Registry<H> {
         }
         let n = hc.listeners.len();
         let listener = &mut hc.listeners[choose(n) % n];
-        match work {
-            Work::Stream => listener.streams += 1,
-            Work::Request => listener.requests += 1,
-        }
+        listener.count(work);
         Ok((listener.id, listener.handle.clone()))
+    }
+
+    /// Counts work a listener took without being picked (a request over a rendezvous it
+    /// holds); unknown paths and ids are ignored (the listener may be gone).
+    pub fn count_work(&mut self, path: &str, id: ListenerId, work: Work) {
+        let listener = self
+            .by_path
+            .get_mut(&key(path))
+            .and_then(|hc| hc.listeners.iter_mut().find(|l| l.id == id));
+        if let Some(listener) = listener {
+            listener.count(work);
+        }
     }
 
     /// Every online listener's handle.

@@ -22,6 +22,7 @@ use super::host_check::Addressed;
 use super::metrics::{Refusal as RefusalMetric, WorkerMetrics};
 use super::shared::{Shared, WorkerCtx, WorkerState};
 use super::shed::{Shedder, SHED_MIN_IDLE};
+use super::stopping::{Broadcast, Stopping, Wake};
 use super::{admin, control, http, rendezvous, respond, stream};
 use crate::auth::verify::Verifier;
 use crate::io::accept_backoff::{resource_errno, AcceptBackoff};
@@ -51,6 +52,10 @@ pub struct RelayHandle {
     /// With `--self-signed`: the CA file clients must trust.
     pub ca_file: Option<PathBuf>,
     pub workers: Vec<JoinHandle<()>>,
+    /// The stop sequence's shared state ([`core::drain`](super::core::drain) decides it).
+    pub stopping: Arc<Stopping>,
+    /// Wakes the thread that runs the stop sequence: signals, counts reaching zero.
+    pub woken: flume::Receiver<Wake>,
 }
 
 /// Why the relay could not start.
@@ -168,6 +173,7 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         metrics.push((WorkerMetrics::new(paths).map_err(StartError::Metrics)?, rx));
         metrics_requests.push(tx);
     }
+    let (stopping, woken) = Stopping::new();
     let shared = Arc::new(Shared::new(
         config,
         verifier,
@@ -175,6 +181,7 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         main_addr,
         ports,
         metrics_requests,
+        stopping.clone(),
     ));
 
     let (ready_tx, ready_rx) = mpsc::channel::<usize>();
@@ -229,6 +236,8 @@ pub fn start(config: RelayConfig) -> Result<RelayHandle, StartError> {
         url: format!("{scheme}://{main_addr}"),
         ca_file,
         workers: handles,
+        stopping,
+        woken,
     })
 }
 
@@ -270,27 +279,51 @@ async fn run_worker(
     }
     let _ = ready.send(ctx.worker);
     let mut loops = Vec::new();
-    for listener in listeners {
-        let ctx = ctx.clone();
-        loops.push(monoio::spawn(accept_loop(ctx, listener)));
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let port = if index == 0 {
+            Port::Main
+        } else {
+            Port::Rendezvous
+        };
+        loops.push(monoio::spawn(accept_loop(ctx.clone(), listener, port)));
     }
     for l in loops {
         l.await;
     }
 }
 
-/// Accepts connections forever. When the process is out of descriptors (EMFILE and friends)
-/// the worker first sheds its idle connections (docs/relay.md "Out of descriptors") and
-/// accepts again; when it has none, it frees its spare descriptor to accept one waiting client
-/// and answer it `503`, then pauses with a growing backoff instead of spinning, and accepts
-/// the rest once a descriptor is free again.
-async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
+/// Which listening socket a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Port {
+    /// Listeners, senders and HTTP requests: closed when the relay stops.
+    Main,
+    /// This worker's rendezvous port: open until the relay exits, for the work in flight.
+    Rendezvous,
+}
+
+/// Accepts connections until the relay stops (the main port) or exits (a rendezvous port).
+/// When the process is out of descriptors (EMFILE and friends) the worker first sheds its idle
+/// connections (docs/relay.md "Out of descriptors") and accepts again once a descriptor is
+/// free; when it has none to shed, it frees its spare descriptor to accept one waiting client
+/// and answer it `503`, then pauses with a growing backoff instead of spinning, and accepts the
+/// rest once a descriptor is free again.
+async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener, port: Port) {
     let mut backoff = AcceptBackoff::default();
+    let shared = ctx.shared.clone();
+    let stop = stopped((port == Port::Main).then_some(&shared.stopping.stop_accepting));
+    let mut stop = std::pin::pin!(stop);
     loop {
-        match listener.accept().await {
+        let accepted = monoio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => {
+                tracing::info!(worker = ctx.worker, "stopped accepting");
+                return;
+            }
+        };
+        match accepted {
             Ok((tcp, _)) => {
                 backoff.on_success();
-                monoio::spawn(serve_connection(ctx.clone(), tcp));
+                monoio::spawn(serve_connection(ctx.clone(), tcp, port));
             }
             Err(e) => {
                 ctx.shared.accept_failures.fetch_add(1, Ordering::Relaxed);
@@ -310,8 +343,7 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
                             shed,
                             "out of file descriptors: closed idle connections"
                         );
-                        // Let the shed connections close before accepting again.
-                        monoio::time::sleep(Duration::from_millis(10)).await;
+                        descriptor_freed(&listener).await;
                         continue;
                     }
                     if answer_with_the_spare(&ctx, &listener) {
@@ -335,6 +367,47 @@ async fn accept_loop(ctx: Rc<WorkerCtx>, listener: TcpListener) {
                 }
             }
         }
+    }
+}
+
+/// How long [`descriptor_freed`] waits for the shed connections' descriptors at most.
+const SHED_CLOSE_LIMIT: Duration = Duration::from_secs(1);
+
+/// Waits until the process has a free descriptor again, after shedding: the shed connections
+/// close their sockets when their tasks run and the ring completes the cancelled reads and the
+/// closes, which takes a few turns of the runtime. Each turn checks for a free descriptor (a
+/// `dup` closed at once) and yields to the runtime, which submits and completes those
+/// operations; after [`SHED_CLOSE_LIMIT`] the accept loop goes on (and backs off if still out).
+async fn descriptor_freed(listener: &TcpListener) {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    let until = Instant::now() + SHED_CLOSE_LIMIT;
+    loop {
+        // SAFETY: `listener` owns this descriptor and outlives the borrow, which ends with this
+        // statement.
+        let fd = unsafe { BorrowedFd::borrow_raw(listener.as_raw_fd()) };
+        if fd.try_clone_to_owned().is_ok() || Instant::now() >= until {
+            return;
+        }
+        YieldNow(false).await;
+    }
+}
+
+/// Completes on its second poll: lets every other ready task and the ring's completions run.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
@@ -451,6 +524,7 @@ pub async fn read_head(
     buf: &mut ReadBuf,
     deadline: HeadDeadline,
     shedder: &Shedder,
+    stop: Option<&Broadcast>,
 ) -> Result<Option<RequestHead>, HeadReadError> {
     let limits = HeadLimits {
         max_head_bytes: MAX_HEAD_BYTES,
@@ -479,10 +553,12 @@ pub async fn read_head(
         let filled = if started {
             fill.await
         } else {
-            // Nothing received yet: an idle connection, shed when descriptors run out.
+            // Nothing received yet: an idle connection, shed when descriptors run out and
+            // closed when the relay stops.
             monoio::select! {
                 filled = fill => filled,
                 () = shedder.idle() => return Err(HeadReadError::Shed),
+                () = stopped(stop) => return Err(HeadReadError::Stopping),
             }
         };
         let Ok(filled) = filled else {
@@ -509,6 +585,14 @@ pub async fn read_head(
     }
 }
 
+/// Completes when `stop` fires; never without one.
+async fn stopped(stop: Option<&Broadcast>) {
+    match stop {
+        Some(stop) => stop.fired().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Why no request head could be read.
 #[derive(Debug)]
 pub enum HeadReadError {
@@ -523,6 +607,8 @@ pub enum HeadReadError {
     },
     /// The connection was idle when the worker ran out of descriptors.
     Shed,
+    /// The connection was idle when the relay stopped accepting.
+    Stopping,
 }
 
 impl HeadReadError {
@@ -548,7 +634,9 @@ impl HeadReadError {
                 "RequestTimeout",
                 "The request head did not arrive in time.".to_owned(),
             ),
-            Self::TimedOut { .. } | Self::Io(_) | Self::Truncated | Self::Shed => return None,
+            Self::TimedOut { .. } | Self::Io(_) | Self::Truncated | Self::Shed | Self::Stopping => {
+                return None
+            }
         };
         let refusal = if status == 408 {
             RefusalMetric::HeadTimeout
@@ -559,8 +647,12 @@ impl HeadReadError {
     }
 }
 
-async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
+async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream, port: Port) {
     let started = Instant::now();
+    let _counted = ctx.shared.stopping.connection();
+    // Only the main port's idle connections close when the relay stops accepting: a
+    // rendezvous belongs to work in flight.
+    let stop = (port == Port::Main).then_some(&ctx.shared.stopping.stop_accepting);
     let peer = match Stream::prepare(&tcp) {
         Ok(peer) => peer,
         Err(e) => {
@@ -586,7 +678,7 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
         None => Stream::from_prepared(tcp, peer),
     };
     let mut buf = ReadBuf::new(MAX_HEAD_BYTES, 0);
-    let head = match read_head(&mut stream, &mut buf, deadline, &ctx.state.shedder).await {
+    let head = match read_head(&mut stream, &mut buf, deadline, &ctx.state.shedder, stop).await {
         Ok(Some(head)) => head,
         Ok(None) => return,
         Err(e) => {
@@ -602,7 +694,13 @@ async fn serve_connection(ctx: Rc<WorkerCtx>, tcp: TcpStream) {
     if incoming.head.path().starts_with("/$hc/") {
         serve_websocket(ctx, incoming, peer).await;
     } else {
-        http::serve(ctx, incoming, peer).await;
+        // Streams and control channels close themselves with 1001 when the relay stops; an
+        // HTTP connection still open then is simply closed.
+        let stopping = ctx.shared.stopping.clone();
+        monoio::select! {
+            () = http::serve(ctx, incoming, peer) => {}
+            () = stopping.close_remaining.fired() => {}
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::core::pairing::Expected;
 use super::core::pending::PendingRequests;
 use super::core::Admission;
+use super::stopping::Stopping;
 use crate::auth::verify::{TokenCache, Verifier};
 use crate::io::admin_http::SnapshotRequest;
 use crate::io::stream::Stream;
@@ -128,8 +129,11 @@ pub(crate) enum ResponseEvent {
     /// The response broke one of Azure's control-channel limits (protocol §6.1, §9): the request
     /// fails.
     TooLarge(&'static str),
-    /// The listener's control channel closed before the response was complete.
+    /// The listener's control channel broke before the response was complete.
     ListenerGone,
+    /// The listener closed its control channel (a Close frame) before answering: it may still
+    /// answer through the request's rendezvous until the deadline.
+    ListenerDetached,
 }
 
 /// Everything the workers share. Only the control plane touches the mutexes: once per
@@ -145,8 +149,9 @@ pub(crate) struct Shared {
     pub pending_requests: Mutex<PendingRequests<flume::Sender<ResponseEvent>>>,
     /// `ws` or `wss`.
     pub scheme: &'static str,
-    /// Each worker's rendezvous port, by worker index.
-    pub rendezvous_ports: Vec<u16>,
+    /// Each worker's [`Shared::rendezvous_base`] (its own rendezvous port), by worker index;
+    /// made once, as every relayed request names it.
+    rendezvous_bases: Vec<String>,
     /// The host of the rendezvous addresses handed out: `--rendezvous-host`, else the IP
     /// address of the main port (bracketed if IPv6).
     pub rendezvous_host: String,
@@ -156,6 +161,8 @@ pub(crate) struct Shared {
     pub accept_failures: AtomicU64,
     /// Asks each worker for a copy of its metrics, by worker index.
     pub metrics_requests: Vec<flume::Sender<SnapshotRequest>>,
+    /// The stop sequence: what the workers await and count for it.
+    pub stopping: Arc<Stopping>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the registry and the
@@ -172,6 +179,7 @@ impl Shared {
         local_addr: SocketAddr,
         rendezvous_ports: Vec<u16>,
         metrics_requests: Vec<flume::Sender<SnapshotRequest>>,
+        stopping: Arc<Stopping>,
     ) -> Self {
         let registry = Registry::new(
             config.hybrid_connections.iter().map(String::as_str),
@@ -189,6 +197,10 @@ impl Shared {
                 .trim_end_matches(']')
                 .to_owned(),
         });
+        let rendezvous_bases = rendezvous_ports
+            .iter()
+            .map(|port| format!("{scheme}://{rendezvous_host}:{port}"))
+            .collect();
         let admission = Admission::new(
             &config.namespace,
             registry.paths().map(str::to_owned),
@@ -201,20 +213,23 @@ impl Shared {
             registry: Mutex::new(registry),
             pending_requests: Mutex::new(PendingRequests::default()),
             scheme,
-            rendezvous_ports,
+            rendezvous_bases,
             rendezvous_host,
             host_names,
             accept_failures: AtomicU64::new(0),
             metrics_requests,
+            stopping,
         }
     }
 
     /// The base of rendezvous URLs handed out by `worker`: the rendezvous host and the
     /// worker's own port, so the listener's rendezvous connection lands on the worker that
     /// holds the sender (architecture §1).
-    pub(crate) fn rendezvous_base(&self, worker: usize) -> String {
-        let port = self.rendezvous_ports.get(worker).copied().unwrap_or(0);
-        format!("{}://{}:{port}", self.scheme, self.rendezvous_host)
+    pub(crate) fn rendezvous_base(&self, worker: usize) -> std::borrow::Cow<'_, str> {
+        match self.rendezvous_bases.get(worker) {
+            Some(base) => base.as_str().into(),
+            None => format!("{}://{}:0", self.scheme, self.rendezvous_host).into(),
+        }
     }
 }
 

@@ -10,15 +10,13 @@ use monoio::io::AsyncWriteRentExt;
 use super::core::pairing::subprotocol;
 use super::core::{Door, Refusal};
 use super::shared::{lock, WorkerCtx};
-use super::{front, pump, rendezvous};
+use super::{control, front, pump, rendezvous};
 use crate::io::stream::Stream;
 use crate::logging::Escaped;
 use crate::proto::hc::headers::connect_headers;
 use crate::proto::hc::messages::{Accept, RemoteEndpoint};
 use crate::proto::hc::query::{strip_sb_hc_params, Action};
-use crate::proto::ws::encode::push_frame;
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
-use crate::proto::ws::OpCode;
 use crate::relay::registry::Work;
 
 /// Serves one sender connect until its stream ends.
@@ -30,6 +28,7 @@ pub(super) async fn serve_sender(
     peer: SocketAddr,
 ) {
     let shared = ctx.shared.clone();
+    let _work = shared.stopping.work();
     let Some(admitted) = front::admit(&ctx, &mut stream, &upgrade, Door::Connect, peer).await
     else {
         return;
@@ -81,17 +80,7 @@ pub(super) async fn serve_sender(
             port: peer.port(),
         }),
     };
-    let mut frame = Vec::new();
-    if push_frame(
-        &mut frame,
-        true,
-        OpCode::Text,
-        accept.to_json().as_bytes(),
-        None,
-    )
-    .is_err()
-        || handle.send(frame).is_err()
-    {
+    if handle.send(control::unit(&accept.to_json(), None)).is_err() {
         let refusal = Refusal::stream_not_queued(&at);
         ctx.state.refused_with(&refusal);
         let _ = stream.write_all(refusal.handshake()).await;
@@ -146,6 +135,7 @@ pub(super) async fn serve_sender(
             write_stall: shared.config.write_stall_timeout,
             idle: shared.config.idle_timeout,
         },
+        shared.stopping.close_remaining.fired(),
     )
     .await;
     tracing::info!(hybrid_connection = %entity, id = %Escaped(&id), sender_bytes = joined.a_to_b,

@@ -100,12 +100,13 @@ async fn stream_outcome(
                 }
             }
             Ok(WsEvent::Ping(_) | WsEvent::Pong(_)) => {}
-            Ok(WsEvent::Close { code, .. }) => {
+            Ok(WsEvent::Close { code, reason }) => {
                 if code == Some(CloseCode::NORMAL) && checker.count() == header.down_len {
                     break Ok(());
                 }
                 break Err(format!(
-                    "closed with {code:?} after {} of {} bytes",
+                    "closed with {code:?} {:?} after {} of {} bytes",
+                    reader.text(reason),
                     checker.count(),
                     header.down_len
                 ));

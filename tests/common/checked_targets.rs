@@ -13,6 +13,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use hycod::proto::http1::{BodyDecoder, BodyKind};
 
@@ -174,6 +175,12 @@ fn numbers(value: &str) -> Vec<u64> {
 
 /// The HTTP target: returns its port. Keep-alive connections, `Content-Length` bodies.
 pub(crate) fn hashing_http_target(pool: Arc<Pool>) -> u16 {
+    hashing_http_target_with_latency(pool, Duration::ZERO)
+}
+
+/// [`hashing_http_target`] that answers each request `latency` after its body arrived, like a
+/// backend that takes time to compute its answer (so requests are in flight at any moment).
+pub(crate) fn hashing_http_target_with_latency(pool: Arc<Pool>, latency: Duration) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     std::thread::spawn(move || {
@@ -184,7 +191,7 @@ pub(crate) fn hashing_http_target(pool: Arc<Pool>) -> u16 {
                 let mut reader =
                     BufReader::with_capacity(64 * 1024, conn.try_clone().expect("clone"));
                 let mut writer = conn;
-                while serve_http(&mut reader, &mut writer, &pool).is_some() {}
+                while serve_http(&mut reader, &mut writer, &pool, latency).is_some() {}
             });
         }
     });
@@ -196,6 +203,7 @@ fn serve_http(
     reader: &mut BufReader<TcpStream>,
     writer: &mut TcpStream,
     pool: &Arc<Pool>,
+    latency: Duration,
 ) -> Option<()> {
     let (mut length, mut chunked, mut up, mut down) = (0u64, false, 0u64, (0u64, 0u64));
     let mut first = true;
@@ -242,6 +250,8 @@ fn serve_http(
         let consumed = decoded.consumed;
         reader.consume(consumed);
     }
+    // The backend's own latency: a fixed pause before it answers.
+    std::thread::sleep(latency);
     let head = match mismatch {
         Some(m) => format!(
             "HTTP/1.1 422 Mismatch\r\nx-mismatch: {}\r\nContent-Length: 0\r\n\r\n",

@@ -1,7 +1,8 @@
 //! Helpers the integration tests share: an in-process relay, tokens, a client dialer, a
 //! monoio runtime and whole-message reads; `processes` runs `hycod` binaries, upstreams and
 //! systemd's notify socket; `checked*` send and verify checked data, `steady_load` keeps it
-//! flowing and `procstat` reads a process's RSS and descriptors; `squid` runs a real
+//! flowing and `procstat` reads a process's RSS and descriptors; `fleet` runs several daemons
+//! on the same hybrid connections; `squid` runs a real
 //! authenticating proxy, `pki` makes a test CA with relay certificates and `chromium` loads
 //! pages in headless Chromium. Each test binary uses a different subset.
 #![allow(dead_code)]
@@ -11,10 +12,12 @@ pub(crate) mod checked_senders;
 pub(crate) mod checked_targets;
 pub(crate) mod chromium;
 pub(crate) mod fault_proxy;
+pub(crate) mod fleet;
 pub(crate) mod logged_relay;
 pub(crate) mod pki;
 pub(crate) mod processes;
 pub(crate) mod procstat;
+pub(crate) mod relay_traffic;
 pub(crate) mod scripted_relay;
 pub(crate) mod squid;
 pub(crate) mod steady_load;
@@ -29,6 +32,21 @@ use hycod::relay::config::RelayArgs;
 use hycod::secret::Secret;
 use hycod::tls::{client_config, TrustRoots};
 use monoio::io::{AsyncReadRent, Splitable};
+
+/// Flags that make the relays of the daemon's tests as strict as Azure (docs/relay.md "The
+/// daemon's suites against the strict relay"): a short idle cut, ten times the test daemons'
+/// 1 s keep-alives ([`processes::KEEP_ALIVES`]) so that only a keep-alive that stopped trips
+/// it, not a busy stream starved of CPU on a loaded machine, and routing by `Host` (the tests
+/// reach the relay as `127.0.0.1` and sign tokens for `localhost`). Azure's size limits are
+/// always on.
+pub(crate) const STRICT_RELAY: &[&str] = &[
+    "--idle-timeout",
+    "10s",
+    "--namespace",
+    "localhost",
+    "--alias",
+    "127.0.0.1",
+];
 
 /// The namespace rule `root`'s key in every test relay.
 pub(crate) const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";

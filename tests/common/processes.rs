@@ -83,6 +83,12 @@ impl RelayProcess {
             args.push((*path).to_owned());
         }
         args.extend(flags.iter().map(|f| (*f).to_owned()));
+        // Strict unless the test sets the flag itself.
+        for pair in super::STRICT_RELAY.chunks(2) {
+            if !flags.contains(&pair[0]) {
+                args.extend(pair.iter().map(|f| (*f).to_owned()));
+            }
+        }
         args
     }
 
@@ -178,6 +184,30 @@ impl RelayProcess {
     /// The relay's process id (0 once killed).
     pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends `signal` (TERM, INT) with kill(1).
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -s {signal} failed");
+    }
+
+    /// Waits up to `timeout` for the relay to exit on its own; its status. Killed (and the
+    /// test failed) when it does not.
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("the relay runs");
+        let pid = child.id();
+        let (tx, exited) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait().expect("wait for the relay"));
+        });
+        exited.recv_timeout(timeout).unwrap_or_else(|_| {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("the relay still runs {timeout:?} later")
+        })
     }
 
     /// Listeners registered on `path` now, according to the relay's `/$status`.
@@ -336,6 +366,10 @@ pub(crate) fn http_upstream() -> u16 {
     port
 }
 
+/// The keep-alives of every hybrid connection the test daemons run: shorter than the strict
+/// relay's idle cut ([`super::STRICT_RELAY`]), as the SDKs' are shorter than Azure's.
+pub(crate) const KEEP_ALIVES: &str = "ping_interval = \"1s\"\nstream_ping_interval = \"1s\"\n";
+
 /// One `[[hybrid_connection]]` on the test relay.
 pub(crate) fn hybrid_connection(name: &str, path: &str, relay_url: &str, echo_port: u16) -> String {
     format!(
@@ -346,7 +380,7 @@ connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAcc
 relay_url = "{relay_url}"
 target = "tcp://127.0.0.1:{echo_port}"
 listeners = 2
-"#
+{KEEP_ALIVES}"#
     )
 }
 
@@ -365,6 +399,7 @@ name = "{name}"
 listen = "{listen}"
 connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAccessKey={KEY};EntityPath={path}"
 relay_url = "{relay_url}"
+stream_ping_interval = "1s"
 "#
     )
 }
@@ -384,7 +419,7 @@ connection_string = "Endpoint=sb://localhost/;SharedAccessKeyName=root;SharedAcc
 relay_url = "{relay_url}"
 http_target = "http://127.0.0.1:{http_port}/"
 listeners = 2
-"#
+{KEEP_ALIVES}"#
     )
 }
 

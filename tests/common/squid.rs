@@ -3,11 +3,13 @@
 //! htpasswd file made with `openssl passwd -apr1`, or NTLM only (`ntlm_fake_auth`) to see a
 //! scheme hycod does not speak. Squid refuses `http_port` 0, so a free port is found by
 //! binding port 0 and releasing it; a start that loses that port to another process is retried
-//! on a new one. Readiness is Squid accepting TCP connections; `access.log` records every
+//! on a new one. Readiness is Squid's own `cache.log` line saying it accepts on that port (a
+//! connection that succeeds proves nothing: it may reach the process that took the port, while
+//! Squid exits only a second later); `access.log` records every
 //! CONNECT with its user. Where Squid is missing the tests are skipped with an install hint,
 //! except under `CI=true` (`.ci/run` installs it), where that is a failure.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,31 +37,26 @@ impl Squid {
     /// Starts Squid demanding `auth`, or `None` (after saying why) when Squid is not installed
     /// outside CI.
     pub(crate) fn start(auth: Auth<'_>) -> Option<Self> {
-        if !std::path::Path::new(SQUID).exists() {
-            let hint = "squid is not installed: apt-get install -y squid";
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{hint} (.ci/run does this)"
-            );
-            eprintln!("skipped: {hint}");
+        if !installed() {
             return None;
         }
         for _ in 0..5 {
-            if let Some(squid) = Self::try_start(&auth) {
+            let port = {
+                let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
+                probe.local_addr().expect("addr").port()
+            };
+            if let Some(squid) = Self::try_start(&auth, port) {
                 return Some(squid);
             }
         }
         panic!("squid did not start in five attempts");
     }
 
-    fn try_start(auth: &Auth<'_>) -> Option<Self> {
+    /// Starts Squid on `port`; `None` when it cannot listen there (the port is taken).
+    pub(crate) fn try_start(auth: &Auth<'_>, port: u16) -> Option<Self> {
         let dir = tempfile::tempdir().expect("tempdir");
         // Squid drops root privileges to the `proxy` user, which must reach these files.
         set_mode(dir.path(), 0o777);
-        let port = {
-            let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
-            probe.local_addr().expect("addr").port()
-        };
         let path = |name: &str| dir.path().join(name).display().to_string();
         let auth_lines = match auth {
             Auth::Basic(users) => {
@@ -114,14 +111,23 @@ impl Squid {
             .spawn()
             .expect("squid starts");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let accepting = "Accepting HTTP Socket connections at conn";
+        let on_port = format!(" local={addr} ");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(Some(_)) = child.try_wait() {
+            let log = std::fs::read_to_string(path("cache.log")).unwrap_or_default();
+            let lost = log.contains("Unable to open HTTP Socket");
+            if lost || matches!(child.try_wait(), Ok(Some(_))) {
                 // Lost the port to someone else, or another start-up failure: try again.
+                let _ = child.kill();
+                let _ = child.wait();
                 remove_shared_memory(&service);
                 return None;
             }
-            if TcpStream::connect(addr).is_ok() {
+            if log
+                .lines()
+                .any(|line| line.contains(accepting) && line.contains(&on_port))
+            {
                 return Some(Self {
                     child,
                     addr,
@@ -131,7 +137,7 @@ impl Squid {
             }
             assert!(
                 Instant::now() < deadline,
-                "squid did not listen within 30 s"
+                "squid did not listen within 30 s; cache.log:\n{log}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -190,6 +196,20 @@ impl Drop for Squid {
         let _ = self.child.wait();
         remove_shared_memory(&self.service);
     }
+}
+
+/// Whether Squid is installed; outside CI a missing one is skipped after saying how to install it.
+pub(crate) fn installed() -> bool {
+    if std::path::Path::new(SQUID).exists() {
+        return true;
+    }
+    let hint = "squid is not installed: apt-get install -y squid";
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{hint} (.ci/run does this)"
+    );
+    eprintln!("skipped: {hint}");
+    false
 }
 
 fn set_mode(path: &std::path::Path, mode: u32) {

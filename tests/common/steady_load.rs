@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::checked::{body_len, Pool};
 use super::checked_senders::{send_stream, HttpPlan, HttpSender, Outcome, Report};
@@ -74,6 +74,8 @@ pub(crate) struct Sample {
     pub phase_start: usize,
     /// Restarts begun when it ended: greater than `phase_start` when a restart ran through it.
     pub phase_end: usize,
+    /// When it started.
+    pub started: Instant,
     pub report: Report,
 }
 
@@ -105,6 +107,7 @@ impl Ctx {
             kind,
             phase_start,
             phase_end: self.restarts.phase_at_end(),
+            started: Instant::now() - report.elapsed,
             report,
         };
         self.samples.lock().expect("samples").push(sample);

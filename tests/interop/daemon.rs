@@ -47,6 +47,18 @@ pub(crate) struct Daemon {
     _config_dir: tempfile::TempDir,
 }
 
+/// Flags that make the relay as strict as Azure for the daemon (docs/relay.md "The daemon's
+/// suites against the strict relay"): a short idle cut, which the daemon's 1 s keep-alives stay
+/// under (the Node SDK senders answer its stream pings), and routing by `Host`.
+pub(crate) const STRICT_RELAY: &[&str] = &[
+    "--idle-timeout",
+    "10s",
+    "--namespace",
+    "localhost",
+    "--alias",
+    "127.0.0.1",
+];
+
 impl Daemon {
     /// Starts the daemon serving `hc` on `relay` and returns once every control channel is
     /// online and `/readyz` says so.
@@ -60,7 +72,8 @@ impl Daemon {
              [log]\nformat = \"json\"\nlevel = \"info\"\n\n\
              [[hybrid_connection]]\nname = \"{hc}\"\n\
              connection_string_env = \"{CONNECTION_STRING_VARIABLE}\"\n\
-             relay_url = \"{}\"\n{forward_key}\nlisteners = {LISTENERS}\n",
+             relay_url = \"{}\"\n{forward_key}\nlisteners = {LISTENERS}\n\
+             ping_interval = \"1s\"\nstream_ping_interval = \"1s\"\n",
             relay.url()
         );
         let config_dir = tempfile::tempdir().expect("temporary directory");

@@ -332,6 +332,11 @@ impl Relay {
 
     /// Starts the relay serving `hybrid_connections` and waits for `listening ws://ADDR`.
     pub(crate) fn start(hybrid_connections: &[&str]) -> Relay {
+        Self::start_with_flags(hybrid_connections, &[])
+    }
+
+    /// [`Relay::start`] with `flags` added to the relay's command line.
+    pub(crate) fn start_with_flags(hybrid_connections: &[&str], flags: &[&str]) -> Relay {
         let manage_key = random_key();
         let send_key = random_key();
         let mut command = Command::new(env!("CARGO_BIN_EXE_hycod"));
@@ -347,6 +352,7 @@ impl Relay {
         for name in hybrid_connections {
             command.args(["--hybrid-connection", name]);
         }
+        command.args(flags);
         let mut process = Guarded::spawn("hycod relay".to_owned(), command);
         let deadline = Instant::now() + RELAY_START_TIMEOUT;
         let first = process.next_line(deadline);
@@ -393,6 +399,31 @@ impl Relay {
         let mut listener = self.spawn_script(project, script, hc, &[]);
         listener.wait_for_events("listening", 1, LISTENING_TIMEOUT);
         listener
+    }
+
+    /// Starts the Node SDK listener `benches/compare.sh` measures `hycod run` against
+    /// (`benches/peers/node-sdk-listener/listener.js`, with `args` such as `--ws HC=HOST:PORT`),
+    /// on the packages installed here (its lock pins the same ones), and returns once it printed
+    /// `listening N hybrid connections`.
+    pub(crate) fn bench_listener(&self, project: &NodeProject, args: &[&str]) -> Guarded {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut command = Command::new("node");
+        command
+            .arg(root.join("benches/peers/node-sdk-listener/listener.js"))
+            .args(args)
+            .env("NODE_PATH", project.dir.join("node_modules"))
+            .env("HYCO_RELAY", &self.url)
+            .env("HYCO_KEY_NAME", MANAGE_RULE)
+            .env("HYCO_KEY", &self.manage_key);
+        let listener = Guarded::spawn(format!("node-sdk-listener {}", args.join(" ")), command);
+        let deadline = Instant::now() + LISTENING_TIMEOUT;
+        loop {
+            match listener.next_line(deadline) {
+                Ok(line) if line.starts_with("listening ") => return listener,
+                Ok(_) => {}
+                Err(e) => panic!("the bench SDK listener printed no listening line: {e:?}"),
+            }
+        }
     }
 
     /// Runs a Node sender script on `hc` to completion.

@@ -21,7 +21,7 @@ use crate::proto::azbridge::{
     UNSUPPORTED_VERSION,
 };
 use crate::proto::hc::messages::Accept;
-use crate::proto::ws::CloseCode;
+use crate::proto::ws::{CloseCode, Encoder, Role};
 
 /// `reason` label: the port name maps to no target.
 pub(crate) const UNKNOWN_PORT_NAME: &str = "unknown_port_name";
@@ -61,6 +61,8 @@ pub(crate) async fn serve_accept(hc: Hc, accept: Accept) {
     };
     hc.observe(Histogram::Rendezvous, started.elapsed());
     let relay = &mut rendezvous.stream;
+    // What the daemon sends on the rendezvous before the pump takes it over.
+    let mut encoder = Encoder::new(Role::Client);
     let prefix = match read_prefix(
         relay,
         &rendezvous.leftover,
@@ -71,7 +73,15 @@ pub(crate) async fn serve_accept(hc: Hc, accept: Accept) {
     {
         Ok(prefix) => prefix,
         Err(error) => {
-            refuse(&hc, &accept, relay, UNSUPPORTED_PREAMBLE, None).await;
+            refuse(
+                &hc,
+                &accept,
+                relay,
+                &mut encoder,
+                UNSUPPORTED_PREAMBLE,
+                None,
+            )
+            .await;
             tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
                 "stream refused: no azbridge preamble");
             return;
@@ -83,6 +93,7 @@ pub(crate) async fn serve_accept(hc: Hc, accept: Accept) {
                 &hc,
                 &accept,
                 relay,
+                &mut encoder,
                 UNSUPPORTED_PREAMBLE,
                 Some(UNSUPPORTED_VERSION),
             )
@@ -99,6 +110,7 @@ pub(crate) async fn serve_accept(hc: Hc, accept: Accept) {
                 &hc,
                 &accept,
                 relay,
+                &mut encoder,
                 UNSUPPORTED_PREAMBLE,
                 Some(DATAGRAM_TO_STREAM),
             )
@@ -110,7 +122,7 @@ pub(crate) async fn serve_accept(hc: Hc, accept: Accept) {
         Preamble::V1 { port_name, .. } => port_name,
     };
     let Some(target) = route(&hc, &port_name) else {
-        refuse(&hc, &accept, relay, UNKNOWN_PORT_NAME, None).await;
+        refuse(&hc, &accept, relay, &mut encoder, UNKNOWN_PORT_NAME, None).await;
         tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), port_name = %Escaped(&port_name),
             "stream refused: the azbridge port name maps to no target");
         return;
@@ -119,14 +131,20 @@ pub(crate) async fn serve_accept(hc: Hc, accept: Accept) {
         Ok(connected) => connected,
         Err(refusal) => {
             hc.count_labelled(&STREAMS_REJECTED, &[refusal.reason()], 1);
-            close(relay, CloseCode::NORMAL, refusal.description()).await;
+            close(
+                relay,
+                &mut encoder,
+                CloseCode::NORMAL,
+                refusal.description(),
+            )
+            .await;
             tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), port_name = %Escaped(&port_name), %target,
                 reason = %refusal, "stream refused: its target failed");
             return;
         }
     };
     let Target { mut stream, handle } = connected;
-    if let Err(error) = send_start(&mut stream, relay, prefix.rest()).await {
+    if let Err(error) = send_start(&mut stream, relay, &mut encoder, prefix.rest()).await {
         hc.count_labelled(&STREAMS_REJECTED, &["rendezvous_failed"], 1);
         tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
             "stream dropped: the azbridge answer could not be sent");
@@ -146,11 +164,16 @@ pub(crate) async fn serve_accept(hc: Hc, accept: Accept) {
 
 /// Writes the payload that came with the preamble to the target, then `[1, 0, 0]` to the
 /// sender.
-async fn send_start(target: &mut Stream, relay: &mut Stream, rest: &[u8]) -> std::io::Result<()> {
+async fn send_start(
+    target: &mut Stream,
+    relay: &mut Stream,
+    encoder: &mut Encoder,
+    rest: &[u8],
+) -> std::io::Result<()> {
     if !rest.is_empty() {
         target.write_all(rest.to_vec()).await.0?;
     }
-    write_message(relay, &ACCEPTED).await
+    write_message(relay, encoder, &ACCEPTED).await
 }
 
 /// Counts a refusal labelled `reason`, sends `answer` when azbridge gives one for it, and
@@ -160,12 +183,13 @@ async fn refuse(
     hc: &HcContext,
     accept: &Accept,
     relay: &mut Stream,
+    encoder: &mut Encoder,
     reason: &'static str,
     answer: Option<[u8; 3]>,
 ) {
     hc.count_labelled(&STREAMS_REJECTED, &[reason], 1);
     if let Some(answer) = answer {
-        if let Err(error) = write_message(relay, &answer).await {
+        if let Err(error) = write_message(relay, encoder, &answer).await {
             tracing::debug!(hybrid_connection = %hc.name, id = %Escaped(&accept.id), %error,
                 "the azbridge refusal could not be sent");
         }
@@ -174,5 +198,5 @@ async fn refuse(
         UNKNOWN_PORT_NAME => "port name not configured",
         _ => "unsupported azbridge preamble",
     };
-    close(relay, CloseCode::NORMAL, text).await;
+    close(relay, encoder, CloseCode::NORMAL, text).await;
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{read_prefix, write_message, Prefix, PrefixError};
 use crate::io::stream::Stream;
 use crate::proto::azbridge::{preamble, Answer, CollectError};
+use crate::proto::ws::Encoder;
 
 /// Why an azbridge listener did not take the stream.
 #[derive(Debug)]
@@ -46,12 +47,13 @@ impl std::error::Error for Refused {}
 /// payload and the frames that followed the answer.
 pub(crate) async fn open(
     stream: &mut Stream,
+    encoder: &mut Encoder,
     leftover: &[u8],
     port_name: &str,
     timeout: Duration,
 ) -> Result<Prefix, Refused> {
     let bytes = preamble(port_name).ok_or(Refused::PortName)?;
-    write_message(stream, &bytes)
+    write_message(stream, encoder, &bytes)
         .await
         .map_err(Refused::Write)?;
     let prefix = match read_prefix(stream, leftover, |_| 3, timeout).await {

@@ -1,7 +1,7 @@
 //! What the tasks serving one hybrid connection on one worker share (architecture §1: every
 //! accept and request that arrives on a worker's control channel is served on that worker).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -59,6 +59,10 @@ pub struct HcContext {
     pub limits: Limits,
     /// Admission of streams and requests against the stream and request maxima.
     pub admission: Admission,
+    /// Set once a control channel of this hybrid connection detached (a drain or a reload
+    /// removed it): a request rendezvous is closed after its answer instead of being held
+    /// (architecture §3 "Detaching").
+    pub detached: Cell<bool>,
 }
 
 impl HcContext {
@@ -179,6 +183,12 @@ impl ControlWriter {
             out.message(unit, DataKind::Text, json)
         })
         .is_ok()
+    }
+
+    /// Whether units may still be queued: false once this side's close was built (the channel
+    /// is detaching or closed) or the relay's close was answered.
+    pub fn is_open(&self) -> bool {
+        self.outbound.borrow().check_open().is_ok()
     }
 
     /// Queues frames the channel's [`Outbound`] built (a pong) while the channel is open.

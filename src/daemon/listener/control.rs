@@ -2,10 +2,11 @@
 //! executes what the sans-I/O [`ListenerMachine`] decides — connect, ping, renew, reconnect — and
 //! dispatches `accept` and `request` messages to tasks on this worker.
 //!
-//! Stopping a channel (drain, or its hybrid connection removed or replaced by a reload) closes
-//! it at once unless requests that arrived on it are still being answered: their responses
-//! travel on this channel (protocol §4.5), so it stays open, refusing new work ([`super::drain`]),
-//! until they are done.
+//! Stopping a channel (drain, or its hybrid connection removed or replaced by a reload) detaches
+//! it at once (architecture §3 "Detaching"): its Close goes out after what is queued, so the relay
+//! stops sending it work; the requests that came on it and are still being served answer through
+//! their rendezvous `address` instead (protocol §6.5), and what the relay sent before it saw the
+//! Close is still read and served until the relay's own Close arrives.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -16,7 +17,7 @@ use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHal
 
 use super::context::{ControlQueue, ControlWriter, Hc};
 use super::hc_series::{Gauge, Histogram};
-use super::{drain, http, overload, stream, unreadable};
+use super::{http, overload, stream, unreadable};
 use crate::auth::connection_string::Credential;
 use crate::auth::sas::parse_token;
 use crate::daemon::metrics::{RECONNECTS, TOKEN_RENEWALS};
@@ -27,7 +28,7 @@ use crate::io::stream::Stream;
 use crate::io::ws_client::ConnectError;
 use crate::io::ws_reader::{ReadError, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
-use crate::proto::hc::channel::{reply_code, Inbound, Outbound, Received};
+use crate::proto::hc::channel::{reply_code, ChannelError, Inbound, Outbound, Received};
 use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
 use crate::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 use crate::proto::hc::listener::{
@@ -56,7 +57,8 @@ pub(crate) struct ChannelSpec {
     pub work: Tracker,
 }
 
-/// How long a stopping channel waits for its close frame to be written.
+/// How long a stopping channel waits for the relay's Close after sending its own, and for its
+/// close frame to be written.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Seconds since the Unix epoch.
@@ -112,24 +114,19 @@ impl Live {
     }
 }
 
-/// What the reader needs to hand out work: where to count it, and whether to refuse it.
+/// What the reader needs to hand out work: where to count it.
 #[derive(Clone)]
 struct Dispatch {
     /// The worker's streams and requests.
     work: Tracker,
-    /// Requests that arrived on this channel (their responses go out on it).
-    requests: Tracker,
-    /// Set when the channel is stopping: new work is refused.
-    refusing: Rc<Cell<bool>>,
 }
 
 impl Dispatch {
-    /// Spawns a request's task, counted as work and as a request of this channel. `future`
-    /// holds the request's state machine boxed ([`serve_request`]): a request's state is
-    /// several KiB, and unboxed the task and both trackers would each move it whole
-    /// (docs/performance.md "Optimisations").
+    /// Spawns a request's task, counted as work. `future` holds the request's state machine
+    /// boxed ([`serve_request`]): a request's state is several KiB, and unboxed the task and the
+    /// tracker would each move it whole (docs/performance.md "Optimisations").
     fn spawn_request(&self, future: impl Future<Output = ()> + 'static) {
-        monoio::spawn(self.work.track(self.requests.track(future)));
+        monoio::spawn(self.work.track(future));
     }
 }
 
@@ -148,8 +145,6 @@ pub(crate) async fn run(
     let last_inbound = Rc::new(Cell::new(Instant::now()));
     let dispatch = Dispatch {
         work: spec.work.clone(),
-        requests: Tracker::default(),
-        refusing: Rc::new(Cell::new(false)),
     };
     let (ended_tx, ended) = flume::unbounded::<ReaderEnd>();
     let mut live: Option<Live> = None;
@@ -254,7 +249,7 @@ pub(crate) async fn run(
                 status.set_online(false);
                 if let Some(live) = live.take() {
                     hc.gauge_add(Gauge::ListenerOnline, -1);
-                    stop(&hc, &spec, live, &dispatch, (&ended, generation)).await;
+                    stop(&hc, &spec, live, (&ended, generation)).await;
                 }
                 return;
             }
@@ -262,32 +257,26 @@ pub(crate) async fn run(
     }
 }
 
-/// Closes a live channel that was told to stop. While requests that arrived on it are being
-/// answered it stays open and refuses new work; a relay that closes it meanwhile ends the wait.
+/// Detaches a live channel that was told to stop (architecture §3 "Detaching"): queues its
+/// Close, which makes every later answer of a request that came on it go through the request's
+/// rendezvous ([`ControlWriter::is_open`]); serves what the relay sent before it saw the Close
+/// until the relay's Close arrives (at most [`CLOSE_TIMEOUT`]); then ends its tasks.
 async fn stop(
     hc: &Hc,
     spec: &ChannelSpec,
     live: Live,
-    dispatch: &Dispatch,
     (ended, generation): (&flume::Receiver<ReaderEnd>, u64),
 ) {
-    dispatch.refusing.set(true);
-    let pending = dispatch.requests.count();
-    if pending > 0 {
-        tracing::info!(hybrid_connection = %hc.name, tracking_id = %spec.tracking_id, requests = pending,
-            "listener stopping: answering the requests in flight on it first, refusing new work");
-        let reader_ended = async {
-            while let Ok(ReaderEnd(ended_generation, _)) = ended.recv_async().await {
-                if ended_generation == generation {
-                    break;
-                }
+    hc.detached.set(true);
+    live.writer.send_close(CloseCode::NORMAL, "");
+    let reader_ended = async {
+        while let Ok(ReaderEnd(ended_generation, _)) = ended.recv_async().await {
+            if ended_generation == generation {
+                break;
             }
-        };
-        monoio::select! {
-            _ = dispatch.requests.idle() => {}
-            _ = reader_ended => {}
         }
-    }
+    };
+    let _ = monoio::time::timeout(CLOSE_TIMEOUT, reader_ended).await;
     live.close().await;
     tracing::info!(hybrid_connection = %hc.name, tracking_id = %spec.tracking_id,
         reason = "stopped", "listener offline");
@@ -393,8 +382,8 @@ async fn write_loop(
 }
 
 /// Reads the channel through its [`Inbound`]: dispatches work, answers pings, answers the
-/// relay's close, fails the channel on a broken rule (an oversized control message: 1009), and
-/// reports the end.
+/// relay's close, fails the channel on a broken rule (an oversized control message: 1009, and
+/// counted as unusable), and reports the end.
 async fn read_loop(
     hc: Hc,
     mut reader: WsReader<OwnedReadHalf<Stream>>,
@@ -429,16 +418,24 @@ async fn read_loop(
             &mut reply,
         );
         match received {
-            Ok(Received::Message(text)) => dispatch(&hc, text, &writer, &mut pending, &work),
+            Ok(Received::Message(text)) => {
+                if let Some((request, _)) = pending.take() {
+                    let problem = "another text message came instead of its body";
+                    unreadable::refuse_request(&hc, request, &problem, &writer, &work.work);
+                }
+                dispatch(&hc, text, &writer, &mut pending, &work);
+            }
             Ok(Received::Body { chunk, message_end }) => {
                 // The body of the preceding `request` (protocol §4.2); the control channel carries
-                // at most 64 KiB of body (§6.1), a larger one is dropped with its request.
+                // at most 64 KiB of body (§6.1), a larger one is refused with its request.
                 let Some((_, body)) = pending.as_mut() else {
                     continue;
                 };
                 if body.len() + chunk.len() > CONTROL_BODY_LIMIT {
-                    tracing::warn!(hybrid_connection = %hc.name, "request body over 64 KiB on the control channel dropped");
-                    pending = None;
+                    if let Some((request, _)) = pending.take() {
+                        let problem = "request body over 64 KiB on the control channel";
+                        unreadable::refuse_request(&hc, request, &problem, &writer, &work.work);
+                    }
                     continue;
                 }
                 body.extend_from_slice(chunk);
@@ -459,6 +456,9 @@ async fn read_loop(
             }
             Err(e) => {
                 tracing::warn!(hybrid_connection = %hc.name, error = %e, "control channel failed");
+                if let ChannelError::MessageTooLarge { .. } = e {
+                    unreadable::count_oversized(&hc, inbound.oversized_command());
+                }
                 writer.send_close(e.close_code(), &e.to_string());
                 break None;
             }
@@ -478,14 +478,10 @@ fn dispatch(
 ) {
     match parse_control_message(text) {
         Ok(ControlMessage::Accept(accept)) => {
-            if work.refusing.get() {
-                monoio::spawn(work.work.track(drain::refuse_accept(hc.clone(), accept)));
-            } else {
-                monoio::spawn(
-                    work.work
-                        .track(Box::pin(stream::serve_accept(hc.clone(), accept))),
-                );
-            }
+            monoio::spawn(
+                work.work
+                    .track(Box::pin(stream::serve_accept(hc.clone(), accept))),
+            );
         }
         Ok(ControlMessage::Request(request)) => {
             if request.has_body() {
@@ -508,7 +504,7 @@ fn dispatch(
     }
 }
 
-/// Serves a complete request (with its body, if it had one), or refuses it while stopping.
+/// Serves a complete request (with its body, if it had one).
 fn serve_request(
     hc: &Hc,
     request: crate::proto::hc::messages::Request,
@@ -516,10 +512,6 @@ fn serve_request(
     writer: &ControlWriter,
     work: &Dispatch,
 ) {
-    if work.refusing.get() {
-        drain::refuse_request(hc, &request, writer);
-        return;
-    }
     match hc.admission.requests.try_enter() {
         Ok(permit) => {
             // Boxed where it is made: the request's state is copied once, into the box, and
@@ -535,6 +527,6 @@ fn serve_request(
                 drop(permit);
             });
         }
-        Err(exceeded) => overload::refuse_request(hc, &request, writer, exceeded),
+        Err(exceeded) => overload::refuse_request(hc, &request, writer, exceeded, &work.work),
     }
 }

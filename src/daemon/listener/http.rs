@@ -1,32 +1,18 @@
-//! The daemon's relayed-HTTP mode (protocol §4.4, §4.5, §6, §8.5, Appendix B; architecture §2
-//! "Relayed HTTP mode"): each `request` becomes an HTTP/1.1 request to the hybrid
-//! connection's `http_target`, and the target's response goes back to the relay.
+//! The daemon's relayed-HTTP mode (protocol §4.4, §4.5, §6, §8.5; architecture §2): each
+//! `request` becomes an HTTP/1.1 request to the hybrid connection's `http_target`, and the
+//! target's response goes back to the relay.
 //!
-//! - Shape (a), the request on the control channel with its body (≤ 64 KB): the answer goes on
-//!   the control channel as one unit (`response` + one binary message) when the whole response
-//!   fits — no body, or a body of at most [`policy::CONTROL_BODY_LIMIT`] bytes complete within
-//!   [`policy::GATHER_WINDOW`] — and otherwise through the request's `address` as one
-//!   fragmented binary message streamed as the target's body arrives (protocol §6.5).
-//! - Shape (b), a rendezvous notice: the daemon connects the `address`, reads the full request
-//!   there, reads its body into memory up to `request_buffer` to send it with
-//!   `Content-Length`, or streams a longer one chunked as it arrives (protocol §6.4), answers on
-//!   the same rendezvous, and serves further requests there until the relay closes it or none
-//!   comes for [`REQUEST_RENDEZVOUS_HOLD`], then closes it with 1000 (protocol §6.3, §11 item
-//!   19). A rendezvous opened to upgrade an answer is held the same way.
-//! - The daemon answers itself when it must: 400 for a request that cannot be forwarded safely
-//!   (e.g. CR/LF in a header value), 501 without an `http_target`, 502 when the target is
-//!   unreachable or sends no valid response, 504 when its head does not come within
-//!   `upstream_deadline` (protocol §6.8). A body that breaks off after the head went out leaves the
-//!   body message unfinished and closes the rendezvous, so the relay ends the sender's
-//!   response as broken rather than short.
+//! - A request on the control channel is answered there as one unit when the whole response fits
+//!   ([`policy::CONTROL_BODY_LIMIT`] within [`policy::GATHER_WINDOW`]), else streamed through the
+//!   request's `address` (protocol §6.5).
+//! - A rendezvous notice: the request is read and answered there, and so are further requests
+//!   until none comes for [`REQUEST_RENDEZVOUS_HOLD`], then Close 1000 (protocol §6.3, §6.4).
+//! - The daemon answers itself with 400 (unsafe to forward), 501 (no `http_target`), 502 (bad or
+//!   unreachable target) or 504 (`upstream_deadline`, protocol §6.8); a body that breaks off after
+//!   the head leaves the body message unfinished: the sender sees a broken, not a short, response.
 //!
-//! Every request is counted once in `hycod_requests_total` by the class of the status sent, or
-//! as `aborted` when its answer did not reach the relay whole, timed in
-//! `hycod_request_seconds`, and logged once at debug level (`request served`: method,
-//! path without its query, status, latency; debug because its cost per request is not small,
-//! docs/metrics.md "Log lines"), which `RUST_LOG=info,hycod::daemon::http=debug` turns on.
-//! Headers and queries are never logged: `sb-hc-*` parameters and application queries can carry
-//! tokens.
+//! Each request is counted once in `hycod_requests_total` and logged once at debug level
+//! (`request served`, docs/metrics.md "Log lines"); never its headers or query (they carry tokens).
 
 pub(crate) mod deliver;
 pub(crate) mod exchange;
@@ -48,10 +34,12 @@ use rendezvous::{
 use reply::{ControlReply, Reply};
 
 use super::context::{ControlWriter, Hc, HcContext};
+use super::unreadable;
 use super::upstream::Framing;
 use crate::daemon::listener::hc_series::{Counter, Gauge, Histogram};
 use crate::io::tcp_pump::Direction;
 use crate::logging::Escaped;
+use crate::proto::hc::channel::ChannelError;
 use crate::proto::hc::control_message::REQUEST;
 use crate::proto::hc::messages::Request;
 use crate::proto::hc::path::split_target;
@@ -98,7 +86,7 @@ async fn serve_on_control(
         .address
         .as_deref()
         .filter(|address| hc.rendezvous_allowed(REQUEST, address));
-    let mut reply = Reply::Control(ControlReply::new(control, address, started));
+    let mut reply = Reply::Control(ControlReply::new(hc, control, address, started));
     let served = serve_one(hc, request, Body::Known(body), &mut reply, started).await;
     let Reply::Control(control_reply) = reply else {
         return;
@@ -144,7 +132,8 @@ pub const REQUEST_RENDEZVOUS_HOLD: Duration = Duration::from_secs(1);
 /// Serves the requests the relay sends on a rendezvous until it closes it, or closes it with
 /// 1000 once no request came for [`REQUEST_RENDEZVOUS_HOLD`] after a response. `announced` is
 /// when the notice that opened it arrived: one request is owed (waited for up to
-/// [`RELAY_IDLE_TIMEOUT`]), and counted as aborted if it never comes.
+/// [`RELAY_IDLE_TIMEOUT`]), and counted as aborted if it never comes. A message that is not a
+/// usable `request` is counted, and answered 502 when it names an `id` ([`unreadable`]).
 async fn hold(
     hc: &HcContext,
     mut reader: RendezvousReader,
@@ -174,6 +163,18 @@ async fn hold(
             }
             Err(e) => {
                 tracing::debug!(hybrid_connection = %hc.name, error = %Escaped(&e), "rendezvous ended");
+                if let Some(answer) = e
+                    .unusable_text()
+                    .and_then(|text| unreadable::answer_on_rendezvous(hc, text, &e))
+                {
+                    if writer.send_answer(&answer, &[]).await.is_ok() {
+                        let _ = writer.close(CloseCode::NORMAL, "").await;
+                    }
+                    return;
+                }
+                if let RendezvousError::Channel(ChannelError::MessageTooLarge { .. }) = e {
+                    unreadable::count_oversized(hc, reader.oversized_command());
+                }
                 if announced.is_some() {
                     hc.count(Counter::Aborted, 1);
                 }
@@ -233,6 +234,11 @@ async fn hold(
             let _ = writer
                 .close(CloseCode::INTERNAL_ERROR, "request failed")
                 .await;
+            return;
+        }
+        if hc.detached.get() {
+            // Held, it would keep bringing this sender's requests to a draining listener.
+            let _ = writer.close(CloseCode::NORMAL, "").await;
             return;
         }
     }

@@ -205,8 +205,6 @@ pub enum Refusal {
     Refused(io::Error),
     /// The target did not accept within `handshake_timeout`.
     Timeout(Duration),
-    /// The listener is stopping (drain, or its hybrid connection was removed by a reload).
-    ShuttingDown,
     /// A stream maximum of `[limits]` is reached.
     OverLimit(Exceeded),
     /// The process has no file descriptor left for the target connection (EMFILE, ENFILE).
@@ -222,7 +220,7 @@ impl Refusal {
             Self::NoTarget => 501,
             Self::Unresolvable(_) | Self::Refused(_) | Self::Unreadable => 502,
             Self::Timeout(_) => 504,
-            Self::ShuttingDown | Self::OverLimit(_) | Self::NoFileDescriptors(_) => 503,
+            Self::OverLimit(_) | Self::NoFileDescriptors(_) => 503,
         }
     }
 
@@ -234,7 +232,6 @@ impl Refusal {
             Self::Unresolvable(_) => "TCP target address could not be resolved",
             Self::Refused(_) => "TCP target refused the connection",
             Self::Timeout(_) => "TCP target did not answer in time",
-            Self::ShuttingDown => "Listener is shutting down",
             Self::OverLimit(_) => "Too many streams in flight",
             Self::NoFileDescriptors(_) => "Listener is out of file descriptors",
             Self::Unreadable => "Listener could not read the accept",
@@ -248,7 +245,6 @@ impl Refusal {
             Self::Unresolvable(_) => "target_unresolvable",
             Self::Refused(_) => "target_refused",
             Self::Timeout(_) => "target_timeout",
-            Self::ShuttingDown => "shutting_down",
             Self::OverLimit(exceeded) => exceeded.reason(),
             Self::NoFileDescriptors(_) => "too_many_open_files",
             Self::Unreadable => "unreadable_accept",
@@ -267,7 +263,6 @@ impl fmt::Display for Refusal {
                 "the TCP target did not accept within {} ms",
                 after.as_millis()
             ),
-            Self::ShuttingDown => f.write_str("the listener is shutting down"),
             Self::OverLimit(exceeded) => write!(f, "stream limit reached: {exceeded}"),
             Self::NoFileDescriptors(e) => write!(
                 f,
@@ -452,7 +447,6 @@ mod tests {
                 504,
                 "target_timeout",
             ),
-            (Refusal::ShuttingDown, 503, "shutting_down"),
             (
                 Refusal::OverLimit(Exceeded::HybridConnection { max: 1 }),
                 503,

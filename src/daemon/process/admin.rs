@@ -13,27 +13,11 @@ use monoio::net::TcpListener;
 
 use super::status::DaemonStatus;
 use super::status_page::{self, DaemonView};
-use crate::io::admin_http::{self, Reply};
-use crate::metrics::process::render_build_info;
-use crate::metrics::{render, Snapshot, CONTENT_TYPE};
-use crate::runtime::procfs;
-use crate::status_page::html;
+use crate::io::admin_http::{self, exposition, Endpoint};
+use crate::metrics::Snapshot;
 use crate::status_page::window::{Window, SAMPLE_EVERY};
 
 pub(crate) use crate::io::admin_http::{collect, SnapshotRequest};
-
-/// The whole `/metrics` body: the workers' merged metrics, the process metrics (left out,
-/// with a debug line, where `/proc` cannot be read) and the build info.
-fn exposition(merged: &Snapshot) -> String {
-    let mut text = render(merged);
-    match procfs::read_self() {
-        Ok(sample) => text.push_str(&sample.render()),
-        Err(e) => tracing::debug!(error = %e, "process metrics left out"),
-    }
-    text.push_str(&render_build_info(env!("CARGO_PKG_VERSION")));
-    text.push_str(&crate::io::resolve::render_metrics());
-    text
-}
 
 /// The workers' metrics merged; `None` when a worker did not answer in time.
 async fn merged(workers: &[flume::Sender<SnapshotRequest>]) -> Option<Snapshot> {
@@ -78,6 +62,46 @@ async fn sample_forever(
     }
 }
 
+/// What the daemon's admin endpoint gathers.
+struct Daemon {
+    workers: Arc<Vec<flume::Sender<SnapshotRequest>>>,
+    status: Arc<DaemonStatus>,
+    window: Rc<RefCell<Window>>,
+}
+
+impl Endpoint for Daemon {
+    type View = DaemonView;
+
+    async fn metrics(&self) -> Option<String> {
+        let mut text = exposition(&merged(&self.workers).await?);
+        text.push_str(&crate::io::resolve::render_metrics());
+        Some(text)
+    }
+
+    async fn healthy(&self) -> bool {
+        collect(&self.workers).await.is_some()
+    }
+
+    fn readiness(&self) -> (u16, String) {
+        let mut body = String::new();
+        for r in self.status.readiness() {
+            body.push_str(&format!(
+                "{} {}/{} listeners online\n",
+                r.name, r.online, r.total
+            ));
+        }
+        (if self.status.is_ready() { 200 } else { 503 }, body)
+    }
+
+    async fn view(&self) -> Option<DaemonView> {
+        view(&self.workers, &self.status, &self.window).await
+    }
+
+    fn page(view: &DaemonView) -> String {
+        status_page::render_html(view)
+    }
+}
+
 /// Serves the admin endpoint.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -91,52 +115,14 @@ pub(crate) async fn serve(
         status.clone(),
         window.clone(),
     ));
+    let daemon = Rc::new(Daemon {
+        workers,
+        status,
+        window,
+    });
     admin_http::serve(listener, head_timeout, move |head| {
-        let workers = workers.clone();
-        let status = status.clone();
-        let window = window.clone();
-        async move {
-            if head.method != "GET" {
-                return Reply::text(405, "only GET is served here\n");
-            }
-            match head.path() {
-                "/metrics" => match merged(&workers).await {
-                    Some(merged) => Reply::new(200, CONTENT_TYPE, exposition(&merged)),
-                    None => Reply::text(503, "a worker did not answer\n"),
-                },
-                "/healthz" => match collect(&workers).await {
-                    Some(_) => Reply::text(200, "ok\n"),
-                    None => Reply::text(503, "a worker did not answer\n"),
-                },
-                "/readyz" => {
-                    let mut body = String::new();
-                    for r in status.readiness() {
-                        body.push_str(&format!(
-                            "{} {}/{} listeners online\n",
-                            r.name, r.online, r.total
-                        ));
-                    }
-                    Reply::text(if status.is_ready() { 200 } else { 503 }, body)
-                }
-                "/" => match view(&workers, &status, &window).await {
-                    Some(view) => Reply {
-                        headers: html::HEADERS,
-                        ..Reply::new(200, html::CONTENT_TYPE, status_page::render_html(&view))
-                    },
-                    None => Reply::text(503, "a worker did not answer\n"),
-                },
-                "/status.json" => match view(&workers, &status, &window).await {
-                    Some(view) => {
-                        Reply::json(serde_json::to_string_pretty(&view).unwrap_or_default())
-                    }
-                    None => Reply::text(503, "a worker did not answer\n"),
-                },
-                _ => Reply::text(
-                    404,
-                    "served here: / /status.json /metrics /healthz /readyz\n",
-                ),
-            }
-        }
+        let daemon = daemon.clone();
+        async move { admin_http::route(&*daemon, &head).await }
     })
     .await;
 }

@@ -361,8 +361,8 @@ impl DaemonHandle {
         }
     }
 
-    /// Stops taking work: every control channel closes (a channel with requests in flight on
-    /// it first refuses new work until they are answered); streams and requests in flight run
+    /// Stops taking work: every control channel detaches at once (requests in flight on it are
+    /// answered through their rendezvous, architecture §3 "Detaching"); streams and requests in flight run
     /// until they finish or `grace` passes. The phase becomes Draining, then Stopped when every
     /// worker has ended.
     pub fn drain(&mut self, grace: Duration) {

@@ -7,7 +7,7 @@
 //! A worker's future ends once it is draining and both its control channels and its in-flight
 //! streams and requests are done, or the drain deadline passes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
 use std::rc::Rc;
@@ -286,6 +286,7 @@ impl Worker {
             series: Default::default(),
             limits: plan.config.limits,
             admission: Admission::new(&plan.config.limits, &plan.counts, &self.counts),
+            detached: Cell::new(false),
         });
         // The online gauge exists from the start, at 0 until a channel is up.
         context.gauge_add(Gauge::ListenerOnline, 0);

@@ -8,7 +8,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf
 use monoio::net::{TcpListener, TcpStream};
 
 use super::*;
-use crate::proto::ws::{DataKind, WsError};
+use crate::proto::ws::encode::{push_close, push_frame};
+use crate::proto::ws::{DataKind, OpCode, WsError};
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
     crate::runtime::workers::block_on(f).expect("runtime")
@@ -406,5 +407,47 @@ fn a_target_that_stops_reading_ends_the_pump_after_the_write_stall_timeout() {
             }
             other => panic!("expected close, got {other:?}"),
         }
+    });
+}
+
+#[test]
+fn nothing_reaches_the_relay_after_the_pumps_own_close() {
+    run(async {
+        let (pumped, relay_side) = pair().await;
+        let (pumped_read, pumped_write) = pumped.into_split();
+        let writer = RelayWriter::new(pumped_write, test_mask);
+        writer
+            .close_after_failure(CloseCode::GOING_AWAY, "idle timeout")
+            .await;
+        assert!(writer.close_sent());
+        writer
+            .send_control(|encoder, out, mask| encoder.ping(out, b"late", mask))
+            .await
+            .expect("a ping after the close is dropped, not an error");
+        let mut buf = vec![0u8; MAX_HEADER_LEN];
+        buf.extend_from_slice(b"late data");
+        let (sent, _) = writer
+            .send_data(buf, MAX_HEADER_LEN..MAX_HEADER_LEN + 9)
+            .await;
+        sent.expect("data after the close is dropped, not an error");
+        writer
+            .close_after_failure(CloseCode::INTERNAL_ERROR, "again")
+            .await;
+        drop((writer, pumped_read));
+
+        let (read, _) = relay_side.into_split();
+        let mut reader = WsReader::new(read, Role::Server, Limits::default(), &[], CHUNK);
+        match reader.next_event().await.expect("the close frame") {
+            WsEvent::Close { code, reason } => {
+                assert_eq!(code, Some(CloseCode::GOING_AWAY));
+                assert_eq!(reader.text(reason), "idle timeout");
+            }
+            other => panic!("expected the close frame, got {other:?}"),
+        }
+        let after = reader.next_event().await;
+        assert!(
+            matches!(after, Err(ReadError::Eof)),
+            "expected the end of the stream, got {after:?}"
+        );
     });
 }

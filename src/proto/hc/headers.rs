@@ -71,6 +71,7 @@ impl AuthorizationHeader {
     /// The rule of protocol §2.5 and §3.1: `Authorization` is evaluated and removed only when the
     /// hybrid connection requires client authorization and the sender presented neither
     /// `sb-hc-token` nor `ServiceBusAuthorization`.
+    #[cfg(test)]
     pub fn for_sender(requires_client_authorization: bool, relay_token_present: bool) -> Self {
         if requires_client_authorization && !relay_token_present {
             Self::Strip

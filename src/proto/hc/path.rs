@@ -26,6 +26,7 @@ pub fn split_target(target: &str) -> (&str, Option<&str>) {
 
 /// The part of a WebSocket URL path after `/$hc`: `/{entity path}[/{suffix}]`, starting with `/`
 /// (protocol §2.2).
+#[cfg(test)]
 pub fn websocket_entity_path(path: &str) -> Result<&str, PathError> {
     match path.strip_prefix(WEBSOCKET_PATH_PREFIX) {
         Some(rest) if !rest.is_empty() => Ok(&path[WEBSOCKET_PATH_PREFIX.len() - 1..]),
@@ -46,8 +47,7 @@ pub struct EntityMatch<'p> {
 /// Finds the hybrid connection a request path belongs to (protocol Appendix A): the longest of
 /// `entity_paths` that is a segment-prefix of `path`.
 ///
-/// `path` starts with `/` and has no query (for WebSocket URLs, pass the result of
-/// [`websocket_entity_path`]). Segments are compared after percent-decoding the request's
+/// `path` starts with `/` and has no query (for WebSocket URLs, the part after `/$hc`). Segments are compared after percent-decoding the request's
 /// segment, ASCII case-insensitively; a request segment never matches across a `/` of the
 /// entity path. Entity paths are given decoded, without leading or trailing `/` (the .NET SDK
 /// refuses such names); an empty entity path or one with a leading or trailing `/` never

@@ -10,6 +10,11 @@
 //!   `rendezvous_hosts` allow-list (an exact host, or `*.suffix` for every host under it).
 //!
 //! Host names compare ASCII case-insensitively, without a trailing dot.
+//!
+//! Every relayed request names an address, so the check runs per request: an address of the
+//! plain shape relays send (`ws[s]://` then a lower-case DNS name or dotted-quad IPv4 address,
+//! an optional port, then `/`, `?`, `#` or the end) is read without a URL parser; anything else
+//! goes through the `url` crate, whose answer the plain reading matches where it applies.
 
 use std::fmt;
 
@@ -108,14 +113,24 @@ impl RendezvousPolicy {
 
     /// Whether `address` may be dialed.
     pub fn check(&self, address: &str) -> Result<(), RefusedAddress> {
-        let url = Url::parse(address).map_err(|_| RefusedAddress::NotAUrl)?;
-        match url.scheme() {
+        let parsed;
+        let (scheme, host) = match plain_scheme_and_host(address) {
+            Some(plain) => plain,
+            None => {
+                parsed = Url::parse(address).map_err(|_| RefusedAddress::NotAUrl)?;
+                (
+                    parsed.scheme(),
+                    parsed.host_str().ok_or(RefusedAddress::NotAUrl)?,
+                )
+            }
+        };
+        match scheme {
             "wss" => {}
             "ws" if !self.secure => {}
             "ws" => return Err(RefusedAddress::InsecureScheme),
             _ => return Err(RefusedAddress::NotAUrl),
         }
-        let host = normalise(url.host_str().ok_or(RefusedAddress::NotAUrl)?);
+        let host = normalise(host);
         if host.is_empty() {
             return Err(RefusedAddress::NotAUrl);
         }
@@ -136,6 +151,59 @@ impl RendezvousPolicy {
             Err(RefusedAddress::ForeignHost)
         }
     }
+}
+
+/// Scheme and host of an address of the plain shape (module docs), or `None` for the URL parser
+/// to decide. Only shapes the URL parser reads the same way qualify: no user info, IPv6
+/// literal, percent-encoding, upper case, punycode label (`xn--`, which the parser validates),
+/// empty label, or last label starting with a digit (the parser reads those as IPv4 numbers)
+/// unless the host is a dotted quad already in canonical form.
+fn plain_scheme_and_host(address: &str) -> Option<(&'static str, &str)> {
+    let (scheme, rest) = if let Some(rest) = address.strip_prefix("wss://") {
+        ("wss", rest)
+    } else {
+        ("ws", address.strip_prefix("ws://")?)
+    };
+    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    if let Some(port) = port {
+        if port.is_empty()
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u16>().is_err()
+        {
+            return None;
+        }
+    }
+    let labels = host.strip_suffix('.').unwrap_or(host);
+    let plain_label = |label: &[u8]| {
+        !label.is_empty()
+            && !label.starts_with(b"xn--")
+            && label
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let (mut count, mut last) = (0, &b""[..]);
+    for label in labels.as_bytes().split(|&b| b == b'.') {
+        if !plain_label(label) {
+            return None;
+        }
+        count += 1;
+        last = label;
+    }
+    if last.first().is_some_and(u8::is_ascii_digit) {
+        // Decimal 0..=255 without leading zeros: what the parser prints for the same number.
+        let canonical_octet =
+            |octet: &str| (octet == "0" || !octet.starts_with('0')) && octet.parse::<u8>().is_ok();
+        let canonical_quad = host == labels && count == 4 && labels.split('.').all(canonical_octet);
+        if !canonical_quad {
+            return None;
+        }
+    }
+    Some((scheme, host))
 }
 
 fn normalise(host: &str) -> String {
@@ -224,6 +292,54 @@ mod tests {
                 Err(RefusedAddress::ForeignHost),
                 "{address}"
             );
+        }
+    }
+
+    /// The plain reading gives the URL parser's scheme and host wherever it applies, and leaves
+    /// every other shape to the parser.
+    #[test]
+    fn the_plain_reading_agrees_with_the_url_parser() {
+        let plain = [
+            "wss://g19-prod-am3-003-sb.servicebus.windows.net/$hc/h?sb-hc-action=request&sb-hc-id=1",
+            "ws://127.0.0.1:9001/$hc/h?sb-hc-action=request",
+            "wss://relay.corp.example:8443",
+            "wss://relay.corp.example.:443/x",
+            "ws://localhost?x",
+            "ws://a-b.c#frag",
+            "wss://10.0.0.7:3300/$hc/h",
+            "ws://255.255.255.255/",
+            "wss://evil.example\\@relay.corp.example/",
+        ];
+        for address in plain {
+            let url = Url::parse(address).unwrap();
+            assert_eq!(
+                plain_scheme_and_host(address),
+                Some((url.scheme(), url.host_str().unwrap())),
+                "{address}"
+            );
+        }
+        let to_the_parser = [
+            "wss://G1.servicebus.windows.net/",
+            "wss://user@relay.corp.example/",
+            "wss://[::1]:9000/",
+            "wss://127.1/",
+            "wss://0x7f.0.0.1/",
+            "wss://127.000.0.1/",
+            "wss://host.123/",
+            "wss://xn--nxasmq6b.example/",
+            "wss://a..b/",
+            "wss://relay.corp.example:/",
+            "wss://relay.corp.example:99999/",
+            "wss://relay.corp.example:8x/",
+            "wss:///relay.corp.example/",
+            "wss://ev%69l.example/",
+            " wss://relay.corp.example/",
+            "WSS://relay.corp.example/",
+            "wss://",
+            "http://relay.corp.example/",
+        ];
+        for address in to_the_parser {
+            assert_eq!(plain_scheme_and_host(address), None, "{address}");
         }
     }
 

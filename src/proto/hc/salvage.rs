@@ -4,7 +4,8 @@
 //! member optional (`ListenerCommand.cs`), so a service message the typed parser refuses is
 //! rare; when it happens the sender must get an answer instead of a timeout.
 //!
-//! Used only on the error path; it reads the text into a JSON tree once.
+//! Used only on the error path; it reads the text into a JSON tree once. A message too long to
+//! be read at all still names its command in its first bytes ([`command_at_start`]).
 
 use serde_json::{Map, Value};
 
@@ -44,6 +45,18 @@ pub(crate) fn salvage(text: &[u8]) -> Option<Salvaged> {
     })
 }
 
+/// The command the first bytes of a control message name (`{"accept"`, `{"request"`, JSON
+/// whitespace allowed), for a message over the size limit that is never parsed; `None` for
+/// anything else.
+pub(crate) fn command_at_start(start: &[u8]) -> Option<&'static str> {
+    let rest = start.trim_ascii_start().strip_prefix(b"{")?;
+    let name = rest.trim_ascii_start().strip_prefix(b"\"")?;
+    [ACCEPT, REQUEST].into_iter().find(|command| {
+        name.strip_prefix(command.as_bytes())
+            .is_some_and(|after| after.first() == Some(&b'"'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +92,16 @@ mod tests {
         ] {
             assert_eq!(salvage(text), None, "{}", String::from_utf8_lossy(text));
         }
+    }
+
+    #[test]
+    fn the_command_of_a_message_is_read_from_its_first_bytes() {
+        assert_eq!(command_at_start(br#"{"request":{"id":"r"#), Some(REQUEST));
+        assert_eq!(command_at_start(b" \n{ \"accept\" :{"), Some(ACCEPT));
+        assert_eq!(command_at_start(br#"{"requests":{"#), None);
+        assert_eq!(command_at_start(br#"{"response":{"#), None);
+        assert_eq!(command_at_start(br#"{"request"#), None);
+        assert_eq!(command_at_start(b"not json"), None);
+        assert_eq!(command_at_start(b""), None);
     }
 }

@@ -1,30 +1,13 @@
 //! The sans-I/O frame decoder (RFC 6455 §5, §7.1.7, architecture §2 "relay → target").
 //!
-//! The decoder parses in place from a caller-owned buffer and hands payloads back as slices of
-//! that buffer: nothing is copied and nothing is buffered inside the decoder. Masked payloads
-//! are unmasked in place. Data frames are delivered in chunks as their bytes arrive, so a
-//! 16 MiB frame never needs to fit in the buffer; the mask phase, the UTF-8 state of a text
-//! message and the message size are carried across chunks and fragments. Control frames
-//! (at most 125 bytes of payload) are delivered whole, also between the fragments of a message.
-//!
-//! Driving loop:
-//!
-//! ```text
-//! loop {
-//!     let (consumed, event) = decoder.decode(read_buf.data_mut())?;
-//!     // handle `event`; its payload is read_buf.data()[consumed - payload.len()..consumed]
-//!     read_buf.consume(consumed);
-//!     if event.is_none() { read more bytes into read_buf }
-//! }
-//! ```
-//!
-//! `Ok((consumed, None))` means the decoder needs more bytes than `buf[consumed..]` holds. A
-//! payload chunk of a data frame is returned as soon as one payload byte is there; a data
-//! frame header needs up to 14 bytes and a control frame up to [`MAX_CONTROL_FRAME_LEN`]
-//! (131) bytes at once, so a buffer of at least that size never stalls.
-//!
-//! After an error the connection must be failed (§7.1.7) with [`WsError::close_code`]; the
-//! decoder returns the same error from every later call.
+//! [`Decoder::decode`] parses in place from a caller-owned buffer and hands payloads back as
+//! slices of it: nothing is copied or buffered inside; masked payloads are unmasked in place.
+//! Data frames come in chunks as their bytes arrive (the mask phase, a text message's UTF-8
+//! state and the message size carry across chunks and fragments), so a frame never has to fit
+//! in the buffer; control frames come whole, also between fragments. `Ok((consumed, None))`
+//! asks for more bytes; a buffer of [`MAX_CONTROL_FRAME_LEN`] (131) bytes never stalls.
+//! After an error the connection must be failed (§7.1.7) with [`WsError::close_code`]; every
+//! later call returns the same error.
 
 use super::close::CloseFrame;
 use super::error::WsError;
@@ -134,7 +117,17 @@ impl Decoder {
     }
 
     /// Decodes at most one event from the start of `buf`; returns how many bytes of `buf` were
-    /// consumed and the event, or `None` when more bytes are needed. See the module docs.
+    /// consumed and the event, or `None` when more bytes are needed. A payload chunk is returned
+    /// as soon as one payload byte is there. The driving loop:
+    ///
+    /// ```text
+    /// loop {
+    ///     let (consumed, event) = decoder.decode(read_buf.data_mut())?;
+    ///     // handle `event`; its payload is read_buf.data()[consumed - payload.len()..consumed]
+    ///     read_buf.consume(consumed);
+    ///     if event.is_none() { read more bytes into read_buf }
+    /// }
+    /// ```
     pub fn decode<'a>(&mut self, buf: &'a mut [u8]) -> Result<(usize, Option<Event<'a>>), WsError> {
         if let Some(err) = self.failed {
             return Err(err);

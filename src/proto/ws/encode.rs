@@ -140,14 +140,20 @@ pub fn push_frame(
     };
     let mut bytes = [0u8; MAX_HEADER_LEN];
     let len = header.encode(&mut bytes)?;
-    dst.reserve(len + payload.len());
-    dst.extend_from_slice(&bytes[..len]);
+    append_frame(dst, &bytes[..len], payload, mask);
+    Ok(())
+}
+
+/// Appends an encoded frame `header` and its `payload` to `dst`, masking the payload with `mask`
+/// as it lands (the header must announce that mask and length).
+pub fn append_frame(dst: &mut Vec<u8>, header: &[u8], payload: &[u8], mask: Option<[u8; 4]>) {
+    dst.reserve(header.len() + payload.len());
+    dst.extend_from_slice(header);
     let start = dst.len();
     dst.extend_from_slice(payload);
     if let Some(key) = mask {
         apply_mask(&mut dst[start..], key, 0);
     }
-    Ok(())
 }
 
 /// Appends a close frame with `code` and `reason`, the reason cut to its longest prefix of at

@@ -278,6 +278,7 @@ impl FrameHeader {
     }
 
     /// The number of bytes [`FrameHeader::encode`] writes for this header.
+    #[cfg(test)]
     pub fn encoded_len(&self) -> usize {
         let length_bytes = if self.payload_len <= MAX_LEN_7 {
             0
@@ -324,6 +325,7 @@ impl FrameHeader {
 }
 
 /// Writes a frame header into `dst` (see [`FrameHeader::encode`]); returns its length.
+#[cfg(test)]
 pub fn encode_frame_header(
     dst: &mut [u8; MAX_HEADER_LEN],
     fin: bool,

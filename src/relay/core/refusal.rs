@@ -67,7 +67,8 @@ pub enum RefusalReason {
     ListenerClosedDuringBody,
     /// The listener closed its rendezvous without a `response`.
     NoResponse,
-    /// A control-channel `response` over Azure's 32 KiB JSON or 64 KiB body limit.
+    /// A `response` over Azure's limits: on the control channel 32 KiB of JSON or 64 KiB of
+    /// body, on a rendezvous a control message over 64 KiB.
     ResponseTooLarge,
     /// The listener's response headers carry CR/LF or an invalid name.
     BadResponseHeaders,
@@ -452,6 +453,17 @@ impl Refusal {
             502,
             "ListenerFailed",
             at.describe(text),
+        )
+    }
+
+    /// A `response` on a rendezvous over the 64 KiB control-message limit (the rendezvous is
+    /// closed with 1009).
+    pub fn response_over_message_limit() -> Self {
+        Self::new(
+            RefusalReason::ResponseTooLarge,
+            502,
+            "ListenerFailed",
+            "The listener's response exceeds the 64 KB message limit.",
         )
     }
 

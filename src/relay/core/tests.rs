@@ -79,6 +79,26 @@ fn admit(door: Door, path: &str, query: &str, h: &Headers) -> Result<Admitted, R
     })
 }
 
+/// Headers carrying `rule`'s token for `path` in `ServiceBusAuthorization`.
+fn bearing(rule: &str, path: &str) -> Headers {
+    headers(&[("ServiceBusAuthorization", &token(rule, path))])
+}
+
+/// The refusal `door` gives `path` with headers `h` (no query).
+fn refused(door: Door, path: &str, h: &Headers) -> Refusal {
+    admit(door, path, "", h).expect_err("refused")
+}
+
+/// A refusal's reason, status and code.
+fn assert_kind(r: &Refusal, reason: RefusalReason, status: u16, code: &str) {
+    assert_eq!(
+        (r.reason, r.status, r.code),
+        (reason, status, code),
+        "{}",
+        r.text
+    );
+}
+
 fn suffix(path: &str) -> String {
     format!(" TrackingId:T_G0, SystemTracker:sb://localhost/{path}, Timestamp:{NOW_UNIX}")
 }
@@ -116,25 +136,21 @@ fn a_request_target_with_a_dot_segment_or_fragment_is_400() {
 
 #[test]
 fn an_unknown_hybrid_connection_is_404_tracked_with_the_path_asked_for() {
-    let h = headers(&[("ServiceBusAuthorization", &token("root", "hyco"))]);
-    let r = admit(Door::Http, "/other/x", "", &h).expect_err("unknown");
-    let text = format!("Endpoint does not exist.{}", suffix("other/x"));
-    assert_refusal(
-        &r,
-        RefusalReason::EndpointNotFound,
-        404,
-        "EndpointNotFound",
-        &text,
-    );
-    let r = admit(Door::Connect, "/$hc/other", "", &h).expect_err("unknown");
-    let text = format!("Endpoint does not exist.{}", suffix("other"));
-    assert_refusal(
-        &r,
-        RefusalReason::EndpointNotFound,
-        404,
-        "EndpointNotFound",
-        &text,
-    );
+    let h = bearing("root", "hyco");
+    for (door, path, tracked) in [
+        (Door::Http, "/other/x", "other/x"),
+        (Door::Connect, "/$hc/other", "other"),
+    ] {
+        let text = format!("Endpoint does not exist.{}", suffix(tracked));
+        let r = refused(door, path, &h);
+        assert_refusal(
+            &r,
+            RefusalReason::EndpointNotFound,
+            404,
+            "EndpointNotFound",
+            &text,
+        );
+    }
     // A WebSocket door needs the `/$hc/` prefix; an HTTP path with it names no entity.
     assert!(admission().resolve(Door::Listen, "/hyco").is_none());
     assert!(admission().resolve(Door::Http, "/$hc/hyco").is_none());
@@ -151,37 +167,75 @@ fn the_longest_configured_path_wins_case_insensitively_with_its_configured_spell
 
 #[test]
 fn a_missing_token_is_401_token_missing_or_invalid() {
-    let r = admit(Door::Connect, "/$hc/hyco", "", &Headers::new()).expect_err("no token");
-    assert_eq!(
-        (r.reason, r.status, r.code),
-        (RefusalReason::TokenInvalid, 401, "TokenMissingOrInvalid")
+    let r = refused(Door::Connect, "/$hc/hyco", &Headers::new());
+    assert_kind(
+        &r,
+        RefusalReason::TokenInvalid,
+        401,
+        "TokenMissingOrInvalid",
     );
+    assert_eq!(r.detail, Some("missing_token"));
     assert!(r.text.ends_with(&suffix("hyco")), "{}", r.text);
 }
 
 #[test]
 fn a_token_for_another_audience_is_401() {
-    let h = headers(&[("ServiceBusAuthorization", &token("root", "other"))]);
-    let r = admit(Door::Http, "/hyco", "", &h).expect_err("wrong audience");
-    assert_eq!((r.reason, r.status), (RefusalReason::TokenInvalid, 401));
+    let r = refused(Door::Http, "/hyco", &bearing("root", "other"));
+    assert_kind(
+        &r,
+        RefusalReason::TokenInvalid,
+        401,
+        "TokenMissingOrInvalid",
+    );
+    assert_eq!(r.detail, Some("wrong_audience_path"));
+}
+
+#[test]
+fn an_expired_a_wrongly_signed_or_an_unknown_rules_token_is_401_with_its_detail() {
+    let signed = |rule: &str, key: &str, expiry: u64| {
+        let token = sign_token(
+            "http://localhost/hyco",
+            rule,
+            &Secret::new(key.to_owned()),
+            expiry,
+        );
+        headers(&[("ServiceBusAuthorization", token.expose())])
+    };
+    let other_key = "b3RoZXIga2V5IG9mIHRoaXJ0eS10d28gYnl0ZXMhIQ==";
+    for (h, detail) in [
+        (signed("root", KEY, NOW_UNIX - 1), "expired"),
+        (
+            signed("root", other_key, NOW_UNIX + 3600),
+            "invalid_signature",
+        ),
+        (signed("nobody", KEY, NOW_UNIX + 3600), "unknown_key_name"),
+    ] {
+        let r = refused(Door::Listen, "/$hc/hyco", &h);
+        assert_kind(
+            &r,
+            RefusalReason::TokenInvalid,
+            401,
+            "TokenMissingOrInvalid",
+        );
+        assert_eq!(r.detail, Some(detail), "{}", r.text);
+        assert!(r.text.ends_with(&suffix("hyco")), "{}", r.text);
+    }
 }
 
 #[test]
 fn a_rule_without_the_right_is_403_forbidden() {
-    let h = headers(&[("ServiceBusAuthorization", &token("sendonly", "hyco"))]);
-    let r = admit(Door::Listen, "/$hc/hyco", "", &h).expect_err("no listen right");
-    assert_eq!(
-        (r.reason, r.status, r.code),
-        (RefusalReason::Forbidden, 403, "Forbidden")
-    );
+    let h = bearing("sendonly", "hyco");
+    let r = refused(Door::Listen, "/$hc/hyco", &h);
+    assert_kind(&r, RefusalReason::Forbidden, 403, "Forbidden");
+    assert_eq!(r.detail, Some("missing_right"));
     assert!(r.text.ends_with(&suffix("hyco")), "{}", r.text);
     admit(Door::Connect, "/$hc/hyco", "", &h).expect("send is granted");
 }
 
 #[test]
 fn listening_below_a_hybrid_connection_is_404_after_the_token_check() {
-    let h = headers(&[("ServiceBusAuthorization", &token("root", "hyco"))]);
-    let r = admit(Door::Listen, "/$hc/hyco/below", "", &h).expect_err("below");
+    let h = bearing("root", "hyco");
+    let r = refused(Door::Listen, "/$hc/hyco/below", &h);
     let text = format!("Endpoint does not exist.{}", suffix("hyco"));
     assert_refusal(
         &r,
@@ -473,6 +527,13 @@ fn bad_answers_from_the_listener_are_502_listener_failed() {
         502,
         "ListenerFailed",
         &format!("{text}{}", suffix("hyco")),
+    );
+    assert_refusal(
+        &Refusal::response_over_message_limit(),
+        RefusalReason::ResponseTooLarge,
+        502,
+        "ListenerFailed",
+        "The listener's response exceeds the 64 KB message limit.",
     );
     assert_refusal(
         &Refusal::bad_response_headers(),

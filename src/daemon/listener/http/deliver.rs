@@ -123,7 +123,7 @@ async fn stream_all<R: AsyncReadRent>(
     reply: &mut Reply<'_>,
 ) -> Delivery {
     let status = response.status_code;
-    let writer = match reply.open_stream(hc, response).await {
+    let writer = match reply.open_stream(response).await {
         Ok(writer) => writer,
         Err(e) => return Delivery::NotSent(DeliveryFailure::Reply(e)),
     };
@@ -156,7 +156,7 @@ async fn gather<R: AsyncReadRent>(
             monoio::select! {
                 piece = &mut next => (piece, false),
                 _ = monoio::time::sleep_until(window_end) => {
-                    if let Err(failure) = Box::pin(upgrade(hc, &response, &gathered, reply)).await {
+                    if let Err(failure) = Box::pin(upgrade(&response, &gathered, reply)).await {
                         return failure;
                     }
                     (next.await, true)
@@ -190,7 +190,7 @@ async fn gather<R: AsyncReadRent>(
                 gathered.extend_from_slice(reader.bytes(range));
             }
             Ok(Some(range)) => {
-                if let Err(failure) = Box::pin(upgrade(hc, &response, &gathered, reply)).await {
+                if let Err(failure) = Box::pin(upgrade(&response, &gathered, reply)).await {
                     return failure;
                 }
                 let Some(writer) = upgraded_writer(reply) else {
@@ -213,13 +213,12 @@ async fn gather<R: AsyncReadRent>(
 /// Opens the rendezvous for a response that will not fit the control channel and sends what
 /// was gathered so far as its first body frame.
 async fn upgrade(
-    hc: &HcContext,
     response: &Response,
     gathered: &[u8],
     reply: &mut Reply<'_>,
 ) -> Result<(), Delivery> {
     let writer = reply
-        .open_stream(hc, response)
+        .open_stream(response)
         .await
         .map_err(|e| Delivery::NotSent(DeliveryFailure::Reply(e)))?;
     writer

@@ -78,7 +78,7 @@ pub(crate) fn prepare(
         &mut head,
         method,
         &path,
-        &host_header(target),
+        host_header(target),
         &headers,
         framing,
     )

@@ -1,7 +1,9 @@
 //! Where the answer to one request goes (protocol §6.1, §6.5): a request that came on the control
 //! channel is answered there when the whole response fits, or through its `address` when the
-//! daemon upgrades to stream it (listener-side upgrade); a request that came on a rendezvous is
-//! answered on that rendezvous. Never on both paths.
+//! daemon upgrades to stream it (listener-side upgrade), and through its `address` as well once
+//! the control channel is detaching (architecture §3 "Detaching"); a request that came on a
+//! rendezvous is answered on that rendezvous. Never on both paths. The daemon's own refusals of
+//! a control-channel request ([`refuse`]) follow the same rule.
 
 use std::fmt;
 use std::io;
@@ -9,10 +11,14 @@ use std::time::Instant;
 
 use super::frames::push_answer;
 use super::rendezvous::{self, RendezvousReader, RendezvousWriter};
-use crate::daemon::listener::context::{ControlWriter, HcContext};
+use crate::daemon::listener::context::{ControlWriter, Hc, HcContext};
+use crate::daemon::tracker::Tracker;
 use crate::io::ws_client::ConnectError;
+use crate::logging::Escaped;
 use crate::proto::hc::channel::ChannelError;
+use crate::proto::hc::control_message::REQUEST;
 use crate::proto::hc::messages::Response;
+use crate::proto::ws::CloseCode;
 
 /// Why an answer could not be sent.
 #[derive(Debug)]
@@ -46,6 +52,7 @@ impl std::error::Error for ReplyError {}
 /// A request that came on the control channel: its answer goes there or, upgraded, through
 /// the request's `address`.
 pub(crate) struct ControlReply<'a> {
+    hc: &'a HcContext,
     control: &'a ControlWriter,
     address: Option<&'a str>,
     /// When the request arrived (rendezvous set-up time is measured from it).
@@ -57,16 +64,28 @@ pub(crate) struct ControlReply<'a> {
 impl<'a> ControlReply<'a> {
     /// The reply to a request received at `since` with the rendezvous `address`.
     pub(crate) fn new(
+        hc: &'a HcContext,
         control: &'a ControlWriter,
         address: Option<&'a str>,
         since: Instant,
     ) -> Self {
         Self {
+            hc,
             control,
             address,
             since,
             upgraded: None,
         }
+    }
+
+    /// Opens the request's rendezvous for the answer.
+    async fn open(&mut self) -> Result<&mut RendezvousWriter, ReplyError> {
+        let address = self.address.ok_or(ReplyError::NoAddress)?;
+        let (reader, writer) = rendezvous::open(self.hc, address, self.since)
+            .await
+            .map_err(ReplyError::Rendezvous)?;
+        let pair = self.upgraded.insert(Box::new((reader, writer)));
+        Ok(&mut pair.1)
     }
 
     /// The writer of the rendezvous opened by an upgrade.
@@ -90,19 +109,28 @@ pub(crate) enum Reply<'a> {
 }
 
 impl Reply<'_> {
-    /// Whether a whole answer may still go on the control channel.
+    /// Whether a whole answer may still go on the control channel: not once it is detaching.
     pub(crate) fn control_allowed(&self) -> bool {
-        matches!(self, Self::Control(c) if c.upgraded.is_none())
+        matches!(self, Self::Control(c) if c.upgraded.is_none() && c.control.is_open())
     }
 
     /// Sends a whole answer: on the control channel as one unit (the `response` and its body
-    /// can never be split, protocol §4.2), or on the rendezvous.
+    /// can never be split, protocol §4.2), or on the rendezvous. A request that came on a
+    /// control channel which is detaching meanwhile is answered through its `address`.
     pub(crate) async fn answer(
         &mut self,
         response: &Response,
         body: &[u8],
     ) -> Result<(), ReplyError> {
         match self {
+            Self::Control(c) if !c.control.is_open() => {
+                // Boxed: rare (a drain or reload), and inline it would enlarge every
+                // control-channel request's future.
+                let writer = Box::pin(c.open()).await?;
+                Box::pin(writer.send_answer(response, body))
+                    .await
+                    .map_err(ReplyError::Write)
+            }
             Self::Control(c) => {
                 let capacity = body.len() + 512;
                 let sent = c
@@ -126,21 +154,16 @@ impl Reply<'_> {
     /// for its body frames.
     pub(crate) async fn open_stream(
         &mut self,
-        hc: &HcContext,
         response: &Response,
     ) -> Result<&mut RendezvousWriter, ReplyError> {
         match self {
             Self::Control(c) => {
-                let address = c.address.ok_or(ReplyError::NoAddress)?;
-                let (reader, mut writer) = rendezvous::open(hc, address, c.since)
-                    .await
-                    .map_err(ReplyError::Rendezvous)?;
+                let writer = c.open().await?;
                 writer
                     .send_head(response)
                     .await
                     .map_err(ReplyError::Write)?;
-                let pair = c.upgraded.insert(Box::new((reader, writer)));
-                Ok(&mut pair.1)
+                Ok(writer)
             }
             Self::Rendezvous(w) => {
                 w.send_head(response).await.map_err(ReplyError::Write)?;
@@ -148,4 +171,40 @@ impl Reply<'_> {
             }
         }
     }
+}
+
+/// Sends the daemon's own bodiless answer (`response`, a refusal) to a request that came on the
+/// control channel and is not served: on the control channel while it is open; once it is
+/// detaching, through the request's `address` like every other answer, in a task `work` tracks
+/// (a drain waits for it), the rendezvous closed with 1000 after it. False when it can go
+/// nowhere (the channel is gone and the request has no `address` the policy allows).
+pub(in crate::daemon) fn refuse(
+    hc: &Hc,
+    control: &ControlWriter,
+    address: Option<&str>,
+    response: &Response,
+    work: &Tracker,
+) -> bool {
+    if control.is_open() {
+        return control.send_text(response.to_json().as_bytes());
+    }
+    let Some(address) = address.filter(|address| hc.rendezvous_allowed(REQUEST, address)) else {
+        return false;
+    };
+    let (hc, address, response) = (hc.clone(), address.to_owned(), response.clone());
+    monoio::spawn(work.track(async move {
+        let sent = match rendezvous::open(&hc, &address, Instant::now()).await {
+            Ok((_reader, mut writer)) => match writer.send_answer(&response, &[]).await {
+                Ok(()) => writer.close(CloseCode::NORMAL, "").await,
+                Err(e) => Err(e),
+            }
+            .map_err(ReplyError::Write),
+            Err(e) => Err(ReplyError::Rendezvous(e)),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(hybrid_connection = %hc.name, status = response.status_code,
+                error = %Escaped(&e), "refusal not delivered through the request's rendezvous");
+        }
+    }));
+    true
 }

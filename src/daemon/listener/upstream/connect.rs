@@ -68,14 +68,9 @@ fn connect_host(target: &HttpTarget) -> String {
 }
 
 /// The `Host` header for the target: its host and, when the URL names one, its port
-/// (RFC 9110 §7.2).
-pub fn host_header(target: &HttpTarget) -> String {
-    let url = target.url();
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
+/// (RFC 9110 §7.2); made once per target, not per request.
+pub fn host_header(target: &HttpTarget) -> &str {
+    target.host_header()
 }
 
 /// Opens a new connection to `target` within `timeout`: the host resolved by `resolver` (off

@@ -2,7 +2,8 @@
 //!
 //! - text messages are control messages: collected across their fragments (control frames may
 //!   come between them) up to [`MAX_CONTROL_MESSAGE_LEN`] bytes; one byte more fails the
-//!   channel ([`ChannelError::MessageTooLarge`], close 1009) before it is collected. A message
+//!   channel ([`ChannelError::MessageTooLarge`], close 1009) before it is collected; the command
+//!   its first bytes name is kept for counting ([`Inbound::oversized_command`]). A message
 //!   that arrives in one piece is handed out where it lies, without a copy;
 //! - binary messages are bodies: every chunk is passed through as it arrives, never collected;
 //! - a ping is answered: its pong is appended to the caller's reply buffer (nothing once this
@@ -14,6 +15,7 @@
 use super::error::ChannelError;
 use super::outbound::Outbound;
 use crate::proto::hc::messages::MAX_CONTROL_MESSAGE_LEN;
+use crate::proto::hc::salvage::command_at_start;
 use crate::proto::ws::{CloseFrame, DataKind, Event};
 
 /// What one decoded frame (or chunk of one) meant on the channel.
@@ -41,12 +43,21 @@ pub struct Inbound {
     text: Vec<u8>,
     delivered: bool,
     failed: Option<ChannelError>,
+    /// The command named by the start of the message that was too large.
+    oversized_command: Option<&'static str>,
 }
 
 impl Inbound {
     /// A channel's receiving side, between messages.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The command (`accept`, `request`) named by the first bytes of the message that failed
+    /// the channel with [`ChannelError::MessageTooLarge`]; `None` before such a failure or when
+    /// those bytes name neither.
+    pub fn oversized_command(&self) -> Option<&'static str> {
+        self.oversized_command
     }
 
     /// Takes one decoder event. A ping's pong goes to `reply` (built by `outbound`, which also
@@ -103,6 +114,12 @@ impl Inbound {
                 len,
                 max: MAX_CONTROL_MESSAGE_LEN,
             };
+            let start = if self.text.is_empty() {
+                chunk
+            } else {
+                &self.text
+            };
+            self.oversized_command = command_at_start(start);
             self.text = Vec::new();
             self.failed = Some(err);
             return Err(err);

@@ -7,8 +7,7 @@ use std::ops::Range;
 
 use super::error::ChannelError;
 use crate::proto::ws::close::CloseFrame;
-use crate::proto::ws::encode::{fit_close_reason, len_u64};
-use crate::proto::ws::mask::apply_mask;
+use crate::proto::ws::encode::{append_frame, fit_close_reason, len_u64};
 use crate::proto::ws::{CloseCode, DataKind, Encoder, Role, MAX_HEADER_LEN};
 
 /// Where a client draws the masking key of each frame it sends.
@@ -103,13 +102,7 @@ impl Outbound {
         let len = self
             .encoder
             .data_header(&mut header, kind, fin, len_u64(payload.len()), mask)?;
-        dst.reserve(len + payload.len());
-        dst.extend_from_slice(&header[..len]);
-        let start = dst.len();
-        dst.extend_from_slice(payload);
-        if let Some(key) = mask {
-            apply_mask(&mut dst[start..], key, 0);
-        }
+        append_frame(dst, &header[..len], payload, mask);
         Ok(())
     }
 

@@ -354,3 +354,52 @@ fn a_frame_built_in_place_is_the_same_as_one_appended() {
         .expect("appended");
     assert_eq!(&buf[frame], &appended[..]);
 }
+
+/// The command an [`Inbound`] read from the start of the message that failed it.
+fn oversized_command_of(frames: &[(bool, OpCode, &[u8])]) -> Option<&'static str> {
+    let mut wire = Vec::new();
+    for (fin, opcode, payload) in frames {
+        push_frame(&mut wire, *fin, *opcode, payload, None).expect("frame");
+    }
+    let limits = Limits {
+        max_message_size: u64::MAX,
+        ..Limits::default()
+    };
+    let mut decoder = Decoder::new(Role::Client, limits);
+    let mut inbound = Inbound::new();
+    let mut outbound = Outbound::client(key);
+    let mut at = 0;
+    while at < wire.len() {
+        let (used, event) = decoder.decode(&mut wire[at..]).expect("valid frames");
+        at += used;
+        let received =
+            inbound.receive(event.expect("whole frames"), &mut outbound, &mut Vec::new());
+        if let Err(e) = received {
+            assert!(matches!(e, ChannelError::MessageTooLarge { .. }), "{e}");
+            return inbound.oversized_command();
+        }
+    }
+    panic!("the message was not too large");
+}
+
+#[test]
+fn an_oversized_message_keeps_the_command_its_first_bytes_name() {
+    let mut request = br#"{"request":{"id":"r","requestHeaders":{"X":""#.to_vec();
+    request.resize(MAX_CONTROL_MESSAGE_LEN + 1, b'x');
+    assert_eq!(
+        oversized_command_of(&[(true, OpCode::Text, &request)]),
+        Some("request")
+    );
+    let mut accept = br#" {"accept":{"address":""#.to_vec();
+    accept.resize(MAX_CONTROL_MESSAGE_LEN, b'x');
+    assert_eq!(
+        oversized_command_of(&[
+            (false, OpCode::Text, &accept),
+            (true, OpCode::Continuation, b"x"),
+        ]),
+        Some("accept")
+    );
+    let other = vec![b'a'; MAX_CONTROL_MESSAGE_LEN + 1];
+    assert_eq!(oversized_command_of(&[(true, OpCode::Text, &other)]), None);
+    assert_eq!(Inbound::new().oversized_command(), None);
+}

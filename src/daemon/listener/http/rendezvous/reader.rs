@@ -40,12 +40,12 @@ pub(crate) enum RendezvousError {
     Read(ReadError),
     /// Nothing arrived for this long.
     Idle { after: Duration },
-    /// A text message is not a valid control message.
-    Message(MessageError),
+    /// A text message is not a valid control message; `text` is kept to answer or count it.
+    Unreadable { error: MessageError, text: Vec<u8> },
     /// A channel rule was broken (a text message over 64 KiB).
     Channel(ChannelError),
-    /// A control message other than `request` arrived.
-    NotARequest { command: String },
+    /// A control message other than `request` arrived; `text` is kept to count it.
+    NotARequest { command: String, text: Vec<u8> },
     /// A binary message arrived where a `request` was expected.
     UnexpectedBinary,
     /// A text message arrived inside a request body.
@@ -59,9 +59,9 @@ impl fmt::Display for RendezvousError {
         match self {
             Self::Read(e) => write!(f, "rendezvous read failed: {e}"),
             Self::Idle { after } => write!(f, "rendezvous idle for {after:?}"),
-            Self::Message(e) => write!(f, "rendezvous message invalid: {e}"),
+            Self::Unreadable { error, .. } => write!(f, "rendezvous message invalid: {error}"),
             Self::Channel(e) => write!(f, "rendezvous failed: {e}"),
-            Self::NotARequest { command } => {
+            Self::NotARequest { command, .. } => {
                 write!(
                     f,
                     "rendezvous carried a {command:?} message instead of a request"
@@ -79,6 +79,16 @@ impl fmt::Display for RendezvousError {
 }
 
 impl std::error::Error for RendezvousError {}
+
+impl RendezvousError {
+    /// The text message that was not a usable `request`, for answering and counting it.
+    pub(crate) fn unusable_text(&self) -> Option<&[u8]> {
+        match self {
+            Self::Unreadable { text, .. } | Self::NotARequest { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+}
 
 /// Why streaming a request body to the target stopped.
 #[derive(Debug)]
@@ -183,10 +193,15 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
             );
             match received.map_err(RendezvousError::Channel)? {
                 Received::Message(text) => {
-                    return match parse_control_message(text).map_err(RendezvousError::Message)? {
-                        ControlMessage::Request(request) => Ok(Incoming::Request(request)),
-                        other => Err(RendezvousError::NotARequest {
+                    return match parse_control_message(text) {
+                        Ok(ControlMessage::Request(request)) => Ok(Incoming::Request(request)),
+                        Ok(other) => Err(RendezvousError::NotARequest {
                             command: other.command().to_owned(),
+                            text: text.to_vec(),
+                        }),
+                        Err(error) => Err(RendezvousError::Unreadable {
+                            error,
+                            text: text.to_vec(),
                         }),
                     };
                 }
@@ -196,6 +211,12 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
                 Received::Close(_) => return Ok(Incoming::Closed),
             }
         }
+    }
+
+    /// The command named by the first bytes of a message that failed the rendezvous for being
+    /// over 64 KiB ([`Inbound::oversized_command`]).
+    pub(crate) fn oversized_command(&self) -> Option<&'static str> {
+        self.inbound.oversized_command()
     }
 
     /// Reads the body message that follows a `request` with `"body": true` into memory until
@@ -421,7 +442,8 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(
-                matches!(&err, RendezvousError::NotARequest { command } if command == "accept"),
+                matches!(&err, RendezvousError::NotARequest { command, text }
+                    if command == "accept" && err.unusable_text() == Some(text.as_slice())),
                 "{err}"
             );
 
@@ -431,7 +453,8 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(
-                matches!(err, RendezvousError::Message(MessageError::NotJson { .. })),
+                matches!(&err, RendezvousError::Unreadable { error: MessageError::NotJson { .. }, text }
+                    if text == b"{not json"),
                 "{err}"
             );
 
