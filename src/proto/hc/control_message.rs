@@ -105,8 +105,18 @@ pub fn parse_control_message(text: &[u8]) -> Result<ControlMessage, MessageError
             max: MAX_CONTROL_MESSAGE_LEN,
         });
     }
+    // Text that is UTF-8 as a whole (every valid message) is checked once here instead of
+    // string by string; serde_json reads both kinds of input alike, errors included.
+    match std::str::from_utf8(text) {
+        Ok(text) => parse_from(serde_json::Deserializer::from_str(text)),
+        Err(_) => parse_from(serde_json::Deserializer::from_slice(text)),
+    }
+}
+
+fn parse_from<'de, R: serde_json::de::Read<'de>>(
+    mut deserializer: serde_json::Deserializer<R>,
+) -> Result<ControlMessage, MessageError> {
     let mut problem = None;
-    let mut deserializer = serde_json::Deserializer::from_slice(text);
     let parsed = EnvelopeSeed {
         problem: &mut problem,
     }
@@ -176,15 +186,15 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<ControlMessage, A::Error> {
-        let Some(command) = map.next_key::<String>()? else {
+        let Some(command) = map.next_key::<Command>()? else {
             return Err(self.fail(MessageError::NoCommand));
         };
-        let message = match command.as_str() {
-            ACCEPT => ControlMessage::Accept(self.body(&mut map, ACCEPT)?),
-            REQUEST => ControlMessage::Request(self.body(&mut map, REQUEST)?),
-            RESPONSE => ControlMessage::Response(self.body(&mut map, RESPONSE)?),
-            RENEW_TOKEN => ControlMessage::RenewToken(self.body(&mut map, RENEW_TOKEN)?),
-            _ => {
+        let message = match command {
+            Command::Accept => ControlMessage::Accept(self.body(&mut map, ACCEPT)?),
+            Command::Request => ControlMessage::Request(self.body(&mut map, REQUEST)?),
+            Command::Response => ControlMessage::Response(self.body(&mut map, RESPONSE)?),
+            Command::RenewToken => ControlMessage::RenewToken(self.body(&mut map, RENEW_TOKEN)?),
+            Command::Unknown(command) => {
                 map.next_value::<IgnoredAny>()?;
                 ControlMessage::Unknown(command)
             }
@@ -197,6 +207,41 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_> {
             return Err(self.fail(MessageError::MultipleCommands { first, second }));
         }
         Ok(message)
+    }
+}
+
+/// The top-level key: one of the four known commands (read without allocating), or another.
+enum Command {
+    Accept,
+    Request,
+    Response,
+    RenewToken,
+    Unknown(String),
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(CommandVisitor)
+    }
+}
+
+struct CommandVisitor;
+
+impl Visitor<'_> for CommandVisitor {
+    type Value = Command;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a command name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Command, E> {
+        Ok(match name {
+            ACCEPT => Command::Accept,
+            REQUEST => Command::Request,
+            RESPONSE => Command::Response,
+            RENEW_TOKEN => Command::RenewToken,
+            _ => Command::Unknown(name.to_owned()),
+        })
     }
 }
 
