@@ -130,19 +130,21 @@ impl RendezvousPolicy {
             "ws" => return Err(RefusedAddress::InsecureScheme),
             _ => return Err(RefusedAddress::NotAUrl),
         }
-        let host = normalise(host);
+        // The host as `normalise` would make it, compared without making it: the policy's
+        // names are lower case already.
+        let host = host.trim_end_matches('.');
         if host.is_empty() {
             return Err(RefusedAddress::NotAUrl);
         }
-        let own = !self.relay_host.is_empty() && host == self.relay_host;
+        let own = !self.relay_host.is_empty() && host.eq_ignore_ascii_case(&self.relay_host);
         let same_azure = self
             .azure_suffix
-            .is_some_and(|suffix| host.len() > suffix.len() && host.ends_with(suffix));
+            .is_some_and(|suffix| host.len() > suffix.len() && ends_with_ignore_case(host, suffix));
         let listed = self.allowed.iter().any(|entry| {
             if entry.starts_with('.') {
-                host.len() > entry.len() && host.ends_with(entry.as_str())
+                host.len() > entry.len() && ends_with_ignore_case(host, entry)
             } else {
-                host == *entry
+                host.eq_ignore_ascii_case(entry)
             }
         });
         if own || same_azure || listed {
@@ -164,7 +166,10 @@ fn plain_scheme_and_host(address: &str) -> Option<(&'static str, &str)> {
     } else {
         ("ws", address.strip_prefix("ws://")?)
     };
-    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
+        .unwrap_or(rest.len());
     let authority = &rest[..end];
     let (host, port) = match authority.split_once(':') {
         Some((host, port)) => (host, Some(port)),
@@ -204,6 +209,12 @@ fn plain_scheme_and_host(address: &str) -> Option<(&'static str, &str)> {
         }
     }
     Some((scheme, host))
+}
+
+/// Whether `text` ends with `suffix` (lower case), ASCII case-insensitively.
+fn ends_with_ignore_case(text: &str, suffix: &str) -> bool {
+    text.len() >= suffix.len()
+        && text.as_bytes()[text.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
 fn normalise(host: &str) -> String {
