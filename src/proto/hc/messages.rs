@@ -14,6 +14,7 @@ use serde::de::{self, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::json_headers::JsonHeaders;
+use super::lenient_endpoint::lenient_endpoint;
 use crate::secret::Secret;
 
 /// Control-channel messages are limited to 64 KiB: the .NET listener assembles each one in a fixed
@@ -66,7 +67,7 @@ pub struct Accept {
     /// The sender's address, when the service supplies it; one of another shape reads as absent.
     #[serde(
         default,
-        deserialize_with = "lenient",
+        deserialize_with = "lenient_endpoint",
         skip_serializing_if = "Option::is_none"
     )]
     pub remote_endpoint: Option<RemoteEndpoint>,
@@ -100,7 +101,7 @@ pub struct Request {
     /// The sender's address, when the service supplies it; one of another shape reads as absent.
     #[serde(
         default,
-        deserialize_with = "lenient",
+        deserialize_with = "lenient_endpoint",
         skip_serializing_if = "Option::is_none"
     )]
     pub remote_endpoint: Option<RemoteEndpoint>,
@@ -153,7 +154,7 @@ pub struct Response {
 impl Response {
     /// The exact wire text `{"response":{…}}`, absent members omitted.
     pub fn to_json(&self) -> String {
-        encode(&Outgoing::Response(self))
+        super::response_json::encode(self)
     }
 }
 
@@ -205,8 +206,6 @@ enum Outgoing<'a> {
     Accept(&'a Accept),
     #[serde(rename = "request")]
     Request(&'a Request),
-    #[serde(rename = "response")]
-    Response(&'a Response),
     #[serde(rename = "renewToken")]
     RenewToken(RenewTokenWire<'a>),
 }
@@ -228,15 +227,6 @@ fn null_as_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(
     deserializer: D,
 ) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-/// Reads an informational member that the daemon can do without: a value of the wrong shape
-/// reads as absent instead of failing the whole message.
-fn lenient<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
-    deserializer: D,
-) -> Result<Option<T>, D::Error> {
-    let value = serde_json::Value::deserialize(deserializer)?;
-    Ok(serde_json::from_value(value).ok())
 }
 
 fn is_zero(port: &u16) -> bool {

@@ -1,0 +1,140 @@
+//! Writing a `response` (protocol §4.5) straight to its wire text, without serde's map machinery:
+//! the listener sends one per relayed request.
+//!
+//! The output is byte for byte what serde_json writes for the same [`Response`] (members in
+//! declaration order, absent optional members omitted, strings escaped as serde_json escapes
+//! them): a string that needs no escape is copied as it is, any other is escaped by serde_json.
+
+use super::json_headers::JsonHeaders;
+use super::messages::Response;
+
+/// The exact wire text `{"response":{…}}` of `response`.
+pub(crate) fn encode(response: &Response) -> String {
+    let strings = response.request_id.len()
+        + response.status_description.as_ref().map_or(0, String::len)
+        + response.response_headers.as_ref().map_or(0, |headers| {
+            headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len() + 6)
+                .sum()
+        });
+    let mut out = String::with_capacity(strings + 128);
+    out.push_str(r#"{"response":{"requestId":"#);
+    push_string(&mut out, &response.request_id);
+    out.push_str(r#","statusCode":"#);
+    push_u16(&mut out, response.status_code);
+    if let Some(description) = &response.status_description {
+        out.push_str(r#","statusDescription":"#);
+        push_string(&mut out, description);
+    }
+    if let Some(headers) = &response.response_headers {
+        out.push_str(r#","responseHeaders":"#);
+        push_headers(&mut out, headers);
+    }
+    out.push_str(if response.body {
+        r#","body":true}}"#
+    } else {
+        r#","body":false}}"#
+    });
+    out
+}
+
+fn push_headers(out: &mut String, headers: &JsonHeaders) {
+    out.push('{');
+    for (index, (name, value)) in headers.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        push_string(out, name);
+        out.push(':');
+        push_string(out, value);
+    }
+    out.push('}');
+}
+
+/// `value` as a JSON string: quoted as it is when no character needs an escape (`"`, `\` or a
+/// control character below U+0020), otherwise escaped by serde_json.
+fn push_string(out: &mut String, value: &str) {
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
+    // Invariant: serialising a `str` with serde_json cannot fail.
+    let escaped = serde_json::to_string(value).expect("a string always serialises");
+    out.push_str(&escaped);
+}
+
+fn push_u16(out: &mut String, value: u16) {
+    let mut digits = [0u8; 5];
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What serde_json writes for the same response (the encoding before this writer).
+    fn serde_text(response: &Response) -> String {
+        #[derive(serde::Serialize)]
+        enum Outgoing<'a> {
+            #[serde(rename = "response")]
+            Response(&'a Response),
+        }
+        serde_json::to_string(&Outgoing::Response(response)).unwrap()
+    }
+
+    #[test]
+    fn matches_serde_json_byte_for_byte() {
+        let strings = [
+            "",
+            "OK",
+            "a\"b\\c",
+            "tab\there\nnew\r\u{0}\u{1f}\u{7f}",
+            "ünïcödé ✓ 😀",
+            "</script>",
+            "\u{8}\u{c}",
+        ];
+        for (index, text) in strings.iter().enumerate() {
+            let headers: JsonHeaders = [("Content-Type", *text), (*text, "v"), ("X-Empty", "")]
+                .into_iter()
+                .collect();
+            for status in [100, 200, 404, 999, 0, 9, 10, 65535] {
+                for body in [false, true] {
+                    let full = Response {
+                        request_id: format!("{text}-{index}"),
+                        status_code: status,
+                        status_description: Some((*text).to_owned()),
+                        response_headers: Some(headers.clone()),
+                        body,
+                    };
+                    assert_eq!(encode(&full), serde_text(&full), "{full:?}");
+                    let bare = Response {
+                        status_description: None,
+                        response_headers: None,
+                        ..full.clone()
+                    };
+                    assert_eq!(encode(&bare), serde_text(&bare), "{bare:?}");
+                    let empty_headers = Response {
+                        response_headers: Some(JsonHeaders::new()),
+                        ..full
+                    };
+                    assert_eq!(encode(&empty_headers), serde_text(&empty_headers));
+                }
+            }
+        }
+    }
+}
