@@ -171,8 +171,8 @@ fn plain_scheme_and_host(address: &str) -> Option<(&'static str, &str)> {
         .position(|b| matches!(b, b'/' | b'?' | b'#' | b'\\'))
         .unwrap_or(rest.len());
     let authority = &rest[..end];
-    let (host, port) = match authority.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
+    let (host, port) = match authority.bytes().position(|b| b == b':') {
+        Some(colon) => (&authority[..colon], Some(&authority[colon + 1..])),
         None => (authority, None),
     };
     if let Some(port) = port {
@@ -201,9 +201,19 @@ fn plain_scheme_and_host(address: &str) -> Option<(&'static str, &str)> {
     }
     if last.first().is_some_and(u8::is_ascii_digit) {
         // Decimal 0..=255 without leading zeros: what the parser prints for the same number.
-        let canonical_octet =
-            |octet: &str| (octet == "0" || !octet.starts_with('0')) && octet.parse::<u8>().is_ok();
-        let canonical_quad = host == labels && count == 4 && labels.split('.').all(canonical_octet);
+        // (The labels are plain: lower-case letters, digits and `-`.)
+        let canonical_octet = |octet: &[u8]| {
+            let number = octet.len() <= 3 && octet.iter().all(u8::is_ascii_digit);
+            number
+                && (octet == b"0" || !octet.starts_with(b"0"))
+                && octet
+                    .iter()
+                    .fold(0u32, |value, &b| value * 10 + u32::from(b - b'0'))
+                    <= 255
+        };
+        let canonical_quad = host == labels
+            && count == 4
+            && labels.as_bytes().split(|&b| b == b'.').all(canonical_octet);
         if !canonical_quad {
             return None;
         }
@@ -319,6 +329,7 @@ mod tests {
             "ws://a-b.c#frag",
             "wss://10.0.0.7:3300/$hc/h",
             "ws://255.255.255.255/",
+            "ws://0.10.100.199/",
             "wss://evil.example\\@relay.corp.example/",
         ];
         for address in plain {
@@ -337,6 +348,11 @@ mod tests {
             "wss://0x7f.0.0.1/",
             "wss://127.000.0.1/",
             "wss://host.123/",
+            "wss://1.2.3.256/",
+            "wss://1.2.3.1234/",
+            "wss://1.2.c-d.4/",
+            "wss://1.2.3.4.5/",
+            "wss://01.2.3.4/",
             "wss://xn--nxasmq6b.example/",
             "wss://a..b/",
             "wss://relay.corp.example:/",

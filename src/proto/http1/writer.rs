@@ -139,6 +139,14 @@ where
 
 /// Checks one field: injection bytes first (the rule that matters most), then the grammar.
 pub(crate) fn check_field(name: &str, value: &[u8]) -> Result<(), WriteError> {
+    // One pass for a valid field (no injection byte is a tchar or a field-value byte); the
+    // checks below name the first rule a bad one breaks.
+    if !name.is_empty()
+        && name.bytes().all(is_tchar)
+        && value.iter().all(|&b| is_field_value_byte(b))
+    {
+        return Ok(());
+    }
     if name
         .bytes()
         .chain(value.iter().copied())
