@@ -373,6 +373,34 @@ mod tests {
         ));
     }
 
+    /// Valid UTF-8 is read with the `str` reader; the byte reader it replaces gives the same
+    /// answer, errors included.
+    #[test]
+    fn str_and_byte_readers_agree() {
+        for text in [
+            r#"{"request":{"address":"wss:\/\/g\/x","id":"r","requestTarget":"/h/\u00e9",
+                "method":"POST","remoteEndpoint":{"address":"a","port":1},
+                "requestHeaders":{"A":"1","a":"2"},"body":true}}"#,
+            r#"{"request":{"id":"a","id":"b"}}"#,
+            r#"{"request":{"body":"yes"}}"#,
+            r#"{"request":{"method":"\ud800"}}"#,
+            "{\"request\":{\"method\":\"a\u{1}b\"}}",
+            r#"{"response":{"requestId":"r","statusCode":"20","body":false}}"#,
+            r#"{"accept":{"id":"i"}}"#,
+            r#"{"renewToken":{"token":1}}"#,
+            r#"{"x":{},"y":1}"#,
+            r#"{"request":{}} x"#,
+            "[]",
+            "{",
+            "",
+        ] {
+            let by_str = parse_from(serde_json::Deserializer::from_str(text));
+            let by_bytes = parse_from(serde_json::Deserializer::from_slice(text.as_bytes()));
+            assert_eq!(by_str, by_bytes, "{text}");
+            assert_eq!(parse(text), by_bytes, "{text}");
+        }
+    }
+
     #[test]
     fn non_object_json_is_not_an_object() {
         for text in ["[]", r#"["accept"]"#, "42", r#""accept""#, "null", "true"] {
