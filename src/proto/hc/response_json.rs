@@ -55,7 +55,7 @@ fn push_headers(out: &mut String, headers: &JsonHeaders) {
 /// `value` as a JSON string: quoted as it is when no character needs an escape (`"`, `\` or a
 /// control character below U+0020), otherwise escaped by serde_json.
 fn push_string(out: &mut String, value: &str) {
-    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !value.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)]) {
         out.push('"');
         out.push_str(value);
         out.push('"');
@@ -65,6 +65,19 @@ fn push_string(out: &mut String, value: &str) {
     let escaped = serde_json::to_string(value).expect("a string always serialises");
     out.push_str(&escaped);
 }
+
+/// The bytes serde_json escapes inside a string: `"`, `\` and the control bytes below 0x20.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 fn push_u16(out: &mut String, value: u16) {
     let mut digits = [0u8; 5];
