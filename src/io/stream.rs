@@ -95,18 +95,22 @@ impl AsRawFd for Stream {
     }
 }
 
+// The TLS operations are boxed: each future here is as large as the larger of its two arms,
+// and a pump holds one read and one write state per socket for the stream's life; a plain
+// socket's operations stay small (docs/performance.md "Memory per idle stream"). A TLS
+// operation already does far more work than one allocation.
 impl AsyncReadRent for Stream {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match &mut self.inner {
             Inner::Plain(s) => s.read(buf).await,
-            Inner::Tls(s) => s.read(buf).await,
+            Inner::Tls(s) => Box::pin(s.read(buf)).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match &mut self.inner {
             Inner::Plain(s) => s.readv(buf).await,
-            Inner::Tls(s) => s.readv(buf).await,
+            Inner::Tls(s) => Box::pin(s.readv(buf)).await,
         }
     }
 }
@@ -115,28 +119,28 @@ impl AsyncWriteRent for Stream {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match &mut self.inner {
             Inner::Plain(s) => s.write(buf).await,
-            Inner::Tls(s) => s.write(buf).await,
+            Inner::Tls(s) => Box::pin(s.write(buf)).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match &mut self.inner {
             Inner::Plain(s) => s.writev(buf).await,
-            Inner::Tls(s) => s.writev(buf).await,
+            Inner::Tls(s) => Box::pin(s.writev(buf)).await,
         }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
         match &mut self.inner {
             Inner::Plain(s) => s.flush().await,
-            Inner::Tls(s) => s.flush().await,
+            Inner::Tls(s) => Box::pin(s.flush()).await,
         }
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
         match &mut self.inner {
             Inner::Plain(s) => s.shutdown().await,
-            Inner::Tls(s) => s.shutdown().await,
+            Inner::Tls(s) => Box::pin(s.shutdown()).await,
         }
     }
 }

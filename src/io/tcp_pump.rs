@@ -25,7 +25,7 @@ use monoio::buf::{IoBuf, SliceMut};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splitable};
 
 use super::read_buf::{grown_capacity, INITIAL_READ_BYTES};
-use super::watched_write::{stalled_write, WatchedWrite};
+use super::watched_write::WatchedWrite;
 use super::ws_reader::{ReadError, WsEvent, WsReader};
 use crate::proto::ws::encode::fit_close_reason;
 use crate::proto::ws::{
@@ -303,7 +303,7 @@ where
                         // The other direction may be in the middle of a frame: the close goes
                         // out after it, and nothing after the close.
                         monoio::select! {
-                            () = writer.close_when_free(code, reason) => {}
+                            () = Box::pin(writer.close_when_free(code, reason)) => {}
                             _ = &mut up => {}
                         }
                     }
@@ -318,19 +318,26 @@ where
     };
     let end = monoio::select! {
         end = both => end,
-        idle = idle_for(settings.idle_timeout, &last_moved) => PumpEnd::Idle(idle),
-        index = stalled_write(settings.write_stall_timeout, &writes) => PumpEnd::WriteStalled {
-            side: written_to.get(index).copied().unwrap_or(Side::Relay),
-            after: settings.write_stall_timeout.unwrap_or_default(),
-        },
-        end = keep_alive(settings.ping_interval, heard.as_ref(), &writer) => end,
+        end = timers::run(timers::Timers {
+            idle: settings.idle_timeout,
+            last_moved: &last_moved,
+            stall: settings.write_stall_timeout,
+            writes: &writes,
+            written_to: &written_to,
+            ping_interval: settings.ping_interval,
+            heard: heard.as_ref(),
+            writer: &writer,
+        }) => end,
     };
     if let Some((code, reason)) = end.failure_close() {
-        writer.close_after_failure(code, reason).await;
+        // Boxed, like every failure path: the pump's future is as large as its largest
+        // state, and each stream holds one for its whole life.
+        Box::pin(writer.close_after_failure(code, reason)).await;
         if let PumpEnd::RelayRead(ReadError::Protocol(_)) = end {
             // Unread bytes at close(2) turn our FIN into a reset, which may destroy the close
             // frame before the relay reads it: read until the relay closes (RFC 6455 §7.1.1).
-            let _ = monoio::time::timeout(FAILURE_CLOSE_GRACE, drain(reader.io_mut())).await;
+            let drained = monoio::time::timeout(FAILURE_CLOSE_GRACE, drain(reader.io_mut()));
+            let _ = Box::pin(drained).await;
         }
     }
     PumpReport {
@@ -397,57 +404,6 @@ where
                 target.shutdown().await.map_err(PumpEnd::TargetWrite)?;
                 return Ok(());
             }
-        }
-    }
-}
-
-/// Completes with `idle` once `last_moved` (set by every forwarded chunk) lies `idle` in the
-/// past; never without an idle timeout.
-async fn idle_for(idle: Option<Duration>, last_moved: &Cell<Option<Instant>>) -> Duration {
-    let Some(idle) = idle else {
-        return std::future::pending().await;
-    };
-    loop {
-        let Some(last) = last_moved.get() else {
-            return std::future::pending().await;
-        };
-        let quiet = last.elapsed();
-        if quiet >= idle {
-            return idle;
-        }
-        monoio::time::sleep(idle - quiet).await;
-    }
-}
-
-/// Pings the relay once it was silent for `interval` (`heard`: when it last sent a frame) and
-/// completes with [`PumpEnd::KeepaliveTimeout`] when nothing arrived within the interval after
-/// a ping; a ping that cannot be written ends the pump as a relay write failure. Stops pinging
-/// (never completes) once either side's Close went out, and without an interval.
-async fn keep_alive<W: AsyncWriteRent>(
-    interval: Option<Duration>,
-    heard: Option<&Cell<Option<Instant>>>,
-    writer: &RelayWriter<W>,
-) -> PumpEnd {
-    let (Some(interval), Some(heard)) = (interval, heard) else {
-        return std::future::pending().await;
-    };
-    loop {
-        let Some(last) = heard.get().filter(|_| !writer.close_sent()) else {
-            return std::future::pending().await;
-        };
-        let quiet = last.elapsed();
-        if quiet < interval {
-            monoio::time::sleep(interval - quiet).await;
-            continue;
-        }
-        let pinged = Instant::now();
-        let ping = writer.send_control(|encoder, out, mask| encoder.ping(out, b"", mask));
-        if let Err(e) = ping.await {
-            return PumpEnd::RelayWrite(e);
-        }
-        monoio::time::sleep(interval.saturating_sub(pinged.elapsed())).await;
-        if heard.get().is_some_and(|last| last < pinged) && !writer.close_sent() {
-            return PumpEnd::KeepaliveTimeout(interval);
         }
     }
 }
@@ -622,6 +578,8 @@ fn refused(e: EncodeError) -> io::Result<()> {
         e => Err(io::Error::other(e)),
     }
 }
+
+mod timers;
 
 #[cfg(test)]
 mod tests;

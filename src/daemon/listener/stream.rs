@@ -27,7 +27,7 @@ use crate::config::TcpTarget;
 use crate::daemon::metrics::STREAMS_REJECTED;
 use crate::io::stream::Stream;
 use crate::io::tcp_pump::{pump_with, Direction, PumpEnd, PumpSettings};
-use crate::io::ws_client::ConnectError;
+use crate::io::ws_client::{ClientConn, ConnectError};
 use crate::io::ws_reader::ReadError;
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::ACCEPT;
@@ -45,7 +45,7 @@ const RENDEZVOUS_FAILED: &str = "rendezvous_failed";
 
 /// Serves one `accept` (protocol §4.3) to the end: connects the target, then the rendezvous, and
 /// pumps until both sides are done; or rejects it with a status the sender sees.
-pub async fn serve_accept(hc: Hc, accept: Accept) {
+pub async fn serve_accept(hc: Hc, mut accept: Accept) {
     if !hc.rendezvous_allowed(ACCEPT, &accept.address) {
         return;
     }
@@ -57,17 +57,22 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     let started = Instant::now();
     let _admitted = match hc.admission.streams.try_enter() {
         Ok(permit) => permit,
-        Err(exceeded) => return reject(&hc, &accept, &Refusal::OverLimit(exceeded)).await,
+        Err(exceeded) => {
+            return Box::pin(reject(&hc, &accept, &Refusal::OverLimit(exceeded))).await
+        }
     };
     let target = match connect_target(&hc).await.and_then(Target::new) {
         Ok(target) => target,
-        Err(refusal) => return reject(&hc, &accept, &refusal).await,
+        Err(refusal) => return Box::pin(reject(&hc, &accept, &refusal)).await,
     };
     let subprotocol = offered_subprotocol(&accept.connect_headers);
-    let rendezvous = monoio::time::timeout(
+    // The rendezvous handshake and the rejections are boxed: a task's future is as large as
+    // its largest state, and these states, the largest, last a moment while the pump lasts
+    // the stream's life (docs/performance.md "Memory per idle stream").
+    let rendezvous = Box::pin(monoio::time::timeout(
         hc.limits.handshake_timeout,
         hc.dialer.connect(&accept.address, &[], subprotocol),
-    )
+    ))
     .await
     .unwrap_or(Err(ConnectError::Timeout));
     let rendezvous = match rendezvous {
@@ -75,7 +80,7 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
         Err(ConnectError::Io(error)) if is_out_of_file_descriptors(&error) => {
             // Closing the target frees the descriptor the rejection needs.
             drop(target);
-            return reject(&hc, &accept, &Refusal::NoFileDescriptors(error)).await;
+            return Box::pin(reject(&hc, &accept, &Refusal::NoFileDescriptors(error))).await;
         }
         Err(error) => {
             hc.count_labelled(&STREAMS_REJECTED, &[RENDEZVOUS_FAILED], 1);
@@ -86,15 +91,14 @@ pub async fn serve_accept(hc: Hc, accept: Accept) {
     };
     hc.observe(Histogram::Rendezvous, started.elapsed());
     let label = target_label(&hc);
-    join(
-        &hc,
-        &accept.id,
-        target,
-        rendezvous.stream,
-        &rendezvous.leftover,
-        &label,
-    )
-    .await;
+    // Only what the pump and its log lines use is held for the stream's life: the relay's
+    // answer head and the accept's address and headers are freed before it starts.
+    let ClientConn {
+        stream, leftover, ..
+    } = rendezvous;
+    let id = std::mem::take(&mut accept.id);
+    drop(accept);
+    join(&hc, &id, target, stream, &leftover, &label).await;
 }
 
 /// A connected target, wrapped so that the pump dropping its write half sends no FIN: whether

@@ -451,3 +451,120 @@ fn nothing_reaches_the_relay_after_the_pumps_own_close() {
         );
     });
 }
+
+/// Runs a pump with `settings` between fresh loopback pairs; returns the relay's end (as a
+/// server-role reader and a write half), the target's end and the pump's task.
+async fn start_with(
+    settings: PumpSettings,
+) -> (
+    WsReader<OwnedReadHalf<TcpStream>>,
+    OwnedWriteHalf<TcpStream>,
+    TcpStream,
+    monoio::task::JoinHandle<PumpReport>,
+) {
+    let (relay_pumped, relay_side) = pair().await;
+    let (target_pumped, target) = pair().await;
+    let task = monoio::spawn(async move {
+        pump_with(
+            relay_pumped,
+            &[],
+            target_pumped,
+            test_mask,
+            |_, _| {},
+            &settings,
+        )
+        .await
+    });
+    let (read, write) = relay_side.into_split();
+    let reader = WsReader::new(read, Role::Server, Limits::default(), &[], CHUNK);
+    (reader, write, target, task)
+}
+
+#[test]
+fn a_stream_without_traffic_ends_after_the_idle_timeout_with_1001() {
+    run(async {
+        let idle = Duration::from_millis(150);
+        let settings = PumpSettings {
+            idle_timeout: Some(idle),
+            write_stall_timeout: Some(Duration::from_secs(60)),
+            ..PumpSettings::default()
+        };
+        let started = Instant::now();
+        let (mut reader, _write, _target, task) = start_with(settings).await;
+        match reader.next_event().await.expect("close") {
+            WsEvent::Close { code, reason } => {
+                assert_eq!(code, Some(CloseCode::GOING_AWAY));
+                assert_eq!(reader.text(reason), "idle timeout");
+            }
+            other => panic!("expected close, got {other:?}"),
+        }
+        let report = task.await;
+        assert!(
+            matches!(report.end, PumpEnd::Idle(after) if after == idle),
+            "{}",
+            report.end
+        );
+        assert!(started.elapsed() >= idle);
+    });
+}
+
+#[test]
+fn a_relay_that_answers_no_ping_ends_the_stream_after_the_next_interval() {
+    run(async {
+        let interval = Duration::from_millis(100);
+        let settings = PumpSettings {
+            ping_interval: Some(interval),
+            idle_timeout: Some(Duration::from_secs(60)),
+            write_stall_timeout: Some(Duration::from_secs(60)),
+            ..PumpSettings::default()
+        };
+        let started = Instant::now();
+        let (mut reader, _write, _target, task) = start_with(settings).await;
+        assert!(matches!(
+            reader.next_event().await.expect("ping"),
+            WsEvent::Ping(_)
+        ));
+        assert!(started.elapsed() >= interval, "pinged after the interval");
+        match reader.next_event().await.expect("close") {
+            WsEvent::Close { code, reason } => {
+                assert_eq!(code, Some(CloseCode::GOING_AWAY));
+                assert_eq!(reader.text(reason), "keep-alive timeout");
+            }
+            other => panic!("expected close, got {other:?}"),
+        }
+        let report = task.await;
+        assert!(
+            matches!(report.end, PumpEnd::KeepaliveTimeout(after) if after == interval),
+            "{}",
+            report.end
+        );
+        assert!(started.elapsed() >= interval * 2);
+    });
+}
+
+#[test]
+fn a_relay_that_answers_pings_keeps_the_stream() {
+    run(async {
+        let interval = Duration::from_millis(50);
+        let settings = PumpSettings {
+            ping_interval: Some(interval),
+            ..PumpSettings::default()
+        };
+        let (mut reader, mut write, mut target, task) = start_with(settings).await;
+        for _ in 0..4 {
+            let WsEvent::Ping(payload) = reader.next_event().await.expect("ping") else {
+                panic!("expected a ping");
+            };
+            let mut pong = Vec::new();
+            push_frame(&mut pong, true, OpCode::Pong, reader.bytes(payload), None).expect("pong");
+            write.write_all(pong).await.0.expect("pong sent");
+        }
+        let mut frame = Vec::new();
+        push_frame(&mut frame, true, OpCode::Binary, b"still here", None).expect("frame");
+        write.write_all(frame).await.0.expect("data sent");
+        assert_eq!(read_exact(&mut target, 10).await, b"still here");
+        drop(write);
+        drop(reader);
+        assert!(matches!(task.await.end, PumpEnd::RelayRead(_)));
+    });
+}
