@@ -45,7 +45,7 @@ stop_all() {
   pids=()
 }
 wait_for() {
-  for _ in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+  for _ in $(seq 200); do grep -aq "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
   echo "no '$2' in $1:" >&2; cat "$1" >&2; exit 1
 }
 
@@ -56,11 +56,11 @@ measure() {
   $cpu0 "$bin/hycod-load" serve-echo --listen 127.0.0.1:0 >"$work/echo.log" 2>&1 & pids+=($!)
   wait_for "$work/echo.log" listening
   local echo_addr
-  echo_addr=$(grep -m1 '^listening ' "$work/echo.log" | sed -E 's#^listening (on )?([a-z]+://)?##; s#/.*$##')
+  echo_addr=$(grep -am1 '^listening ' "$work/echo.log" | sed -E 's#^listening (on )?([a-z]+://)?##; s#/.*$##')
   $cpu1 "$bin/hycod" relay --listen 127.0.0.1:0 --workers 1 --rule "root=$key" \
     --hybrid-connection echo >"$work/relay.log" 2>&1 & pids+=($!)
   wait_for "$work/relay.log" listening
-  url=$(grep -o 'wss\?://[^ ]*' "$work/relay.log" | head -1)
+  url=$(grep -ao 'wss\?://[^ ]*' "$work/relay.log" | head -1)
   cat >"$work/daemon.toml" <<TOML
 [runtime]
 workers = 1
