@@ -97,8 +97,8 @@ impl AsRawFd for Stream {
 
 // The TLS operations are boxed: each future here is as large as the larger of its two arms,
 // and a pump holds one read and one write state per socket for the stream's life; a plain
-// socket's operations stay small (docs/performance.md "Memory per idle stream"). A TLS
-// operation already does far more work than one allocation.
+// socket's operations stay small (docs/performance.md "Memory per idle stream"), at one
+// allocation per TLS operation.
 impl AsyncReadRent for Stream {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match &mut self.inner {
