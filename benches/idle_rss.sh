@@ -92,7 +92,9 @@ TOML
 declare -A results
 for round in $(seq "$rounds"); do
   for bin in "$@"; do
-    read -r opened before after per < <(measure "$bin")
+    # In this shell, not a subshell: the exit trap must see the pids if a step fails.
+    measure "$bin" >"$work/result"
+    read -r opened before after per <"$work/result"
     echo "round $round $bin: $opened streams, VmRSS $before -> $after KiB, $per KiB per stream"
     results[$bin]+="$per "
   done
