@@ -42,6 +42,11 @@ pub fn encode_uri_component(text: &str) -> String {
     utf8_percent_encode(text, URI_COMPONENT).to_string()
 }
 
+/// [`encode_uri_component`], borrowing `text` when no character needs encoding.
+pub fn encode_uri_component_borrowed(text: &str) -> Cow<'_, str> {
+    utf8_percent_encode(text, URI_COMPONENT).into()
+}
+
 /// The resource URI the .NET `TokenProvider` signs for an entity (protocol §3.4, §8.4):
 /// `http://{host lower-cased}/{entity_path}/` — scheme forced to `http`, no port, trailing `/`
 /// ensured. `namespace_host` is a bare host name (no port); a leading `/` on `entity_path` is

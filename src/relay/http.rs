@@ -7,6 +7,7 @@
 //! A rendezvous the relay opened then carries the sender's further requests while it stays
 //! open ([`held`](super::held), §6.3 step 5).
 
+use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -31,9 +32,10 @@ use crate::io::stream::Stream;
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::channel::{ChannelError, Inbound, Outbound, Received};
-use crate::proto::hc::headers::{request_headers_to_json, response_headers_for_sender};
-use crate::proto::hc::messages::{RemoteEndpoint, Request, Response};
+use crate::proto::hc::headers::{request_headers_joined, response_headers_for_sender};
+use crate::proto::hc::messages::Response;
 use crate::proto::hc::query::{strip_sb_hc_params, Action};
+use crate::proto::hc::request_json::{self, RequestMessage};
 use crate::proto::http1::{
     reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
     RequestHead, LAST_CHUNK,
@@ -182,30 +184,26 @@ async fn serve_one(
         Ok(id) => id,
         Err(e) => return fail(ctx, stream, &Refusal::no_rendezvous_id(&e, None)).await,
     };
-    let rendezvous_path = format!("/$hc/{entity}");
-    let address = format!(
-        "{}{rendezvous_path}?sb-hc-action=request&sb-hc-id={}",
-        shared.rendezvous_base(ctx.worker),
-        crate::auth::sas::encode_uri_component(&id)
-    );
-    let mut request_target = head.path().to_owned();
-    if let Some(q) = head.query().and_then(strip_sb_hc_params) {
-        request_target.push('?');
-        request_target.push_str(&q);
-    }
-    let mut request_headers = request_headers_to_json(&head.headers, authorization);
-    request_headers.push("Host", shared.config.namespace.clone());
-    let mut full = Request {
-        address: Some(address.clone()),
-        id: Some(id.clone()),
-        request_target: Some(request_target),
-        method: Some(head.method.clone()),
-        remote_endpoint: Some(RemoteEndpoint {
-            address: peer.ip().to_string(),
-            port: peer.port(),
-        }),
-        request_headers: Some(request_headers),
-        body: Some(kind != BodyKind::Empty),
+    let rendezvous_path = ["/$hc/", entity.as_str()].concat();
+    let address = [
+        &*shared.rendezvous_base(ctx.worker),
+        &rendezvous_path,
+        "?sb-hc-action=request&sb-hc-id=",
+        &crate::auth::sas::encode_uri_component_borrowed(&id),
+    ]
+    .concat();
+    let query = head.query().and_then(strip_sb_hc_params);
+    let mut request_headers = request_headers_joined(&head.headers, authorization);
+    request_headers.push(("Host", Cow::Borrowed(&shared.config.namespace)));
+    let mut full = RequestMessage {
+        address: Some(&address),
+        id: &id,
+        path: head.path(),
+        query: query.as_deref(),
+        method: &head.method,
+        remote: peer,
+        headers: &request_headers,
+        body: kind != BodyKind::Empty,
     };
 
     let deadline = shared.config.http_deadline;
@@ -221,7 +219,7 @@ async fn serve_one(
         Route::Held(mut reused) => {
             // No rendezvous waits at this address: the request travels on the held one.
             full.address = None;
-            let json = full.to_json();
+            let json = request_json::encode(&full);
             let mut out = Outbound::server();
             let streamed = stream_request(
                 &mut reused.write,
@@ -257,7 +255,7 @@ async fn serve_one(
             };
             let (waiting, _wait_guard) =
                 rendezvous::expect(ctx, &id, &rendezvous_path, Action::Request);
-            let json = full.to_json();
+            let json = request_json::encode(&full);
             let limits = ControlChannelLimits {
                 body: shared.config.control_channel_body_limit,
                 json: shared.config.control_channel_json_limit,
@@ -276,12 +274,8 @@ async fn serve_one(
                 }
                 await_response(&events, &waiting, deadline).await
             } else {
-                let notice = Request {
-                    address: Some(address),
-                    id: Some(id.clone()),
-                    ..Request::default()
-                };
-                if handle.send(control::unit(&notice.to_json(), None)).is_err() {
+                let notice = request_json::encode_notice(&address, &id);
+                if handle.send(control::unit(&notice, None)).is_err() {
                     return fail(ctx, stream, &Refusal::request_not_queued(false)).await;
                 }
                 let sent = std::time::Instant::now();

@@ -4,8 +4,9 @@
 //! id, with no lock and no allocation. The admin endpoint merges the workers' snapshots with
 //! the figures it reads at scrape time ([`scrape_time`]: listeners, queues).
 
-use std::collections::HashMap;
 use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 
 use super::core::RefusalReason;
 use crate::metrics::{CounterId, GaugeId, HistogramId, RegisterError, Shard, Snapshot};
@@ -143,7 +144,8 @@ struct EntitySeries {
 pub struct WorkerMetrics {
     shard: Shard,
     /// By configured path spelling (what the relay's entity resolution returns).
-    entities: HashMap<String, EntitySeries>,
+    /// By configured path, fixed at start (no peer adds a key): the unseeded `FxHash` serves.
+    entities: FxHashMap<String, EntitySeries>,
     /// Indexed by `Refusal as usize` ([`Refusal::ALL`] is in declaration order).
     refusals: Vec<CounterId>,
     /// Indexed like [`STATUS_CLASSES`].
@@ -155,7 +157,7 @@ impl WorkerMetrics {
     /// Registers every series of a relay serving `paths`, each at zero.
     pub fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<Self, RegisterError> {
         let mut shard = Shard::new();
-        let mut entities = HashMap::new();
+        let mut entities = FxHashMap::default();
         for path in paths {
             let series = EntitySeries {
                 senders: shard.gauge(&SENDERS, &[path])?,

@@ -4,11 +4,15 @@
 //! control channel opens or closes and once per sender connect or HTTP request (to pick a
 //! listener), never per frame. It is generic over the handle used to reach a listener's control
 //! channel, so the rules here are tested without sockets.
+//!
+//! Keyed with the unseeded `FxHash`: the keys are the configured paths, fixed when the relay
+//! starts; peers only look paths up (docs/relay.md "Hash maps").
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::fmt;
 use std::time::SystemTime;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 /// The Azure quota of concurrent listeners per hybrid connection (protocol §9).
@@ -83,7 +87,7 @@ struct HybridConnection<H> {
 /// The listeners of every configured hybrid connection.
 #[derive(Debug)]
 pub struct Registry<H> {
-    by_path: HashMap<String, HybridConnection<H>>,
+    by_path: FxHashMap<String, HybridConnection<H>>,
     max_listeners: usize,
     next_id: ListenerId,
 }
@@ -113,8 +117,12 @@ pub struct ListenerStatus {
 }
 
 /// Registry keys: hybrid connection paths compare case-insensitively (protocol Appendix A).
-fn key(path: &str) -> String {
-    path.to_ascii_lowercase()
+fn key(path: &str) -> Cow<'_, str> {
+    if path.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(path.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(path)
+    }
 }
 
 impl<H: Clone> Registry<H> {
@@ -127,7 +135,7 @@ impl<H: Clone> Registry<H> {
                     path: p.to_owned(),
                     listeners: Vec::new(),
                 };
-                (key(p), hc)
+                (key(p).into_owned(), hc)
             })
             .collect();
         Self {
@@ -153,7 +161,7 @@ impl<H: Clone> Registry<H> {
     ) -> Result<ListenerId, RegistryError> {
         let hc = self
             .by_path
-            .get_mut(&key(path))
+            .get_mut(&*key(path))
             .ok_or(RegistryError::UnknownHybridConnection)?;
         if hc.listeners.len() >= self.max_listeners {
             return Err(RegistryError::QuotaExceeded {
@@ -180,7 +188,7 @@ impl<H: Clone> Registry<H> {
     pub fn set_token_expiry(&mut self, path: &str, id: ListenerId, expires_at: u64, renewed: bool) {
         let listener = self
             .by_path
-            .get_mut(&key(path))
+            .get_mut(&*key(path))
             .and_then(|hc| hc.listeners.iter_mut().find(|l| l.id == id));
         if let Some(listener) = listener {
             listener.token_expires_at = expires_at;
@@ -190,7 +198,7 @@ impl<H: Clone> Registry<H> {
 
     /// Forgets a control channel; unknown ids are ignored (a channel may close twice).
     pub fn remove_listener(&mut self, path: &str, id: ListenerId) {
-        if let Some(hc) = self.by_path.get_mut(&key(path)) {
+        if let Some(hc) = self.by_path.get_mut(&*key(path)) {
             hc.listeners.retain(|l| l.id != id);
         }
     }
@@ -205,7 +213,7 @@ impl<H: Clone> Registry<H> {
     ) -> Result<(ListenerId, H), RegistryError> {
         let hc = self
             .by_path
-            .get_mut(&key(path))
+            .get_mut(&*key(path))
             .ok_or(RegistryError::UnknownHybridConnection)?;
         if hc.listeners.is_empty() {
             return Err(RegistryError::NoListener);
@@ -221,7 +229,7 @@ impl<H: Clone> Registry<H> {
     pub fn count_work(&mut self, path: &str, id: ListenerId, work: Work) {
         let listener = self
             .by_path
-            .get_mut(&key(path))
+            .get_mut(&*key(path))
             .and_then(|hc| hc.listeners.iter_mut().find(|l| l.id == id));
         if let Some(listener) = listener {
             listener.count(work);

@@ -1,13 +1,13 @@
 //! State the relay's workers share (control plane only) and state each worker keeps to itself.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
 
 use super::core::pairing::Expected;
 use super::core::pending::PendingRequests;
@@ -252,7 +252,9 @@ pub(super) struct Waiter {
 /// What one worker keeps to itself: rendezvous ids it handed out and who waits for them, the
 /// tokens it accepted and its metrics.
 pub(super) struct WorkerState {
-    pub waiting: RefCell<HashMap<String, Waiter>>,
+    /// Keyed with the unseeded `FxHash`: every id entered is one this worker made from CSPRNG
+    /// bits; a listener's rendezvous only looks its `sb-hc-id` up (docs/relay.md "Hash maps").
+    pub waiting: RefCell<FxHashMap<String, Waiter>>,
     /// This worker's connections waiting idle for a request head, shed when descriptors run out.
     pub shedder: super::shed::Shedder,
     /// Accepted tokens of relayed HTTP requests, for [`Shared::verifier`] (whose rules are fixed

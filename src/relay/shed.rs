@@ -6,11 +6,12 @@
 //! descriptors"). A connection younger than that is left alone: its head may be on its way.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
 
 /// How long a connection must have waited without a byte before it may be shed.
 pub(super) const SHED_MIN_IDLE: Duration = Duration::from_secs(1);
@@ -26,7 +27,8 @@ struct Waiter {
 #[derive(Default)]
 pub struct Shedder {
     next_key: Cell<u64>,
-    waiting: RefCell<HashMap<u64, Waiter>>,
+    /// Keyed by a counter of this worker, with the unseeded `FxHash` (no peer chooses a key).
+    waiting: RefCell<FxHashMap<u64, Waiter>>,
 }
 
 impl Shedder {

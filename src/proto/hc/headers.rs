@@ -91,6 +91,22 @@ where
     I: IntoIterator<Item = (&'a str, &'a [u8])>,
     I::IntoIter: Clone,
 {
+    request_headers_joined(headers, authorization)
+        .into_iter()
+        .collect()
+}
+
+/// The entries of [`request_headers_to_json`], in the same order, borrowed from `headers`
+/// except where values were joined or read as ISO-8859-1: for writing `requestHeaders`
+/// without a [`JsonHeaders`] of owned strings.
+pub fn request_headers_joined<'a, I>(
+    headers: I,
+    authorization: AuthorizationHeader,
+) -> Vec<(&'a str, Cow<'a, str>)>
+where
+    I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    I::IntoIter: Clone,
+{
     let headers = headers.into_iter();
     let options = connection_options(
         headers
@@ -104,7 +120,7 @@ where
                 && name.eq_ignore_ascii_case(AUTHORIZATION))
             || is_one_of(name, &options)
     };
-    join_into_json(headers.filter(|(name, _)| !dropped(name)))
+    join_borrowed(headers.filter(|(name, _)| !dropped(name)))
 }
 
 /// An upstream response's headers as `responseHeaders` (protocol §4.5, §6.6): without the
@@ -244,6 +260,33 @@ fn join_into_json<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Jso
         json.append_joined(name, &value_text(value), separator);
     }
     json
+}
+
+/// What [`join_into_json`] makes, borrowing every value that is neither joined nor ISO-8859-1.
+fn join_borrowed<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Vec<(&'a str, Cow<'a, str>)> {
+    let mut joined: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    for (name, value) in headers {
+        let value = value_text(value);
+        match joined
+            .iter_mut()
+            .find(|(existing, _)| existing.eq_ignore_ascii_case(name))
+        {
+            Some((_, existing)) => {
+                let separator = if name.eq_ignore_ascii_case(COOKIE) {
+                    "; "
+                } else {
+                    ", "
+                };
+                let existing = existing.to_mut();
+                existing.push_str(separator);
+                existing.push_str(&value);
+            }
+            None => joined.push((name, value)),
+        }
+    }
+    joined
 }
 
 /// The names listed in `Connection` headers (RFC 9110 §7.6.1).

@@ -6,8 +6,12 @@
 //!
 //! Generic over what a waiting request is reached by (`T`), so the rules are tested without
 //! channels; the relay shares one table between its workers behind a mutex.
+//!
+//! Keyed with the fast, unseeded `FxHash`: every key entered is a request id the relay made from
+//! 128 CSPRNG bits ([`ids`](crate::relay::ids)), so no peer can choose keys that collide; a
+//! listener only looks ids up (docs/relay.md "Hash maps").
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::relay::registry::ListenerId;
 
@@ -21,13 +25,13 @@ struct Waiting<T> {
 /// The requests waiting for a `response`, by request id.
 #[derive(Debug)]
 pub struct PendingRequests<T> {
-    by_id: HashMap<String, Waiting<T>>,
+    by_id: FxHashMap<String, Waiting<T>>,
 }
 
 impl<T> Default for PendingRequests<T> {
     fn default() -> Self {
         Self {
-            by_id: HashMap::new(),
+            by_id: FxHashMap::default(),
         }
     }
 }
