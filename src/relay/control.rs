@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Splitable};
 
+use super::answer_head::{self, AnswerHead, HeadFailure};
 use super::auth::{check, unix_now};
 use super::core::{Door, Refusal};
 use super::front;
@@ -32,8 +33,8 @@ use crate::io::watched_write::{stalled_write, WatchedWrite};
 use crate::io::ws_reader::{ReadError, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::channel::{reply_code, Inbound, Outbound, Received};
-use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
-use crate::proto::hc::messages::Response;
+use crate::proto::hc::control_message::ControlMessage;
+use crate::proto::hc::response_view::{parse_listener_text, ListenerText, ResponseView};
 use crate::proto::ws::handshake::{write_switching_protocols, UpgradeRequest};
 use crate::proto::ws::{CloseCode, DataKind, Limits, Role, MAX_HEADER_LEN};
 
@@ -180,7 +181,7 @@ enum BodyTarget {
     /// Collected whole (at most the control-channel body limit), then delivered.
     Collect {
         events: flume::Sender<ResponseEvent>,
-        response: Response,
+        head: Result<AnswerHead, HeadFailure>,
         body: Vec<u8>,
     },
     /// The request is gone or failed: the rest of the message is dropped.
@@ -264,8 +265,14 @@ impl Channel {
     }
 
     fn on_text(&mut self, text: &[u8]) {
-        match parse_control_message(text) {
-            Ok(ControlMessage::Response(response)) => self.on_response(response, text.len()),
+        let parsed = match parse_listener_text(text) {
+            ListenerText::Response(response) => return self.on_response(&response, text.len()),
+            ListenerText::Other(parsed) => parsed,
+        };
+        match parsed {
+            Ok(ControlMessage::Response(response)) => {
+                self.on_response(&ResponseView::of(&response), text.len());
+            }
             Ok(ControlMessage::RenewToken(renew)) => {
                 let token = renew.token_as_header_value();
                 let now = SystemTime::now();
@@ -307,11 +314,11 @@ impl Channel {
 
     /// Routes a `response` of `json_len` bytes to its pending request: whole when it has no
     /// body, else once its body is collected; refused when over Azure's limits.
-    fn on_response(&mut self, response: Response, json_len: usize) {
+    fn on_response(&mut self, response: &ResponseView<'_>, json_len: usize) {
         let pending = lock(&self.ctx.shared.pending_requests)
             .take_answered(&response.request_id, self.listener_id);
         let Some(events) = pending else {
-            tracing::debug!(request = %Escaped(&response.request_id), "response for an unknown or finished request, or one routed to another listener");
+            tracing::debug!(request = %Escaped(&*response.request_id), "response for an unknown or finished request, or one routed to another listener");
             if response.body {
                 self.body = BodyTarget::Discard;
             }
@@ -328,14 +335,15 @@ impl Channel {
             }
             return;
         }
+        let head = answer_head::prepare(response, &self.ctx.shared.via);
         if response.body {
             self.body = BodyTarget::Collect {
                 events,
-                response,
+                head,
                 body: Vec::new(),
             };
         } else {
-            let _ = events.try_send(ResponseEvent::Complete(response, Bytes::new()));
+            let _ = events.try_send(ResponseEvent::Complete(head, Bytes::new()));
         }
     }
 
@@ -345,13 +353,10 @@ impl Channel {
             BodyTarget::Collect { body, .. } if body.len() + chunk.len() <= limit => {
                 body.extend_from_slice(chunk);
                 if message_end {
-                    if let BodyTarget::Collect {
-                        events,
-                        response,
-                        body,
-                    } = std::mem::take(&mut self.body)
+                    if let BodyTarget::Collect { events, head, body } =
+                        std::mem::take(&mut self.body)
                     {
-                        let _ = events.try_send(ResponseEvent::Complete(response, body.into()));
+                        let _ = events.try_send(ResponseEvent::Complete(head, body.into()));
                     }
                 }
             }

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
+use super::answer_head::{self, AnswerHead, HeadFailure};
 use super::auth::check_cached;
 use super::core::admission::check_target;
 use super::core::pairing::{self, request_transport, ControlChannelLimits, Transport};
@@ -32,13 +33,13 @@ use crate::io::stream::Stream;
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::channel::{ChannelError, Inbound, Outbound, Received};
-use crate::proto::hc::headers::{request_headers_joined, response_headers_for_sender};
-use crate::proto::hc::messages::Response;
+use crate::proto::hc::control_message::ControlMessage;
+use crate::proto::hc::headers::request_headers_joined;
 use crate::proto::hc::query::{strip_sb_hc_params, Action};
 use crate::proto::hc::request_json::{self, RequestMessage};
+use crate::proto::hc::response_view::{parse_listener_text, ListenerText, ResponseView};
 use crate::proto::http1::{
-    reason_phrase, request_body_kind, write_chunk, write_response_head, BodyDecoder, BodyKind,
-    RequestHead, LAST_CHUNK,
+    request_body_kind, write_chunk, BodyDecoder, BodyKind, RequestHead, LAST_CHUNK,
 };
 use crate::proto::ws::frame::MAX_HEADER_LEN;
 use crate::proto::ws::handshake::write_switching_protocols;
@@ -310,16 +311,11 @@ async fn serve_one(
         Outcome::TimedOut => fail(ctx, stream, &Refusal::response_timeout(&at)).await,
         Outcome::ListenerGone => fail(ctx, stream, &Refusal::listener_gone(&at)).await,
         Outcome::TooLarge(text) => fail(ctx, stream, &Refusal::response_too_large(text, &at)).await,
-        Outcome::Control(response, body) => {
-            let mut out = write_head(
-                &ctx.state,
-                stream,
-                &response,
-                &shared.config.namespace,
-                keep_alive,
-            )
-            .await?;
-            if response.body && !is_head {
+        Outcome::Control(head, body) => {
+            let head = accept_head(&ctx.state, stream, head).await?;
+            let body_follows = head.body;
+            let mut out = head.finish(keep_alive);
+            if body_follows && !is_head {
                 write_chunk(&mut out, &body);
                 out.extend_from_slice(LAST_CHUNK);
             }
@@ -334,7 +330,7 @@ async fn serve_one(
             let answer = Answer {
                 state: &ctx.state,
                 request_id: &id,
-                namespace: shared.admission.namespace(),
+                via: &shared.via,
                 idle: deadline,
                 is_head,
                 keep_alive,
@@ -399,7 +395,7 @@ enum Outcome {
     ListenerGone,
     /// The control-channel response broke Azure's limits.
     TooLarge(&'static str),
-    Control(Response, Bytes),
+    Control(Result<AnswerHead, HeadFailure>, Bytes),
     /// The answer comes on a rendezvous; `first` is an event already read from it.
     Rendezvous {
         io: RendezvousIo,
@@ -622,63 +618,32 @@ async fn stream_request(
     Ok(())
 }
 
-/// Room for a typical response head and the first chunk of a small body, so the buffer the
-/// head is written into does not grow while the answer is put together.
-const HEAD_CAPACITY: usize = 4096;
-
-/// Encodes the sender's response head: the listener's status, description and headers, `Via`
-/// (protocol §6.6), and chunked framing when a body follows. The head is returned for the caller
-/// to write, together with the first body bytes when they are at hand; only when the listener's
-/// headers are refused is something written here (a 502 instead of the head, then an error).
-async fn write_head(
+/// Counts the answer's status and hands its head back; when the listener's headers are
+/// refused, the sender gets 502 instead and the error ends its connection.
+async fn accept_head(
     state: &WorkerState,
     stream: &mut Stream,
-    response: &Response,
-    namespace: &str,
-    keep_alive: bool,
-) -> io::Result<Vec<u8>> {
-    let reason = response
-        .status_description
-        .as_deref()
-        .unwrap_or_else(|| reason_phrase(response.status_code));
-    // Borrowed from the response: no field is copied before it is written.
-    let mut fields: Vec<(&str, &[u8])> = match &response.response_headers {
-        Some(json) => match response_headers_for_sender(json) {
-            Ok(fields) => fields.into_iter().map(|(n, v)| (n, v.as_bytes())).collect(),
-            Err(e) => {
-                // CR/LF or an invalid name from the listener never reaches the sender.
-                tracing::warn!(error = %Escaped(&e), "listener response headers refused");
-                state.metrics.borrow_mut().answered(502);
-                stream
-                    .write_all(Refusal::bad_response_headers().http())
-                    .await
-                    .0?;
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
-            }
-        },
-        None => Vec::new(),
-    };
-    let via = format!("1.1 {namespace}");
-    fields.push(("Via", via.as_bytes()));
-    if response.body {
-        fields.push(("Transfer-Encoding", b"chunked"));
-    } else {
-        fields.push(("Content-Length", b"0"));
+    head: Result<AnswerHead, HeadFailure>,
+) -> io::Result<AnswerHead> {
+    match head {
+        Ok(head) => {
+            state.metrics.borrow_mut().answered(head.status);
+            Ok(head)
+        }
+        Err(HeadFailure::Refused(e)) => {
+            // CR/LF or an invalid name from the listener never reaches the sender.
+            tracing::warn!(error = %Escaped(&e), "listener response headers refused");
+            state.metrics.borrow_mut().answered(502);
+            stream
+                .write_all(Refusal::bad_response_headers().http())
+                .await
+                .0?;
+            Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+        }
+        Err(HeadFailure::Unwritable(e)) => {
+            Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+        }
     }
-    if !keep_alive {
-        fields.push(("Connection", b"close"));
-    }
-    let mut out = Vec::with_capacity(HEAD_CAPACITY);
-    write_response_head(
-        &mut out,
-        response.status_code,
-        reason,
-        fields.iter().copied(),
-    )
-    .or_else(|_| write_response_head(&mut out, response.status_code, "", fields.iter().copied()))
-    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    state.metrics.borrow_mut().answered(response.status_code);
-    Ok(out)
 }
 
 /// What a rendezvous answer is relayed with, fixed per request.
@@ -687,7 +652,8 @@ struct Answer<'a> {
     state: &'a WorkerState,
     /// The request's secret id, which the `response` must name.
     request_id: &'a str,
-    namespace: &'a str,
+    /// The relay's `Via` value.
+    via: &'a str,
     /// The longest wait for the next frame.
     idle: Duration,
     is_head: bool,
@@ -720,7 +686,7 @@ async fn relay_rendezvous_response<R: AsyncReadRent>(
     // dropped, from a channel side of their own.
     let mut unanswered = Outbound::server();
     let mut pongs = Vec::new();
-    let mut response: Option<Response> = None;
+    let mut responded = false;
     loop {
         let event = match first.take() {
             Some(event) => event,
@@ -735,31 +701,29 @@ async fn relay_rendezvous_response<R: AsyncReadRent>(
         pongs.clear();
         let received = inbound.receive(reader.view(&event), &mut unanswered, &mut pongs);
         match received {
-            Ok(Received::Message(text)) if response.is_none() => {
-                let parsed = crate::proto::hc::control_message::parse_control_message(text);
-                let Ok(crate::proto::hc::control_message::ControlMessage::Response(r)) = parsed
-                else {
-                    break;
+            Ok(Received::Message(text)) if !responded => {
+                let parsed = parse_listener_text(text);
+                let response = match parsed {
+                    ListenerText::Response(view) => view,
+                    ListenerText::Other(Ok(ControlMessage::Response(ref owned))) => {
+                        ResponseView::of(owned)
+                    }
+                    ListenerText::Other(_) => break,
                 };
-                if r.request_id != answer.request_id {
-                    tracing::info!(request = %Escaped(&r.request_id), "a rendezvous answered another request");
+                if *response.request_id != *answer.request_id {
+                    tracing::info!(request = %Escaped(&*response.request_id), "a rendezvous answered another request");
                     break;
                 }
-                let head = write_head(
-                    answer.state,
-                    stream,
-                    &r,
-                    answer.namespace,
-                    answer.keep_alive,
-                )
-                .await?;
-                stream.write_all(head).await.0?;
-                if !r.body {
+                let head = answer_head::prepare(&response, answer.via);
+                let head = accept_head(answer.state, stream, head).await?;
+                let body_follows = head.body;
+                stream.write_all(head.finish(answer.keep_alive)).await.0?;
+                if !body_follows {
                     return Ok(RendezvousAnswer::Complete);
                 }
-                response = Some(r);
+                responded = true;
             }
-            Ok(Received::Body { chunk, message_end }) if response.is_some() => {
+            Ok(Received::Body { chunk, message_end }) if responded => {
                 if !answer.is_head {
                     // The last chunk of the body travels with the end of the body.
                     let mut out = Vec::with_capacity(chunk.len() + 16 + LAST_CHUNK.len());
@@ -776,11 +740,11 @@ async fn relay_rendezvous_response<R: AsyncReadRent>(
                 }
             }
             Ok(Received::Close(_)) => break,
-            Err(e) => return Ok(RendezvousAnswer::Failed(e, response.is_some())),
+            Err(e) => return Ok(RendezvousAnswer::Failed(e, responded)),
             Ok(_) => {}
         }
     }
-    Ok(if response.is_some() {
+    Ok(if responded {
         RendezvousAnswer::Broken
     } else {
         RendezvousAnswer::NoResponse

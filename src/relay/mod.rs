@@ -2,6 +2,7 @@
 //! docs/relay.md). One worker per core; the listener registry is the only shared state.
 
 pub(crate) mod admin;
+mod answer_head;
 mod auth;
 pub mod config;
 mod config_file;

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
+use super::answer_head::{AnswerHead, HeadFailure};
 use super::core::pairing::Expected;
 use super::core::pending::PendingRequests;
 use super::core::Admission;
@@ -16,7 +17,6 @@ use super::stopping::Stopping;
 use crate::auth::verify::{TokenCache, Verifier};
 use crate::io::admin_http::SnapshotRequest;
 use crate::io::stream::Stream;
-use crate::proto::hc::messages::Response;
 use crate::proto::ws::handshake::UpgradeRequest;
 use crate::proto::ws::CloseCode;
 use crate::relay::config::RelayConfig;
@@ -123,9 +123,10 @@ impl ControlHandle {
 /// What a listener sends back for one relayed HTTP request on its control channel.
 #[derive(Debug)]
 pub(crate) enum ResponseEvent {
-    /// The `response` message with its whole body (empty when it announced none); a body on
-    /// the control channel is at most 64 KiB (protocol §6.1), so it is collected first.
-    Complete(Response, Bytes),
+    /// The head made from the `response` message, with its whole body (empty when it announced
+    /// none); a body on the control channel is at most 64 KiB (protocol §6.1), so it is
+    /// collected first.
+    Complete(Result<AnswerHead, HeadFailure>, Bytes),
     /// The response broke one of Azure's control-channel limits (protocol §6.1, §9): the request
     /// fails.
     TooLarge(&'static str),
@@ -149,6 +150,8 @@ pub(crate) struct Shared {
     pub pending_requests: Mutex<PendingRequests<flume::Sender<ResponseEvent>>>,
     /// `ws` or `wss`.
     pub scheme: &'static str,
+    /// The `Via` value of every relayed response, `1.1 {namespace}` (protocol §6.6).
+    pub via: String,
     /// Each worker's [`Shared::rendezvous_base`] (its own rendezvous port), by worker index;
     /// made once, as every relayed request names it.
     rendezvous_bases: Vec<String>,
@@ -206,6 +209,7 @@ impl Shared {
             registry.paths().map(str::to_owned),
             &config.anonymous_senders,
         );
+        let via = format!("1.1 {}", config.namespace);
         Self {
             config,
             verifier,
@@ -213,6 +217,7 @@ impl Shared {
             registry: Mutex::new(registry),
             pending_requests: Mutex::new(PendingRequests::default()),
             scheme,
+            via,
             rendezvous_bases,
             rendezvous_host,
             host_names,

@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::json_headers::JsonHeaders;
+use crate::proto::http1::{is_field_value, is_token};
 
 /// The relay's own credential header; never forwarded (protocol §2.5).
 pub const SERVICE_BUS_AUTHORIZATION: &str = "ServiceBusAuthorization";
@@ -108,9 +109,11 @@ where
     I::IntoIter: Clone,
 {
     let headers = headers.into_iter();
+    // Only `Connection` values are read as text here: the others may be long (a token).
     let options = connection_options(
         headers
             .clone()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(CONNECTION))
             .map(|(name, value)| (name, value_text(value))),
     );
     let dropped = |name: &str| {
@@ -187,14 +190,27 @@ pub fn request_headers_for_upstream(
 pub fn response_headers_for_sender(
     headers: &JsonHeaders,
 ) -> Result<Vec<(&str, &str)>, HeaderError> {
+    response_pairs_for_sender(headers.iter())
+}
+
+/// [`response_headers_for_sender`] over (name, value) pairs borrowed from anywhere.
+pub fn response_pairs_for_sender<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) -> Result<Vec<(&'a str, &'a str)>, HeaderError> {
     let options = connection_options(
         headers
-            .iter()
+            .clone()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(CONNECTION))
             .map(|(name, value)| (name, Cow::Borrowed(value))),
     );
     let dropped =
         |name: &str| is_one_of(name, &RESPONSE_CONNECTION_HEADERS) || is_one_of(name, &options);
-    checked_lines(headers, dropped)
+    let mut lines = Vec::with_capacity(headers.size_hint().0);
+    for (name, value) in headers.filter(|(name, _)| !dropped(name)) {
+        check_line(name, value)?;
+        lines.push((name, value));
+    }
+    Ok(lines)
 }
 
 /// Checks a reason phrase (`statusDescription`, `sb-hc-statusDescription`) before it goes into a
@@ -222,6 +238,11 @@ fn checked_lines(
 /// RFC 9110 §5.1: a field name is a non-empty token. §5.5: a field value has no CR, LF or NUL
 /// (which would split or truncate the header line) and no other control character except HTAB.
 fn check_line(name: &str, value: &str) -> Result<(), HeaderError> {
+    // A token name and a value of field-value bytes (HTAB, SP, visible ASCII, bytes of
+    // non-ASCII characters) break none of the rules below.
+    if is_token(name.as_bytes()) && is_field_value(value.as_bytes()) {
+        return Ok(());
+    }
     if name.is_empty() || !name.bytes().all(is_token_byte) {
         return Err(HeaderError::InvalidName {
             name: name.to_owned(),

@@ -55,7 +55,7 @@ impl JsonHeaders {
     }
 
     /// The entries in order, as (name, value).
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         self.entries
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str()))

@@ -39,7 +39,9 @@ pub(crate) fn push_u16(out: &mut String, value: u16) {
             break;
         }
     }
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+    for &digit in &digits[start..] {
+        out.push(char::from(digit));
+    }
 }
 
 /// Whether serde_json would escape a byte of `bytes`. Checked 16 bytes at a time without an

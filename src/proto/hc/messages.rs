@@ -237,7 +237,9 @@ fn deserialize_secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Secr
     String::deserialize(deserializer).map(Secret::new)
 }
 
-fn deserialize_status_code<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+pub(crate) fn deserialize_status_code<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<u16, D::Error> {
     deserializer.deserialize_any(StatusCodeVisitor)
 }
 

@@ -32,5 +32,6 @@ pub use head::{
 };
 pub use headers::Headers;
 pub use status::reason_phrase;
+pub(crate) use syntax::is_field_value;
 pub use syntax::{is_token, lines_end_with_crlf, list_elements};
 pub use writer::{write_request_head, write_response_head, WriteError};

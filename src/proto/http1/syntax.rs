@@ -2,7 +2,7 @@
 
 /// Whether `b` is a `tchar` (RFC 9110 §5.6.2): the bytes a token (method, field name,
 /// transfer coding, subprotocol) is made of.
-pub(crate) fn is_tchar(b: u8) -> bool {
+pub(crate) const fn is_tchar(b: u8) -> bool {
     matches!(b,
         b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.'
         | b'^' | b'_' | b'`' | b'|' | b'~'
@@ -11,13 +11,39 @@ pub(crate) fn is_tchar(b: u8) -> bool {
 
 /// Whether `s` is a token (RFC 9110 §5.6.2): one or more `tchar`.
 pub fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
+    !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
 }
+
+/// Whether every byte of `s` may appear in a field value ([`is_field_value_byte`]).
+pub(crate) fn is_field_value(s: &[u8]) -> bool {
+    s.iter().all(|&b| FIELD_VALUE[usize::from(b)])
+}
+
+/// [`is_tchar`] and [`is_field_value_byte`] of every byte, looked up instead of compared: the
+/// heads written per relayed request check each of their bytes.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_tchar(b as u8);
+        b += 1;
+    }
+    table
+};
+const FIELD_VALUE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_field_value_byte(b as u8);
+        b += 1;
+    }
+    table
+};
 
 /// Whether `b` may appear inside a field value or a reason phrase (RFC 9110 §5.5, RFC 9112
 /// §4): HTAB, SP, visible ASCII and obs-text. Every other control byte, and DEL, may not.
-pub(crate) fn is_field_value_byte(b: u8) -> bool {
-    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+pub(crate) const fn is_field_value_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (b >= 0x21 && b <= 0x7e) || b >= 0x80
 }
 
 /// Whether `b` could end a line or a string early on a receiver: CR, LF or NUL. These are the

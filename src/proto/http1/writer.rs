@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::syntax::{is_field_value_byte, is_injection_byte, is_tchar, is_token};
+use super::syntax::{is_field_value, is_field_value_byte, is_injection_byte, is_tchar, is_token};
 
 const DIGITS: &[u8; 10] = b"0123456789";
 
@@ -100,7 +100,7 @@ where
     if !(100..=999).contains(&status) {
         return Err(WriteError::InvalidStatus { status });
     }
-    if !reason.bytes().all(is_field_value_byte) {
+    if !is_field_value(reason.as_bytes()) {
         return Err(WriteError::InvalidReason);
     }
     let start = dst.len();
@@ -139,12 +139,8 @@ where
 
 /// Checks one field: injection bytes first (the rule that matters most), then the grammar.
 pub(crate) fn check_field(name: &str, value: &[u8]) -> Result<(), WriteError> {
-    // One pass for a valid field (no injection byte is a tchar or a field-value byte); the
-    // checks below name the first rule a bad one breaks.
-    if !name.is_empty()
-        && name.bytes().all(is_tchar)
-        && value.iter().all(|&b| is_field_value_byte(b))
-    {
+    // A token name and a field value hold no CR, LF or NUL: nothing below can fail.
+    if is_token(name.as_bytes()) && is_field_value(value) {
         return Ok(());
     }
     if name
