@@ -211,10 +211,7 @@ pub fn token_of(
     allow_authorization: bool,
 ) -> (String, AuthorizationHeader) {
     if let Some(v) = headers.get("servicebusauthorization") {
-        return (
-            String::from_utf8_lossy(v).into_owned(),
-            AuthorizationHeader::Forward,
-        );
+        return (lossy_text(v), AuthorizationHeader::Forward);
     }
     if let Some(v) = get_query_param(query, "sb-hc-token") {
         let token =
@@ -223,13 +220,19 @@ pub fn token_of(
     }
     if allow_authorization {
         if let Some(v) = headers.get("authorization") {
-            return (
-                String::from_utf8_lossy(v).into_owned(),
-                AuthorizationHeader::Strip,
-            );
+            return (lossy_text(v), AuthorizationHeader::Strip);
         }
     }
     (String::new(), AuthorizationHeader::Forward)
+}
+
+/// `String::from_utf8_lossy(value)`, through the word-at-a-time UTF-8 check when the value is
+/// valid (a token always is).
+fn lossy_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
+    }
 }
 
 /// Whether `request_path` (`/$hc/…`) is `entity`'s own path, not one below it.
