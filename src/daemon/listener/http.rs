@@ -21,6 +21,7 @@ pub(crate) mod policy;
 pub(crate) mod prepare;
 pub(crate) mod rendezvous;
 pub(crate) mod reply;
+pub(crate) mod response_text;
 
 use std::time::{Duration, Instant};
 
@@ -167,7 +168,11 @@ async fn hold(
                     .unusable_text()
                     .and_then(|text| unreadable::answer_on_rendezvous(hc, text, &e))
                 {
-                    if writer.send_answer(&answer, &[]).await.is_ok() {
+                    if writer
+                        .send_answer(&response_text::ResponseText::of(&answer), &[])
+                        .await
+                        .is_ok()
+                    {
                         let _ = writer.close(CloseCode::NORMAL, "").await;
                     }
                     return;

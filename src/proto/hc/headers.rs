@@ -147,6 +147,36 @@ where
     join_into_json(headers.filter(|(name, _)| !dropped(name)))
 }
 
+/// The fields of an upstream response that [`response_headers_to_json`] keeps, in order and not
+/// yet joined, each value as received (read as text by [`value_text`]): for writing
+/// `responseHeaders` without building the map ([`join_separator`] says how a repeated field's
+/// values are joined).
+pub fn response_headers_kept<'a, I>(headers: I) -> Vec<(&'a str, &'a [u8])>
+where
+    I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    I::IntoIter: Clone,
+{
+    let headers = headers.into_iter();
+    let options = connection_options(
+        headers
+            .clone()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(CONNECTION))
+            .map(|(name, value)| (name, value_text(value))),
+    );
+    let dropped =
+        |name: &str| is_one_of(name, &RESPONSE_CONNECTION_HEADERS) || is_one_of(name, &options);
+    headers.filter(|(name, _)| !dropped(name)).collect()
+}
+
+/// What joins the values of a repeated field `name` into one JSON header value.
+pub fn join_separator(name: &str) -> &'static str {
+    if name.eq_ignore_ascii_case(COOKIE) {
+        "; "
+    } else {
+        ", "
+    }
+}
+
 /// A sender's upgrade headers as `accept.connectHeaders` (protocol §4.3): every header, including
 /// `Connection`, `Upgrade`, `Host` and the `Sec-WebSocket-*` ones, except `ServiceBusAuthorization`
 /// and `Authorization` (protocol §11 item 9) and `Sec-WebSocket-Extensions` (protocol §10.6 item
@@ -273,12 +303,7 @@ fn is_forbidden_control(c: char) -> bool {
 fn join_into_json<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> JsonHeaders {
     let mut json = JsonHeaders::new();
     for (name, value) in headers {
-        let separator = if name.eq_ignore_ascii_case(COOKIE) {
-            "; "
-        } else {
-            ", "
-        };
-        json.append_joined(name, &value_text(value), separator);
+        json.append_joined(name, &value_text(value), join_separator(name));
     }
     json
 }
@@ -332,7 +357,7 @@ fn is_one_of<S: AsRef<str>>(name: &str, names: &[S]) -> bool {
 }
 
 /// A header value as text: UTF-8 when it is UTF-8, otherwise ISO-8859-1 (RFC 9110 §5.5 obs-text).
-fn value_text(value: &[u8]) -> Cow<'_, str> {
+pub(crate) fn value_text(value: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(value) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => Cow::Owned(value.iter().copied().map(char::from).collect()),

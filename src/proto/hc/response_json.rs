@@ -5,6 +5,7 @@
 //! declaration order, absent optional members omitted, strings escaped as serde_json escapes
 //! them): a string that needs no escape is copied as it is, any other is escaped by serde_json.
 
+use super::headers::{join_separator, value_text};
 use super::json_headers::JsonHeaders;
 use super::messages::Response;
 
@@ -39,6 +40,66 @@ pub(crate) fn encode(response: &Response) -> String {
     out
 }
 
+/// The exact wire text of the `response` with `request_id`, `status_code`, `status_description`
+/// and, as `responseHeaders`, the fields `headers` (values read as text by [`value_text`]) joined as [`JsonHeaders::append_joined`]
+/// joins them (a repeated name, compared case-insensitively, keeps its first spelling and
+/// position; its values joined with [`join_separator`]): byte for byte what [`encode`] writes
+/// for that [`Response`], without building it.
+pub(crate) fn encode_parts(
+    request_id: &str,
+    status_code: u16,
+    status_description: &str,
+    headers: &[(&str, &[u8])],
+    body: bool,
+) -> String {
+    let strings = request_id.len()
+        + status_description.len()
+        + headers
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 6)
+            .sum::<usize>();
+    let mut out = String::with_capacity(strings + 128);
+    out.push_str(r#"{"response":{"requestId":"#);
+    push_string(&mut out, request_id);
+    out.push_str(r#","statusCode":"#);
+    push_u16(&mut out, status_code);
+    out.push_str(r#","statusDescription":"#);
+    push_string(&mut out, status_description);
+    out.push_str(r#","responseHeaders":{"#);
+    let mut first = true;
+    for (index, (name, value)) in headers.iter().enumerate() {
+        let earlier = &headers[..index];
+        if earlier
+            .iter()
+            .any(|(seen, _)| seen.eq_ignore_ascii_case(name))
+        {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        push_string(&mut out, name);
+        out.push_str(":\"");
+        push_value_content(&mut out, value);
+        let separator = join_separator(name);
+        for (_, later) in headers[index + 1..]
+            .iter()
+            .filter(|(other, _)| other.eq_ignore_ascii_case(name))
+        {
+            out.push_str(separator);
+            push_value_content(&mut out, later);
+        }
+        out.push('"');
+    }
+    out.push_str(if body {
+        r#"},"body":true}}"#
+    } else {
+        r#"},"body":false}}"#
+    });
+    out
+}
+
 fn push_headers(out: &mut String, headers: &JsonHeaders) {
     out.push('{');
     for (index, (name, value)) in headers.iter().enumerate() {
@@ -64,6 +125,24 @@ fn push_string(out: &mut String, value: &str) {
     // Invariant: serialising a `str` with serde_json cannot fail.
     let escaped = serde_json::to_string(value).expect("a string always serialises");
     out.push_str(&escaped);
+}
+
+/// A header value as [`value_text`] reads it, escaped as inside a JSON string without the
+/// quotes.
+fn push_value_content(out: &mut String, value: &[u8]) {
+    push_string_content(out, &value_text(value));
+}
+
+/// `value` escaped as inside a JSON string, without the quotes (serde_json escapes character by
+/// character, so the pieces of a joined value escape to the pieces of its escape).
+fn push_string_content(out: &mut String, value: &str) {
+    if !value.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)]) {
+        out.push_str(value);
+        return;
+    }
+    // Invariant: serialising a `str` with serde_json cannot fail.
+    let escaped = serde_json::to_string(value).expect("a string always serialises");
+    out.push_str(&escaped[1..escaped.len() - 1]);
 }
 
 /// The bytes serde_json escapes inside a string: `"`, `\` and the control bytes below 0x20.

@@ -9,14 +9,12 @@ use std::time::Duration;
 
 use monoio::io::AsyncReadRent;
 
-use super::policy::{fits_control_channel, response_json_len, route, Route, GATHER_WINDOW};
+use super::policy::{fits_control_channel, route, Route, GATHER_WINDOW};
 use super::rendezvous::RendezvousWriter;
 use super::reply::{Reply, ReplyError};
+use super::response_text::ResponseText;
 use crate::daemon::listener::context::HcContext;
 use crate::daemon::listener::upstream::{ResponseError, ResponseReader};
-use crate::proto::hc::headers::response_headers_to_json;
-use crate::proto::hc::messages::Response;
-use crate::proto::http1::reason_phrase;
 use crate::proto::http1::{BodyKind, ResponseHead};
 
 /// Why a response did not reach the relay whole.
@@ -60,26 +58,6 @@ pub(crate) enum Delivery {
     NotSent(DeliveryFailure),
 }
 
-/// The `response` for the target's `head` (protocol §4.5, §6.6): its status and reason phrase,
-/// its headers without hop-by-hop ones and with repeated fields joined. `statusDescription` is
-/// always sent: the target's phrase, or the standard one when it gave none (an empty string
-/// for a code without one), as the .NET listener's `StatusDescription` getter does
-/// (docs/architecture.md "`statusDescription`").
-pub(crate) fn response_for(request_id: &str, head: &ResponseHead, body: bool) -> Response {
-    let description = if head.reason.is_empty() {
-        reason_phrase(head.status).to_owned()
-    } else {
-        head.reason.clone()
-    };
-    Response {
-        request_id: request_id.to_owned(),
-        status_code: head.status,
-        status_description: Some(description),
-        response_headers: Some(response_headers_to_json(&head.headers)),
-        body,
-    }
-}
-
 fn len_u64(len: usize) -> u64 {
     u64::try_from(len).unwrap_or(u64::MAX)
 }
@@ -94,9 +72,9 @@ pub(crate) async fn deliver<R: AsyncReadRent>(
     reader: &mut ResponseReader<R>,
     reply: &mut Reply<'_>,
 ) -> Delivery {
-    let mut response = response_for(request_id, head, kind != BodyKind::Empty);
-    let status = response.status_code;
-    match route(reply.control_allowed(), kind, response_json_len(&response)) {
+    let mut response = ResponseText::for_head(request_id, head, kind != BodyKind::Empty);
+    let status = response.status();
+    match route(reply.control_allowed(), kind, response.text().len()) {
         Route::ControlNow => match reply.answer(&response, &[]).await {
             Ok(()) => Delivery::Complete {
                 status,
@@ -109,7 +87,7 @@ pub(crate) async fn deliver<R: AsyncReadRent>(
         // each time a request's task is set up.
         Route::Stream => Box::pin(stream_all(hc, &response, reader, reply)).await,
         Route::Gather => {
-            response.body = true;
+            response.set_body(true);
             gather(hc, response, reader, reply).await
         }
     }
@@ -118,16 +96,16 @@ pub(crate) async fn deliver<R: AsyncReadRent>(
 /// Streams the whole response through a rendezvous: the `response`, then its body frames.
 async fn stream_all<R: AsyncReadRent>(
     hc: &HcContext,
-    response: &Response,
+    response: &ResponseText,
     reader: &mut ResponseReader<R>,
     reply: &mut Reply<'_>,
 ) -> Delivery {
-    let status = response.status_code;
+    let status = response.status();
     let writer = match reply.open_stream(response).await {
         Ok(writer) => writer,
         Err(e) => return Delivery::NotSent(DeliveryFailure::Reply(e)),
     };
-    if !response.body {
+    if !response.body() {
         return Delivery::Complete {
             status,
             body_bytes: 0,
@@ -142,12 +120,12 @@ async fn stream_all<R: AsyncReadRent>(
 /// and the read's piece becomes its next frame.
 async fn gather<R: AsyncReadRent>(
     hc: &HcContext,
-    mut response: Response,
+    mut response: ResponseText,
     reader: &mut ResponseReader<R>,
     reply: &mut Reply<'_>,
 ) -> Delivery {
     let idle = hc.upstream_deadline;
-    let status = response.status_code;
+    let status = response.status();
     let window_end = monoio::time::Instant::now() + GATHER_WINDOW;
     let mut gathered = Vec::new();
     loop {
@@ -177,7 +155,7 @@ async fn gather<R: AsyncReadRent>(
         match piece {
             Err(failure) => return Delivery::NotSent(failure),
             Ok(None) => {
-                response.body = !gathered.is_empty();
+                response.set_body(!gathered.is_empty());
                 return match reply.answer(&response, &gathered).await {
                     Ok(()) => Delivery::Complete {
                         status,
@@ -213,7 +191,7 @@ async fn gather<R: AsyncReadRent>(
 /// Opens the rendezvous for a response that will not fit the control channel and sends what
 /// was gathered so far as its first body frame.
 async fn upgrade(
-    response: &Response,
+    response: &ResponseText,
     gathered: &[u8],
     reply: &mut Reply<'_>,
 ) -> Result<(), Delivery> {
@@ -225,7 +203,7 @@ async fn upgrade(
         .send_body_copy(gathered)
         .await
         .map_err(|e| Delivery::Broken {
-            status: response.status_code,
+            status: response.status(),
             body_bytes: 0,
             failure: DeliveryFailure::Reply(ReplyError::Write(e)),
         })
@@ -304,42 +282,5 @@ async fn stream_rest<R: AsyncReadRent>(
         if let Err(e) = writer.send_body_in_place(reader, range).await {
             return broken(sent, DeliveryFailure::Reply(ReplyError::Write(e)));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::proto::http1::{parse_response_head, Limits};
-
-    fn head(text: &str) -> ResponseHead {
-        parse_response_head(text.as_bytes(), &Limits::default())
-            .unwrap()
-            .unwrap()
-            .0
-    }
-
-    #[test]
-    fn the_response_carries_status_reason_and_filtered_joined_headers() {
-        let head = head("HTTP/1.1 418 Short And Stout\r\nX-A: 1\r\nConnection: close, X-Hop\r\nX-Hop: h\r\nX-A: 2\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nKeep-Alive: timeout=5\r\n\r\n");
-        let response = response_for("r1", &head, true);
-        assert_eq!(response.request_id, "r1");
-        assert_eq!(response.status_code, 418);
-        assert_eq!(
-            response.status_description.as_deref(),
-            Some("Short And Stout")
-        );
-        assert!(response.body);
-        let headers = response.response_headers.expect("headers");
-        assert_eq!(headers.iter().collect::<Vec<_>>(), vec![("X-A", "1, 2")]);
-    }
-
-    #[test]
-    fn an_empty_reason_is_sent_as_the_standard_phrase() {
-        let response = response_for("r1", &head("HTTP/1.1 404 \r\n\r\n"), false);
-        assert_eq!(response.status_description.as_deref(), Some("Not Found"));
-        assert!(!response.body);
-        let response = response_for("r1", &head("HTTP/1.1 299 \r\n\r\n"), false);
-        assert_eq!(response.status_description.as_deref(), Some(""));
     }
 }

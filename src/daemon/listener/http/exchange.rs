@@ -24,6 +24,7 @@ use super::rendezvous::{
     write_within, BodyBuffer, PumpError, RendezvousReader, RELAY_IDLE_TIMEOUT,
 };
 use super::reply::Reply;
+use super::response_text::ResponseText;
 use crate::config::HttpTarget;
 use crate::daemon::listener::context::HcContext;
 use crate::daemon::listener::hc_series::Histogram;
@@ -166,7 +167,7 @@ pub(crate) async fn answer_locally(
     body: BodyState,
 ) -> Served {
     let (response, text) = answer.response(request_id, detail);
-    match reply.answer(&response, &text).await {
+    match reply.answer(&ResponseText::of(&response), &text).await {
         Ok(()) => Served {
             status: Some(answer.status()),
             complete: true,

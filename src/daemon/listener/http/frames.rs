@@ -5,20 +5,20 @@
 //! On the control channel such a pair is queued as one unit so nothing can come between the
 //! `response` and its body (protocol §4.2).
 
+use super::response_text::ResponseText;
 use crate::proto::hc::channel::{ChannelError, Outbound};
-use crate::proto::hc::messages::Response;
 use crate::proto::ws::DataKind;
 
 /// Appends `response` as one text frame, then `body` as one binary frame when
-/// `response.body` is set (an absent body then counts as empty).
+/// `response` announces one (an absent body then counts as empty).
 pub(crate) fn push_answer(
     out: &mut Outbound,
     dst: &mut Vec<u8>,
-    response: &Response,
+    response: &ResponseText,
     body: &[u8],
 ) -> Result<(), ChannelError> {
-    out.message(dst, DataKind::Text, response.to_json().as_bytes())?;
-    if response.body {
+    out.message(dst, DataKind::Text, response.text().as_bytes())?;
+    if response.body() {
         out.message(dst, DataKind::Binary, body)?;
     }
     Ok(())
@@ -28,6 +28,7 @@ pub(crate) fn push_answer(
 mod tests {
     use super::*;
     use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
+    use crate::proto::hc::messages::Response;
     use crate::proto::ws::{Decoder, Event, Limits, Role};
 
     fn client() -> Outbound {
@@ -68,7 +69,13 @@ mod tests {
     #[test]
     fn an_answer_with_a_body_is_text_then_one_binary_message() {
         let mut wire = Vec::new();
-        push_answer(&mut client(), &mut wire, &response(true), b"hello").unwrap();
+        push_answer(
+            &mut client(),
+            &mut wire,
+            &ResponseText::of(&response(true)),
+            b"hello",
+        )
+        .unwrap();
         let got = frames(wire);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0, DataKind::Text);
@@ -82,7 +89,13 @@ mod tests {
     #[test]
     fn an_empty_body_is_still_one_binary_message_when_announced() {
         let mut wire = Vec::new();
-        push_answer(&mut client(), &mut wire, &response(true), b"").unwrap();
+        push_answer(
+            &mut client(),
+            &mut wire,
+            &ResponseText::of(&response(true)),
+            b"",
+        )
+        .unwrap();
         let got = frames(wire);
         assert_eq!(got[1], (DataKind::Binary, Vec::new()));
     }
@@ -90,7 +103,13 @@ mod tests {
     #[test]
     fn an_answer_without_a_body_is_only_the_text_message() {
         let mut wire = Vec::new();
-        push_answer(&mut client(), &mut wire, &response(false), b"ignored").unwrap();
+        push_answer(
+            &mut client(),
+            &mut wire,
+            &ResponseText::of(&response(false)),
+            b"ignored",
+        )
+        .unwrap();
         let got = frames(wire);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].0, DataKind::Text);
@@ -99,7 +118,13 @@ mod tests {
     #[test]
     fn frames_are_masked() {
         let mut wire = Vec::new();
-        push_answer(&mut client(), &mut wire, &response(false), b"").unwrap();
+        push_answer(
+            &mut client(),
+            &mut wire,
+            &ResponseText::of(&response(false)),
+            b"",
+        )
+        .unwrap();
         assert_eq!(wire[1] & 0x80, 0x80, "MASK bit set");
     }
 }

@@ -51,41 +51,6 @@ pub(crate) fn route(control_allowed: bool, kind: BodyKind, json_len: usize) -> R
     }
 }
 
-/// Bytes of a `response` JSON text besides its strings: the braces, member names, quotes,
-/// colons and commas, the status number and `body`'s value (about 100; counted generously).
-const RESPONSE_JSON_FRAME: usize = 160;
-/// Bytes of JSON text around one header field: two pairs of quotes, a colon and a comma.
-const HEADER_JSON_FRAME: usize = 6;
-/// The most bytes JSON needs for one byte of a string (`\u00XX`).
-const MAX_ESCAPED_LEN: usize = 6;
-
-/// The length of `response` as JSON for [`route`], encoding it only when it might be too long
-/// for the control channel: an upper bound counting every string byte at its longest escape
-/// decides the common case without building the text (it is built again when it is sent).
-pub(crate) fn response_json_len(response: &Response) -> usize {
-    let strings = response.request_id.len()
-        + response.status_description.as_ref().map_or(0, String::len)
-        + response.response_headers.as_ref().map_or(0, |headers| {
-            headers
-                .iter()
-                .map(|(name, value)| name.len() + value.len())
-                .sum()
-        });
-    let fields = response
-        .response_headers
-        .as_ref()
-        .map_or(0, |headers| headers.iter().count());
-    let bound = strings
-        .saturating_mul(MAX_ESCAPED_LEN)
-        .saturating_add(fields.saturating_mul(HEADER_JSON_FRAME))
-        .saturating_add(RESPONSE_JSON_FRAME);
-    if bound <= CONTROL_JSON_LIMIT {
-        bound
-    } else {
-        response.to_json().len()
-    }
-}
-
 /// Whether `len` gathered body bytes still fit the control channel.
 pub(crate) fn fits_control_channel(len: usize) -> bool {
     len <= CONTROL_BODY_LIMIT
@@ -156,50 +121,6 @@ impl LocalAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn response_with(description: &str, headers: &[(&str, &str)]) -> Response {
-        Response {
-            request_id: "r\u{1}\"id".into(),
-            status_code: 999,
-            status_description: Some(description.into()),
-            response_headers: Some(headers.iter().copied().collect()),
-            body: false,
-        }
-    }
-
-    #[test]
-    fn the_json_length_bound_is_never_below_the_encoded_length() {
-        let control: String = (0u8..32).map(char::from).collect();
-        for response in [
-            response_with("", &[]),
-            response_with(&control, &[(&control, &control), ("\"", "\\")]),
-            response_with("ä€😀", &[("x-ü", "😀😀"), ("a", "")]),
-            response_with("OK", &[("X-Many", "v"); 200]),
-        ] {
-            let exact = response.to_json().len();
-            let len = response_json_len(&response);
-            assert!(len >= exact, "{len} < {exact} for {response:?}");
-            assert!(len <= CONTROL_JSON_LIMIT, "small responses are not encoded");
-        }
-    }
-
-    #[test]
-    fn a_response_whose_bound_is_over_the_limit_is_measured_exactly() {
-        // 6,000 quote bytes bound at 36,000 bytes but encode to 12,000 + the frame.
-        let quotes = "\"".repeat(6_000);
-        let response = response_with(&quotes, &[]);
-        assert_eq!(response_json_len(&response), response.to_json().len());
-        assert_eq!(
-            route(true, BodyKind::Empty, response_json_len(&response)),
-            Route::ControlNow
-        );
-        let huge = response_with(&"x".repeat(CONTROL_JSON_LIMIT), &[]);
-        assert!(response_json_len(&huge) > CONTROL_JSON_LIMIT);
-        assert_eq!(
-            route(true, BodyKind::Empty, response_json_len(&huge)),
-            Route::Stream
-        );
-    }
 
     #[test]
     fn requests_from_a_rendezvous_always_stream() {

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::frames::push_answer;
 use super::rendezvous::{self, RendezvousReader, RendezvousWriter};
+use super::response_text::ResponseText;
 use crate::daemon::listener::context::{ControlWriter, Hc, HcContext};
 use crate::daemon::tracker::Tracker;
 use crate::io::ws_client::ConnectError;
@@ -119,7 +120,7 @@ impl Reply<'_> {
     /// control channel which is detaching meanwhile is answered through its `address`.
     pub(crate) async fn answer(
         &mut self,
-        response: &Response,
+        response: &ResponseText,
         body: &[u8],
     ) -> Result<(), ReplyError> {
         match self {
@@ -154,7 +155,7 @@ impl Reply<'_> {
     /// for its body frames.
     pub(crate) async fn open_stream(
         &mut self,
-        response: &Response,
+        response: &ResponseText,
     ) -> Result<&mut RendezvousWriter, ReplyError> {
         match self {
             Self::Control(c) => {
@@ -191,7 +192,8 @@ pub(in crate::daemon) fn refuse(
     let Some(address) = address.filter(|address| hc.rendezvous_allowed(REQUEST, address)) else {
         return false;
     };
-    let (hc, address, response) = (hc.clone(), address.to_owned(), response.clone());
+    let (hc, address, status) = (hc.clone(), address.to_owned(), response.status_code);
+    let response = ResponseText::of(response);
     monoio::spawn(work.track(async move {
         let sent = match rendezvous::open(&hc, &address, Instant::now()).await {
             Ok((_reader, mut writer)) => match writer.send_answer(&response, &[]).await {
@@ -202,7 +204,7 @@ pub(in crate::daemon) fn refuse(
             Err(e) => Err(ReplyError::Rendezvous(e)),
         };
         if let Err(e) = sent {
-            tracing::warn!(hybrid_connection = %hc.name, status = response.status_code,
+            tracing::warn!(hybrid_connection = %hc.name, status,
                 error = %Escaped(&e), "refusal not delivered through the request's rendezvous");
         }
     }));

@@ -14,10 +14,10 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, OwnedWriteHal
 
 use super::write_within;
 use crate::daemon::listener::http::frames::push_answer;
+use crate::daemon::listener::http::response_text::ResponseText;
 use crate::daemon::listener::upstream::ResponseReader;
 use crate::io::stream::Stream;
 use crate::proto::hc::channel::{ChannelError, Outbound};
-use crate::proto::hc::messages::Response;
 use crate::proto::ws::{CloseCode, DataKind, MAX_HEADER_LEN};
 
 /// The write half of a request rendezvous.
@@ -62,7 +62,11 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
 
     /// A whole answer in one write: `response` and, when it announces one, `body` as a single
     /// binary frame.
-    pub(crate) async fn send_answer(&mut self, response: &Response, body: &[u8]) -> io::Result<()> {
+    pub(crate) async fn send_answer(
+        &mut self,
+        response: &ResponseText,
+        body: &[u8],
+    ) -> io::Result<()> {
         self.send_with(body.len() + 512, |out, dst| {
             push_answer(out, dst, response, body)
         })
@@ -70,8 +74,8 @@ impl<W: AsyncWriteRent> RendezvousWriter<W> {
     }
 
     /// The `response` message of a streamed answer; its body frames follow.
-    pub(crate) async fn send_head(&mut self, response: &Response) -> io::Result<()> {
-        let json = response.to_json();
+    pub(crate) async fn send_head(&mut self, response: &ResponseText) -> io::Result<()> {
+        let json = response.text();
         self.send_with(json.len() + MAX_HEADER_LEN, |out, dst| {
             out.message(dst, DataKind::Text, json.as_bytes())
         })
@@ -132,6 +136,7 @@ mod tests {
     use super::*;
     use crate::daemon::test_support::read_to_end;
     use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
+    use crate::proto::hc::messages::Response;
     use crate::proto::ws::{DataKind, Decoder, Event, Limits, Role};
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
@@ -205,7 +210,7 @@ mod tests {
     #[test]
     fn a_streamed_body_is_one_fragmented_binary_message() {
         let seen = run(written(async |w| {
-            w.send_head(&response()).await.unwrap();
+            w.send_head(&ResponseText::of(&response())).await.unwrap();
             w.send_body_copy(b"abc").await.unwrap();
             w.send_body_copy(b"").await.unwrap();
             w.send_body_copy(b"def").await.unwrap();
@@ -232,9 +237,9 @@ mod tests {
     #[test]
     fn a_body_without_frames_ends_as_an_empty_binary_message() {
         let seen = run(written(async |w| {
-            w.send_head(&response()).await.unwrap();
+            w.send_head(&ResponseText::of(&response())).await.unwrap();
             w.end_body().await.unwrap();
-            w.send_head(&response()).await.unwrap();
+            w.send_head(&ResponseText::of(&response())).await.unwrap();
             w.send_body_copy(b"x").await.unwrap();
             w.end_body().await.unwrap();
         }));
@@ -246,7 +251,9 @@ mod tests {
     #[test]
     fn whole_answers_pongs_and_closes() {
         let seen = run(written(async |w| {
-            w.send_answer(&response(), b"body").await.unwrap();
+            w.send_answer(&ResponseText::of(&response()), b"body")
+                .await
+                .unwrap();
             let mut pong = Vec::new();
             w.outbound.borrow_mut().pong(&mut pong, b"p").unwrap();
             w.send_built(pong).await.unwrap();
