@@ -44,22 +44,71 @@ pub(crate) fn push_u16(out: &mut String, value: u16) {
     }
 }
 
-/// Whether serde_json would escape a byte of `bytes`. Checked 16 bytes at a time without an
-/// early exit inside a block, which the compiler turns into vector compares.
-fn needs_escape(bytes: &[u8]) -> bool {
-    let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
-    let mut blocks = bytes.chunks_exact(16);
-    for block in &mut blocks {
-        if block.iter().fold(false, |any, &b| any | escaped(b)) {
+/// Whether any byte of `value` is one of [`NEEDS_ESCAPE`]: eight bytes at a time (a byte below
+/// 0x20, or one equal to `"` or `\` once XORed to zero, sets its high bit in one of the three
+/// masks; a set bit can be a false alarm only above a real match, never without one), the rest
+/// one by one.
+fn needs_escape(value: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let mut words = value.chunks_exact(8);
+    for word in &mut words {
+        // Invariant: `chunks_exact(8)` yields slices of exactly 8 bytes.
+        let word = u64::from_ne_bytes(word.try_into().expect("an 8-byte chunk"));
+        // A byte below `n` (n <= 0x80) sets its high bit in `below(x, n)`.
+        let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        if below(word, 0x20) | below(quote, 1) | below(backslash, 1) != 0 {
             return true;
         }
     }
-    blocks.remainder().iter().any(|&b| escaped(b))
+    words
+        .remainder()
+        .iter()
+        .any(|&b| NEEDS_ESCAPE[usize::from(b)])
 }
+
+/// The bytes serde_json escapes inside a string: `"`, `\` and the control bytes below 0x20.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_scan_finds_exactly_the_bytes_the_table_names() {
+        for len in [1, 7, 8, 9, 16, 23, 24, 31] {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut text = vec![b'a'; len];
+                    text[at] = byte;
+                    assert_eq!(
+                        needs_escape(&text),
+                        NEEDS_ESCAPE[usize::from(byte)],
+                        "byte {byte:#x} at {at} of {len}"
+                    );
+                    // Around bytes that could carry a borrow into their neighbours.
+                    for other in [0x00, 0x1f, 0x20, 0x21, 0x7f, 0x80, 0xff] {
+                        let mut mixed = vec![other; len];
+                        mixed[at] = byte;
+                        let expected = mixed.iter().any(|&b| NEEDS_ESCAPE[usize::from(b)]);
+                        assert_eq!(needs_escape(&mixed), expected, "{mixed:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {
