@@ -136,15 +136,7 @@ where
     I: IntoIterator<Item = (&'a str, &'a [u8])>,
     I::IntoIter: Clone,
 {
-    let headers = headers.into_iter();
-    let options = connection_options(
-        headers
-            .clone()
-            .map(|(name, value)| (name, value_text(value))),
-    );
-    let dropped =
-        |name: &str| is_one_of(name, &RESPONSE_CONNECTION_HEADERS) || is_one_of(name, &options);
-    join_into_json(headers.filter(|(name, _)| !dropped(name)))
+    join_into_json(response_headers_kept(headers).into_iter())
 }
 
 /// The fields of an upstream response that [`response_headers_to_json`] keeps, in order and not

@@ -25,6 +25,20 @@ pub(crate) fn push_string_contents(out: &mut String, value: &str) {
     out.push_str(&quoted[1..quoted.len() - 1]);
 }
 
+/// Appends `{"name":"value",…}` of `members`, in their order.
+pub(crate) fn push_object<'a>(out: &mut String, members: impl Iterator<Item = (&'a str, &'a str)>) {
+    out.push('{');
+    for (index, (name, value)) in members.enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        push_string(out, name);
+        out.push(':');
+        push_string(out, value);
+    }
+    out.push('}');
+}
+
 /// Appends `value` in decimal.
 pub(crate) fn push_u16(out: &mut String, value: u16) {
     let mut digits = [0u8; 5];

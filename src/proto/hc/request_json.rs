@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use super::json_text::{push_string, push_string_contents, push_u16};
+use super::json_text::{push_object, push_string, push_string_contents, push_u16};
 
 /// The members of a full `request` (shape (a) of protocol §4.4), borrowed from the sender's
 /// request.
@@ -61,19 +61,18 @@ pub(crate) fn encode(message: &RequestMessage<'_>) -> String {
     push_string(&mut out, message.method);
     out.push_str(r#","remoteEndpoint":{"#);
     push_endpoint(&mut out, message.remote);
-    out.push_str(r#"},"requestHeaders":{"#);
-    for (index, (name, value)) in message.headers.iter().enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        push_string(&mut out, name);
-        out.push(':');
-        push_string(&mut out, value);
-    }
+    out.push_str(r#"},"requestHeaders":"#);
+    push_object(
+        &mut out,
+        message
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_ref())),
+    );
     out.push_str(if message.body {
-        r#"},"body":true}}"#
+        r#","body":true}}"#
     } else {
-        r#"},"body":false}}"#
+        r#","body":false}}"#
     });
     out
 }

@@ -6,8 +6,7 @@
 //! them; [`super::json_text`] writes the strings).
 
 use super::headers::{join_separator, value_text};
-use super::json_headers::JsonHeaders;
-use super::json_text::{push_string, push_string_contents, push_u16};
+use super::json_text::{push_object, push_string, push_string_contents, push_u16};
 use super::messages::Response;
 
 /// The exact wire text `{"response":{…}}` of `response`.
@@ -31,7 +30,7 @@ pub(crate) fn encode(response: &Response) -> String {
     }
     if let Some(headers) = &response.response_headers {
         out.push_str(r#","responseHeaders":"#);
-        push_headers(&mut out, headers);
+        push_object(&mut out, headers.iter());
     }
     out.push_str(if response.body {
         r#","body":true}}"#
@@ -42,7 +41,7 @@ pub(crate) fn encode(response: &Response) -> String {
 }
 
 /// The exact wire text of the `response` with `request_id`, `status_code`, `status_description`
-/// and, as `responseHeaders`, the fields `headers` (values read as text by [`value_text`]) joined as [`JsonHeaders::append_joined`]
+/// and, as `responseHeaders`, the fields `headers` (values read as text by [`value_text`]) joined as [`JsonHeaders::append_joined`](super::json_headers::JsonHeaders::append_joined)
 /// joins them (a repeated name, compared case-insensitively, keeps its first spelling and
 /// position; its values joined with [`join_separator`]): byte for byte what [`encode`] writes
 /// for that [`Response`], without building it.
@@ -101,19 +100,6 @@ pub(crate) fn encode_parts(
     out
 }
 
-fn push_headers(out: &mut String, headers: &JsonHeaders) {
-    out.push('{');
-    for (index, (name, value)) in headers.iter().enumerate() {
-        if index > 0 {
-            out.push(',');
-        }
-        push_string(out, name);
-        out.push(':');
-        push_string(out, value);
-    }
-    out.push('}');
-}
-
 /// A header value as [`value_text`] reads it, escaped as inside a JSON string without the
 /// quotes.
 fn push_value_content(out: &mut String, value: &[u8]) {
@@ -122,6 +108,7 @@ fn push_value_content(out: &mut String, value: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::json_headers::JsonHeaders;
     use super::*;
 
     /// What serde_json writes for the same response (the encoding before this writer).
