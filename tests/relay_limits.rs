@@ -501,6 +501,70 @@ fn a_listener_that_pings_without_reading_is_closed_and_other_listeners_keep_work
     });
 }
 
+/// The bytes the relay holds queued for control channels, from its `/metrics`.
+fn control_queue_bytes(admin: &str) -> f64 {
+    let (status, body) = common::processes::http_get(admin, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|line| line.strip_prefix("hycod_relay_control_queue_bytes "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("hycod_relay_control_queue_bytes in the scrape")
+}
+
+#[test]
+fn a_listener_that_reads_slower_than_requests_arrive_keeps_its_channel_and_answers_them_all() {
+    // 100 requests of 60 KiB on the control channel: far more than the 1 MiB the relay queues
+    // for a listener plus what the sockets between them hold. The listener reads nothing until
+    // the queue is full (or a sender got an answer), then reads and answers everything.
+    let relay = relay(&["--admin", "127.0.0.1:0"]);
+    let admin = relay.admin_addr.expect("admin address").to_string();
+    run(async move {
+        let (control, write) = listen(&relay.url).await;
+        let body = "b".repeat(60 * 1024);
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let senders: Vec<_> = (0..100)
+            .map(|n| {
+                let framing = format!("Content-Length: {}\r\nConnection: close\r\n", body.len());
+                let request = post(&format!("busy/{n}"), &framing, &body).into_bytes();
+                let answered = answered.clone();
+                let addr = relay.local_addr;
+                monoio::spawn(async move {
+                    let (answer, _) = exchange(addr, request).await;
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    answer
+                })
+            })
+            .collect();
+        let (full_tx, full) = flume::bounded(1);
+        let early = answered.clone();
+        std::thread::spawn(move || {
+            let filled = common::processes::eventually(Duration::from_secs(30), || {
+                early.load(std::sync::atomic::Ordering::SeqCst) > 0
+                    || control_queue_bytes(&admin) >= 900.0 * 1024.0
+            });
+            let _ = full_tx.send(filled);
+        });
+        assert!(
+            full.recv_async().await.expect("poller"),
+            "the queue never filled and no sender was answered"
+        );
+        let (seen_tx, seen) = flume::unbounded();
+        monoio::spawn(answer_requests(control, write, seen_tx));
+        let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+        for sender in senders {
+            let answer = sender.await;
+            let status = answer.lines().next().unwrap_or("no answer").to_owned();
+            *statuses.entry(status).or_default() += 1;
+        }
+        assert_eq!(
+            statuses,
+            [("HTTP/1.1 200 OK".to_owned(), 100)].into(),
+            "every request answered by the listener"
+        );
+        assert_eq!(seen.len(), 100, "the listener saw every request");
+    });
+}
+
 /// Waits for the close frame the relay sends on `reader`, skipping data; its code and reason.
 async fn close_of(reader: &mut Reader) -> (Option<CloseCode>, String) {
     loop {

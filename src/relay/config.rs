@@ -38,7 +38,7 @@ pub const CONTROL_CHANNEL_BODY_LIMIT: usize = 64 * 1024;
 pub const CONTROL_CHANNEL_JSON_LIMIT: usize = 32 * 1024;
 
 /// The most bytes queued for one listener's control channel (about sixteen requests with
-/// full-size bodies): beyond it the listener is not reading and is closed.
+/// full-size bodies): work beyond it waits for room (docs/relay.md "Limits").
 pub const CONTROL_QUEUE_LIMIT: usize = 1 << 20;
 
 /// `--idle-timeout`'s default: the idle cut of Azure's load balancers (protocol §9), which the
@@ -258,8 +258,7 @@ pub struct RelayConfig {
     pub control_channel_body_limit: usize,
     /// The most `response` JSON a listener may send on the control channel.
     pub control_channel_json_limit: usize,
-    /// The most bytes queued for one control channel before the listener counts as not reading
-    /// and is closed.
+    /// The most bytes queued for one control channel; work beyond it waits for room.
     pub control_queue_limit: usize,
     pub timeouts: ConnectionTimeouts,
     /// `None`: `--idle-timeout 0`, never.

@@ -3,16 +3,16 @@
 //! reader loop that routes `response` messages and bodies, handles `renewToken` (§4.6), answers
 //! pings (§4.7) and closes the channel with 1008 when the token expires unrenewed (§8.2).
 //!
-//! Bounds (docs/relay.md "Limits"): what is queued for the listener is bounded in bytes and a
-//! write that makes no progress for the write stall timeout ends the channel, so a listener
-//! that stops reading is closed instead of growing the relay; a channel that carries no frame
+//! Bounds (docs/relay.md "Limits"): what is queued for the listener is bounded in bytes (work
+//! beyond it waits, [`super::control_queue`]) and a write that makes no progress for the write
+//! stall timeout ends the channel, so a listener that stops reading is closed instead of
+//! growing the relay; a channel that carries no frame
 //! for the idle timeout is closed with 1001; a `response` over Azure's control-channel limits
 //! (32 KiB of JSON, 64 KiB of body, protocol §6.1) fails its request with 502.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -237,7 +237,7 @@ impl Channel {
                 Ok(Received::Body { chunk, message_end }) => self.on_body(chunk, message_end),
                 Ok(Received::Ping) => {
                     let pong = std::mem::take(&mut reply);
-                    if !pong.is_empty() && self.commands.send(pong) == Err(QueueError::Full) {
+                    if !pong.is_empty() && self.commands.send_reply(pong) == Err(QueueError::Full) {
                         return "the listener does not read its control channel".to_owned();
                     }
                 }
@@ -411,7 +411,7 @@ async fn write_loop<W: AsyncWriteRent>(
         });
         count_frame(frames);
         let written = batch.is_empty() || write.write_all(batch).await.0.is_ok();
-        queue.queued.fetch_sub(counted, Ordering::Relaxed);
+        queue.written(counted);
         if !written || outbound.borrow().close_sent() {
             break;
         }

@@ -24,9 +24,7 @@ use super::core::{Admitted, Door, Knock, Refusal};
 use super::held::{self, Held, RendezvousRead, RendezvousWrite, Reused};
 use super::host_check::Addressed;
 use super::server::{read_head, HeadDeadline, Incoming};
-use super::shared::{
-    lock, ControlHandle, QueueError, Rendezvous, ResponseEvent, WorkerCtx, WorkerState,
-};
+use super::shared::{lock, ControlHandle, Rendezvous, ResponseEvent, WorkerCtx, WorkerState};
 use super::{control, rendezvous};
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
@@ -269,18 +267,23 @@ async fn serve_one(
                     Err(failure) => return fail_body(ctx, stream, failure).await,
                 };
                 let body = Some(&body[..]).filter(|body| !body.is_empty());
-                if let Err(e) = handle.send(control::unit(&json, body)) {
-                    let refusal = Refusal::request_not_queued(e == QueueError::Full);
+                let queued = std::time::Instant::now();
+                if let Err(refusal) =
+                    queue_for_listener(&handle, control::unit(&json, body), deadline).await
+                {
                     return fail(ctx, stream, &refusal).await;
                 }
-                await_response(&events, &waiting, deadline).await
+                await_response(&events, &waiting, deadline.saturating_sub(queued.elapsed())).await
             } else {
                 let notice = request_json::encode_notice(&address, &id);
-                if handle.send(control::unit(&notice, None)).is_err() {
-                    return fail(ctx, stream, &Refusal::request_not_queued(false)).await;
+                let queued = std::time::Instant::now();
+                if let Err(refusal) =
+                    queue_for_listener(&handle, control::unit(&notice, None), deadline).await
+                {
+                    return fail(ctx, stream, &refusal).await;
                 }
                 let sent = std::time::Instant::now();
-                match rendezvous::wait(&waiting, deadline).await {
+                match rendezvous::wait(&waiting, deadline.saturating_sub(queued.elapsed())).await {
                     None => Outcome::TimedOut,
                     Some(rdv) => {
                         ctx.state
@@ -427,6 +430,20 @@ async fn open_rendezvous(rdv: Rendezvous) -> io::Result<RendezvousIo> {
         write,
         WsReader::new(read, Role::Server, limits, &leftover, DEFAULT_READ_BUFFER),
     ))
+}
+
+/// Queues `unit` for the picked listener, waiting at most `deadline` while its queue is full
+/// (docs/relay.md "Limits"); the refusal for the sender when it cannot.
+async fn queue_for_listener(
+    handle: &ControlHandle,
+    unit: Vec<u8>,
+    deadline: Duration,
+) -> Result<(), Refusal> {
+    match monoio::time::timeout(deadline, handle.send(unit)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Refusal::request_not_queued(false)),
+        Err(_) => Err(Refusal::request_not_queued(true)),
+    }
 }
 
 /// Waits for the listener's answer on the control channel or on a rendezvous it opens; a

@@ -7,6 +7,7 @@ mod auth;
 pub mod config;
 mod config_file;
 mod control;
+mod control_queue;
 pub mod core;
 mod front;
 mod held;

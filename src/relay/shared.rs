@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -18,107 +18,13 @@ use crate::auth::verify::{TokenCache, Verifier};
 use crate::io::admin_http::SnapshotRequest;
 use crate::io::stream::Stream;
 use crate::proto::ws::handshake::UpgradeRequest;
-use crate::proto::ws::CloseCode;
 use crate::relay::config::RelayConfig;
 use crate::relay::host_check::HostNames;
 use crate::relay::ids::SecretIds;
 use crate::relay::metrics::{Refusal, WorkerMetrics};
 use crate::relay::registry::Registry;
 
-/// What another task asks a listener's control channel to do.
-#[derive(Debug)]
-pub(crate) enum ControlCommand {
-    /// Write these pre-encoded frames as one uninterrupted unit (protocol §4.2); counted in the
-    /// channel's queued bytes until written.
-    Send(Vec<u8>),
-    /// Close the channel with this code and reason (protocol §8.2).
-    Close(CloseCode, String),
-}
-
-/// How other tasks reach a listener's control channel (any worker). What they queue is
-/// bounded in bytes: a listener that does not read its channel fills the bound, and is then
-/// closed instead of growing the relay.
-#[derive(Debug, Clone)]
-pub(crate) struct ControlHandle {
-    commands: flume::Sender<ControlCommand>,
-    /// Bytes queued and not yet written.
-    queued: Arc<AtomicUsize>,
-    limit: usize,
-    /// Tells the channel to end at once (its writer may be stuck).
-    abort: flume::Sender<&'static str>,
-}
-
-/// Why a unit was not queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum QueueError {
-    /// The bound is reached: the listener is not reading; its channel is being closed.
-    Full,
-    /// The channel is gone.
-    Closed,
-}
-
-/// The receiving ends of a [`ControlHandle`], for the channel's own task.
-pub(crate) struct ControlQueue {
-    pub commands: flume::Receiver<ControlCommand>,
-    pub queued: Arc<AtomicUsize>,
-    pub abort: flume::Receiver<&'static str>,
-}
-
-impl ControlHandle {
-    /// A handle queueing at most `limit` bytes, and the channel's ends of it.
-    pub(crate) fn new(limit: usize) -> (Self, ControlQueue) {
-        let (commands, queue) = flume::unbounded();
-        let (abort, aborted) = flume::bounded(1);
-        let queued = Arc::new(AtomicUsize::new(0));
-        let handle = Self {
-            commands,
-            queued: queued.clone(),
-            limit,
-            abort,
-        };
-        let ends = ControlQueue {
-            commands: queue,
-            queued,
-            abort: aborted,
-        };
-        (handle, ends)
-    }
-
-    /// Queues pre-encoded frames as one uninterrupted unit; over the bound the channel is
-    /// told to end ([`QueueError::Full`]).
-    pub(crate) fn send(&self, frames: Vec<u8>) -> Result<(), QueueError> {
-        let len = frames.len();
-        let before = self.queued.fetch_add(len, Ordering::Relaxed);
-        if before.saturating_add(len) > self.limit {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-            let _ = self
-                .abort
-                .try_send("the listener does not read its control channel");
-            return Err(QueueError::Full);
-        }
-        self.commands
-            .send(ControlCommand::Send(frames))
-            .map_err(|_| QueueError::Closed)
-    }
-
-    /// Asks the channel to close with `code` (not counted against the bound: one close per
-    /// channel is written, later ones are dropped).
-    pub(crate) fn close(&self, code: CloseCode, reason: &str) {
-        let _ = self
-            .commands
-            .send(ControlCommand::Close(code, reason.to_owned()));
-    }
-
-    /// Bytes queued and not yet written.
-    pub(crate) fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-
-    /// A handle that does not keep the channel's queue open.
-    pub(crate) fn downgrade(&self) -> flume::WeakSender<ControlCommand> {
-        self.commands.downgrade()
-    }
-}
+pub(crate) use super::control_queue::{ControlCommand, ControlHandle, ControlQueue, QueueError};
 
 /// What a listener sends back for one relayed HTTP request on its control channel.
 #[derive(Debug)]

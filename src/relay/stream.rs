@@ -80,14 +80,23 @@ pub(super) async fn serve_sender(
             port: peer.port(),
         }),
     };
-    if handle.send(control::unit(&accept.to_json(), None)).is_err() {
-        let refusal = Refusal::stream_not_queued(&at);
+    // A full queue is waited out within the accept timeout (docs/relay.md "Limits").
+    let accept_timeout = shared.config.accept_timeout;
+    let queued = std::time::Instant::now();
+    let unit = control::unit(&accept.to_json(), None);
+    let refusal = match monoio::time::timeout(accept_timeout, handle.send(unit)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(_)) => Some(Refusal::stream_not_queued(&at)),
+        Err(_) => Some(Refusal::accept_timeout(&at)),
+    };
+    if let Some(refusal) = refusal {
         ctx.state.refused_with(&refusal);
         let _ = stream.write_all(refusal.handshake()).await;
         return;
     }
     let sent = std::time::Instant::now();
-    let Some(mut listener) = rendezvous::wait(&waiting, shared.config.accept_timeout).await else {
+    let remaining = accept_timeout.saturating_sub(queued.elapsed());
+    let Some(mut listener) = rendezvous::wait(&waiting, remaining).await else {
         tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), "no listener accepted in time");
         let refusal = Refusal::accept_timeout(&at);
         ctx.state.refused_with(&refusal);
