@@ -58,29 +58,40 @@ pub(crate) fn push_u16(out: &mut String, value: u16) {
     }
 }
 
-/// Whether any byte of `value` is one of [`NEEDS_ESCAPE`]: eight bytes at a time (a byte below
-/// 0x20, or one equal to `"` or `\` once XORed to zero, sets its high bit in one of the three
-/// masks; a set bit can be a false alarm only above a real match, never without one), the rest
-/// one by one.
+/// Whether any byte of `value` is one of [`NEEDS_ESCAPE`].
 fn needs_escape(value: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    escape_free_len(value) < value.len()
+}
+
+/// The length of the longest prefix of `value` free of [`NEEDS_ESCAPE`] bytes (all of it when it
+/// holds none): eight bytes at a time, the rest one by one. In a word read little-endian, a byte
+/// below 0x20, or one equal to `"` or `\` once XORed to zero, sets its high bit in one of the
+/// three masks; a borrow carries only towards later bytes, so a set bit can be a false alarm
+/// only after a real match, and the lowest set bit names the first match.
+pub(crate) fn escape_free_len(value: &[u8]) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut start = 0;
     let mut words = value.chunks_exact(8);
     for word in &mut words {
         // Invariant: `chunks_exact(8)` yields slices of exactly 8 bytes.
-        let word = u64::from_ne_bytes(word.try_into().expect("an 8-byte chunk"));
+        let word = u64::from_le_bytes(word.try_into().expect("an 8-byte chunk"));
         // A byte below `n` (n <= 0x80) sets its high bit in `below(x, n)`.
         let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGHS;
         let quote = word ^ (ONES * u64::from(b'"'));
         let backslash = word ^ (ONES * u64::from(b'\\'));
-        if below(word, 0x20) | below(quote, 1) | below(backslash, 1) != 0 {
-            return true;
+        let found = below(word, 0x20) | below(quote, 1) | below(backslash, 1);
+        if found != 0 {
+            // The lowest set bit is a high bit, 8 × index + 7: the index is below 8.
+            return start + (found.trailing_zeros() / 8) as usize;
         }
+        start += 8;
     }
     words
         .remainder()
         .iter()
-        .any(|&b| NEEDS_ESCAPE[usize::from(b)])
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+        .map_or(value.len(), |at| start + at)
 }
 
 /// The bytes serde_json escapes inside a string: `"`, `\` and the control bytes below 0x20.
@@ -118,6 +129,28 @@ mod tests {
                         mixed[at] = byte;
                         let expected = mixed.iter().any(|&b| NEEDS_ESCAPE[usize::from(b)]);
                         assert_eq!(needs_escape(&mixed), expected, "{mixed:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_escape_free_prefix_ends_at_the_first_byte_the_table_names() {
+        for len in [0, 1, 7, 8, 9, 16, 17, 24, 33] {
+            for at in 0..len {
+                for byte in [0x00, 0x1f, 0x20, b'"', b'\\', b'a', 0x7f, 0x80, 0xff] {
+                    for second in [None, Some(at + 1), Some(at + 8), Some(len - 1)] {
+                        let mut text = vec![b'a'; len];
+                        if let Some(second) = second.filter(|&s| s > at && s < len) {
+                            text[second] = b'"';
+                        }
+                        text[at] = byte;
+                        let expected = text
+                            .iter()
+                            .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+                            .unwrap_or(len);
+                        assert_eq!(escape_free_len(&text), expected, "{text:?}");
                     }
                 }
             }

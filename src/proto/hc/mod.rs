@@ -20,5 +20,6 @@ pub mod rendezvous_address;
 pub(crate) mod request_json;
 pub(crate) mod request_target;
 pub(crate) mod response_json;
+pub(crate) mod response_scan;
 pub(crate) mod response_view;
 pub(crate) mod salvage;

@@ -1,11 +1,12 @@
 //! Reading a listener's `response` message (protocol §4.5) without copying its strings: the
 //! relay reads one per relayed HTTP request and only turns it into an HTTP head.
 //!
-//! [`parse_listener_text`] accepts exactly the texts that
-//! [`parse_control_message`] reads as a `response` (the same envelope and member rules, through
-//! the same serde attributes), borrowing every string that has no escape. Any other text —
-//! another command, or one that is not a valid message — is handed to `parse_control_message`,
-//! so its result and error are the ones that function gives.
+//! [`parse_listener_text`] accepts exactly the texts that [`parse_control_message`] reads as a
+//! `response` (the same envelope and member rules, through the same serde attributes),
+//! borrowing every string that has no escape; the usual shapes are read without serde by
+//! [`response_scan`](super::response_scan), as serde reads them. Any other text — another
+//! command, or one that is not a valid message — is handed to `parse_control_message`, so its
+//! result and error are the ones that function gives.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -155,6 +156,11 @@ fn borrowed_response(text: &[u8]) -> Option<ResponseView<'_>> {
     }
     // Text that is UTF-8 as a whole is checked once here instead of string by string.
     let text = std::str::from_utf8(text).ok()?;
+    super::response_scan::scan(text).or_else(|| serde_response(text))
+}
+
+/// The text as a `response` read by serde, when it is a valid one.
+pub(super) fn serde_response(text: &str) -> Option<ResponseView<'_>> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let envelope = deserializer.deserialize_map(ResponseEnvelope).ok()?;
     deserializer.end().ok()?;
