@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use local_sync::oneshot;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 
 use super::answer_head::{self, AnswerHead, HeadFailure};
@@ -273,7 +274,7 @@ async fn serve_one(
                 {
                     return fail(ctx, stream, &refusal).await;
                 }
-                await_response(&events, &waiting, deadline.saturating_sub(queued.elapsed())).await
+                await_response(&events, waiting, deadline.saturating_sub(queued.elapsed())).await
             } else {
                 let notice = request_json::encode_notice(&address, &id);
                 let queued = std::time::Instant::now();
@@ -283,7 +284,7 @@ async fn serve_one(
                     return fail(ctx, stream, &refusal).await;
                 }
                 let sent = std::time::Instant::now();
-                match rendezvous::wait(&waiting, deadline.saturating_sub(queued.elapsed())).await {
+                match rendezvous::wait(waiting, deadline.saturating_sub(queued.elapsed())).await {
                     None => Outcome::TimedOut,
                     Some(rdv) => {
                         ctx.state
@@ -450,14 +451,14 @@ async fn queue_for_listener(
 /// listener that detached meanwhile may still answer on the rendezvous until the deadline.
 async fn await_response(
     events: &flume::Receiver<ResponseEvent>,
-    waiting: &flume::Receiver<Rendezvous>,
+    mut waiting: oneshot::Receiver<Rendezvous>,
     deadline: Duration,
 ) -> Outcome {
     let until = monoio::time::Instant::now() + deadline;
     let first = monoio::time::timeout_at(until, async {
         monoio::select! {
             e = events.recv_async() => Ok(e),
-            r = waiting.recv_async() => Err(r),
+            r = &mut waiting => Err(r),
         }
     })
     .await;
@@ -468,7 +469,7 @@ async fn await_response(
         }
         Ok(Ok(Ok(ResponseEvent::TooLarge(text)))) => return Outcome::TooLarge(text),
         Ok(Ok(Ok(ResponseEvent::ListenerDetached))) => {
-            match monoio::time::timeout_at(until, waiting.recv_async()).await {
+            match monoio::time::timeout_at(until, waiting).await {
                 Err(_) => return Outcome::ListenerGone,
                 Ok(rendezvous) => rendezvous,
             }

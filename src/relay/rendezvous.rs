@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use local_sync::oneshot;
 use monoio::io::AsyncWriteRentExt;
 
 use super::core::pairing::{rejection_of, rendezvous_matches, Expected};
@@ -63,8 +64,8 @@ pub(super) fn expect(
     id: &str,
     path: &str,
     action: Action,
-) -> (flume::Receiver<Rendezvous>, WaitGuard) {
-    let (tx, rx) = flume::bounded(1);
+) -> (oneshot::Receiver<Rendezvous>, WaitGuard) {
+    let (tx, rx) = oneshot::channel();
     let waiter = Waiter {
         tx,
         expected: Expected {
@@ -84,10 +85,10 @@ pub(super) fn expect(
 
 /// Waits up to `timeout` for the rendezvous registered with [`expect`].
 pub(super) async fn wait(
-    rx: &flume::Receiver<Rendezvous>,
+    rx: oneshot::Receiver<Rendezvous>,
     timeout: Duration,
 ) -> Option<Rendezvous> {
-    monoio::time::timeout(timeout, rx.recv_async())
+    monoio::time::timeout(timeout, rx)
         .await
         .ok()
         .and_then(Result::ok)

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use local_sync::oneshot;
 use rustc_hash::FxHashMap;
 
 use super::answer_head::{AnswerHead, HeadFailure};
@@ -154,9 +155,11 @@ pub(super) struct Rendezvous {
     pub rejection: Option<(u16, String)>,
 }
 
-/// Who waits for a rendezvous, and the path and action its address named.
+/// Who waits for a rendezvous, and the path and action its address named. The waiter is a
+/// task of the same worker (a rendezvous lands on the worker that handed its address out), so
+/// a single-threaded channel carries it.
 pub(super) struct Waiter {
-    pub tx: flume::Sender<Rendezvous>,
+    pub tx: oneshot::Sender<Rendezvous>,
     pub expected: Expected,
 }
 

@@ -96,7 +96,7 @@ pub(super) async fn serve_sender(
     }
     let sent = std::time::Instant::now();
     let remaining = accept_timeout.saturating_sub(queued.elapsed());
-    let Some(mut listener) = rendezvous::wait(&waiting, remaining).await else {
+    let Some(mut listener) = rendezvous::wait(waiting, remaining).await else {
         tracing::info!(%peer, hybrid_connection = %entity, id = %Escaped(&id), "no listener accepted in time");
         let refusal = Refusal::accept_timeout(&at);
         ctx.state.refused_with(&refusal);
