@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 mod answer_head;
 mod auth;
+mod broadcast;
 pub mod config;
 mod config_file;
 mod control;

@@ -16,13 +16,14 @@ use monoio::time::Instant;
 use monoio::io::AsyncWriteRentExt;
 use monoio::net::{TcpListener, TcpStream};
 
+use super::broadcast::Broadcast;
 use super::core::admission::check_target;
 use super::core::Refusal;
 use super::host_check::Addressed;
 use super::metrics::{Refusal as RefusalMetric, WorkerMetrics};
 use super::shared::{Shared, WorkerCtx, WorkerState};
 use super::shed::{Shedder, SHED_MIN_IDLE};
-use super::stopping::{Broadcast, Stopping, Wake};
+use super::stopping::{Stopping, Wake};
 use super::{admin, control, http, rendezvous, respond, stream};
 use crate::auth::verify::Verifier;
 use crate::io::accept_backoff::{resource_errno, AcceptBackoff};

@@ -4,10 +4,10 @@
 //! them reaches zero during a stop.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use super::broadcast::Broadcast;
 use super::core::drain::InFlight;
-use super::shared::lock;
 use crate::runtime::signals::Signal;
 
 /// What wakes the main thread.
@@ -17,35 +17,6 @@ pub enum Wake {
     Signal(Signal),
     /// A count reached zero while stopping.
     Counts,
-}
-
-/// A one-shot broadcast: every [`Broadcast::fired`] completes once [`Broadcast::fire`] ran, on
-/// any thread. Dropping the only sender disconnects the channel, which wakes every receiver.
-pub struct Broadcast {
-    fire: Mutex<Option<flume::Sender<()>>>,
-    fired: flume::Receiver<()>,
-}
-
-impl Default for Broadcast {
-    fn default() -> Self {
-        let (fire, fired) = flume::bounded(1);
-        Self {
-            fire: Mutex::new(Some(fire)),
-            fired,
-        }
-    }
-}
-
-impl Broadcast {
-    /// Fires it (again: nothing happens).
-    pub fn fire(&self) {
-        lock(&self.fire).take();
-    }
-
-    /// Completes once it has fired.
-    pub async fn fired(&self) {
-        let _ = self.fired.recv_async().await;
-    }
 }
 
 /// The stop sequence as the workers see it.
