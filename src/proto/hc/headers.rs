@@ -192,9 +192,16 @@ where
 pub fn request_headers_for_upstream(
     headers: &JsonHeaders,
 ) -> Result<Vec<(&str, &str)>, HeaderError> {
+    request_pairs_for_upstream(headers.iter())
+}
+
+/// [`request_headers_for_upstream`] over (name, value) pairs borrowed from anywhere.
+pub fn request_pairs_for_upstream<'a>(
+    headers: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) -> Result<Vec<(&'a str, &'a str)>, HeaderError> {
     let options = connection_options(
         headers
-            .iter()
+            .clone()
             .map(|(name, value)| (name, Cow::Borrowed(value))),
     );
     let dropped = |name: &str| {
@@ -203,7 +210,12 @@ pub fn request_headers_for_upstream(
             || name.eq_ignore_ascii_case(EXPECT)
             || is_one_of(name, &options)
     };
-    checked_lines(headers, dropped)
+    let mut lines = Vec::with_capacity(headers.size_hint().0);
+    for (name, value) in headers.filter(|(name, _)| !dropped(name)) {
+        check_line(name, value)?;
+        lines.push((name, value));
+    }
+    Ok(lines)
 }
 
 /// The headers of a received `responseHeaders` map that the relay sends to the sender: without
@@ -243,18 +255,6 @@ pub fn check_reason_phrase(phrase: &str) -> Result<(), HeaderError> {
         return Err(HeaderError::ReasonPhraseInjection);
     }
     Ok(())
-}
-
-fn checked_lines(
-    headers: &JsonHeaders,
-    dropped: impl Fn(&str) -> bool,
-) -> Result<Vec<(&str, &str)>, HeaderError> {
-    let mut lines = Vec::with_capacity(headers.len());
-    for (name, value) in headers.iter().filter(|(name, _)| !dropped(name)) {
-        check_line(name, value)?;
-        lines.push((name, value));
-    }
-    Ok(lines)
 }
 
 /// RFC 9110 §5.1: a field name is a non-empty token. §5.5: a field value has no CR, LF or NUL
