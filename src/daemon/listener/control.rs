@@ -29,12 +29,13 @@ use crate::io::ws_client::ConnectError;
 use crate::io::ws_reader::{ReadError, WsReader, DEFAULT_READ_BUFFER};
 use crate::logging::Escaped;
 use crate::proto::hc::channel::{reply_code, ChannelError, Inbound, Outbound, Received};
-use crate::proto::hc::control_message::{parse_control_message, ControlMessage};
+use crate::proto::hc::control_message::ControlMessage;
 use crate::proto::hc::identity::{CLIENT_AGENT, RELAY_USER_AGENT};
 use crate::proto::hc::listener::{
     Action, ConnectFailure, ListenerConfig, ListenerMachine, TokenValidity,
 };
 use crate::proto::hc::messages::RenewToken;
+use crate::proto::hc::received_request::{parse_daemon_message, DaemonMessage, ReceivedRequest};
 use crate::proto::ws::{CloseCode, Limits, Role, MAX_HEADER_LEN};
 use crate::proxy::ProxyError;
 use crate::secret::Secret;
@@ -395,7 +396,7 @@ async fn read_loop(
 ) {
     let mut inbound = Inbound::new();
     let mut reply = Vec::new();
-    let mut pending: Option<(crate::proto::hc::messages::Request, Vec<u8>)> = None;
+    let mut pending: Option<(ReceivedRequest, Vec<u8>)> = None;
     // One wait for the stop signal across the loop (see `write_loop`).
     let mut stopped = std::pin::pin!(stop.recv_async());
     let code = loop {
@@ -473,24 +474,24 @@ fn dispatch(
     hc: &Hc,
     text: &[u8],
     writer: &ControlWriter,
-    pending: &mut Option<(crate::proto::hc::messages::Request, Vec<u8>)>,
+    pending: &mut Option<(ReceivedRequest, Vec<u8>)>,
     work: &Dispatch,
 ) {
-    match parse_control_message(text) {
-        Ok(ControlMessage::Accept(accept)) => {
+    match parse_daemon_message(text) {
+        Ok(DaemonMessage::Other(ControlMessage::Accept(accept))) => {
             monoio::spawn(
                 work.work
                     .track(Box::pin(stream::serve_accept(hc.clone(), accept))),
             );
         }
-        Ok(ControlMessage::Request(request)) => {
+        Ok(DaemonMessage::Request(request)) => {
             if request.has_body() {
                 *pending = Some((request, Vec::new()));
             } else {
                 serve_request(hc, request, None, writer, work);
             }
         }
-        Ok(other) => {
+        Ok(DaemonMessage::Other(other)) => {
             let command = other.command().to_owned();
             unreadable::answer(
                 hc,
@@ -507,7 +508,7 @@ fn dispatch(
 /// Serves a complete request (with its body, if it had one).
 fn serve_request(
     hc: &Hc,
-    request: crate::proto::hc::messages::Request,
+    request: ReceivedRequest,
     body: Option<Vec<u8>>,
     writer: &ControlWriter,
     work: &Dispatch,
@@ -516,7 +517,7 @@ fn serve_request(
         Ok(permit) => {
             // Boxed where it is made: the request's state is copied once, into the box, and
             // awaiting it moves only the pointer.
-            let serving = Box::pin(http::serve_request(
+            let serving = Box::pin(http::serve_received(
                 hc.clone(),
                 request,
                 body,

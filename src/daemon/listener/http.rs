@@ -44,6 +44,7 @@ use crate::proto::hc::channel::ChannelError;
 use crate::proto::hc::control_message::REQUEST;
 use crate::proto::hc::messages::Request;
 use crate::proto::hc::path::split_target;
+use crate::proto::hc::received_request::ReceivedRequest;
 use crate::proto::ws::CloseCode;
 
 /// Serves one `request` from the control channel. `body` is its binary body message when
@@ -52,6 +53,16 @@ use crate::proto::ws::CloseCode;
 pub async fn serve_request(
     hc: Hc,
     request: Request,
+    body: Option<Vec<u8>>,
+    control: ControlWriter,
+) {
+    serve_received(hc, request.into(), body, control).await;
+}
+
+/// [`serve_request`] for a request as the control reader keeps it.
+pub(crate) async fn serve_received(
+    hc: Hc,
+    request: ReceivedRequest,
     body: Option<Vec<u8>>,
     control: ControlWriter,
 ) {
@@ -75,7 +86,7 @@ pub async fn serve_request(
 /// Shape (a): the request and its body came on the control channel.
 async fn serve_on_control(
     hc: &HcContext,
-    request: &Request,
+    request: &ReceivedRequest,
     body: &[u8],
     control: &ControlWriter,
     started: Instant,
@@ -84,8 +95,7 @@ async fn serve_on_control(
     // The address is dialed only to upgrade a large answer; one the policy refuses is dropped,
     // so such an answer is refused as too large for the control channel instead.
     let address = request
-        .address
-        .as_deref()
+        .address()
         .filter(|address| hc.rendezvous_allowed(REQUEST, address));
     let mut reply = Reply::Control(ControlReply::new(hc, control, address, started));
     let served = serve_one(hc, request, Body::Known(body), &mut reply, started).await;
@@ -104,8 +114,8 @@ async fn serve_on_control(
 }
 
 /// Shape (b): the request waits on a rendezvous.
-async fn serve_notice(hc: &HcContext, notice: &Request, started: Instant) {
-    let Some(address) = notice.address.as_deref() else {
+async fn serve_notice(hc: &HcContext, notice: &ReceivedRequest, started: Instant) {
+    let Some(address) = notice.address() else {
         tracing::warn!(hybrid_connection = %hc.name, "request notice without an address ignored");
         hc.count(Counter::Aborted, 1);
         return;
@@ -252,7 +262,7 @@ async fn hold(
 /// Serves one full request (from the control channel or a rendezvous) and records it.
 async fn serve_one(
     hc: &HcContext,
-    request: &Request,
+    request: &ReceivedRequest,
     body: Body<'_>,
     reply: &mut Reply<'_>,
     started: Instant,
@@ -263,7 +273,7 @@ async fn serve_one(
     } else {
         BodyState::Unread
     };
-    let Some(request_id) = request.id.as_deref() else {
+    let Some(request_id) = request.id() else {
         tracing::warn!(hybrid_connection = %hc.name, "request without an id cannot be answered");
         let served = Served::aborted(untouched);
         record(hc, request, &served, started);
@@ -283,14 +293,12 @@ async fn serve_one(
         }
         Some(target) => {
             let framing = match &body {
-                Body::Known(bytes) => Framing::for_known_body(
-                    request.method.as_deref().unwrap_or_default(),
-                    bytes.len(),
-                ),
-                Body::Held(held) => Framing::for_known_body(
-                    request.method.as_deref().unwrap_or_default(),
-                    held.len(),
-                ),
+                Body::Known(bytes) => {
+                    Framing::for_known_body(request.method().unwrap_or_default(), bytes.len())
+                }
+                Body::Held(held) => {
+                    Framing::for_known_body(request.method().unwrap_or_default(), held.len())
+                }
                 Body::Streamed { .. } => Framing::Chunked,
             };
             match prepare(request, &hc.entity_path, target, framing) {
@@ -322,7 +330,7 @@ async fn serve_one(
 /// documented `RUST_LOG=info,hycod::daemon::http=debug` turns it on (docs/metrics.md "Log lines").
 const ACCESS_LOG_TARGET: &str = "hycod::daemon::http";
 
-fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) {
+fn record(hc: &HcContext, request: &ReceivedRequest, served: &Served, started: Instant) {
     let (counter, label) = match served.status {
         Some(status) if served.complete => (Counter::Answered(status), status_class(status)),
         _ => (Counter::Aborted, ABORTED),
@@ -333,7 +341,7 @@ fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) 
     tracing::debug!(
         target: ACCESS_LOG_TARGET,
         hybrid_connection = %hc.name,
-        method = request.method.as_deref().unwrap_or_default(),
+        method = request.method().unwrap_or_default(),
         path = loggable_path(request),
         status = served.status,
         outcome = label,
@@ -352,8 +360,8 @@ fn record(hc: &HcContext, request: &Request, served: &Served, started: Instant) 
 
 /// The request's path for log lines: its `requestTarget` without the query, which may carry
 /// `sb-hc-token` (protocol §2.3, §3.1) or an application's own secrets.
-fn loggable_path(request: &Request) -> &str {
-    split_target(request.request_target.as_deref().unwrap_or_default()).0
+fn loggable_path(request: &ReceivedRequest) -> &str {
+    split_target(request.request_target().unwrap_or_default()).0
 }
 
 /// Holds one unit of `hycod_requests_in_flight` while a request is served.
@@ -407,11 +415,11 @@ impl Drop for HeldBytes<'_> {
 mod tests {
     use super::*;
 
-    fn request(target: Option<&str>) -> Request {
-        Request {
+    fn request(target: Option<&str>) -> ReceivedRequest {
+        ReceivedRequest::from(Request {
             request_target: target.map(str::to_owned),
             ..Request::default()
-        }
+        })
     }
 
     #[test]

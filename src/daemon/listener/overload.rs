@@ -10,7 +10,8 @@ use super::http::reply::refuse;
 use crate::daemon::metrics::REQUESTS_REJECTED;
 use crate::daemon::tracker::Tracker;
 use crate::logging::Escaped;
-use crate::proto::hc::messages::{Request, Response};
+use crate::proto::hc::messages::Response;
+use crate::proto::hc::received_request::ReceivedRequest;
 
 /// The status of a request over a limit: the listener is healthy but busy (RFC 9110 §15.6.4).
 pub(crate) const OVER_LIMIT: u16 = 503;
@@ -22,20 +23,20 @@ pub(crate) const OVER_LIMIT_PHRASE: &str = "Too many requests in flight";
 /// once the channel is detaching) and counts it by `exceeded`'s reason.
 pub(crate) fn refuse_request(
     hc: &Hc,
-    request: &Request,
+    request: &ReceivedRequest,
     writer: &ControlWriter,
     exceeded: Exceeded,
     work: &Tracker,
 ) {
     hc.count_labelled(&REQUESTS_REJECTED, &[exceeded.reason()], 1);
     hc.count(Counter::Answered(OVER_LIMIT), 1);
-    let Some(id) = request.id.clone() else {
+    let Some(id) = request.id().map(str::to_owned) else {
         tracing::warn!(hybrid_connection = %hc.name, reason = %exceeded,
             "request without an id over the request limit dropped");
         return;
     };
     let response = refusal(id.clone(), OVER_LIMIT, OVER_LIMIT_PHRASE);
-    let sent = refuse(hc, writer, request.address.as_deref(), &response, work);
+    let sent = refuse(hc, writer, request.address(), &response, work);
     tracing::warn!(hybrid_connection = %hc.name, id = %Escaped(&id), status = OVER_LIMIT, sent,
         reason = %exceeded, "request refused: request limit reached");
 }

@@ -22,7 +22,8 @@ use crate::daemon::tracker::Tracker;
 use crate::logging::Escaped;
 use crate::proto::hc::control_message::{ACCEPT, REQUEST};
 use crate::proto::hc::json_headers::JsonHeaders;
-use crate::proto::hc::messages::{Accept, Request, Response};
+use crate::proto::hc::messages::{Accept, Response};
+use crate::proto::hc::received_request::ReceivedRequest;
 use crate::proto::hc::salvage::{salvage, Salvaged};
 
 /// The status an unreadable message is answered with: the relay, the daemon's gateway, sent
@@ -101,14 +102,14 @@ fn answer_502(
 /// another text message came instead of it). `problem` says why, for the log.
 pub(crate) fn refuse_request(
     hc: &Hc,
-    request: Request,
+    request: ReceivedRequest,
     problem: &dyn std::fmt::Display,
     writer: &ControlWriter,
     work: &Tracker,
 ) {
     hc.count_labelled(&UNUSABLE_MESSAGES, &[REQUEST], 1);
-    match request.id {
-        Some(id) => answer_502(hc, id, request.address.as_deref(), problem, writer, work),
+    match request.id() {
+        Some(id) => answer_502(hc, id.to_owned(), request.address(), problem, writer, work),
         None => tracing::warn!(hybrid_connection = %hc.name, problem = %Escaped(problem),
             "unusable request ignored: it names no id to answer"),
     }

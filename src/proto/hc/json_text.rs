@@ -158,6 +158,32 @@ mod tests {
     }
 
     #[test]
+    fn the_escape_free_length_is_where_the_table_finds_the_first_byte() {
+        let reference = |text: &[u8]| {
+            text.iter()
+                .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+                .unwrap_or(text.len())
+        };
+        for len in [0, 1, 7, 8, 9, 16, 23, 24, 31] {
+            assert_eq!(escape_free_len(&vec![b'a'; len]), len);
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    for other in [b'a', 0x00, 0x1f, 0x20, 0x21, b'"', 0x7f, 0x80, 0xff] {
+                        let mut mixed = vec![other; len];
+                        mixed[at] = byte;
+                        assert_eq!(escape_free_len(&mixed), reference(&mixed), "{mixed:?}");
+                        // A second match later never moves the first.
+                        if at + 1 < len {
+                            mixed[len - 1] = b'\\';
+                            assert_eq!(escape_free_len(&mixed), reference(&mixed), "{mixed:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn strings_are_written_as_serde_json_writes_them() {
         let mut samples: Vec<String> = [
             "",

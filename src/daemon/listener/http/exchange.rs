@@ -123,7 +123,7 @@ struct Job<'a> {
     hc: &'a HcContext,
     target: &'a HttpTarget,
     request_id: &'a str,
-    prepared: &'a Prepared,
+    prepared: &'a Prepared<'a>,
 }
 
 /// Sends `prepared` (with `body`) to `target` and delivers the response through `reply`, or
@@ -132,7 +132,7 @@ pub(crate) async fn exchange(
     hc: &HcContext,
     target: &HttpTarget,
     request_id: &str,
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     mut body: Body<'_>,
     reply: &mut Reply<'_>,
     started: Instant,
@@ -233,7 +233,7 @@ async fn attempt(
         let mut send = pin!(send_request(writer, prepared, body, hc.upstream_deadline));
         let mut sent: Option<Result<u64, PumpError>> = None;
         let head = {
-            let mut read_head = pin!(reader.read_head(&prepared.method));
+            let mut read_head = pin!(reader.read_head(prepared.method));
             loop {
                 let streaming = !replayable && sent.is_none();
                 // Biased: a finished request is noticed before the head that answers it.
@@ -327,10 +327,7 @@ async fn attempt(
         }
         Err(None) => timed_out(body_state),
         Err(Some(e)) => {
-            if reused
-                && !conn.reader.received_any()
-                && replayable
-                && is_idempotent(&prepared.method)
+            if reused && !conn.reader.received_any() && replayable && is_idempotent(prepared.method)
             {
                 tracing::debug!(request_id, error = %e, "pooled connection failed; retrying on a new one");
                 return Attempt::Retry;
@@ -361,7 +358,7 @@ fn timed_out(body: BodyState) -> Attempt {
 /// Writes to the target may stall for `target_idle`.
 async fn send_request(
     writer: &mut UpstreamWrite,
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     body: &mut Body<'_>,
     target_idle: std::time::Duration,
 ) -> Result<u64, PumpError> {
@@ -390,7 +387,7 @@ async fn send_request(
 /// Writes the head, then the held body; the body stays held for a retry.
 async fn send_held(
     writer: &mut UpstreamWrite,
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     held: &mut BodyBuffer,
     target_idle: std::time::Duration,
 ) -> Result<u64, PumpError> {
@@ -407,7 +404,7 @@ async fn send_held(
 /// Writes the head, then streams the body from the rendezvous as it arrives.
 async fn send_streamed(
     writer: &mut UpstreamWrite,
-    prepared: &Prepared,
+    prepared: &Prepared<'_>,
     rendezvous: &mut RendezvousReader,
     first: BodyBuffer,
     target_idle: std::time::Duration,

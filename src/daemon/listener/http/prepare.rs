@@ -8,17 +8,16 @@ use std::fmt;
 
 use crate::config::HttpTarget;
 use crate::daemon::listener::upstream::{host_header, request, Framing};
-use crate::proto::hc::headers::{request_headers_for_upstream, HeaderError};
-use crate::proto::hc::json_headers::JsonHeaders;
-use crate::proto::hc::messages::Request;
+use crate::proto::hc::headers::{request_pairs_for_upstream, HeaderError};
 use crate::proto::hc::path::{upstream_target, PathError};
+use crate::proto::hc::received_request::ReceivedRequest;
 use crate::proto::http1::WriteError;
 
 /// A request ready for the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Prepared {
+pub(crate) struct Prepared<'a> {
     /// The request method, as relayed.
-    pub method: String,
+    pub method: &'a str,
     /// The complete request head (request line, headers, blank line).
     pub head: Vec<u8>,
 }
@@ -54,25 +53,19 @@ impl std::error::Error for PrepareError {}
 
 /// Builds the upstream request head for `request`, sent to `target` for the hybrid connection
 /// at `entity_path`, with a body framed as `framing`.
-pub(crate) fn prepare(
-    request: &Request,
+pub(crate) fn prepare<'a>(
+    request: &'a ReceivedRequest,
     entity_path: &str,
     target: &HttpTarget,
     framing: Framing,
-) -> Result<Prepared, PrepareError> {
-    let method = request
-        .method
-        .as_deref()
-        .ok_or(PrepareError::MissingMethod)?;
+) -> Result<Prepared<'a>, PrepareError> {
+    let method = request.method().ok_or(PrepareError::MissingMethod)?;
     let request_target = request
-        .request_target
-        .as_deref()
+        .request_target()
         .ok_or(PrepareError::MissingRequestTarget)?;
     let path = upstream_target(request_target, entity_path, target.base_path())
         .map_err(PrepareError::Path)?;
-    let empty = JsonHeaders::new();
-    let relayed = request.request_headers.as_ref().unwrap_or(&empty);
-    let headers = request_headers_for_upstream(relayed).map_err(PrepareError::Header)?;
+    let headers = request_pairs_for_upstream(request.headers()).map_err(PrepareError::Header)?;
     let mut head = Vec::with_capacity(256);
     request::write_head(
         &mut head,
@@ -83,16 +76,14 @@ pub(crate) fn prepare(
         framing,
     )
     .map_err(PrepareError::Head)?;
-    Ok(Prepared {
-        method: method.to_owned(),
-        head,
-    })
+    Ok(Prepared { method, head })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::daemon::test_support::http_target;
+    use crate::proto::hc::messages::Request;
 
     fn request(method: &str, target: &str, headers: &[(&str, &str)]) -> Request {
         Request {
@@ -106,7 +97,7 @@ mod tests {
         }
     }
 
-    fn head_text(prepared: &Prepared) -> &str {
+    fn head_text<'p>(prepared: &'p Prepared<'_>) -> &'p str {
         std::str::from_utf8(&prepared.head).unwrap()
     }
 
@@ -123,6 +114,7 @@ mod tests {
                 ("Expect", "100-continue"),
             ],
         );
+        let req = ReceivedRequest::from(req);
         let prepared = prepare(&req, "hyco", &target, Framing::Length(3)).unwrap();
         assert_eq!(prepared.method, "POST");
         assert_eq!(
@@ -133,7 +125,7 @@ mod tests {
 
     #[test]
     fn default_ports_are_left_out_of_host_and_ipv6_keeps_brackets() {
-        let req = request("GET", "/hyco", &[]);
+        let req = ReceivedRequest::from(request("GET", "/hyco", &[]));
         let plain = prepare(
             &req,
             "hyco",
@@ -164,7 +156,7 @@ mod tests {
     fn crlf_in_a_header_value_is_refused() {
         let target = http_target("http://up/");
         let req = request("GET", "/hyco/x", &[("X-Evil", "a\r\nInjected: yes")]);
-        let err = prepare(&req, "hyco", &target, Framing::None).unwrap_err();
+        let err = prepare(&ReceivedRequest::from(req), "hyco", &target, Framing::None).unwrap_err();
         assert_eq!(
             err,
             PrepareError::Header(HeaderError::HeaderInjection {
@@ -216,7 +208,8 @@ mod tests {
             ),
         ];
         for (req, expected) in cases {
-            let err = prepare(&req, "hyco", &target, Framing::None).unwrap_err();
+            let err =
+                prepare(&ReceivedRequest::from(req), "hyco", &target, Framing::None).unwrap_err();
             assert_eq!(err, expected);
         }
     }
@@ -228,6 +221,7 @@ mod tests {
             request_headers: None,
             ..request("DELETE", "/hyco/x", &[])
         };
+        let req = ReceivedRequest::from(req);
         let prepared = prepare(&req, "hyco", &target, Framing::None).unwrap();
         assert_eq!(
             head_text(&prepared),

@@ -17,15 +17,15 @@ use crate::daemon::listener::upstream::{chunked_end, ChunkPrefix};
 use crate::io::stream::Stream;
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
 use crate::proto::hc::channel::{ChannelError, Inbound, Outbound, Received};
-use crate::proto::hc::control_message::{parse_control_message, ControlMessage, MessageError};
-use crate::proto::hc::messages::Request;
+use crate::proto::hc::control_message::MessageError;
+use crate::proto::hc::received_request::{parse_daemon_message, DaemonMessage, ReceivedRequest};
 use crate::proto::ws::{DataKind, Limits, Role};
 
 /// What arrived on a rendezvous between requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Incoming {
     /// A full `request`; when it has a body, the body message comes next.
-    Request(Request),
+    Request(ReceivedRequest),
     /// A ping arrived: these are the frames of its pong, to write (empty once this side has
     /// closed; RFC 6455 §5.5.2).
     Pong(Vec<u8>),
@@ -193,9 +193,9 @@ impl<R: AsyncReadRent> RendezvousReader<R> {
             );
             match received.map_err(RendezvousError::Channel)? {
                 Received::Message(text) => {
-                    return match parse_control_message(text) {
-                        Ok(ControlMessage::Request(request)) => Ok(Incoming::Request(request)),
-                        Ok(other) => Err(RendezvousError::NotARequest {
+                    return match parse_daemon_message(text) {
+                        Ok(DaemonMessage::Request(request)) => Ok(Incoming::Request(request)),
+                        Ok(DaemonMessage::Other(other)) => Err(RendezvousError::NotARequest {
                             command: other.command().to_owned(),
                             text: text.to_vec(),
                         }),
@@ -391,7 +391,7 @@ mod tests {
             assert_eq!(pong, expected, "the pong, masked with the key");
             match reader.next(IDLE).await.unwrap() {
                 Incoming::Request(request) => {
-                    assert_eq!(request.id.as_deref(), Some("r1"));
+                    assert_eq!(request.id(), Some("r1"));
                     assert!(request.has_body());
                 }
                 other => panic!("unexpected {other:?}"),
