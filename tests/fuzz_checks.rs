@@ -58,6 +58,12 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
             b"SharedAccessSignature skn=nobody&sr=x&se=1&sig=abcdefgh",
             b"SharedAccessSignature sr=&sig=%zz&se=-1",
         ],
+        "message_readers" => &[
+            br#"{"request":{"address":"wss://g/$hc/hyco?sb-hc-action=request&sb-hc-id=1","id":"1","requestTarget":"/hyco/api?x=1","method":"POST","remoteEndpoint":{"address":"10.0.0.1","port":50123},"requestHeaders":{"Content-Type":"text/plain","X-A":"1"},"body":true}}"#,
+            br#"{"request":{"id":"2","method":"GET","requestTarget":"/hyco/","body":false}}"#,
+            br#"{"response":{"requestId":"1","statusCode":200,"statusDescription":"OK","responseHeaders":{"Content-Type":"text/plain","X-A":"1, 2"},"body":true}}"#,
+            br#"{"response":{"requestId":"2","statusCode":"404","body":false}}"#,
+        ],
         _ => &[b"\x37\xfa\x21\x3d\x01\x4bHello, masking differential", b"\x00\x00\x00\x00\x03\xff"],
     };
     texts.iter().map(|t| t.to_vec()).collect()
@@ -157,6 +163,11 @@ fn sas_tokens_never_panic_the_verifier() {
 #[test]
 fn mask_fast_path_equals_the_reference() {
     fuzz_target("mask_differential", 0xF0_0008);
+}
+
+#[test]
+fn fast_message_readers_read_as_serde_json_does() {
+    fuzz_target("message_readers", 0xF0_0009);
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod connection_string;
 pub mod control_json;
 pub mod http_head;
 pub mod mask_differential;
+pub mod message_readers;
 pub mod pieces;
 pub mod sas_token;
 pub mod secrets;
@@ -22,7 +23,7 @@ pub mod ws_handshake;
 pub type Check = fn(&[u8]);
 
 /// Every target by name, for drivers that run them all.
-pub const TARGETS: [(&str, Check); 8] = [
+pub const TARGETS: [(&str, Check); 9] = [
     ("ws_decoder", ws_decoder::check),
     ("ws_handshake", ws_handshake::check),
     ("http_head", http_head::check),
@@ -31,4 +32,5 @@ pub const TARGETS: [(&str, Check); 8] = [
     ("config", config::check),
     ("sas_token", sas_token::check),
     ("mask_differential", mask_differential::check),
+    ("message_readers", message_readers::check),
 ];

@@ -15,6 +15,7 @@ pub mod listener;
 pub mod messages;
 pub mod path;
 pub mod query;
+pub mod reader_oracle;
 pub(crate) mod received_request;
 pub mod reject;
 pub mod rendezvous_address;

@@ -159,56 +159,58 @@ fn scanned_request(text: &[u8]) -> Option<ReceivedRequest> {
     })
 }
 
+/// The request as serde's owned [`Request`] would hold it (`remoteEndpoint` is not kept).
+fn as_request(request: &ReceivedRequest) -> Request {
+    Request {
+        address: request.address().map(str::to_owned),
+        id: request.id().map(str::to_owned),
+        request_target: request.request_target().map(str::to_owned),
+        method: request.method().map(str::to_owned),
+        remote_endpoint: None,
+        request_headers: request
+            .request_headers
+            .as_ref()
+            .map(|_| request.headers().collect()),
+        body: request.body,
+    }
+}
+
+/// `parse_daemon_message` against `parse_control_message` on `text`: the same request, the
+/// same other command, the same error; panics where they differ (the oracle of the unit tests
+/// and of the `message_readers` fuzz target, [`super::reader_oracle`]).
+pub(crate) fn read_as_serde_reads(text: &[u8]) -> Option<ReceivedRequest> {
+    let shown = String::from_utf8_lossy(text);
+    let old = parse_control_message(text);
+    let new = parse_daemon_message(text);
+    match (old, new) {
+        (Ok(ControlMessage::Request(old)), Ok(DaemonMessage::Request(new))) => {
+            let old = Request {
+                remote_endpoint: None,
+                ..old
+            };
+            assert_eq!(as_request(&new), old, "{shown}");
+            assert_eq!(new.is_rendezvous_notice(), old.is_rendezvous_notice());
+            assert_eq!(new.has_body(), old.has_body());
+            Some(new)
+        }
+        (Ok(old), Ok(DaemonMessage::Other(new))) => {
+            assert_eq!(new, old, "{shown}");
+            assert!(!matches!(new, ControlMessage::Request(_)), "{shown}");
+            None
+        }
+        (Err(old), Err(new)) => {
+            assert_eq!(new, old, "{shown}");
+            None
+        }
+        (old, new) => panic!("{shown}: {old:?} / {new:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The owned `Request` the old reading made of `request`, `remoteEndpoint` dropped.
-    fn as_request(request: &ReceivedRequest) -> Request {
-        Request {
-            address: request.address().map(str::to_owned),
-            id: request.id().map(str::to_owned),
-            request_target: request.request_target().map(str::to_owned),
-            method: request.method().map(str::to_owned),
-            remote_endpoint: None,
-            request_headers: request
-                .request_headers
-                .as_ref()
-                .map(|_| request.headers().collect()),
-            body: request.body,
-        }
-    }
-
-    /// `parse_daemon_message` against `parse_control_message`: the same request, the same other
-    /// command, the same error.
-    fn assert_same(text: &[u8]) -> Option<ReceivedRequest> {
-        let shown = String::from_utf8_lossy(text);
-        let old = parse_control_message(text);
-        let new = parse_daemon_message(text);
-        match (old, new) {
-            (Ok(ControlMessage::Request(old)), Ok(DaemonMessage::Request(new))) => {
-                let old = Request {
-                    remote_endpoint: None,
-                    ..old
-                };
-                assert_eq!(as_request(&new), old, "{shown}");
-                assert_eq!(new.is_rendezvous_notice(), old.is_rendezvous_notice());
-                assert_eq!(new.has_body(), old.has_body());
-                Some(new)
-            }
-            (Ok(old), Ok(DaemonMessage::Other(new))) => {
-                assert_eq!(new, old, "{shown}");
-                assert!(!matches!(new, ControlMessage::Request(_)), "{shown}");
-                None
-            }
-            (Err(old), Err(new)) => {
-                assert_eq!(new, old, "{shown}");
-                None
-            }
-            (old, new) => panic!("{shown}: {old:?} / {new:?}"),
-        }
-    }
-
     fn is_spanned(request: &ReceivedRequest) -> bool {
         let members = [
             &request.address,
@@ -243,13 +245,13 @@ mod tests {
             r#"{"request":{"id":"r","method":"GET","requestHeaders":{"A":"a\u0000b","B\r\n":"c"}}}"#,
         ];
         for text in texts {
-            assert!(assert_same(text.as_bytes()).is_some(), "{text}");
+            assert!(read_as_serde_reads(text.as_bytes()).is_some(), "{text}");
         }
     }
 
     #[test]
     fn the_shape_relays_write_is_scanned_into_spans() {
-        let request = assert_same(FULL.as_bytes()).expect("a request");
+        let request = read_as_serde_reads(FULL.as_bytes()).expect("a request");
         assert!(is_spanned(&request));
         assert_eq!(
             request.address(),
@@ -277,7 +279,7 @@ mod tests {
             r#"{"request":{"id":"r","method":"GET","requestHeaders":{"A":"","":"b","A":"c"}}}"#,
             "{\"request\":{\"id\":\"\u{e9}\u{1F600}\",\"method\":\"G\u{7f}T\",\"requestHeaders\":{\"A\":\"\u{e9}\"}}}",
         ] {
-            let request = assert_same(text.as_bytes()).expect("a request");
+            let request = read_as_serde_reads(text.as_bytes()).expect("a request");
             assert!(is_spanned(&request), "{text}");
         }
     }
@@ -299,9 +301,10 @@ mod tests {
             if let Ok(DaemonMessage::Request(request)) = &parsed {
                 assert!(!is_spanned(request), "{text}");
             }
-            assert_same(text.as_bytes());
+            read_as_serde_reads(text.as_bytes());
         }
-        let escaped = assert_same(br#"{"request":{"id":"a\/b","method":"GET"}}"#).expect("request");
+        let escaped =
+            read_as_serde_reads(br#"{"request":{"id":"a\/b","method":"GET"}}"#).expect("request");
         assert_eq!(escaped.id(), Some("a/b"));
         assert!(matches!(escaped.id, Some(Text::Owned(_))));
     }
@@ -351,14 +354,14 @@ mod tests {
             deep_unknown.as_str(),
         ];
         for text in texts {
-            assert_same(text.as_bytes());
+            read_as_serde_reads(text.as_bytes());
         }
         for text in [
             &b"{\"request\":{\"id\":\"\xff\",\"method\":\"GET\"}}"[..],
             b"{\"request\":{\"id\":\"r\",\"method\":\"GET\",\"x\":\"\xc3\"}}",
             b"\xef\xbb\xbf{\"request\":{}}",
         ] {
-            assert_same(text);
+            read_as_serde_reads(text);
         }
     }
 
@@ -368,7 +371,7 @@ mod tests {
     fn truncated_and_altered_requests_get_the_owned_parse_result() {
         let text = FULL.as_bytes();
         for end in 0..text.len() {
-            assert_same(&text[..end]);
+            read_as_serde_reads(&text[..end]);
         }
         for at in 0..text.len() {
             for byte in [
@@ -376,7 +379,7 @@ mod tests {
             ] {
                 let mut altered = text.to_vec();
                 altered[at] = byte;
-                assert_same(&altered);
+                read_as_serde_reads(&altered);
             }
         }
     }

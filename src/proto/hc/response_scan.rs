@@ -219,5 +219,21 @@ fn borrowed(value: &str) -> JsonStr<'_> {
     JsonStr(Cow::Borrowed(value))
 }
 
+/// Whether `text` is read by [`scan`]; when it is, serde must read the same `response`, and
+/// the request id must be borrowed: panics otherwise (the oracle of the unit tests and of the
+/// `message_readers` fuzz target, [`super::reader_oracle`]).
+pub(crate) fn read_as_serde_reads(text: &str) -> bool {
+    let scanned = scan(text);
+    if let Some(view) = &scanned {
+        assert_eq!(
+            Some(view),
+            super::response_view::serde_response(text).as_ref(),
+            "{text:?}"
+        );
+        assert!(matches!(view.request_id.0, Cow::Borrowed(_)), "{text:?}");
+    }
+    scanned.is_some()
+}
+
 #[cfg(test)]
 mod tests;

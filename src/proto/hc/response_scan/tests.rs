@@ -2,17 +2,6 @@ use super::*;
 use crate::proto::hc::json_headers::JsonHeaders;
 use crate::proto::hc::messages::Response;
 use crate::proto::hc::response_json;
-use crate::proto::hc::response_view::serde_response;
-
-/// Whether `text` is read here; when it is, serde must read the same `response`.
-fn read_as_serde_reads(text: &str) -> bool {
-    let scanned = scan(text);
-    if let Some(view) = &scanned {
-        assert_eq!(Some(view), serde_response(text).as_ref(), "{text:?}");
-        assert!(matches!(view.request_id.0, Cow::Borrowed(_)), "{text:?}");
-    }
-    scanned.is_some()
-}
 
 fn response(
     request_id: &str,
