@@ -10,6 +10,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::proto::ws::CloseCode;
 
@@ -52,6 +53,8 @@ pub(crate) enum QueueError {
     Full,
     /// The channel is gone.
     Closed,
+    /// The queue stayed full for the whole wait: the listener does not read.
+    TimedOut,
 }
 
 /// The receiving ends of a [`ControlHandle`], for the channel's own task.
@@ -91,21 +94,30 @@ impl ControlHandle {
         (handle, ends)
     }
 
-    /// Queues pre-encoded frames as one uninterrupted unit, waiting while the queue is full;
-    /// [`QueueError::Closed`] when the channel ends first. The caller bounds the wait.
-    pub(crate) async fn send(&self, frames: Vec<u8>) -> Result<(), QueueError> {
+    /// Queues pre-encoded frames as one uninterrupted unit, waiting at most `patience` while
+    /// the queue is full ([`QueueError::TimedOut`]); [`QueueError::Closed`] when the channel
+    /// ends first. A unit that fits arms no timer.
+    pub(crate) async fn send(&self, frames: Vec<u8>, patience: Duration) -> Result<(), QueueError> {
         let len = frames.len();
         if !self.reserve(len, self.limit) {
-            let _waiter = Waiter::new(&self.waiting);
-            // Registered before the second look, so room made after it is announced.
-            while !self.reserve(len, self.limit) {
-                if self.room.recv_async().await.is_err() {
-                    return Err(QueueError::Closed);
-                }
-            }
-            self.pass_room_on();
+            monoio::time::timeout(patience, self.wait_for_room(len))
+                .await
+                .map_err(|_| QueueError::TimedOut)??;
         }
         self.push(frames, len)
+    }
+
+    /// Reserves `len` bytes once the writer has made room for them.
+    async fn wait_for_room(&self, len: usize) -> Result<(), QueueError> {
+        let _waiter = Waiter::new(&self.waiting);
+        // Registered before the second look, so room made after it is announced.
+        while !self.reserve(len, self.limit) {
+            if self.room.recv_async().await.is_err() {
+                return Err(QueueError::Closed);
+            }
+        }
+        self.pass_room_on();
+        Ok(())
     }
 
     /// Queues a reply the channel owes (a pong) without waiting, in the extra room past the
@@ -207,9 +219,10 @@ impl Drop for Waiter<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    /// Longer than any test waits.
+    const PATIENCE: Duration = Duration::from_secs(60);
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
@@ -241,11 +254,12 @@ mod tests {
     fn a_unit_larger_than_the_limit_fits_an_empty_queue_only() {
         run(async {
             let (handle, queue) = ControlHandle::new(10);
-            handle.send(vec![0; 25]).await.expect("queued");
+            handle.send(vec![0; 25], PATIENCE).await.expect("queued");
             assert_eq!(handle.queued_bytes(), 25);
-            let waiting = monoio::time::timeout(Duration::from_millis(50), handle.send(vec![0; 1]));
-            assert!(
-                waiting.await.is_err(),
+            let waiting = handle.send(vec![0; 1], Duration::from_millis(50)).await;
+            assert_eq!(
+                waiting,
+                Err(QueueError::TimedOut),
                 "a full queue makes the next unit wait"
             );
             assert_eq!(write_one(&queue), 25);
@@ -257,11 +271,11 @@ mod tests {
     fn units_that_do_not_fit_wait_for_the_writer_and_all_arrive_in_order() {
         run(async {
             let (handle, queue) = ControlHandle::new(10);
-            handle.send(vec![0; 8]).await.expect("queued");
+            handle.send(vec![0; 8], PATIENCE).await.expect("queued");
             let waiters: Vec<_> = (1..=3u8)
                 .map(|n| {
                     let handle = handle.clone();
-                    monoio::spawn(async move { handle.send(vec![n; 8]).await })
+                    monoio::spawn(async move { handle.send(vec![n; 8], PATIENCE).await })
                 })
                 .collect();
             until_waiting(&handle, 3).await;
@@ -289,10 +303,10 @@ mod tests {
     fn a_waiter_learns_that_the_channel_ended() {
         run(async {
             let (handle, queue) = ControlHandle::new(10);
-            handle.send(vec![0; 10]).await.expect("queued");
+            handle.send(vec![0; 10], PATIENCE).await.expect("queued");
             let waiter = {
                 let handle = handle.clone();
-                monoio::spawn(async move { handle.send(vec![1; 10]).await })
+                monoio::spawn(async move { handle.send(vec![1; 10], PATIENCE).await })
             };
             until_waiting(&handle, 1).await;
             drop(queue);
@@ -304,9 +318,9 @@ mod tests {
     fn a_dropped_wait_is_no_longer_counted() {
         run(async {
             let (handle, _queue) = ControlHandle::new(10);
-            handle.send(vec![0; 10]).await.expect("queued");
-            let wait = monoio::time::timeout(Duration::from_millis(20), handle.send(vec![1; 1]));
-            assert!(wait.await.is_err());
+            handle.send(vec![0; 10], PATIENCE).await.expect("queued");
+            let wait = handle.send(vec![1; 1], Duration::from_millis(20)).await;
+            assert_eq!(wait, Err(QueueError::TimedOut));
             assert_eq!(handle.waiting.load(Ordering::SeqCst), 0);
         });
     }

@@ -25,7 +25,9 @@ use super::core::{Admitted, Door, Knock, Refusal};
 use super::held::{self, Held, RendezvousRead, RendezvousWrite, Reused};
 use super::host_check::Addressed;
 use super::server::{read_head, HeadDeadline, Incoming};
-use super::shared::{lock, ControlHandle, Rendezvous, ResponseEvent, WorkerCtx, WorkerState};
+use super::shared::{
+    lock, ControlHandle, QueueError, Rendezvous, ResponseEvent, WorkerCtx, WorkerState,
+};
 use super::{control, rendezvous};
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
@@ -440,10 +442,10 @@ async fn queue_for_listener(
     unit: Vec<u8>,
     deadline: Duration,
 ) -> Result<(), Refusal> {
-    match monoio::time::timeout(deadline, handle.send(unit)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(Refusal::request_not_queued(false)),
-        Err(_) => Err(Refusal::request_not_queued(true)),
+    match handle.send(unit, deadline).await {
+        Ok(()) => Ok(()),
+        Err(QueueError::TimedOut | QueueError::Full) => Err(Refusal::request_not_queued(true)),
+        Err(QueueError::Closed) => Err(Refusal::request_not_queued(false)),
     }
 }
 

@@ -9,7 +9,7 @@ use monoio::io::AsyncWriteRentExt;
 
 use super::core::pairing::subprotocol;
 use super::core::{Door, Refusal};
-use super::shared::{lock, WorkerCtx};
+use super::shared::{lock, QueueError, WorkerCtx};
 use super::{control, front, pump, rendezvous};
 use crate::io::stream::Stream;
 use crate::logging::Escaped;
@@ -84,10 +84,10 @@ pub(super) async fn serve_sender(
     let accept_timeout = shared.config.accept_timeout;
     let queued = std::time::Instant::now();
     let unit = control::unit(&accept.to_json(), None);
-    let refusal = match monoio::time::timeout(accept_timeout, handle.send(unit)).await {
-        Ok(Ok(())) => None,
-        Ok(Err(_)) => Some(Refusal::stream_not_queued(&at)),
-        Err(_) => Some(Refusal::accept_timeout(&at)),
+    let refusal = match handle.send(unit, accept_timeout).await {
+        Ok(()) => None,
+        Err(QueueError::TimedOut | QueueError::Full) => Some(Refusal::accept_timeout(&at)),
+        Err(QueueError::Closed) => Some(Refusal::stream_not_queued(&at)),
     };
     if let Some(refusal) = refusal {
         ctx.state.refused_with(&refusal);
