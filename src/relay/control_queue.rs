@@ -225,11 +225,7 @@ mod tests {
     const PATIENCE: Duration = Duration::from_secs(60);
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
-        monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("runtime")
-            .block_on(f)
+        crate::runtime::workers::block_on(f).expect("runtime")
     }
 
     /// Returns once `count` tasks wait for room.
