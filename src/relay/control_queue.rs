@@ -228,10 +228,26 @@ mod tests {
         crate::runtime::workers::block_on(f).expect("runtime")
     }
 
-    /// Returns once `count` tasks wait for room.
-    async fn until_waiting(handle: &ControlHandle, count: usize) {
-        while handle.waiting.load(Ordering::SeqCst) < count {
-            monoio::time::sleep(Duration::from_millis(1)).await;
+    /// Spawns a task that queues `unit`; the returned receiver gets a word in the same poll
+    /// in which the task's first attempt to queue registers it as a waiter (or queues it).
+    fn spawn_send(
+        handle: &ControlHandle,
+        unit: Vec<u8>,
+        started: &flume::Sender<()>,
+    ) -> monoio::task::JoinHandle<Result<(), QueueError>> {
+        let handle = handle.clone();
+        let started = started.clone();
+        monoio::spawn(async move {
+            let send = handle.send(unit, PATIENCE);
+            let _ = started.send(());
+            send.await
+        })
+    }
+
+    /// Returns once `count` spawned sends have made their first attempt.
+    async fn until_started(started: &flume::Receiver<()>, count: usize) {
+        for _ in 0..count {
+            started.recv_async().await.expect("a spawned send");
         }
     }
 
@@ -268,13 +284,12 @@ mod tests {
         run(async {
             let (handle, queue) = ControlHandle::new(10);
             handle.send(vec![0; 8], PATIENCE).await.expect("queued");
+            let (started_tx, started) = flume::unbounded();
             let waiters: Vec<_> = (1..=3u8)
-                .map(|n| {
-                    let handle = handle.clone();
-                    monoio::spawn(async move { handle.send(vec![n; 8], PATIENCE).await })
-                })
+                .map(|n| spawn_send(&handle, vec![n; 8], &started_tx))
                 .collect();
-            until_waiting(&handle, 3).await;
+            until_started(&started, 3).await;
+            assert_eq!(handle.waiting.load(Ordering::SeqCst), 3);
             let mut seen = Vec::new();
             while seen.len() < 4 {
                 match queue.commands.recv_async().await.expect("a unit") {
@@ -300,11 +315,10 @@ mod tests {
         run(async {
             let (handle, queue) = ControlHandle::new(10);
             handle.send(vec![0; 10], PATIENCE).await.expect("queued");
-            let waiter = {
-                let handle = handle.clone();
-                monoio::spawn(async move { handle.send(vec![1; 10], PATIENCE).await })
-            };
-            until_waiting(&handle, 1).await;
+            let (started_tx, started) = flume::unbounded();
+            let waiter = spawn_send(&handle, vec![1; 10], &started_tx);
+            until_started(&started, 1).await;
+            assert_eq!(handle.waiting.load(Ordering::SeqCst), 1);
             drop(queue);
             assert_eq!(waiter.await, Err(QueueError::Closed));
         });
