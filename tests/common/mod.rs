@@ -21,6 +21,7 @@ pub(crate) mod relay_traffic;
 pub(crate) mod scripted_relay;
 pub(crate) mod squid;
 pub(crate) mod steady_load;
+pub(crate) mod strict_relay;
 
 use std::time::{Duration, SystemTime};
 
@@ -33,20 +34,7 @@ use hycod::secret::Secret;
 use hycod::tls::{client_config, TrustRoots};
 use monoio::io::{AsyncReadRent, Splitable};
 
-/// Flags that make the relays of the daemon's tests as strict as Azure (docs/relay.md "The
-/// daemon's suites against the strict relay"): a short idle cut, ten times the test daemons'
-/// 1 s keep-alives ([`processes::KEEP_ALIVES`]) so that only a keep-alive that stopped trips
-/// it, not a busy stream starved of CPU on a loaded machine, and routing by `Host` (the tests
-/// reach the relay as `127.0.0.1` and sign tokens for `localhost`). Azure's size limits are
-/// always on.
-pub(crate) const STRICT_RELAY: &[&str] = &[
-    "--idle-timeout",
-    "10s",
-    "--namespace",
-    "localhost",
-    "--alias",
-    "127.0.0.1",
-];
+pub(crate) use strict_relay::STRICT_RELAY;
 
 /// The namespace rule `root`'s key in every test relay.
 pub(crate) const KEY: &str = "Kx5vX0c1Hk8xZy9uVmJ3Y2RlZmdoaWprbG1ub3BxcnM=";

@@ -47,17 +47,11 @@ pub(crate) struct Daemon {
     _config_dir: tempfile::TempDir,
 }
 
-/// Flags that make the relay as strict as Azure for the daemon (docs/relay.md "The daemon's
-/// suites against the strict relay"): a short idle cut, which the daemon's 1 s keep-alives stay
-/// under (the Node SDK senders answer its stream pings), and routing by `Host`.
-pub(crate) const STRICT_RELAY: &[&str] = &[
-    "--idle-timeout",
-    "10s",
-    "--namespace",
-    "localhost",
-    "--alias",
-    "127.0.0.1",
-];
+/// The strict relay flags of every daemon suite; the Node SDK senders answer the daemon's
+/// stream pings, so its 1 s keep-alives stay under the short idle cut.
+#[path = "../common/strict_relay.rs"]
+mod strict_relay;
+pub(crate) use strict_relay::STRICT_RELAY;
 
 impl Daemon {
     /// Starts the daemon serving `hc` on `relay` and returns once every control channel is
