@@ -22,8 +22,16 @@ pub(crate) struct ReceivedRequest {
     id: Option<Text>,
     request_target: Option<Text>,
     method: Option<Text>,
-    request_headers: Option<Vec<(Text, Text)>>,
+    request_headers: Option<HeaderList>,
     body: Option<bool>,
+}
+
+/// The relayed headers in wire order: ranges of the message text (the scanner's list, kept as
+/// it is), or strings of their own (a request made from a [`Request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HeaderList {
+    Spans(Vec<(Range<usize>, Range<usize>)>),
+    Owned(Vec<(Box<str>, Box<str>)>),
 }
 
 /// One string member: a range of the message text, or a string of its own (a request made from
@@ -37,11 +45,15 @@ enum Text {
 impl ReceivedRequest {
     fn resolve<'s>(&'s self, text: &'s Text) -> &'s str {
         match text {
-            // Spans are ranges the scanner found inside quotes of this very text (ASCII bytes, so
-            // character boundaries): `get` always finds them.
-            Text::Span(range) => self.text.get(range.clone()).unwrap_or_default(),
+            Text::Span(range) => self.span(range),
             Text::Owned(owned) => owned,
         }
+    }
+
+    fn span(&self, range: &Range<usize>) -> &str {
+        // Spans are ranges the scanner found inside quotes of this very text (ASCII bytes, so
+        // character boundaries): `get` always finds them.
+        self.text.get(range.clone()).unwrap_or_default()
     }
 
     fn member<'s>(&'s self, member: &'s Option<Text>) -> Option<&'s str> {
@@ -70,11 +82,16 @@ impl ReceivedRequest {
 
     /// The relayed headers in wire order, repeated names kept (none when absent).
     pub(crate) fn headers(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
-        self.request_headers
-            .as_deref()
-            .unwrap_or_default()
+        let (spans, owned): (&[_], &[_]) = match &self.request_headers {
+            Some(HeaderList::Spans(spans)) => (spans, &[]),
+            Some(HeaderList::Owned(owned)) => (&[], owned),
+            None => (&[], &[]),
+        };
+        let spans = spans
             .iter()
-            .map(|(name, value)| (self.resolve(name), self.resolve(value)))
+            .map(|(name, value)| (self.span(name), self.span(value)));
+        let owned = owned.iter().map(|(name, value)| (&**name, &**value));
+        spans.chain(owned)
     }
 
     /// Whether this is the rendezvous-only notice, as [`Request::is_rendezvous_notice`].
@@ -98,10 +115,12 @@ impl From<Request> for ReceivedRequest {
             request_target: owned(request.request_target),
             method: owned(request.method),
             request_headers: request.request_headers.map(|headers| {
-                headers
-                    .iter()
-                    .map(|(name, value)| (Text::Owned(name.into()), Text::Owned(value.into())))
-                    .collect()
+                HeaderList::Owned(
+                    headers
+                        .iter()
+                        .map(|(name, value)| (name.into(), value.into()))
+                        .collect(),
+                )
             }),
             body: request.body,
         }
@@ -149,12 +168,7 @@ fn scanned_request(text: &[u8]) -> Option<ReceivedRequest> {
         id: id.map(Text::Span),
         request_target: request_target.map(Text::Span),
         method: method.map(Text::Span),
-        request_headers: request_headers.map(|headers| {
-            headers
-                .into_iter()
-                .map(|(name, value)| (Text::Span(name), Text::Span(value)))
-                .collect()
-        }),
+        request_headers: request_headers.map(HeaderList::Spans),
         body,
     })
 }
@@ -218,12 +232,12 @@ mod tests {
             &request.request_target,
             &request.method,
         ];
-        let headers = request.request_headers.iter().flatten();
-        members
-            .into_iter()
-            .flatten()
-            .chain(headers.flat_map(|(name, value)| [name, value]))
-            .all(|text| matches!(text, Text::Span(_)))
+        let headers_spanned = !matches!(request.request_headers, Some(HeaderList::Owned(_)));
+        headers_spanned
+            && members
+                .into_iter()
+                .flatten()
+                .all(|text| matches!(text, Text::Span(_)))
     }
 
     const FULL: &str = r#"{"request":{"address":"wss://g/$hc/hyco?sb-hc-action=request&sb-hc-id=1","id":"1","requestTarget":"/hyco/api?x=1","method":"POST","remoteEndpoint":{"address":"127.0.0.1","port":40000},"requestHeaders":{"Content-Type":"application/octet-stream","X-A":"1","x-a":"2"},"body":true}}"#;
