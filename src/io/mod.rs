@@ -4,6 +4,7 @@ pub(crate) mod accept_backoff;
 pub(crate) mod admin_http;
 pub(crate) mod coalesce;
 pub(crate) mod idle_cut;
+pub(crate) mod lazy_timeout;
 pub(crate) mod loopback;
 pub mod read_buf;
 pub mod resolve;

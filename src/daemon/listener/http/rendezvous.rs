@@ -24,6 +24,7 @@ pub(crate) use writer::RendezvousWriter;
 
 use crate::daemon::listener::context::HcContext;
 use crate::daemon::listener::hc_series::Histogram;
+use crate::io::lazy_timeout::within;
 use crate::io::ws_client::ConnectError;
 use crate::proto::hc::channel::Outbound;
 use crate::proto::ws::fresh_mask_key;
@@ -57,17 +58,16 @@ pub(crate) async fn open(
 }
 
 /// Runs a write, failing it with `TimedOut` when it has not finished within `idle`. A write
-/// that timed out leaves its connection unusable.
+/// that timed out leaves its connection unusable. A write the socket takes at once arms no
+/// timer ([`within`]).
 pub(crate) async fn write_within(
     idle: Duration,
     write: impl std::future::Future<Output = std::io::Result<()>>,
 ) -> std::io::Result<()> {
-    monoio::time::timeout(idle, write)
-        .await
-        .unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("write stalled for {idle:?}"),
-            ))
-        })
+    within(idle, write).await.unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("write stalled for {idle:?}"),
+        ))
+    })
 }
