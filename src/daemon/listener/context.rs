@@ -11,9 +11,9 @@ use local_sync::mpsc::unbounded;
 
 use super::admission::Admission;
 use super::hc_series::{Counter, Gauge, HcSeries, Histogram};
+use super::upstream::IdleConnection;
 use crate::config::{HttpTarget, Limits, TcpTarget};
 use crate::daemon::metrics::{SharedShard, LIMIT_EXCEEDED, RENDEZVOUS_REFUSED};
-use crate::io::stream::Stream;
 use crate::io::ws_client::Dialer;
 use crate::metrics::{CounterId, MetricDesc};
 use crate::proto::hc::channel::{ChannelError, Outbound};
@@ -43,8 +43,9 @@ pub struct HcContext {
     pub stream_ping_interval: Option<Duration>,
     /// TLS trust for an `https` `http_target` (webpki roots).
     pub upstream_tls: Arc<ClientConfig>,
-    /// Idle keep-alive connections to `http_target`, most recently used last.
-    pub upstream_pool: RefCell<Vec<Stream>>,
+    /// Idle keep-alive connections to `http_target` (each with its read buffer), most recently
+    /// used last.
+    pub upstream_pool: RefCell<Vec<IdleConnection>>,
     /// Deadline for the whole upstream exchange; the relay gives up at 60 s (protocol §6.8), so a
     /// slower target is answered with 504 by the daemon itself before that.
     pub upstream_deadline: Duration,
@@ -145,6 +146,39 @@ impl HcContext {
 pub struct ControlWriter {
     units: unbounded::Tx<Vec<u8>>,
     outbound: Rc<RefCell<Outbound>>,
+    spare: SpareUnits,
+}
+
+/// Buffers of units the writer task has written, for the next units: a `response` and its body
+/// are built into one of these instead of a new allocation. At most [`SpareUnits::KEPT`]
+/// buffers of at most [`SpareUnits::LARGEST`] bytes each are kept.
+#[derive(Clone, Default)]
+pub struct SpareUnits(Rc<RefCell<Vec<Vec<u8>>>>);
+
+impl SpareUnits {
+    /// How many buffers are kept.
+    pub const KEPT: usize = 4;
+    /// The largest buffer kept, in bytes of capacity.
+    pub const LARGEST: usize = 16 * 1024;
+
+    /// An empty buffer with room for `capacity` bytes: a kept one when there is one.
+    pub fn take(&self, capacity: usize) -> Vec<u8> {
+        let Some(mut unit) = self.0.borrow_mut().pop() else {
+            return Vec::with_capacity(capacity);
+        };
+        unit.reserve(capacity);
+        unit
+    }
+
+    /// Keeps `unit`'s buffer (emptied) for a later unit, unless it is too large or enough are
+    /// kept.
+    pub fn give(&self, mut unit: Vec<u8>) {
+        let mut spare = self.0.borrow_mut();
+        if unit.capacity() <= Self::LARGEST && spare.len() < Self::KEPT {
+            unit.clear();
+            spare.push(unit);
+        }
+    }
 }
 
 /// The receiving end of a [`ControlWriter`]'s queue.
@@ -155,7 +189,20 @@ impl ControlWriter {
     pub fn new() -> (Self, ControlQueue) {
         let (units, queue) = unbounded::channel();
         let outbound = Rc::new(RefCell::new(Outbound::client(fresh_mask_key)));
-        (Self { units, outbound }, queue)
+        let spare = SpareUnits::default();
+        (
+            Self {
+                units,
+                outbound,
+                spare,
+            },
+            queue,
+        )
+    }
+
+    /// Where the writer task gives back the buffers of written units.
+    pub fn spare_units(&self) -> &SpareUnits {
+        &self.spare
     }
 
     /// The channel's sending side, which its reader also drives (pongs, the peer's close).
@@ -170,7 +217,7 @@ impl ControlWriter {
         capacity: usize,
         build: impl FnOnce(&mut Outbound, &mut Vec<u8>) -> Result<(), ChannelError>,
     ) -> Result<(), ChannelError> {
-        let mut unit = Vec::with_capacity(capacity);
+        let mut unit = self.spare.take(capacity);
         build(&mut self.outbound.borrow_mut(), &mut unit)?;
         self.units
             .send(unit)
@@ -225,6 +272,34 @@ pub type Hc = Rc<HcContext>;
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use super::SpareUnits;
+
+    #[test]
+    fn spare_units_are_given_back_empty_and_only_while_few_and_small() {
+        let spare = SpareUnits::default();
+        let fresh = spare.take(100);
+        assert!(fresh.is_empty() && fresh.capacity() >= 100);
+        let mut written = Vec::with_capacity(2000);
+        written.extend_from_slice(b"frames");
+        let at = written.as_ptr();
+        spare.give(written);
+        let reused = spare.take(10);
+        assert_eq!(
+            (reused.as_ptr(), reused.len()),
+            (at, 0),
+            "the same buffer, emptied"
+        );
+        assert!(spare.take(3000).capacity() >= 3000, "a buffer made anew");
+        spare.give(Vec::with_capacity(SpareUnits::LARGEST + 1));
+        assert_eq!(spare.0.borrow().len(), 0, "too large to keep");
+        for _ in 0..=SpareUnits::KEPT {
+            spare.give(Vec::with_capacity(8));
+        }
+        assert_eq!(spare.0.borrow().len(), SpareUnits::KEPT);
+        let grown = spare.take(SpareUnits::LARGEST);
+        assert!(grown.is_empty() && grown.capacity() >= SpareUnits::LARGEST);
+    }
 
     use super::super::hc_series::{Counter, Gauge, Histogram};
     use crate::daemon::metrics::{BYTES, REQUESTS, REQUESTS_IN_FLIGHT, REQUEST_SECONDS};

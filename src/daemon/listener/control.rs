@@ -13,9 +13,10 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
+use local_sync::oneshot;
 use monoio::io::{AsyncWriteRent, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
 
-use super::context::{ControlQueue, ControlWriter, Hc};
+use super::context::{ControlQueue, ControlWriter, Hc, SpareUnits};
 use super::hc_series::{Gauge, Histogram};
 use super::{http, overload, stream, unreadable};
 use crate::auth::connection_string::Credential;
@@ -100,10 +101,34 @@ fn wall_clock(at: Instant) -> SystemTime {
 /// channel (with this code) or the connection broke (None).
 struct ReaderEnd(u64, Option<u16>);
 
+/// Stops the reader and writer tasks of one connection when dropped: each task awaits its own
+/// receiver, which completes (with an error, nothing is ever sent) once its sender is gone.
+/// Single-threaded oneshots: the tasks poll their receiver at every event and unit, and a poll
+/// is a state check, not a lock.
+struct StopSignal {
+    _reader: oneshot::Sender<()>,
+    _writer: oneshot::Sender<()>,
+}
+
+/// The receivers of a [`StopSignal`], for the reader and the writer task.
+type StopReceivers = (oneshot::Receiver<()>, oneshot::Receiver<()>);
+
+impl StopSignal {
+    fn new() -> (Self, StopReceivers) {
+        let (reader, reader_stopped) = oneshot::channel();
+        let (writer, writer_stopped) = oneshot::channel();
+        let signal = Self {
+            _reader: reader,
+            _writer: writer,
+        };
+        (signal, (reader_stopped, writer_stopped))
+    }
+}
+
 /// One live connection: its writer queue and the signal that stops its tasks.
 struct Live {
     writer: ControlWriter,
-    stop: flume::Sender<()>,
+    stop: StopSignal,
     written: monoio::task::JoinHandle<()>,
 }
 
@@ -316,9 +341,10 @@ async fn connect(
         .await?;
     let (read, write) = conn.stream.into_split();
     let (writer, queue) = ControlWriter::new();
-    let (stop_tx, stop) = flume::bounded::<()>(0);
+    let (stop_tx, (reader_stop, writer_stop)) = StopSignal::new();
     let outbound = writer.outbound().clone();
-    let written = monoio::spawn(write_loop(write, queue, stop.clone(), outbound));
+    let spare = writer.spare_units().clone();
+    let written = monoio::spawn(write_loop(write, (queue, spare), writer_stop, outbound));
     let reader = WsReader::new(
         read,
         Role::Client,
@@ -333,7 +359,7 @@ async fn connect(
         last_inbound.clone(),
         (ended.clone(), generation),
         dispatch.clone(),
-        stop,
+        reader_stop,
     ));
     Ok((
         Live {
@@ -345,17 +371,15 @@ async fn connect(
     ))
 }
 
-/// Writes queued units until the channel is replaced or stopped; then writes what is still
-/// queued (answers of finished requests) and closes it (1000) unless a close went out already.
+/// Writes queued units until the channel is replaced or stopped, giving their buffers back to
+/// `spare`; then writes what is still queued (answers of finished requests) and closes it
+/// (1000) unless a close went out already.
 async fn write_loop(
     mut write: OwnedWriteHalf<Stream>,
-    mut queue: ControlQueue,
-    stop: flume::Receiver<()>,
+    (mut queue, spare): (ControlQueue, SpareUnits),
+    mut stopped: oneshot::Receiver<()>,
     outbound: Rc<RefCell<Outbound>>,
 ) {
-    // One wait for the stop signal across the loop: a fresh flume future per unit would lock
-    // the channel and allocate its wake-up hook on every unit.
-    let mut stopped = std::pin::pin!(stop.recv_async());
     loop {
         let unit = monoio::select! {
             unit = queue.recv() => unit,
@@ -363,9 +387,11 @@ async fn write_loop(
         };
         let Some(unit) = unit else { break };
         let batch = coalesce(unit, COALESCE_LIMIT, || queue.try_recv().ok());
-        if write.write_all(batch).await.0.is_err() {
+        let (written, batch) = write.write_all(batch).await;
+        if written.is_err() {
             return;
         }
+        spare.give(batch);
     }
     while let Ok(unit) = queue.try_recv() {
         if write.write_all(unit).await.0.is_err() {
@@ -392,13 +418,11 @@ async fn read_loop(
     last_inbound: Rc<Cell<Instant>>,
     (ended, generation): (flume::Sender<ReaderEnd>, u64),
     work: Dispatch,
-    stop: flume::Receiver<()>,
+    mut stopped: oneshot::Receiver<()>,
 ) {
     let mut inbound = Inbound::new();
     let mut reply = Vec::new();
     let mut pending: Option<(ReceivedRequest, Vec<u8>)> = None;
-    // One wait for the stop signal across the loop (see `write_loop`).
-    let mut stopped = std::pin::pin!(stop.recv_async());
     let code = loop {
         let event = monoio::select! {
             e = reader.next_event() => e,
@@ -529,5 +553,27 @@ fn serve_request(
             });
         }
         Err(exceeded) => overload::refuse_request(hc, &request, writer, exceeded, &work.work),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_the_stop_signal_stops_both_tasks_and_not_before() {
+        crate::runtime::workers::block_on(async {
+            let (signal, (mut reader, mut writer)) = StopSignal::new();
+            let empty = |r: &mut oneshot::Receiver<()>| {
+                matches!(r.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+            };
+            assert!(empty(&mut reader) && empty(&mut writer), "not stopped yet");
+            let waiting =
+                monoio::spawn(async move { (reader.await.is_err(), writer.await.is_err()) });
+            monoio::time::sleep(Duration::from_millis(5)).await;
+            drop(signal);
+            assert_eq!(waiting.await, (true, true));
+        })
+        .expect("runtime");
     }
 }

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use monoio::io::{OwnedReadHalf, OwnedWriteHalf, Splitable};
 
-pub use connect::{host_header, ConnectError, MAX_IDLE_CONNECTIONS};
+pub use connect::{host_header, ConnectError, IdleConnection, MAX_IDLE_CONNECTIONS};
 pub use request::{chunked_end, is_idempotent, ChunkPrefix, Framing};
 pub use response::{ResponseError, ResponseReader};
 
 use super::context::HcContext;
 use crate::config::HttpTarget;
 use crate::daemon::listener::hc_series::Histogram;
+use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::proto::http1::Limits as HeadLimits;
 
@@ -32,22 +33,46 @@ pub type UpstreamRead = OwnedReadHalf<Stream>;
 /// The write half of a connection to the target.
 pub type UpstreamWrite = OwnedWriteHalf<Stream>;
 
+/// The largest request buffer a pooled connection keeps for its next request; a larger one
+/// (a large body) is freed when the connection goes back to the pool.
+pub const KEPT_REQUEST_BUFFER: usize = 16 * 1024;
+
 /// A connection to the target, in use by one exchange.
 pub struct Connection {
     /// Reads the response.
     pub reader: ResponseReader<UpstreamRead>,
     /// Carries the request.
     pub writer: UpstreamWrite,
+    /// Where the request head and a body held whole are put for their one write; kept with
+    /// the pooled connection (up to [`KEPT_REQUEST_BUFFER`]) for its next request.
+    pub request_buf: Vec<u8>,
     /// Whether it came from the pool (it may have been closed by the target meanwhile).
     pub reused: bool,
 }
 
 impl Connection {
-    fn new(stream: Stream, reused: bool, head_limits: HeadLimits) -> Self {
+    /// A new connection `stream`.
+    fn fresh(stream: Stream, head_limits: HeadLimits) -> Self {
+        Self::split(stream, false, head_limits, (None, Vec::new()))
+    }
+
+    /// A connection from the pool, with the buffers it kept.
+    fn pooled(idle: IdleConnection, head_limits: HeadLimits) -> Self {
+        let (stream, read_buf, request_buf) = idle.into_parts();
+        Self::split(stream, true, head_limits, (Some(read_buf), request_buf))
+    }
+
+    fn split(
+        stream: Stream,
+        reused: bool,
+        head_limits: HeadLimits,
+        (read_buf, request_buf): (Option<ReadBuf>, Vec<u8>),
+    ) -> Self {
         let (read, writer) = stream.into_split();
         Self {
-            reader: ResponseReader::with_limits(read, head_limits),
+            reader: ResponseReader::with_buffer(read, head_limits, read_buf),
             writer,
+            request_buf,
             reused,
         }
     }
@@ -60,9 +85,14 @@ impl Connection {
         if !self.reader.is_reusable() {
             return false;
         }
-        match self.reader.into_inner().reunite(self.writer) {
+        let (read, read_buf) = self.reader.into_parts();
+        let mut request_buf = self.request_buf;
+        if request_buf.capacity() > KEPT_REQUEST_BUFFER {
+            request_buf = Vec::new();
+        }
+        match read.reunite(self.writer) {
             Ok(stream) => {
-                connect::put_idle(hc, stream);
+                connect::put_idle(hc, IdleConnection::new(stream, read_buf, request_buf));
                 true
             }
             Err(_) => false,
@@ -79,8 +109,8 @@ pub async fn acquire(
     timeout: Duration,
 ) -> Result<Connection, ConnectError> {
     if allow_idle {
-        if let Some(stream) = connect::take_idle(hc) {
-            return Ok(Connection::new(stream, true, hc.limits.http_head()));
+        if let Some(idle) = connect::take_idle(hc) {
+            return Ok(Connection::pooled(idle, hc.limits.http_head()));
         }
     }
     let started = Instant::now();
@@ -94,5 +124,5 @@ pub async fn acquire(
     ))
     .await?;
     hc.observe(Histogram::TargetConnect, started.elapsed());
-    Ok(Connection::new(stream, false, hc.limits.http_head()))
+    Ok(Connection::fresh(stream, hc.limits.http_head()))
 }

@@ -4,10 +4,12 @@
 //! message, each piece framed in place where it was read.
 
 use std::fmt;
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::time::Duration;
 
 use monoio::io::AsyncReadRent;
+use monoio::time::error::Elapsed;
 
 use super::policy::{fits_control_channel, route, Route, GATHER_WINDOW};
 use super::rendezvous::RendezvousWriter;
@@ -15,6 +17,7 @@ use super::reply::{Reply, ReplyError};
 use super::response_text::ResponseText;
 use crate::daemon::listener::context::HcContext;
 use crate::daemon::listener::upstream::{ResponseError, ResponseReader};
+use crate::io::lazy_timeout::poll_once;
 use crate::proto::http1::{BodyKind, ResponseHead};
 
 /// Why a response did not reach the relay whole.
@@ -118,6 +121,7 @@ async fn stream_all<R: AsyncReadRent>(
 /// [`super::policy::CONTROL_BODY_LIMIT`] or is not complete within [`GATHER_WINDOW`]. A read
 /// still pending when the window closes is not abandoned: the rendezvous is opened meanwhile
 /// and the read's piece becomes its next frame.
+/// A body whose first piece is the whole of it is answered from the read buffer as it lies.
 async fn gather<R: AsyncReadRent>(
     hc: &HcContext,
     mut response: ResponseText,
@@ -130,14 +134,18 @@ async fn gather<R: AsyncReadRent>(
     let mut gathered = Vec::new();
     loop {
         let (piece, late) = {
-            let mut next = pin!(monoio::time::timeout(idle, reader.next_piece()));
-            monoio::select! {
-                piece = &mut next => (piece, false),
-                _ = monoio::time::sleep_until(window_end) => {
-                    if let Err(failure) = Box::pin(upgrade(&response, &gathered, reply)).await {
-                        return failure;
+            let mut next = pin!(reader.next_piece());
+            match poll_once(next.as_mut()).await {
+                Some(piece) => (Ok(piece), false),
+                // Boxed: only a read that has to wait gets the timers, and the state of every
+                // request's future stays free of them.
+                None => {
+                    let waited =
+                        wait_for_piece(next, idle, window_end, &response, &gathered, reply);
+                    match Box::pin(waited).await {
+                        Ok(waited) => waited,
+                        Err(failure) => return failure,
                     }
-                    (next.await, true)
                 }
             }
         };
@@ -164,6 +172,21 @@ async fn gather<R: AsyncReadRent>(
                     Err(e) => Delivery::NotSent(DeliveryFailure::Reply(e)),
                 };
             }
+            Ok(Some(range))
+                if gathered.is_empty()
+                    && reader.is_body_done()
+                    && fits_control_channel(range.len()) =>
+            {
+                // The whole body in one piece: answered from the read buffer, without
+                // gathering a copy first.
+                return match reply.answer(&response, reader.bytes(range.clone())).await {
+                    Ok(()) => Delivery::Complete {
+                        status,
+                        body_bytes: len_u64(range.len()),
+                    },
+                    Err(e) => Delivery::NotSent(DeliveryFailure::Reply(e)),
+                };
+            }
             Ok(Some(range)) if fits_control_channel(gathered.len() + range.len()) => {
                 gathered.extend_from_slice(reader.bytes(range));
             }
@@ -184,6 +207,27 @@ async fn gather<R: AsyncReadRent>(
                 ))
                 .await;
             }
+        }
+    }
+}
+
+/// Waits for the body read in flight, `next`, for up to `idle`. When the gather window closes
+/// first, the read is not abandoned: the rendezvous is opened meanwhile ([`upgrade`]) and the
+/// read's result comes back `late` (true), to become the stream's next frame.
+async fn wait_for_piece<F: Future>(
+    next: Pin<&mut F>,
+    idle: Duration,
+    window_end: monoio::time::Instant,
+    response: &ResponseText,
+    gathered: &[u8],
+    reply: &mut Reply<'_>,
+) -> Result<(Result<F::Output, Elapsed>, bool), Delivery> {
+    let mut next = pin!(monoio::time::timeout(idle, next));
+    monoio::select! {
+        piece = &mut next => Ok((piece, false)),
+        _ = monoio::time::sleep_until(window_end) => {
+            Box::pin(upgrade(response, gathered, reply)).await?;
+            Ok((next.await, true))
         }
     }
 }

@@ -229,11 +229,25 @@ async fn attempt(
     let reused = conn.reused;
     let sent_at = Instant::now();
     let (outcome, sent) = {
-        let upstream::Connection { reader, writer, .. } = &mut conn;
-        let mut send = pin!(send_request(writer, prepared, body, hc.upstream_deadline));
+        let upstream::Connection {
+            reader,
+            writer,
+            request_buf,
+            ..
+        } = &mut conn;
+        let mut send = pin!(send_request(
+            (writer, request_buf),
+            prepared,
+            body,
+            hc.upstream_deadline
+        ));
         let mut sent: Option<Result<u64, PumpError>> = None;
         let head = {
             let mut read_head = pin!(reader.read_head(prepared.method));
+            // One timer for the whole wait, boxed: inline, monoio's timer state (640 bytes,
+            // 128-aligned) would enlarge this future and every one around it, which are copied
+            // whole when the request's task is set up.
+            let mut timer = Box::pin(monoio::time::sleep_until(deadline));
             loop {
                 let streaming = !replayable && sent.is_none();
                 // Biased: a finished request is noticed before the head that answers it.
@@ -246,6 +260,7 @@ async fn attempt(
                         }
                         if !replayable {
                             deadline = deadline.max(monoio::time::Instant::now() + hc.upstream_deadline);
+                            timer.as_mut().reset(deadline);
                         }
                         sent = Some(result);
                     }
@@ -253,7 +268,7 @@ async fn attempt(
                         Ok((head, kind)) => HeadWait::Head(head, kind),
                         Err(e) => HeadWait::Failed(e),
                     },
-                    _ = monoio::time::sleep_until(deadline), if !streaming => break HeadWait::TimedOut,
+                    _ = &mut timer, if !streaming => break HeadWait::TimedOut,
                 }
             }
         };
@@ -353,22 +368,27 @@ fn timed_out(body: BodyState) -> Attempt {
     }
 }
 
-/// Writes the request: the head and a known body in one write, the head and then a held body,
-/// or the head and then the body streamed from the rendezvous. Returns the body's length.
-/// Writes to the target may stall for `target_idle`.
+/// Writes the request: the head and a known body in one write (from the connection's
+/// `request_buf`, which is given back after the write), the head and then a held body, or the
+/// head and then the body streamed from the rendezvous. Returns the body's length. Writes to
+/// the target may stall for `target_idle`.
 async fn send_request(
-    writer: &mut UpstreamWrite,
+    (writer, request_buf): (&mut UpstreamWrite, &mut Vec<u8>),
     prepared: &Prepared<'_>,
     body: &mut Body<'_>,
     target_idle: std::time::Duration,
 ) -> Result<u64, PumpError> {
     match body {
         Body::Known(bytes) => {
-            let mut out = Vec::with_capacity(prepared.head.len() + bytes.len());
+            let mut out = std::mem::take(request_buf);
+            out.clear();
+            out.reserve(prepared.head.len() + bytes.len());
             out.extend_from_slice(&prepared.head);
             out.extend_from_slice(bytes);
             write_within(target_idle, async {
-                writer.write_all(out).await.0.map(|_| ())
+                let (written, out) = writer.write_all(out).await;
+                *request_buf = out;
+                written.map(|_| ())
             })
             .await
             .map_err(PumpError::Upstream)?;

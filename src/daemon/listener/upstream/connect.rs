@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use monoio::net::TcpStream;
 
 use crate::config::HttpTarget;
 use crate::daemon::listener::context::HcContext;
+use crate::io::read_buf::ReadBuf;
 use crate::io::resolve::Resolver;
 use crate::io::stream::Stream;
 use crate::tls::{server_name, ClientConfig, Connector};
@@ -122,25 +124,64 @@ pub(crate) async fn connect(
     })
 }
 
+/// A keep-alive connection in the worker's pool: the stream, and the buffers of its last
+/// exchange, which the next exchange on it uses instead of making new ones: the (empty) read
+/// buffer its response was read with
+/// ([`crate::daemon::listener::upstream::ResponseReader::with_buffer`]) and the buffer its
+/// request was written from.
+pub struct IdleConnection {
+    stream: Stream,
+    read_buf: ReadBuf,
+    request_buf: Vec<u8>,
+}
+
+impl IdleConnection {
+    /// The pooled `stream` with the buffers of its last exchange.
+    pub(crate) fn new(stream: Stream, read_buf: ReadBuf, request_buf: Vec<u8>) -> Self {
+        Self {
+            stream,
+            read_buf,
+            request_buf,
+        }
+    }
+
+    /// The connection.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The stream, the read buffer and the request buffer, for the next exchange.
+    pub(crate) fn into_parts(self) -> (Stream, ReadBuf, Vec<u8>) {
+        (self.stream, self.read_buf, self.request_buf)
+    }
+}
+
+impl AsRawFd for IdleConnection {
+    /// The descriptor of the pooled stream ([`Stream`]'s).
+    fn as_raw_fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+}
+
 /// The most recently used idle connection that is still quiet ([`Stream::is_quiet`]), if any;
 /// idle connections the target closed (or wrote to) meanwhile are dropped on the way.
-pub(crate) fn take_idle(hc: &HcContext) -> Option<Stream> {
+pub(crate) fn take_idle(hc: &HcContext) -> Option<IdleConnection> {
     let mut pool = hc.upstream_pool.borrow_mut();
-    while let Some(stream) = pool.pop() {
-        if stream.is_quiet() {
-            return Some(stream);
+    while let Some(idle) = pool.pop() {
+        if idle.stream.is_quiet() {
+            return Some(idle);
         }
     }
     None
 }
 
 /// Keeps a connection whose last exchange ended cleanly for the next request.
-pub(crate) fn put_idle(hc: &HcContext, stream: Stream) {
+pub(crate) fn put_idle(hc: &HcContext, idle: IdleConnection) {
     let mut pool = hc.upstream_pool.borrow_mut();
     if pool.len() >= MAX_IDLE_CONNECTIONS {
         pool.remove(0);
     }
-    pool.push(stream);
+    pool.push(idle);
 }
 
 #[cfg(test)]
@@ -214,18 +255,49 @@ mod tests {
         run(async {
             for addr in &addrs {
                 let tcp = monoio::net::TcpStream::connect_addr(*addr).await.unwrap();
-                put_idle(&hc, Stream::plain(tcp).unwrap());
+                put_idle(&hc, idle(Stream::plain(tcp).unwrap()));
             }
         });
         let pool = hc.upstream_pool.borrow();
         assert_eq!(pool.len(), MAX_IDLE_CONNECTIONS);
-        assert_eq!(pool[0].peer_addr(), addrs[1], "the oldest was dropped");
+        assert_eq!(
+            pool[0].stream().peer_addr(),
+            addrs[1],
+            "the oldest was dropped"
+        );
         drop(pool);
         assert_eq!(
-            take_idle(&hc).map(|s| s.peer_addr()),
+            take_idle(&hc).map(|idle| idle.stream().peer_addr()),
             Some(addrs[MAX_IDLE_CONNECTIONS])
         );
         assert_eq!(hc.upstream_pool.borrow().len(), MAX_IDLE_CONNECTIONS - 1);
+    }
+
+    /// `stream` as the pool keeps it, with a small read buffer.
+    fn idle(stream: Stream) -> IdleConnection {
+        IdleConnection::new(stream, ReadBuf::new(16, 0), Vec::new())
+    }
+
+    #[test]
+    fn a_pooled_connection_keeps_its_buffer_and_names_its_descriptor() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hc = context(None);
+        run(async {
+            let tcp = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
+            let stream = Stream::plain(tcp).unwrap();
+            let fd = stream.as_raw_fd();
+            let mut buf = ReadBuf::new(1024, 14);
+            buf.extend_from_slice(b"kept");
+            put_idle(
+                &hc,
+                IdleConnection::new(stream, buf, Vec::with_capacity(100)),
+            );
+            assert_eq!(hc.upstream_pool.borrow()[0].as_raw_fd(), fd);
+            let (stream, buf, request_buf) = take_idle(&hc).expect("quiet").into_parts();
+            assert_eq!((stream.peer_addr(), buf.data()), (addr, &b"kept"[..]));
+            assert_eq!((buf.capacity(), request_buf.capacity()), (1024, 100));
+        });
     }
 
     /// Pools one connection to a fresh listener; the pool and the target's end of it.
@@ -234,7 +306,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         run(async {
             let tcp = monoio::net::TcpStream::connect_addr(addr).await.unwrap();
-            put_idle(hc, Stream::plain(tcp).unwrap());
+            put_idle(hc, idle(Stream::plain(tcp).unwrap()));
         });
         listener.accept().unwrap().0
     }

@@ -99,10 +99,25 @@ impl<R: AsyncReadRent> ResponseReader<R> {
 
     /// A reader over `io` refusing response heads over `head_limits` (answered 502).
     pub fn with_limits(io: R, head_limits: Limits) -> Self {
+        Self::with_buffer(io, head_limits, None)
+    }
+
+    /// [`ResponseReader::with_limits`] reading into `recycled`, the buffer of an earlier reader
+    /// ([`ResponseReader::into_parts`]) when it is large enough for `head_limits`; its unread
+    /// bytes, if any, are dropped. Without one (or with one too small) a new buffer is made.
+    pub fn with_buffer(io: R, head_limits: Limits, recycled: Option<ReadBuf>) -> Self {
+        // A head must fit the buffer whole.
+        let capacity = READ_BUFFER.max(head_limits.max_head_bytes);
+        let buf = match recycled {
+            Some(mut buf) if buf.capacity() >= capacity => {
+                buf.consume(buf.len());
+                buf
+            }
+            _ => ReadBuf::new(capacity, MAX_HEADER_LEN),
+        };
         Self {
             io,
-            // A head must fit the buffer whole.
-            buf: ReadBuf::new(READ_BUFFER.max(head_limits.max_head_bytes), MAX_HEADER_LEN),
+            buf,
             decoder: BodyDecoder::new(BodyKind::Empty),
             received_any: false,
             pending: 0,
@@ -188,6 +203,12 @@ impl<R: AsyncReadRent> ResponseReader<R> {
         }
     }
 
+    /// Whether the body has been read to its end: the piece [`ResponseReader::next_piece`]
+    /// returned last (if any) was its last, and the next call returns `None`.
+    pub fn is_body_done(&self) -> bool {
+        self.decoder.is_done()
+    }
+
     /// The bytes of a range returned by [`ResponseReader::next_piece`].
     pub fn bytes(&self, range: Range<usize>) -> &[u8] {
         &self.buf.whole()[range]
@@ -219,9 +240,12 @@ impl<R: AsyncReadRent> ResponseReader<R> {
         self.reusable_framing && self.decoder.is_done() && self.buf.len() == self.pending
     }
 
-    /// The read half back, to reunite it with the write half.
-    pub fn into_inner(self) -> R {
-        self.io
+    /// The read half and the buffer, the last body piece consumed: after a reusable exchange
+    /// ([`ResponseReader::is_reusable`]) the buffer is empty, ready for the connection's next
+    /// reader ([`ResponseReader::with_buffer`]).
+    pub fn into_parts(mut self) -> (R, ReadBuf) {
+        self.buf.consume(self.pending);
+        (self.io, self.buf)
     }
 }
 
@@ -266,7 +290,16 @@ mod tests {
         io: R,
         method: &str,
     ) -> Result<(u16, Vec<u8>, bool), ResponseError> {
-        let mut reader = ResponseReader::new(io);
+        read_with(io, method, None).await
+    }
+
+    /// Reads a whole response from `io` into the buffer `recycled` (a new one when `None`).
+    async fn read_with<R: AsyncReadRent>(
+        io: R,
+        method: &str,
+        recycled: Option<ReadBuf>,
+    ) -> Result<(u16, Vec<u8>, bool), ResponseError> {
+        let mut reader = ResponseReader::with_buffer(io, Limits::default(), recycled);
         let (head, _) = reader.read_head(method).await?;
         let mut body = Vec::new();
         while let Some(range) = reader.next_piece().await? {
@@ -388,6 +421,42 @@ mod tests {
     }
 
     #[test]
+    fn a_recycled_buffer_reads_the_next_response_like_a_new_one() {
+        run(async {
+            let first: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+            let mut reader = ResponseReader::new(first);
+            reader.read_head("GET").await.unwrap();
+            let range = reader.next_piece().await.unwrap().unwrap();
+            assert_eq!(reader.bytes(range), b"hello");
+            assert!(
+                reader.is_body_done(),
+                "a length-delimited body ends with its last byte"
+            );
+            assert_eq!(reader.next_piece().await.unwrap(), None);
+            assert!(reader.is_reusable());
+            let (_, buf) = reader.into_parts();
+            assert!(buf.is_empty(), "the last piece is consumed");
+            let second: &[u8] = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno";
+            let (status, body, reusable) = read_with(second, "GET", Some(buf)).await.unwrap();
+            assert_eq!((status, body.as_slice(), reusable), (404, &b"no"[..], true));
+        });
+    }
+
+    #[test]
+    fn a_recycled_buffer_drops_its_unread_bytes_and_a_small_one_is_replaced() {
+        run(async {
+            let wire: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx";
+            let mut stale = ReadBuf::new(READ_BUFFER, MAX_HEADER_LEN);
+            stale.extend_from_slice(b"HTTP/1.1 500 Stale\r\n\r\n");
+            let (status, body, _) = read_with(wire, "GET", Some(stale)).await.unwrap();
+            assert_eq!((status, body.as_slice()), (200, &b"x"[..]));
+            let small = ReadBuf::new(16, MAX_HEADER_LEN);
+            let reader = ResponseReader::with_buffer(wire, Limits::default(), Some(small));
+            assert!(reader.buf.capacity() >= READ_BUFFER);
+        });
+    }
+
+    #[test]
     fn pieces_are_framed_in_place_with_masking() {
         run(async {
             let wire: &[u8] =
@@ -395,6 +464,7 @@ mod tests {
             let mut reader = ResponseReader::new(wire);
             reader.read_head("GET").await.unwrap();
             let range = reader.next_piece().await.unwrap().unwrap();
+            assert!(!reader.is_body_done(), "the last chunk is still to be read");
             let (mut near, far) = monoio::net::UnixStream::pair().unwrap();
             let outbound = RefCell::new(Outbound::client(|| [1, 2, 3, 4]));
             reader
