@@ -2,26 +2,28 @@
 # Resident memory per idle relayed stream of `hycod run`, for one or more builds, alternated
 # within every round (compare.sh's idle step on its own): an echo target, a relay and a daemon
 # per build, then `hycod-load idle` opens N streams through the relay (one probe byte echoed on
-# each), reads the daemon's VmRSS before and after, and closes them. Prints one line per build
-# and round, then the median per build.
+# each, or a burst of --echo-bytes N echoed first: a stream that moved data and then went quiet),
+# reads the daemon's VmRSS before and after, and closes them. Prints one line per build and
+# round, then the median per build.
 #
-#   benches/idle_rss.sh [--streams N] [--rounds R] BIN_DIR...
+#   benches/idle_rss.sh [--streams N] [--rounds R] [--echo-bytes N] BIN_DIR...
 #
 # Each BIN_DIR holds release `hycod` and `hycod-load`. Pinning as in compare.sh: generator and
 # target on CPU 0, relay and daemon on CPU 1. A fresh relay and daemon per build and round, so
 # no round inherits another's heap.
 set -euo pipefail
 
-streams=3000 rounds=3
+streams=3000 rounds=3 echo_bytes=1
 while [ $# -gt 0 ]; do
   case $1 in
     --streams) streams=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --echo-bytes) echo_bytes=$2; shift 2 ;;
     --*) echo "unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
 done
-[ $# -ge 1 ] || { echo "usage: $0 [--streams N] [--rounds R] BIN_DIR..." >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 [--streams N] [--rounds R] [--echo-bytes N] BIN_DIR..." >&2; exit 2; }
 for dir in "$@"; do
   [ -x "$dir/hycod" ] && [ -x "$dir/hycod-load" ] || { echo "$dir holds no hycod and hycod-load" >&2; exit 2; }
 done
@@ -83,7 +85,7 @@ TOML
     sleep 0.1
   done
   $cpu0 "$bin/hycod-load" idle --relay "$url" --key-name root --key "$key" \
-    --hybrid-connection echo --connections "$streams" --rss-pid "$daemon" \
+    --hybrid-connection echo --connections "$streams" --echo-bytes "$echo_bytes" --rss-pid "$daemon" \
     --json "$work/idle.json" >/dev/null
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["opened"], d["rss_before_kib"], d["rss_after_kib"], "%.2f" % d["rss_per_stream_kib"])' "$work/idle.json"
   stop_all
@@ -101,5 +103,5 @@ for round in $(seq "$rounds"); do
 done
 for bin in "$@"; do
   median=$(printf '%s\n' ${results[$bin]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "median $bin: $median KiB per idle stream ($streams streams, $rounds rounds)"
+  echo "median $bin: $median KiB per idle stream ($streams streams, $echo_bytes bytes echoed, $rounds rounds)"
 done
