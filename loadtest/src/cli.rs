@@ -219,6 +219,10 @@ pub(crate) struct IdleArgs {
     /// that grows the far end's buffers, as a transfer before a quiet spell would).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_ECHO_BYTES))]
     pub echo_bytes: u32,
+    /// How long the streams stay quiet before the resident memory is read again (the far
+    /// end gives grown buffers back after a second of quiet).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub quiet_for: Duration,
     /// Per-stream timeout for opening and the first echo.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,

@@ -219,6 +219,7 @@ pub(crate) fn run(args: &IdleArgs) -> Result<IdleReport, IdleError> {
             }
         }
         let open_secs = started.elapsed().as_secs_f64();
+        monoio::time::sleep(args.quiet_for).await;
         let rss_after_kib = rss();
         let opened = u32::try_from(held.len()).unwrap_or(u32::MAX);
         drop(held);

@@ -5,6 +5,7 @@ pub(crate) mod admin_http;
 pub(crate) mod coalesce;
 pub(crate) mod idle_cut;
 pub(crate) mod loopback;
+pub mod quiet_release;
 pub mod read_buf;
 pub mod resolve;
 pub mod stream;
