@@ -215,12 +215,23 @@ pub(crate) struct IdleArgs {
     /// The process whose resident memory (VmRSS) is measured before and after (the daemon).
     #[arg(long)]
     pub rss_pid: Option<u32>,
+    /// Bytes each stream sends and gets echoed before it idles (1: a probe; more: a burst
+    /// that grows the far end's buffers, as a transfer before a quiet spell would).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_ECHO_BYTES))]
+    pub echo_bytes: u32,
+    /// How long the streams stay quiet before the resident memory is read again (the far
+    /// end gives grown buffers back after a second of quiet).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub quiet_for: Duration,
     /// Per-stream timeout for opening and the first echo.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
     #[arg(long)]
     pub json: Option<PathBuf>,
 }
+
+/// The largest `idle --echo-bytes` (64 MiB): the burst is held in memory per stream.
+pub(crate) const MAX_ECHO_BYTES: i64 = 64 * 1024 * 1024;
 
 /// Why a run was refused.
 #[derive(Debug, Clone, PartialEq)]
@@ -554,6 +565,20 @@ mod tests {
             idle(&["--parallel", "0"]).validate(),
             Err(CliError::ConnectionsOutOfRange { connections: 0 })
         );
+        assert_eq!(idle(&[]).echo_bytes, 1);
+        assert_eq!(idle(&["--echo-bytes", "1048576"]).echo_bytes, 1_048_576);
+        let parse = |value: &str| {
+            T::try_parse_from(["t", "--direct", "tcp://127.0.0.1:1", "--echo-bytes", value])
+                .map(|t| t.args.echo_bytes)
+        };
+        let refused = |value: &str| parse(value).unwrap_err().to_string();
+        assert!(refused("0").contains("--echo-bytes"), "{}", refused("0"));
+        assert!(
+            refused("67108865").contains("--echo-bytes"),
+            "{}",
+            refused("67108865")
+        );
+        assert_eq!(parse("67108864").ok(), Some(64 * 1024 * 1024));
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! `idle`: opens `--connections` echo streams (relayed sender WebSockets, protocol §7.1, or plain
-//! TCP), checks each with a one-byte echo so the far end has its upstream connection, holds them
-//! all, and reports the resident memory (`VmRSS`) each costs the process `--rss-pid`.
+//! TCP), checks each with an echo (one byte, or `--echo-bytes`) so the far end has its upstream
+//! connection, holds them all, and reports the resident memory (`VmRSS`) each costs the process
+//! `--rss-pid`.
 
 use std::fmt;
 use std::time::Instant;
 
-use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt, OwnedReadHalf, OwnedWriteHalf, Splitable};
+use monoio::net::TcpStream;
 use serde::Serialize;
 
 use hycod::io::ws_client::Dialer;
@@ -25,8 +27,12 @@ const PROBE: u8 = b'.';
 
 /// A held stream: kept open, never used again; dropping it closes the stream.
 enum Held {
-    Ws { _halves: WsHalves },
-    Tcp { _stream: monoio::net::TcpStream },
+    Ws {
+        _halves: WsHalves,
+    },
+    Tcp {
+        _halves: (OwnedReadHalf<TcpStream>, OwnedWriteHalf<TcpStream>),
+    },
 }
 
 /// What an idle run reports.
@@ -76,7 +82,19 @@ impl IdleReport {
     }
 }
 
-async fn open_one(endpoint: &Endpoint, dialer: &Dialer) -> Result<Held, Failure> {
+/// The `len` bytes a stream sends and expects back: `.` first (the probe), then a pattern
+/// that a shifted or dropped byte does not repeat.
+fn echo_payload(len: u32) -> Vec<u8> {
+    (0..len)
+        .map(|i| PROBE.wrapping_add((i % 251) as u8))
+        .collect()
+}
+
+/// The largest message a relayed stream sends for the echo.
+const ECHO_FRAME: usize = 64 * 1024;
+
+async fn open_one(endpoint: &Endpoint, dialer: &Dialer, echo_bytes: u32) -> Result<Held, Failure> {
+    let payload = echo_payload(echo_bytes);
     match endpoint {
         Endpoint::Relayed {
             relay_url,
@@ -85,35 +103,62 @@ async fn open_one(endpoint: &Endpoint, dialer: &Dialer) -> Result<Held, Failure>
             ..
         } => {
             let (mut write, mut reader) = conn::open_ws(dialer, relay_url, hc, token).await?;
-            let mut frame = Vec::with_capacity(8);
-            push_frame(&mut frame, true, OpCode::Binary, &[PROBE], mask_key())
-                .map_err(|_| Failure::Encode)?;
-            let (sent, _) = write.write_all(frame).await;
-            sent.map_err(|_| Failure::Send)?;
-            loop {
-                match reader.next_event().await.map_err(|_| Failure::Receive)? {
-                    WsEvent::Data { payload, .. } if reader.bytes(payload.clone()) == [PROBE] => {
-                        break
-                    }
-                    WsEvent::Data { .. } => return Err(Failure::EchoMismatch),
-                    WsEvent::Close { .. } => return Err(Failure::Closed),
-                    WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+            let send = async {
+                for chunk in payload.chunks(ECHO_FRAME) {
+                    let mut frame = Vec::with_capacity(chunk.len() + 14);
+                    push_frame(&mut frame, true, OpCode::Binary, chunk, mask_key())
+                        .map_err(|_| Failure::Encode)?;
+                    let (sent, _) = write.write_all(frame).await;
+                    sent.map_err(|_| Failure::Send)?;
                 }
-            }
+                Ok::<(), Failure>(())
+            };
+            let receive = async {
+                let mut got = 0;
+                while got < payload.len() {
+                    match reader.next_event().await.map_err(|_| Failure::Receive)? {
+                        WsEvent::Data { payload: range, .. } => {
+                            let bytes = reader.bytes(range);
+                            let expected = payload.get(got..got + bytes.len());
+                            if expected != Some(bytes) {
+                                return Err(Failure::EchoMismatch);
+                            }
+                            got += bytes.len();
+                        }
+                        WsEvent::Close { .. } => return Err(Failure::Closed),
+                        WsEvent::Ping(_) | WsEvent::Pong(_) => {}
+                    }
+                }
+                Ok(())
+            };
+            let (sent, received) = monoio::join!(send, receive);
+            sent?;
+            received?;
             Ok(Held::Ws {
                 _halves: (write, reader),
             })
         }
         Endpoint::Direct { addr, .. } => {
-            let mut stream = conn::connect(*addr).await?;
-            let (sent, _) = stream.write_all(vec![PROBE]).await;
-            sent.map_err(|_| Failure::Send)?;
-            let (got, back) = stream.read_exact(vec![0u8; 1]).await;
-            got.map_err(|_| Failure::Receive)?;
-            if back != [PROBE] {
+            let stream = conn::connect(*addr).await?;
+            let (mut read_half, mut write_half) = stream.into_split();
+            let len = payload.len();
+            let send = async {
+                let (sent, _) = write_half.write_all(payload.clone()).await;
+                sent.map_err(|_| Failure::Send)
+            };
+            let receive = async {
+                let (got, back) = read_half.read_exact(vec![0u8; len]).await;
+                got.map_err(|_| Failure::Receive)?;
+                Ok(back)
+            };
+            let (sent, received) = monoio::join!(send, receive);
+            sent?;
+            if received? != payload {
                 return Err(Failure::EchoMismatch);
             }
-            Ok(Held::Tcp { _stream: stream })
+            Ok(Held::Tcp {
+                _halves: (read_half, write_half),
+            })
         }
     }
 }
@@ -158,8 +203,9 @@ pub(crate) fn run(args: &IdleArgs) -> Result<IdleReport, IdleError> {
                     let endpoint = std::rc::Rc::clone(&endpoint);
                     let dialer = std::rc::Rc::clone(&dialer);
                     let timeout = args.timeout;
+                    let echo_bytes = args.echo_bytes;
                     monoio::spawn(async move {
-                        monoio::time::timeout(timeout, open_one(&endpoint, &dialer))
+                        monoio::time::timeout(timeout, open_one(&endpoint, &dialer, echo_bytes))
                             .await
                             .unwrap_or(Err(Failure::Timeout))
                     })
@@ -173,6 +219,7 @@ pub(crate) fn run(args: &IdleArgs) -> Result<IdleReport, IdleError> {
             }
         }
         let open_secs = started.elapsed().as_secs_f64();
+        monoio::time::sleep(args.quiet_for).await;
         let rss_after_kib = rss();
         let opened = u32::try_from(held.len()).unwrap_or(u32::MAX);
         drop(held);

@@ -459,6 +459,31 @@ fn idle_streams_are_held_and_their_memory_measured() {
 }
 
 #[test]
+fn idle_streams_echo_a_burst_before_they_are_held() {
+    let (mut echo, addr) = serve("serve-echo");
+    let (_relay, _daemon, url) = relay_and_daemon("echo", &format!("target = \"tcp://{addr}\""));
+    let relayed = [
+        "--relay",
+        &url,
+        "--hybrid-connection",
+        "echo",
+        "--key-name",
+        "root",
+        "--key",
+        KEY,
+    ];
+    let direct = format!("tcp://{addr}");
+    for target in [&relayed[..], &["--direct", &direct]] {
+        let mut args = vec!["idle", "--connections", "6", "--echo-bytes", "1048577"];
+        args.extend_from_slice(target);
+        let (_, json) = run_json(&args);
+        assert_eq!(json["opened"], 6, "{json}");
+        assert_eq!(json["failed"], 0, "{json}");
+    }
+    let _ = echo.kill();
+}
+
+#[test]
 fn a_fixed_size_http_response_is_timed() {
     let (mut server, addr) = serve_with("serve-http", &["--response-size", "1572864"]);
     let json = load(&[

@@ -6,6 +6,7 @@ pub(crate) mod coalesce;
 pub(crate) mod idle_cut;
 pub(crate) mod lazy_timeout;
 pub(crate) mod loopback;
+pub mod quiet_release;
 pub mod read_buf;
 pub mod resolve;
 pub mod stream;

@@ -40,6 +40,10 @@ pub struct ReadBuf {
     headroom: usize,
     /// The capacity (headroom not counted) the buffer may grow to.
     max_capacity: usize,
+    /// The capacity it starts with, and goes back to when [`ReadBuf::shrink`]s.
+    initial_capacity: usize,
+    /// Whether the last read returned all it asked for (more is likely waiting).
+    last_read_full: bool,
 }
 
 impl ReadBuf {
@@ -51,14 +55,45 @@ impl ReadBuf {
     /// A buffer of `initial` bytes (at most `max`) that grows to hold up to `max` unread bytes
     /// once a read fills it ([`grown_capacity`]), with `headroom` reserved bytes in front.
     pub fn growable(initial: usize, max: usize, headroom: usize) -> Self {
-        let mut buf = Vec::with_capacity(headroom + initial.min(max));
-        buf.resize(headroom, 0);
+        let initial = initial.min(max);
         Self {
-            buf,
+            buf: Self::empty(headroom, initial),
             start: headroom,
             headroom,
             max_capacity: max,
+            initial_capacity: initial,
+            last_read_full: false,
         }
+    }
+
+    /// Storage for `capacity` bytes after `headroom` zeroed bytes.
+    fn empty(headroom: usize, capacity: usize) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(headroom + capacity);
+        buf.resize(headroom, 0);
+        buf
+    }
+
+    /// Whether the buffer grew past the capacity it started with.
+    pub fn is_grown(&self) -> bool {
+        self.capacity() > self.initial_capacity
+    }
+
+    /// Whether the last read returned all it asked for: the next one likely finds bytes
+    /// waiting.
+    pub fn last_read_full(&self) -> bool {
+        self.last_read_full
+    }
+
+    /// Gives a grown buffer's memory back: back to the capacity it started with, unread bytes
+    /// kept. A buffer whose unread bytes do not fit that capacity stays as it is.
+    pub fn shrink(&mut self) {
+        if !self.is_grown() || self.len() > self.initial_capacity {
+            return;
+        }
+        let mut smaller = Self::empty(self.headroom, self.initial_capacity);
+        smaller.extend_from_slice(self.data());
+        self.buf = smaller;
+        self.start = self.headroom;
     }
 
     /// How many unread bytes the buffer can hold now (headroom not counted).
@@ -166,6 +201,7 @@ impl ReadBuf {
         let total = buf.bytes_total().min(end.saturating_add(limit));
         let (result, slice) = io.read(SliceMut::new(buf, end, total)).await;
         self.buf = slice.into_inner();
+        self.last_read_full = matches!(result, Ok(read) if read > 0 && read == total - end);
         if let Ok(read) = result {
             if grown_capacity(self.capacity(), self.max_capacity, total - end, read)
                 > self.capacity()
@@ -283,6 +319,41 @@ mod tests {
                 rb.consume(4);
             }
             assert_eq!(rb.capacity(), 16);
+        });
+    }
+
+    #[test]
+    fn a_grown_buffer_shrinks_back_keeping_its_unread_bytes_and_headroom() {
+        run(async {
+            let data: Vec<u8> = (0..=255).cycle().take(100).collect();
+            let mut src: &[u8] = &data;
+            let mut rb = ReadBuf::growable(8, 64, 14);
+            assert!(!rb.is_grown());
+            rb.fill(&mut src).await.expect("read");
+            rb.fill(&mut src).await.expect("read");
+            assert!(rb.is_grown());
+            rb.consume(60);
+            rb.shrink();
+            assert!(!rb.is_grown());
+            assert_eq!(rb.capacity(), 8);
+            assert_eq!(rb.data(), &data[60..64], "unread bytes kept");
+            assert_eq!(rb.with_front_mut().1, 14, "headroom kept");
+            assert_eq!(rb.fill(&mut src).await.expect("read"), 4);
+            assert_eq!(rb.data(), &data[60..68]);
+        });
+    }
+
+    #[test]
+    fn a_buffer_whose_unread_bytes_do_not_fit_its_first_size_stays_grown() {
+        run(async {
+            let mut src: &[u8] = &[7u8; 64];
+            let mut rb = ReadBuf::growable(8, 64, 0);
+            rb.fill(&mut src).await.expect("read");
+            rb.fill(&mut src).await.expect("read");
+            rb.consume(50);
+            rb.shrink();
+            assert!(rb.is_grown(), "14 unread bytes do not fit 8");
+            assert_eq!(rb.data(), &[7u8; 14]);
         });
     }
 

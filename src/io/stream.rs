@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, Split};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent, Split};
 use monoio::net::TcpStream;
 use monoio::BufResult;
 
@@ -111,6 +111,32 @@ impl AsyncReadRent for Stream {
         match &mut self.inner {
             Inner::Plain(s) => s.readv(buf).await,
             Inner::Tls(s) => Box::pin(s.readv(buf)).await,
+        }
+    }
+}
+
+/// Cancelled reads for [`crate::io::quiet_release`]: a plain socket's read is monoio's; a TLS
+/// read cancels its socket read.
+impl CancelableAsyncReadRent for Stream {
+    async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match &mut self.inner {
+            Inner::Plain(s) => s.cancelable_read(buf, c).await,
+            Inner::Tls(s) => Box::pin(s.cancelable_read(buf, c)).await,
+        }
+    }
+
+    async fn cancelable_readv<T: IoVecBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match &mut self.inner {
+            Inner::Plain(s) => s.cancelable_readv(buf, c).await,
+            Inner::Tls(s) => Box::pin(s.cancelable_readv(buf, c)).await,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! - half-close (protocol §5.3): the target's FIN becomes Close(1000), the relay's Close a
 //!   `shutdown(Write)`; the other direction flows on. Returns when both directions are done.
 //! - one buffer per direction ([`PumpSettings`]); a direction reads again only after its last
-//!   chunk was written in full (backpressure).
+//!   chunk was written in full (backpressure). A buffer grown by a full read goes back to its
+//!   first size when its side stays quiet ([`super::quiet_release`]).
 //! - ends: a frame or message over [`PumpSettings::limits`] → Close(1009); no byte either way for
 //!   the idle timeout → Close(1001); a write stalled past the write-stall timeout ends the
 //!   stream (docs/reliability.md "Faults"); with a ping interval, no answer to a ping within the
@@ -22,8 +23,11 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBuf, SliceMut};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split, Splitable};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Split, Splitable,
+};
 
+use super::quiet_release::{return_freed_memory_soon, Releasable, RELEASE_AFTER};
 use super::read_buf::{grown_capacity, INITIAL_READ_BYTES};
 use super::watched_write::WatchedWrite;
 use super::ws_reader::{ReadError, WsEvent, WsReader};
@@ -211,8 +215,8 @@ pub async fn pump<R, T>(
     on_bytes: impl Fn(Direction, usize),
 ) -> PumpReport
 where
-    R: Split + AsyncReadRent + AsyncWriteRent,
-    T: Split + AsyncReadRent + AsyncWriteRent,
+    R: Split + CancelableAsyncReadRent + AsyncWriteRent,
+    T: Split + CancelableAsyncReadRent + AsyncWriteRent,
 {
     pump_with(
         relay,
@@ -239,11 +243,13 @@ pub async fn pump_with<R, T>(
     settings: &PumpSettings,
 ) -> PumpReport
 where
-    R: Split + AsyncReadRent + AsyncWriteRent,
-    T: Split + AsyncReadRent + AsyncWriteRent,
+    R: Split + CancelableAsyncReadRent + AsyncWriteRent,
+    T: Split + CancelableAsyncReadRent + AsyncWriteRent,
 {
     let (relay_read, relay_write) = relay.into_split();
     let (target_read, target_write) = target.into_split();
+    let relay_read = Releasable::new(relay_read, RELEASE_AFTER);
+    let target_read = Releasable::new(target_read, RELEASE_AFTER);
     let target_write = WatchedWrite::new(target_write);
     let relay_write = WatchedWrite::new(relay_write);
     // The watched writes and the side each one goes to.
@@ -336,6 +342,7 @@ where
         if let PumpEnd::RelayRead(ReadError::Protocol(_)) = end {
             // Unread bytes at close(2) turn our FIN into a reset, which may destroy the close
             // frame before the relay reads it: read until the relay closes (RFC 6455 §7.1.1).
+            reader.io_mut().arm(false);
             let drained = monoio::time::timeout(FAILURE_CLOSE_GRACE, drain(reader.io_mut()));
             let _ = Box::pin(drained).await;
         }
@@ -363,19 +370,29 @@ async fn drain<R: AsyncReadRent>(io: &mut R) {
 /// Close half-closes the TCP socket. Every frame read sets `heard` (when keeping alive), the
 /// Close clears it.
 async fn relay_to_target<R, T, W>(
-    reader: &mut WsReader<R>,
+    reader: &mut WsReader<Releasable<R>>,
     mut target: T,
     writer: &RelayWriter<W>,
     count: &impl Fn(Direction, usize),
     heard: Option<&Cell<Option<Instant>>>,
 ) -> Result<(), PumpEnd>
 where
-    R: AsyncReadRent,
+    R: CancelableAsyncReadRent,
     T: AsyncWriteRent,
     W: AsyncWriteRent,
 {
     loop {
-        let event = reader.next_event().await.map_err(PumpEnd::RelayRead)?;
+        let may_idle = reader.may_idle_with_grown_buffer();
+        reader.io_mut().arm(may_idle);
+        let event = match reader.next_event().await {
+            Ok(event) => event,
+            Err(ReadError::Io(_)) if reader.io_mut().take_released() => {
+                reader.shrink_buffer();
+                return_freed_memory_soon();
+                continue;
+            }
+            Err(e) => return Err(PumpEnd::RelayRead(e)),
+        };
         if let Some(heard) = heard {
             let closing = matches!(event, WsEvent::Close { .. });
             heard.set((!closing).then(Instant::now));
@@ -409,29 +426,46 @@ where
 }
 
 /// target → relay: one masked binary message per TCP read of at most `chunk` bytes; the
-/// target's FIN becomes Close(1000).
+/// target's FIN becomes Close(1000). The buffer starts small, grows to `chunk` once a read fills
+/// it, and goes back to its first size when the target is quiet ([`Releasable`]).
 async fn target_to_relay<T, W>(
-    mut target: T,
+    mut target: Releasable<T>,
     writer: &RelayWriter<W>,
     count: &impl Fn(Direction, usize),
     chunk: usize,
 ) -> Result<(), PumpEnd>
 where
-    T: AsyncReadRent,
+    T: CancelableAsyncReadRent,
     W: AsyncWriteRent,
 {
     const PAYLOAD_START: usize = MAX_HEADER_LEN;
-    // Starts small (an idle stream holds little memory) and grows to `chunk` once a read fills
-    // it.
-    let mut room = INITIAL_READ_BYTES.min(chunk);
-    let mut buf = Vec::with_capacity(PAYLOAD_START + room);
-    buf.resize(PAYLOAD_START, 0);
+    let first = INITIAL_READ_BYTES.min(chunk);
+    let fresh = || {
+        let mut buf = Vec::with_capacity(PAYLOAD_START + first);
+        buf.resize(PAYLOAD_START, 0);
+        buf
+    };
+    let mut room = first;
+    let mut buf = fresh();
+    // After a read that filled the buffer more bytes are likely waiting: no quiet check.
+    let mut last_full = false;
     loop {
+        target.arm(room > first && !last_full);
         let (read, slice) = target
             .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + room))
             .await;
         buf = slice.into_inner();
-        let n = read.map_err(PumpEnd::TargetRead)?;
+        let n = match read {
+            Ok(n) => n,
+            Err(_) if target.take_released() => {
+                room = first;
+                buf = fresh();
+                return_freed_memory_soon();
+                continue;
+            }
+            Err(e) => return Err(PumpEnd::TargetRead(e)),
+        };
+        last_full = n == room;
         let grown = grown_capacity(room, chunk, room, n);
         if grown > room {
             room = grown;

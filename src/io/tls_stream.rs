@@ -17,7 +17,9 @@ use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut, RawBuf};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, Split};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent, Split,
+};
 use monoio::BufResult;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
@@ -175,7 +177,8 @@ struct Outgoing {
 /// `Split`). The read path keeps only `incoming` and the socket's read side across an await, the
 /// write path only `outgoing` and the socket's write side; the rustls connection is touched only
 /// between awaits, and both halves run on one thread. Records rustls queues while reading (a
-/// TLS 1.3 key-update answer, an alert) leave with the next write.
+/// TLS 1.3 key-update answer, an alert) leave with the next write. A read cancelled for quiet
+/// also drops the outgoing buffer, between awaits, when no send holds it.
 pub struct TlsStream<IO> {
     io: IO,
     conn: Connection,
@@ -233,6 +236,14 @@ impl<IO: AsyncReadRent + AsyncWriteRent> TlsStream<IO> {
     /// Reads ciphertext from the socket into the (empty) incoming buffer; `Ok(0)` at end of
     /// stream, which rustls is told.
     async fn fill(&mut self) -> io::Result<usize> {
+        let buf = self.empty_incoming();
+        let (result, buf) = self.io.read(buf).await;
+        self.filled(result, buf)
+    }
+
+    /// The incoming buffer, emptied (every byte of it was handed to rustls), grown to
+    /// [`CIPHERTEXT_BUFFER`] when the last read filled it.
+    fn empty_incoming(&mut self) -> Vec<u8> {
         let mut buf = self
             .incoming
             .buf
@@ -244,13 +255,32 @@ impl<IO: AsyncReadRent + AsyncWriteRent> TlsStream<IO> {
         if grow {
             buf.reserve_exact(CIPHERTEXT_BUFFER);
         }
-        let (result, buf) = self.io.read(buf).await;
-        self.incoming.buf = Some(buf);
+        buf
+    }
+
+    /// Keeps the buffer a socket read returned. A failed read left it empty: a grown one is
+    /// dropped then (the next read starts at one record again), so that a read cancelled for
+    /// quiet ([`crate::io::quiet_release`]) gives its memory back.
+    fn filled(&mut self, result: io::Result<usize>, buf: Vec<u8>) -> io::Result<usize> {
+        if result.is_err() && buf.capacity() > FIRST_READ {
+            self.incoming.buf = None;
+        } else {
+            self.incoming.buf = Some(buf);
+        }
         let n = result?;
         if n == 0 {
             self.conn.read_tls(&mut io::empty())?;
         }
         Ok(n)
+    }
+
+    /// Drops a grown outgoing buffer that no send holds (a send takes it out of the stream
+    /// while it runs); the next write starts a new one. Called by a read cancelled for quiet,
+    /// between awaits (see "Splitting").
+    fn release_outgoing(&mut self) {
+        if self.outgoing.buf.capacity() > FIRST_READ {
+            self.outgoing.buf = Vec::new();
+        }
     }
 
     /// Hands buffered ciphertext to rustls and decrypts what forms whole records.
@@ -365,29 +395,47 @@ enum Copied {
     Failed(io::Error),
 }
 
+impl<IO: AsyncReadRent + AsyncWriteRent> TlsStream<IO> {
+    /// What a read can do without the socket: `Some` result once `buf` holds plaintext (or
+    /// rustls failed); `None` when every received byte was decrypted and copied, and the socket
+    /// must be read. `filled` counts the plaintext bytes copied so far.
+    fn read_buffered<T: IoBufMut>(
+        &mut self,
+        buf: &mut T,
+        filled: &mut usize,
+    ) -> Option<io::Result<usize>> {
+        loop {
+            match self.copy_plaintext(buf, *filled) {
+                Copied::Failed(e) => return Some(Err(e)),
+                Copied::Done(n) => {
+                    // SAFETY: `copy_plaintext` initialised the first `n` bytes.
+                    unsafe { buf.set_init(n) };
+                    return Some(Ok(n));
+                }
+                Copied::NeedMore(n) => *filled = n,
+            }
+            if !self.incoming.pending().is_empty() {
+                if let Err(e) = self.feed() {
+                    return Some(Err(e));
+                }
+                continue;
+            }
+            if *filled > 0 {
+                // SAFETY: `copy_plaintext` initialised the first `filled` bytes.
+                unsafe { buf.set_init(*filled) };
+                return Some(Ok(*filled));
+            }
+            return None;
+        }
+    }
+}
+
 impl<IO: AsyncReadRent + AsyncWriteRent> AsyncReadRent for TlsStream<IO> {
     async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
         let mut filled = 0;
         loop {
-            match self.copy_plaintext(&mut buf, filled) {
-                Copied::Failed(e) => return (Err(e), buf),
-                Copied::Done(n) => {
-                    // SAFETY: `copy_plaintext` initialised the first `n` bytes.
-                    unsafe { buf.set_init(n) };
-                    return (Ok(n), buf);
-                }
-                Copied::NeedMore(n) => filled = n,
-            }
-            if !self.incoming.pending().is_empty() {
-                if let Err(e) = self.feed() {
-                    return (Err(e), buf);
-                }
-                continue;
-            }
-            if filled > 0 {
-                // SAFETY: `copy_plaintext` initialised the first `filled` bytes.
-                unsafe { buf.set_init(filled) };
-                return (Ok(filled), buf);
+            if let Some(result) = self.read_buffered(&mut buf, &mut filled) {
+                return (result, buf);
             }
             // Nothing copied and nothing buffered: dropping this future here loses no byte.
             if let Err(e) = self.fill().await {
@@ -400,6 +448,46 @@ impl<IO: AsyncReadRent + AsyncWriteRent> AsyncReadRent for TlsStream<IO> {
         // SAFETY: `buf` is owned by this future and outlives the read into its first part.
         let n = match unsafe { RawBuf::new_from_iovec_mut(&mut buf) } {
             Some(raw) => self.read(raw).await.0,
+            None => Ok(0),
+        };
+        if let Ok(n) = n {
+            // SAFETY: the read initialised `n` bytes of the first part.
+            unsafe { buf.set_init(n) };
+        }
+        (n, buf)
+    }
+}
+
+/// A cancelled read fails with the socket read's error after handing rustls every byte that
+/// arrived; a grown incoming buffer is dropped then ([`TlsStream::filled`]).
+impl<IO: CancelableAsyncReadRent + AsyncWriteRent> CancelableAsyncReadRent for TlsStream<IO> {
+    async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        mut buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        let mut filled = 0;
+        loop {
+            if let Some(result) = self.read_buffered(&mut buf, &mut filled) {
+                return (result, buf);
+            }
+            let incoming = self.empty_incoming();
+            let (result, incoming) = self.io.cancelable_read(incoming, c.clone()).await;
+            if let Err(e) = self.filled(result, incoming) {
+                self.release_outgoing();
+                return (Err(e), buf);
+            }
+        }
+    }
+
+    async fn cancelable_readv<T: IoVecBufMut>(
+        &mut self,
+        mut buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        // SAFETY: `buf` is owned by this future and outlives the read into its first part.
+        let n = match unsafe { RawBuf::new_from_iovec_mut(&mut buf) } {
+            Some(raw) => self.cancelable_read(raw, c).await.0,
             None => Ok(0),
         };
         if let Ok(n) = n {

@@ -147,6 +147,18 @@ impl<R: AsyncReadRent> WsReader<R> {
         }
     }
 
+    /// Whether the next read may wait long with a grown buffer: the buffer grew past its
+    /// first size, and the last read did not fill all it asked for (after a full read, more
+    /// bytes are likely waiting).
+    pub fn may_idle_with_grown_buffer(&self) -> bool {
+        self.buf.is_grown() && !self.buf.last_read_full()
+    }
+
+    /// Gives a grown read buffer's memory back ([`ReadBuf::shrink`]); call between events.
+    pub fn shrink_buffer(&mut self) {
+        self.buf.shrink();
+    }
+
     /// The bytes of a range returned by the last event.
     pub fn bytes(&self, range: Range<usize>) -> &[u8] {
         &self.buf.whole()[range]
