@@ -42,8 +42,6 @@ pub struct ReadBuf {
     max_capacity: usize,
     /// The capacity it starts with, and goes back to when [`ReadBuf::shrink`]s.
     initial_capacity: usize,
-    /// Whether the last read returned all it asked for (more is likely waiting).
-    last_read_full: bool,
 }
 
 impl ReadBuf {
@@ -62,7 +60,6 @@ impl ReadBuf {
             headroom,
             max_capacity: max,
             initial_capacity: initial,
-            last_read_full: false,
         }
     }
 
@@ -76,12 +73,6 @@ impl ReadBuf {
     /// Whether the buffer grew past the capacity it started with.
     pub fn is_grown(&self) -> bool {
         self.capacity() > self.initial_capacity
-    }
-
-    /// Whether the last read returned all it asked for: the next one likely finds bytes
-    /// waiting.
-    pub fn last_read_full(&self) -> bool {
-        self.last_read_full
     }
 
     /// Gives a grown buffer's memory back: back to the capacity it started with, unread bytes
@@ -201,7 +192,6 @@ impl ReadBuf {
         let total = buf.bytes_total().min(end.saturating_add(limit));
         let (result, slice) = io.read(SliceMut::new(buf, end, total)).await;
         self.buf = slice.into_inner();
-        self.last_read_full = matches!(result, Ok(read) if read > 0 && read == total - end);
         if let Ok(read) = result {
             if grown_capacity(self.capacity(), self.max_capacity, total - end, read)
                 > self.capacity()

@@ -382,8 +382,8 @@ where
     W: AsyncWriteRent,
 {
     loop {
-        let may_idle = reader.may_idle_with_grown_buffer();
-        reader.io_mut().arm(may_idle);
+        let grown = reader.buffer_grown();
+        reader.io_mut().arm(grown);
         let event = match reader.next_event().await {
             Ok(event) => event,
             Err(ReadError::Io(_)) if reader.io_mut().take_released() => {
@@ -447,10 +447,8 @@ where
     };
     let mut room = first;
     let mut buf = fresh();
-    // After a read that filled the buffer more bytes are likely waiting: no quiet check.
-    let mut last_full = false;
     loop {
-        target.arm(room > first && !last_full);
+        target.arm(room > first);
         let (read, slice) = target
             .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + room))
             .await;
@@ -465,7 +463,6 @@ where
             }
             Err(e) => return Err(PumpEnd::TargetRead(e)),
         };
-        last_full = n == room;
         let grown = grown_capacity(room, chunk, room, n);
         if grown > room {
             room = grown;

@@ -147,11 +147,9 @@ impl<R: AsyncReadRent> WsReader<R> {
         }
     }
 
-    /// Whether the next read may wait long with a grown buffer: the buffer grew past its
-    /// first size, and the last read did not fill all it asked for (after a full read, more
-    /// bytes are likely waiting).
-    pub fn may_idle_with_grown_buffer(&self) -> bool {
-        self.buf.is_grown() && !self.buf.last_read_full()
+    /// Whether the read buffer grew past its first size (a read filled it).
+    pub fn buffer_grown(&self) -> bool {
+        self.buf.is_grown()
     }
 
     /// Gives a grown read buffer's memory back ([`ReadBuf::shrink`]); call between events.
