@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -256,7 +257,7 @@ async fn serve_one(
                 id: id.clone(),
             };
             let (waiting, _wait_guard) =
-                rendezvous::expect(ctx, &id, &rendezvous_path, Action::Request);
+                rendezvous::expect(ctx, id.clone(), rendezvous_path, Action::Request);
             let json = request_json::encode(&full);
             let limits = ControlChannelLimits {
                 body: shared.config.control_channel_body_limit,
@@ -385,7 +386,7 @@ enum Route {
 /// Removes the pending entry when the request ends, however it ends.
 struct PendingGuard {
     ctx: Rc<WorkerCtx>,
-    id: String,
+    id: Arc<str>,
 }
 
 impl Drop for PendingGuard {

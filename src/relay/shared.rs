@@ -168,7 +168,7 @@ pub(super) struct Waiter {
 pub(super) struct WorkerState {
     /// Keyed with the unseeded `FxHash`: every id entered is one this worker made from CSPRNG
     /// bits; a listener's rendezvous only looks its `sb-hc-id` up (docs/relay.md "Hash maps").
-    pub waiting: RefCell<FxHashMap<String, Waiter>>,
+    pub waiting: RefCell<FxHashMap<Arc<str>, Waiter>>,
     /// This worker's connections waiting idle for a request head, shed when descriptors run out.
     pub shedder: super::shed::Shedder,
     /// Accepted tokens of relayed HTTP requests, for [`Shared::verifier`] (whose rules are fixed
@@ -207,7 +207,7 @@ impl WorkerState {
 /// Removes a waiting entry when the waiter ends, however it ends.
 pub(super) struct WaitGuard {
     pub state: Rc<WorkerState>,
-    pub id: String,
+    pub id: Arc<str>,
 }
 
 impl Drop for WaitGuard {
