@@ -29,7 +29,7 @@ use super::server::{read_head, HeadDeadline, Incoming};
 use super::shared::{
     lock, ControlHandle, QueueError, Rendezvous, ResponseEvent, WorkerCtx, WorkerState,
 };
-use super::{control, rendezvous};
+use super::{control, handoff, rendezvous};
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
@@ -250,7 +250,7 @@ async fn serve_one(
         Route::Listener(listener_id, handle) => {
             // One event per request: the complete response, a refusal, or the listener's
             // departure.
-            let (events_tx, events) = flume::bounded(1);
+            let (events_tx, mut events) = handoff::channel();
             lock(&shared.pending_requests).insert(id.clone(), listener_id, events_tx);
             let _pending = PendingGuard {
                 ctx: ctx.clone(),
@@ -277,7 +277,8 @@ async fn serve_one(
                 {
                     return fail(ctx, stream, &refusal).await;
                 }
-                await_response(&events, waiting, deadline.saturating_sub(queued.elapsed())).await
+                let patience = deadline.saturating_sub(queued.elapsed());
+                await_response(&mut events, waiting, patience).await
             } else {
                 let notice = request_json::encode_notice(&address, &id);
                 let queued = std::time::Instant::now();
@@ -453,14 +454,14 @@ async fn queue_for_listener(
 /// Waits for the listener's answer on the control channel or on a rendezvous it opens; a
 /// listener that detached meanwhile may still answer on the rendezvous until the deadline.
 async fn await_response(
-    events: &flume::Receiver<ResponseEvent>,
+    events: &mut handoff::Receiver<ResponseEvent>,
     mut waiting: oneshot::Receiver<Rendezvous>,
     deadline: Duration,
 ) -> Outcome {
     let until = monoio::time::Instant::now() + deadline;
     let first = monoio::time::timeout_at(until, async {
         monoio::select! {
-            e = events.recv_async() => Ok(e),
+            e = &mut *events => Ok(e),
             r = &mut waiting => Err(r),
         }
     })

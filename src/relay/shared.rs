@@ -14,6 +14,7 @@ use super::answer_head::{AnswerHead, HeadFailure};
 use super::core::pairing::Expected;
 use super::core::pending::PendingRequests;
 use super::core::Admission;
+use super::handoff;
 use super::stopping::Stopping;
 use crate::auth::verify::{TokenCache, Verifier};
 use crate::io::admin_http::SnapshotRequest;
@@ -54,7 +55,7 @@ pub(crate) struct Shared {
     pub admission: Admission,
     pub registry: Mutex<Registry<ControlHandle>>,
     /// Relayed HTTP requests waiting for a `response` on a control channel.
-    pub pending_requests: Mutex<PendingRequests<flume::Sender<ResponseEvent>>>,
+    pub pending_requests: Mutex<PendingRequests<handoff::Sender<ResponseEvent>>>,
     /// `ws` or `wss`.
     pub scheme: &'static str,
     /// The `Via` value of every relayed response, `1.1 {namespace}` (protocol §6.6).
