@@ -124,11 +124,12 @@ async fn serve_one(
         return fail(ctx, stream, &refusal).await;
     }
     let tracking_id = super::ids::tracking_id(ctx.worker);
-    let query = head.query().unwrap_or("");
+    // Split once: the admission and the `request` message both read them.
+    let (path, raw_query) = (head.path(), head.query());
     let knock = Knock {
         door: Door::Http,
-        path: head.path(),
-        query,
+        path,
+        query: raw_query.unwrap_or(""),
         headers: &head.headers,
         tracking_id: &tracking_id,
         now,
@@ -144,7 +145,7 @@ async fn serve_one(
         Ok(admitted) => admitted,
         Err(refusal) => {
             if let Some(reason) = refusal.detail {
-                let entity = shared.admission.resolve(Door::Http, head.path());
+                let entity = shared.admission.resolve(Door::Http, path);
                 tracing::info!(%peer, hybrid_connection = entity.unwrap_or(""), reason, "request refused");
             }
             return fail(ctx, stream, &refusal).await;
@@ -195,13 +196,13 @@ async fn serve_one(
         &crate::auth::sas::encode_uri_component_borrowed(&id),
     ]
     .concat();
-    let query = head.query().and_then(strip_sb_hc_params);
+    let query = raw_query.and_then(strip_sb_hc_params);
     let mut request_headers = request_headers_joined(&head.headers, authorization);
     request_headers.push(("Host", Cow::Borrowed(&shared.config.namespace)));
     let mut full = RequestMessage {
         address: Some(&address),
         id: &id,
-        path: head.path(),
+        path,
         query: query.as_deref(),
         method: &head.method,
         remote: peer,
