@@ -39,23 +39,19 @@ pub(crate) fn prepare(response: &ResponseView<'_>, via: &str) -> Result<AnswerHe
         .as_deref()
         .unwrap_or_else(|| reason_phrase(status));
     // Borrowed from the response: no field is copied before it is written.
-    let mut fields: Vec<(&str, &[u8])> = match &response.response_headers {
-        Some(headers) => response_pairs_for_sender(headers.iter())
-            .map_err(HeadFailure::Refused)?
-            .into_iter()
-            .map(|(name, value)| (name, value.as_bytes()))
-            .collect(),
+    let kept = match &response.response_headers {
+        Some(headers) => response_pairs_for_sender(headers.iter()).map_err(HeadFailure::Refused)?,
         None => Vec::new(),
     };
-    fields.push(("Via", via.as_bytes()));
-    if response.body {
-        fields.push(("Transfer-Encoding", b"chunked"));
+    let framing: (&str, &str) = if response.body {
+        ("Transfer-Encoding", "chunked")
     } else {
-        fields.push(("Content-Length", b"0"));
-    }
+        ("Content-Length", "0")
+    };
+    let fields = || kept.iter().copied().chain([("Via", via), framing]);
     let mut bytes = Vec::with_capacity(HEAD_CAPACITY);
-    write_response_head(&mut bytes, status, reason, fields.iter().copied())
-        .or_else(|_| write_response_head(&mut bytes, status, "", fields.iter().copied()))
+    write_response_head(&mut bytes, status, reason, fields())
+        .or_else(|_| write_response_head(&mut bytes, status, "", fields()))
         .map_err(HeadFailure::Unwritable)?;
     // The blank line goes after `Connection`, which `finish` adds.
     bytes.truncate(bytes.len() - 2);

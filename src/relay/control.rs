@@ -22,6 +22,7 @@ use super::answer_head::{self, AnswerHead, HeadFailure};
 use super::auth::{check, unix_now};
 use super::core::{Door, Refusal};
 use super::front;
+use super::handoff;
 use super::shared::{
     lock, ControlCommand, ControlHandle, ControlQueue, QueueError, ResponseEvent, WorkerCtx,
 };
@@ -111,14 +112,14 @@ pub(super) async fn serve(
     tracing::info!(%peer, hybrid_connection = %entity, listener = listener_id, reason = %reason, "listener offline");
     lock(&shared.registry).remove_listener(&entity, listener_id);
     if let BodyTarget::Collect { events, .. } = std::mem::take(&mut channel.body) {
-        let _ = events.try_send(ResponseEvent::ListenerGone);
+        events.send(ResponseEvent::ListenerGone);
     }
     // A listener that closed with a Close frame detached: the requests it holds may still be
     // answered through their rendezvous (architecture §3 "Detaching"). A channel that broke
     // (a reset, a dead host) fails them at once.
     let gone = lock(&shared.pending_requests).take_listener(listener_id);
     for events in gone {
-        let _ = events.try_send(if channel.detached {
+        events.send(if channel.detached {
             ResponseEvent::ListenerDetached
         } else {
             ResponseEvent::ListenerGone
@@ -180,7 +181,7 @@ enum BodyTarget {
     None,
     /// Collected whole (at most the control-channel body limit), then delivered.
     Collect {
-        events: flume::Sender<ResponseEvent>,
+        events: handoff::Sender<ResponseEvent>,
         head: Result<AnswerHead, HeadFailure>,
         body: Vec<u8>,
     },
@@ -327,7 +328,7 @@ impl Channel {
         let limit = self.ctx.shared.config.control_channel_json_limit;
         if json_len > limit {
             tracing::info!(hybrid_connection = %self.entity, json_len, limit, "response refused: JSON over the control-channel limit");
-            let _ = events.try_send(ResponseEvent::TooLarge(
+            events.send(ResponseEvent::TooLarge(
                 "The listener's response headers exceed the control channel's 32 KB limit.",
             ));
             if response.body {
@@ -343,7 +344,7 @@ impl Channel {
                 body: Vec::new(),
             };
         } else {
-            let _ = events.try_send(ResponseEvent::Complete(head, Bytes::new()));
+            events.send(ResponseEvent::Complete(head, Bytes::new()));
         }
     }
 
@@ -356,20 +357,23 @@ impl Channel {
                     if let BodyTarget::Collect { events, head, body } =
                         std::mem::take(&mut self.body)
                     {
-                        let _ = events.try_send(ResponseEvent::Complete(head, body.into()));
+                        events.send(ResponseEvent::Complete(head, body.into()));
                     }
                 }
             }
-            BodyTarget::Collect { events, .. } => {
+            BodyTarget::Collect { .. } => {
                 tracing::info!(hybrid_connection = %self.entity, limit, "response refused: body over the control-channel limit");
-                let _ = events.try_send(ResponseEvent::TooLarge(
-                    "The listener's response body exceeds the control channel's 64 KB limit.",
-                ));
-                self.body = if message_end {
+                let rest = if message_end {
                     BodyTarget::None
                 } else {
                     BodyTarget::Discard
                 };
+                if let BodyTarget::Collect { events, .. } = std::mem::replace(&mut self.body, rest)
+                {
+                    events.send(ResponseEvent::TooLarge(
+                        "The listener's response body exceeds the control channel's 64 KB limit.",
+                    ));
+                }
             }
             BodyTarget::Discard => {
                 if message_end {

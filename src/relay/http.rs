@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -28,7 +29,7 @@ use super::server::{read_head, HeadDeadline, Incoming};
 use super::shared::{
     lock, ControlHandle, QueueError, Rendezvous, ResponseEvent, WorkerCtx, WorkerState,
 };
-use super::{control, rendezvous};
+use super::{control, handoff, rendezvous};
 use crate::io::read_buf::ReadBuf;
 use crate::io::stream::Stream;
 use crate::io::ws_reader::{ReadError, WsEvent, WsReader, DEFAULT_READ_BUFFER};
@@ -123,11 +124,12 @@ async fn serve_one(
         return fail(ctx, stream, &refusal).await;
     }
     let tracking_id = super::ids::tracking_id(ctx.worker);
-    let query = head.query().unwrap_or("");
+    // Split once: the admission and the `request` message both read them.
+    let (path, raw_query) = (head.path(), head.query());
     let knock = Knock {
         door: Door::Http,
-        path: head.path(),
-        query,
+        path,
+        query: raw_query.unwrap_or(""),
         headers: &head.headers,
         tracking_id: &tracking_id,
         now,
@@ -143,7 +145,7 @@ async fn serve_one(
         Ok(admitted) => admitted,
         Err(refusal) => {
             if let Some(reason) = refusal.detail {
-                let entity = shared.admission.resolve(Door::Http, head.path());
+                let entity = shared.admission.resolve(Door::Http, path);
                 tracing::info!(%peer, hybrid_connection = entity.unwrap_or(""), reason, "request refused");
             }
             return fail(ctx, stream, &refusal).await;
@@ -194,13 +196,13 @@ async fn serve_one(
         &crate::auth::sas::encode_uri_component_borrowed(&id),
     ]
     .concat();
-    let query = head.query().and_then(strip_sb_hc_params);
+    let query = raw_query.and_then(strip_sb_hc_params);
     let mut request_headers = request_headers_joined(&head.headers, authorization);
     request_headers.push(("Host", Cow::Borrowed(&shared.config.namespace)));
     let mut full = RequestMessage {
         address: Some(&address),
         id: &id,
-        path: head.path(),
+        path,
         query: query.as_deref(),
         method: &head.method,
         remote: peer,
@@ -249,14 +251,14 @@ async fn serve_one(
         Route::Listener(listener_id, handle) => {
             // One event per request: the complete response, a refusal, or the listener's
             // departure.
-            let (events_tx, events) = flume::bounded(1);
+            let (events_tx, mut events) = handoff::channel();
             lock(&shared.pending_requests).insert(id.clone(), listener_id, events_tx);
             let _pending = PendingGuard {
                 ctx: ctx.clone(),
                 id: id.clone(),
             };
             let (waiting, _wait_guard) =
-                rendezvous::expect(ctx, &id, &rendezvous_path, Action::Request);
+                rendezvous::expect(ctx, id.clone(), rendezvous_path, Action::Request);
             let json = request_json::encode(&full);
             let limits = ControlChannelLimits {
                 body: shared.config.control_channel_body_limit,
@@ -276,7 +278,8 @@ async fn serve_one(
                 {
                     return fail(ctx, stream, &refusal).await;
                 }
-                await_response(&events, waiting, deadline.saturating_sub(queued.elapsed())).await
+                let patience = deadline.saturating_sub(queued.elapsed());
+                await_response(&mut events, waiting, patience).await
             } else {
                 let notice = request_json::encode_notice(&address, &id);
                 let queued = std::time::Instant::now();
@@ -385,7 +388,7 @@ enum Route {
 /// Removes the pending entry when the request ends, however it ends.
 struct PendingGuard {
     ctx: Rc<WorkerCtx>,
-    id: String,
+    id: Arc<str>,
 }
 
 impl Drop for PendingGuard {
@@ -452,14 +455,14 @@ async fn queue_for_listener(
 /// Waits for the listener's answer on the control channel or on a rendezvous it opens; a
 /// listener that detached meanwhile may still answer on the rendezvous until the deadline.
 async fn await_response(
-    events: &flume::Receiver<ResponseEvent>,
+    events: &mut handoff::Receiver<ResponseEvent>,
     mut waiting: oneshot::Receiver<Rendezvous>,
     deadline: Duration,
 ) -> Outcome {
     let until = monoio::time::Instant::now() + deadline;
     let first = monoio::time::timeout_at(until, async {
         monoio::select! {
-            e = events.recv_async() => Ok(e),
+            e = &mut *events => Ok(e),
             r = &mut waiting => Err(r),
         }
     })

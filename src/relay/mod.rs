@@ -11,6 +11,7 @@ mod control;
 mod control_queue;
 pub mod core;
 mod front;
+mod handoff;
 mod held;
 mod host_check;
 mod http;

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use local_sync::oneshot;
@@ -34,10 +35,10 @@ pub(super) async fn deliver(
     let waiter = {
         let mut waiting = ctx.state.waiting.borrow_mut();
         let matches = waiting
-            .get(&id)
+            .get(id.as_str())
             .is_some_and(|w| rendezvous_matches(&w.expected, upgrade.head.path(), action));
         if matches {
-            waiting.remove(&id)
+            waiting.remove(id.as_str())
         } else {
             None
         }
@@ -61,24 +62,21 @@ pub(super) async fn deliver(
 /// awaited on this worker; the guard forgets it when dropped.
 pub(super) fn expect(
     ctx: &WorkerCtx,
-    id: &str,
-    path: &str,
+    id: Arc<str>,
+    path: String,
     action: Action,
 ) -> (oneshot::Receiver<Rendezvous>, WaitGuard) {
     let (tx, rx) = oneshot::channel();
     let waiter = Waiter {
         tx,
-        expected: Expected {
-            path: path.to_owned(),
-            action,
-        },
+        expected: Expected { path, action },
     };
-    ctx.state.waiting.borrow_mut().insert(id.to_owned(), waiter);
+    ctx.state.waiting.borrow_mut().insert(id.clone(), waiter);
     (
         rx,
         WaitGuard {
             state: ctx.state.clone(),
-            id: id.to_owned(),
+            id,
         },
     )
 }

@@ -14,6 +14,7 @@ use super::answer_head::{AnswerHead, HeadFailure};
 use super::core::pairing::Expected;
 use super::core::pending::PendingRequests;
 use super::core::Admission;
+use super::handoff;
 use super::stopping::Stopping;
 use crate::auth::verify::{TokenCache, Verifier};
 use crate::io::admin_http::SnapshotRequest;
@@ -54,7 +55,7 @@ pub(crate) struct Shared {
     pub admission: Admission,
     pub registry: Mutex<Registry<ControlHandle>>,
     /// Relayed HTTP requests waiting for a `response` on a control channel.
-    pub pending_requests: Mutex<PendingRequests<flume::Sender<ResponseEvent>>>,
+    pub pending_requests: Mutex<PendingRequests<handoff::Sender<ResponseEvent>>>,
     /// `ws` or `wss`.
     pub scheme: &'static str,
     /// The `Via` value of every relayed response, `1.1 {namespace}` (protocol §6.6).
@@ -168,7 +169,7 @@ pub(super) struct Waiter {
 pub(super) struct WorkerState {
     /// Keyed with the unseeded `FxHash`: every id entered is one this worker made from CSPRNG
     /// bits; a listener's rendezvous only looks its `sb-hc-id` up (docs/relay.md "Hash maps").
-    pub waiting: RefCell<FxHashMap<String, Waiter>>,
+    pub waiting: RefCell<FxHashMap<Arc<str>, Waiter>>,
     /// This worker's connections waiting idle for a request head, shed when descriptors run out.
     pub shedder: super::shed::Shedder,
     /// Accepted tokens of relayed HTTP requests, for [`Shared::verifier`] (whose rules are fixed
@@ -207,7 +208,7 @@ impl WorkerState {
 /// Removes a waiting entry when the waiter ends, however it ends.
 pub(super) struct WaitGuard {
     pub state: Rc<WorkerState>,
-    pub id: String,
+    pub id: Arc<str>,
 }
 
 impl Drop for WaitGuard {

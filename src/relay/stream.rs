@@ -63,7 +63,8 @@ pub(super) async fn serve_sender(
             return;
         }
     };
-    let (waiting, _guard) = rendezvous::expect(&ctx, &secret, &request_path, Action::Accept);
+    let (waiting, _guard) =
+        rendezvous::expect(&ctx, secret.clone(), request_path.clone(), Action::Accept);
     let mut address = format!("{}{}?", shared.rendezvous_base(ctx.worker), request_path);
     if let Some(app_query) = strip_sb_hc_params(&query) {
         address.push_str(&app_query);

@@ -73,6 +73,8 @@ impl Headers {
         Iter {
             headers: self,
             index: 0,
+            name_start: 0,
+            value_start: 0,
         }
     }
 
@@ -143,20 +145,30 @@ impl fmt::Debug for Headers {
     }
 }
 
-/// Iterator over `(name, value)` pairs of [`Headers`], in wire order.
+/// Iterator over `(name, value)` pairs of [`Headers`], in wire order. It keeps where the next
+/// field starts, so each step reads one span: every lookup by name walks the fields this way.
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
     headers: &'a Headers,
     index: usize,
+    /// Where the field at `index` starts in `names` and in `values`.
+    name_start: usize,
+    value_start: usize,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a str, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let field = self.headers.field(self.index)?;
+        let span = *self.headers.spans.get(self.index)?;
+        // Spans only ever mark the ends of whole `&str`s pushed into `names`, so both bounds
+        // are char boundaries and `get` finds the field.
+        let name = self.headers.names.get(self.name_start..span.name_end)?;
+        let value = self.headers.values.get(self.value_start..span.value_end)?;
         self.index += 1;
-        Some(field)
+        self.name_start = span.name_end;
+        self.value_start = span.value_end;
+        Some((name, value))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -213,6 +225,25 @@ mod tests {
         assert!(!h.is_empty());
         assert_eq!(h.field(5), Some(("Empty", &b""[..])));
         assert_eq!(h.field(6), None);
+    }
+
+    #[test]
+    fn the_iterator_yields_each_field_as_looked_up_by_index() {
+        let h: Headers = [
+            ("", "empty name"),
+            ("Host", "example.com"),
+            ("Empty", ""),
+            ("Ünï", "non-ASCII name"),
+            ("X", "\u{e9}t\u{e9}"),
+        ]
+        .into_iter()
+        .collect();
+        let by_index: Vec<_> = (0..h.len()).map_while(|i| h.field(i)).collect();
+        assert_eq!(h.iter().collect::<Vec<_>>(), by_index);
+        assert_eq!(by_index.len(), 5);
+        let mut iter = h.iter();
+        assert_eq!(iter.nth(3), Some(("Ünï", &b"non-ASCII name"[..])));
+        assert_eq!(iter.len(), 1);
     }
 
     #[test]

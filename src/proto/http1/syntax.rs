@@ -88,15 +88,43 @@ pub fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Whether every line of `head` ends with CRLF: a bare LF is a line ending RFC 9112 §2.2 lets
 /// a recipient accept, which a strict one refuses (two parsers could see different lines).
 pub fn lines_end_with_crlf(head: &[u8]) -> bool {
-    // Counted without a branch per byte, which the compiler turns into vector compares: every
-    // LF is preceded by CR exactly when there are as many CRLF pairs as LFs.
-    let line_feeds = head.iter().filter(|&&b| b == b'\n').count();
-    let pairs = head
+    // LFs are few (one per line): each is found eight bytes at a time, then checked alone.
+    let mut from = 0;
+    while let Some(lf) = find_line_feed(head, from) {
+        if lf == 0 || head[lf - 1] != b'\r' {
+            return false;
+        }
+        from = lf + 1;
+    }
+    true
+}
+
+/// The index of the first LF in `bytes` at or after `from`: eight bytes at a time, the rest one
+/// by one. In a word read little-endian and XORed with LFs, an LF is a zero byte and sets its
+/// high bit in the mask; a borrow carries only towards later bytes, so a set bit can be a false
+/// alarm only after a real LF, and the lowest set bit names the first one.
+fn find_line_feed(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const LFS: u64 = u64::from_le_bytes([b'\n'; 8]);
+    let rest = bytes.get(from..)?;
+    let mut start = 0;
+    let mut words = rest.chunks_exact(8);
+    for word in &mut words {
+        // Invariant: `chunks_exact(8)` yields slices of exactly 8 bytes.
+        let word = u64::from_le_bytes(word.try_into().expect("an 8-byte chunk")) ^ LFS;
+        let found = word.wrapping_sub(ONES) & !word & HIGHS;
+        if found != 0 {
+            // The lowest set bit is a high bit, 8 × index + 7: the index is below 8.
+            return Some(from + start + (found.trailing_zeros() / 8) as usize);
+        }
+        start += 8;
+    }
+    words
+        .remainder()
         .iter()
-        .zip(head.iter().skip(1))
-        .filter(|&(&a, &b)| a == b'\r' && b == b'\n')
-        .count();
-    line_feeds == pairs
+        .position(|&b| b == b'\n')
+        .map(|at| from + start + at)
 }
 
 #[cfg(test)]
@@ -128,6 +156,47 @@ mod tests {
                     .map(|i| [b'\r', b'\n', b'a'][n / 3usize.pow(i) % 3])
                     .collect();
                 assert_eq!(lines_end_with_crlf(&head), reference(&head), "{head:?}");
+            }
+        }
+        // Longer heads, read eight bytes at a time: an LF at every position, with and without
+        // its CR, and random strings over the three bytes.
+        for len in 1..=80 {
+            for at in 0..len {
+                let mut head = vec![b'a'; len];
+                head[at] = b'\n';
+                assert!(!lines_end_with_crlf(&head), "bare LF at {at} of {len}");
+                if at > 0 {
+                    head[at - 1] = b'\r';
+                    assert!(lines_end_with_crlf(&head), "CRLF at {at} of {len}");
+                }
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..100);
+            let head: Vec<u8> = (0..len)
+                .map(|_| [b'\r', b'\n', b'a', b'a'][rng.usize(..4)])
+                .collect();
+            assert_eq!(lines_end_with_crlf(&head), reference(&head), "{head:?}");
+        }
+    }
+
+    #[test]
+    fn line_feeds_are_found_from_any_start() {
+        let naive = |bytes: &[u8], from: usize| (from..bytes.len()).find(|&i| bytes[i] == b'\n');
+        let mut rng = fastrand::Rng::with_seed(11);
+        for _ in 0..5_000 {
+            let len = rng.usize(0..40);
+            // LFs next to bytes one above and below, which a borrow could mistake for one.
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| [b'\n', 0x09, 0x0b, 0x8a, b'a'][rng.usize(..5)])
+                .collect();
+            for from in 0..=len + 1 {
+                assert_eq!(
+                    find_line_feed(&bytes, from),
+                    naive(&bytes, from),
+                    "{bytes:?} from {from}"
+                );
             }
         }
     }

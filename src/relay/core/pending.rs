@@ -11,6 +11,8 @@
 //! 128 CSPRNG bits ([`ids`](crate::relay::ids)), so no peer can choose keys that collide; a
 //! listener only looks ids up (docs/relay.md "Hash maps").
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use crate::relay::registry::ListenerId;
@@ -25,7 +27,8 @@ struct Waiting<T> {
 /// The requests waiting for a `response`, by request id.
 #[derive(Debug)]
 pub struct PendingRequests<T> {
-    by_id: FxHashMap<String, Waiting<T>>,
+    /// Keys shared with the request's own task, which names its entry to forget it.
+    by_id: FxHashMap<Arc<str>, Waiting<T>>,
 }
 
 impl<T> Default for PendingRequests<T> {
@@ -38,7 +41,7 @@ impl<T> Default for PendingRequests<T> {
 
 impl<T> PendingRequests<T> {
     /// Enters request `id`, routed to `listener`, answered through `reply`.
-    pub fn insert(&mut self, id: String, listener: ListenerId, reply: T) {
+    pub fn insert(&mut self, id: Arc<str>, listener: ListenerId, reply: T) {
         self.by_id.insert(id, Waiting { listener, reply });
     }
 
@@ -53,7 +56,7 @@ impl<T> PendingRequests<T> {
 
     /// Takes every request routed to `listener`, which is gone.
     pub fn take_listener(&mut self, listener: ListenerId) -> Vec<T> {
-        let ids: Vec<String> = self
+        let ids: Vec<Arc<str>> = self
             .by_id
             .iter()
             .filter(|(_, w)| w.listener == listener)

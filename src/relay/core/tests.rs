@@ -692,7 +692,7 @@ fn the_stream_subprotocol_is_the_listeners_first_if_the_sender_offered_it() {
 #[test]
 fn only_the_listener_a_request_was_routed_to_may_answer_it_once() {
     let mut p = PendingRequests::default();
-    p.insert("r1".to_owned(), 7, "reply-1");
+    p.insert("r1".into(), 7, "reply-1");
     assert_eq!(p.take_answered("r1", 8), None, "another listener");
     assert_eq!(p.take_answered("r1", 7), Some("reply-1"));
     assert_eq!(p.take_answered("r1", 7), None, "answered once");
@@ -702,9 +702,9 @@ fn only_the_listener_a_request_was_routed_to_may_answer_it_once() {
 #[test]
 fn a_departing_listener_takes_its_requests_and_leaves_the_others() {
     let mut p = PendingRequests::default();
-    p.insert("a".to_owned(), 1, "a");
-    p.insert("b".to_owned(), 2, "b");
-    p.insert("c".to_owned(), 1, "c");
+    p.insert("a".into(), 1, "a");
+    p.insert("b".into(), 2, "b");
+    p.insert("c".into(), 1, "c");
     let mut gone = p.take_listener(1);
     gone.sort_unstable();
     assert_eq!(gone, ["a", "c"]);
