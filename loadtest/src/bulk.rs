@@ -320,7 +320,7 @@ async fn push<W: AsyncWriteRentExt>(
         }
         Counters::add(&counters.up, counted);
         writes = writes.wrapping_add(1);
-        if writes % WRITES_PER_YIELD == 0 {
+        if writes.is_multiple_of(WRITES_PER_YIELD) {
             YieldNow(false).await;
         }
     }

@@ -87,7 +87,7 @@ pub(crate) fn format(duration: Duration) -> String {
     }
     for (name, unit_millis) in UNITS {
         let unit_millis = u128::from(unit_millis);
-        if millis % unit_millis == 0 {
+        if millis.is_multiple_of(unit_millis) {
             return format!("{}{name}", millis / unit_millis);
         }
     }

@@ -69,7 +69,7 @@ pub(crate) fn request(index: usize) -> PlannedRequest {
         return replication_batch();
     }
     let material = format!("M-{index:06}");
-    if index % 3 == 0 {
+    if index.is_multiple_of(3) {
         let plant = 1000 + index % 4 * 1000;
         return PlannedRequest {
             method: "GET",

@@ -53,7 +53,7 @@ impl NoProxy {
         let ip = host.parse::<IpAddr>().ok();
         let name = host.trim_end_matches('.').to_ascii_lowercase();
         self.entries.iter().any(|entry| {
-            entry.port.map_or(true, |wanted| wanted == port)
+            entry.port.is_none_or(|wanted| wanted == port)
                 && match (&entry.host, ip) {
                     (Pattern::Network(network, bits), Some(ip)) => in_network(ip, *network, *bits),
                     (Pattern::Name(suffix), _) => {

@@ -539,13 +539,12 @@ fn serve_request(
 ) {
     match hc.admission.requests.try_enter() {
         Ok(permit) => {
-            // Boxed where it is made: the request's state is copied once, into the box, and
-            // awaiting it moves only the pointer.
-            let serving = Box::pin(http::serve_received(
-                hc.clone(),
-                request,
-                body,
-                writer.clone(),
+            // Made in its box (`Box::write` into fresh memory, not built on the stack and
+            // copied in): the request's future is kilobytes, and awaiting it moves only the
+            // pointer.
+            let serving = Box::into_pin(Box::write(
+                Box::new_uninit(),
+                http::serve_received(hc.clone(), request, body, writer.clone()),
             ));
             work.spawn_request(async move {
                 serving.await;

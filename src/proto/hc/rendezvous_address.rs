@@ -87,7 +87,7 @@ impl RendezvousPolicy {
     /// hosts.
     pub fn new(relay_base: &str, allowed: &[String]) -> Self {
         let parsed = Url::parse(relay_base).ok();
-        let secure = !parsed.as_ref().is_some_and(|u| u.scheme() == "ws");
+        let secure = parsed.as_ref().is_none_or(|u| u.scheme() != "ws");
         let relay_host = parsed
             .as_ref()
             .and_then(Url::host_str)

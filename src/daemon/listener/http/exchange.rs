@@ -244,10 +244,13 @@ async fn attempt(
         let mut sent: Option<Result<u64, PumpError>> = None;
         let head = {
             let mut read_head = pin!(reader.read_head(prepared.method));
-            // One timer for the whole wait, boxed: inline, monoio's timer state (640 bytes,
-            // 128-aligned) would enlarge this future and every one around it, which are copied
-            // whole when the request's task is set up.
-            let mut timer = Box::pin(monoio::time::sleep_until(deadline));
+            // One timer for the whole wait, made in its box: inline, monoio's timer state (640
+            // bytes, 128-aligned) would enlarge this future and every one around it, which are
+            // copied whole when the request's task is set up.
+            let mut timer = Box::into_pin(Box::write(
+                Box::new_uninit(),
+                monoio::time::sleep_until(deadline),
+            ));
             loop {
                 let streaming = !replayable && sent.is_none();
                 // Biased: a finished request is noticed before the head that answers it.
