@@ -1,12 +1,12 @@
 //! Lets a quiet read give its grown buffer back (docs/performance.md "Memory after a burst").
 //!
 //! A pump direction's read buffer grows to a whole chunk once a read fills it, and a read that
-//! waits for the next byte holds its buffer. [`Releasable`] wraps a read half: while its owner
-//! has armed it ([`Releasable::arm`]: the buffer is grown), a read that brought nothing for
-//! [`RELEASE_AFTER`] is cancelled with monoio's cancelable read, which loses no byte (a read
-//! that completed first returns its bytes as usual). The cancelled read fails with `ECANCELED`
-//! and [`Releasable::take_released`] says so once: the owner shrinks its buffer and reads again.
-//! An unarmed read is the inner read, at no extra cost.
+//! waits for the next byte holds its buffer. [`Releasable`] wraps a read half: a read into more
+//! than a first-size buffer's room (a grown buffer) that brought nothing for [`RELEASE_AFTER`]
+//! is cancelled with monoio's cancelable read, which loses no byte (a read that completed first
+//! returns its bytes as usual). The cancelled read fails with `ECANCELED` and
+//! [`Releasable::take_released`] says so once: the owner shrinks its buffer and reads again.
+//! A read into a small room is the inner read, at no extra cost.
 
 use std::cell::Cell;
 use std::io;
@@ -22,29 +22,25 @@ pub const RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// `ECANCELED`: how a cancelled monoio operation fails.
 const ECANCELED: i32 = 125;
 
-/// A read half whose armed reads give up after [`Releasable::new`]'s quiet time (module docs).
+/// A read half whose reads into large rooms give up after a quiet time (module docs).
 #[derive(Debug)]
 pub struct Releasable<R> {
     io: R,
     after: Duration,
-    armed: bool,
+    armed_above: usize,
     released: bool,
 }
 
 impl<R> Releasable<R> {
-    /// Wraps `io`; armed reads are cancelled after `after` without a byte.
-    pub fn new(io: R, after: Duration) -> Self {
+    /// Wraps `io`; a read into more than `armed_above` bytes of room is cancelled after
+    /// `after` without a byte.
+    pub fn new(io: R, after: Duration, armed_above: usize) -> Self {
         Self {
             io,
             after,
-            armed: false,
+            armed_above,
             released: false,
         }
-    }
-
-    /// Arms (`true`: the caller's buffer is worth giving back) or disarms the next reads.
-    pub fn arm(&mut self, armed: bool) {
-        self.armed = armed;
     }
 
     /// Whether the last failed read was cancelled for quiet (once: the flag is cleared).
@@ -59,8 +55,8 @@ impl<R> Releasable<R> {
 }
 
 impl<R: CancelableAsyncReadRent> AsyncReadRent for Releasable<R> {
-    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        if !self.armed {
+    async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
+        if buf.bytes_total() <= self.armed_above {
             return self.io.read(buf).await;
         }
         let (result, buf) = {
@@ -134,11 +130,10 @@ mod tests {
     const QUIET: Duration = Duration::from_millis(50);
 
     #[test]
-    fn an_armed_read_without_a_byte_is_cancelled_and_says_so_once() {
+    fn a_read_into_a_large_room_without_a_byte_is_cancelled_and_says_so_once() {
         run(async {
             let (ours, _peer) = pair().await;
-            let mut io = Releasable::new(ours, QUIET);
-            io.arm(true);
+            let mut io = Releasable::new(ours, QUIET, 16);
             let (result, buf) = io.read(Vec::with_capacity(64)).await;
             assert_eq!(
                 result.expect_err("cancelled").raw_os_error(),
@@ -151,11 +146,10 @@ mod tests {
     }
 
     #[test]
-    fn an_armed_read_returns_bytes_that_arrive_before_the_quiet_time() {
+    fn a_cancellable_read_returns_bytes_that_arrive_before_the_quiet_time() {
         run(async {
             let (ours, mut peer) = pair().await;
-            let mut io = Releasable::new(ours, Duration::from_secs(30));
-            io.arm(true);
+            let mut io = Releasable::new(ours, Duration::from_secs(30), 16);
             peer.write_all(b"burst".to_vec()).await.0.expect("write");
             let (result, buf) = io.read(Vec::with_capacity(64)).await;
             assert_eq!(result.expect("read"), 5);
@@ -165,10 +159,10 @@ mod tests {
     }
 
     #[test]
-    fn an_unarmed_read_waits_past_the_quiet_time() {
+    fn a_read_into_a_small_room_waits_past_the_quiet_time() {
         run(async {
             let (ours, mut peer) = pair().await;
-            let mut io = Releasable::new(ours, QUIET);
+            let mut io = Releasable::new(ours, QUIET, 64);
             let read = io.read(Vec::with_capacity(64));
             let write = async {
                 monoio::time::sleep(QUIET * 4).await;
@@ -185,13 +179,11 @@ mod tests {
     fn after_a_release_the_next_read_gets_every_byte() {
         run(async {
             let (ours, mut peer) = pair().await;
-            let mut io = Releasable::new(ours, QUIET);
-            io.arm(true);
+            let mut io = Releasable::new(ours, QUIET, 16);
             let (result, _) = io.read(Vec::with_capacity(64)).await;
             assert!(result.is_err() && io.take_released());
-            io.arm(false);
             peer.write_all(b"after".to_vec()).await.0.expect("write");
-            let (result, buf) = io.read(Vec::with_capacity(64)).await;
+            let (result, buf) = io.read(Vec::with_capacity(16)).await;
             assert_eq!(result.expect("read"), 5);
             assert_eq!(buf, b"after");
         });

@@ -248,8 +248,9 @@ where
 {
     let (relay_read, relay_write) = relay.into_split();
     let (target_read, target_write) = target.into_split();
-    let relay_read = Releasable::new(relay_read, RELEASE_AFTER);
-    let target_read = Releasable::new(target_read, RELEASE_AFTER);
+    // A first-size buffer's reads are never cancelled; a grown one's are, after a quiet second.
+    let relay_read = Releasable::new(relay_read, RELEASE_AFTER, INITIAL_READ_BYTES);
+    let target_read = Releasable::new(target_read, RELEASE_AFTER, INITIAL_READ_BYTES);
     let target_write = WatchedWrite::new(target_write);
     let relay_write = WatchedWrite::new(relay_write);
     // The watched writes and the side each one goes to.
@@ -342,8 +343,8 @@ where
         if let PumpEnd::RelayRead(ReadError::Protocol(_)) = end {
             // Unread bytes at close(2) turn our FIN into a reset, which may destroy the close
             // frame before the relay reads it: read until the relay closes (RFC 6455 §7.1.1).
-            reader.io_mut().arm(false);
-            let drained = monoio::time::timeout(FAILURE_CLOSE_GRACE, drain(reader.io_mut()));
+            let drained =
+                monoio::time::timeout(FAILURE_CLOSE_GRACE, drain(reader.io_mut().get_mut()));
             let _ = Box::pin(drained).await;
         }
     }
@@ -382,8 +383,6 @@ where
     W: AsyncWriteRent,
 {
     loop {
-        let grown = reader.buffer_grown();
-        reader.io_mut().arm(grown);
         let event = match reader.next_event().await {
             Ok(event) => event,
             Err(ReadError::Io(_)) if reader.io_mut().take_released() => {
@@ -448,7 +447,6 @@ where
     let mut room = first;
     let mut buf = fresh();
     loop {
-        target.arm(room > first);
         let (read, slice) = target
             .read(SliceMut::new(buf, PAYLOAD_START, PAYLOAD_START + room))
             .await;

@@ -147,11 +147,6 @@ impl<R: AsyncReadRent> WsReader<R> {
         }
     }
 
-    /// Whether the read buffer grew past its first size (a read filled it).
-    pub fn buffer_grown(&self) -> bool {
-        self.buf.is_grown()
-    }
-
     /// Gives a grown read buffer's memory back ([`ReadBuf::shrink`]); call between events.
     pub fn shrink_buffer(&mut self) {
         self.buf.shrink();
