@@ -1,16 +1,18 @@
 //! Lets a quiet read give its grown buffer back (docs/performance.md "Memory after a burst").
 //!
 //! A pump direction's read buffer grows to a whole chunk once a read fills it, and a read that
-//! waits for the next byte holds its buffer. [`Releasable`] wraps a read half: a read into more
-//! than a first-size buffer's room (a grown buffer) that brought nothing for [`RELEASE_AFTER`]
-//! is cancelled with monoio's cancelable read, which loses no byte (a read that completed first
-//! returns its bytes as usual). The cancelled read fails with `ECANCELED` and
-//! [`Releasable::take_released`] says so once: the owner shrinks its buffer and reads again.
-//! A read into a small room is the inner read, at no extra cost.
+//! waits for the next byte holds its buffer. [`Releasable`] wraps a read half. A read into more
+//! than a first-size buffer's room (a grown buffer) is armed: once [`RELEASE_AFTER`] has passed
+//! since the last read that needed the room (more bytes than a first-size buffer holds; a
+//! keep-alive ping does not count), it is cancelled with monoio's cancelable read, which loses
+//! no byte (a read that completed first returns its bytes as usual), or not started when that
+//! time has passed already. It then fails with `ECANCELED` and [`Releasable::take_released`]
+//! says so once: the owner shrinks its buffer and reads again. A read into a small room is the
+//! inner read, at no extra cost.
 
 use std::cell::Cell;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::buf::{IoBufMut, IoVecBufMut};
 use monoio::io::{AsyncReadRent, CancelableAsyncReadRent, Canceller};
@@ -28,6 +30,9 @@ pub struct Releasable<R> {
     io: R,
     after: Duration,
     armed_above: usize,
+    /// When the last read brought more than `armed_above` bytes (or the first armed read
+    /// began); `None` while the buffer is small.
+    last_large: Option<Instant>,
     released: bool,
 }
 
@@ -39,6 +44,7 @@ impl<R> Releasable<R> {
             io,
             after,
             armed_above,
+            last_large: None,
             released: false,
         }
     }
@@ -57,21 +63,35 @@ impl<R> Releasable<R> {
 impl<R: CancelableAsyncReadRent> AsyncReadRent for Releasable<R> {
     async fn read<T: IoBufMut>(&mut self, mut buf: T) -> BufResult<usize, T> {
         if buf.bytes_total() <= self.armed_above {
+            self.last_large = None;
             return self.io.read(buf).await;
         }
-        let (result, buf) = {
+        let deadline = *self.last_large.get_or_insert_with(Instant::now) + self.after;
+        let (result, buf) = if deadline <= Instant::now() {
+            (Err(io::Error::from_raw_os_error(ECANCELED)), buf)
+        } else {
             let canceller = Canceller::new();
             let mut read = std::pin::pin!(self.io.cancelable_read(buf, canceller.handle()));
             // Boxed: a monoio `Sleep` is 640 bytes, and this future lives in every pump.
-            let quiet = Box::pin(monoio::time::sleep(self.after));
+            let quiet = Box::pin(monoio::time::sleep_until(deadline.into()));
             monoio::select! {
-                done = &mut read => return done,
-                () = quiet => {}
+                done = &mut read => done,
+                () = quiet => {
+                    drop(canceller.cancel());
+                    read.await
+                }
             }
-            drop(canceller.cancel());
-            read.await
         };
-        self.released = is_cancelled(&result);
+        match &result {
+            Ok(n) if *n > self.armed_above => self.last_large = Some(Instant::now()),
+            Ok(_) => {}
+            Err(_) => {
+                self.released = is_cancelled(&result);
+                if self.released {
+                    self.last_large = None;
+                }
+            }
+        }
         (result, buf)
     }
 
@@ -172,6 +192,36 @@ mod tests {
             assert_eq!(result.expect("read"), 4);
             assert_eq!(buf, b"late");
             assert!(!io.take_released());
+        });
+    }
+
+    #[test]
+    fn small_reads_do_not_postpone_the_release() {
+        run(async {
+            let (ours, mut peer) = pair().await;
+            let mut io = Releasable::new(ours, QUIET * 4, 16);
+            let started = Instant::now();
+            let mut small = 0;
+            let released = loop {
+                let pinging = async {
+                    monoio::time::sleep(QUIET).await;
+                    peer.write_all(b"ping".to_vec()).await.0.expect("write");
+                };
+                let ((result, _), ()) = monoio::join!(io.read(Vec::with_capacity(64)), pinging);
+                assert!(small < 40, "never released while pinged every {QUIET:?}");
+                match result {
+                    Ok(4) => small += 1,
+                    Ok(n) => panic!("read {n} bytes"),
+                    Err(_) => break io.take_released(),
+                }
+            };
+            assert!(released, "cancelled for quiet");
+            assert!(small >= 2, "{small} small reads before the release");
+            assert!(
+                started.elapsed() < QUIET * 8,
+                "released {:?} after the start, small reads every {QUIET:?}",
+                started.elapsed()
+            );
         });
     }
 
