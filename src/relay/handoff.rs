@@ -113,25 +113,10 @@ impl<T> Drop for Receiver<T> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::Wake;
+    use std::sync::atomic::Ordering;
 
+    use super::super::counting_waker::counted;
     use super::*;
-
-    /// Counts its wake-ups.
-    #[derive(Default)]
-    struct Counter(AtomicUsize);
-
-    impl Wake for Counter {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    fn counted() -> (Arc<Counter>, Waker) {
-        let counter = Arc::new(Counter::default());
-        (counter.clone(), Waker::from(counter))
-    }
 
     fn poll<T>(rx: &mut Receiver<T>, waker: &Waker) -> Poll<Result<T, Closed>> {
         Pin::new(rx).poll(&mut Context::from_waker(waker))

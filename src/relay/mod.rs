@@ -10,6 +10,8 @@ mod config_file;
 mod control;
 mod control_queue;
 pub mod core;
+#[cfg(test)]
+mod counting_waker;
 mod front;
 mod handoff;
 mod held;
