@@ -558,6 +558,7 @@ fn serve_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::lazy_timeout::poll_once;
 
     #[test]
     fn dropping_the_stop_signal_stops_both_tasks_and_not_before() {
@@ -567,11 +568,15 @@ mod tests {
                 matches!(r.try_recv(), Err(oneshot::error::TryRecvError::Empty))
             };
             assert!(empty(&mut reader) && empty(&mut writer), "not stopped yet");
-            let waiting =
-                monoio::spawn(async move { (reader.await.is_err(), writer.await.is_err()) });
-            monoio::time::sleep(Duration::from_millis(5)).await;
+            let (mut reader, mut writer) = (std::pin::pin!(reader), std::pin::pin!(writer));
+            // Both wait (their wakers registered) before the signal goes.
+            assert!(poll_once(reader.as_mut()).await.is_none(), "reader waits");
+            assert!(poll_once(writer.as_mut()).await.is_none(), "writer waits");
             drop(signal);
-            assert_eq!(waiting.await, (true, true));
+            assert!(
+                reader.await.is_err() && writer.await.is_err(),
+                "both stopped"
+            );
         })
         .expect("runtime");
     }
