@@ -76,15 +76,8 @@ pub(crate) async fn deliver<R: AsyncReadRent>(
     reply: &mut Reply<'_>,
 ) -> Delivery {
     let mut response = ResponseText::for_head(request_id, head, kind != BodyKind::Empty);
-    let status = response.status();
     match route(reply.control_allowed(), kind, response.text().len()) {
-        Route::ControlNow => match reply.answer(&response, &[]).await {
-            Ok(()) => Delivery::Complete {
-                status,
-                body_bytes: 0,
-            },
-            Err(e) => Delivery::NotSent(DeliveryFailure::Reply(e)),
-        },
+        Route::ControlNow => answer_whole(reply, &response, &[]).await,
         // Boxed here and below: streaming (opening a rendezvous) is the rare path, and its
         // state inline would make every request's future several KiB larger, copied whole
         // each time a request's task is set up.
@@ -164,13 +157,7 @@ async fn gather<R: AsyncReadRent>(
             Err(failure) => return Delivery::NotSent(failure),
             Ok(None) => {
                 response.set_body(!gathered.is_empty());
-                return match reply.answer(&response, &gathered).await {
-                    Ok(()) => Delivery::Complete {
-                        status,
-                        body_bytes: sent,
-                    },
-                    Err(e) => Delivery::NotSent(DeliveryFailure::Reply(e)),
-                };
+                return answer_whole(reply, &response, &gathered).await;
             }
             Ok(Some(range))
                 if gathered.is_empty()
@@ -179,13 +166,7 @@ async fn gather<R: AsyncReadRent>(
             {
                 // The whole body in one piece: answered from the read buffer, without
                 // gathering a copy first.
-                return match reply.answer(&response, reader.bytes(range.clone())).await {
-                    Ok(()) => Delivery::Complete {
-                        status,
-                        body_bytes: len_u64(range.len()),
-                    },
-                    Err(e) => Delivery::NotSent(DeliveryFailure::Reply(e)),
-                };
+                return answer_whole(reply, &response, reader.bytes(range)).await;
             }
             Ok(Some(range)) if fits_control_channel(gathered.len() + range.len()) => {
                 gathered.extend_from_slice(reader.bytes(range));
@@ -208,6 +189,17 @@ async fn gather<R: AsyncReadRent>(
                 .await;
             }
         }
+    }
+}
+
+/// Answers on the control channel with the `response` and its whole `body`.
+async fn answer_whole(reply: &mut Reply<'_>, response: &ResponseText, body: &[u8]) -> Delivery {
+    match reply.answer(response, body).await {
+        Ok(()) => Delivery::Complete {
+            status: response.status(),
+            body_bytes: len_u64(body.len()),
+        },
+        Err(e) => Delivery::NotSent(DeliveryFailure::Reply(e)),
     }
 }
 
